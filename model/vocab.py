@@ -1,0 +1,168 @@
+"""uapi constants and errno/signal names, as the kernel headers define them.
+
+Sources: include/uapi/linux/memfd.h, include/uapi/linux/fcntl.h, include/uapi/linux/falloc.h,
+include/uapi/asm-generic/mman-common.h, include/uapi/linux/kvm.h, include/uapi/asm-generic/errno*.h
+(kernel-semantics.md §1.1, §2.1, §5.3). tests/test_vocab.py checks them against this machine's
+headers/libc where those exist.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+
+PAGE_SIZE = 4096
+HPAGE_SIZE = 2 * 1024 * 1024
+
+# include/uapi/linux/memfd.h
+MFD_CLOEXEC = 0x0001
+MFD_ALLOW_SEALING = 0x0002
+MFD_HUGETLB = 0x0004
+MFD_NOEXEC_SEAL = 0x0008
+MFD_EXEC = 0x0010
+MFD_HUGE_SHIFT = 26
+MFD_HUGE_MASK = 0x3F
+MFD_ALL_FLAGS = MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_HUGETLB | MFD_NOEXEC_SEAL | MFD_EXEC
+MFD_INACCESSIBLE_V5 = 0x0008  # PATCH v5 01/13 (2022, never merged); collides with MFD_NOEXEC_SEAL
+
+# include/uapi/linux/fcntl.h
+F_LINUX_SPECIFIC_BASE = 1024
+F_ADD_SEALS = F_LINUX_SPECIFIC_BASE + 9
+F_GET_SEALS = F_LINUX_SPECIFIC_BASE + 10
+F_SEAL_SEAL = 0x01
+F_SEAL_SHRINK = 0x02
+F_SEAL_GROW = 0x04
+F_SEAL_WRITE = 0x08
+F_SEAL_FUTURE_WRITE = 0x10
+F_SEAL_EXEC = 0x20
+F_ALL_SEALS = 0x3F
+
+O_RDONLY = 0o0
+O_WRONLY = 0o1
+O_RDWR = 0o2
+O_CREAT = 0o100
+O_TRUNC = 0o1000
+O_CLOEXEC = 0o2000000
+
+# include/uapi/linux/falloc.h
+FALLOC_FL_KEEP_SIZE = 0x01
+FALLOC_FL_PUNCH_HOLE = 0x02
+FALLOC_FL_COLLAPSE_RANGE = 0x08
+FALLOC_FL_ZERO_RANGE = 0x10
+
+# include/uapi/asm-generic/mman-common.h
+PROT_NONE = 0x0
+PROT_READ = 0x1
+PROT_WRITE = 0x2
+PROT_EXEC = 0x4
+MAP_SHARED = 0x01
+MAP_PRIVATE = 0x02
+
+# include/uapi/linux/kvm.h (6.18)
+KVMIO = 0xAE
+KVM_CREATE_VM = 0xAE01
+KVM_CHECK_EXTENSION = 0xAE03
+KVM_CREATE_GUEST_MEMFD = 0xC040AED4
+KVM_SET_USER_MEMORY_REGION2 = 0x40A0AE49
+KVM_CAP_GUEST_MEMFD = 234
+KVM_CAP_GUEST_MEMFD_FLAGS = 244
+GUEST_MEMFD_FLAG_MMAP = 1 << 0
+GUEST_MEMFD_FLAG_INIT_SHARED = 1 << 1
+KVM_MEM_LOG_DIRTY_PAGES = 1 << 0
+KVM_MEM_READONLY = 1 << 1
+KVM_MEM_GUEST_MEMFD = 1 << 2
+
+# Flag families, in the order strace prints them.
+MFD_FLAGS = {
+    "MFD_CLOEXEC": MFD_CLOEXEC,
+    "MFD_ALLOW_SEALING": MFD_ALLOW_SEALING,
+    "MFD_HUGETLB": MFD_HUGETLB,
+    "MFD_NOEXEC_SEAL": MFD_NOEXEC_SEAL,
+    "MFD_EXEC": MFD_EXEC,
+}
+SEALS = {
+    "F_SEAL_SEAL": F_SEAL_SEAL,
+    "F_SEAL_SHRINK": F_SEAL_SHRINK,
+    "F_SEAL_GROW": F_SEAL_GROW,
+    "F_SEAL_WRITE": F_SEAL_WRITE,
+    "F_SEAL_FUTURE_WRITE": F_SEAL_FUTURE_WRITE,
+    "F_SEAL_EXEC": F_SEAL_EXEC,
+}
+FALLOC_FLAGS = {
+    "FALLOC_FL_KEEP_SIZE": FALLOC_FL_KEEP_SIZE,
+    "FALLOC_FL_PUNCH_HOLE": FALLOC_FL_PUNCH_HOLE,
+    "FALLOC_FL_COLLAPSE_RANGE": FALLOC_FL_COLLAPSE_RANGE,
+    "FALLOC_FL_ZERO_RANGE": FALLOC_FL_ZERO_RANGE,
+}
+PROT_FLAGS = {"PROT_READ": PROT_READ, "PROT_WRITE": PROT_WRITE, "PROT_EXEC": PROT_EXEC}
+MAP_FLAGS = {"MAP_SHARED": MAP_SHARED, "MAP_PRIVATE": MAP_PRIVATE}
+OPEN_FLAGS = {"O_RDWR": O_RDWR, "O_WRONLY": O_WRONLY, "O_CREAT": O_CREAT, "O_TRUNC": O_TRUNC,
+              "O_CLOEXEC": O_CLOEXEC}
+GMEM_FLAGS = {"GUEST_MEMFD_FLAG_MMAP": GUEST_MEMFD_FLAG_MMAP,
+              "GUEST_MEMFD_FLAG_INIT_SHARED": GUEST_MEMFD_FLAG_INIT_SHARED}
+MEMSLOT_FLAGS = {"KVM_MEM_LOG_DIRTY_PAGES": KVM_MEM_LOG_DIRTY_PAGES,
+                 "KVM_MEM_READONLY": KVM_MEM_READONLY,
+                 "KVM_MEM_GUEST_MEMFD": KVM_MEM_GUEST_MEMFD}
+FCNTL_CMDS = {"F_ADD_SEALS": F_ADD_SEALS, "F_GET_SEALS": F_GET_SEALS}
+
+#: Every named constant a trace may use, name -> value.
+CONSTANTS: dict[str, int] = {
+    **MFD_FLAGS, **SEALS, **FALLOC_FLAGS, **PROT_FLAGS, **MAP_FLAGS, **OPEN_FLAGS,
+    **GMEM_FLAGS, **MEMSLOT_FLAGS, **FCNTL_CMDS,
+    "O_RDONLY": O_RDONLY, "PROT_NONE": PROT_NONE,
+    "KVM_CREATE_VM": KVM_CREATE_VM, "KVM_CREATE_GUEST_MEMFD": KVM_CREATE_GUEST_MEMFD,
+    "KVM_SET_USER_MEMORY_REGION2": KVM_SET_USER_MEMORY_REGION2,
+}
+
+
+def render_flags(value: int, family: dict[str, int], zero: str = "0") -> str:
+    """Render a flag word the way strace does: NAME|NAME|0xrest, or `zero` for 0."""
+    if value == 0:
+        return zero
+    names = []
+    rest = value
+    for name, bit in family.items():
+        if bit and value & bit == bit and rest & bit:
+            names.append(name)
+            rest &= ~bit
+    if rest:
+        names.append(hex(rest))
+    return "|".join(names)
+
+
+def parse_flags(text: str) -> int:
+    """Inverse of render_flags over CONSTANTS; accepts decimal/hex/octal numbers too.
+
+    Raises KeyError naming the first unknown word."""
+    value = 0
+    for word in text.split("|"):
+        word = word.strip()
+        if word in CONSTANTS:
+            value |= CONSTANTS[word]
+        else:
+            try:
+                value |= int(word, 0)
+            except ValueError:
+                raise KeyError(word) from None
+    return value
+
+
+# Errno and signal names (asm-generic; x86_64).
+ERRNO: dict[str, int] = {name: getattr(_errno, name) for name in (
+    "EPERM", "ENOENT", "EINTR", "EIO", "EBADF", "EAGAIN", "ENOMEM", "EACCES", "EFAULT",
+    "EBUSY", "EEXIST", "ENODEV", "EINVAL", "EMFILE", "ENOSPC", "ESPIPE", "EFBIG",
+    "ENOTTY", "EOPNOTSUPP", "ENOSYS", "ETXTBSY")}
+ERRNO_NAME: dict[int, str] = {v: k for k, v in ERRNO.items()}
+SIGNALS: dict[str, int] = {"SIGSEGV": 11, "SIGBUS": 7}
+SIGNAL_NAME: dict[int, str] = {v: k for k, v in SIGNALS.items()}
+STRERROR: dict[str, str] = {
+    "EPERM": "Operation not permitted", "ENOENT": "No such file or directory",
+    "EIO": "Input/output error", "EBADF": "Bad file descriptor",
+    "ENOMEM": "Cannot allocate memory", "EACCES": "Permission denied", "EFAULT": "Bad address",
+    "EBUSY": "Device or resource busy", "ENODEV": "No such device",
+    "EINVAL": "Invalid argument", "ESPIPE": "Illegal seek", "ENOTTY":
+    "Inappropriate ioctl for device", "EOPNOTSUPP": "Operation not supported",
+    "ENOSPC": "No space left on device", "EMFILE": "Too many open files",
+    "EAGAIN": "Resource temporarily unavailable", "EEXIST": "File exists",
+    "EINTR": "Interrupted system call", "EFBIG": "File too large",
+    "ENOSYS": "Function not implemented", "ETXTBSY": "Text file busy",
+}
