@@ -42,6 +42,7 @@ class Str:
     """A C string literal ("t", "/proc/self/fd/3"); `text` is the unescaped content."""
 
     text: str
+    truncated: bool = False  # strace's `"..."...`: the literal was cut; data repeats to the count
 
 
 @dataclass(frozen=True)
