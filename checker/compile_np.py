@@ -1,0 +1,220 @@
+"""Compile model expressions to vectorised numpy code (the explicit engine's interpreter).
+
+Each action is compiled once into a Python function over a frontier of states (arrays of shape
+(N, 1)) and all its parameter combinations (arrays of shape (1, K)); numpy broadcasting evaluates
+every (state, parameter) pair at once. The semantics is the model's IR: this module only
+translates operators.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from model.lang.action import Action, Semantics
+from model.lang.design import Design
+from model.lang.expr import BOOL, INT, E, SortT, literal_like, recast
+from model.lang.schema import Schema
+
+Arr = npt.NDArray[Any]
+
+
+class CodeGen:
+    """Emit straight-line numpy code for a set of expressions, sharing common subterms."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.memo: dict[int, str] = {}
+        self.n = 0
+        self.keep: list[E] = []  # keep nodes alive so id() stays unique
+        self.structural: dict[tuple[object, ...], str] = {}
+
+    def emit(self, e: E) -> str:
+        key = id(e)
+        if key in self.memo:
+            return self.memo[key]
+        self.keep.append(e)
+        code = self._code(e)
+        if e.op in ("const", "var"):
+            self.memo[key] = code
+            return code
+        skey = (code, e.sort)
+        if skey in self.structural:
+            self.memo[key] = self.structural[skey]
+            return self.structural[skey]
+        name = f"t{self.n}"
+        self.structural[skey] = name
+        self.n += 1
+        self.lines.append(f"{name} = {code}")
+        self.memo[key] = name
+        return name
+
+    def _code(self, e: E) -> str:
+        if e.op == "const":
+            return repr(bool(e.val)) if e.sort == BOOL else repr(int(e.val))  # type: ignore[call-overload]
+        if e.op == "var":
+            scope, name = e.val  # type: ignore[misc]
+            return f"{scope}_{name}"
+        a = [self.emit(x) for x in e.args]
+        op = e.op
+        if op == "not":
+            return f"np.logical_not({a[0]})"
+        if op == "and":
+            return "(" + " & ".join(a) + ")"
+        if op == "or":
+            return "(" + " | ".join(a) + ")"
+        if op == "ite":
+            return f"np.where({a[0]}, {a[1]}, {a[2]})"
+        if op == "bnot":
+            return f"(np.invert({a[0]}) & {(1 << e.sort[1]) - 1})"  # type: ignore[index]
+        if op == "resize":
+            return f"({a[0]} & {(1 << e.sort[1]) - 1})"  # type: ignore[index]
+        sym = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "add": "+", "sub": "-",
+               "band": "&", "bor": "|", "bxor": "^"}[op]
+        if e.args[0].sort == BOOL and op in ("eq", "ne"):
+            return f"(np.asarray({a[0]}) {sym} {a[1]})"
+        return f"({a[0]} {sym} {a[1]})"
+
+
+def fit(e: E, sort: SortT) -> E:
+    """An update expression given the target field's sort."""
+    if e.sort == sort:
+        return e
+    if sort == BOOL and e.sort == INT:
+        return e != 0
+    if sort == INT and e.sort == BOOL:
+        from model.lang.expr import If
+        return If(e, 1, 0)
+    if literal_like(e) or (isinstance(e.sort, tuple) and isinstance(sort, tuple)):
+        return recast(e, sort)
+    raise TypeError(f"cannot store {e!r} : {e.sort} in a field of sort {sort}")
+
+
+def param_grid(action: Action) -> tuple[list[str], Arr]:
+    """All parameter combinations of an action's explored domains: (names, (K, nparams))."""
+    names = [p.name for p in action.params]
+    combos = list(itertools.product(*(p.domain for p in action.params)))
+    if not names:
+        return names, np.zeros((1, 0), dtype=np.int64)
+    return names, np.array(combos, dtype=np.int64).reshape(len(combos), len(names))
+
+
+@dataclass
+class CompiledAction:
+    action: Action
+    index: int
+    sem: Semantics
+    pnames: list[str]
+    pgrid: Arr  # (K, nparams)
+    fn: Callable[[Mapping[str, Arr], Mapping[str, Arr]], dict[str, Arr]]
+    labels: list[str]
+    source: str
+
+    @property
+    def k(self) -> int:
+        return int(self.pgrid.shape[0])
+
+    def params_at(self, j: int) -> dict[str, int]:
+        return {n: int(self.pgrid[j, i]) for i, n in enumerate(self.pnames)}
+
+
+def compile_action(schema: Schema, action: Action, index: int,
+                   extra: Sequence[tuple[str, Callable[[Any], E]]] = ()) -> CompiledAction:
+    """Compile an action to fn(S, P) -> {"en", "br", "out", "eff", "<field>"..., extras}.
+
+    `extra` are named predicates over the transition (action properties), each a function of a
+    TransitionView, compiled into the same function so they share subterms."""
+    from properties.views import TransitionView
+
+    sem = action.semantics(schema)
+    g = CodeGen()
+    en = g.emit(sem.enabled)
+    conds = [g.emit(b.rule.cond) for b in sem.branches]
+    vals = [g.emit(b.rule.value) for b in sem.branches]
+    nb = len(sem.branches)
+    body = [f"en = np.broadcast_to({en}, SHAPE)"]
+    body.append(f"br = np.full(SHAPE, {nb - 1}, dtype=np.int16)")
+    for i in range(nb - 2, -1, -1):
+        body.append(f"br = np.where({conds[i]}, np.int16({i}), br)")
+    out = vals[-1]
+    body.append(f"out = np.broadcast_to({out}, SHAPE)")
+    for i in range(nb - 2, -1, -1):
+        body.append(f"out = np.where(br == {i}, {vals[i]}, out)")
+    effs = [b.rule.effects for b in sem.branches]
+    body.append("eff = np.zeros(SHAPE, dtype=np.int64)")
+    for i, ef in enumerate(effs):
+        if isinstance(ef, int) and ef == 0:
+            continue
+        code = repr(ef) if isinstance(ef, int) else g.emit(ef)
+        body.append(f"eff = np.where(br == {i}, {code}, eff)")
+    results = ["'en': en", "'br': br", "'out': out", "'eff': eff"]
+    nexts: dict[str, str] = {}
+    for f in schema.fields:
+        cur = f"s_{f.name}"
+        chain = []
+        for i, b in enumerate(sem.branches):
+            if f.name in b.rule.updates:
+                chain.append((i, g.emit(fit(b.rule.updates[f.name], f.sort.expr_sort))))
+        if not chain:
+            continue
+        expr = cur
+        for i, code in reversed(chain):
+            expr = f"np.where(br == {i}, {code}, {expr})"
+        nm = f"u_{f.name}"
+        body.append(f"{nm} = np.broadcast_to(np.asarray({expr}, dtype=np.int64), SHAPE)")
+        nexts[f.name] = nm
+        results.append(f"{f.name!r}: {nm}")
+    # action properties over (s, n, params, outcome, effects), after the next state exists
+    for f in schema.fields:
+        if f.name not in nexts:
+            body.append(f"n_{f.name} = s_{f.name}")
+        else:
+            conv = " != 0" if f.sort.kind == "bool" else ""
+            body.append(f"n_{f.name} = u_{f.name}{conv}")
+    body += ["o_out = out", "x_eff = eff", "b_br = br"]
+    g2 = CodeGen()
+    g2.memo, g2.n, g2.keep = dict(g.memo), g.n, g.keep
+    g2.structural = dict(g.structural)
+    tv = TransitionView(schema, action, sem)
+    for pname, pred in extra:
+        code = g2.emit(pred(tv))
+        results.append(f"{pname!r}: np.broadcast_to({code}, SHAPE)")
+    head = ["def fn(S, P):"]
+    for f in schema.fields:
+        conv = " != 0" if f.sort.kind == "bool" else ""
+        head.append(f"    s_{f.name} = S[{f.name!r}]{conv}")
+    for p in action.params:
+        conv = " != 0" if p.sort.kind == "bool" else ""
+        head.append(f"    p_{p.name} = P[{p.name!r}]{conv}")
+    head.append("    SHAPE = np.broadcast_shapes(S['__shape__'].shape, P['__shape__'].shape)")
+    src = "\n".join(head + ["    " + ln for ln in g.lines + body + g2.lines]
+                    + ["    return {" + ", ".join(results) + "}"])
+    ns: dict[str, Any] = {"np": np}
+    exec(compile(src, f"<compiled {action.name}>", "exec"), ns)
+    labels = [b.rule.label for b in sem.branches]
+    names, grid = param_grid(action)
+    return CompiledAction(action, index, sem, names, grid, ns["fn"], labels, src)
+
+
+def compile_state_pred(schema: Schema, pred: E) -> Callable[[Mapping[str, Arr]], Arr]:
+    g = CodeGen()
+    code = g.emit(pred)
+    head = ["def fn(S):"]
+    for f in schema.fields:
+        conv = " != 0" if f.sort.kind == "bool" else ""
+        head.append(f"    s_{f.name} = S[{f.name!r}]{conv}")
+    src = "\n".join(head + ["    " + ln for ln in g.lines]
+                    + [f"    return np.broadcast_to({code}, S['__shape__'].shape)"])
+    ns: dict[str, Any] = {"np": np}
+    exec(compile(src, "<compiled predicate>", "exec"), ns)
+    return ns["fn"]  # type: ignore[no-any-return]
+
+
+def compile_design(design: Design, extra: Sequence[tuple[str, Callable[[Any], E]]] = ()
+                   ) -> list[CompiledAction]:
+    return [compile_action(design.schema, a, i, extra) for i, a in enumerate(design.actions)]

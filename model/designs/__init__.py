@@ -1,0 +1,35 @@
+"""Built-in designs, by name. Each module registers a builder; designs are built lazily."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from model.lang.design import Design
+
+_BUILDERS: dict[str, Callable[[], Design]] = {}
+_CACHE: dict[str, Design] = {}
+
+
+def register(name: str) -> Callable[[Callable[[], Design]], Callable[[], Design]]:
+    def deco(fn: Callable[[], Design]) -> Callable[[], Design]:
+        _BUILDERS[name] = fn
+        return fn
+    return deco
+
+
+def _load_all() -> None:
+    from model.designs import memfd  # noqa: F401
+
+
+def names() -> list[str]:
+    _load_all()
+    return list(_BUILDERS)
+
+
+def get(name: str) -> Design:
+    _load_all()
+    if name not in _BUILDERS:
+        raise KeyError(name)
+    if name not in _CACHE:
+        _CACHE[name] = _BUILDERS[name]()
+    return _CACHE[name]

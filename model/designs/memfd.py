@@ -1,0 +1,495 @@
+"""Mainline memfd/shmem/hugetlbfs as Linux 6.18 behaves (kernel-semantics.md §1-§3, probed 6.18.44).
+
+One inode, created by memfd_create. Descriptors, mappings and held page references are counted
+per kind (a counter abstraction; NOTES.md). Sizes are in pages: 4 KiB on shmem, 2 MiB on
+hugetlbfs. Every mapping covers the file's first page, so an access faults past EOF exactly
+when size = 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from model.designs import register
+from model.lang import (
+    Action, Design, E, Field, If, Init, Param, Schema, boolean, enum, fail, nat, ok, requires,
+    signal, word,
+)
+from model.lang.expr import bv
+from model.lang.callspec import C, Choice, Fd, Flags, MapRef, Num, PinRef, ProcFd
+from model.lang.expr import Or
+from model.lang.schema import StateView
+from model.vocab import (
+    F_SEAL_EXEC, F_SEAL_FUTURE_WRITE, F_SEAL_GROW, F_SEAL_SEAL, F_SEAL_SHRINK, F_SEAL_WRITE,
+    FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE, FALLOC_FLAGS, HPAGE_SIZE,
+    MAP_PRIVATE, MAP_SHARED, MFD_ALL_FLAGS, MFD_ALLOW_SEALING, MFD_CLOEXEC, MFD_EXEC, MFD_FLAGS,
+    MFD_HUGE_MASK, MFD_HUGE_SHIFT, MFD_HUGETLB, MFD_NOEXEC_SEAL, PAGE_SIZE, SEALS, render_flags,
+)
+
+F_ALL_SEALS = 0x3F
+WX_SEALS = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_FUTURE_WRITE
+
+# Handle kinds. The order of each enum is the order of its counter fields below.
+FD_KINDS = ("rw", "ro")  # open file descriptions with / without FMODE_WRITE
+MAP_KINDS = ("sh_rw", "sh_ro_mw", "sh_ro", "pr_ro", "pr_rw")
+PIN_KINDS = ("ref", "gup")
+RW, RO = 0, 1
+SH_RW, SH_RO_MW, SH_RO, PR_RO, PR_RW = range(5)
+REF, GUP = 0, 1
+
+MAP_DOC = {
+    "sh_rw": "MAP_SHARED, PROT_READ|PROT_WRITE (VM_SHARED|VM_MAYWRITE|VM_WRITE)",
+    "sh_ro_mw": "MAP_SHARED, PROT_READ, VM_MAYWRITE kept (upgradable by mprotect)",
+    "sh_ro": "MAP_SHARED, PROT_READ without VM_MAYWRITE (O_RDONLY fd, or write-sealed file)",
+    "pr_ro": "MAP_PRIVATE, PROT_READ",
+    "pr_rw": "MAP_PRIVATE, PROT_READ|PROT_WRITE (copy-on-write)",
+}
+
+EFFECTS = ("CHG_FD", "CHG_MAP", "CHG_DMA")
+CHG_FD, CHG_MAP, CHG_DMA = 1, 2, 4  # file content changed through: an fd, a mapping, a pin
+
+
+def page_bytes(st: Mapping[str, int]) -> int:
+    """Bytes per model page in state st."""
+    return HPAGE_SIZE if st.get("hugetlb") else PAGE_SIZE
+
+
+FD_FIELDS = [f"fd_{k}" for k in FD_KINDS]
+MAP_FIELDS = [f"map_{k}" for k in MAP_KINDS]
+PIN_FIELDS = [f"pin_{k}" for k in PIN_KINDS]
+
+SCHEMA = Schema((
+    Field("noexec_scope", nat(fixed=2), "vm.memfd_noexec of the caller's pid namespace "
+          "(pidns_memfd_noexec_scope()); read only by memfd_create, so it is reset to 0 once "
+          "the inode exists (a dead-variable reduction)"),
+    Field("exists", boolean(), "memfd_create has succeeded (one inode per model)"),
+    Field("hugetlb", boolean(), "hugetlbfs-backed (MFD_HUGETLB)"),
+    Field("seals", word(6, SEALS), "shmem_inode_info.seals / hugetlbfs_inode_info.seals"),
+    Field("mode", word(9), "i_mode & 0777"),
+    Field("size", nat("pages"), "i_size in pages"),
+    *(Field(n, nat("fds"), f"open descriptions, {k}", handle=("fd", k))
+      for n, k in zip(FD_FIELDS, FD_KINDS)),
+    *(Field(n, nat("maps"), MAP_DOC[k], handle=("map", k))
+      for n, k in zip(MAP_FIELDS, MAP_KINDS)),
+    Field("pin_ref", nat("pins"), "page references held by vmsplice into a pipe",
+          handle=("pin", "ref")),
+    Field("pin_gup", nat("pins"), "long-term FOLL_WRITE pins (io_uring fixed buffer, O_DIRECT)",
+          handle=("pin", "gup")),
+    Field("created_noexec", boolean(), "created with (effective) MFD_NOEXEC_SEAL", ghost=True),
+))
+
+FD = enum(*FD_KINDS)
+MAPK = enum(*MAP_KINDS)
+PINK = enum(*PIN_KINDS)
+
+
+# ---- small helpers over the counter abstraction -------------------------------------------
+def count(s: StateView, fields: list[str], kind: E) -> E:
+    """The counter of the handle kind `kind` (an enum parameter)."""
+    out: E = s[fields[-1]]
+    for i in range(len(fields) - 2, -1, -1):
+        out = If(kind == i, s[fields[i]], out)
+    return out
+
+
+def bump(s: StateView, fields: list[str], kind: E, delta: int) -> dict[str, E]:
+    """Updates adding `delta` to the counter of kind `kind`."""
+    return {f: If(kind == i, s[f] + delta if delta > 0 else s[f] - (-delta), s[f])
+            for i, f in enumerate(fields)}
+
+
+def writable_maps(s: StateView) -> E:
+    """i_mmap_writable's positive part: VMAs that are VM_SHARED and VM_MAYWRITE."""
+    return s.map_sh_rw + s.map_sh_ro_mw
+
+
+def pins(s: StateView) -> E:
+    return s.pin_ref + s.pin_gup
+
+
+def write_sealed(s: StateView) -> E:
+    return s.seals.has(F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)
+
+
+def have_fd(s: StateView, fd: E) -> object:
+    return requires(count(s, FD_FIELDS, fd) > 0, label="have_fd",
+                    why="the caller holds a descriptor of this kind")
+
+
+def have_map(s: StateView, m: E) -> object:
+    return requires(count(s, MAP_FIELDS, m) > 0, label="have_map")
+
+
+def pinned_page0_kept(s: StateView, truncates_page0: E) -> object:
+    return requires(~(truncates_page0 & (pins(s) > 0)), label="pins_not_truncated",
+                    why="truncating a pinned page is not modelled (NOTES.md LIMITATIONS)")
+
+
+def seals_note(v: int) -> str | None:
+    return "seals " + render_flags(v, SEALS) if v > 0 else None
+
+
+PAGES = "pages"
+
+
+# ---- actions -------------------------------------------------------------------------------
+NAME_OK, NAME_NULL, NAME_LONG = 0, 1, 2
+MFD_DOMAIN = tuple(sorted({f | c for f in range(32) for c in (0,)} | {
+    0x100, 21 << MFD_HUGE_SHIFT, MFD_HUGETLB | (21 << MFD_HUGE_SHIFT)}))
+
+
+def memfd_create_body(s: StateView, name: E, flags: E) -> list[object]:
+    """SYSCALL_DEFINE2(memfd_create), mm/memfd.c: sanitize_flags(),
+    check_sysctl_memfd_noexec(), alloc_name(), alloc_file() (kernel-semantics.md §1.2-§1.3)."""
+    allowed = If(flags.has(MFD_HUGETLB),
+                 bv(MFD_ALL_FLAGS | (MFD_HUGE_MASK << MFD_HUGE_SHIFT), 32), bv(MFD_ALL_FLAGS, 32))
+    defaulted = If(s.noexec_scope >= 1, MFD_NOEXEC_SEAL, MFD_EXEC)
+    eff = If(flags.has(MFD_EXEC | MFD_NOEXEC_SEAL), flags, flags | defaulted)
+    noexec = eff.has(MFD_NOEXEC_SEAL)
+    return [
+        requires(~s.exists, label="one_inode", why="the model holds one inode"),
+        fail("EINVAL", when=(flags & ~allowed) != 0, label="unknown_flags",
+             why="sanitize_flags(): bits outside MFD_ALL_FLAGS (huge-size bits need HUGETLB)"),
+        fail("EINVAL", when=flags.has_all(MFD_EXEC | MFD_NOEXEC_SEAL), label="exec_and_noexec",
+             why="sanitize_flags(): MFD_EXEC with MFD_NOEXEC_SEAL"),
+        fail("EACCES", when=~noexec & (s.noexec_scope >= 2), label="noexec_enforced",
+             why="check_sysctl_memfd_noexec(): vm.memfd_noexec=2 refuses executable memfds"),
+        fail("EFAULT", when=name == NAME_NULL, label="name_fault", why="alloc_name()"),
+        fail("EINVAL", when=name == NAME_LONG, label="name_too_long",
+             why="alloc_name(): longer than MFD_NAME_MAX_LEN (249)"),
+        ok(0, exists=1, hugetlb=If(flags.has(MFD_HUGETLB), 1, 0), fd_rw=1,
+           mode=If(noexec, 0o666, 0o777),
+           seals=If(noexec, F_SEAL_EXEC,
+                    If(flags.has(MFD_ALLOW_SEALING), 0, F_SEAL_SEAL)),
+           created_noexec=If(noexec, 1, 0), noexec_scope=0,
+           why="alloc_file(): NOEXEC_SEAL => 0666 and seals {EXEC}; else 0777 and {SEAL} "
+               "unless ALLOW_SEALING"),
+    ]
+
+
+SEAL_DOMAIN = (0, F_SEAL_SEAL, F_SEAL_SHRINK, F_SEAL_GROW, F_SEAL_WRITE, F_SEAL_FUTURE_WRITE,
+               F_SEAL_EXEC, F_SEAL_SHRINK | F_SEAL_GROW, F_SEAL_SHRINK | F_SEAL_WRITE,
+               F_SEAL_GROW | F_SEAL_SEAL, 0x40)
+
+
+def implied_seals(s: StateView, seals: E) -> E:
+    """F_SEAL_EXEC on a file with any x bit also adds SHRINK|GROW|WRITE|FUTURE_WRITE."""
+    return If(seals.has(F_SEAL_EXEC) & s.mode.has(0o111), seals | WX_SEALS, seals)
+
+
+def adds_write(s: StateView, seals: E) -> E:
+    return seals.has(F_SEAL_WRITE) & ~s.seals.has(F_SEAL_WRITE)
+
+
+def add_seals_body(s: StateView, fd: E, seals: E) -> list[object]:
+    """memfd_add_seals(), mm/memfd.c — the checks in the kernel's order (§2.2)."""
+    seals2 = implied_seals(s, seals)  # applied before the WRITE checks since 3b041514cb6e
+    return [
+        have_fd(s, fd),
+        fail("EPERM", unless=fd == RW, label="fmode_write",
+             why="!(file->f_mode & FMODE_WRITE), before anything else"),
+        fail("EINVAL", when=(seals & ~F_ALL_SEALS) != 0, label="invalid_bits",
+             why="seals & ~F_ALL_SEALS"),
+        fail("EPERM", when=s.seals.has(F_SEAL_SEAL), label="sealed",
+             why="F_SEAL_SEAL is set, even for seals == 0"),
+        fail("EBUSY", when=adds_write(s, seals2) & (writable_maps(s) > 0),
+             label="deny_writable", why="mapping_deny_writable(): i_mmap_writable > 0"),
+        fail("EBUSY", when=adds_write(s, seals2) & (pins(s) > 0), label="wait_for_pins",
+             why="memfd_wait_for_pins(): extra page references after ~150 ms"),
+        ok(0, seals=s.seals | seals2, why="*file_seals |= seals"),
+    ]
+
+
+def get_seals_body(s: StateView, fd: E) -> list[object]:
+    """memfd_get_seals(): the seal word, through any descriptor."""
+    return [have_fd(s, fd), ok(s.seals)]
+
+
+def pwrite_body(s: StateView, fd: E, off: E, len: E) -> list[object]:  # noqa: A002
+    """vfs_write() then shmem_file_write_iter()/shmem_write_begin() (§3)."""
+    return [
+        have_fd(s, fd),
+        fail("EBADF", unless=fd == RW, label="fmode_write", why="vfs_write(): !FMODE_WRITE"),
+        fail("EINVAL", when=s.hugetlb, label="no_write_iter",
+             why="hugetlbfs has no write_iter: !FMODE_CAN_WRITE"),
+        ok(0, when=len == 0, label="zero_len",
+           why="generic_write_checks(): nothing to write, before write_begin"),
+        fail("EPERM", when=write_sealed(s), label="write_seal",
+             why="shmem_write_begin(): WRITE or FUTURE_WRITE"),
+        fail("EPERM", when=s.seals.has(F_SEAL_GROW) & (off + 1 > s.size), label="grow_seal",
+             why="shmem_write_begin(): GROW and pos + len > i_size"),
+        ok(PAGE_SIZE, effects=CHG_FD, size=If(off + 1 > s.size, off + 1, s.size)),
+    ]
+
+
+def ftruncate_body(s: StateView, fd: E, len: E) -> list[object]:  # noqa: A002
+    """do_ftruncate() then shmem_setattr()/hugetlbfs_setattr() (§3)."""
+    return [
+        have_fd(s, fd),
+        fail("EINVAL", unless=fd == RW, label="fmode_write",
+             why="do_ftruncate(): !(f_mode & FMODE_WRITE)"),
+        fail("EPERM", when=s.seals.has(F_SEAL_SHRINK) & (len < s.size), label="shrink_seal"),
+        fail("EPERM", when=s.seals.has(F_SEAL_GROW) & (len > s.size), label="grow_seal"),
+        pinned_page0_kept(s, (len == 0) & (s.size > 0)),
+        ok(0, size=len),
+    ]
+
+
+FALLOC_DOMAIN = (0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                 FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE)
+
+
+def fallocate_body(s: StateView, fd: E, mode: E, off: E) -> list[object]:
+    """vfs_fallocate() then shmem_fallocate()/hugetlbfs_fallocate(); len is one page."""
+    punch = mode.has(FALLOC_FL_PUNCH_HOLE)
+    keep = mode.has(FALLOC_FL_KEEP_SIZE)
+    end = off + 1
+    return [
+        have_fd(s, fd),
+        fail("EOPNOTSUPP", when=punch & ~keep, label="punch_needs_keep_size",
+             why="vfs_fallocate(): PUNCH_HOLE without KEEP_SIZE"),
+        fail("EBADF", unless=fd == RW, label="fmode_write", why="vfs_fallocate(): !FMODE_WRITE"),
+        fail("EOPNOTSUPP", when=(mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE)) != 0,
+             label="unsupported_mode",
+             why="shmem_fallocate()/hugetlbfs_fallocate(): only KEEP_SIZE and PUNCH_HOLE"),
+        fail("EPERM", when=punch & write_sealed(s), label="punch_write_seal",
+             why="shmem_fallocate(): punching a hole needs no WRITE/FUTURE_WRITE"),
+        pinned_page0_kept(s, punch & (off == 0) & (s.size > 0)),
+        ok(0, when=punch, label="punched", effects=If(off < s.size, CHG_FD, 0)),
+        fail("EPERM", when=s.seals.has(F_SEAL_GROW) & (end > s.size), label="grow_seal",
+             why="shmem_fallocate(): GROW and offset + len > i_size (also with KEEP_SIZE)"),
+        ok(0, size=If(~keep & (end > s.size), end, s.size)),
+    ]
+
+
+PROT_R, PROT_RW = 0, 1
+SHARED, PRIVATE = 0, 1
+
+
+def mmap_body(s: StateView, fd: E, share: E, prot: E) -> list[object]:
+    """do_mmap(), memfd_check_seals_mmap(), mmap_region(), hugetlbfs_file_mmap() (§3.1)."""
+    shared = share == SHARED
+    w = prot == PROT_RW
+    shared_vma = shared & (fd == RW)  # !FMODE_WRITE strips VM_SHARED|VM_MAYWRITE
+    kind = If(~shared, If(w, PR_RW, PR_RO),
+              If(w, SH_RW, If(shared_vma & ~write_sealed(s), SH_RO_MW, SH_RO)))
+    grows = s.hugetlb & w & (s.size < 1)
+    return [
+        have_fd(s, fd),
+        fail("EACCES", when=shared & w & (fd != RW), label="shared_write_needs_fmode_write",
+             why="do_mmap(): MAP_SHARED with PROT_WRITE on a file without FMODE_WRITE"),
+        fail("EPERM", when=shared_vma & w & write_sealed(s), label="write_seal",
+             why="memfd_check_seals_mmap(): new shared writable mapping of a write-sealed file"),
+        ok(0, size=If(grows, 1, s.size), **bump(s, MAP_FIELDS, kind, +1),
+           why="hugetlbfs_file_mmap() raises i_size to the mapping's end for VM_WRITE "
+               "mappings, without looking at F_SEAL_GROW (probed on 6.18.44)"),
+    ]
+
+
+def mprotect_body(s: StateView, m: E, prot: E) -> list[object]:
+    """mprotect_fixup(): adding PROT_WRITE needs VM_MAYWRITE."""
+    w = prot == PROT_RW
+    new = If(m == SH_RW, If(w, SH_RW, SH_RO_MW),
+             If(m == SH_RO_MW, If(w, SH_RW, SH_RO_MW),
+                If(m == SH_RO, SH_RO, If(w, PR_RW, PR_RO))))
+    moves = {f: If(m == i, s[f] - 1, s[f]) for i, f in enumerate(MAP_FIELDS)}
+    after = {f: If(new == i, moves[f] + 1, moves[f]) for i, f in enumerate(MAP_FIELDS)}
+    return [
+        have_map(s, m),
+        fail("EACCES", when=w & (m == SH_RO), label="no_maywrite",
+             why="mprotect_fixup(): VM_MAYWRITE cleared (O_RDONLY fd or write seal)"),
+        ok(0, **after),
+    ]
+
+
+def munmap_body(s: StateView, m: E) -> list[object]:
+    return [have_map(s, m), ok(0, **bump(s, MAP_FIELDS, m, -1))]
+
+
+def store_body(s: StateView, m: E) -> list[object]:
+    """A one-byte store through a mapping: permission fault, then the file fault handler."""
+    return [
+        have_map(s, m),
+        signal("SIGSEGV", unless=(m == SH_RW) | (m == PR_RW), label="no_vm_write",
+               why="access_error(): the VMA lacks VM_WRITE"),
+        signal("SIGBUS", when=s.size == 0, label="past_eof",
+               why="shmem_fault()/hugetlb_fault(): page beyond i_size"),
+        ok(0, effects=If(m == SH_RW, CHG_MAP, 0),
+           why="a shared store changes the file; a private one copies the page"),
+    ]
+
+
+def load_body(s: StateView, m: E) -> list[object]:
+    return [have_map(s, m),
+            signal("SIGBUS", when=s.size == 0, label="past_eof"), ok(0)]
+
+
+SHARED_MAPS = (SH_RW, SH_RO_MW, SH_RO)
+
+
+def pin_body(s: StateView, m: E) -> list[object]:
+    """vmsplice() of the mapped page into a pipe: the pipe holds a page reference."""
+    return [
+        have_map(s, m),
+        requires((m == SH_RW) | (m == SH_RO_MW) | (m == SH_RO), label="shared_only",
+                 why="pins through private mappings are not modelled (COW state)"),
+        fail("EFAULT", when=s.size == 0, label="past_eof",
+             why="get_user_pages() cannot fault the page in"),
+        ok(0, pin_ref=s.pin_ref + 1),
+    ]
+
+
+def gup_pin_body(s: StateView, m: E) -> list[object]:
+    """pin_user_pages(FOLL_WRITE|FOLL_LONGTERM) of the mapped page (io_uring fixed buffer)."""
+    return [
+        have_map(s, m),
+        requires((m == SH_RW) | (m == SH_RO_MW) | (m == SH_RO), label="shared_only"),
+        fail("EFAULT", unless=m == SH_RW, label="no_vm_write",
+             why="check_vma_flags(): FOLL_WRITE needs VM_WRITE"),
+        fail("EFAULT", when=s.size == 0, label="past_eof"),
+        ok(0, pin_gup=s.pin_gup + 1),
+    ]
+
+
+def unpin_body(s: StateView, p: E) -> list[object]:
+    return [requires(count(s, PIN_FIELDS, p) > 0, label="have_pin"),
+            ok(0, **bump(s, PIN_FIELDS, p, -1))]
+
+
+def dma_write_body(s: StateView) -> list[object]:
+    """A device (or io_uring read) writes through a held FOLL_WRITE pin: no seal is checked."""
+    return [requires(s.pin_gup > 0, label="have_pin"), ok(0, effects=CHG_DMA)]
+
+
+OPEN_RDONLY, OPEN_RDWR, OPEN_RDWR_TRUNC = 0, 1, 2
+
+
+def reopen_body(s: StateView, fd: E, how: E) -> list[object]:
+    """open("/proc/self/fd/N"): a new open file description of the same inode; O_TRUNC goes
+    through do_truncate() -> shmem_setattr()."""
+    trunc = how == OPEN_RDWR_TRUNC
+    return [
+        have_fd(s, fd),
+        fail("EPERM", when=trunc & s.seals.has(F_SEAL_SHRINK) & (s.size > 0),
+             label="shrink_seal", why="handle_truncate() -> shmem_setattr(): SHRINK"),
+        pinned_page0_kept(s, trunc & (s.size > 0)),
+        ok(0, size=If(trunc, 0, s.size),
+           **bump(s, FD_FIELDS, If(how == OPEN_RDONLY, RO, RW), +1)),
+    ]
+
+
+def dup_body(s: StateView, fd: E) -> list[object]:
+    return [have_fd(s, fd), ok(0, **bump(s, FD_FIELDS, fd, +1))]
+
+
+MODE_DOMAIN = (0o644, 0o755, 0o777, 0o666, 0o600, 0o700)
+
+
+def fchmod_body(s: StateView, fd: E, mode: E) -> list[object]:
+    """shmem_setattr(): with F_SEAL_EXEC, a mode change that flips any x bit is EPERM.
+    hugetlbfs_setattr() has no such check (bug-history B15)."""
+    return [
+        have_fd(s, fd),
+        fail("EPERM", when=~s.hugetlb & s.seals.has(F_SEAL_EXEC) & ((s.mode ^ mode) & 0o111 != 0),
+             label="exec_seal", why="shmem_setattr(): F_SEAL_EXEC"),
+        ok(0, mode=mode),
+    ]
+
+
+def close_body(s: StateView, fd: E) -> list[object]:
+    return [have_fd(s, fd), ok(0, **bump(s, FD_FIELDS, fd, -1))]
+
+
+def P(name: str, sort: object, domain: tuple[int, ...], doc: str = "") -> Param:  # noqa: N802
+    return Param(name, sort, domain, doc)  # type: ignore[arg-type]
+
+
+def _pages_param(name: str, lo: int = 0) -> Param:
+    return Param(name, nat(PAGES), tuple(range(lo, 3)), "in pages")
+
+
+NAME_TEXT = {NAME_OK: '"t"', NAME_NULL: "NULL", NAME_LONG: '"' + "n" * 250 + '"'}
+FD_ALL = tuple(range(len(FD_KINDS)))
+MAP_ALL = tuple(range(len(MAP_KINDS)))
+
+ACTIONS: tuple[Action, ...] = (
+    Action("memfd_create",
+           (P("name", enum("ok", "null", "long"), (NAME_OK, NAME_NULL, NAME_LONG)),
+            P("flags", word(32, MFD_FLAGS), MFD_DOMAIN)),
+           memfd_create_body, "memfd_create",
+           (Choice("name", NAME_TEXT), Flags("flags", MFD_FLAGS)),
+           "create the memfd"),
+    Action("fcntl_add_seals", (P("fd", FD, FD_ALL), P("seals", word(32, SEALS), SEAL_DOMAIN)),
+           add_seals_body, "fcntl", (Fd("fd"), C("F_ADD_SEALS"), Flags("seals", SEALS)),
+           "fcntl(F_ADD_SEALS)"),
+    Action("fcntl_get_seals", (P("fd", FD, FD_ALL),), get_seals_body, "fcntl",
+           (Fd("fd"), C("F_GET_SEALS")), "fcntl(F_GET_SEALS)", note=seals_note),
+    Action("pwrite", (P("fd", FD, FD_ALL), _pages_param("off"),
+                      P("len", nat(fixed=1), (0, 1), "0 or one page")),
+           pwrite_body, "pwrite64",
+           (Fd("fd"), C('"x"...'), Num("len", PAGE_SIZE), Num("off", PAGE_SIZE)),
+           "pwrite one page (or nothing) at a page offset"),
+    Action("ftruncate", (P("fd", FD, FD_ALL), _pages_param("len")), ftruncate_body,
+           "ftruncate", (Fd("fd"), Num("len", page_bytes)), "ftruncate"),
+    Action("fallocate", (P("fd", FD, FD_ALL), P("mode", word(32, FALLOC_FLAGS), FALLOC_DOMAIN),
+                         _pages_param("off")),
+           fallocate_body, "fallocate",
+           (Fd("fd"), Flags("mode", FALLOC_FLAGS), Num("off", page_bytes), C("PAGE")),
+           "fallocate one page"),
+    Action("mmap", (P("fd", FD, FD_ALL), P("share", enum("shared", "private"), (SHARED, PRIVATE)),
+                    P("prot", enum("r", "rw"), (PROT_R, PROT_RW))),
+           mmap_body, "mmap",
+           (C("NULL"), C("PAGE"), Choice("prot", {PROT_R: "PROT_READ",
+                                                  PROT_RW: "PROT_READ|PROT_WRITE"}),
+            Choice("share", {SHARED: "MAP_SHARED", PRIVATE: "MAP_PRIVATE"}), Fd("fd"), C("0")),
+           "map the first page"),
+    Action("mprotect", (P("m", MAPK, MAP_ALL), P("prot", enum("r", "rw"), (PROT_R, PROT_RW))),
+           mprotect_body, "mprotect",
+           (MapRef("m"), C("PAGE"), Choice("prot", {PROT_R: "PROT_READ",
+                                                    PROT_RW: "PROT_READ|PROT_WRITE"})),
+           "mprotect"),
+    Action("munmap", (P("m", MAPK, MAP_ALL),), munmap_body, "munmap", (MapRef("m"), C("PAGE")),
+           "munmap"),
+    Action("store", (P("m", MAPK, MAP_ALL),), store_body, "store", (MapRef("m"), C("0")),
+           "store one byte through a mapping"),
+    Action("load", (P("m", MAPK, MAP_ALL),), load_body, "load", (MapRef("m"), C("0")),
+           "load one byte through a mapping"),
+    Action("pin", (P("m", MAPK, SHARED_MAPS),), pin_body, "pin", (MapRef("m"),),
+           "vmsplice the mapped page into a pipe (a held page reference)"),
+    Action("gup_pin", (P("m", MAPK, SHARED_MAPS),), gup_pin_body, "gup_pin", (MapRef("m"),),
+           "a long-term FOLL_WRITE pin of the mapped page"),
+    Action("unpin", (P("p", PINK, (REF, GUP)),), unpin_body, "unpin", (PinRef("p"),),
+           "release a held page reference"),
+    Action("dma_write", (P("p", PINK, (GUP,)),), lambda s, p: dma_write_body(s), "dma_write",
+           (PinRef("p"),), "write through a FOLL_WRITE pin"),
+    Action("reopen", (P("fd", FD, FD_ALL),
+                      P("how", enum("O_RDONLY", "O_RDWR", "O_RDWR|O_TRUNC"),
+                        (OPEN_RDONLY, OPEN_RDWR, OPEN_RDWR_TRUNC))),
+           reopen_body, "open",
+           (ProcFd("fd"), Choice("how", {OPEN_RDONLY: "O_RDONLY", OPEN_RDWR: "O_RDWR",
+                                         OPEN_RDWR_TRUNC: "O_RDWR|O_TRUNC"})),
+           "reopen through /proc/self/fd"),
+    Action("dup", (P("fd", FD, FD_ALL),), dup_body, "dup", (Fd("fd"),), "dup"),
+    Action("fchmod", (P("fd", FD, FD_ALL), P("mode", word(9), MODE_DOMAIN)), fchmod_body,
+           "fchmod", (Fd("fd"), Num("mode", octal=True)), "fchmod"),
+    Action("close", (P("fd", FD, FD_ALL),), close_body, "close", (Fd("fd"),), "close"),
+)
+
+
+@register("memfd")
+def build() -> Design:
+    return Design(
+        name="memfd",
+        doc="mainline memfd/shmem/hugetlbfs, Linux 6.18 (probed on 6.18.44)",
+        schema=SCHEMA,
+        init=Init({"noexec_scope": (0, 1, 2)}),
+        actions=ACTIONS,
+        effects=EFFECTS,
+        default_scope={"pages": 1, "maps": 1, "pins": 1, "fds": 1},
+        scope_doc={"pages": "largest file size, in pages", "maps": "mappings per kind",
+                   "pins": "held page references per kind", "fds": "descriptors per kind"},
+        kernel="6.18",
+    )
+
+
+__all__ = ["ACTIONS", "EFFECTS", "SCHEMA", "build", "page_bytes", "Or"]

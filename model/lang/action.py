@@ -1,0 +1,234 @@
+"""Actions: a syscall (or user-caused event) as an ordered list of rules, in the kernel's order.
+
+`body(s, **params)` returns the rules. The first rule whose condition holds decides the outcome:
+`fail(errno)`, `signal(SIGx)` or `ok(value)`, with its state updates and effects. A `requires`
+rule is not a kernel outcome but a modelling precondition (the transition is outside the model
+unless it holds, or an earlier rule already decided). A rule carries a `label` so that a delta
+(a kernel version, a bug, a proposed patch) can replace, drop or insert exactly one rule.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from model.lang.callspec import ArgSpec
+from model.lang.expr import BOOL, INT, E, If, Not, Or, const, lift, mk_and, var
+from model.lang.schema import Schema, Sort, StateView
+from model.vocab import ERRNO, SIGNALS
+
+#: Outcome encoding shared by all engines: ret >= 0; -errno; -(1000 + signo).
+SIG_BASE = 1000
+
+
+def errno_code(name: str) -> int:
+    return -ERRNO[name]
+
+
+def signal_code(name: str) -> int:
+    return -(SIG_BASE + SIGNALS[name])
+
+
+def outcome_text(code: int) -> str:
+    """Human form of an encoded outcome: `0`, `EBUSY`, `SIGBUS`."""
+    from model.vocab import ERRNO_NAME, SIGNAL_NAME
+
+    if code >= 0:
+        return str(code)
+    if -code >= SIG_BASE:
+        return SIGNAL_NAME.get(-code - SIG_BASE, f"signal {-code - SIG_BASE}")
+    return ERRNO_NAME.get(-code, f"errno {-code}")
+
+
+@dataclass(frozen=True)
+class Param:
+    """An action parameter: its sort, and the finite domain the explicit engine enumerates.
+
+    The symbolic engines range over the whole sort unless `symbolic_domain` is set, so a proof
+    covers every argument value, not only the explored ones."""
+
+    name: str
+    sort: Sort
+    domain: tuple[int, ...]
+    doc: str = ""
+    symbolic_domain: bool = False
+
+
+@dataclass(frozen=True)
+class Rule:
+    kind: str  # "requires" | "fail" | "signal" | "ok"
+    cond: E  # fires when this holds (for "requires": what must hold)
+    value: E  # encoded outcome
+    updates: Mapping[str, E] = field(default_factory=dict)
+    effects: E | int = 0
+    label: str = ""
+    why: str = ""
+
+
+def _cond(when: E | bool | None, unless: E | bool | None) -> E:
+    c = lift(True if when is None else when, BOOL)
+    if unless is not None:
+        c = mk_and(c, Not(unless))
+    return c
+
+
+def fail(errno: str, when: E | bool | None = None, unless: E | bool | None = None, *,
+         label: str = "", why: str = "", effects: E | int = 0, **updates: E | int) -> Rule:
+    """The call returns -1 with errno when `when` holds (and `unless` does not)."""
+    if errno not in ERRNO:
+        raise ValueError(f"unknown errno {errno}")
+    return Rule("fail", _cond(when, unless), const(errno_code(errno), INT), _upd(updates),
+                effects, label or errno.lower(), why)
+
+
+def signal(name: str, when: E | bool | None = None, unless: E | bool | None = None, *,
+           label: str = "", why: str = "") -> Rule:
+    """The access raises signal `name` (SIGSEGV, SIGBUS); nothing changes."""
+    return Rule("signal", _cond(when, unless), const(signal_code(name), INT), {}, 0,
+                label or name.lower(), why)
+
+
+def ok(value: E | int = 0, when: E | bool | None = None, *, label: str = "ok", why: str = "",
+       effects: E | int = 0, **updates: E | int) -> Rule:
+    """The call succeeds with `value`, applying `updates` (field=expression)."""
+    return Rule("ok", _cond(when, None), lift(value, INT), _upd(updates), effects, label, why)
+
+
+def requires(cond: E | bool, *, label: str = "", why: str = "") -> Rule:
+    """A modelling precondition: outside it, this transition is not part of the model."""
+    c = lift(cond, BOOL)
+    return Rule("requires", c, const(0, INT), {}, 0, label or "requires", why)
+
+
+def _upd(updates: Mapping[str, E | int]) -> dict[str, E]:
+    return {k: (v if isinstance(v, E) else const(v, INT)) for k, v in updates.items()}
+
+
+@dataclass(frozen=True)
+class Branch:
+    """A decided outcome of an action, with the exact condition under which it fires."""
+
+    index: int
+    rule: Rule
+    fires: E  # rule.cond ∧ no earlier rule fired
+
+
+@dataclass(frozen=True)
+class Semantics:
+    """An action's rules, resolved for one state/parameter environment."""
+
+    enabled: E
+    branches: tuple[Branch, ...]
+
+
+Body = Callable[..., Sequence[Rule]]
+
+
+@dataclass(frozen=True)
+class Action:
+    """A syscall or user event. `call`/`args` say how it prints as strace (traces/)."""
+
+    name: str
+    params: tuple[Param, ...]
+    body: Body
+    call: str
+    args: tuple[ArgSpec, ...]
+    doc: str = ""
+    note: Callable[[int], str | None] | None = None  # strace's text after a result
+
+    def rules(self, s: StateView, params: Mapping[str, E]) -> list[Rule]:
+        rules = list(self.body(s, **params))
+        labels = [r.label for r in rules]
+        dup = {x for x in labels if labels.count(x) > 1}
+        if dup:
+            raise ValueError(f"{self.name}: duplicate rule labels {sorted(dup)}")
+        return rules
+
+    def param_vars(self) -> dict[str, E]:
+        return {p.name: var("p", p.name, p.sort.expr_sort) for p in self.params}
+
+    def semantics(self, schema: Schema, params: Mapping[str, E] | None = None) -> Semantics:
+        """Resolve the ordered rules into (enabled, exclusive branches)."""
+        s = schema.state_vars("s")
+        rules = self.rules(s, params if params is not None else self.param_vars())
+        earlier: list[E] = []
+        enabled: list[E] = []
+        branches: list[Branch] = []
+        for r in rules:
+            decided = Or(*earlier)
+            if r.kind == "requires":
+                enabled.append(Or(decided, r.cond))
+                continue
+            fires = mk_and(r.cond, Not(decided))
+            branches.append(Branch(len(branches), r, fires))
+            earlier.append(r.cond)
+        if not branches or not Or(*earlier).is_const:
+            raise ValueError(f"{self.name}: the last rule must always decide (an unconditional "
+                             "ok/fail), so every call has an outcome")
+        return Semantics(mk_and(*enabled), tuple(branches))
+
+    # ---- deltas --------------------------------------------------------------------------
+    def _edit(self, fn: Callable[[list[Rule], StateView, dict[str, E]], list[Rule]]) -> Action:
+        old = self.body
+
+        def body(s: StateView, **p: E) -> list[Rule]:
+            return fn(list(old(s, **p)), s, p)
+
+        return replace(self, body=body)
+
+    def replace_rule(self, label: str, make: Callable[..., Rule]) -> Action:
+        """A delta: rule `label` becomes make(s, **params)."""
+        def edit(rs: list[Rule], s: StateView, p: dict[str, E]) -> list[Rule]:
+            _need(self, rs, label)
+            return [(_call(make, s, p) if r.label == label else r) for r in rs]
+        return self._edit(edit)
+
+    def drop_rule(self, label: str) -> Action:
+        def edit(rs: list[Rule], s: StateView, p: dict[str, E]) -> list[Rule]:
+            _need(self, rs, label)
+            return [r for r in rs if r.label != label]
+        return self._edit(edit)
+
+    def insert_rule(self, make: Callable[..., Rule], *, before: str | None = None,
+                    after: str | None = None) -> Action:
+        """A delta: a new rule placed before or after rule `before`/`after`."""
+        def edit(rs: list[Rule], s: StateView, p: dict[str, E]) -> list[Rule]:
+            anchor = before or after
+            assert anchor is not None
+            _need(self, rs, anchor)
+            out: list[Rule] = []
+            for r in rs:
+                if r.label == before:
+                    out.append(_call(make, s, p))
+                out.append(r)
+                if r.label == after:
+                    out.append(_call(make, s, p))
+            return out
+        return self._edit(edit)
+
+    def with_params(self, **domains: Sequence[int]) -> Action:
+        """The same action exploring other parameter values."""
+        ps = tuple(replace(p, domain=tuple(domains[p.name])) if p.name in domains else p
+                   for p in self.params)
+        return replace(self, params=ps)
+
+
+def _need(a: Action, rs: list[Rule], label: str) -> None:
+    if not any(r.label == label for r in rs):
+        raise KeyError(f"action {a.name} has no rule labelled {label!r} "
+                       f"(labels: {', '.join(r.label for r in rs)})")
+
+
+def _call(make: Callable[..., Rule], s: StateView, p: Mapping[str, E]) -> Rule:
+    sig = inspect.signature(make)
+    kw: dict[str, Any] = {k: v for k, v in p.items() if k in sig.parameters}
+    return make(s, **kw)
+
+
+def ite_chain(pairs: Sequence[tuple[E, E | int]], default: E | int) -> E:
+    out = lift(default, INT) if not isinstance(default, E) else default
+    for c, v in reversed(pairs):
+        out = If(c, v, out)
+    return out

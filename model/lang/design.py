@@ -1,0 +1,91 @@
+"""Designs: a schema, initial states, actions, and the effect bits actions may report.
+
+A design can be derived from another by a small delta (replace, add or drop actions; edit one
+rule of an action), so a kernel version, a historical bug or a proposed patch is a short file.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+
+from model.lang.action import Action
+from model.lang.schema import Field, Schema
+
+
+@dataclass(frozen=True)
+class Init:
+    """Initial states: each field is fixed, or ranges over a tuple of values (a choice)."""
+
+    values: Mapping[str, int | tuple[int, ...]]
+
+    def choices(self, schema: Schema) -> dict[str, tuple[int, ...]]:
+        out: dict[str, tuple[int, ...]] = {}
+        for f in schema.fields:
+            v = self.values.get(f.name, 0)
+            out[f.name] = v if isinstance(v, tuple) else (v,)
+        unknown = set(self.values) - set(schema.by_name)
+        if unknown:
+            raise ValueError(f"init names unknown fields {sorted(unknown)}")
+        return out
+
+    def states(self, schema: Schema) -> Iterator[dict[str, int]]:
+        ch = self.choices(schema)
+        names = list(ch)
+        for combo in itertools.product(*(ch[n] for n in names)):
+            yield dict(zip(names, combo))
+
+
+@dataclass(frozen=True)
+class Design:
+    """A named transition system over one inode (see NOTES.md for the abstraction)."""
+
+    name: str
+    doc: str
+    schema: Schema
+    init: Init
+    actions: tuple[Action, ...]
+    effects: tuple[str, ...] = ()  # names of effect bits, bit i = 1 << i
+    base: str | None = None  # the design this one was derived from
+    default_scope: Mapping[str, int] = field(default_factory=dict)
+    scope_doc: Mapping[str, str] = field(default_factory=dict)
+    kernel: str | None = None  # the live kernel this design claims to match ("6.18"), if any
+
+    def action(self, name: str) -> Action:
+        for a in self.actions:
+            if a.name == name:
+                return a
+        raise KeyError(f"design {self.name} has no action {name!r}")
+
+    def effect(self, name: str) -> int:
+        return 1 << self.effects.index(name)
+
+    def derive(self, name: str, doc: str, *,
+               edit: Mapping[str, Callable[[Action], Action]] | None = None,
+               add: Sequence[Action] = (), drop: Sequence[str] = (),
+               fields: Sequence[Field] = (), init: Mapping[str, int | tuple[int, ...]] | None
+               = None, kernel: str | None = None, effects: Sequence[str] = ()) -> Design:
+        """A delta on this design: edit actions (name -> function of the old action), add or
+        drop actions, add fields, override initial values."""
+        edit = dict(edit or {})
+        missing = (set(edit) | set(drop)) - {a.name for a in self.actions}
+        if missing:
+            raise KeyError(f"design {self.name} has no action(s) {sorted(missing)}")
+        acts = [edit[a.name](a) if a.name in edit else a
+                for a in self.actions if a.name not in drop]
+        acts.extend(add)
+        schema = Schema(self.schema.fields + tuple(fields)) if fields else self.schema
+        iv = dict(self.init.values)
+        iv.update(init or {})
+        return replace(self, name=name, doc=doc, schema=schema, init=Init(iv),
+                       actions=tuple(acts), base=self.name, kernel=kernel,
+                       effects=self.effects + tuple(effects))
+
+    def scope(self, overrides: Mapping[str, int] | None = None) -> dict[str, int]:
+        sc = dict(self.default_scope)
+        for k, v in (overrides or {}).items():
+            if k not in sc:
+                raise KeyError(k)
+            sc[k] = v
+        return sc

@@ -1,0 +1,158 @@
+"""Typed state schemas: booleans, named flag words, scope-bounded naturals and enums.
+
+A field's *sort* says what values it may take; the explicit engine packs a state into one 64-bit
+key (each field in its own bit range) and the symbolic engines give each field a z3 variable
+(naturals become unbounded integers there, so proofs hold for every scope).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from model.lang.expr import BOOL, BV, INT, E, SortT, var
+
+
+@dataclass(frozen=True)
+class Sort:
+    """kind: bool | nat | word | enum.
+
+    nat: 0..bound where bound comes from the scope key `scope` (or is `fixed`);
+    word: a bit-vector of `width` bits whose bits may carry `names` (bit value -> name);
+    enum: 0..len(values)-1, printed by name.
+    """
+
+    kind: str
+    scope: str | None = None
+    fixed: int | None = None
+    width: int = 0
+    names: tuple[tuple[str, int], ...] = ()
+    values: tuple[str, ...] = ()
+
+    @property
+    def expr_sort(self) -> SortT:
+        if self.kind == "bool":
+            return BOOL
+        if self.kind == "word":
+            return BV(self.width)
+        return INT
+
+    def bound(self, scope: Mapping[str, int]) -> int:
+        """Largest value the explicit engine admits."""
+        if self.kind == "bool":
+            return 1
+        if self.kind == "word":
+            return (1 << self.width) - 1
+        if self.kind == "enum":
+            return len(self.values) - 1
+        if self.fixed is not None:
+            return self.fixed
+        assert self.scope is not None
+        return scope[self.scope]
+
+    def render(self, v: int) -> str:
+        if self.kind == "bool":
+            return "true" if v else "false"
+        if self.kind == "enum":
+            return self.values[v] if 0 <= v < len(self.values) else str(v)
+        if self.kind == "word" and self.names:
+            if v == 0:
+                return "∅"
+            parts = [n for n, b in self.names if v & b == b and b]
+            rest = v & ~sum(b for _, b in self.names)
+            if rest:
+                parts.append(hex(rest))
+            return "{" + ",".join(parts) + "}"
+        if self.kind == "word":
+            return oct(v) if self.width == 9 else hex(v)
+        return str(v)
+
+
+def boolean() -> Sort:
+    return Sort("bool")
+
+
+def nat(scope: str | None = None, fixed: int | None = None) -> Sort:
+    if (scope is None) == (fixed is None):
+        raise ValueError("nat() takes exactly one of scope= or fixed=")
+    return Sort("nat", scope=scope, fixed=fixed)
+
+
+def word(width: int, names: Mapping[str, int] | None = None) -> Sort:
+    return Sort("word", width=width, names=tuple((names or {}).items()))
+
+
+def enum(*values: str) -> Sort:
+    return Sort("enum", values=tuple(values))
+
+
+@dataclass(frozen=True)
+class Field:
+    """A state variable. `ghost` fields are bookkeeping for properties, not kernel state: the
+    conformance engine never compares them. `handle` marks a counter of open handles of one
+    kind ("fd", "map", "pin") so traces can name individual handles (traces/concretize.py)."""
+
+    name: str
+    sort: Sort
+    doc: str = ""
+    ghost: bool = False
+    handle: tuple[str, str] | None = None  # (family, kind), e.g. ("map", "shared_rw")
+
+
+@dataclass
+class Schema:
+    fields: tuple[Field, ...]
+    by_name: dict[str, Field] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.by_name = {f.name: f for f in self.fields}
+        if len(self.by_name) != len(self.fields):
+            raise ValueError("duplicate field names")
+
+    def state_vars(self, scope: str = "s") -> StateView:
+        return StateView(self, scope)
+
+    def layout(self, scope: Mapping[str, int]) -> list[tuple[str, int, int]]:
+        """(name, shift, bits) for each field under `scope`; raises if the key needs > 63 bits."""
+        out, shift = [], 0
+        for f in self.fields:
+            bits = max(1, f.sort.bound(scope).bit_length())
+            out.append((f.name, shift, bits))
+            shift += bits
+        if shift > 63:
+            raise ValueError(f"state needs {shift} bits at this scope (limit 63)")
+        return out
+
+    def handles(self, family: str) -> list[Field]:
+        return [f for f in self.fields if f.handle and f.handle[0] == family]
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self.fields)
+
+
+class StateView:
+    """`s.seals` -> the expression for field seals in state scope s (or n for the next state)."""
+
+    def __init__(self, schema: Schema, scope: str) -> None:
+        self._schema = schema
+        self._scope = scope
+
+    def __getattr__(self, name: str) -> E:
+        try:
+            f = self._schema.by_name[name]
+        except KeyError:
+            raise AttributeError(f"no state field {name!r}") from None
+        return var(self._scope, name, f.sort.expr_sort)
+
+    def __getitem__(self, name: str) -> E:
+        return self.__getattr__(name)
+
+
+def render_state(schema: Schema, values: Mapping[str, int], *, only: Sequence[str] | None = None
+                 ) -> str:
+    names = only if only is not None else [f.name for f in schema.fields]
+    return ", ".join(f"{n}={schema.by_name[n].sort.render(values[n])}" for n in names)
+
+
+__all__ = ["BOOL", "BV", "INT", "Field", "Schema", "Sort", "StateView", "boolean", "enum",
+           "nat", "render_state", "word"]

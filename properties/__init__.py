@@ -1,0 +1,1 @@
+"""Named properties: invariants, action (two-state) properties and `sometimes` properties."""
