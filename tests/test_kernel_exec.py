@@ -63,7 +63,9 @@ def test_store_faults_segv_and_bus() -> None:
 
 
 def test_fd_numbering_and_proc_self_fd_reopen() -> None:
-    steps = [*memfd(), S("open", Str("/proc/self/fd/3"), Sym("O_RDONLY")),
+    steps = [S("memfd_create", Str("t"), Sym("MFD_ALLOW_SEALING")),
+             S("ftruncate", Int(3), Sym("PAGE")),  # the model's page: 4 KiB here
+             S("open", Str("/proc/self/fd/3"), Sym("O_RDONLY")),
              add_seals("F_SEAL_GROW", fd=4), S("fcntl", Int(4), Sym("F_GET_SEALS")),
              add_seals("F_SEAL_GROW"), S("close", Int(3)), S("dup", Int(4)),
              S("fcntl", Int(3), Sym("F_GET_SEALS")), S("close", Int(9)),
@@ -192,7 +194,8 @@ def test_hugetlb_write_einval_and_nr_hugepages_restored() -> None:
         if reason is not None:
             pytest.skip(reason)
         steps = [*memfd("MFD_HUGETLB|MFD_ALLOW_SEALING", 2 << 20),
-                 S("write", Int(3), Str("x"), Int(1)), mmap(2 << 20, RW),
+                 S("write", Int(3), Str("x"), Int(1)),
+                 S("mmap", Sym("NULL"), Sym("PAGE"), RW, Sym("MAP_SHARED"), Int(3), Int(0)),
                  S("store", Ref("m1"), Int(0)), add_seals("F_SEAL_WRITE")]
         run = run_on_kernel(steps)
     assert NR_HUGEPAGES.read_text() == before

@@ -152,11 +152,14 @@ _STRUCT_FIELDS: dict[int, tuple[str, ...]] = {
 _INT_IOCTLS = {vocab.KVM_CREATE_VM, vocab.KVM_CHECK_EXTENSION, KVM_GET_API_VERSION}
 
 
-def _const(text: str) -> int:
+def _const(text: str, page: int = PAGE) -> int:
+    """Evaluate a flag expression; "PAGE" is the model's page (4 KiB, 2 MiB for hugetlbfs)."""
     value = 0
     for word in text.split("|"):
         word = word.strip()
-        if word in EXTRA_CONSTANTS:
+        if word == "PAGE":
+            value |= page
+        elif word in EXTRA_CONSTANTS:
             value |= EXTRA_CONSTANTS[word]
         else:
             try:
@@ -180,7 +183,7 @@ class _Op:
     needs: frozenset[str]
 
 
-def _compile(step: Step) -> _Op:
+def _compile(step: Step, page: int = PAGE) -> _Op:
     call, args = step.call, list(step.args)
     if call in ("read", "pread64") and len(args) >= 2 and isinstance(args[1], Str):
         del args[1]  # strace form read(fd, "buf", count): the buffer is output only
@@ -196,13 +199,13 @@ def _compile(step: Step) -> _Op:
             if isinstance(arg, Int):
                 vals.append(arg.value)
             elif isinstance(arg, Sym):
-                vals.append(_const(arg.text))
+                vals.append(_const(arg.text, page))
             else:
                 raise TraceError(f"{where}: expected a number, got {arg!r}")
         elif kind in "sS":
             if isinstance(arg, Str):
                 vals.append(_data(arg.text))
-            elif kind == "S" and (arg == Sym("NULL") or arg == Int(0)):
+            elif kind == "S" and (arg == Sym("NULL") or (isinstance(arg, Int) and arg.value == 0)):
                 vals.append(None)
             else:
                 raise TraceError(f"{where}: expected a string, got {arg!r}")
@@ -213,11 +216,11 @@ def _compile(step: Step) -> _Op:
             vals.append(arg.name)
         else:  # 'a': ioctl argument
             if isinstance(arg, Struct):
-                vals.append(_compile_struct(arg, where))
+                vals.append(_compile_struct(arg, where, page))
             elif isinstance(arg, Int):
                 vals.append(arg.value)
             elif isinstance(arg, Sym):
-                vals.append(_const(arg.text))
+                vals.append(_const(arg.text, page))
             else:
                 raise TraceError(f"{where}: expected a number or struct, got {arg!r}")
     needs: set[str] = set()
@@ -249,13 +252,13 @@ def _compile(step: Step) -> _Op:
     return _Op(call, tuple(vals), frozenset(needs))
 
 
-def _compile_struct(arg: Struct, where: str) -> dict[str, int | str]:
+def _compile_struct(arg: Struct, where: str, page: int) -> dict[str, int | str]:
     out: dict[str, int | str] = {}
     for name, v in arg.fields:
         if isinstance(v, Int):
             out[name] = v.value
         elif isinstance(v, Sym):
-            out[name] = _const(v.text)
+            out[name] = _const(v.text, page)
         elif isinstance(v, Ref) and v.name.startswith("m"):
             out[name] = v.name
         else:
@@ -741,10 +744,14 @@ def run_on_kernel(steps: Sequence[Step], *, observe: bool = False, timeout: floa
             return KernelRun([], None, None, f"unsupported call {step.call}")
     if platform.machine() != "x86_64":
         return KernelRun([], None, f"unsupported architecture {platform.machine()}", None)
-    ops = []
+    ops: list[_Op] = []
+    page, created = PAGE, False  # "PAGE" means a huge page when the (first) file is hugetlbfs
     for i, step in enumerate(steps, 1):
         try:
-            ops.append(_compile(step))
+            ops.append(_compile(step, page))
+            if step.call == "memfd_create" and not created:
+                created = True
+                page = vocab.HPAGE_SIZE if "hugetlb" in ops[-1].needs else PAGE
         except TraceError as err:
             return KernelRun([], None, None, f"step {i}: {err}")
     needs: set[str] = set().union(*(op.needs for op in ops))
