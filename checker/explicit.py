@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from checker.abstract import ARun, AStep
+from traces.run import ARun, AStep
 from checker.compile_np import Arr, CompiledAction, compile_action, compile_state_pred
 from model.lang.design import Design
 from properties.catalogue import Property

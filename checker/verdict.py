@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
-from checker.abstract import ARun
+from traces.run import ARun
 from properties.catalogue import HOLDS, NOT_WITNESSED, VIOLATED, WITNESSED
 
 EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE, EXIT_INCONCLUSIVE = 0, 1, 2, 3

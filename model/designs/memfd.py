@@ -16,7 +16,7 @@ from model.lang import (
     signal, word,
 )
 from model.lang.expr import bv
-from model.lang.callspec import C, Choice, Fd, Flags, MapRef, Num, PinRef, ProcFd
+from model.lang.callspec import C, Choice, Fd, Flags, MapRef, Num, PinRef, ProcFd, Span
 from model.lang.expr import Or
 from model.lang.schema import StateView
 from model.vocab import (
@@ -434,21 +434,21 @@ ACTIONS: tuple[Action, ...] = (
     Action("fallocate", (P("fd", FD, FD_ALL), P("mode", word(32, FALLOC_FLAGS), FALLOC_DOMAIN),
                          _pages_param("off")),
            fallocate_body, "fallocate",
-           (Fd("fd"), Flags("mode", FALLOC_FLAGS), Num("off", page_bytes), C("PAGE")),
+           (Fd("fd"), Flags("mode", FALLOC_FLAGS), Num("off", page_bytes), Span(page_bytes)),
            "fallocate one page"),
     Action("mmap", (P("fd", FD, FD_ALL), P("share", enum("shared", "private"), (SHARED, PRIVATE)),
                     P("prot", enum("r", "rw"), (PROT_R, PROT_RW))),
            mmap_body, "mmap",
-           (C("NULL"), C("PAGE"), Choice("prot", {PROT_R: "PROT_READ",
+           (C("NULL"), Span(page_bytes), Choice("prot", {PROT_R: "PROT_READ",
                                                   PROT_RW: "PROT_READ|PROT_WRITE"}),
             Choice("share", {SHARED: "MAP_SHARED", PRIVATE: "MAP_PRIVATE"}), Fd("fd"), C("0")),
            "map the first page"),
     Action("mprotect", (P("m", MAPK, MAP_ALL), P("prot", enum("r", "rw"), (PROT_R, PROT_RW))),
            mprotect_body, "mprotect",
-           (MapRef("m"), C("PAGE"), Choice("prot", {PROT_R: "PROT_READ",
+           (MapRef("m"), Span(page_bytes), Choice("prot", {PROT_R: "PROT_READ",
                                                     PROT_RW: "PROT_READ|PROT_WRITE"})),
            "mprotect"),
-    Action("munmap", (P("m", MAPK, MAP_ALL),), munmap_body, "munmap", (MapRef("m"), C("PAGE")),
+    Action("munmap", (P("m", MAPK, MAP_ALL),), munmap_body, "munmap", (MapRef("m"), Span(page_bytes)),
            "munmap"),
     Action("store", (P("m", MAPK, MAP_ALL),), store_body, "store", (MapRef("m"), C("0")),
            "store one byte through a mapping"),

@@ -67,6 +67,14 @@ class Num:
 
 
 @dataclass(frozen=True)
+class Span:
+    """A fixed length of `pages` model pages, printed in bytes (an mmap/munmap length)."""
+
+    scale: Scale | int
+    pages: int = 1
+
+
+@dataclass(frozen=True)
 class Choice:
     """The parameter's values printed as fixed arguments (strace text: '"t"', "NULL")."""
 
@@ -81,4 +89,4 @@ class Fields:
     items: tuple[tuple[str, ArgSpec], ...] = field(default=())
 
 
-ArgSpec = C | Fd | MapRef | PinRef | ProcFd | Flags | Num | Choice | Fields
+ArgSpec = C | Fd | MapRef | PinRef | ProcFd | Flags | Num | Span | Choice | Fields

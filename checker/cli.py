@@ -1,0 +1,368 @@
+"""The command line: shmemcheck list | check | replay | export | explore.
+
+Exit status: 0 everything as expected, 1 something unexpected (a violation, a missed witness, a
+divergence), 2 usage or input error, 3 inconclusive (timeout, unknown, CTI).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+
+from checker.verdict import (
+    EXIT_INCONCLUSIVE, EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE, Result, Verdict, exit_code,
+)
+
+ENGINES = ("explicit", "bmc", "kind", "pdr")
+
+
+class UsageError(Exception):
+    pass
+
+
+def parse_scope(text: str | None) -> dict[str, int]:
+    out: dict[str, int] = {}
+    if not text:
+        return out
+    for part in text.split(","):
+        k, eq, v = part.partition("=")
+        k = k.strip()
+        if not eq or not v.strip().isdigit():
+            raise UsageError(f"bad --scope item {part!r}: want NAME=NUMBER[,NAME=NUMBER...]")
+        out[k] = int(v)
+    return out
+
+
+def scope_text(scope: dict[str, int]) -> str:
+    return ",".join(f"{k}={v}" for k, v in scope.items())
+
+
+def load_designs(names: Sequence[str]) -> list[object]:
+    from model import designs
+
+    if not names:
+        return [designs.get(n) for n in designs.names()]
+    out = []
+    for n in names:
+        if n.endswith(".py") or os.sep in n:
+            from model.whatif import load_whatif
+            out.append(load_whatif(n))
+            continue
+        try:
+            out.append(designs.get(n))
+        except KeyError:
+            raise UsageError(f"unknown design {n!r} (designs: {', '.join(designs.names())})"
+                             ) from None
+    return out
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from model import designs
+    from properties.catalogue import for_design, load
+
+    print("designs:")
+    for n in designs.names():
+        d = designs.get(n)
+        base = f" (delta on {d.base})" if d.base else ""
+        print(f"  {n:<20} {d.doc}{base}")
+    print("properties:")
+    for p in load().values():
+        print(f"  {p.name:<40} {p.kind:<16} {p.enforced_by}")
+    print("actions:")
+    for n in designs.names():
+        d = designs.get(n)
+        print(f"  {n}: " + ", ".join(a.name for a in d.actions))
+        print(f"    scope defaults: {scope_text(dict(d.default_scope))}; properties: "
+              f"{len(for_design(d))}")
+    return EXIT_OK
+
+
+def _progress(msg: str) -> None:
+    print(f"  … {msg}", file=sys.stderr, flush=True)
+
+
+def run_explicit(design: object, props: list[object], scope: dict[str, int],
+                 quiet: bool) -> tuple[list[Result], list[str]]:
+    from checker.explicit import Explorer
+
+    ex = Explorer(design, scope, props,  # type: ignore[arg-type]
+                  progress=None if quiet else _progress)
+    r = ex.run()
+    st = scope_text(scope)
+    method = f"explicit, scope {st}"
+    note = ("; the scope bounded some counters (transitions pruned: "
+            f"{r.pruned}), so this holds within the scope only") if r.pruned else ""
+    results = []
+    for name, o in r.props.items():
+        p = o.prop
+        if p.kind in ("always", "action"):
+            v = Verdict.EXHAUSTED if o.holds else Verdict.VIOLATED
+        else:
+            v = Verdict.WITNESSED if o.holds else Verdict.NOT_WITNESSED
+        results.append(Result(design.name, name, "explicit", v,  # type: ignore[attr-defined]
+                              p.expected(design.name), method  # type: ignore[attr-defined]
+                              + (note if v in (Verdict.EXHAUSTED, Verdict.NOT_WITNESSED)
+                                 else ""),
+                              r.seconds, o.run,
+                              stats={"states": r.states, "transitions": r.transitions,
+                                     "depth": r.depth}))
+    cov = [f"{design.name}: explicit states={r.states:,} transitions={r.transitions:,} "  # type: ignore[attr-defined]
+           f"depth={r.depth} sec={r.seconds:.2f} states/s={r.states_per_second:,.0f} "
+           f"bytes/state={r.stored_bytes / max(1, r.states):.1f} scope {st}"]
+    unc = r.uncovered()
+    if unc:
+        cov.append(f"{design.name}: rules that never fired in the reachable space: "  # type: ignore[attr-defined]
+                   + ", ".join(f"{a}.{lab}" for a, lab in unc))
+    else:
+        cov.append(f"{design.name}: coverage: every rule of every action fired")  # type: ignore[attr-defined]
+    return results, cov
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from properties.catalogue import for_design, load
+
+    designs = load_designs(args.design or [])
+    cat = load()
+    for p in args.property or []:
+        if p not in cat:
+            raise UsageError(f"unknown property {p!r} (see `shmemcheck list`)")
+    engines = list(ENGINES) if "all" in args.engine else args.engine
+    user_scope = parse_scope(args.scope)
+    results: list[Result] = []
+    lines: list[str] = []
+    for d in designs:
+        props = for_design(d)  # type: ignore[arg-type]
+        if args.property:
+            props = [p for p in props if p.name in args.property]
+            if not props:
+                lines.append(f"{d.name}: none of the requested properties applies")  # type: ignore[attr-defined]
+                continue
+        try:
+            scope = d.scope(user_scope)  # type: ignore[attr-defined]
+        except KeyError as e:
+            raise UsageError(f"design {d.name} has no scope parameter {e.args[0]!r} "  # type: ignore[attr-defined]
+                             f"(has: {', '.join(d.default_scope)})") from None
+        for eng in engines:
+            if eng == "explicit":
+                rs, cov = run_explicit(d, props, scope, args.quiet)  # type: ignore[arg-type]
+                results += rs
+                lines += cov
+            else:
+                try:
+                    from checker.symbolic import check_symbolic
+                except ImportError as e:
+                    raise UsageError(f"engine {eng} is not available: {e}") from None
+                for p in props:
+                    results.append(check_symbolic(d, p, eng, depth=args.depth,  # type: ignore[arg-type]
+                                                  timeout=args.timeout))
+    from checker import report
+
+    if args.format == "json":
+        out = report.as_json(results, {"coverage": lines})
+    elif args.format == "ktap":
+        out = report.ktap(results)
+    else:
+        out = report.text(results, coverage=lines)
+    sys.stdout.write(out)
+    if args.out:
+        write_outputs(args.out, results)
+    return exit_code(results)
+
+
+def write_outputs(outdir: str, results: list[Result]) -> None:
+    from checker.atomic import write_text
+    from model import designs
+    from traces.concretize import run_to_trace
+    from traces.textfmt import format_trace
+
+    try:
+        from traces.export import EXPORTERS
+    except ImportError:
+        EXPORTERS = {}  # noqa: N806
+    for r in results:
+        if r.run is None:
+            continue
+        d = designs.get(r.design)
+        kind = "violates" if r.verdict is Verdict.VIOLATED else "witnesses"
+        t = run_to_trace(d, r.run, expect=f"{kind} {r.prop}", title=f"{r.prop} on {r.design}")
+        base = os.path.join(outdir, f"{r.design}.{r.prop}.{r.engine}")
+        write_text(base + ".trace", format_trace(t))
+        for fmt, (ext, fn) in EXPORTERS.items():
+            write_text(f"{base}.{ext}", fn(d, t))
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from checker.replay import TraceInputError, check_expectation
+    from model import designs
+    from traces.textfmt import TraceSyntaxError, load_trace
+
+    files = []
+    for f in args.files:
+        if os.path.isdir(f):
+            for root, _, names in sorted(os.walk(f)):
+                files += [os.path.join(root, n) for n in sorted(names) if n.endswith(".trace")]
+        else:
+            files.append(f)
+    if not files:
+        raise UsageError("no trace files given")
+    traces = []
+    for f in files:
+        try:
+            t = load_trace(f)
+        except OSError as e:
+            raise UsageError(f"{f}: {e.strerror}") from None
+        except TraceSyntaxError as e:
+            print(str(e), file=sys.stderr)
+            return EXIT_USAGE
+        t.path = f
+        try:
+            designs.get(t.design)
+        except KeyError:
+            print(f"{f}:1:1: unknown design {t.design!r}", file=sys.stderr)
+            return EXIT_USAGE
+        traces.append(t)
+    good = bad = skipped = 0
+    for t in traces:
+        d = designs.get(t.design)
+        try:
+            rep = check_expectation(d, t)
+        except TraceInputError as e:
+            print(str(e), file=sys.stderr)
+            return EXIT_USAGE
+        ok = rep.expectation_met
+        msg = rep.message
+        if ok and args.on in ("kernel", "both"):
+            from checker.kernel_replay import replay_on_kernel
+            kres = replay_on_kernel(d, t, rep, against=args.on)
+            if kres.skipped:
+                skipped += 1
+                msg += f"; kernel: SKIP {kres.skipped}"
+            elif kres.divergence:
+                ok = False
+                msg = kres.divergence
+            else:
+                msg += f"; kernel: {kres.summary}"
+        print(("ok   " if ok else "FAIL ") + msg)
+        good += ok
+        bad += not ok
+    print(f"replay: {len(traces)} traces, {good} as expected, {bad} not, {skipped} skipped on "
+          f"the kernel: {'everything verified as expected' if not bad else 'FAILURES'}")
+    return EXIT_OK if not bad else EXIT_UNEXPECTED
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from model import designs
+    from traces.textfmt import TraceSyntaxError, load_trace
+
+    try:
+        from traces.export import EXPORTERS
+    except ImportError:
+        raise UsageError("exporters are not available") from None
+    if args.to not in EXPORTERS:
+        raise UsageError(f"unknown format {args.to!r} (formats: {', '.join(EXPORTERS)})")
+    try:
+        t = load_trace(args.trace)
+    except OSError as e:
+        raise UsageError(f"{args.trace}: {e.strerror}") from None
+    except TraceSyntaxError as e:
+        print(str(e), file=sys.stderr)
+        return EXIT_USAGE
+    t.path = args.trace
+    try:
+        d = designs.get(t.design)
+    except KeyError:
+        raise UsageError(f"{args.trace}:1:1: unknown design {t.design!r}") from None
+    from checker.replay import TraceInputError, model_outcomes
+
+    try:
+        model_outcomes(d, t)  # validates every line against the design before exporting
+    except TraceInputError as e:
+        print(str(e), file=sys.stderr)
+        return EXIT_USAGE
+    text = EXPORTERS[args.to][1](d, t)
+    if args.output:
+        from checker.atomic import write_text
+        write_text(args.output, text)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def cmd_explore(args: argparse.Namespace) -> int:
+    from checker.graph import state_graph, to_dot
+
+    (d,) = load_designs([args.design])
+    scope = d.scope(parse_scope(args.scope))  # type: ignore[attr-defined]
+    g = state_graph(d, scope, max_states=args.max_states)  # type: ignore[arg-type]
+    dot = to_dot(d, g)  # type: ignore[arg-type]
+    from checker.atomic import write_text
+
+    if args.graph:
+        write_text(args.graph, dot)
+        import shutil
+        import subprocess
+        if shutil.which("dot"):
+            subprocess.run(["dot", "-Tsvg", args.graph, "-o",
+                            os.path.splitext(args.graph)[0] + ".svg"], check=False)
+    else:
+        sys.stdout.write(dot)
+    print(f"explore: {g.number_of_nodes()} states, {g.number_of_edges()} transitions",
+          file=sys.stderr)
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="shmemcheck", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("list", help="designs, properties, actions")
+    c = sub.add_parser("check", help="check properties of designs")
+    c.add_argument("--design", action="append", help="a built-in design or a what-if .py file")
+    c.add_argument("--property", action="append")
+    c.add_argument("--engine", action="append", choices=[*ENGINES, "all"])
+    c.add_argument("--scope", help="NAME=N,... (explicit engine bounds)")
+    c.add_argument("--depth", type=int, default=20, help="bmc/kind depth (default 20)")
+    c.add_argument("--timeout", type=float, default=60.0, help="seconds per solver query")
+    c.add_argument("--format", choices=["text", "json", "ktap"], default="text")
+    c.add_argument("--out", help="write every counterexample/witness here in every format")
+    c.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    r = sub.add_parser("replay", help="replay trace files (or directories of them)")
+    r.add_argument("files", nargs="+")
+    r.add_argument("--on", choices=["model", "kernel", "both"], default="model")
+    e = sub.add_parser("export", help="export a trace to another format")
+    e.add_argument("trace")
+    e.add_argument("--to", required=True)
+    e.add_argument("-o", "--output")
+    x = sub.add_parser("explore", help="the state graph of a small scope as DOT")
+    x.add_argument("--design", default="memfd")
+    x.add_argument("--scope")
+    x.add_argument("--graph", help="write DOT here (and SVG beside it if Graphviz is installed)")
+    x.add_argument("--max-states", type=int, default=20000)
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = build_parser()
+    args = ap.parse_args(argv)
+    if getattr(args, "engine", None) is None and args.cmd == "check":
+        args.engine = ["explicit"]
+    handlers = {"list": cmd_list, "check": cmd_check, "replay": cmd_replay,
+                "export": cmd_export, "explore": cmd_explore}
+    try:
+        return handlers[args.cmd](args)
+    except UsageError as e:
+        print(f"shmemcheck: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("shmemcheck: interrupted", file=sys.stderr)
+        return EXIT_INCONCLUSIVE
+
+
+if __name__ == "__main__":
+    t0 = time.perf_counter()
+    sys.exit(main())
+
+__all__ = ["EXIT_INCONCLUSIVE", "EXIT_UNEXPECTED", "main"]

@@ -1,0 +1,171 @@
+"""Replay a trace on the model interpreter, on the live kernel, or on both, step by step.
+
+The model side resolves each line to an action instance (traces/concretize.py), applies it
+with the explicit engine's compiled interpreter, and compares outcomes. The kernel side runs the
+same lines through traces/kernel.py. The first divergence is reported with the model state
+before the step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from checker.explicit import Explorer, evaluate
+from model.lang.design import Design
+from model.lang.schema import render_state
+from properties.catalogue import Property, load
+from traces.concretize import (
+    Handles, ResolveError, expected_outcome, initial_state, outcome_str, resolve_step,
+)
+from traces.run import ARun
+from traces.trace import Any_, Outcome, Step, Trace
+
+REPLAY_SCOPE_VALUE = 15  # bounds do not apply when replaying; this only sizes the packer
+
+
+class TraceInputError(Exception):
+    """A trace that cannot be replayed at all (unknown call, handle never created, ...)."""
+
+    def __init__(self, path: str, step: Step | None, msg: str) -> None:
+        line = step.pos.line if step else 1
+        col = step.pos.col if step else 1
+        super().__init__(f"{path}:{line}:{col}: {msg}")
+
+
+@dataclass
+class Divergence:
+    index: int
+    step: Step
+    expected: str  # what the trace (or the kernel) says
+    got: str  # what the model says
+    state: str  # model state before the step
+    who: str = "model"
+
+    def text(self, path: str) -> str:
+        return (f"{path}:{self.step.pos.line}:{self.step.pos.col}: step {self.index + 1} "
+                f"diverges: {self.who} says {self.got}, trace says {self.expected}\n"
+                f"  model state before the step: {self.state}")
+
+
+@dataclass
+class ModelReplay:
+    trace: Trace
+    outcomes: list[Outcome] = field(default_factory=list)  # the model's, per step
+    run: ARun | None = None
+    divergence: Divergence | None = None
+    expectation_met: bool = False
+    message: str = ""
+
+
+def _explorer(design: Design, props: list[Property]) -> Explorer:
+    scope = {k: REPLAY_SCOPE_VALUE for k in design.default_scope}
+    return Explorer(design, scope, props)
+
+
+def model_outcomes(design: Design, trace: Trace, *, stop_at_divergence: bool = True,
+                   props: list[Property] | None = None, ex: Explorer | None = None
+                   ) -> ModelReplay:
+    """Run the trace's steps on the model; compare with the trace's outcomes."""
+    path = trace.path or "<trace>"
+    ex = ex or _explorer(design, props or [])
+    compiled = {ca.action.name: ca for ca in ex.actions}
+    try:
+        st = initial_state(design, trace)
+    except ResolveError as e:
+        raise TraceInputError(path, None, e.msg) from None
+    h = Handles()
+    rep = ModelReplay(trace, run=ARun(dict(st)))
+    for i, step in enumerate(trace.steps):
+        try:
+            action, params, used = resolve_step(design, h, step, st)
+        except ResolveError as e:
+            raise TraceInputError(path, step, e.msg) from None
+        ca = compiled[action.name]
+        _, en = evaluate(ex.packer, ca, st, params)
+        if not en:
+            reqs = [r.label for r in action.rules(design.schema.state_vars("s"),
+                                                  action.param_vars()) if r.kind == "requires"]
+            raise TraceInputError(path, step, f"{action.name} is outside the model here "
+                                  f"(a modelling precondition fails: {', '.join(reqs)}; "
+                                  "see NOTES.md LIMITATIONS)")
+        a = ex.apply(ca, st, params)
+        got = expected_outcome(design, h, action, used, params, a, st)
+        rep.outcomes.append(got)
+        assert rep.run is not None
+        rep.run.steps.append(a)
+        if not isinstance(step.outcome, Any_) and step.outcome != got and \
+                rep.divergence is None:
+            rep.divergence = Divergence(i, step, outcome_str(step.outcome), outcome_str(got),
+                                        render_state(design.schema, st))
+            if stop_at_divergence:
+                return rep
+        st = a.after
+    return rep
+
+
+def check_expectation(design: Design, trace: Trace) -> ModelReplay:
+    """Replay on the model and judge the trace's `expect:` header."""
+    path = trace.path or "<trace>"
+    kind, _, pname = trace.expect.partition(" ")
+    cat = load()
+    props: list[Property] = []
+    if kind in ("violates", "witnesses"):
+        if pname not in cat:
+            raise TraceInputError(path, None, f"expect: unknown property {pname!r}")
+        props = [cat[pname]]
+    elif kind != "conforms":
+        raise TraceInputError(path, None, f"expect: {trace.expect!r} (want conforms, "
+                              "violates PROPERTY or witnesses PROPERTY)")
+    ex = _explorer(design, props)
+    rep = model_outcomes(design, trace, props=props, ex=ex)
+    if rep.divergence:
+        rep.message = rep.divergence.text(path)
+        return rep
+    if kind == "conforms":
+        rep.expectation_met = True
+        rep.message = f"{path}: conforms ({len(trace.steps)} steps)"
+        return rep
+    p = props[0]
+    hit = _property_hits(ex, p, rep.run)  # type: ignore[arg-type]
+    want_hit = True
+    rep.expectation_met = hit == want_hit
+    what = "violates" if kind == "violates" else "witnesses"
+    rep.message = (f"{path}: {what} {p.name}" if rep.expectation_met else
+                   f"{path}: expected the trace to {kind[:-1]} {p.name}, but it does not")
+    return rep
+
+
+def _property_hits(ex: Explorer, p: Property, run: ARun) -> bool:
+    """Violation (always/action) at the end, or a witness anywhere (sometimes kinds)."""
+    import numpy as np
+
+    states = run.states()
+    if p.kind in ("always", "sometimes"):
+        fn = ex.sprops[p.name]
+        check = states if p.kind == "sometimes" else states[-1:]
+        for st in check:
+            S = {n: np.array([[v]], dtype=np.int64) for n, v in st.items()}
+            S["__shape__"] = np.zeros((1, 1), dtype=np.int8)
+            v = bool(np.asarray(fn(S)).reshape(-1)[0])
+            if v == (p.kind == "sometimes"):
+                return True
+        return False
+    compiled = {ca.action.name: ca for ca in ex.actions}
+    pairs = list(zip(states, run.steps))
+    check_pairs = pairs if p.kind == "sometimes-action" else pairs[-1:]
+    for st, a in check_pairs:
+        r, _ = evaluate(ex.packer, compiled[a.action], st, a.params)
+        v = bool(np.asarray(r[f"prop:{p.name}"]).reshape(-1)[0])
+        if v == (p.kind == "sometimes-action"):
+            return True
+    return False
+
+
+def kernel_noexec_scope(design: Design, trace: Trace) -> int | None:
+    st = initial_state(design, trace)
+    return st.get("noexec_scope") if "noexec_scope" in st else None
+
+
+def state_text(design: Design, st: Mapping[str, int]) -> str:
+    return render_state(design.schema, st)

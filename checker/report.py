@@ -1,0 +1,104 @@
+"""Reporters: text (ends with one summary line), KTAP version 1, and JSON (stable, documented
+in README)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from checker.verdict import Result, Verdict, exit_code
+from model.designs import get as get_design
+from traces.concretize import run_to_trace
+from traces.textfmt import format_step
+
+JSON_VERSION = 1
+
+
+def trace_lines(r: Result) -> list[str]:
+    if r.run is None:
+        return []
+    d = get_design(r.design) if isinstance(r.design, str) else r.design
+    t = run_to_trace(d, r.run)
+    return [format_step(s) for s in t.steps]
+
+
+def summary(results: Sequence[Result]) -> str:
+    n = len(results)
+    good = sum(r.as_expected for r in results)
+    bad = sum(not r.as_expected and not r.inconclusive for r in results)
+    inc = sum(r.inconclusive for r in results)
+    designs = len({r.design for r in results})
+    word = "everything verified as expected" if good == n else (
+        "UNEXPECTED results" if bad else "inconclusive results")
+    return (f"shmemcheck: {good}/{n} as expected over {designs} design(s), {bad} unexpected, "
+            f"{inc} inconclusive: {word}")
+
+
+def text(results: Sequence[Result], header: Sequence[str] = (), coverage: Sequence[str] = ()
+         ) -> str:
+    out = list(header)
+    width = max((len(r.prop) for r in results), default=10)
+    for r in results:
+        mark = "ok  " if r.as_expected else ("??  " if r.inconclusive else "FAIL")
+        out.append(f"{mark} {r.design:<16} {r.prop:<{width}} {r.verdict.value:<13} "
+                   f"[{r.engine}] {r.method}; expected {r.expected}")
+        if r.note:
+            out.append(f"       note: {r.note}")
+        lines = trace_lines(r)
+        if lines:
+            label = "counterexample" if r.verdict is Verdict.VIOLATED else "witness"
+            out.append(f"       {label} ({len(lines)} steps):")
+            out.extend(f"         {ln}" for ln in lines)
+        if r.certificate:
+            out.append("       inductive invariant (re-checked):")
+            out.extend(f"         {ln}" for ln in r.certificate.splitlines())
+    out.extend(coverage)
+    out.append(summary(results))
+    return "\n".join(out) + "\n"
+
+
+def ktap(results: Sequence[Result]) -> str:
+    designs: dict[str, list[Result]] = {}
+    for r in results:
+        designs.setdefault(r.design, []).append(r)
+    out = ["KTAP version 1", f"1..{len(designs)}"]
+    for i, (d, rs) in enumerate(designs.items(), 1):
+        out += ["  KTAP version 1", f"  1..{len(rs)}"]
+        for j, r in enumerate(rs, 1):
+            name = f"{r.prop}:{r.engine}"
+            for ln in trace_lines(r):
+                out.append(f"  # {ln}")
+            diag = f"{r.verdict.value} {r.method}".replace("#", "no.")
+            if r.inconclusive:
+                directive = "TIMEOUT" if r.verdict is Verdict.UNKNOWN else "ERROR"
+                out.append(f"  not ok {j} {name} # {directive} {diag}")
+            elif not r.as_expected:
+                out.append(f"  not ok {j} {name} # {diag}; expected {r.expected}")
+            elif r.verdict in (Verdict.VIOLATED, Verdict.NOT_WITNESSED):
+                out.append(f"  ok {j} {name} # XFAIL {diag}, as expected")
+            else:
+                out.append(f"  ok {j} {name} # {diag}")
+        ok = all(r.as_expected for r in rs)
+        out.append(f"{'ok' if ok else 'not ok'} {i} {d}")
+    out.append("# " + summary(results))
+    return "\n".join(out) + "\n"
+
+
+def as_json(results: Sequence[Result], extra: dict[str, Any] | None = None) -> str:
+    doc: dict[str, Any] = {
+        "format": "shmemcheck-results", "version": JSON_VERSION,
+        "results": [{
+            "design": r.design, "property": r.prop, "engine": r.engine,
+            "verdict": r.verdict.value, "expected": r.expected, "as_expected": r.as_expected,
+            "inconclusive": r.inconclusive, "method": r.method,
+            "seconds": round(r.seconds, 3), "note": r.note or None,
+            "trace": trace_lines(r) or None, "certificate": r.certificate,
+            "stats": r.stats,
+        } for r in results],
+        "summary": summary(results),
+        "exit": exit_code(list(results)),
+    }
+    if extra:
+        doc.update(extra)
+    return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"

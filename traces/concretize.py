@@ -1,0 +1,328 @@
+"""Between engine runs and strace-style traces.
+
+An engine's run names handle *kinds* (an O_RDWR description, a shared writable mapping); a trace
+names handles (fd 3, m1, p1). `Handles` is the table of live handles; `render_step` prints a
+step with the action's own call spec (model/lang/callspec.py) and `resolve_step` parses a trace
+line back into (action, parameters) with the same specs. Which handle of a kind a step created,
+retagged or destroyed is read off the design's handle counters (fields with `handle=`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from model.lang.action import Action, outcome_text
+from model.lang.callspec import C, Choice, Fd, Fields, Flags, MapRef, Num, PinRef, ProcFd, Span
+from model.lang.design import Design
+from model.vocab import ERRNO_NAME, SIGNAL_NAME, parse_flags, render_flags
+from traces.run import ARun, AStep
+from traces.trace import Arg, Err, Int, New, Outcome, Ref, Ret, Sig, Step, Str, Struct, Sym, Trace
+
+FAMILY_OF = {Fd: "fd", ProcFd: "fd", MapRef: "map", PinRef: "pin"}
+PREFIX = {"map": "m", "pin": "p"}
+
+
+class ResolveError(Exception):
+    """A trace line that names no action of the design, or a handle that does not exist."""
+
+    def __init__(self, msg: str, step: Step | None = None) -> None:
+        super().__init__(msg)
+        self.msg = msg
+        self.step = step
+
+
+@dataclass
+class Handles:
+    """Live handles: fd number / mapping name / pin name -> kind index (enum value)."""
+
+    live: dict[str, dict[str, int]] = field(
+        default_factory=lambda: {"fd": {}, "map": {}, "pin": {}})
+    serial: dict[str, int] = field(default_factory=lambda: {"map": 0, "pin": 0})
+
+    def pick(self, family: str, kind: int) -> str:
+        for hid, k in self.live[family].items():
+            if k == kind:
+                return hid
+        raise ResolveError(f"no live {family} handle of kind {kind}")
+
+    def new(self, family: str, kind: int) -> str:
+        if family == "fd":
+            n = 3
+            while str(n) in self.live["fd"]:
+                n += 1
+            hid = str(n)
+            # keep fds ordered by number so pick() prefers the lowest
+            self.live["fd"][hid] = kind
+            self.live["fd"] = dict(sorted(self.live["fd"].items(), key=lambda kv: int(kv[0])))
+            return hid
+        self.serial[family] += 1
+        hid = f"{PREFIX[family]}{self.serial[family]}"
+        self.live[family][hid] = kind
+        return hid
+
+
+def _family_fields(design: Design, family: str) -> list[str]:
+    return [f.name for f in design.schema.handles(family)]
+
+
+def _handle_param(action: Action) -> dict[str, str]:
+    """param name -> handle family, for the params that name a handle."""
+    out: dict[str, str] = {}
+    for spec in action.args:
+        fam = FAMILY_OF.get(type(spec))
+        if fam is not None:
+            out[spec.param] = fam  # type: ignore[union-attr]
+    return out
+
+
+def _scale(spec: Num | Span, st: Mapping[str, int]) -> int:
+    return spec.scale if isinstance(spec.scale, int) else spec.scale(st)
+
+
+@lru_cache(maxsize=None)
+def arg_from_text(text: str) -> Arg:
+    """Parse one strace argument fragment (a spec constant) with the trace parser."""
+    from traces.textfmt import parse_trace
+
+    t = parse_trace(f"# shmemcheck trace 1\nx({text}) = 0\n", "<spec>")
+    return t.steps[0].args[0]
+
+
+def _render_arg(spec: object, params: Mapping[str, int], st: Mapping[str, int],
+                used: Mapping[str, str]) -> Arg:
+    if isinstance(spec, C):
+        return arg_from_text(spec.text)
+    if isinstance(spec, Fd):
+        return Int(int(used[spec.param]))
+    if isinstance(spec, ProcFd):
+        return Str(f"/proc/self/fd/{used[spec.param]}")
+    if isinstance(spec, (MapRef, PinRef)):
+        return Ref(used[spec.param])
+    if isinstance(spec, Flags):
+        return Sym(render_flags(params[spec.param], dict(spec.family), spec.zero))
+    if isinstance(spec, Num):
+        v = params[spec.param] * _scale(spec, st)
+        return Int(v, oct(v).replace("0o", "0") if spec.octal else None)
+    if isinstance(spec, Span):
+        return Int(spec.pages * _scale(spec, st))
+    if isinstance(spec, Choice):
+        return arg_from_text(spec.table[params[spec.param]])
+    if isinstance(spec, Fields):
+        return Struct(tuple((n, _render_arg(s, params, st, used)) for n, s in spec.items))
+    raise TypeError(spec)
+
+
+def _outcome(code: int, created: tuple[str, str] | None) -> Outcome:
+    if code < 0:
+        text = outcome_text(code)
+        return Sig(text) if text in SIGNAL_NAME.values() else Err(text)
+    if created is not None:
+        fam, hid = created
+        return Ret(int(hid)) if fam == "fd" else New(hid)
+    return Ret(code)
+
+
+def apply_handles(design: Design, h: Handles, used: Mapping[str, str],
+                  hparams: Mapping[str, str], params: Mapping[str, int],
+                  before: Mapping[str, int], after: Mapping[str, int]
+                  ) -> tuple[str, str] | None:
+    """Update the handle table from the counter changes of one step; return a created handle."""
+    created: tuple[str, str] | None = None
+    for fam in ("fd", "map", "pin"):
+        fields = _family_fields(design, fam)
+        if not fields:
+            continue
+        ups = [i for i, f in enumerate(fields) for _ in range(max(0, after[f] - before[f]))]
+        downs = [i for i, f in enumerate(fields) for _ in range(max(0, before[f] - after[f]))]
+        mine = [hid for p, hid in used.items() if hparams.get(p) == fam]
+        for k in downs:
+            victim = next((x for x in mine if h.live[fam].get(x) == k), None)
+            if victim is None:
+                victim = h.pick(fam, k)
+            if ups:
+                h.live[fam][victim] = ups.pop(0)  # retagged (mprotect)
+            else:
+                del h.live[fam][victim]
+        for k in ups:
+            created = (fam, h.new(fam, k))
+    return created
+
+
+def render_step(design: Design, h: Handles, step: AStep, before: Mapping[str, int]) -> Step:
+    action = design.action(step.action)
+    hparams = _handle_param(action)
+    used = {p: h.pick(fam, step.params[p]) for p, fam in hparams.items()}
+    args = tuple(_render_arg(s, step.params, before, used) for s in action.args)
+    created = apply_handles(design, h, used, hparams, step.params, before, step.after)
+    out = _outcome(step.out, created)
+    note = action.note(step.out) if action.note and step.out >= 0 else None
+    return Step(action.call, args, out, note)
+
+
+def run_to_trace(design: Design, run: ARun, *, expect: str = "conforms",
+                 scope: str | None = None, title: str | None = None) -> Trace:
+    h = Handles()
+    steps = []
+    st = run.init
+    for s in run.steps:
+        steps.append(render_step(design, h, s, st))
+        st = s.after
+    init_note = init_comment(design, run.init)
+    comments = (init_note,) if init_note else ()
+    return Trace(steps, design=design.name, scope=scope, expect=expect, title=title,
+                 comments=comments)
+
+
+def init_comment(design: Design, init: Mapping[str, int]) -> str | None:
+    """`init: noexec_scope=1` for initial-state choices that differ from the first one."""
+    ch = design.init.choices(design.schema)
+    parts = [f"{n}={init[n]}" for n, vals in ch.items() if len(vals) > 1 and init[n] != vals[0]]
+    return "init: " + " ".join(parts) if parts else None
+
+
+def initial_state(design: Design, trace: Trace) -> dict[str, int]:
+    """The initial state a trace starts from: the first choice, overridden by `# init:`."""
+    st = next(iter(design.init.states(design.schema)))
+    ch = design.init.choices(design.schema)
+    for c in trace.comments:
+        c = c.strip()
+        if not c.startswith("init:"):
+            continue
+        for word in c[5:].split():
+            name, _, val = word.partition("=")
+            if name not in ch or not val.isdigit() or int(val) not in ch[name]:
+                raise ResolveError(f"bad init choice {word!r} (choices: "
+                                   + ", ".join(f"{n}∈{set(v)}" for n, v in ch.items()
+                                               if len(v) > 1) + ")")
+            st[name] = int(val)
+    return st
+
+
+# ---- parsing a trace line into an action instance -----------------------------------------
+def _match(spec: object, arg: Arg, st: Mapping[str, int], h: Handles,
+           params: dict[str, int], used: dict[str, str]) -> str | None:
+    """Bind params from one argument; return an error text or None."""
+    if isinstance(spec, C):
+        return None if arg == arg_from_text(spec.text) else f"expected {spec.text}"
+    if isinstance(spec, (Fd, ProcFd)):
+        if isinstance(spec, ProcFd):
+            if not (isinstance(arg, Str) and arg.text.startswith("/proc/self/fd/")
+                    and arg.text[14:].isdigit()):
+                return 'expected "/proc/self/fd/N"'
+            hid = str(int(arg.text[14:]))
+        else:
+            if not isinstance(arg, Int):
+                return "expected a file descriptor"
+            hid = str(arg.value)
+        if hid not in h.live["fd"]:
+            return f"fd {hid} is not open at this point of the trace"
+        params[spec.param] = h.live["fd"][hid]
+        used[spec.param] = hid
+        return None
+    if isinstance(spec, (MapRef, PinRef)):
+        fam = "map" if isinstance(spec, MapRef) else "pin"
+        if not isinstance(arg, Ref):
+            return f"expected a {'mapping (m1, ...)' if fam == 'map' else 'pin (p1, ...)'}"
+        if arg.name not in h.live[fam]:
+            return f"{arg.name} does not exist at this point of the trace"
+        params[spec.param] = h.live[fam][arg.name]
+        used[spec.param] = arg.name
+        return None
+    if isinstance(spec, Flags):
+        if isinstance(arg, Int):
+            params[spec.param] = arg.value
+            return None
+        if not isinstance(arg, Sym):
+            return "expected flags"
+        try:
+            params[spec.param] = parse_flags(arg.text)
+        except KeyError as e:
+            return f"unknown flag {e.args[0]}"
+        return None
+    if isinstance(spec, (Num, Span)):
+        if not isinstance(arg, Int):
+            return "expected a number"
+        sc = _scale(spec, st)
+        if arg.value % sc:
+            return f"{arg.value} is not a multiple of the model's page ({sc} bytes here)"
+        if isinstance(spec, Span):
+            return None if arg.value // sc == spec.pages else f"expected {spec.pages * sc}"
+        params[spec.param] = arg.value // sc
+        return None
+    if isinstance(spec, Choice):
+        for v, text in spec.table.items():
+            if arg == arg_from_text(text):
+                params[spec.param] = v
+                return None
+        return "expected one of " + ", ".join(spec.table.values())
+    if isinstance(spec, Fields):
+        if not isinstance(arg, Struct):
+            return "expected a struct {...}"
+        given = dict(arg.fields)
+        unknown = set(given) - {n for n, _ in spec.items}
+        if unknown:
+            return f"unknown struct field {sorted(unknown)[0]}"
+        for n, s in spec.items:
+            if n not in given:
+                if isinstance(s, C):
+                    continue
+                return f"struct field {n} missing"
+            err = _match(s, given[n], st, h, params, used)
+            if err:
+                return f"{n}: {err}"
+        return None
+    return "unsupported argument"
+
+
+def resolve_step(design: Design, h: Handles, step: Step, st: Mapping[str, int]
+                 ) -> tuple[Action, dict[str, int], dict[str, str]]:
+    """The action instance a trace line denotes (without changing the handle table)."""
+    errors = []
+    for action in design.actions:
+        if action.call != step.call:
+            continue
+        if len(action.args) != len(step.args):
+            errors.append(f"{action.name}: takes {len(action.args)} arguments")
+            continue
+        params: dict[str, int] = {}
+        used: dict[str, str] = {}
+        err = None
+        for i, (spec, arg) in enumerate(zip(action.args, step.args)):
+            err = _match(spec, arg, st, h, params, used)
+            if err:
+                err = f"argument {i + 1}: {err}"
+                break
+        if err is None:
+            return action, params, used
+        errors.append(f"{action.name}: {err}")
+    if not errors:
+        calls = sorted({a.call for a in design.actions})
+        raise ResolveError(f"design {design.name} has no call {step.call!r} "
+                           f"(calls: {', '.join(calls)})", step)
+    raise ResolveError("; ".join(errors), step)
+
+
+def expected_outcome(design: Design, h: Handles, action: Action, used: Mapping[str, str],
+                     params: Mapping[str, int], step: AStep, before: Mapping[str, int]
+                     ) -> Outcome:
+    """The model's outcome in trace form; updates the handle table like render_step."""
+    created = apply_handles(design, h, used, _handle_param(action), params, before, step.after)
+    return _outcome(step.out, created)
+
+
+def outcome_str(o: Outcome) -> str:
+    if isinstance(o, Ret):
+        return str(o.value)
+    if isinstance(o, Err):
+        return f"-1 {o.errno}"
+    if isinstance(o, Sig):
+        return o.name
+    if isinstance(o, New):
+        return o.name
+    return "?"
+
+
+__all__ = ["ERRNO_NAME", "Handles", "ResolveError", "arg_from_text", "expected_outcome",
+           "initial_state", "outcome_str", "render_step", "resolve_step", "run_to_trace"]
