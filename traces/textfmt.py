@@ -510,10 +510,13 @@ def parse_trace(text: str, path: str = DEFAULT_PATH) -> Trace:
                     comments.append(content)
                     continue
                 name = key.group(1)
+                if name == "init":  # initial-state choices, read by traces/concretize.py
+                    comments.append(content)
+                    continue
                 if name not in HEADER_KEYS:
                     raise TraceSyntaxError(path, lineno, content_at + 1,
                                            f"unknown header key '{name}' "
-                                           "(expected 'design', 'scope' or 'expect')")
+                                           "(expected 'design', 'scope', 'expect' or 'init')")
                 if name in header:
                     raise TraceSyntaxError(path, lineno, content_at + 1,
                                            f"duplicate header key '{name}'")
