@@ -101,7 +101,8 @@ def _render_arg(spec: object, params: Mapping[str, int], st: Mapping[str, int],
     if isinstance(spec, (MapRef, PinRef)):
         return Ref(used[spec.param])
     if isinstance(spec, Flags):
-        return Sym(render_flags(params[spec.param], dict(spec.family), spec.zero))
+        # through the parser, so a flag word with no named bits comes back as the Int it is
+        return arg_from_text(render_flags(params[spec.param], dict(spec.family), spec.zero))
     if isinstance(spec, Num):
         v = params[spec.param] * _scale(spec, st)
         return Int(v, oct(v).replace("0o", "0") if spec.octal else None)

@@ -1,0 +1,177 @@
+"""The model's outcomes against the decision tables of kernel-semantics.md §1-§3.
+
+Every expected outcome below is copied from the reference (probed on 6.18.44), not computed by
+the model: each row is a short strace-style program whose last line carries the table's cell.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import replay_text
+
+CREATE = 'memfd_create("t", MFD_ALLOW_SEALING) = 3\n'
+
+# §2.2 memfd_add_seals(): the decision order
+ADD_SEALS = {
+    "fmode_write first (even before invalid bits)":
+        CREATE + 'open("/proc/self/fd/3", O_RDONLY) = 4\nfcntl(4, F_ADD_SEALS, 0x40) = -1 EPERM',
+    "invalid bits before F_SEAL_SEAL":
+        'memfd_create("t", 0) = 3\nfcntl(3, F_ADD_SEALS, 0x40) = -1 EINVAL',
+    "F_SEAL_SEAL refuses even 0":
+        'memfd_create("t", 0) = 3\nfcntl(3, F_ADD_SEALS, 0) = -1 EPERM',
+    "adding 0 is a no-op success":
+        CREATE + "fcntl(3, F_ADD_SEALS, 0) = 0\nfcntl(3, F_GET_SEALS) = 0",
+    "re-adding present seals succeeds":
+        CREATE + "fcntl(3, F_ADD_SEALS, F_SEAL_SHRINK|F_SEAL_WRITE) = 0\n"
+        "fcntl(3, F_ADD_SEALS, F_SEAL_SHRINK|F_SEAL_WRITE) = 0\nfcntl(3, F_GET_SEALS) = 10",
+    "EXEC on an executable file implies W^X seals":
+        'memfd_create("t", MFD_ALLOW_SEALING|MFD_EXEC) = 3\n'
+        "fcntl(3, F_ADD_SEALS, F_SEAL_EXEC) = 0\nfcntl(3, F_GET_SEALS) = 0x3e",
+    "EXEC on a non-executable file adds only EXEC":
+        CREATE + "fchmod(3, 0666) = 0\nfcntl(3, F_ADD_SEALS, F_SEAL_EXEC) = 0\n"
+        "fcntl(3, F_GET_SEALS) = 0x20",
+    "WRITE with a RW shared mapping: EBUSY":
+        CREATE + "mmap(NULL, 4096, PROT_READ|PROT_WRITE, MAP_SHARED, 3, 0) = m1\n"
+        "fcntl(3, F_ADD_SEALS, F_SEAL_WRITE) = -1 EBUSY",
+    "WRITE with a PROT_READ shared mapping of an O_RDWR fd: EBUSY (VM_MAYWRITE)":
+        CREATE + "mmap(NULL, 4096, PROT_READ, MAP_SHARED, 3, 0) = m1\n"
+        "fcntl(3, F_ADD_SEALS, F_SEAL_WRITE) = -1 EBUSY",
+    "WRITE with a shared mapping of an O_RDONLY fd: ok":
+        CREATE + 'open("/proc/self/fd/3", O_RDONLY) = 4\n'
+        "mmap(NULL, 4096, PROT_READ, MAP_SHARED, 4, 0) = m1\n"
+        "fcntl(3, F_ADD_SEALS, F_SEAL_WRITE) = 0",
+    "WRITE with a private RW mapping: ok":
+        CREATE + "mmap(NULL, 4096, PROT_READ|PROT_WRITE, MAP_PRIVATE, 3, 0) = m1\n"
+        "fcntl(3, F_ADD_SEALS, F_SEAL_WRITE) = 0",
+    "WRITE with a held pin: EBUSY, ok after unpin":
+        CREATE + "ftruncate(3, 4096) = 0\n"
+        "mmap(NULL, 4096, PROT_READ|PROT_WRITE, MAP_SHARED, 3, 0) = m1\n"
+        "pin(m1) = p1\nmunmap(m1, 4096) = 0\nfcntl(3, F_ADD_SEALS, F_SEAL_WRITE) = -1 EBUSY\n"
+        "unpin(p1) = 0\nfcntl(3, F_ADD_SEALS, F_SEAL_WRITE) = 0",
+    "FUTURE_WRITE needs neither check":
+        CREATE + "ftruncate(3, 4096) = 0\n"
+        "mmap(NULL, 4096, PROT_READ|PROT_WRITE, MAP_SHARED, 3, 0) = m1\npin(m1) = p1\n"
+        "fcntl(3, F_ADD_SEALS, F_SEAL_FUTURE_WRITE) = 0",
+    "EXEC implying WRITE goes through the mapping check (3b041514cb6e)":
+        'memfd_create("t", MFD_ALLOW_SEALING|MFD_EXEC) = 3\n'
+        "mmap(NULL, 4096, PROT_READ|PROT_WRITE, MAP_SHARED, 3, 0) = m1\n"
+        "fcntl(3, F_ADD_SEALS, F_SEAL_EXEC) = -1 EBUSY\nfcntl(3, F_GET_SEALS) = 0",
+    "F_GET_SEALS through an O_RDONLY reopen":
+        CREATE + "fcntl(3, F_ADD_SEALS, F_SEAL_GROW) = 0\n"
+        'open("/proc/self/fd/3", O_RDONLY) = 4\nfcntl(4, F_GET_SEALS) = 4',
+}
+
+# §1.2-§1.4 memfd_create
+CREATE_TABLE = {
+    "unknown flag bit": 'memfd_create("t", 0x100) = -1 EINVAL',
+    "huge-size bits without HUGETLB": 'memfd_create("t", 0x54000000) = -1 EINVAL',
+    "EXEC with NOEXEC_SEAL": 'memfd_create("t", MFD_NOEXEC_SEAL|MFD_EXEC) = -1 EINVAL',
+    "NULL name": 'memfd_create(NULL, 0) = -1 EFAULT',
+    "250-character name": 'memfd_create("' + "n" * 250 + '", 0) = -1 EINVAL',
+    "flag errors before name errors": 'memfd_create(NULL, 0x100) = -1 EINVAL',
+    "no ALLOW_SEALING: seals {SEAL}": 'memfd_create("t", 0) = 3\nfcntl(3, F_GET_SEALS) = 1',
+    "NOEXEC_SEAL: seals {EXEC}, sealable":
+        'memfd_create("t", MFD_NOEXEC_SEAL) = 3\nfcntl(3, F_GET_SEALS) = 0x20\n'
+        "fcntl(3, F_ADD_SEALS, F_SEAL_WRITE) = 0",
+    "NOEXEC_SEAL: chmod x bits refused": 'memfd_create("t", MFD_NOEXEC_SEAL) = 3\n'
+        "fchmod(3, 0777) = -1 EPERM\nfchmod(3, 0644) = 0",
+    "memfd_noexec=1 defaults to NOEXEC_SEAL":
+        '# init: noexec_scope=1\nmemfd_create("t", 0) = 3\nfcntl(3, F_GET_SEALS) = 0x20',
+    "memfd_noexec=2 refuses MFD_EXEC":
+        '# init: noexec_scope=2\nmemfd_create("t", MFD_EXEC) = -1 EACCES',
+    "memfd_noexec=2 accepts flag-less as NOEXEC_SEAL":
+        '# init: noexec_scope=2\nmemfd_create("t", MFD_ALLOW_SEALING) = 3\n'
+        "fcntl(3, F_GET_SEALS) = 0x20",
+    "hugetlbfs: no write_iter": 'memfd_create("t", MFD_HUGETLB) = 3\n'
+        'pwrite64(3, "x"..., 4096, 0) = -1 EINVAL',
+    "hugetlbfs: F_SEAL_EXEC not enforced (B15)":
+        'memfd_create("t", MFD_HUGETLB|MFD_NOEXEC_SEAL) = 3\nfchmod(3, 0755) = 0',
+}
+
+# §3 access paths versus one seal: (operation line, {seal: outcome}); rows from the table.
+SEAL_COLS = ["none", "F_SEAL_SEAL", "F_SEAL_SHRINK", "F_SEAL_GROW", "F_SEAL_WRITE",
+             "F_SEAL_FUTURE_WRITE"]
+ACCESS = {
+    'pwrite64(3, "x"..., 4096, 0)': ["4096", "4096", "4096", "4096", "-1 EPERM", "-1 EPERM"],
+    'pwrite64(3, "x"..., 4096, 4096)': ["4096", "4096", "4096", "-1 EPERM", "-1 EPERM",
+                                        "-1 EPERM"],
+    'pwrite64(3, "x"..., 0, 0)': ["0", "0", "0", "0", "0", "0"],
+    "ftruncate(3, 4096)": ["0"] * 6,
+    "ftruncate(3, 8192)": ["0", "0", "0", "-1 EPERM", "0", "0"],
+    "ftruncate(3, 0)": ["0", "0", "-1 EPERM", "0", "0", "0"],
+    "fallocate(3, 0, 0, 4096)": ["0"] * 6,
+    "fallocate(3, 0, 4096, 4096)": ["0", "0", "0", "-1 EPERM", "0", "0"],
+    "fallocate(3, FALLOC_FL_KEEP_SIZE, 4096, 4096)": ["0", "0", "0", "-1 EPERM", "0", "0"],
+    "fallocate(3, FALLOC_FL_KEEP_SIZE|FALLOC_FL_PUNCH_HOLE, 0, 4096)":
+        ["0", "0", "0", "0", "-1 EPERM", "-1 EPERM"],
+    "fallocate(3, FALLOC_FL_PUNCH_HOLE, 0, 4096)": ["-1 EOPNOTSUPP"] * 6,
+    "fallocate(3, FALLOC_FL_ZERO_RANGE, 0, 4096)": ["-1 EOPNOTSUPP"] * 6,
+    "mmap(NULL, 4096, PROT_READ|PROT_WRITE, MAP_SHARED, 3, 0)":
+        ["m1", "m1", "m1", "m1", "-1 EPERM", "-1 EPERM"],
+    "mmap(NULL, 4096, PROT_READ, MAP_SHARED, 3, 0)": ["m1"] * 6,
+    "mmap(NULL, 4096, PROT_READ|PROT_WRITE, MAP_PRIVATE, 3, 0)": ["m1"] * 6,
+    "fchmod(3, 0666)": ["0"] * 6,
+}
+# ... then mprotect(PROT_READ|PROT_WRITE) of a new PROT_READ shared map, and a store through
+# a new private RW map (copy-on-write, allowed under every seal).
+MPROTECT = ["0", "0", "0", "0", "-1 EACCES", "-1 EACCES"]
+
+
+@pytest.mark.parametrize("name", list(ADD_SEALS))
+def test_add_seals_order(name: str) -> None:
+    assert replay_text(ADD_SEALS[name]) is None
+
+
+@pytest.mark.parametrize("name", list(CREATE_TABLE))
+def test_memfd_create(name: str) -> None:
+    assert replay_text(CREATE_TABLE[name]) is None
+
+
+def _sealed(seal: str) -> str:
+    s = CREATE + "ftruncate(3, 4096) = 0\n"
+    if seal != "none":
+        s += f"fcntl(3, F_ADD_SEALS, {seal}) = 0\n"
+    return s
+
+
+@pytest.mark.parametrize("op", list(ACCESS))
+@pytest.mark.parametrize("col", range(len(SEAL_COLS)))
+def test_access_matrix(op: str, col: int) -> None:
+    assert replay_text(_sealed(SEAL_COLS[col]) + f"{op} = {ACCESS[op][col]}") is None
+
+
+@pytest.mark.parametrize("col", range(len(SEAL_COLS)))
+def test_mprotect_upgrade_of_new_ro_shared_map(col: int) -> None:
+    text = (_sealed(SEAL_COLS[col]) + "mmap(NULL, 4096, PROT_READ, MAP_SHARED, 3, 0) = m1\n"
+            f"mprotect(m1, 4096, PROT_READ|PROT_WRITE) = {MPROTECT[col]}")
+    assert replay_text(text) is None
+
+
+@pytest.mark.parametrize("col", range(len(SEAL_COLS)))
+def test_private_cow_store_allowed(col: int) -> None:
+    text = (_sealed(SEAL_COLS[col])
+            + "mmap(NULL, 4096, PROT_READ|PROT_WRITE, MAP_PRIVATE, 3, 0) = m1\n"
+            "store(m1, 0) = 0")
+    assert replay_text(text) is None
+
+
+def test_future_write_old_ro_map_upgrades() -> None:
+    """§3.2: a RO shared map made before FUTURE_WRITE keeps VM_MAYWRITE."""
+    assert replay_text(CREATE + "ftruncate(3, 4096) = 0\n"
+                       "mmap(NULL, 4096, PROT_READ, MAP_SHARED, 3, 0) = m1\n"
+                       "fcntl(3, F_ADD_SEALS, F_SEAL_FUTURE_WRITE) = 0\n"
+                       "mprotect(m1, 4096, PROT_READ|PROT_WRITE) = 0\nstore(m1, 0) = 0") is None
+
+
+def test_signals() -> None:
+    assert replay_text(CREATE + "mmap(NULL, 4096, PROT_READ|PROT_WRITE, MAP_SHARED, 3, 0) = m1\n"
+                       "store(m1, 0) = SIGBUS\nftruncate(3, 4096) = 0\nstore(m1, 0) = 0\n"
+                       "mprotect(m1, 4096, PROT_READ) = 0\nstore(m1, 0) = SIGSEGV") is None
+
+
+def test_a_wrong_cell_is_reported() -> None:
+    """The comparison can fail: a wrong expected outcome gives a divergence."""
+    out = replay_text(CREATE + "mmap(NULL, 4096, PROT_READ|PROT_WRITE, MAP_SHARED, 3, 0) = m1\n"
+                      "fcntl(3, F_ADD_SEALS, F_SEAL_WRITE) = 0")
+    assert out is not None and "model says -1 EBUSY" in out
