@@ -48,8 +48,11 @@ def load_designs(names: Sequence[str]) -> list[object]:
     out = []
     for n in names:
         if n.endswith(".py") or os.sep in n:
-            from model.whatif import load_whatif
-            out.append(load_whatif(n))
+            from model.whatif import WhatIfError, load_whatif
+            try:
+                out.append(load_whatif(n))
+            except WhatIfError as e:
+                raise UsageError(str(e)) from None
             continue
         try:
             out.append(designs.get(n))
@@ -292,11 +295,17 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_explore(args: argparse.Namespace) -> int:
-    from checker.graph import state_graph, to_dot
+    from checker.graph import TooLarge, state_graph, to_dot
 
     (d,) = load_designs([args.design])
-    scope = d.scope(parse_scope(args.scope))  # type: ignore[attr-defined]
-    g = state_graph(d, scope, max_states=args.max_states)  # type: ignore[arg-type]
+    try:
+        scope = d.scope(parse_scope(args.scope))  # type: ignore[attr-defined]
+    except KeyError as e:
+        raise UsageError(f"no scope parameter {e.args[0]!r}") from None
+    try:
+        g = state_graph(d, scope, max_states=args.max_states)  # type: ignore[arg-type]
+    except TooLarge as e:
+        raise UsageError(f"{e}: choose a smaller --scope or raise --max-states") from None
     dot = to_dot(d, g)  # type: ignore[arg-type]
     from checker.atomic import write_text
 

@@ -95,3 +95,18 @@ def test_delta_errors_name_the_missing_rule() -> None:
         designs.get("memfd").derive("x", "x", edit={
             "fcntl_add_seals": lambda a: a.drop_rule("nope")}).action(
             "fcntl_add_seals").semantics(designs.get("memfd").schema)
+
+
+def test_state_graph_agrees_with_search() -> None:
+    """The on-demand networkx graph has exactly the states the search counted."""
+    from checker.graph import state_graph, to_dot
+
+    d = designs.get("memfd").derive("memfd-small", "no hugetlb, no mappings", drop=[
+        "mmap", "mprotect", "munmap", "store", "load", "pin", "gup_pin", "unpin",
+        "dma_write"])
+    scope = d.scope()
+    g = state_graph(d, scope, max_states=50_000)
+    r = Explorer(d, scope, []).run()
+    assert g.number_of_nodes() == r.states
+    assert g.number_of_edges() > 0
+    assert to_dot(d, g).startswith('digraph "memfd-small"')
