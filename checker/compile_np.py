@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -112,8 +112,10 @@ class CompiledAction:
     pnames: list[str]
     pgrid: Arr  # (K, nparams)
     fn: Callable[[Mapping[str, Arr], Mapping[str, Arr]], dict[str, Arr]]
+    enabled_fn: Callable[[Mapping[str, Arr], Mapping[str, Arr]], Arr]
     labels: list[str]
     source: str
+    updated: list[str] = field(default_factory=list)  # fields some branch updates
 
     @property
     def k(self) -> int:
@@ -198,7 +200,28 @@ def compile_action(schema: Schema, action: Action, index: int,
     exec(compile(src, f"<compiled {action.name}>", "exec"), ns)
     labels = [b.rule.label for b in sem.branches]
     names, grid = param_grid(action)
-    return CompiledAction(action, index, sem, names, grid, ns["fn"], labels, src)
+    return CompiledAction(action, index, sem, names, grid, ns["fn"],
+                          _enabled_fn(schema, action, sem), labels, src, list(nexts))
+
+
+def _enabled_fn(schema: Schema, action: Action, sem: Semantics
+                ) -> Callable[[Mapping[str, Arr], Mapping[str, Arr]], Arr]:
+    """Just the enabling condition: cheap, so rows where nothing is enabled can be skipped."""
+    g = CodeGen()
+    code = g.emit(sem.enabled)
+    head = ["def fn(S, P):"]
+    for f in schema.fields:
+        conv = " != 0" if f.sort.kind == "bool" else ""
+        head.append(f"    s_{f.name} = S[{f.name!r}]{conv}")
+    for p in action.params:
+        conv = " != 0" if p.sort.kind == "bool" else ""
+        head.append(f"    p_{p.name} = P[{p.name!r}]{conv}")
+    head.append("    SHAPE = np.broadcast_shapes(S['__shape__'].shape, P['__shape__'].shape)")
+    src = "\n".join(head + ["    " + ln for ln in g.lines]
+                    + [f"    return np.broadcast_to({code}, SHAPE)"])
+    ns: dict[str, Any] = {"np": np}
+    exec(compile(src, f"<enabled {action.name}>", "exec"), ns)
+    return ns["fn"]  # type: ignore[no-any-return]
 
 
 def compile_state_pred(schema: Schema, pred: E) -> Callable[[Mapping[str, Arr]], Arr]:

@@ -22,7 +22,7 @@ from checker.compile_np import Arr, CompiledAction, compile_action, compile_stat
 from model.lang.design import Design
 from properties.catalogue import Property
 
-CHUNK_ELEMS = 1 << 18  # (states × parameter rows) evaluated per numpy call
+ROWS = 4096  # frontier states evaluated per numpy call (× each action's parameter rows)
 
 
 @dataclass
@@ -97,6 +97,11 @@ class Explorer:
         self.sprops = {p.name: compile_state_pred(design.schema, p.state_pred(design.schema))
                        for p in self.props if p.kind in ("always", "sometimes")}
         self.aprops = aprops
+        self._pgrids = []
+        for ca in self.actions:
+            P = {n: ca.pgrid[:, i].reshape(1, -1) for i, n in enumerate(ca.pnames)}
+            P["__shape__"] = np.zeros((1, ca.k), dtype=np.int8)
+            self._pgrids.append(P)
 
     # -- the search -------------------------------------------------------------------------
     def run(self) -> ExploreResult:
@@ -121,18 +126,24 @@ class Explorer:
             cand_p: list[Arr] = []
             cand_a: list[Arr] = []
             cand_j: list[Arr] = []
-            for ca in self.actions:
-                k = ca.k
-                P = {n: ca.pgrid[:, i].reshape(1, -1) for i, n in enumerate(ca.pnames)}
-                P["__shape__"] = np.zeros((1, k), dtype=np.int8)
-                step = max(1, CHUNK_ELEMS // k)
-                for lo in range(0, frontier.size, step):
-                    keys = frontier[lo:lo + step]
-                    S = pk.fields(keys)
+            for lo in range(0, frontier.size, ROWS):
+                keys0 = frontier[lo:lo + ROWS]
+                S0 = pk.fields(keys0)
+                for ca in self.actions:
+                    k = ca.k
+                    P = self._pgrids[ca.index]
+                    rows_on = ca.enabled_fn(S0, P).any(axis=1)
+                    n_on = int(rows_on.sum())
+                    if n_on == 0:
+                        continue
+                    if n_on < keys0.size:
+                        idx: Arr | None = np.nonzero(rows_on)[0]
+                        keys = keys0[idx]
+                        S = {n: v[idx] for n, v in S0.items()}
+                    else:
+                        idx, keys, S = None, keys0, S0
                     r = ca.fn(S, P)
                     en = r["en"]
-                    if not en.any():
-                        continue
                     br = r["br"]
                     cov = np.bincount(br[en].astype(np.int64), minlength=len(ca.labels))
                     cv = coverage[ca.action.name]
@@ -144,25 +155,24 @@ class Explorer:
                         hit = en & ~hold if p.kind == "action" else en & hold
                         if found[p.name] is None and hit.any():
                             row, j = np.argwhere(hit)[0]
-                            found[p.name] = (depth, lo + int(row), ca.index, int(j))
-                    nk = keys.reshape(-1, 1) + np.zeros((1, k), dtype=np.int64)
+                            at = int(idx[row]) if idx is not None else int(row)
+                            found[p.name] = (depth, lo + at, ca.index, int(j))
+                    col = keys.reshape(-1, 1)
+                    nk = np.repeat(col, k, axis=1)
                     ok = en.copy()
-                    for fname, sh in pk.shift.items():
-                        if fname not in r:
-                            continue
+                    for fname in ca.updated:
                         u = r[fname]
                         if fname in pk.nat:
-                            inb = (u >= 0) & (u <= pk.bound[fname])
-                            ok &= inb
-                        delta = (u & pk.mask[fname]) - S[fname]
-                        nk = nk + (delta << sh)
+                            ok &= (u >= 0) & (u <= pk.bound[fname])
+                        nk += ((u & pk.mask[fname]) - S[fname]) << pk.shift[fname]
                     pruned += int((en & ~ok).sum())
-                    ok &= nk != keys.reshape(-1, 1)
+                    ok &= nk != col
                     if not ok.any():
                         continue
                     rows, cols = np.nonzero(ok)
                     cand_k.append(nk[rows, cols])
-                    cand_p.append(rows.astype(np.int64) + lo)
+                    parent_rows = idx[rows] if idx is not None else rows
+                    cand_p.append(parent_rows.astype(np.int64) + lo)
                     cand_a.append(np.full(rows.shape, ca.index, np.int16))
                     cand_j.append(cols.astype(np.int32))
             if not cand_k:
