@@ -70,8 +70,15 @@ def prop(name: str, kind: str, rationale: str, enforced_by: str,
 
 
 def load() -> dict[str, Property]:
-    from properties import memfd  # noqa: F401
+    """Import every property module of this package (each registers its properties)."""
+    import importlib
+    import pkgutil
 
+    import properties
+
+    for m in pkgutil.iter_modules(properties.__path__):
+        if m.name not in ("catalogue", "views"):
+            importlib.import_module(f"properties.{m.name}")
     return CATALOGUE
 
 

@@ -1725,9 +1725,10 @@ def _syz_hex(v: int) -> str:
     return f"{v % (1 << 64):#x}"
 
 
-def _syz_str(s: str) -> str:
+def _syz_str(s: str, nul: bool = True) -> str:
+    """A syzkaller string literal: '...' with escapes, NUL-terminated unless nul=False."""
     out = []
-    for b in s.encode("latin-1", "replace") + b"\0":
+    for b in s.encode("latin-1", "replace") + (b"\0" if nul else b""):
         ch = chr(b)
         if ch in "'\\":
             out.append("\\" + ch)
@@ -1802,7 +1803,7 @@ def export_syz(design: Design, trace: Trace) -> str:
             unit = data or "\0"
             buf = (unit * (count // len(unit) + 1))[:count]
             lines.append(f"pwrite64({s.fdarg(o[0])}, {s.ptr(count)}="
-                         f"{_syz_str(buf)[:-5]}', {count:#x}, {o[3]:#x})")
+                         f"{_syz_str(buf, nul=False)}, {count:#x}, {o[3]:#x})")
         elif c in ("ftruncate", "fchmod"):
             v = _int(o[1], c)
             lines.append(f"{c}({s.fdarg(o[0])}, {v:#x})")

@@ -18,7 +18,12 @@ def register(name: str) -> Callable[[Callable[[], Design]], Callable[[], Design]
 
 
 def _load_all() -> None:
-    from model.designs import memfd  # noqa: F401
+    """Import every module of this package: each registers its designs."""
+    import importlib
+    import pkgutil
+
+    for m in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{m.name}")
 
 
 def names() -> list[str]:
