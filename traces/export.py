@@ -161,10 +161,16 @@ def _ascii(s: str) -> str:
 
 
 def _break_at(line: str, width: int, lo: int) -> int:
-    """Where to cut `line` (longer than width): after the last space or '|' that fits."""
-    for p in range(width, lo, -1):
-        if line[p - 1] in " |":
-            return p
+    """Where to cut `line` (longer than width): before the ` = ` of the outcome, else after
+    the last ', ' or '|', else after the last space that fits; a hard cut if none does."""
+    tests: tuple[Callable[[int], bool], ...] = (
+        lambda p: line[p - 1] == " " and line[p:p + 2] == "= ",
+        lambda p: line[p - 2:p] == ", " or line[p - 1] == "|",
+        lambda p: line[p - 1] == " ")
+    for good in tests:
+        for p in range(width, lo, -1):
+            if good(p):
+                return p
     return width
 
 
