@@ -40,9 +40,12 @@ class Property:
         return self.expect.get(design, self.default)
 
     def applies(self, design: Design) -> bool:
-        """The property speaks of fields (and actions) the design has."""
+        """The design belongs to the property's family (Design.families); a design that names
+        no family gets every property whose fields it has."""
         from properties.views import TransitionView
 
+        if design.families and self.family not in design.families:
+            return False
         try:
             if self.kind in ("always", "sometimes"):
                 self.state_pred(design.schema)

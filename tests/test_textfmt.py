@@ -237,7 +237,7 @@ ERRORS = [
     ("# shmemcheck trace 1x\n", 1, 21, "expected ':' and a title or end of line after the "
                                        "format version, found 'x'"),
     (H + "# design: memfd\n# colour: red\n", 3, 3,
-     "unknown header key 'colour' (expected 'design', 'scope' or 'expect')"),
+     "unknown header key 'colour' (expected 'design', 'scope', 'expect' or 'init')"),
     (H + "# design: memfd\n# design: guest_memfd\n", 3, 3, "duplicate header key 'design'"),
     (H + "# scope:   \n", 2, 12, "missing value after 'scope:'"),
     (H + "# expect: violates\n", 2, 11, "expected 'conforms', 'violates <property>' or "

@@ -222,6 +222,12 @@ def pwrite_body(s: StateView, fd: E, off: E, len: E) -> list[object]:  # noqa: A
     ]
 
 
+def pread_body(s: StateView, fd: E, off: E) -> list[object]:
+    """vfs_read() then shmem_file_read_iter()/hugetlbfs_read_iter(): 4096 bytes inside the
+    file, 0 at or past EOF. Every description here is readable (O_RDONLY or O_RDWR)."""
+    return [have_fd(s, fd), ok(0, when=off >= s.size, label="eof"), ok(PAGE_SIZE)]
+
+
 def ftruncate_body(s: StateView, fd: E, len: E) -> list[object]:  # noqa: A002
     """do_ftruncate() then shmem_setattr()/hugetlbfs_setattr() (§3)."""
     return [
@@ -429,6 +435,8 @@ ACTIONS: tuple[Action, ...] = (
            pwrite_body, "pwrite64",
            (Fd("fd"), C('"x"...'), Num("len", PAGE_SIZE), Num("off", PAGE_SIZE)),
            "pwrite one page (or nothing) at a page offset"),
+    Action("pread", (P("fd", FD, FD_ALL), _pages_param("off")), pread_body, "pread64",
+           (Fd("fd"), C("4096"), Num("off", page_bytes)), "pread 4096 bytes at a page offset"),
     Action("ftruncate", (P("fd", FD, FD_ALL), _pages_param("len")), ftruncate_body,
            "ftruncate", (Fd("fd"), Num("len", page_bytes)), "ftruncate"),
     Action("fallocate", (P("fd", FD, FD_ALL), P("mode", word(32, FALLOC_FLAGS), FALLOC_DOMAIN),
@@ -489,6 +497,7 @@ def build() -> Design:
         scope_doc={"pages": "largest file size, in pages", "maps": "mappings per kind",
                    "pins": "held page references per kind", "fds": "descriptors per kind"},
         kernel="6.18",
+        families=("memfd",),
     )
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from model.lang.callspec import ArgSpec
-from model.lang.expr import BOOL, INT, E, If, Not, Or, const, lift, mk_and, var
+from model.lang.expr import BOOL, INT, E, If, Not, Or, const, lift, mk_and, substitute, var
 from model.lang.schema import Schema, Sort, StateView
 from model.vocab import ERRNO, SIGNALS
 
@@ -208,6 +208,22 @@ class Action:
             return out
         return self._edit(edit)
 
+    def amend_rule(self, label: str, make: Callable[..., Mapping[str, E | int]]) -> Action:
+        """A delta: rule `label` also performs the updates make(s, **params) returns."""
+        def edit(rs: list[Rule], s: StateView, p: dict[str, E]) -> list[Rule]:
+            _need(self, rs, label)
+            out = []
+            for r in rs:
+                if r.label == label:
+                    # sequential composition: the amendment reads the rule's new values
+                    after = {("s", f): e for f, e in r.updates.items()}
+                    extra = {f: substitute(e, after)
+                             for f, e in _upd(_call_any(make, s, p)).items()}
+                    r = replace(r, updates={**r.updates, **extra})
+                out.append(r)
+            return out
+        return self._edit(edit)
+
     def with_params(self, **domains: Sequence[int]) -> Action:
         """The same action exploring other parameter values."""
         ps = tuple(replace(p, domain=tuple(domains[p.name])) if p.name in domains else p
@@ -222,6 +238,11 @@ def _need(a: Action, rs: list[Rule], label: str) -> None:
 
 
 def _call(make: Callable[..., Rule], s: StateView, p: Mapping[str, E]) -> Rule:
+    return _call_any(make, s, p)  # type: ignore[no-any-return]
+
+
+def _call_any(make: Callable[..., Any], s: StateView, p: Mapping[str, E]) -> Any:
+    """Call a delta's function with the state and the parameters it names."""
     sig = inspect.signature(make)
     kw: dict[str, Any] = {k: v for k, v in p.items() if k in sig.parameters}
     return make(s, **kw)

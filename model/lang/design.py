@@ -51,6 +51,7 @@ class Design:
     default_scope: Mapping[str, int] = field(default_factory=dict)
     scope_doc: Mapping[str, str] = field(default_factory=dict)
     kernel: str | None = None  # the live kernel this design claims to match ("6.18"), if any
+    families: tuple[str, ...] = ()  # property families that speak of this design
 
     def action(self, name: str) -> Action:
         for a in self.actions:
@@ -64,10 +65,15 @@ class Design:
     def derive(self, name: str, doc: str, *,
                edit: Mapping[str, Callable[[Action], Action]] | None = None,
                add: Sequence[Action] = (), drop: Sequence[str] = (),
-               fields: Sequence[Field] = (), init: Mapping[str, int | tuple[int, ...]] | None
-               = None, kernel: str | None = None, effects: Sequence[str] = ()) -> Design:
+               fields: Sequence[Field] = (), drop_fields: Sequence[str] = (),
+               layout: Mapping[str, tuple[str, int]] | None = None,
+               init: Mapping[str, int | tuple[int, ...]] | None = None,
+               kernel: str | None = None, effects: Sequence[str] = (),
+               default_scope: Mapping[str, int] | None = None,
+               families: Sequence[str] = ()) -> Design:
         """A delta on this design: edit actions (name -> function of the old action), add or
-        drop actions, add fields, override initial values."""
+        drop actions, add or replace fields (same name) or drop them, move inode flags
+        (layout), override initial values."""
         edit = dict(edit or {})
         missing = (set(edit) | set(drop)) - {a.name for a in self.actions}
         if missing:
@@ -75,12 +81,22 @@ class Design:
         acts = [edit[a.name](a) if a.name in edit else a
                 for a in self.actions if a.name not in drop]
         acts.extend(add)
-        schema = Schema(self.schema.fields + tuple(fields)) if fields else self.schema
-        iv = dict(self.init.values)
+        new = {f.name: f for f in fields}
+        kept = [new.pop(f.name, f) for f in self.schema.fields if f.name not in drop_fields]
+        lay = dict(self.schema.flag_layout)
+        lay.update(layout or {})
+        schema = Schema(tuple(kept) + tuple(new.values()), lay)
+        iv = {k: v for k, v in self.init.values.items() if k not in drop_fields}
         iv.update(init or {})
+        sc = dict(self.default_scope)
+        sc.update(default_scope or {})
         return replace(self, name=name, doc=doc, schema=schema, init=Init(iv),
                        actions=tuple(acts), base=self.name, kernel=kernel,
-                       effects=self.effects + tuple(effects))
+                       effects=self.effects + tuple(e for e in effects
+                                                    if e not in self.effects),
+                       default_scope=sc,
+                       families=self.families + tuple(f for f in families
+                                                      if f not in self.families))
 
     def scope(self, overrides: Mapping[str, int] | None = None) -> dict[str, int]:
         sc = dict(self.default_scope)

@@ -101,7 +101,12 @@ class Field:
 
 @dataclass
 class Schema:
+    """Fields, plus a *layout*: where each named inode flag lives (field, bit). An access site
+    may have its own entry ("writepage:LOCKED"), which is how a patch that converts readers
+    one by one, or forgets one, is expressed."""
+
     fields: tuple[Field, ...]
+    flag_layout: Mapping[str, tuple[str, int]] = field(default_factory=dict)
     by_name: dict[str, Field] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -146,6 +151,25 @@ class StateView:
 
     def __getitem__(self, name: str) -> E:
         return self.__getattr__(name)
+
+    def where(self, flag: str, site: str | None = None) -> tuple[str, int]:
+        lay = self._schema.flag_layout
+        key = f"{site}:{flag}" if site and f"{site}:{flag}" in lay else flag
+        if key not in lay:
+            raise AttributeError(f"no inode flag {flag!r} in this design's layout")
+        return lay[key]
+
+    def flag(self, flag: str, site: str | None = None) -> E:
+        """The inode flag `flag` as the code at `site` tests it."""
+        fname, bit = self.where(flag, site)
+        return self[fname].has(bit)
+
+    def with_flag(self, flag: str, on: E | bool, site: str | None = None) -> dict[str, E]:
+        """Updates setting (on) or clearing the flag, as the code at `site` writes it."""
+        from model.lang.expr import If
+        fname, bit = self.where(flag, site)
+        f = self[fname]
+        return {fname: If(on, f | bit, f & ~bit)}
 
 
 def render_state(schema: Schema, values: Mapping[str, int], *, only: Sequence[str] | None = None

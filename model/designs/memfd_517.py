@@ -1,0 +1,212 @@
+"""memfd/shmem as Linux 5.17 behaved when PATCH v5 01/13 was posted (March 2022), as a delta on
+the 6.18 design, plus the shmem inode flags word (kernel-semantics.md §4.1).
+
+The delta: no F_SEAL_EXEC, MFD_NOEXEC_SEAL, MFD_EXEC or vm.memfd_noexec (all 6.3); before 6.7
+every VM_SHARED mapping of an O_RDWR description counted in i_mmap_writable, so once F_SEAL_WRITE
+made it negative, mapping_map_writable() refused even read-only shared mappings (bug-history
+B9); F_SEAL_EXEC's W^X implication did not exist.
+
+The flags word: `info->flags` holds VM_NORESERVE and VM_LOCKED. Every path that sets, clears or
+reads them is an action or a rule here: shmem_file_setup() from memfd_create (VM_NORESERVE),
+tmpfs creation (VM_NORESERVE), SysV shmget() (VM_NORESERVE only with SHM_NORESERVE and
+overcommit != never), shmctl(SHM_LOCK/SHM_UNLOCK) through shmem_lock() (VM_LOCKED, unevictable
+mapping), the accounting of shmem_acct_size()/shmem_reacct_size() (readers of VM_NORESERVE), and
+shmem_writepage() under reclaim (reader of VM_LOCKED). Which field and bit each flag lives in is
+the schema's *layout*, so Kirill's proposal (v5_flags.py) is a change of layout.
+"""
+
+from __future__ import annotations
+
+from model.designs import get, register
+from model.designs.memfd import (
+    FD_FIELDS, MAP_FIELDS, SH_RO, SH_RO_MW, SH_RW, SHARED, bump, pins, write_sealed,
+    writable_maps,
+)
+from model.lang import Action, Design, E, Field, If, Param, boolean, enum, fail, ok, requires, word
+from model.lang.callspec import C, Choice, Num
+from model.lang.expr import bv
+from model.lang.schema import StateView
+from model.vocab import (
+    F_SEAL_FUTURE_WRITE, F_SEAL_SEAL, F_SEAL_WRITE, MFD_ALLOW_SEALING, MFD_CLOEXEC,
+    MFD_HUGE_MASK, MFD_HUGE_SHIFT, MFD_HUGETLB, PAGE_SIZE,
+)
+
+VM_LOCKED = 0x00002000
+VM_NORESERVE = 0x00200000
+F_ALL_SEALS_517 = 0x1F
+MFD_ALL_FLAGS_517 = MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_HUGETLB
+
+ORIGINS = ("none", "memfd", "tmpfs", "sysv")
+O_NONE, O_MEMFD, O_TMPFS, O_SYSV = range(4)
+
+FLAG_FIELDS = (
+    Field("origin", enum(*ORIGINS), "how the inode was created: memfd_create(), a tmpfs "
+          "open(O_CREAT) or SysV shmget(); only a SysV segment has a shmid for shmctl()"),
+    Field("iflags", word(22, {"VM_LOCKED": VM_LOCKED, "VM_NORESERVE": VM_NORESERVE}),
+          "shmem_inode_info.flags (VM_* values up to 6.18)"),
+    Field("unevictable", boolean(), "mapping_set_unevictable(): AS_UNEVICTABLE"),
+    Field("unmovable", boolean(), "the mapping's gfp mask lacks __GFP_MOVABLE"),
+    Field("commit_full", boolean(), "vm.overcommit_memory=2 and the commit limit reached: "
+          "up-front accounting fails (an environment choice of the initial state)"),
+)
+LAYOUT_VM = {"NORESERVE": ("iflags", VM_NORESERVE), "LOCKED": ("iflags", VM_LOCKED)}
+
+RECLAIM_SWAPPED, RECLAIM_REDIRTIED, RECLAIM_UNEVICTABLE = 0, 1, 2
+LRU_EVICTABLE, LRU_UNEVICTABLE = 0, 1
+MIGRATED, MIGRATE_REFUSED = 0, 1
+
+
+# ---- the 5.17 delta on mainline ------------------------------------------------------------
+def create_flags_517(s: StateView, flags: E) -> object:
+    allowed = If(flags.has(MFD_HUGETLB),
+                 bv(MFD_ALL_FLAGS_517 | (MFD_HUGE_MASK << MFD_HUGE_SHIFT), 32),
+                 bv(MFD_ALL_FLAGS_517, 32))
+    return fail("EINVAL", when=(flags & ~allowed) != 0, label="unknown_flags",
+                why="memfd_create(): bits outside MFD_ALL_FLAGS (no NOEXEC_SEAL/EXEC before 6.3)")
+
+
+def create_ok_517(s: StateView, flags: E) -> object:
+    return ok(0, exists=1, hugetlb=If(flags.has(MFD_HUGETLB), 1, 0), fd_rw=1, mode=0o777,
+              seals=If(flags.has(MFD_ALLOW_SEALING), 0, F_SEAL_SEAL), origin=O_MEMFD,
+              **s.with_flag("NORESERVE", True, site="shmem_file_setup"),
+              why="shmem_file_setup(name, 0, VM_NORESERVE); F_SEAL_SEAL unless ALLOW_SEALING")
+
+
+def add_seals_bits_517(s: StateView, seals: E) -> object:
+    return fail("EINVAL", when=(seals & ~F_ALL_SEALS_517) != 0, label="invalid_bits",
+                why="seals & ~F_ALL_SEALS (no F_SEAL_EXEC before 6.3)")
+
+
+def adds_write_517(s: StateView, seals: E) -> E:
+    return seals.has(F_SEAL_WRITE) & ~s.seals.has(F_SEAL_WRITE)
+
+
+def mmap_seal_517(s: StateView, fd: E, share: E, prot: E) -> object:
+    """mmap_region(): mapping_map_writable() for every VM_SHARED mapping (EPERM once
+    F_SEAL_WRITE made i_mmap_writable negative), then shmem_mmap()'s
+    seal_check_future_write()."""
+    shared_vma = (share == SHARED) & (fd == 0)
+    return fail("EPERM", when=shared_vma & (s.seals.has(F_SEAL_WRITE)
+                                            | ((prot == 1) & s.seals.has(F_SEAL_FUTURE_WRITE))),
+                label="write_seal", why="pre-6.7: any VM_SHARED mapping of a WRITE-sealed file")
+
+
+# ---- the flags-word paths -------------------------------------------------------------------
+def tmpfs_create_body(s: StateView) -> list[object]:
+    """shmem_mknod() on a tmpfs mount: __shmem_get_inode(..., VM_NORESERVE); seals {SEAL}."""
+    return [requires(~s.exists, label="one_inode"),
+            ok(0, exists=1, origin=O_TMPFS, fd_rw=1, mode=0o600, seals=F_SEAL_SEAL,
+               **s.with_flag("NORESERVE", True, site="shmem_mknod"))]
+
+
+def shmget_body(s: StateView, noreserve: E) -> list[object]:
+    """newseg(): VM_NORESERVE only for SHM_NORESERVE when overcommit is not "never", then
+    shmem_kernel_file_setup() -> shmem_acct_size() pre-accounts the whole segment otherwise."""
+    nores = (noreserve == 1) & ~s.commit_full  # commit_full models overcommit_memory=2
+    return [requires(~s.exists, label="one_inode"),
+            fail("ENOMEM", when=~nores & s.commit_full, label="acct_size",
+                 why="shmem_acct_size(): !VM_NORESERVE and the commit limit is reached"),
+            ok(0, exists=1, origin=O_SYSV, size=1, seals=F_SEAL_SEAL,
+               **s.with_flag("NORESERVE", nores, site="newseg"))]
+
+
+def shmctl_body(s: StateView, cmd: E) -> list[object]:
+    """shmctl(SHM_LOCK/SHM_UNLOCK) -> shmem_lock(): user_shm_lock() charge (root: always),
+    VM_LOCKED and mapping_set_unevictable(), or the reverse."""
+    lock = cmd == 0
+    locked = s.flag("LOCKED", site="shmem_lock")
+    return [
+        requires(s.origin == O_SYSV, label="has_shmid",
+                 why="only a SysV segment has a shmid: a memfd can never be SHM_LOCKed"),
+        ok(0, when=lock & ~locked, label="lock", unevictable=1,
+           **s.with_flag("LOCKED", True, site="shmem_lock")),
+        ok(0, when=~lock & locked, label="unlock", unevictable=0,
+           **s.with_flag("LOCKED", False, site="shmem_lock")),
+        ok(0, label="no_change"),
+    ]
+
+
+def reclaim_body(s: StateView, lru: E) -> list[object]:
+    """Memory reclaim meets a page of the file. On the unevictable LRU it is skipped; a page
+    still on an evictable LRU (it was there before the mapping became unevictable) goes to
+    shmem_writepage(), which redirties VM_LOCKED pages instead of swapping them."""
+    return [
+        requires(s.exists & (s.size > 0) & ~s.hugetlb, label="has_shmem_page",
+                 why="hugetlbfs pages are never swapped; nothing to reclaim in an empty file"),
+        requires((lru == LRU_EVICTABLE) | s.unevictable, label="lru_consistent"),
+        ok(RECLAIM_UNEVICTABLE, when=lru == LRU_UNEVICTABLE, label="unevictable_lru"),
+        ok(RECLAIM_REDIRTIED, when=s.flag("LOCKED", site="writepage"), label="redirty_locked",
+           why="shmem_writepage(): info->flags & VM_LOCKED"),
+        ok(RECLAIM_SWAPPED, label="swapped"),
+    ]
+
+
+def migrate_body(s: StateView) -> list[object]:
+    """Compaction/migration meets a page: unmovable allocations are never migrated."""
+    return [requires(s.exists & (s.size > 0), label="has_page"),
+            ok(MIGRATE_REFUSED, when=s.unmovable, label="unmovable"),
+            ok(MIGRATED, label="migrated")]
+
+
+def reacct_rule(s: StateView, len: E) -> object:  # noqa: A002
+    return fail("ENOMEM", when=(len > s.size) & ~s.hugetlb
+                & ~s.flag("NORESERVE", site="shmem_reacct_size") & s.commit_full,
+                label="reacct", why="shmem_setattr() -> shmem_reacct_size(): !VM_NORESERVE")
+
+
+RECLAIM_NOTE = {RECLAIM_SWAPPED: "swapped", RECLAIM_REDIRTIED: "redirtied",
+                RECLAIM_UNEVICTABLE: "unevictable LRU"}
+
+FLAG_ACTIONS = (
+    Action("tmpfs_create", (), tmpfs_create_body, "open",
+           (C('"/dev/shm/t"'), C("O_RDWR|O_CREAT"), C("0600")), "create a tmpfs file"),
+    Action("shmget", (Param("noreserve", boolean(), (0, 1)),), shmget_body, "shmget",
+           (C("IPC_PRIVATE"), C("4096"),
+            Choice("noreserve", {0: "IPC_CREAT|0600", 1: "IPC_CREAT|SHM_NORESERVE|0600"})),
+           "create a SysV segment of one page"),
+    Action("shmctl", (Param("cmd", enum("SHM_LOCK", "SHM_UNLOCK"), (0, 1)),), shmctl_body,
+           "shmctl", (C("0"), Choice("cmd", {0: "SHM_LOCK", 1: "SHM_UNLOCK"}), C("NULL")),
+           "SHM_LOCK / SHM_UNLOCK"),
+    Action("reclaim", (Param("lru", enum("evictable", "unevictable"), (0, 1)),), reclaim_body,
+           "reclaim", (Choice("lru", {0: "LRU_EVICTABLE", 1: "LRU_UNEVICTABLE"}),),
+           "memory pressure reaches a page of the file",
+           note=lambda v: RECLAIM_NOTE.get(v)),
+    Action("migrate", (), lambda s: migrate_body(s), "migrate", (),
+           "compaction tries to migrate a page of the file",
+           note=lambda v: "refused: unmovable" if v == MIGRATE_REFUSED else "migrated"),
+)
+
+
+def with_flags_word(d: Design, name: str, doc: str) -> Design:
+    """The flags-word paths added to a memfd design (used by memfd@5.17)."""
+    return d.derive(
+        name, doc, fields=FLAG_FIELDS, layout=LAYOUT_VM, add=FLAG_ACTIONS,
+        init={"commit_full": (0, 1)}, families=("flags",))
+
+
+@register("memfd@5.17")
+def build() -> Design:
+    base = get("memfd")
+    d = base.derive(
+        "memfd@5.17", "memfd/shmem as in Linux 5.17, with the shmem inode flags word",
+        kernel=None, init={"noexec_scope": 0},
+        edit={
+            "memfd_create": lambda a: a.replace_rule("unknown_flags", create_flags_517)
+            .drop_rule("exec_and_noexec").drop_rule("noexec_enforced")
+            .replace_rule("ok", create_ok_517),
+            "fcntl_add_seals": lambda a: a.replace_rule("invalid_bits", add_seals_bits_517)
+            .replace_rule("deny_writable", lambda s, seals: fail(
+                "EBUSY", when=adds_write_517(s, seals) & (writable_maps(s) > 0),
+                label="deny_writable", why="mapping_deny_writable()"))
+            .replace_rule("wait_for_pins", lambda s, seals: fail(
+                "EBUSY", when=adds_write_517(s, seals) & (pins(s) > 0), label="wait_for_pins",
+                why="memfd_wait_for_pins()"))
+            .replace_rule("ok", lambda s, seals: ok(0, seals=s.seals | seals)),
+            "fchmod": lambda a: a.drop_rule("exec_seal"),
+            "mmap": lambda a: a.replace_rule("write_seal", mmap_seal_517),
+        })
+    return with_flags_word(d, "memfd@5.17", d.doc)
+
+
+__all__ = ["FD_FIELDS", "MAP_FIELDS", "PAGE_SIZE", "SH_RO", "SH_RO_MW", "SH_RW", "bump",
+           "write_sealed", "F_SEAL_FUTURE_WRITE"]

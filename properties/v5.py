@@ -1,0 +1,127 @@
+"""Properties of the seed (PATCH v5 01/13 MFD_INACCESSIBLE) and of the shmem inode flags word."""
+
+from __future__ import annotations
+
+from model.lang.expr import E, Implies, false
+from model.lang.schema import StateView
+from model.vocab import F_SEAL_SEAL
+from properties.catalogue import VIOLATED, prop
+from properties.views import TransitionView
+
+V5 = ("v5-inaccessible", "v5-flags")
+CHG_FD, CHG_MAP, CHG_DMA, CHG_KVM = 1, 2, 4, 8
+RECLAIM_SWAPPED, MIGRATED = 0, 0
+
+
+def inacc(s: StateView) -> E:
+    return s.flag("INACCESSIBLE")
+
+
+@prop("inaccessible-never-sealable", "action", """An inaccessible file carries F_SEAL_SEAL from
+      creation and every F_ADD_SEALS on it fails: "future sealing is also impossible".""",
+      "memfd_create(): *file_seals = F_SEAL_SEAL; memfd_add_seals()", family="v5")
+def never_sealable(t: TransitionView) -> E:
+    refused = ~t.ok if t.is_("fcntl_add_seals") else ~false
+    return Implies(inacc(t.s), t.s.seals.has(F_SEAL_SEAL) & refused)
+
+
+@prop("inaccessible-never-user-mappable", "action", """No user mapping of an inaccessible file
+      ever exists, and read, write and mmap never transfer its content: reads return EPERM
+      (or 0 past EOF), writes and every mmap EPERM.""",
+      "shmem_mmap(), shmem_file_read_iter(), shmem_write_begin()", family="v5")
+def never_mappable(t: TransitionView) -> E:
+    maps = (t.n.map_sh_rw + t.n.map_sh_ro_mw + t.n.map_sh_ro + t.n.map_pr_ro + t.n.map_pr_rw)
+    transfer = (t.out > 0) if t.is_("pread", "pwrite") else false
+    return Implies(inacc(t.n), (maps == 0) & ~transfer)
+
+
+@prop("inaccessible-immutable", "action", """SHM_F_INACCESSIBLE never changes once the file
+      exists: no path sets or clears it after memfd_create().""",
+      "only shmem_file_setup_xflags() writes it", family="v5")
+def immutable(t: TransitionView) -> E:
+    return Implies(t.s.exists, inacc(t.s) == inacc(t.n))
+
+
+@prop("inaccessible-never-swapped", "action", """No page of an inaccessible file is ever
+      swapped out, and nothing (SHM_UNLOCK included) makes its mapping evictable again.""",
+      "mapping_set_unevictable() in memfd_create(); shmem_writepage() redirties",
+      family="v5")
+def never_swapped(t: TransitionView) -> E:
+    swapped = (t.out == RECLAIM_SWAPPED) if t.is_("reclaim") else false
+    return Implies(inacc(t.s), ~swapped & t.n.unevictable)
+
+
+@prop("inaccessible-never-migrated", "action", """No page of an inaccessible file is ever
+      migrated: its allocations are not __GFP_MOVABLE.""",
+      "memfd_create(): mapping_set_gfp_mask(mapping, gfp & ~__GFP_MOVABLE)", family="v5")
+def never_migrated(t: TransitionView) -> E:
+    moved = (t.out == MIGRATED) if t.is_("migrate") else false
+    return Implies(inacc(t.s), ~moved)
+
+
+@prop("inaccessible-access-only-via-notifier", "action", """The content of an inaccessible
+      file changes only through KVM's memfile_notifier mapping (or by punching a hole, which
+      invalidates it): never through write(), a mapping or a pin.""",
+      "shmem_write_begin(), shmem_mmap(); memfile_notifier invalidate", family="v5")
+def only_via_notifier(t: TransitionView) -> E:
+    allowed = CHG_KVM | (CHG_FD if t.is_("fallocate") else 0)
+    return Implies(inacc(t.s), (t.eff & ~allowed) == 0)
+
+
+@prop("mfd-inaccessible-honoured", "always", """A memfd created with MFD_INACCESSIBLE is
+      inaccessible. Violated by v5: with MFD_HUGETLB the hugetlb branch never sets xflags, so
+      the file is an ordinary accessible (but unsealable, unevictable) hugetlbfs file
+      ("At this time only shmem implements this flag").""",
+      "memfd_create(): shmem_file_setup_xflags() on the shmem branch only", family="v5",
+      expect=dict.fromkeys(V5, VIOLATED))
+def honoured(s: StateView) -> E:
+    return Implies(s.created_inaccessible, inacc(s))
+
+
+@prop("sometimes-inaccessible-allocated-and-punched", "sometimes-action", """An inaccessible
+      file can be sized, allocated and have a hole punched (fallocate works).""",
+      "shmem_fallocate()", family="v5")
+def w_punch(t: TransitionView) -> E:
+    return inacc(t.s) & t.fired("punched") if t.is_("fallocate") else false
+
+
+@prop("sometimes-inaccessible-consumed-by-kvm", "sometimes-action", """KVM maps an inaccessible
+      file's page into the guest and the guest writes it.""", "memfile_pfn_ops", family="v5")
+def w_kvm(t: TransitionView) -> E:
+    return inacc(t.s) & t.eff.has(CHG_KVM)
+
+
+# ---- the flags word (memfd@5.17 and the v5 designs) -----------------------------------------
+@prop("memfd-never-shm-locked", "always", """A memfd (or tmpfs file) is never SHM_LOCKed:
+      only a SysV segment has a shmid for shmctl(), so VM_LOCKED is set on no other inode.""",
+      "shmem_lock() is called only from ipc/shm.c", family="flags")
+def never_locked(s: StateView) -> E:
+    return Implies(s.origin != 3, ~s.flag("LOCKED"))
+
+
+@prop("locked-never-swapped", "action", """A page of a SHM_LOCKed segment is never swapped out,
+      even one still on an evictable LRU when the lock was taken.""",
+      "shmem_writepage(): info->flags & VM_LOCKED -> redirty", family="flags")
+def locked_not_swapped(t: TransitionView) -> E:
+    swapped = (t.out == RECLAIM_SWAPPED) if t.is_("reclaim") else false
+    return Implies(t.s.flag("LOCKED"), ~swapped)
+
+
+@prop("memfd-noreserve", "always", """Every memfd and tmpfs file is VM_NORESERVE (no up-front
+      commit accounting: ftruncate to 1 TiB succeeds).""",
+      "shmem_file_setup(..., VM_NORESERVE), shmem_mknod()", family="flags")
+def noreserve(s: StateView) -> E:
+    return Implies((s.origin == 1) | (s.origin == 2), s.flag("NORESERVE"))
+
+
+@prop("sometimes-shm-locked", "sometimes", """A SysV segment can be SHM_LOCKed.""",
+      "shmem_lock()", family="flags")
+def w_locked(s: StateView) -> E:
+    return s.flag("LOCKED")
+
+
+@prop("sometimes-shmget-refused-by-accounting", "sometimes-action", """Without VM_NORESERVE a
+      segment is accounted up front and can be refused.""", "shmem_acct_size()",
+      family="flags")
+def w_acct(t: TransitionView) -> E:
+    return t.fired("acct_size") if t.is_("shmget") else false
