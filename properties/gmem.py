@@ -1,0 +1,320 @@
+"""Properties of guest_memfd (kernel-semantics.md §5.3-§5.4, bug-history.md G1) and the seed's
+promise about inaccessible memory, mapped onto guest_memfd.
+
+Files of the gmem family are named g0, g1, ... and carry `<g>_fd`, `<g>_maps`, `<g>_flags`,
+`<g>_size`, `<g>_vm`; memslots are `slot<j>` with `_off`, `_len`, `_ro`. A predicate that reads
+these fields raises AttributeError on other designs, so the catalogue applies these properties
+only where they speak of something (Property.applies).
+
+"Inaccessible" is the seed's word (MFD_INACCESSIBLE, 2021-2022): memory the host cannot read,
+write or map. On guest_memfd (6.18) it is a file created without GUEST_MEMFD_FLAG_MMAP: mmap()
+fails with ENODEV, read()/write() have no file operations, so no host access path exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from model.designs.guest_memfd import S_CLOSED, S_G0, S_NONE
+from model.lang.expr import And, E, Implies, Or, false, true
+from model.lang.schema import StateView
+from model.vocab import GUEST_MEMFD_FLAG_INIT_SHARED, GUEST_MEMFD_FLAG_MMAP
+from properties.catalogue import VIOLATED, prop
+from properties.views import TransitionView
+
+G18, G68 = "guest_memfd", "guest_memfd@6.8-rc"
+FAMILY = "gmem"
+NFILES = 2
+NSLOTS = 2
+
+
+@dataclass(frozen=True)
+class File:
+    """One guest_memfd file of a state, by its fields."""
+
+    fd: E
+    maps: E
+    flags: E
+    size: E
+    vm: E
+
+    @property
+    def live(self) -> E:
+        return (self.fd + self.maps) > 0
+
+    @property
+    def inaccessible(self) -> E:
+        """The seed's notion: created without GUEST_MEMFD_FLAG_MMAP."""
+        return ~self.flags.has(GUEST_MEMFD_FLAG_MMAP)
+
+
+def files(s: StateView) -> list[File]:
+    return [File(s[f"g{i}_fd"], s[f"g{i}_maps"], s[f"g{i}_flags"], s[f"g{i}_size"],
+                 s[f"g{i}_vm"]) for i in range(NFILES)]
+
+
+@dataclass(frozen=True)
+class Slot:
+    state: E
+    off: E
+    len: E
+    ro: E
+
+    @property
+    def exists(self) -> E:
+        return self.state != S_NONE
+
+    def on(self, i: int) -> E:
+        """Bound to live file g<i>."""
+        return self.state == S_G0 + i
+
+
+def slots(s: StateView) -> list[Slot]:
+    return [Slot(s[f"slot{j}"], s[f"slot{j}_off"], s[f"slot{j}_len"], s[f"slot{j}_ro"])
+            for j in range(NSLOTS)]
+
+
+def fd_file(t: TransitionView, param: str = "fd") -> list[tuple[int, E]]:
+    """(file index, "the action's descriptor parameter names that file") pairs."""
+    from model.designs.guest_memfd import GMEM_FDS
+
+    if not t.has_param(param):
+        return []
+    p = t.param(param)
+    return [(i, p == GMEM_FDS[i]) for i in range(NFILES)]
+
+
+def map_file(t: TransitionView) -> list[tuple[int, E]]:
+    if not t.has_param("m"):
+        return []
+    m = t.param("m")
+    return [(i, m == i) for i in range(NFILES)]
+
+
+# ---- the file -------------------------------------------------------------------------------
+@prop("gmem-never-sealable", "action", """A guest_memfd has no seal word: F_ADD_SEALS and
+      F_GET_SEALS fail (EINVAL) on it, so nothing can be promised to a receiver through seals
+      and nothing can be taken away from KVM by one.""",
+      "memfd_fcntl() -> memfd_file_seals_ptr() is NULL for a non-shmem, non-hugetlbfs file",
+      family=FAMILY)
+def gmem_never_sealable(t: TransitionView) -> E:
+    files(t.s)
+    return ~t.ok if t.is_("fcntl_add_seals", "fcntl_get_seals") else true
+
+
+@prop("gmem-user-mappable-only-with-MMAP", "always", """Only a file created with
+      GUEST_MEMFD_FLAG_MMAP is ever mapped into a user address space.""",
+      "kvm_gmem_mmap(): !kvm_gmem_supports_mmap() -> -ENODEV", family=FAMILY)
+def gmem_mappable_only_with_mmap(s: StateView) -> E:
+    return And(*(Implies(f.maps > 0, f.flags.has(GUEST_MEMFD_FLAG_MMAP)) for f in files(s)))
+
+
+@prop("gmem-no-private-mapping", "action", """No MAP_PRIVATE mapping of a guest_memfd is ever
+      created: copy-on-write would give the host private copies of guest memory.""",
+      "kvm_gmem_mmap(): (vm_flags & (VM_SHARED|VM_MAYSHARE)) != both -> -EINVAL",
+      family=FAMILY)
+def gmem_no_private_mapping(t: TransitionView) -> E:
+    from model.designs.guest_memfd import PRIVATE
+
+    files(t.s)
+    if not t.is_("mmap"):
+        return true
+    return Implies(t.param("share") == PRIVATE, ~t.ok)
+
+
+@prop("gmem-user-fault-only-if-shared", "action", """A user access through a mapping succeeds
+      only on a page inside the file of a file created GUEST_MEMFD_FLAG_INIT_SHARED: private
+      guest memory is never faulted into the host.""",
+      "kvm_gmem_fault_user_mapping(): SIGBUS at/after i_size and without INIT_SHARED",
+      family=FAMILY)
+def gmem_fault_only_if_shared(t: TransitionView) -> E:
+    fs = files(t.s)
+    if not t.is_("store", "load"):
+        return true
+    page = t.param("page")
+    return Implies(t.ok, Or(*(here & fs[i].flags.has(GUEST_MEMFD_FLAG_INIT_SHARED)
+                              & (page < fs[i].size) for i, here in map_file(t))))
+
+
+@prop("gmem-size-immutable", "action", """A guest_memfd's size and flags never change while
+      it exists: ftruncate and fchmod fail, fallocate keeps the size, and allocation stops at
+      i_size ("guest memory is immutable by default").""",
+      "kvm_gmem_setattr() -> -EINVAL; kvm_gmem_fallocate() requires FALLOC_FL_KEEP_SIZE; "
+      "kvm_gmem_allocate()", family=FAMILY)
+def gmem_size_immutable(t: TransitionView) -> E:
+    return And(*(Implies(a.live & b.live, (a.size == b.size) & (a.flags == b.flags)
+                         & (a.vm == b.vm))
+                 for a, b in zip(files(t.s), files(t.n), strict=True)))
+
+
+@prop("gmem-bindings-disjoint", "always", """Each page of a guest_memfd is bound to at most
+      one memslot: two slots bound to the same file have disjoint page ranges.""",
+      "kvm_gmem_bind(): xa_find() over the range in gmem->bindings -> -EINVAL", family=FAMILY)
+def gmem_bindings_disjoint(s: StateView) -> E:
+    a, b = slots(s)
+    return And(*(Implies(a.on(i) & b.on(i), (a.off + a.len <= b.off) | (b.off + b.len <= a.off))
+                 for i in range(NFILES)))
+
+
+@prop("gmem-bindings-in-bounds", "always", """A binding lies inside its file, and the file
+      belongs to the memslot's VM.""",
+      "kvm_gmem_bind(): offset + size > i_size and gmem->kvm != kvm -> -EINVAL", family=FAMILY)
+def gmem_bindings_in_bounds(s: StateView) -> E:
+    fs = files(s)
+    return And(*(Implies(sl.on(i), (sl.off + sl.len <= fs[i].size) & (fs[i].vm == 0)
+                         & (sl.len > 0))
+                 for sl in slots(s) for i in range(NFILES)))
+
+
+@prop("gmem-slots-immutable", "action", """A memslot bound to a guest_memfd never changes its
+      binding: re-issuing it (even identically, or without KVM_MEM_GUEST_MEMFD) fails; it
+      only goes away by deletion (memory_size 0, or the VM's destruction) or loses its file
+      when that file is released.""",
+      "kvm_set_memory_region(): `if (mem->flags & KVM_MEM_GUEST_MEMFD) return -EINVAL` and "
+      "the READONLY|GUEST_MEMFD toggle check (9935df5333aa); kvm_gmem_release()",
+      family=FAMILY)
+def gmem_slots_immutable(t: TransitionView) -> E:
+    out = []
+    for a, b in zip(slots(t.s), slots(t.n), strict=True):
+        same = (b.state == a.state) & (b.off == a.off) & (b.len == a.len) & (b.ro == a.ro)
+        gone = (b.state == S_NONE) | ((b.state == S_CLOSED) & (a.state != S_CLOSED))
+        out.append(Implies(a.exists, same | gone))
+    return And(*out)
+
+
+@prop("gmem-no-readonly-slot", "always", """No memslot backed by a guest_memfd is read-only:
+      read-only slots turn guest writes into emulated MMIO, which KVM does not support for
+      private memory ("the guest can only ever read zeros"). Violated by the 6.8 merge
+      window's code (bug-history G1).""",
+      "check_memory_region_flags(): READONLY is valid only without KVM_MEM_GUEST_MEMFD",
+      expect={G68: VIOLATED}, family=FAMILY)
+def gmem_no_readonly_slot(s: StateView) -> E:
+    return And(*(Implies(sl.exists, ~sl.ro) for sl in slots(s)))
+
+
+# ---- the seed's promise -----------------------------------------------------------------------
+@prop("seed-inaccessible-never-sealable", "action", """The seed's promise, first half:
+      inaccessible memory can never be sealed, so a seal can never freeze or reveal what the
+      guest owns. On guest_memfd: F_ADD_SEALS never succeeds on a file created without
+      GUEST_MEMFD_FLAG_MMAP (in fact on none: there is no seal word).""",
+      "memfd_fcntl(): no seal word for a guest_memfd (MFD_INACCESSIBLE v5 had F_SEAL_SEAL "
+      "set at creation)", family=FAMILY)
+def seed_never_sealable(t: TransitionView) -> E:
+    fs = files(t.s)
+    if not t.is_("fcntl_add_seals"):
+        return true
+    inacc = Or(*(here & fs[i].inaccessible for i, here in fd_file(t)))
+    return Implies(inacc, ~t.ok)
+
+
+@prop("seed-inaccessible-never-user-mappable", "always", """The seed's promise, second half:
+      inaccessible memory is never mapped into a user address space. On guest_memfd: a file
+      created without GUEST_MEMFD_FLAG_MMAP has no mapping, ever.""",
+      "kvm_gmem_mmap() -> -ENODEV without GUEST_MEMFD_FLAG_MMAP", family=FAMILY)
+def seed_never_mappable(s: StateView) -> E:
+    return And(*(Implies(f.inaccessible, f.maps == 0) for f in files(s)))
+
+
+@prop("seed-every-gmem-never-user-mappable", "always", """The seed's promise read for every
+      guest_memfd: none is ever mapped. Violated since 6.18 by design: GUEST_MEMFD_FLAG_MMAP
+      makes a file mappable (shared only), so "guest_memfd" no longer implies
+      "inaccessible".""",
+      "kvm_gmem_mmap() accepts MAP_SHARED mappings of GUEST_MEMFD_FLAG_MMAP files",
+      expect={G18: VIOLATED, G68: VIOLATED}, family=FAMILY)
+def seed_every_never_mappable(s: StateView) -> E:
+    return And(*(f.maps == 0 for f in files(s)))
+
+
+# ---- sometimes: the invariants above are not vacuous -------------------------------------------
+def _w(name: str, kind: str, rationale: str, enforced_by: str
+       ) -> Callable[[Callable[[Any], E]], Callable[[Any], E]]:
+    """A `sometimes` witness of the gmem family (expected witnessed on every design)."""
+    return prop(name, kind, rationale, enforced_by, family=FAMILY)
+
+
+@_w("sometimes-gmem-slot-bound", "sometimes", """A memslot is bound to a guest_memfd.""",
+    "kvm_gmem_bind()")
+def w_bound(s: StateView) -> E:
+    return Or(*(sl.on(i) for sl in slots(s) for i in range(NFILES)))
+
+
+@_w("sometimes-gmem-two-bindings-one-file", "sometimes", """Two memslots are bound to disjoint
+    ranges of the same file.""", "kvm_gmem_bind()")
+def w_two_bindings(s: StateView) -> E:
+    a, b = slots(s)
+    return Or(*(a.on(i) & b.on(i) for i in range(NFILES)))
+
+
+@_w("sometimes-gmem-mapped-and-faulted", "sometimes-action", """A store through a mapping of
+    a GUEST_MEMFD_FLAG_MMAP|INIT_SHARED file succeeds.""", "kvm_gmem_fault_user_mapping()")
+def w_faulted(t: TransitionView) -> E:
+    files(t.s)
+    return t.ok if t.is_("store") else false
+
+
+@_w("sometimes-gmem-punched-hole", "sometimes-action", """A hole is punched in a file while a
+    memslot is bound to it.""", "kvm_gmem_punch_hole()")
+def w_punched(t: TransitionView) -> E:
+    sls = slots(t.s)
+    return t.fired("punched") & Or(*(here & sl.on(i) for i, here in fd_file(t) for sl in sls))
+
+
+@_w("sometimes-gmem-allocated", "sometimes-action", """Pages are allocated with
+    FALLOC_FL_KEEP_SIZE.""", "kvm_gmem_allocate()")
+def w_allocated(t: TransitionView) -> E:
+    files(t.s)
+    return t.fired("allocated")
+
+
+@_w("sometimes-gmem-slot-outlives-file", "sometimes", """A memslot survives the release of
+    its guest_memfd (and can still be deleted).""", "kvm_gmem_release()")
+def w_closed_slot(s: StateView) -> E:
+    return Or(*(sl.state == S_CLOSED for sl in slots(s)))
+
+
+@_w("sometimes-gmem-deleted-after-close", "sometimes-action", """A memslot whose guest_memfd
+    was released is deleted.""", "kvm_set_memory_region() KVM_MR_DELETE")
+def w_deleted_closed(t: TransitionView) -> E:
+    sls = slots(t.s)
+    if not t.has_param("slot"):
+        return false
+    return t.fired("deleted") & Or(*((t.param("slot") == j) & (sl.state == S_CLOSED)
+                                     for j, sl in enumerate(sls)))
+
+
+@_w("sometimes-gmem-file-outlives-fd", "sometimes", """A guest_memfd stays alive through a
+    mapping after its last descriptor is closed.""", "the VMA's file reference")
+def w_outlives_fd(s: StateView) -> E:
+    return Or(*((f.fd == 0) & (f.maps > 0) for f in files(s)))
+
+
+@_w("sometimes-gmem-outlives-vm-fd", "sometimes", """A guest_memfd of the first VM is alive
+    after the VM's descriptor is closed.""", "__kvm_gmem_create(): kvm_get_kvm()")
+def w_outlives_vm(s: StateView) -> E:
+    return (s.vm0_fd == 0) & Or(*(f.live & (f.vm == 0) for f in files(s)))
+
+
+@_w("sometimes-gmem-other-vm-refused", "sometimes-action", """Binding a guest_memfd of the
+    other VM is refused.""", "kvm_gmem_bind(): gmem->kvm != kvm")
+def w_other_vm(t: TransitionView) -> E:
+    files(t.s)
+    return t.fired("other_vm")
+
+
+@_w("sometimes-gmem-overlap-refused", "sometimes-action", """A binding overlapping another
+    slot's range of the same file is refused.""", "kvm_gmem_bind()")
+def w_overlap(t: TransitionView) -> E:
+    files(t.s)
+    return t.fired("overlap")
+
+
+@_w("sometimes-gmem-rebind-refused", "sometimes-action", """Re-issuing an existing guest_memfd
+    memslot is refused.""", "kvm_set_memory_region()")
+def w_immutable(t: TransitionView) -> E:
+    files(t.s)
+    return t.fired("immutable")
+
+
+__all__ = ["File", "Slot", "files", "slots"]
