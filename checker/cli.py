@@ -256,6 +256,43 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return EXIT_OK if not bad else EXIT_UNEXPECTED
 
 
+def cmd_conform(args: argparse.Namespace) -> int:
+    from checker.conform import (
+        DEFAULT_SCOPES,
+        DEFAULT_WALK_SCOPES,
+        ConformOptions,
+        print_report,
+        run_conform,
+    )
+
+    (d,) = load_designs([args.design])
+    name = d.name  # type: ignore[attr-defined]
+
+    def split(text: str | None, default: str | None) -> tuple[dict[str, int], int | None]:
+        sc = parse_scope(default)
+        sc.update(parse_scope(text))
+        depth = sc.pop("depth", None)
+        try:
+            return d.scope(sc), depth  # type: ignore[attr-defined]
+        except KeyError as e:
+            raise UsageError(f"design {name} has no scope parameter {e.args[0]!r} (has: "
+                             f"{', '.join([*d.default_scope, 'depth'])})") from None  # type: ignore[attr-defined]
+
+    scope, depth = split(args.scope, DEFAULT_SCOPES.get(name, "depth=3"))
+    walk_scope, _ = split(args.walk_scope, DEFAULT_WALK_SCOPES.get(name))
+    for flag, v, lo in (("--random", args.random, 0), ("--length", args.length, 1),
+                        ("--jobs", args.jobs, 1)):
+        if v < lo:
+            raise UsageError(f"{flag} must be at least {lo}")
+    opts = ConformOptions(scope, depth, walks=args.random, seed=args.seed, length=args.length,
+                          walk_scope=walk_scope, exhaustive=not args.no_exhaustive,
+                          jobs=args.jobs, hugetlb=not args.no_hugetlb, out=args.out,
+                          progress=None if args.quiet else _progress)
+    rep = run_conform(d, opts)  # type: ignore[arg-type]
+    print_report(rep)
+    return EXIT_OK if not rep.divergent else EXIT_UNEXPECTED
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from model import designs
     from traces.textfmt import TraceSyntaxError, load_trace
@@ -323,6 +360,98 @@ def cmd_explore(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_diff(args: argparse.Namespace) -> int:
+    from checker.diff import Differ, restrict_domain, rule_changes
+    from model.lang.action import outcome_text
+    from traces.concretize import run_to_trace
+    from traces.textfmt import format_step
+
+    a, b = load_designs([args.a, args.b])
+    for spec in args.exclude_flag or []:
+        try:
+            where, _, mask = spec.partition("=")
+            act, _, param = where.partition(".")
+            m = int(mask, 0)
+            a = restrict_domain(a, act, param, m)  # type: ignore[arg-type]
+            b = restrict_domain(b, act, param, m)  # type: ignore[arg-type]
+        except (ValueError, KeyError) as e:
+            raise UsageError(f"bad --exclude-flag {spec!r} (want ACTION.PARAM=MASK): {e}"
+                             ) from None
+    scope = dict(a.default_scope)  # type: ignore[attr-defined]
+    scope.update({k: v for k, v in b.default_scope.items() if k not in scope})  # type: ignore[attr-defined]
+    scope.update(parse_scope(args.scope))
+    try:
+        r = Differ(a, b, scope, progress=None if args.quiet else _progress).run()  # type: ignore[arg-type]
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    st = scope_text(scope)
+    w = 72 if args.format == "mail" else 100
+    lines = [f"diff {a.name} -> {b.name}: explicit product search, scope {st}",  # type: ignore[attr-defined]
+             f"  {r.pairs:,} reachable state pairs, depth {r.depth}, {r.seconds:.1f} s"]
+    if args.exclude_flag:
+        lines.append("  excluding parameter values: " + ", ".join(args.exclude_flag))
+    if r.only_b:
+        lines.append(f"calls only in {b.name}: " + ", ".join(r.only_b))  # type: ignore[attr-defined]
+    if r.only_a:
+        lines.append(f"calls only in {a.name}: " + ", ".join(r.only_a))  # type: ignore[attr-defined]
+    from checker.encoding import check_compose
+
+    for c in check_compose(a, b):  # type: ignore[arg-type]
+        lines.append(f"uapi collision: {c}")
+    changes = rule_changes(a, b)  # type: ignore[arg-type]
+    if changes:
+        lines.append("rules added (+), changed (~) or dropped (-):")
+        lines += [f"  {c}" for c in changes]
+    for d in r.divergences:
+        ra, rb = d.example
+        ta = run_to_trace(a, ra)  # type: ignore[arg-type]
+        tb = run_to_trace(b, rb)  # type: ignore[arg-type]
+        lines.append(f"divergence: {d.action} ({d.count} reachable occurrences): "
+                     f"{a.name} {d.rule_a}, {b.name} {d.rule_b}")  # type: ignore[attr-defined]
+        for sa, sb in zip(ta.steps[:-1], tb.steps[:-1]):
+            lines.append(f"    {format_step(sa)}")
+        lines.append(f"  {a.name}: {format_step(ta.steps[-1])}")  # type: ignore[attr-defined]
+        lines.append(f"  {b.name}: {format_step(tb.steps[-1])}")  # type: ignore[attr-defined]
+    same_calls = not r.divergences
+    method = f"explicit within scope {st}"
+    if r.equivalent:
+        verdict = f"EQUIVALENT ({method})"
+    elif same_calls:
+        verdict = (f"EQUIVALENT on every common call ({method}); {b.name} adds "  # type: ignore[attr-defined]
+                   f"{len(r.only_b)} call(s), {a.name} {len(r.only_a)}")  # type: ignore[attr-defined]
+    else:
+        s = r.shortest
+        assert s is not None
+        verdict = (f"DIFFERENT: shortest distinguishing trace has {len(s.example[0])} steps "
+                   f"({outcome_text(s.example[0].steps[-1].out)} vs "
+                   f"{outcome_text(s.example[1].steps[-1].out)})")
+    lines.append(f"diff: {verdict}")
+    if args.format == "mail":
+        import textwrap
+        lines = [wl for ln in lines for wl in (textwrap.wrap(ln, w, subsequent_indent="    ")
+                                               or [""])]
+    sys.stdout.write("\n".join(lines) + "\n")
+    return EXIT_OK if same_calls else EXIT_UNEXPECTED
+
+
+def cmd_encoding(args: argparse.Namespace) -> int:
+    from checker.encoding import check_compose, check_design
+
+    ds = load_designs(args.design or [])
+    problems = []
+    for d in ds:
+        problems += check_design(d)  # type: ignore[arg-type]
+    if args.compose:
+        a, b = load_designs(args.compose)
+        problems += [f"collision: {c}" for c in check_compose(a, b)]  # type: ignore[arg-type]
+    for p in problems:
+        print(p)
+    print(f"encoding: {len(ds)} design(s) checked"
+          + (f", composed {args.compose[0]} with {args.compose[1]}" if args.compose else "")
+          + f": {len(problems)} problem(s)")
+    return EXIT_UNEXPECTED if problems else EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="shmemcheck", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -345,6 +474,37 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("trace")
     e.add_argument("--to", required=True)
     e.add_argument("-o", "--output")
+    k = sub.add_parser("conform", help="differential conformance: model transitions and "
+                       "random walks replayed on the live kernel")
+    k.add_argument("--design", default="memfd")
+    k.add_argument("--scope", help="conformance scope NAME=N,... plus depth=D (states within D "
+                   "steps); default per design (memfd: pages=2,maps=2,pins=2,fds=2,depth=3)")
+    k.add_argument("--random", type=int, default=2000, metavar="N",
+                   help="random walks (default 2000)")
+    k.add_argument("--seed", type=int, default=1)
+    k.add_argument("--length", type=int, default=12, metavar="L",
+                   help="steps per random walk (default 12)")
+    k.add_argument("--walk-scope", help="scope of the random walks (memfd: "
+                   "pages=3,maps=3,pins=2,fds=3)")
+    k.add_argument("--no-exhaustive", action="store_true",
+                   help="random walks only, not every transition of the conformance scope")
+    k.add_argument("--out", metavar="DIR", help="write each minimal divergent trace here")
+    k.add_argument("--jobs", type=int, default=2, help="kernel worker processes (default 2)")
+    k.add_argument("--no-hugetlb", action="store_true",
+                   help="leave out MFD_HUGETLB files (no huge pages reserved)")
+    k.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    df = sub.add_parser("diff", help="do two designs give the same outcomes? (exit 0 same, "
+                        "1 different, 2 trouble)")
+    df.add_argument("a")
+    df.add_argument("b")
+    df.add_argument("--scope")
+    df.add_argument("--exclude-flag", action="append",
+                    help="ACTION.PARAM=MASK: leave out parameter values with these bits")
+    df.add_argument("--format", choices=["text", "mail"], default="text")
+    df.add_argument("--quiet", action="store_true")
+    en = sub.add_parser("encoding", help="flag bits distinct, round-trip, layout consistent")
+    en.add_argument("--design", action="append")
+    en.add_argument("--compose", nargs=2, metavar=("A", "B"))
     x = sub.add_parser("explore", help="the state graph of a small scope as DOT")
     x.add_argument("--design", default="memfd")
     x.add_argument("--scope")
@@ -359,7 +519,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "engine", None) is None and args.cmd == "check":
         args.engine = ["explicit"]
     handlers = {"list": cmd_list, "check": cmd_check, "replay": cmd_replay,
-                "export": cmd_export, "explore": cmd_explore}
+                "export": cmd_export, "explore": cmd_explore, "conform": cmd_conform,
+                "diff": cmd_diff, "encoding": cmd_encoding}
     try:
         return handlers[args.cmd](args)
     except UsageError as e:

@@ -129,14 +129,15 @@ def render_flags(value: int, family: dict[str, int], zero: str = "0") -> str:
     return "|".join(names)
 
 
-def parse_flags(text: str) -> int:
-    """Inverse of render_flags over CONSTANTS; accepts decimal/hex/octal numbers too.
-
-    Raises KeyError naming the first unknown word."""
+def parse_flags(text: str, family: dict[str, int] | None = None) -> int:
+    """Inverse of render_flags: names from `family` first (a design's own uapi), then
+    CONSTANTS; decimal/hex/octal numbers too. Raises KeyError naming the first unknown word."""
     value = 0
     for word in text.split("|"):
         word = word.strip()
-        if word in CONSTANTS:
+        if family and word in family:
+            value |= family[word]
+        elif word in CONSTANTS:
             value |= CONSTANTS[word]
         else:
             try:

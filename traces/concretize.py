@@ -238,7 +238,7 @@ def _match(spec: object, arg: Arg, st: Mapping[str, int], h: Handles,
         if not isinstance(arg, Sym):
             return "expected flags"
         try:
-            params[spec.param] = parse_flags(arg.text)
+            params[spec.param] = parse_flags(arg.text, dict(spec.family))
         except KeyError as e:
             return f"unknown flag {e.args[0]}"
         return None

@@ -23,18 +23,30 @@ from model.designs.memfd import (
     writable_maps,
 )
 from model.lang import Action, Design, E, Field, If, Param, boolean, enum, fail, ok, requires, word
-from model.lang.callspec import C, Choice, Num
+from model.lang.callspec import C, Choice, Flags, Num
 from model.lang.expr import bv
 from model.lang.schema import StateView
 from model.vocab import (
     F_SEAL_FUTURE_WRITE, F_SEAL_SEAL, F_SEAL_WRITE, MFD_ALLOW_SEALING, MFD_CLOEXEC,
-    MFD_HUGE_MASK, MFD_HUGE_SHIFT, MFD_HUGETLB, PAGE_SIZE,
+    MFD_HUGE_MASK, MFD_HUGE_SHIFT, MFD_HUGETLB, PAGE_SIZE, SEALS,
 )
 
 VM_LOCKED = 0x00002000
 VM_NORESERVE = 0x00200000
 F_ALL_SEALS_517 = 0x1F
 MFD_ALL_FLAGS_517 = MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_HUGETLB
+MFD_FLAGS_517 = {"MFD_CLOEXEC": MFD_CLOEXEC, "MFD_ALLOW_SEALING": MFD_ALLOW_SEALING,
+                 "MFD_HUGETLB": MFD_HUGETLB}
+SEALS_517 = {k: v for k, v in SEALS.items() if k != "F_SEAL_EXEC"}
+
+
+def with_vocabulary(a: Action, param: str, family: dict[str, int]) -> Action:
+    """The same action printing (and parsing) `param` with another uapi's flag names."""
+    from dataclasses import replace as dc_replace
+
+    args = tuple(Flags(param, family, x.zero) if isinstance(x, Flags) and x.param == param
+                 else x for x in a.args)
+    return dc_replace(a, args=args)
 
 ORIGINS = ("none", "memfd", "tmpfs", "sysv")
 O_NONE, O_MEMFD, O_TMPFS, O_SYSV = range(4)
@@ -191,10 +203,12 @@ def build() -> Design:
         "memfd@5.17", "memfd/shmem as in Linux 5.17, with the shmem inode flags word",
         kernel=None, init={"noexec_scope": 0},
         edit={
-            "memfd_create": lambda a: a.replace_rule("unknown_flags", create_flags_517)
-            .drop_rule("exec_and_noexec").drop_rule("noexec_enforced")
-            .replace_rule("ok", create_ok_517),
-            "fcntl_add_seals": lambda a: a.replace_rule("invalid_bits", add_seals_bits_517)
+            "memfd_create": lambda a: with_vocabulary(
+                a.replace_rule("unknown_flags", create_flags_517)
+                .drop_rule("exec_and_noexec").drop_rule("noexec_enforced")
+                .replace_rule("ok", create_ok_517), "flags", MFD_FLAGS_517),
+            "fcntl_add_seals": lambda a: with_vocabulary(a, "seals", SEALS_517)
+            .replace_rule("invalid_bits", add_seals_bits_517)
             .replace_rule("deny_writable", lambda s, seals: fail(
                 "EBUSY", when=adds_write_517(s, seals) & (writable_maps(s) > 0),
                 label="deny_writable", why="mapping_deny_writable()"))

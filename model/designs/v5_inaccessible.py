@@ -27,7 +27,7 @@ store), mapping page 0 into the guest and writing it. See NOTES.md.
 from __future__ import annotations
 
 from model.designs import get, register
-from model.designs.memfd_517 import RECLAIM_REDIRTIED
+from model.designs.memfd_517 import MFD_FLAGS_517, RECLAIM_REDIRTIED, with_vocabulary
 from model.lang import Action, Design, E, Field, If, Param, boolean, fail, ok, requires, word
 from model.lang.expr import bv
 from model.lang.schema import StateView
@@ -39,6 +39,7 @@ from model.vocab import (
 MFD_INACCESSIBLE = MFD_INACCESSIBLE_V5
 MFD_ALL_FLAGS_V5 = MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_HUGETLB | MFD_INACCESSIBLE
 SHM_F_INACCESSIBLE = 0x0001
+MFD_FLAGS_V5 = {**MFD_FLAGS_517, "MFD_INACCESSIBLE": MFD_INACCESSIBLE}
 
 V5_FIELDS = (
     Field("xflags", word(1, {"SHM_F_INACCESSIBLE": SHM_F_INACCESSIBLE}),
@@ -160,9 +161,10 @@ def build() -> Design:
         fields=V5_FIELDS, layout=LAYOUT_V5, add=KVM_ACTIONS, effects=("CHG_KVM",),
         families=("v5",),
         edit={
-            "memfd_create": lambda a: a.replace_rule("unknown_flags", create_flags_v5)
-            .insert_rule(create_no_sealing, after="unknown_flags")
-            .amend_rule("ok", create_ok_v5),
+            "memfd_create": lambda a: with_vocabulary(
+                a.replace_rule("unknown_flags", create_flags_v5)
+                .insert_rule(create_no_sealing, after="unknown_flags")
+                .amend_rule("ok", create_ok_v5), "flags", MFD_FLAGS_V5),
             "ftruncate": lambda a: a.insert_rule(setattr_rule, after="grow_seal"),
             "reopen": lambda a: a.insert_rule(otrunc_rule, before="shrink_seal"),
             "mmap": lambda a: a.insert_rule(mmap_rule, after="write_seal"),

@@ -1,0 +1,355 @@
+"""Design diff: do two designs give the same outcome for every call sequence?
+
+Explicitly, within a scope: a breadth-first search over *pairs* of states. Both designs take the
+same action instance (same action name and parameter values); a pair is expanded only through
+transitions whose outcomes agree, so the first disagreement on a path ends it, and the first one
+found is a shortest distinguishing trace. Actions that exist in one design only are the other
+design's additions: they are listed, and explored with the other design standing still.
+
+The semantics is not re-implemented here: both sides are the designs' compiled actions
+(checker/compile_np.py), evaluated on the same parameter grid.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from checker.compile_np import Arr, CompiledAction
+from checker.explicit import Explorer
+from model.lang.action import outcome_text
+from model.lang.design import Design
+from traces.run import ARun, AStep
+
+
+@dataclass
+class Divergence:
+    """One class of disagreement: an action whose outcome differs, with the deciding rules."""
+
+    action: str
+    rule_a: str
+    rule_b: str
+    count: int
+    example: tuple[ARun, ARun]  # the shortest run to it, in each design (same calls)
+
+
+@dataclass
+class DiffResult:
+    a: Design
+    b: Design
+    scope: dict[str, int]
+    pairs: int
+    depth: int
+    seconds: float
+    only_a: list[str]
+    only_b: list[str]
+    divergences: list[Divergence] = field(default_factory=list)
+    complete: bool = True
+
+    @property
+    def equivalent(self) -> bool:
+        return not self.divergences and not self.only_a and not self.only_b
+
+    @property
+    def shortest(self) -> Divergence | None:
+        return min(self.divergences, key=lambda d: len(d.example[0]), default=None)
+
+
+ROWS = 4096
+_M1 = np.uint64(0x9E3779B97F4A7C15)
+_M2 = np.uint64(0xC2B2AE3D27D4EB4F)
+
+
+class _PairSet:
+    """Visited pairs of int64 keys: a sorted array of 64-bit pair hashes for speed, with the
+    pairs themselves kept to verify every hit exactly (a hash collision can never drop a pair:
+    colliding pairs go to an exact Python set)."""
+
+    def __init__(self) -> None:
+        self.h = np.zeros(0, np.uint64)
+        self.a = np.zeros(0, np.int64)
+        self.b = np.zeros(0, np.int64)
+        self.extra: set[tuple[int, int]] = set()
+
+    @property
+    def size(self) -> int:
+        return int(self.h.size) + len(self.extra)
+
+    @staticmethod
+    def _hash(a: Arr, b: Arr) -> Arr:
+        with np.errstate(over="ignore"):
+            x = a.astype(np.uint64) * _M1
+            x ^= (b.astype(np.uint64) + np.uint64(0x632BE59BD9B4E019)) * _M2
+            x ^= x >> np.uint64(29)
+        return x
+
+    def add(self, a: Arr, b: Arr) -> Arr:
+        """Insert the pairs not seen before; return the indices (into a, b) that were new."""
+        h = self._hash(a, b)
+        uh, first, inv = np.unique(h, return_index=True, return_inverse=True)
+        same = (a[first][inv] == a) & (b[first][inv] == b)
+        new_idx = []
+        if not same.all():  # two different pairs in this batch share a hash: exact path
+            for i in np.nonzero(~same)[0].tolist():
+                new_idx.append(i) if self._extra_add(int(a[i]), int(b[i])) else None
+        pos = np.searchsorted(self.h, uh)
+        pos_c = np.minimum(pos, max(self.h.size - 1, 0))
+        hit = (self.h.size > 0) & (self.h[pos_c] == uh) if self.h.size else np.zeros(
+            uh.size, bool)
+        fa, fb = a[first], b[first]
+        exact = hit & (self.a[pos_c] == fa) & (self.b[pos_c] == fb) if self.h.size else hit
+        for i in np.nonzero(hit & ~exact)[0].tolist():  # a hash shared with an old pair
+            if self._extra_add(int(fa[i]), int(fb[i])):
+                new_idx.append(int(first[i]))
+        fresh = ~hit
+        order = np.argsort(np.concatenate([self.h, uh[fresh]]), kind="stable")
+        self.h = np.concatenate([self.h, uh[fresh]])[order]
+        self.a = np.concatenate([self.a, fa[fresh]])[order]
+        self.b = np.concatenate([self.b, fb[fresh]])[order]
+        out = np.concatenate([first[fresh], np.array(new_idx, dtype=np.int64)])
+        return np.sort(out)
+
+    def _extra_add(self, a: int, b: int) -> bool:
+        if (a, b) in self.extra:
+            return False
+        self.extra.add((a, b))
+        return True
+
+
+def _grid_match(ca: CompiledAction, cb: CompiledAction) -> bool:
+    return ca.pnames == cb.pnames and np.array_equal(ca.pgrid, cb.pgrid)
+
+
+class Differ:
+    def __init__(self, a: Design, b: Design, scope: Mapping[str, int], *,
+                 max_depth: int | None = None,
+                 progress: Callable[[str], None] | None = None) -> None:
+        self.a, self.b = a, b
+        sa = {k: v for k, v in scope.items() if k in a.default_scope}
+        sb = {k: v for k, v in scope.items() if k in b.default_scope}
+        self.ea = Explorer(a, a.scope(sa), [])
+        self.eb = Explorer(b, b.scope(sb), [])
+        self.scope = dict(scope)
+        self.max_depth = max_depth
+        self.progress = progress
+        acts_a = {c.action.name: c for c in self.ea.actions}
+        acts_b = {c.action.name: c for c in self.eb.actions}
+        self.common: list[tuple[CompiledAction, CompiledAction]] = []
+        for n, ca in acts_a.items():
+            cb = acts_b.get(n)
+            if cb is not None:
+                if not _grid_match(ca, cb):
+                    raise ValueError(f"action {n} has different parameters in {a.name} and "
+                                     f"{b.name}: compare designs whose common actions agree "
+                                     "on parameter names and explored values")
+                self.common.append((ca, cb))
+        self.only_a = [c for n, c in acts_a.items() if n not in acts_b]
+        self.only_b = [c for n, c in acts_b.items() if n not in acts_a]
+
+    def run(self) -> DiffResult:
+        t0 = time.perf_counter()
+        pa, pb = self.ea.packer, self.eb.packer
+        ia = [pa.pack(s) for s in self.a.init.states(self.a.schema)]
+        ib = [pb.pack(s) for s in self.b.init.states(self.b.schema)]
+        # initial pairs: each initial state of A with the B states that agree on shared fields
+        pairs0 = []
+        for ka in ia:
+            sa = pa.unpack(ka)
+            for kb in ib:
+                sb = pb.unpack(kb)
+                if all(sa[n] == sb[n] for n in sa.keys() & sb.keys()):
+                    pairs0.append((ka, kb))
+        visited: set[tuple[int, int]] = set(pairs0)
+        # per layer: (A keys, B keys, parent index, action name, param row)
+        layers: list[tuple[Arr, Arr, Arr, list[str], Arr]] = [(
+            np.array([p[0] for p in pairs0], np.int64), np.array([p[1] for p in pairs0], np.int64),
+            np.full(len(pairs0), -1, np.int64), [""] * len(pairs0),
+            np.full(len(pairs0), -1, np.int32))]
+        classes: dict[tuple[str, str, str], list[object]] = {}
+        depth = 0
+        complete = True
+        vis = _PairSet()
+        vis.add(layers[0][0], layers[0][1])
+        while layers[-1][0].size:
+            if self.max_depth is not None and depth >= self.max_depth:
+                complete = False
+                break
+            ka_all, kb_all = layers[-1][0], layers[-1][1]
+            new_a: list[Arr] = []
+            new_b: list[Arr] = []
+            new_p: list[Arr] = []
+            new_act: list[Arr] = []
+            new_j: list[Arr] = []
+            steps: list[tuple[str, CompiledAction | None, CompiledAction | None]] = [
+                (c.action.name, c, d) for c, d in self.common]
+            steps += [(c.action.name, c, None) for c in self.only_a]
+            steps += [(c.action.name, None, c) for c in self.only_b]
+            names = [n for n, _, _ in steps]
+            for lo in range(0, ka_all.size, ROWS):
+                ka, kb = ka_all[lo:lo + ROWS], kb_all[lo:lo + ROWS]
+                SA, SB = pa.fields(ka), pb.fields(kb)
+                for si, (name, ca, cb) in enumerate(steps):
+                    ref = ca or cb
+                    assert ref is not None
+                    P = (self.ea if ca else self.eb)._pgrids[ref.index]
+                    on = np.zeros(ka.size, bool)
+                    if ca is not None:
+                        on |= ca.enabled_fn(SA, P).any(axis=1)
+                    if cb is not None:
+                        on |= cb.enabled_fn(SB, P).any(axis=1)
+                    if not on.any():
+                        continue
+                    idx = np.nonzero(on)[0]
+                    sa = {n: v[idx] for n, v in SA.items()}
+                    sb = {n: v[idx] for n, v in SB.items()}
+                    xa, xb = ka[idx], kb[idx]
+                    if ca is not None:
+                        ra = ca.fn(sa, P)
+                        na, en = self._next(pa, ca, ra, xa, sa)
+                    if cb is not None:
+                        rb = cb.fn(sb, P)
+                        nb, enb = self._next(pb, cb, rb, xb, sb)
+                    if ca is not None and cb is not None:
+                        both = en & enb
+                        differ = (both & (ra["out"] != rb["out"])) | (en ^ enb)
+                        for row, col in zip(*np.nonzero(differ)):
+                            key = (name, ca.labels[int(ra["br"][row, col])] if en[row, col]
+                                   else "(outside the model)",
+                                   cb.labels[int(rb["br"][row, col])] if enb[row, col]
+                                   else "(outside the model)")
+                            rec = classes.setdefault(key, [0, None])
+                            rec[0] = int(rec[0]) + 1  # type: ignore[call-overload]
+                            if rec[1] is None:
+                                rec[1] = (depth, lo + int(idx[row]), name, int(col))
+                        move = both & ~differ
+                    elif ca is not None:
+                        move, nb = en, np.repeat(xb.reshape(-1, 1), ref.k, axis=1)
+                    else:
+                        move, na = enb, np.repeat(xa.reshape(-1, 1), ref.k, axis=1)
+                    move &= (na != xa.reshape(-1, 1)) | (nb != xb.reshape(-1, 1))
+                    rows, cols = np.nonzero(move)
+                    if rows.size:
+                        new_a.append(na[rows, cols])
+                        new_b.append(nb[rows, cols])
+                        new_p.append(idx[rows].astype(np.int64) + lo)
+                        new_act.append(np.full(rows.size, si, np.int16))
+                        new_j.append(cols.astype(np.int32))
+            if not new_a:
+                break
+            A = np.concatenate(new_a)
+            B = np.concatenate(new_b)
+            keep = vis.add(A, B)
+            if not keep.size:
+                break
+            acts = np.concatenate(new_act)[keep]
+            layers.append((A[keep], B[keep], np.concatenate(new_p)[keep],
+                           [names[i] for i in acts.tolist()], np.concatenate(new_j)[keep]))
+            depth += 1
+            if self.progress:
+                self.progress(f"pairs={vis.size} depth={depth}")
+        visited = range(vis.size)
+        self._layers = layers
+        divs = []
+        for (name, la, lb), (count, where) in classes.items():
+            d, row, act, col = where  # type: ignore[misc]
+            divs.append(Divergence(name, la, lb, int(count), self._runs(d, row, act, col)))
+        divs.sort(key=lambda v: (len(v.example[0]), v.action))
+        return DiffResult(self.a, self.b, self.scope, len(visited), depth,
+                          time.perf_counter() - t0, [c.action.name for c in self.only_a],
+                          [c.action.name for c in self.only_b], divs, complete)
+
+    @staticmethod
+    def _next(pk: object, ca: CompiledAction, r: dict[str, Arr], keys: Arr,
+              S: Mapping[str, Arr]) -> tuple[Arr, Arr]:
+        col = keys.reshape(-1, 1)
+        nk = np.repeat(col, ca.k, axis=1)
+        en = r["en"].copy()
+        for fname in ca.updated:
+            u = r[fname]
+            if fname in pk.nat:  # type: ignore[attr-defined]
+                en &= (u >= 0) & (u <= pk.bound[fname])  # type: ignore[attr-defined]
+            nk += ((u & pk.mask[fname]) - S[fname]) << pk.shift[fname]  # type: ignore[attr-defined]
+        return nk, en
+
+    def _runs(self, depth: int, row: int, act: str, col: int) -> tuple[ARun, ARun]:
+        """The path to pair (depth, row) plus the diverging step, replayed in each design."""
+        chain: list[tuple[str, int]] = []
+        d, i = depth, row
+        while d > 0:
+            _, _, par, acts, js = self._layers[d]
+            chain.append((acts[i], int(js[i])))
+            i = int(par[i])
+            d -= 1
+        chain.reverse()
+        chain.append((act, col))
+        ka, kb = int(self._layers[0][0][i]), int(self._layers[0][1][i])
+        out = []
+        for ex, key in ((self.ea, ka), (self.eb, kb)):
+            comp = {c.action.name: c for c in ex.actions}
+            st = ex.packer.unpack(key)
+            run = ARun(dict(st))
+            for name, j in chain:
+                c = comp.get(name)
+                if c is None:
+                    continue  # the other design's addition: this design stands still
+                params = c.params_at(j)
+                from checker.explicit import evaluate
+                _, en = evaluate(ex.packer, c, st, params)
+                if not en:
+                    run.steps.append(AStep(name, params, 0, 0, dict(st), "(outside the model)"))
+                    break
+                step = ex.apply(c, st, params)
+                run.steps.append(step)
+                st = step.after
+            out.append(run)
+        return out[0], out[1]
+
+
+def describe(d: Divergence) -> str:
+    a, b = d.example
+    oa = outcome_text(a.steps[-1].out) if a.steps else "?"
+    ob = outcome_text(b.steps[-1].out) if b.steps else "?"
+    return (f"{d.action}: {d.rule_a} -> {oa} vs {d.rule_b} -> {ob} "
+            f"({d.count} reachable occurrences)")
+
+
+def restrict_domain(d: Design, action: str, param: str, mask: int) -> Design:
+    """The design exploring only `param` values of `action` with no bit of `mask` set."""
+    a = d.action(action)
+    p = next((p for p in a.params if p.name == param), None)
+    if p is None:
+        raise KeyError(f"action {action} of {d.name} has no parameter {param!r}")
+    keep = [v for v in p.domain if not v & mask]
+    return d.derive(d.name, d.doc, edit={action: lambda x: x.with_params(**{param: keep})},
+                    kernel=d.kernel)
+
+
+def rule_changes(a: Design, b: Design) -> list[str]:
+    """Static view: per common action, the rules B adds, drops or changes (by label)."""
+    from model.lang.expr import show
+
+    out = []
+    bn = {x.name: x for x in b.actions}
+    for x in a.actions:
+        y = bn.get(x.name)
+        if y is None:
+            continue
+
+        def table(act: object, d: Design) -> dict[str, str]:
+            rs = act.rules(d.schema.state_vars("s"), act.param_vars())  # type: ignore[attr-defined]
+            return {r.label: f"{r.kind} {show(r.value)} when {show(r.cond)} "
+                    f"upd {sorted((k, show(v)) for k, v in r.updates.items())}" for r in rs}
+
+        ta, tb = table(x, a), table(y, b)
+        for lab in tb:
+            if lab not in ta:
+                out.append(f"{x.name}: + {lab}")
+            elif ta[lab] != tb[lab]:
+                out.append(f"{x.name}: ~ {lab}")
+        for lab in ta:
+            if lab not in tb:
+                out.append(f"{x.name}: - {lab}")
+    return out
