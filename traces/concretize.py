@@ -68,12 +68,19 @@ def _family_fields(design: Design, family: str) -> list[str]:
 
 
 def _handle_param(action: Action) -> dict[str, str]:
-    """param name -> handle family, for the params that name a handle."""
+    """param name -> handle family, for the params that name a handle (also inside structs)."""
     out: dict[str, str] = {}
-    for spec in action.args:
-        fam = FAMILY_OF.get(type(spec))
-        if fam is not None:
-            out[spec.param] = fam  # type: ignore[union-attr]
+
+    def walk(specs: tuple[object, ...]) -> None:
+        for spec in specs:
+            if isinstance(spec, Fields):
+                walk(tuple(s for _, s in spec.items))
+                continue
+            fam = FAMILY_OF.get(type(spec))
+            if fam is not None:
+                out[spec.param] = fam  # type: ignore[attr-defined]
+
+    walk(action.args)
     return out
 
 
