@@ -167,6 +167,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         out = report.as_json(results, {"coverage": lines})
     elif args.format == "ktap":
         out = report.ktap(results)
+    elif args.format == "mail":
+        out = report.mail(results, lines)
     else:
         out = report.text(results, coverage=lines)
     sys.stdout.write(out)
@@ -452,6 +454,16 @@ def cmd_encoding(args: argparse.Namespace) -> int:
     return EXIT_UNEXPECTED if problems else EXIT_OK
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from checker.compare import compare, legend
+
+    table, results = compare(args.engine, args.timeout)
+    sys.stdout.write(table)
+    if args.legend:
+        sys.stdout.write("\n" + legend(results))
+    return exit_code(results)
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="shmemcheck", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -464,7 +476,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--scope", help="NAME=N,... (explicit engine bounds)")
     c.add_argument("--depth", type=int, default=20, help="bmc/kind depth (default 20)")
     c.add_argument("--timeout", type=float, default=60.0, help="seconds per solver query")
-    c.add_argument("--format", choices=["text", "json", "ktap"], default="text")
+    c.add_argument("--format", choices=["text", "json", "ktap", "mail"], default="text")
     c.add_argument("--out", help="write every counterexample/witness here in every format")
     c.add_argument("--quiet", action="store_true", help="no progress on stderr")
     r = sub.add_parser("replay", help="replay trace files (or directories of them)")
@@ -505,6 +517,11 @@ def build_parser() -> argparse.ArgumentParser:
     en = sub.add_parser("encoding", help="flag bits distinct, round-trip, layout consistent")
     en.add_argument("--design", action="append")
     en.add_argument("--compose", nargs=2, metavar=("A", "B"))
+    cp = sub.add_parser("compare", help="the seed's promise: v5 MFD_INACCESSIBLE vs "
+                        "guest_memfd, as a markdown table")
+    cp.add_argument("--engine", choices=ENGINES, default="explicit")
+    cp.add_argument("--timeout", type=float, default=60.0)
+    cp.add_argument("--legend", action="store_true", help="also print each method in full")
     x = sub.add_parser("explore", help="the state graph of a small scope as DOT")
     x.add_argument("--design", default="memfd")
     x.add_argument("--scope")
@@ -520,7 +537,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.engine = ["explicit"]
     handlers = {"list": cmd_list, "check": cmd_check, "replay": cmd_replay,
                 "export": cmd_export, "explore": cmd_explore, "conform": cmd_conform,
-                "diff": cmd_diff, "encoding": cmd_encoding}
+                "diff": cmd_diff, "encoding": cmd_encoding, "compare": cmd_compare}
     try:
         return handlers[args.cmd](args)
     except UsageError as e:

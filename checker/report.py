@@ -102,3 +102,41 @@ def as_json(results: Sequence[Result], extra: dict[str, Any] | None = None) -> s
     if extra:
         doc.update(extra)
     return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+
+
+def mail(results: Sequence[Result], coverage: Sequence[str] = ()) -> str:
+    """A summary a reviewer can paste into a reply: <= 72 columns, ASCII, one line per
+    (design, property, engine), traces indented, the summary line last."""
+    import textwrap
+
+    def ascii_(t: str) -> str:
+        for a, b in (("∉", " not in "), ("∈", " in "), ("⇒", " => "), ("∧", " && "), ("∨", " || "),
+                     ("¬", "!"), ("≠", " != "), ("≤", " <= "), ("…", "..."), ("∅", "{}")):
+            t = t.replace(a, b)
+        return t.encode("ascii", "replace").decode()
+
+    out: list[str] = []
+    by_design: dict[str, list[Result]] = {}
+    for r in results:
+        by_design.setdefault(r.design, []).append(r)
+    for d, rs in by_design.items():
+        out.append(f"Design {d}:")
+        for r in rs:
+            mark = "" if r.as_expected else ("  [INCONCLUSIVE]" if r.inconclusive
+                                             else "  [UNEXPECTED]")
+            out += textwrap.wrap(f"{r.prop}: {r.verdict.value} ({r.engine}; expected "
+                                 f"{r.expected}){mark}", 72, initial_indent="  ",
+                                 subsequent_indent="      ")
+            out += textwrap.wrap(ascii_(r.method), 72, initial_indent="      ",
+                                 subsequent_indent="      ")
+            for ln in trace_lines(r):
+                out += textwrap.wrap(ascii_(ln), 72, initial_indent="      ",
+                                     subsequent_indent="          ")
+            if r.certificate:
+                for ln in r.certificate.splitlines():
+                    out += textwrap.wrap(ascii_(ln), 72, initial_indent="      inv: ",
+                                         subsequent_indent="           ")
+    for c in coverage:
+        out += textwrap.wrap(ascii_(c), 72, subsequent_indent="    ")
+    out += textwrap.wrap(summary(results), 72, subsequent_indent="    ")
+    return "\n".join(out) + "\n"
