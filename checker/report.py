@@ -110,8 +110,8 @@ def mail(results: Sequence[Result], coverage: Sequence[str] = ()) -> str:
     import textwrap
 
     def ascii_(t: str) -> str:
-        for a, b in (("∉", " not in "), ("∈", " in "), ("⇒", " => "), ("∧", " && "), ("∨", " || "),
-                     ("¬", "!"), ("≠", " != "), ("≤", " <= "), ("…", "..."), ("∅", "{}")):
+        for a, b in (("∉", "not in"), ("∈", "in"), ("⇒", "=>"), ("∧", "&&"), ("∨", "||"),
+                     ("¬", "!"), ("≠", "!="), ("≤", "<="), ("…", "..."), ("∅", "{}")):
             t = t.replace(a, b)
         return t.encode("ascii", "replace").decode()
 
