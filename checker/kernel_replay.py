@@ -1,0 +1,157 @@
+"""Replay a trace on the live kernel and compare each step with the trace or with the model.
+
+`replay_on_kernel` runs the trace's steps with traces.kernel.run_on_kernel (a forked child, raw
+system calls) and reports the first step whose kernel outcome differs from the trace's outcome
+(`against="kernel"`; a `?` outcome stands for the model's) or from the model's outcome
+(`against="both"`), with the model state before that step. A missing capability (no huge pages,
+no io_uring, no pid namespaces, ...) is a skip with its reason, never a silent pass.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+from checker.replay import ModelReplay, kernel_noexec_scope, state_text
+from model import vocab
+from model.lang.design import Design
+from traces.concretize import outcome_str
+from traces.kernel import (
+    EXTRA_CONSTANTS,
+    NOEXEC_SYSCTL,
+    KernelRun,
+    hugepages_reserved,
+    run_on_kernel,
+)
+from traces.textfmt import format_arg
+from traces.trace import Any_, Int, Outcome, Step, Sym, Trace
+
+__all__ = ["KernelReplay", "host_noexec_scope", "kernel_noexec_arg", "needs_hugetlb",
+           "replay_on_kernel", "step_text"]
+
+HUGEPAGES_FOR_REPLAY = 2  # one inode of at most a few huge pages; 2 leaves room for a straggler
+
+
+@dataclass
+class KernelReplay:
+    """What the kernel did with a trace: skipped (with a reason), diverged, or matched."""
+
+    skipped: str | None = None
+    divergence: str | None = None
+    summary: str = ""
+    outcomes: list[Outcome] = field(default_factory=list)
+
+
+def step_text(step: Step) -> str:
+    """`call(args)` as in the trace, without the outcome."""
+    return f"{step.call}({', '.join(format_arg(a) for a in step.args)})"
+
+
+def _flag_value(arg: object) -> int | None:
+    if isinstance(arg, Int):
+        return arg.value
+    if not isinstance(arg, Sym):
+        return None
+    value = 0
+    for word in arg.text.split("|"):
+        word = word.strip()
+        if word in EXTRA_CONSTANTS:
+            value |= EXTRA_CONSTANTS[word]
+            continue
+        try:
+            value |= vocab.parse_flags(word)
+        except KeyError:
+            return None
+    return value
+
+
+def needs_hugetlb(steps: Sequence[Step]) -> bool:
+    """Whether some memfd_create step asks for MFD_HUGETLB."""
+    for s in steps:
+        if s.call == "memfd_create" and len(s.args) >= 2:
+            v = _flag_value(s.args[1])
+            if v is not None and v & vocab.MFD_HUGETLB:
+                return True
+    return False
+
+
+def host_noexec_scope() -> int | None:
+    """vm.memfd_noexec of this process's pid namespace (None if the kernel has none)."""
+    try:
+        with open(NOEXEC_SYSCTL) as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return None
+
+
+def kernel_noexec_arg(scope: int | None) -> int | None:
+    """run_on_kernel's noexec_scope for a trace whose model starts at vm.memfd_noexec=scope:
+    None (run here) when this namespace already has that value, else the value (new pidns)."""
+    host = host_noexec_scope()
+    if scope is None or scope == host or (scope == 0 and host is None):
+        return None
+    return scope
+
+
+@contextmanager
+def _maybe_hugepages(need: bool, n: int = HUGEPAGES_FOR_REPLAY) -> Iterator[str | None]:
+    if not need:
+        yield None
+        return
+    with hugepages_reserved(n) as reason:
+        yield reason
+
+
+def replay_on_kernel(design: Design, trace: Trace, model_replay: ModelReplay, *,
+                     against: str) -> KernelReplay:
+    """Run `trace` on the kernel; compare with the trace (`kernel`) or with the model (`both`).
+
+    `model_replay` is checker.replay's result for the same trace (its outcomes and run)."""
+    if against not in ("kernel", "both"):
+        raise ValueError(f"against must be 'kernel' or 'both', not {against!r}")
+    path = trace.path or "<trace>"
+    steps = trace.steps
+    noexec = kernel_noexec_arg(kernel_noexec_scope(design, trace))
+    with _maybe_hugepages(needs_hugetlb(steps)) as reason:
+        if reason:
+            return KernelReplay(skipped=reason)
+        run = run_on_kernel(steps, noexec_scope=noexec)
+    return judge(design, trace, model_replay, run, against=against, path=path)
+
+
+def judge(design: Design, trace: Trace, model_replay: ModelReplay, run: KernelRun, *,
+          against: str, path: str) -> KernelReplay:
+    """Compare a finished kernel run with the trace or the model (see replay_on_kernel)."""
+    if run.skipped:
+        return KernelReplay(skipped=run.skipped, outcomes=run.outcomes)
+    model = model_replay.outcomes
+    states = model_replay.run.states() if model_replay.run is not None else []
+    for i, got in enumerate(run.outcomes):
+        step = trace.steps[i]
+        predicted = model[i] if i < len(model) else Any_()
+        want = step.outcome if against == "kernel" else predicted
+        if isinstance(want, Any_):
+            want = predicted
+        if isinstance(want, Any_) or want == got:
+            continue
+        lines = [f"{path}:{step.pos.line}:{step.pos.col}: step {i + 1} diverges on the kernel",
+                 f"  step:   {step_text(step)}",
+                 f"  model:  {outcome_str(predicted)}"]
+        if against == "kernel" and not isinstance(step.outcome, Any_):
+            lines.append(f"  trace:  {outcome_str(step.outcome)}")
+        lines.append(f"  kernel: {outcome_str(got)}")
+        if i < len(states):
+            lines.append(f"  model state before the step: {state_text(design, states[i])}")
+        return KernelReplay(divergence="\n".join(lines), outcomes=run.outcomes)
+    if run.error is not None or len(run.outcomes) < len(trace.steps):
+        i = len(run.outcomes)
+        where = (f"{path}:{trace.steps[i].pos.line}:{trace.steps[i].pos.col}"
+                 if i < len(trace.steps) else path)
+        return KernelReplay(divergence=f"{where}: the kernel executor stopped at step {i + 1}: "
+                            f"{run.error or 'no result'}", outcomes=run.outcomes)
+    what = "the trace" if against == "kernel" else "the model"
+    ns = "" if kernel_noexec_arg(kernel_noexec_scope(design, trace)) is None else \
+        " (in a new pid namespace)"
+    return KernelReplay(summary=f"{len(run.outcomes)} steps agree with {what}{ns}",
+                        outcomes=run.outcomes)
