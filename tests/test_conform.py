@@ -1,0 +1,241 @@
+"""Differential conformance (checker/conform.py) and kernel replay (checker/kernel_replay.py).
+
+Kernel tests skip with the reason when a capability is missing; the bad-input tests prove that
+nothing reaches the kernel by replacing run_on_kernel."""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from checker import kernel_replay
+from checker.cli import main
+from model import designs, vocab
+from model.lang.design import Design
+from traces import kernel
+from traces.kernel import KernelRun, capability
+from traces.trace import Err, Ret
+
+SCENARIOS = Path(__file__).resolve().parent.parent / "traces" / "scenarios"
+HEADER = "# shmemcheck trace 1: bad input\n# design: memfd\n# expect: conforms\n"
+
+
+def need(*kinds: str) -> None:
+    for kind in kinds:
+        reason = capability(kind)
+        if reason is not None:
+            pytest.skip(reason)
+
+
+# ---- bad input: exit 2 with file:line:col, nothing run on the kernel -------------------------
+@pytest.fixture
+def no_kernel(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    calls: list[object] = []
+
+    def refuse(*args: object, **kw: object) -> KernelRun:
+        calls.append(args)
+        raise AssertionError("run_on_kernel was called")
+
+    monkeypatch.setattr(kernel, "run_on_kernel", refuse)
+    monkeypatch.setattr(kernel_replay, "run_on_kernel", refuse)
+    return calls
+
+
+@pytest.mark.parametrize(("line", "why"), [
+    ("frobnicate(3, 0) = 0", "has no call 'frobnicate'"),
+    ("ftruncate(5, 4096) = 0", "fd 5 is not open"),
+    ("munmap(m3, 4096) = 0", "m3 does not exist"),
+])
+@pytest.mark.parametrize("on", ["kernel", "both"])
+def test_bad_input_exits_2_before_the_kernel(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                             no_kernel: list[object], line: str, why: str,
+                                             on: str) -> None:
+    path = tmp_path / "bad.trace"
+    path.write_text(HEADER + 'memfd_create("t", MFD_ALLOW_SEALING) = 3\n'
+                    "ftruncate(3, 4096) = 0\n" + line + "\n")
+    assert main(["replay", "--on", on, str(path)]) == 2
+    err = capsys.readouterr().err
+    assert re.search(rf"^{re.escape(str(path))}:6:\d+: .*{re.escape(why)}", err, re.M), err
+    assert no_kernel == []
+
+
+def test_bad_input_first_stops_a_batch(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                       no_kernel: list[object]) -> None:
+    bad, good = tmp_path / "a-bad.trace", tmp_path / "b-good.trace"
+    bad.write_text(HEADER + "close(4) = 0\n")
+    good.write_text(HEADER + 'memfd_create("t", 0) = 3\n')
+    assert main(["replay", "--on", "both", str(bad), str(good)]) == 2
+    assert f"{bad}:4:" in capsys.readouterr().err
+    assert no_kernel == []
+
+
+# ---- replay_on_kernel's reports (a stand-in kernel) ------------------------------------------
+def _replay(tmp_path: Path, text: str, run: KernelRun, against: str,
+            monkeypatch: pytest.MonkeyPatch) -> kernel_replay.KernelReplay:
+    from checker.replay import check_expectation
+    from traces.textfmt import load_trace
+
+    path = tmp_path / "t.trace"
+    path.write_text(text)
+    t = load_trace(str(path))
+    t.path = str(path)
+    d = designs.get("memfd")
+    rep = check_expectation(d, t)
+    assert rep.expectation_met, rep.message
+    monkeypatch.setattr(kernel_replay, "run_on_kernel", lambda *a, **k: run)
+    return kernel_replay.replay_on_kernel(d, t, rep, against=against)
+
+
+SEAL = (HEADER + 'memfd_create("t", MFD_ALLOW_SEALING) = 3\n'
+        "fcntl(3, F_ADD_SEALS, F_SEAL_WRITE) = ?\n")
+
+
+@pytest.mark.parametrize("against", ["kernel", "both"])
+def test_divergence_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                           against: str) -> None:
+    run = KernelRun([Ret(3), Err("EBUSY")], None, None, None)
+    kr = _replay(tmp_path, SEAL, run, against, monkeypatch)
+    assert kr.skipped is None and kr.divergence is not None
+    lines = kr.divergence.splitlines()
+    assert lines[0] == f"{tmp_path / 't.trace'}:5:1: step 2 diverges on the kernel"
+    assert "fcntl(3, F_ADD_SEALS, F_SEAL_WRITE)" in lines[1]
+    assert "model:  0" in kr.divergence and "kernel: -1 EBUSY" in kr.divergence
+    assert "model state before the step:" in lines[-1] and "exists=true" in lines[-1]
+    assert kr.outcomes == [Ret(3), Err("EBUSY")]
+
+
+def test_skip_and_agreement(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    kr = _replay(tmp_path, SEAL, KernelRun([], None, "io_uring: nope", None), "kernel",
+                 monkeypatch)
+    assert kr.skipped == "io_uring: nope" and kr.divergence is None
+    kr = _replay(tmp_path, SEAL, KernelRun([Ret(3), Ret(0)], None, None, None), "kernel",
+                 monkeypatch)
+    assert kr.divergence is None and kr.skipped is None and "2 steps agree" in kr.summary
+    kr = _replay(tmp_path, SEAL, KernelRun([Ret(3)], None, None, "step 2: boom"), "both",
+                 monkeypatch)
+    assert kr.divergence is not None and "step 2: boom" in kr.divergence
+
+
+def test_conform_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["conform", "--scope", "bogus=1", "--quiet"]) == 2
+    assert "no scope parameter 'bogus'" in capsys.readouterr().err
+    assert main(["conform", "--jobs", "0", "--quiet"]) == 2
+    assert main(["conform", "--design", "nosuch", "--quiet"]) == 2
+
+
+
+# ---- the model side of conform (no kernel) ---------------------------------------------------
+def test_conformance_scope_has_what_it_must() -> None:
+    """The default conformance scope reaches two mappings, a pin, both fd modes, and offers
+    every seal; each state once (ghost fields aside)."""
+    from checker.cli import parse_scope
+    from checker.conform import DEFAULT_SCOPES, Model, explore
+
+    d = designs.get("memfd")
+    sc = parse_scope(DEFAULT_SCOPES["memfd"])
+    depth = sc.pop("depth")
+    m = Model(d, {k: 1 for k in d.default_scope})
+    g = explore(d, d.scope(sc), depth, m.ghost)
+    states = [g.ex.path(dd, i).states()[-1] for dd, i in g.reps]
+    assert len({tuple(v for k, v in sorted(st.items()) if k not in m.ghost)
+                for st in states}) == len(states)
+    maps = [sum(st[f] for f in st if f.startswith("map_")) for st in states]
+    assert max(maps) >= 2
+    assert any(st["pin_ref"] + st["pin_gup"] for st in states)
+    assert any(st["fd_ro"] for st in states) and any(st["fd_rw"] for st in states)
+    seals = d.action("fcntl_add_seals").params[1].domain
+    for bit in (vocab.F_SEAL_SEAL, vocab.F_SEAL_SHRINK, vocab.F_SEAL_GROW, vocab.F_SEAL_WRITE,
+                vocab.F_SEAL_FUTURE_WRITE, vocab.F_SEAL_EXEC):
+        assert bit in seals
+    assert g.transitions > 10 * len(states)
+
+
+def test_walks_are_seeded_and_predict_probes() -> None:
+    from checker.conform import Model, random_walks
+
+    d = designs.get("memfd")
+    m = Model(d, {k: 1 for k in d.default_scope})
+    sc = d.scope({"pages": 2, "maps": 2, "pins": 2, "fds": 2})
+    a = random_walks(m, d, sc, 30, 5, 8)
+    b = random_walks(m, d, sc, 30, 5, 8)
+    c = random_walks(m, d, sc, 30, 6, 8)
+    assert [w.steps for w in a] == [w.steps for w in b] != [w.steps for w in c]
+    assert all(1 <= len(w.steps) <= 8 and len(w.expect) == len(w.steps) for w in a)
+    for w in a:  # counters stay within the walk scope
+        for st in (x.after for x in w.asteps):
+            assert all(st[f] <= 2 for f in st if f.startswith(("map_", "pin_", "fd_")))
+    st = dict(next(iter(d.init.states(d.schema))), exists=1, map_sh_ro=1)
+    from traces.concretize import Handles
+
+    h = Handles()
+    h.new("map", 2)  # sh_ro
+    assert m.observe(st, h).maps == {"m1": ("SIGBUS", "SIGBUS")}
+    assert m.observe(dict(st, size=1), h).maps == {"m1": ("ok", "SIGSEGV")}
+    assert m.observe(dict(st, size=1, hugetlb=1), h).size == 2 * 1024 * 1024
+
+# ---- on the live kernel ----------------------------------------------------------------------
+@pytest.mark.kernel
+def test_replay_every_scenario_on_both(capsys: pytest.CaptureFixture[str]) -> None:
+    files = sorted(glob.glob(str(SCENARIOS / "**" / "*.trace"), recursive=True))
+    if not files:
+        pytest.skip(f"no scenario traces under {SCENARIOS}")
+    code = main(["replay", "--on", "both", *files])
+    out = capsys.readouterr().out
+    assert code == 0, "\n".join(x for x in out.splitlines() if not x.startswith("ok "))
+    assert f"replay: {len(files)} traces, {len(files)} as expected, 0 not" in out
+
+
+#: A bounded conformance design: memfd with a few values per parameter, so that depth 4 reaches
+#: pins and the writes through them. Same rules, so conforming here is conforming there.
+BOUNDED_DOMAINS: dict[str, dict[str, tuple[int, ...]]] = {
+    "memfd_create": {"name": (0,)},
+    "fcntl_add_seals": {"seals": (vocab.F_SEAL_WRITE, vocab.F_SEAL_FUTURE_WRITE)},
+    "pwrite": {"off": (0,), "len": (1,)}, "ftruncate": {"len": (0, 1)},
+    "fallocate": {"mode": (vocab.FALLOC_FL_KEEP_SIZE,), "off": (0,)},
+    "fchmod": {"mode": (0o666,)}, "reopen": {"how": (0,)},
+    "mmap": {"share": (0,)}, "mprotect": {"prot": (1,)},
+}
+
+
+def bounded_design(flags: int) -> Design:
+    doms = {k: dict(v) for k, v in BOUNDED_DOMAINS.items()}
+    doms["memfd_create"]["flags"] = (flags,)
+    base = designs.get("memfd")
+    return base.derive("memfd", base.doc, kernel=base.kernel, edit={
+        k: (lambda a, v=v: a.with_params(**v)) for k, v in doms.items()})
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("flags", [vocab.MFD_ALLOW_SEALING,
+                                   vocab.MFD_ALLOW_SEALING | vocab.MFD_HUGETLB],
+                         ids=["shmem", "hugetlb"])
+def test_bounded_conform_exercises_every_action(tmp_path: Path, flags: int) -> None:
+    from checker.conform import ConformOptions, run_conform
+
+    need("io_uring", "pidns", *(["hugetlb"] if flags & vocab.MFD_HUGETLB else []))
+    d = bounded_design(flags)
+    opts = ConformOptions(d.scope({}), 4, walks=100, seed=7, length=12,
+                          walk_scope=d.scope({"pages": 2, "maps": 2, "pins": 2, "fds": 2}),
+                          jobs=2, out=str(tmp_path))
+    rep = run_conform(d, opts)
+    assert not rep.skipped, rep.skipped
+    missing = [a.name for a in d.actions if rep.tested[a.name] == 0]
+    assert not missing, f"actions never compared with the kernel: {missing}"
+    assert rep.divergent + rep.unconfirmed == 0, "\n".join(
+        f"{dv.where}\n{dv.trace}" for dv in rep.divergences)
+    assert rep.traces == rep.transitions + rep.walks
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.kernel
+def test_conform_cli_summary(capsys: pytest.CaptureFixture[str]) -> None:
+    need("pidns")
+    assert main(["conform", "--scope", "depth=1", "--random", "20", "--length", "4",
+                 "--no-hugetlb", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^conform: [\d,]+ traces, [\d,]+ steps, 0 divergences \(\d+ s\)$",
+                     out.splitlines()[-1]), out
