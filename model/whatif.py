@@ -49,6 +49,7 @@ def load_whatif(path: str) -> Design:
             raise WhatIfError(f"{path}:1: the file must assign `design = base(...).derive(...)`")
         for a in d.actions:  # type-check every rule now, not in the middle of a search
             a.semantics(d.schema)
+        designs.add(d)
     except WhatIfError:
         raise
     except SyntaxError as e:

@@ -17,12 +17,18 @@ def inacc(s: StateView) -> E:
     return s.flag("INACCESSIBLE")
 
 
-@prop("inaccessible-never-sealable", "action", """An inaccessible file carries F_SEAL_SEAL from
-      creation and every F_ADD_SEALS on it fails: "future sealing is also impossible".""",
-      "memfd_create(): *file_seals = F_SEAL_SEAL; memfd_add_seals()", family="v5")
+@prop("inaccessible-never-sealable", "action", """No seal is ever added to an inaccessible
+      file: every F_ADD_SEALS on it fails and its seal word never changes ("future sealing is
+      also impossible").""", "memfd_add_seals(): F_SEAL_SEAL set at creation", family="v5")
 def never_sealable(t: TransitionView) -> E:
     refused = ~t.ok if t.is_("fcntl_add_seals") else ~false
-    return Implies(inacc(t.s), t.s.seals.has(F_SEAL_SEAL) & refused)
+    return Implies(inacc(t.s), (t.n.seals == t.s.seals) & refused)
+
+
+@prop("inaccessible-seal-seal-set", "always", """An inaccessible file carries F_SEAL_SEAL
+      from creation.""", "memfd_create(): *file_seals = F_SEAL_SEAL", family="v5")
+def seal_seal_set(s: StateView) -> E:
+    return Implies(inacc(s), s.seals.has(F_SEAL_SEAL))
 
 
 @prop("inaccessible-never-user-mappable", "action", """No user mapping of an inaccessible file

@@ -38,3 +38,13 @@ def get(name: str) -> Design:
     if name not in _CACHE:
         _CACHE[name] = _BUILDERS[name]()
     return _CACHE[name]
+
+
+def add(design: Design) -> None:
+    """Make a design built elsewhere (a what-if file) known by name for this run."""
+    _load_all()
+    if design.name in _BUILDERS:
+        raise ValueError(f"design name {design.name!r} is a built-in design's: give the "
+                         "what-if its own name")
+    _CACHE[design.name] = design
+    _BUILDERS[design.name] = lambda: design
