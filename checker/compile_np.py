@@ -116,6 +116,8 @@ class CompiledAction:
     labels: list[str]
     source: str
     updated: list[str] = field(default_factory=list)  # fields some branch updates
+    # what the search runs: fn itself, or a variant leaving outcome/effects at 0
+    search: Callable[[Mapping[str, Arr], Mapping[str, Arr]], dict[str, Arr]] | None = None
 
     @property
     def k(self) -> int:
@@ -126,18 +128,29 @@ class CompiledAction:
 
 
 def compile_action(schema: Schema, action: Action, index: int,
-                   extra: Sequence[tuple[str, Callable[[Any], E]]] = ()) -> CompiledAction:
+                   extra: Sequence[tuple[str, Callable[[Any], E]]] = (),
+                   observe: bool = True) -> CompiledAction:
     """Compile an action to fn(S, P) -> {"en", "br", "out", "eff", "<field>"..., extras}.
 
     `extra` are named predicates over the transition (action properties), each a function of a
-    TransitionView, compiled into the same function so they share subterms."""
+    TransitionView, compiled into the same function so they share subterms. `fn` always
+    computes everything; without `observe`, `search` is a variant that leaves the outcome and
+    effects at 0 (a reachability-only search needs neither)."""
+    c = _compile(schema, action, index, extra, True)
+    c.search = _compile(schema, action, index, (), False).fn if not (observe or extra) else c.fn
+    return c
+
+
+def _compile(schema: Schema, action: Action, index: int,
+             extra: Sequence[tuple[str, Callable[[Any], E]]], observe: bool
+             ) -> CompiledAction:
     from properties.views import TransitionView
 
     sem = action.semantics(schema)
     g = CodeGen()
     en = g.emit(sem.enabled)
     conds = [g.emit(b.rule.cond) for b in sem.branches]
-    vals = [g.emit(b.rule.value) for b in sem.branches]
+    vals = [g.emit(b.rule.value) if observe else "0" for b in sem.branches]
     nb = len(sem.branches)
     body = [f"en = np.broadcast_to({en}, SHAPE)"]
     body.append(f"br = np.full(SHAPE, {nb - 1}, dtype=np.int16)")
@@ -145,9 +158,9 @@ def compile_action(schema: Schema, action: Action, index: int,
         body.append(f"br = np.where({conds[i]}, np.int16({i}), br)")
     out = vals[-1]
     body.append(f"out = np.broadcast_to({out}, SHAPE)")
-    for i in range(nb - 2, -1, -1):
+    for i in range(nb - 2, -1, -1) if observe else ():
         body.append(f"out = np.where(br == {i}, {vals[i]}, out)")
-    effs = [b.rule.effects for b in sem.branches]
+    effs = [b.rule.effects for b in sem.branches] if observe else []
     body.append("eff = np.zeros(SHAPE, dtype=np.int64)")
     for i, ef in enumerate(effs):
         if isinstance(ef, int) and ef == 0:

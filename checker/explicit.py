@@ -92,7 +92,8 @@ class Explorer:
         self.packer = Packer(design, scope)
         aprops = [p for p in self.props if p.kind in ("action", "sometimes-action")]
         extras = [(f"prop:{p.name}", p.pred) for p in aprops]
-        self.actions = [compile_action(design.schema, a, i, extras)
+        # outcomes and effects matter to the search only through action properties
+        self.actions = [compile_action(design.schema, a, i, extras, observe=bool(extras))
                         for i, a in enumerate(design.actions)]
         self.sprops = {p.name: compile_state_pred(design.schema, p.state_pred(design.schema))
                        for p in self.props if p.kind in ("always", "sometimes")}
@@ -142,7 +143,7 @@ class Explorer:
                         S = {n: v[idx] for n, v in S0.items()}
                     else:
                         idx, keys, S = None, keys0, S0
-                    r = ca.fn(S, P)
+                    r = (ca.search or ca.fn)(S, P)
                     en = r["en"]
                     br = r["br"]
                     cov = np.bincount(br[en].astype(np.int64), minlength=len(ca.labels))
