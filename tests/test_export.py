@@ -1,10 +1,13 @@
 """traces/export.py: every exporter on checker counterexamples, witnesses and hand-written
-traces; the mail-ready text's limits; ITF round trips; C and Python reproducers built and run."""
+traces of both designs (memfd, guest_memfd) and on the scenario library; the mail-ready text's
+limits; ITF round trips; C and Python reproducers built and run (the guest_memfd ones on
+/dev/kvm)."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -20,10 +23,16 @@ from traces.concretize import run_to_trace
 from traces.export import EXPORTERS, ExportError, export_c, export_itf, trace_from_itf
 from traces.kernel import capability, hugepages_reserved
 from traces.textfmt import format_trace, load_trace, parse_trace
-from traces.trace import Any_, Trace
+from traces.trace import Any_, Int, Ref, Struct, Sym, Trace
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "traces" / "scenarios"
+GMEM_FILES = sorted(SCENARIOS.glob("gmem-*.trace"))
 HEAD = "# shmemcheck trace 1: {title}\n# design: memfd\n# expect: {expect}\n"
+GHEAD = "# shmemcheck trace 1: {title}\n# design: guest_memfd\n# expect: {expect}\n"
+KVM = 'open("/dev/kvm", O_RDWR) = 3\nioctl(3, KVM_CREATE_VM, 0) = 4\n'
+BIND = ("ioctl(4, KVM_SET_USER_MEMORY_REGION2, {{slot={slot}, flags=KVM_MEM_GUEST_MEMFD, "
+        "guest_phys_addr={gpa}, memory_size={size}, userspace_addr={uaddr}, "
+        "guest_memfd_offset={off}, guest_memfd={fd}}}) = {outcome}\n")
 
 # Hand-written traces: `?` outcomes (filled by the model), a divergence from the model, pins
 # of both kinds, and a name that needs wrapping and escaping.
@@ -84,6 +93,76 @@ fallocate(4, FALLOC_FL_KEEP_SIZE, 0, 4096) = 0
 """ % ("n" * 250),
 }
 
+# Hand-written guest_memfd traces: outcomes left to the model, a wrong expectation, and calls
+# the model does not have (a mapping as a slot's userspace_addr, KVM_CHECK_EXTENSION, an
+# out-of-range slot number, read(fd, count) without strace's buffer).
+HAND_GMEM = {
+    "gmem-unknown": GHEAD.format(title="guest_memfd outcomes left to the model",
+                                 expect="conforms") + KVM + """\
+ioctl(4, KVM_CREATE_GUEST_MEMFD, {size=8192, flags=GUEST_MEMFD_FLAG_MMAP}) = ?
+""" + BIND.format(slot=0, gpa=0, size=8192, uaddr=0, off=0, fd=5, outcome="?") + """\
+mmap(NULL, 16384, PROT_READ|PROT_WRITE, MAP_SHARED, 5, 0) = ?
+load(m1, 0) = ?
+fallocate(5, FALLOC_FL_KEEP_SIZE, 8192, 4096) = ?
+lseek(5, 0, SEEK_SET) = ?
+""",
+    "gmem-wrong": GHEAD.format(title="a deliberately wrong guest_memfd expectation",
+                               expect="conforms") + KVM + """\
+ioctl(4, KVM_CREATE_GUEST_MEMFD, {size=4096, flags=0}) = 5
+""" + BIND.format(slot=0, gpa=0, size=8192, uaddr=0, off=0, fd=5, outcome="0") + """\
+close(5) = 0
+""",
+    "gmem-outside": GHEAD.format(title="guest_memfd calls outside the model",
+                                 expect="conforms") + KVM + """\
+ioctl(3, KVM_CHECK_EXTENSION, 234) = 1
+ioctl(4, KVM_CHECK_EXTENSION, KVM_CAP_GUEST_MEMFD_FLAGS) = 3
+""" + "ioctl(4, KVM_CREATE_GUEST_MEMFD, {flags=GUEST_MEMFD_FLAG_MMAP|GUEST_MEMFD_FLAG_INIT_SHARED, "
+    "size=8192}) = 5\n" + """\
+mmap(NULL, 8192, PROT_READ|PROT_WRITE, MAP_SHARED, 5, 0) = m1
+""" + BIND.format(slot="0x100000000", gpa=0, size=4096, uaddr=0, off=0, fd=5, outcome="0")
+    + BIND.format(slot=1, gpa="0x100000000", size=4096, uaddr="m1", off=4096, fd=5,
+                  outcome="0") + """\
+read(5, 4096) = -1 EINVAL (Invalid argument)
+pread64(5, 4096, 0) = -1 ESPIPE (Illegal seek)
+write(5, "ab", 2) = -1 EINVAL (Invalid argument)
+""",
+    "gmem-edges": GHEAD.format(title="struct fields that do not fit, fields left out",
+                               expect="conforms") + KVM + """\
+ioctl(4, KVM_CREATE_GUEST_MEMFD, {size=-4096, flags=0}) = @EINVAL@
+ioctl(4, KVM_CREATE_GUEST_MEMFD, {size=0x10000000000000000, flags=0}) = @EINVAL@
+ioctl(4, KVM_CREATE_GUEST_MEMFD, {size=4096, flags=0x8000000000000000}) = @EINVAL@
+ioctl(4, KVM_CREATE_GUEST_MEMFD, {size=4096}) = 5
+ioctl(4, KVM_SET_USER_MEMORY_REGION2, {slot=-1, flags=KVM_MEM_GUEST_MEMFD|0x100000000, \
+memory_size=4096, guest_memfd=5}) = @EINVAL@
+ioctl(4, KVM_SET_USER_MEMORY_REGION2, {slot=0, flags=KVM_MEM_GUEST_MEMFD|0x100000000, \
+memory_size=4096, guest_memfd=5}) = 0
+""".replace("@EINVAL@", "-1 EINVAL (Invalid argument)"),
+}
+
+
+_DESIGNS: dict[str, Design] = {}
+
+
+def design_of(t: Trace) -> Design:
+    """The design a trace names (memfd or guest_memfd), built once."""
+    if t.design not in _DESIGNS:
+        _DESIGNS[t.design] = designs.get(t.design)
+    return _DESIGNS[t.design]
+
+
+def found_by_check(d: Design) -> dict[str, Trace]:
+    """Every counterexample and witness of `shmemcheck check --design D` (default scope)."""
+    props = for_design(d)
+    r = Explorer(d, d.scope({}), props).run()
+    out = {}
+    for name, o in r.props.items():
+        if o.run is None:
+            continue
+        kind = "violates" if o.prop.kind in ("always", "action") else "witnesses"
+        out[name] = run_to_trace(d, o.run, expect=f"{kind} {name}",
+                                 title=f"{name} on {d.name}")
+    return out
+
 
 @pytest.fixture(scope="module")
 def memfd() -> Design:
@@ -92,26 +171,27 @@ def memfd() -> Design:
 
 @pytest.fixture(scope="module")
 def checker_traces(memfd: Design) -> dict[str, Trace]:
-    """Every counterexample and witness of `shmemcheck check` (default scope)."""
-    props = for_design(memfd)
-    r = Explorer(memfd, memfd.scope({}), props).run()
-    out = {}
-    for name, o in r.props.items():
-        if o.run is None:
-            continue
-        kind = "violates" if o.prop.kind in ("always", "action") else "witnesses"
-        out[name] = run_to_trace(memfd, o.run, expect=f"{kind} {name}",
-                                 title=f"{name} on memfd")
+    out = found_by_check(memfd)
     assert "exec-seal-mode-fixed" in out and "grow-seal-size-monotone" in out
     return out
 
 
 @pytest.fixture(scope="module")
-def all_traces(checker_traces: dict[str, Trace]) -> dict[str, Trace]:
+def gmem_checker_traces() -> dict[str, Trace]:
+    out = found_by_check(designs.get("guest_memfd"))
+    assert "sometimes-gmem-slot-bound" in out and "sometimes-gmem-other-vm-refused" in out
+    return out
+
+
+@pytest.fixture(scope="module")
+def all_traces(checker_traces: dict[str, Trace],
+               gmem_checker_traces: dict[str, Trace]) -> dict[str, Trace]:
     out = {f"check:{k}": v for k, v in checker_traces.items()}
-    out.update({f"hand:{k}": parse_trace(v) for k, v in HAND.items()})
+    out.update({f"check:{k}": v for k, v in gmem_checker_traces.items()})
+    out.update({f"hand:{k}": parse_trace(v) for k, v in {**HAND, **HAND_GMEM}.items()})
     out.update({f"scenario:{p.stem}": load_trace(str(p))
                 for p in sorted(SCENARIOS.glob("*.trace"))})
+    assert {t.design for t in out.values()} == {"memfd", "guest_memfd"}
     return out
 
 
@@ -121,18 +201,26 @@ def test_exporters_table() -> None:
         assert ext and not ext.startswith(".") and callable(fn)
 
 
-def test_every_exporter_on_every_trace(memfd: Design, all_traces: dict[str, Trace]) -> None:
+def test_every_exporter_on_every_trace(all_traces: dict[str, Trace]) -> None:
     for name, t in all_traces.items():
         for fmt, (_, fn) in EXPORTERS.items():
-            text = fn(memfd, t)
+            text = fn(design_of(t), t)
             assert isinstance(text, str) and text.endswith("\n"), (name, fmt)
             assert "?" not in text.splitlines()[-1] or fmt in ("text", "itf"), (name, fmt)
 
 
-def test_text_is_mail_ready(memfd: Design, all_traces: dict[str, Trace]) -> None:
+def test_a_trace_outside_its_design_still_exports(memfd: Design) -> None:
+    """A guest_memfd trace given the memfd design: no model states, every format still."""
+    t = load_trace(str(SCENARIOS / "gmem-guest.trace"))
+    for fmt, (_, fn) in EXPORTERS.items():
+        assert fn(memfd, t).endswith("\n"), fmt
+    assert "g0_size" not in EXPORTERS["text"][1](memfd, t)
+
+
+def test_text_is_mail_ready(all_traces: dict[str, Trace]) -> None:
     fn = EXPORTERS["text"][1]
     for name, t in all_traces.items():
-        text = fn(memfd, t)
+        text = fn(design_of(t), t)
         for line in text.splitlines():
             assert len(line) <= 72, (name, line)
             assert line.isascii() and line == line.rstrip(), (name, line)
@@ -158,26 +246,73 @@ def test_text_content(memfd: Design, checker_traces: dict[str, Trace]) -> None:
     assert "(the model says -1 EPERM)" in wrong
 
 
-def test_itf_round_trip(memfd: Design, all_traces: dict[str, Trace]) -> None:
+def test_text_of_guest_memfd() -> None:
+    """Struct arguments wrap at their commas; the changed gmem fields are shown; `?` filled."""
+    t = load_trace(str(SCENARIOS / "gmem-guest.trace"))
+    lines = EXPORTERS["text"][1](design_of(t), t).splitlines()
+    i = next(k for k, x in enumerate(lines) if x.startswith(" 7. ioctl(4, KVM_SET_USER_"))
+    assert lines[i + 1].startswith("        flags=KVM_MEM_GUEST_MEMFD,"), lines[i + 1]
+    assert lines[i + 3].rstrip().endswith("guest_memfd=5}) = 0"), lines[i:i + 4]
+    assert lines[i + 4].strip() == "slot1=g0, slot1_len=1"
+    assert any(x.strip() == "g0_maps=1" for x in lines)
+    unk = parse_trace(HAND_GMEM["gmem-unknown"])
+    text = EXPORTERS["text"][1](design_of(unk), unk)
+    assert "= ?" not in text and "= m1" in text and "= SIGBUS" in text
+    assert "lseek(5, 0, SEEK_SET) = -1 ESPIPE (Illegal seek)" in text
+    wrong = parse_trace(HAND_GMEM["gmem-wrong"])
+    assert "(the model says -1 EINVAL)" in EXPORTERS["text"][1](design_of(wrong), wrong)
+
+
+#: a state field of each design, of each ITF kind: (bigint, bool, enum)
+ITF_FIELDS = {"memfd": ("size", "exists", None), "guest_memfd": ("g0_size", "slot0_ro", "slot0")}
+#: calls outside the model: no model states
+OUTSIDE = ("hand:names", "hand:gmem-outside", "hand:gmem-edges")
+
+
+def test_itf_round_trip(all_traces: dict[str, Trace]) -> None:
     for name, t in all_traces.items():
         t.path = None
-        doc = json.loads(export_itf(memfd, t))
+        d = design_of(t)
+        doc = json.loads(export_itf(d, t))
         assert doc["#meta"]["format"] == "ITF"
+        assert doc["#meta"]["shmemcheck"]["design"] == t.design
         assert len(doc["states"]) == len(t.steps) + 1
         assert [s["#meta"]["index"] for s in doc["states"]] == list(range(len(t.steps) + 1))
         st = doc["states"][-1]
         assert set(doc["vars"]) <= set(st), name
-        if name != "hand:names":  # outside the model (its names): no model state there
-            assert st["size"] == {"#bigint": st["size"]["#bigint"]}
-            assert isinstance(st["exists"], bool)
-        back = trace_from_itf(export_itf(memfd, t))
+        if name not in OUTSIDE:
+            big, flag, enum = ITF_FIELDS[t.design]
+            assert st[big] == {"#bigint": st[big]["#bigint"]}, name
+            assert isinstance(st[flag], bool), name
+            assert enum is None or st[enum] in ("none", "g0", "g1", "closed"), name
+        else:
+            assert doc["vars"] == ["mbt::actionTaken", "step", "outcome"]
+        back = trace_from_itf(export_itf(d, t))
+        assert back.design == t.design
         if any(isinstance(s.outcome, Any_) for s in t.steps):
             assert [s.call for s in back.steps] == [s.call for s in t.steps]
+            assert [s.args for s in back.steps] == [s.args for s in t.steps]
             assert not any(isinstance(s.outcome, Any_) for s in back.steps)
-            assert trace_from_itf(export_itf(memfd, back)) == back
+            assert trace_from_itf(export_itf(d, back)) == back
         else:
             assert back == t, name
         assert parse_trace(format_trace(back)) == back
+
+
+def test_itf_keeps_struct_arguments() -> None:
+    """A struct argument comes back field by field, as written (names, hex, field order)."""
+    t = parse_trace(HAND_GMEM["gmem-outside"])
+    back = trace_from_itf(export_itf(design_of(t), t))
+    create = back.steps[4]
+    assert create.call == "ioctl" and isinstance(create.args[2], Struct)
+    assert create.args[2].fields == (
+        ("flags", Sym("GUEST_MEMFD_FLAG_MMAP|GUEST_MEMFD_FLAG_INIT_SHARED")),
+        ("size", Int(8192)))
+    region = back.steps[7].args[2]
+    assert isinstance(region, Struct)
+    bind = dict(region.fields)
+    assert bind["userspace_addr"] == Ref("m1") and bind["guest_phys_addr"] == Int(
+        0x100000000, "0x100000000")
 
 
 def test_itf_rejects_garbage() -> None:
@@ -186,17 +321,30 @@ def test_itf_rejects_garbage() -> None:
             trace_from_itf(bad)
 
 
-def test_pictures(memfd: Design, all_traces: dict[str, Trace]) -> None:
+def test_pictures(all_traces: dict[str, Trace]) -> None:
     for name, t in all_traces.items():
-        dot = EXPORTERS["dot"][1](memfd, t)
+        dot = EXPORTERS["dot"][1](design_of(t), t)
         assert dot.startswith("digraph trace {") and dot.rstrip().endswith("}")
         assert dot.count(" -> ") == len(t.steps), name
-        mmd = EXPORTERS["mermaid"][1](memfd, t)
+        mmd = EXPORTERS["mermaid"][1](design_of(t), t)
         assert "flowchart TD" in mmd and mmd.count(" -->|") == len(t.steps), name
         for line in mmd.splitlines():
             if "-->|" in line:  # the label is quoted, with no raw quote or pipe inside
                 label = line.split('-->|"', 1)[1].rsplit('"|', 1)[0]
                 assert '"' not in label and "|" not in label, line
+                assert "{" not in label and "}" not in label, line
+
+
+def test_pictures_of_guest_memfd() -> None:
+    """Struct arguments are in the edge labels; the states show the gmem fields changed."""
+    t = load_trace(str(SCENARIOS / "gmem-guest.trace"))
+    dot = EXPORTERS["dot"][1](design_of(t), t)
+    assert ('s6 -> s7 [label="7: ioctl(4, KVM_SET_USER_MEMORY_REGION2, {slot=1, '
+            'flags=KVM_MEM_GUEST_MEMFD, guest_phys_addr=4294967296') in dot
+    assert 's7 [label="s7\\nslot1=g0\\nslot1_len=1"];' in dot
+    mmd = EXPORTERS["mermaid"][1](design_of(t), t)
+    assert ('s2 -->|"3: ioctl(4, KVM_CREATE_GUEST_MEMFD, #123;size=4096, '
+            'flags=GUEST_MEMFD_FLAG_MMAP#124;GUEST_MEMFD_FLAG_INIT_SHARED#125;) = 5"| s3') in mmd
 
 
 def test_syz(memfd: Design, all_traces: dict[str, Trace]) -> None:
@@ -210,15 +358,64 @@ def test_syz(memfd: Design, all_traces: dict[str, Trace]) -> None:
     pins = EXPORTERS["syz"][1](memfd, parse_trace(HAND["pins"]))
     assert "vmsplice(r2," in pins and "io_uring_register$IORING_REGISTER_BUFFERS" in pins
     for t in all_traces.values():
-        for line in EXPORTERS["syz"][1](memfd, t).splitlines():
+        for line in EXPORTERS["syz"][1](design_of(t), t).splitlines():
             assert line.startswith("#") or "(" in line
 
 
+def syz_calls(t: Trace) -> list[str]:
+    return [x for x in EXPORTERS["syz"][1](design_of(t), t).splitlines()
+            if not x.startswith("#")]
+
+
+def test_syz_guest_memfd() -> None:
+    """syzkaller's dev_kvm.txt names: openat$kvm -> fd_kvm, ioctl$KVM_CREATE_VM -> fd_kvmvm,
+    ioctl$KVM_CREATE_GUEST_MEMFD -> fd_kvm_guest_memfd; structs field by field."""
+    lines = syz_calls(load_trace(str(SCENARIOS / "gmem-bind-close.trace")))
+    assert lines[:3] == [
+        "r0 = openat$kvm(0xffffffffffffff9c, &(0x7f0000000000)='/dev/kvm\\x00', 0x2, 0x0)",
+        "r1 = ioctl$KVM_CREATE_VM(r0, 0xae01, 0x0)",
+        "r2 = ioctl$KVM_CREATE_GUEST_MEMFD(r1, 0xc040aed4, &(0x7f0000000100)={0x1000, 0x0})"]
+    assert lines[3] == ("ioctl$KVM_SET_USER_MEMORY_REGION2(r1, 0x40a0ae49, "
+                        "&(0x7f0000000200)={0x0, 0x4, 0x0, 0x1000, 0x0, 0x0, r2})")
+    assert lines[4] == "close(r2)"
+    assert lines[5].startswith("r3 = ioctl$KVM_CREATE_GUEST_MEMFD(r1, ")
+    assert lines[6].endswith("={0x0, 0x4, 0x0, 0x1000, 0x0, 0x0, r3})\t# EINVAL")
+    assert lines[7].endswith("={0x0, 0x6, 0x0, 0x0, 0x0, 0x0, 0x0})\t# EINVAL")  # fd 0
+    rw = syz_calls(load_trace(str(SCENARIOS / "gmem-read-write.trace")))
+    assert "read(r2, &(0x7f0000000200)=\"\"/4096, 0x1000)\t# EINVAL" in rw
+    assert any(x.startswith("write(r2, &(0x7f0000001200)='xxxx") and x.endswith(
+        "', 0x1000)\t# EINVAL") for x in rw)
+    assert "pread64(r2, &(0x7f0000002200)=\"\"/4096, 0x1000, 0x0)\t# ESPIPE" in rw
+    assert "lseek(r2, 0x0, 0x0)\t# ESPIPE" in rw
+    out = syz_calls(parse_trace(HAND_GMEM["gmem-outside"]))
+    assert "ioctl$KVM_CHECK_EXTENSION(r0, 0xae03, 0xea)" in out
+    assert "ioctl$KVM_CHECK_EXTENSION_VM(r1, 0xae03, 0xf4)" in out
+    assert out[4] == "r2 = ioctl$KVM_CREATE_GUEST_MEMFD(r1, 0xc040aed4, " \
+                     "&(0x7f0000000100)={0x2000, 0x3})"  # in layout order, not as written
+    assert out[6].endswith("={0x0, 0x4, 0x0, 0x1000, 0x0, 0x0, r2})")  # slot: a u32
+    assert out[7].endswith("={0x1, 0x4, 0x100000000, 0x1000, "
+                           "&(0x7f0000200000/0x2000)=nil, 0x1000, r2})")
+
+
 def test_unsupported_call_is_an_export_error(memfd: Design) -> None:
-    t = parse_trace(HEAD.format(title="x", expect="conforms") + 'write(3, "x", 1) = 1\n')
-    with pytest.raises(ExportError):
+    t = parse_trace(HEAD.format(title="x", expect="conforms") + "fsync(3) = 0\n")
+    with pytest.raises(ExportError, match="no reproducer for call 'fsync'"):
         export_c(memfd, t)
-    assert "write" in EXPORTERS["text"][1](memfd, t)  # no model states, still a text
+    assert "fsync" in EXPORTERS["text"][1](memfd, t)  # no model states, still a text
+    gmem = designs.get("guest_memfd")
+    for bad, why in (("ioctl(4, 0xae41, 0) = 0", "no reproducer for ioctl request 0xae41"),
+                     ("ioctl(4, KVM_CREATE_GUEST_MEMFD, {size=4096, npages=1}) = 5",
+                      "struct kvm_create_guest_memfd has no field npages"),
+                     ("ioctl(4, KVM_CREATE_GUEST_MEMFD, 4096) = 5",
+                      "struct kvm_create_guest_memfd expected"),
+                     ("ioctl(4, KVM_CREATE_VM, {size=1}) = 5", "takes a number"),
+                     (BIND.format(slot=0, gpa=0, size=4096, uaddr=0, off=0, fd="m1",
+                                  outcome="0").strip(), "guest_memfd: expected a file"),
+                     ('read(5, 4096, "x") = 0', "the buffer must be a string")):
+        t = parse_trace(GHEAD.format(title="x", expect="conforms") + KVM + bad + "\n")
+        for fmt in ("c", "python", "syz"):
+            with pytest.raises(ExportError, match=re.escape(why)):
+                EXPORTERS[fmt][1](gmem, t)
 
 
 # ---- C and Python reproducers ------------------------------------------------------------------
@@ -229,10 +426,10 @@ def need_gcc() -> str:
     return gcc
 
 
-def build(memfd: Design, t: Trace, tmp: Path, name: str) -> Path:
+def build(design: Design, t: Trace, tmp: Path, name: str) -> Path:
     gcc = need_gcc()
     src = tmp / f"{name}.c"
-    src.write_text(export_c(memfd, t))
+    src.write_text(export_c(design, t))
     exe = tmp / name
     cc = subprocess.run([gcc, "-Wall", "-Werror", "-o", str(exe), str(src)],
                         capture_output=True, text=True, timeout=120)
@@ -254,10 +451,50 @@ def test_c_compiles_hugetlb_exec_counterexample(memfd: Design, checker_traces: d
     build(memfd, t, tmp_path, "hugetlb_exec")
 
 
-def test_c_compiles_for_every_trace(memfd: Design, all_traces: dict[str, Trace],
-                                    tmp_path: Path) -> None:
+def test_c_compiles_for_every_trace(all_traces: dict[str, Trace], tmp_path: Path) -> None:
     for i, t in enumerate(all_traces.values()):
-        build(memfd, t, tmp_path, f"t{i}")
+        build(design_of(t), t, tmp_path, f"t{i}")
+
+
+def test_c_guest_memfd_source() -> None:
+    """The structs are <linux/kvm.h>'s, declared locally; descriptors in them are translated;
+    values that do not fit a field are cast as the kernel will read them."""
+    t = load_trace(str(SCENARIOS / "gmem-bind.trace"))
+    src = export_c(design_of(t), t)
+    assert "#include <linux/kvm.h>" not in src
+    for decl in ("struct kvm_create_guest_memfd {\n\tuint64_t size;\n\tuint64_t flags;\n"
+                 "\tuint64_t reserved[6];\n};",
+                 "\tuint64_t guest_memfd_offset;\n\tuint32_t guest_memfd;\n\tuint32_t pad1;\n"
+                 "\tuint64_t pad2[14];\n};",
+                 "_Static_assert(sizeof(struct kvm_userspace_memory_region2) == 160"):
+        assert decl in src
+    assert "mfd_assert_fd(sys_open_kvm(O_RDWR, NEEDS_GUEST_MEMFD), 3);" in src
+    assert "mfd_assert_fd(sys_ioctl(FD(3), KVM_CREATE_VM, 0), 4);" in src
+    assert "mfd_assert_fd(sys_create_guest_memfd(FD(4), 8192, 0), 5);" in src
+    assert ("mfd_fail_errno(sys_set_memory_region2(FD(4), 0, KVM_MEM_GUEST_MEMFD | 0x8, 0, "
+            "4096, 0, 0, FD(5)), EINVAL);") in src
+    assert ("mfd_assert_ret(sys_set_memory_region2(FD(4), 1, KVM_MEM_GUEST_MEMFD, 4294967296, "
+            "4096, 0, 0, FD(5)), 0);") in src
+    assert "#define KVM_SET_USER_MEMORY_REGION2 0x40a0ae49" in src
+    out = parse_trace(HAND_GMEM["gmem-outside"])
+    src = export_c(design_of(out), out)
+    assert "sys_create_guest_memfd(FD(4), 8192, GUEST_MEMFD_FLAG_MMAP | " in src
+    assert "sys_set_memory_region2(FD(4), (uint32_t)0x100000000ULL, " in src
+    assert ", 4096, (uintptr_t)maps[1], 4096, FD(5)), 0);" in src
+    assert "sys_ioctl(FD(4), KVM_CHECK_EXTENSION, KVM_CAP_GUEST_MEMFD_FLAGS), 3);" in src
+    assert "res_of(read(FD(5), buffer(4096), 4096))" in src
+    assert "res_of(pread(FD(5), buffer(4096), 4096, 0))" in src
+    assert 'res_of(write(FD(5), payload("ab", 2, 2), 2))' in src
+    edges = parse_trace(HAND_GMEM["gmem-edges"])
+    src = export_c(design_of(edges), edges)
+    assert "sys_create_guest_memfd(FD(4), (uint64_t)-0x1000LL, 0)" in src
+    assert "sys_create_guest_memfd(FD(4), (uint64_t)0x0ULL, 0)" in src
+    assert "sys_create_guest_memfd(FD(4), 4096, 0x8000000000000000)" in src
+    assert "sys_create_guest_memfd(FD(4), 4096, 0)" in src  # a field left out is zero
+    assert ("sys_set_memory_region2(FD(4), (uint32_t)-0x1LL, "
+            "(uint32_t)(KVM_MEM_GUEST_MEMFD | 0x100000000), 0, 4096, 0, 0, FD(5))") in src
+    memfd_src = export_c(designs.get("memfd"), parse_trace(HAND["busy"]))
+    assert "sys_open_kvm" not in memfd_src and "struct kvm_" not in memfd_src
 
 
 @pytest.mark.kernel
@@ -330,17 +567,89 @@ def test_python_reproducer(memfd: Design, tmp_path: Path) -> None:
         assert p.stdout.startswith("TAP version 13\n")
 
 
-def test_python_reproducer_compiles(memfd: Design, all_traces: dict[str, Trace]) -> None:
+def test_python_reproducer_compiles(all_traces: dict[str, Trace]) -> None:
     for name, t in all_traces.items():
-        compile(EXPORTERS["python"][1](memfd, t), name, "exec")
+        compile(EXPORTERS["python"][1](design_of(t), t), name, "exec")
 
 
-def test_cli_check_out_writes_every_format(tmp_path: Path) -> None:
+# ---- guest_memfd reproducers on /dev/kvm -------------------------------------------------------
+def need_kvm() -> None:
+    if capability("kvm"):
+        pytest.skip(str(capability("kvm")))
+
+
+def gmem_traces(gmem_checker_traces: dict[str, Trace]) -> dict[str, Trace]:
+    """What must reproduce on the kernel: every gmem scenario, the checker's gmem traces
+    (the model's claims), the hand traces the kernel agrees with."""
+    out = {p.stem: load_trace(str(p)) for p in GMEM_FILES}
+    out.update({f"check-{k}": v for k, v in gmem_checker_traces.items()})
+    out.update({k: parse_trace(v) for k, v in HAND_GMEM.items() if k != "gmem-wrong"})
+    return out
+
+
+@pytest.mark.kernel
+def test_c_guest_memfd_reproducers_pass_on_the_kernel(gmem_checker_traces: dict[str, Trace],
+                                                      tmp_path: Path) -> None:
+    need_kvm()
+    traces = gmem_traces(gmem_checker_traces)
+    assert len(traces) >= len(GMEM_FILES) + 2 + 10
+    for name, t in traces.items():
+        exe = build(design_of(t), t, tmp_path, name.replace("-", "_"))
+        p = run_exe(str(exe))
+        assert p.returncode == 0, (name, p.stdout)
+        n = len(t.steps)
+        assert p.stdout.splitlines()[-1] == \
+            f"# Totals: pass:{n} fail:0 xfail:0 xpass:0 skip:0 error:0", name
+    wrong = parse_trace(HAND_GMEM["gmem-wrong"])
+    exe = build(design_of(wrong), wrong, tmp_path, "gmem_wrong")
+    p = run_exe(str(exe))
+    assert p.returncode == 1, p.stdout
+    assert "# step 4: the trace says 0, the kernel gave -1 EINVAL (errno 22)" in p.stdout
+    assert "ok 5 close(5) = 0 # SKIP an earlier step failed" in p.stdout
+
+
+@pytest.mark.kernel
+def test_c_guest_memfd_skips_without_kvm(tmp_path: Path) -> None:
+    """A user who cannot open /dev/kvm gets KSFT_SKIP (4), every step skipped with the reason."""
+    need_kvm()
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() != 0 or setpriv is None:
+        pytest.skip("needs root and setpriv(1) to run as nobody")
+    if os.stat("/dev/kvm").st_mode & 0o006:
+        pytest.skip("/dev/kvm is usable by everyone here")
+    t = load_trace(str(SCENARIOS / "gmem-guest.trace"))
+    exe = build(design_of(t), t, tmp_path, "gmem_guest")
+    tmp_path.chmod(0o755)
+    p = run_exe(setpriv, "--reuid=65534", "--regid=65534", "--clear-groups", str(exe))
+    assert p.returncode == 4, p.stdout
+    assert 'ok 1 open("/dev/kvm", O_RDWR) = 3 # SKIP kvm: cannot open /dev/kvm: ' \
+        "Permission denied" in p.stdout
+    assert p.stdout.splitlines()[-1] == "# Totals: pass:0 fail:0 xfail:0 xpass:0 skip:10 error:0"
+
+
+@pytest.mark.kernel
+def test_python_guest_memfd_reproducers(gmem_checker_traces: dict[str, Trace],
+                                        tmp_path: Path) -> None:
+    need_kvm()
+    traces = gmem_traces(gmem_checker_traces)
+    traces["gmem-wrong"] = parse_trace(HAND_GMEM["gmem-wrong"])
+    for name, t in traces.items():
+        script = tmp_path / f"{name}.py"
+        script.write_text(EXPORTERS["python"][1](design_of(t), t))
+        p = run_exe(sys.executable, str(script))
+        assert p.returncode == (1 if name == "gmem-wrong" else 0), (name, p.stdout, p.stderr)
+        assert p.stdout.startswith("TAP version 13\n"), name
+
+
+@pytest.mark.parametrize(("design", "prop"), [("memfd", "exec-seal-mode-fixed"),
+                                              ("guest_memfd", "sometimes-gmem-slot-bound")])
+def test_cli_check_out_writes_every_format(design: str, prop: str, tmp_path: Path) -> None:
     from checker.cli import main
 
-    rc = main(["check", "--property", "exec-seal-mode-fixed", "--quiet", "--out", str(tmp_path)])
+    rc = main(["check", "--design", design, "--property", prop, "--engine", "explicit",
+               "--quiet", "--out", str(tmp_path)])
     assert rc == 0
     names = set(os.listdir(tmp_path))
-    base = "memfd.exec-seal-mode-fixed.explicit"
+    base = f"{design}.{prop}.explicit"
     for ext, _ in EXPORTERS.values():
         assert f"{base}.{ext}" in names

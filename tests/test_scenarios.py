@@ -1,21 +1,25 @@
-"""traces/scenarios/: the scenario library replays as expected on the model (and on the live
-kernel), covers every scenario of the kernel's memfd selftest, and is catalogued."""
+"""traces/scenarios/: the scenario library replays as expected on the model of each file's design
+(and on the live kernel), covers every scenario of the kernel's memfd selftest and of its
+guest_memfd selftest, and is catalogued."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from checker.cli import main
-from model import designs
+from model import designs, vocab
+from model.lang.design import Design
 from traces.concretize import initial_state
 from traces.kernel import capability, hugepages_reserved, run_on_kernel
 from traces.textfmt import load_trace
-from traces.trace import Any_
+from traces.trace import Any_, Int, Sym, Trace
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "traces" / "scenarios"
-FILES = sorted(SCENARIOS.glob("*.trace"))
+FILES = sorted(SCENARIOS.glob("*.trace"))  # the library; regressions/ is not part of it
 
 #: tools/testing/selftests/memfd/memfd_test.c, main() order (selftests.md §1.3) -> files
 SELFTEST = {
@@ -46,24 +50,82 @@ EXTRA = {  # not from the selftest
     "hugetlbfs findings": ["hugetlb-exec-seal-fchmod", "hugetlb-grow-seal-mmap"],
 }
 
+#: tools/testing/selftests/kvm/guest_memfd_test.c (6.18; selftests.md §2.1): the functions
+#: test_guest_memfd() and __test_guest_memfd() run, and test_guest_memfd_guest() -> files
+GMEM_SELFTEST = {
+    "test_guest_memfd_flags": ["gmem-flags"],
+    "test_create_guest_memfd_multiple": ["gmem-create-multiple"],
+    "test_create_guest_memfd_invalid_sizes": ["gmem-invalid-sizes"],
+    "test_file_read_write": ["gmem-read-write"],
+    "test_mmap_supported": ["gmem-mmap-supported"],
+    "test_fault_overflow": ["gmem-fault-overflow"],
+    "test_fault_private": ["gmem-fault-private"],
+    "test_mmap_cow": ["gmem-mmap-cow"],
+    "test_mmap_not_supported": ["gmem-mmap-not-supported"],
+    "test_file_size": ["gmem-file-size"],
+    "test_fallocate": ["gmem-fallocate"],
+    "test_invalid_punch_hole": ["gmem-invalid-punch-hole"],
+    "test_guest_memfd_guest": ["gmem-guest"],
+}
+GMEM_EXTRA = {  # not in the selftest: probes H.bind, H.life (kernel-semantics.md §5.3)
+    "memslot bindings": ["gmem-bind", "gmem-bind-other-vm", "gmem-bind-close"],
+    "lifetimes, seals, attributes": ["gmem-lifetime"],
+}
+
+#: design -> (its selftest table, the rest, the file name prefix of its traces or None)
+CATALOGUE: dict[str, tuple[dict[str, list[str]], dict[str, list[str]], str | None]] = {
+    "memfd": (SELFTEST, EXTRA, None),
+    "guest_memfd": (GMEM_SELFTEST, GMEM_EXTRA, "gmem-"),
+}
+
+
+_DESIGNS: dict[str, Design] = {}
+
+
+def design_of(t: Trace) -> Design:
+    if t.design not in _DESIGNS:
+        _DESIGNS[t.design] = designs.get(t.design)
+    return _DESIGNS[t.design]
+
+
+def listed(design: str) -> set[str]:
+    table, extra, _ = CATALOGUE[design]
+    return {f for files in [*table.values(), *extra.values()] for f in files}
+
 
 def test_replay_verifies_everything(capsys: pytest.CaptureFixture[str]) -> None:
-    rc = main(["replay", str(SCENARIOS)])
+    rc = main(["replay", *map(str, FILES)])
     out = capsys.readouterr().out.splitlines()
     assert rc == 0, "\n".join(out)
     assert out[-1].endswith("everything verified as expected"), out[-1]
     assert out[-1].startswith(f"replay: {len(FILES)} traces, {len(FILES)} as expected")
+    for design in CATALOGUE:  # every file of each design, on that design's model
+        for name in listed(design):
+            assert any(x.startswith(f"ok   {SCENARIOS / name}.trace: ") for x in out), name
 
 
 def test_every_selftest_item_has_a_file() -> None:
     names = {p.stem for p in FILES}
-    for item, files in {**SELFTEST, **EXTRA}.items():
-        for f in files:
-            assert f in names, f"{item}: traces/scenarios/{f}.trace is missing"
-    listed = {f for files in [*SELFTEST.values(), *EXTRA.values()] for f in files}
-    assert names == listed, f"not listed here: {sorted(names - listed)}"
+    for design, (table, extra, _) in CATALOGUE.items():
+        for item, files in {**table, **extra}.items():
+            for f in files:
+                assert f in names, f"{design}: {item}: traces/scenarios/{f}.trace is missing"
+                t = load_trace(str(SCENARIOS / f"{f}.trace"))
+                assert t.design == design, f"{f}.trace is design {t.design}, not {design}"
+    assert listed("memfd").isdisjoint(listed("guest_memfd"))
+    both = listed("memfd") | listed("guest_memfd")
+    assert names == both, f"not listed here: {sorted(names - both)}"
     items = {k.split()[0].rstrip("ab") for k in SELFTEST}
     assert items == {str(i) for i in range(1, 18)}
+    # selftests.md §2.1: eleven checks of __test_guest_memfd(), the flags, the guest
+    assert len(GMEM_SELFTEST) == 13 and all(k.startswith("test_") for k in GMEM_SELFTEST)
+
+
+def readme_paragraph(readme: str, name: str) -> str:
+    """The README paragraph that describes `name` (it starts with the name in backquotes)."""
+    paras = [p for p in re.split(r"\n\s*\n", readme) if p.startswith(f"`{name}`")]
+    assert len(paras) == 1, f"{name}: {len(paras)} paragraphs in README.md"
+    return " ".join(paras[0].split())
 
 
 def test_headers_and_catalogue() -> None:
@@ -71,40 +133,79 @@ def test_headers_and_catalogue() -> None:
     for p in FILES:
         lines = p.read_text().splitlines()
         assert lines[0].startswith("# shmemcheck trace 1: ") and len(lines[0]) > 25, p.name
-        assert lines[1] == "# design: memfd", p.name
+        assert lines[1] in ("# design: memfd", "# design: guest_memfd"), p.name
         assert lines[2].startswith("# expect: "), p.name
-        assert f"`{p.name}`" in readme, f"{p.name} has no paragraph in README.md"
         t = load_trace(str(p))
+        prefix = CATALOGUE[t.design][2]
+        assert prefix is None or p.name.startswith(prefix), p.name
+        assert t.design == "guest_memfd" or not p.name.startswith("gmem-"), p.name
+        assert f"`{p.name}`" in readme, f"{p.name} has no paragraph in README.md"
+        readme_paragraph(readme, p.name)
         assert not any(isinstance(s.outcome, Any_) for s in t.steps), p.name
-    for f in (SCENARIOS / "hugetlb-exec-seal-fchmod.trace",
-              SCENARIOS / "hugetlb-grow-seal-mmap.trace"):
-        assert load_trace(str(f)).expect.startswith("violates "), f.name
+    for finding in (SCENARIOS / "hugetlb-exec-seal-fchmod.trace",
+                    SCENARIOS / "hugetlb-grow-seal-mmap.trace"):
+        assert load_trace(str(finding)).expect.startswith("violates "), finding.name
+    # a guest_memfd paragraph names its selftest function (or probe) and kernel functions
+    for item, files in GMEM_SELFTEST.items():
+        for f in files:
+            para = readme_paragraph(readme, f"{f}.trace")
+            assert f"`{item}()`" in para and "Kernel: `" in para, para
+    for files in GMEM_EXTRA.values():
+        for f in files:
+            para = readme_paragraph(readme, f"{f}.trace")
+            assert "probe" in para and "Kernel: `" in para, para
+
+
+def uses_hugetlb(t: Trace) -> bool:
+    """A memfd_create with the MFD_HUGETLB bit (also inside 0xfffffffe): the kernel executor
+    then wants free huge pages."""
+    for s in t.steps:
+        if s.call == "memfd_create" and len(s.args) > 1:
+            flags = s.args[1]
+            if isinstance(flags, Int) and flags.value & vocab.MFD_HUGETLB:
+                return True
+            if isinstance(flags, Sym) and vocab.parse_flags(flags.text) & vocab.MFD_HUGETLB:
+                return True
+    return False
+
+
+def needs(t: Trace) -> str | None:
+    """Why this machine cannot run the trace, or None."""
+    if t.design == "guest_memfd":
+        return capability("kvm")
+    if any(c.strip().startswith("init:") for c in t.comments):
+        return capability("pidns")
+    return None
+
+
+@pytest.fixture(scope="module")
+def huge_pages() -> Iterator[str | None]:
+    """Free huge pages for the hugetlbfs files, reserved once for all of them: None, or why
+    there are none."""
+    with hugepages_reserved(2) as why:
+        yield why
 
 
 @pytest.mark.kernel
-def test_scenarios_are_what_the_kernel_does() -> None:
-    """Each file's outcomes are the live kernel's (hugetlbfs ones need free huge pages,
-    vm.memfd_noexec ones a pid namespace of their own)."""
-    d = designs.get("memfd")
-    skipped = []
-    with hugepages_reserved(2) as no_huge:
-        for p in FILES:
-            t = load_trace(str(p))
-            scope = None
-            if any(c.strip().startswith("init:") for c in t.comments):
-                if capability("pidns"):
-                    skipped.append(f"{p.name}: {capability('pidns')}")
-                    continue
-                scope = initial_state(d, t)["noexec_scope"]
-            if no_huge and "MFD_HUGETLB" in p.read_text():
-                skipped.append(f"{p.name}: {no_huge}")
-                continue
-            run = run_on_kernel(t.steps, noexec_scope=scope, timeout=30.0)
-            if run.skipped:
-                skipped.append(f"{p.name}: {run.skipped}")
-                continue
-            assert run.error is None, f"{p.name}: {run.error}"
-            for i, (step, got) in enumerate(zip(t.steps, run.outcomes, strict=True), 1):
-                assert step.outcome == got, f"{p.name}:{step.pos.line}: step {i}: kernel {got}"
-    if len(skipped) == len(FILES):
-        pytest.skip("; ".join(skipped))
+@pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
+def test_scenario_is_what_the_kernel_does(path: Path, request: pytest.FixtureRequest) -> None:
+    """The file's outcomes are the live kernel's: memfd ones on shmem or hugetlbfs (those need
+    free huge pages, vm.memfd_noexec ones a pid namespace of their own), guest_memfd ones on
+    /dev/kvm. A missing capability is a skip with its reason."""
+    t = load_trace(str(path))
+    why = needs(t)
+    if why:
+        pytest.skip(f"{path.name}: {why}")
+    scope = None
+    if any(c.strip().startswith("init:") for c in t.comments):
+        scope = initial_state(design_of(t), t)["noexec_scope"]
+    if uses_hugetlb(t):
+        no_huge = request.getfixturevalue("huge_pages")
+        if no_huge:
+            pytest.skip(f"{path.name}: {no_huge}")
+    run = run_on_kernel(t.steps, noexec_scope=scope, timeout=30.0)
+    if run.skipped:
+        pytest.skip(f"{path.name}: {run.skipped}")
+    assert run.error is None, f"{path.name}: {run.error}"
+    for i, (step, got) in enumerate(zip(t.steps, run.outcomes, strict=True), 1):
+        assert step.outcome == got, f"{path.name}:{step.pos.line}: step {i}: kernel {got}"

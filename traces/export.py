@@ -12,6 +12,13 @@
 * ``python``  the same reproducer as a standalone Python script (stdlib + ctypes);
 * ``syz``     a syzkaller program with each call's expected errno as a trailing comment.
 
+The reproducers speak both designs' calls: the memfd ones (memfd_create, fcntl seals, pins...)
+and guest_memfd's (open("/dev/kvm"), the KVM_CREATE_VM, KVM_CREATE_GUEST_MEMFD and
+KVM_SET_USER_MEMORY_REGION2 ioctls with their structs, read/write/pread64/lseek).  The ioctl
+structs are declared with <linux/kvm.h>'s layout (struct kvm_create_guest_memfd: 64 bytes,
+struct kvm_userspace_memory_region2: 160), as traces/kernel.py packs them; a machine without
+a usable /dev/kvm, or without a guest_memfd creation flag the trace needs, is a KSFT_SKIP.
+
 Every exporter replays the trace on the model first (checker/replay.py): outcomes written `?`
 take the model's value, and the model states give the "fields that changed".  A trace that the
 model cannot replay (a call outside the design) is still exported by the reproducer formats;
@@ -28,7 +35,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from checker.replay import TraceInputError, model_outcomes
+from checker.explicit import Explorer
+from checker.replay import REPLAY_SCOPE_VALUE, TraceInputError, model_outcomes
 from model import vocab
 from model.lang.design import Design
 from model.lang.schema import render_state
@@ -46,6 +54,7 @@ from traces.trace import (
     Sig,
     Step,
     Str,
+    Struct,
     Sym,
     Trace,
 )
@@ -85,9 +94,26 @@ class _Replayed:
         return got if got != self.trace.steps[i].outcome else None
 
 
+#: the model interpreter of each design replays go through, compiled once per design object
+#: (compiling every action costs far more than a replay): id -> (design, interpreter)
+_INTERPRETERS: dict[int, tuple[Design, Explorer]] = {}
+_MAX_INTERPRETERS = 8
+
+
+def _interpreter(design: Design) -> Explorer:
+    hit = _INTERPRETERS.get(id(design))
+    if hit is None or hit[0] is not design:
+        if len(_INTERPRETERS) >= _MAX_INTERPRETERS:
+            del _INTERPRETERS[next(iter(_INTERPRETERS))]
+        scope = {k: REPLAY_SCOPE_VALUE for k in design.default_scope}
+        hit = (design, Explorer(design, scope, []))
+        _INTERPRETERS[id(design)] = hit
+    return hit[1]
+
+
 def _replay(design: Design, trace: Trace) -> _Replayed:
     try:
-        rep = model_outcomes(design, trace, stop_at_divergence=False)
+        rep = model_outcomes(design, trace, stop_at_divergence=False, ex=_interpreter(design))
     except TraceInputError:
         return _Replayed(trace, list(trace.steps), None, None, None)
     assert rep.run is not None
@@ -398,7 +424,27 @@ def export_mermaid(design: Design, trace: Trace) -> str:
 #: names a reproducer may use, beyond model.vocab.CONSTANTS (values as on x86_64)
 _EXTRA_NAMES: dict[str, int] = {"NULL": 0, "O_EXCL": 0o200, "O_APPEND": 0o2000,
                                 "O_NONBLOCK": 0o4000, "MAP_FIXED": 0x10,
-                                "MAP_ANONYMOUS": 0x20, "MAP_SHARED_VALIDATE": 0x03}
+                                "MAP_ANONYMOUS": 0x20, "MAP_SHARED_VALIDATE": 0x03,
+                                "SEEK_SET": 0, "SEEK_CUR": 1, "SEEK_END": 2, "SEEK_DATA": 3,
+                                "SEEK_HOLE": 4, "KVM_GET_API_VERSION": 0xAE00,
+                                "KVM_CHECK_EXTENSION": vocab.KVM_CHECK_EXTENSION,
+                                "KVM_CAP_GUEST_MEMFD": vocab.KVM_CAP_GUEST_MEMFD,
+                                "KVM_CAP_GUEST_MEMFD_FLAGS": vocab.KVM_CAP_GUEST_MEMFD_FLAGS}
+
+#: ioctl requests that take a struct: request -> (C struct name, (field, bits) in layout order)
+#: (include/uapi/linux/kvm.h; the padding and reserved words are zero)
+_IOCTL_STRUCTS: dict[int, tuple[str, tuple[tuple[str, int], ...]]] = {
+    vocab.KVM_CREATE_GUEST_MEMFD: ("kvm_create_guest_memfd", (("size", 64), ("flags", 64))),
+    vocab.KVM_SET_USER_MEMORY_REGION2: ("kvm_userspace_memory_region2", (
+        ("slot", 32), ("flags", 32), ("guest_phys_addr", 64), ("memory_size", 64),
+        ("userspace_addr", 64), ("guest_memfd_offset", 64), ("guest_memfd", 32))),
+}
+_FD_FIELDS = frozenset({"guest_memfd"})  # struct fields that hold a descriptor of the trace
+#: ioctl requests that take a number (or nothing)
+_IOCTL_NUMBERS = frozenset({vocab.KVM_CREATE_VM, vocab.KVM_CHECK_EXTENSION, 0xAE00})
+#: ioctl requests that return a new descriptor
+_IOCTL_FD_CREATORS = frozenset({vocab.KVM_CREATE_VM, vocab.KVM_CREATE_GUEST_MEMFD})
+KVM_PATH = "/dev/kvm"
 
 
 def _const_value(word: str) -> int:
@@ -413,9 +459,12 @@ def _const_value(word: str) -> int:
 
 
 def _words(arg: Arg) -> list[str]:
-    """The names in a flag argument (for the constant definitions a reproducer needs)."""
+    """The names in a flag argument or a struct's fields (for the constant definitions a
+    reproducer needs)."""
     if isinstance(arg, Sym):
         return [w for w in arg.text.split("|") if not w[:1].isdigit() and w != "NULL"]
+    if isinstance(arg, Struct):
+        return [w for _, v in arg.fields for w in _words(v)]
     return []
 
 
@@ -444,6 +493,52 @@ def _fd(arg: Arg, what: str) -> int:
 
 _PROC_FD = re.compile(r"/proc/self/fd/([0-9]+)")
 
+#: a lowered ioctl struct: (field, value) in layout order, every field present; a value is
+#: a number or flags (Int, Sym), a trace fd (Int, in _FD_FIELDS) or a mapping (Ref mN)
+StructOps = tuple[tuple[str, Arg], ...]
+
+
+def _lower_struct(req: int, arg: Arg, where: str) -> StructOps:
+    name, layout = _IOCTL_STRUCTS[req]
+    if not isinstance(arg, Struct):
+        raise ExportError(f"{where}: struct {name} expected, got {arg!r}")
+    given = dict(arg.fields)
+    known = {f for f, _ in layout}
+    unknown = [f for f, _ in arg.fields if f not in known]
+    if unknown:
+        raise ExportError(f"{where}: struct {name} has no field {', '.join(unknown)}")
+    if len(given) != len(arg.fields):
+        raise ExportError(f"{where}: a field of struct {name} is given twice")
+    out: list[tuple[str, Arg]] = []
+    for f, _ in layout:
+        v = given.get(f, Int(0))
+        if f in _FD_FIELDS:
+            _fd(v, f"{where}: {f}")
+        elif isinstance(v, Ref):
+            _handle(v, "m", f"{where}: {f}")
+        elif not isinstance(v, (Int, Sym)):
+            raise ExportError(f"{where}: {f}: expected a number, got {v!r}")
+        else:
+            _int(v, f"{where}: {f}")  # every name known
+        out.append((f, v))
+    return tuple(out)
+
+
+def _lower_ioctl(a: tuple[Arg, ...], where: str) -> tuple[Any, ...]:
+    """(fd, request as written, request value, argument): the argument is StructOps for the
+    struct requests, else an Int or Sym."""
+    fd = _fd(a[0], where)
+    req = _int(a[1], f"{where}: request")
+    arg = a[2] if len(a) > 2 else Int(0)
+    if req in _IOCTL_STRUCTS:
+        return (fd, a[1], req, _lower_struct(req, arg, where))
+    if req not in _IOCTL_NUMBERS:
+        raise ExportError(f"{where}: no reproducer for ioctl request {req:#x}")
+    if not isinstance(arg, (Int, Sym)):
+        raise ExportError(f"{where}: ioctl {req:#x} takes a number, got {arg!r}")
+    _int(arg, where)
+    return (fd, a[1], req, arg)
+
 
 @dataclass(frozen=True)
 class _Op:
@@ -460,7 +555,8 @@ class _Op:
 _ARITY = {"memfd_create": (2, 2), "fcntl": (2, 3), "pwrite64": (4, 4), "ftruncate": (2, 2),
           "fallocate": (4, 4), "mmap": (6, 6), "mprotect": (3, 3), "munmap": (2, 2),
           "store": (1, 2), "load": (1, 2), "pin": (1, 2), "gup_pin": (1, 2), "unpin": (1, 1),
-          "dma_write": (1, 1), "open": (2, 3), "dup": (1, 1), "fchmod": (2, 2), "close": (1, 1)}
+          "dma_write": (1, 1), "open": (2, 3), "dup": (1, 1), "fchmod": (2, 2), "close": (1, 1),
+          "ioctl": (2, 3), "read": (2, 3), "write": (3, 3), "pread64": (3, 4), "lseek": (3, 3)}
 
 
 def _lower(r: _Replayed) -> list[_Op]:
@@ -478,6 +574,10 @@ def _lower(r: _Replayed) -> list[_Op]:
         for x in a:
             names += _words(x)
         o: tuple[Any, ...]
+        if c in ("read", "pread64") and len(a) == hi:
+            if not isinstance(a[1], Str):  # strace's read(fd, "data", count): output only
+                raise ExportError(f"{where}: the buffer must be a string")
+            a = (a[0], *a[2:])
         if c == "memfd_create":
             if isinstance(a[0], Str):
                 name: str | None = a[0].text
@@ -492,6 +592,19 @@ def _lower(r: _Replayed) -> list[_Op]:
             if not isinstance(a[1], Str):
                 raise ExportError(f"{where}: the buffer must be a string")
             o = (_fd(a[0], where), a[1].text, _int(a[2], where), _int(a[3], where))
+        elif c == "write":
+            if not isinstance(a[1], Str):
+                raise ExportError(f"{where}: the buffer must be a string")
+            o = (_fd(a[0], where), a[1].text, _int(a[2], where))
+        elif c == "read":
+            o = (_fd(a[0], where), _int(a[1], where))
+        elif c == "pread64":
+            o = (_fd(a[0], where), _int(a[1], where), _int(a[2], where))
+        elif c == "lseek":
+            o = (_fd(a[0], where), _int(a[1], where), a[2])
+            _int(a[2], where)
+        elif c == "ioctl":
+            o = _lower_ioctl(a, where)
         elif c in ("ftruncate", "fchmod"):
             o = (_fd(a[0], where), a[1])
         elif c == "fallocate":
@@ -530,6 +643,21 @@ def _lower(r: _Replayed) -> list[_Op]:
 
 
 _FD_CREATORS = ("memfd_create", "open", "dup")
+
+
+def _creates_fd(op: _Op) -> bool:
+    """The step returns a new descriptor of the trace."""
+    return op.call in _FD_CREATORS or (op.call == "ioctl" and op.ops[2] in _IOCTL_FD_CREATORS)
+
+
+def _is_kvm_open(op: _Op) -> bool:
+    """open("/dev/kvm") that the trace expects to succeed (a machine without KVM skips)."""
+    return op.call == "open" and op.ops[0] is None and op.ops[1] == KVM_PATH \
+        and isinstance(op.expect, Ret)
+
+
+def _uses_gmem(ops: Sequence[_Op]) -> bool:
+    return any(op.call == "ioctl" and op.ops[2] == vocab.KVM_CREATE_GUEST_MEMFD for op in ops)
 
 
 def _noexec_want(design: Design, r: _Replayed) -> int | None:
@@ -590,6 +718,7 @@ C_HEAD = r"""#define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -615,6 +744,8 @@ C_BASE = r"""
 /* the trace's descriptor numbers -> this process's descriptors */
 static int fds[MAX_FDS];
 static int cur_step, passed, failed;
+/* why the current step's failure may be this machine's (a missing feature), or NULL */
+static const char *lacking;
 
 struct res {
 	long ret;	/* the return value; -1 on failure or signal */
@@ -675,8 +806,10 @@ static void skip(const char *why)
 
 static void result(int ok, struct res r, const char *want)
 {
+	const char *why = lacking;
 	char got[64];
 
+	lacking = NULL;
 	if (ok) {
 		printf("ok %d %s\n", cur_step, step_text[cur_step]);
 		passed++;
@@ -686,6 +819,8 @@ static void result(int ok, struct res r, const char *want)
 	if (r.ret == -1 && !r.sig && strncmp(want, "-1 ", 3) &&
 		USES_HUGETLB && (r.err == ENOMEM || r.err == ENOSPC))
 		skip("hugetlbfs: no free huge pages (raise /proc/sys/vm/nr_hugepages)");
+	if (r.ret == -1 && !r.sig && strncmp(want, "-1 ", 3) && why)
+		skip(why);
 	printf("# step %d: the trace says %s, the kernel gave %s\n", cur_step, want, got);
 	printf("not ok %d %s\n", cur_step, step_text[cur_step]);
 	failed++;
@@ -763,6 +898,111 @@ static const char *payload(const char *unit, size_t unit_len, size_t n)
 	for (i = 0; i < n; i++)
 		buf[i] = unit_len ? unit[i % unit_len] : 0;
 	return buf;
+}
+"""
+
+C_BUFFER = r"""
+/* a scratch buffer of n bytes for read() and pread() */
+static char *buffer(size_t n)
+{
+	static char *buf;
+
+	free(buf);
+	buf = calloc(n ? n : 1, 1);
+	if (!buf) {
+		perror("calloc");
+		exit(KSFT_FAIL);
+	}
+	return buf;
+}
+"""
+
+C_KVM = r"""
+/* /dev/kvm and guest_memfd: the structures of <linux/kvm.h> (Linux 6.18),
+ * declared here to need libc only */
+@KVM_CONSTANTS@
+struct kvm_create_guest_memfd {
+	uint64_t size;
+	uint64_t flags;
+	uint64_t reserved[6];
+};
+
+struct kvm_userspace_memory_region2 {
+	uint32_t slot;
+	uint32_t flags;
+	uint64_t guest_phys_addr;
+	uint64_t memory_size;	/* bytes */
+	uint64_t userspace_addr;	/* start of the userspace allocated memory */
+	uint64_t guest_memfd_offset;
+	uint32_t guest_memfd;
+	uint32_t pad1;
+	uint64_t pad2[14];
+};
+
+_Static_assert(sizeof(struct kvm_create_guest_memfd) == 64, "64 bytes");
+_Static_assert(sizeof(struct kvm_userspace_memory_region2) == 160, "160 bytes");
+
+/* open("/dev/kvm"), as open_kvm_dev_path_or_exit(): no KVM here is a skip */
+static struct res sys_open_kvm(int flags, int need_gmem)
+{
+	static char why[96];
+	struct res r = res_of(open("/dev/kvm", flags));
+
+	if (r.ret == -1) {
+		snprintf(why, sizeof(why), "kvm: cannot open /dev/kvm: %s", strerror(r.err));
+		lacking = why;
+		return r;
+	}
+	if (need_gmem &&
+		ioctl((int)r.ret, KVM_CHECK_EXTENSION, (unsigned long)KVM_CAP_GUEST_MEMFD) <= 0)
+		skip("kvm: no KVM_CAP_GUEST_MEMFD");
+	return r;
+}
+
+/* an ioctl whose argument is a number */
+static struct res sys_ioctl(int fd, unsigned long req, unsigned long arg)
+{
+	return res_of(ioctl(fd, req, arg));
+}
+
+/* KVM_CREATE_GUEST_MEMFD, as __vm_create_guest_memfd(); a creation flag this
+ * kernel does not offer (KVM_CAP_GUEST_MEMFD_FLAGS) makes EINVAL a skip */
+static struct res sys_create_guest_memfd(int vm, uint64_t size, uint64_t flags)
+{
+	struct kvm_create_guest_memfd gmem;
+	struct res r;
+	long offered;
+
+	memset(&gmem, 0, sizeof(gmem));
+	gmem.size = size;
+	gmem.flags = flags;
+	r = res_of(ioctl(vm, KVM_CREATE_GUEST_MEMFD, &gmem));
+	if (r.ret == -1 && r.err == EINVAL) {
+		offered = ioctl(vm, KVM_CHECK_EXTENSION,
+				(unsigned long)KVM_CAP_GUEST_MEMFD_FLAGS);
+		if (offered >= 0 && (flags & GMEM_KNOWN_FLAGS & ~(uint64_t)offered))
+			lacking = "kvm: a guest_memfd flag of the trace is not in "
+				"KVM_CAP_GUEST_MEMFD_FLAGS here";
+	}
+	return r;
+}
+
+/* KVM_SET_USER_MEMORY_REGION2, as __vm_set_user_memory_region2() */
+static struct res sys_set_memory_region2(int vm, uint32_t slot, uint32_t flags,
+	uint64_t guest_phys_addr, uint64_t memory_size, uint64_t userspace_addr,
+	uint64_t guest_memfd_offset, uint32_t guest_memfd)
+{
+	struct kvm_userspace_memory_region2 region;
+
+	memset(&region, 0, sizeof(region));
+	region.slot = slot;
+	region.flags = flags;
+	region.guest_phys_addr = guest_phys_addr;
+	region.memory_size = memory_size;
+	region.userspace_addr = userspace_addr;
+	region.guest_memfd_offset = guest_memfd_offset;
+	region.guest_memfd = guest_memfd;
+	return res_of(ioctl(vm, KVM_SET_USER_MEMORY_REGION2, &region));
 }
 """
 
@@ -1120,6 +1360,38 @@ def _c_constants(names: Sequence[str]) -> str:
     return "\n".join(out) + "\n" if out else ""
 
 
+def _c_field(f: str, v: Arg, bits: int, need: set[str]) -> str:
+    """A struct field's value as a C argument of a uint{bits}_t parameter."""
+    if f in _FD_FIELDS:
+        return f"FD({_fd(v, f)})"
+    if isinstance(v, Ref):
+        need.add("maps")
+        return f"(uintptr_t)maps[{_handle(v, 'm', f)}]"
+    value = _int(v, f)
+    if 0 <= value < 1 << bits:
+        return _c_flags(v)
+    # the kernel reads the field truncated: so does the cast (gcc warns of no explicit one)
+    if isinstance(v, Sym):
+        return f"(uint{bits}_t)({_c_flags(v)})"
+    if -(1 << 63) <= value < 0:
+        return f"(uint{bits}_t)-{-value:#x}LL"
+    return f"(uint{bits}_t){value % (1 << 64):#x}ULL"
+
+
+def _c_ioctl(op: _Op, need: set[str]) -> str:
+    fd, req, code, arg = op.ops
+    need.add("kvm")
+    if code == vocab.KVM_CREATE_GUEST_MEMFD:
+        size, flags = (_c_field(f, v, b, need) for (f, v), (_, b) in
+                       zip(arg, _IOCTL_STRUCTS[code][1], strict=True))
+        return f"sys_create_guest_memfd(FD({fd}), {size}, {flags})"
+    if code == vocab.KVM_SET_USER_MEMORY_REGION2:
+        vals = [_c_field(f, v, b, need) for (f, v), (_, b) in
+                zip(arg, _IOCTL_STRUCTS[code][1], strict=True)]
+        return f"sys_set_memory_region2(FD({fd}), {', '.join(vals)})"
+    return f"sys_ioctl(FD({fd}), {_c_flags(req)}, {_c_flags(arg)})"
+
+
 def _c_expect(op: _Op, call: str) -> str:
     e = op.expect
     if isinstance(e, Err):
@@ -1129,7 +1401,7 @@ def _c_expect(op: _Op, call: str) -> str:
     if isinstance(e, New):
         return f"mfd_assert_ok({call});"
     if isinstance(e, Ret):
-        if op.call in _FD_CREATORS:
+        if _creates_fd(op):
             return f"mfd_assert_fd({call}, {e.value});"
         return f"mfd_assert_ret({call}, {e.value});"
     raise ExportError(f"step {op.n}: no outcome (the model could not fill `?`)")
@@ -1182,7 +1454,25 @@ def _c_call(op: _Op, need: set[str]) -> str:
         if o[0] is not None:
             need.add("open")
             return f"sys_reopen({o[0]}, {_c_flags(o[2])})"
+        if _is_kvm_open(op):
+            need.add("kvm")
+            return f"sys_open_kvm({_c_flags(o[2])}, NEEDS_GUEST_MEMFD)"
         return f"res_of(open({_c_string(str(o[1]))}, {_c_flags(o[2])}, {_c_flags(o[3])}))"
+    if c == "ioctl":
+        return _c_ioctl(op, need)
+    if c == "read":
+        need.add("buffer")
+        return f"res_of(read(FD({o[0]}), buffer({o[1]}), {o[1]}))"
+    if c == "pread64":
+        need.add("buffer")
+        return f"res_of(pread(FD({o[0]}), buffer({o[1]}), {o[1]}, {o[2]}))"
+    if c == "write":
+        need.add("payload")
+        data = str(o[1])
+        return (f"res_of(write(FD({o[0]}), payload({_c_string(data)}, {len(data)}, {o[2]}), "
+                f"{o[2]}))")
+    if c == "lseek":
+        return f"res_of(lseek(FD({o[0]}), {o[1]}, {_c_flags(o[2])}))"
     if c == "dup":
         return f"res_of(dup(FD({o[0]})))"
     if c == "close":
@@ -1223,7 +1513,7 @@ def export_c(design: Design, trace: Trace) -> str:
              " * Each step is one system call whose outcome is checked against the",
              " * trace. Exit status: 0 (KSFT_PASS) the kernel behaves as the trace",
              " * says, 1 (KSFT_FAIL) it does not, 4 (KSFT_SKIP) something this machine",
-             " * lacks (huge pages, io_uring, pid namespaces) is needed.",
+             " * lacks (huge pages, io_uring, pid namespaces, /dev/kvm) is needed.",
              " *",
              " * Build: gcc -Wall -Werror -o repro repro.c",
              " */"]
@@ -1240,6 +1530,15 @@ def export_c(design: Design, trace: Trace) -> str:
         parts.append(C_CREATE)
     if "payload" in need:
         parts.append(C_PAYLOAD)
+    if "buffer" in need:
+        parts.append(C_BUFFER)
+    if "kvm" in need:
+        kvm_names = ["KVM_CHECK_EXTENSION", "KVM_CAP_GUEST_MEMFD", "KVM_CAP_GUEST_MEMFD_FLAGS",
+                     "KVM_CREATE_GUEST_MEMFD", "KVM_SET_USER_MEMORY_REGION2"]
+        known = vocab.GUEST_MEMFD_FLAG_MMAP | vocab.GUEST_MEMFD_FLAG_INIT_SHARED
+        parts.append(C_KVM.replace("@KVM_CONSTANTS@\n", _c_constants(kvm_names)
+                                   + f"#define GMEM_KNOWN_FLAGS {known:#x}ULL\n"
+                                   + f"#define NEEDS_GUEST_MEMFD {int(_uses_gmem(ops))}\n"))
     if "open" in need:
         parts.append(C_OPEN)
     if "close" in need:
@@ -1287,8 +1586,9 @@ SIGSEGV, SIGBUS = 11, 7
 SIGNAL_NAMES = {SIGSEGV: "SIGSEGV", SIGBUS: "SIGBUS"}
 BAD_FD = 1 << 30
 PIN_PAGE = 4096
-NR = {"read": 0, "write": 1, "open": 2, "close": 3, "mmap": 9, "mprotect": 10, "munmap": 11,
-      "pwrite64": 18, "pipe": 22, "dup": 32, "fcntl": 72, "ftruncate": 77, "fchmod": 91,
+NR = {"read": 0, "write": 1, "open": 2, "close": 3, "lseek": 8, "mmap": 9, "mprotect": 10,
+      "munmap": 11, "ioctl": 16, "pread64": 17, "pwrite64": 18, "pipe": 22, "dup": 32,
+      "fcntl": 72, "ftruncate": 77, "fchmod": 91,
       "unshare": 272, "vmsplice": 278, "fallocate": 285, "memfd_create": 319,
       "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427}
 PROT_NONE, PROT_RW, MAP_SHARED, MAP_PRIVATE = 0, 3, 1, 2
@@ -1303,6 +1603,7 @@ maps = {}  # m1, m2, ... (by number) -> address
 pins = {}  # p1, p2, ... (by number) -> ("pipe", r, w) or ("ring", ...)
 cur_step = 0
 passed = failed = 0
+lacking = None  # why the current step's failure may be this machine's (a missing feature)
 
 
 def _arg(v):
@@ -1347,7 +1648,8 @@ def skip(why):
 
 
 def result(ok, r, want):
-    global passed, failed
+    global passed, failed, lacking
+    why, lacking = lacking, None
     if ok:
         print(f"ok {cur_step} {STEPS[cur_step]}")
         passed += 1
@@ -1355,6 +1657,8 @@ def result(ok, r, want):
     if r[0] == -1 and not r[2] and not want.startswith("-1 ") and USES_HUGETLB and \
             r[1] in (ERRNO["ENOMEM"], ERRNO["ENOSPC"]):
         skip("hugetlbfs: no free huge pages (raise /proc/sys/vm/nr_hugepages)")
+    if r[0] == -1 and not r[2] and not want.startswith("-1 ") and why:
+        skip(why)
     print(f"# step {cur_step}: the trace says {want}, the kernel gave {describe(r)}")
     print(f"not ok {cur_step} {STEPS[cur_step]}")
     failed += 1
@@ -1400,10 +1704,30 @@ def sys_memfd_create(name, flags):
     return r
 
 
-def sys_pwrite64(tfd, unit, count, off):
+def payload(unit, count):
+    """count bytes of unit repeated (strace's "x"... buffer)."""
     data = (unit * (count // max(len(unit), 1) + 1))[:count] if unit else bytes(count)
-    buf = ctypes.create_string_buffer(data, max(count, 1))
+    return ctypes.create_string_buffer(data, max(count, 1))
+
+
+def sys_pwrite64(tfd, unit, count, off):
+    buf = payload(unit, count)
     return sysc("pwrite64", FD(tfd), ctypes.addressof(buf), count, off)
+
+
+def sys_write(tfd, unit, count):
+    buf = payload(unit, count)
+    return sysc("write", FD(tfd), ctypes.addressof(buf), count)
+
+
+def sys_read(tfd, count):
+    buf = ctypes.create_string_buffer(max(count, 1))
+    return sysc("read", FD(tfd), ctypes.addressof(buf), count)
+
+
+def sys_pread64(tfd, count, off):
+    buf = ctypes.create_string_buffer(max(count, 1))
+    return sysc("pread64", FD(tfd), ctypes.addressof(buf), count, off)
 
 
 def sys_reopen(tfd, flags):
@@ -1616,6 +1940,93 @@ def setup_noexec(want):
 '''
 
 
+PY_KVM = r'''
+
+# /dev/kvm and guest_memfd: the structures of <linux/kvm.h> (Linux 6.18)
+U64 = ctypes.c_uint64
+KVM_CHECK_EXTENSION_NR = @KVM_CHECK_EXTENSION@
+KVM_CAP_GUEST_MEMFD_NR = @KVM_CAP_GUEST_MEMFD@
+KVM_CAP_GUEST_MEMFD_FLAGS_NR = @KVM_CAP_GUEST_MEMFD_FLAGS@
+KVM_CREATE_GUEST_MEMFD_NR = @KVM_CREATE_GUEST_MEMFD@
+KVM_SET_USER_MEMORY_REGION2_NR = @KVM_SET_USER_MEMORY_REGION2@
+GMEM_KNOWN_FLAGS = @GMEM_KNOWN_FLAGS@
+
+
+class KvmCreateGuestMemfd(ctypes.Structure):
+    _fields_ = (("size", U64), ("flags", U64), ("reserved", U64 * 6))
+
+
+class KvmUserspaceMemoryRegion2(ctypes.Structure):
+    _fields_ = (("slot", U32), ("flags", U32), ("guest_phys_addr", U64),
+                ("memory_size", U64), ("userspace_addr", U64), ("guest_memfd_offset", U64),
+                ("guest_memfd", U32), ("pad1", U32), ("pad2", U64 * 14))
+
+
+assert ctypes.sizeof(KvmCreateGuestMemfd) == 64
+assert ctypes.sizeof(KvmUserspaceMemoryRegion2) == 160
+
+
+def sys_open_kvm(flags, need_gmem):
+    """open("/dev/kvm"), as open_kvm_dev_path_or_exit(): no KVM here is a skip."""
+    global lacking
+    buf = c_str(b"/dev/kvm")
+    r = sysc("open", ctypes.addressof(buf), flags, 0)
+    if r[0] == -1:
+        lacking = f"kvm: cannot open /dev/kvm: {os.strerror(r[1])}"
+    elif need_gmem and sysc("ioctl", r[0], KVM_CHECK_EXTENSION_NR,
+                            KVM_CAP_GUEST_MEMFD_NR)[0] <= 0:
+        skip("kvm: no KVM_CAP_GUEST_MEMFD")
+    return r
+
+
+def sys_create_guest_memfd(vm, size, flags):
+    """KVM_CREATE_GUEST_MEMFD; a creation flag this kernel does not offer
+    (KVM_CAP_GUEST_MEMFD_FLAGS) makes EINVAL a skip."""
+    global lacking
+    arg = KvmCreateGuestMemfd(size=size % (1 << 64), flags=flags % (1 << 64))
+    r = sysc("ioctl", vm, KVM_CREATE_GUEST_MEMFD_NR, ctypes.addressof(arg))
+    if r[0] == -1 and r[1] == ERRNO["EINVAL"]:
+        offered = sysc("ioctl", vm, KVM_CHECK_EXTENSION_NR, KVM_CAP_GUEST_MEMFD_FLAGS_NR)[0]
+        if offered >= 0 and flags & GMEM_KNOWN_FLAGS & ~offered:
+            lacking = ("kvm: a guest_memfd flag of the trace is not in "
+                       "KVM_CAP_GUEST_MEMFD_FLAGS here")
+    return r
+
+
+def sys_set_memory_region2(vm, slot, flags, guest_phys_addr, memory_size, userspace_addr,
+                           guest_memfd_offset, guest_memfd):
+    """KVM_SET_USER_MEMORY_REGION2 (fields as in the struct, the padding zero)."""
+    arg = KvmUserspaceMemoryRegion2(
+        slot=slot % (1 << 32), flags=flags % (1 << 32),
+        guest_phys_addr=guest_phys_addr % (1 << 64), memory_size=memory_size % (1 << 64),
+        userspace_addr=userspace_addr % (1 << 64),
+        guest_memfd_offset=guest_memfd_offset % (1 << 64), guest_memfd=guest_memfd % (1 << 32))
+    return sysc("ioctl", vm, KVM_SET_USER_MEMORY_REGION2_NR, ctypes.addressof(arg))
+'''
+
+
+def _py_kvm_runtime() -> str:
+    values = {"KVM_CHECK_EXTENSION": vocab.KVM_CHECK_EXTENSION,
+              "KVM_CAP_GUEST_MEMFD": vocab.KVM_CAP_GUEST_MEMFD,
+              "KVM_CAP_GUEST_MEMFD_FLAGS": vocab.KVM_CAP_GUEST_MEMFD_FLAGS,
+              "KVM_CREATE_GUEST_MEMFD": vocab.KVM_CREATE_GUEST_MEMFD,
+              "KVM_SET_USER_MEMORY_REGION2": vocab.KVM_SET_USER_MEMORY_REGION2,
+              "GMEM_KNOWN_FLAGS": vocab.GUEST_MEMFD_FLAG_MMAP | vocab.GUEST_MEMFD_FLAG_INIT_SHARED}
+    out = PY_KVM
+    for k, v in values.items():
+        out = out.replace(f"@{k}@", f"{v:#x}")
+    return out
+
+
+def _py_field(f: str, v: Arg) -> str:
+    """A struct field's value as a Python expression."""
+    if f in _FD_FIELDS:
+        return f"FD({_fd(v, f)})"
+    if isinstance(v, Ref):
+        return f"maps[{_handle(v, 'm', f)}]"
+    return _py_value(v)
+
+
 def _py_value(arg: object) -> str:
     if isinstance(arg, Sym):
         return " | ".join(arg.text.split("|"))
@@ -1656,12 +2067,31 @@ def _py_call(op: _Op) -> str:
     if c == "open":
         if o[0] is not None:
             return f"sys_reopen({o[0]}, {_py_value(o[2])})"
+        if _is_kvm_open(op):
+            return f"sys_open_kvm({_py_value(o[2])}, NEEDS_GUEST_MEMFD)"
         return (f"sys_open({str(o[1]).encode('latin-1', 'replace')!r}, {_py_value(o[2])}, "
                 f"{_py_value(o[3])})")
     if c == "dup":
         return f'sysc("dup", FD({o[0]}))'
     if c == "close":
         return f"sys_close({o[0]})"
+    if c == "ioctl":
+        fd, req, code, arg = o
+        if code == vocab.KVM_CREATE_GUEST_MEMFD:
+            return f"sys_create_guest_memfd(FD({fd}), " \
+                f"{', '.join(_py_field(f, v) for f, v in arg)})"
+        if code == vocab.KVM_SET_USER_MEMORY_REGION2:
+            return f"sys_set_memory_region2(FD({fd}), " \
+                f"{', '.join(_py_field(f, v) for f, v in arg)})"
+        return f'sysc("ioctl", FD({fd}), {_py_value(req)}, {_py_value(arg)})'
+    if c == "read":
+        return f"sys_read({o[0]}, {o[1]})"
+    if c == "pread64":
+        return f"sys_pread64({o[0]}, {o[1]}, {o[2]})"
+    if c == "write":
+        return f"sys_write({o[0]}, {str(o[1]).encode('latin-1', 'replace')!r}, {o[2]})"
+    if c == "lseek":
+        return f'sysc("lseek", FD({o[0]}), {o[1]}, {_py_value(o[2])})'
     raise ExportError(f"step {op.n}: no Python for {c}")
 
 
@@ -1674,7 +2104,7 @@ def _py_expect(op: _Op, call: str) -> str:
     if isinstance(e, New):
         return f"mfd_assert_ok({call})"
     if isinstance(e, Ret):
-        if op.call in _FD_CREATORS:
+        if _creates_fd(op):
             return f"mfd_assert_fd({call}, {e.value})"
         return f"mfd_assert_ret({call}, {e.value})"
     raise ExportError(f"step {op.n}: no outcome (the model could not fill `?`)")
@@ -1695,7 +2125,10 @@ def export_python(design: Design, trace: Trace) -> str:
     out = ["#!/usr/bin/env python3", "# SPDX-License-Identifier: GPL-2.0",
            '"""' + "\n".join(doc).replace("\\", "\\\\").replace('"""', "'''") + '\n"""',
            PY_RUNTIME]
+    if any(op.call == "ioctl" or _is_kvm_open(op) for op in ops):
+        out.append(_py_kvm_runtime())
     out.append(f"USES_HUGETLB = {_uses_hugetlb(ops)}")
+    out.append(f"NEEDS_GUEST_MEMFD = {_uses_gmem(ops)}")
     out.append(f"MFD_HUGETLB_BIT = {vocab.MFD_HUGETLB:#x}")
     out.append("ERRNO = {" + ", ".join(f'"{k}": {v}' for k, v in vocab.ERRNO.items()) + "}")
     out.append("ERRNO_NAME = {v: k for k, v in ERRNO.items()}")
@@ -1751,6 +2184,8 @@ class _Syz:
         self.fd: dict[int, str] = {}
         self.pipe: dict[int, tuple[str, str]] = {}
         self.ring: dict[int, str] = {}
+        self.kind: dict[int, str] = {}  # trace fd -> "kvm", "vm", "gmem" (KVM descriptors)
+        self.maplen: dict[int, int] = {}  # mapping number -> length
         self.data = SYZ_DATA
 
     def res(self) -> str:
@@ -1764,7 +2199,62 @@ class _Syz:
         return f"&({p:#x})"
 
     def fdarg(self, tfd: int) -> str:
-        return self.fd.get(tfd, "0xffffffffffffffff")
+        """The resource of a trace fd; stdin/out/err as numbers, any other fd as -1."""
+        if tfd in self.fd:
+            return self.fd[tfd]
+        return f"{tfd:#x}" if 0 <= tfd < 3 else "0xffffffffffffffff"
+
+    def new_fd(self, e: Outcome, kind: str = "") -> str:
+        """The resource a call that returns the trace fd of `e` assigns, or ""."""
+        if not isinstance(e, Ret):
+            return ""
+        r = self.res()
+        self.fd[e.value] = r
+        self.kind.pop(e.value, None)
+        if kind:
+            self.kind[e.value] = kind
+        return r
+
+    def close(self, tfd: int) -> None:
+        self.fd.pop(tfd, None)
+        self.kind.pop(tfd, None)
+
+
+#: ioctl request -> its syzkaller name, for each kind of descriptor it is issued on
+_SYZ_IOCTLS: dict[int, dict[str, str]] = {
+    vocab.KVM_CREATE_VM: {"": "KVM_CREATE_VM"},
+    vocab.KVM_CHECK_EXTENSION: {"": "KVM_CHECK_EXTENSION", "vm": "KVM_CHECK_EXTENSION_VM"},
+    0xAE00: {"": "KVM_GET_API_VERSION"},
+    vocab.KVM_CREATE_GUEST_MEMFD: {"": "KVM_CREATE_GUEST_MEMFD"},
+    vocab.KVM_SET_USER_MEMORY_REGION2: {"": "KVM_SET_USER_MEMORY_REGION2"},
+}
+
+
+def _syz_ioctl(s: _Syz, op: _Op) -> str:
+    """One ioctl as syzkaller writes it (sys/linux/dev_kvm.txt): openat$kvm gives fd_kvm,
+    KVM_CREATE_VM fd_kvmvm, KVM_CREATE_GUEST_MEMFD fd_kvm_guest_memfd; a struct argument
+    is written field by field in layout order, its padding left to the default (zero)."""
+    fd, _, code, arg = op.ops
+    names = _SYZ_IOCTLS[code]
+    name = names.get(s.kind.get(fd, ""), names[""])
+    if isinstance(arg, tuple):
+        vals = []
+        for (f, v), (_, bits) in zip(arg, _IOCTL_STRUCTS[code][1], strict=True):
+            if f in _FD_FIELDS:
+                vals.append(s.fdarg(_fd(v, f)))
+            elif isinstance(v, Ref):
+                m = _handle(v, "m", f)
+                vals.append(f"&({_syz_map(m):#x}/{s.maplen.get(m, 0x1000):#x})=nil")
+            else:
+                vals.append(f"{_int(v, f) % (1 << bits):#x}")
+        size = 64 if code == vocab.KVM_CREATE_GUEST_MEMFD else 160
+        argtext = f"{s.ptr(size)}={{{', '.join(vals)}}}"
+    else:
+        argtext = _syz_hex(_int(arg, name))
+    kind = {vocab.KVM_CREATE_VM: "vm", vocab.KVM_CREATE_GUEST_MEMFD: "gmem"}.get(code, "")
+    assign = s.new_fd(op.expect, kind) if code in _IOCTL_FD_CREATORS else ""
+    call = f"ioctl${name}({s.fdarg(fd)}, {code:#x}, {argtext})"
+    return f"{assign} = {call}" if assign else call
 
 
 def _syz_map(m: int) -> int:
@@ -1792,9 +2282,7 @@ def export_syz(design: Design, trace: Trace) -> str:
         if c == "memfd_create":
             name = "0x0" if o[0] is None else f"{s.ptr(len(str(o[0])) + 1)}={_syz_str(str(o[0]))}"
             flags = _int(o[1], "flags")
-            if isinstance(e, Ret):
-                assign = s.res()
-                s.fd[e.value] = assign
+            assign = s.new_fd(e)
             lines.append(f"memfd_create({name}, {_syz_hex(flags)})")
         elif c == "fcntl":
             cmd = _int(o[1], "cmd")
@@ -1822,6 +2310,8 @@ def export_syz(design: Design, trace: Trace) -> str:
             prot = _int(o[2], "prot")
             flags = _int(o[3], "flags")
             where = _syz_map(m) if m else SYZ_MAPS + 0x10000000
+            if m:
+                s.maplen[m] = length
             lines.append(f"mmap(&({where:#x}/{length:#x})=nil, {length:#x}, {prot:#x}, "
                          f"{flags:#x}, {s.fdarg(o[4])}, 0x0)")
         elif c == "mprotect":
@@ -1871,19 +2361,30 @@ def export_syz(design: Design, trace: Trace) -> str:
         elif c == "open":
             path = str(o[1]) if o[0] is None else f"/proc/self/fd/{o[0]}"
             flags = _int(o[2], "flags")
-            if isinstance(e, Ret):
-                assign = s.res()
-                s.fd[e.value] = assign
-            lines.append(f"openat(0xffffffffffffff9c, {s.ptr(len(path) + 1)}={_syz_str(path)}, "
-                         f"{flags:#x}, 0x0)")
+            kvm = o[0] is None and path == KVM_PATH
+            assign = s.new_fd(e, "kvm" if kvm else "")
+            lines.append(f"openat{'$kvm' if kvm else ''}(0xffffffffffffff9c, "
+                         f"{s.ptr(len(path) + 1)}={_syz_str(path)}, {flags:#x}, 0x0)")
         elif c == "dup":
-            if isinstance(e, Ret):
-                assign = s.res()
-                s.fd[e.value] = assign
+            assign = s.new_fd(e, s.kind.get(o[0], ""))
             lines.append(f"dup({s.fdarg(o[0])})")
         elif c == "close":
             lines.append(f"close({s.fdarg(o[0])})")
-            s.fd.pop(o[0], None)
+            s.close(o[0])
+        elif c == "ioctl":
+            lines.append(_syz_ioctl(s, op))
+        elif c in ("read", "pread64"):
+            count = o[1]
+            off = f", {o[2]:#x}" if c == "pread64" else ""
+            lines.append(f"{c}({s.fdarg(o[0])}, {s.ptr(count)}=\"\"/{count}, {count:#x}{off})")
+        elif c == "write":
+            data, count = str(o[1]), o[2]
+            unit = data or "\0"
+            buf = (unit * (count // len(unit) + 1))[:count]
+            lines.append(f"write({s.fdarg(o[0])}, {s.ptr(count)}={_syz_str(buf, nul=False)}, "
+                         f"{count:#x})")
+        elif c == "lseek":
+            lines.append(f"lseek({s.fdarg(o[0])}, {_syz_hex(o[1])}, {_int(o[2], 'whence'):#x})")
         if assign:
             lines[-1] = f"{assign} = {lines[-1]}"
         if lines and not lines[-1].startswith("#"):
