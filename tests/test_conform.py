@@ -180,9 +180,17 @@ def test_walks_are_seeded_and_predict_probes() -> None:
 # ---- on the live kernel ----------------------------------------------------------------------
 @pytest.mark.kernel
 def test_replay_every_scenario_on_both(capsys: pytest.CaptureFixture[str]) -> None:
-    files = sorted(glob.glob(str(SCENARIOS / "**" / "*.trace"), recursive=True))
-    if not files:
+    from traces.textfmt import load_trace
+
+    every = sorted(glob.glob(str(SCENARIOS / "**" / "*.trace"), recursive=True))
+    if not every:
         pytest.skip(f"no scenario traces under {SCENARIOS}")
+    # only designs that claim to be the live kernel; historical and proposed designs (the
+    # bug corpus, v5) are checked on the model, and against the kernel by their own tests
+    files = [f for f in every if designs.get(load_trace(f).design).kernel is not None]
+    others = sorted({load_trace(f).design for f in every} - {load_trace(f).design
+                                                              for f in files})
+    print(f"not replayed on the kernel (designs that do not model it): {', '.join(others)}")
     code = main(["replay", "--on", "both", *files])
     out = capsys.readouterr().out
     assert code == 0, "\n".join(x for x in out.splitlines() if not x.startswith("ok "))

@@ -76,6 +76,9 @@ SCHEMA = Schema((
     Field("pin_gup", nat("pins"), "long-term FOLL_WRITE pins (io_uring fixed buffer, O_DIRECT)",
           handle=("pin", "gup")),
     Field("created_noexec", boolean(), "created with (effective) MFD_NOEXEC_SEAL", ghost=True),
+    Field("hpage0_cached", boolean(), "hugetlbfs: page 0 is in the page cache (fallocate or a "
+          "fault put it there). hugetlb faults map a cached page without looking at i_size, so "
+          "it stays accessible beyond EOF (found by conformance testing on 6.18.44)"),
 ))
 
 FD = enum(*FD_KINDS)
@@ -105,6 +108,18 @@ def writable_maps(s: StateView) -> E:
 
 def pins(s: StateView) -> E:
     return s.pin_ref + s.pin_gup
+
+
+def past_eof(s: StateView) -> E:
+    """An access to page 0 faults past EOF: shmem_fault() checks i_size on every fault;
+    hugetlb_fault() only when it must allocate (hugetlb_no_page()), so a page already in the
+    page cache is mapped even beyond i_size."""
+    return (s.size == 0) & ~(s.hugetlb & s.hpage0_cached)
+
+
+def faulted_in(s: StateView) -> dict[str, E]:
+    """A successful fault on hugetlbfs leaves page 0 in the page cache."""
+    return {"hpage0_cached": If(s.hugetlb, 1, s.hpage0_cached)}
 
 
 def write_sealed(s: StateView) -> E:
@@ -236,8 +251,10 @@ def ftruncate_body(s: StateView, fd: E, len: E) -> list[object]:  # noqa: A002
              why="do_ftruncate(): !(f_mode & FMODE_WRITE)"),
         fail("EPERM", when=s.seals.has(F_SEAL_SHRINK) & (len < s.size), label="shrink_seal"),
         fail("EPERM", when=s.seals.has(F_SEAL_GROW) & (len > s.size), label="grow_seal"),
-        pinned_page0_kept(s, (len == 0) & (s.size > 0)),
-        ok(0, size=len),
+        pinned_page0_kept(s, (len == 0) & ((s.size > 0) | s.hpage0_cached)),
+        ok(0, size=len, hpage0_cached=If(len == 0, 0, s.hpage0_cached),
+           why="truncation removes pages past the new size; hugetlbfs_setattr() truncates "
+               "even when the size does not change (probed on 6.18.44)"),
     ]
 
 
@@ -261,10 +278,13 @@ def fallocate_body(s: StateView, fd: E, mode: E, off: E) -> list[object]:
         fail("EPERM", when=punch & write_sealed(s), label="punch_write_seal",
              why="shmem_fallocate(): punching a hole needs no WRITE/FUTURE_WRITE"),
         pinned_page0_kept(s, punch & (off == 0) & (s.size > 0)),
-        ok(0, when=punch, label="punched", effects=If(off < s.size, CHG_FD, 0)),
+        ok(0, when=punch, label="punched", effects=If(off < s.size, CHG_FD, 0),
+           hpage0_cached=If(off == 0, 0, s.hpage0_cached)),
         fail("EPERM", when=s.seals.has(F_SEAL_GROW) & (end > s.size), label="grow_seal",
              why="shmem_fallocate(): GROW and offset + len > i_size (also with KEEP_SIZE)"),
-        ok(0, size=If(~keep & (end > s.size), end, s.size)),
+        ok(0, size=If(~keep & (end > s.size), end, s.size),
+           hpage0_cached=If(s.hugetlb & (off == 0), 1, s.hpage0_cached),
+           why="allocation puts the page in the page cache, also past EOF with KEEP_SIZE"),
     ]
 
 
@@ -318,16 +338,16 @@ def store_body(s: StateView, m: E) -> list[object]:
         have_map(s, m),
         signal("SIGSEGV", unless=(m == SH_RW) | (m == PR_RW), label="no_vm_write",
                why="access_error(): the VMA lacks VM_WRITE"),
-        signal("SIGBUS", when=s.size == 0, label="past_eof",
-               why="shmem_fault()/hugetlb_fault(): page beyond i_size"),
-        ok(0, effects=If(m == SH_RW, CHG_MAP, 0),
+        signal("SIGBUS", when=past_eof(s), label="past_eof",
+               why="shmem_fault()/hugetlb_no_page(): page beyond i_size"),
+        ok(0, effects=If(m == SH_RW, CHG_MAP, 0), **faulted_in(s),
            why="a shared store changes the file; a private one copies the page"),
     ]
 
 
 def load_body(s: StateView, m: E) -> list[object]:
     return [have_map(s, m),
-            signal("SIGBUS", when=s.size == 0, label="past_eof"), ok(0)]
+            signal("SIGBUS", when=past_eof(s), label="past_eof"), ok(0, **faulted_in(s))]
 
 
 SHARED_MAPS = (SH_RW, SH_RO_MW, SH_RO)
@@ -339,9 +359,9 @@ def pin_body(s: StateView, m: E) -> list[object]:
         have_map(s, m),
         requires((m == SH_RW) | (m == SH_RO_MW) | (m == SH_RO), label="shared_only",
                  why="pins through private mappings are not modelled (COW state)"),
-        fail("EFAULT", when=s.size == 0, label="past_eof",
+        fail("EFAULT", when=past_eof(s), label="past_eof",
              why="get_user_pages() cannot fault the page in"),
-        ok(0, pin_ref=s.pin_ref + 1),
+        ok(0, pin_ref=s.pin_ref + 1, **faulted_in(s)),
     ]
 
 
@@ -352,8 +372,8 @@ def gup_pin_body(s: StateView, m: E) -> list[object]:
         requires((m == SH_RW) | (m == SH_RO_MW) | (m == SH_RO), label="shared_only"),
         fail("EFAULT", unless=m == SH_RW, label="no_vm_write",
              why="check_vma_flags(): FOLL_WRITE needs VM_WRITE"),
-        fail("EFAULT", when=s.size == 0, label="past_eof"),
-        ok(0, pin_gup=s.pin_gup + 1),
+        fail("EFAULT", when=past_eof(s), label="past_eof"),
+        ok(0, pin_gup=s.pin_gup + 1, **faulted_in(s)),
     ]
 
 
@@ -378,8 +398,9 @@ def reopen_body(s: StateView, fd: E, how: E) -> list[object]:
         have_fd(s, fd),
         fail("EPERM", when=trunc & s.seals.has(F_SEAL_SHRINK) & (s.size > 0),
              label="shrink_seal", why="handle_truncate() -> shmem_setattr(): SHRINK"),
-        pinned_page0_kept(s, trunc & (s.size > 0)),
+        pinned_page0_kept(s, trunc & ((s.size > 0) | s.hpage0_cached)),
         ok(0, size=If(trunc, 0, s.size),
+           hpage0_cached=If(trunc, 0, s.hpage0_cached),
            **bump(s, FD_FIELDS, If(how == OPEN_RDONLY, RO, RW), +1)),
     ]
 
