@@ -81,7 +81,8 @@ def test_replaced_rule_delta() -> None:
 
 
 def test_scope_pruning_is_reported() -> None:
-    d = designs.get("memfd")
+    d = designs.get("memfd").derive("memfd-shmem", "shmem only", edit={
+        "memfd_create": lambda a: a.with_params(flags=(0x2,), name=(0,))})
     r = _check(d, ["seals-only-grow"])
     assert r.pruned > 0  # counters hit the scope: the verdict is within the scope only
     bigger = _check(d, ["seals-only-grow"], {"maps": 2})
