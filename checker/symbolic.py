@@ -1,0 +1,342 @@
+"""The symbolic engines behind one entry point: check_symbolic(design, prop, engine, ...).
+
+Engines: "bmc" (shortest run up to a depth), "kind" (k-induction), "pdr" (z3 Spacer, with an
+inductive invariant re-checked independently). Naturals bounded by a scope are unbounded in
+z3, so PROVED holds for every scope. Every run an engine reports (counterexample or witness)
+is decoded from the z3 model and replayed step by step on the explicit engine's interpreter
+(checker/explicit.py, the compiled numpy code of the same actions); any disagreement is an
+internal error (ReplayMismatch), as is a certificate failing its re-check (CertificateError).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import z3
+
+from checker.abstract import ARun
+from checker.bmc import SearchResult, bmc
+from checker.certificate import CertificateError, conjuncts_of, make, minimize
+from checker.encode_z3 import Encoder, Goal, Z, goal_for, is_action_kind, is_sometimes
+from checker.explicit import Explorer, ExploreResult, evaluate
+from checker.kind import kinduction
+from checker.kind import recheck as kind_recheck
+from checker.pdr import pdr
+from checker.verdict import Result, Verdict
+from model.lang.design import Design
+from model.lang.expr import E
+from model.lang.schema import StateView, render_state
+from properties.catalogue import Property, for_design
+
+ENGINES = ("bmc", "kind", "pdr")
+PDR_RUN_DEPTH = 200  # BMC bound when re-finding a run Spacer reported reachable
+
+
+class ReplayMismatch(RuntimeError):
+    """An internal error: a symbolic run disagrees with the explicit interpreter."""
+
+
+# ---- caches ----------------------------------------------------------------------------------
+_ENC: dict[int, tuple[Design, Encoder]] = {}
+
+
+def encoder(design: Design) -> Encoder:
+    """The (cached) z3 encoding of a design."""
+    hit = _ENC.get(id(design))
+    if hit is None or hit[0] is not design:
+        hit = (design, Encoder(design))
+        _ENC[id(design)] = hit
+    return hit[1]
+
+
+# ---- replay on the explicit interpreter -------------------------------------------------------
+_EXPL: dict[int, tuple[Design, Explorer]] = {}
+
+
+def _explorer(design: Design, prop: Property) -> Explorer:
+    """An explicit engine (its compiled actions and predicates) for `design` knowing `prop`;
+    one per design, compiled with every catalogue property that applies to it."""
+    hit = _EXPL.get(id(design))
+    if hit is None or hit[0] is not design or prop not in hit[1].props:
+        props = [p for p in for_design(design) if p.name != prop.name] + [prop]
+        if hit is not None and hit[0] is design:
+            props += [p for p in hit[1].props if p.name not in {q.name for q in props}]
+        hit = (design, Explorer(design, design.scope(), props))
+        _EXPL[id(design)] = hit
+    return hit[1]
+
+
+class Replayer:
+    """Replays decoded runs with checker.explicit.Explorer.apply, and evaluates the property
+    with the explicit engine's compiled predicate."""
+
+    def __init__(self, design: Design, prop: Property) -> None:
+        self.design = design
+        self.prop = prop
+        self.explorer = _explorer(design, prop)
+        self.by_name = {ca.action.name: ca for ca in self.explorer.actions}
+
+    def replay(self, run: ARun) -> ARun:
+        """The interpreter's run for the same initial state and action instances; raises
+        ReplayMismatch unless every outcome, effect, deciding rule and after-state agrees
+        and the run ends by meeting the property's goal."""
+        d = self.design
+        ch = d.init.choices(d.schema)
+        bad = {k: v for k, v in run.init.items() if v not in ch[k]}
+        if bad or set(run.init) != set(ch):
+            raise ReplayMismatch(f"{self.prop.name}: decoded initial state is not initial: {bad}")
+        st = dict(run.init)
+        out = ARun(dict(run.init), violation=run.violation)
+        for i, zs in enumerate(run.steps):
+            ca = self.by_name[zs.action]
+            try:
+                step = self.explorer.apply(ca, st, zs.params)
+            except ValueError as e:
+                raise ReplayMismatch(f"{self.prop.name}: step {i + 1} {zs.action}{zs.params}: "
+                                     f"z3 took it, the interpreter says {e}") from None
+            diffs = []
+            if step.out != zs.out:
+                diffs.append(f"outcome {step.out} vs z3 {zs.out}")
+            if step.eff != zs.eff:
+                diffs.append(f"effects {step.eff:#x} vs z3 {zs.eff:#x}")
+            if step.rule != zs.rule:
+                diffs.append(f"rule {step.rule} vs z3 {zs.rule}")
+            for k in st:
+                if step.after[k] != zs.after[k]:
+                    diffs.append(f"{k}' = {step.after[k]} vs z3 {zs.after[k]}")
+            if diffs:
+                raise ReplayMismatch(
+                    f"{self.prop.name}: step {i + 1} {zs.action}{zs.params} from "
+                    f"{render_state(d.schema, st)}: interpreter and z3 disagree: "
+                    + "; ".join(diffs))
+            out.steps.append(step)
+            st = dict(step.after)
+        if not self.meets_goal(out):
+            raise ReplayMismatch(f"{self.prop.name}: the replayed run does not "
+                                 f"{'witness' if is_sometimes(self.prop) else 'violate'} it")
+        return out
+
+    def meets_goal(self, run: ARun) -> bool:
+        p = self.prop
+        want = is_sometimes(p)
+        if is_action_kind(p):
+            if not run.steps:
+                return False
+            last = run.steps[-1]
+            before = run.states()[-2]
+            r, en = evaluate(self.explorer.packer, self.by_name[last.action], before, last.params)
+            val = bool(np.asarray(r[f"prop:{p.name}"]).reshape(-1)[0])
+            return en and val == want
+        st = run.states()[-1]
+        S: dict[str, Any] = {k: np.array([[int(v)]], dtype=np.int64) for k, v in st.items()}
+        S["__shape__"] = np.zeros((1, 1), dtype=np.int8)
+        val = bool(np.asarray(self.explorer.sprops[p.name](S)).reshape(-1)[0])
+        return val == want
+
+
+# ---- the entry point --------------------------------------------------------------------------
+def check_symbolic(design: Design, prop: Property, engine: str, *, depth: int = 20,
+                   timeout: float | None = 60.0, explicit_replay: bool = True,
+                   invariant: Callable[[StateView], E] | None = None,
+                   certificate: str | Path | None = None) -> Result:
+    """Check one property of one design with a symbolic engine.
+
+    depth: BMC bound / largest k for k-induction. timeout: seconds per solver query (a
+    timeout or `unknown` gives UNKNOWN, never PROVED). explicit_replay: replay every run on
+    the explicit interpreter (on by default; a disagreement raises ReplayMismatch).
+    invariant: a state predicate strengthening k-induction (proved along with the property).
+    certificate: write the SMT-LIB2 certificate of a PROVED (or proved NOT WITNESSED)
+    verdict to this file."""
+    if engine not in ENGINES:
+        raise ValueError(f"unknown symbolic engine {engine!r} (one of {', '.join(ENGINES)})")
+    t0 = time.perf_counter()
+    enc = encoder(design)
+    goal = goal_for(enc, prop)
+    ctx = _Ctx(design, prop, engine, enc, goal, timeout, explicit_replay, t0)
+    if engine == "bmc":
+        res = ctx.bmc(depth)
+    elif engine == "kind":
+        strengthen = enc.state_pred(invariant(design.schema.state_vars("s"))) if invariant \
+            else None
+        res = ctx.kind(depth, strengthen)
+    else:
+        res = ctx.pdr()
+    res.seconds = time.perf_counter() - t0
+    if certificate is not None and res.certificate_smt2 is not None:
+        Path(certificate).write_text(res.certificate_smt2)
+    return res
+
+
+class _Ctx:
+    def __init__(self, design: Design, prop: Property, engine: str, enc: Encoder, goal: Goal,
+                 timeout: float | None, replay: bool, t0: float) -> None:
+        self.design, self.prop, self.engine = design, prop, engine
+        self.enc, self.goal, self.timeout, self.replay, self.t0 = enc, goal, timeout, replay, t0
+        self.sometimes = is_sometimes(prop)
+
+    def result(self, verdict: Verdict, method: str, **kw: Any) -> Result:
+        return Result(self.design.name, self.prop.name, self.engine, verdict,
+                      self.prop.expected(self.design.name), method, **kw)
+
+    def violation(self) -> str | None:
+        return None if self.sometimes else self.prop.name
+
+    def found(self, run: ARun, method: str, stats: Mapping[str, Any]) -> Result:
+        if self.replay:
+            run = Replayer(self.design, self.prop).replay(run)
+            method += ", replayed on the explicit interpreter"
+        verdict = Verdict.WITNESSED if self.sometimes else Verdict.VIOLATED
+        return self.result(verdict, method, run=run, stats=dict(stats))
+
+    def unknown(self, why: str, stats: Mapping[str, Any] | None = None) -> Result:
+        return self.result(Verdict.UNKNOWN, f"{self.engine}: {why}", stats=dict(stats or {}))
+
+    # -- engines ------------------------------------------------------------------------------
+    def bmc(self, depth: int) -> Result:
+        r = bmc(self.enc, self.goal, depth, self.timeout, violation=self.violation())
+        stats = {"queries": r.queries, "depth": r.depth}
+        if r.status == "found":
+            assert r.run is not None
+            return self.found(r.run, f"bmc, shortest run ({len(r.run)} steps)", stats)
+        if r.status == "unknown":
+            return self.unknown(f"solver gave up after depth {r.depth} ({r.reason})", stats)
+        if self.sometimes:
+            return self.result(Verdict.NOT_WITNESSED, f"bmc: no witness within depth {depth}",
+                               stats=stats)
+        return self.result(Verdict.BOUNDED, f"bmc to depth {depth}", stats=stats)
+
+    def kind(self, max_k: int, strengthen: Z | None) -> Result:
+        r = kinduction(self.enc, self.goal, max_k, self.timeout, strengthen=strengthen,
+                       violation=self.violation())
+        stats: dict[str, Any] = {"k": r.k}
+        if r.status == "found":
+            assert r.run is not None
+            return self.found(r.run, f"k-induction base case, run of {len(r.run)} steps", stats)
+        if r.status == "unknown":
+            return self.unknown(f"at k={r.k}: {r.reason}", stats)
+        if r.status == "cti":
+            assert r.run is not None
+            return self.result(Verdict.CTI, f"k-induction: step fails at k={r.k} (inconclusive)",
+                               note=self.cti_text(r.run), stats=stats)
+        extra = " with the given strengthening invariant" if strengthen is not None else ""
+        cert = None
+        if r.k <= 1 and not r.on_transitions:
+            # ¬bad is inductive (k = 1) or valid (k = 0): it is the certificate
+            bad = self.goal.pre if self.goal.pre is not None else self.goal.state
+            conj = conjuncts_of(z3.Not(bad))
+            if strengthen is not None:
+                conj += conjuncts_of(strengthen)
+            cert = make(self.enc, self.goal, conj, self.title(), self.timeout)
+            if not cert.valid:
+                if "sat" not in cert.checks.values():
+                    return self.unknown(f"certificate re-check inconclusive: {cert.checks}",
+                                        stats)
+                raise CertificateError(f"{self.prop.name}: k-induction invariant failed its "
+                                       f"re-check: {cert.checks}")
+            it = "its negation" if self.sometimes else "the property"
+            if self.goal.per_action is None:
+                how = (f"{it} holds in every state" if r.k == 0
+                       else f"{it} is inductive (certificate: {it} itself)")
+            else:
+                bad = "a transition meeting it" if self.sometimes else "a violating transition"
+                how = (f"no state has {bad}" if r.k == 0 else
+                       f"the states without {bad} are closed under transitions "
+                       "(certificate: that set)")
+            method = (f"k-induction, k={r.k}{extra}: {how}; certificate re-checked "
+                      "(3 unsat queries)")
+        else:
+            again = kind_recheck(self.enc, self.goal, r.k, self.timeout, strengthen=strengthen,
+                                 use_pre=not r.on_transitions)
+            if again == "unknown":
+                return self.unknown(f"re-check of k={r.k} inconclusive", stats)
+            if again != "unsat":
+                raise CertificateError(f"{self.prop.name}: k-induction at k={r.k} failed its "
+                                       "re-check in a fresh solver")
+            why = ("on transitions" if r.on_transitions
+                   else "k > 1: no 1-inductive certificate")
+            method = (f"k-induction, k={r.k}{extra} ({why}; base and step re-run in a fresh "
+                      "solver)")
+        return self.proved(method, cert, stats)
+
+    def pdr(self) -> Result:
+        r = pdr(self.enc, self.goal, self.timeout)
+        stats: dict[str, Any] = {"pdr_seconds": round(r.seconds, 3)}
+        if r.status == "unknown":
+            return self.unknown(f"Spacer: {r.reason or 'unknown'}", stats)
+        if r.status == "reachable":
+            search = self._refind(stats)
+            if search.status == "found":
+                assert search.run is not None
+                return self.found(search.run, f"pdr (Spacer): reachable; shortest run "
+                                  f"({len(search.run)} steps) found by bmc", stats)
+            return self.unknown(f"Spacer says reachable but bmc found no run within "
+                                f"{search.depth} steps ({search.reason or 'bound'})", stats)
+        assert r.invariant is not None
+        conj = minimize(self.enc, self.goal, conjuncts_of(r.invariant), self.timeout)
+        cert = make(self.enc, self.goal, conj, self.title(), self.timeout)
+        stats["invariant_conjuncts"] = len(conj)
+        if not cert.valid:
+            if "sat" not in cert.checks.values():
+                return self.unknown(f"certificate re-check inconclusive: {cert.checks}", stats)
+            raise CertificateError(f"{self.prop.name}: Spacer's invariant failed the "
+                                   f"independent re-check: {cert.checks}")
+        return self.proved("pdr (Spacer), inductive invariant re-checked by a fresh solver "
+                           "(3 unsat queries)", cert, stats)
+
+    def _refind(self, stats: dict[str, Any]) -> SearchResult:
+        s = bmc(self.enc, self.goal, PDR_RUN_DEPTH, self.timeout, violation=self.violation(),
+                use_pre=False)
+        stats["bmc_queries"] = s.queries
+        return s
+
+    # -- helpers ------------------------------------------------------------------------------
+    def proved(self, method: str, cert: Any, stats: dict[str, Any]) -> Result:
+        method += "; unbounded: holds for every scope"
+        verdict = Verdict.NOT_WITNESSED if self.sometimes else Verdict.PROVED
+        if self.sometimes:
+            method = "proved unreachable: " + method
+        return self.result(verdict, method, certificate=cert.text if cert else None,
+                           certificate_smt2=cert.smt2 if cert else None, stats=stats)
+
+    def title(self) -> str:
+        what = ("no reachable state satisfies" if self.sometimes else "invariant for")
+        return (f"shmemcheck certificate: {what} property {self.prop.name} "
+                f"({self.prop.kind}) of design {self.design.name}")
+
+    def cti_text(self, run: ARun) -> str:
+        sch = self.design.schema
+        lines = ["counterexample to induction (states NOT known to be reachable; not a bug):",
+                 f"  s0: {render_state(sch, run.init)}"]
+        for i, st in enumerate(run.steps, 1):
+            lines.append(f"  --{st.action}{st.params} -> {st.rule}-->")
+            lines.append(f"  s{i}: {render_state(sch, st.after)}")
+        lines.append("  the last state "
+                     + ("has a transition violating the property"
+                        if self.goal.on_transition else "violates the property")
+                     + " though the earlier ones satisfy it")
+        return "\n".join(lines)
+
+
+# ---- the explicit engine's verdict, for comparison -------------------------------------------
+def scope_text(scope: Mapping[str, int]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in scope.items())
+
+
+def explicit_result(res: ExploreResult, prop: Property) -> Result:
+    """An explicit-engine outcome as a Result; its method names the scope it is limited to."""
+    o = res.props[prop.name]
+    sc = scope_text(res.scope)
+    within = f"explicit, scope {sc}" + ("" if res.complete else f", depth {res.depth}")
+    if is_sometimes(prop):
+        verdict = Verdict.WITNESSED if o.holds else Verdict.NOT_WITNESSED
+        method = within if o.holds else f"{within}: no witness within this scope only"
+    else:
+        verdict = Verdict.EXHAUSTED if o.holds else Verdict.VIOLATED
+        method = (f"{within}: holds only within this scope ({res.states} states)" if o.holds
+                  else within)
+    return Result(res.design.name, prop.name, "explicit", verdict,
+                  prop.expected(res.design.name), method, res.seconds, o.run)
