@@ -464,6 +464,27 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return exit_code(results)
 
 
+def cmd_corpus(args: argparse.Namespace) -> int:
+    from checker import corpus
+
+    bugs = corpus.catalogue()
+    if args.bug:
+        known = {b.id for b in bugs}
+        unknown = [b for b in args.bug if b not in known]
+        if unknown:
+            raise UsageError(f"unknown bug {unknown[0]!r} (bugs: {', '.join(sorted(known))})")
+        bugs = [b for b in bugs if b.id in args.bug]
+    results = corpus.run_corpus(bugs, symbolic=not args.explicit, timeout=args.timeout,
+                                progress=None if args.quiet else _progress)
+    sys.stdout.write(corpus.table(results, markdown=args.format == "markdown"))
+    if args.out:
+        for a in corpus.write_artifacts(results, args.out):
+            if a.note:
+                print(f"  {a.path}: {a.note}", file=sys.stderr)
+    print(corpus.summary(results))
+    return corpus.exit_status(results)
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="shmemcheck", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -527,6 +548,16 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--scope")
     x.add_argument("--graph", help="write DOT here (and SVG beside it if Graphviz is installed)")
     x.add_argument("--max-states", type=int, default=20000)
+    cp = sub.add_parser("corpus", help="the bug corpus: each historical bug caught on its "
+                        "-broken design, each fix holding on its -fixed design")
+    cp.add_argument("--bug", action="append", help="only this bug (B1, ..., G1)")
+    cp.add_argument("--explicit", action="store_true",
+                    help="explicit engine only (fixes then hold within the scope, unproved)")
+    cp.add_argument("--timeout", type=float, default=60.0, help="seconds per pdr query")
+    cp.add_argument("--format", choices=["text", "markdown"], default="text")
+    cp.add_argument("--out", metavar="DIR", help="write <id>-broken/-fixed traces and C "
+                    "reproducers here (traces/scenarios/corpus holds the committed ones)")
+    cp.add_argument("--quiet", action="store_true", help="no progress on stderr")
     return ap
 
 
@@ -537,7 +568,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.engine = ["explicit"]
     handlers = {"list": cmd_list, "check": cmd_check, "replay": cmd_replay,
                 "export": cmd_export, "explore": cmd_explore, "conform": cmd_conform,
-                "diff": cmd_diff, "encoding": cmd_encoding, "compare": cmd_compare}
+                "diff": cmd_diff, "encoding": cmd_encoding, "compare": cmd_compare,
+                "corpus": cmd_corpus}
     try:
         return handlers[args.cmd](args)
     except UsageError as e:

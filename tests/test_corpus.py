@@ -1,0 +1,190 @@
+"""The bug corpus (checker/corpus.py, model/designs/corpus.py, traces/scenarios/corpus/): every
+bug caught on its -broken design, every fix holding on its -fixed design, the committed traces
+current and replayable, B15's fix a one-rule change, and the reproducers on the live kernel."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from checker.cli import main
+from checker.corpus import CORPUS_DIR, catalogue, search, verdict_changes
+from checker.replay import check_expectation
+from checker.verdict import Verdict
+from model import designs
+from model.designs.corpus import BUGS
+from properties.catalogue import NOT_WITNESSED, WITNESSED, for_design, load
+from properties.corpus import view_name
+from traces.textfmt import parse_trace
+
+BUG_IDS = [b.id for b in catalogue()]
+
+
+@pytest.fixture(scope="module")
+def corpus_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, list[str], Path]:
+    """`shmemcheck corpus --out DIR`, once: (exit status, stdout lines, DIR)."""
+    import contextlib
+    import io
+
+    out = tmp_path_factory.mktemp("corpus")
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        rc = main(["corpus", "--quiet", "--out", str(out)])
+    return rc, buf.getvalue().splitlines(), out
+
+
+def test_corpus_catches_every_bug_and_every_fix_holds(
+        corpus_run: tuple[int, list[str], Path]) -> None:
+    rc, lines, _ = corpus_run
+    n = len(BUGS)
+    assert rc == 0, "\n".join(lines)
+    assert lines[-1].startswith(f"corpus: {n}/{n} bugs caught, {n}/{n} fixes "), lines[-1]
+    assert lines[-1].split()[-1] in ("proved", "hold") or "hold (" in lines[-1]
+    assert lines[0].split()[:3] == ["bug", "fix", "commit"]
+    rows = {ln.split()[0]: ln for ln in lines[1:-1]}
+    assert sorted(rows) == sorted(BUGS)
+    for b in catalogue():
+        want = "NOT WITNESSED" if b.sometimes else "VIOLATED"
+        assert want in rows[b.id], rows[b.id]
+
+
+def test_catalogue_matches_the_designs_and_readme() -> None:
+    readme = (CORPUS_DIR / "README.md").read_text()
+    cat = load()
+    assert BUG_IDS == list(BUGS)
+    for b in catalogue():
+        assert b.broken == f"{b.id}-broken" and b.fixed == f"{b.id}-fixed"
+        assert b.property_name in cat
+        for d in (b.broken, b.fixed):
+            assert [p.name for p in for_design(designs.get(d))] == [
+                view_name(b.id, b.property_name)], d
+        assert f"### {b.id}:" in readme, f"{b.id} has no paragraph in README.md"
+        assert b.kernel in ("fixed", "broken")
+
+
+def test_committed_traces_are_current_and_replay(corpus_run: tuple[int, list[str], Path],
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    _, _, out = corpus_run
+    for new in sorted(out.glob("*.trace")):
+        old = CORPUS_DIR / new.name
+        assert old.exists() and old.read_text() == new.read_text(), (
+            f"{old} is stale: shmemcheck corpus --out traces/scenarios/corpus")
+    for side in ("broken", "fixed"):
+        for b in BUGS:
+            assert (CORPUS_DIR / f"{b}-{side}.trace").exists()
+            assert (CORPUS_DIR / f"{b}-{side}.c").exists()
+    rc = main(["replay", str(CORPUS_DIR)])
+    last = capsys.readouterr().out.splitlines()[-1]
+    assert rc == 0 and last.endswith("everything verified as expected"), last
+
+
+def test_b15_fix_changes_only_fchmod() -> None:
+    """B15-fixed against mainline: one rule of fchmod, the only divergence, and of the
+    mainline catalogue only the two F_SEAL_EXEC properties change verdict."""
+    from checker.diff import Differ, rule_changes
+
+    memfd, fixed = designs.get("memfd"), designs.get("B15-fixed")
+    assert rule_changes(memfd, fixed) == ["fchmod: ~ exec_seal"]
+    r = Differ(memfd, fixed, memfd.scope()).run()
+    assert not r.only_a and not r.only_b
+    assert {(d.action, d.rule_a, d.rule_b) for d in r.divergences} == {
+        ("fchmod", "ok", "exec_seal")}
+    s = r.shortest
+    assert s is not None and [x.action for x in s.example[0].steps] == [
+        "memfd_create", "fchmod"]
+    assert verdict_changes(memfd, fixed, for_design(memfd)) == {
+        "exec-seal-mode-fixed": (False, True),
+        "noexec-seal-never-executable": (False, True)}
+
+
+def test_b9_sometimes_property_separates_the_pair() -> None:
+    cat = load()
+    p = cat["sometimes-write-sealed-ro-shared-map-rdwr"]
+    rb = search(designs.get("B9-broken"), p, NOT_WITNESSED)
+    assert rb.verdict is Verdict.NOT_WITNESSED and rb.run is None
+    rf = search(designs.get("B9-fixed"), p, WITNESSED)
+    assert rf.verdict is Verdict.WITNESSED and rf.run is not None and len(rf.run) == 3
+    # the older witness does not separate them: a MAP_SHARED mapping of an O_RDONLY
+    # description is not VM_SHARED, and it always worked
+    old = search(designs.get("B9-broken"), cat["sometimes-write-sealed-ro-shared-map"],
+                 WITNESSED)
+    assert old.verdict is Verdict.WITNESSED
+    t = parse_trace("# shmemcheck trace 1\n# design: B9-broken\n"
+                    "# expect: witnesses sometimes-write-sealed-ro-shared-map\n"
+                    'memfd_create("t", MFD_ALLOW_SEALING) = 3\n'
+                    'open("/proc/self/fd/3", O_RDONLY) = 4\n'
+                    "fcntl(3, F_ADD_SEALS, F_SEAL_WRITE) = 0\n"
+                    "mmap(NULL, 4096, PROT_READ, MAP_SHARED, 4, 0) = m1\n", "<B9>")
+    rep = check_expectation(designs.get("B9-broken"), t)
+    assert rep.expectation_met, rep.message
+
+
+def test_check_runs_only_the_pairs_property(capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["check", "--design", "B12-broken", "--design", "B12-fixed", "--quiet"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "B12:write-seal-no-writable-mapping" in out
+    assert out.rstrip().endswith("everything verified as expected")
+
+
+# ---- the reproducers on the live kernel ------------------------------------------------------
+def _build(src: Path, tmp: Path) -> Path:
+    exe = tmp / src.stem
+    subprocess.run(["gcc", "-Wall", "-Werror", "-o", str(exe), str(src)], check=True,
+                   capture_output=True, text=True)
+    return exe
+
+
+def _needs_gcc() -> None:
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc is not installed")
+
+
+@pytest.mark.kernel
+def test_b15_reproducer_reports_the_bug(tmp_path: Path) -> None:
+    """B15-fixed.c encodes the fixed behaviour (fchmod -> EPERM): on 6.18.44, which has the
+    bug, it fails with KSFT_FAIL; B15-broken.c (the bug's outcomes) passes."""
+    from traces.kernel import hugepages_reserved
+
+    _needs_gcc()
+    fixed = _build(CORPUS_DIR / "B15-fixed.c", tmp_path)
+    broken = _build(CORPUS_DIR / "B15-broken.c", tmp_path)
+    with hugepages_reserved(1) as no_huge:
+        if no_huge:
+            pytest.skip(no_huge)
+        rf = subprocess.run([str(fixed)], capture_output=True, text=True, timeout=60)
+        rb = subprocess.run([str(broken)], capture_output=True, text=True, timeout=60)
+    assert rf.returncode == 1, rf.stdout  # KSFT_FAIL: the kernel lets fchmod add x bits
+    assert "not ok 2 fchmod(3, 0755) = -1 EPERM" in rf.stdout
+    assert rb.returncode == 0, rb.stdout
+
+
+@pytest.mark.kernel
+def test_reproducers_on_this_kernel(tmp_path: Path) -> None:
+    """Where 6.18.44 has the fix, `<id>-fixed.c` passes and `<id>-broken.c` fails (the old
+    bug does not reproduce); where it has the bug (B15), the other way round."""
+    from traces.kernel import capability, hugepages_reserved
+
+    _needs_gcc()
+    skipped, checked = [], 0
+    with hugepages_reserved(2) as no_huge:
+        for b in catalogue():
+            lacking = [no_huge if n == "hugetlb" else capability(n) for n in b.needs]
+            lacking = [x for x in lacking if x]
+            if lacking:
+                skipped.append(f"{b.id}: {lacking[0]}")
+                continue
+            for side in ("fixed", "broken"):
+                exe = _build(CORPUS_DIR / f"{b.id}-{side}.c", tmp_path)
+                r = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60)
+                if r.returncode == 4:
+                    skipped.append(f"{b.id}-{side}: KSFT_SKIP")
+                    continue
+                want = 0 if side == b.kernel else 1
+                assert r.returncode == want, f"{b.id}-{side}.c:\n{r.stdout}"
+                checked += 1
+    if not checked:
+        pytest.skip("; ".join(skipped))
