@@ -104,6 +104,7 @@ def _register_views(bugs: Sequence[Mapping[str, Any]]) -> None:
 
 
 load()  # the catalogue properties the views name (this module is imported again: a no-op)
-_register_views(entries())
+if CATALOGUE_PATH.exists():  # an installed copy without the scenario data has no views
+    _register_views(entries())
 
 __all__ = ["CATALOGUE_PATH", "entries", "expect", "failing", "view_name"]
