@@ -57,8 +57,8 @@ def load_designs(names: Sequence[str]) -> list[object]:
         try:
             out.append(designs.get(n))
         except KeyError:
-            raise UsageError(f"unknown design {n!r} (designs: {', '.join(designs.names())})"
-                             ) from None
+            raise UsageError(f"unknown design {n!r} (designs: "
+                             f"{', '.join(designs.names(include_corpus=True))})") from None
     return out
 
 
@@ -67,10 +67,11 @@ def cmd_list(args: argparse.Namespace) -> int:
     from properties.catalogue import for_design, load
 
     print("designs:")
-    for n in designs.names():
+    for n in designs.names(include_corpus=True):
         d = designs.get(n)
         base = f" (delta on {d.base})" if d.base else ""
-        print(f"  {n:<20} {d.doc}{base}")
+        tag = " [bug corpus: shmemcheck corpus]" if designs.is_corpus(n) else ""
+        print(f"  {n:<20} {d.doc}{base}{tag}")
     print("properties:")
     for p in load().values():
         print(f"  {p.name:<40} {p.kind:<16} {p.enforced_by}")
@@ -239,7 +240,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
             return EXIT_USAGE
         ok = rep.expectation_met
         msg = rep.message
-        if ok and args.on in ("kernel", "both"):
+        if ok and args.on == "both" and d.kernel is None:
+            skipped += 1
+            msg += (f"; kernel: SKIP design {d.name} is not a model of a live kernel "
+                    "(a historical or proposed design)")
+        elif ok and args.on in ("kernel", "both"):
             from checker.kernel_replay import replay_on_kernel
             kres = replay_on_kernel(d, t, rep, against=args.on)
             if kres.skipped:

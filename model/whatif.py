@@ -38,7 +38,7 @@ def load_whatif(path: str) -> Design:
             return designs.get(name)
         except KeyError:
             raise KeyError(f"unknown base design {name!r} (designs: "
-                           f"{', '.join(designs.names())})") from None
+                           f"{', '.join(designs.names(include_corpus=True))})") from None
 
     env: dict[str, object] = {n: getattr(vocab, n) for n in dir(vocab) if n.isupper()}
     env.update(base=base, fail=fail, ok=ok, signal=signal, requires=requires, If=If)

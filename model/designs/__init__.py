@@ -26,9 +26,15 @@ def _load_all() -> None:
         importlib.import_module(f"{__name__}.{m.name}")
 
 
-def names() -> list[str]:
+def is_corpus(name: str) -> bool:
+    """Bug-corpus designs come in LKMM-style -broken/-fixed pairs (`shmemcheck corpus`)."""
+    return name.endswith(("-broken", "-fixed"))
+
+
+def names(include_corpus: bool = False) -> list[str]:
+    """The built-in designs; the bug corpus's pairs only when asked for."""
     _load_all()
-    return list(_BUILDERS)
+    return [n for n in _BUILDERS if include_corpus or not is_corpus(n)]
 
 
 def get(name: str) -> Design:

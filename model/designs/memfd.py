@@ -76,9 +76,10 @@ SCHEMA = Schema((
     Field("pin_gup", nat("pins"), "long-term FOLL_WRITE pins (io_uring fixed buffer, O_DIRECT)",
           handle=("pin", "gup")),
     Field("created_noexec", boolean(), "created with (effective) MFD_NOEXEC_SEAL", ghost=True),
-    Field("hpage0_cached", boolean(), "hugetlbfs: page 0 is in the page cache (fallocate or a "
-          "fault put it there). hugetlb faults map a cached page without looking at i_size, so "
-          "it stays accessible beyond EOF (found by conformance testing on 6.18.44)"),
+    Field("hpage0_cached", boolean(), "hugetlbfs, size 0: page 0 is in the page cache all the "
+          "same (fallocate(KEEP_SIZE) put it there). hugetlb faults map a cached page without "
+          "looking at i_size (found by conformance testing on 6.18.44). Kept at 0 whenever "
+          "size > 0, where no rule reads it (a canonical form: fewer states, same behaviour)"),
 ))
 
 FD = enum(*FD_KINDS)
@@ -115,11 +116,6 @@ def past_eof(s: StateView) -> E:
     hugetlb_fault() only when it must allocate (hugetlb_no_page()), so a page already in the
     page cache is mapped even beyond i_size."""
     return (s.size == 0) & ~(s.hugetlb & s.hpage0_cached)
-
-
-def faulted_in(s: StateView) -> dict[str, E]:
-    """A successful fault on hugetlbfs leaves page 0 in the page cache."""
-    return {"hpage0_cached": If(s.hugetlb, 1, s.hpage0_cached)}
 
 
 def write_sealed(s: StateView) -> E:
@@ -252,7 +248,7 @@ def ftruncate_body(s: StateView, fd: E, len: E) -> list[object]:  # noqa: A002
         fail("EPERM", when=s.seals.has(F_SEAL_SHRINK) & (len < s.size), label="shrink_seal"),
         fail("EPERM", when=s.seals.has(F_SEAL_GROW) & (len > s.size), label="grow_seal"),
         pinned_page0_kept(s, (len == 0) & ((s.size > 0) | s.hpage0_cached)),
-        ok(0, size=len, hpage0_cached=If(len == 0, 0, s.hpage0_cached),
+        ok(0, size=len, hpage0_cached=0,
            why="truncation removes pages past the new size; hugetlbfs_setattr() truncates "
                "even when the size does not change (probed on 6.18.44)"),
     ]
@@ -283,7 +279,8 @@ def fallocate_body(s: StateView, fd: E, mode: E, off: E) -> list[object]:
         fail("EPERM", when=s.seals.has(F_SEAL_GROW) & (end > s.size), label="grow_seal",
              why="shmem_fallocate(): GROW and offset + len > i_size (also with KEEP_SIZE)"),
         ok(0, size=If(~keep & (end > s.size), end, s.size),
-           hpage0_cached=If(s.hugetlb & (off == 0), 1, s.hpage0_cached),
+           hpage0_cached=If(s.hugetlb & (off == 0) & (s.size == 0) & keep, 1,
+                            If(~keep & (end > s.size), 0, s.hpage0_cached)),
            why="allocation puts the page in the page cache, also past EOF with KEEP_SIZE"),
     ]
 
@@ -306,7 +303,8 @@ def mmap_body(s: StateView, fd: E, share: E, prot: E) -> list[object]:
              why="do_mmap(): MAP_SHARED with PROT_WRITE on a file without FMODE_WRITE"),
         fail("EPERM", when=shared_vma & w & write_sealed(s), label="write_seal",
              why="memfd_check_seals_mmap(): new shared writable mapping of a write-sealed file"),
-        ok(0, size=If(grows, 1, s.size), **bump(s, MAP_FIELDS, kind, +1),
+        ok(0, size=If(grows, 1, s.size), hpage0_cached=If(grows, 0, s.hpage0_cached),
+           **bump(s, MAP_FIELDS, kind, +1),
            why="hugetlbfs_file_mmap() raises i_size to the mapping's end for VM_WRITE "
                "mappings, without looking at F_SEAL_GROW (probed on 6.18.44)"),
     ]
@@ -340,14 +338,14 @@ def store_body(s: StateView, m: E) -> list[object]:
                why="access_error(): the VMA lacks VM_WRITE"),
         signal("SIGBUS", when=past_eof(s), label="past_eof",
                why="shmem_fault()/hugetlb_no_page(): page beyond i_size"),
-        ok(0, effects=If(m == SH_RW, CHG_MAP, 0), **faulted_in(s),
+        ok(0, effects=If(m == SH_RW, CHG_MAP, 0),
            why="a shared store changes the file; a private one copies the page"),
     ]
 
 
 def load_body(s: StateView, m: E) -> list[object]:
     return [have_map(s, m),
-            signal("SIGBUS", when=past_eof(s), label="past_eof"), ok(0, **faulted_in(s))]
+            signal("SIGBUS", when=past_eof(s), label="past_eof"), ok(0)]
 
 
 SHARED_MAPS = (SH_RW, SH_RO_MW, SH_RO)
@@ -361,7 +359,7 @@ def pin_body(s: StateView, m: E) -> list[object]:
                  why="pins through private mappings are not modelled (COW state)"),
         fail("EFAULT", when=past_eof(s), label="past_eof",
              why="get_user_pages() cannot fault the page in"),
-        ok(0, pin_ref=s.pin_ref + 1, **faulted_in(s)),
+        ok(0, pin_ref=s.pin_ref + 1),
     ]
 
 
@@ -373,7 +371,7 @@ def gup_pin_body(s: StateView, m: E) -> list[object]:
         fail("EFAULT", unless=m == SH_RW, label="no_vm_write",
              why="check_vma_flags(): FOLL_WRITE needs VM_WRITE"),
         fail("EFAULT", when=past_eof(s), label="past_eof"),
-        ok(0, pin_gup=s.pin_gup + 1, **faulted_in(s)),
+        ok(0, pin_gup=s.pin_gup + 1),
     ]
 
 
