@@ -257,24 +257,30 @@ class Renderer:
         f = self._field(a)
         if f is not None and f.sort.kind == "bool":
             return f"¬{f.name}" if neg else f.name
-        nat = self._nat(a.arg(0)) if z3.is_app(a) and a.num_args() == 2 else False
         if z3.is_eq(a):
-            if self._field(a.arg(0)) is None and self._field(a.arg(1)) is not None:
-                a = a.arg(1) == a.arg(0)
-            lf = self._field(a.arg(0))
-            s = f"{self.term(a.arg(0))} {'≠' if neg else '='} {self._value(lf, a.arg(1))}"
-            return s
+            lhs, rhs = a.arg(0), a.arg(1)  # z3 orders the arguments of = itself
+            if self._field(lhs) is None and self._field(rhs) is not None:
+                lhs, rhs = rhs, lhs
+            return (f"{self.term(lhs)} {'≠' if neg else '='} "
+                    f"{self._value(self._field(lhs), rhs)}")
+        flip = {"≥": "≤", "≤": "≥", ">": "<", "<": ">"}
         for test, op, nop in ((z3.is_ge, "≥", "<"), (z3.is_le, "≤", ">"),
                               (z3.is_gt, ">", "≤"), (z3.is_lt, "<", "≥")):
-            if test(a) and z3.is_int_value(a.arg(1)):
-                k = a.arg(1).as_long()
-                o = nop if neg else op
-                lhs = self.term(a.arg(0))
-                if nat and ((o == "<" and k == 1) or (o == "≤" and k == 0)):
-                    return f"{lhs} = 0"
-                if nat and ((o == "≥" and k == 1) or (o == ">" and k == 0)):
-                    return f"{lhs} > 0"
-                return f"{lhs} {o} {k}"
+            if not test(a):
+                continue
+            lhs, rhs = a.arg(0), a.arg(1)
+            o = nop if neg else op
+            if z3.is_int_value(lhs) and not z3.is_int_value(rhs):
+                lhs, rhs, o = rhs, lhs, flip[o]
+            if not z3.is_int_value(rhs):
+                break
+            k = rhs.as_long()
+            txt = self.term(lhs)
+            if self._nat(lhs) and ((o == "<" and k == 1) or (o == "≤" and k == 0)):
+                return f"{txt} = 0"
+            if self._nat(lhs) and ((o == "≥" and k == 1) or (o == ">" and k == 0)):
+                return f"{txt} > 0"
+            return f"{txt} {o} {k}"
         inner = self._generic(a)
         return f"¬({inner})" if neg else inner
 
