@@ -13,7 +13,13 @@ import time
 from collections.abc import Sequence
 
 from checker.verdict import (
-    EXIT_INCONCLUSIVE, EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE, Result, Verdict, exit_code,
+    EXIT_INCONCLUSIVE,
+    EXIT_OK,
+    EXIT_UNEXPECTED,
+    EXIT_USAGE,
+    Result,
+    Verdict,
+    exit_code,
 )
 
 ENGINES = ("explicit", "bmc", "kind", "pdr")
@@ -196,7 +202,7 @@ def write_outputs(outdir: str, results: list[Result]) -> None:
         t = run_to_trace(d, r.run, expect=f"{kind} {r.prop}", title=f"{r.prop} on {r.design}")
         base = os.path.join(outdir, f"{r.design}.{r.prop}.{r.engine}")
         write_text(base + ".trace", format_trace(t))
-        for fmt, (ext, fn) in EXPORTERS.items():
+        for ext, fn in EXPORTERS.values():
             write_text(f"{base}.{ext}", fn(d, t))
 
 
@@ -415,7 +421,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
         tb = run_to_trace(b, rb)  # type: ignore[arg-type]
         lines.append(f"divergence: {d.action} ({d.count} reachable occurrences): "
                      f"{a.name} {d.rule_a}, {b.name} {d.rule_b}")  # type: ignore[attr-defined]
-        for sa, sb in zip(ta.steps[:-1], tb.steps[:-1]):
+        for sa, _ in zip(ta.steps[:-1], tb.steps[:-1], strict=False):
             lines.append(f"    {format_step(sa)}")
         lines.append(f"  {a.name}: {format_step(ta.steps[-1])}")  # type: ignore[attr-defined]
         lines.append(f"  {b.name}: {format_step(tb.steps[-1])}")  # type: ignore[attr-defined]

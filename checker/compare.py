@@ -55,7 +55,7 @@ def compare(engine: str = "explicit", timeout: float = 60.0) -> tuple[str, list[
 
     cat = load()
     got: dict[tuple[str, str], Result] = {}
-    for dname, col in zip(DESIGNS, (1, 2)):
+    for dname, col in zip(DESIGNS, (1, 2), strict=True):
         d = designs.get(dname)
         names = [row[col] for row in ROWS if row[col]]
         props = [cat[n] for n in names if n is not None]

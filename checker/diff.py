@@ -215,7 +215,7 @@ class Differ:
                     if ca is not None and cb is not None:
                         both = en & enb
                         differ = (both & (ra["out"] != rb["out"])) | (en ^ enb)
-                        for row, col in zip(*np.nonzero(differ)):
+                        for row, col in zip(*np.nonzero(differ), strict=True):
                             key = (name, ca.labels[int(ra["br"][row, col])] if en[row, col]
                                    else "(outside the model)",
                                    cb.labels[int(rb["br"][row, col])] if enb[row, col]

@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from traces.run import ARun, AStep
 from checker.compile_np import Arr, CompiledAction, compile_action, compile_state_pred
 from model.lang.design import Design
 from properties.catalogue import Property
+from traces.run import ARun, AStep
 
 ROWS = 4096  # frontier states evaluated per numpy call (× each action's parameter rows)
 

@@ -46,7 +46,7 @@ def state_graph(design: Design, scope: Mapping[str, int], *, max_states: int = 2
                     ok &= (u >= 0) & (u <= pk.bound[fname])
                 nk = nk + (((u & pk.mask[fname]) - S[fname]) << sh)
         ok &= nk != keys.reshape(-1, 1)
-        for row, col in zip(*np.nonzero(ok)):
+        for row, col in zip(*np.nonzero(ok), strict=True):
             g.add_edge(int(keys[row]), int(nk[row, col]), action=ca.action.name,
                        params=ca.params_at(int(col)), out=int(res["out"][row, col]))
     return g

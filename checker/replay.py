@@ -16,7 +16,12 @@ from model.lang.design import Design
 from model.lang.schema import render_state
 from properties.catalogue import Property, load
 from traces.concretize import (
-    Handles, ResolveError, expected_outcome, initial_state, outcome_str, resolve_step,
+    Handles,
+    ResolveError,
+    expected_outcome,
+    initial_state,
+    outcome_str,
+    resolve_step,
 )
 from traces.run import ARun
 from traces.trace import Any_, Outcome, Step, Trace
@@ -152,7 +157,7 @@ def _property_hits(ex: Explorer, p: Property, run: ARun) -> bool:
                 return True
         return False
     compiled = {ca.action.name: ca for ca in ex.actions}
-    pairs = list(zip(states, run.steps))
+    pairs = list(zip(states, run.steps, strict=False))  # each step with the state before it
     check_pairs = pairs if p.kind == "sometimes-action" else pairs[-1:]
     for st, a in check_pairs:
         r, _ = evaluate(ex.packer, compiled[a.action], st, a.params)

@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
-from traces.run import ARun
 from properties.catalogue import HOLDS, NOT_WITNESSED, VIOLATED, WITNESSED
+from traces.run import ARun
 
 EXIT_OK, EXIT_UNEXPECTED, EXIT_USAGE, EXIT_INCONCLUSIVE = 0, 1, 2, 3
 

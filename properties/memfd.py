@@ -5,14 +5,19 @@ from __future__ import annotations
 from model.lang.expr import E, Implies, false
 from model.lang.schema import StateView
 from model.vocab import (
-    F_ALL_SEALS, F_SEAL_EXEC, F_SEAL_FUTURE_WRITE, F_SEAL_GROW, F_SEAL_SEAL, F_SEAL_SHRINK,
+    F_ALL_SEALS,
+    F_SEAL_EXEC,
+    F_SEAL_FUTURE_WRITE,
+    F_SEAL_GROW,
+    F_SEAL_SEAL,
+    F_SEAL_SHRINK,
     F_SEAL_WRITE,
 )
 from properties.catalogue import NOT_WITNESSED, VIOLATED, prop
+from properties.views import TransitionView
 
 PRE_EXEC = ("memfd@5.17", "v5-inaccessible", "v5-flags")  # before F_SEAL_EXEC (6.3)
 HUGETLB_GROW = {d: VIOLATED for d in ("memfd", *PRE_EXEC)}
-from properties.views import TransitionView
 
 CHG_FD, CHG_MAP, CHG_DMA = 1, 2, 4  # effect bits of the memfd design family
 

@@ -1,1 +1,4 @@
-"""Counterexamples and scenarios: the Trace type, its strace-style text format, exporters, replay."""
+"""Counterexamples and scenarios.
+
+The Trace type, its strace-style text format, exporters, replay.
+"""

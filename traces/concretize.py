@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 
 from model.lang.action import Action, outcome_text
 from model.lang.callspec import C, Choice, Fd, Fields, Flags, MapRef, Num, PinRef, ProcFd, Span
@@ -88,7 +88,7 @@ def _scale(spec: Num | Span, st: Mapping[str, int]) -> int:
     return spec.scale if isinstance(spec.scale, int) else spec.scale(st)
 
 
-@lru_cache(maxsize=None)
+@cache
 def arg_from_text(text: str) -> Arg:
     """Parse one strace argument fragment (a spec constant) with the trace parser."""
     from traces.textfmt import parse_trace
@@ -297,7 +297,7 @@ def resolve_step(design: Design, h: Handles, step: Step, st: Mapping[str, int]
         params: dict[str, int] = {}
         used: dict[str, str] = {}
         err = None
-        for i, (spec, arg) in enumerate(zip(action.args, step.args)):
+        for i, (spec, arg) in enumerate(zip(action.args, step.args, strict=True)):
             err = _match(spec, arg, st, h, params, used)
             if err:
                 err = f"argument {i + 1}: {err}"

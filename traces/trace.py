@@ -10,7 +10,6 @@ parses it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
 
 
 @dataclass(frozen=True)
@@ -56,10 +55,10 @@ class Ref:
 class Struct:
     """A brace-enclosed struct as strace prints ioctl arguments: {size=16384, flags=...}."""
 
-    fields: tuple[tuple[str, "Arg"], ...]
+    fields: tuple[tuple[str, Arg], ...]
 
 
-Arg = Union[Int, Sym, Str, Ref, Struct]
+Arg = Int | Sym | Str | Ref | Struct
 
 
 # ---- outcomes --------------------------------------------------------------------------------
@@ -96,7 +95,7 @@ class Any_:
     """`= ?`: whatever the model says (hand-written scenarios)."""
 
 
-Outcome = Union[Ret, Err, Sig, New, Any_]
+Outcome = Ret | Err | Sig | New | Any_
 
 
 @dataclass(frozen=True)

@@ -12,18 +12,49 @@ from collections.abc import Mapping
 
 from model.designs import register
 from model.lang import (
-    Action, Design, E, Field, If, Init, Param, Schema, boolean, enum, fail, nat, ok, requires,
-    signal, word,
+    Action,
+    Design,
+    E,
+    Field,
+    If,
+    Init,
+    Param,
+    Schema,
+    boolean,
+    enum,
+    fail,
+    nat,
+    ok,
+    requires,
+    signal,
+    word,
 )
-from model.lang.expr import bv
 from model.lang.callspec import C, Choice, Fd, Flags, MapRef, Num, PinRef, ProcFd, Span
-from model.lang.expr import Or
+from model.lang.expr import Or, bv
 from model.lang.schema import StateView
 from model.vocab import (
-    F_SEAL_EXEC, F_SEAL_FUTURE_WRITE, F_SEAL_GROW, F_SEAL_SEAL, F_SEAL_SHRINK, F_SEAL_WRITE,
-    FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE, FALLOC_FLAGS, HPAGE_SIZE,
-    MAP_PRIVATE, MAP_SHARED, MFD_ALL_FLAGS, MFD_ALLOW_SEALING, MFD_CLOEXEC, MFD_EXEC, MFD_FLAGS,
-    MFD_HUGE_MASK, MFD_HUGE_SHIFT, MFD_HUGETLB, MFD_NOEXEC_SEAL, PAGE_SIZE, SEALS, render_flags,
+    F_SEAL_EXEC,
+    F_SEAL_FUTURE_WRITE,
+    F_SEAL_GROW,
+    F_SEAL_SEAL,
+    F_SEAL_SHRINK,
+    F_SEAL_WRITE,
+    FALLOC_FL_KEEP_SIZE,
+    FALLOC_FL_PUNCH_HOLE,
+    FALLOC_FL_ZERO_RANGE,
+    FALLOC_FLAGS,
+    HPAGE_SIZE,
+    MFD_ALL_FLAGS,
+    MFD_ALLOW_SEALING,
+    MFD_EXEC,
+    MFD_FLAGS,
+    MFD_HUGE_MASK,
+    MFD_HUGE_SHIFT,
+    MFD_HUGETLB,
+    MFD_NOEXEC_SEAL,
+    PAGE_SIZE,
+    SEALS,
+    render_flags,
 )
 
 F_ALL_SEALS = 0x3F
@@ -68,9 +99,9 @@ SCHEMA = Schema((
     Field("mode", word(9), "i_mode & 0777"),
     Field("size", nat("pages"), "i_size in pages"),
     *(Field(n, nat("fds"), f"open descriptions, {k}", handle=("fd", k))
-      for n, k in zip(FD_FIELDS, FD_KINDS)),
+      for n, k in zip(FD_FIELDS, FD_KINDS, strict=True)),
     *(Field(n, nat("maps"), MAP_DOC[k], handle=("map", k))
-      for n, k in zip(MAP_FIELDS, MAP_KINDS)),
+      for n, k in zip(MAP_FIELDS, MAP_KINDS, strict=True)),
     Field("pin_ref", nat("pins"), "page references held by vmsplice into a pipe",
           handle=("pin", "ref")),
     Field("pin_gup", nat("pins"), "long-term FOLL_WRITE pins (io_uring fixed buffer, O_DIRECT)",
@@ -475,8 +506,8 @@ ACTIONS: tuple[Action, ...] = (
            (MapRef("m"), Span(page_bytes), Choice("prot", {PROT_R: "PROT_READ",
                                                     PROT_RW: "PROT_READ|PROT_WRITE"})),
            "mprotect"),
-    Action("munmap", (P("m", MAPK, MAP_ALL),), munmap_body, "munmap", (MapRef("m"), Span(page_bytes)),
-           "munmap"),
+    Action("munmap", (P("m", MAPK, MAP_ALL),), munmap_body, "munmap",
+           (MapRef("m"), Span(page_bytes)), "munmap"),
     Action("store", (P("m", MAPK, MAP_ALL),), store_body, "store", (MapRef("m"), C("0")),
            "store one byte through a mapping"),
     Action("load", (P("m", MAPK, MAP_ALL),), load_body, "load", (MapRef("m"), C("0")),
@@ -520,4 +551,4 @@ def build() -> Design:
     )
 
 
-__all__ = ["ACTIONS", "EFFECTS", "SCHEMA", "build", "page_bytes", "Or"]
+__all__ = ["ACTIONS", "EFFECTS", "SCHEMA", "Or", "build", "page_bytes"]

@@ -19,16 +19,32 @@ from __future__ import annotations
 
 from model.designs import get, register
 from model.designs.memfd import (
-    FD_FIELDS, MAP_FIELDS, SH_RO, SH_RO_MW, SH_RW, SHARED, bump, pins, write_sealed,
+    FD_FIELDS,
+    MAP_FIELDS,
+    SH_RO,
+    SH_RO_MW,
+    SH_RW,
+    SHARED,
+    bump,
+    pins,
     writable_maps,
+    write_sealed,
 )
 from model.lang import Action, Design, E, Field, If, Param, boolean, enum, fail, ok, requires, word
-from model.lang.callspec import C, Choice, Flags, Num
+from model.lang.callspec import C, Choice, Flags
 from model.lang.expr import bv
 from model.lang.schema import StateView
 from model.vocab import (
-    F_SEAL_FUTURE_WRITE, F_SEAL_SEAL, F_SEAL_WRITE, MFD_ALLOW_SEALING, MFD_CLOEXEC,
-    MFD_HUGE_MASK, MFD_HUGE_SHIFT, MFD_HUGETLB, PAGE_SIZE, SEALS,
+    F_SEAL_FUTURE_WRITE,
+    F_SEAL_SEAL,
+    F_SEAL_WRITE,
+    MFD_ALLOW_SEALING,
+    MFD_CLOEXEC,
+    MFD_HUGE_MASK,
+    MFD_HUGE_SHIFT,
+    MFD_HUGETLB,
+    PAGE_SIZE,
+    SEALS,
 )
 
 VM_LOCKED = 0x00002000
@@ -222,5 +238,5 @@ def build() -> Design:
     return with_flags_word(d, "memfd@5.17", d.doc)
 
 
-__all__ = ["FD_FIELDS", "MAP_FIELDS", "PAGE_SIZE", "SH_RO", "SH_RO_MW", "SH_RW", "bump",
-           "write_sealed", "F_SEAL_FUTURE_WRITE"]
+__all__ = ["FD_FIELDS", "F_SEAL_FUTURE_WRITE", "MAP_FIELDS", "PAGE_SIZE", "SH_RO", "SH_RO_MW",
+           "SH_RW", "bump", "write_sealed"]

@@ -32,8 +32,13 @@ from model.lang import Action, Design, E, Field, If, Param, boolean, fail, ok, r
 from model.lang.expr import bv
 from model.lang.schema import StateView
 from model.vocab import (
-    FALLOC_FL_PUNCH_HOLE, MFD_ALLOW_SEALING, MFD_CLOEXEC, MFD_HUGE_MASK, MFD_HUGE_SHIFT,
-    MFD_HUGETLB, MFD_INACCESSIBLE_V5,
+    FALLOC_FL_PUNCH_HOLE,
+    MFD_ALLOW_SEALING,
+    MFD_CLOEXEC,
+    MFD_HUGE_MASK,
+    MFD_HUGE_SHIFT,
+    MFD_HUGETLB,
+    MFD_INACCESSIBLE_V5,
 )
 
 MFD_INACCESSIBLE = MFD_INACCESSIBLE_V5
@@ -195,5 +200,5 @@ def build_flags() -> Design:
                      fields=(FLAGS_WORD,), drop_fields=("xflags",), layout=LAYOUT_FLAGS)
 
 
-__all__ = ["CHG_KVM", "LAYOUT_FLAGS", "MFD_INACCESSIBLE", "Param", "SHM_F_LOCKED", "build",
+__all__ = ["CHG_KVM", "LAYOUT_FLAGS", "MFD_INACCESSIBLE", "SHM_F_LOCKED", "Param", "build",
            "build_flags"]

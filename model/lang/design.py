@@ -34,7 +34,7 @@ class Init:
         ch = self.choices(schema)
         names = list(ch)
         for combo in itertools.product(*(ch[n] for n in names)):
-            yield dict(zip(names, combo))
+            yield dict(zip(names, combo, strict=True))
 
 
 @dataclass(frozen=True)

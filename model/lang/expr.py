@@ -9,11 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Union
 
 # Sorts: "bool", "int" (a natural number; unbounded in z3, bounded by the scope when explicit),
 # or ("bv", width) for flag words.
-SortT = Union[str, tuple[str, int]]
+SortT = str | tuple[str, int]
 BOOL: SortT = "bool"
 INT: SortT = "int"
 
@@ -120,7 +119,7 @@ class E:
         return show(self)
 
 
-Operand = Union[E, int, bool]
+Operand = E | int | bool
 
 
 def const(v: int | bool, sort: SortT) -> E:
@@ -383,9 +382,11 @@ def show(e: E, names: dict[tuple[str, str], str] | None = None) -> str:
     if e.op == "not":
         return f"¬{a[0]}" if e.args[0].op in ("var", "const") else f"¬({a[0]})"
     if e.op == "and":
-        return " ∧ ".join(f"({x})" if y.op in ("or", "ite") else x for x, y in zip(a, e.args))
+        return " ∧ ".join(f"({x})" if y.op in ("or", "ite") else x
+                          for x, y in zip(a, e.args, strict=True))
     if e.op == "or":
-        return " ∨ ".join(f"({x})" if y.op in ("and", "ite") else x for x, y in zip(a, e.args))
+        return " ∨ ".join(f"({x})" if y.op in ("and", "ite") else x
+                          for x, y in zip(a, e.args, strict=True))
     if e.op == "ite":
         return f"(if {a[0]} then {a[1]} else {a[2]})"
     if e.op == "bnot":
