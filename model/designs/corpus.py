@@ -147,7 +147,7 @@ def child_store_body(s: StateView, m: E) -> list[Rule]:
     return [
         requires(s.forked & (m == PR_RW), label="child_has_map",
                  why="the child's copy of the parent's private writable mapping"),
-        have_map(s, m),  # type: ignore[list-item]
+        have_map(s, m),
         signal("SIGBUS", when=past_eof(s), label="past_eof"),
         ok(0, effects=If(s.cow_shared, CHG_PEER, 0),
            why="a COW fault gives the child its own page, unless the PTE was left writable"),

@@ -29,6 +29,7 @@ from model.lang import (
     Init,
     Param,
     Schema,
+    Sort,
     boolean,
     enum,
     fail,
@@ -505,9 +506,9 @@ def close_body(s: StateView, fd: E) -> list[Rule]:
 
 
 # ---- actions ----------------------------------------------------------------------------------
-def P(name: str, sort: object, domain: tuple[int, ...], doc: str = "",
+def P(name: str, sort: Sort, domain: tuple[int, ...], doc: str = "",
       symbolic_domain: bool = False) -> Param:
-    return Param(name, sort, domain, doc, symbolic_domain)  # type: ignore[arg-type]
+    return Param(name, sort, domain, doc, symbolic_domain)
 
 
 MAP_SPAN = Span(PAGE_SIZE, MAP_PAGES)

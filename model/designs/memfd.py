@@ -19,7 +19,9 @@ from model.lang import (
     If,
     Init,
     Param,
+    Rule,
     Schema,
+    Sort,
     boolean,
     enum,
     fail,
@@ -29,6 +31,7 @@ from model.lang import (
     signal,
     word,
 )
+from model.lang.action import as_updates
 from model.lang.callspec import C, Choice, Fd, Flags, MapRef, Num, PinRef, ProcFd, Span
 from model.lang.expr import Or, bv
 from model.lang.schema import StateView
@@ -153,16 +156,16 @@ def write_sealed(s: StateView) -> E:
     return s.seals.has(F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)
 
 
-def have_fd(s: StateView, fd: E) -> object:
+def have_fd(s: StateView, fd: E) -> Rule:
     return requires(count(s, FD_FIELDS, fd) > 0, label="have_fd",
                     why="the caller holds a descriptor of this kind")
 
 
-def have_map(s: StateView, m: E) -> object:
+def have_map(s: StateView, m: E) -> Rule:
     return requires(count(s, MAP_FIELDS, m) > 0, label="have_map")
 
 
-def pinned_page0_kept(s: StateView, truncates_page0: E) -> object:
+def pinned_page0_kept(s: StateView, truncates_page0: E) -> Rule:
     return requires(~(truncates_page0 & (pins(s) > 0)), label="pins_not_truncated",
                     why="truncating a pinned page is not modelled (NOTES.md LIMITATIONS)")
 
@@ -180,7 +183,7 @@ MFD_DOMAIN = tuple(sorted({f | c for f in range(32) for c in (0,)} | {
     0x100, 21 << MFD_HUGE_SHIFT, MFD_HUGETLB | (21 << MFD_HUGE_SHIFT)}))
 
 
-def memfd_create_body(s: StateView, name: E, flags: E) -> list[object]:
+def memfd_create_body(s: StateView, name: E, flags: E) -> list[Rule]:
     """SYSCALL_DEFINE2(memfd_create), mm/memfd.c: sanitize_flags(),
     check_sysctl_memfd_noexec(), alloc_name(), alloc_file() (kernel-semantics.md §1.2-§1.3)."""
     allowed = If(flags.has(MFD_HUGETLB),
@@ -223,7 +226,7 @@ def adds_write(s: StateView, seals: E) -> E:
     return seals.has(F_SEAL_WRITE) & ~s.seals.has(F_SEAL_WRITE)
 
 
-def add_seals_body(s: StateView, fd: E, seals: E) -> list[object]:
+def add_seals_body(s: StateView, fd: E, seals: E) -> list[Rule]:
     """memfd_add_seals(), mm/memfd.c — the checks in the kernel's order (§2.2)."""
     seals2 = implied_seals(s, seals)  # applied before the WRITE checks since 3b041514cb6e
     return [
@@ -242,12 +245,12 @@ def add_seals_body(s: StateView, fd: E, seals: E) -> list[object]:
     ]
 
 
-def get_seals_body(s: StateView, fd: E) -> list[object]:
+def get_seals_body(s: StateView, fd: E) -> list[Rule]:
     """memfd_get_seals(): the seal word, through any descriptor."""
     return [have_fd(s, fd), ok(s.seals)]
 
 
-def pwrite_body(s: StateView, fd: E, off: E, len: E) -> list[object]:  # noqa: A002
+def pwrite_body(s: StateView, fd: E, off: E, len: E) -> list[Rule]:  # noqa: A002
     """vfs_write() then shmem_file_write_iter()/shmem_write_begin() (§3)."""
     return [
         have_fd(s, fd),
@@ -264,13 +267,13 @@ def pwrite_body(s: StateView, fd: E, off: E, len: E) -> list[object]:  # noqa: A
     ]
 
 
-def pread_body(s: StateView, fd: E, off: E) -> list[object]:
+def pread_body(s: StateView, fd: E, off: E) -> list[Rule]:
     """vfs_read() then shmem_file_read_iter()/hugetlbfs_read_iter(): 4096 bytes inside the
     file, 0 at or past EOF. Every description here is readable (O_RDONLY or O_RDWR)."""
     return [have_fd(s, fd), ok(0, when=off >= s.size, label="eof"), ok(PAGE_SIZE)]
 
 
-def ftruncate_body(s: StateView, fd: E, len: E) -> list[object]:  # noqa: A002
+def ftruncate_body(s: StateView, fd: E, len: E) -> list[Rule]:  # noqa: A002
     """do_ftruncate() then shmem_setattr()/hugetlbfs_setattr() (§3)."""
     return [
         have_fd(s, fd),
@@ -289,7 +292,7 @@ FALLOC_DOMAIN = (0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_S
                  FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE)
 
 
-def fallocate_body(s: StateView, fd: E, mode: E, off: E) -> list[object]:
+def fallocate_body(s: StateView, fd: E, mode: E, off: E) -> list[Rule]:
     """vfs_fallocate() then shmem_fallocate()/hugetlbfs_fallocate(); len is one page."""
     punch = mode.has(FALLOC_FL_PUNCH_HOLE)
     keep = mode.has(FALLOC_FL_KEEP_SIZE)
@@ -320,7 +323,7 @@ PROT_R, PROT_RW = 0, 1
 SHARED, PRIVATE = 0, 1
 
 
-def mmap_body(s: StateView, fd: E, share: E, prot: E) -> list[object]:
+def mmap_body(s: StateView, fd: E, share: E, prot: E) -> list[Rule]:
     """do_mmap(), memfd_check_seals_mmap(), mmap_region(), hugetlbfs_file_mmap() (§3.1)."""
     shared = share == SHARED
     w = prot == PROT_RW
@@ -335,13 +338,13 @@ def mmap_body(s: StateView, fd: E, share: E, prot: E) -> list[object]:
         fail("EPERM", when=shared_vma & w & write_sealed(s), label="write_seal",
              why="memfd_check_seals_mmap(): new shared writable mapping of a write-sealed file"),
         ok(0, size=If(grows, 1, s.size), hpage0_cached=If(grows, 0, s.hpage0_cached),
-           **bump(s, MAP_FIELDS, kind, +1),
+           **as_updates(bump(s, MAP_FIELDS, kind, +1)),
            why="hugetlbfs_file_mmap() raises i_size to the mapping's end for VM_WRITE "
                "mappings, without looking at F_SEAL_GROW (probed on 6.18.44)"),
     ]
 
 
-def mprotect_body(s: StateView, m: E, prot: E) -> list[object]:
+def mprotect_body(s: StateView, m: E, prot: E) -> list[Rule]:
     """mprotect_fixup(): adding PROT_WRITE needs VM_MAYWRITE."""
     w = prot == PROT_RW
     new = If(m == SH_RW, If(w, SH_RW, SH_RO_MW),
@@ -353,15 +356,15 @@ def mprotect_body(s: StateView, m: E, prot: E) -> list[object]:
         have_map(s, m),
         fail("EACCES", when=w & (m == SH_RO), label="no_maywrite",
              why="mprotect_fixup(): VM_MAYWRITE cleared (O_RDONLY fd or write seal)"),
-        ok(0, **after),
+        ok(0, **as_updates(after)),
     ]
 
 
-def munmap_body(s: StateView, m: E) -> list[object]:
-    return [have_map(s, m), ok(0, **bump(s, MAP_FIELDS, m, -1))]
+def munmap_body(s: StateView, m: E) -> list[Rule]:
+    return [have_map(s, m), ok(0, **as_updates(bump(s, MAP_FIELDS, m, -1)))]
 
 
-def store_body(s: StateView, m: E) -> list[object]:
+def store_body(s: StateView, m: E) -> list[Rule]:
     """A one-byte store through a mapping: permission fault, then the file fault handler."""
     return [
         have_map(s, m),
@@ -374,7 +377,7 @@ def store_body(s: StateView, m: E) -> list[object]:
     ]
 
 
-def load_body(s: StateView, m: E) -> list[object]:
+def load_body(s: StateView, m: E) -> list[Rule]:
     return [have_map(s, m),
             signal("SIGBUS", when=past_eof(s), label="past_eof"), ok(0)]
 
@@ -382,7 +385,7 @@ def load_body(s: StateView, m: E) -> list[object]:
 SHARED_MAPS = (SH_RW, SH_RO_MW, SH_RO)
 
 
-def pin_body(s: StateView, m: E) -> list[object]:
+def pin_body(s: StateView, m: E) -> list[Rule]:
     """vmsplice() of the mapped page into a pipe: the pipe holds a page reference."""
     return [
         have_map(s, m),
@@ -394,7 +397,7 @@ def pin_body(s: StateView, m: E) -> list[object]:
     ]
 
 
-def gup_pin_body(s: StateView, m: E) -> list[object]:
+def gup_pin_body(s: StateView, m: E) -> list[Rule]:
     """pin_user_pages(FOLL_WRITE|FOLL_LONGTERM) of the mapped page (io_uring fixed buffer)."""
     return [
         have_map(s, m),
@@ -406,12 +409,12 @@ def gup_pin_body(s: StateView, m: E) -> list[object]:
     ]
 
 
-def unpin_body(s: StateView, p: E) -> list[object]:
+def unpin_body(s: StateView, p: E) -> list[Rule]:
     return [requires(count(s, PIN_FIELDS, p) > 0, label="have_pin"),
-            ok(0, **bump(s, PIN_FIELDS, p, -1))]
+            ok(0, **as_updates(bump(s, PIN_FIELDS, p, -1)))]
 
 
-def dma_write_body(s: StateView) -> list[object]:
+def dma_write_body(s: StateView) -> list[Rule]:
     """A device (or io_uring read) writes through a held FOLL_WRITE pin: no seal is checked."""
     return [requires(s.pin_gup > 0, label="have_pin"), ok(0, effects=CHG_DMA)]
 
@@ -419,7 +422,7 @@ def dma_write_body(s: StateView) -> list[object]:
 OPEN_RDONLY, OPEN_RDWR, OPEN_RDWR_TRUNC = 0, 1, 2
 
 
-def reopen_body(s: StateView, fd: E, how: E) -> list[object]:
+def reopen_body(s: StateView, fd: E, how: E) -> list[Rule]:
     """open("/proc/self/fd/N"): a new open file description of the same inode; O_TRUNC goes
     through do_truncate() -> shmem_setattr()."""
     trunc = how == OPEN_RDWR_TRUNC
@@ -430,18 +433,18 @@ def reopen_body(s: StateView, fd: E, how: E) -> list[object]:
         pinned_page0_kept(s, trunc & ((s.size > 0) | s.hpage0_cached)),
         ok(0, size=If(trunc, 0, s.size),
            hpage0_cached=If(trunc, 0, s.hpage0_cached),
-           **bump(s, FD_FIELDS, If(how == OPEN_RDONLY, RO, RW), +1)),
+           **as_updates(bump(s, FD_FIELDS, If(how == OPEN_RDONLY, RO, RW), +1))),
     ]
 
 
-def dup_body(s: StateView, fd: E) -> list[object]:
-    return [have_fd(s, fd), ok(0, **bump(s, FD_FIELDS, fd, +1))]
+def dup_body(s: StateView, fd: E) -> list[Rule]:
+    return [have_fd(s, fd), ok(0, **as_updates(bump(s, FD_FIELDS, fd, +1)))]
 
 
 MODE_DOMAIN = (0o644, 0o755, 0o777, 0o666, 0o600, 0o700)
 
 
-def fchmod_body(s: StateView, fd: E, mode: E) -> list[object]:
+def fchmod_body(s: StateView, fd: E, mode: E) -> list[Rule]:
     """shmem_setattr(): with F_SEAL_EXEC, a mode change that flips any x bit is EPERM.
     hugetlbfs_setattr() has no such check (bug-history B15)."""
     return [
@@ -452,12 +455,12 @@ def fchmod_body(s: StateView, fd: E, mode: E) -> list[object]:
     ]
 
 
-def close_body(s: StateView, fd: E) -> list[object]:
-    return [have_fd(s, fd), ok(0, **bump(s, FD_FIELDS, fd, -1))]
+def close_body(s: StateView, fd: E) -> list[Rule]:
+    return [have_fd(s, fd), ok(0, **as_updates(bump(s, FD_FIELDS, fd, -1)))]
 
 
-def P(name: str, sort: object, domain: tuple[int, ...], doc: str = "") -> Param:  # noqa: N802
-    return Param(name, sort, domain, doc)  # type: ignore[arg-type]
+def P(name: str, sort: Sort, domain: tuple[int, ...], doc: str = "") -> Param:  # noqa: N802
+    return Param(name, sort, domain, doc)
 
 
 def _pages_param(name: str, lo: int = 0) -> Param:

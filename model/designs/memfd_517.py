@@ -31,6 +31,7 @@ from model.designs.memfd import (
     write_sealed,
 )
 from model.lang import Action, Design, E, Field, If, Param, boolean, enum, fail, ok, requires, word
+from model.lang.action import Rule, as_updates
 from model.lang.callspec import C, Choice, Flags
 from model.lang.expr import bv
 from model.lang.schema import StateView
@@ -85,7 +86,7 @@ MIGRATED, MIGRATE_REFUSED = 0, 1
 
 
 # ---- the 5.17 delta on mainline ------------------------------------------------------------
-def create_flags_517(s: StateView, flags: E) -> object:
+def create_flags_517(s: StateView, flags: E) -> Rule:
     allowed = If(flags.has(MFD_HUGETLB),
                  bv(MFD_ALL_FLAGS_517 | (MFD_HUGE_MASK << MFD_HUGE_SHIFT), 32),
                  bv(MFD_ALL_FLAGS_517, 32))
@@ -93,14 +94,14 @@ def create_flags_517(s: StateView, flags: E) -> object:
                 why="memfd_create(): bits outside MFD_ALL_FLAGS (no NOEXEC_SEAL/EXEC before 6.3)")
 
 
-def create_ok_517(s: StateView, flags: E) -> object:
+def create_ok_517(s: StateView, flags: E) -> Rule:
     return ok(0, exists=1, hugetlb=If(flags.has(MFD_HUGETLB), 1, 0), fd_rw=1, mode=0o777,
               seals=If(flags.has(MFD_ALLOW_SEALING), 0, F_SEAL_SEAL), origin=O_MEMFD,
-              **s.with_flag("NORESERVE", True, site="shmem_file_setup"),
+              **as_updates(s.with_flag("NORESERVE", True, site="shmem_file_setup")),
               why="shmem_file_setup(name, 0, VM_NORESERVE); F_SEAL_SEAL unless ALLOW_SEALING")
 
 
-def add_seals_bits_517(s: StateView, seals: E) -> object:
+def add_seals_bits_517(s: StateView, seals: E) -> Rule:
     return fail("EINVAL", when=(seals & ~F_ALL_SEALS_517) != 0, label="invalid_bits",
                 why="seals & ~F_ALL_SEALS (no F_SEAL_EXEC before 6.3)")
 
@@ -109,7 +110,7 @@ def adds_write_517(s: StateView, seals: E) -> E:
     return seals.has(F_SEAL_WRITE) & ~s.seals.has(F_SEAL_WRITE)
 
 
-def mmap_seal_517(s: StateView, fd: E, share: E, prot: E) -> object:
+def mmap_seal_517(s: StateView, fd: E, share: E, prot: E) -> Rule:
     """mmap_region(): mapping_map_writable() for every VM_SHARED mapping (EPERM once
     F_SEAL_WRITE made i_mmap_writable negative), then shmem_mmap()'s
     seal_check_future_write()."""
@@ -120,14 +121,14 @@ def mmap_seal_517(s: StateView, fd: E, share: E, prot: E) -> object:
 
 
 # ---- the flags-word paths -------------------------------------------------------------------
-def tmpfs_create_body(s: StateView) -> list[object]:
+def tmpfs_create_body(s: StateView) -> list[Rule]:
     """shmem_mknod() on a tmpfs mount: __shmem_get_inode(..., VM_NORESERVE); seals {SEAL}."""
     return [requires(~s.exists, label="one_inode"),
             ok(0, exists=1, origin=O_TMPFS, fd_rw=1, mode=0o600, seals=F_SEAL_SEAL,
-               **s.with_flag("NORESERVE", True, site="shmem_mknod"))]
+               **as_updates(s.with_flag("NORESERVE", True, site="shmem_mknod")))]
 
 
-def shmget_body(s: StateView, noreserve: E) -> list[object]:
+def shmget_body(s: StateView, noreserve: E) -> list[Rule]:
     """newseg(): VM_NORESERVE only for SHM_NORESERVE when overcommit is not "never", then
     shmem_kernel_file_setup() -> shmem_acct_size() pre-accounts the whole segment otherwise."""
     nores = (noreserve == 1) & ~s.commit_full  # commit_full models overcommit_memory=2
@@ -135,10 +136,10 @@ def shmget_body(s: StateView, noreserve: E) -> list[object]:
             fail("ENOMEM", when=~nores & s.commit_full, label="acct_size",
                  why="shmem_acct_size(): !VM_NORESERVE and the commit limit is reached"),
             ok(0, exists=1, origin=O_SYSV, size=1, seals=F_SEAL_SEAL,
-               **s.with_flag("NORESERVE", nores, site="newseg"))]
+               **as_updates(s.with_flag("NORESERVE", nores, site="newseg")))]
 
 
-def shmctl_body(s: StateView, cmd: E) -> list[object]:
+def shmctl_body(s: StateView, cmd: E) -> list[Rule]:
     """shmctl(SHM_LOCK/SHM_UNLOCK) -> shmem_lock(): user_shm_lock() charge (root: always),
     VM_LOCKED and mapping_set_unevictable(), or the reverse."""
     lock = cmd == 0
@@ -147,14 +148,14 @@ def shmctl_body(s: StateView, cmd: E) -> list[object]:
         requires(s.origin == O_SYSV, label="has_shmid",
                  why="only a SysV segment has a shmid: a memfd can never be SHM_LOCKed"),
         ok(0, when=lock & ~locked, label="lock", unevictable=1,
-           **s.with_flag("LOCKED", True, site="shmem_lock")),
+           **as_updates(s.with_flag("LOCKED", True, site="shmem_lock"))),
         ok(0, when=~lock & locked, label="unlock", unevictable=0,
-           **s.with_flag("LOCKED", False, site="shmem_lock")),
+           **as_updates(s.with_flag("LOCKED", False, site="shmem_lock"))),
         ok(0, label="no_change"),
     ]
 
 
-def reclaim_body(s: StateView, lru: E) -> list[object]:
+def reclaim_body(s: StateView, lru: E) -> list[Rule]:
     """Memory reclaim meets a page of the file. On the unevictable LRU it is skipped; a page
     still on an evictable LRU (it was there before the mapping became unevictable) goes to
     shmem_writepage(), which redirties VM_LOCKED pages instead of swapping them."""
@@ -169,14 +170,14 @@ def reclaim_body(s: StateView, lru: E) -> list[object]:
     ]
 
 
-def migrate_body(s: StateView) -> list[object]:
+def migrate_body(s: StateView) -> list[Rule]:
     """Compaction/migration meets a page: unmovable allocations are never migrated."""
     return [requires(s.exists & (s.size > 0), label="has_page"),
             ok(MIGRATE_REFUSED, when=s.unmovable, label="unmovable"),
             ok(MIGRATED, label="migrated")]
 
 
-def reacct_rule(s: StateView, len: E) -> object:  # noqa: A002
+def reacct_rule(s: StateView, len: E) -> Rule:  # noqa: A002
     return fail("ENOMEM", when=(len > s.size) & ~s.hugetlb
                 & ~s.flag("NORESERVE", site="shmem_reacct_size") & s.commit_full,
                 label="reacct", why="shmem_setattr() -> shmem_reacct_size(): !VM_NORESERVE")

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from model.designs import get, register
 from model.designs.memfd_517 import MFD_FLAGS_517, RECLAIM_REDIRTIED, with_vocabulary
-from model.lang import Action, Design, E, Field, If, Param, boolean, fail, ok, requires, word
+from model.lang import Action, Design, E, Field, If, Param, Rule, boolean, fail, ok, requires, word
 from model.lang.expr import bv
 from model.lang.schema import StateView
 from model.vocab import (
@@ -63,7 +63,7 @@ def inacc(s: StateView, site: str) -> E:
     return s.flag("INACCESSIBLE", site=site)
 
 
-def create_flags_v5(s: StateView, flags: E) -> object:
+def create_flags_v5(s: StateView, flags: E) -> Rule:
     allowed = If(flags.has(MFD_HUGETLB),
                  bv(MFD_ALL_FLAGS_V5 | (MFD_HUGE_MASK << MFD_HUGE_SHIFT), 32),
                  bv(MFD_ALL_FLAGS_V5, 32))
@@ -71,7 +71,7 @@ def create_flags_v5(s: StateView, flags: E) -> object:
                 why="memfd_create(): bits outside MFD_ALL_FLAGS (now with MFD_INACCESSIBLE)")
 
 
-def create_no_sealing(s: StateView, flags: E) -> object:
+def create_no_sealing(s: StateView, flags: E) -> Rule:
     return fail("EINVAL", when=flags.has_all(MFD_INACCESSIBLE | MFD_ALLOW_SEALING),
                 label="inaccessible_sealing",
                 why="memfd_create(): MFD_INACCESSIBLE with MFD_ALLOW_SEALING")
@@ -87,38 +87,38 @@ def create_ok_v5(s: StateView, flags: E) -> dict[str, E | int]:
     return upd
 
 
-def setattr_rule(s: StateView, len: E) -> object:  # noqa: A002
+def setattr_rule(s: StateView, len: E) -> Rule:  # noqa: A002
     return fail("EPERM", when=inacc(s, "shmem_setattr") & (s.size > 0),
                 label="inaccessible_resize",
                 why="shmem_setattr(): SHM_F_INACCESSIBLE and oldsize != 0")
 
 
-def otrunc_rule(s: StateView, how: E) -> object:
+def otrunc_rule(s: StateView, how: E) -> Rule:
     return fail("EPERM", when=(how == 2) & inacc(s, "shmem_setattr") & (s.size > 0),
                 label="inaccessible_resize", why="O_TRUNC -> shmem_setattr()")
 
 
-def mmap_rule(s: StateView) -> object:
+def mmap_rule(s: StateView) -> Rule:
     return fail("EPERM", when=inacc(s, "shmem_mmap"), label="inaccessible",
                 why="shmem_mmap(): SHM_F_INACCESSIBLE")
 
 
-def write_rule(s: StateView) -> object:
+def write_rule(s: StateView) -> Rule:
     return fail("EPERM", when=inacc(s, "shmem_write_begin"), label="inaccessible",
                 why="shmem_write_begin(): SHM_F_INACCESSIBLE, after the seal checks")
 
 
-def read_rules_past_eof(s: StateView, off: E) -> object:
+def read_rules_past_eof(s: StateView, off: E) -> Rule:
     return ok(0, when=off > s.size, label="past_end_index",
               why="shmem_file_read_iter(): index > end_index")
 
 
-def read_rule(s: StateView) -> object:
+def read_rule(s: StateView) -> Rule:
     return fail("EPERM", when=inacc(s, "shmem_file_read_iter"), label="inaccessible",
                 why="shmem_file_read_iter(): after the index > end_index test")
 
 
-def writepage_rule(s: StateView) -> object:
+def writepage_rule(s: StateView) -> Rule:
     return ok(RECLAIM_REDIRTIED, when=inacc(s, "writepage"), label="redirty_inaccessible",
               why="shmem_writepage(): SHM_F_INACCESSIBLE -> redirty")
 
@@ -129,21 +129,21 @@ def punch_invalidates(s: StateView, mode: E, off: E) -> dict[str, E | int]:
 
 
 # ---- the KVM side (memfile_notifier) -----------------------------------------------------
-def register_body(s: StateView) -> list[object]:
+def register_body(s: StateView) -> list[Rule]:
     return [requires(s.exists & (s.origin == 1) & ~s.kvm_notifier, label="memfd_unbound"),
             fail("EOPNOTSUPP", when=s.hugetlb, label="unsupported_inode",
                  why="memfile_register_notifier(): no backing store for hugetlbfs"),
             ok(0, kvm_notifier=1)]
 
 
-def map_pfn_body(s: StateView) -> list[object]:
+def map_pfn_body(s: StateView) -> list[Rule]:
     return [requires(s.kvm_notifier & ~s.kvm_mapped, label="registered"),
             fail("EINVAL", when=s.size == 0, label="past_eof",
                  why="shmem_get_lock_pfn() -> shmem_getpage(SGP_NOALLOC) past i_size"),
             ok(0, kvm_mapped=1)]
 
 
-def guest_write_body(s: StateView) -> list[object]:
+def guest_write_body(s: StateView) -> list[Rule]:
     return [requires(s.kvm_mapped, label="mapped"), ok(0, effects=CHG_KVM)]
 
 

@@ -102,6 +102,14 @@ def requires(cond: E | bool, *, label: str = "", why: str = "") -> Rule:
     return Rule("requires", c, const(0, INT), {}, 0, label or "requires", why)
 
 
+def as_updates(updates: Mapping[str, E | int]) -> dict[str, Any]:
+    """A mapping of state updates to pass on as keywords: `ok(0, **as_updates(m))`.
+
+    Only for the type checker, which checks a `**mapping` against every keyword parameter of
+    ok()/fail() (label and why are str) and not only against `**updates`."""
+    return dict(updates)
+
+
 def _upd(updates: Mapping[str, E | int]) -> dict[str, E]:
     return {k: (v if isinstance(v, E) else const(v, INT)) for k, v in updates.items()}
 
