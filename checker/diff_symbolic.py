@@ -1,0 +1,230 @@
+"""Design diff without a scope: a product transition system in z3, decided by Spacer.
+
+Inv(sA, sB) relates the states the two designs can be in after the same call sequence:
+  Init:  InitA(sA) ∧ InitB(sB) ∧ shared fields agree          ⇒ Inv(sA, sB)
+  Step:  Inv ∧ TransA_a(sA, p, outA, s'A) ∧ TransB_a(sB, p, outB, s'B) ∧ outA = outB
+                                                             ⇒ Inv(s'A, s'B)   (common a)
+         Inv ∧ TransA_a(sA, p, s'A)                          ⇒ Inv(s'A, sB)    (A-only a)
+  Bad:   Inv ∧ [ both take a with outA ≠ outB, or only one of them can take a(p) ] ⇒ ⊥
+Spacer returns an inductive invariant (EQUIVALENT for every scope: every number of mappings,
+pins and descriptors, any size), re-checked here by plain solver calls before it is reported,
+or says the bad state is reachable (DIFFERENT; the explicit diff then gives the shortest
+trace). Both sides are the designs' own action encodings (checker/encode_z3.py).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import z3
+
+from checker.encode_z3 import Encoder
+from model.lang.design import Design
+
+Z = Any
+
+
+@dataclass
+class SymDiff:
+    verdict: str  # "equivalent" | "different" | "unknown"
+    seconds: float
+    invariant: str | None = None
+    reason: str = ""
+    rechecked: bool = False
+
+
+class _Side:
+    """One design's encoder with its template variables renamed apart (A.s.x, A.n.x...)."""
+
+    def __init__(self, tag: str, design: Design) -> None:
+        self.enc = Encoder(design)
+        e = self.enc
+        self.s = {f.name: z3.Const(f"{tag}.s.{f.name}", e.s[f.name].sort()) for f in e.fields}
+        self.n = {f.name: z3.Const(f"{tag}.n.{f.name}", e.n[f.name].sort()) for f in e.fields}
+        self.out = z3.Int(f"{tag}.out")
+        self.eff = z3.BitVec(f"{tag}.eff", e.eff.size())
+        self.br = z3.Int(f"{tag}.br")
+        self.pairs = ([(e.s[k], v) for k, v in self.s.items()]
+                      + [(e.n[k], v) for k, v in self.n.items()]
+                      + [(e.out, self.out), (e.eff, self.eff), (e.br, self.br)])
+
+    def ren(self, t: Z) -> Z:
+        return z3.substitute(t, *self.pairs)
+
+    def step(self, i: int, observe: bool = True) -> Z:
+        return self.ren(z3.And(self.enc.trans_a(i, observe=observe), self.enc.dom(self.enc.n)))
+
+    def enabled(self, i: int) -> Z:
+        ae = self.enc.actions[i]
+        return self.ren(z3.And(ae.enabled, ae.pdom))
+
+    def svars(self) -> list[Z]:
+        return list(self.s.values())
+
+    def nvars(self) -> list[Z]:
+        return list(self.n.values())
+
+
+def symbolic_diff(a: Design, b: Design, timeout: float | None = 120.0) -> SymDiff:
+    t0 = time.perf_counter()
+    A, B = _Side("A", a), _Side("B", b)
+    inv = z3.Function("DiffInv", *[v.sort() for v in A.svars() + B.svars()], z3.BoolSort())
+    sa, sb = A.svars(), B.svars()
+    shared = [f for f in A.s if f in B.s and A.s[f].sort() == B.s[f].sort()]
+    params: list[Z] = []
+    acts_a = {ae.action.name: ae for ae in A.enc.actions}
+    acts_b = {ae.action.name: ae for ae in B.enc.actions}
+    for ae in list(acts_a.values()) + list(acts_b.values()):
+        params += [v for v in ae.params.values() if not any(v.eq(x) for x in params)]
+    obs = [A.out, A.eff, A.br, B.out, B.eff, B.br]
+    allv = sa + sb + A.nvars() + B.nvars() + params + obs
+
+    def close(body: Z, head: Z) -> Z:
+        return z3.ForAll(allv, z3.Implies(body, head))
+
+    init = z3.And(A.ren(z3.And(A.enc.dom(A.enc.s), A.enc.init(A.enc.s))),
+                  B.ren(z3.And(B.enc.dom(B.enc.s), B.enc.init(B.enc.s))),
+                  *[A.s[f] == B.s[f] for f in shared])
+    here = inv(*sa, *sb)
+    clauses = [close(init, here)]
+    bad: list[Z] = []
+    checks: list[tuple[Z, Z]] = []  # (body, head) for the certificate re-check
+    checks.append((init, here))
+    for name, ae in acts_a.items():
+        be = acts_b.get(name)
+        if be is None:
+            body = z3.And(here, A.step(ae.index, observe=False))
+            head = inv(*A.nvars(), *sb)
+        else:
+            body = z3.And(here, A.step(ae.index), B.step(be.index), A.out == B.out)
+            head = inv(*A.nvars(), *B.nvars())
+            bad.append(z3.Or(z3.And(A.step(ae.index), B.step(be.index), A.out != B.out),
+                             A.enabled(ae.index) != B.enabled(be.index)))
+        clauses.append(close(body, head))
+        checks.append((body, head))
+    for name, be in acts_b.items():
+        if name not in acts_a:
+            body = z3.And(here, B.step(be.index, observe=False))
+            head = inv(*sa, *B.nvars())
+            clauses.append(close(body, head))
+            checks.append((body, head))
+    badf = z3.And(here, z3.Or(*bad)) if bad else z3.BoolVal(False)
+    # 1. a refinement relation first (Houdini): shared fields equal, named inode flags equal
+    cands = [A.s[f] == B.s[f] for f in shared]
+    va, vb = a.schema.state_vars("s"), b.schema.state_vars("s")
+    for flag in sorted(k for k in a.schema.flag_layout if ":" not in k
+                       and k in b.schema.flag_layout):
+        from checker.encode_z3 import translate
+        ta = A.ren(translate(va.flag(flag), {("s", f): A.enc.s[f] for f in A.s}))
+        tb = B.ren(translate(vb.flag(flag), {("s", f): B.enc.s[f] for f in B.s}))
+        cands.append(ta == tb)
+    houdini = _houdini(cands, init, checks, here, inv, sa + sb, A, B, badf, timeout)
+    if houdini is not None:
+        formula = z3.And(*houdini) if houdini else z3.BoolVal(True)
+        if not _recheck(formula, inv, sa + sb, A.nvars() + B.nvars(), sa, sb, checks, badf,
+                        timeout):
+            raise RuntimeError("internal error: the refinement relation passed Houdini but "
+                               "failed the independent re-check")
+        text = " ∧ ".join(str(c) for c in houdini) or "⊤"
+        return SymDiff("equivalent", time.perf_counter() - t0, text,
+                       reason="refinement relation (shared fields and inode flags equal), "
+                       "inductive; re-checked by fresh solvers", rechecked=True)
+    # 2. otherwise let Spacer look for any relation (or a distinguishing run)
+    clauses.append(close(badf, z3.BoolVal(False)))
+    solver = z3.SolverFor("HORN")
+    if timeout:
+        solver.set("timeout", int(timeout * 1000))
+    solver.add(*clauses)
+    r = solver.check()
+    secs = time.perf_counter() - t0
+    if r == z3.unsat:
+        return SymDiff("different", secs)
+    if r != z3.sat:
+        return SymDiff("unknown", secs, reason=solver.reason_unknown())
+    from checker.pdr import interpretation
+
+    formula = interpretation(solver.model(), inv, sa + sb)
+    ok = _recheck(formula, inv, sa + sb, A.nvars() + B.nvars(), sa, sb, checks, badf,
+                  timeout)
+    text = str(z3.simplify(formula))
+    if not ok:
+        return SymDiff("unknown", time.perf_counter() - t0, text,
+                       reason="the invariant Spacer returned did not re-check", rechecked=False)
+    return SymDiff("equivalent", time.perf_counter() - t0, text, rechecked=True)
+
+
+def _houdini(cands: list[Z], init: Z, checks: list[tuple[Z, Z]], here: Z, inv: Z,
+             args: list[Z], A: _Side, B: _Side, badf: Z, timeout: float | None
+             ) -> list[Z] | None:
+    """The largest inductive subset of the candidate conjuncts, if it excludes every
+    distinguishing step; None otherwise."""
+    def solver() -> z3.Solver:
+        s = z3.Solver()
+        if timeout:
+            s.set("timeout", int(timeout * 1000))
+        return s
+
+    keep = list(cands)
+    s = solver()
+    s.add(init)
+    keep = [c for c in keep if _valid(s, c)]
+    nxt_pairs = list(zip(A.svars() + B.svars(), A.nvars() + B.nvars()))
+    changed = True
+    while changed:
+        changed = False
+        conj = z3.And(*keep) if keep else z3.BoolVal(True)
+        for body, head in checks[1:]:
+            # the step clause with Inv := conj; its head names the next-state args
+            hargs = [head.arg(i) for i in range(head.num_args())]
+            sub_now = list(zip(args, args))
+            step = z3.substitute(body, (here, conj)) if here is not None else body
+            step = z3.substitute(step, *[(x, y) for x, y in sub_now if not x.eq(y)])
+            s = solver()
+            s.add(step)
+            for c in list(keep):
+                c_next = z3.substitute(c, *[(x, y) for x, y in zip(args, hargs)])
+                s.push()
+                s.add(z3.Not(c_next))
+                r = s.check()
+                s.pop()
+                if r != z3.unsat:
+                    keep.remove(c)
+                    changed = True
+            if changed:
+                break
+    conj = z3.And(*keep) if keep else z3.BoolVal(True)
+    s = solver()
+    s.add(z3.substitute(badf, (here, conj)))
+    if s.check() != z3.unsat:
+        return None
+    del nxt_pairs
+    return keep
+
+
+def _valid(s: z3.Solver, c: Z) -> bool:
+    s.push()
+    s.add(z3.Not(c))
+    r = s.check()
+    s.pop()
+    return r == z3.unsat
+
+
+def _recheck(formula: Z, inv: Z, args: list[Z], nargs: list[Z], sa: list[Z], sb: list[Z],
+             checks: list[tuple[Z, Z]], badf: Z, timeout: float | None) -> bool:
+    """Independent re-check with plain solvers: every clause holds with Inv := formula."""
+
+    def apply(t: Z) -> Z:
+        # replace applications of the relation by the formula over the application's args
+        return z3.substitute_funs(t, (inv, z3.substitute(formula, *[
+            (v, z3.Var(i, v.sort())) for i, v in enumerate(args)])))
+
+    for body, head in checks + [(badf, z3.BoolVal(False))]:
+        s = z3.Solver()
+        if timeout:
+            s.set("timeout", int(timeout * 1000))
+        s.add(apply(body), z3.Not(apply(head)))
+        if s.check() != z3.unsat:
+            return False
+    return True
