@@ -209,7 +209,11 @@ class Model:
         from model.lang.action import outcome_text
 
         ca, param = self.probes[name]
-        out = self.ex.apply(ca, st, {param: kind}).out
+        # the executor probes the mapping's first byte: any other parameter (a page offset,
+        # say) takes its first explored value, which is page 0
+        params = {p.name: p.domain[0] for p in ca.action.params}
+        params[param] = kind
+        out = self.ex.apply(ca, st, params).out
         return "ok" if out >= 0 else outcome_text(out)
 
     def probe(self, st: Mapping[str, int], kind: int) -> tuple[str, str]:
