@@ -18,7 +18,7 @@ import numpy.typing as npt
 
 from model.lang.action import Action, Semantics
 from model.lang.design import Design
-from model.lang.expr import BOOL, INT, E, SortT, literal_like, recast
+from model.lang.expr import BOOL, INT, E, SortT, literal_like, recast, var_key, width_of
 from model.lang.schema import Schema
 
 Arr = npt.NDArray[Any]
@@ -58,7 +58,7 @@ class CodeGen:
         if e.op == "const":
             return repr(bool(e.val)) if e.sort == BOOL else repr(int(e.val))  # type: ignore[call-overload]
         if e.op == "var":
-            scope, name = e.val  # type: ignore[misc]
+            scope, name = var_key(e)
             return f"{scope}_{name}"
         a = [self.emit(x) for x in e.args]
         op = e.op
@@ -71,9 +71,9 @@ class CodeGen:
         if op == "ite":
             return f"np.where({a[0]}, {a[1]}, {a[2]})"
         if op == "bnot":
-            return f"(np.invert({a[0]}) & {(1 << e.sort[1]) - 1})"  # type: ignore[index]
+            return f"(np.invert({a[0]}) & {(1 << width_of(e.sort)) - 1})"
         if op == "resize":
-            return f"({a[0]} & {(1 << e.sort[1]) - 1})"  # type: ignore[index]
+            return f"({a[0]} & {(1 << width_of(e.sort)) - 1})"
         sym = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "add": "+", "sub": "-",
                "band": "&", "bor": "|", "bxor": "^"}[op]
         if e.args[0].sort == BOOL and op in ("eq", "ne"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import cast
 
 # Sorts: "bool", "int" (a natural number; unbounded in z3, bounded by the scope when explicit),
 # or ("bv", width) for flag words.
@@ -148,6 +149,11 @@ def lift(x: Operand, sort: SortT) -> E:
 
 def var(scope: str, name: str, sort: SortT) -> E:
     return E("var", (), sort, (scope, name))
+
+
+def var_key(e: E) -> tuple[str, str]:
+    """The (scope, name) of a var node."""
+    return cast("tuple[str, str]", e.val)
 
 
 def literal_like(e: E) -> bool:
@@ -316,7 +322,7 @@ def substitute(e: E, env: dict[tuple[str, str], E]) -> E:
         if r is not None:
             return r
         if x.op == "var":
-            r = env.get(x.val, x)  # type: ignore[arg-type]
+            r = env.get(var_key(x), x)
         elif x.op == "const":
             r = x
         else:
@@ -357,7 +363,7 @@ def variables(e: E) -> set[tuple[str, str]]:
             continue
         seen.add(id(x))
         if x.op == "var":
-            out.add(x.val)  # type: ignore[arg-type]
+            out.add(var_key(x))
         stack.extend(x.args)
     return out
 
@@ -373,7 +379,7 @@ def show(e: E, names: dict[tuple[str, str], str] | None = None) -> str:
             return "⊤" if e.val else "⊥"
         return hex(e.val) if isinstance(e.sort, tuple) else str(e.val)  # type: ignore[arg-type]
     if e.op == "var":
-        scope, name = e.val  # type: ignore[misc]
+        scope, name = var_key(e)
         if names and (scope, name) in names:
             return names[(scope, name)]
         return {"s": name, "n": name + "'", "p": name, "o": "ret", "x": "effects"}.get(
