@@ -11,6 +11,7 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from checker.verdict import (
     EXIT_INCONCLUSIVE,
@@ -21,6 +22,10 @@ from checker.verdict import (
     Verdict,
     exit_code,
 )
+
+if TYPE_CHECKING:
+    from model.lang.design import Design
+    from properties.catalogue import Property
 
 ENGINES = ("explicit", "bmc", "kind", "pdr")
 
@@ -46,12 +51,12 @@ def scope_text(scope: dict[str, int]) -> str:
     return ",".join(f"{k}={v}" for k, v in scope.items())
 
 
-def load_designs(names: Sequence[str]) -> list[object]:
+def load_designs(names: Sequence[str]) -> list[Design]:
     from model import designs
 
     if not names:
         return [designs.get(n) for n in designs.names()]
-    out = []
+    out: list[Design] = []
     for n in names:
         if n.endswith(".py") or os.sep in n:
             from model.whatif import WhatIfError, load_whatif
@@ -94,11 +99,11 @@ def _progress(msg: str) -> None:
     print(f"  … {msg}", file=sys.stderr, flush=True)
 
 
-def run_explicit(design: object, props: list[object], scope: dict[str, int],
+def run_explicit(design: Design, props: Sequence[Property], scope: dict[str, int],
                  quiet: bool) -> tuple[list[Result], list[str]]:
     from checker.explicit import Explorer
 
-    ex = Explorer(design, scope, props,  # type: ignore[arg-type]
+    ex = Explorer(design, scope, props,
                   progress=None if quiet else _progress)
     r = ex.run()
     st = scope_text(scope)
@@ -112,22 +117,22 @@ def run_explicit(design: object, props: list[object], scope: dict[str, int],
             v = Verdict.EXHAUSTED if o.holds else Verdict.VIOLATED
         else:
             v = Verdict.WITNESSED if o.holds else Verdict.NOT_WITNESSED
-        results.append(Result(design.name, name, "explicit", v,  # type: ignore[attr-defined]
-                              p.expected(design.name), method  # type: ignore[attr-defined]
+        results.append(Result(design.name, name, "explicit", v,
+                              p.expected(design.name), method
                               + (note if v in (Verdict.EXHAUSTED, Verdict.NOT_WITNESSED)
                                  else ""),
                               r.seconds, o.run,
                               stats={"states": r.states, "transitions": r.transitions,
                                      "depth": r.depth}))
-    cov = [f"{design.name}: explicit states={r.states:,} transitions={r.transitions:,} "  # type: ignore[attr-defined]
+    cov = [f"{design.name}: explicit states={r.states:,} transitions={r.transitions:,} "
            f"depth={r.depth} sec={r.seconds:.2f} states/s={r.states_per_second:,.0f} "
            f"bytes/state={r.stored_bytes / max(1, r.states):.1f} scope {st}"]
     unc = r.uncovered()
     if unc:
-        cov.append(f"{design.name}: rules that never fired in the reachable space: "  # type: ignore[attr-defined]
+        cov.append(f"{design.name}: rules that never fired in the reachable space: "
                    + ", ".join(f"{a}.{lab}" for a, lab in unc))
     else:
-        cov.append(f"{design.name}: coverage: every rule of every action fired")  # type: ignore[attr-defined]
+        cov.append(f"{design.name}: coverage: every rule of every action fired")
     return results, cov
 
 
@@ -144,20 +149,20 @@ def cmd_check(args: argparse.Namespace) -> int:
     results: list[Result] = []
     lines: list[str] = []
     for d in designs:
-        props = for_design(d)  # type: ignore[arg-type]
+        props = for_design(d)
         if args.property:
             props = [p for p in props if p.name in args.property]
             if not props:
-                lines.append(f"{d.name}: none of the requested properties applies")  # type: ignore[attr-defined]
+                lines.append(f"{d.name}: none of the requested properties applies")
                 continue
         try:
-            scope = d.scope(user_scope)  # type: ignore[attr-defined]
+            scope = d.scope(user_scope)
         except KeyError as e:
-            raise UsageError(f"design {d.name} has no scope parameter {e.args[0]!r} "  # type: ignore[attr-defined]
+            raise UsageError(f"design {d.name} has no scope parameter {e.args[0]!r} "
                              f"(has: {', '.join(d.default_scope)})") from None
         for eng in engines:
             if eng == "explicit":
-                rs, cov = run_explicit(d, props, scope, args.quiet)  # type: ignore[arg-type]
+                rs, cov = run_explicit(d, props, scope, args.quiet)
                 results += rs
                 lines += cov
             else:
@@ -166,7 +171,7 @@ def cmd_check(args: argparse.Namespace) -> int:
                 except ImportError as e:
                     raise UsageError(f"engine {eng} is not available: {e}") from None
                 for p in props:
-                    results.append(check_symbolic(d, p, eng, depth=args.depth,  # type: ignore[arg-type]
+                    results.append(check_symbolic(d, p, eng, depth=args.depth,
                                                   timeout=args.timeout))
     from checker import report
 
@@ -279,17 +284,17 @@ def cmd_conform(args: argparse.Namespace) -> int:
     )
 
     (d,) = load_designs([args.design])
-    name = d.name  # type: ignore[attr-defined]
+    name = d.name
 
     def split(text: str | None, default: str | None) -> tuple[dict[str, int], int | None]:
         sc = parse_scope(default)
         sc.update(parse_scope(text))
         depth = sc.pop("depth", None)
         try:
-            return d.scope(sc), depth  # type: ignore[attr-defined]
+            return d.scope(sc), depth
         except KeyError as e:
             raise UsageError(f"design {name} has no scope parameter {e.args[0]!r} (has: "
-                             f"{', '.join([*d.default_scope, 'depth'])})") from None  # type: ignore[attr-defined]
+                             f"{', '.join([*d.default_scope, 'depth'])})") from None
 
     scope, depth = split(args.scope, DEFAULT_SCOPES.get(name, "depth=3"))
     walk_scope, _ = split(args.walk_scope, DEFAULT_WALK_SCOPES.get(name))
@@ -301,7 +306,7 @@ def cmd_conform(args: argparse.Namespace) -> int:
                           walk_scope=walk_scope, exhaustive=not args.no_exhaustive,
                           jobs=args.jobs, hugetlb=not args.no_hugetlb, out=args.out,
                           progress=None if args.quiet else _progress)
-    rep = run_conform(d, opts)  # type: ignore[arg-type]
+    rep = run_conform(d, opts)
     print_report(rep)
     return EXIT_OK if not rep.divergent else EXIT_UNEXPECTED
 
@@ -349,14 +354,14 @@ def cmd_explore(args: argparse.Namespace) -> int:
 
     (d,) = load_designs([args.design])
     try:
-        scope = d.scope(parse_scope(args.scope))  # type: ignore[attr-defined]
+        scope = d.scope(parse_scope(args.scope))
     except KeyError as e:
         raise UsageError(f"no scope parameter {e.args[0]!r}") from None
     try:
-        g = state_graph(d, scope, max_states=args.max_states)  # type: ignore[arg-type]
+        g = state_graph(d, scope, max_states=args.max_states)
     except TooLarge as e:
         raise UsageError(f"{e}: choose a smaller --scope or raise --max-states") from None
-    dot = to_dot(d, g)  # type: ignore[arg-type]
+    dot = to_dot(d, g)
     from checker.atomic import write_text
 
     if args.graph:
@@ -385,53 +390,53 @@ def cmd_diff(args: argparse.Namespace) -> int:
             where, _, mask = spec.partition("=")
             act, _, param = where.partition(".")
             m = int(mask, 0)
-            a = restrict_domain(a, act, param, m)  # type: ignore[arg-type]
-            b = restrict_domain(b, act, param, m)  # type: ignore[arg-type]
+            a = restrict_domain(a, act, param, m)
+            b = restrict_domain(b, act, param, m)
         except (ValueError, KeyError) as e:
             raise UsageError(f"bad --exclude-flag {spec!r} (want ACTION.PARAM=MASK): {e}"
                              ) from None
-    scope = dict(a.default_scope)  # type: ignore[attr-defined]
-    scope.update({k: v for k, v in b.default_scope.items() if k not in scope})  # type: ignore[attr-defined]
+    scope = dict(a.default_scope)
+    scope.update({k: v for k, v in b.default_scope.items() if k not in scope})
     scope.update(parse_scope(args.scope))
     try:
-        r = Differ(a, b, scope, progress=None if args.quiet else _progress).run()  # type: ignore[arg-type]
+        r = Differ(a, b, scope, progress=None if args.quiet else _progress).run()
     except ValueError as e:
         raise UsageError(str(e)) from None
     st = scope_text(scope)
     w = 72 if args.format == "mail" else 100
-    lines = [f"diff {a.name} -> {b.name}: explicit product search, scope {st}",  # type: ignore[attr-defined]
+    lines = [f"diff {a.name} -> {b.name}: explicit product search, scope {st}",
              f"  {r.pairs:,} reachable state pairs, depth {r.depth}, {r.seconds:.1f} s"]
     if args.exclude_flag:
         lines.append("  excluding parameter values: " + ", ".join(args.exclude_flag))
     if r.only_b:
-        lines.append(f"calls only in {b.name}: " + ", ".join(r.only_b))  # type: ignore[attr-defined]
+        lines.append(f"calls only in {b.name}: " + ", ".join(r.only_b))
     if r.only_a:
-        lines.append(f"calls only in {a.name}: " + ", ".join(r.only_a))  # type: ignore[attr-defined]
+        lines.append(f"calls only in {a.name}: " + ", ".join(r.only_a))
     from checker.encoding import check_compose
 
-    for c in check_compose(a, b):  # type: ignore[arg-type]
+    for c in check_compose(a, b):
         lines.append(f"uapi collision: {c}")
-    changes = rule_changes(a, b)  # type: ignore[arg-type]
+    changes = rule_changes(a, b)
     if changes:
         lines.append("rules added (+), changed (~) or dropped (-):")
         lines += [f"  {c}" for c in changes]
     for d in r.divergences:
         ra, rb = d.example
-        ta = run_to_trace(a, ra)  # type: ignore[arg-type]
-        tb = run_to_trace(b, rb)  # type: ignore[arg-type]
+        ta = run_to_trace(a, ra)
+        tb = run_to_trace(b, rb)
         lines.append(f"divergence: {d.action} ({d.count} reachable occurrences): "
-                     f"{a.name} {d.rule_a}, {b.name} {d.rule_b}")  # type: ignore[attr-defined]
+                     f"{a.name} {d.rule_a}, {b.name} {d.rule_b}")
         for sa, _ in zip(ta.steps[:-1], tb.steps[:-1], strict=False):
             lines.append(f"    {format_step(sa)}")
-        lines.append(f"  {a.name}: {format_step(ta.steps[-1])}")  # type: ignore[attr-defined]
-        lines.append(f"  {b.name}: {format_step(tb.steps[-1])}")  # type: ignore[attr-defined]
+        lines.append(f"  {a.name}: {format_step(ta.steps[-1])}")
+        lines.append(f"  {b.name}: {format_step(tb.steps[-1])}")
     same_calls = not r.divergences
     method = f"explicit within scope {st}"
     if r.equivalent:
         verdict = f"EQUIVALENT ({method})"
     elif same_calls:
-        verdict = (f"EQUIVALENT on every common call ({method}); {b.name} adds "  # type: ignore[attr-defined]
-                   f"{len(r.only_b)} call(s), {a.name} {len(r.only_a)}")  # type: ignore[attr-defined]
+        verdict = (f"EQUIVALENT on every common call ({method}); {b.name} adds "
+                   f"{len(r.only_b)} call(s), {a.name} {len(r.only_a)}")
     else:
         s = r.shortest
         assert s is not None
@@ -453,10 +458,10 @@ def cmd_encoding(args: argparse.Namespace) -> int:
     ds = load_designs(args.design or [])
     problems = []
     for d in ds:
-        problems += check_design(d)  # type: ignore[arg-type]
+        problems += check_design(d)
     if args.compose:
         a, b = load_designs(args.compose)
-        problems += [f"collision: {c}" for c in check_compose(a, b)]  # type: ignore[arg-type]
+        problems += [f"collision: {c}" for c in check_compose(a, b)]
     for p in problems:
         print(p)
     print(f"encoding: {len(ds)} design(s) checked"

@@ -60,7 +60,7 @@ def compare(engine: str = "explicit", timeout: float = 60.0) -> tuple[str, list[
         names = [row[col] for row in ROWS if row[col]]
         props = [cat[n] for n in names if n is not None]
         if engine == "explicit":
-            rs, _ = run_explicit(d, props, d.scope(), True)  # type: ignore[arg-type]
+            rs, _ = run_explicit(d, props, d.scope(), True)
         else:
             from checker.symbolic import check_symbolic
             rs = [check_symbolic(d, p, engine, depth=20, timeout=timeout) for p in props]

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from checker.compile_np import Arr, CompiledAction
-from checker.explicit import Explorer
-from model.lang.action import outcome_text
+from checker.explicit import Explorer, Packer
+from model.lang.action import Action, outcome_text
 from model.lang.design import Design
 from traces.run import ARun, AStep
 
@@ -156,19 +156,20 @@ class Differ:
         ib = [pb.pack(s) for s in self.b.init.states(self.b.schema)]
         # initial pairs: each initial state of A with the B states that agree on shared fields
         pairs0 = []
-        for ka in ia:
-            sa = pa.unpack(ka)
-            for kb in ib:
-                sb = pb.unpack(kb)
-                if all(sa[n] == sb[n] for n in sa.keys() & sb.keys()):
-                    pairs0.append((ka, kb))
-        visited: set[tuple[int, int]] = set(pairs0)
+        for ka0 in ia:
+            sa0 = pa.unpack(ka0)
+            for kb0 in ib:
+                sb0 = pb.unpack(kb0)
+                if all(sa0[n] == sb0[n] for n in sa0.keys() & sb0.keys()):
+                    pairs0.append((ka0, kb0))
         # per layer: (A keys, B keys, parent index, action name, param row)
         layers: list[tuple[Arr, Arr, Arr, list[str], Arr]] = [(
             np.array([p[0] for p in pairs0], np.int64), np.array([p[1] for p in pairs0], np.int64),
             np.full(len(pairs0), -1, np.int64), [""] * len(pairs0),
             np.full(len(pairs0), -1, np.int32))]
-        classes: dict[tuple[str, str, str], list[object]] = {}
+        # per class (action, rule in A, rule in B): occurrences, and where it first happened
+        # (depth, row, action, parameter column)
+        classes: dict[tuple[str, str, str], tuple[int, tuple[int, int, str, int]]] = {}
         depth = 0
         complete = True
         vis = _PairSet()
@@ -220,10 +221,9 @@ class Differ:
                                    else "(outside the model)",
                                    cb.labels[int(rb["br"][row, col])] if enb[row, col]
                                    else "(outside the model)")
-                            rec = classes.setdefault(key, [0, None])
-                            rec[0] = int(rec[0]) + 1  # type: ignore[call-overload]
-                            if rec[1] is None:
-                                rec[1] = (depth, lo + int(idx[row]), name, int(col))
+                            rec = classes.get(key)
+                            classes[key] = ((1, (depth, lo + int(idx[row]), name, int(col)))
+                                            if rec is None else (rec[0] + 1, rec[1]))
                         move = both & ~differ
                     elif ca is not None:
                         move, nb = en, np.repeat(xb.reshape(-1, 1), ref.k, axis=1)
@@ -250,28 +250,26 @@ class Differ:
             depth += 1
             if self.progress:
                 self.progress(f"pairs={vis.size} depth={depth}")
-        visited = range(vis.size)
         self._layers = layers
         divs = []
-        for (name, la, lb), (count, where) in classes.items():
-            d, row, act, col = where  # type: ignore[misc]
-            divs.append(Divergence(name, la, lb, int(count), self._runs(d, row, act, col)))
+        for (name, la, lb), (count, (d, row, act, col)) in classes.items():
+            divs.append(Divergence(name, la, lb, count, self._runs(d, row, act, col)))
         divs.sort(key=lambda v: (len(v.example[0]), v.action))
-        return DiffResult(self.a, self.b, self.scope, len(visited), depth,
+        return DiffResult(self.a, self.b, self.scope, vis.size, depth,
                           time.perf_counter() - t0, [c.action.name for c in self.only_a],
                           [c.action.name for c in self.only_b], divs, complete)
 
     @staticmethod
-    def _next(pk: object, ca: CompiledAction, r: dict[str, Arr], keys: Arr,
+    def _next(pk: Packer, ca: CompiledAction, r: dict[str, Arr], keys: Arr,
               S: Mapping[str, Arr]) -> tuple[Arr, Arr]:
         col = keys.reshape(-1, 1)
         nk = np.repeat(col, ca.k, axis=1)
         en = r["en"].copy()
         for fname in ca.updated:
             u = r[fname]
-            if fname in pk.nat:  # type: ignore[attr-defined]
-                en &= (u >= 0) & (u <= pk.bound[fname])  # type: ignore[attr-defined]
-            nk += ((u & pk.mask[fname]) - S[fname]) << pk.shift[fname]  # type: ignore[attr-defined]
+            if fname in pk.nat:
+                en &= (u >= 0) & (u <= pk.bound[fname])
+            nk += ((u & pk.mask[fname]) - S[fname]) << pk.shift[fname]
         return nk, en
 
     def _runs(self, depth: int, row: int, act: str, col: int) -> tuple[ARun, ARun]:
@@ -338,8 +336,8 @@ def rule_changes(a: Design, b: Design) -> list[str]:
         if y is None:
             continue
 
-        def table(act: object, d: Design) -> dict[str, str]:
-            rs = act.rules(d.schema.state_vars("s"), act.param_vars())  # type: ignore[attr-defined]
+        def table(act: Action, d: Design) -> dict[str, str]:
+            rs = act.rules(d.schema.state_vars("s"), act.param_vars())
             return {r.label: f"{r.kind} {show(r.value)} when {show(r.cond)} "
                     f"upd {sorted((k, show(v)) for k, v in r.updates.items())}" for r in rs}
 

@@ -207,9 +207,9 @@ class Explorer:
         self._layers = layers
         props = {}
         for p in self.props:
-            hit = found[p.name]
-            run = self._run_to(hit, p) if hit is not None else None
-            holds = (hit is None) if p.kind in ("always", "action") else (hit is not None)
+            where = found[p.name]
+            run = self._run_to(where, p) if where is not None else None
+            holds = (where is None) if p.kind in ("always", "action") else (where is not None)
             props[p.name] = PropOutcome(p, holds, run)
         return ExploreResult(self.design, self.scope, int(visited.size), transitions, depth,
                              seconds, pruned, coverage, props, stored, complete,
