@@ -26,6 +26,7 @@ from checker.verdict import (
 if TYPE_CHECKING:
     from model.lang.design import Design
     from properties.catalogue import Property
+    from traces.run import ARun
 
 ENGINES = ("explicit", "bmc", "kind", "pdr")
 
@@ -378,11 +379,25 @@ def cmd_explore(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _run_lines(design: Design, run: ARun) -> list[str]:
+    """A divergence example as strace lines; a final call outside the design's model (possible
+    in the other design only) is said so rather than printed."""
+    from traces.concretize import run_to_trace
+    from traces.run import ARun
+    from traces.textfmt import format_step
+
+    steps = list(run.steps)
+    tail: list[str] = []
+    if steps and steps[-1].rule == "(outside the model)":
+        tail = [f"{steps[-1].action}: not possible here (outside this design's model)"]
+        steps = steps[:-1]
+    t = run_to_trace(design, ARun(run.init, steps))
+    return [format_step(x) for x in t.steps] + tail
+
+
 def cmd_diff(args: argparse.Namespace) -> int:
     from checker.diff import Differ, restrict_domain, rule_changes
     from model.lang.action import outcome_text
-    from traces.concretize import run_to_trace
-    from traces.textfmt import format_step
 
     a, b = load_designs([args.a, args.b])
     for spec in args.exclude_flag or []:
@@ -422,14 +437,15 @@ def cmd_diff(args: argparse.Namespace) -> int:
         lines += [f"  {c}" for c in changes]
     for d in r.divergences:
         ra, rb = d.example
-        ta = run_to_trace(a, ra)
-        tb = run_to_trace(b, rb)
         lines.append(f"divergence: {d.action} ({d.count} reachable occurrences): "
                      f"{a.name} {d.rule_a}, {b.name} {d.rule_b}")
-        for sa, _ in zip(ta.steps[:-1], tb.steps[:-1], strict=False):
-            lines.append(f"    {format_step(sa)}")
-        lines.append(f"  {a.name}: {format_step(ta.steps[-1])}")
-        lines.append(f"  {b.name}: {format_step(tb.steps[-1])}")
+        la, lb = _run_lines(a, ra), _run_lines(b, rb)
+        if la[:-1] == lb[:-1]:
+            lines += [f"    {x}" for x in la[:-1]]
+            lines += [f"  {a.name}: {la[-1]}", f"  {b.name}: {lb[-1]}"]
+        else:
+            lines += [f"  in {a.name}:"] + [f"    {x}" for x in la]
+            lines += [f"  in {b.name}:"] + [f"    {x}" for x in lb]
     same_calls = not r.divergences
     method = f"explicit within scope {st}"
     if r.equivalent:
@@ -438,18 +454,41 @@ def cmd_diff(args: argparse.Namespace) -> int:
         verdict = (f"EQUIVALENT on every common call ({method}); {b.name} adds "
                    f"{len(r.only_b)} call(s), {a.name} {len(r.only_a)}")
     else:
-        s = r.shortest
-        assert s is not None
-        verdict = (f"DIFFERENT: shortest distinguishing trace has {len(s.example[0])} steps "
-                   f"({outcome_text(s.example[0].steps[-1].out)} vs "
-                   f"{outcome_text(s.example[1].steps[-1].out)})")
+        sh = r.shortest
+        assert sh is not None
+        n = len(sh.example[0])
+        verdict = (f"DIFFERENT: shortest distinguishing trace has {n} step{'s' * (n != 1)} "
+                   f"({outcome_text(sh.example[0].steps[-1].out)} vs "
+                   f"{outcome_text(sh.example[1].steps[-1].out)})")
+    code = EXIT_OK if same_calls else EXIT_UNEXPECTED
+    if args.engine in ("symbolic", "both") and not r.only_a and not r.only_b:
+        from checker.diff_symbolic import symbolic_diff
+
+        sd = symbolic_diff(a, b, timeout=args.timeout)
+        if sd.verdict == "equivalent":
+            lines.append(f"symbolic: EQUIVALENT for every scope ({sd.reason}; "
+                         f"{sd.seconds:.1f} s)")
+        elif sd.verdict == "different":
+            lines.append(f"symbolic: DIFFERENT: a distinguishing run exists (Spacer, "
+                         f"{sd.seconds:.1f} s)" + ("" if not same_calls else
+                         "; none within the explicit scope: it is longer or needs a larger "
+                         "scope"))
+            code = EXIT_UNEXPECTED
+        else:
+            lines.append(f"symbolic: UNKNOWN ({sd.reason or 'no answer'}; {sd.seconds:.1f} s)"
+                         " -- the explicit verdict holds within its scope only")
+            if same_calls:
+                code = EXIT_INCONCLUSIVE if args.engine == "symbolic" else code
+    elif args.engine in ("symbolic", "both"):
+        lines.append("symbolic: not run (the designs do not have the same calls; the product "
+                     "is compared on common calls by the explicit engine)")
     lines.append(f"diff: {verdict}")
     if args.format == "mail":
         import textwrap
         lines = [wl for ln in lines for wl in (textwrap.wrap(ln, w, subsequent_indent="    ")
                                                or [""])]
     sys.stdout.write("\n".join(lines) + "\n")
-    return EXIT_OK if same_calls else EXIT_UNEXPECTED
+    return code
 
 
 def cmd_encoding(args: argparse.Namespace) -> int:
@@ -550,6 +589,9 @@ def build_parser() -> argparse.ArgumentParser:
     df.add_argument("--exclude-flag", action="append",
                     help="ACTION.PARAM=MASK: leave out parameter values with these bits")
     df.add_argument("--format", choices=["text", "mail"], default="text")
+    df.add_argument("--engine", choices=["explicit", "symbolic", "both"], default="both",
+                    help="explicit product within a scope, z3 without one, or both")
+    df.add_argument("--timeout", type=float, default=120.0, help="seconds for the z3 query")
     df.add_argument("--quiet", action="store_true")
     en = sub.add_parser("encoding", help="flag bits distinct, round-trip, layout consistent")
     en.add_argument("--design", action="append")

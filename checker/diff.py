@@ -174,11 +174,16 @@ class Differ:
         complete = True
         vis = _PairSet()
         vis.add(layers[0][0], layers[0][1])
+        # taint: the pair was first reached through a call one design does not have; there a
+        # call possible in one design only is a consequence of that addition, not a divergence
+        taints: list[Arr] = [np.zeros(layers[0][0].size, bool)]
         while layers[-1][0].size:
             if self.max_depth is not None and depth >= self.max_depth:
                 complete = False
                 break
             ka_all, kb_all = layers[-1][0], layers[-1][1]
+            taint_all = taints[-1]
+            new_t: list[Arr] = []
             new_a: list[Arr] = []
             new_b: list[Arr] = []
             new_p: list[Arr] = []
@@ -215,11 +220,16 @@ class Differ:
                         nb, enb = self._next(pb, cb, rb, xb, sb)
                     if ca is not None and cb is not None:
                         both = en & enb
-                        differ = (both & (ra["out"] != rb["out"])) | (en ^ enb)
+                        clean = ~taint_all[lo:lo + ROWS][idx].reshape(-1, 1)
+                        # the model's own enabling condition decides "outside the model"; a
+                        # successor pruned by the explicit scope is not a divergence
+                        raw_a, raw_b = ra["en"], rb["en"]
+                        differ = ((raw_a & raw_b & (ra["out"] != rb["out"]))
+                                  | ((raw_a ^ raw_b) & clean))
                         for row, col in zip(*np.nonzero(differ), strict=True):
-                            key = (name, ca.labels[int(ra["br"][row, col])] if en[row, col]
+                            key = (name, ca.labels[int(ra["br"][row, col])] if raw_a[row, col]
                                    else "(outside the model)",
-                                   cb.labels[int(rb["br"][row, col])] if enb[row, col]
+                                   cb.labels[int(rb["br"][row, col])] if raw_b[row, col]
                                    else "(outside the model)")
                             rec = classes.get(key)
                             classes[key] = ((1, (depth, lo + int(idx[row]), name, int(col)))
@@ -237,6 +247,9 @@ class Differ:
                         new_p.append(idx[rows].astype(np.int64) + lo)
                         new_act.append(np.full(rows.size, si, np.int16))
                         new_j.append(cols.astype(np.int32))
+                        one_sided = ca is None or cb is None
+                        new_t.append(np.ones(rows.size, bool) if one_sided else
+                                     taint_all[lo:lo + ROWS][idx[rows]])
             if not new_a:
                 break
             A = np.concatenate(new_a)
@@ -245,6 +258,7 @@ class Differ:
             if not keep.size:
                 break
             acts = np.concatenate(new_act)[keep]
+            taints.append(np.concatenate(new_t)[keep])
             layers.append((A[keep], B[keep], np.concatenate(new_p)[keep],
                            [names[i] for i in acts.tolist()], np.concatenate(new_j)[keep]))
             depth += 1

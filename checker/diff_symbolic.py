@@ -170,7 +170,6 @@ def _houdini(cands: list[Z], init: Z, checks: list[tuple[Z, Z]], here: Z, inv: Z
     s = solver()
     s.add(init)
     keep = [c for c in keep if _valid(s, c)]
-    nxt_pairs = list(zip(A.svars() + B.svars(), A.nvars() + B.nvars()))
     changed = True
     while changed:
         changed = False
@@ -178,13 +177,11 @@ def _houdini(cands: list[Z], init: Z, checks: list[tuple[Z, Z]], here: Z, inv: Z
         for body, head in checks[1:]:
             # the step clause with Inv := conj; its head names the next-state args
             hargs = [head.arg(i) for i in range(head.num_args())]
-            sub_now = list(zip(args, args))
-            step = z3.substitute(body, (here, conj)) if here is not None else body
-            step = z3.substitute(step, *[(x, y) for x, y in sub_now if not x.eq(y)])
+            step = z3.substitute(body, (here, conj))
             s = solver()
             s.add(step)
             for c in list(keep):
-                c_next = z3.substitute(c, *[(x, y) for x, y in zip(args, hargs)])
+                c_next = z3.substitute(c, *zip(args, hargs, strict=True))
                 s.push()
                 s.add(z3.Not(c_next))
                 r = s.check()
@@ -199,7 +196,6 @@ def _houdini(cands: list[Z], init: Z, checks: list[tuple[Z, Z]], here: Z, inv: Z
     s.add(z3.substitute(badf, (here, conj)))
     if s.check() != z3.unsat:
         return None
-    del nxt_pairs
     return keep
 
 
@@ -208,7 +204,7 @@ def _valid(s: z3.Solver, c: Z) -> bool:
     s.add(z3.Not(c))
     r = s.check()
     s.pop()
-    return r == z3.unsat
+    return bool(r == z3.unsat)
 
 
 def _recheck(formula: Z, inv: Z, args: list[Z], nargs: list[Z], sa: list[Z], sb: list[Z],
@@ -220,7 +216,7 @@ def _recheck(formula: Z, inv: Z, args: list[Z], nargs: list[Z], sa: list[Z], sb:
         return z3.substitute_funs(t, (inv, z3.substitute(formula, *[
             (v, z3.Var(i, v.sort())) for i, v in enumerate(args)])))
 
-    for body, head in checks + [(badf, z3.BoolVal(False))]:
+    for body, head in [*checks, (badf, z3.BoolVal(False))]:
         s = z3.Solver()
         if timeout:
             s.set("timeout", int(timeout * 1000))
