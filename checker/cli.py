@@ -171,8 +171,11 @@ def cmd_check(args: argparse.Namespace) -> int:
                     from checker.symbolic import check_symbolic
                 except ImportError as e:
                     raise UsageError(f"engine {eng} is not available: {e}") from None
+                from checker.symbolic_lemma import fresh_state_lemma
+
+                lemma = fresh_state_lemma(d) if eng == "kind" else None
                 for p in props:
-                    results.append(check_symbolic(d, p, eng, depth=args.depth,
+                    results.append(check_symbolic(d, p, eng, depth=args.depth, invariant=lemma,
                                                   timeout=args.timeout))
     from checker import report
 
