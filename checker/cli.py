@@ -175,7 +175,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 
                 lemma = fresh_state_lemma(d) if eng == "kind" else None
                 for p in props:
-                    results.append(check_symbolic(d, p, eng, depth=args.depth, invariant=lemma,
+                    results.append(check_symbolic(d, p, eng, invariant=lemma,
+                                                  depth=args.k_max if eng == "kind"
+                                                  else args.depth,
                                                   timeout=args.timeout))
     from checker import report
 
@@ -553,7 +555,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--property", action="append")
     c.add_argument("--engine", action="append", choices=[*ENGINES, "all"])
     c.add_argument("--scope", help="NAME=N,... (explicit engine bounds)")
-    c.add_argument("--depth", type=int, default=20, help="bmc/kind depth (default 20)")
+    c.add_argument("--depth", type=int, default=20, help="bmc depth (default 20)")
+    c.add_argument("--k-max", type=int, default=8,
+                   help="largest k for k-induction (default 8; a CTI at k-max is reported)")
     c.add_argument("--timeout", type=float, default=60.0, help="seconds per solver query")
     c.add_argument("--format", choices=["text", "json", "ktap", "mail"], default="text")
     c.add_argument("--out", help="write every counterexample/witness here in every format")

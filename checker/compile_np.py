@@ -199,14 +199,7 @@ def _compile(schema: Schema, action: Action, index: int,
     for pname, pred in extra:
         code = g2.emit(pred(tv))
         results.append(f"{pname!r}: np.broadcast_to({code}, SHAPE)")
-    head = ["def fn(S, P):"]
-    for f in schema.fields:
-        conv = " != 0" if f.sort.kind == "bool" else ""
-        head.append(f"    s_{f.name} = S[{f.name!r}]{conv}")
-    for p in action.params:
-        conv = " != 0" if p.sort.kind == "bool" else ""
-        head.append(f"    p_{p.name} = P[{p.name!r}]{conv}")
-    head.append("    SHAPE = np.broadcast_shapes(S['__shape__'].shape, P['__shape__'].shape)")
+    head = _prologue(schema, action)
     src = "\n".join(head + ["    " + ln for ln in g.lines + body + g2.lines]
                     + ["    return {" + ", ".join(results) + "}"])
     ns: dict[str, Any] = {"np": np}
@@ -217,11 +210,8 @@ def _compile(schema: Schema, action: Action, index: int,
                           _enabled_fn(schema, action, sem), labels, src, list(nexts))
 
 
-def _enabled_fn(schema: Schema, action: Action, sem: Semantics
-                ) -> Callable[[Mapping[str, Arr], Mapping[str, Arr]], Arr]:
-    """Just the enabling condition: cheap, so rows where nothing is enabled can be skipped."""
-    g = CodeGen()
-    code = g.emit(sem.enabled)
+def _prologue(schema: Schema, action: Action) -> list[str]:
+    """The generated function's first lines: fields and parameters by name, the shape."""
     head = ["def fn(S, P):"]
     for f in schema.fields:
         conv = " != 0" if f.sort.kind == "bool" else ""
@@ -230,6 +220,15 @@ def _enabled_fn(schema: Schema, action: Action, sem: Semantics
         conv = " != 0" if p.sort.kind == "bool" else ""
         head.append(f"    p_{p.name} = P[{p.name!r}]{conv}")
     head.append("    SHAPE = np.broadcast_shapes(S['__shape__'].shape, P['__shape__'].shape)")
+    return head
+
+
+def _enabled_fn(schema: Schema, action: Action, sem: Semantics
+                ) -> Callable[[Mapping[str, Arr], Mapping[str, Arr]], Arr]:
+    """Just the enabling condition: cheap, so rows where nothing is enabled can be skipped."""
+    g = CodeGen()
+    code = g.emit(sem.enabled)
+    head = _prologue(schema, action)
     src = "\n".join(head + ["    " + ln for ln in g.lines]
                     + [f"    return np.broadcast_to({code}, SHAPE)"])
     ns: dict[str, Any] = {"np": np}

@@ -9,7 +9,7 @@ from typing import Any
 
 from checker.verdict import Result, Verdict, exit_code
 from model.designs import get as get_design
-from traces.concretize import run_to_trace
+from traces.concretize import ResolveError, run_to_trace
 from traces.textfmt import format_step
 
 JSON_VERSION = 1
@@ -19,7 +19,11 @@ def trace_lines(r: Result) -> list[str]:
     if r.run is None:
         return []
     d = get_design(r.design) if isinstance(r.design, str) else r.design
-    t = run_to_trace(d, r.run)
+    try:
+        t = run_to_trace(d, r.run)
+    except ResolveError as e:  # an internal inconsistency: show the engine's own steps
+        return [f"{s.action}{s.params} -> {s.out} ({s.rule})" for s in r.run.steps] + [
+            f"(could not be printed as strace: {e.msg}; please report)"]
     return [format_step(s) for s in t.steps]
 
 

@@ -414,9 +414,10 @@ def unpin_body(s: StateView, p: E) -> list[Rule]:
             ok(0, **as_updates(bump(s, PIN_FIELDS, p, -1)))]
 
 
-def dma_write_body(s: StateView) -> list[Rule]:
-    """A device (or io_uring read) writes through a held FOLL_WRITE pin: no seal is checked."""
-    return [requires(s.pin_gup > 0, label="have_pin"), ok(0, effects=CHG_DMA)]
+def dma_write_body(s: StateView, p: E) -> list[Rule]:
+    """A device (or io_uring read) writes through a held FOLL_WRITE pin: no seal is checked.
+    Only a FOLL_WRITE pin can write (a vmsplice reference cannot)."""
+    return [requires((p == GUP) & (s.pin_gup > 0), label="have_pin"), ok(0, effects=CHG_DMA)]
 
 
 OPEN_RDONLY, OPEN_RDWR, OPEN_RDWR_TRUNC = 0, 1, 2
@@ -521,7 +522,7 @@ ACTIONS: tuple[Action, ...] = (
            "a long-term FOLL_WRITE pin of the mapped page"),
     Action("unpin", (P("p", PINK, (REF, GUP)),), unpin_body, "unpin", (PinRef("p"),),
            "release a held page reference"),
-    Action("dma_write", (P("p", PINK, (GUP,)),), lambda s, p: dma_write_body(s), "dma_write",
+    Action("dma_write", (P("p", PINK, (GUP,)),), dma_write_body, "dma_write",
            (PinRef("p"),), "write through a FOLL_WRITE pin"),
     Action("reopen", (P("fd", FD, FD_ALL),
                       P("how", enum("O_RDONLY", "O_RDWR", "O_RDWR|O_TRUNC"),
