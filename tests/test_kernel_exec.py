@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -206,3 +207,33 @@ def test_hugetlb_write_einval_and_nr_hugepages_restored() -> None:
 def test_unknown_capability() -> None:
     with pytest.raises(ValueError):
         capability("teleport")
+
+
+@pytest.mark.kernel
+def test_hugepages_restored_on_sigterm() -> None:
+    """A kill while huge pages are reserved (a CI timeout) still restores nr_hugepages."""
+    import signal as _signal
+    import subprocess
+    import sys
+
+    why = capability("hugetlb")
+    if why:
+        pytest.skip(why)
+    code = ("import time\nfrom traces.kernel import hugepages_reserved, _meminfo\n"
+            "with hugepages_reserved(_meminfo('HugePages_Free') + 2) as why:\n"
+            "    print('in', why, flush=True)\n    time.sleep(60)\n")
+    with open("/proc/sys/vm/nr_hugepages") as f:
+        before = f.read().strip()
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    p = subprocess.Popen([sys.executable, "-c", code], cwd=root, stdout=subprocess.PIPE,
+                         text=True)
+    assert p.stdout is not None
+    line = p.stdout.readline()
+    if not line.startswith("in None"):
+        p.kill()
+        p.wait()
+        pytest.skip(f"could not reserve huge pages: {line.strip()}")
+    p.send_signal(_signal.SIGTERM)
+    p.wait(timeout=30)
+    with open("/proc/sys/vm/nr_hugepages") as f:
+        assert f.read().strip() == before

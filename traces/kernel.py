@@ -21,6 +21,7 @@ import platform
 import select
 import signal
 import struct
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -903,6 +904,12 @@ def hugepages_reserved(n: int) -> Iterator[str | None]:
     with open(NR_HUGEPAGES) as f:
         old = int(f.read())
     changed = False
+    # a SIGTERM (a CI timeout, a kill) must not skip the restore below: make it an exit
+    prev_term = None
+    if threading.current_thread() is threading.main_thread():
+        def _term(signum: int, frame: object) -> None:
+            raise SystemExit(128 + signum)
+        prev_term = signal.signal(signal.SIGTERM, _term)
     try:
         free = _meminfo("HugePages_Free")
         if free < n:
@@ -920,3 +927,5 @@ def hugepages_reserved(n: int) -> Iterator[str | None]:
         if changed:
             with open(NR_HUGEPAGES, "w") as f:
                 f.write(str(old))
+        if prev_term is not None:
+            signal.signal(signal.SIGTERM, prev_term)
