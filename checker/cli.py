@@ -473,12 +473,15 @@ def cmd_diff(args: argparse.Namespace) -> int:
         if sd.verdict == "equivalent":
             lines.append(f"symbolic: EQUIVALENT for every scope ({sd.reason}; "
                          f"{sd.seconds:.1f} s)")
+        elif sd.verdict == "different" and not same_calls:
+            lines.append(f"symbolic: DIFFERENT (Spacer, {sd.seconds:.1f} s), as the replayed "
+                         "explicit trace above shows")
         elif sd.verdict == "different":
-            lines.append(f"symbolic: DIFFERENT: a distinguishing run exists (Spacer, "
-                         f"{sd.seconds:.1f} s)" + ("" if not same_calls else
-                         "; none within the explicit scope: it is longer or needs a larger "
-                         "scope"))
-            code = EXIT_UNEXPECTED
+            # no run to replay: Spacer's word alone is not shown as a confirmed difference
+            lines.append(f"symbolic: Spacer reports a distinguishing run ({sd.seconds:.1f} s) "
+                         "but none exists within the explicit scope, so none was replayed: "
+                         "UNCONFIRMED (try a larger --scope)")
+            code = EXIT_INCONCLUSIVE
         else:
             lines.append(f"symbolic: UNKNOWN ({sd.reason or 'no answer'}; {sd.seconds:.1f} s)"
                          " -- the explicit verdict holds within its scope only")
