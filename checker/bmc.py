@@ -2,7 +2,7 @@
 
 One incremental solver holds Init and the unrolled transitions; each depth's goal is asked
 under push/pop, so the first hit is a shortest run. Runs are decoded from the z3 model into
-checker.abstract.ARun; checker/symbolic.py replays them on the explicit interpreter.
+traces.run.ARun; checker/symbolic.py replays them on the explicit interpreter.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from typing import Any
 
 import z3
 
-from checker.abstract import ARun, AStep
 from checker.encode_z3 import Encoder, Goal, Z
+from traces.run import ARun, AStep
 
 
 def set_timeout(solver: Any, seconds: float | None) -> None:

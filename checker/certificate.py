@@ -155,21 +155,6 @@ class Renderer:
     def _field(self, z: Z) -> Field | None:
         return self.fields.get(z.get_id()) if z3.is_const(z) else None
 
-    def _bit(self, z: Z) -> tuple[Field, int] | None:
-        """Extract(i, i, field) -> (field, bit value)."""
-        if z3.is_app_of(z, z3.Z3_OP_EXTRACT):
-            hi, lo = z.params()
-            f = self._field(z.arg(0))
-            if f is not None and hi == lo:
-                return f, 1 << lo
-        return None
-
-    def _mask_name(self, f: Field, mask: int) -> str:
-        for n, b in f.sort.names:
-            if b == mask:
-                return n
-        return f.sort.render(mask) if f.sort.kind == "word" else str(mask)
-
     def bit_test(self, z: Z) -> tuple[str, bool] | None:
         """(text saying "these bits are set", whether z says so) for Extract(i,i,f) = 0/1,
         Extract(hi,lo,f) = 0 and (f & m) = 0."""

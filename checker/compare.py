@@ -8,7 +8,6 @@ without GUEST_MEMFD_FLAG_MMAP; on v5, it means SHM_F_INACCESSIBLE is set.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from checker.verdict import Result, Verdict
 
@@ -31,10 +30,6 @@ ROWS: tuple[tuple[str, str | None, str | None], ...] = (
 DESIGNS = ("v5-inaccessible", "guest_memfd")
 
 
-@dataclass
-class Cell:
-    verdict: str
-    method: str
 
 
 def _cell(r: Result | None) -> str:

@@ -17,7 +17,6 @@ import numpy as np
 import numpy.typing as npt
 
 from model.lang.action import Action, Semantics
-from model.lang.design import Design
 from model.lang.expr import BOOL, INT, E, SortT, literal_like, recast, var_key, width_of
 from model.lang.schema import Schema
 
@@ -249,7 +248,3 @@ def compile_state_pred(schema: Schema, pred: E) -> Callable[[Mapping[str, Arr]],
     exec(compile(src, "<compiled predicate>", "exec"), ns)
     return ns["fn"]  # type: ignore[no-any-return]
 
-
-def compile_design(design: Design, extra: Sequence[tuple[str, Callable[[Any], E]]] = ()
-                   ) -> list[CompiledAction]:
-    return [compile_action(design.schema, a, i, extra) for i, a in enumerate(design.actions)]

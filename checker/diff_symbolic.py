@@ -123,7 +123,7 @@ def symbolic_diff(a: Design, b: Design, timeout: float | None = 120.0) -> SymDif
     houdini = _houdini(cands, init, checks, here, inv, sa + sb, A, B, badf, timeout)
     if houdini is not None:
         formula = z3.And(*houdini) if houdini else z3.BoolVal(True)
-        if not _recheck(formula, inv, sa + sb, A.nvars() + B.nvars(), sa, sb, checks, badf,
+        if not _recheck(formula, inv, sa + sb, checks, badf,
                         timeout):
             raise RuntimeError("internal error: the refinement relation passed Houdini but "
                                "failed the independent re-check")
@@ -146,7 +146,7 @@ def symbolic_diff(a: Design, b: Design, timeout: float | None = 120.0) -> SymDif
     from checker.pdr import interpretation
 
     formula = interpretation(solver.model(), inv, sa + sb)
-    ok = _recheck(formula, inv, sa + sb, A.nvars() + B.nvars(), sa, sb, checks, badf,
+    ok = _recheck(formula, inv, sa + sb, checks, badf,
                   timeout)
     text = str(z3.simplify(formula))
     if not ok:
@@ -207,7 +207,7 @@ def _valid(s: z3.Solver, c: Z) -> bool:
     return bool(r == z3.unsat)
 
 
-def _recheck(formula: Z, inv: Z, args: list[Z], nargs: list[Z], sa: list[Z], sb: list[Z],
+def _recheck(formula: Z, inv: Z, args: list[Z],
              checks: list[tuple[Z, Z]], badf: Z, timeout: float | None) -> bool:
     """Independent re-check with plain solvers: every clause holds with Inv := formula."""
 

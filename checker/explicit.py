@@ -9,7 +9,6 @@ visited array's 8.
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -284,6 +283,3 @@ def evaluate(pk: Packer, ca: CompiledAction, st: Mapping[str, int],
     r = ca.fn(S, P)
     return r, bool(np.asarray(r["en"]).reshape(-1)[0])
 
-
-def stderr_progress(msg: str) -> None:
-    print(f"  … {msg}", file=sys.stderr, flush=True)

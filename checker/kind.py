@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 
 import z3
 
-from checker.abstract import ARun
 from checker.bmc import Unroller, set_timeout, unrolling_solver
 from checker.encode_z3 import Encoder, Goal, Z
+from traces.run import ARun
 
 
 @dataclass

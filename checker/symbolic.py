@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 import z3
 
-from checker.abstract import ARun
 from checker.bmc import SearchResult, bmc
 from checker.certificate import CertificateError, conjuncts_of, make, minimize
 from checker.encode_z3 import Encoder, Goal, Z, goal_for, is_action_kind, is_sometimes
@@ -31,6 +30,7 @@ from model.lang.design import Design
 from model.lang.expr import E
 from model.lang.schema import StateView, render_state
 from properties.catalogue import Property, for_design
+from traces.run import ARun
 
 ENGINES = ("bmc", "kind", "pdr")
 PDR_RUN_DEPTH = 200  # BMC bound when re-finding a run Spacer reported reachable

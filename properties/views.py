@@ -7,7 +7,7 @@ them exactly as it interprets the actions.
 from __future__ import annotations
 
 from model.lang.action import Action, Semantics, errno_code, signal_code
-from model.lang.expr import BV, INT, E, const, false, var
+from model.lang.expr import BV, INT, E, false, var
 from model.lang.schema import Schema, StateView
 
 EFF_SORT = BV(8)
@@ -57,6 +57,3 @@ class TransitionView:
     def is_(self, *names: str) -> bool:
         return self.action in names
 
-
-def const_int(v: int) -> E:
-    return const(v, INT)

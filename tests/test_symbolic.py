@@ -20,7 +20,6 @@ import z3
 
 import model.designs as designs
 from checker import certificate as cert
-from checker.abstract import AStep
 from checker.encode_z3 import Encoder, concrete_step, goal_for
 from checker.explicit import Explorer, ExploreResult, evaluate
 from checker.symbolic import (
@@ -37,6 +36,7 @@ from model.lang.expr import Implies
 from model.lang.schema import StateView
 from model.vocab import F_SEAL_WRITE
 from properties.catalogue import Property, for_design, load
+from traces.run import AStep
 
 TIMEOUT = 120.0
 

@@ -177,10 +177,6 @@ def migrate_body(s: StateView) -> list[Rule]:
             ok(MIGRATED, label="migrated")]
 
 
-def reacct_rule(s: StateView, len: E) -> Rule:  # noqa: A002
-    return fail("ENOMEM", when=(len > s.size) & ~s.hugetlb
-                & ~s.flag("NORESERVE", site="shmem_reacct_size") & s.commit_full,
-                label="reacct", why="shmem_setattr() -> shmem_reacct_size(): !VM_NORESERVE")
 
 
 RECLAIM_NOTE = {RECLAIM_SWAPPED: "swapped", RECLAIM_REDIRTIED: "redirtied",

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from model.lang.callspec import ArgSpec
-from model.lang.expr import BOOL, INT, E, If, Not, Or, const, lift, mk_and, substitute, var
+from model.lang.expr import BOOL, INT, E, Not, Or, const, lift, mk_and, substitute, var
 from model.lang.schema import Schema, Sort, StateView
 from model.vocab import ERRNO, SIGNALS
 
@@ -255,9 +255,3 @@ def _call_any(make: Callable[..., Any], s: StateView, p: Mapping[str, E]) -> Any
     kw: dict[str, Any] = {k: v for k, v in p.items() if k in sig.parameters}
     return make(s, **kw)
 
-
-def ite_chain(pairs: Sequence[tuple[E, E | int]], default: E | int) -> E:
-    out = lift(default, INT) if not isinstance(default, E) else default
-    for c, v in reversed(pairs):
-        out = If(c, v, out)
-    return out
