@@ -302,8 +302,8 @@ class Renderer:
                 cons = [x for x in flags if self._positive(x)]
                 if not cons and ante:
                     cons = [ante.pop()]
-        a = tuple(sorted(self.literal(_negate(x)) for x in ante))
-        c = tuple(self.literal(x) for x in cons)
+        a = tuple(sorted({self.literal(_negate(x)) for x in ante}))
+        c = tuple(dict.fromkeys(self.literal(x) for x in cons))
         return a, c
 
     def _positive(self, x: Z) -> bool:
@@ -328,7 +328,7 @@ class Renderer:
             groups.setdefault(a, []).append(f"({body})" if len(cs) > 1 and a else body)
         lines = []
         for a, rhs_parts in groups.items():
-            rhs = " ∧ ".join(rhs_parts)
+            rhs = " ∧ ".join(dict.fromkeys(rhs_parts))
             lines.append(f"{' ∧ '.join(a)} ⇒ {rhs}" if a else rhs)
         return "\n".join(lines) if lines else "⊤"
 

@@ -171,11 +171,8 @@ def cmd_check(args: argparse.Namespace) -> int:
                     from checker.symbolic import check_symbolic
                 except ImportError as e:
                     raise UsageError(f"engine {eng} is not available: {e}") from None
-                from checker.symbolic_lemma import fresh_state_lemma
-
-                lemma = fresh_state_lemma(d) if eng == "kind" else None
                 for p in props:
-                    results.append(check_symbolic(d, p, eng, invariant=lemma,
+                    results.append(check_symbolic(d, p, eng, lemmas=args.lemmas,
                                                   depth=args.k_max if eng == "kind"
                                                   else args.depth,
                                                   timeout=args.timeout))
@@ -561,6 +558,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--depth", type=int, default=20, help="bmc depth (default 20)")
     c.add_argument("--k-max", type=int, default=8,
                    help="largest k for k-induction (default 8; a CTI at k-max is reported)")
+    c.add_argument("--no-lemmas", dest="lemmas", action="store_false",
+                   help="k-induction without the tool-found (Houdini) strengthening lemmas")
     c.add_argument("--timeout", type=float, default=60.0, help="seconds per solver query")
     c.add_argument("--format", choices=["text", "json", "ktap", "mail"], default="text")
     c.add_argument("--out", help="write every counterexample/witness here in every format")

@@ -22,6 +22,7 @@ from checker.bmc import SearchResult, bmc
 from checker.certificate import CertificateError, conjuncts_of, make, minimize
 from checker.encode_z3 import Encoder, Goal, Z, goal_for, is_action_kind, is_sometimes
 from checker.explicit import Explorer, ExploreResult, evaluate
+from checker.houdini import Lemmas, lemmas_for, support
 from checker.kind import kinduction
 from checker.kind import recheck as kind_recheck
 from checker.pdr import pdr
@@ -142,6 +143,7 @@ class Replayer:
 def check_symbolic(design: Design, prop: Property, engine: str, *, depth: int = 20,
                    timeout: float | None = 60.0, explicit_replay: bool = True,
                    invariant: Callable[[StateView], E] | None = None,
+                   lemmas: bool = False,
                    certificate: str | Path | None = None) -> Result:
     """Check one property of one design with a symbolic engine.
 
@@ -149,6 +151,7 @@ def check_symbolic(design: Design, prop: Property, engine: str, *, depth: int = 
     timeout or `unknown` gives UNKNOWN, never PROVED). explicit_replay: replay every run on
     the explicit interpreter (on by default; a disagreement raises ReplayMismatch).
     invariant: a state predicate strengthening k-induction (proved along with the property).
+    lemmas: also strengthen k-induction with the design's tool-found lemmas (checker/houdini.py).
     certificate: write the SMT-LIB2 certificate of a PROVED (or proved NOT WITNESSED)
     verdict to this file."""
     if engine not in ENGINES:
@@ -160,9 +163,14 @@ def check_symbolic(design: Design, prop: Property, engine: str, *, depth: int = 
     if engine == "bmc":
         res = ctx.bmc(depth)
     elif engine == "kind":
-        strengthen = enc.state_pred(invariant(design.schema.state_vars("s"))) if invariant \
-            else None
-        res = ctx.kind(depth, strengthen)
+        user = [enc.state_pred(invariant(design.schema.state_vars("s")))] if invariant else []
+        found = None
+        if lemmas:
+            try:
+                found = lemmas_for(design, enc, timeout)
+            except TimeoutError as e:
+                ctx.note = f"no tool-found lemmas: {e}"
+        res = ctx.kind(depth, user, found)
     else:
         res = ctx.pdr()
     res.seconds = time.perf_counter() - t0
@@ -177,8 +185,11 @@ class _Ctx:
         self.design, self.prop, self.engine = design, prop, engine
         self.enc, self.goal, self.timeout, self.replay, self.t0 = enc, goal, timeout, replay, t0
         self.sometimes = is_sometimes(prop)
+        self.note = ""
 
     def result(self, verdict: Verdict, method: str, **kw: Any) -> Result:
+        if self.note:
+            kw["note"] = "\n".join(x for x in (kw.get("note", ""), self.note) if x)
         return Result(self.design.name, self.prop.name, self.engine, verdict,
                       self.prop.expected(self.design.name), method, **kw)
 
@@ -209,7 +220,9 @@ class _Ctx:
                                stats=stats)
         return self.result(Verdict.BOUNDED, f"bmc to depth {depth}", stats=stats)
 
-    def kind(self, max_k: int, strengthen: Z | None) -> Result:
+    def kind(self, max_k: int, user: list[Z], found: Lemmas | None) -> Result:
+        parts = user + (found.clauses if found else [])
+        strengthen = z3.And(*parts) if parts else None
         r = kinduction(self.enc, self.goal, max_k, self.timeout, strengthen=strengthen,
                        violation=self.violation())
         stats: dict[str, Any] = {"k": r.k}
@@ -220,16 +233,25 @@ class _Ctx:
             return self.unknown(f"at k={r.k}: {r.reason}", stats)
         if r.status == "cti":
             assert r.run is not None
-            return self.result(Verdict.CTI, f"k-induction: step fails at k={r.k} (inconclusive)",
-                               note=self.cti_text(r.run), stats=stats)
-        extra = " with the given strengthening invariant" if strengthen is not None else ""
+            extra = (f"; strengthened by {found.summary()}" if found else "")
+            return self.result(Verdict.CTI, f"k-induction: step fails at k={r.k} "
+                               f"(inconclusive{extra})", note=self.cti_text(r.run), stats=stats)
+        extra = " with the given strengthening invariant" if user else ""
+        if found:
+            extra += (" and" if user else " strengthened by") + f" {found.summary()}"
         cert = None
         if r.k <= 1 and not r.on_transitions:
             # ¬bad is inductive (k = 1) or valid (k = 0): it is the certificate
             bad = self.goal.pre if self.goal.pre is not None else self.goal.state
             conj = conjuncts_of(z3.Not(bad))
-            if strengthen is not None:
-                conj += conjuncts_of(strengthen)
+            for u in user:
+                conj += conjuncts_of(u)
+            if found:
+                used = support(self.enc, conj, found.clauses, self.timeout)
+                used = found.clauses if used is None else used
+                conj += used
+                extra += f", {len(used)} of them in the certificate"
+                stats["lemmas"] = len(used)
             cert = make(self.enc, self.goal, conj, self.title(), self.timeout)
             if not cert.valid:
                 if "sat" not in cert.checks.values():

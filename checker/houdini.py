@@ -1,0 +1,243 @@
+"""Strengthening lemmas for k-induction, found by the tool: mined candidates, then Houdini.
+
+1. Candidates: every literal over one field (a boolean, `f = 0` for a natural, `f = v` for an
+   enum value, one bit of a flag word) and every clause of two such literals, kept only if
+   it holds in every state the explicit engine reaches at a small mining scope (as Daikon and
+   mypyvy's data-driven inference do). Mining only prunes: a lemma that holds in every
+   reachable state at every scope also holds at the mining scope, so it is never lost.
+2. Houdini (Flanagan & Leino, 2001) over z3's unbounded encoding: drop every candidate that
+   fails in some initial state, then repeatedly every candidate that some transition from a
+   state satisfying all remaining candidates falsifies. What is left is inductive on its own
+   (Init ⇒ L and L ∧ Trans ⇒ L', both answered unsat by z3 at the end), so assuming it at
+   every step of k-induction can only remove counterexamples to induction from unreachable
+   states, never a reachable violation.
+
+The result depends only on the design, so it is computed once per design and shared by every
+property; `Lemmas.text` prints it with field and flag names.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from itertools import combinations
+
+import numpy as np
+import z3
+
+from checker.bmc import set_timeout
+from checker.certificate import render
+from checker.encode_z3 import Encoder, value_term
+from checker.explicit import Explorer
+from model.lang.design import Design
+from model.lang.schema import Field
+
+
+@dataclass(frozen=True)
+class Atom:
+    """One-field predicate: field = value (bool/nat/enum) or bit `value` of a word is set."""
+
+    field: str
+    kind: str  # "eq" | "bit" | "sum0" (field + other = 0: neither counter is held)
+    value: int
+    other: str = ""
+
+    def z3(self, enc: Encoder, s: dict[str, z3.ExprRef]) -> z3.BoolRef:
+        f = enc.schema.by_name[self.field]
+        x = s[self.field]
+        if self.kind == "bit":
+            return z3.Extract(self.value, self.value, x) == 1
+        if self.kind == "sum0":
+            return x + s[self.other] == 0
+        if f.sort.kind == "bool":
+            return x if self.value else z3.Not(x)
+        return x == value_term(f.sort, self.value)
+
+    def holds(self, cols: dict[str, np.ndarray]) -> np.ndarray:
+        x = cols[self.field].reshape(-1)
+        if self.kind == "bit":
+            return ((x >> self.value) & 1).astype(bool)
+        if self.kind == "sum0":
+            return np.asarray((x + cols[self.other].reshape(-1)) == 0)
+        return np.asarray(x == self.value)
+
+
+Lit = tuple[Atom, bool]  # (atom, positive)
+
+#: the mining scope's bound on every scope parameter (any bound is sound: see mine())
+MINE_BOUND = 1
+
+
+@dataclass
+class Lemmas:
+    """An inductive conjunction of clauses over the template state, with how it was found."""
+
+    design: str
+    clauses: list[z3.BoolRef]
+    text: str
+    candidates: int = 0
+    mined_states: int = 0
+    rounds: int = 0
+    seconds: float = 0.0
+    stats: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def formula(self) -> z3.BoolRef:
+        return z3.And(*self.clauses) if self.clauses else z3.BoolVal(True)
+
+    def summary(self) -> str:
+        return (f"{len(self.clauses)} lemmas (Houdini: {self.candidates} mined candidates, "
+                f"{self.rounds} rounds, {self.seconds:.1f} s)")
+
+
+def atoms(f: Field) -> list[Atom]:
+    """The one-field predicates candidates are made of."""
+    k = f.sort.kind
+    if k == "bool":
+        return [Atom(f.name, "eq", 1)]
+    if k == "nat":
+        return [Atom(f.name, "eq", 0)]
+    if k == "enum":
+        return [Atom(f.name, "eq", v) for v in range(len(f.sort.values))]
+    if k == "word":
+        named = {b for _, b in f.sort.names}
+        bits = range(f.sort.width) if f.sort.width <= 16 or not named else \
+            sorted(b.bit_length() - 1 for b in named if b & (b - 1) == 0)
+        return [Atom(f.name, "bit", b) for b in bits]
+    return []
+
+
+def mining_scope(design: Design) -> dict[str, int]:
+    """Every scope parameter at most MINE_BOUND."""
+    return {k: min(v, MINE_BOUND) for k, v in design.default_scope.items()}
+
+
+def mine(design: Design, lits: list[Lit]) -> tuple[list[tuple[Lit, ...]], int]:
+    """Unit and two-literal clauses over `lits` true in every state reached at the mining
+    scope (unit clauses subsume the pairs they occur in)."""
+    ex = Explorer(design, design.scope(mining_scope(design)), [], keep_layers=True)
+    r = ex.run()
+    keys = np.unique(np.concatenate([layer[0] for layer in r.layers]))
+    cols = ex.packer.fields(keys)
+    by_atom = {a: a.holds(cols) for a in {a for a, _ in lits}}
+    m = np.stack([by_atom[a] if pos else ~by_atom[a] for a, pos in lits], axis=1)
+    packed = np.packbits(m, axis=1)  # distinct literal valuations: unique rows of bytes
+    rows = np.unique(packed.view(np.dtype((np.void, packed.shape[1]))).reshape(-1))
+    m = np.unpackbits(rows.view(np.uint8).reshape(len(rows), -1), axis=1,
+                      count=len(lits)).astype(bool)
+    false = (~m).astype(np.float32)
+    both_false = false.T @ false  # [i, j]: states where lit i and lit j are both false
+    unit = np.diag(both_false) == 0
+    out: list[tuple[Lit, ...]] = [(lits[i],) for i in np.nonzero(unit)[0]]
+    for i, j in combinations(range(len(lits)), 2):
+        (a, _), (b, _) = lits[i], lits[j]
+        if unit[i] or unit[j] or a == b or (a.field == b.field and a.kind == b.kind == "eq"):
+            continue  # subsumed, a tautology, or two values of one field
+        if both_false[i, j] == 0:
+            out.append((lits[i], lits[j]))
+    return out, len(keys)
+
+
+def houdini(design: Design, enc: Encoder, timeout: float | None = 60.0) -> Lemmas:
+    """The largest inductive subset of the mined candidates (see the module docstring)."""
+    t0 = time.perf_counter()
+    nats = [f.name for f in design.schema.fields if f.sort.kind == "nat"]
+    sums = [Atom(a, "sum0", 0, b) for a, b in combinations(nats, 2)]
+    lits: list[Lit] = [(a, pos) for f in design.schema.fields for a in atoms(f)
+                       for pos in (True, False)] + [(a, pos) for a in sums
+                                                    for pos in (True, False)]
+    cands, mined = mine(design, lits)
+    t_mine = time.perf_counter() - t0
+
+    def clause(c: tuple[Lit, ...], s: dict[str, z3.ExprRef]) -> z3.BoolRef:
+        return z3.Or(*[a.z3(enc, s) if pos else z3.Not(a.z3(enc, s)) for a, pos in c])
+
+    pre = [clause(c, enc.s) for c in cands]
+    post = [clause(c, enc.n) for c in cands]
+    alive = _filter(enc, pre, [enc.dom(enc.s), enc.init(enc.s)], pre, timeout)
+    rounds = 0
+    solver = z3.Solver()
+    set_timeout(solver, timeout)
+    solver.add(enc.dom(enc.s), enc.trans(observe=False))
+    guards = [z3.Bool(f"houdini!{i}") for i in range(len(cands))]
+    for g, c in zip(guards, pre, strict=True):
+        solver.add(z3.Implies(g, c))
+    while True:
+        rounds += 1
+        solver.push()
+        solver.add(z3.Or(*[z3.Not(post[i]) for i in alive]))
+        r = solver.check(*[guards[i] for i in alive])
+        if r == z3.unsat:
+            solver.pop()
+            break
+        if r != z3.sat:
+            raise TimeoutError(f"Houdini on {design.name}: z3 {r} ({solver.reason_unknown()})")
+        m = solver.model()
+        alive = [i for i in alive if z3.is_true(m.eval(post[i], model_completion=True))]
+        solver.pop()
+    clauses = [pre[i] for i in alive]
+    return Lemmas(design.name, clauses, render(enc, clauses) if clauses else "true",
+                  candidates=len(cands), mined_states=mined, rounds=rounds,
+                  seconds=time.perf_counter() - t0, stats={"mine_seconds": round(t_mine, 2)})
+
+
+def _filter(enc: Encoder, cands: list[z3.BoolRef], ctx: list[z3.BoolRef],
+            test: list[z3.BoolRef], timeout: float | None) -> list[int]:
+    """Indices of the candidates true in every model of ctx (one query per dropped batch)."""
+    alive = list(range(len(cands)))
+    s = z3.Solver()
+    set_timeout(s, timeout)
+    s.add(*ctx)
+    while alive:
+        s.push()
+        s.add(z3.Or(*[z3.Not(test[i]) for i in alive]))
+        r = s.check()
+        if r == z3.unsat:
+            s.pop()
+            break
+        if r != z3.sat:
+            raise TimeoutError(f"Houdini initiation: z3 {r}")
+        m = s.model()
+        alive = [i for i in alive if z3.is_true(m.eval(test[i], model_completion=True))]
+        s.pop()
+    return alive
+
+
+_CACHE: dict[int, tuple[Design, Lemmas]] = {}
+
+
+def lemmas_for(design: Design, enc: Encoder, timeout: float | None = 60.0) -> Lemmas:
+    hit = _CACHE.get(id(design))
+    if hit is None or hit[0] is not design:
+        hit = (design, houdini(design, enc, timeout))
+        _CACHE[id(design)] = hit
+    return hit[1]
+
+
+def support(enc: Encoder, prop: list[z3.BoolRef], lemmas: list[z3.BoolRef],
+            timeout: float | None = 60.0) -> list[z3.BoolRef] | None:
+    """A subset S of the (jointly inductive) `lemmas` such that prop ∧ S is inductive, found
+    by unsat cores: start from what prop' needs, add what each added lemma' needs, to a
+    fixpoint. None if a query is not unsat (then prop ∧ lemmas is not 1-inductive)."""
+    s = z3.Solver()
+    set_timeout(s, timeout)
+    s.set("core.minimize", True)
+    s.add(enc.dom(enc.s), *prop, enc.trans(observe=False))
+    guards = [z3.Bool(f"support!{i}") for i in range(len(lemmas))]
+    for g, c in zip(guards, lemmas, strict=True):
+        s.add(z3.Implies(g, c))
+    index = {g.get_id(): i for i, g in enumerate(guards)}
+    nxt = [(enc.s[f], enc.n[f]) for f in enc.s]
+    need: set[int] = set()
+    todo: list[z3.BoolRef] = [z3.And(*prop)]
+    while todo:
+        t = todo.pop()
+        s.push()
+        s.add(z3.Not(z3.substitute(t, *nxt)))
+        if s.check(*guards) != z3.unsat:
+            return None
+        new = {index[c.get_id()] for c in s.unsat_core()} - need
+        s.pop()
+        need |= new
+        todo += [lemmas[i] for i in new]
+    return [lemmas[i] for i in sorted(need)]
