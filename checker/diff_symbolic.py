@@ -21,6 +21,7 @@ from typing import Any
 import z3
 
 from checker.encode_z3 import Encoder
+from checker.houdini import Step, inductive_subset
 from model.lang.design import Design
 
 Z = Any
@@ -120,7 +121,7 @@ def symbolic_diff(a: Design, b: Design, timeout: float | None = 120.0) -> SymDif
         ta = A.ren(translate(va.flag(flag), {("s", f): A.enc.s[f] for f in A.s}))
         tb = B.ren(translate(vb.flag(flag), {("s", f): B.enc.s[f] for f in B.s}))
         cands.append(ta == tb)
-    houdini = _houdini(cands, init, checks, here, inv, sa + sb, A, B, badf, timeout)
+    houdini = _houdini(cands, init, checks, here, sa + sb, badf, timeout)
     if houdini is not None:
         formula = z3.And(*houdini) if houdini else z3.BoolVal(True)
         if not _recheck(formula, inv, sa + sb, checks, badf,
@@ -155,56 +156,29 @@ def symbolic_diff(a: Design, b: Design, timeout: float | None = 120.0) -> SymDif
     return SymDiff("equivalent", time.perf_counter() - t0, text, rechecked=True)
 
 
-def _houdini(cands: list[Z], init: Z, checks: list[tuple[Z, Z]], here: Z, inv: Z,
-             args: list[Z], A: _Side, B: _Side, badf: Z, timeout: float | None
-             ) -> list[Z] | None:
-    """The largest inductive subset of the candidate conjuncts, if it excludes every
-    distinguishing step; None otherwise."""
-    def solver() -> z3.Solver:
-        s = z3.Solver()
-        if timeout:
-            s.set("timeout", int(timeout * 1000))
-        return s
+def _houdini(cands: list[Z], init: Z, checks: list[tuple[Z, Z]], here: Z, args: list[Z],
+             badf: Z, timeout: float | None) -> list[Z] | None:
+    """The largest inductive subset of the candidate conjuncts (checker/houdini.py), if it
+    excludes every distinguishing step; None otherwise."""
+    def step(body: Z, head: Z) -> Step:
+        # the step clause with Inv := inv; its head names the next-state args
+        pairs = list(zip(args, [head.arg(i) for i in range(head.num_args())], strict=True))
+        return Step(lambda inv: [z3.substitute(body, (here, inv))],
+                    lambda c: z3.substitute(c, *pairs))
 
-    keep = list(cands)
-    s = solver()
-    s.add(init)
-    keep = [c for c in keep if _valid(s, c)]
-    changed = True
-    while changed:
-        changed = False
-        conj = z3.And(*keep) if keep else z3.BoolVal(True)
-        for body, head in checks[1:]:
-            # the step clause with Inv := conj; its head names the next-state args
-            hargs = [head.arg(i) for i in range(head.num_args())]
-            step = z3.substitute(body, (here, conj))
-            s = solver()
-            s.add(step)
-            for c in list(keep):
-                c_next = z3.substitute(c, *zip(args, hargs, strict=True))
-                s.push()
-                s.add(z3.Not(c_next))
-                r = s.check()
-                s.pop()
-                if r != z3.unsat:
-                    keep.remove(c)
-                    changed = True
-            if changed:
-                break
-    conj = z3.And(*keep) if keep else z3.BoolVal(True)
-    s = solver()
-    s.add(z3.substitute(badf, (here, conj)))
+    steps = [step(body, head) for body, head in checks[1:]]
+    try:
+        alive, _ = inductive_subset(cands, [init], steps, timeout)
+    except TimeoutError:
+        return None
+    keep = [cands[i] for i in alive]
+    s = z3.Solver()
+    if timeout:
+        s.set("timeout", int(timeout * 1000))
+    s.add(z3.substitute(badf, (here, z3.And(*keep) if keep else z3.BoolVal(True))))
     if s.check() != z3.unsat:
         return None
     return keep
-
-
-def _valid(s: z3.Solver, c: Z) -> bool:
-    s.push()
-    s.add(z3.Not(c))
-    r = s.check()
-    s.pop()
-    return bool(r == z3.unsat)
 
 
 def _recheck(formula: Z, inv: Z, args: list[Z],

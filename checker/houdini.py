@@ -19,6 +19,7 @@ property; `Lemmas.text` prints it with field and flag names.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import combinations
 
@@ -153,54 +154,75 @@ def houdini(design: Design, enc: Encoder, timeout: float | None = 60.0) -> Lemma
         return z3.Or(*[a.z3(enc, s) if pos else z3.Not(a.z3(enc, s)) for a, pos in c])
 
     pre = [clause(c, enc.s) for c in cands]
-    post = [clause(c, enc.n) for c in cands]
-    alive = _filter(enc, pre, [enc.dom(enc.s), enc.init(enc.s)], pre, timeout)
-    rounds = 0
-    solver = z3.Solver()
-    set_timeout(solver, timeout)
-    solver.add(enc.dom(enc.s), enc.trans(observe=False))
-    guards = [z3.Bool(f"houdini!{i}") for i in range(len(cands))]
-    for g, c in zip(guards, pre, strict=True):
-        solver.add(z3.Implies(g, c))
-    while True:
-        rounds += 1
-        solver.push()
-        solver.add(z3.Or(*[z3.Not(post[i]) for i in alive]))
-        r = solver.check(*[guards[i] for i in alive])
-        if r == z3.unsat:
-            solver.pop()
-            break
-        if r != z3.sat:
-            raise TimeoutError(f"Houdini on {design.name}: z3 {r} ({solver.reason_unknown()})")
-        m = solver.model()
-        alive = [i for i in alive if z3.is_true(m.eval(post[i], model_completion=True))]
-        solver.pop()
+    nxt = [(enc.s[f], enc.n[f]) for f in enc.s]
+    step = Step(lambda inv: [enc.dom(enc.s), enc.trans(observe=False), inv],
+                lambda c: z3.substitute(c, *nxt))
+    try:
+        alive, rounds = inductive_subset(pre, [enc.dom(enc.s), enc.init(enc.s)], [step],
+                                         timeout)
+    except TimeoutError as e:
+        raise TimeoutError(f"Houdini on {design.name}: {e}") from None
     clauses = [pre[i] for i in alive]
     return Lemmas(design.name, clauses, render(enc, clauses) if clauses else "true",
                   candidates=len(cands), mined_states=mined, rounds=rounds,
                   seconds=time.perf_counter() - t0, stats={"mine_seconds": round(t_mine, 2)})
 
 
-def _filter(enc: Encoder, cands: list[z3.BoolRef], ctx: list[z3.BoolRef],
-            test: list[z3.BoolRef], timeout: float | None) -> list[int]:
-    """Indices of the candidates true in every model of ctx (one query per dropped batch)."""
-    alive = list(range(len(cands)))
-    s = z3.Solver()
-    set_timeout(s, timeout)
-    s.add(*ctx)
-    while alive:
-        s.push()
-        s.add(z3.Or(*[z3.Not(test[i]) for i in alive]))
-        r = s.check()
-        if r == z3.unsat:
+@dataclass(frozen=True)
+class Step:
+    """One kind of step for Houdini: `context(inv)` asserts a step from a state satisfying
+    `inv`; `post(c)` is candidate c over that step's next state."""
+
+    context: Callable[[z3.BoolRef], list[z3.BoolRef]]
+    post: Callable[[z3.BoolRef], z3.BoolRef]
+
+
+def inductive_subset(cands: Sequence[z3.BoolRef], init: Sequence[z3.BoolRef],
+                     steps: Sequence[Step], timeout: float | None = 60.0
+                     ) -> tuple[list[int], int]:
+    """Houdini's fixpoint: (indices of the largest subset S of `cands` with init ⇒ S and
+    S ∧ step ⇒ S' for every step, number of solver rounds). Each round asks one solver for a
+    model falsifying any remaining candidate and drops every candidate that model falsifies;
+    raises TimeoutError if z3 gives up."""
+    rounds = 0
+
+    def shrink(s: z3.Solver, alive: list[int], test: list[z3.BoolRef],
+               assume: list[z3.BoolRef]) -> tuple[list[int], bool]:
+        nonlocal rounds
+        dropped = False
+        while alive:
+            rounds += 1
+            s.push()
+            s.add(z3.Or(*[z3.Not(test[i]) for i in alive]))
+            r = s.check(*[assume[i] for i in alive] if assume else [])
+            if r == z3.unsat:
+                s.pop()
+                break
+            if r != z3.sat:
+                raise TimeoutError(f"z3 {r} ({s.reason_unknown()})")
+            m = s.model()
+            alive = [i for i in alive if z3.is_true(m.eval(test[i], model_completion=True))]
+            dropped = True
             s.pop()
-            break
-        if r != z3.sat:
-            raise TimeoutError(f"Houdini initiation: z3 {r}")
-        m = s.model()
-        alive = [i for i in alive if z3.is_true(m.eval(test[i], model_completion=True))]
-        s.pop()
-    return alive
+        return alive, dropped
+
+    def solver(*asserts: z3.BoolRef) -> z3.Solver:
+        s = z3.Solver()
+        set_timeout(s, timeout)
+        s.add(*asserts)
+        return s
+
+    alive, _ = shrink(solver(*init), list(range(len(cands))), list(cands), [])
+    guards = [z3.Bool(f"houdini!{i}") for i in range(len(cands))]
+    inv = z3.And(*[z3.Implies(g, c) for g, c in zip(guards, cands, strict=True)])
+    per_step = [(solver(*st.context(inv)), [st.post(c) for c in cands]) for st in steps]
+    changed = True
+    while changed:
+        changed = False
+        for s, post in per_step:
+            alive, dropped = shrink(s, alive, post, guards)
+            changed |= dropped and len(per_step) > 1
+    return alive, rounds
 
 
 _CACHE: dict[int, tuple[Design, Lemmas]] = {}
