@@ -8,7 +8,9 @@ translates operators.
 
 from __future__ import annotations
 
+import ast
 import itertools
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,15 +25,38 @@ from model.lang.schema import Schema
 Arr = npt.NDArray[Any]
 
 
-class CodeGen:
-    """Emit straight-line numpy code for a set of expressions, sharing common subterms."""
+_ATOM = re.compile(r"-?\d+|True|False|[A-Za-z_]\w*")
+_INT = re.compile(r"-?\d+")
+_LIT = {"True": True, "False": False}
+_FOLD: dict[str, Callable[[Any, Any], Any]] = {
+    "band": lambda x, y: x & y, "bor": lambda x, y: x | y, "bxor": lambda x, y: x ^ y,
+    "add": lambda x, y: x + y, "sub": lambda x, y: x - y,
+    "eq": lambda x, y: x == y, "ne": lambda x, y: x != y,
+    "lt": lambda x, y: x < y, "le": lambda x, y: x <= y,
+}
 
-    def __init__(self) -> None:
+
+class CodeGen:
+    """Emit straight-line numpy code for a set of expressions, sharing common subterms.
+
+    Beyond the IR's own constant folding, terms are folded once their operands are known to be
+    equal (the same variable or shared subterm: `x == x`, `x & x`) or constant, which is what
+    a property comparing a field before and after an action that does not update it reduces
+    to; `rename` maps variable names to code (such a field's after-value to its before-value).
+    """
+
+    def __init__(self, rename: Mapping[str, str] | None = None) -> None:
         self.lines: list[str] = []
         self.memo: dict[int, str] = {}
         self.n = 0
         self.keep: list[E] = []  # keep nodes alive so id() stays unique
         self.structural: dict[tuple[object, ...], str] = {}
+        self.rename = dict(rename or {})
+        self.inverse: dict[str, str] = {}  # code of (~x & mask) -> x
+        self.defs: dict[str, str] = {}  # temporary name -> its code
+
+    def _def(self, name: str) -> str:
+        return self.defs.get(name, name)
 
     def emit(self, e: E) -> str:
         key = id(e)
@@ -39,7 +64,7 @@ class CodeGen:
             return self.memo[key]
         self.keep.append(e)
         code = self._code(e)
-        if e.op in ("const", "var"):
+        if e.op in ("const", "var") or _ATOM.fullmatch(code):
             self.memo[key] = code
             return code
         skey = (code, e.sort)
@@ -50,6 +75,7 @@ class CodeGen:
         self.structural[skey] = name
         self.n += 1
         self.lines.append(f"{name} = {code}")
+        self.defs[name] = code
         self.memo[key] = name
         return name
 
@@ -58,21 +84,59 @@ class CodeGen:
             return repr(bool(e.val)) if e.sort == BOOL else repr(int(e.val))  # type: ignore[call-overload]
         if e.op == "var":
             scope, name = var_key(e)
-            return f"{scope}_{name}"
+            return self.rename.get(f"{scope}_{name}", f"{scope}_{name}")
         a = [self.emit(x) for x in e.args]
         op = e.op
         if op == "not":
+            if a[0] in ("True", "False"):
+                return repr(a[0] == "False")
             return f"np.logical_not({a[0]})"
-        if op == "and":
-            return "(" + " & ".join(a) + ")"
-        if op == "or":
-            return "(" + " | ".join(a) + ")"
+        if op in ("and", "or"):
+            unit, zero = ("True", "False") if op == "and" else ("False", "True")
+            if zero in a:
+                return zero
+            xs = list(dict.fromkeys(x for x in a if x != unit))
+            if len(xs) <= 1:
+                return xs[0] if xs else unit
+            return "(" + (" & " if op == "and" else " | ").join(xs) + ")"
         if op == "ite":
+            if a[0] in ("True", "False"):
+                return a[1] if a[0] == "True" else a[2]
+            if a[1] == a[2]:
+                return a[1]
             return f"np.where({a[0]}, {a[1]}, {a[2]})"
         if op == "bnot":
-            return f"(np.invert({a[0]}) & {(1 << width_of(e.sort)) - 1})"
+            if _INT.fullmatch(a[0]):
+                return repr(~int(a[0]) & ((1 << width_of(e.sort)) - 1))
+            code = f"(np.invert({a[0]}) & {(1 << width_of(e.sort)) - 1})"
+            self.inverse[code] = a[0]
+            return code
         if op == "resize":
+            if _INT.fullmatch(a[0]):
+                return repr(int(a[0]) & ((1 << width_of(e.sort)) - 1))
             return f"({a[0]} & {(1 << width_of(e.sort)) - 1})"
+        x, y = a
+        if x in _LIT and y in _LIT:
+            return repr(_FOLD[op](_LIT[x], _LIT[y]))
+        if _INT.fullmatch(x) and _INT.fullmatch(y):
+            return repr(_FOLD[op](int(x), int(y)))
+        if x == y and op in ("eq", "le"):
+            return "True"
+        if x == y and op in ("ne", "lt"):
+            return "False"
+        if x == y and op in ("band", "bor"):
+            return x
+        if x == y and op in ("bxor", "sub"):
+            return "0"
+        if op == "band" and (self.inverse.get(self._def(y)) == x
+                             or self.inverse.get(self._def(x)) == y):
+            return "0"  # x & ~x
+        if op == "band" and "0" in a:
+            return "0"
+        if op in ("bor", "bxor", "add") and "0" in a:
+            return y if x == "0" else x
+        if op == "sub" and y == "0":
+            return x
         sym = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "add": "+", "sub": "-",
                "band": "&", "bor": "|", "bxor": "^"}[op]
         if e.args[0].sort == BOOL and op in ("eq", "ne"):
@@ -117,6 +181,9 @@ class CompiledAction:
     updated: list[str] = field(default_factory=list)  # fields some branch updates
     # what the search runs: fn itself, or a variant leaving outcome/effects at 0
     search: Callable[[Mapping[str, Arr], Mapping[str, Arr]], dict[str, Arr]] | None = None
+    # the state fields the search variant's results (all but "out" and "eff") depend on: two
+    # states equal on these fields get the same results for every parameter row
+    reads: list[str] = field(default_factory=list)
 
     @property
     def k(self) -> int:
@@ -136,8 +203,34 @@ def compile_action(schema: Schema, action: Action, index: int,
     computes everything; without `observe`, `search` is a variant that leaves the outcome and
     effects at 0 (a reachability-only search needs neither)."""
     c = _compile(schema, action, index, extra, True)
-    c.search = _compile(schema, action, index, (), False).fn if not (observe or extra) else c.fn
+    s = _compile(schema, action, index, (), False) if not (observe or extra) else c
+    c.search = s.fn
+    c.reads = live_fields(s.source, [f.name for f in schema.fields], ("out", "eff"))
     return c
+
+
+def live_fields(src: str, fields: Sequence[str], unused: Sequence[str] = ()) -> list[str]:
+    """The fields whose `s_<field>` variables the generated function's results depend on.
+
+    Read off the generated straight-line code itself (a backwards liveness pass over its
+    assignments), so it is exact for the code that runs; results named in `unused` are not
+    counted."""
+    fn = ast.parse(src).body[0]
+    assert isinstance(fn, ast.FunctionDef)
+    ret = fn.body[-1]
+    assert isinstance(ret, ast.Return) and isinstance(ret.value, ast.Dict)
+    live: set[str] = set()
+    for k, v in zip(ret.value.keys, ret.value.values, strict=True):
+        if isinstance(k, ast.Constant) and k.value in unused:
+            continue
+        live |= {n.id for n in ast.walk(v) if isinstance(n, ast.Name)}
+    for st in reversed(fn.body[:-1]):
+        assert isinstance(st, ast.Assign) and len(st.targets) == 1
+        tgt = st.targets[0]
+        assert isinstance(tgt, ast.Name)
+        if tgt.id in live:
+            live |= {n.id for n in ast.walk(st.value) if isinstance(n, ast.Name)}
+    return [f for f in fields if f"s_{f}" in live]
 
 
 def _compile(schema: Schema, action: Action, index: int,
@@ -191,9 +284,19 @@ def _compile(schema: Schema, action: Action, index: int,
             conv = " != 0" if f.sort.kind == "bool" else ""
             body.append(f"n_{f.name} = u_{f.name}{conv}")
     body += ["o_out = out", "x_eff = eff", "b_br = br"]
-    g2 = CodeGen()
+    # a field no branch updates has the same value after: name it so, so that properties
+    # comparing it before and after fold away (and do not make the search read it)
+    rename = {f"n_{f.name}": f"s_{f.name}" for f in schema.fields if f.name not in nexts}
+    if nb == 1:
+        rename["b_br"] = "0"
+    if len(set(vals)) == 1:
+        rename["o_out"] = vals[0]
+    if not any(isinstance(ef, E) or ef != 0 for ef in effs):
+        rename["x_eff"] = "0"
+    g2 = CodeGen(rename)
     g2.memo, g2.n, g2.keep = dict(g.memo), g.n, g.keep
     g2.structural = dict(g.structural)
+    g2.inverse, g2.defs = dict(g.inverse), dict(g.defs)
     tv = TransitionView(schema, action, sem)
     for pname, pred in extra:
         code = g2.emit(pred(tv))
