@@ -7,6 +7,7 @@ line per scope. Figures go in the closing note; tests never assert timings.
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import time
 
@@ -29,6 +30,7 @@ def main() -> None:
     for sc in a.scope or SCOPES:
         scope = d.scope(parse_scope(sc))
         props = [] if a.no_props else for_design(d)
+        load0 = os.getloadavg()[0]
         t0 = time.perf_counter()
         ex = Explorer(d, scope, props)
         compile_s = time.perf_counter() - t0
@@ -38,7 +40,8 @@ def main() -> None:
               f"transitions={r.transitions} depth={r.depth} sec={r.seconds:.2f} "
               f"compile_sec={compile_s:.2f} states/s={r.states_per_second:,.0f} "
               f"transitions/s={r.transitions / r.seconds:,.0f} "
-              f"bytes/state={r.stored_bytes / r.states:.1f} maxrss_mib={rss:.0f}", flush=True)
+              f"bytes/state={r.stored_bytes / r.states:.1f} maxrss_mib={rss:.0f} "
+              f"load={load0:.2f}->{os.getloadavg()[0]:.2f}", flush=True)
 
 
 if __name__ == "__main__":

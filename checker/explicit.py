@@ -1,10 +1,14 @@
 """Explicit-state breadth-first search, vectorised over the frontier (stateright/TLC style).
 
-States are packed into int64 keys (model/lang/schema.py layout). Each BFS layer is expanded by
-every compiled action at once over all parameter combinations; successors are de-duplicated with
-np.unique and filtered against the sorted visited array. Per layer we keep (key, parent index,
-action, parameter row), which is all a shortest counterexample needs: ~14 bytes a state plus the
-visited array's 8.
+States are packed into int64 keys (model/lang/schema.py layout). An action's results depend only
+on the fields its compiled code reads (CompiledAction.reads), so each action is evaluated once
+per distinct projection of a state onto those fields, over all its parameter rows at once, and
+what the search needs is memoised per projection: enabled/pruned/per-rule counts, which action
+properties some row hits, and every successor as a key delta. Expanding a frontier is then table
+look-ups and gathers. Successors are de-duplicated by sorting (key, rank) packed into one int64
+and filtered against the sorted visited array. Per layer we keep (key, parent index, action,
+parameter row), which is all a shortest counterexample needs: ~14 bytes a state plus the visited
+array's 8.
 """
 
 from __future__ import annotations
@@ -21,7 +25,13 @@ from model.lang.design import Design
 from properties.catalogue import Property
 from traces.run import ARun, AStep
 
-ROWS = 4096  # frontier states evaluated per numpy call (× each action's parameter rows)
+# Which parent a state keeps and which counterexample is found first follow one fixed order of
+# the transitions out of a layer: frontier rows in blocks of ORDER_ROWS, within a block action by
+# action, then row, then parameter row. CHUNK (a multiple) is how many rows one step expands.
+ORDER_ROWS = 4096
+_ORDER_SHIFT = ORDER_ROWS.bit_length() - 1
+CHUNK = 1 << 16
+EVAL_CELLS = 1 << 16  # (state, parameter row) pairs per call of a compiled action
 
 
 @dataclass
@@ -76,6 +86,372 @@ class Packer:
         return out
 
 
+class _Grow:
+    """An append-only array (rows of `width` columns, or scalars) with amortised growth."""
+
+    def __init__(self, dtype: Any, width: int = 0) -> None:
+        self.buf: Arr = np.zeros((1024, width) if width else (1024,), dtype)
+        self.n = 0
+
+    def append(self, a: Arr) -> None:
+        m = a.shape[0]
+        if self.n + m > self.buf.shape[0]:
+            nb = np.zeros((max(2 * self.buf.shape[0], self.n + m), *self.buf.shape[1:]),
+                          self.buf.dtype)
+            nb[:self.n] = self.buf[:self.n]
+            self.buf = nb
+        self.buf[self.n:self.n + m] = a
+        self.n += m
+
+
+_HASH = np.uint64(0x9E3779B97F4A7C15)
+
+
+class _Table:
+    """Open-addressing hash map (vectorised) from projected keys to dense slot numbers."""
+
+    def __init__(self) -> None:
+        self.bits = 12
+        self.keys = np.full(1 << self.bits, -1, np.int64)
+        self.vals = np.zeros(1 << self.bits, np.int32)
+        self.n = 0
+
+    def _hash(self, k: Arr) -> Arr:
+        return ((k.view(np.uint64) * _HASH) >> np.uint64(64 - self.bits)).astype(np.intp)
+
+    def get(self, k: Arr) -> Arr:
+        """Each key's slot, -1 where absent."""
+        m = (1 << self.bits) - 1
+        h = self._hash(k)
+        tk = self.keys[h]
+        hit = tk == k
+        out = self.vals[h]
+        if hit.all():
+            return out
+        out[~hit] = -1
+        pend = np.flatnonzero(~hit & (tk != -1))
+        while pend.size:
+            hp = (h[pend] + 1) & m
+            h[pend] = hp
+            tk = self.keys[hp]
+            ok = tk == k[pend]
+            out[pend[ok]] = self.vals[hp[ok]]
+            pend = pend[~ok & (tk != -1)]
+        return out
+
+    def add(self, k: Arr) -> None:
+        """Give distinct absent keys the next slots, in order."""
+        ids = np.arange(self.n, self.n + k.size, dtype=np.int32)
+        self.n += k.size
+        if 4 * self.n > (1 << self.bits):
+            old = self.keys != -1
+            ok, ov = self.keys[old], self.vals[old]
+            while 4 * self.n > (1 << self.bits):
+                self.bits += 1
+            self.keys = np.full(1 << self.bits, -1, np.int64)
+            self.vals = np.zeros(1 << self.bits, np.int32)
+            self._put(ok, ov)
+        self._put(k, ids)
+
+    def _put(self, k: Arr, v: Arr) -> None:
+        m = (1 << self.bits) - 1
+        h = self._hash(k)
+        while k.size:
+            cand = np.flatnonzero(self.keys[h] == -1)
+            _, first = np.unique(h[cand], return_index=True)
+            win = cand[first]
+            self.keys[h[win]] = k[win]
+            self.vals[h[win]] = v[win]
+            rest = np.ones(k.size, bool)
+            rest[win] = False
+            k, v, h = k[rest], v[rest], h[rest]
+            h = np.where(self.keys[h] == -1, h, (h + 1) & m)
+
+
+class _ActMemo:
+    """One action's results per slot of its projection group, computed once per slot by the
+    compiled action: enabled/pruned/branch counts, property hits, and the (parameter row, key
+    delta) of every successor that leaves the state and stays in scope, as CSR rows."""
+
+    def __init__(self, ex: Explorer, ca: CompiledAction) -> None:
+        self.ex = ex
+        self.ca = ca
+        self.P = ex._pgrids[ca.index]
+        nq = len(ex.aprops)
+        # per slot (counts are at most the action's parameter rows)
+        self.ens = _Grow(np.int32)  # enabled parameter rows
+        self.prn = _Grow(np.int32)  # enabled rows whose successor leaves the scope
+        self.cov = _Grow(np.int32, len(ca.labels))  # enabled rows per deciding rule
+        self.cnt = _Grow(np.int32)  # successors (CSR row length) ...
+        self.start = _Grow(np.int64)  # ... and where they start in fd/fj
+        self.hb = _Grow(np.bool_, max(nq, 1))  # which properties some row hits
+        self.hitany = _Grow(np.bool_)  # some row hits a property not found yet
+        # per successor
+        self.fd = _Grow(np.int64)  # key delta
+        self.fj = _Grow(np.int32)  # parameter row
+        self.hit_live = False
+
+    def evaluate(self, proj: Arr, unfound: list[int]) -> None:
+        # in batches of about EVAL_CELLS (state, parameter row) pairs: temporaries stay in cache
+        step = max(1, EVAL_CELLS // self.ca.k)
+        for lo in range(0, proj.size, step):
+            self._evaluate(proj[lo:lo + step], unfound)
+
+    def _evaluate(self, proj: Arr, unfound: list[int]) -> None:
+        pk, ca = self.ex.packer, self.ca
+        u_n, nl, nq = proj.size, len(ca.labels), len(self.ex.aprops)
+        S = pk.fields(proj)
+        ens = np.zeros(u_n, np.int32)
+        prn = np.zeros(u_n, np.int32)
+        cov = np.zeros((u_n, nl), np.int32)
+        cnt = np.zeros(u_n, np.int32)
+        hb = np.zeros((u_n, max(nq, 1)), bool)
+        # the enabling condition first (cheap): rows where nothing is enabled stay all-zero
+        on = np.flatnonzero(ca.enabled_fn(S, self.P).any(axis=1))
+        if on.size:
+            if on.size < u_n:
+                S = {n: v[on] for n, v in S.items()}
+            r = (ca.search or ca.fn)(S, self.P)
+            en = np.asarray(r["en"])
+            m, k = en.shape
+            ens[on] = en.sum(axis=1)
+            flat = (np.arange(m).reshape(-1, 1) * nl + r["br"])[en]
+            cov[on] = np.bincount(flat, minlength=m * nl).reshape(m, nl)
+            d = np.zeros((m, k), np.int64)
+            ok = en.copy()
+            for fname in ca.updated:
+                u = r[fname]
+                if fname in pk.nat:
+                    ok &= (u >= 0) & (u <= pk.bound[fname])
+                d += ((u & pk.mask[fname]) - S[fname]) << pk.shift[fname]
+            prn[on] = (en & ~ok).sum(axis=1)
+            ok &= d != 0
+            cnt[on] = ok.sum(axis=1)
+            rows, cols = np.nonzero(ok)
+            self.fd.append(d[rows, cols])
+            self.fj.append(cols.astype(np.int32))
+            for q in unfound:  # a property found once is never looked for again
+                hb[on, q] = self._hit(r, q).any(axis=1)
+        self.start.append(self.fd.n - cnt.sum() + np.cumsum(cnt) - cnt)
+        self.cnt.append(cnt)
+        self.ens.append(ens)
+        self.prn.append(prn)
+        self.cov.append(cov)
+        if nq:
+            self.hb.append(hb)
+            ha: Arr = np.asarray(hb[:, unfound].any(axis=1))
+            self.hitany.append(ha)
+            self.hit_live = self.hit_live or bool(ha.any())
+
+    def _hit(self, r: dict[str, Arr], q: int) -> Arr:
+        p = self.ex.aprops[q]
+        hold = r[f"prop:{p.name}"]
+        en = r["en"]
+        return en & ~hold if p.kind == "action" else en & hold
+
+    def first_hit(self, proj: int, q: int) -> int:
+        """The first parameter row at which a transition from this projection hits
+        property q (recomputed: hits are rare, so they are not stored)."""
+        S = self.ex.packer.fields(np.array([proj], np.int64))
+        r = (self.ca.search or self.ca.fn)(S, self.P)
+        return int(self._hit(r, q)[0].argmax())
+
+    def refresh_hits(self, unfound: list[int]) -> None:
+        if self.ex.aprops:
+            n = self.hb.n
+            self.hitany.buf[:n] = self.hb.buf[:n][:, unfound].any(axis=1)
+            self.hit_live = bool(self.hitany.buf[:n].any())
+
+
+class _Group:
+    """Actions that read the same fields share one projection (key & mask) -> slot table."""
+
+    def __init__(self, mask: int) -> None:
+        self.mask = np.int64(mask)
+        self.table = _Table()
+        self.acts: list[_ActMemo] = []
+        self.pending: list[Arr] = []
+        self.npending = 0
+        self.visits: Arr = np.zeros(0, np.int64)  # states expanded per slot
+
+    def slots(self, keys: Arr, unfound: list[int]) -> Arr:
+        proj = keys & self.mask
+        sl = self.table.get(proj)
+        miss = sl < 0
+        if miss.any():
+            newp = np.unique(proj[miss])
+            base = self.table.n
+            self.table.add(newp)
+            for am in self.acts:
+                am.evaluate(newp, unfound)
+            sl[miss] = base + np.searchsorted(newp, proj[miss])
+        self.pending.append(sl)
+        self.npending += sl.size
+        if self.npending > max(1 << 20, self.table.n):
+            self.flush()
+        return sl
+
+    def flush(self) -> None:
+        n = self.table.n
+        if self.visits.size < n:
+            self.visits = np.concatenate([self.visits, np.zeros(n - self.visits.size, np.int64)])
+        if self.pending:
+            self.visits += np.bincount(np.concatenate(self.pending), minlength=n)
+        self.pending, self.npending = [], 0
+
+
+class _Memo:
+    """The search's view of the compiled actions: each action evaluated once per distinct
+    projection of a state onto the fields it reads (compile_np.CompiledAction.reads), its
+    results scattered back to every frontier state with that projection."""
+
+    def __init__(self, ex: Explorer) -> None:
+        self.ex = ex
+        pk = ex.packer
+        groups: dict[int, _Group] = {}
+        self.acts: list[tuple[_ActMemo, _Group]] = []
+        for ca in ex.actions:
+            mask = 0
+            for n, sh, b in pk.layout:
+                if n in ca.reads:
+                    mask |= ((1 << b) - 1) << sh
+            g = groups.setdefault(mask, _Group(mask))
+            am = _ActMemo(ex, ca)
+            g.acts.append(am)
+            self.acts.append((am, g))
+        self.groups = list(groups.values())
+        self.unfound = list(range(len(ex.aprops)))
+
+    def expand(self, keys: Arr, lo: int, depth: int,
+               found: dict[str, tuple[int, int, int, int] | None], visited: Arr, kbits: int
+               ) -> tuple[Arr, Arr, Arr, Arr]:
+        """The successors of frontier rows lo.. (keys) not in `visited`, each once, with the
+        (parent row, action, parameter row) first in the layer's transition order."""
+        n = keys.size
+        gslots = {id(g): g.slots(keys, self.unfound) for g in self.groups}
+        bstarts = np.arange(0, n, ORDER_ROWS)
+        na = len(self.acts)
+        per: list[tuple[Arr, Arr, int]] = []
+        blk = np.zeros((na, bstarts.size), np.int64)
+        hits: dict[int, tuple[int, int, int, int]] = {}
+        for ai, (am, g) in enumerate(self.acts):
+            sl = gslots[id(g)]
+            c = am.cnt.buf[sl]
+            per.append((sl, c, int(c.sum())))
+            blk[ai] = np.add.reduceat(c, bstarts)
+            if am.hit_live:
+                self._hits(am, ai, sl, keys, g.mask, hits)
+        if hits:
+            for q, (_, ai, row, j) in hits.items():
+                found[self.ex.aprops[q].name] = (depth, lo + row, ai, j)
+            self.unfound = [q for q in self.unfound if q not in hits]
+            for am, _ in self.acts:
+                am.refresh_hits(self.unfound)
+        m = int(blk.sum())
+        if m == 0:
+            return _EMPTY
+        # rank of each successor in the layer order (block, action, row, parameter row)
+        off = (np.cumsum(blk.T.ravel()) - blk.T.ravel()).reshape(-1, na)  # (block, action)
+        bs = np.cumsum(blk, axis=1) - blk  # (action, block): block start in the action's list
+        adj = off.T - bs
+        rb = max(1, (m - 1).bit_length())
+        packed_ok = kbits + rb <= 63
+        packed = np.empty(m if packed_ok else 0, np.int64)
+        nks: list[Arr] = []
+        rks: list[Arr] = []
+        rowl: list[Arr] = []
+        jl: list[Arr] = []
+        pos = 0
+        for ai, (am, _) in enumerate(self.acts):
+            sl, c, tot = per[ai]
+            if not tot:
+                rowl.append(_NONE)
+                jl.append(_NONE)
+                continue
+            rowrep = np.repeat(np.arange(n), c)
+            offs = np.repeat(am.start.buf[sl] - (np.cumsum(c) - c), c)
+            offs += np.arange(tot)
+            nk = keys[rowrep]
+            nk += am.fd.buf[offs]
+            rank = adj[ai][rowrep >> _ORDER_SHIFT]
+            rank += np.arange(tot)
+            rowl.append(rowrep)
+            jl.append(am.fj.buf[offs])
+            if packed_ok:
+                np.bitwise_or(nk << rb, rank, out=packed[pos:pos + tot])
+            else:
+                nks.append(nk)
+                rks.append(rank)
+            pos += tot
+        if packed_ok:
+            packed.sort()
+            sk = packed >> rb
+            first = np.empty(m, bool)
+            first[0] = True
+            np.not_equal(sk[1:], sk[:-1], out=first[1:])
+            uk = sk[first]
+            ur = packed[first] & ((1 << rb) - 1)
+        else:
+            allk, allr = np.concatenate(nks), np.concatenate(rks)
+            order = np.lexsort((allr, allk))
+            sk = allk[order]
+            first = np.empty(m, bool)
+            first[0] = True
+            np.not_equal(sk[1:], sk[:-1], out=first[1:])
+            uk = sk[first]
+            ur = allr[order][first]
+        p = np.searchsorted(visited, uk)
+        p[p >= visited.size] = 0
+        fresh = visited[p] != uk
+        uk, ur = uk[fresh], ur[fresh]
+        # decode each rank: its (block, action), then its place in that action's list
+        offf = off.ravel()
+        bid = np.searchsorted(offf, ur, side="right") - 1
+        b, aix = np.divmod(bid, na)
+        gi = ur - offf[bid] + bs[aix, b]
+        par = np.empty(uk.size, np.int64)
+        pj = np.empty(uk.size, np.int32)
+        for ai in np.unique(aix):
+            sel = aix == ai
+            par[sel] = rowl[ai][gi[sel]] + lo
+            pj[sel] = jl[ai][gi[sel]]
+        return uk, par, aix.astype(np.int16), pj
+
+    def _hits(self, am: _ActMemo, ai: int, sl: Arr, keys: Arr, mask: np.int64,
+              hits: dict[int, tuple[int, int, int, int]]) -> None:
+        rows = np.flatnonzero(am.hitany.buf[sl])
+        if not rows.size:
+            return
+        hb = am.hb.buf[sl[rows]]
+        for q in self.unfound:
+            w = np.flatnonzero(hb[:, q])
+            if not w.size:
+                continue
+            row = int(rows[w[0]])
+            if q not in hits or (row >> _ORDER_SHIFT, ai) < hits[q][:2]:
+                hits[q] = (row >> _ORDER_SHIFT, ai, row, am.first_hit(int(keys[row] & mask), q))
+
+    def totals(self) -> tuple[int, int, dict[str, dict[str, int]]]:
+        transitions = pruned = 0
+        coverage: dict[str, dict[str, int]] = {}
+        for g in self.groups:
+            g.flush()
+        for am, g in self.acts:
+            v, n = g.visits, g.table.n
+            transitions += int(v @ am.ens.buf[:n])
+            pruned += int(v @ am.prn.buf[:n])
+            cov = v @ am.cov.buf[:n]
+            cv = dict.fromkeys(am.ca.labels, 0)
+            for i, lab in enumerate(am.ca.labels):
+                cv[lab] += int(cov[i])
+            coverage[am.ca.action.name] = cv
+        return transitions, pruned, coverage
+
+
+_NONE = np.zeros(0, np.int64)
+_EMPTY = (_NONE, _NONE, np.zeros(0, np.int16), np.zeros(0, np.int32))
+
+
 class Explorer:
     """BFS over a design within a scope, checking the given properties."""
 
@@ -113,85 +489,36 @@ class Explorer:
         layers: list[tuple[Arr, Arr, Arr, Arr]] = [
             (init, np.full(init.shape, -1, np.int64), np.full(init.shape, -1, np.int16),
              np.full(init.shape, -1, np.int32))]
-        coverage = {ca.action.name: dict.fromkeys(ca.labels, 0) for ca in self.actions}
         found: dict[str, tuple[int, int, int, int] | None] = {p.name: None for p in self.props}
-        transitions = 0
-        pruned = 0
         self._check_states(init, 0, found)
+        memo = _Memo(self)
+        kbits = sum(b for _, _, b in pk.layout)
         depth = 0
         last_report = t0
         frontier = init
         while frontier.size and (self.max_depth is None or depth < self.max_depth):
-            cand_k: list[Arr] = []
-            cand_p: list[Arr] = []
-            cand_a: list[Arr] = []
-            cand_j: list[Arr] = []
-            for lo in range(0, frontier.size, ROWS):
-                keys0 = frontier[lo:lo + ROWS]
-                S0 = pk.fields(keys0)
-                for ca in self.actions:
-                    k = ca.k
-                    P = self._pgrids[ca.index]
-                    rows_on = ca.enabled_fn(S0, P).any(axis=1)
-                    n_on = int(rows_on.sum())
-                    if n_on == 0:
-                        continue
-                    if n_on < keys0.size:
-                        idx: Arr | None = np.nonzero(rows_on)[0]
-                        keys = keys0[idx]
-                        S = {n: v[idx] for n, v in S0.items()}
-                    else:
-                        idx, keys, S = None, keys0, S0
-                    r = (ca.search or ca.fn)(S, P)
-                    en = r["en"]
-                    br = r["br"]
-                    cov = np.bincount(br[en].astype(np.int64), minlength=len(ca.labels))
-                    cv = coverage[ca.action.name]
-                    for i, lab in enumerate(ca.labels):
-                        cv[lab] += int(cov[i])
-                    transitions += int(en.sum())
-                    for p in self.aprops:
-                        hold = r[f"prop:{p.name}"]
-                        hit = en & ~hold if p.kind == "action" else en & hold
-                        if found[p.name] is None and hit.any():
-                            row, j = np.argwhere(hit)[0]
-                            at = int(idx[row]) if idx is not None else int(row)
-                            found[p.name] = (depth, lo + at, ca.index, int(j))
-                    col = keys.reshape(-1, 1)
-                    nk = np.repeat(col, k, axis=1)
-                    ok = en.copy()
-                    for fname in ca.updated:
-                        u = r[fname]
-                        if fname in pk.nat:
-                            ok &= (u >= 0) & (u <= pk.bound[fname])
-                        nk += ((u & pk.mask[fname]) - S[fname]) << pk.shift[fname]
-                    pruned += int((en & ~ok).sum())
-                    ok &= nk != col
-                    if not ok.any():
-                        continue
-                    rows, cols = np.nonzero(ok)
-                    cand_k.append(nk[rows, cols])
-                    parent_rows = idx[rows] if idx is not None else rows
-                    cand_p.append(parent_rows.astype(np.int64) + lo)
-                    cand_a.append(np.full(rows.shape, ca.index, np.int16))
-                    cand_j.append(cols.astype(np.int32))
-            if not cand_k:
+            new_k: list[Arr] = []
+            new_p: list[Arr] = []
+            new_a: list[Arr] = []
+            new_j: list[Arr] = []
+            for lo in range(0, frontier.size, CHUNK):
+                uk, par, act, pj = memo.expand(frontier[lo:lo + CHUNK], lo, depth, found,
+                                               visited, kbits)
+                if uk.size:
+                    new_k.append(uk)
+                    new_p.append(par)
+                    new_a.append(act)
+                    new_j.append(pj)
+            if not new_k:
                 break
-            allk = np.concatenate(cand_k)
-            uk, first = np.unique(allk, return_index=True)
-            pos = np.searchsorted(visited, uk)
-            pos[pos >= visited.size] = 0
-            fresh = visited[pos] != uk
-            uk, first = uk[fresh], first[fresh]
-            if not uk.size:
-                break
-            par = np.concatenate(cand_p)[first]
-            act = np.concatenate(cand_a)[first]
-            pj = np.concatenate(cand_j)[first]
+            # a state reached from several chunks keeps its first (earliest-chunk) parent
+            uk, first = np.unique(np.concatenate(new_k), return_index=True)
+            par = np.concatenate(new_p)[first]
+            act = np.concatenate(new_a)[first]
+            pj = np.concatenate(new_j)[first]
             depth += 1
             layers.append((uk, par, act, pj))
-            visited = np.concatenate([visited, uk])
-            visited.sort(kind="stable")
+            visited = np.insert(visited, np.searchsorted(visited, uk), uk)
             self._check_states(uk, depth, found)
             frontier = uk
             now = time.perf_counter()
@@ -199,6 +526,7 @@ class Explorer:
                 last_report = now
                 self.progress(f"states={visited.size} depth={depth} "
                               f"states/s={visited.size / (now - t0):,.0f}")
+        transitions, pruned, coverage = memo.totals()
         seconds = time.perf_counter() - t0
         complete = not frontier.size or self.max_depth is None or depth < self.max_depth
         stored = visited.nbytes + sum(a.nbytes + b.nbytes + c.nbytes + d.nbytes
