@@ -128,13 +128,14 @@ def bmc(enc: Encoder, goal: Goal, depth: int, timeout: float | None = None, *,
     spurious = 0
 
     def ask(term: Z) -> Any:
+        # an assumption literal rather than push/pop: z3 keeps what it learnt about the
+        # unrolling across depths (about 3x faster on the slowest memfd properties)
         nonlocal queries
-        solver.push()
-        solver.add(term)
-        r = solver.check()
+        a = z3.FreshBool("goal")
+        solver.add(z3.Implies(a, term))
+        r = solver.check(a)
         queries += 1
         m = solver.model() if r == z3.sat else None
-        solver.pop()
         return r, m
 
     def unknown(k: int) -> SearchResult:
