@@ -40,7 +40,8 @@ def main() -> None:
               f"transitions={r.transitions} depth={r.depth} sec={r.seconds:.2f} "
               f"compile_sec={compile_s:.2f} states/s={r.states_per_second:,.0f} "
               f"transitions/s={r.transitions / r.seconds:,.0f} "
-              f"bytes/state={r.stored_bytes / r.states:.1f} maxrss_mib={rss:.0f} "
+              f"bytes/state={r.stored_bytes / r.states:.1f} memo_mib={r.memo_bytes / 2**20:.0f} "
+              f"maxrss_mib={rss:.0f} "
               f"load={load0:.2f}->{os.getloadavg()[0]:.2f}", flush=True)
 
 

@@ -339,15 +339,24 @@ def _enabled_fn(schema: Schema, action: Action, sem: Semantics
 
 
 def compile_state_pred(schema: Schema, pred: E) -> Callable[[Mapping[str, Arr]], Arr]:
+    return compile_state_pred_reads(schema, pred)[0]
+
+
+def compile_state_pred_reads(schema: Schema, pred: E
+                             ) -> tuple[Callable[[Mapping[str, Arr]], Arr], list[str]]:
+    """A state predicate's function of S, and the fields it reads (the only ones it looks up
+    in S)."""
     g = CodeGen()
     code = g.emit(pred)
+    body = [*g.lines, f"return np.broadcast_to({code}, S['__shape__'].shape)"]
+    used = set(re.findall(r"\bs_(\w+)", "\n".join(body)))
+    reads = [f.name for f in schema.fields if f.name in used]
     head = ["def fn(S):"]
     for f in schema.fields:
-        conv = " != 0" if f.sort.kind == "bool" else ""
-        head.append(f"    s_{f.name} = S[{f.name!r}]{conv}")
-    src = "\n".join(head + ["    " + ln for ln in g.lines]
-                    + [f"    return np.broadcast_to({code}, S['__shape__'].shape)"])
+        if f.name in used:
+            conv = " != 0" if f.sort.kind == "bool" else ""
+            head.append(f"    s_{f.name} = S[{f.name!r}]{conv}")
+    src = "\n".join(head + ["    " + ln for ln in body])
     ns: dict[str, Any] = {"np": np}
     exec(compile(src, "<compiled predicate>", "exec"), ns)
-    return ns["fn"]  # type: ignore[no-any-return]
-
+    return ns["fn"], reads

@@ -7,7 +7,7 @@ what the search needs is memoised per projection: enabled/pruned/per-rule counts
 properties some row hits, and every successor as a key delta. Expanding a frontier is then table
 look-ups and gathers. Successors are de-duplicated by sorting (key, rank) packed into one int64
 and filtered against the sorted visited array. Per layer we keep (key, parent index, action,
-parameter row), which is all a shortest counterexample needs: ~14 bytes a state plus the visited
+parameter row), which is all a shortest counterexample needs: 22 bytes a state plus the visited
 array's 8.
 """
 
@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from checker.compile_np import Arr, CompiledAction, compile_action, compile_state_pred
+from checker.compile_np import Arr, CompiledAction, compile_action, compile_state_pred_reads
 from model.lang.design import Design
 from properties.catalogue import Property
 from traces.run import ARun, AStep
@@ -32,6 +32,7 @@ ORDER_ROWS = 4096
 _ORDER_SHIFT = ORDER_ROWS.bit_length() - 1
 CHUNK = 1 << 16
 EVAL_CELLS = 1 << 16  # (state, parameter row) pairs per call of a compiled action
+_PACK_BITS = 63  # (key, rank) pairs are sorted as one int64 when they fit, else by lexsort
 
 
 @dataclass
@@ -55,6 +56,7 @@ class ExploreResult:
     stored_bytes: int
     complete: bool = True
     layers: list[tuple[Arr, Arr, Arr, Arr]] = field(default_factory=list, repr=False)
+    memo_bytes: int = 0  # the per-projection transition tables (grow with projections, not states)
 
     @property
     def states_per_second(self) -> float:
@@ -79,9 +81,11 @@ class Packer:
     def unpack(self, key: int) -> dict[str, int]:
         return {n: (key >> self.shift[n]) & self.mask[n] for n in self.shift}
 
-    def fields(self, keys: Arr) -> dict[str, Arr]:
+    def fields(self, keys: Arr, only: Sequence[str] | None = None) -> dict[str, Arr]:
+        """Each field's values as a column; with `only`, just those fields."""
         col = keys.reshape(-1, 1)
-        out = {n: (col >> self.shift[n]) & self.mask[n] for n in self.shift}
+        names = self.shift if only is None else only
+        out = {n: (col >> self.shift[n]) & self.mask[n] for n in names}
         out["__shape__"] = col
         return out
 
@@ -108,7 +112,8 @@ _HASH = np.uint64(0x9E3779B97F4A7C15)
 
 
 class _Table:
-    """Open-addressing hash map (vectorised) from projected keys to dense slot numbers."""
+    """Open-addressing hash map (linear probing, vectorised) from distinct non-negative int64
+    keys to dense slot numbers, given in order of insertion; at most 1/4 full."""
 
     def __init__(self) -> None:
         self.bits = 12
@@ -117,7 +122,7 @@ class _Table:
         self.n = 0
 
     def _hash(self, k: Arr) -> Arr:
-        return ((k.view(np.uint64) * _HASH) >> np.uint64(64 - self.bits)).astype(np.intp)
+        return ((k.view(np.uint64) * _HASH) >> np.uint64(64 - self.bits)).view(np.int64)
 
     def get(self, k: Arr) -> Arr:
         """Each key's slot, -1 where absent."""
@@ -157,13 +162,15 @@ class _Table:
         m = (1 << self.bits) - 1
         h = self._hash(k)
         while k.size:
-            cand = np.flatnonzero(self.keys[h] == -1)
-            _, first = np.unique(h[cand], return_index=True)
-            win = cand[first]
-            self.keys[h[win]] = k[win]
-            self.vals[h[win]] = v[win]
+            fi = np.flatnonzero(self.keys[h] == -1)
+            fh = h[fi]
+            fk = k[fi]
+            self.keys[fh] = fk  # keys are distinct: one writer per position wins
+            won = self.keys[fh] == fk
+            done = fi[won]
+            self.vals[fh[won]] = v[done]
             rest = np.ones(k.size, bool)
-            rest[win] = False
+            rest[done] = False
             k, v, h = k[rest], v[rest], h[rest]
             h = np.where(self.keys[h] == -1, h, (h + 1) & m)
 
@@ -255,6 +262,10 @@ class _ActMemo:
         S = self.ex.packer.fields(np.array([proj], np.int64))
         r = (self.ca.search or self.ca.fn)(S, self.P)
         return int(self._hit(r, q)[0].argmax())
+
+    def arrays(self) -> list[_Grow]:
+        return [self.ens, self.prn, self.cov, self.cnt, self.start, self.hb, self.hitany,
+                self.fd, self.fj]
 
     def refresh_hits(self, unfound: list[int]) -> None:
         if self.ex.aprops:
@@ -355,56 +366,48 @@ class _Memo:
         bs = np.cumsum(blk, axis=1) - blk  # (action, block): block start in the action's list
         adj = off.T - bs
         rb = max(1, (m - 1).bit_length())
-        packed_ok = kbits + rb <= 63
+        packed_ok = kbits + rb <= _PACK_BITS
         packed = np.empty(m if packed_ok else 0, np.int64)
         nks: list[Arr] = []
         rks: list[Arr] = []
-        rowl: list[Arr] = []
-        jl: list[Arr] = []
+        cums: list[Arr] = []
+        ar = _arange(max(m, n))
+        keysh = keys << rb if packed_ok else keys
         pos = 0
         for ai, (am, _) in enumerate(self.acts):
             sl, c, tot = per[ai]
+            cum = np.cumsum(c)
+            cums.append(cum)
             if not tot:
-                rowl.append(_NONE)
-                jl.append(_NONE)
                 continue
-            rowrep = np.repeat(np.arange(n), c)
-            offs = np.repeat(am.start.buf[sl] - (np.cumsum(c) - c), c)
-            offs += np.arange(tot)
-            nk = keys[rowrep]
-            nk += am.fd.buf[offs]
-            rank = adj[ai][rowrep >> _ORDER_SHIFT]
-            rank += np.arange(tot)
-            rowl.append(rowrep)
-            jl.append(am.fj.buf[offs])
-            if packed_ok:
-                np.bitwise_or(nk << rb, rank, out=packed[pos:pos + tot])
+            # CSR gather: row r's successors are fd[start[sl[r]]:...+c[r]], in order
+            offs = np.repeat(am.start.buf[sl] - cum + c, c)
+            offs += ar[:tot]
+            d = am.fd.buf[offs]
+            rowadj = np.repeat(adj[ai], ORDER_ROWS)[:n]  # rank offset of each row's block
+            if packed_ok:  # ((key + d) << rb) + rank
+                out = packed[pos:pos + tot]
+                np.add(np.repeat(keysh + rowadj, c), ar[:tot], out=out)
+                d <<= rb
+                out += d
             else:
-                nks.append(nk)
-                rks.append(rank)
+                nks.append(np.repeat(keys, c) + d)
+                rks.append(np.repeat(rowadj, c) + ar[:tot])
             pos += tot
         if packed_ok:
-            packed.sort()
-            sk = packed >> rb
-            first = np.empty(m, bool)
-            first[0] = True
-            np.not_equal(sk[1:], sk[:-1], out=first[1:])
-            uk = sk[first]
-            ur = packed[first] & ((1 << rb) - 1)
+            uk, ur = _min_per_key(packed, rb)
         else:
             allk, allr = np.concatenate(nks), np.concatenate(rks)
             order = np.lexsort((allr, allk))
             sk = allk[order]
-            first = np.empty(m, bool)
-            first[0] = True
-            np.not_equal(sk[1:], sk[:-1], out=first[1:])
+            first = _run_starts(sk)
             uk = sk[first]
             ur = allr[order][first]
         p = np.searchsorted(visited, uk)
         p[p >= visited.size] = 0
         fresh = visited[p] != uk
         uk, ur = uk[fresh], ur[fresh]
-        # decode each rank: its (block, action), then its place in that action's list
+        # decode each rank: its (block, action), its place in that action's list, its row
         offf = off.ravel()
         bid = np.searchsorted(offf, ur, side="right") - 1
         b, aix = np.divmod(bid, na)
@@ -412,9 +415,13 @@ class _Memo:
         par = np.empty(uk.size, np.int64)
         pj = np.empty(uk.size, np.int32)
         for ai in np.unique(aix):
+            am = self.acts[ai][0]
+            sl, c, _ = per[ai]
             sel = aix == ai
-            par[sel] = rowl[ai][gi[sel]] + lo
-            pj[sel] = jl[ai][gi[sel]]
+            g = gi[sel]
+            row = np.searchsorted(cums[ai], g, side="right")
+            par[sel] = row + lo
+            pj[sel] = am.fj.buf[am.start.buf[sl[row]] + g - cums[ai][row] + c[row]]
         return uk, par, aix.astype(np.int16), pj
 
     def _hits(self, am: _ActMemo, ai: int, sl: Arr, keys: Arr, mask: np.int64,
@@ -430,6 +437,13 @@ class _Memo:
             row = int(rows[w[0]])
             if q not in hits or (row >> _ORDER_SHIFT, ai) < hits[q][:2]:
                 hits[q] = (row >> _ORDER_SHIFT, ai, row, am.first_hit(int(keys[row] & mask), q))
+
+    def nbytes(self) -> int:
+        n = 0
+        for g in self.groups:
+            n += g.table.keys.nbytes + g.table.vals.nbytes + g.visits.nbytes
+            n += sum(a.buf.nbytes for am in g.acts for a in am.arrays())
+        return n
 
     def totals(self) -> tuple[int, int, dict[str, dict[str, int]]]:
         transitions = pruned = 0
@@ -448,7 +462,43 @@ class _Memo:
         return transitions, pruned, coverage
 
 
+def _run_starts(sk: Arr) -> Arr:
+    """Where each run of equal values in a sorted array starts (a mask)."""
+    first = np.empty(sk.size, bool)
+    first[:1] = True
+    np.not_equal(sk[1:], sk[:-1], out=first[1:])
+    return first
+
+
+def _min_per_key(packed: Arr, rb: int) -> tuple[Arr, Arr]:
+    """For (key << rb) | rank values: the distinct keys, sorted, and each one's least rank.
+    Sorts `packed` in place."""
+    packed.sort()
+    sk = packed >> rb
+    first = _run_starts(sk)
+    return sk[first], packed[first] & ((1 << rb) - 1)
+
+
+def _first_of_runs(keys: Arr, kbits: int) -> tuple[Arr, Arr]:
+    """np.unique(keys, return_index=True): distinct keys, sorted, and where each first occurs."""
+    rb = max(1, (keys.size - 1).bit_length())
+    if kbits + rb > _PACK_BITS:
+        uk, first = np.unique(keys, return_index=True)
+        return uk, first
+    packed = keys << rb
+    packed |= _arange(keys.size)
+    return _min_per_key(packed, rb)
+
+
 _NONE = np.zeros(0, np.int64)
+_AR: list[Arr] = [np.arange(1 << 16)]
+
+
+def _arange(n: int) -> Arr:
+    """0, 1, ... n-1 (a view of one cached array)."""
+    if _AR[0].size < n:
+        _AR[0] = np.arange(max(n, 2 * _AR[0].size))
+    return _AR[0][:n]
 _EMPTY = (_NONE, _NONE, np.zeros(0, np.int16), np.zeros(0, np.int32))
 
 
@@ -470,8 +520,10 @@ class Explorer:
         # outcomes and effects matter to the search only through action properties
         self.actions = [compile_action(design.schema, a, i, extras, observe=bool(extras))
                         for i, a in enumerate(design.actions)]
-        self.sprops = {p.name: compile_state_pred(design.schema, p.state_pred(design.schema))
-                       for p in self.props if p.kind in ("always", "sometimes")}
+        spreds = {p.name: compile_state_pred_reads(design.schema, p.state_pred(design.schema))
+                  for p in self.props if p.kind in ("always", "sometimes")}
+        self.sprops = {n: fn for n, (fn, _) in spreds.items()}
+        self._sreads = {n: reads for n, (_, reads) in spreds.items()}
         self.aprops = aprops
         self._pgrids = []
         for ca in self.actions:
@@ -511,14 +563,18 @@ class Explorer:
                     new_j.append(pj)
             if not new_k:
                 break
-            # a state reached from several chunks keeps its first (earliest-chunk) parent
-            uk, first = np.unique(np.concatenate(new_k), return_index=True)
-            par = np.concatenate(new_p)[first]
-            act = np.concatenate(new_a)[first]
-            pj = np.concatenate(new_j)[first]
+            if len(new_k) == 1:
+                uk, par, act, pj = new_k[0], new_p[0], new_a[0], new_j[0]
+            else:
+                # a state reached from several chunks keeps its first (earliest-chunk) parent
+                uk, first = _first_of_runs(np.concatenate(new_k), kbits)
+                par = np.concatenate(new_p)[first]
+                act = np.concatenate(new_a)[first]
+                pj = np.concatenate(new_j)[first]
             depth += 1
             layers.append((uk, par, act, pj))
-            visited = np.insert(visited, np.searchsorted(visited, uk), uk)
+            visited = np.concatenate([visited, uk])
+            visited.sort(kind="stable")  # a merge of two sorted runs
             self._check_states(uk, depth, found)
             frontier = uk
             now = time.perf_counter()
@@ -540,16 +596,16 @@ class Explorer:
             props[p.name] = PropOutcome(p, holds, run)
         return ExploreResult(self.design, self.scope, int(visited.size), transitions, depth,
                              seconds, pruned, coverage, props, stored, complete,
-                             layers if self.keep_layers else [])
+                             layers if self.keep_layers else [], memo.nbytes())
 
     def _check_states(self, keys: Arr, depth: int,
                       found: dict[str, tuple[int, int, int, int] | None]) -> None:
-        if not self.sprops:
+        todo = [p for p in self.props
+                if p.kind in ("always", "sometimes") and found[p.name] is None]
+        if not todo:
             return
-        S = self.packer.fields(keys)
-        for p in self.props:
-            if p.kind not in ("always", "sometimes") or found[p.name] is not None:
-                continue
+        S = self.packer.fields(keys, sorted({f for p in todo for f in self._sreads[p.name]}))
+        for p in todo:
             v = self.sprops[p.name](S).reshape(-1)
             hit = ~v if p.kind == "always" else v
             if hit.any():
