@@ -7,8 +7,8 @@ Two sources of traces, both replayed on the kernel from a fresh file in a forked
   depth bound `depth=D`: the states within D steps of an initial state; states that differ only
   in ghost fields count once): for each state its shortest path, then each enabled action
   instance from it, one trace each;
-* seeded random walks at a larger scope, each step uniform among the enabled action instances
-  whose successor stays within that scope.
+* seeded random walks at a larger scope, each step a uniformly chosen action among those with
+  an enabled instance whose successor stays within that scope, then one such instance.
 
 After every step the kernel's outcome and its observable state are compared with the model's:
 F_GET_SEALS, the size in bytes, the mode, and for each live mapping whether a load and a
@@ -470,7 +470,9 @@ def transition_cases(model: Model, g: Graph) -> Iterator[list[Case]]:
 
 def random_walks(model: Model, design: Design, scope: Mapping[str, int], n: int, seed: int,
                  length: int) -> list[Case]:
-    """n walks of up to `length` steps, each step uniform among enabled in-scope instances."""
+    """n walks of up to `length` steps; each step picks an action uniformly among those with
+    an enabled in-scope instance, then one of its instances uniformly (uniform over instances
+    would spend most steps on the action with the most parameter values)."""
     import numpy as np
 
     from checker.explicit import Explorer
@@ -495,19 +497,15 @@ def random_walks(model: Model, design: Design, scope: Mapping[str, int], n: int,
         counts = np.stack([m.sum(axis=1) for m in masks], axis=1)  # (walks, actions)
         still = []
         for row, w in enumerate(alive):
-            total = int(counts[row].sum())
-            if total == 0:
+            enabled = [ai for ai in range(len(ex.actions)) if counts[row, ai]]
+            if not enabled:
                 continue
-            pick = rng.randrange(total)
-            for ai, ca in enumerate(ex.actions):
-                c = int(counts[row, ai])
-                if pick < c:
-                    col = int(np.nonzero(masks[ai][row])[0][pick])
-                    a = ex.apply(ca, states[w], ca.params_at(col))
-                    runs[w].append(a)
-                    states[w] = a.after
-                    break
-                pick -= c
+            ai = rng.choice(enabled)
+            ca = ex.actions[ai]
+            col = int(rng.choice(np.nonzero(masks[ai][row])[0]))
+            a = ex.apply(ca, states[w], ca.params_at(col))
+            runs[w].append(a)
+            states[w] = a.after
             still.append(w)
         alive = still
     return [model.case(f"walk {w + 1} (seed {seed})", inits_of[w], runs[w])
