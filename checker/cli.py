@@ -189,7 +189,23 @@ def cmd_check(args: argparse.Namespace) -> int:
     sys.stdout.write(out)
     if args.out:
         write_outputs(args.out, results)
+    if args.certificate:
+        from checker.atomic import write_text
+
+        write_text(args.certificate, certificates_smt2(results))
     return exit_code(results)
+
+
+def certificates_smt2(results: list[Result]) -> str:
+    """Every certificate of a run as one SMT-LIB2 script: each labelled by an `echo` and
+    followed by `(reset)`, so any solver prints the label and then three `unsat`."""
+    parts = []
+    for r in results:
+        if r.certificate_smt2:
+            parts.append(f'(echo "{r.design} {r.prop} {r.engine}")\n{r.certificate_smt2}(reset)\n')
+    if not parts:
+        return "; shmemcheck: no certificate in this run (nothing was PROVED)\n"
+    return "\n".join(parts)
 
 
 def write_outputs(outdir: str, results: list[Result]) -> None:
@@ -203,6 +219,9 @@ def write_outputs(outdir: str, results: list[Result]) -> None:
     except ImportError:
         EXPORTERS = {}  # noqa: N806
     for r in results:
+        if r.certificate_smt2:
+            write_text(os.path.join(outdir, f"{r.design}.{r.prop}.{r.engine}.smt2"),
+                       r.certificate_smt2)
         if r.run is None:
             continue
         d = designs.get(r.design)
@@ -562,7 +581,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="k-induction without the tool-found (Houdini) strengthening lemmas")
     c.add_argument("--timeout", type=float, default=60.0, help="seconds per solver query")
     c.add_argument("--format", choices=["text", "json", "ktap", "mail"], default="text")
-    c.add_argument("--out", help="write every counterexample/witness here in every format")
+    c.add_argument("--out", help="write every counterexample/witness here in every format, "
+                   "and every certificate as DESIGN.PROPERTY.ENGINE.smt2")
+    c.add_argument("--certificate", metavar="FILE",
+                   help="write every certificate of the run to FILE as one SMT-LIB2 script "
+                   "(each labelled by an echo; every check-sat must answer unsat)")
     c.add_argument("--quiet", action="store_true", help="no progress on stderr")
     r = sub.add_parser("replay", help="replay trace files (or directories of them)")
     r.add_argument("files", nargs="+")
