@@ -31,13 +31,15 @@ def main() -> None:
         scope = d.scope(parse_scope(sc))
         props = [] if a.no_props else for_design(d)
         load0 = os.getloadavg()[0]
+        cpu0 = time.process_time()
         t0 = time.perf_counter()
         ex = Explorer(d, scope, props)
         compile_s = time.perf_counter() - t0
         r = ex.run()
+        cpu = time.process_time() - cpu0
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"design={a.design} scope={sc} props={len(props)} states={r.states} "
-              f"transitions={r.transitions} depth={r.depth} sec={r.seconds:.2f} "
+              f"transitions={r.transitions} depth={r.depth} sec={r.seconds:.2f} cpu_sec={cpu:.2f} "
               f"compile_sec={compile_s:.2f} states/s={r.states_per_second:,.0f} "
               f"transitions/s={r.transitions / r.seconds:,.0f} "
               f"bytes/state={r.stored_bytes / r.states:.1f} memo_mib={r.memo_bytes / 2**20:.0f} "

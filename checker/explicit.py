@@ -193,6 +193,7 @@ class _ActMemo:
         self.start = _Grow(np.int64)  # ... and where they start in fd/fj
         self.hb = _Grow(np.bool_, max(nq, 1))  # which properties some row hits
         self.hitany = _Grow(np.bool_)  # some row hits a property not found yet
+        self.succ = False  # some slot has a successor
         # per successor
         self.fd = _Grow(np.int64)  # key delta
         self.fj = _Grow(np.int32)  # parameter row
@@ -233,9 +234,16 @@ class _ActMemo:
                 d += ((u & pk.mask[fname]) - S[fname]) << pk.shift[fname]
             prn[on] = (en & ~ok).sum(axis=1)
             ok &= d != 0
-            cnt[on] = ok.sum(axis=1)
             rows, cols = np.nonzero(ok)
-            self.fd.append(d[rows, cols])
+            dv = d[rows, cols]
+            # parameter rows leading to the same successor: only the first can be its parent
+            o = np.lexsort((cols, dv, rows))
+            keep = np.empty(rows.size, bool)
+            keep[o] = _run_starts(rows[o]) | _run_starts(dv[o])
+            rows, cols, dv = rows[keep], cols[keep], dv[keep]
+            cnt[on] = np.bincount(rows, minlength=m)
+            self.succ = self.succ or bool(rows.size)
+            self.fd.append(dv)
             self.fj.append(cols.astype(np.int32))
             for q in unfound:  # a property found once is never looked for again
                 hb[on, q] = self._hit(r, q).any(axis=1)
@@ -340,16 +348,20 @@ class _Memo:
         (parent row, action, parameter row) first in the layer's transition order."""
         n = keys.size
         gslots = {id(g): g.slots(keys, self.unfound) for g in self.groups}
-        bstarts = np.arange(0, n, ORDER_ROWS)
+        bends = np.minimum(np.arange(ORDER_ROWS, n + ORDER_ROWS, ORDER_ROWS), n) - 1
         na = len(self.acts)
-        per: list[tuple[Arr, Arr, int]] = []
-        blk = np.zeros((na, bstarts.size), np.int64)
+        per: list[tuple[Arr, Arr, Arr]] = []
+        blk = np.zeros((na, bends.size), np.int64)
         hits: dict[int, tuple[int, int, int, int]] = {}
         for ai, (am, g) in enumerate(self.acts):
             sl = gslots[id(g)]
-            c = am.cnt.buf[sl]
-            per.append((sl, c, int(c.sum())))
-            blk[ai] = np.add.reduceat(c, bstarts)
+            if am.succ:
+                c = am.cnt.buf[sl]
+                cum = np.cumsum(c)  # successors of rows up to each row
+                per.append((sl, c, cum))
+                blk[ai] = np.diff(cum[bends], prepend=0)
+            else:
+                per.append((sl, _NONE, _NONE))
             if am.hit_live:
                 self._hits(am, ai, sl, keys, g.mask, hits)
         if hits:
@@ -370,14 +382,12 @@ class _Memo:
         packed = np.empty(m if packed_ok else 0, np.int64)
         nks: list[Arr] = []
         rks: list[Arr] = []
-        cums: list[Arr] = []
         ar = _arange(max(m, n))
         keysh = keys << rb if packed_ok else keys
         pos = 0
         for ai, (am, _) in enumerate(self.acts):
-            sl, c, tot = per[ai]
-            cum = np.cumsum(c)
-            cums.append(cum)
+            sl, c, cum = per[ai]
+            tot = int(cum[-1]) if cum.size else 0
             if not tot:
                 continue
             # CSR gather: row r's successors are fd[start[sl[r]]:...+c[r]], in order
@@ -416,12 +426,12 @@ class _Memo:
         pj = np.empty(uk.size, np.int32)
         for ai in np.unique(aix):
             am = self.acts[ai][0]
-            sl, c, _ = per[ai]
+            sl, c, cum = per[ai]
             sel = aix == ai
             g = gi[sel]
-            row = np.searchsorted(cums[ai], g, side="right")
+            row = np.searchsorted(cum, g, side="right")
             par[sel] = row + lo
-            pj[sel] = am.fj.buf[am.start.buf[sl[row]] + g - cums[ai][row] + c[row]]
+            pj[sel] = am.fj.buf[am.start.buf[sl[row]] + g - cum[row] + c[row]]
         return uk, par, aix.astype(np.int16), pj
 
     def _hits(self, am: _ActMemo, ai: int, sl: Arr, keys: Arr, mask: np.int64,
