@@ -7,25 +7,17 @@ explicit shortest length on the explored parameter domains; each verdict is the 
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 
 from checker.explicit import Explorer
 from checker.symbolic import check_symbolic
 from checker.verdict import Verdict
 from model import designs
-from model.lang import Design
 from properties.catalogue import for_design
+from tests.test_symbolic import explored_domains
 
 TIMEOUT = 300.0
 PRIMARY = [n for n in designs.names() if n != "memfd"]  # memfd: tests/test_symbolic.py
-
-
-def explored_domains(d: Design) -> Design:
-    acts = tuple(dataclasses.replace(a, params=tuple(
-        dataclasses.replace(p, symbolic_domain=True) for p in a.params)) for a in d.actions)
-    return dataclasses.replace(d, actions=acts)
 
 
 def decisive(holds: bool, kind: str) -> set[Verdict]:
