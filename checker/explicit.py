@@ -33,6 +33,8 @@ _ORDER_SHIFT = ORDER_ROWS.bit_length() - 1
 CHUNK = 1 << 16
 EVAL_CELLS = 1 << 16  # (state, parameter row) pairs per call of a compiled action
 _PACK_BITS = 63  # (key, rank) pairs are sorted as one int64 when they fit, else by lexsort
+MEMO_BYTES_PER_STATE = 100  # the memo's bound (Memo.bound)
+MEMO_MIN_BYTES = 256 << 20
 
 
 @dataclass
@@ -184,7 +186,15 @@ class _ActMemo:
         self.ex = ex
         self.ca = ca
         self.P = ex._pgrids[ca.index]
-        nq = len(ex.aprops)
+        # totals over the states expanded, banked from the per-slot counts
+        self.transitions = 0
+        self.pruned = 0
+        self.coverage = np.zeros(len(ca.labels), np.int64)
+        self.clear()
+
+    def clear(self) -> None:
+        nq = len(self.ex.aprops)
+        ca = self.ca
         # per slot (counts are at most the action's parameter rows)
         self.ens = _Grow(np.int32)  # enabled parameter rows
         self.prn = _Grow(np.int32)  # enabled rows whose successor leaves the scope
@@ -318,6 +328,28 @@ class _Group:
             self.visits += np.bincount(np.concatenate(self.pending), minlength=n)
         self.pending, self.npending = [], 0
 
+    def bank(self) -> None:
+        """Add the counts of the states expanded so far to each action's totals."""
+        self.flush()
+        v, n = self.visits, self.table.n
+        for am in self.acts:
+            am.transitions += int(v @ am.ens.buf[:n])
+            am.pruned += int(v @ am.prn.buf[:n])
+            am.coverage += v @ am.cov.buf[:n]
+        v[:] = 0
+
+    def clear(self) -> None:
+        """Forget every slot (the counts so far are banked)."""
+        self.bank()
+        self.table = _Table()
+        self.visits = np.zeros(0, np.int64)
+        for am in self.acts:
+            am.clear()
+
+    def nbytes(self) -> int:
+        return (self.table.keys.nbytes + self.table.vals.nbytes + self.visits.nbytes
+                + sum(a.buf.nbytes for am in self.acts for a in am.arrays()))
+
 
 class _Memo:
     """The search's view of the compiled actions: each action evaluated once per distinct
@@ -340,6 +372,7 @@ class _Memo:
             self.acts.append((am, g))
         self.groups = list(groups.values())
         self.unfound = list(range(len(ex.aprops)))
+        self.resets = 0
 
     def expand(self, keys: Arr, lo: int, depth: int,
                found: dict[str, tuple[int, int, int, int] | None], visited: Arr, kbits: int
@@ -449,25 +482,28 @@ class _Memo:
                 hits[q] = (row >> _ORDER_SHIFT, ai, row, am.first_hit(int(keys[row] & mask), q))
 
     def nbytes(self) -> int:
-        n = 0
-        for g in self.groups:
-            n += g.table.keys.nbytes + g.table.vals.nbytes + g.visits.nbytes
-            n += sum(a.buf.nbytes for am in g.acts for a in am.arrays())
-        return n
+        return sum(g.nbytes() for g in self.groups)
+
+    def bound(self, states: int) -> None:
+        """Keep the memo within MEMO_BYTES_PER_STATE a state visited (or MEMO_MIN_BYTES):
+        where projections are hardly shared, slots are forgotten and recomputed rather than
+        kept for every state."""
+        if self.nbytes() > max(MEMO_MIN_BYTES, MEMO_BYTES_PER_STATE * states):
+            self.resets += 1
+            for g in self.groups:
+                g.clear()
 
     def totals(self) -> tuple[int, int, dict[str, dict[str, int]]]:
         transitions = pruned = 0
         coverage: dict[str, dict[str, int]] = {}
         for g in self.groups:
-            g.flush()
-        for am, g in self.acts:
-            v, n = g.visits, g.table.n
-            transitions += int(v @ am.ens.buf[:n])
-            pruned += int(v @ am.prn.buf[:n])
-            cov = v @ am.cov.buf[:n]
+            g.bank()
+        for am, _ in self.acts:
+            transitions += am.transitions
+            pruned += am.pruned
             cv = dict.fromkeys(am.ca.labels, 0)
             for i, lab in enumerate(am.ca.labels):
-                cv[lab] += int(cov[i])
+                cv[lab] += int(am.coverage[i])
             coverage[am.ca.action.name] = cv
         return transitions, pruned, coverage
 
@@ -566,6 +602,7 @@ class Explorer:
             for lo in range(0, frontier.size, CHUNK):
                 uk, par, act, pj = memo.expand(frontier[lo:lo + CHUNK], lo, depth, found,
                                                visited, kbits)
+                memo.bound(visited.size + sum(k.size for k in new_k))
                 if uk.size:
                     new_k.append(uk)
                     new_p.append(par)

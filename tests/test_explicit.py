@@ -114,8 +114,9 @@ def test_state_graph_agrees_with_search() -> None:
 
 
 def test_layers_do_not_depend_on_how_the_frontier_is_cut(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    """Parents and counterexamples follow one fixed transition order, whatever the chunk size
-    and whether (key, rank) pairs are sorted packed or by lexsort."""
+    """Parents and counterexamples follow one fixed transition order, whatever the chunk size,
+    whether (key, rank) pairs are sorted packed or by lexsort, and whether the memo is kept
+    or forgotten after every chunk."""
     import numpy as np
 
     import checker.explicit as explicit
@@ -130,10 +131,13 @@ def test_layers_do_not_depend_on_how_the_frontier_is_cut(monkeypatch) -> None:  
         return r, traces
 
     ref, ref_traces = run()
-    for chunk, pack_bits in ((explicit.ORDER_ROWS, 63), (8 * explicit.ORDER_ROWS, 0),
-                             (1 << 20, 63)):
+    for chunk, pack_bits, memo_bytes in ((explicit.ORDER_ROWS, 63, 1 << 30),
+                                         (8 * explicit.ORDER_ROWS, 0, 1 << 30),
+                                         (1 << 20, 63, 1 << 30), (1 << 15, 63, 0)):
         monkeypatch.setattr(explicit, "CHUNK", chunk)
         monkeypatch.setattr(explicit, "_PACK_BITS", pack_bits)
+        monkeypatch.setattr(explicit, "MEMO_MIN_BYTES", memo_bytes)
+        monkeypatch.setattr(explicit, "MEMO_BYTES_PER_STATE", 0)
         r, traces = run()
         assert (r.states, r.transitions, r.pruned, r.coverage) == (
             ref.states, ref.transitions, ref.pruned, ref.coverage)
