@@ -1,7 +1,9 @@
 """Strengthening lemmas for k-induction, found by the tool: mined candidates, then Houdini.
 
 1. Candidates: every literal over one field (a boolean, `f = 0` for a natural, `f = v` for an
-   enum value, one bit of a flag word) and every clause of two such literals, kept only if
+   enum value, one bit of a flag word), `a + b = 0` for two naturals ("neither counter is
+   held": a file slot is free only when no descriptor and no mapping holds it), and every
+   clause of two such literals, kept only if
    it holds in every state the explicit engine reaches at a small mining scope (as Daikon and
    mypyvy's data-driven inference do). Mining only prunes: a lemma that holds in every
    reachable state at every scope also holds at the mining scope, so it is never lost.
