@@ -208,6 +208,26 @@ def certificates_smt2(results: list[Result]) -> str:
     return "\n".join(parts)
 
 
+def cmd_lemmas(args: argparse.Namespace) -> int:
+    """Print each design's tool-found lemmas (checker/houdini.py), grouped by premise."""
+    from checker.houdini import lemmas_for
+    from checker.symbolic import encoder
+
+    code = 0
+    for d in load_designs(args.design or []):
+        try:
+            lem = lemmas_for(d, encoder(d), args.timeout)
+        except TimeoutError as e:
+            print(f"{d.name}: UNKNOWN: {e}")
+            code = EXIT_INCONCLUSIVE
+            continue
+        print(f"{d.name}: {lem.summary()}; inductive (Init ⇒ L, L ∧ Trans ⇒ L'), "
+              f"unbounded; mined from {lem.mined_states:,} states")
+        for line in lem.text.splitlines():
+            print(f"  {line}")
+    return code
+
+
 def write_outputs(outdir: str, results: list[Result]) -> None:
     from checker.atomic import write_text
     from model import designs
@@ -638,6 +658,10 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--scope")
     x.add_argument("--graph", help="write DOT here (and SVG beside it if Graphviz is installed)")
     x.add_argument("--max-states", type=int, default=20000)
+    lm = sub.add_parser("lemmas", help="the invariants k-induction is strengthened with: "
+                        "mined candidates Houdini proved inductive")
+    lm.add_argument("--design", action="append")
+    lm.add_argument("--timeout", type=float, default=120.0, help="seconds per solver query")
     cp = sub.add_parser("corpus", help="the bug corpus: each historical bug caught on its "
                         "-broken design, each fix holding on its -fixed design")
     cp.add_argument("--bug", action="append", help="only this bug (B1, ..., G1)")
@@ -659,7 +683,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {"list": cmd_list, "check": cmd_check, "replay": cmd_replay,
                 "export": cmd_export, "explore": cmd_explore, "conform": cmd_conform,
                 "diff": cmd_diff, "encoding": cmd_encoding, "compare": cmd_compare,
-                "corpus": cmd_corpus}
+                "corpus": cmd_corpus, "lemmas": cmd_lemmas}
     try:
         return handlers[args.cmd](args)
     except UsageError as e:

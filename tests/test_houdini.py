@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import z3
 
+from checker.cli import main
 from checker.explicit import Explorer
-from checker.houdini import lemmas_for, support
+from checker.houdini import Atom, implies, irredundant, lemmas_for, support
 from checker.symbolic import check_symbolic, encoder
 from checker.verdict import Verdict
 from model import designs
@@ -86,3 +87,22 @@ def test_support_is_a_sufficient_subset() -> None:
     assert s.check() == z3.unsat
     # without any lemma the property alone is not inductive
     assert support(enc, [p], [], TIMEOUT) is None
+
+
+def test_subsumed_and_tautological_clauses_are_left_out() -> None:
+    x0, y0 = Atom("x", "eq", 0), Atom("y", "eq", 0)
+    xy, e_a, e_b = Atom("x", "sum0", 0, "y"), Atom("e", "eq", 0), Atom("e", "eq", 1)
+    assert implies((x0, False), (xy, False))  # x ≠ 0 ⇒ x + y ≠ 0
+    assert not implies((x0, True), (xy, False))
+    assert implies((e_a, True), (e_b, False))  # e = a ⇒ e ≠ b
+    kept = irredundant([((x0, False), (e_a, True)), ((xy, False), (e_a, True)),
+                        ((y0, True),), ((y0, True), (e_b, False))])
+    assert kept == [((y0, True),), ((x0, False), (e_a, True))]
+
+
+def test_lemmas_command(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["lemmas", "--design", "guest_memfd"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("guest_memfd: ") and "inductive" in out
+    assert "  g0_maps ≠ 0 ⇒ GUEST_MEMFD_FLAG_MMAP ∈ g0_flags\n" in out
+    assert main(["lemmas", "--design", "nope"]) == 2
