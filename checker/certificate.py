@@ -222,6 +222,8 @@ class Renderer:
         txt = str(z)
         for f in self.enc.fields:
             txt = txt.replace(f"n.{f.name}", f"{f.name}'").replace(f"s.{f.name}", f.name)
+        for a, b in (("<=", "≤"), (">=", "≥"), ("!=", "≠")):
+            txt = txt.replace(a, b)
         return " ".join(txt.split())
 
     def _value(self, f: Field | None, v: Z) -> str:
