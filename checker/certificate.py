@@ -262,7 +262,13 @@ class Renderer:
             if not z3.is_int_value(rhs):
                 break
             k = rhs.as_long()
+            moved = self._move_negatives(lhs, o, k)
+            if moved is not None:
+                return moved
             txt = self.term(lhs)
+            f = self._field(lhs)
+            if f is not None and f.sort.kind == "enum" and o in ("≤", "<") and k == (o == "<"):
+                return f"{txt} = {f.sort.render(0)}"
             if self._nat(lhs) and ((o == "<" and k == 1) or (o == "≤" and k == 0)):
                 return f"{txt} = 0"
             if self._nat(lhs) and ((o == "≥" and k == 1) or (o == ">" and k == 0)):
@@ -270,6 +276,38 @@ class Renderer:
             return f"{txt} {o} {k}"
         inner = self._generic(a)
         return f"¬({inner})" if neg else inner
+
+    def _move_negatives(self, lhs: Z, o: str, k: int) -> str | None:
+        """`P + -N > -1` (Spacer's form) as `N ≤ P`: integer sums with negated terms are
+        printed with every term positive."""
+        if not (z3.is_add(lhs) or z3.is_sub(lhs)):
+            return None
+        pos: list[str] = []
+        neg: list[str] = []
+
+        def walk(z: Z, sign: bool) -> None:
+            if z3.is_add(z):
+                for c in z.children():
+                    walk(c, sign)
+            elif z3.is_sub(z):
+                walk(z.arg(0), sign)
+                for c in z.children()[1:]:
+                    walk(c, not sign)
+            elif z3.is_mul(z) and z3.is_int_value(z.arg(0)) and z.arg(0).as_long() == -1:
+                walk(z.arg(1), not sign)
+            else:
+                (pos if sign else neg).append(self.term(z))
+
+        walk(lhs, True)
+        if not neg or not pos:
+            return None
+        if o in (">", "<"):  # integers: P - N > k is P - N ≥ k + 1
+            o, k = ("≥", k + 1) if o == ">" else ("≤", k - 1)
+        small, big = (neg, pos) if o == "≥" else (pos, neg)  # small + k ≤ big (≥) ...
+        kk = k if o == "≥" else -k
+        lhs_t = " + ".join(small) + (f" + {kk}" if kk > 0 else "")
+        rhs_t = " + ".join(big) + (f" + {-kk}" if kk < 0 else "")
+        return f"{lhs_t} ≤ {rhs_t}"
 
     def _nat(self, z: Z) -> bool:
         """A sum of nat fields (so `< 1` reads `= 0`)."""

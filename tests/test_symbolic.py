@@ -338,3 +338,15 @@ def test_proof_is_scope_independent(memfd: Design) -> None:
     s = z3.Solver()
     s.add(enc.dom(enc.s), enc.s["map_sh_rw"] > 1000)
     assert s.check() == z3.sat
+
+
+def test_linear_bounds_render_with_positive_terms() -> None:
+    """Spacer writes `size + -len + -off > -1`; a reviewer reads `len + off ≤ size`."""
+    enc = encoder(designs.get("guest_memfd"))
+    s = enc.s
+    r = cert.Renderer(enc)
+    assert r.literal(s["g0_size"] - s["slot0_len"] - s["slot0_off"] > -1) == \
+        "slot0_len + slot0_off ≤ g0_size"
+    assert r.literal(s["g0_size"] - s["slot0_len"] <= -2) == "g0_size + 2 ≤ slot0_len"
+    assert r.literal(z3.Not(s["g0_size"] - s["slot0_len"] >= 3)) == "g0_size ≤ slot0_len + 2"
+    assert r.literal(s["g0_vm"] <= 0) == "g0_vm = vm0"
