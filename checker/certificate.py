@@ -117,6 +117,22 @@ def nnf(e: Z, neg: bool = False) -> Z:
     return z3.Not(e) if neg else e
 
 
+def drop_implied(enc: Encoder, conjuncts: Sequence[Z], timeout: float | None = None
+                 ) -> list[Z]:
+    """The conjuncts without those the others (and the domain) imply: the same formula,
+    shorter to read. One validity query per conjunct, no transition relation."""
+    keep = list(conjuncts)
+    dom = enc.dom(enc.s)
+    for c in list(reversed(keep)):
+        rest = [x for x in keep if not x.eq(c)]
+        s = z3.Solver()
+        set_timeout(s, timeout)
+        s.add(dom, *rest, z3.Not(c))
+        if s.check() == z3.unsat:
+            keep = rest
+    return keep
+
+
 def minimize(enc: Encoder, goal: Goal, conjuncts: Sequence[Z], timeout: float | None = None
              ) -> list[Z]:
     """Drop conjuncts the domain implies, then (greedily, to a fixpoint) those the certificate

@@ -19,7 +19,7 @@ import numpy as np
 import z3
 
 from checker.bmc import SearchResult, bmc
-from checker.certificate import CertificateError, conjuncts_of, make, minimize
+from checker.certificate import CertificateError, conjuncts_of, drop_implied, make, minimize
 from checker.encode_z3 import Encoder, Goal, Z, goal_for, is_action_kind, is_sometimes
 from checker.explicit import Explorer, ExploreResult, evaluate
 from checker.houdini import Lemmas, lemmas_for, support
@@ -246,12 +246,16 @@ class _Ctx:
             conj = conjuncts_of(z3.Not(bad))
             for u in user:
                 conj += conjuncts_of(u)
+            used: list[Z] = []
             if found:
-                used = support(self.enc, conj, found.clauses, self.timeout)
-                used = found.clauses if used is None else used
+                sup = support(self.enc, conj, found.clauses, self.timeout)
+                used = found.clauses if sup is None else sup
                 conj += used
-                extra += f", {len(used)} of them in the certificate"
-                stats["lemmas"] = len(used)
+            conj = drop_implied(self.enc, conj, self.timeout)
+            if found:
+                n = sum(1 for u in used if any(u.eq(c) for c in conj))
+                extra += f", {n} of them in the certificate"
+                stats["lemmas"] = n
             cert = make(self.enc, self.goal, conj, self.title(), self.timeout)
             if not cert.valid:
                 if "sat" not in cert.checks.values():
