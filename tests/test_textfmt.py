@@ -6,7 +6,6 @@ import os
 import pickle
 import re
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -488,13 +487,10 @@ def test_any_bytes_raise_only_syntax_errors(data: bytes) -> None:
             os.unlink(name)
 
 
-# ---- speed ---------------------------------------------------------------------------------------
-def test_parses_ten_thousand_lines_fast() -> None:
+# ---- size (timings belong in bench/, never in tests) -----------------------------------
+def test_parses_ten_thousand_lines() -> None:
     body = EXAMPLE.split("\n", 4)[4]
     text = H3 + body * (10_000 // body.count("\n") + 1)
     assert text.count("\n") > 10_000
-    start = time.perf_counter()
     t = parse_trace(text)
-    elapsed = time.perf_counter() - start
     assert len(t.steps) > 10_000
-    assert elapsed < 1.0, f"parsing 10,000 lines took {elapsed:.2f}s"
