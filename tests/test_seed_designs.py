@@ -77,7 +77,7 @@ def test_patch_differential() -> None:
 
 
 def test_encoding() -> None:
-    for n in designs.names():
+    for n in designs.names(include_corpus=True):
         assert check_design(designs.get(n)) == [], n
     assert check_compose(designs.get("memfd"), designs.get("v5-inaccessible")) == [
         "memfd_create.flags: 0x0008 is MFD_NOEXEC_SEAL in memfd and MFD_INACCESSIBLE in "
