@@ -100,7 +100,6 @@ def map_file(t: TransitionView) -> list[tuple[int, E]]:
       "memfd_fcntl() -> memfd_file_seals_ptr() is NULL for a non-shmem, non-hugetlbfs file",
       family=FAMILY)
 def gmem_never_sealable(t: TransitionView) -> E:
-    files(t.s)
     return ~t.ok if t.is_("fcntl_add_seals", "fcntl_get_seals") else true
 
 
@@ -118,7 +117,6 @@ def gmem_mappable_only_with_mmap(s: StateView) -> E:
 def gmem_no_private_mapping(t: TransitionView) -> E:
     from model.designs.guest_memfd import PRIVATE
 
-    files(t.s)
     if not t.is_("mmap"):
         return true
     return Implies(t.param("share") == PRIVATE, ~t.ok)
@@ -250,7 +248,6 @@ def w_two_bindings(s: StateView) -> E:
 @_w("sometimes-gmem-mapped-and-faulted", "sometimes-action", """A store through a mapping of
     a GUEST_MEMFD_FLAG_MMAP|INIT_SHARED file succeeds.""", "kvm_gmem_fault_user_mapping()")
 def w_faulted(t: TransitionView) -> E:
-    files(t.s)
     return t.ok if t.is_("store") else false
 
 
@@ -264,7 +261,6 @@ def w_punched(t: TransitionView) -> E:
 @_w("sometimes-gmem-allocated", "sometimes-action", """Pages are allocated with
     FALLOC_FL_KEEP_SIZE.""", "kvm_gmem_allocate()")
 def w_allocated(t: TransitionView) -> E:
-    files(t.s)
     return t.fired("allocated")
 
 
@@ -299,21 +295,18 @@ def w_outlives_vm(s: StateView) -> E:
 @_w("sometimes-gmem-other-vm-refused", "sometimes-action", """Binding a guest_memfd of the
     other VM is refused.""", "kvm_gmem_bind(): gmem->kvm != kvm")
 def w_other_vm(t: TransitionView) -> E:
-    files(t.s)
     return t.fired("other_vm")
 
 
 @_w("sometimes-gmem-overlap-refused", "sometimes-action", """A binding overlapping another
     slot's range of the same file is refused.""", "kvm_gmem_bind()")
 def w_overlap(t: TransitionView) -> E:
-    files(t.s)
     return t.fired("overlap")
 
 
 @_w("sometimes-gmem-rebind-refused", "sometimes-action", """Re-issuing an existing guest_memfd
     memslot is refused.""", "kvm_set_memory_region()")
 def w_immutable(t: TransitionView) -> E:
-    files(t.s)
     return t.fired("immutable")
 
 

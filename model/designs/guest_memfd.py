@@ -17,7 +17,6 @@ guest physical address i × 4 GiB, with userspace_addr 0, so slots never overlap
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
 
 from model.designs import register
 from model.lang import (
@@ -39,7 +38,7 @@ from model.lang import (
     signal,
     word,
 )
-from model.lang.action import Rule
+from model.lang.action import Rule, as_updates
 from model.lang.callspec import C, Choice, Fd, Fields, Flags, MapRef, Num, Span
 from model.lang.expr import INT, Or, bv, const, recast
 from model.lang.schema import StateView
@@ -175,11 +174,6 @@ def is_gmem(fd: E) -> E:
     return (fd == G0) | (fd == G1)
 
 
-def _upd(up: Mapping[str, E | int]) -> dict[str, Any]:
-    """State updates as keyword arguments of ok()."""
-    return dict(up)
-
-
 def have_fd(s: StateView, fd: E) -> Rule:
     return requires(fd_count(s, fd) > 0, label="have_fd",
                     why="the caller holds a descriptor of this kind")
@@ -272,7 +266,8 @@ def create_gmem_body(s: StateView, vm: E, size: E, flags: E) -> list[Rule]:
              why="kvm_gmem_create(): size <= 0 || !PAGE_ALIGNED(size)"),
         requires(~live(s, 0) | ~live(s, 1), label="two_gmems",
                  why="the model holds two guest_memfd files at a time"),
-        ok(0, **_upd(up), why="__kvm_gmem_create(): anon inode, i_size = size, flags in i_private, "
+        ok(0, **as_updates(up),
+           why="__kvm_gmem_create(): anon inode, i_size = size, flags in i_private, "
            "fd without FD_CLOEXEC; kvm_get_kvm() pins the VM"),
     ]
 
@@ -326,7 +321,7 @@ def set_region_rules(s: StateView, vm: E, slot: E, flags: E, npages: E, off: E,
              why="kvm_set_memory_region(): !mem->memory_size and no old slot"),
         ok(0, when=npages == 0, label="deleted",
            why="kvm_set_memslot(KVM_MR_DELETE) -> kvm_free_memslot() -> kvm_gmem_unbind()",
-           **_upd(slot_updates(s, slot, S_NONE, 0, 0, 0))),
+           **as_updates(slot_updates(s, slot, S_NONE, 0, 0, 0))),
     ]
     if g is None:  # memory_size is 0: the delete above always decides
         return rules
@@ -350,7 +345,7 @@ def set_region_rules(s: StateView, vm: E, slot: E, flags: E, npages: E, off: E,
         fail("EINVAL", when=overlaps(s, slot, g, off, npages), label="overlap",
              why="kvm_gmem_bind(): xa_find() over [start, end) of gmem->bindings"),
         ok(0, why="kvm_gmem_bind(): xa_store_range(); the slot holds no file reference",
-           **_upd(slot_updates(s, slot, If(g == G0, S_G0, S_G1), off, npages,
+           **as_updates(slot_updates(s, slot, If(g == G0, S_G0, S_G1), off, npages,
                                If(flags.has(KVM_MEM_READONLY), 1, 0)))),
     ]
     return rules
@@ -471,7 +466,7 @@ def mprotect_body(s: StateView, m: E, prot: E) -> list[Rule]:
 def munmap_body(s: StateView, m: E) -> list[Rule]:
     """munmap(): the VMA's file reference goes; the last one releases the file."""
     maps = {i: gf(s, i, "maps") - If(m == i, 1, 0) for i in range(NGMEM)}
-    return [have_map(s, m), ok(0, **_upd(drop_refs(s, {}, maps)))]
+    return [have_map(s, m), ok(0, **as_updates(drop_refs(s, {}, maps)))]
 
 
 def access_rules(s: StateView, m: E, page: E) -> list[Rule]:
@@ -502,7 +497,7 @@ def load_body(s: StateView, m: E, page: E) -> list[Rule]:
 def close_body(s: StateView, fd: E) -> list[Rule]:
     """close(): fput(); the last reference of a gmem file runs kvm_gmem_release()."""
     fds = {f"{k}_fd": s[f"{k}_fd"] - If(fd == i, 1, 0) for i, k in enumerate(FD_KINDS)}
-    return [have_fd(s, fd), ok(0, **_upd(drop_refs(s, fds, {})))]
+    return [have_fd(s, fd), ok(0, **as_updates(drop_refs(s, fds, {})))]
 
 
 # ---- actions ----------------------------------------------------------------------------------
@@ -527,7 +522,6 @@ FALLOC_DOMAIN = (0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE,
                  FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
                  FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE)
 SEAL_DOMAIN = (F_SEAL_SEAL, F_SEAL_GROW, F_SEAL_WRITE, 0x40)
-ALL_FDS = tuple(range(len(FD_KINDS)))
 # Explored descriptor kinds for close() and for a memslot's guest_memfd. Closing /dev/kvm or the
 # second VM's fd only disables later KVM_CREATE_VM / KVM_CREATE_GUEST_MEMFD calls on it, so every
 # state it leads to is matched by one where the fd is still open (replay covers both); one
