@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -232,12 +233,9 @@ def write_outputs(outdir: str, results: list[Result]) -> None:
     from checker.atomic import write_text
     from model import designs
     from traces.concretize import run_to_trace
+    from traces.export import EXPORTERS, ExportError
     from traces.textfmt import format_trace
 
-    try:
-        from traces.export import EXPORTERS
-    except ImportError:
-        EXPORTERS = {}  # noqa: N806
     for r in results:
         if r.certificate_smt2:
             write_text(os.path.join(outdir, f"{r.design}.{r.prop}.{r.engine}.smt2"),
@@ -249,8 +247,15 @@ def write_outputs(outdir: str, results: list[Result]) -> None:
         t = run_to_trace(d, r.run, expect=f"{kind} {r.prop}", title=f"{r.prop} on {r.design}")
         base = os.path.join(outdir, f"{r.design}.{r.prop}.{r.engine}")
         write_text(base + ".trace", format_trace(t))
-        for ext, fn in EXPORTERS.values():
-            write_text(f"{base}.{ext}", fn(d, t))
+        for fmt, (ext, fn) in EXPORTERS.items():
+            try:
+                text = fn(d, t)
+            except ExportError as e:  # e.g. a call the C exporter has no reproducer for
+                why = str(e).split(" (calls:")[0]
+                print(f"shmemcheck: {base}.{ext} not written: no {fmt} export: {why}",
+                      file=sys.stderr)
+                continue
+            write_text(f"{base}.{ext}", text)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -355,12 +360,9 @@ def cmd_conform(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from model import designs
+    from traces.export import EXPORTERS, ExportError
     from traces.textfmt import TraceSyntaxError, load_trace
 
-    try:
-        from traces.export import EXPORTERS
-    except ImportError:
-        raise UsageError("exporters are not available") from None
     if args.to not in EXPORTERS:
         raise UsageError(f"unknown format {args.to!r} (formats: {', '.join(EXPORTERS)})")
     try:
@@ -382,7 +384,15 @@ def cmd_export(args: argparse.Namespace) -> int:
     except TraceInputError as e:
         print(str(e), file=sys.stderr)
         return EXIT_USAGE
-    text = EXPORTERS[args.to][1](d, t)
+    try:
+        text = EXPORTERS[args.to][1](d, t)
+    except ExportError as e:
+        m = re.match(r"step (\d+)\b", str(e))
+        pos = t.steps[int(m.group(1)) - 1].pos if m and 0 < int(m.group(1)) <= len(t.steps) \
+            else None
+        where = f"{pos.line}:{pos.col}" if pos and pos.line else "1:1"
+        print(f"{args.trace}:{where}: cannot export to {args.to}: {e}", file=sys.stderr)
+        return EXIT_USAGE
     if args.output:
         from checker.atomic import write_text
         write_text(args.output, text)

@@ -121,3 +121,24 @@ def test_certificate_file_rechecks_in_a_fresh_solver(tmp_path: Path,
     assert sorted(p.name for p in (tmp_path / "out").glob("*.smt2")) == [
         "memfd.write-seal-no-writable-mapping.kind.smt2",
         "memfd.write-seal-no-writable-mapping.pdr.smt2"]
+
+
+def test_export_limits_are_errors_not_tracebacks(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """A call no exporter can write (fork, a v5-only flag) is a one-line error with the
+    trace's line and column (exit 2); under `check --out` that format is skipped with a note
+    and everything else is written."""
+    b2 = str(Path(__file__).parent.parent / "traces/scenarios/corpus/B2-fixed.trace")
+    assert main(["export", b2, "--to", "c"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"{b2}:10:1: cannot export to c: step 6: no reproducer for call "
+                          "'fork'"), err
+    assert "Traceback" not in err
+    rc = main(["check", "--design", "v5-inaccessible", "--property",
+               "mfd-inaccessible-honoured", "--quiet", "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert rc == 0
+    names = {p.name for p in tmp_path.iterdir()}
+    base = "v5-inaccessible.mfd-inaccessible-honoured.explicit"
+    assert f"{base}.trace" in names and f"{base}.itf.json" in names and f"{base}.c" not in names
+    assert f"{base}.c not written: no c export: unknown constant MFD_INACCESSIBLE" in err
