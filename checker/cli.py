@@ -355,7 +355,11 @@ def cmd_conform(args: argparse.Namespace) -> int:
                           progress=None if args.quiet else _progress)
     rep = run_conform(d, opts)
     print_report(rep)
-    return EXIT_OK if not rep.divergent else EXIT_UNEXPECTED
+    if rep.divergent:
+        return EXIT_UNEXPECTED
+    if rep.unconfirmed or not rep.traces:  # a flaky difference, or nothing reached the kernel
+        return EXIT_INCONCLUSIVE
+    return EXIT_OK
 
 
 def cmd_export(args: argparse.Namespace) -> int:
