@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import z3
 
+from checker.atomic import write_text
 from checker.bmc import SearchResult, bmc
 from checker.certificate import CertificateError, conjuncts_of, drop_implied, make, minimize
 from checker.encode_z3 import Encoder, Goal, Z, goal_for, is_action_kind, is_sometimes
@@ -175,7 +176,7 @@ def check_symbolic(design: Design, prop: Property, engine: str, *, depth: int = 
         res = ctx.pdr()
     res.seconds = time.perf_counter() - t0
     if certificate is not None and res.certificate_smt2 is not None:
-        Path(certificate).write_text(res.certificate_smt2)
+        write_text(str(certificate), res.certificate_smt2)
     return res
 
 

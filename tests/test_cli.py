@@ -142,3 +142,16 @@ def test_export_limits_are_errors_not_tracebacks(tmp_path: Path,
     base = "v5-inaccessible.mfd-inaccessible-honoured.explicit"
     assert f"{base}.trace" in names and f"{base}.itf.json" in names and f"{base}.c" not in names
     assert f"{base}.c not written: no c export: unknown constant MFD_INACCESSIBLE" in err
+
+
+def test_outputs_get_the_usual_file_mode(tmp_path: Path) -> None:
+    import os
+
+    from checker.atomic import write_text
+
+    old = os.umask(0o022)
+    try:
+        write_text(str(tmp_path / "x.trace"), "x\n")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "x.trace").stat().st_mode & 0o777 == 0o644
