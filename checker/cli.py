@@ -54,6 +54,21 @@ def scope_text(scope: dict[str, int]) -> str:
 
 
 def load_designs(names: Sequence[str]) -> list[Design]:
+    """The named designs (built-in, or what-if files), each checked to be well formed
+    (checker/wellformed.py): a design that is not is a usage error, never judged."""
+    from checker.wellformed import validate
+    from model.lang.errors import DesignError
+
+    out = _load_designs(names)
+    for d in out:
+        try:
+            validate(d)
+        except DesignError as e:
+            raise UsageError(str(e)) from None
+    return out
+
+
+def _load_designs(names: Sequence[str]) -> list[Design]:
     from model import designs
 
     if not names:
@@ -179,14 +194,15 @@ def cmd_check(args: argparse.Namespace) -> int:
                                                   timeout=args.timeout))
     from checker import report
 
+    changes = [c for d in designs for c in changed_from_base(d, results)]
     if args.format == "json":
-        out = report.as_json(results, {"coverage": lines})
+        out = report.as_json(results, {"coverage": lines, "changed_from_base": changes})
     elif args.format == "ktap":
         out = report.ktap(results)
     elif args.format == "mail":
-        out = report.mail(results, lines)
+        out = report.mail(results, lines + changes)
     else:
-        out = report.text(results, coverage=lines)
+        out = report.text(results, coverage=lines + changes)
     sys.stdout.write(out)
     if args.out:
         write_outputs(args.out, results)
@@ -195,6 +211,33 @@ def cmd_check(args: argparse.Namespace) -> int:
 
         write_text(args.certificate, certificates_smt2(results))
     return exit_code(results)
+
+
+def changed_from_base(design: Design, results: Sequence[Result]) -> list[str]:
+    """For a what-if design: each property whose verdict here differs from the verdict its
+    base design is expected to give (the catalogue's, which the test suite checks), e.g.
+    `changed from base memfd: exec-seal-mode-fixed violated → holds [explicit]`."""
+    from checker.verdict import AGREES
+    from model import designs
+    from properties.catalogue import load
+
+    if not designs.is_whatif(design.name) or not design.base:
+        return []
+    cat = load()
+    seen: dict[tuple[str, str, str], list[str]] = {}
+    for r in results:
+        if r.design != design.name or r.inconclusive or r.prop not in cat:
+            continue
+        now = next((k for k, vs in AGREES.items() if r.verdict in vs), None)
+        was = cat[r.prop].expected(design.base)
+        if now is not None and now != was:
+            seen.setdefault((r.prop, was, now), []).append(r.engine)
+    out = [f"changed from base {design.base}: {p} {was} → {now} [{', '.join(engs)}]"
+           for (p, was, now), engs in seen.items()]
+    checked = sum(r.design == design.name and not r.inconclusive for r in results)
+    if not out and checked:
+        out.append(f"{design.name}: no verdict changed from base {design.base}")
+    return out
 
 
 def certificates_smt2(results: list[Result]) -> str:

@@ -213,6 +213,9 @@ class Encoder:
     """The design's transition system in z3, over template variables."""
 
     def __init__(self, design: Design) -> None:
+        from checker.wellformed import validate
+
+        validate(design)  # a design that is not well formed is refused, never masked
         self.design = design
         self.schema: Schema = design.schema
         self.fields: tuple[Field, ...] = self.schema.fields

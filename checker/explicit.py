@@ -554,6 +554,9 @@ class Explorer:
     def __init__(self, design: Design, scope: Mapping[str, int], props: Sequence[Property],
                  *, max_depth: int | None = None, keep_layers: bool = False,
                  progress: Callable[[str], None] | None = None) -> None:
+        from checker.wellformed import validate
+
+        validate(design)  # a design that is not well formed is refused, never masked
         self.design = design
         self.scope = dict(scope)
         self.props = list(props)

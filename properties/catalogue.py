@@ -36,8 +36,32 @@ class Property:
     def default(self) -> str:
         return HOLDS if self.kind in ("always", "action") else WITNESSED
 
-    def expected(self, design: str) -> str:
-        return self.expect.get(design, self.default)
+    def expected(self, design: str | Design) -> str:
+        """The verdict expected on `design`: what the design itself states (Design.expect, a
+        what-if's override), else the catalogue's entry for it, else the same for the design
+        it was derived from (and so on up), else the kind's default. So a derived design
+        inherits every expectation it does not override."""
+        seen: set[str] = set()
+        d: str | Design | None = design
+        while d is not None:
+            name = d if isinstance(d, str) else d.name
+            if name in seen:
+                break
+            seen.add(name)
+            obj = d if isinstance(d, Design) else _known(name)
+            if obj is not None and self.name in obj.expect:
+                return obj.expect[self.name]
+            if name in self.expect:
+                return self.expect[name]
+            d = obj.base if obj is not None and obj.base else None
+        return self.default
+
+    def expected_of_base(self, design: Design) -> tuple[str, str] | None:
+        """(the base's name, the verdict expected on it) if `design` was derived from another
+        design, else None."""
+        if not design.base or design.base == design.name:
+            return None
+        return design.base, self.expected(design.base)
 
     def applies(self, design: Design) -> bool:
         """The design belongs to the property's family (Design.families); a design that names
@@ -55,6 +79,16 @@ class Property:
         except (AttributeError, KeyError):
             return False
         return True
+
+
+def _known(name: str) -> Design | None:
+    """The design registered under `name` (built-in or loaded what-if), if any."""
+    from model import designs
+
+    try:
+        return designs.get(name)
+    except KeyError:
+        return None
 
 
 CATALOGUE: dict[str, Property] = {}

@@ -46,11 +46,24 @@ def get(name: str) -> Design:
     return _CACHE[name]
 
 
-def add(design: Design) -> None:
+#: designs added by what-if files in this run: name -> the file that defined it
+_WHATIF: dict[str, str] = {}
+
+
+def is_whatif(name: str) -> bool:
+    """The design was defined by a what-if file in this run (model/whatif.py)."""
+    return name in _WHATIF
+
+
+def add(design: Design, source: str = "") -> None:
     """Make a design built elsewhere (a what-if file) known by name for this run."""
     _load_all()
+    if design.name in _WHATIF:
+        raise ValueError(f"design name {design.name!r} is already defined by what-if file "
+                         f"{_WHATIF[design.name]}: give each what-if its own name")
     if design.name in _BUILDERS:
         raise ValueError(f"design name {design.name!r} is a built-in design's: give the "
                          "what-if its own name")
     _CACHE[design.name] = design
     _BUILDERS[design.name] = lambda: design
+    _WHATIF[design.name] = source or "(unknown file)"

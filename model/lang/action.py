@@ -10,11 +10,14 @@ unless it holds, or an earlier rule already decided). A rule carries a `label` s
 from __future__ import annotations
 
 import inspect
+import os
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from model.lang.callspec import ArgSpec
+from model.lang.errors import DesignError
 from model.lang.expr import BOOL, INT, E, Not, Or, const, lift, mk_and, substitute, var
 from model.lang.schema import Schema, Sort, StateView
 from model.vocab import ERRNO, SIGNALS
@@ -65,6 +68,22 @@ class Rule:
     effects: E | int = 0
     label: str = ""
     why: str = ""
+    origin: tuple[str, int] | None = field(default=None, compare=False)  # (file, line)
+
+
+_LANG_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def source_site() -> tuple[str, int] | None:
+    """The innermost caller outside the modelling language (a design module or a what-if
+    file) as (file, line): where a rule or a delta was written."""
+    f = sys._getframe(1)
+    while f is not None:
+        fn = f.f_code.co_filename
+        if os.path.dirname(os.path.abspath(fn)) != _LANG_DIR:
+            return fn, f.f_lineno
+        f = f.f_back  # type: ignore[assignment]
+    return None
 
 
 def _cond(when: E | bool | None, unless: E | bool | None) -> E:
@@ -80,26 +99,27 @@ def fail(errno: str, when: E | bool | None = None, unless: E | bool | None = Non
     if errno not in ERRNO:
         raise ValueError(f"unknown errno {errno}")
     return Rule("fail", _cond(when, unless), const(errno_code(errno), INT), _upd(updates),
-                effects, label or errno.lower(), why)
+                effects, label or errno.lower(), why, source_site())
 
 
 def signal(name: str, when: E | bool | None = None, unless: E | bool | None = None, *,
            label: str = "", why: str = "") -> Rule:
     """The access raises signal `name` (SIGSEGV, SIGBUS); nothing changes."""
     return Rule("signal", _cond(when, unless), const(signal_code(name), INT), {}, 0,
-                label or name.lower(), why)
+                label or name.lower(), why, source_site())
 
 
 def ok(value: E | int = 0, when: E | bool | None = None, *, label: str = "ok", why: str = "",
        effects: E | int = 0, **updates: E | int) -> Rule:
     """The call succeeds with `value`, applying `updates` (field=expression)."""
-    return Rule("ok", _cond(when, None), lift(value, INT), _upd(updates), effects, label, why)
+    return Rule("ok", _cond(when, None), lift(value, INT), _upd(updates), effects, label, why,
+                source_site())
 
 
 def requires(cond: E | bool, *, label: str = "", why: str = "") -> Rule:
     """A modelling precondition: outside it, this transition is not part of the model."""
     c = lift(cond, BOOL)
-    return Rule("requires", c, const(0, INT), {}, 0, label or "requires", why)
+    return Rule("requires", c, const(0, INT), {}, 0, label or "requires", why, source_site())
 
 
 def as_updates(updates: Mapping[str, E | int]) -> dict[str, Any]:
@@ -145,6 +165,7 @@ class Action:
     args: tuple[ArgSpec, ...]
     doc: str = ""
     note: Callable[[int], str | None] | None = None  # strace's text after a result
+    deltas: tuple[tuple[str, int], ...] = field(default=(), compare=False)  # where edited
 
     def rules(self, s: StateView, params: Mapping[str, E]) -> list[Rule]:
         rules = list(self.body(s, **params))
@@ -172,19 +193,31 @@ class Action:
             fires = mk_and(r.cond, Not(decided))
             branches.append(Branch(len(branches), r, fires))
             earlier.append(r.cond)
-        if not branches or not Or(*earlier).is_const:
-            raise ValueError(f"{self.name}: the last rule must always decide (an unconditional "
-                             "ok/fail), so every call has an outcome")
+        decides = Or(*earlier)
+        if not branches or not (decides.is_const and decides.val):
+            # a constant-false condition is constant too: it must not pass for "always"
+            raise DesignError(f"{self.name}: the last rule must always decide (an "
+                              "unconditional ok/fail), so every call has an outcome",
+                              rules[-1].origin if rules else None)
         return Semantics(mk_and(*enabled), tuple(branches))
 
     # ---- deltas --------------------------------------------------------------------------
     def _edit(self, fn: Callable[[list[Rule], StateView, dict[str, E]], list[Rule]]) -> Action:
         old = self.body
+        where = source_site()
 
         def body(s: StateView, **p: E) -> list[Rule]:
-            return fn(list(old(s, **p)), s, p)
+            rs = list(old(s, **p))
+            try:
+                return fn(rs, s, p)
+            except Exception as e:
+                # the edit runs when the rules are resolved, long after the delta was
+                # written: remember where it was written (a what-if reports that line)
+                if where is not None and getattr(e, "where", None) is None:
+                    e.where = where  # type: ignore[attr-defined]
+                raise
 
-        return replace(self, body=body)
+        return replace(self, body=body, deltas=self.deltas + ((where,) if where else ()))
 
     def replace_rule(self, label: str, make: Callable[..., Rule]) -> Action:
         """A delta: rule `label` becomes make(s, **params)."""

@@ -10,7 +10,7 @@ import itertools
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from model.lang.action import Action
+from model.lang.action import Action, source_site
 from model.lang.schema import Field, Schema
 
 
@@ -52,6 +52,10 @@ class Design:
     scope_doc: Mapping[str, str] = field(default_factory=dict)
     kernel: str | None = None  # the live kernel this design claims to match ("6.18"), if any
     families: tuple[str, ...] = ()  # property families that speak of this design
+    # expected verdicts this design states itself (property -> verdict); the rest it inherits
+    # from `base`, then from the catalogue (properties/catalogue.py Property.expected)
+    expect: Mapping[str, str] = field(default_factory=dict)
+    origin: tuple[str, int] | None = field(default=None, compare=False)  # where derived
 
     def action(self, name: str) -> Action:
         for a in self.actions:
@@ -70,10 +74,12 @@ class Design:
                init: Mapping[str, int | tuple[int, ...]] | None = None,
                kernel: str | None = None, effects: Sequence[str] = (),
                default_scope: Mapping[str, int] | None = None,
-               families: Sequence[str] = ()) -> Design:
+               families: Sequence[str] = (),
+               expect: Mapping[str, str] | None = None) -> Design:
         """A delta on this design: edit actions (name -> function of the old action), add or
         drop actions, add or replace fields (same name) or drop them, move inode flags
-        (layout), override initial values."""
+        (layout), override initial values. The new design inherits this one's expected
+        verdicts except those `expect` (property -> verdict) states."""
         edit = dict(edit or {})
         missing = (set(edit) | set(drop)) - {a.name for a in self.actions}
         if missing:
@@ -96,7 +102,8 @@ class Design:
                                                     if e not in self.effects),
                        default_scope=sc,
                        families=self.families + tuple(f for f in families
-                                                      if f not in self.families))
+                                                      if f not in self.families),
+                       expect=dict(expect or {}), origin=source_site())
 
     def scope(self, overrides: Mapping[str, int] | None = None) -> dict[str, int]:
         sc = dict(self.default_scope)

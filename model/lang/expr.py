@@ -127,6 +127,8 @@ def const(v: int | bool, sort: SortT) -> E:
     if sort == BOOL:
         return E("const", (), BOOL, bool(v))
     if isinstance(sort, tuple):
+        if int(v) >> sort[1] > 0:  # negative literals are two's complement (~MASK)
+            raise TypeError(f"the literal {int(v):#x} does not fit a {sort[1]}-bit word")
         return E("const", (), sort, int(v) & ((1 << sort[1]) - 1))
     return E("const", (), sort, int(v))
 
