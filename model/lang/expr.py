@@ -45,6 +45,17 @@ class E:
     def _coerce(self, other: Operand) -> E:
         return lift(other, self.sort)
 
+    def _exact(self, other: Operand) -> E:
+        """`other` as an operand of |, ^, == or != on this word: a literal with a bit above
+        the word's width is refused, as truncating it would change the result (x == 0x40 on
+        a 6-bit word is not x == 0). `&` keeps truncating: a bit the word cannot hold is 0
+        in the result either way, and ~MASK literals rely on it."""
+        if (isinstance(self.sort, tuple) and isinstance(other, int)
+                and not isinstance(other, bool) and other >> self.sort[1] > 0):
+            raise TypeError(f"the literal {other:#x} does not fit the {self.sort[1]}-bit "
+                            f"word {show(self)}")
+        return lift(other, self.sort)
+
     def __and__(self, other: Operand) -> E:
         o = self._coerce(other)
         return mk_and(self, o) if self.sort == BOOL else mk_bin("band", self, o)
@@ -52,13 +63,13 @@ class E:
     __rand__ = __and__
 
     def __or__(self, other: Operand) -> E:
-        o = self._coerce(other)
+        o = self._exact(other)
         return mk_or(self, o) if self.sort == BOOL else mk_bin("bor", self, o)
 
     __ror__ = __or__
 
     def __xor__(self, other: Operand) -> E:
-        o = self._coerce(other)
+        o = self._exact(other)
         return mk_bin("ne" if self.sort == BOOL else "bxor", self, o)
 
     def __invert__(self) -> E:
@@ -76,10 +87,10 @@ class E:
         return mk_bin("sub", self._coerce(other), self)
 
     def __eq__(self, other: object) -> E:  # type: ignore[override]
-        return mk_bin("eq", self, self._coerce(other))  # type: ignore[arg-type]
+        return mk_bin("eq", self, self._exact(other))  # type: ignore[arg-type]
 
     def __ne__(self, other: object) -> E:  # type: ignore[override]
-        return mk_bin("ne", self, self._coerce(other))  # type: ignore[arg-type]
+        return mk_bin("ne", self, self._exact(other))  # type: ignore[arg-type]
 
     def __lt__(self, other: Operand) -> E:
         return mk_bin("lt", self, self._coerce(other))
@@ -127,8 +138,6 @@ def const(v: int | bool, sort: SortT) -> E:
     if sort == BOOL:
         return E("const", (), BOOL, bool(v))
     if isinstance(sort, tuple):
-        if int(v) >> sort[1] > 0:  # negative literals are two's complement (~MASK)
-            raise TypeError(f"the literal {int(v):#x} does not fit a {sort[1]}-bit word")
         return E("const", (), sort, int(v) & ((1 << sort[1]) - 1))
     return E("const", (), sort, int(v))
 
