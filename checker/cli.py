@@ -25,6 +25,7 @@ from checker.verdict import (
 )
 
 if TYPE_CHECKING:
+    from checker.diff import Divergence
     from model.lang.design import Design
     from properties.catalogue import Property
     from traces.run import ARun
@@ -493,6 +494,20 @@ def _run_lines(design: Design, run: ARun) -> list[str]:
     return [format_step(x) for x in t.steps] + tail
 
 
+def _what(a: Design, b: Design, d: Divergence) -> str:
+    """What a divergence differs in; effects with their names on each side."""
+    if d.what != "effects":
+        return d.what
+    ra, rb = d.example
+
+    def eff(design: Design, run: ARun) -> str:
+        bits = run.steps[-1].eff if run.steps else 0
+        names = [n for i, n in enumerate(design.effects) if bits >> i & 1]
+        return "{" + ",".join(names) + "}" if names else "∅"
+
+    return f"effects ({a.name} {eff(a, ra)}, {b.name} {eff(b, rb)})"
+
+
 def cmd_diff(args: argparse.Namespace) -> int:
     from checker.diff import Differ, restrict_domain, rule_changes
     from model.lang.action import outcome_text
@@ -536,7 +551,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     for d in r.divergences:
         ra, rb = d.example
         lines.append(f"divergence: {d.action} ({d.count} reachable occurrences): "
-                     f"{a.name} {d.rule_a}, {b.name} {d.rule_b}")
+                     f"{a.name} {d.rule_a}, {b.name} {d.rule_b}; differs in {_what(a, b, d)}")
         la, lb = _run_lines(a, ra), _run_lines(b, rb)
         if la[:-1] == lb[:-1]:
             lines += [f"    {x}" for x in la[:-1]]
@@ -557,7 +572,9 @@ def cmd_diff(args: argparse.Namespace) -> int:
         n = len(sh.example[0])
         verdict = (f"DIFFERENT: shortest distinguishing trace has {n} step{'s' * (n != 1)} "
                    f"({outcome_text(sh.example[0].steps[-1].out)} vs "
-                   f"{outcome_text(sh.example[1].steps[-1].out)})")
+                   f"{outcome_text(sh.example[1].steps[-1].out)}"
+                   + ("" if sh.what == "outcome" else f"; differs in {_what(a, b, sh)}")
+                   + ")")
     code = EXIT_OK if same_calls else EXIT_UNEXPECTED
     if args.engine in ("symbolic", "both") and not r.only_a and not r.only_b:
         from checker.diff_symbolic import symbolic_diff

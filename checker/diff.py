@@ -1,10 +1,14 @@
-"""Design diff: do two designs give the same outcome for every call sequence?
+"""Design diff: do two designs behave the same for every call sequence?
 
-Explicitly, within a scope: a breadth-first search over *pairs* of states. Both designs take the
-same action instance (same action name and parameter values); a pair is expanded only through
-transitions whose outcomes agree, so the first disagreement on a path ends it, and the first one
-found is a shortest distinguishing trace. Actions that exist in one design only are the other
-design's additions: they are listed, and explored with the other design standing still.
+Every observable is compared: the call's outcome, its effects (CHG_FD, CHG_MAP...: the content
+changes the properties speak of), and the value of every property both designs have (state
+properties on the state after the call, action properties on the transition), which is the
+state the properties read. Explicitly, within a scope: a breadth-first search over *pairs* of
+states. Both designs take the same action instance (same action name and parameter values); a
+pair is expanded only through transitions whose observables agree, so the first disagreement on
+a path ends it, and the first one found is a shortest distinguishing trace. Actions that exist
+in one design only are the other design's additions: they are listed, and explored with the
+other design standing still.
 
 The semantics is not re-implemented here: both sides are the designs' compiled actions
 (checker/compile_np.py), evaluated on the same parameter grid.
@@ -22,6 +26,7 @@ from checker.compile_np import Arr, CompiledAction
 from checker.explicit import Explorer, Packer
 from model.lang.action import Action, outcome_text
 from model.lang.design import Design
+from properties.catalogue import Property
 from traces.run import ARun, AStep
 
 
@@ -34,6 +39,7 @@ class Divergence:
     rule_b: str
     count: int
     example: tuple[ARun, ARun]  # the shortest run to it, in each design (same calls)
+    what: str = "outcome"  # what differs: outcome | effects | property NAME | enabled
 
 
 @dataclass
@@ -130,8 +136,10 @@ class Differ:
         self.a, self.b = a, b
         sa = {k: v for k, v in scope.items() if k in a.default_scope}
         sb = {k: v for k, v in scope.items() if k in b.default_scope}
-        self.ea = Explorer(a, a.scope(sa), [])
-        self.eb = Explorer(b, b.scope(sb), [])
+        self.props = common_properties(a, b)
+        self.ea = Explorer(a, a.scope(sa), self.props)
+        self.eb = Explorer(b, b.scope(sb), self.props)
+        self._eff_b_to_a = _effect_map(a, b)
         self.scope = dict(scope)
         self.max_depth = max_depth
         self.progress = progress
@@ -169,7 +177,7 @@ class Differ:
             np.full(len(pairs0), -1, np.int32))]
         # per class (action, rule in A, rule in B): occurrences, and where it first happened
         # (depth, row, action, parameter column)
-        classes: dict[tuple[str, str, str], tuple[int, tuple[int, int, str, int]]] = {}
+        classes: dict[tuple[str, str, str, str], tuple[int, tuple[int, int, str, int]]] = {}
         depth = 0
         complete = True
         vis = _PairSet()
@@ -224,13 +232,18 @@ class Differ:
                         # the model's own enabling condition decides "outside the model"; a
                         # successor pruned by the explicit scope is not a divergence
                         raw_a, raw_b = ra["en"], rb["en"]
-                        differ = ((raw_a & raw_b & (ra["out"] != rb["out"]))
-                                  | ((raw_a ^ raw_b) & clean))
+                        whats = self._observe(ra, rb, na, nb, en & enb)
+                        both_raw = raw_a & raw_b
+                        differ = (raw_a ^ raw_b) & clean
+                        for _, dw in whats:
+                            differ = differ | (both_raw & dw)
                         for row, col in zip(*np.nonzero(differ), strict=True):
+                            what = ("enabled" if not both_raw[row, col] else
+                                    next(w for w, dw in whats if dw[row, col]))
                             key = (name, ca.labels[int(ra["br"][row, col])] if raw_a[row, col]
                                    else "(outside the model)",
                                    cb.labels[int(rb["br"][row, col])] if raw_b[row, col]
-                                   else "(outside the model)")
+                                   else "(outside the model)", what)
                             rec = classes.get(key)
                             classes[key] = ((1, (depth, lo + int(idx[row]), name, int(col)))
                                             if rec is None else (rec[0] + 1, rec[1]))
@@ -266,12 +279,41 @@ class Differ:
                 self.progress(f"pairs={vis.size} depth={depth}")
         self._layers = layers
         divs = []
-        for (name, la, lb), (count, (d, row, act, col)) in classes.items():
-            divs.append(Divergence(name, la, lb, count, self._runs(d, row, act, col)))
+        for (name, la, lb, what), (count, (d, row, act, col)) in classes.items():
+            divs.append(Divergence(name, la, lb, count, self._runs(d, row, act, col), what))
         divs.sort(key=lambda v: (len(v.example[0]), v.action))
         return DiffResult(self.a, self.b, self.scope, vis.size, depth,
                           time.perf_counter() - t0, [c.action.name for c in self.only_a],
                           [c.action.name for c in self.only_b], divs, complete)
+
+    def _observe(self, ra: dict[str, Arr], rb: dict[str, Arr], na: Arr, nb: Arr,
+                 in_scope: Arr) -> list[tuple[str, Arr]]:
+        """(what, where it differs) for each observable besides enabledness: the outcome,
+        the effects (by name), each common action property on the transition and each common
+        state property on the state after it."""
+        out = [("outcome", ra["out"] != rb["out"])]
+        ea, eb = np.asarray(ra["eff"], np.int64), np.asarray(rb["eff"], np.int64)
+        if self._eff_b_to_a is not None:
+            conv = np.zeros_like(eb)
+            for bit_b, bit_a in self._eff_b_to_a:
+                conv |= np.where(eb & bit_b, bit_a, 0)
+            eb = conv
+        out.append(("effects", ea != eb))
+        for p in self.props:
+            if p.kind in ("action", "sometimes-action"):
+                key = f"prop:{p.name}"
+                out.append((f"property {p.name}", np.asarray(ra[key]) != np.asarray(rb[key])))
+        sp = [p for p in self.props if p.kind in ("always", "sometimes")]
+        if sp:
+            shape = na.shape
+            SA = self.ea.packer.fields(na.reshape(-1))
+            SB = self.eb.packer.fields(nb.reshape(-1))
+            for p in sp:
+                va = np.asarray(self.ea.sprops[p.name](SA)).reshape(shape)
+                vb = np.asarray(self.eb.sprops[p.name](SB)).reshape(shape)
+                # a successor outside the explicit scope has no packed state to read
+                out.append((f"property {p.name}", (va != vb) & in_scope))
+        return out
 
     @staticmethod
     def _next(pk: Packer, ca: CompiledAction, r: dict[str, Arr], keys: Arr,
@@ -320,6 +362,26 @@ class Differ:
         return out[0], out[1]
 
 
+def common_properties(a: Design, b: Design) -> list[Property]:
+    """The properties both designs have: their values are observables the diff compares."""
+    from properties.catalogue import for_design
+
+    names_b = {p.name for p in for_design(b)}
+    return [p for p in for_design(a) if p.name in names_b]
+
+
+def _effect_map(a: Design, b: Design) -> list[tuple[int, int]] | None:
+    """B's effect bits in A's numbering, by name (None when both number them alike); an
+    effect only B has gets a bit A never sets, so it always differs."""
+    if a.effects == b.effects:
+        return None
+    out = []
+    for i, n in enumerate(b.effects):
+        out.append((1 << i, (1 << a.effects.index(n)) if n in a.effects
+                    else 1 << (len(a.effects) + i)))
+    return out
+
+
 def describe(d: Divergence) -> str:
     a, b = d.example
     oa = outcome_text(a.steps[-1].out) if a.steps else "?"
@@ -341,7 +403,8 @@ def restrict_domain(d: Design, action: str, param: str, mask: int) -> Design:
 
 def rule_changes(a: Design, b: Design) -> list[str]:
     """Static view: per common action, the rules B adds, drops or changes (by label)."""
-    from model.lang.expr import show
+    from model.lang.action import Rule
+    from model.lang.expr import E, show
 
     out = []
     bn = {x.name: x for x in b.actions}
@@ -352,8 +415,13 @@ def rule_changes(a: Design, b: Design) -> list[str]:
 
         def table(act: Action, d: Design) -> dict[str, str]:
             rs = act.rules(d.schema.state_vars("s"), act.param_vars())
+            def eff(r: Rule) -> str:
+                e = r.effects
+                return show(e) if isinstance(e, E) else str(e)
+
             return {r.label: f"{r.kind} {show(r.value)} when {show(r.cond)} "
-                    f"upd {sorted((k, show(v)) for k, v in r.updates.items())}" for r in rs}
+                    f"upd {sorted((k, show(v)) for k, v in r.updates.items())} "
+                    f"effects {eff(r)}" for r in rs}
 
         ta, tb = table(x, a), table(y, b)
         for lab in tb:

@@ -5,7 +5,8 @@ Inv(sA, sB) relates the states the two designs can be in after the same call seq
   Step:  Inv ∧ TransA_a(sA, p, outA, s'A) ∧ TransB_a(sB, p, outB, s'B) ∧ outA = outB
                                                              ⇒ Inv(s'A, s'B)   (common a)
          Inv ∧ TransA_a(sA, p, s'A)                          ⇒ Inv(s'A, sB)    (A-only a)
-  Bad:   Inv ∧ [ both take a with outA ≠ outB, or only one of them can take a(p) ] ⇒ ⊥
+  Bad:   Inv ∧ [ both take a with outA ≠ outB, or effA ≠ effB, or a common property's
+               value differs; or only one of them can take a(p) ] ⇒ ⊥
 Spacer returns an inductive invariant (EQUIVALENT for every scope: every number of mappings,
 pins and descriptors, any size), re-checked here by plain solver calls before it is reported,
 or says the bad state is reachable (DIFFERENT; the explicit diff then gives the shortest
@@ -23,6 +24,7 @@ import z3
 from checker.encode_z3 import Encoder
 from checker.houdini import Step, inductive_subset
 from model.lang.design import Design
+from properties.catalogue import Property
 
 Z = Any
 
@@ -68,9 +70,38 @@ class _Side:
         return list(self.n.values())
 
 
+def _observables(A: _Side, B: _Side, ia: int, ib: int, props: list[Property]) -> list[Z]:
+    """The ways two agreeing steps can still differ: effects (by name) and each common
+    property's value (action properties on the step, state properties after it)."""
+    out: list[Z] = []
+    ea, eb = A.enc.design.effects, B.enc.design.effects
+    for n in dict.fromkeys(ea + eb):
+        bit_a = z3.Extract(ea.index(n), ea.index(n), A.eff) == 1 if n in ea else z3.BoolVal(False)
+        bit_b = z3.Extract(eb.index(n), eb.index(n), B.eff) == 1 if n in eb else z3.BoolVal(False)
+        out.append(bit_a != bit_b)
+    rest_a = [z3.Extract(i, i, A.eff) == 1 for i in range(len(ea), A.eff.size())]
+    rest_b = [z3.Extract(i, i, B.eff) == 1 for i in range(len(eb), B.eff.size())]
+    out += [z3.Or(*rest_a) if rest_a else z3.BoolVal(False),
+            z3.Or(*rest_b) if rest_b else z3.BoolVal(False)]
+    for p in props:
+        if p.kind in ("action", "sometimes-action"):
+            out.append(A.ren(A.enc.prop_action(p, ia)) != B.ren(B.enc.prop_action(p, ib)))
+        else:
+            pred_a = p.state_pred(A.enc.schema)
+            pred_b = p.state_pred(B.enc.schema)
+            out.append(A.ren(A.enc.state_pred(pred_a, A.enc.n))
+                       != B.ren(B.enc.state_pred(pred_b, B.enc.n)))
+    return out
+
+
 def symbolic_diff(a: Design, b: Design, timeout: float | None = 120.0) -> SymDiff:
+    """Equivalence of every observable (outcome, effects, common properties' values) for every
+    scope; see the module's text."""
+    from checker.diff import common_properties
+
     t0 = time.perf_counter()
     A, B = _Side("A", a), _Side("B", b)
+    props = common_properties(a, b)
     inv = z3.Function("DiffInv", *[v.sort() for v in A.svars() + B.svars()], z3.BoolSort())
     sa, sb = A.svars(), B.svars()
     shared = [f for f in A.s if f in B.s and A.s[f].sort() == B.s[f].sort()]
@@ -101,7 +132,9 @@ def symbolic_diff(a: Design, b: Design, timeout: float | None = 120.0) -> SymDif
         else:
             body = z3.And(here, A.step(ae.index), B.step(be.index), A.out == B.out)
             head = inv(*A.nvars(), *B.nvars())
-            bad.append(z3.Or(z3.And(A.step(ae.index), B.step(be.index), A.out != B.out),
+            bad.append(z3.Or(z3.And(A.step(ae.index), B.step(be.index),
+                                    z3.Or(A.out != B.out, *_observables(A, B, ae.index,
+                                                                        be.index, props))),
                              A.enabled(ae.index) != B.enabled(be.index)))
         clauses.append(close(body, head))
         checks.append((body, head))
