@@ -479,19 +479,20 @@ def cmd_explore(args: argparse.Namespace) -> int:
 
 
 def _run_lines(design: Design, run: ARun) -> list[str]:
-    """A divergence example as strace lines; a final call outside the design's model (possible
-    in the other design only) is said so rather than printed."""
-    from traces.concretize import run_to_trace
+    """A divergence example as strace lines after its `# init:` line; a final call outside the
+    design's model (possible in the other design only) is said so rather than printed."""
+    from traces.concretize import init_line, run_to_trace
     from traces.run import ARun
     from traces.textfmt import format_step
 
+    head = [x for x in [init_line(design, run.init)] if x]
     steps = list(run.steps)
     tail: list[str] = []
     if steps and steps[-1].rule == "(outside the model)":
         tail = [f"{steps[-1].action}: not possible here (outside this design's model)"]
         steps = steps[:-1]
     t = run_to_trace(design, ARun(run.init, steps))
-    return [format_step(x) for x in t.steps] + tail
+    return head + [format_step(x) for x in t.steps] + tail
 
 
 def _what(a: Design, b: Design, d: Divergence) -> str:
@@ -664,7 +665,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("list", help="designs, properties, actions")
     c = sub.add_parser("check", help="check properties of designs")
-    c.add_argument("--design", action="append", help="a built-in design or a what-if .py file")
+    c.add_argument("--design", action="append",
+                   help="a built-in design or a what-if FILE.py; a what-if file is executed "
+                   "as Python with your privileges (root, if you run as root): load only "
+                   "files you trust")
     c.add_argument("--property", action="append")
     c.add_argument("--engine", action="append", choices=[*ENGINES, "all"])
     c.add_argument("--scope", help="NAME=N,... (explicit engine bounds)")

@@ -9,22 +9,33 @@ from typing import Any
 
 from checker.verdict import Result, Verdict, exit_code
 from model.designs import get as get_design
-from traces.concretize import ResolveError, run_to_trace
+from traces.concretize import ResolveError, init_choices, init_line, run_to_trace
 from traces.textfmt import format_step
 
 JSON_VERSION = 1
 
 
 def trace_lines(r: Result) -> list[str]:
+    """The run as strace lines, after a `# init: ...` line naming every initial-state choice
+    it starts from (vm.memfd_noexec...) when the design has any."""
     if r.run is None:
         return []
     d = get_design(r.design) if isinstance(r.design, str) else r.design
+    head = [x for x in [init_line(d, r.run.init)] if x]
     try:
         t = run_to_trace(d, r.run)
     except ResolveError as e:  # an internal inconsistency: show the engine's own steps
-        return [f"{s.action}{s.params} -> {s.out} ({s.rule})" for s in r.run.steps] + [
+        return head + [f"{s.action}{s.params} -> {s.out} ({s.rule})" for s in r.run.steps] + [
             f"(could not be printed as strace: {e.msg}; please report)"]
-    return [format_step(s) for s in t.steps]
+    return head + [format_step(s) for s in t.steps]
+
+
+def init_of(r: Result) -> dict[str, int] | None:
+    """The run's initial-state choices (JSON's "init"), or None without a run."""
+    if r.run is None:
+        return None
+    d = get_design(r.design) if isinstance(r.design, str) else r.design
+    return init_choices(d, r.run.init)
 
 
 def summary(results: Sequence[Result]) -> str:
@@ -52,7 +63,8 @@ def text(results: Sequence[Result], header: Sequence[str] = (), coverage: Sequen
         lines = trace_lines(r)
         if lines:
             label = "counterexample" if r.verdict is Verdict.VIOLATED else "witness"
-            out.append(f"       {label} ({len(lines)} steps):")
+            n = len(r.run.steps) if r.run is not None else len(lines)
+            out.append(f"       {label} ({n} step{'s' * (n != 1)}):")
             out.extend(f"         {ln}" for ln in lines)
         if r.certificate:
             out.append("       inductive invariant (re-checked):")
@@ -72,7 +84,7 @@ def ktap(results: Sequence[Result]) -> str:
         for j, r in enumerate(rs, 1):
             name = f"{r.prop}:{r.engine}"
             for ln in trace_lines(r):
-                out.append(f"  # {ln}")
+                out.append(f"  # {ln.removeprefix('# ')}")
             diag = f"{r.verdict.value} {r.method}".replace("#", "no.")
             if r.inconclusive:
                 directive = "TIMEOUT" if r.verdict is Verdict.UNKNOWN else "ERROR"
@@ -97,7 +109,8 @@ def as_json(results: Sequence[Result], extra: dict[str, Any] | None = None) -> s
             "verdict": r.verdict.value, "expected": r.expected, "as_expected": r.as_expected,
             "inconclusive": r.inconclusive, "method": r.method,
             "seconds": round(r.seconds, 3), "note": r.note or None,
-            "trace": trace_lines(r) or None, "certificate": r.certificate,
+            "trace": trace_lines(r) or None, "init": init_of(r),
+            "certificate": r.certificate,
             "stats": r.stats,
         } for r in results],
         "summary": summary(results),

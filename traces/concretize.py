@@ -183,6 +183,20 @@ def run_to_trace(design: Design, run: ARun, *, expect: str = "conforms",
                  comments=comments)
 
 
+def init_choices(design: Design, init: Mapping[str, int]) -> dict[str, int]:
+    """The run's value of every initial-state choice (a field with more than one possible
+    initial value, e.g. memfd's noexec_scope: vm.memfd_noexec)."""
+    ch = design.init.choices(design.schema)
+    return {n: int(init[n]) for n, vals in ch.items() if len(vals) > 1}
+
+
+def init_line(design: Design, init: Mapping[str, int]) -> str | None:
+    """`# init: noexec_scope=0`: every initial choice of a run, as a trace header line reads
+    it (the default too: a printed trace must not depend on the reader knowing it)."""
+    ch = init_choices(design, init)
+    return "# init: " + " ".join(f"{n}={v}" for n, v in ch.items()) if ch else None
+
+
 def init_comment(design: Design, init: Mapping[str, int]) -> str | None:
     """`init: noexec_scope=1` for initial-state choices that differ from the first one."""
     ch = design.init.choices(design.schema)
@@ -333,4 +347,5 @@ def outcome_str(o: Outcome) -> str:
 
 
 __all__ = ["ERRNO_NAME", "Handles", "ResolveError", "arg_from_text", "expected_outcome",
-           "initial_state", "outcome_str", "render_step", "resolve_step", "run_to_trace"]
+           "init_choices", "init_line", "initial_state", "outcome_str", "render_step",
+           "resolve_step", "run_to_trace"]
