@@ -107,8 +107,18 @@ def _check(design: Design) -> None:
         solver.add(*sdom, *pdom, translate(sem.enabled, env))
         r = solver.check()
         if r == z3.unsat:
-            last = sem.branches[-1].rule if sem.branches else None
-            raise _err(design, a, last,
+            # point at a requires rule that cannot hold by itself, else the last one
+            reqs = [x for x in a.rules(schema.state_vars("s"), a.param_vars())
+                    if x.kind == "requires"]
+            culprit = reqs[-1] if reqs else None
+            for x in reqs:
+                alone = z3.Solver()
+                alone.set("timeout", TIMEOUT_MS)
+                alone.add(*sdom, *pdom, translate(x.cond, env))
+                if alone.check() == z3.unsat:
+                    culprit = x
+                    break
+            raise _err(design, a, culprit,
                        f"design {design.name}: action {a.name} can never be taken: no state "
                        "and parameter values within the fields' ranges satisfy its requires "
                        f"rules (rules: {', '.join(b.rule.label for b in sem.branches)})")
