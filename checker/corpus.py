@@ -233,7 +233,8 @@ def _observable_instead(bug: Bug, rb: Result) -> Result:
     d = Differ(broken, fixed, broken.scope(), max_depth=len(rb.run)).run()
     for div in sorted(d.divergences, key=lambda x: len(x.example[0])):
         run = div.example[0]
-        if OUTSIDE in (div.rule_a, div.rule_b) or len(run) > len(rb.run):
+        if (OUTSIDE in (div.rule_a, div.rule_b) or len(run) > len(rb.run)
+                or div.what != "outcome"):  # only a different return is observable here
             continue
         if violates_at_end(broken, bug.prop, run):
             run.violation = bug.property_name
