@@ -711,8 +711,8 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--no-hugetlb", action="store_true",
                    help="leave out MFD_HUGETLB files (no huge pages reserved)")
     k.add_argument("--quiet", action="store_true", help="no progress on stderr")
-    df = sub.add_parser("diff", help="do two designs give the same outcomes? (exit 0 same, "
-                        "1 different, 2 trouble)")
+    df = sub.add_parser("diff", help="do two designs behave the same: outcomes, effects and "
+                        "every common property's value? (exit 0 same, 1 different, 2 trouble)")
     df.add_argument("a")
     df.add_argument("b")
     df.add_argument("--scope")

@@ -66,6 +66,7 @@ def test_diff_sees_a_changed_effect(tmp_path: Path) -> None:
     assert "differs in effects (memfd ∅, memfd-privstore {CHG_MAP})" in p.stdout
     assert "diff: DIFFERENT" in p.stdout
     assert "store(m1, 0) = 0" in p.stdout
+    assert "    # init: noexec_scope=0\n    memfd_create(" in p.stdout  # its initial state
     # and check agrees that the mutant breaks the content property
     c = run("check", "--design", f, "--property", "write-seal-content-frozen", "--quiet")
     assert c.returncode == 1 and "VIOLATED" in c.stdout
