@@ -694,6 +694,28 @@ def _int_at_least(lo: int) -> Callable[[str], int]:
     return conv
 
 
+def _path(text: str) -> str:
+    """An argparse type: an output path, not empty (an empty one would read as "none")."""
+    if not text:
+        raise argparse.ArgumentTypeError("empty path")
+    return text
+
+
+_path.__name__ = "path"
+
+
+def _exclude_flag(text: str) -> str:
+    """An argparse type: ACTION.PARAM=MASK, MASK in ASCII decimal, 0x hex, 0o or 0b."""
+    if not re.fullmatch(r"[^.=\s]+\.[^.=\s]+=(0[xX][0-9a-fA-F]+|0[oO][0-7]+|0[bB][01]+|[0-9]+)",
+                        text.strip()):
+        raise argparse.ArgumentTypeError(f"{text!r}: want ACTION.PARAM=MASK (MASK a number, "
+                                         "e.g. memfd_create.flags=0x8)")
+    return text.strip()
+
+
+_exclude_flag.__name__ = "ACTION.PARAM=MASK"
+
+
 #: z3 takes a timeout in milliseconds as an unsigned 32-bit number
 MAX_TIMEOUT = (2**32 - 1) / 1000
 
@@ -794,10 +816,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--timeout", type=_seconds, default=60.0, help=timeout_help)
     c.add_argument("--format", choices=["text", "json", "ktap", "mail"], default="text",
                    help="text (default; result lines as they finish), json, ktap, mail")
-    c.add_argument("--out", metavar="DIR",
+    c.add_argument("--out", metavar="DIR", type=_path,
                    help="write every counterexample/witness here in every format, "
                    "and every certificate as DESIGN.PROPERTY.ENGINE.smt2")
-    c.add_argument("--certificate", metavar="FILE",
+    c.add_argument("--certificate", metavar="FILE", type=_path,
                    help="write every certificate of the run to FILE as one SMT-LIB2 script "
                    "(each labelled by an echo; every check-sat must answer unsat)")
     c.add_argument("--quiet", action="store_true", help="no progress on stderr")
@@ -809,7 +831,7 @@ def build_parser() -> argparse.ArgumentParser:
     e = cmd("export")
     e.add_argument("trace", help="the trace file to export")
     e.add_argument("--to", required=True, help="c, py or itf (see docs/trace-format.md)")
-    e.add_argument("-o", "--output", metavar="FILE",
+    e.add_argument("-o", "--output", metavar="FILE", type=_path,
                    help="write here (default: standard output)")
     k = cmd("conform")
     k.add_argument("--design", default="memfd",
@@ -825,7 +847,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "pages=3,maps=3,pins=2,fds=3)")
     k.add_argument("--no-exhaustive", action="store_true",
                    help="random walks only, not every transition of the conformance scope")
-    k.add_argument("--out", metavar="DIR", help="write each minimal divergent trace here")
+    k.add_argument("--out", metavar="DIR", type=_path,
+                   help="write each minimal divergent trace here")
     k.add_argument("--jobs", type=_int_at_least(1), default=2,
                    help="kernel worker processes (default 2)")
     k.add_argument("--no-hugetlb", action="store_true",
@@ -837,6 +860,7 @@ def build_parser() -> argparse.ArgumentParser:
     df.add_argument("--scope", help="NAME=N,... of the explicit product search (default: "
                     "the designs' default scopes)")
     df.add_argument("--exclude-flag", action="append", metavar="ACTION.PARAM=MASK",
+                    type=_exclude_flag,
                     help="leave out parameter values with these bits")
     df.add_argument("--format", choices=["text", "mail"], default="text",
                     help="text (default) or mail (72 columns)")
@@ -859,7 +883,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--design", default="memfd", help="a design (default memfd)")
     x.add_argument("--scope", help="NAME=N,... (default pages=1,maps=0,pins=0,fds=1: the "
                    "checking scope's graph is far too large to draw)")
-    x.add_argument("--graph", metavar="FILE",
+    x.add_argument("--graph", metavar="FILE", type=_path,
                    help="write DOT here (and SVG beside it if Graphviz is installed); "
                    "default: standard output")
     x.add_argument("--max-states", type=_int_at_least(1), default=20000,
@@ -876,8 +900,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="seconds per pdr query (default %(default)s)")
     cp.add_argument("--format", choices=["text", "markdown"], default="text",
                     help="text (default) or markdown")
-    cp.add_argument("--out", metavar="DIR", help="write <id>-broken/-fixed traces and C "
-                    "reproducers here (traces/scenarios/corpus holds the committed ones)")
+    cp.add_argument("--out", metavar="DIR", type=_path,
+                    help="write <id>-broken/-fixed traces and C reproducers here "
+                    "(traces/scenarios/corpus holds the committed ones)")
     cp.add_argument("--quiet", action="store_true", help="no progress on stderr")
     return ap
 

@@ -60,13 +60,14 @@ def _watch(fd: int) -> None:
 
 
 def install(with_z3: bool) -> None:
-    """Make Ctrl-C stop the run (call once, from the main thread, before any solver query).
-    with_z3: also switch off z3's own SIGINT handling (imports z3)."""
+    """Make Ctrl-C stop a run that makes z3 queries (call from the main thread, before any
+    query); with_z3=False: nothing to do."""
     global _installed
-    if with_z3:
-        import z3
+    if not with_z3:  # Python's own KeyboardInterrupt reaches everything else
+        return
+    import z3
 
-        z3.set_param("ctrl_c", False)
+    z3.set_param("ctrl_c", False)
     if _installed or threading.current_thread() is not threading.main_thread():
         return
     _installed = True
