@@ -222,6 +222,10 @@ def cmd_check(args: argparse.Namespace) -> int:
                 rs, cov = run_explicit(d, props, scope, args.quiet)
                 done(rs)
                 lines += cov
+                if not args.quiet:
+                    _progress(f"{len(results)}/{total} {d.name} [explicit]: {len(rs)} "
+                              f"properties in {rs[0].seconds:.1f} s "
+                              f"(elapsed {time.perf_counter() - t0:.0f} s)")
                 continue
             for p in props:
                 done([check_symbolic(d, p, eng, lemmas=args.lemmas,
