@@ -86,7 +86,12 @@ def check_output_dir(path: str) -> None:
 
 def write_text(path: str, text: str) -> None:
     """Write `text` (UTF-8) to `path`: see the module docstring for what each kind of path
-    gets. Raises OutputError (one line) when it cannot."""
+    gets. Raises OutputError (one line) when it cannot, KeyboardInterrupt after a Ctrl-C
+    (a run that was asked to stop writes nothing more)."""
+    from checker.interrupt import requested
+
+    if requested():
+        raise KeyboardInterrupt
     target = os.path.realpath(path)  # through every symlink; a dangling one names what to make
     try:
         st: os.stat_result | None = os.stat(target)

@@ -919,7 +919,7 @@ EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a C tool whose reade
 
 def main(argv: Sequence[str] | None = None) -> int:
     from checker.atomic import OutputError
-    from checker.interrupt import EXIT_INTERRUPTED, install
+    from checker.interrupt import EXIT_INTERRUPTED, active, install, requested
 
     ap = build_parser()
     try:
@@ -934,7 +934,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "corpus": cmd_corpus, "lemmas": cmd_lemmas}
     try:
         install(with_z3=args.cmd in _Z3_COMMANDS)
-        return handlers[args.cmd](args)
+        with active():
+            return handlers[args.cmd](args)
     except UsageError as e:
         print(f"shmemcheck: {e}", file=sys.stderr)
         return EXIT_USAGE
@@ -954,6 +955,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             pass
         return EXIT_BROKEN_PIPE
     except Exception as e:  # noqa: BLE001 -- the last resort: one line, never a traceback
+        if requested():  # e.g. ctypes wraps a KeyboardInterrupt raised in an argument
+            print("shmemcheck: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
         if args.debug or os.environ.get("SHMEMCHECK_DEBUG"):
             raise
         print(f"shmemcheck: internal error: {type(e).__name__}: {e} (a bug: please report "

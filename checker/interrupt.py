@@ -18,12 +18,15 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 GRACE = 5.0
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a process killed by Ctrl-C
 
 _requested = threading.Event()
+_active = threading.Event()  # a command is running (the grace exit is for it, not for a caller)
 _installed = False
 
 
@@ -49,14 +52,15 @@ def _watch(fd: int) -> None:
             continue
         if not data:
             return
-        if signal.SIGINT in data:
+        if signal.SIGINT in data and _active.is_set():
             _requested.set()
             deadline = time.monotonic() + GRACE
-            while time.monotonic() < deadline:
+            while _active.is_set() and time.monotonic() < deadline:
                 _interrupt_z3()  # again and again: a query started after the first is stopped too
                 time.sleep(0.1)
-            os.write(2, b"shmemcheck: interrupted\n")
-            os._exit(EXIT_INTERRUPTED)
+            if _active.is_set():
+                os.write(2, b"shmemcheck: interrupted\n")
+                os._exit(EXIT_INTERRUPTED)
 
 
 def install(with_z3: bool) -> None:
@@ -76,6 +80,17 @@ def install(with_z3: bool) -> None:
     signal.set_wakeup_fd(w, warn_on_full_buffer=False)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     threading.Thread(target=_watch, args=(r,), name="shmemcheck-sigint", daemon=True).start()
+
+
+@contextmanager
+def active() -> Iterator[None]:
+    """Around one command: a Ctrl-C during it stops it (see the module docstring)."""
+    _requested.clear()
+    _active.set()
+    try:
+        yield
+    finally:
+        _active.clear()
 
 
 def unknown_reason(solver: Any) -> str:

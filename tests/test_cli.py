@@ -356,7 +356,7 @@ def test_ctrl_c_reaches_into_a_running_z3_query() -> None:
     KeyboardInterrupt is raised in the caller."""
     code = (
         "import time, z3\n"
-        "from checker.interrupt import install\n"
+        "from checker.interrupt import active, install\n"
         "install(True)\n"
         "s = z3.Solver(); n = 14\n"
         "p = [[z3.Bool(f'p{i}_{j}') for j in range(n - 1)] for i in range(n)]\n"
@@ -366,7 +366,8 @@ def test_ctrl_c_reaches_into_a_running_z3_query() -> None:
         "        for k in range(i + 1, n): s.add(z3.Or(z3.Not(p[i][j]), z3.Not(p[k][j])))\n"
         "print('start', flush=True)\n"
         "try:\n"
-        "    print(s.check(), s.reason_unknown(), flush=True)\n"
+        "    with active():\n"
+        "        print(s.check(), s.reason_unknown(), flush=True)\n"
         "except KeyboardInterrupt:\n"
         "    print('KeyboardInterrupt', flush=True)\n")
     p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
