@@ -505,7 +505,7 @@ def cmd_explore(args: argparse.Namespace) -> int:
         write_text(args.graph, dot)
         import shutil
         import subprocess
-        if shutil.which("dot"):
+        if shutil.which("dot") and os.path.isfile(args.graph):  # not a device or FIFO
             subprocess.run(["dot", "-Tsvg", args.graph, "-o",
                             os.path.splitext(args.graph)[0] + ".svg"], check=False)
     else:
