@@ -757,7 +757,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
                "proved inductive", "shmemcheck lemmas --design memfd"),
     "replay": ("replay trace files (or directories of them) on the model and/or this kernel",
                "shmemcheck replay traces/scenarios --on both"),
-    "export": ("export a trace as a C (kselftest-style) or Python reproducer, or ITF JSON",
+    "export": ("export a trace: a C (kselftest-style) or Python reproducer, a syzkaller "
+               "program, ITF JSON, a DOT or mermaid diagram, or the trace text",
                "shmemcheck export FILE.trace --to c -o repro.c"),
     "explore": ("the reachable state graph of a small scope, as Graphviz DOT",
                 "shmemcheck explore --design guest_memfd --graph gmem.dot"),
@@ -834,7 +835,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replay on the model (default), on this kernel, or both")
     e = cmd("export")
     e.add_argument("trace", help="the trace file to export")
-    e.add_argument("--to", required=True, help="c, py or itf (see docs/trace-format.md)")
+    e.add_argument("--to", required=True,
+                   help="the format: text, itf, dot, mermaid, c, python or syz")
     e.add_argument("-o", "--output", metavar="FILE", type=_path,
                    help="write here (default: standard output)")
     k = cmd("conform")

@@ -434,6 +434,14 @@ def test_help_lists_every_command_with_an_example() -> None:
             assert a.help, f"{name} {a.option_strings or a.dest} has no help text"
 
 
+def test_export_help_names_every_format() -> None:
+    from traces.export import EXPORTERS
+
+    h = run("export", "--help").stdout
+    for fmt in EXPORTERS:
+        assert re.search(rf"\b{fmt}\b", h), fmt
+
+
 def test_version() -> None:
     from importlib.metadata import version
 
