@@ -36,10 +36,12 @@ def requested() -> bool:
 
 
 def _interrupt_z3() -> None:
-    z3 = sys.modules.get("z3")
-    if z3 is not None:
+    z3 = sys.modules.get("z3.z3")
+    # the main context, if the main thread made it (creating it here would race with that)
+    ctx = getattr(z3, "_main_ctx", None)
+    if ctx is not None:
         try:
-            z3.main_ctx().interrupt()
+            ctx.interrupt()
         except Exception:  # noqa: BLE001 -- best effort: the grace exit still ends the run
             pass
 
