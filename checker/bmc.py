@@ -14,6 +14,7 @@ from typing import Any
 import z3
 
 from checker.encode_z3 import Encoder, Goal, Z
+from checker.interrupt import unknown_reason
 from traces.run import ARun, AStep
 
 
@@ -140,7 +141,7 @@ def bmc(enc: Encoder, goal: Goal, depth: int, timeout: float | None = None, *,
 
     def unknown(k: int) -> SearchResult:
         return SearchResult("unknown", max(0, u.run_length(k) - 1),
-                            reason=solver.reason_unknown(), queries=queries,
+                            reason=unknown_reason(solver), queries=queries,
                             seconds=time.perf_counter() - t0)
 
     for k in range(last + 1):

@@ -1,18 +1,25 @@
-"""The command line: shmemcheck list | check | replay | export | explore.
+"""shmemcheck: a formal model and model checker of Linux memfd/shmem (seals, inode flags,
+every access path) and guest_memfd, with the live kernel as oracle.
 
-Exit status: 0 everything as expected, 1 something unexpected (a violation, a missed witness, a
-divergence), 2 usage or input error, 3 inconclusive (timeout, unknown, CTI).
+Exit status: 0 everything as expected; 1 something unexpected (a violation, a missed witness,
+a divergence); 2 usage or input error (one line on stderr, nothing written); 3 inconclusive
+(timeout, solver unknown, CTI); 130 interrupted (Ctrl-C: the run stops, no output file is
+written); 141 standard output's reader went away (`shmemcheck list | head`: no message); 70 an
+internal error (a bug: please report; SHMEMCHECK_DEBUG=1 or --debug shows the traceback).
+
+`--design FILE.py` executes FILE.py as Python, with the caller's privileges.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import sys
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, NoReturn
 
 from checker.verdict import (
     EXIT_INCONCLUSIVE,
@@ -31,6 +38,8 @@ if TYPE_CHECKING:
     from traces.run import ARun
 
 ENGINES = ("explicit", "bmc", "kind", "pdr")
+#: explore's default scope (see cmd_explore)
+EXPLORE_SCOPE = {"pages": 1, "maps": 0, "pins": 0, "fds": 1}
 
 
 class UsageError(Exception):
@@ -43,9 +52,14 @@ def parse_scope(text: str | None) -> dict[str, int]:
         return out
     for part in text.split(","):
         k, eq, v = part.partition("=")
-        k = k.strip()
-        if not eq or not v.strip().isdigit():
-            raise UsageError(f"bad --scope item {part!r}: want NAME=NUMBER[,NAME=NUMBER...]")
+        k, v = k.strip(), v.strip()
+        # ASCII digits only: str.isdigit() also takes '²' (which int() refuses) and int()
+        # reads '٣' as 3
+        if not eq or not k or not re.fullmatch(r"[0-9]+", v):
+            raise UsageError(f"bad --scope item {part!r}: want NAME=NUMBER[,NAME=NUMBER...] "
+                             "(NUMBER in ASCII digits)")
+        if k in out:
+            raise UsageError(f"bad --scope: {k} given twice")
         out[k] = int(v)
     return out
 
@@ -82,6 +96,9 @@ def _load_designs(names: Sequence[str]) -> list[Design]:
                 out.append(load_whatif(n))
             except WhatIfError as e:
                 raise UsageError(str(e)) from None
+            except UnicodeDecodeError as e:  # the file, not its name: a what-if is UTF-8 text
+                raise UsageError(f"{n}: not UTF-8 text (byte {e.start}: "
+                                 f"{e.object[e.start:e.start + 1]!r})") from None
             continue
         try:
             out.append(designs.get(n))
@@ -155,6 +172,7 @@ def run_explicit(design: Design, props: Sequence[Property], scope: dict[str, int
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from checker import report
     from properties.catalogue import for_design, load
 
     designs = load_designs(args.design or [])
@@ -162,39 +180,73 @@ def cmd_check(args: argparse.Namespace) -> int:
     for p in args.property or []:
         if p not in cat:
             raise UsageError(f"unknown property {p!r} (see `shmemcheck list`)")
-    engines = list(ENGINES) if "all" in args.engine else args.engine
+    engines = list(ENGINES) if "all" in args.engine else list(dict.fromkeys(args.engine))
     user_scope = parse_scope(args.scope)
-    results: list[Result] = []
     lines: list[str] = []
+    plan: list[tuple[Design, list[Property], dict[str, int]]] = []
     for d in designs:
         props = for_design(d)
         if args.property:
             props = [p for p in props if p.name in args.property]
-            if not props:
-                lines.append(f"{d.name}: none of the requested properties applies")
-                continue
+        if not props:
+            lines.append(f"{d.name}: none of the requested properties applies" if args.property
+                         else f"{d.name}: no property of the catalogue applies")
+            continue
         try:
             scope = d.scope(user_scope)
         except KeyError as e:
             raise UsageError(f"design {d.name} has no scope parameter {e.args[0]!r} "
                              f"(has: {', '.join(d.default_scope)})") from None
+        plan.append((d, props, scope))
+    if not plan:  # nothing checked is never success
+        names = ", ".join(d.name for d in designs)
+        raise UsageError("nothing to check: " + (
+            f"no requested property applies to {names}" if args.property
+            else f"no property applies to {names}"))
+    # an output that cannot be written is found now, not after a long run
+    from checker.atomic import check_output, check_output_dir
+
+    if args.out:
+        check_output_dir(args.out)
+    if args.certificate:
+        check_output(args.certificate)
+    if any(e != "explicit" for e in engines):
+        try:
+            from checker.symbolic import check_symbolic
+        except ImportError as e:
+            raise UsageError(f"symbolic engines are not available: {e}") from None
+    stream = args.format == "text"  # json, ktap and mail are documents: printed at the end
+    width = max(len(p.name) for _, props, _ in plan for p in props)
+    total = sum(len(props) for _, props, _ in plan) * len(engines)
+    t0 = time.perf_counter()
+    results: list[Result] = []
+
+    def done(rs: Sequence[Result]) -> None:
+        for r in rs:
+            results.append(r)
+            if stream:
+                sys.stdout.write("\n".join(report.result_lines(r, width)) + "\n")
+                sys.stdout.flush()
+            if not args.quiet and r.engine != "explicit":
+                _progress(f"{len(results)}/{total} {r.design} {r.prop} [{r.engine}]: "
+                          f"{r.verdict.value} in {r.seconds:.1f} s "
+                          f"(elapsed {time.perf_counter() - t0:.0f} s)")
+
+    for d, props, scope in plan:
         for eng in engines:
             if eng == "explicit":
                 rs, cov = run_explicit(d, props, scope, args.quiet)
-                results += rs
+                done(rs)
                 lines += cov
-            else:
-                try:
-                    from checker.symbolic import check_symbolic
-                except ImportError as e:
-                    raise UsageError(f"engine {eng} is not available: {e}") from None
-                for p in props:
-                    results.append(check_symbolic(d, p, eng, lemmas=args.lemmas,
-                                                  depth=args.k_max if eng == "kind"
-                                                  else args.depth,
-                                                  timeout=args.timeout))
-    from checker import report
-
+                if not args.quiet:
+                    _progress(f"{len(results)}/{total} {d.name} [explicit]: {len(rs)} "
+                              f"properties in {rs[0].seconds:.1f} s "
+                              f"(elapsed {time.perf_counter() - t0:.0f} s)")
+                continue
+            for p in props:
+                done([check_symbolic(d, p, eng, lemmas=args.lemmas,
+                                     depth=args.k_max if eng == "kind" else args.depth,
+                                     timeout=args.timeout)])
     changes = [c for d in designs for c in changed_from_base(d, results)]
     if args.format == "json":
         out = report.as_json(results, {"coverage": lines, "changed_from_base": changes})
@@ -203,8 +255,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     elif args.format == "mail":
         out = report.mail(results, lines + changes)
     else:
-        out = report.text(results, coverage=lines + changes)
+        out = report.tail(results, lines + changes)  # the result lines were streamed
     sys.stdout.write(out)
+    sys.stdout.flush()
     if args.out:
         write_outputs(args.out, results)
     if args.certificate:
@@ -274,12 +327,15 @@ def cmd_lemmas(args: argparse.Namespace) -> int:
 
 
 def write_outputs(outdir: str, results: list[Result]) -> None:
+    """Every counterexample/witness in every format, every certificate; exports a format
+    cannot write (a call with no C reproducer) are summarised in one line on stderr."""
     from checker.atomic import write_text
     from model import designs
     from traces.concretize import run_to_trace
     from traces.export import EXPORTERS, ExportError
     from traces.textfmt import format_trace
 
+    skipped: dict[tuple[str, str], list[str]] = {}
     for r in results:
         if r.certificate_smt2:
             write_text(os.path.join(outdir, f"{r.design}.{r.prop}.{r.engine}.smt2"),
@@ -295,11 +351,17 @@ def write_outputs(outdir: str, results: list[Result]) -> None:
             try:
                 text = fn(d, t)
             except ExportError as e:  # e.g. a call the C exporter has no reproducer for
-                why = str(e).split(" (calls:")[0]
-                print(f"shmemcheck: {base}.{ext} not written: no {fmt} export: {why}",
-                      file=sys.stderr)
+                why = re.sub(r"^step \d+: ", "", str(e).split(" (calls:")[0])
+                skipped.setdefault((fmt, why), []).append(f"{base}.{ext}")
                 continue
             write_text(f"{base}.{ext}", text)
+    if skipped:
+        n = sum(len(v) for v in skipped.values())
+        parts = [f"no {fmt} export: {why} ({len(v)}" + (f", e.g. {v[0]})" if len(v) > 1
+                                                        else f": {v[0]})")
+                 for (fmt, why), v in sorted(skipped.items(), key=lambda kv: -len(kv[1]))]
+        print(f"shmemcheck: {n} export file(s) not written: " + "; ".join(parts),
+              file=sys.stderr)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -393,6 +455,10 @@ def cmd_conform(args: argparse.Namespace) -> int:
                         ("--jobs", args.jobs, 1)):
         if v < lo:
             raise UsageError(f"{flag} must be at least {lo}")
+    if args.out:
+        from checker.atomic import check_output_dir
+
+        check_output_dir(args.out)
     opts = ConformOptions(scope, depth, walks=args.random, seed=args.seed, length=args.length,
                           walk_scope=walk_scope, exhaustive=not args.no_exhaustive,
                           jobs=args.jobs, hugetlb=not args.no_hugetlb, out=args.out,
@@ -413,6 +479,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     if args.to not in EXPORTERS:
         raise UsageError(f"unknown format {args.to!r} (formats: {', '.join(EXPORTERS)})")
+    if args.output:
+        from checker.atomic import check_output
+
+        check_output(args.output)
     try:
         t = load_trace(args.trace)
     except OSError as e:
@@ -453,14 +523,25 @@ def cmd_explore(args: argparse.Namespace) -> int:
     from checker.graph import TooLarge, state_graph, to_dot
 
     (d,) = load_designs([args.design])
+    # the checking scope's graph has 10^4 to 10^6 states: explore starts from the smallest
+    # that shows every action (one page, one fd, no mapping or pin; <= 15,000 states for
+    # every built-in design), then the user's --scope items
+    small = {k: v for k, v in EXPLORE_SCOPE.items() if k in d.default_scope}
+    want = {**small, **parse_scope(args.scope)}
     try:
-        scope = d.scope(parse_scope(args.scope))
+        scope = d.scope(want)
     except KeyError as e:
-        raise UsageError(f"no scope parameter {e.args[0]!r}") from None
+        raise UsageError(f"design {d.name} has no scope parameter {e.args[0]!r} "
+                         f"(has: {', '.join(d.default_scope)})") from None
+    if args.graph:
+        from checker.atomic import check_output
+
+        check_output(args.graph)
     try:
         g = state_graph(d, scope, max_states=args.max_states)
     except TooLarge as e:
-        raise UsageError(f"{e}: choose a smaller --scope or raise --max-states") from None
+        raise UsageError(f"design {d.name}, scope {scope_text(scope)}: {e}: choose a smaller "
+                         "--scope or raise --max-states") from None
     dot = to_dot(d, g)
     from checker.atomic import write_text
 
@@ -468,12 +549,13 @@ def cmd_explore(args: argparse.Namespace) -> int:
         write_text(args.graph, dot)
         import shutil
         import subprocess
-        if shutil.which("dot"):
+        if shutil.which("dot") and os.path.isfile(args.graph):  # not a device or FIFO
             subprocess.run(["dot", "-Tsvg", args.graph, "-o",
                             os.path.splitext(args.graph)[0] + ".svg"], check=False)
     else:
         sys.stdout.write(dot)
-    print(f"explore: {g.number_of_nodes()} states, {g.number_of_edges()} transitions",
+    print(f"explore: {d.name}, scope {scope_text(scope)}: {g.number_of_nodes()} states, "
+          f"{g.number_of_edges()} transitions",
           file=sys.stderr)
     return EXIT_OK
 
@@ -648,6 +730,10 @@ def cmd_corpus(args: argparse.Namespace) -> int:
         if unknown:
             raise UsageError(f"unknown bug {unknown[0]!r} (bugs: {', '.join(sorted(known))})")
         bugs = [b for b in bugs if b.id in args.bug]
+    if args.out:
+        from checker.atomic import check_output_dir
+
+        check_output_dir(args.out)
     results = corpus.run_corpus(bugs, symbolic=not args.explicit, timeout=args.timeout,
                                 progress=None if args.quiet else _progress)
     sys.stdout.write(corpus.table(results, markdown=args.format == "markdown"))
@@ -659,103 +745,254 @@ def cmd_corpus(args: argparse.Namespace) -> int:
     return corpus.exit_status(results)
 
 
+def _int_at_least(lo: int) -> Callable[[str], int]:
+    """An argparse type: a decimal integer (ASCII digits) >= lo."""
+    def conv(text: str) -> int:
+        t = text.strip()
+        if not re.fullmatch(r"[+-]?[0-9]+", t):
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer")
+        v = int(t)
+        if v < lo:
+            raise argparse.ArgumentTypeError(f"{v} is less than {lo}")
+        return v
+    conv.__name__ = f"integer >= {lo}"
+    return conv
+
+
+def _path(text: str) -> str:
+    """An argparse type: an output path, not empty (an empty one would read as "none")."""
+    if not text:
+        raise argparse.ArgumentTypeError("empty path")
+    return text
+
+
+_path.__name__ = "path"
+
+
+def _exclude_flag(text: str) -> str:
+    """An argparse type: ACTION.PARAM=MASK, MASK in ASCII decimal, 0x hex, 0o or 0b."""
+    if not re.fullmatch(r"[^.=\s]+\.[^.=\s]+=(0[xX][0-9a-fA-F]+|0[oO][0-7]+|0[bB][01]+|[0-9]+)",
+                        text.strip()):
+        raise argparse.ArgumentTypeError(f"{text!r}: want ACTION.PARAM=MASK (MASK a number, "
+                                         "e.g. memfd_create.flags=0x8)")
+    return text.strip()
+
+
+_exclude_flag.__name__ = "ACTION.PARAM=MASK"
+
+
+#: z3 takes a timeout in milliseconds as an unsigned 32-bit number
+MAX_TIMEOUT = (2**32 - 1) / 1000
+
+
+def _seconds(text: str) -> float:
+    """An argparse type: a finite number of seconds > 0 that z3 can take."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(v) or v <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: want a number of seconds > 0")
+    if v > MAX_TIMEOUT:
+        raise argparse.ArgumentTypeError(f"{text!r}: more than z3 accepts "
+                                         f"({MAX_TIMEOUT:.0f} s)")
+    return v
+
+
+_seconds.__name__ = "seconds"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with usage errors as one line (`shmemcheck CMD: error: ...`), exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    # name: (one-line description, example)
+    "list": ("designs, properties and actions", "shmemcheck list"),
+    "check": ("check properties of designs with one or more engines",
+              "shmemcheck check --design memfd --property write-seal-no-writable-mapping"),
+    "lemmas": ("the invariants k-induction is strengthened with: mined candidates Houdini "
+               "proved inductive", "shmemcheck lemmas --design memfd"),
+    "replay": ("replay trace files (or directories of them) on the model and/or this kernel",
+               "shmemcheck replay traces/scenarios --on both"),
+    "export": ("export a trace: a C (kselftest-style) or Python reproducer, a syzkaller "
+               "program, ITF JSON, a DOT or mermaid diagram, or the trace text",
+               "shmemcheck export FILE.trace --to c -o repro.c"),
+    "explore": ("the reachable state graph of a small scope, as Graphviz DOT",
+                "shmemcheck explore --design guest_memfd --graph gmem.dot"),
+    "conform": ("differential conformance: model transitions and random walks replayed on "
+                "the live kernel", "shmemcheck conform --design memfd --random 200"),
+    "diff": ("do two designs behave the same: outcomes, effects and every common property's "
+             "value? (exit 0 same, 1 different)",
+             "shmemcheck diff v5-inaccessible v5-flags"),
+    "encoding": ("flag bits distinct, round-trip, layout consistent; uapi collisions",
+                 "shmemcheck encoding --compose memfd v5-inaccessible"),
+    "compare": ("the seed's promise: v5 MFD_INACCESSIBLE vs guest_memfd, as a markdown table",
+                "shmemcheck compare --engine pdr"),
+    "corpus": ("the bug corpus: each historical bug caught on its -broken design, each fix "
+               "holding on its -fixed design", "shmemcheck corpus --format markdown"),
+}
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("shmemcheck")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="shmemcheck", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("list", help="designs, properties, actions")
-    c = sub.add_parser("check", help="check properties of designs")
+    ap = _Parser(prog="shmemcheck", description=__doc__,
+                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                 epilog="examples:\n" + "\n".join(f"  {ex}" for _, ex in
+                                                   SUBCOMMANDS.values()))
+    ap.add_argument("--version", action="version", version=f"shmemcheck {_version()}")
+    ap.add_argument("--debug", action="store_true",
+                    help="show the Python traceback of an internal error (also: "
+                    "SHMEMCHECK_DEBUG=1)")
+    sub = ap.add_subparsers(dest="cmd", required=True, metavar="COMMAND",
+                            parser_class=_Parser)
+
+    def cmd(name: str) -> argparse.ArgumentParser:
+        text, example = SUBCOMMANDS[name]
+        return sub.add_parser(name, help=text, description=text + ".",
+                              epilog=f"example:\n  {example}",
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    timeout_help = "seconds per solver query (default %(default)s; a timeout is UNKNOWN)"
+    cmd("list")
+    c = cmd("check")
     c.add_argument("--design", action="append",
                    help="a built-in design or a what-if FILE.py; a what-if file is executed "
                    "as Python with your privileges (root, if you run as root): load only "
                    "files you trust")
-    c.add_argument("--property", action="append")
-    c.add_argument("--engine", action="append", choices=[*ENGINES, "all"])
-    c.add_argument("--scope", help="NAME=N,... (explicit engine bounds)")
-    c.add_argument("--depth", type=int, default=20, help="bmc depth (default 20)")
-    c.add_argument("--k-max", type=int, default=8,
+    c.add_argument("--property", action="append",
+                   help="only this property (repeatable; default: every one that applies)")
+    c.add_argument("--engine", action="append", choices=[*ENGINES, "all"],
+                   help="explicit (default), bmc, kind, pdr, or all (repeatable)")
+    c.add_argument("--scope", help="NAME=N,... (explicit engine bounds; default per design, "
+                   "see `shmemcheck list`)")
+    c.add_argument("--depth", type=_int_at_least(1), default=20,
+                   help="bmc depth (default %(default)s)")
+    c.add_argument("--k-max", type=_int_at_least(0), default=8,
                    help="largest k for k-induction (default 8; a CTI at k-max is reported)")
     c.add_argument("--no-lemmas", dest="lemmas", action="store_false",
                    help="k-induction without the tool-found (Houdini) strengthening lemmas")
-    c.add_argument("--timeout", type=float, default=60.0, help="seconds per solver query")
-    c.add_argument("--format", choices=["text", "json", "ktap", "mail"], default="text")
-    c.add_argument("--out", help="write every counterexample/witness here in every format, "
+    c.add_argument("--timeout", type=_seconds, default=60.0, help=timeout_help)
+    c.add_argument("--format", choices=["text", "json", "ktap", "mail"], default="text",
+                   help="text (default; result lines as they finish), json, ktap, mail")
+    c.add_argument("--out", metavar="DIR", type=_path,
+                   help="write every counterexample/witness here in every format, "
                    "and every certificate as DESIGN.PROPERTY.ENGINE.smt2")
-    c.add_argument("--certificate", metavar="FILE",
+    c.add_argument("--certificate", metavar="FILE", type=_path,
                    help="write every certificate of the run to FILE as one SMT-LIB2 script "
                    "(each labelled by an echo; every check-sat must answer unsat)")
     c.add_argument("--quiet", action="store_true", help="no progress on stderr")
-    r = sub.add_parser("replay", help="replay trace files (or directories of them)")
-    r.add_argument("files", nargs="+")
-    r.add_argument("--on", choices=["model", "kernel", "both"], default="model")
-    e = sub.add_parser("export", help="export a trace to another format")
-    e.add_argument("trace")
-    e.add_argument("--to", required=True)
-    e.add_argument("-o", "--output")
-    k = sub.add_parser("conform", help="differential conformance: model transitions and "
-                       "random walks replayed on the live kernel")
-    k.add_argument("--design", default="memfd")
+    r = cmd("replay")
+    r.add_argument("files", nargs="+", metavar="FILE|DIR",
+                   help="trace files, or directories searched for *.trace")
+    r.add_argument("--on", choices=["model", "kernel", "both"], default="model",
+                   help="replay on the model (default), on this kernel, or both")
+    e = cmd("export")
+    e.add_argument("trace", help="the trace file to export")
+    e.add_argument("--to", required=True,
+                   help="the format: text, itf, dot, mermaid, c, python or syz")
+    e.add_argument("-o", "--output", metavar="FILE", type=_path,
+                   help="write here (default: standard output)")
+    k = cmd("conform")
+    k.add_argument("--design", default="memfd",
+                   help="a design of this kernel: memfd (default) or guest_memfd")
     k.add_argument("--scope", help="conformance scope NAME=N,... plus depth=D (states within D "
                    "steps); default per design (memfd: pages=2,maps=2,pins=2,fds=2,depth=3)")
-    k.add_argument("--random", type=int, default=2000, metavar="N",
+    k.add_argument("--random", type=_int_at_least(0), default=2000, metavar="N",
                    help="random walks (default 2000)")
-    k.add_argument("--seed", type=int, default=1)
-    k.add_argument("--length", type=int, default=12, metavar="L",
+    k.add_argument("--seed", type=_int_at_least(0), default=1, help="random seed (default 1)")
+    k.add_argument("--length", type=_int_at_least(1), default=12, metavar="L",
                    help="steps per random walk (default 12)")
     k.add_argument("--walk-scope", help="scope of the random walks (memfd: "
                    "pages=3,maps=3,pins=2,fds=3)")
     k.add_argument("--no-exhaustive", action="store_true",
                    help="random walks only, not every transition of the conformance scope")
-    k.add_argument("--out", metavar="DIR", help="write each minimal divergent trace here")
-    k.add_argument("--jobs", type=int, default=2, help="kernel worker processes (default 2)")
+    k.add_argument("--out", metavar="DIR", type=_path,
+                   help="write each minimal divergent trace here")
+    k.add_argument("--jobs", type=_int_at_least(1), default=2,
+                   help="kernel worker processes (default 2)")
     k.add_argument("--no-hugetlb", action="store_true",
                    help="leave out MFD_HUGETLB files (no huge pages reserved)")
     k.add_argument("--quiet", action="store_true", help="no progress on stderr")
-    df = sub.add_parser("diff", help="do two designs behave the same: outcomes, effects and "
-                        "every common property's value? (exit 0 same, 1 different, 2 trouble)")
-    df.add_argument("a")
-    df.add_argument("b")
-    df.add_argument("--scope")
-    df.add_argument("--exclude-flag", action="append",
-                    help="ACTION.PARAM=MASK: leave out parameter values with these bits")
-    df.add_argument("--format", choices=["text", "mail"], default="text")
+    df = cmd("diff")
+    df.add_argument("a", metavar="A", help="a design (built-in name or what-if .py file)")
+    df.add_argument("b", metavar="B", help="the design to compare it with")
+    df.add_argument("--scope", help="NAME=N,... of the explicit product search (default: "
+                    "the designs' default scopes)")
+    df.add_argument("--exclude-flag", action="append", metavar="ACTION.PARAM=MASK",
+                    type=_exclude_flag,
+                    help="leave out parameter values with these bits")
+    df.add_argument("--format", choices=["text", "mail"], default="text",
+                    help="text (default) or mail (72 columns)")
     df.add_argument("--engine", choices=["explicit", "symbolic", "both"], default="both",
-                    help="explicit product within a scope, z3 without one, or both")
-    df.add_argument("--timeout", type=float, default=120.0, help="seconds for the z3 query")
-    df.add_argument("--quiet", action="store_true")
-    en = sub.add_parser("encoding", help="flag bits distinct, round-trip, layout consistent")
-    en.add_argument("--design", action="append")
-    en.add_argument("--compose", nargs=2, metavar=("A", "B"))
-    cp = sub.add_parser("compare", help="the seed's promise: v5 MFD_INACCESSIBLE vs "
-                        "guest_memfd, as a markdown table")
-    cp.add_argument("--engine", choices=ENGINES, default="explicit")
-    cp.add_argument("--timeout", type=float, default=60.0)
+                    help="explicit product within a scope, z3 without one, or both (default)")
+    df.add_argument("--timeout", type=_seconds, default=120.0,
+                    help="seconds for the z3 query (default %(default)s)")
+    df.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    en = cmd("encoding")
+    en.add_argument("--design", action="append",
+                    help="only this design (repeatable; default: every built-in design)")
+    en.add_argument("--compose", nargs=2, metavar=("A", "B"),
+                    help="also check that A's and B's uapi constants do not collide")
+    cp = cmd("compare")
+    cp.add_argument("--engine", choices=ENGINES, default="explicit",
+                    help="the engine deciding each cell (default explicit)")
+    cp.add_argument("--timeout", type=_seconds, default=60.0, help=timeout_help)
     cp.add_argument("--legend", action="store_true", help="also print each method in full")
-    x = sub.add_parser("explore", help="the state graph of a small scope as DOT")
-    x.add_argument("--design", default="memfd")
-    x.add_argument("--scope")
-    x.add_argument("--graph", help="write DOT here (and SVG beside it if Graphviz is installed)")
-    x.add_argument("--max-states", type=int, default=20000)
-    lm = sub.add_parser("lemmas", help="the invariants k-induction is strengthened with: "
-                        "mined candidates Houdini proved inductive")
-    lm.add_argument("--design", action="append")
-    lm.add_argument("--timeout", type=float, default=120.0, help="seconds per solver query")
-    cp = sub.add_parser("corpus", help="the bug corpus: each historical bug caught on its "
-                        "-broken design, each fix holding on its -fixed design")
-    cp.add_argument("--bug", action="append", help="only this bug (B1, ..., G1)")
+    x = cmd("explore")
+    x.add_argument("--design", default="memfd", help="a design (default memfd)")
+    x.add_argument("--scope", help="NAME=N,... (default pages=1,maps=0,pins=0,fds=1: the "
+                   "checking scope's graph is far too large to draw)")
+    x.add_argument("--graph", metavar="FILE", type=_path,
+                   help="write DOT here (and SVG beside it if Graphviz is installed); "
+                   "default: standard output")
+    x.add_argument("--max-states", type=_int_at_least(1), default=20000,
+                   help="refuse a graph with more states (default %(default)s)")
+    lm = cmd("lemmas")
+    lm.add_argument("--design", action="append",
+                    help="only this design (repeatable; default: every built-in design)")
+    lm.add_argument("--timeout", type=_seconds, default=120.0, help=timeout_help)
+    cp = cmd("corpus")
+    cp.add_argument("--bug", action="append", help="only this bug (B1, ..., G1; repeatable)")
     cp.add_argument("--explicit", action="store_true",
                     help="explicit engine only (fixes then hold within the scope, unproved)")
-    cp.add_argument("--timeout", type=float, default=60.0, help="seconds per pdr query")
-    cp.add_argument("--format", choices=["text", "markdown"], default="text")
-    cp.add_argument("--out", metavar="DIR", help="write <id>-broken/-fixed traces and C "
-                    "reproducers here (traces/scenarios/corpus holds the committed ones)")
+    cp.add_argument("--timeout", type=_seconds, default=60.0,
+                    help="seconds per pdr query (default %(default)s)")
+    cp.add_argument("--format", choices=["text", "markdown"], default="text",
+                    help="text (default) or markdown")
+    cp.add_argument("--out", metavar="DIR", type=_path,
+                    help="write <id>-broken/-fixed traces and C reproducers here "
+                    "(traces/scenarios/corpus holds the committed ones)")
     cp.add_argument("--quiet", action="store_true", help="no progress on stderr")
     return ap
 
 
+#: commands that run z3 queries (Ctrl-C must reach into them)
+_Z3_COMMANDS = {"check", "lemmas", "diff", "compare", "corpus", "encoding"}
+EXIT_INTERNAL = 70  # EX_SOFTWARE (sysexits.h): a bug in shmemcheck, not in the input
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a C tool whose reader went away
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    from checker.atomic import OutputError
+    from checker.interrupt import EXIT_INTERRUPTED, active, install, requested
+
     ap = build_parser()
-    args = ap.parse_args(argv)
+    try:
+        args = ap.parse_args(argv)
+    except SystemExit as e:  # --help, --version, usage errors (already printed)
+        return e.code if isinstance(e.code, int) else EXIT_USAGE
     if getattr(args, "engine", None) is None and args.cmd == "check":
         args.engine = ["explicit"]
     handlers = {"list": cmd_list, "check": cmd_check, "replay": cmd_replay,
@@ -763,17 +1000,44 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "diff": cmd_diff, "encoding": cmd_encoding, "compare": cmd_compare,
                 "corpus": cmd_corpus, "lemmas": cmd_lemmas}
     try:
-        return handlers[args.cmd](args)
+        install(with_z3=args.cmd in _Z3_COMMANDS)
+        with active():
+            return handlers[args.cmd](args)
     except UsageError as e:
+        print(f"shmemcheck: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except OutputError as e:
         print(f"shmemcheck: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("shmemcheck: interrupted", file=sys.stderr)
-        return EXIT_INCONCLUSIVE
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # the reader went away (`shmemcheck list | head`): stop quietly; point stdout at
+        # /dev/null so the interpreter's final flush does not complain either
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return EXIT_BROKEN_PIPE
+    except Exception as e:  # noqa: BLE001 -- the last resort: one line, never a traceback
+        if requested():  # e.g. ctypes wraps a KeyboardInterrupt raised in an argument
+            print("shmemcheck: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        if args.debug or os.environ.get("SHMEMCHECK_DEBUG"):
+            raise
+        print(f"shmemcheck: internal error: {type(e).__name__}: {e} (a bug: please report "
+              "it; --debug or SHMEMCHECK_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def _entry() -> None:
+    """The console script: exit with main()'s status."""
+    sys.exit(main())
 
 
 if __name__ == "__main__":
-    t0 = time.perf_counter()
-    sys.exit(main())
+    _entry()
 
 __all__ = ["EXIT_INCONCLUSIVE", "EXIT_UNEXPECTED", "main"]

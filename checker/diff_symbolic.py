@@ -23,6 +23,7 @@ import z3
 
 from checker.encode_z3 import Encoder
 from checker.houdini import Step, inductive_subset
+from checker.interrupt import unknown_reason
 from model.lang.design import Design
 from properties.catalogue import Property
 
@@ -176,7 +177,7 @@ def symbolic_diff(a: Design, b: Design, timeout: float | None = 120.0) -> SymDif
     if r == z3.unsat:
         return SymDiff("different", secs)
     if r != z3.sat:
-        return SymDiff("unknown", secs, reason=solver.reason_unknown())
+        return SymDiff("unknown", secs, reason=unknown_reason(solver))
     from checker.pdr import interpretation
 
     formula = interpretation(solver.model(), inv, sa + sb)

@@ -33,6 +33,7 @@ from checker.bmc import set_timeout
 from checker.certificate import render
 from checker.encode_z3 import Encoder, value_term
 from checker.explicit import Explorer
+from checker.interrupt import unknown_reason
 from model.lang.design import Design
 from model.lang.schema import Field
 
@@ -247,7 +248,7 @@ def inductive_subset(cands: Sequence[z3.BoolRef], init: Sequence[z3.BoolRef],
                 s.pop()
                 break
             if r != z3.sat:
-                raise TimeoutError(f"z3 {r} ({s.reason_unknown()})")
+                raise TimeoutError(f"z3 gave up ({unknown_reason(s)})")
             m = s.model()
             alive = [i for i in alive if z3.is_true(m.eval(test[i], model_completion=True))]
             dropped = True

@@ -23,6 +23,7 @@ import z3
 
 from checker.bmc import Unroller, set_timeout, unrolling_solver
 from checker.encode_z3 import Encoder, Goal, Z
+from checker.interrupt import unknown_reason
 from traces.run import ARun
 
 
@@ -105,7 +106,7 @@ def _kind(enc: Encoder, goal: Goal, max_k: int, timeout: float | None, strengthe
             base.pop()
             hit = _confirm(base, base_u, k, strengthen, violation)
             if hit is None:
-                return KindResult("unknown", k, reason=base.reason_unknown(), on_transitions=on_t)
+                return KindResult("unknown", k, reason=unknown_reason(base), on_transitions=on_t)
             if isinstance(hit, str):
                 if hit == "spurious" and use_pre:
                     return KindResult("spurious", k)
@@ -113,7 +114,7 @@ def _kind(enc: Encoder, goal: Goal, max_k: int, timeout: float | None, strengthe
             return KindResult("found", base_u.run_length(k), hit, on_transitions=on_t)
         base.pop()
         if r == z3.unknown:
-            return KindResult("unknown", k, reason=base.reason_unknown(), on_transitions=on_t)
+            return KindResult("unknown", k, reason=unknown_reason(base), on_transitions=on_t)
         base.add(base_u.trans(k), base_pos.good(k))
         # inductive step
         asserts, u = step_query(enc, goal, k, strengthen, use_pre)
@@ -123,7 +124,7 @@ def _kind(enc: Encoder, goal: Goal, max_k: int, timeout: float | None, strengthe
         if r == z3.unsat:
             return KindResult("proved", k, on_transitions=on_t)
         if r == z3.unknown:
-            return KindResult("unknown", k, reason=step.reason_unknown(), on_transitions=on_t)
+            return KindResult("unknown", k, reason=unknown_reason(step), on_transitions=on_t)
         if k == max_k:
             cti = u.decode(step.model(), k)
             return KindResult("cti", k, cti, on_transitions=on_t)

@@ -21,6 +21,7 @@ import z3
 
 from checker.bmc import set_timeout
 from checker.encode_z3 import Encoder, Goal, Z
+from checker.interrupt import unknown_reason
 
 
 @dataclass
@@ -107,4 +108,4 @@ def pdr(enc: Encoder, goal: Goal, timeout: float | None = None) -> PdrResult:
         return PdrResult("safe", formula, seconds=secs)
     if r == z3.unsat:
         return PdrResult("reachable", seconds=secs)
-    return PdrResult("unknown", reason=solver.reason_unknown(), seconds=secs)
+    return PdrResult("unknown", reason=unknown_reason(solver), seconds=secs)

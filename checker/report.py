@@ -50,28 +50,37 @@ def summary(results: Sequence[Result]) -> str:
             f"{inc} inconclusive: {word}")
 
 
+def result_lines(r: Result, width: int) -> list[str]:
+    """One result in the text format: its verdict line, then note, trace or invariant."""
+    mark = "ok  " if r.as_expected else ("??  " if r.inconclusive else "FAIL")
+    out = [f"{mark} {r.design:<16} {r.prop:<{width}} {r.verdict.value:<13} "
+           f"[{r.engine}] {r.method}; expected {r.expected}"]
+    if r.note:
+        out.append(f"       note: {r.note}")
+    lines = trace_lines(r)
+    if lines:
+        label = "counterexample" if r.verdict is Verdict.VIOLATED else "witness"
+        n = len(r.run.steps) if r.run is not None else len(lines)
+        out.append(f"       {label} ({n} step{'s' * (n != 1)}):")
+        out.extend(f"         {ln}" for ln in lines)
+    if r.certificate:
+        out.append("       inductive invariant (re-checked):")
+        out.extend(f"         {ln}" for ln in r.certificate.splitlines())
+    return out
+
+
+def tail(results: Sequence[Result], coverage: Sequence[str] = ()) -> str:
+    """The end of the text format: coverage lines, then the summary line."""
+    return "\n".join([*coverage, summary(results)]) + "\n"
+
+
 def text(results: Sequence[Result], header: Sequence[str] = (), coverage: Sequence[str] = ()
          ) -> str:
     out = list(header)
     width = max((len(r.prop) for r in results), default=10)
     for r in results:
-        mark = "ok  " if r.as_expected else ("??  " if r.inconclusive else "FAIL")
-        out.append(f"{mark} {r.design:<16} {r.prop:<{width}} {r.verdict.value:<13} "
-                   f"[{r.engine}] {r.method}; expected {r.expected}")
-        if r.note:
-            out.append(f"       note: {r.note}")
-        lines = trace_lines(r)
-        if lines:
-            label = "counterexample" if r.verdict is Verdict.VIOLATED else "witness"
-            n = len(r.run.steps) if r.run is not None else len(lines)
-            out.append(f"       {label} ({n} step{'s' * (n != 1)}):")
-            out.extend(f"         {ln}" for ln in lines)
-        if r.certificate:
-            out.append("       inductive invariant (re-checked):")
-            out.extend(f"         {ln}" for ln in r.certificate.splitlines())
-    out.extend(coverage)
-    out.append(summary(results))
-    return "\n".join(out) + "\n"
+        out.extend(result_lines(r, width))
+    return "\n".join(out) + ("\n" if out else "") + tail(results, coverage)
 
 
 def ktap(results: Sequence[Result]) -> str:

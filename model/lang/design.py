@@ -97,7 +97,10 @@ class Design:
         sc = dict(self.default_scope)
         sc.update(default_scope or {})
         return replace(self, name=name, doc=doc, schema=schema, init=Init(iv),
-                       actions=tuple(acts), base=self.name, kernel=kernel,
+                       # a further step of the same delta (same name) keeps its base
+                       actions=tuple(acts),
+                       base=self.base if name == self.name and self.base else self.name,
+                       kernel=kernel,
                        effects=self.effects + tuple(e for e in effects
                                                     if e not in self.effects),
                        default_scope=sc,
