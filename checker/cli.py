@@ -102,16 +102,19 @@ def _progress(msg: str) -> None:
 
 
 def run_explicit(design: Design, props: Sequence[Property], scope: dict[str, int],
-                 quiet: bool) -> tuple[list[Result], list[str]]:
+                 quiet: bool, max_memory: int | None = None) -> tuple[list[Result], list[str]]:
     from checker.explicit import Explorer
 
     ex = Explorer(design, scope, props,
-                  progress=None if quiet else _progress)
+                  progress=None if quiet else _progress, max_memory=max_memory)
     r = ex.run()
     st = scope_text(scope)
     method = f"explicit, scope {st}"
     note = ("; the scope bounded some counters (transitions pruned: "
             f"{r.pruned}), so this holds within the scope only") if r.pruned else ""
+    if r.stopped:  # what was not found may lie beyond: inconclusive, never a pass
+        print(f"shmemcheck: {design.name}: {r.stopped}", file=sys.stderr)
+        note = f"; stopped: {r.stopped} (--max-memory)"
     results = []
     for name, o in r.props.items():
         p = o.prop
@@ -119,9 +122,12 @@ def run_explicit(design: Design, props: Sequence[Property], scope: dict[str, int
             v = Verdict.EXHAUSTED if o.holds else Verdict.VIOLATED
         else:
             v = Verdict.WITNESSED if o.holds else Verdict.NOT_WITNESSED
+        if r.stopped and v in (Verdict.EXHAUSTED, Verdict.NOT_WITNESSED):
+            v = Verdict.UNKNOWN
         results.append(Result(design.name, name, "explicit", v,
                               p.expected(design.name), method
-                              + (note if v in (Verdict.EXHAUSTED, Verdict.NOT_WITNESSED)
+                              + (note if v in (Verdict.EXHAUSTED, Verdict.NOT_WITNESSED,
+                                               Verdict.UNKNOWN)
                                  else ""),
                               r.seconds, o.run,
                               stats={"states": r.states, "transitions": r.transitions,
@@ -138,6 +144,31 @@ def run_explicit(design: Design, props: Sequence[Property], scope: dict[str, int
     return results, cov
 
 
+def max_memory_arg(args: argparse.Namespace) -> int | None:
+    """--max-memory in bytes (default: half of MemAvailable now)."""
+    from checker.memory import default_limit, parse_size
+
+    if args.max_memory is None:
+        return default_limit()
+    try:
+        return parse_size(args.max_memory)
+    except ValueError as e:
+        raise UsageError(f"--max-memory: {e}") from None
+
+
+def explicit_preflight(designs: Sequence[Design], user_scope: dict[str, int]) -> None:
+    """Refuse a design whose state does not fit the explicit engine's key at this scope."""
+    from checker.explicit import Packer, ScopeTooWide
+
+    for d in designs:
+        try:
+            Packer(d, d.scope(user_scope))
+        except KeyError:
+            continue  # reported with the design's scope parameters below
+        except ScopeTooWide as e:
+            raise UsageError(str(e)) from None
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from properties.catalogue import for_design, load
 
@@ -148,6 +179,9 @@ def cmd_check(args: argparse.Namespace) -> int:
             raise UsageError(f"unknown property {p!r} (see `shmemcheck list`)")
     engines = list(ENGINES) if "all" in args.engine else args.engine
     user_scope = parse_scope(args.scope)
+    max_memory = max_memory_arg(args)
+    if "explicit" in engines:  # a state too wide for the engine: refused before anything runs
+        explicit_preflight(designs, user_scope)
     results: list[Result] = []
     lines: list[str] = []
     for d in designs:
@@ -164,7 +198,7 @@ def cmd_check(args: argparse.Namespace) -> int:
                              f"(has: {', '.join(d.default_scope)})") from None
         for eng in engines:
             if eng == "explicit":
-                rs, cov = run_explicit(d, props, scope, args.quiet)
+                rs, cov = run_explicit(d, props, scope, args.quiet, max_memory)
                 results += rs
                 lines += cov
             else:
@@ -414,7 +448,8 @@ def cmd_explore(args: argparse.Namespace) -> int:
     except KeyError as e:
         raise UsageError(f"no scope parameter {e.args[0]!r}") from None
     try:
-        g = state_graph(d, scope, max_states=args.max_states)
+        g = state_graph(d, scope, max_states=args.max_states,
+                        max_memory=max_memory_arg(args))
     except TooLarge as e:
         raise UsageError(f"{e}: choose a smaller --scope or raise --max-states") from None
     dot = to_dot(d, g)
@@ -469,7 +504,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
     scope.update({k: v for k, v in b.default_scope.items() if k not in scope})
     scope.update(parse_scope(args.scope))
     try:
-        r = Differ(a, b, scope, progress=None if args.quiet else _progress).run()
+        r = Differ(a, b, scope, progress=None if args.quiet else _progress,
+                   max_memory=max_memory_arg(args)).run()
     except ValueError as e:
         raise UsageError(str(e)) from None
     st = scope_text(scope)
@@ -516,6 +552,9 @@ def cmd_diff(args: argparse.Namespace) -> int:
                    f"({outcome_text(sh.example[0].steps[-1].out)} vs "
                    f"{outcome_text(sh.example[1].steps[-1].out)})")
     code = EXIT_OK if same_calls else EXIT_UNEXPECTED
+    if r.stopped and same_calls:  # a difference may lie beyond: inconclusive, never a pass
+        verdict = f"UNKNOWN: {r.stopped} (--max-memory)"
+        code = EXIT_INCONCLUSIVE
     if args.engine in ("symbolic", "both") and not r.only_a and not r.only_b:
         from checker.diff_symbolic import symbolic_diff
 
@@ -598,6 +637,10 @@ def cmd_corpus(args: argparse.Namespace) -> int:
     return corpus.exit_status(results)
 
 
+MAX_MEMORY_HELP = ("stop the explicit search, inconclusive (exit 3), once this process's "
+                   "resident memory passes SIZE (e.g. 4G; default: half of MemAvailable)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="shmemcheck", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -621,6 +664,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write every certificate of the run to FILE as one SMT-LIB2 script "
                    "(each labelled by an echo; every check-sat must answer unsat)")
     c.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    c.add_argument("--max-memory", metavar="SIZE", help=MAX_MEMORY_HELP)
     r = sub.add_parser("replay", help="replay trace files (or directories of them)")
     r.add_argument("files", nargs="+")
     r.add_argument("--on", choices=["model", "kernel", "both"], default="model")
@@ -659,6 +703,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="explicit product within a scope, z3 without one, or both")
     df.add_argument("--timeout", type=float, default=120.0, help="seconds for the z3 query")
     df.add_argument("--quiet", action="store_true")
+    df.add_argument("--max-memory", metavar="SIZE", help=MAX_MEMORY_HELP)
     en = sub.add_parser("encoding", help="flag bits distinct, round-trip, layout consistent")
     en.add_argument("--design", action="append")
     en.add_argument("--compose", nargs=2, metavar=("A", "B"))
@@ -672,6 +717,8 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--scope")
     x.add_argument("--graph", help="write DOT here (and SVG beside it if Graphviz is installed)")
     x.add_argument("--max-states", type=int, default=20000)
+    x.add_argument("--max-memory", metavar="SIZE", help="stop the search (exit 2, nothing "
+                   "written) once resident memory passes SIZE (default: half of MemAvailable)")
     lm = sub.add_parser("lemmas", help="the invariants k-induction is strengthened with: "
                         "mined candidates Houdini proved inductive")
     lm.add_argument("--design", action="append")

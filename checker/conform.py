@@ -416,7 +416,6 @@ def successors(ex: Explorer, st: Mapping[str, int]) -> list[AStep]:
     from traces.run import AStep
 
     pk = ex.packer
-    words = {f.name for f in ex.design.schema.fields if f.sort.kind == "word"}
     S = _state_arrays([st], list(pk.shift))
     out: list[AStep] = []
     for ca in ex.actions:
@@ -433,7 +432,7 @@ def successors(ex: Explorer, st: Mapping[str, int]) -> list[AStep]:
         for c in cols.tolist():
             after = dict(st)
             for name, arr in upd.items():
-                after[name] = int(arr[c]) & (pk.mask[name] if name in words else -1)
+                after[name] = int(arr[c]) & pk.wmask.get(name, -1)
             out.append(AStep(ca.action.name, ca.params_at(c), int(outs[c]), int(effs[c]),
                              after, ca.labels[int(brs[c])]))
     return out
