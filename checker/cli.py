@@ -366,6 +366,11 @@ def cmd_conform(args: argparse.Namespace) -> int:
 
     (d,) = load_designs([args.design])
     name = d.name
+    if d.kernel is None:  # refused before anything runs on the kernel, as replay skips it
+        from checker.conform import kernel_designs
+        raise UsageError(f"conform: design {name} is not a model of a live kernel (a "
+                         "historical or proposed design); designs that are: "
+                         + ", ".join(kernel_designs()))
 
     def split(text: str | None, default: str | None) -> tuple[dict[str, int], int | None]:
         sc = parse_scope(default)
