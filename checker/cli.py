@@ -392,7 +392,12 @@ def cmd_conform(args: argparse.Namespace) -> int:
                           walk_scope=walk_scope, exhaustive=not args.no_exhaustive,
                           jobs=args.jobs, hugetlb=not args.no_hugetlb, out=args.out,
                           progress=None if args.quiet else _progress)
-    rep = run_conform(d, opts)
+    from checker.explicit import ScopeTooWide
+
+    try:
+        rep = run_conform(d, opts)
+    except ScopeTooWide as e:
+        raise UsageError(str(e)) from None
     print_report(rep)
     if rep.divergent:
         return EXIT_UNEXPECTED
@@ -445,6 +450,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_explore(args: argparse.Namespace) -> int:
+    from checker.explicit import ScopeTooWide
     from checker.graph import TooLarge, state_graph, to_dot
 
     (d,) = load_designs([args.design])
@@ -455,6 +461,8 @@ def cmd_explore(args: argparse.Namespace) -> int:
     try:
         g = state_graph(d, scope, max_states=args.max_states,
                         max_memory=max_memory_arg(args))
+    except ScopeTooWide as e:
+        raise UsageError(str(e)) from None
     except TooLarge as e:
         raise UsageError(f"{e}: choose a smaller --scope or raise --max-states") from None
     dot = to_dot(d, g)

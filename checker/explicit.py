@@ -105,7 +105,7 @@ class Packer:
             need = sum(widths.values())
             if need > KEY_BITS:
                 raise ScopeTooWide(
-                    f"design {design.name} needs {need} bits a state at scope "
+                    f"design {design.name} needs {need} bits per state at scope "
                     f"{_scope_text(scope)} and the explicit engine packs a state into "
                     f"{KEY_BITS}; the largest scope that fits: "
                     f"{_scope_text(largest_fitting(design, scope))}")

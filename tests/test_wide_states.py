@@ -132,3 +132,12 @@ def test_bad_max_memory_is_a_usage_error(cmd: list[str]) -> None:
     assert p.stderr.strip().splitlines() == [
         "shmemcheck: --max-memory: bad size 'lots': want a number of bytes with an optional "
         "K, M, G or T suffix (e.g. 4G)"]
+
+
+@pytest.mark.parametrize("cmd", [["explore"], ["conform", "--random", "1"],
+                                 ["diff", "memfd", "memfd", "--engine", "explicit"]])
+def test_other_commands_refuse_a_too_wide_scope(cmd: list[str]) -> None:
+    p = run(*cmd, "--scope", "pages=1099511627776", timeout=120)
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
+    (line,) = p.stderr.strip().splitlines()
+    assert "needs" in line and "largest scope that fits" in line
