@@ -135,16 +135,19 @@ def _progress(msg: str) -> None:
 
 
 def run_explicit(design: Design, props: Sequence[Property], scope: dict[str, int],
-                 quiet: bool) -> tuple[list[Result], list[str]]:
+                 quiet: bool, max_memory: int | None = None) -> tuple[list[Result], list[str]]:
     from checker.explicit import Explorer
 
     ex = Explorer(design, scope, props,
-                  progress=None if quiet else _progress)
+                  progress=None if quiet else _progress, max_memory=max_memory)
     r = ex.run()
     st = scope_text(scope)
     method = f"explicit, scope {st}"
     note = ("; the scope bounded some counters (transitions pruned: "
             f"{r.pruned}), so this holds within the scope only") if r.pruned else ""
+    if r.stopped:  # what was not found may lie beyond: inconclusive, never a pass
+        print(f"shmemcheck: {design.name}: {r.stopped}", file=sys.stderr)
+        note = f"; stopped: {r.stopped} (--max-memory)"
     results = []
     for name, o in r.props.items():
         p = o.prop
@@ -152,9 +155,12 @@ def run_explicit(design: Design, props: Sequence[Property], scope: dict[str, int
             v = Verdict.EXHAUSTED if o.holds else Verdict.VIOLATED
         else:
             v = Verdict.WITNESSED if o.holds else Verdict.NOT_WITNESSED
+        if r.stopped and v in (Verdict.EXHAUSTED, Verdict.NOT_WITNESSED):
+            v = Verdict.UNKNOWN
         results.append(Result(design.name, name, "explicit", v,
                               p.expected(design.name), method
-                              + (note if v in (Verdict.EXHAUSTED, Verdict.NOT_WITNESSED)
+                              + (note if v in (Verdict.EXHAUSTED, Verdict.NOT_WITNESSED,
+                                               Verdict.UNKNOWN)
                                  else ""),
                               r.seconds, o.run,
                               stats={"states": r.states, "transitions": r.transitions,
@@ -171,6 +177,31 @@ def run_explicit(design: Design, props: Sequence[Property], scope: dict[str, int
     return results, cov
 
 
+def max_memory_arg(args: argparse.Namespace) -> int | None:
+    """--max-memory in bytes (default: half of MemAvailable now)."""
+    from checker.memory import default_limit, parse_size
+
+    if args.max_memory is None:
+        return default_limit()
+    try:
+        return parse_size(args.max_memory)
+    except ValueError as e:
+        raise UsageError(f"--max-memory: {e}") from None
+
+
+def explicit_preflight(designs: Sequence[Design], user_scope: dict[str, int]) -> None:
+    """Refuse a design whose state does not fit the explicit engine's key at this scope."""
+    from checker.explicit import Packer, ScopeTooWide
+
+    for d in designs:
+        try:
+            Packer(d, d.scope(user_scope))
+        except KeyError:
+            continue  # reported with the design's scope parameters below
+        except ScopeTooWide as e:
+            raise UsageError(str(e)) from None
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from checker import report
     from properties.catalogue import for_design, load
@@ -182,6 +213,9 @@ def cmd_check(args: argparse.Namespace) -> int:
             raise UsageError(f"unknown property {p!r} (see `shmemcheck list`)")
     engines = list(ENGINES) if "all" in args.engine else list(dict.fromkeys(args.engine))
     user_scope = parse_scope(args.scope)
+    max_memory = max_memory_arg(args)
+    if "explicit" in engines:  # a state too wide for the engine: refused before anything runs
+        explicit_preflight(designs, user_scope)
     lines: list[str] = []
     plan: list[tuple[Design, list[Property], dict[str, int]]] = []
     for d in designs:
@@ -235,7 +269,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     for d, props, scope in plan:
         for eng in engines:
             if eng == "explicit":
-                rs, cov = run_explicit(d, props, scope, args.quiet)
+                rs, cov = run_explicit(d, props, scope, args.quiet, max_memory)
                 done(rs)
                 lines += cov
                 if not args.quiet:
@@ -438,6 +472,11 @@ def cmd_conform(args: argparse.Namespace) -> int:
 
     (d,) = load_designs([args.design])
     name = d.name
+    if d.kernel is None:  # refused before anything runs on the kernel, as replay skips it
+        from checker.conform import kernel_designs
+        raise UsageError(f"conform: design {name} is not a model of a live kernel (a "
+                         "historical or proposed design); designs that are: "
+                         + ", ".join(kernel_designs()))
 
     def split(text: str | None, default: str | None) -> tuple[dict[str, int], int | None]:
         sc = parse_scope(default)
@@ -463,7 +502,12 @@ def cmd_conform(args: argparse.Namespace) -> int:
                           walk_scope=walk_scope, exhaustive=not args.no_exhaustive,
                           jobs=args.jobs, hugetlb=not args.no_hugetlb, out=args.out,
                           progress=None if args.quiet else _progress)
-    rep = run_conform(d, opts)
+    from checker.explicit import ScopeTooWide
+
+    try:
+        rep = run_conform(d, opts)
+    except ScopeTooWide as e:
+        raise UsageError(str(e)) from None
     print_report(rep)
     if rep.divergent:
         return EXIT_UNEXPECTED
@@ -520,6 +564,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_explore(args: argparse.Namespace) -> int:
+    from checker.explicit import ScopeTooWide
     from checker.graph import TooLarge, state_graph, to_dot
 
     (d,) = load_designs([args.design])
@@ -538,7 +583,10 @@ def cmd_explore(args: argparse.Namespace) -> int:
 
         check_output(args.graph)
     try:
-        g = state_graph(d, scope, max_states=args.max_states)
+        g = state_graph(d, scope, max_states=args.max_states,
+                        max_memory=max_memory_arg(args))
+    except ScopeTooWide as e:
+        raise UsageError(str(e)) from None
     except TooLarge as e:
         raise UsageError(f"design {d.name}, scope {scope_text(scope)}: {e}: choose a smaller "
                          "--scope or raise --max-states") from None
@@ -610,7 +658,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
     scope.update({k: v for k, v in b.default_scope.items() if k not in scope})
     scope.update(parse_scope(args.scope))
     try:
-        r = Differ(a, b, scope, progress=None if args.quiet else _progress).run()
+        r = Differ(a, b, scope, progress=None if args.quiet else _progress,
+                   max_memory=max_memory_arg(args)).run()
     except ValueError as e:
         raise UsageError(str(e)) from None
     st = scope_text(scope)
@@ -659,6 +708,9 @@ def cmd_diff(args: argparse.Namespace) -> int:
                    + ("" if sh.what == "outcome" else f"; differs in {_what(a, b, sh)}")
                    + ")")
     code = EXIT_OK if same_calls else EXIT_UNEXPECTED
+    if r.stopped and same_calls:  # a difference may lie beyond: inconclusive, never a pass
+        verdict = f"UNKNOWN: {r.stopped} (--max-memory)"
+        code = EXIT_INCONCLUSIVE
     if args.engine in ("symbolic", "both") and not r.only_a and not r.only_b:
         from checker.diff_symbolic import symbolic_diff
 
@@ -846,6 +898,10 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
+MAX_MEMORY_HELP = ("stop the explicit search, inconclusive (exit 3), once this process's "
+                   "resident memory passes SIZE (e.g. 4G; default: half of MemAvailable)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = _Parser(prog="shmemcheck", description=__doc__,
                  formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -893,6 +949,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write every certificate of the run to FILE as one SMT-LIB2 script "
                    "(each labelled by an echo; every check-sat must answer unsat)")
     c.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    c.add_argument("--max-memory", metavar="SIZE", help=MAX_MEMORY_HELP)
     r = cmd("replay")
     r.add_argument("files", nargs="+", metavar="FILE|DIR",
                    help="trace files, or directories searched for *.trace")
@@ -940,6 +997,7 @@ def build_parser() -> argparse.ArgumentParser:
     df.add_argument("--timeout", type=_seconds, default=120.0,
                     help="seconds for the z3 query (default %(default)s)")
     df.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    df.add_argument("--max-memory", metavar="SIZE", help=MAX_MEMORY_HELP)
     en = cmd("encoding")
     en.add_argument("--design", action="append",
                     help="only this design (repeatable; default: every built-in design)")
@@ -959,6 +1017,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "default: standard output")
     x.add_argument("--max-states", type=_int_at_least(1), default=20000,
                    help="refuse a graph with more states (default %(default)s)")
+    x.add_argument("--max-memory", metavar="SIZE", help="stop the search (exit 2, nothing "
+                   "written) once resident memory passes SIZE (default: half of MemAvailable)")
     lm = cmd("lemmas")
     lm.add_argument("--design", action="append",
                     help="only this design (repeatable; default: every built-in design)")

@@ -32,7 +32,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from traces.kernel import KernelRun, Observation, run_on_kernel
+from traces.kernel import KernelRun, Observation, die_with_parent, run_on_kernel
 from traces.trace import Outcome, Ret, Step, Trace
 
 if TYPE_CHECKING:
@@ -416,7 +416,6 @@ def successors(ex: Explorer, st: Mapping[str, int]) -> list[AStep]:
     from traces.run import AStep
 
     pk = ex.packer
-    words = {f.name for f in ex.design.schema.fields if f.sort.kind == "word"}
     S = _state_arrays([st], list(pk.shift))
     out: list[AStep] = []
     for ca in ex.actions:
@@ -433,7 +432,7 @@ def successors(ex: Explorer, st: Mapping[str, int]) -> list[AStep]:
         for c in cols.tolist():
             after = dict(st)
             for name, arr in upd.items():
-                after[name] = int(arr[c]) & (pk.mask[name] if name in words else -1)
+                after[name] = int(arr[c]) & pk.wmask.get(name, -1)
             out.append(AStep(ca.action.name, ca.params_at(c), int(outs[c]), int(effs[c]),
                              after, ca.labels[int(brs[c])]))
     return out
@@ -529,7 +528,8 @@ class _Pool:
 
     def __init__(self, jobs: int) -> None:
         self.jobs = jobs
-        self.pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"))
+        self.pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
+                                        initializer=die_with_parent)
 
     def run(self, chunks: Iterator[list[Case]], done: Callable[[Case, KernelRun], None]) -> None:
         pending: dict[Future[list[KernelRun]], list[Case]] = {}
@@ -665,12 +665,34 @@ def scope_text(scope: Mapping[str, int], depth: int | None) -> str:
     return ",".join(parts)
 
 
-def run_conform(design: Design, opts: ConformOptions) -> ConformReport:
-    """Run the exhaustive transitions and the random walks on the kernel; see module doc."""
-    from traces.kernel import hugepages_reserved
+class NotAKernelDesign(ValueError):
+    pass
 
+
+def kernel_designs() -> list[str]:
+    """The built-in designs that claim to match a live kernel."""
+    from model import designs
+
+    return [n for n in designs.names() if designs.get(n).kernel is not None]
+
+
+def run_conform(design: Design, opts: ConformOptions) -> ConformReport:
+    """Run the exhaustive transitions and the random walks on the kernel; see module doc.
+
+    Only a design that claims to match a live kernel (design.kernel) is compared with it: a
+    historical or proposed design differs from this kernel by construction (NotAKernelDesign)."""
+    from traces.kernel import hugepages_reserved, restore_hugepages
+
+    if design.kernel is None:
+        raise NotAKernelDesign(
+            f"conform: design {design.name} is not a model of a live kernel (a historical or "
+            "proposed design): it cannot be compared with this kernel; designs that can: "
+            + ", ".join(kernel_designs()))
     t0 = time.perf_counter()
     say = opts.progress or (lambda msg: None)
+    undone = restore_hugepages()  # a raise left by a run that was killed
+    if undone:
+        say(undone)
     if not opts.hugetlb:
         design = _restrict_hugetlb(design)
     rep = ConformReport(design.name, scope_text(opts.scope, opts.depth))

@@ -24,6 +24,7 @@ import numpy as np
 
 from checker.compile_np import Arr, CompiledAction
 from checker.explicit import Explorer, Packer
+from checker.memory import human, over, rss_bytes
 from model.lang.action import Action, outcome_text
 from model.lang.design import Design
 from properties.catalogue import Property
@@ -54,6 +55,7 @@ class DiffResult:
     only_b: list[str]
     divergences: list[Divergence] = field(default_factory=list)
     complete: bool = True
+    stopped: str | None = None  # why the search stopped before its end (the memory bound)
 
     @property
     def equivalent(self) -> bool:
@@ -132,8 +134,10 @@ def _grid_match(ca: CompiledAction, cb: CompiledAction) -> bool:
 class Differ:
     def __init__(self, a: Design, b: Design, scope: Mapping[str, int], *,
                  max_depth: int | None = None,
-                 progress: Callable[[str], None] | None = None) -> None:
+                 progress: Callable[[str], None] | None = None,
+                 max_memory: int | None = None) -> None:
         self.a, self.b = a, b
+        self.max_memory = max_memory
         sa = {k: v for k, v in scope.items() if k in a.default_scope}
         sb = {k: v for k, v in scope.items() if k in b.default_scope}
         self.props = common_properties(a, b)
@@ -180,6 +184,7 @@ class Differ:
         classes: dict[tuple[str, str, str, str], tuple[int, tuple[int, int, str, int]]] = {}
         depth = 0
         complete = True
+        stopped: str | None = None
         vis = _PairSet()
         vis.add(layers[0][0], layers[0][1])
         # taint: the pair was first reached through a call one design does not have; there a
@@ -203,6 +208,12 @@ class Differ:
             steps += [(c.action.name, None, c) for c in self.only_b]
             names = [n for n, _, _ in steps]
             for lo in range(0, ka_all.size, ROWS):
+                pending = 16 * sum(x.size for x in new_a)
+                if over(self.max_memory, pending):
+                    stopped = (f"memory bound {human(self.max_memory or 0)} reached while "
+                               f"expanding depth {depth} ({vis.size:,} pairs visited, resident "
+                               f"{human(rss_bytes())}); pairs within depth {depth} compared")
+                    break
                 ka, kb = ka_all[lo:lo + ROWS], kb_all[lo:lo + ROWS]
                 SA, SB = pa.fields(ka), pb.fields(kb)
                 for si, (name, ca, cb) in enumerate(steps):
@@ -263,6 +274,9 @@ class Differ:
                         one_sided = ca is None or cb is None
                         new_t.append(np.ones(rows.size, bool) if one_sided else
                                      taint_all[lo:lo + ROWS][idx[rows]])
+            if stopped:
+                complete = False
+                break
             if not new_a:
                 break
             A = np.concatenate(new_a)
@@ -284,7 +298,7 @@ class Differ:
         divs.sort(key=lambda v: (len(v.example[0]), v.action))
         return DiffResult(self.a, self.b, self.scope, vis.size, depth,
                           time.perf_counter() - t0, [c.action.name for c in self.only_a],
-                          [c.action.name for c in self.only_b], divs, complete)
+                          [c.action.name for c in self.only_b], divs, complete, stopped)
 
     def _observe(self, ra: dict[str, Arr], rb: dict[str, Arr], na: Arr, nb: Arr,
                  in_scope: Arr) -> list[tuple[str, Arr]]:
@@ -325,7 +339,7 @@ class Differ:
             u = r[fname]
             if fname in pk.nat:
                 en &= (u >= 0) & (u <= pk.bound[fname])
-            nk += ((u & pk.mask[fname]) - S[fname]) << pk.shift[fname]
+            nk += pk.delta(fname, u, S[fname])
         return nk, en
 
     def _runs(self, depth: int, row: int, act: str, col: int) -> tuple[ARun, ARun]:

@@ -18,12 +18,14 @@ class TooLarge(Exception):
     pass
 
 
-def state_graph(design: Design, scope: Mapping[str, int], *, max_states: int = 20000
-                ) -> nx.DiGraph:
+def state_graph(design: Design, scope: Mapping[str, int], *, max_states: int = 20000,
+                max_memory: int | None = None) -> nx.DiGraph:
     """Nodes: packed state keys (attribute `state`: field values); edges: state-changing
     transitions (attributes `action`, `params`, `out`). Error outcomes are self-loops: left out."""
-    ex = Explorer(design, scope, [], keep_layers=True)
+    ex = Explorer(design, scope, [], keep_layers=True, max_memory=max_memory)
     r = ex.run()
+    if r.stopped:
+        raise TooLarge(r.stopped)
     if r.states > max_states:
         raise TooLarge(f"{r.states} states at this scope (limit {max_states})")
     keys = np.concatenate([layer[0] for layer in r.layers])
@@ -39,12 +41,12 @@ def state_graph(design: Design, scope: Mapping[str, int], *, max_states: int = 2
         res = ca.fn(S, P)
         nk = keys.reshape(-1, 1) + np.zeros((1, ca.k), dtype=np.int64)
         ok = res["en"].copy()
-        for fname, sh in pk.shift.items():
+        for fname in pk.shift:
             if fname in res:
                 u = res[fname]
                 if fname in pk.nat:
                     ok &= (u >= 0) & (u <= pk.bound[fname])
-                nk = nk + (((u & pk.mask[fname]) - S[fname]) << sh)
+                nk = nk + pk.delta(fname, u, S[fname])
         ok &= nk != keys.reshape(-1, 1)
         for row, col in zip(*np.nonzero(ok), strict=True):
             g.add_edge(int(keys[row]), int(nk[row, col]), action=ca.action.name,

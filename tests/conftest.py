@@ -19,3 +19,12 @@ def replay_text(text: str, design: str = "memfd") -> str | None:
 @pytest.fixture
 def replay() -> object:
     return replay_text
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """A run killed while it had vm.nr_hugepages raised left it so: put it back first."""
+    from traces.kernel import restore_hugepages
+
+    msg = restore_hugepages()
+    if msg:
+        print(f"\nshmemcheck tests: {msg}")

@@ -804,12 +804,78 @@ static void skip(const char *why)
 	finish(KSFT_SKIP, why);
 }
 
+/*
+ * The file's state a property reads, as the model says it is (-1: not checked): i_size and
+ * the mode by fstat(), the seals by F_GET_SEALS, through the trace's descriptor tfd.
+ */
+struct observe {
+	int tfd;
+	long long size;
+	long seals;
+	long mode;
+};
+
+/* checked when the current step's outcome is as the trace says (want_after.tfd >= 0) */
+static struct observe want_after = { -1, -1, -1, -1 };
+
+static int observed(const struct observe *w, char *why, size_t len)
+{
+	struct stat st;
+	long seals;
+
+	if (fstat(FD(w->tfd), &st) != 0) {
+		snprintf(why, len, "fstat(%d) failed: %s", w->tfd, errname(errno));
+		return 0;
+	}
+	if (w->size >= 0 && (long long)st.st_size != w->size) {
+		snprintf(why, len, "i_size is %lld, the trace's model says %lld",
+			(long long)st.st_size, w->size);
+		return 0;
+	}
+	if (w->mode >= 0 && (long)(st.st_mode & 0777) != w->mode) {
+		snprintf(why, len, "the mode is 0%lo, the trace's model says 0%lo",
+			(long)(st.st_mode & 0777), w->mode);
+		return 0;
+	}
+	seals = w->seals >= 0 ? fcntl(FD(w->tfd), F_GET_SEALS) : -1;
+	if (w->seals >= 0 && seals != w->seals) {
+		snprintf(why, len, "F_GET_SEALS gives %#lx, the trace's model says %#lx",
+			seals, w->seals);
+		return 0;
+	}
+	return 1;
+}
+
+static void observe_failed(const char *when, const char *why)
+{
+	printf("# step %d: %s: %s\n", cur_step, when, why);
+	printf("not ok %d %s\n", cur_step, step_text[cur_step]);
+	failed++;
+	finish(KSFT_FAIL, "the file's state is not as the trace says");
+}
+
+/* Before the current step: the file's state is w (else the step fails). */
+static void check_before(struct observe w)
+{
+	char why[128];
+
+	if (!observed(&w, why, sizeof(why)))
+		observe_failed("before the step", why);
+}
+
 static void result(int ok, struct res r, const char *want)
 {
 	const char *why = lacking;
-	char got[64];
+	char got[64], state[128];
 
 	lacking = NULL;
+	if (ok && want_after.tfd >= 0) {
+		struct observe w = want_after;
+
+		want_after.tfd = -1;
+		if (!observed(&w, state, sizeof(state)))
+			observe_failed("after the step", state);
+	}
 	if (ok) {
 		printf("ok %d %s\n", cur_step, step_text[cur_step]);
 		passed++;
@@ -1481,23 +1547,108 @@ def _c_call(op: _Op, need: set[str]) -> str:
     raise ExportError(f"step {op.n}: no C for {c}")
 
 
+_OBSERVABLE = ("size", "seals", "mode")  # what a system call reads back (fstat, F_GET_SEALS)
+
+
+def _property_reads(design: Design, prop: str, action: str | None) -> set[str] | None:
+    """The state fields property `prop` reads (for an action property: at `action`), or None
+    if the catalogue does not know it."""
+    from model.lang.expr import variables
+    from properties.catalogue import load
+    from properties.views import TransitionView
+
+    p = load().get(prop)
+    if p is None:
+        return None
+    if p.kind in ("always", "sometimes"):
+        e = p.state_pred(design.schema)
+    else:
+        if action is None:
+            return None
+        a = design.action(action)
+        e = p.pred(TransitionView(design.schema, a, a.semantics(design.schema)))
+    vs = variables(e)
+    return {n for sc, n in vs if sc in ("s", "n")} | ({"(effects)"} if any(
+        sc == "x" for sc, _ in vs) else set())
+
+
+def _file_fd(ops: Sequence[_Op], upto: int) -> int | None:
+    """A trace descriptor of the file open before op `upto` (0-based): made by memfd_create,
+    dup, a /proc/self/fd reopen or KVM_CREATE_GUEST_MEMFD, and not closed since."""
+    live: list[int] = []
+    for op in ops[:upto]:
+        if not isinstance(op.expect, Ret):
+            continue
+        if op.call == "close" and op.ops[0] in live:
+            live.remove(op.ops[0])
+        elif (op.call in ("memfd_create", "dup") or (op.call == "open" and op.ops[0] is not None)
+              or (op.call == "ioctl" and op.ops[2] == vocab.KVM_CREATE_GUEST_MEMFD)):
+            live.append(op.expect.value)
+    return live[0] if live else None
+
+
+def _observe_last(design: Design, r: _Replayed, ops: Sequence[_Op], prop: str
+                  ) -> tuple[dict[str, tuple[int, int, int, int]], str]:
+    """What the reproducer of a violation/witness checks beyond the outcomes: the observable
+    state (i_size, seals, mode) the property reads, before and after the last step, as the
+    model has it; and the header's sentence saying so."""
+    from checker.conform import _page_scale
+
+    fields = design.schema.by_name
+    reads = _property_reads(design, prop, r.actions[-1] if r.actions else None)
+    if reads is None or r.states is None or not ops:
+        return {}, "every outcome is as the trace says."
+    scale = _page_scale(design)
+    look = [a for a in _OBSERVABLE if a in reads and a in fields
+            and (a != "size" or scale is not None)]
+    hidden = sorted(n for n in reads if n in fields and n not in _OBSERVABLE
+                    and not fields[n].ghost)
+    out: dict[str, tuple[int, int, int, int]] = {}
+    for when, upto, st in (("before", len(ops) - 1, r.states[-2]),
+                           ("after", len(ops), r.states[-1])):
+        tfd = _file_fd(ops, upto)
+        if tfd is None or not look or not st.get("exists", 1):
+            continue
+        size = st["size"] * scale(st) if "size" in look and scale else -1
+        out[when] = (tfd, size, st["seals"] if "seals" in look else -1,
+                     st["mode"] if "mode" in look else -1)
+    names = {"size": "i_size (fstat)", "seals": "the seals (F_GET_SEALS)",
+             "mode": "the mode (fstat)"}
+    text = "every outcome is as the trace says"
+    if out:
+        text += (", and " + " and ".join(names[a] for a in look) + " "
+                 + " and ".join(out) + " the last step match the model")
+    if "(effects)" in reads:
+        hidden.append("the call's effect on the file's data")
+    if hidden:
+        text += (f"; the property also reads {', '.join(hidden)}, which no system call "
+                 "reads back here: the outcomes stand for it")
+    return out, text + "."
+
+
 def export_c(design: Design, trace: Trace) -> str:
     """A kselftest-style C reproducer (gcc -Wall -Werror, libc and raw system calls only)."""
     r = _replay(design, trace)
     ops = _lower(r)
     need: set[str] = set()
     body: list[str] = []
+    kind, pname = _expect(trace)
+    checks, claim = _observe_last(design, r, ops, pname) if kind in (
+        "violates", "witnesses") else ({}, "")
     for op in ops:
         call = _c_call(op, need)
         body.append(f"\t/* {_c_comment(op.text)} */")
         body.append(f"\tcur_step = {op.n};")
+        for when, (tfd, size, seals, mode) in checks.items() if op is ops[-1] else ():
+            w = f"{{ {tfd}, {size}, {seals}, {mode} }}"
+            body.append(f"\tcheck_before((struct observe){w});" if when == "before" else
+                        f"\twant_after = (struct observe){w};")
         body.append("\t" + _c_expect(op, call))
     names = list(dict.fromkeys(["MFD_HUGETLB", *(n for op in ops for n in op.names)]))
     want_noexec = _noexec_want(design, r)
     hugetlb = _uses_hugetlb(ops)
 
     title = _c_comment(trace.title or "a shmemcheck trace")
-    kind, pname = _expect(trace)
     head = ["// SPDX-License-Identifier: GPL-2.0", "/*"]
     head += [" * " + x if x else " *" for x in textwrap.wrap(title, 72)]
     head += [" *", f" * Generated by shmemcheck (export --to c) from "
@@ -1505,7 +1656,8 @@ def export_c(design: Design, trace: Trace) -> str:
              f" * design {design.name}, expect {_c_comment(trace.expect)}."]
     if kind in ("violates", "witnesses"):
         what = "shows the violation of" if kind == "violates" else "witnesses"
-        head += [f" * Exit 0 means this kernel {what} {_c_comment(pname)}."]
+        head += [" * " + x for x in textwrap.wrap(
+            f"Exit 0 means this kernel {what} {_c_comment(pname)}: {claim}", 72)]
     if want_noexec is not None:
         head += [f" * Runs with vm.memfd_noexec = {want_noexec} (in a new pid namespace if "
                  "needed)."]

@@ -31,7 +31,8 @@ from typing import Any
 from model import vocab
 from traces.trace import Err, Int, New, Outcome, Ref, Ret, Sig, Step, Str, Struct, Sym
 
-__all__ = ["KernelRun", "Observation", "capability", "hugepages_reserved", "run_on_kernel"]
+__all__ = ["KernelRun", "Observation", "capability", "die_with_parent", "hugepages_reserved",
+           "restore_hugepages", "run_on_kernel"]
 
 
 @dataclass
@@ -78,6 +79,11 @@ _MAX_BUF = 64 << 20  # largest write() payload we materialise
 _STORE_BYTE = b"\x5a"
 NOEXEC_SYSCTL = "/proc/sys/vm/memfd_noexec"
 NR_HUGEPAGES = "/proc/sys/vm/nr_hugepages"
+# vm.nr_hugepages as it was before a run raised it, and that run's pid: written before the
+# sysctl is raised and removed once it is restored, so a run killed in between (SIGKILL) is
+# undone by the next one (restore_hugepages). Under /run: gone after a reboot, as the raise is.
+HUGEPAGES_STATE = "/run/shmemcheck-nr_hugepages"
+PR_SET_PDEATHSIG = 1
 
 #: Names a trace may use beyond model.vocab.CONSTANTS.
 EXTRA_CONSTANTS: dict[str, int] = {
@@ -732,6 +738,20 @@ def _child(ops: list[_Op], out: int, observe: bool, noexec_scope: int | None) ->
 
 
 # ---- the parent side -------------------------------------------------------------------------
+def _created_paths(ops: Sequence[_Op]) -> list[bytes]:
+    """Paths the ops open with O_CREAT that do not exist yet: removed after the run."""
+    out = []
+    for op in ops:
+        if op.call in ("open", "openat"):
+            path, flags = (op.args[0], op.args[1]) if op.call == "open" else (op.args[1],
+                                                                             op.args[2])
+            if (isinstance(path, bytes) and isinstance(flags, int) and flags & os.O_CREAT
+                    and not path.startswith((b"/proc/", b"/dev/fd/"))
+                    and not os.path.lexists(path)):
+                out.append(path)
+    return out
+
+
 def run_on_kernel(steps: Sequence[Step], *, observe: bool = False, timeout: float = 10.0,
                   noexec_scope: int | None = None) -> KernelRun:
     """Execute `steps` in a forked child and return the kernel's outcome of each.
@@ -762,11 +782,14 @@ def run_on_kernel(steps: Sequence[Step], *, observe: bool = False, timeout: floa
             return KernelRun([], None, reason, None)
 
     rfd, wfd = os.pipe()
+    new_files = _created_paths(ops)
     pid = os.fork()
     if pid == 0:
         os.close(rfd)
         with suppress(OSError):
             os.setpgid(0, 0)
+        with suppress(Exception):
+            die_with_parent()
         _child(ops, wfd, observe, noexec_scope)
     os.close(wfd)
     with suppress(OSError):  # the child may have done it already
@@ -807,6 +830,9 @@ def run_on_kernel(steps: Sequence[Step], *, observe: bool = False, timeout: floa
         with suppress(OSError):  # also reaps probes and the pid-namespace init
             os.killpg(pid, signal.SIGKILL)
         _, status = os.waitpid(pid, 0)
+        for path in new_files:  # a file the trace created (open O_CREAT) does not outlive it
+            with suppress(OSError):
+                os.unlink(path)
     if not final and error is None:
         how = (f"was killed by {_sig_name(os.WTERMSIG(status))}" if os.WIFSIGNALED(status)
                else f"exited with status {os.WEXITSTATUS(status)}")
@@ -892,18 +918,94 @@ def _hugetlb_reason(*, need_free: bool) -> str | None:
     return None
 
 
+def die_with_parent() -> None:
+    """prctl(PR_SET_PDEATHSIG, SIGKILL): this process is killed when its parent dies (a worker
+    or executor child must not outlive a conform run killed with SIGKILL); if the parent is
+    already gone (reparented before the call), exit at once."""
+    ppid = os.getppid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != ppid or ppid == 1:
+        os._exit(1)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _read_state() -> tuple[int, int] | None:
+    """(original nr_hugepages, pid of the run that raised it) from HUGEPAGES_STATE."""
+    try:
+        with open(HUGEPAGES_STATE) as f:
+            old, pid = f.read().split()
+        return int(old), int(pid)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return -1, 0  # unreadable: remove it, restore nothing
+
+
+def restore_hugepages() -> str | None:
+    """Undo a raise of vm.nr_hugepages left by a run that was killed before restoring it: if
+    HUGEPAGES_STATE names a process that is gone, write its recorded value back and remove the
+    file. Returns what was done (None: nothing to do)."""
+    st = _read_state()
+    if st is None:
+        return None
+    old, pid = st
+    if pid and _alive(pid) and pid != os.getpid():
+        return None  # that run is still going and restores it itself
+    msg = None
+    if old >= 0:
+        try:
+            with open(NR_HUGEPAGES, "w") as f:
+                f.write(str(old))
+            msg = f"restored vm.nr_hugepages to {old} (left raised by killed run pid {pid})"
+        except OSError as ex:
+            return f"cannot restore vm.nr_hugepages to {old}: {_ename(ex.errno or 0)}"
+    with suppress(FileNotFoundError):
+        os.unlink(HUGEPAGES_STATE)
+    return msg
+
+
+def _record_state(old: int) -> str | None:
+    """Write (old, our pid) to HUGEPAGES_STATE atomically; a reason if it cannot be written."""
+    tmp = f"{HUGEPAGES_STATE}.{os.getpid()}"
+    try:
+        with open(tmp, "w") as f:
+            f.write(f"{old} {os.getpid()}\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, HUGEPAGES_STATE)
+    except OSError as ex:
+        with suppress(OSError):
+            os.unlink(tmp)
+        return (f"hugetlb: cannot record vm.nr_hugepages in {HUGEPAGES_STATE} before raising "
+                f"it: {_ename(ex.errno or 0)}")
+    return None
+
+
 @contextmanager
 def hugepages_reserved(n: int) -> Iterator[str | None]:
     """Ensure >= n free 2 MiB huge pages by raising vm.nr_hugepages; yield None or a reason.
 
-    The old nr_hugepages value is written back on exit whenever it was changed."""
+    The old nr_hugepages value is written back on exit whenever it was changed. Before it is
+    raised, the old value is recorded in HUGEPAGES_STATE (unless another live run recorded the
+    true original already), so that a kill that skips the restore is undone by the next run."""
+    restore_hugepages()
     reason = _hugetlb_reason(need_free=False)
     if reason:
         yield reason
         return
     with open(NR_HUGEPAGES) as f:
         old = int(f.read())
-    changed = False
+    changed = recorded = False
     # a SIGTERM (a CI timeout, a kill) must not skip the restore below: make it an exit
     prev_term = None
     if threading.current_thread() is threading.main_thread():
@@ -912,7 +1014,10 @@ def hugepages_reserved(n: int) -> Iterator[str | None]:
         prev_term = signal.signal(signal.SIGTERM, _term)
     try:
         free = _meminfo("HugePages_Free")
-        if free < n:
+        if free < n and _read_state() is None:
+            reason = _record_state(old)
+            recorded = reason is None
+        if free < n and reason is None:
             changed = True
             try:
                 with open(NR_HUGEPAGES, "w") as f:
@@ -927,5 +1032,8 @@ def hugepages_reserved(n: int) -> Iterator[str | None]:
         if changed:
             with open(NR_HUGEPAGES, "w") as f:
                 f.write(str(old))
+        if recorded:
+            with suppress(FileNotFoundError):
+                os.unlink(HUGEPAGES_STATE)
         if prev_term is not None:
             signal.signal(signal.SIGTERM, prev_term)

@@ -160,12 +160,78 @@ static __maybe_unused void skip(const char *why)
 	finish(KSFT_SKIP, why);
 }
 
+/*
+ * The file's state a property reads, as the model says it is (-1: not checked): i_size and
+ * the mode by fstat(), the seals by F_GET_SEALS, through the trace's descriptor tfd.
+ */
+struct observe {
+	int tfd;
+	long long size;
+	long seals;
+	long mode;
+};
+
+/* checked when the current step's outcome is as the trace says (want_after.tfd >= 0) */
+static struct observe want_after = { -1, -1, -1, -1 };
+
+static __maybe_unused int observed(const struct observe *w, char *why, size_t len)
+{
+	struct stat st;
+	long seals;
+
+	if (fstat(FD(w->tfd), &st) != 0) {
+		snprintf(why, len, "fstat(%d) failed: %s", w->tfd, errname(errno));
+		return 0;
+	}
+	if (w->size >= 0 && (long long)st.st_size != w->size) {
+		snprintf(why, len, "i_size is %lld, the trace's model says %lld",
+			(long long)st.st_size, w->size);
+		return 0;
+	}
+	if (w->mode >= 0 && (long)(st.st_mode & 0777) != w->mode) {
+		snprintf(why, len, "the mode is 0%lo, the trace's model says 0%lo",
+			(long)(st.st_mode & 0777), w->mode);
+		return 0;
+	}
+	seals = w->seals >= 0 ? fcntl(FD(w->tfd), F_GET_SEALS) : -1;
+	if (w->seals >= 0 && seals != w->seals) {
+		snprintf(why, len, "F_GET_SEALS gives %#lx, the trace's model says %#lx",
+			seals, w->seals);
+		return 0;
+	}
+	return 1;
+}
+
+static __maybe_unused void observe_failed(const char *when, const char *why)
+{
+	printf("# step %d: %s: %s\n", cur_step, when, why);
+	printf("not ok %d %s\n", cur_step, step_text[cur_step]);
+	failed++;
+	finish(KSFT_FAIL, "the file's state is not as the trace says");
+}
+
+/* Before the current step: the file's state is w (else the step fails). */
+static __maybe_unused void check_before(struct observe w)
+{
+	char why[128];
+
+	if (!observed(&w, why, sizeof(why)))
+		observe_failed("before the step", why);
+}
+
 static __maybe_unused void result(int ok, struct res r, const char *want)
 {
 	const char *why = lacking;
-	char got[64];
+	char got[64], state[128];
 
 	lacking = NULL;
+	if (ok && want_after.tfd >= 0) {
+		struct observe w = want_after;
+
+		want_after.tfd = -1;
+		if (!observed(&w, state, sizeof(state)))
+			observe_failed("after the step", state);
+	}
 	if (ok) {
 		printf("ok %d %s\n", cur_step, step_text[cur_step]);
 		passed++;
