@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from model.designs import register
+from model.designs.vfs import fallocate_mode_unsupported
 from model.lang import (
     Action,
     Design,
@@ -46,7 +47,6 @@ from model.vocab import (
     F_SEAL_GROW,
     F_SEAL_SEAL,
     F_SEAL_WRITE,
-    FALLOC_FL_COLLAPSE_RANGE,
     FALLOC_FL_KEEP_SIZE,
     FALLOC_FL_PUNCH_HOLE,
     FALLOC_FL_ZERO_RANGE,
@@ -92,10 +92,6 @@ def aligned(v: E) -> E:
 # ---- constants ------------------------------------------------------------------------------
 GMEM_SUPPORTED = GUEST_MEMFD_FLAG_MMAP | GUEST_MEMFD_FLAG_INIT_SHARED  # KVM_CAP_GUEST_MEMFD_FLAGS
 MEMSLOT_KNOWN = KVM_MEM_LOG_DIRTY_PAGES | KVM_MEM_READONLY | KVM_MEM_GUEST_MEMFD
-FALLOC_FL_INSERT_RANGE, FALLOC_FL_UNSHARE_RANGE, FALLOC_FL_WRITE_ZEROES = 0x20, 0x40, 0x80
-FALLOC_FL_MODE_MASK = (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_ZERO_RANGE
-                       | FALLOC_FL_INSERT_RANGE | FALLOC_FL_UNSHARE_RANGE
-                       | FALLOC_FL_WRITE_ZEROES)
 GFLAGS = word(63, GMEM_FLAGS)  # the struct's u64 flags (bit 63 does not fit the int64 engines)
 
 # ---- state ---------------------------------------------------------------------------------
@@ -408,21 +404,11 @@ def seals_body(s: StateView, fd: E, seals: E | None = None) -> list[Rule]:
 def fallocate_body(s: StateView, fd: E, mode: E, off: E, len: E) -> list[Rule]:
     """vfs_fallocate() (fs/open.c) then kvm_gmem_fallocate() (virt/kvm/guest_memfd.c)."""
     keep = mode.has(FALLOC_FL_KEEP_SIZE)
-    mm = mode & FALLOC_FL_MODE_MASK
-    vfs_bad = Or(
-        (mode & ~(FALLOC_FL_MODE_MASK | FALLOC_FL_KEEP_SIZE)) != 0,
-        ~Or(*(mm == v for v in (0, FALLOC_FL_UNSHARE_RANGE, FALLOC_FL_ZERO_RANGE,
-                                FALLOC_FL_PUNCH_HOLE, FALLOC_FL_COLLAPSE_RANGE,
-                                FALLOC_FL_INSERT_RANGE, FALLOC_FL_WRITE_ZEROES))),
-        (mm == FALLOC_FL_PUNCH_HOLE) & ~keep,
-        Or(*(mm == v for v in (FALLOC_FL_COLLAPSE_RANGE, FALLOC_FL_INSERT_RANGE,
-                               FALLOC_FL_WRITE_ZEROES))) & keep,
-    )
     return [
         gmem_fd(fd), have_fd(s, fd),
         fail("EINVAL", when=len == 0, label="empty_range",
              why="vfs_fallocate(): offset < 0 || len <= 0, before the mode"),
-        fail("EOPNOTSUPP", when=vfs_bad, label="vfs_mode",
+        fail("EOPNOTSUPP", when=fallocate_mode_unsupported(mode), label="vfs_mode",
              why="vfs_fallocate(): unknown bits, several modes, PUNCH_HOLE without KEEP_SIZE"),
         fail("EOPNOTSUPP", unless=keep, label="keep_size_required",
              why="kvm_gmem_fallocate(): !(mode & FALLOC_FL_KEEP_SIZE)"),
