@@ -11,8 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from checker.compile_np import CompiledAction
 from checker.explicit import Explorer, evaluate
+from model.lang.action import Action
 from model.lang.design import Design
+from model.lang.expr import E, const, substitute
 from model.lang.schema import render_state
 from properties.catalogue import Property, load
 from traces.concretize import (
@@ -24,7 +27,7 @@ from traces.concretize import (
     resolve_step,
 )
 from traces.run import ARun
-from traces.trace import Any_, Outcome, Step, Trace
+from traces.trace import Any_, Outcome, Ret, Step, Trace
 
 REPLAY_SCOPE_VALUE = 1  # bounds do not apply when replaying (nothing is packed)
 
@@ -89,11 +92,13 @@ def model_outcomes(design: Design, trace: Trace, *, stop_at_divergence: bool = T
         ca = compiled[action.name]
         _, en = evaluate(ex.packer, ca, st, params)
         if not en:
-            reqs = [r.label for r in action.rules(design.schema.state_vars("s"),
-                                                  action.param_vars()) if r.kind == "requires"]
-            raise TraceInputError(path, step, f"{action.name} is outside the model here "
-                                  f"(a modelling precondition fails: {', '.join(reqs)}; "
-                                  "see NOTES.md LIMITATIONS)")
+            raise TraceInputError(path, step, "outside the model: "
+                                  + failed_preconditions(design, action, st, params))
+        if isinstance(step.outcome, Ret) and _creates_named_handle(design, ex, ca, st, params):
+            raise TraceInputError(path, step, f"outside the model: {step.call} returns "
+                                  f"{step.outcome.value:#x}, an address; the model names the "
+                                  "handles it creates (m1, m2, ... in order; p1, ... for pins): "
+                                  "write the name instead")
         a = ex.apply(ca, st, params)
         got = expected_outcome(design, h, action, used, params, a, st)
         rep.outcomes.append(got)
@@ -107,6 +112,33 @@ def model_outcomes(design: Design, trace: Trace, *, stop_at_divergence: bool = T
                 return rep
         st = a.after
     return rep
+
+
+def failed_preconditions(design: Design, action: Action, st: Mapping[str, int],
+                         params: Mapping[str, int]) -> str:
+    """The modelling preconditions (`requires` rules) that fail for this step, with why."""
+    env: dict[tuple[str, str], E] = {("s", f.name): const(st[f.name], f.sort.expr_sort)
+                                     for f in design.schema.fields}
+    env.update({("p", p.name): const(params[p.name], p.sort.expr_sort) for p in action.params})
+    bad = []
+    for r in action.rules(design.schema.state_vars("s"), action.param_vars()):
+        c = substitute(r.cond, env)
+        if r.kind == "requires" and c.is_const and not c.val:
+            bad.append(f"{r.why or 'a modelling precondition fails'} (requires {r.label})")
+        elif r.kind != "requires" and c.is_const and c.val:
+            break  # an earlier rule decided; later preconditions do not apply
+    text = "; ".join(bad) or "a modelling precondition fails"
+    if "NOTES.md" not in text:
+        text += "; see NOTES.md LIMITATIONS"
+    return f"{action.call}: {text}"
+
+
+def _creates_named_handle(design: Design, ex: Explorer, ca: CompiledAction,
+                          st: Mapping[str, int], params: Mapping[str, int]) -> bool:
+    """The model's step creates a mapping or pin (printed as m1/p1, never as a number)."""
+    a = ex.apply(ca, st, params)
+    named = [f.name for fam in ("map", "pin") for f in design.schema.handles(fam)]
+    return sum(a.after[n] for n in named) > sum(st[n] for n in named)
 
 
 def check_expectation(design: Design, trace: Trace) -> ModelReplay:
