@@ -23,6 +23,7 @@ from checker.verdict import (
     Verdict,
     exit_code,
 )
+from model.lang.design import ScopeError
 
 if TYPE_CHECKING:
     from model.lang.design import Design
@@ -285,7 +286,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
         try:
             designs.get(t.design)
         except KeyError:
-            print(f"{f}:1:1: unknown design {t.design!r}", file=sys.stderr)
+            at = t.header_pos.get("design")
+            print(f"{f}:{at.line if at else 1}:{at.col if at else 1}: unknown design "
+                  f"{t.design!r}", file=sys.stderr)
             return EXIT_USAGE
         traces.append(t)
     good = bad = skipped = 0
@@ -701,6 +704,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handlers[args.cmd](args)
     except UsageError as e:
+        print(f"shmemcheck: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except ScopeError as e:  # a --scope value beyond what the design explores
         print(f"shmemcheck: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -525,6 +525,15 @@ def _fd(name: str, domain: tuple[int, ...]) -> Param:
     return P(name, FD, domain, symbolic_domain=True)
 
 
+def slot_span_exact(npages: int) -> str | None:
+    """memory_size is judged up to the GPA_STRIDE between the model's slots: a longer slot
+    overlaps the next one (kvm_check_memslot_overlap(): EEXIST), which is not modelled."""
+    if npages <= GPA_STRIDE // PAGE_SIZE:
+        return None
+    return (f"the model judges memory_size up to {GPA_STRIDE} bytes (the distance between "
+            "its slots; overlapping slots, EEXIST, are not modelled)")
+
+
 REGION_FIELDS_HEAD = (("slot", Num("slot")), ("flags", Flags("flags", MEMSLOT_FLAGS)),
                       ("guest_phys_addr", Num("slot", GPA_STRIDE)))
 
@@ -543,7 +552,8 @@ ACTIONS: tuple[Action, ...] = (
     Action("bind",
            (_fd("vm", (VM0,)), P("slot", nat(fixed=NSLOTS - 1), tuple(range(NSLOTS))),
             P("flags", word(32, MEMSLOT_FLAGS), MEMSLOT_FLAG_DOMAIN),
-            P("npages", nat(PAGES), (0, 1, 2), "memory_size in pages; 0 deletes"),
+            Param("npages", nat(PAGES), (0, 1, 2), "memory_size in pages; 0 deletes",
+                  exact=slot_span_exact),
             _bytes("off", (0, 1, U2048), "guest_memfd_offset"), _fd("g", BIND_FD_DOMAIN)),
            bind_body, "ioctl",
            (Fd("vm"), C("KVM_SET_USER_MEMORY_REGION2"),
@@ -627,6 +637,7 @@ def build() -> Design:
         init=Init({}),
         actions=ACTIONS,
         default_scope={"pages": 2, "fds": 1, "maps": 1},
+        scope_max={"pages": 2},  # sizes, offsets and slot lengths of at most 2 pages
         scope_doc={"pages": "largest guest_memfd size and slot range, in pages",
                    "fds": "descriptors per kind", "maps": "mappings per file"},
         kernel="6.18",

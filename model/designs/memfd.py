@@ -564,6 +564,7 @@ def build() -> Design:
         actions=ACTIONS,
         effects=EFFECTS,
         default_scope={"pages": 1, "maps": 1, "pins": 1, "fds": 1},
+        scope_max={"pages": 3},  # ftruncate to 2 pages, pwrite/fallocate at page 2 -> 3 pages
         scope_doc={"pages": "largest file size, in pages", "maps": "mappings per kind",
                    "pins": "held page references per kind", "fds": "descriptors per kind"},
         kernel="6.18",
