@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from checker.compile_np import CompiledAction
 from checker.explicit import Explorer, evaluate
 from model.lang.action import Action
-from model.lang.design import Design
+from model.lang.design import Design, ScopeError
 from model.lang.expr import E, const, substitute
 from model.lang.schema import render_state
 from properties.catalogue import Property, load
@@ -27,7 +27,7 @@ from traces.concretize import (
     resolve_step,
 )
 from traces.run import ARun
-from traces.trace import Any_, Outcome, Ret, Step, Trace
+from traces.trace import Any_, Outcome, Pos, Ret, Step, Trace
 
 REPLAY_SCOPE_VALUE = 1  # bounds do not apply when replaying (nothing is packed)
 
@@ -35,9 +35,10 @@ REPLAY_SCOPE_VALUE = 1  # bounds do not apply when replaying (nothing is packed)
 class TraceInputError(Exception):
     """A trace that cannot be replayed at all (unknown call, handle never created, ...)."""
 
-    def __init__(self, path: str, step: Step | None, msg: str) -> None:
-        line = step.pos.line if step else 1
-        col = step.pos.col if step else 1
+    def __init__(self, path: str, step: Step | None, msg: str, at: Pos | None = None) -> None:
+        pos = step.pos if step else at
+        line = pos.line if pos and pos.line else 1
+        col = pos.col if pos and pos.col else 1
         super().__init__(f"{path}:{line}:{col}: {msg}")
 
 
@@ -81,7 +82,7 @@ def model_outcomes(design: Design, trace: Trace, *, stop_at_divergence: bool = T
     try:
         st = initial_state(design, trace)
     except ResolveError as e:
-        raise TraceInputError(path, None, e.msg) from None
+        raise TraceInputError(path, None, e.msg, trace.header_pos.get("init")) from None
     h = Handles()
     rep = ModelReplay(trace, run=ARun(dict(st)))
     for i, step in enumerate(trace.steps):
@@ -112,6 +113,26 @@ def model_outcomes(design: Design, trace: Trace, *, stop_at_divergence: bool = T
                 return rep
         st = a.after
     return rep
+
+
+def check_scope_header(design: Design, trace: Trace) -> dict[str, int]:
+    """The trace's `# scope:` as the design's scope: known names, values it can explore."""
+    if trace.scope is None:
+        return design.scope()
+    at = trace.header_pos.get("scope")
+    path = trace.path or "<trace>"
+    sc: dict[str, int] = {}
+    for item in trace.scope.split(","):
+        k, _, v = item.strip().partition("=")
+        sc[k] = int(v)  # ASCII digits: checked by the parser
+    try:
+        return design.scope(sc)
+    except KeyError as e:
+        raise TraceInputError(path, None, f"scope: design {design.name} has no scope parameter "
+                              f"{e.args[0]!r} (has: {', '.join(design.default_scope)})",
+                              at) from None
+    except ScopeError as e:
+        raise TraceInputError(path, None, f"scope: {e}", at) from None
 
 
 def failed_preconditions(design: Design, action: Action, st: Mapping[str, int],
@@ -147,13 +168,15 @@ def check_expectation(design: Design, trace: Trace) -> ModelReplay:
     kind, _, pname = trace.expect.partition(" ")
     cat = load()
     props: list[Property] = []
+    at = trace.header_pos.get("expect")
     if kind in ("violates", "witnesses"):
         if pname not in cat:
-            raise TraceInputError(path, None, f"expect: unknown property {pname!r}")
+            raise TraceInputError(path, None, f"expect: unknown property {pname!r}", at)
         props = [cat[pname]]
     elif kind != "conforms":
         raise TraceInputError(path, None, f"expect: {trace.expect!r} (want conforms, "
-                              "violates PROPERTY or witnesses PROPERTY)")
+                              "violates PROPERTY or witnesses PROPERTY)", at)
+    check_scope_header(design, trace)
     ex = _explorer(design, props)
     rep = model_outcomes(design, trace, props=props, ex=ex)
     if rep.divergence:

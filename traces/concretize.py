@@ -200,7 +200,7 @@ def initial_state(design: Design, trace: Trace) -> dict[str, int]:
             continue
         for word in c[5:].split():
             name, _, val = word.partition("=")
-            if name not in ch or not val.isdigit() or int(val) not in ch[name]:
+            if name not in ch or not (val.isascii() and val.isdigit()) or int(val) not in ch[name]:
                 raise ResolveError(f"bad init choice {word!r} (choices: "
                                    + ", ".join(f"{n}∈{set(v)}" for n, v in ch.items()
                                                if len(v) > 1) + ")")
