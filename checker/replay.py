@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from checker.compile_np import CompiledAction
 from checker.explicit import Explorer, evaluate
 from model.lang.action import Action
 from model.lang.design import Design, ScopeError
@@ -95,12 +94,12 @@ def model_outcomes(design: Design, trace: Trace, *, stop_at_divergence: bool = T
         if not en:
             raise TraceInputError(path, step, "outside the model: "
                                   + failed_preconditions(design, action, st, params))
-        if isinstance(step.outcome, Ret) and _creates_named_handle(design, ex, ca, st, params):
+        a = ex.apply(ca, st, params)
+        if isinstance(step.outcome, Ret) and _creates_named_handle(design, st, a.after):
             raise TraceInputError(path, step, f"outside the model: {step.call} returns "
                                   f"{step.outcome.value:#x}, an address; the model names the "
                                   "handles it creates (m1, m2, ... in order; p1, ... for pins): "
                                   "write the name instead")
-        a = ex.apply(ca, st, params)
         got = expected_outcome(design, h, action, used, params, a, st)
         rep.outcomes.append(got)
         assert rep.run is not None
@@ -154,12 +153,11 @@ def failed_preconditions(design: Design, action: Action, st: Mapping[str, int],
     return f"{action.call}: {text}"
 
 
-def _creates_named_handle(design: Design, ex: Explorer, ca: CompiledAction,
-                          st: Mapping[str, int], params: Mapping[str, int]) -> bool:
+def _creates_named_handle(design: Design, before: Mapping[str, int],
+                          after: Mapping[str, int]) -> bool:
     """The model's step creates a mapping or pin (printed as m1/p1, never as a number)."""
-    a = ex.apply(ca, st, params)
     named = [f.name for fam in ("map", "pin") for f in design.schema.handles(fam)]
-    return sum(a.after[n] for n in named) > sum(st[n] for n in named)
+    return sum(after[n] for n in named) > sum(before[n] for n in named)
 
 
 def check_expectation(design: Design, trace: Trace) -> ModelReplay:
