@@ -317,7 +317,7 @@ def _match(spec: object, arg: Arg, st: Mapping[str, int], h: Handles,
             if arg == arg_from_text(text):
                 params[spec.param] = v
                 return None
-        shown = list(spec.table.values())
+        shown = [t if len(t) <= 20 else t[:17] + "..." for t in spec.table.values()]
         if len(shown) > 6:
             shown = [*shown[:5], "..."]
         return Outside(f"{call} {spec.param} {_text(arg)}: the model's {spec.param} is one of "
