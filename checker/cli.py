@@ -30,6 +30,7 @@ from checker.verdict import (
     Verdict,
     exit_code,
 )
+from model.lang.design import ScopeError
 
 if TYPE_CHECKING:
     from checker.diff import Divergence
@@ -425,7 +426,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
         try:
             designs.get(t.design)
         except KeyError:
-            print(f"{f}:1:1: unknown design {t.design!r}", file=sys.stderr)
+            at = t.header_pos.get("design")
+            print(f"{f}:{at.line if at else 1}:{at.col if at else 1}: unknown design "
+                  f"{t.design!r}", file=sys.stderr)
             return EXIT_USAGE
         traces.append(t)
     good = bad = skipped = 0
@@ -1067,6 +1070,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"shmemcheck: {e}", file=sys.stderr)
         return EXIT_USAGE
     except OutputError as e:
+        print(f"shmemcheck: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except ScopeError as e:  # a --scope value beyond what the design explores
         print(f"shmemcheck: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

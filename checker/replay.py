@@ -12,7 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from checker.explicit import Explorer, evaluate
-from model.lang.design import Design
+from model.lang.action import Action
+from model.lang.design import Design, ScopeError
+from model.lang.expr import E, const, substitute
 from model.lang.schema import render_state
 from properties.catalogue import Property, load
 from traces.concretize import (
@@ -24,7 +26,7 @@ from traces.concretize import (
     resolve_step,
 )
 from traces.run import ARun
-from traces.trace import Any_, Outcome, Step, Trace
+from traces.trace import Any_, Outcome, Pos, Ret, Step, Trace
 
 REPLAY_SCOPE_VALUE = 1  # bounds do not apply when replaying (nothing is packed)
 
@@ -32,9 +34,10 @@ REPLAY_SCOPE_VALUE = 1  # bounds do not apply when replaying (nothing is packed)
 class TraceInputError(Exception):
     """A trace that cannot be replayed at all (unknown call, handle never created, ...)."""
 
-    def __init__(self, path: str, step: Step | None, msg: str) -> None:
-        line = step.pos.line if step else 1
-        col = step.pos.col if step else 1
+    def __init__(self, path: str, step: Step | None, msg: str, at: Pos | None = None) -> None:
+        pos = step.pos if step else at
+        line = pos.line if pos and pos.line else 1
+        col = pos.col if pos and pos.col else 1
         super().__init__(f"{path}:{line}:{col}: {msg}")
 
 
@@ -78,7 +81,7 @@ def model_outcomes(design: Design, trace: Trace, *, stop_at_divergence: bool = T
     try:
         st = initial_state(design, trace)
     except ResolveError as e:
-        raise TraceInputError(path, None, e.msg) from None
+        raise TraceInputError(path, None, e.msg, trace.header_pos.get("init")) from None
     h = Handles()
     rep = ModelReplay(trace, run=ARun(dict(st)))
     for i, step in enumerate(trace.steps):
@@ -89,12 +92,14 @@ def model_outcomes(design: Design, trace: Trace, *, stop_at_divergence: bool = T
         ca = compiled[action.name]
         _, en = evaluate(ex.packer, ca, st, params)
         if not en:
-            reqs = [r.label for r in action.rules(design.schema.state_vars("s"),
-                                                  action.param_vars()) if r.kind == "requires"]
-            raise TraceInputError(path, step, f"{action.name} is outside the model here "
-                                  f"(a modelling precondition fails: {', '.join(reqs)}; "
-                                  "see NOTES.md LIMITATIONS)")
+            raise TraceInputError(path, step, "outside the model: "
+                                  + failed_preconditions(design, action, st, params))
         a = ex.apply(ca, st, params)
+        if isinstance(step.outcome, Ret) and _creates_named_handle(design, st, a.after):
+            raise TraceInputError(path, step, f"outside the model: {step.call} returns "
+                                  f"{step.outcome.value:#x}, an address; the model names the "
+                                  "handles it creates (m1, m2, ... in order; p1, ... for pins): "
+                                  "write the name instead")
         got = expected_outcome(design, h, action, used, params, a, st)
         rep.outcomes.append(got)
         assert rep.run is not None
@@ -109,19 +114,67 @@ def model_outcomes(design: Design, trace: Trace, *, stop_at_divergence: bool = T
     return rep
 
 
+def check_scope_header(design: Design, trace: Trace) -> dict[str, int]:
+    """The trace's `# scope:` as the design's scope: known names, values it can explore."""
+    if trace.scope is None:
+        return design.scope()
+    at = trace.header_pos.get("scope")
+    path = trace.path or "<trace>"
+    sc: dict[str, int] = {}
+    for item in trace.scope.split(","):
+        k, _, v = item.strip().partition("=")
+        sc[k] = int(v)  # ASCII digits: checked by the parser
+    try:
+        return design.scope(sc)
+    except KeyError as e:
+        raise TraceInputError(path, None, f"scope: design {design.name} has no scope parameter "
+                              f"{e.args[0]!r} (has: {', '.join(design.default_scope)})",
+                              at) from None
+    except ScopeError as e:
+        raise TraceInputError(path, None, f"scope: {e}", at) from None
+
+
+def failed_preconditions(design: Design, action: Action, st: Mapping[str, int],
+                         params: Mapping[str, int]) -> str:
+    """The modelling preconditions (`requires` rules) that fail for this step, with why."""
+    env: dict[tuple[str, str], E] = {("s", f.name): const(st[f.name], f.sort.expr_sort)
+                                     for f in design.schema.fields}
+    env.update({("p", p.name): const(params[p.name], p.sort.expr_sort) for p in action.params})
+    bad = []
+    for r in action.rules(design.schema.state_vars("s"), action.param_vars()):
+        c = substitute(r.cond, env)
+        if r.kind == "requires" and c.is_const and not c.val:
+            bad.append(f"{r.why or 'a modelling precondition fails'} (requires {r.label})")
+        elif r.kind != "requires" and c.is_const and c.val:
+            break  # an earlier rule decided; later preconditions do not apply
+    text = "; ".join(bad) or "a modelling precondition fails"
+    if "NOTES.md" not in text:
+        text += "; see NOTES.md LIMITATIONS"
+    return f"{action.call}: {text}"
+
+
+def _creates_named_handle(design: Design, before: Mapping[str, int],
+                          after: Mapping[str, int]) -> bool:
+    """The model's step creates a mapping or pin (printed as m1/p1, never as a number)."""
+    named = [f.name for fam in ("map", "pin") for f in design.schema.handles(fam)]
+    return sum(after[n] for n in named) > sum(before[n] for n in named)
+
+
 def check_expectation(design: Design, trace: Trace) -> ModelReplay:
     """Replay on the model and judge the trace's `expect:` header."""
     path = trace.path or "<trace>"
     kind, _, pname = trace.expect.partition(" ")
     cat = load()
     props: list[Property] = []
+    at = trace.header_pos.get("expect")
     if kind in ("violates", "witnesses"):
         if pname not in cat:
-            raise TraceInputError(path, None, f"expect: unknown property {pname!r}")
+            raise TraceInputError(path, None, f"expect: unknown property {pname!r}", at)
         props = [cat[pname]]
     elif kind != "conforms":
         raise TraceInputError(path, None, f"expect: {trace.expect!r} (want conforms, "
-                              "violates PROPERTY or witnesses PROPERTY)")
+                              "violates PROPERTY or witnesses PROPERTY)", at)
+    check_scope_header(design, trace)
     ex = _explorer(design, props)
     rep = model_outcomes(design, trace, props=props, ex=ex)
     if rep.divergence:

@@ -404,11 +404,14 @@ expects = st.one_of(
     st.just("conforms"),
     st.tuples(st.sampled_from(["violates", "witnesses"]), prop_name).map(" ".join),
 )
+scope_item = st.tuples(st.from_regex(r"[a-z][a-z0-9_]{0,6}", fullmatch=True),
+                       st.integers(0, 10**6)).map(lambda kv: f"{kv[0]}={kv[1]}")
+scopes = st.lists(scope_item, min_size=1, max_size=4).map(",".join)
 traces = st.builds(
     Trace,
     steps=st.lists(steps, max_size=6),
     design=header_value,
-    scope=st.one_of(st.none(), header_value),
+    scope=st.one_of(st.none(), scopes),
     expect=expects,
     title=st.one_of(st.none(), line_text),
     comments=st.lists(line_text.filter(lambda s: not HEADER_KEY.match(s)), max_size=3).map(

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
 
-from model.lang.action import Action, outcome_text
+from model.lang.action import Action, Param, outcome_text
 from model.lang.callspec import C, Choice, Fd, Fields, Flags, MapRef, Num, PinRef, ProcFd, Span
 from model.lang.design import Design
 from model.vocab import ERRNO_NAME, SIGNAL_NAME, parse_flags, render_flags
@@ -214,7 +214,7 @@ def initial_state(design: Design, trace: Trace) -> dict[str, int]:
             continue
         for word in c[5:].split():
             name, _, val = word.partition("=")
-            if name not in ch or not val.isdigit() or int(val) not in ch[name]:
+            if name not in ch or not (val.isascii() and val.isdigit()) or int(val) not in ch[name]:
                 raise ResolveError(f"bad init choice {word!r} (choices: "
                                    + ", ".join(f"{n}∈{set(v)}" for n, v in ch.items()
                                                if len(v) > 1) + ")")
@@ -223,15 +223,47 @@ def initial_state(design: Design, trace: Trace) -> dict[str, int]:
 
 
 # ---- parsing a trace line into an action instance -----------------------------------------
+#: Byte values (offsets, lengths) from this bound up are refused: near loff_t's limit
+#: (LLONG_MAX, which is also shmem's and hugetlbfs's s_maxbytes) the kernel's overflow checks
+#: answer EINVAL or EFBIG (rw_verify_area(), generic_write_checks(), vfs_fallocate(),
+#: inode_newsize_ok()), and the model does not represent them.
+BYTE_LIMIT = 1 << 62
+
+
+class Outside(str):
+    """An argument the model cannot judge exactly: replay refuses it, "outside the model"."""
+
+
+def _text(arg: Arg) -> str:
+    from traces.textfmt import format_arg
+
+    t = format_arg(arg)
+    return t if len(t) <= 40 else t[:37] + "..."
+
+
+def _num_range(p: Param, sc: int) -> str:
+    """The byte values a scaled natural takes in the model, for a message."""
+    top = p.sort.bound({}) if p.sort.kind != "nat" or p.sort.fixed is not None else None
+    if top is None:
+        return f"a whole number of {sc}-byte pages"
+    if top == 1:
+        return f"0 or {sc} bytes" if sc > 1 else "0 or 1"
+    return f"0..{top * sc}" + (f" bytes in steps of {sc}" if sc > 1 else "")
+
+
 def _match(spec: object, arg: Arg, st: Mapping[str, int], h: Handles,
-           params: dict[str, int], used: dict[str, str]) -> str | None:
-    """Bind params from one argument; return an error text or None."""
+           params: dict[str, int], used: dict[str, str], action: Action) -> str | None:
+    """Bind params from one argument; return an error text (an `Outside` when the argument
+    is well formed but not a value the model judges exactly) or None."""
+    pinfo = {p.name: p for p in action.params}
+    call = action.call
     if isinstance(spec, C):
-        return None if arg == arg_from_text(spec.text) else f"expected {spec.text}"
+        return None if arg == arg_from_text(spec.text) else \
+            Outside(f"{call} argument {_text(arg)}: the model's is always {spec.text}")
     if isinstance(spec, (Fd, ProcFd)):
         if isinstance(spec, ProcFd):
             if not (isinstance(arg, Str) and arg.text.startswith("/proc/self/fd/")
-                    and arg.text[14:].isdigit()):
+                    and arg.text[14:].isascii() and arg.text[14:].isdigit()):
                 return 'expected "/proc/self/fd/N"'
             hid = str(int(arg.text[14:]))
         else:
@@ -254,31 +286,56 @@ def _match(spec: object, arg: Arg, st: Mapping[str, int], h: Handles,
         return None
     if isinstance(spec, Flags):
         if isinstance(arg, Int):
-            params[spec.param] = arg.value
-            return None
-        if not isinstance(arg, Sym):
+            v = arg.value
+        elif not isinstance(arg, Sym):
             return "expected flags"
-        try:
-            params[spec.param] = parse_flags(arg.text, dict(spec.family))
-        except KeyError as e:
-            return f"unknown flag {e.args[0]}"
+        else:
+            try:
+                v = parse_flags(arg.text, dict(spec.family))
+            except KeyError as e:
+                return f"unknown flag {e.args[0]}"
+        why = pinfo[spec.param].outside(v)
+        if why:
+            return Outside(f"{call} {spec.param} {_text(arg)}: {why}")
+        params[spec.param] = v
         return None
     if isinstance(spec, (Num, Span)):
         if not isinstance(arg, Int):
             return "expected a number"
         sc = _scale(spec, st)
-        if arg.value % sc:
-            return f"{arg.value} is not a multiple of the model's page ({sc} bytes here)"
+        what = f"{call} {spec.param if isinstance(spec, Num) else 'length'} {_text(arg)}"
+        if arg.value < 0:
+            return Outside(f"{what}: negative; the model's offsets, lengths and counts are "
+                           ">= 0 (the kernel's EINVAL for a negative value is not modelled)")
+        if arg.value >= BYTE_LIMIT:
+            return Outside(f"{what}: 2^62 or more; the model does not represent the kernel's "
+                           "checks near the loff_t limit (EINVAL/EFBIG)")
         if isinstance(spec, Span):
-            return None if arg.value // sc == spec.pages else f"expected {spec.pages * sc}"
-        params[spec.param] = arg.value // sc
+            return None if arg.value == spec.pages * sc else \
+                Outside(f"{what}: the model's is always {spec.pages * sc} bytes")
+        if arg.value % sc:
+            return Outside(f"{what}: not a multiple of the model's page ({sc} bytes here)")
+        p = pinfo[spec.param]
+        v = arg.value // sc
+        why = p.outside(v)
+        if why:
+            if p.sort.kind == "nat" and p.sort.fixed is not None and v > p.sort.fixed:
+                why = f"the model's {spec.param} is {_num_range(p, sc)}"
+            return Outside(f"{what}: {why}")
+        if spec.param in params and params[spec.param] != v:  # two fields, one parameter
+            return Outside(f"{what}: the model ties it to the value {params[spec.param] * sc}")
+        params[spec.param] = v
         return None
     if isinstance(spec, Choice):
         for v, text in spec.table.items():
             if arg == arg_from_text(text):
                 params[spec.param] = v
                 return None
-        return "expected one of " + ", ".join(spec.table.values())
+        shown = [t if len(t) <= 20 else t[:17] + "..." for t in spec.table.values()]
+        if len(shown) > 6:
+            shown = [*shown[:5], "..."]
+        return Outside(f"{call} {spec.param} {_text(arg)}: the model's {spec.param} is one of "
+                       + ", ".join(shown))
     if isinstance(spec, Fields):
         if not isinstance(arg, Struct):
             return "expected a struct {...}"
@@ -291,17 +348,21 @@ def _match(spec: object, arg: Arg, st: Mapping[str, int], h: Handles,
                 if isinstance(s, C):
                     continue
                 return f"struct field {n} missing"
-            err = _match(s, given[n], st, h, params, used)
+            err = _match(s, given[n], st, h, params, used, action)
             if err:
-                return f"{n}: {err}"
+                return err if isinstance(err, Outside) else f"{n}: {err}"
         return None
     return "unsupported argument"
 
 
 def resolve_step(design: Design, h: Handles, step: Step, st: Mapping[str, int]
                  ) -> tuple[Action, dict[str, int], dict[str, str]]:
-    """The action instance a trace line denotes (without changing the handle table)."""
+    """The action instance a trace line denotes (without changing the handle table).
+
+    A well-formed argument whose value the model does not judge exactly is refused with
+    "outside the model: <reason>" (never mapped into the explored domain)."""
     errors = []
+    failed: list[tuple[int, str, str]] = []  # (argument index, action, error)
     for action in design.actions:
         if action.call != step.call:
             continue
@@ -312,17 +373,23 @@ def resolve_step(design: Design, h: Handles, step: Step, st: Mapping[str, int]
         used: dict[str, str] = {}
         err = None
         for i, (spec, arg) in enumerate(zip(action.args, step.args, strict=True)):
-            err = _match(spec, arg, st, h, params, used)
+            err = _match(spec, arg, st, h, params, used, action)
             if err:
-                err = f"argument {i + 1}: {err}"
+                failed.append((i, action.name, err))
                 break
         if err is None:
             return action, params, used
-        errors.append(f"{action.name}: {err}")
-    if not errors:
+    if not errors and not failed:
         calls = sorted({a.call for a in design.actions})
         raise ResolveError(f"design {design.name} has no call {step.call!r} "
                            f"(calls: {', '.join(calls)})", step)
+    # the actions that matched the most arguments say what is wrong with the line
+    far = max((i for i, _, _ in failed), default=-1)
+    best = [(name, e) for i, name, e in failed if i == far]
+    if best and all(isinstance(e, Outside) for _, e in best):
+        raise ResolveError("outside the model: " + "; ".join(dict.fromkeys(e for _, e in best)),
+                           step)
+    errors += [f"{name}: argument {far + 1}: {e}" for name, e in best]
     raise ResolveError("; ".join(errors), step)
 
 

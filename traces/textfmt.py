@@ -477,6 +477,21 @@ def _check_expect(value: str, path: str, lineno: int, col: int) -> str:
                            f"after 'expect:', found '{value}'")
 
 
+_SCOPE_ITEM = re.compile(r"[a-z][a-z0-9_]*=[0-9]+")
+
+
+def _check_scope(value: str, path: str, lineno: int, col: int) -> None:
+    """`# scope: NAME=N[,NAME=N...]` with ASCII digits (the design checks the names)."""
+    at = col
+    for item in value.split(","):
+        lead = len(item) - len(item.lstrip(" \t"))
+        if not _SCOPE_ITEM.fullmatch(item.strip(" \t")):
+            raise TraceSyntaxError(path, lineno, at + lead,
+                                   f"expected NAME=NUMBER (ASCII digits) in 'scope:', found "
+                                   f"'{item.strip()}'")
+        at += len(item) + 1
+
+
 def parse_trace(text: str, path: str = DEFAULT_PATH) -> Trace:
     """Parse a trace file's text; errors are `TraceSyntaxError`s at `path:line:col`.
 
@@ -485,6 +500,7 @@ def parse_trace(text: str, path: str = DEFAULT_PATH) -> Trace:
     first = lines[0][:-1] if lines[0].endswith("\r") else lines[0]
     title = _parse_version_line(first, path)
     header: dict[str, str] = {}
+    header_pos: dict[str, Pos] = {}
     comments: list[str] = []
     steps: list[Step] = []
     parser = _LineParser(path)
@@ -510,8 +526,11 @@ def parse_trace(text: str, path: str = DEFAULT_PATH) -> Trace:
                     comments.append(content)
                     continue
                 name = key.group(1)
+                raw = content[key.end():]
+                value_col = content_at + key.end() + (len(raw) - len(raw.lstrip(" \t"))) + 1
                 if name == "init":  # initial-state choices, read by traces/concretize.py
                     comments.append(content)
+                    header_pos.setdefault("init", Pos(lineno, value_col))
                     continue
                 if name not in HEADER_KEYS:
                     raise TraceSyntaxError(path, lineno, content_at + 1,
@@ -520,15 +539,16 @@ def parse_trace(text: str, path: str = DEFAULT_PATH) -> Trace:
                 if name in header:
                     raise TraceSyntaxError(path, lineno, content_at + 1,
                                            f"duplicate header key '{name}'")
-                raw = content[key.end():]
                 value = raw.strip(" \t")
-                value_col = content_at + key.end() + (len(raw) - len(raw.lstrip(" \t"))) + 1
                 if not value:
                     raise TraceSyntaxError(path, lineno, value_col,
                                            f"missing value after '{name}:'")
                 if name == "expect":
                     value = _check_expect(value, path, lineno, value_col)
+                if name == "scope":
+                    _check_scope(value, path, lineno, value_col)
                 header[name] = value
+                header_pos[name] = Pos(lineno, value_col)
             continue  # a comment between steps: ignored
         in_header = False
         steps.append(parser.step(line, lineno, j))
@@ -540,6 +560,7 @@ def parse_trace(text: str, path: str = DEFAULT_PATH) -> Trace:
         title=title,
         comments=tuple(comments),
         path=None if path == DEFAULT_PATH else path,
+        header_pos=header_pos,
     )
 
 

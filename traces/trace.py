@@ -121,3 +121,5 @@ class Trace:
     title: str | None = None  # free text of the first header line after the version
     comments: tuple[str, ...] = ()  # other header comment lines, kept verbatim
     path: str | None = None
+    #: where each header value starts ("design", "scope", "expect", "init"), for errors
+    header_pos: dict[str, Pos] = field(default_factory=dict, compare=False)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from model.designs import register
+from model.designs.vfs import fallocate_mode_unsupported
 from model.lang import (
     Action,
     Design,
@@ -180,12 +181,20 @@ PAGES = "pages"
 # ---- actions -------------------------------------------------------------------------------
 NAME_OK, NAME_NULL, NAME_LONG = 0, 1, 2
 MFD_DOMAIN = tuple(sorted({f | c for f in range(32) for c in (0,)} | {
-    0x100, 21 << MFD_HUGE_SHIFT, MFD_HUGETLB | (21 << MFD_HUGE_SHIFT)}))
+    0x100, 21 << MFD_HUGE_SHIFT, MFD_HUGETLB | (21 << MFD_HUGE_SHIFT),
+    MFD_HUGETLB | (16 << MFD_HUGE_SHIFT)}))  # 64 KiB: no x86-64 hstate (ENODEV)
+
+
+#: log2 of the huge page sizes x86-64 has an hstate for: 2 MiB always, 1 GiB with
+#: X86_FEATURE_GBPAGES (a property of the machine); 0 selects the default hstate (2 MiB here).
+HUGE_LOG_2M, HUGE_LOG_1G = 21, 30
 
 
 def memfd_create_body(s: StateView, name: E, flags: E) -> list[Rule]:
     """SYSCALL_DEFINE2(memfd_create), mm/memfd.c: sanitize_flags(),
     check_sysctl_memfd_noexec(), alloc_name(), alloc_file() (kernel-semantics.md §1.2-§1.3)."""
+    huge = flags.has(MFD_HUGETLB)
+    log = flags & (MFD_HUGE_MASK << MFD_HUGE_SHIFT)
     allowed = If(flags.has(MFD_HUGETLB),
                  bv(MFD_ALL_FLAGS | (MFD_HUGE_MASK << MFD_HUGE_SHIFT), 32), bv(MFD_ALL_FLAGS, 32))
     defaulted = If(s.noexec_scope >= 1, MFD_NOEXEC_SEAL, MFD_EXEC)
@@ -202,6 +211,12 @@ def memfd_create_body(s: StateView, name: E, flags: E) -> list[Rule]:
         fail("EFAULT", when=name == NAME_NULL, label="name_fault", why="alloc_name()"),
         fail("EINVAL", when=name == NAME_LONG, label="name_too_long",
              why="alloc_name(): longer than MFD_NAME_MAX_LEN (249)"),
+        requires(~(huge & (log == HUGE_LOG_1G << MFD_HUGE_SHIFT)), label="huge_1g",
+                 why="1 GiB huge pages: whether the kernel has that hstate depends on the "
+                     "machine (X86_FEATURE_GBPAGES), and the model's hugetlbfs pages are 2 MiB"),
+        fail("ENODEV", when=huge & (log != 0) & (log != HUGE_LOG_2M << MFD_HUGE_SHIFT),
+             label="no_hstate", why="hugetlb_file_setup(): get_hstate_idx() < 0, no hstate of "
+                                    "that page size (x86-64 has 2 MiB and 1 GiB only)"),
         ok(0, exists=1, hugetlb=If(flags.has(MFD_HUGETLB), 1, 0), fd_rw=1,
            mode=If(noexec, 0o666, 0o777),
            seals=If(noexec, F_SEAL_EXEC,
@@ -299,8 +314,9 @@ def fallocate_body(s: StateView, fd: E, mode: E, off: E) -> list[Rule]:
     end = off + 1
     return [
         have_fd(s, fd),
-        fail("EOPNOTSUPP", when=punch & ~keep, label="punch_needs_keep_size",
-             why="vfs_fallocate(): PUNCH_HOLE without KEEP_SIZE"),
+        fail("EOPNOTSUPP", when=fallocate_mode_unsupported(mode), label="vfs_mode",
+             why="vfs_fallocate(): PUNCH_HOLE without KEEP_SIZE, unknown bits or several "
+                 "modes, before FMODE_WRITE"),
         fail("EBADF", unless=fd == RW, label="fmode_write", why="vfs_fallocate(): !FMODE_WRITE"),
         fail("EOPNOTSUPP", when=(mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE)) != 0,
              label="unsupported_mode",
@@ -548,6 +564,7 @@ def build() -> Design:
         actions=ACTIONS,
         effects=EFFECTS,
         default_scope={"pages": 1, "maps": 1, "pins": 1, "fds": 1},
+        scope_max={"pages": 3},  # ftruncate to 2 pages, pwrite/fallocate at page 2 -> 3 pages
         scope_doc={"pages": "largest file size, in pages", "maps": "mappings per kind",
                    "pins": "held page references per kind", "fds": "descriptors per kind"},
         kernel="6.18",

@@ -50,13 +50,24 @@ class Param:
     """An action parameter: its sort, and the finite domain the explicit engine enumerates.
 
     The symbolic engines range over the whole sort unless `symbolic_domain` is set, so a proof
-    covers every argument value, not only the explored ones."""
+    covers every argument value, not only the explored ones. A trace may use any value that
+    `outside()` accepts: the rule body judges it exactly, explored or not."""
 
     name: str
     sort: Sort
     domain: tuple[int, ...]
     doc: str = ""
     symbolic_domain: bool = False
+    #: Why a value of the sort is still outside what the rule body judges exactly (None:
+    #: judged exactly). Unset: every value of the sort is judged exactly.
+    exact: Callable[[int], str | None] | None = None
+
+    def outside(self, v: int) -> str | None:
+        """Why the value `v` is outside the model (None: the rule body judges it exactly).
+
+        Replay (traces/concretize.py) refuses such a value instead of mapping it into the
+        domain: the sort's range first, then the parameter's own limit."""
+        return self.sort.outside(v) or (self.exact(v) if self.exact is not None else None)
 
 
 @dataclass(frozen=True)

@@ -56,6 +56,10 @@ class Design:
     # from `base`, then from the catalogue (properties/catalogue.py Property.expected)
     expect: Mapping[str, str] = field(default_factory=dict)
     origin: tuple[str, int] | None = field(default=None, compare=False)  # where derived
+    #: The largest value of a scope key that still changes what the engines explore: the
+    #: actions' parameter domains reach no further (memfd: sizes up to 3 pages). Larger values
+    #: are refused by scope() rather than explored as the smaller space under a larger name.
+    scope_max: Mapping[str, int] = field(default_factory=dict)
 
     def action(self, name: str) -> Action:
         for a in self.actions:
@@ -109,9 +113,20 @@ class Design:
                        expect=dict(expect or {}), origin=source_site())
 
     def scope(self, overrides: Mapping[str, int] | None = None) -> dict[str, int]:
+        """The default scope with `overrides`; KeyError for a key the design does not have,
+        ScopeError for a value beyond `scope_max` (it would name a space never explored)."""
         sc = dict(self.default_scope)
         for k, v in (overrides or {}).items():
             if k not in sc:
                 raise KeyError(k)
+            top = self.scope_max.get(k)
+            if top is not None and v > top:
+                raise ScopeError(
+                    f"design {self.name}: scope {k}={v} explores nothing beyond {k}={top}: its "
+                    f"parameter domains reach at most {k}={top} (the largest meaningful value)")
             sc[k] = v
         return sc
+
+
+class ScopeError(ValueError):
+    """A scope value that names more than the design can explore."""

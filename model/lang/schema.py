@@ -50,6 +50,20 @@ class Sort:
         assert self.scope is not None
         return scope[self.scope]
 
+    def outside(self, v: int) -> str | None:
+        """Why `v` is not a value of this sort (None: it is one). A scope-bounded natural has
+        no upper limit here: replay does not pack states, and an engine's scope is checked by
+        Design.scope(); the caller bounds byte values (traces/concretize.py)."""
+        if v < 0:
+            return "negative (the model's value is a count or bit set, >= 0)"
+        if self.kind == "word" and v >> self.width:
+            return f"does not fit the model's {self.width}-bit field"
+        if self.kind in ("bool", "enum") or (self.kind == "nat" and self.fixed is not None):
+            top = self.bound({})
+            if v > top:
+                return f"the model's values are 0..{top}"
+        return None
+
     def render(self, v: int) -> str:
         if self.kind == "bool":
             return "true" if v else "false"
