@@ -67,7 +67,7 @@ def test_sparse_word_round_trip_and_stray_bit() -> None:
 
 def test_too_wide_names_the_design_and_the_largest_scope_that_fits() -> None:
     d = designs.get("memfd")
-    sc = d.scope({"pages": 1 << 40, "maps": 1 << 40})
+    sc = d.scope({"maps": 1 << 40, "fds": 1 << 40})
     with pytest.raises(ScopeTooWide, match=r"design memfd needs \d+ bits .* largest scope"):
         Packer(d, sc)
     fit = largest_fitting(d, sc)
@@ -77,7 +77,7 @@ def test_too_wide_names_the_design_and_the_largest_scope_that_fits() -> None:
 
 def test_cli_refuses_a_too_wide_scope_before_running_anything() -> None:
     p = run("check", "--design", "memfd", "--design", "v5-inaccessible", "--scope",
-            "pages=1099511627776,maps=1099511627776", timeout=120)
+            "maps=1099511627776,fds=1099511627776", timeout=120)
     assert p.returncode == 2, p.stderr
     assert p.stdout == ""
     (line,) = p.stderr.strip().splitlines()
@@ -107,9 +107,10 @@ def test_parse_size() -> None:
 
 
 def test_memory_bound_stops_check_inconclusive() -> None:
-    """`--scope pages=50,maps=50` grows without end; a memory bound stops it: every property
+    """`--scope maps=20,fds=20` grows past any small bound (pages above 3 are refused: memfd's
+    domains reach 3 pages); a memory bound stops it: every property
     not yet decided is UNKNOWN (exit 3), never EXHAUSTED."""
-    p = run("check", "--design", "memfd", "--scope", "pages=50,maps=50", "--max-memory",
+    p = run("check", "--design", "memfd", "--scope", "maps=20,fds=20", "--max-memory",
             "400M", "--quiet", timeout=300)
     assert p.returncode == 3, (p.stdout[-2000:], p.stderr[-2000:])
     assert "memory bound 400.0 MiB reached" in p.stderr and "Traceback" not in p.stderr
@@ -120,7 +121,7 @@ def test_memory_bound_stops_check_inconclusive() -> None:
 
 
 def test_memory_bound_stops_diff_inconclusive() -> None:
-    p = run("diff", "memfd", "memfd", "--engine", "explicit", "--scope", "pages=50,maps=50",
+    p = run("diff", "memfd", "memfd", "--engine", "explicit", "--scope", "maps=20,fds=20",
             "--max-memory", "300M", "--quiet", timeout=300)
     assert p.returncode == 3, (p.stdout[-2000:], p.stderr[-2000:])
     assert "diff: UNKNOWN: memory bound" in p.stdout
@@ -139,7 +140,7 @@ def test_bad_max_memory_is_a_usage_error(cmd: list[str]) -> None:
 @pytest.mark.parametrize("cmd", [["explore"], ["conform", "--random", "1"],
                                  ["diff", "memfd", "memfd", "--engine", "explicit"]])
 def test_other_commands_refuse_a_too_wide_scope(cmd: list[str]) -> None:
-    p = run(*cmd, "--scope", "pages=1099511627776", timeout=120)
+    p = run(*cmd, "--scope", "maps=1099511627776", timeout=120)
     assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
     (line,) = p.stderr.strip().splitlines()
     assert "needs" in line and "largest scope that fits" in line
