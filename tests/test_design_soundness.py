@@ -220,9 +220,14 @@ def test_expected_walks_the_base_chain() -> None:
     grandchild = child.derive("memfd-grandchild", "",
                               expect={"grow-seal-size-monotone": "holds"})
     designs.add(child, source="test")
-    p, g = cat["exec-seal-mode-fixed"], cat["grow-seal-size-monotone"]
-    assert p.expected(child) == p.expected(grandchild) == "violated"
-    assert g.expected(grandchild) == "holds" and g.expected(child) == "violated"
+    try:
+        p, g = cat["exec-seal-mode-fixed"], cat["grow-seal-size-monotone"]
+        assert p.expected(child) == p.expected(grandchild) == "violated"
+        assert g.expected(grandchild) == "holds" and g.expected(child) == "violated"
+        assert "memfd-child" not in designs.names()  # a what-if is not a built-in design
+    finally:  # leave the registry as it was for the tests that list the built-in designs
+        for table in (designs._BUILDERS, designs._CACHE, designs._WHATIF):
+            table.pop("memfd-child", None)
 
 
 def test_whatif_expect_must_name_real_properties_and_verdicts(tmp_path: Path) -> None:

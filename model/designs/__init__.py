@@ -32,9 +32,11 @@ def is_corpus(name: str) -> bool:
 
 
 def names(include_corpus: bool = False) -> list[str]:
-    """The built-in designs; the bug corpus's pairs only when asked for."""
+    """The built-in designs; the bug corpus's pairs only when asked for. Designs added by
+    what-if files (add()) are not built-in and are not listed."""
     _load_all()
-    return [n for n in _BUILDERS if include_corpus or not is_corpus(n)]
+    return [n for n in _BUILDERS
+            if n not in _WHATIF and (include_corpus or not is_corpus(n))]
 
 
 def get(name: str) -> Design:
