@@ -287,8 +287,8 @@ def _fill(text: str, placeholder: str, value: str) -> str:
 
 
 #: the runtime sections a step may need, in the order they are emitted (after "base")
-_SECTIONS = ("signal", "create", "payload", "buffer", "kvm", "open", "close", "maps", "munmap",
-             "access", "pins", "pin", "uring", "unpin", "noexec")
+RUNTIME_SECTIONS = ("signal", "create", "payload", "buffer", "kvm", "open", "close", "maps",
+                    "munmap", "access", "pins", "pin", "uring", "unpin", "noexec")
 
 
 def export_c(design: Design, r: Replayed) -> str:
@@ -343,7 +343,7 @@ def export_c(design: Design, r: Replayed) -> str:
              "\n/* the steps as the trace prints them (step_text[1] is step 1) */\n",
              f"static const char *const step_text[NSTEPS + 1] = {{\n\tNULL,\n{texts}\n}};\n",
              _fill(_section("base"), "ERRNO_CASES", errno_cases)]
-    for name in _SECTIONS:
+    for name in RUNTIME_SECTIONS:
         if name not in need:
             continue
         text = _section(name)
