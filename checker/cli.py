@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, NoReturn
 
+from checker.check import progress, run_explicit, run_symbolic
 from checker.verdict import (
     EXIT_INCONCLUSIVE,
     EXIT_OK,
@@ -30,7 +31,7 @@ from checker.verdict import (
     Verdict,
     exit_code,
 )
-from model.lang.design import ScopeError
+from model.lang.design import ScopeError, scope_text
 
 if TYPE_CHECKING:
     from checker.diff import Divergence
@@ -63,10 +64,6 @@ def parse_scope(text: str | None) -> dict[str, int]:
             raise UsageError(f"bad --scope: {k} given twice")
         out[k] = int(v)
     return out
-
-
-def scope_text(scope: dict[str, int]) -> str:
-    return ",".join(f"{k}={v}" for k, v in scope.items())
 
 
 def load_designs(names: Sequence[str]) -> list[Design]:
@@ -131,53 +128,6 @@ def cmd_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _progress(msg: str) -> None:
-    print(f"  … {msg}", file=sys.stderr, flush=True)
-
-
-def run_explicit(design: Design, props: Sequence[Property], scope: dict[str, int],
-                 quiet: bool, max_memory: int | None = None) -> tuple[list[Result], list[str]]:
-    from checker.explicit import Explorer
-
-    ex = Explorer(design, scope, props,
-                  progress=None if quiet else _progress, max_memory=max_memory)
-    r = ex.run()
-    st = scope_text(scope)
-    method = f"explicit, scope {st}"
-    note = ("; the scope bounded some counters (transitions pruned: "
-            f"{r.pruned}), so this holds within the scope only") if r.pruned else ""
-    if r.stopped:  # what was not found may lie beyond: inconclusive, never a pass
-        print(f"shmemcheck: {design.name}: {r.stopped}", file=sys.stderr)
-        note = f"; stopped: {r.stopped} (--max-memory)"
-    results = []
-    for name, o in r.props.items():
-        p = o.prop
-        if p.kind in ("always", "action"):
-            v = Verdict.EXHAUSTED if o.holds else Verdict.VIOLATED
-        else:
-            v = Verdict.WITNESSED if o.holds else Verdict.NOT_WITNESSED
-        if r.stopped and v in (Verdict.EXHAUSTED, Verdict.NOT_WITNESSED):
-            v = Verdict.UNKNOWN
-        results.append(Result(design.name, name, "explicit", v,
-                              p.expected(design.name), method
-                              + (note if v in (Verdict.EXHAUSTED, Verdict.NOT_WITNESSED,
-                                               Verdict.UNKNOWN)
-                                 else ""),
-                              r.seconds, o.run,
-                              stats={"states": r.states, "transitions": r.transitions,
-                                     "depth": r.depth}))
-    cov = [f"{design.name}: explicit states={r.states:,} transitions={r.transitions:,} "
-           f"depth={r.depth} sec={r.seconds:.2f} states/s={r.states_per_second:,.0f} "
-           f"bytes/state={r.stored_bytes / max(1, r.states):.1f} scope {st}"]
-    unc = r.uncovered()
-    if unc:
-        cov.append(f"{design.name}: rules that never fired in the reachable space: "
-                   + ", ".join(f"{a}.{lab}" for a, lab in unc))
-    else:
-        cov.append(f"{design.name}: coverage: every rule of every action fired")
-    return results, cov
-
-
 def max_memory_arg(args: argparse.Namespace) -> int | None:
     """--max-memory in bytes (default: half of MemAvailable now)."""
     from checker.memory import default_limit, parse_size
@@ -192,7 +142,7 @@ def max_memory_arg(args: argparse.Namespace) -> int | None:
 
 def explicit_preflight(designs: Sequence[Design], user_scope: dict[str, int]) -> None:
     """Refuse a design whose state does not fit the explicit engine's key at this scope."""
-    from checker.explicit import Packer, ScopeTooWide
+    from checker.packer import Packer, ScopeTooWide
 
     for d in designs:
         try:
@@ -247,7 +197,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         check_output(args.certificate)
     if any(e != "explicit" for e in engines):
         try:
-            from checker.symbolic import check_symbolic
+            import checker.symbolic  # noqa: F401
         except ImportError as e:
             raise UsageError(f"symbolic engines are not available: {e}") from None
     stream = args.format == "text"  # json, ktap and mail are documents: printed at the end
@@ -263,7 +213,7 @@ def cmd_check(args: argparse.Namespace) -> int:
                 sys.stdout.write("\n".join(report.result_lines(r, width)) + "\n")
                 sys.stdout.flush()
             if not args.quiet and r.engine != "explicit":
-                _progress(f"{len(results)}/{total} {r.design} {r.prop} [{r.engine}]: "
+                progress(f"{len(results)}/{total} {r.design} {r.prop} [{r.engine}]: "
                           f"{r.verdict.value} in {r.seconds:.1f} s "
                           f"(elapsed {time.perf_counter() - t0:.0f} s)")
 
@@ -274,14 +224,14 @@ def cmd_check(args: argparse.Namespace) -> int:
                 done(rs)
                 lines += cov
                 if not args.quiet:
-                    _progress(f"{len(results)}/{total} {d.name} [explicit]: {len(rs)} "
+                    progress(f"{len(results)}/{total} {d.name} [explicit]: {len(rs)} "
                               f"properties in {rs[0].seconds:.1f} s "
                               f"(elapsed {time.perf_counter() - t0:.0f} s)")
                 continue
             for p in props:
-                done([check_symbolic(d, p, eng, lemmas=args.lemmas,
-                                     depth=args.k_max if eng == "kind" else args.depth,
-                                     timeout=args.timeout)])
+                done(run_symbolic(d, [p], eng, lemmas=args.lemmas,
+                                  depth=args.k_max if eng == "kind" else args.depth,
+                                  timeout=args.timeout))
     changes = [c for d in designs for c in changed_from_base(d, results)]
     if args.format == "json":
         out = report.as_json(results, {"coverage": lines, "changed_from_base": changes})
@@ -504,8 +454,8 @@ def cmd_conform(args: argparse.Namespace) -> int:
     opts = ConformOptions(scope, depth, walks=args.random, seed=args.seed, length=args.length,
                           walk_scope=walk_scope, exhaustive=not args.no_exhaustive,
                           jobs=args.jobs, hugetlb=not args.no_hugetlb, out=args.out,
-                          progress=None if args.quiet else _progress)
-    from checker.explicit import ScopeTooWide
+                          progress=None if args.quiet else progress)
+    from checker.packer import ScopeTooWide
 
     try:
         rep = run_conform(d, opts)
@@ -567,8 +517,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_explore(args: argparse.Namespace) -> int:
-    from checker.explicit import ScopeTooWide
     from checker.graph import TooLarge, state_graph, to_dot
+    from checker.packer import ScopeTooWide
 
     (d,) = load_designs([args.design])
     # the checking scope's graph has 10^4 to 10^6 states: explore starts from the smallest
@@ -661,7 +611,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     scope.update({k: v for k, v in b.default_scope.items() if k not in scope})
     scope.update(parse_scope(args.scope))
     try:
-        r = Differ(a, b, scope, progress=None if args.quiet else _progress,
+        r = Differ(a, b, scope, progress=None if args.quiet else progress,
                    max_memory=max_memory_arg(args)).run()
     except ValueError as e:
         raise UsageError(str(e)) from None
@@ -790,7 +740,7 @@ def cmd_corpus(args: argparse.Namespace) -> int:
 
         check_output_dir(args.out)
     results = corpus.run_corpus(bugs, symbolic=not args.explicit, timeout=args.timeout,
-                                progress=None if args.quiet else _progress)
+                                progress=None if args.quiet else progress)
     sys.stdout.write(corpus.table(results, markdown=args.format == "markdown"))
     if args.out:
         for a in corpus.write_artifacts(results, args.out):

@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from checker.compile_np import Arr, CompiledAction
-from checker.explicit import Explorer, Packer
+from checker.interpreter import interpreter_for
 from checker.memory import human, over, rss_bytes
+from checker.packer import Packer
 from model.lang.action import Action, outcome_text
 from model.lang.design import Design
 from properties.catalogue import Property
@@ -141,8 +142,8 @@ class Differ:
         sa = {k: v for k, v in scope.items() if k in a.default_scope}
         sb = {k: v for k, v in scope.items() if k in b.default_scope}
         self.props = common_properties(a, b)
-        self.ea = Explorer(a, a.scope(sa), self.props)
-        self.eb = Explorer(b, b.scope(sb), self.props)
+        self.ea = interpreter_for(a, a.scope(sa), self.props)
+        self.eb = interpreter_for(b, b.scope(sb), self.props)
         self._eff_b_to_a = _effect_map(a, b)
         self.scope = dict(scope)
         self.max_depth = max_depth
@@ -219,7 +220,7 @@ class Differ:
                 for si, (name, ca, cb) in enumerate(steps):
                     ref = ca or cb
                     assert ref is not None
-                    P = (self.ea if ca else self.eb)._pgrids[ref.index]
+                    P = (self.ea if ca else self.eb).pgrids[ref.index]
                     on = np.zeros(ka.size, bool)
                     if ca is not None:
                         on |= ca.enabled_fn(SA, P).any(axis=1)
@@ -364,9 +365,7 @@ class Differ:
                 if c is None:
                     continue  # the other design's addition: this design stands still
                 params = c.params_at(j)
-                from checker.explicit import evaluate
-                _, en = evaluate(ex.packer, c, st, params)
-                if not en:
+                if not ex.enabled(c, st, params):
                     run.steps.append(AStep(name, params, 0, 0, dict(st), "(outside the model)"))
                     break
                 step = ex.apply(c, st, params)
