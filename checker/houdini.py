@@ -32,9 +32,10 @@ import z3
 from checker.bmc import set_timeout
 from checker.certificate import render
 from checker.designcache import PerDesign
-from checker.encode_z3 import Encoder, value_term
+from checker.encode_z3 import Encoder
 from checker.explicit import Explorer
 from checker.interrupt import unknown_reason
+from checker.z3_terms import value_term
 from model.lang.design import Design
 from model.lang.schema import Field
 

@@ -21,13 +21,14 @@ from checker.atomic import write_text
 from checker.bmc import SearchResult, bmc
 from checker.certificate import CertificateError, conjuncts_of, drop_implied, make, minimize
 from checker.designcache import PerDesign
-from checker.encode_z3 import Encoder, Goal, Z, goal_for, is_action_kind, is_sometimes
+from checker.encode_z3 import Encoder, Goal, goal_for, is_action_kind, is_sometimes
 from checker.houdini import Lemmas, lemmas_for, support
 from checker.interpreter import Interpreter, interpreter_for
 from checker.kind import kinduction
 from checker.kind import recheck as kind_recheck
 from checker.pdr import pdr
 from checker.verdict import Result, Verdict
+from checker.z3_terms import Z
 from model.lang.design import Design
 from model.lang.expr import E
 from model.lang.schema import StateView, render_state

@@ -26,7 +26,7 @@ import z3
 
 from checker.compile_np import fit
 from checker.designcache import PerDesign
-from checker.encode_z3 import domain, translate, z3_sort
+from checker.z3_terms import domain, translate, z3_sort
 from model.lang.design import Design
 from model.lang.errors import DesignError
 from model.lang.expr import INT, E, literal_like

@@ -20,8 +20,8 @@ import z3
 
 import model.designs as designs
 from checker import certificate as cert
-from checker.encode_z3 import Encoder, concrete_step, goal_for
 from checker.check import run_explicit
+from checker.encode_z3 import Encoder, concrete_step, goal_for
 from checker.explicit import Explorer, ExploreResult
 from checker.interpreter import evaluate
 from checker.symbolic import (

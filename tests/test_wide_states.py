@@ -11,8 +11,8 @@ import pytest
 
 import checker.explicit as explicit
 from checker.explicit import Explorer
-from checker.packer import Packer, ScopeTooWide, largest_fitting, may_set_bits
 from checker.memory import parse_size
+from checker.packer import Packer, ScopeTooWide, largest_fitting, may_set_bits
 from model import designs
 from properties.catalogue import for_design
 
