@@ -211,7 +211,7 @@ def violates_at_end(design: Design, prop: Property, run: ARun) -> bool:
 def _observable_instead(bug: Bug, rb: Result) -> Result:
     """A counterexample of the same length whose last call returns differently on the fixed
     design (checker.diff, bounded to that length), when the shortest one found is not."""
-    from checker.diff import Differ
+    from checker.diff import OUTSIDE, Differ
 
     assert rb.run is not None
     broken = restricted(designs.get(bug.broken), bug.exclude)
@@ -227,9 +227,6 @@ def _observable_instead(bug: Bug, rb: Result) -> Result:
             return replace(rb, run=run, method=rb.method + "; of the shortest, one whose last "
                            f"call returns differently on {bug.fixed} (checker.diff)")
     return rb
-
-
-OUTSIDE = "(outside the model)"
 
 
 def run_corpus(bugs: Sequence[Bug] | None = None, *, symbolic: bool = True,

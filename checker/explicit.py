@@ -38,6 +38,11 @@ _PACK_BITS = 63  # (key, rank) pairs are sorted as one int64 when they fit, else
 MEMO_BYTES_PER_STATE = 100  # the memo's bound (Memo.bound)
 MEMO_MIN_BYTES = 256 << 20
 
+#: One breadth-first layer: (state keys, each state's parent index in the layer before (-1 in
+#: layer 0), the action taking the parent to it, that action's parameter row). Shared by the
+#: explicit search and the design diff's product search (checker/diff.py).
+Layer = tuple[Arr, Arr, Arr, Arr]
+
 
 @dataclass
 class PropOutcome:
@@ -59,7 +64,7 @@ class ExploreResult:
     props: dict[str, PropOutcome]
     stored_bytes: int
     complete: bool = True
-    layers: list[tuple[Arr, Arr, Arr, Arr]] = field(default_factory=list, repr=False)
+    layers: list[Layer] = field(default_factory=list, repr=False)
     memo_bytes: int = 0  # the per-projection transition tables (grow with projections, not states)
     stopped: str | None = None  # why the search stopped before its end (the memory bound)
 
@@ -527,6 +532,20 @@ def _arange(n: int) -> Arr:
 _EMPTY = (_NONE, _NONE, np.zeros(0, np.int16), np.zeros(0, np.int32))
 
 
+def trace_back(layers: Sequence[Layer], depth: int, idx: int
+               ) -> tuple[int, list[tuple[int, int]]]:
+    """The path to the state at (depth, idx): its initial state's index in layer 0, and each
+    step's (action, parameter row), first step first."""
+    chain: list[tuple[int, int]] = []
+    i = idx
+    for d in range(depth, 0, -1):
+        _, par, act, pj = layers[d]
+        chain.append((int(act[i]), int(pj[i])))
+        i = int(par[i])
+    chain.reverse()
+    return i, chain
+
+
 class Explorer(Interpreter):
     """BFS over a design within a scope, checking the given properties: the Interpreter's
     compiled actions, expanded a frontier at a time."""
@@ -548,7 +567,7 @@ class Explorer(Interpreter):
         init = np.unique(np.array([pk.pack(s) for s in self.design.init.states(
             self.design.schema)], dtype=np.int64))
         visited = init.copy()
-        layers: list[tuple[Arr, Arr, Arr, Arr]] = [
+        layers: list[Layer] = [
             (init, np.full(init.shape, -1, np.int64), np.full(init.shape, -1, np.int16),
              np.full(init.shape, -1, np.int32))]
         found: dict[str, tuple[int, int, int, int] | None] = {p.name: None for p in self.props}
@@ -635,17 +654,11 @@ class Explorer(Interpreter):
     # -- counterexamples ----------------------------------------------------------------------
     def path(self, depth: int, idx: int) -> ARun:
         """The shortest run to the state at (layer depth, index idx)."""
-        chain: list[tuple[int, int, int]] = []
-        d, i = depth, idx
-        while d > 0:
-            _, par, act, pj = self._layers[d]
-            chain.append((int(act[i]), int(pj[i]), d))
-            i = int(par[i])
-            d -= 1
-        init = self.packer.unpack(int(self._layers[0][0][i]))
+        root, chain = trace_back(self._layers, depth, idx)
+        init = self.packer.unpack(int(self._layers[0][0][root]))
         run = ARun(init)
         st = init
-        for a, j, _ in reversed(chain):
+        for a, j in chain:
             ca = self.actions[a]
             step = self.apply(ca, st, ca.params_at(j))
             run.steps.append(step)
