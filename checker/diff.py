@@ -26,7 +26,6 @@ from checker.compile_np import Arr, CompiledAction
 from checker.explicit import Layer, trace_back
 from checker.interpreter import interpreter_for
 from checker.memory import human, over, rss_bytes
-from checker.packer import Packer
 from model.lang.action import Action, outcome_text
 from model.lang.design import Design
 from properties.catalogue import Property
@@ -278,10 +277,10 @@ class Differ:
         xa, xb = ka[idx], kb[idx]
         if ca is not None:
             ra = ca.fn(sa, P)
-            na, en = self._next(self.ea.packer, ca, ra, xa, sa)
+            na, en = self.ea.next_keys(ca, ra, xa, sa)
         if cb is not None:
             rb = cb.fn(sb, P)
-            nb, enb = self._next(self.eb.packer, cb, rb, xb, sb)
+            nb, enb = self.eb.next_keys(cb, rb, xb, sb)
         if ca is not None and cb is not None:
             differ = self._classify(si, lo, depth, idx, ra, rb, na, nb, en & enb,
                                     ~taint[idx].reshape(-1, 1), classes)
@@ -353,19 +352,6 @@ class Differ:
                 # a successor outside the explicit scope has no packed state to read
                 out.append((f"property {p.name}", (va != vb) & in_scope))
         return out
-
-    @staticmethod
-    def _next(pk: Packer, ca: CompiledAction, r: dict[str, Arr], keys: Arr,
-              S: Mapping[str, Arr]) -> tuple[Arr, Arr]:
-        col = keys.reshape(-1, 1)
-        nk = np.repeat(col, ca.k, axis=1)
-        en = r["en"].copy()
-        for fname in ca.updated:
-            u = r[fname]
-            if fname in pk.nat:
-                en &= (u >= 0) & (u <= pk.bound[fname])
-            nk += pk.delta(fname, u, S[fname])
-        return nk, en
 
     def _runs(self, depth: int, row: int, si: int, col: int) -> tuple[ARun, ARun]:
         """The path to pair (depth, row) plus the diverging step, replayed in each design."""

@@ -132,9 +132,23 @@ class Interpreter:
         pk = self.packer
         for name in pk.nat:
             if name in r:
-                u = np.broadcast_to(r[name], ok.shape)
-                ok &= (u >= 0) & (u <= pk.bound[name])
+                ok &= pk.in_bounds(name, np.broadcast_to(r[name], ok.shape))
         return ok
+
+    def next_keys(self, ca: CompiledAction, r: Mapping[str, Arr], keys: Arr,
+                  S: Mapping[str, Arr]) -> tuple[Arr, Arr]:
+        """Vectorised successors of the states `keys` (fields S) by `ca` over its parameter
+        grid, from its results r = ca.fn(S, P): each successor's key (states, parameter rows),
+        and where the instance is enabled with every counter of its successor in scope."""
+        pk = self.packer
+        nk = np.repeat(keys.reshape(-1, 1), ca.k, axis=1)
+        en = r["en"].copy()
+        for fname in ca.updated:
+            u = r[fname]
+            if fname in pk.nat:
+                en &= pk.in_bounds(fname, u)
+            nk += pk.delta(fname, u, S[fname])
+        return nk, en
 
 
 def evaluate(pk: Packer, ca: CompiledAction, st: Mapping[str, int],

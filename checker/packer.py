@@ -99,6 +99,11 @@ class Packer:
             out |= ((v >> src) & ((1 << n) - 1)) << ksh
         return out
 
+    def in_bounds(self, name: str, u: Arr) -> Arr:
+        """Where counter `name`'s new values u stay within the scope (0..bound); a successor
+        outside it has no key and is pruned, never clipped."""
+        return (u >= 0) & (u <= self.bound[name])
+
     def delta(self, name: str, u: Arr, s: Arr) -> Arr:
         """key(after) - key(before) for field `name` going from value s to u."""
         if name not in self.runs:
