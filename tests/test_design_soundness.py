@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from checker.verdict import Result, Verdict
 from model import designs
 from model.lang import Design
 from model.lang.errors import DesignError
+from tests.conftest import run
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -35,11 +35,6 @@ design = base("memfd").derive(
     edit={"fcntl_add_seals": lambda a: a.drop_rule("invalid_bits")},
 )
 '''
-
-
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "checker.cli", *args], capture_output=True,
-                          text=True, timeout=600, cwd=ROOT)
 
 
 def write(tmp_path: Path, name: str, text: str) -> str:

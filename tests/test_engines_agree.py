@@ -7,14 +7,16 @@ explicit shortest length on the explored parameter domains; each verdict is the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
-from checker.explicit import Explorer
+from checker.explicit import ExploreResult
 from checker.symbolic import check_symbolic
 from checker.verdict import Verdict
 from model import designs
 from properties.catalogue import for_design
-from tests.test_symbolic import explored_domains
+from tests.conftest import explored_domains
 
 TIMEOUT = 300.0
 PRIMARY = [n for n in designs.names() if n != "memfd"]  # memfd: tests/test_symbolic.py
@@ -27,10 +29,10 @@ def decisive(holds: bool, kind: str) -> set[Verdict]:
 
 
 @pytest.mark.parametrize("name", ["memfd", *PRIMARY])
-def test_engines_agree(name: str) -> None:
+def test_engines_agree(name: str, explored: Callable[[str], ExploreResult]) -> None:
     d = designs.get(name)
     props = for_design(d)
-    ex = Explorer(d, d.scope(), props).run()
+    ex = explored(name)
     assert ex.complete
     same = explored_domains(d)
     for p in props:

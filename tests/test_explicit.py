@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from checker.explicit import Explorer
+from collections.abc import Callable
+
+from checker.explicit import Explorer, ExploreResult
 from model import designs
 from model.lang import fail
 from properties.catalogue import for_design, load
@@ -16,9 +18,8 @@ def _check(design, names, scope=None):  # type: ignore[no-untyped-def]
     return ex.run()
 
 
-def test_catalogue_on_memfd_as_expected() -> None:
-    d = designs.get("memfd")
-    r = Explorer(d, d.scope(), for_design(d)).run()
+def test_catalogue_on_memfd_as_expected(explored: Callable[[str], ExploreResult]) -> None:
+    r = explored("memfd")
     for name, o in r.props.items():
         exp = o.prop.expected("memfd")
         if o.prop.kind in ("always", "action"):

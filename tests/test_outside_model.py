@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import replay_text
-from tests.test_cli import run
+from tests.conftest import replay_text, run
 
 CREATE = 'memfd_create("t", MFD_ALLOW_SEALING) = 3\n'
 HEAD = "# shmemcheck trace 1\n"

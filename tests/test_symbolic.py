@@ -13,6 +13,7 @@ import dataclasses
 import random
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,7 @@ from model.lang.expr import Implies
 from model.lang.schema import StateView
 from model.vocab import F_SEAL_WRITE
 from properties.catalogue import Property, for_design, load
+from tests.conftest import explored_domains
 from traces.run import AStep
 
 TIMEOUT = 120.0
@@ -52,15 +54,8 @@ def props(memfd: Design) -> list[Property]:
 
 
 @pytest.fixture(scope="module")
-def explicit(memfd: Design, props: list[Property]) -> ExploreResult:
-    return Explorer(memfd, memfd.scope(), props).run()
-
-
-def explored_domains(d: Design) -> Design:
-    """The design with every parameter restricted to its explored domain (symbolically)."""
-    acts = tuple(dataclasses.replace(a, params=tuple(
-        dataclasses.replace(p, symbolic_domain=True) for p in a.params)) for a in d.actions)
-    return dataclasses.replace(d, name=d.name, actions=acts)
+def explicit(explored: Callable[[str], ExploreResult]) -> ExploreResult:
+    return explored("memfd")
 
 
 # ---- the encoding against the interpreter, on concrete values ---------------------------------

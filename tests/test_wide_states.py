@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+from collections.abc import Callable
 
 import numpy as np
 import pytest
 
 import checker.explicit as explicit
-from checker.explicit import Explorer, Packer, ScopeTooWide, largest_fitting, may_set_bits
+from checker.explicit import (
+    Explorer,
+    ExploreResult,
+    Packer,
+    ScopeTooWide,
+    largest_fitting,
+    may_set_bits,
+)
 from checker.memory import parse_size
 from model import designs
 from properties.catalogue import for_design
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def run(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "checker.cli", *args], capture_output=True,
-                          text=True, timeout=timeout, cwd=ROOT)
+from tests.conftest import run
 
 
 def test_may_set_bits_of_the_inode_flags_word() -> None:
@@ -37,13 +36,13 @@ def _outcomes(r: explicit.ExploreResult) -> dict[str, object]:
             for n, o in r.props.items()}
 
 
-def test_sparse_packing_searches_exactly_the_plain_space(monkeypatch: pytest.MonkeyPatch
-                                                        ) -> None:
+def test_sparse_packing_searches_exactly_the_plain_space(
+        monkeypatch: pytest.MonkeyPatch, explored: Callable[[str], ExploreResult]) -> None:
     """Forcing the sparse layout (a 40-bit key) on memfd@5.17 at its default scope (58 bits
     plain) gives the same states, transitions, coverage, verdicts and counterexamples."""
     d = designs.get("memfd@5.17")
     props = for_design(d)
-    ref = Explorer(d, d.scope(), props).run()
+    ref = explored("memfd@5.17")
     assert Explorer(d, d.scope(), props).packer.runs == {}
     monkeypatch.setattr(explicit, "KEY_BITS", 40)
     ex = Explorer(d, d.scope(), props)
@@ -88,7 +87,7 @@ def test_cli_refuses_a_too_wide_scope_before_running_anything() -> None:
 def test_readme_wide_scope_example_runs() -> None:
     """The README's `check --scope pages=2,maps=2 --format ktap` (memfd@5.17 needs 64 bits
     and v5-inaccessible 68 there, plainly packed); 1 to 1.5 minutes."""
-    p = run("check", "--scope", "pages=2,maps=2", "--format", "ktap", "--quiet")
+    p = run("check", "--scope", "pages=2,maps=2", "--format", "ktap", "--quiet", timeout=900)
     assert p.returncode == 0, p.stderr[-2000:]
     assert "Traceback" not in p.stderr
     assert p.stdout.startswith("KTAP version 1")
