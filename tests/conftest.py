@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -40,8 +41,23 @@ def explore_catalogue(name: str) -> ExploreResult:
 
 
 @pytest.fixture(scope="session")
+def memfd() -> Design:
+    return designs.get("memfd")
+
+
+@pytest.fixture(scope="session")
 def explored() -> Callable[[str], ExploreResult]:
     return explore_catalogue
+
+
+@pytest.fixture(scope="session")
+def corpus_markdown(tmp_path_factory: pytest.TempPathFactory
+                    ) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """README's `shmemcheck corpus --format markdown`, run once per session with `--out DIR`
+    added (which changes nothing on stdout) so that tests/test_readme.py checks its table and
+    tests/test_corpus.py the traces and reproducers it writes: (the process, DIR)."""
+    out = tmp_path_factory.mktemp("corpus")
+    return run("corpus", "--format", "markdown", "--out", str(out), timeout=1800), out
 
 
 def explored_domains(d: Design) -> Design:
@@ -70,3 +86,31 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     msg = restore_hugepages()
     if msg:
         print(f"\nshmemcheck tests: {msg}")
+
+
+def counter_design() -> Design:
+    """A small fixture design for the engines (not a kernel): a counter `n` (0..3) that `inc`
+    raises until `lock` freezes it; `lock` is EINVAL while n = 0. Reachable: n = 0..3 unlocked,
+    n = 1..3 locked — 7 states."""
+    from model.lang import Action, Field, Init, Schema, boolean, fail, nat, ok
+    from model.lang.schema import StateView
+
+    sch = Schema((Field("n", nat(fixed=3)), Field("locked", boolean())))
+
+    def inc(s: StateView) -> list[object]:
+        return [fail("EPERM", when=s.locked, label="frozen"),
+                fail("ENOSPC", when=s.n == 3, label="full"),
+                ok(0, n=s.n + 1)]
+
+    def lock(s: StateView) -> list[object]:
+        return [fail("EINVAL", when=s.n == 0, label="empty"), ok(0, locked=True)]
+
+    return Design("counter", "test fixture: a counter and a lock", sch,
+                  Init({"n": 0, "locked": False}),
+                  (Action("inc", (), inc, "inc", ()),  # type: ignore[arg-type]
+                   Action("lock", (), lock, "lock", ())))  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def counter() -> Design:
+    return counter_design()
