@@ -28,6 +28,7 @@ def decisive(holds: bool, kind: str) -> set[Verdict]:
     return {Verdict.WITNESSED} if holds else {Verdict.NOT_WITNESSED}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["memfd", *PRIMARY])
 def test_engines_agree(name: str, explored: Callable[[str], ExploreResult]) -> None:
     d = designs.get(name)
