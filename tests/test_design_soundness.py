@@ -51,6 +51,7 @@ def one_error_line(p: subprocess.CompletedProcess[str]) -> str:
 
 
 # ---- 1. diff compares effects and the state the properties read ----------------------------
+@pytest.mark.slow
 def test_diff_sees_a_changed_effect(tmp_path: Path) -> None:
     """Before: EQUIVALENT, exit 0, no rule listed as changed."""
     f = write(tmp_path, "privstore.py", PRIVSTORE)
@@ -77,6 +78,7 @@ def test_symbolic_diff_sees_a_changed_effect() -> None:
     assert symbolic_diff(base, base, timeout=120).verdict == "equivalent"
 
 
+@pytest.mark.slow
 def test_diff_compares_property_state() -> None:
     """Same outcomes and effects, but a ghost field the properties read is set differently."""
     from checker.diff import Differ

@@ -63,6 +63,7 @@ def test_flags_mutant_distinguished() -> None:
     assert any("writepage tests LOCKED" in p for p in check_design(mutant))
 
 
+@pytest.mark.slow
 def test_patch_differential() -> None:
     """memfd@5.17 -> v5: the only divergences are memfd_create with the new flag; without it,
     every common call agrees; the patch's additions are the KVM calls."""

@@ -105,6 +105,7 @@ def test_memory_bound_stops_check_inconclusive() -> None:
     assert "VIOLATED" in p.stdout
 
 
+@pytest.mark.slow
 def test_memory_bound_stops_diff_inconclusive() -> None:
     p = run("diff", "memfd", "memfd", "--engine", "explicit", "--scope", "maps=20,fds=20",
             "--max-memory", "300M", "--quiet", timeout=300)
