@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from checker.compile_np import compile_action
 from checker.explicit import Explorer
 from model import designs
 from model.lang import Design
@@ -33,16 +34,15 @@ def test_actions_read_only_the_fields_they_declare() -> None:
 
 
 def test_compiled_action_on_an_array_of_states(counter: Design) -> None:
-    """`inc` on all 8 (n, locked) states at once: outcome, branch and update per state."""
-    ex = Explorer(counter, counter.scope(), [])
-    (ca,) = [c for c in ex.actions if c.action.name == "inc"]
+    """`inc` on all 8 (n, locked) states at once: outcome and update per state."""
+    ca = compile_action(counter.schema, counter.action("inc"), 0)
+    assert ca.k == 1 and ca.labels == ["frozen", "full", "ok"]
+    P = {"__shape__": np.zeros((1, ca.k), dtype=np.int8)}  # no parameters: one row
     n = np.array([[0], [1], [2], [3], [0], [1], [2], [3]], np.int64)
     locked = np.array([[0]] * 4 + [[1]] * 4, np.int64)
-    r = ca.fn({"n": n, "locked": locked, "__shape__": np.zeros((8, 1), np.int8)},
-              ex._pgrids[ca.index])
+    r = ca.fn({"n": n, "locked": locked, "__shape__": np.zeros((8, 1), np.int8)}, P)
     out = np.broadcast_to(np.asarray(r["out"]), (8, 1)).reshape(-1).tolist()
     eperm, enospc = errno_code("EPERM"), errno_code("ENOSPC")
     assert out == [0, 0, 0, enospc, eperm, eperm, eperm, eperm]
     nxt = np.broadcast_to(np.asarray(r["n"]), (8, 1)).reshape(-1).tolist()
     assert nxt[:3] == [1, 2, 3]
-    assert ca.labels == ["frozen", "full", "ok"]
