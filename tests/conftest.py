@@ -60,6 +60,18 @@ def corpus_markdown(tmp_path_factory: pytest.TempPathFactory
     return run("corpus", "--format", "markdown", "--out", str(out), timeout=1800), out
 
 
+@pytest.fixture(scope="session")
+def pdr_certificates(tmp_path_factory: pytest.TempPathFactory
+                     ) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """README's `shmemcheck check --engine pdr --certificate c.smt2`, run once per session with
+    `--format json` added, so that tests/test_readme.py checks the certificate file and
+    tests/test_engines_agree.py reads every pdr verdict from the same run: (the process, the
+    directory holding c.smt2)."""
+    out = tmp_path_factory.mktemp("pdr")
+    return run("check", "--engine", "pdr", "--certificate", str(out / "c.smt2"), "--format",
+               "json", "--quiet", timeout=1800), out
+
+
 def explored_domains(d: Design) -> Design:
     """The design with every parameter restricted to its explored domain (symbolically)."""
     acts = tuple(dataclasses.replace(a, params=tuple(

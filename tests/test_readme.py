@@ -158,7 +158,10 @@ CASES: dict[str, Case] = {
     "check --engine all --out results/": Case(
         0, run_as="check --engine all --design memfd --property exec-seal-mode-fixed "
         "--property write-seal-no-writable-mapping --out results/", check=_results_dir),
-    "check --engine pdr --certificate c.smt2": Case(0, ("slow",), check=_certificates),
+    # run once per session, shared with tests/test_engines_agree.py (conftest.pdr_certificates:
+    # the same command with --format json, which changes only how stdout is printed)
+    "check --engine pdr --certificate c.smt2": Case(0, ("slow",), check=_certificates,
+                                                    shared="pdr_certificates"),
     "lemmas --design memfd": Case(0, check=_prints("memfd: ", "inductive")),
     "replay traces/scenarios": Case(0, check=_prints("everything verified as expected")),
     "replay FILE.trace --on both": Case(0, ("kernel",), check=_prints("FILE.trace: conforms")),
