@@ -3,7 +3,7 @@
 Sources: include/uapi/linux/memfd.h, include/uapi/linux/fcntl.h, include/uapi/linux/falloc.h,
 include/uapi/asm-generic/mman-common.h, include/uapi/linux/kvm.h, include/uapi/asm-generic/errno*.h
 (kernel-semantics.md §1.1, §2.1, §5.3). tests/test_vocab.py checks them against this machine's
-headers/libc where those exist.
+uapi headers (/usr/include, compiled with the C compiler) where those define them.
 """
 
 from __future__ import annotations
@@ -68,12 +68,22 @@ PROT_EXEC = 0x4
 MAP_SHARED = 0x01
 MAP_PRIVATE = 0x02
 
+# include/uapi/asm-generic/ioctl.h: an ioctl number is dir << 30 | size << 16 | type << 8 | nr
+_IOC_NONE, _IOC_WRITE, _IOC_READ = 0, 1, 2
+
+
+def _ioc(direction: int, type_: int, nr: int, size: int) -> int:
+    return direction << 30 | size << 16 | type_ << 8 | nr
+
+
 # include/uapi/linux/kvm.h (6.18)
 KVMIO = 0xAE
-KVM_CREATE_VM = 0xAE01
-KVM_CHECK_EXTENSION = 0xAE03
-KVM_CREATE_GUEST_MEMFD = 0xC040AED4
-KVM_SET_USER_MEMORY_REGION2 = 0x40A0AE49
+KVM_CREATE_VM = _ioc(_IOC_NONE, KVMIO, 0x01, 0)  # _IO(KVMIO, 0x01) = 0xAE01
+KVM_CHECK_EXTENSION = _ioc(_IOC_NONE, KVMIO, 0x03, 0)  # _IO(KVMIO, 0x03) = 0xAE03
+#: _IOWR(KVMIO, 0xd4, struct kvm_create_guest_memfd): 64 bytes = 0xC040AED4
+KVM_CREATE_GUEST_MEMFD = _ioc(_IOC_READ | _IOC_WRITE, KVMIO, 0xD4, 64)
+#: _IOW(KVMIO, 0x49, struct kvm_userspace_memory_region2): 160 bytes = 0x40A0AE49
+KVM_SET_USER_MEMORY_REGION2 = _ioc(_IOC_WRITE, KVMIO, 0x49, 160)
 KVM_CAP_GUEST_MEMFD = 234
 KVM_CAP_GUEST_MEMFD_FLAGS = 244
 GUEST_MEMFD_FLAG_MMAP = 1 << 0

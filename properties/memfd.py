@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from model.designs.memfd import CHG_DMA, CHG_FD, CHG_MAP  # the design declares its effects
 from model.lang.expr import E, Implies, false
 from model.lang.schema import StateView
 from model.vocab import (
@@ -18,9 +19,6 @@ from properties.views import TransitionView
 
 PRE_EXEC = ("memfd@5.17", "v5-inaccessible", "v5-flags")  # before F_SEAL_EXEC (6.3)
 HUGETLB_GROW = {d: VIOLATED for d in ("memfd", *PRE_EXEC)}
-
-CHG_FD, CHG_MAP, CHG_DMA = 1, 2, 4  # effect bits of the memfd design family
-
 
 @prop("seals-only-grow", "action", """Seals are never removed: no code path clears a bit of
       the seal word, so a receiver may rely on a seal it has seen.""",

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+# effect bits and outcome codes as the designs that produce them declare them
+from model.designs.memfd import CHG_FD
+from model.designs.memfd_517 import MIGRATED, RECLAIM_SWAPPED
+from model.designs.v5_inaccessible import CHG_KVM
 from model.lang.expr import E, Implies, false
 from model.lang.schema import StateView
 from model.vocab import F_SEAL_SEAL
@@ -9,8 +13,6 @@ from properties.catalogue import VIOLATED, prop
 from properties.views import TransitionView
 
 V5 = ("v5-inaccessible", "v5-flags")
-CHG_FD, CHG_MAP, CHG_DMA, CHG_KVM = 1, 2, 4, 8
-RECLAIM_SWAPPED, MIGRATED = 0, 0
 
 
 def inacc(s: StateView) -> E:

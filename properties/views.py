@@ -6,7 +6,7 @@ them exactly as it interprets the actions.
 
 from __future__ import annotations
 
-from model.lang.action import Action, Semantics, errno_code, signal_code
+from model.lang.action import Action, Semantics, errno_code
 from model.lang.expr import BV, INT, E, false, var
 from model.lang.schema import Schema, StateView
 
@@ -34,9 +34,6 @@ class TransitionView:
 
     def failed(self, errno: str) -> E:
         return self.out == errno_code(errno)
-
-    def signalled(self, name: str) -> E:
-        return self.out == signal_code(name)
 
     def param(self, name: str) -> E:
         for p in self._action.params:

@@ -19,13 +19,9 @@ import pytest
 import z3
 
 from checker.cli import main
+from tests.conftest import run
 
 CORPUS = Path(__file__).parent.parent / "traces/scenarios/corpus"
-
-
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "checker.cli", *args], capture_output=True,
-                          text=True, timeout=600)
 
 
 def test_check_one_property_text(capsys: pytest.CaptureFixture[str]) -> None:

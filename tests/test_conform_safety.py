@@ -13,17 +13,13 @@ from pathlib import Path
 import pytest
 
 from model import designs
+from tests.conftest import run
 from traces import kernel
 from traces.kernel import HUGEPAGES_STATE, NR_HUGEPAGES, restore_hugepages, run_on_kernel
 from traces.textfmt import parse_trace
 from traces.trace import Ret
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "checker.cli", *args], capture_output=True,
-                          text=True, timeout=timeout, cwd=ROOT)
 
 
 @pytest.mark.parametrize("name", [n for n in designs.names() if designs.get(n).kernel is None])

@@ -24,18 +24,15 @@ BUG_IDS = [b.id for b in catalogue()]
 
 
 @pytest.fixture(scope="module")
-def corpus_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, list[str], Path]:
-    """`shmemcheck corpus --out DIR`, once: (exit status, stdout lines, DIR)."""
-    import contextlib
-    import io
-
-    out = tmp_path_factory.mktemp("corpus")
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        rc = main(["corpus", "--quiet", "--out", str(out)])
-    return rc, buf.getvalue().splitlines(), out
+def corpus_run(corpus_markdown: tuple[subprocess.CompletedProcess[str], Path]
+               ) -> tuple[int, list[str], Path]:
+    """`shmemcheck corpus --format markdown --out DIR`, once per session and shared with
+    README's command (tests/conftest.py): (exit status, stdout lines, DIR)."""
+    p, out = corpus_markdown
+    return p.returncode, p.stdout.splitlines(), out
 
 
+@pytest.mark.slow
 def test_corpus_catches_every_bug_and_every_fix_holds(
         corpus_run: tuple[int, list[str], Path]) -> None:
     rc, lines, _ = corpus_run
@@ -43,8 +40,8 @@ def test_corpus_catches_every_bug_and_every_fix_holds(
     assert rc == 0, "\n".join(lines)
     assert lines[-1].startswith(f"corpus: {n}/{n} bugs caught, {n}/{n} fixes "), lines[-1]
     assert lines[-1].split()[-1] in ("proved", "hold") or "hold (" in lines[-1]
-    assert lines[0].split()[:3] == ["bug", "fix", "commit"]
-    rows = {ln.split()[0]: ln for ln in lines[1:-1]}
+    assert lines[0].split("|")[1:4] == [" bug ", " fix commit ", " property "]
+    rows = {ln.split("|")[1].strip(): ln for ln in lines[2:-1]}
     assert sorted(rows) == sorted(BUGS)
     for b in catalogue():
         want = "NOT WITNESSED" if b.sometimes else "VIOLATED"
@@ -65,6 +62,7 @@ def test_catalogue_matches_the_designs_and_readme() -> None:
         assert b.kernel in ("fixed", "broken")
 
 
+@pytest.mark.slow
 def test_committed_traces_are_current_and_replay(corpus_run: tuple[int, list[str], Path],
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     _, _, out = corpus_run
@@ -86,6 +84,7 @@ def test_committed_traces_are_current_and_replay(corpus_run: tuple[int, list[str
     assert rc == 0 and last.endswith("everything verified as expected"), last
 
 
+@pytest.mark.slow
 def test_b15_fix_changes_only_fchmod() -> None:
     """B15-fixed against mainline: one rule of fchmod, the only divergence, and of the
     mainline catalogue only the two F_SEAL_EXEC properties change verdict."""
@@ -125,6 +124,16 @@ def test_b9_sometimes_property_separates_the_pair() -> None:
                     "mmap(NULL, 4096, PROT_READ, MAP_SHARED, 4, 0) = m1\n", "<B9>")
     rep = check_expectation(designs.get("B9-broken"), t)
     assert rep.expectation_met, rep.message
+
+
+def test_plain_table_explicit_only(capsys: pytest.CaptureFixture[str]) -> None:
+    """The plain-text table (the markdown one is README's), on one pair, explicit only."""
+    rc = main(["corpus", "--bug", "B15", "--explicit", "--quiet"])
+    lines = capsys.readouterr().out.splitlines()
+    assert rc == 0, lines
+    assert lines[0].split()[:3] == ["bug", "fix", "commit"]
+    assert lines[1].split()[0] == "B15" and "VIOLATED (2 steps)" in lines[1]
+    assert lines[-1] == "corpus: 1/1 bugs caught, 1/1 fixes hold (within the explicit scope only)"
 
 
 def test_check_runs_only_the_pairs_property(capsys: pytest.CaptureFixture[str]) -> None:

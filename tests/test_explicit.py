@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from checker.explicit import Explorer
+from collections.abc import Callable
+
+from checker.explicit import Explorer, ExploreResult
 from model import designs
 from model.lang import fail
 from properties.catalogue import for_design, load
@@ -16,9 +18,8 @@ def _check(design, names, scope=None):  # type: ignore[no-untyped-def]
     return ex.run()
 
 
-def test_catalogue_on_memfd_as_expected() -> None:
-    d = designs.get("memfd")
-    r = Explorer(d, d.scope(), for_design(d)).run()
+def test_catalogue_on_memfd_as_expected(explored: Callable[[str], ExploreResult]) -> None:
+    r = explored("memfd")
     for name, o in r.props.items():
         exp = o.prop.expected("memfd")
         if o.prop.kind in ("always", "action"):
@@ -89,15 +90,6 @@ def test_scope_pruning_is_reported() -> None:
     assert bigger.states > r.states
 
 
-def test_delta_errors_name_the_missing_rule() -> None:
-    import pytest
-
-    with pytest.raises(KeyError, match="no rule labelled 'nope'"):
-        designs.get("memfd").derive("x", "x", edit={
-            "fcntl_add_seals": lambda a: a.drop_rule("nope")}).action(
-            "fcntl_add_seals").semantics(designs.get("memfd").schema)
-
-
 def test_state_graph_agrees_with_search() -> None:
     """The on-demand networkx graph has exactly the states the search counted."""
     from checker.graph import state_graph, to_dot
@@ -147,24 +139,3 @@ def test_layers_do_not_depend_on_how_the_frontier_is_cut(monkeypatch) -> None:  
                 assert np.array_equal(x, y)
 
 
-def test_actions_read_only_the_fields_they_declare() -> None:
-    """CompiledAction.reads is what the search memoises on: on reachable states, the search's
-    results do not change when every other field is zeroed (with and without properties)."""
-    import numpy as np
-
-    d = designs.get("memfd")
-    keys = None
-    for props in (for_design(d), []):
-        ex = Explorer(d, d.scope(), props, keep_layers=True)
-        if keys is None:
-            keys = np.concatenate([layer[0] for layer in ex.run().layers])
-            keys = np.random.default_rng(1).choice(keys, 3000, replace=False)
-        pk = ex.packer
-        for ca in ex.actions:
-            mask = sum(((1 << b) - 1) << sh for n, sh, b in pk.layout if n in ca.reads)
-            P = ex.pgrids[ca.index]
-            fn = ca.search or ca.fn
-            full, proj = fn(pk.fields(keys), P), fn(pk.fields(keys & mask), P)
-            for name, v in full.items():
-                if name not in ("out", "eff"):
-                    assert np.array_equal(v, proj[name]), (ca.action.name, name)

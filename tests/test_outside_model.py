@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import replay_text
-from tests.test_cli import run
+from tests.conftest import replay_text, run
 
 CREATE = 'memfd_create("t", MFD_ALLOW_SEALING) = 3\n'
 HEAD = "# shmemcheck trace 1\n"
@@ -171,6 +170,7 @@ def test_good_scope_header_is_accepted(tmp_path: Path) -> None:
 
 
 # ---- Design.scope_max is the real limit ------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["memfd", "guest_memfd", "memfd@5.17", "v5-flags"])
 def test_scope_max_is_where_the_space_stops_growing(name: str) -> None:
     """One more than scope_max explores exactly the same space (so refusing it loses nothing),

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from checker.diff import Differ, restrict_domain
 from checker.encoding import check_compose, check_design
-from checker.explicit import Explorer
+from checker.explicit import Explorer, ExploreResult
 from model import designs
-from properties.catalogue import for_design
 from traces.concretize import run_to_trace
 from traces.textfmt import format_step
 
@@ -16,9 +17,8 @@ SMALL = {"pages": 1, "maps": 1, "pins": 0, "fds": 1}
 
 
 @pytest.mark.parametrize("name", ["memfd@5.17", "v5-inaccessible", "v5-flags"])
-def test_catalogue_as_expected(name: str) -> None:
-    d = designs.get(name)
-    r = Explorer(d, d.scope(), for_design(d)).run()
+def test_catalogue_as_expected(name: str, explored: Callable[[str], ExploreResult]) -> None:
+    r = explored(name)
     wrong = [n for n, o in r.props.items()
              if o.holds != (o.prop.expected(name) in ("holds", "witnessed"))]
     assert wrong == []
@@ -63,6 +63,7 @@ def test_flags_mutant_distinguished() -> None:
     assert any("writepage tests LOCKED" in p for p in check_design(mutant))
 
 
+@pytest.mark.slow
 def test_patch_differential() -> None:
     """memfd@5.17 -> v5: the only divergences are memfd_create with the new flag; without it,
     every common call agrees; the patch's additions are the KVM calls."""

@@ -3,32 +3,24 @@
 Cross-checks: pdr agrees with explicit exploration at the default scope on every memfd
 property; bmc finds runs exactly as short as the explicit shortest ones; a mutant that only
 goes wrong with two mappings is caught symbolically while explicit at maps=1 (honestly)
-reports a scope-limited pass; certificates re-check in a fresh solver and as a standalone
-SMT-LIB2 script, and a tampered one is rejected.
+reports a scope-limited pass; k-induction's CTIs are inconclusive. The encoding itself is
+tests/test_encode_z3.py; certificates are tests/test_certificate.py.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import random
-import shutil
-import subprocess
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
-import z3
 
-import model.designs as designs
 from checker import certificate as cert
 from checker.check import run_explicit
-from checker.encode_z3 import Encoder, concrete_step, goal_for
 from checker.explicit import Explorer, ExploreResult
-from checker.interpreter import evaluate
 from checker.symbolic import (
     Replayer,
     ReplayMismatch,
     check_symbolic,
-    encoder,
 )
 from checker.verdict import Verdict
 from model.designs.memfd import adds_write, implied_seals
@@ -37,14 +29,10 @@ from model.lang.expr import Implies
 from model.lang.schema import StateView
 from model.vocab import F_SEAL_WRITE
 from properties.catalogue import Property, for_design, load
+from tests.conftest import explored_domains
 from traces.run import AStep
 
 TIMEOUT = 120.0
-
-
-@pytest.fixture(scope="module")
-def memfd() -> Design:
-    return designs.get("memfd")
 
 
 @pytest.fixture(scope="module")
@@ -53,51 +41,11 @@ def props(memfd: Design) -> list[Property]:
 
 
 @pytest.fixture(scope="module")
-def explicit(memfd: Design, props: list[Property]) -> ExploreResult:
-    return Explorer(memfd, memfd.scope(), props).run()
-
-
-def explored_domains(d: Design) -> Design:
-    """The design with every parameter restricted to its explored domain (symbolically)."""
-    acts = tuple(dataclasses.replace(a, params=tuple(
-        dataclasses.replace(p, symbolic_domain=True) for p in a.params)) for a in d.actions)
-    return dataclasses.replace(d, name=d.name, actions=acts)
+def explicit(explored: Callable[[str], ExploreResult]) -> ExploreResult:
+    return explored("memfd")
 
 
 # ---- the encoding against the interpreter, on concrete values ---------------------------------
-def test_encoding_matches_interpreter_on_random_states(memfd: Design) -> None:
-    enc = Encoder(memfd)
-    ex = Explorer(memfd, memfd.scope(), [])
-    rng = random.Random(7)
-
-    def value(sort: object, dom: tuple[int, ...] = ()) -> int:
-        k = sort.kind  # type: ignore[attr-defined]
-        if k == "bool":
-            return rng.randint(0, 1)
-        if k == "word":
-            w = sort.width  # type: ignore[attr-defined]
-            return rng.choice([rng.getrandbits(w), *dom]) if dom else rng.getrandbits(w)
-        if k == "enum":
-            return rng.randrange(len(sort.values))  # type: ignore[attr-defined]
-        if sort.fixed is not None:  # type: ignore[attr-defined]
-            return rng.randint(0, sort.fixed)  # type: ignore[attr-defined]
-        return rng.choice([0, 0, 1, 2, 3, 7])
-
-    checked = 0
-    for ca in ex.actions:
-        for _ in range(40):
-            st = {f.name: value(f.sort) for f in memfd.schema.fields}
-            ps = {p.name: value(p.sort, p.domain) for p in ca.action.params}
-            en, out, eff, rule, nxt = concrete_step(enc, ca.index, st, ps)
-            _, en_x = evaluate(ex.packer, ca, st, ps)
-            assert en == en_x, (ca.action.name, st, ps)
-            if not en:
-                continue
-            step = ex.apply(ca, st, ps)
-            assert (out, eff, rule) == (step.out, step.eff, step.rule), (ca.action.name, st, ps)
-            assert nxt == step.after, (ca.action.name, st, ps)
-            checked += 1
-    assert checked > 200
 
 
 # ---- pdr vs explicit, on the whole catalogue --------------------------------------------------
@@ -191,43 +139,6 @@ def test_bug_beyond_default_scope(memfd: Design) -> None:
 
 
 # ---- certificates -----------------------------------------------------------------------------
-def test_certificate_file_rechecks_and_tampering_is_rejected(memfd: Design,
-                                                              tmp_path: Path) -> None:
-    p = load()["write-seal-no-writable-mapping"]
-    out = tmp_path / "cert.smt2"
-    r = check_symbolic(memfd, p, "pdr", timeout=TIMEOUT, certificate=out)
-    assert r.verdict is Verdict.PROVED
-    text = out.read_text()
-    assert text.count("(check-sat)") == 3 and "declare-fun" in text
-    assert cert.check_smt2(text) == ["unsat", "unsat", "unsat"]
-    assert ";   F_SEAL_WRITE ∈ seals ⇒" in text
-    exe = shutil.which("z3")
-    if exe:  # the command-line solver reads the file as it is
-        done = subprocess.run([exe, str(out)], capture_output=True, text=True, timeout=300)
-        assert done.stdout.split() == ["unsat", "unsat", "unsat"], done.stdout + done.stderr
-    enc = encoder(memfd)
-    goal = goal_for(enc, p)
-    from checker.pdr import pdr
-    res = pdr(enc, goal, TIMEOUT)
-    assert res.invariant is not None
-    conj = cert.minimize(enc, goal, cert.conjuncts_of(res.invariant), TIMEOUT)
-    assert len(conj) >= 2
-    good = cert.make(enc, goal, conj, "t", TIMEOUT)
-    assert good.valid
-    for i in range(len(conj)):
-        tampered = conj[:i] + conj[i + 1:]
-        checks = cert.recheck(enc, goal, tampered, TIMEOUT)
-        assert "sat" in checks.values(), (i, checks)
-        answers = cert.check_smt2(cert.to_smt2(enc, goal, tampered, "tampered"))
-        assert "sat" in answers, (i, answers)
-
-
-def test_action_property_certificate(memfd: Design) -> None:
-    """An action property's certificate: Inv ∧ Trans ⇒ P as the third check."""
-    r = check_symbolic(memfd, load()["seals-only-grow"], "pdr", timeout=TIMEOUT)
-    assert r.verdict is Verdict.PROVED and r.certificate_smt2 is not None
-    assert "Inv ∧ Trans ⇒ P" in r.certificate_smt2
-    assert cert.check_smt2(r.certificate_smt2) == ["unsat"] * 3
 
 
 def test_sometimes_unreachable_is_proved_not_witnessed(memfd: Design) -> None:
@@ -332,22 +243,3 @@ def test_unknown_engine(memfd: Design) -> None:
         check_symbolic(memfd, load()["seals-only-grow"], "tlc")
 
 
-def test_proof_is_scope_independent(memfd: Design) -> None:
-    """The encoding has no scope: nat fields are unbounded Ints, so a model may use large
-    counts (here: the CTI of k-induction has counters far beyond any explicit scope)."""
-    enc = encoder(memfd)
-    s = z3.Solver()
-    s.add(enc.dom(enc.s), enc.s["map_sh_rw"] > 1000)
-    assert s.check() == z3.sat
-
-
-def test_linear_bounds_render_with_positive_terms() -> None:
-    """Spacer writes `size + -len + -off > -1`; a reviewer reads `len + off ≤ size`."""
-    enc = encoder(designs.get("guest_memfd"))
-    s = enc.s
-    r = cert.Renderer(enc)
-    assert r.literal(s["g0_size"] - s["slot0_len"] - s["slot0_off"] > -1) == \
-        "slot0_len + slot0_off ≤ g0_size"
-    assert r.literal(s["g0_size"] - s["slot0_len"] <= -2) == "g0_size + 2 ≤ slot0_len"
-    assert r.literal(z3.Not(s["g0_size"] - s["slot0_len"] >= 3)) == "g0_size ≤ slot0_len + 2"
-    assert r.literal(s["g0_vm"] <= 0) == "g0_vm = vm0"

@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+from collections.abc import Callable
 
 import numpy as np
 import pytest
 
 import checker.explicit as explicit
 import checker.packer as packer
-from checker.explicit import Explorer
+from checker.explicit import Explorer, ExploreResult
 from checker.memory import parse_size
 from checker.packer import Packer, ScopeTooWide, largest_fitting, may_set_bits
 from model import designs
 from properties.catalogue import for_design
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def run(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "checker.cli", *args], capture_output=True,
-                          text=True, timeout=timeout, cwd=ROOT)
+from tests.conftest import run
 
 
 def test_may_set_bits_of_the_inode_flags_word() -> None:
@@ -39,13 +31,13 @@ def _outcomes(r: explicit.ExploreResult) -> dict[str, object]:
             for n, o in r.props.items()}
 
 
-def test_sparse_packing_searches_exactly_the_plain_space(monkeypatch: pytest.MonkeyPatch
-                                                        ) -> None:
+def test_sparse_packing_searches_exactly_the_plain_space(
+        monkeypatch: pytest.MonkeyPatch, explored: Callable[[str], ExploreResult]) -> None:
     """Forcing the sparse layout (a 40-bit key) on memfd@5.17 at its default scope (58 bits
     plain) gives the same states, transitions, coverage, verdicts and counterexamples."""
     d = designs.get("memfd@5.17")
     props = for_design(d)
-    ref = Explorer(d, d.scope(), props).run()
+    ref = explored("memfd@5.17")
     assert Explorer(d, d.scope(), props).packer.runs == {}
     monkeypatch.setattr(packer, "KEY_BITS", 40)
     ex = Explorer(d, d.scope(), props)
@@ -86,20 +78,6 @@ def test_cli_refuses_a_too_wide_scope_before_running_anything() -> None:
     assert line.startswith("shmemcheck: design memfd needs") and "largest scope" in line
 
 
-@pytest.mark.slow
-def test_readme_wide_scope_example_runs() -> None:
-    """The README's `check --scope pages=2,maps=2 --format ktap` (memfd@5.17 needs 64 bits
-    and v5-inaccessible 68 there, plainly packed); 1 to 1.5 minutes."""
-    p = run("check", "--scope", "pages=2,maps=2", "--format", "ktap", "--quiet")
-    assert p.returncode == 0, p.stderr[-2000:]
-    assert "Traceback" not in p.stderr
-    assert p.stdout.startswith("KTAP version 1")
-    tops = [ln for ln in p.stdout.splitlines() if ln.startswith(("ok ", "not ok "))]
-    assert tops == [f"ok {i} {d}" for i, d in enumerate(designs.names(), 1)]
-    assert {"memfd@5.17", "v5-inaccessible"} <= set(designs.names())
-    assert p.stdout.rstrip().endswith("everything verified as expected")
-
-
 def test_parse_size() -> None:
     assert parse_size("4G") == 4 << 30 and parse_size("512M") == 512 << 20
     assert parse_size("1.5GiB") == 3 << 29 and parse_size("1000") == 1000
@@ -122,6 +100,7 @@ def test_memory_bound_stops_check_inconclusive() -> None:
     assert "VIOLATED" in p.stdout
 
 
+@pytest.mark.slow
 def test_memory_bound_stops_diff_inconclusive() -> None:
     p = run("diff", "memfd", "memfd", "--engine", "explicit", "--scope", "maps=20,fds=20",
             "--max-memory", "300M", "--quiet", timeout=300)

@@ -17,13 +17,18 @@ def register(name: str) -> Callable[[Callable[[], Design]], Callable[[], Design]
     return deco
 
 
+def _modules() -> list[str]:
+    import pkgutil
+
+    return [f"{__name__}.{m.name}" for m in pkgutil.iter_modules(__path__)]
+
+
 def _load_all() -> None:
     """Import every module of this package: each registers its designs."""
     import importlib
-    import pkgutil
 
-    for m in pkgutil.iter_modules(__path__):
-        importlib.import_module(f"{__name__}.{m.name}")
+    for m in _modules():
+        importlib.import_module(m)
 
 
 def is_corpus(name: str) -> bool:
@@ -35,8 +40,12 @@ def names(include_corpus: bool = False) -> list[str]:
     """The built-in designs; the bug corpus's pairs only when asked for. Designs added by
     what-if files (add()) are not built-in and are not listed."""
     _load_all()
-    return [n for n in _BUILDERS
-            if n not in _WHATIF and (include_corpus or not is_corpus(n))]
+    # the built-in designs, then the corpus; each in module order, then registration order:
+    # the same list whichever module a caller happened to import first
+    order = {m: i for i, m in enumerate(_modules())}
+    listed = [n for n in _BUILDERS if n not in _WHATIF and (include_corpus or not is_corpus(n))]
+    return sorted(listed, key=lambda n: (is_corpus(n),
+                                         order.get(_BUILDERS[n].__module__, len(order))))
 
 
 def get(name: str) -> Design:

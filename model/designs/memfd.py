@@ -180,7 +180,9 @@ PAGES = "pages"
 
 # ---- actions -------------------------------------------------------------------------------
 NAME_OK, NAME_NULL, NAME_LONG = 0, 1, 2
-MFD_DOMAIN = tuple(sorted({f | c for f in range(32) for c in (0,)} | {
+#: Every combination of the five MFD_* flag bits, MFD_EXEC|MFD_NOEXEC_SEAL included, plus an
+#: unknown bit (0x100) and the hugetlb size encodings.
+MFD_DOMAIN = tuple(sorted(set(range(MFD_ALL_FLAGS + 1)) | {
     0x100, 21 << MFD_HUGE_SHIFT, MFD_HUGETLB | (21 << MFD_HUGE_SHIFT),
     MFD_HUGETLB | (16 << MFD_HUGE_SHIFT)}))  # 64 KiB: no x86-64 hstate (ENODEV)
 
@@ -572,4 +574,5 @@ def build() -> Design:
     )
 
 
-__all__ = ["ACTIONS", "EFFECTS", "SCHEMA", "Or", "build", "page_bytes"]
+__all__ = ["ACTIONS", "CHG_DMA", "CHG_FD", "CHG_MAP", "EFFECTS", "SCHEMA", "Or", "build",
+           "page_bytes"]
