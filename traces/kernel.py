@@ -213,8 +213,27 @@ class _Executor:
 
     # -- dispatch
     def run(self, op: Op) -> Outcome:
-        method: Callable[..., Outcome] = getattr(self, "do_" + op.call)
-        return method(*op.args)
+        """`do_<call>` if the executor has one, else the registry's plain system call."""
+        method: Callable[..., Outcome] | None = getattr(self, "do_" + op.call, None)
+        return self.plain(op) if method is None else method(*op.args)
+
+    def plain(self, op: Op) -> Outcome:
+        """A Syscall.plain call: descriptors translated, mappings as their addresses, a
+        left-out optional argument 0."""
+        entry = SYSCALLS[op.call]
+        if not entry.plain:
+            raise TraceError(f"the executor cannot run {op.call}")
+        args: list[int] = []
+        for i, p in enumerate(entry.params):
+            v = op.args[i] if i < len(op.args) else 0
+            if p.kind == "map":
+                assert isinstance(v, str)
+                args.append(self.map_of(v).addr)
+            else:
+                assert isinstance(v, int)
+                args.append(self.real(v) if p.kind == "fd" else v)
+        r, e = _sys(_nr(op.call), *args)
+        return self.fd_result(r, e) if entry.returns == "fd" else self.result(r, e)
 
     def do_memfd_create(self, name: bytes | None, flags: int) -> Outcome:
         buf = ctypes.create_string_buffer(name) if name is not None else None
@@ -223,23 +242,11 @@ class _Executor:
             self.note_file(r)
         return self.fd_result(r, e)
 
-    def do_ftruncate(self, fd: int, length: int) -> Outcome:
-        return self.call("ftruncate", self.real(fd), length)
-
-    def do_fallocate(self, fd: int, mode: int, off: int, length: int) -> Outcome:
-        return self.call("fallocate", self.real(fd), mode, off, length)
-
-    def do_fchmod(self, fd: int, mode: int) -> Outcome:
-        return self.call("fchmod", self.real(fd), mode)
-
     def do_close(self, fd: int) -> Outcome:
         r, e = _sys(_nr("close"), self.real(fd))
         if r == 0:
             del self.fds[fd]
         return self.result(r, e)
-
-    def do_dup(self, fd: int) -> Outcome:
-        return self.fd_result(*_sys(_nr("dup"), self.real(fd)))
 
     @staticmethod
     def payload(data: bytes, count: int) -> ctypes.Array[ctypes.c_char]:
@@ -275,9 +282,6 @@ class _Executor:
     def do_pread64(self, fd: int, count: int, off: int) -> Outcome:
         return self.read_into("pread64", fd, count, off)
 
-    def do_lseek(self, fd: int, off: int, whence: int) -> Outcome:
-        return self.call("lseek", self.real(fd), off, whence)
-
     def path(self, path: bytes) -> ctypes.Array[ctypes.c_char]:
         for prefix in (b"/proc/self/fd/", b"/dev/fd/"):
             tail = path[len(prefix):]
@@ -293,9 +297,6 @@ class _Executor:
         buf = self.path(path)
         return self.fd_result(*_sys(_nr("openat"), self.real(dirfd), ctypes.addressof(buf),
                                     flags, mode))
-
-    def do_fcntl(self, fd: int, cmd: int, arg: int = 0) -> Outcome:
-        return self.call("fcntl", self.real(fd), cmd, arg)
 
     def do_mmap(self, addr: int, length: int, prot: int, flags: int, fd: int,
                 off: int) -> Outcome:
@@ -314,9 +315,6 @@ class _Executor:
                 if start <= mp.addr and mp.addr + mp.length <= start + length:
                     mp.live = False
         return self.result(r, e)
-
-    def do_mprotect(self, m: str, length: int, prot: int) -> Outcome:
-        return self.call("mprotect", self.map_of(m).addr, length, prot)
 
     def access(self, m: str, off: int, fn: Callable[[int], Callable[[], None]]) -> Outcome:
         mp = self.map_of(m)

@@ -82,6 +82,8 @@ class TraceError(Exception):
 
 
 Kind = Literal["fd", "int", "flags", "str", "str?", "map", "pin", "ioctl"]
+#: argument kinds a plain call may have (see Syscall.plain)
+PLAIN_KINDS = frozenset({"fd", "int", "flags", "map"})
 #: a lowered operand: int (fd, int, flags, ioctl number), bytes | None (str, str?),
 #: "mN"/"pN" (map, pin), {field: int | "mN"} (ioctl struct)
 Operand = int | bytes | str | None | dict[str, int | str]
@@ -125,6 +127,15 @@ class Syscall:
     #: strace prints an output-only buffer here (read(fd, "data", count)): dropped when a string
     out_buffer: int | None = None
     via: str = ""
+    #: what a success returns: a number, a new trace descriptor, mapping mN or pin pN
+    returns: Literal["int", "fd", "map", "pin"] = "int"
+
+    @property
+    def plain(self) -> bool:
+        """A system call the executor makes as written, with no code of its own: descriptors
+        translated, mappings as their addresses, a left-out optional argument 0."""
+        return self.nr is not None and self.returns in ("int", "fd") \
+            and all(p.kind in PLAIN_KINDS for p in self.params)
 
     @property
     def arity(self) -> tuple[int, int]:
@@ -183,13 +194,14 @@ _IO_URING = frozenset({"io_uring"})
 
 _ENTRIES: tuple[Syscall, ...] = (
     Syscall("memfd_create", 319, (_p("name", "str?"), _p("flags", "flags", vocab.MFD_FLAGS)),
-            "create an anonymous shmem/hugetlbfs file", check=_memfd_create),
+            "create an anonymous shmem/hugetlbfs file", check=_memfd_create,
+            returns="fd"),
     Syscall("ftruncate", 77, (FD, _p("length", "int")), "set the file size"),
     Syscall("fallocate", 285, (FD, _p("mode", "flags", vocab.FALLOC_FLAGS), _p("offset", "int"),
                                _p("len", "int")), "allocate or punch a range"),
     Syscall("fchmod", 91, (FD, _p("mode", "int")), "change the mode bits"),
     Syscall("close", 3, (FD,), "close a descriptor"),
-    Syscall("dup", 32, (FD,), "duplicate a descriptor"),
+    Syscall("dup", 32, (FD,), "duplicate a descriptor", returns="fd"),
     Syscall("write", 1, (FD, _p("buf", "str"), _p("count", "int")),
             "write count bytes: buf repeated"),
     Syscall("pwrite64", 18, (FD, _p("buf", "str"), _p("count", "int"), _p("pos", "int")),
@@ -200,16 +212,17 @@ _ENTRIES: tuple[Syscall, ...] = (
     Syscall("lseek", 8, (FD, _p("offset", "int"), _p("whence", "int")), "move the file offset"),
     Syscall("open", 2, (_p("path", "str"), _p("flags", "flags", vocab.OPEN_FLAGS),
                         _p("mode", "int", optional=True)),
-            "open a path (/proc/self/fd/N reopens a trace descriptor)", check=_open),
+            "open a path (/proc/self/fd/N reopens a trace descriptor)", check=_open,
+            returns="fd"),
     Syscall("openat", 257, (FD, _p("path", "str"), _p("flags", "flags", vocab.OPEN_FLAGS),
                             _p("mode", "int", optional=True)),
-            "open a path relative to a directory descriptor", check=_open),
+            "open a path relative to a directory descriptor", check=_open, returns="fd"),
     Syscall("fcntl", 72, (FD, _p("cmd", "int", vocab.FCNTL_CMDS), _p("arg", "int", optional=True)),
             "seals (F_ADD_SEALS, F_GET_SEALS) and descriptor flags", check=_fcntl),
     Syscall("mmap", 9, (_p("addr", "int"), _p("length", "int"),
                         _p("prot", "flags", vocab.PROT_FLAGS),
                         _p("flags", "flags", vocab.MAP_FLAGS), FD, _p("offset", "int")),
-            "map the file; the mapping becomes the next handle mN"),
+            "map the file; the mapping becomes the next handle mN", returns="map"),
     Syscall("munmap", 11, (MAP, _p("length", "int")), "unmap (mappings inside the range die)"),
     Syscall("mprotect", 10, (MAP, _p("length", "int"), _p("prot", "flags", vocab.PROT_FLAGS)),
             "change a mapping's protection"),
@@ -218,10 +231,10 @@ _ENTRIES: tuple[Syscall, ...] = (
     Syscall("load", None, (MAP, OFF), "load one byte at mN + offset",
             via="a memory access (SIGSEGV/SIGBUS are the outcome)"),
     Syscall("pin", None, (MAP, OFF), "hold a page reference: the next handle pN",
-            via="vmsplice(2) of the page into a pipe"),
+            via="vmsplice(2) of the page into a pipe", returns="pin"),
     Syscall("gup_pin", None, (MAP, OFF),
             "a long-term FOLL_WRITE pin of the page: the next handle pN", needs=_IO_URING,
-            via="io_uring_register(IORING_REGISTER_BUFFERS) of the page"),
+            via="io_uring_register(IORING_REGISTER_BUFFERS) of the page", returns="pin"),
     Syscall("unpin", None, (PIN,), "release a pin",
             via="drain and close the pipe, or unregister the io_uring buffer"),
     Syscall("dma_write", None, (PIN,), "a device write through a FOLL_WRITE pin",
