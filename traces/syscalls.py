@@ -226,6 +226,8 @@ _ENTRIES: tuple[Syscall, ...] = (
     Syscall("munmap", 11, (MAP, _p("length", "int")), "unmap (mappings inside the range die)"),
     Syscall("mprotect", 10, (MAP, _p("length", "int"), _p("prot", "flags", vocab.PROT_FLAGS)),
             "change a mapping's protection"),
+    Syscall("madvise", 28, (MAP, _p("length", "int"), _p("advice", "int", vocab.MADV_ADVICE)),
+            "advice on a mapped range (MADV_REMOVE: punch a hole in the file)"),
     Syscall("store", None, (MAP, OFF), "store one byte (0x5a) at mN + offset",
             via="a memory access (SIGSEGV/SIGBUS are the outcome)"),
     Syscall("load", None, (MAP, OFF), "load one byte at mN + offset",
