@@ -245,3 +245,11 @@ def test_madvise_remove_on_kernel(name: str) -> None:
             run = run_on_kernel(steps)
     assert (run.skipped, run.error) == (None, None)
     assert run.outcomes == [s.outcome for s in steps]
+
+
+def test_madvise_remove_before_6_7_needs_vm_write() -> None:
+    """memfd@5.17: madvise_remove() asked for VM_SHARED|VM_WRITE until 6.7, so a PROT_READ
+    shared map is EACCES there, and a PROT_READ|PROT_WRITE one still punches."""
+    assert replay_text(ONE_PAGE + MAP_SH_RO + MADV + "-1 EACCES", "memfd@5.17") is None
+    assert replay_text(ONE_PAGE + MAP_SH_RW + MADV + "0", "memfd@5.17") is None
+    assert replay_text(ONE_PAGE + MAP_SH_RO + MADV + "0") is None  # 6.18
