@@ -365,6 +365,7 @@ def write_outputs(outdir: str, results: list[Result]) -> None:
     """Every counterexample/witness in every format, every certificate; exports a format
     cannot write (a call with no C reproducer) are summarised in one line on stderr."""
     from checker.atomic import write_text
+    from checker.replay import replay_for_export
     from model import designs
     from traces.concretize import run_to_trace
     from traces.export import EXPORTERS, ExportError
@@ -382,9 +383,10 @@ def write_outputs(outdir: str, results: list[Result]) -> None:
         t = run_to_trace(d, r.run, expect=f"{kind} {r.prop}", title=f"{r.prop} on {r.design}")
         base = os.path.join(outdir, f"{r.design}.{r.prop}.{r.engine}")
         write_text(base + ".trace", format_trace(t))
+        replayed = replay_for_export(d, t)
         for fmt, (ext, fn) in EXPORTERS.items():
             try:
-                text = fn(d, t)
+                text = fn(d, replayed)
             except ExportError as e:  # e.g. a call the C exporter has no reproducer for
                 why = re.sub(r"^step \d+: ", "", str(e).split(" (calls:")[0])
                 skipped.setdefault((fmt, why), []).append(f"{base}.{ext}")
@@ -542,7 +544,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         d = designs.get(t.design)
     except KeyError:
         raise UsageError(f"{args.trace}:1:1: unknown design {t.design!r}") from None
-    from checker.replay import TraceInputError, model_outcomes
+    from checker.replay import TraceInputError, model_outcomes, replay_for_export
 
     try:
         model_outcomes(d, t)  # validates every line against the design before exporting
@@ -550,7 +552,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(str(e), file=sys.stderr)
         return EXIT_USAGE
     try:
-        text = EXPORTERS[args.to][1](d, t)
+        text = EXPORTERS[args.to][1](d, replay_for_export(d, t))
     except ExportError as e:
         m = re.match(r"step (\d+)\b", str(e))
         pos = t.steps[int(m.group(1)) - 1].pos if m and 0 < int(m.group(1)) <= len(t.steps) \

@@ -32,6 +32,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from traces.concretize import page_scale
 from traces.kernel import KernelRun, Observation, die_with_parent, run_on_kernel
 from traces.trace import Outcome, Ret, Step, Trace
 
@@ -155,25 +156,6 @@ def _copy_handles(h: Handles) -> Handles:
     return Handles({k: dict(v) for k, v in h.live.items()}, dict(h.serial))
 
 
-def _page_scale(design: Design) -> Callable[[Mapping[str, int]], int] | None:
-    """Bytes per model page in a state, from the action specs (a Span's or Num's scale)."""
-    from model.lang.callspec import Num, Span
-
-    fixed: int | None = None
-    for a in design.actions:
-        for spec in a.args:
-            if not isinstance(spec, (Span, Num)):
-                continue
-            if not isinstance(spec.scale, int):
-                return spec.scale
-            if isinstance(spec, Span) and fixed is None:
-                fixed = spec.scale
-    if fixed is None:
-        return None
-    value = fixed
-    return lambda st: value
-
-
 class Model:
     """The design's interpreter for conformance: renders runs and predicts observations."""
 
@@ -185,7 +167,7 @@ class Model:
         self.ex: Explorer = Explorer(design, scope, [])
         self.compiled = {ca.action.name: ca for ca in self.ex.actions}
         self.ghost = [f.name for f in design.schema.fields if f.ghost]
-        self.scale = _page_scale(design)
+        self.scale = page_scale(design)
         self.probes: dict[str, tuple[CompiledAction, str]] = {}
         for name in ("load", "store"):
             ca = self.compiled.get(name)

@@ -15,7 +15,7 @@ designs from model/designs/corpus.py and a property) `shmemcheck corpus` checks:
 The run that tells the pair apart (the broken counterexample, or for a `sometimes` property the
 fixed design's witness) is replayed action for action on the other design, so each bug gets two
 traces with the same calls, `<id>-broken.trace` and `<id>-fixed.trace`, and a kselftest-style C
-reproducer of each (traces/export.py "c"): `<id>-fixed.c` encodes the fixed behaviour (exit 0
+reproducer of each (traces/export/c.py): `<id>-fixed.c` encodes the fixed behaviour (exit 0
 on a kernel with the fix, KSFT_FAIL where the bug is present) and `<id>-broken.c` the broken
 one (exit 0 only on a kernel that still has the bug).
 """
@@ -394,6 +394,7 @@ class Artifact:
 def write_artifacts(results: Sequence[PairResult], outdir: str | Path) -> list[Artifact]:
     """`<id>-broken.trace`, `<id>-fixed.trace` and their C reproducers, for every pair."""
     from checker.atomic import write_text
+    from checker.replay import replay_for_export
     from traces.export import EXPORTERS, ExportError
     from traces.textfmt import format_trace
 
@@ -407,7 +408,8 @@ def write_artifacts(results: Sequence[PairResult], outdir: str | Path) -> list[A
             write_text(f"{base}.trace", format_trace(t))
             out.append(Artifact(f"{base}.trace"))
             try:
-                text = export_c(designs.get(t.design), t)
+                d = designs.get(t.design)
+                text = export_c(d, replay_for_export(d, t))
             except ExportError as e:
                 out.append(Artifact(f"{base}.{ext}", f"no C export: {e}"))
                 continue

@@ -25,6 +25,7 @@ from traces.concretize import (
     outcome_str,
     resolve_step,
 )
+from traces.replayed import Replayed
 from traces.run import ARun
 from traces.trace import Any_, Outcome, Pos, Ret, Step, Trace
 
@@ -227,3 +228,43 @@ def kernel_noexec_scope(design: Design, trace: Trace) -> int | None:
 
 def state_text(design: Design, st: Mapping[str, int]) -> str:
     return render_state(design.schema, st)
+
+
+#: the model interpreter each design's exports replay through, compiled once per design object
+#: (compiling every action costs far more than a replay): id -> (design, interpreter)
+_EXPORT_INTERPRETERS: dict[int, tuple[Design, Explorer]] = {}
+_MAX_EXPORT_INTERPRETERS = 8
+
+
+def _export_interpreter(design: Design) -> Explorer:
+    hit = _EXPORT_INTERPRETERS.get(id(design))
+    if hit is None or hit[0] is not design:
+        if len(_EXPORT_INTERPRETERS) >= _MAX_EXPORT_INTERPRETERS:
+            del _EXPORT_INTERPRETERS[next(iter(_EXPORT_INTERPRETERS))]
+        hit = (design, _explorer(design, []))
+        _EXPORT_INTERPRETERS[id(design)] = hit
+    return hit[1]
+
+
+def replay_for_export(design: Design, trace: Trace) -> Replayed:
+    """The trace replayed on the model for the exporters (traces/export/): `?` outcomes take
+    the model's value (and the action's note), the model states give the fields each step
+    changed. A trace the model cannot replay (a call outside the design) comes back with no
+    model view; the reproducer formats still export it."""
+    try:
+        rep = model_outcomes(design, trace, stop_at_divergence=False,
+                             ex=_export_interpreter(design))
+    except TraceInputError:
+        return Replayed(trace, list(trace.steps), None, None, None)
+    assert rep.run is not None
+    actions = [a.action for a in rep.run.steps]
+    steps = []
+    for s, o, name in zip(trace.steps, rep.outcomes, actions, strict=True):
+        if isinstance(s.outcome, Any_):
+            note_of = design.action(name).note
+            note = s.note
+            if note is None and note_of is not None and isinstance(o, Ret):
+                note = note_of(o.value)
+            s = Step(s.call, s.args, o, note, s.comment, s.pos)
+        steps.append(s)
+    return Replayed(trace, steps, rep.run.states(), list(rep.outcomes), actions)

@@ -1,4 +1,4 @@
-"""traces/export.py: every exporter on checker counterexamples, witnesses and hand-written
+"""traces/export/: every exporter on checker counterexamples, witnesses and hand-written
 traces of both designs (memfd, guest_memfd) and on the scenario library; the mail-ready text's
 limits; ITF round trips; C and Python reproducers built and run (the guest_memfd ones on
 /dev/kvm)."""
@@ -11,19 +11,31 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from checker.explicit import Explorer
+from checker.replay import replay_for_export
 from model import designs
 from model.lang.design import Design
 from properties.catalogue import for_design
+from traces import export
 from traces.concretize import run_to_trace
-from traces.export import EXPORTERS, ExportError, export_c, export_itf, trace_from_itf
+from traces.export import ExportError, trace_from_itf
 from traces.kernel import capability, hugepages_reserved
 from traces.textfmt import format_trace, load_trace, parse_trace
 from traces.trace import Any_, Int, Ref, Struct, Sym, Trace
+
+
+def _on_trace(fn: export.ExportFn) -> Callable[[Design, Trace], str]:
+    """An exporter fed a trace: replayed on the model first, as the CLI does."""
+    return lambda d, t: fn(d, replay_for_export(d, t))
+
+
+EXPORTERS = {fmt: (ext, _on_trace(fn)) for fmt, (ext, fn) in export.EXPORTERS.items()}
+export_c, export_itf = _on_trace(export.export_c), _on_trace(export.export_itf)
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "traces" / "scenarios"
 GMEM_FILES = sorted(SCENARIOS.glob("gmem-*.trace"))

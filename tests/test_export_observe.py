@@ -9,10 +9,19 @@ from pathlib import Path
 
 import pytest
 
+from checker.replay import replay_for_export
 from model import designs
-from traces.export import export_c
+from model.lang.design import Design
+from traces import export
 from traces.kernel import capability, hugepages_reserved
 from traces.textfmt import parse_trace
+from traces.trace import Trace
+
+
+def export_c(design: Design, t: Trace) -> str:
+    """The C reproducer of a trace, replayed on the model first (as the CLI does)."""
+    return export.export_c(design, replay_for_export(design, t))
+
 
 GROW = """# shmemcheck trace 1: grow-seal-size-monotone on memfd
 # design: memfd

@@ -9,7 +9,7 @@ retagged or destroyed is read off the design's handle counters (fields with `han
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -86,6 +86,23 @@ def _handle_param(action: Action) -> dict[str, str]:
 
 def _scale(spec: Num | Span, st: Mapping[str, int]) -> int:
     return spec.scale if isinstance(spec.scale, int) else spec.scale(st)
+
+
+def page_scale(design: Design) -> Callable[[Mapping[str, int]], int] | None:
+    """Bytes per model page in a state, from the action specs (a Span's or Num's scale)."""
+    fixed: int | None = None
+    for a in design.actions:
+        for spec in a.args:
+            if not isinstance(spec, (Span, Num)):
+                continue
+            if not isinstance(spec.scale, int):
+                return spec.scale
+            if isinstance(spec, Span) and fixed is None:
+                fixed = spec.scale
+    if fixed is None:
+        return None
+    value = fixed
+    return lambda st: value
 
 
 @cache

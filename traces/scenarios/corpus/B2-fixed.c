@@ -4,7 +4,7 @@
  * mappings (05d351102dbe "mm, memfd: fix COW issue on MAP_PRIVATE and
  * F_SEAL_FUTURE_WRITE mappings").
  *
- * Written by hand: traces/export.py has no reproducer for fork(). The steps
+ * Written by hand: traces/export/c.py has no reproducer for fork(). The steps
  * are those of B2-fixed.trace (and B2-broken.trace):
  *
  *   memfd_create("t", MFD_ALLOW_SEALING) = 3

@@ -1,0 +1,370 @@
+"""``c``: a kselftest-style C reproducer in the dialect of memfd_test.c: raw system calls,
+every outcome checked, exit 0/1/4 = KSFT_PASS/KSFT_FAIL/KSFT_SKIP. The runtime it copies
+(the helpers each step calls) is runtime/repro.c, shipped as package data; the ioctl structs
+are declared with <linux/kvm.h>'s layout, as traces/kernel.py packs them."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Sequence
+
+from model import vocab
+from model.lang.design import Design
+from traces.concretize import page_scale
+from traces.export.common import ExportError, ascii_text, expect_of, runtime_sections
+from traces.export.lower import (
+    FD_FIELDS,
+    IOCTL_STRUCTS,
+    Op,
+    const_value,
+    creates_fd,
+    fd_arg,
+    handle_arg,
+    int_arg,
+    is_kvm_open,
+    lower,
+    noexec_want,
+    uses_gmem,
+    uses_hugetlb,
+)
+from traces.replayed import Replayed
+from traces.trace import Arg, Err, Int, New, Ref, Ret, Sig, Sym
+
+
+def _c_string(s: str) -> str:
+    out = []
+    for b in s.encode("latin-1", "backslashreplace") if all(ord(c) < 256 for c in s) \
+            else s.encode("utf-8", "surrogatepass"):
+        ch = chr(b)
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif ch == "?":
+            out.append("\\?")  # no trigraphs
+        elif " " <= ch <= "~":
+            out.append(ch)
+        else:
+            out.append(f"\\{b:03o}")
+    return '"' + "".join(out) + '"'
+
+
+def _c_long_string(s: str, indent: str) -> str:
+    """A C string literal split into pieces of at most 60 characters."""
+    if len(s) <= 60:
+        return _c_string(s)
+    parts = [_c_string(s[i:i + 60]) for i in range(0, len(s), 60)]
+    return ("\n" + indent).join(parts)
+
+
+def _c_flags(arg: object) -> str:
+    if isinstance(arg, Sym):
+        return " | ".join(arg.text.split("|"))
+    if isinstance(arg, Int):
+        return arg.text if arg.text is not None else str(arg.value)
+    raise ExportError(f"expected flags, got {arg!r}")
+
+
+def _c_comment(s: str) -> str:
+    return ascii_text(s).replace("*/", "* /").replace("/*", "/ *")
+
+
+def _c_constants(names: Sequence[str]) -> str:
+    out = []
+    for name in names:
+        v = const_value(name)
+        out.append(f"#ifndef {name}\n#define {name} {v:#x}\n#endif")
+    return "\n".join(out) + "\n" if out else ""
+
+
+def _c_field(f: str, v: Arg, bits: int, need: set[str]) -> str:
+    """A struct field's value as a C argument of a uint{bits}_t parameter."""
+    if f in FD_FIELDS:
+        return f"FD({fd_arg(v, f)})"
+    if isinstance(v, Ref):
+        need.add("maps")
+        return f"(uintptr_t)maps[{handle_arg(v, 'm', f)}]"
+    value = int_arg(v, f)
+    if 0 <= value < 1 << bits:
+        return _c_flags(v)
+    # the kernel reads the field truncated: so does the cast (gcc warns of no explicit one)
+    if isinstance(v, Sym):
+        return f"(uint{bits}_t)({_c_flags(v)})"
+    if -(1 << 63) <= value < 0:
+        return f"(uint{bits}_t)-{-value:#x}LL"
+    return f"(uint{bits}_t){value % (1 << 64):#x}ULL"
+
+
+def _c_ioctl(op: Op, need: set[str]) -> str:
+    fd, req, code, arg = op.ops
+    need.add("kvm")
+    if code == vocab.KVM_CREATE_GUEST_MEMFD:
+        size, flags = (_c_field(f, v, b, need) for (f, v), (_, b) in
+                       zip(arg, IOCTL_STRUCTS[code][1], strict=True))
+        return f"sys_create_guest_memfd(FD({fd}), {size}, {flags})"
+    if code == vocab.KVM_SET_USER_MEMORY_REGION2:
+        vals = [_c_field(f, v, b, need) for (f, v), (_, b) in
+                zip(arg, IOCTL_STRUCTS[code][1], strict=True)]
+        return f"sys_set_memory_region2(FD({fd}), {', '.join(vals)})"
+    return f"sys_ioctl(FD({fd}), {_c_flags(req)}, {_c_flags(arg)})"
+
+
+def _c_expect(op: Op, call: str) -> str:
+    e = op.expect
+    if isinstance(e, Err):
+        return f"mfd_fail_errno({call}, {e.errno});"
+    if isinstance(e, Sig):
+        return f"mfd_fail_signal({call}, {e.name});"
+    if isinstance(e, New):
+        return f"mfd_assert_ok({call});"
+    if isinstance(e, Ret):
+        if creates_fd(op):
+            return f"mfd_assert_fd({call}, {e.value});"
+        return f"mfd_assert_ret({call}, {e.value});"
+    raise ExportError(f"step {op.n}: no outcome (the model could not fill `?`)")
+
+
+def _c_call(op: Op, need: set[str]) -> str:
+    c, o = op.call, op.ops
+    if c == "memfd_create":
+        need.add("create")
+        name = "NULL" if o[0] is None else _c_long_string(str(o[0]), "\t\t\t\t\t")
+        return f"sys_memfd_create({name}, {_c_flags(o[1])})"
+    if c == "fcntl":
+        return f"res_of(fcntl(FD({o[0]}), {_c_flags(o[1])}, {_c_flags(o[2])}))"
+    if c == "pwrite64":
+        need.add("payload")
+        data = str(o[1])
+        return (f"res_of(pwrite(FD({o[0]}), payload({_c_string(data)}, {len(data)}, {o[2]}), "
+                f"{o[2]}, {o[3]}))")
+    if c == "ftruncate":
+        return f"res_of(ftruncate(FD({o[0]}), {_c_flags(o[1])}))"
+    if c == "fchmod":
+        return f"res_of(fchmod(FD({o[0]}), {_c_flags(o[1])}))"
+    if c == "fallocate":
+        return f"res_of(fallocate(FD({o[0]}), {_c_flags(o[1])}, {o[2]}, {o[3]}))"
+    if c == "mmap":
+        need.add("maps")
+        return f"sys_mmap({o[0]}, {o[1]}, {_c_flags(o[2])}, {_c_flags(o[3])}, FD({o[4]}))"
+    if c == "mprotect":
+        need.add("maps")
+        return f"res_of(mprotect(maps[{o[0]}], {o[1]}, {_c_flags(o[2])}))"
+    if c == "munmap":
+        need |= {"maps", "munmap"}
+        return f"sys_munmap({o[0]}, {o[1]})"
+    if c in ("store", "load"):
+        need |= {"maps", "access", "signal"}
+        return f"sys_access({o[0]}, {o[1]}, {1 if c == 'store' else 0})"
+    if c == "pin":
+        need |= {"maps", "pins", "pin"}
+        return f"sys_pin({o[0]}, {o[1]}, {o[2]})"
+    if c == "gup_pin":
+        need |= {"maps", "pins", "uring"}
+        return f"sys_gup_pin({o[0]}, {o[1]}, {o[2]})"
+    if c == "unpin":
+        need |= {"pins", "unpin"}
+        return f"sys_unpin({o[0]})"
+    if c == "dma_write":
+        need |= {"pins", "uring"}
+        return f"sys_dma_write({o[0]})"
+    if c == "open":
+        if o[0] is not None:
+            need.add("open")
+            return f"sys_reopen({o[0]}, {_c_flags(o[2])})"
+        if is_kvm_open(op):
+            need.add("kvm")
+            return f"sys_open_kvm({_c_flags(o[2])}, NEEDS_GUEST_MEMFD)"
+        return f"res_of(open({_c_string(str(o[1]))}, {_c_flags(o[2])}, {_c_flags(o[3])}))"
+    if c == "ioctl":
+        return _c_ioctl(op, need)
+    if c == "read":
+        need.add("buffer")
+        return f"res_of(read(FD({o[0]}), buffer({o[1]}), {o[1]}))"
+    if c == "pread64":
+        need.add("buffer")
+        return f"res_of(pread(FD({o[0]}), buffer({o[1]}), {o[1]}, {o[2]}))"
+    if c == "write":
+        need.add("payload")
+        data = str(o[1])
+        return (f"res_of(write(FD({o[0]}), payload({_c_string(data)}, {len(data)}, {o[2]}), "
+                f"{o[2]}))")
+    if c == "lseek":
+        return f"res_of(lseek(FD({o[0]}), {o[1]}, {_c_flags(o[2])}))"
+    if c == "dup":
+        return f"res_of(dup(FD({o[0]})))"
+    if c == "close":
+        need.add("close")
+        return f"sys_close({o[0]})"
+    raise ExportError(f"step {op.n}: no C for {c}")
+
+
+_OBSERVABLE = ("size", "seals", "mode")  # what a system call reads back (fstat, F_GET_SEALS)
+
+
+def _property_reads(design: Design, prop: str, action: str | None) -> set[str] | None:
+    """The state fields property `prop` reads (for an action property: at `action`), or None
+    if the catalogue does not know it."""
+    from model.lang.expr import variables
+    from properties.catalogue import load
+    from properties.views import TransitionView
+
+    p = load().get(prop)
+    if p is None:
+        return None
+    if p.kind in ("always", "sometimes"):
+        e = p.state_pred(design.schema)
+    else:
+        if action is None:
+            return None
+        a = design.action(action)
+        e = p.pred(TransitionView(design.schema, a, a.semantics(design.schema)))
+    vs = variables(e)
+    return {n for sc, n in vs if sc in ("s", "n")} | ({"(effects)"} if any(
+        sc == "x" for sc, _ in vs) else set())
+
+
+def _file_fd(ops: Sequence[Op], upto: int) -> int | None:
+    """A trace descriptor of the file open before op `upto` (0-based): made by memfd_create,
+    dup, a /proc/self/fd reopen or KVM_CREATE_GUEST_MEMFD, and not closed since."""
+    live: list[int] = []
+    for op in ops[:upto]:
+        if not isinstance(op.expect, Ret):
+            continue
+        if op.call == "close" and op.ops[0] in live:
+            live.remove(op.ops[0])
+        elif (op.call in ("memfd_create", "dup") or (op.call == "open" and op.ops[0] is not None)
+              or (op.call == "ioctl" and op.ops[2] == vocab.KVM_CREATE_GUEST_MEMFD)):
+            live.append(op.expect.value)
+    return live[0] if live else None
+
+
+def _observe_last(design: Design, r: Replayed, ops: Sequence[Op], prop: str
+                  ) -> tuple[dict[str, tuple[int, int, int, int]], str]:
+    """What the reproducer of a violation/witness checks beyond the outcomes: the observable
+    state (i_size, seals, mode) the property reads, before and after the last step, as the
+    model has it; and the header's sentence saying so."""
+    fields = design.schema.by_name
+    reads = _property_reads(design, prop, r.actions[-1] if r.actions else None)
+    if reads is None or r.states is None or not ops:
+        return {}, "every outcome is as the trace says."
+    scale = page_scale(design)
+    look = [a for a in _OBSERVABLE if a in reads and a in fields
+            and (a != "size" or scale is not None)]
+    hidden = sorted(n for n in reads if n in fields and n not in _OBSERVABLE
+                    and not fields[n].ghost)
+    out: dict[str, tuple[int, int, int, int]] = {}
+    for when, upto, st in (("before", len(ops) - 1, r.states[-2]),
+                           ("after", len(ops), r.states[-1])):
+        tfd = _file_fd(ops, upto)
+        if tfd is None or not look or not st.get("exists", 1):
+            continue
+        size = st["size"] * scale(st) if "size" in look and scale else -1
+        out[when] = (tfd, size, st["seals"] if "seals" in look else -1,
+                     st["mode"] if "mode" in look else -1)
+    names = {"size": "i_size (fstat)", "seals": "the seals (F_GET_SEALS)",
+             "mode": "the mode (fstat)"}
+    text = "every outcome is as the trace says"
+    if out:
+        text += (", and " + " and ".join(names[a] for a in look) + " "
+                 + " and ".join(out) + " the last step match the model")
+    if "(effects)" in reads:
+        hidden.append("the call's effect on the file's data")
+    if hidden:
+        text += (f"; the property also reads {', '.join(hidden)}, which no system call "
+                 "reads back here: the outcomes stand for it")
+    return out, text + "."
+
+
+def _section(name: str) -> str:
+    """A section of runtime/repro.c."""
+    return runtime_sections("repro.c", "//@ section")[name]
+
+
+def _fill(text: str, placeholder: str, value: str) -> str:
+    """`text` with its line `/* @PLACEHOLDER@ */` replaced by `value`."""
+    line = f"/* @{placeholder}@ */\n"
+    if text.count(line) != 1:
+        raise RuntimeError(f"runtime/repro.c: no single {line.strip()} line")
+    return text.replace(line, value)
+
+
+#: the runtime sections a step may need, in the order they are emitted (after "base")
+RUNTIME_SECTIONS = ("signal", "create", "payload", "buffer", "kvm", "open", "close", "maps",
+                    "munmap", "access", "pins", "pin", "uring", "unpin", "noexec")
+
+
+def export_c(design: Design, r: Replayed) -> str:
+    """A kselftest-style C reproducer (gcc -Wall -Werror, libc and raw system calls only)."""
+    trace = r.trace
+    ops = lower(r)
+    need: set[str] = set()
+    body: list[str] = []
+    kind, pname = expect_of(trace)
+    checks, claim = _observe_last(design, r, ops, pname) if kind in (
+        "violates", "witnesses") else ({}, "")
+    for op in ops:
+        call = _c_call(op, need)
+        body.append(f"\t/* {_c_comment(op.text)} */")
+        body.append(f"\tcur_step = {op.n};")
+        for when, (tfd, size, seals, mode) in checks.items() if op is ops[-1] else ():
+            w = f"{{ {tfd}, {size}, {seals}, {mode} }}"
+            body.append(f"\tcheck_before((struct observe){w});" if when == "before" else
+                        f"\twant_after = (struct observe){w};")
+        body.append("\t" + _c_expect(op, call))
+    names = list(dict.fromkeys(["MFD_HUGETLB", *(n for op in ops for n in op.names)]))
+    want_noexec = noexec_want(design, r)
+    hugetlb = uses_hugetlb(ops)
+    if want_noexec is not None or any(op.call == "memfd_create" for op in ops):
+        need.add("noexec")
+
+    title = _c_comment(trace.title or "a shmemcheck trace")
+    head = ["// SPDX-License-Identifier: GPL-2.0", "/*"]
+    head += [" * " + x if x else " *" for x in textwrap.wrap(title, 72)]
+    head += [" *", f" * Generated by shmemcheck (export --to c) from "
+             f"{_c_comment(trace.path or 'a trace')};",
+             f" * design {design.name}, expect {_c_comment(trace.expect)}."]
+    if kind in ("violates", "witnesses"):
+        what = "shows the violation of" if kind == "violates" else "witnesses"
+        head += [" * " + x for x in textwrap.wrap(
+            f"Exit 0 means this kernel {what} {_c_comment(pname)}: {claim}", 72)]
+    if want_noexec is not None:
+        head += [f" * Runs with vm.memfd_noexec = {want_noexec} (in a new pid namespace if "
+                 "needed)."]
+    head += [" *",
+             " * Each step is one system call whose outcome is checked against the",
+             " * trace. Exit status: 0 (KSFT_PASS) the kernel behaves as the trace",
+             " * says, 1 (KSFT_FAIL) it does not, 4 (KSFT_SKIP) something this machine",
+             " * lacks (huge pages, io_uring, pid namespaces, /dev/kvm) is needed.",
+             " *",
+             " * Build: gcc -Wall -Werror -o repro repro.c",
+             " */"]
+    errno_cases = "".join(f"\tcase {e}: return \"{e}\";\n" for e in vocab.ERRNO)
+    texts = ",\n".join("\t" + _c_string(op.text) for op in ops)
+    parts = ["\n".join(head), "\n", _section("head"), "\n", _c_constants(names),
+             f"\n#define NSTEPS {len(ops)}\n#define USES_HUGETLB {int(hugetlb)}\n",
+             "\n/* the steps as the trace prints them (step_text[1] is step 1) */\n",
+             f"static const char *const step_text[NSTEPS + 1] = {{\n\tNULL,\n{texts}\n}};\n",
+             _fill(_section("base"), "ERRNO_CASES", errno_cases)]
+    for name in RUNTIME_SECTIONS:
+        if name not in need:
+            continue
+        text = _section(name)
+        if name == "kvm":
+            kvm_names = ["KVM_CHECK_EXTENSION", "KVM_CAP_GUEST_MEMFD",
+                         "KVM_CAP_GUEST_MEMFD_FLAGS", "KVM_CREATE_GUEST_MEMFD",
+                         "KVM_SET_USER_MEMORY_REGION2"]
+            known = vocab.GUEST_MEMFD_FLAG_MMAP | vocab.GUEST_MEMFD_FLAG_INIT_SHARED
+            text = _fill(text, "KVM_CONSTANTS", _c_constants(kvm_names)
+                         + f"#define GMEM_KNOWN_FLAGS {known:#x}ULL\n"
+                         + f"#define NEEDS_GUEST_MEMFD {int(uses_gmem(ops))}\n")
+        elif name == "unpin":
+            release = ("\tif (pn->ring > 0) {\n\t\tring_release(pn);\n\t\treturn r;\n\t}\n"
+                       if "uring" in need else "")
+            text = _fill(text, "RING_RELEASE", release)
+        parts.append(text)
+    main = ["", "int main(void)", "{", "\tint i;", "",
+            "\tfor (i = 0; i < MAX_FDS; i++)", "\t\tfds[i] = i < 3 ? i : -1;"]
+    main += ["\tsetvbuf(stdout, NULL, _IOLBF, 0);", '\tprintf("TAP version 13\\n");',
+             '\tprintf("1..%d\\n", NSTEPS);']
+    if "noexec" in need:
+        main += ["\tcur_step = 1;", f"\tsetup_noexec({want_noexec or 0});"]
+    main += ["", *body, "", "\tfinish(KSFT_PASS, \"\");", "\treturn KSFT_PASS;", "}"]
+    return "".join(parts) + "\n".join(main) + "\n"

@@ -1,0 +1,186 @@
+"""``python``: the reproducer as a standalone Python script (stdlib + ctypes, x86_64 system
+call numbers), the same steps and checks as the C one. Its runtime is runtime/runtime.py,
+shipped as package data."""
+
+from __future__ import annotations
+
+import re
+
+from model import vocab
+from model.lang.design import Design
+from traces.export.common import ExportError, ascii_text, runtime_sections
+from traces.export.lower import (
+    FD_FIELDS,
+    Op,
+    const_value,
+    creates_fd,
+    fd_arg,
+    handle_arg,
+    is_kvm_open,
+    lower,
+    noexec_want,
+    uses_gmem,
+    uses_hugetlb,
+)
+from traces.replayed import Replayed
+from traces.trace import Arg, Err, Int, New, Ref, Ret, Sig, Sym
+
+
+def _runtime(section: str) -> str:
+    """A section of runtime/runtime.py."""
+    return runtime_sections("runtime.py", "# @section")[section]
+
+
+def _py_kvm_runtime() -> str:
+    """The "kvm" section with model.vocab's ioctl numbers, capabilities and known flags."""
+    values = {"KVM_CHECK_EXTENSION_NR": vocab.KVM_CHECK_EXTENSION,
+              "KVM_CAP_GUEST_MEMFD_NR": vocab.KVM_CAP_GUEST_MEMFD,
+              "KVM_CAP_GUEST_MEMFD_FLAGS_NR": vocab.KVM_CAP_GUEST_MEMFD_FLAGS,
+              "KVM_CREATE_GUEST_MEMFD_NR": vocab.KVM_CREATE_GUEST_MEMFD,
+              "KVM_SET_USER_MEMORY_REGION2_NR": vocab.KVM_SET_USER_MEMORY_REGION2,
+              "GMEM_KNOWN_FLAGS": vocab.GUEST_MEMFD_FLAG_MMAP | vocab.GUEST_MEMFD_FLAG_INIT_SHARED}
+    out = _runtime("kvm")
+    for k, v in values.items():
+        out, n = re.subn(rf"^{k} = .*$", f"{k} = {v:#x}", out, flags=re.MULTILINE)
+        if n != 1:
+            raise RuntimeError(f"runtime/runtime.py: no single line {k} = ...")
+    return out
+
+
+def _py_field(f: str, v: Arg) -> str:
+    """A struct field's value as a Python expression."""
+    if f in FD_FIELDS:
+        return f"FD({fd_arg(v, f)})"
+    if isinstance(v, Ref):
+        return f"maps[{handle_arg(v, 'm', f)}]"
+    return _py_value(v)
+
+
+def _py_value(arg: object) -> str:
+    if isinstance(arg, Sym):
+        return " | ".join(arg.text.split("|"))
+    if isinstance(arg, Int):
+        return str(arg.value)
+    raise ExportError(f"expected a number or flags, got {arg!r}")
+
+
+def _py_call(op: Op) -> str:
+    c, o = op.call, op.ops
+    if c == "memfd_create":
+        name = "None" if o[0] is None else repr(str(o[0]).encode("latin-1", "replace"))
+        return f"sys_memfd_create({name}, {_py_value(o[1])})"
+    if c == "fcntl":
+        return f'sysc("fcntl", FD({o[0]}), {_py_value(o[1])}, {_py_value(o[2])})'
+    if c == "pwrite64":
+        return f"sys_pwrite64({o[0]}, {str(o[1]).encode('latin-1', 'replace')!r}, {o[2]}, {o[3]})"
+    if c in ("ftruncate", "fchmod"):
+        return f'sysc("{c}", FD({o[0]}), {_py_value(o[1])})'
+    if c == "fallocate":
+        return f'sysc("fallocate", FD({o[0]}), {_py_value(o[1])}, {o[2]}, {o[3]})'
+    if c == "mmap":
+        return f"sys_mmap({o[0]}, {o[1]}, {_py_value(o[2])}, {_py_value(o[3])}, {o[4]})"
+    if c == "mprotect":
+        return f'sysc("mprotect", maps[{o[0]}], {o[1]}, {_py_value(o[2])})'
+    if c == "munmap":
+        return f"sys_munmap({o[0]}, {o[1]})"
+    if c in ("store", "load"):
+        return f"sys_access({o[0]}, {o[1]}, {c == 'store'})"
+    if c == "pin":
+        return f"sys_pin({o[0]}, {o[1]}, {o[2]})"
+    if c == "gup_pin":
+        return f"sys_gup_pin({o[0]}, {o[1]}, {o[2]})"
+    if c == "unpin":
+        return f"sys_unpin({o[0]})"
+    if c == "dma_write":
+        return f"sys_dma_write({o[0]})"
+    if c == "open":
+        if o[0] is not None:
+            return f"sys_reopen({o[0]}, {_py_value(o[2])})"
+        if is_kvm_open(op):
+            return f"sys_open_kvm({_py_value(o[2])}, NEEDS_GUEST_MEMFD)"
+        return (f"sys_open({str(o[1]).encode('latin-1', 'replace')!r}, {_py_value(o[2])}, "
+                f"{_py_value(o[3])})")
+    if c == "dup":
+        return f'sysc("dup", FD({o[0]}))'
+    if c == "close":
+        return f"sys_close({o[0]})"
+    if c == "ioctl":
+        fd, req, code, arg = o
+        if code == vocab.KVM_CREATE_GUEST_MEMFD:
+            return f"sys_create_guest_memfd(FD({fd}), " \
+                f"{', '.join(_py_field(f, v) for f, v in arg)})"
+        if code == vocab.KVM_SET_USER_MEMORY_REGION2:
+            return f"sys_set_memory_region2(FD({fd}), " \
+                f"{', '.join(_py_field(f, v) for f, v in arg)})"
+        return f'sysc("ioctl", FD({fd}), {_py_value(req)}, {_py_value(arg)})'
+    if c == "read":
+        return f"sys_read({o[0]}, {o[1]})"
+    if c == "pread64":
+        return f"sys_pread64({o[0]}, {o[1]}, {o[2]})"
+    if c == "write":
+        return f"sys_write({o[0]}, {str(o[1]).encode('latin-1', 'replace')!r}, {o[2]})"
+    if c == "lseek":
+        return f'sysc("lseek", FD({o[0]}), {o[1]}, {_py_value(o[2])})'
+    raise ExportError(f"step {op.n}: no Python for {c}")
+
+
+def _py_expect(op: Op, call: str) -> str:
+    e = op.expect
+    if isinstance(e, Err):
+        return f'mfd_fail_errno({call}, "{e.errno}")'
+    if isinstance(e, Sig):
+        return f'mfd_fail_signal({call}, "{e.name}")'
+    if isinstance(e, New):
+        return f"mfd_assert_ok({call})"
+    if isinstance(e, Ret):
+        if creates_fd(op):
+            return f"mfd_assert_fd({call}, {e.value})"
+        return f"mfd_assert_ret({call}, {e.value})"
+    raise ExportError(f"step {op.n}: no outcome (the model could not fill `?`)")
+
+
+def export_python(design: Design, r: Replayed) -> str:
+    """The reproducer as a standalone Python script (stdlib + ctypes, x86_64)."""
+    trace = r.trace
+    ops = lower(r)
+    want_noexec = noexec_want(design, r)
+    names = list(dict.fromkeys(n for op in ops for n in op.names))
+    doc = [f"{ascii_text(trace.title or 'a shmemcheck trace')}", "",
+           "Generated by shmemcheck (export --to python) from "
+           f"{ascii_text(trace.path or 'a trace')};",
+           f"design {design.name}, expect {ascii_text(trace.expect)}.", "",
+           "Each step is one system call whose outcome is checked against the trace.",
+           "Exit status: 0 (KSFT_PASS) the kernel behaves as the trace says, 1 (KSFT_FAIL)",
+           "it does not, 4 (KSFT_SKIP) something this machine lacks is needed."]
+    out = ["#!/usr/bin/env python3", "# SPDX-License-Identifier: GPL-2.0",
+           '"""' + "\n".join(doc).replace("\\", "\\\\").replace('"""', "'''") + '\n"""',
+           _runtime("base")]
+    if any(op.call == "ioctl" or is_kvm_open(op) for op in ops):
+        out.append(_py_kvm_runtime())
+    out.append(f"USES_HUGETLB = {uses_hugetlb(ops)}")
+    out.append(f"NEEDS_GUEST_MEMFD = {uses_gmem(ops)}")
+    out.append(f"MFD_HUGETLB_BIT = {vocab.MFD_HUGETLB:#x}")
+    out.append("ERRNO = {" + ", ".join(f'"{k}": {v}' for k, v in vocab.ERRNO.items()) + "}")
+    out.append("ERRNO_NAME = {v: k for k, v in ERRNO.items()}")
+    for n in names:
+        out.append(f"{n} = {const_value(n):#x}")
+    out.append("STEPS = [None,\n" + "".join(f"         {op.text!r},\n" for op in ops) + "]")
+    out.append("")
+    out.append("")
+    main = ["def main():",
+            '    if platform.machine() != "x86_64":',
+            "        step(1)",
+            '        skip(f"the system call numbers here are x86_64\'s, '
+            'not {platform.machine()}\'s")',
+            '    print("TAP version 13")',
+            '    print(f"1..{len(STEPS) - 1}")']
+    if want_noexec is not None or any(op.call == "memfd_create" for op in ops):
+        main += ["    step(1)", f"    setup_noexec({want_noexec or 0})"]
+    for op in ops:
+        main.append(f"    # {ascii_text(op.text)}")
+        main.append(f"    step({op.n})")
+        main.append(f"    {_py_expect(op, _py_call(op))}")
+    main += ['    finish(KSFT_PASS, "")', "", "", 'if __name__ == "__main__":', "    main()"]
+    out += main
+    return "\n".join(out) + "\n"
+

@@ -1,0 +1,448 @@
+# SPDX-License-Identifier: GPL-2.0
+"""The runtime of shmemcheck's Python reproducers (traces/export/python.py, `export --to python`).
+
+Each `# @section NAME` line starts a section: the exporter copies "base" into every
+reproducer and "kvm" into those with KVM calls, drops the marker lines, this docstring and
+the "standalone" section, and rewrites the KVM_*_NR and GMEM_KNOWN_FLAGS lines with
+model.vocab's values. Plain Python (stdlib + ctypes, x86_64 system call numbers), checked
+on its own by tests/test_export_runtime.py (compile() and ruff).
+"""
+# @section base
+
+import ctypes
+import os
+import platform
+import resource
+import struct
+import sys
+
+KSFT_PASS, KSFT_FAIL, KSFT_SKIP = 0, 1, 4
+SIGSEGV, SIGBUS = 11, 7
+SIGNAL_NAMES = {SIGSEGV: "SIGSEGV", SIGBUS: "SIGBUS"}
+BAD_FD = 1 << 30
+PIN_PAGE = 4096
+NR = {"read": 0, "write": 1, "open": 2, "close": 3, "lseek": 8, "mmap": 9, "mprotect": 10,
+      "munmap": 11, "ioctl": 16, "pread64": 17, "pwrite64": 18, "pipe": 22, "dup": 32,
+      "fcntl": 72, "ftruncate": 77, "fchmod": 91,
+      "unshare": 272, "vmsplice": 278, "fallocate": 285, "memfd_create": 319,
+      "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427}
+PROT_NONE, PROT_RW, MAP_SHARED, MAP_PRIVATE = 0, 3, 1, 2
+MAP_FIXED, MAP_ANONYMOUS, MAP_POPULATE = 0x10, 0x20, 0x8000
+CLONE_NEWPID, F_SETFL, O_NONBLOCK = 0x20000000, 4, 0o4000
+
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+
+fds = {0: 0, 1: 1, 2: 2}  # the trace's descriptor numbers -> this process's
+maps = {}  # m1, m2, ... (by number) -> address
+pins = {}  # p1, p2, ... (by number) -> ("pipe", r, w) or ("ring", ...)
+cur_step = 0
+passed = failed = 0
+lacking = None  # why the current step's failure may be this machine's (a missing feature)
+
+
+def _arg(v):
+    if isinstance(v, (bytes, ctypes.Array)):
+        return v
+    v = int(v)
+    return ctypes.c_long(v) if -(1 << 63) <= v < (1 << 63) else ctypes.c_ulong(v % (1 << 64))
+
+
+def sysc(name, *args):
+    """A raw system call: (return value, errno, signal)."""
+    ctypes.set_errno(0)
+    r = int(libc.syscall(ctypes.c_long(NR[name]), *(_arg(a) for a in args)))
+    return (r, ctypes.get_errno() if r == -1 else 0, 0)
+
+
+def FD(tfd):  # noqa: N802
+    return fds.get(tfd, BAD_FD)
+
+
+def describe(r):
+    ret, err, sig = r
+    if sig:
+        return SIGNAL_NAMES.get(sig, f"signal {sig}")
+    if ret == -1:
+        return f"-1 {ERRNO_NAME.get(err, 'E?')} (errno {err})"
+    return str(ret)
+
+
+def finish(code, why):
+    for n in range(cur_step + 1, len(STEPS)):
+        print(f"ok {n} {STEPS[n]} # SKIP {why}")
+    skipped = len(STEPS) - 1 - passed - failed
+    print(f"# Totals: pass:{passed} fail:{failed} xfail:0 xpass:0 skip:{skipped} error:0")
+    sys.stdout.flush()
+    os._exit(code)
+
+
+def skip(why):
+    print(f"ok {cur_step} {STEPS[cur_step]} # SKIP {why}")
+    finish(KSFT_SKIP, why)
+
+
+def result(ok, r, want):
+    global passed, failed, lacking
+    why, lacking = lacking, None
+    if ok:
+        print(f"ok {cur_step} {STEPS[cur_step]}")
+        passed += 1
+        return
+    if r[0] == -1 and not r[2] and not want.startswith("-1 ") and USES_HUGETLB and \
+            r[1] in (ERRNO["ENOMEM"], ERRNO["ENOSPC"]):
+        skip("hugetlbfs: no free huge pages (raise /proc/sys/vm/nr_hugepages)")
+    if r[0] == -1 and not r[2] and not want.startswith("-1 ") and why:
+        skip(why)
+    print(f"# step {cur_step}: the trace says {want}, the kernel gave {describe(r)}")
+    print(f"not ok {cur_step} {STEPS[cur_step]}")
+    failed += 1
+    finish(KSFT_FAIL, "an earlier step failed")
+
+
+def step(n):
+    global cur_step
+    cur_step = n
+
+
+def mfd_assert_ret(r, want):
+    result(not r[2] and r[0] == want, r, str(want))
+
+
+def mfd_assert_ok(r):
+    result(not r[2] and r[0] != -1, r, "success")
+
+
+def mfd_assert_fd(r, tfd):
+    result(not r[2] and r[0] >= 0, r, f"{tfd} (a new fd)")
+    fds[tfd] = r[0]
+
+
+def mfd_fail_errno(r, name):
+    result(not r[2] and r[0] == -1 and r[1] == ERRNO[name], r, f"-1 {name}")
+
+
+def mfd_fail_signal(r, name):
+    result(SIGNAL_NAMES.get(r[2]) == name, r, name)
+
+
+def c_str(data):
+    return None if data is None else ctypes.create_string_buffer(data)
+
+
+def sys_memfd_create(name, flags):
+    buf = c_str(name)
+    r = sysc("memfd_create", ctypes.addressof(buf) if buf is not None else 0, flags)
+    if r[0] == -1 and flags & MFD_HUGETLB_BIT and \
+            r[1] in (ERRNO["ENOENT"], ERRNO["ENODEV"], ERRNO["ENOSYS"]):
+        skip("hugetlbfs: memfd_create(MFD_HUGETLB) is not supported here")
+    return r
+
+
+def payload(unit, count):
+    """count bytes of unit repeated (strace's "x"... buffer)."""
+    data = (unit * (count // max(len(unit), 1) + 1))[:count] if unit else bytes(count)
+    return ctypes.create_string_buffer(data, max(count, 1))
+
+
+def sys_pwrite64(tfd, unit, count, off):
+    buf = payload(unit, count)
+    return sysc("pwrite64", FD(tfd), ctypes.addressof(buf), count, off)
+
+
+def sys_write(tfd, unit, count):
+    buf = payload(unit, count)
+    return sysc("write", FD(tfd), ctypes.addressof(buf), count)
+
+
+def sys_read(tfd, count):
+    buf = ctypes.create_string_buffer(max(count, 1))
+    return sysc("read", FD(tfd), ctypes.addressof(buf), count)
+
+
+def sys_pread64(tfd, count, off):
+    buf = ctypes.create_string_buffer(max(count, 1))
+    return sysc("pread64", FD(tfd), ctypes.addressof(buf), count, off)
+
+
+def sys_reopen(tfd, flags):
+    buf = c_str(f"/proc/self/fd/{FD(tfd)}".encode())
+    return sysc("open", ctypes.addressof(buf), flags, 0)
+
+
+def sys_open(path, flags, mode):
+    buf = c_str(path)
+    return sysc("open", ctypes.addressof(buf), flags, mode)
+
+
+def sys_close(tfd):
+    r = sysc("close", FD(tfd))
+    if r[0] == 0:
+        del fds[tfd]
+    return r
+
+
+def sys_mmap(m, length, prot, flags, tfd):
+    r = sysc("mmap", 0, length, prot, flags, FD(tfd), 0)
+    if r[0] != -1:
+        maps[m] = r[0]
+        return (0, 0, 0)
+    return r
+
+
+def sys_munmap(m, length):
+    r = sysc("munmap", maps[m], length)
+    if r[0] == 0:  # keep the range reserved, so a later access through m faults
+        sysc("mmap", maps[m], length, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0)
+    return r
+
+
+def sys_access(m, off, store):
+    """A one-byte store or load, first in a child so a SIGSEGV/SIGBUS is observed."""
+    addr = maps[m] + off
+
+    def touch():
+        if store:
+            ctypes.memmove(addr, b"\x5a", 1)
+        else:
+            ctypes.string_at(addr, 1)
+
+    sys.stdout.flush()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+            touch()
+        finally:
+            os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        return (-1, 0, os.WTERMSIG(status))
+    touch()
+    return (0, 0, 0)
+
+
+def page_of(m, off):
+    return (maps[m] + off) & ~(PIN_PAGE - 1)
+
+
+class Iovec(ctypes.Structure):
+    _fields_ = (("base", ctypes.c_void_p), ("len", ctypes.c_size_t))
+
+
+def sys_pin(m, off, p):
+    """vmsplice() the mapped page into a pipe, which then holds a page reference."""
+    rfd, wfd = os.pipe()
+    iov = Iovec(page_of(m, off), PIN_PAGE)
+    r = sysc("vmsplice", wfd, ctypes.addressof(iov), 1, 0)
+    if r[0] == -1:
+        os.close(rfd)
+        os.close(wfd)
+        return r
+    pins[p] = ("pipe", rfd, wfd)
+    return (0, 0, 0)
+
+
+U32 = ctypes.c_uint32
+
+
+class SqOff(ctypes.Structure):
+    _fields_ = (("head", U32), ("tail", U32), ("ring_mask", U32), ("ring_entries", U32),
+                ("flags", U32), ("dropped", U32), ("array", U32), ("resv1", U32),
+                ("user_addr", ctypes.c_uint64))
+
+
+class CqOff(ctypes.Structure):
+    _fields_ = (("head", U32), ("tail", U32), ("ring_mask", U32), ("ring_entries", U32),
+                ("overflow", U32), ("cqes", U32), ("flags", U32), ("resv1", U32),
+                ("user_addr", ctypes.c_uint64))
+
+
+class UringParams(ctypes.Structure):
+    _fields_ = (("sq_entries", U32), ("cq_entries", U32), ("flags", U32),
+                ("sq_thread_cpu", U32), ("sq_thread_idle", U32), ("features", U32),
+                ("wq_fd", U32), ("resv", U32 * 3), ("sq_off", SqOff), ("cq_off", CqOff))
+
+
+def u32(addr):
+    return U32.from_address(addr)
+
+
+def ring_release(pin):
+    _, ring, regions, _, _ = pin
+    sysc("io_uring_register", ring, 1, 0, 0)
+    for addr, length in regions:
+        sysc("munmap", addr, length)
+    os.close(ring)
+
+
+def sys_gup_pin(m, off, p):
+    """A long-term FOLL_WRITE pin: the page registered as an io_uring fixed buffer."""
+    par = UringParams()
+    ring, err, _ = sysc("io_uring_setup", 4, ctypes.addressof(par))
+    if ring == -1:
+        skip(f"io_uring: io_uring_setup() failed with {ERRNO_NAME.get(err, err)}")
+    regions = []
+    for offset, length in ((0, par.sq_off.array + par.sq_entries * 4),
+                           (0x8000000, par.cq_off.cqes + par.cq_entries * 16),
+                           (0x10000000, par.sq_entries * 64)):
+        a = sysc("mmap", 0, length, PROT_RW, MAP_SHARED | MAP_POPULATE, ring, offset)[0]
+        if a == -1:
+            skip("io_uring: cannot map the rings")
+        regions.append((a, length))
+    addr = page_of(m, off)
+    iov = Iovec(addr, PIN_PAGE)
+    r = sysc("io_uring_register", ring, 0, ctypes.addressof(iov), 1)
+    pin = ("ring", ring, regions, par, addr)
+    if r[0] == -1:
+        ring_release(pin)
+        return r
+    pins[p] = pin
+    return (0, 0, 0)
+
+
+def sys_dma_write(p):
+    """The "device" (IORING_OP_READ_FIXED from a pipe) writes one byte through the pin."""
+    _, ring, regions, par, addr = pins[p]
+    (sq, _), (cq, _), (sqes, _) = regions
+    so, co = par.sq_off, par.cq_off
+    rfd, wfd = os.pipe()
+    try:
+        os.write(wfd, b"\x5a")
+        tail = u32(sq + so.tail).value
+        idx = tail & u32(sq + so.ring_mask).value
+        sqe = struct.pack("<BBHiQQIIQHHiQQ", 4, 0, 0, rfd, 0, addr, 1, 0, 1, 0, 0, 0, 0, 0)
+        ctypes.memmove(sqes + idx * 64, sqe, 64)
+        u32(sq + so.array + idx * 4).value = idx
+        u32(sq + so.tail).value = tail + 1
+        if sysc("io_uring_enter", ring, 1, 1, 1, 0, 0)[0] == -1:
+            print("# io_uring_enter failed")
+            finish(KSFT_FAIL, "io_uring_enter failed")
+        head = u32(cq + co.head).value
+        if head == u32(cq + co.tail).value:
+            print("# io_uring: no completion")
+            finish(KSFT_FAIL, "io_uring: no completion")
+        cqe = cq + co.cqes + (head & u32(cq + co.ring_mask).value) * 16
+        res = ctypes.c_int32.from_address(cqe + 8).value
+        u32(cq + co.head).value = head + 1
+    finally:
+        os.close(rfd)
+        os.close(wfd)
+    return (-1, -res, 0) if res < 0 else (0, 0, 0)
+
+
+def sys_unpin(p):
+    pin = pins.pop(p)
+    if pin[0] == "ring":
+        ring_release(pin)
+        return (0, 0, 0)
+    _, rfd, wfd = pin
+    os.set_blocking(rfd, False)
+    try:
+        while os.read(rfd, 1 << 16):
+            pass
+    except BlockingIOError:
+        pass
+    os.close(rfd)
+    os.close(wfd)
+    return (0, 0, 0)
+
+
+def setup_noexec(want):
+    """Run with vm.memfd_noexec = want, in a new pid namespace when this one differs."""
+    path = "/proc/sys/vm/memfd_noexec"
+    try:
+        with open(path) as f:
+            cur = int(f.read())
+    except OSError:
+        if want > 0:
+            skip(f"no {path} (kernel older than 6.3)")
+        return
+    if cur == want:
+        return
+    if libc.unshare(CLONE_NEWPID) != 0:
+        skip("unshare(CLONE_NEWPID) failed: vm.memfd_noexec cannot be set here")
+    sys.stdout.flush()
+    pid = os.fork()
+    if pid:
+        _, status = os.waitpid(pid, 0)
+        os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else KSFT_FAIL)
+    try:
+        with open(path, "w") as f:
+            f.write(f"{want}\n")
+    except OSError:
+        skip("cannot set vm.memfd_noexec in a child pid namespace")
+# @section kvm
+
+
+# /dev/kvm and guest_memfd: the structures of <linux/kvm.h> (Linux 6.18)
+U64 = ctypes.c_uint64
+KVM_CHECK_EXTENSION_NR = 0xae03
+KVM_CAP_GUEST_MEMFD_NR = 0xea
+KVM_CAP_GUEST_MEMFD_FLAGS_NR = 0xf4
+KVM_CREATE_GUEST_MEMFD_NR = 0xc040aed4
+KVM_SET_USER_MEMORY_REGION2_NR = 0x40a0ae49
+GMEM_KNOWN_FLAGS = 0x3
+
+
+class KvmCreateGuestMemfd(ctypes.Structure):
+    _fields_ = (("size", U64), ("flags", U64), ("reserved", U64 * 6))
+
+
+class KvmUserspaceMemoryRegion2(ctypes.Structure):
+    _fields_ = (("slot", U32), ("flags", U32), ("guest_phys_addr", U64),
+                ("memory_size", U64), ("userspace_addr", U64), ("guest_memfd_offset", U64),
+                ("guest_memfd", U32), ("pad1", U32), ("pad2", U64 * 14))
+
+
+assert ctypes.sizeof(KvmCreateGuestMemfd) == 64
+assert ctypes.sizeof(KvmUserspaceMemoryRegion2) == 160
+
+
+def sys_open_kvm(flags, need_gmem):
+    """open("/dev/kvm"), as open_kvm_dev_path_or_exit(): no KVM here is a skip."""
+    global lacking
+    buf = c_str(b"/dev/kvm")
+    r = sysc("open", ctypes.addressof(buf), flags, 0)
+    if r[0] == -1:
+        lacking = f"kvm: cannot open /dev/kvm: {os.strerror(r[1])}"
+    elif need_gmem and sysc("ioctl", r[0], KVM_CHECK_EXTENSION_NR,
+                            KVM_CAP_GUEST_MEMFD_NR)[0] <= 0:
+        skip("kvm: no KVM_CAP_GUEST_MEMFD")
+    return r
+
+
+def sys_create_guest_memfd(vm, size, flags):
+    """KVM_CREATE_GUEST_MEMFD; a creation flag this kernel does not offer
+    (KVM_CAP_GUEST_MEMFD_FLAGS) makes EINVAL a skip."""
+    global lacking
+    arg = KvmCreateGuestMemfd(size=size % (1 << 64), flags=flags % (1 << 64))
+    r = sysc("ioctl", vm, KVM_CREATE_GUEST_MEMFD_NR, ctypes.addressof(arg))
+    if r[0] == -1 and r[1] == ERRNO["EINVAL"]:
+        offered = sysc("ioctl", vm, KVM_CHECK_EXTENSION_NR, KVM_CAP_GUEST_MEMFD_FLAGS_NR)[0]
+        if offered >= 0 and flags & GMEM_KNOWN_FLAGS & ~offered:
+            lacking = ("kvm: a guest_memfd flag of the trace is not in "
+                       "KVM_CAP_GUEST_MEMFD_FLAGS here")
+    return r
+
+
+def sys_set_memory_region2(vm, slot, flags, guest_phys_addr, memory_size, userspace_addr,
+                           guest_memfd_offset, guest_memfd):
+    """KVM_SET_USER_MEMORY_REGION2 (fields as in the struct, the padding zero)."""
+    arg = KvmUserspaceMemoryRegion2(
+        slot=slot % (1 << 32), flags=flags % (1 << 32),
+        guest_phys_addr=guest_phys_addr % (1 << 64), memory_size=memory_size % (1 << 64),
+        userspace_addr=userspace_addr % (1 << 64),
+        guest_memfd_offset=guest_memfd_offset % (1 << 64), guest_memfd=guest_memfd % (1 << 32))
+    return sysc("ioctl", vm, KVM_SET_USER_MEMORY_REGION2_NR, ctypes.addressof(arg))
+# @section standalone
+# not exported: what a reproducer defines after the runtime (see python.py), so that this
+# file lints and runs on its own
+
+USES_HUGETLB = False
+NEEDS_GUEST_MEMFD = False
+MFD_HUGETLB_BIT = 0x4
+ERRNO = {"EINVAL": 22, "ENOMEM": 12, "ENOSPC": 28}
+ERRNO_NAME = {v: k for k, v in ERRNO.items()}
+STEPS = [None]
+MACHINE = platform.machine()  # the reproducer's main() skips on all but x86_64
