@@ -59,18 +59,24 @@ EXTRA_CONSTANTS: dict[str, int] = {
     "MAP_SHARED_VALIDATE": 0x03, "MAP_FIXED": 0x10, "MAP_ANONYMOUS": 0x20,
     "MAP_NORESERVE": 0x4000, "MAP_POPULATE": 0x8000,
     "FALLOC_FL_INSERT_RANGE": 0x20, "FALLOC_FL_UNSHARE_RANGE": 0x40,
-    "KVM_GET_API_VERSION": KVM_GET_API_VERSION,
+    "KVM_GET_API_VERSION": KVM_GET_API_VERSION, "KVM_CHECK_EXTENSION": vocab.KVM_CHECK_EXTENSION,
     "KVM_CAP_GUEST_MEMFD": vocab.KVM_CAP_GUEST_MEMFD,
     "KVM_CAP_GUEST_MEMFD_FLAGS": vocab.KVM_CAP_GUEST_MEMFD_FLAGS,
     **vocab.MFD_HUGE_SIZES,
 }
 
-#: ioctl requests that take a struct: request -> its fields (include/uapi/linux/kvm.h)
-IOCTL_STRUCTS: dict[int, tuple[str, ...]] = {
-    vocab.KVM_CREATE_GUEST_MEMFD: ("size", "flags"),
-    vocab.KVM_SET_USER_MEMORY_REGION2: ("slot", "flags", "guest_phys_addr", "memory_size",
-                                        "userspace_addr", "guest_memfd_offset", "guest_memfd"),
+#: ioctl requests that take a struct: request -> (C struct name, (field, bits) in layout
+#: order) (include/uapi/linux/kvm.h; the padding and reserved words are zero)
+IOCTL_STRUCTS: dict[int, tuple[str, tuple[tuple[str, int], ...]]] = {
+    vocab.KVM_CREATE_GUEST_MEMFD: ("kvm_create_guest_memfd", (("size", 64), ("flags", 64))),
+    vocab.KVM_SET_USER_MEMORY_REGION2: ("kvm_userspace_memory_region2", (
+        ("slot", 32), ("flags", 32), ("guest_phys_addr", 64), ("memory_size", 64),
+        ("userspace_addr", 64), ("guest_memfd_offset", 64), ("guest_memfd", 32))),
 }
+#: struct fields that hold a descriptor of the trace
+FD_FIELDS = frozenset({"guest_memfd"})
+#: ioctl requests that return a new descriptor
+IOCTL_FD_CREATORS = frozenset({vocab.KVM_CREATE_VM, vocab.KVM_CREATE_GUEST_MEMFD})
 #: ioctl requests that take a number (or nothing)
 INT_IOCTLS = frozenset({vocab.KVM_CREATE_VM, vocab.KVM_CHECK_EXTENSION, KVM_GET_API_VERSION})
 #: fcntl commands a trace may use: F_ADD_SEALS, F_GET_SEALS, F_GETFD, F_SETFD, F_GETFL, F_SETFL
@@ -169,7 +175,7 @@ def _ioctl(v: list[Operand]) -> set[str]:
     if req in IOCTL_STRUCTS:
         if not isinstance(iarg, dict):
             raise TraceError(f"ioctl {req:#x} needs a struct argument")
-        unknown = set(iarg) - set(IOCTL_STRUCTS[req])
+        unknown = set(iarg) - {f for f, _ in IOCTL_STRUCTS[req][1]}
         if unknown:
             raise TraceError(f"ioctl {req:#x}: unknown struct fields {sorted(unknown)}")
     elif req in INT_IOCTLS:
@@ -202,9 +208,9 @@ _ENTRIES: tuple[Syscall, ...] = (
     Syscall("fchmod", 91, (FD, _p("mode", "int")), "change the mode bits"),
     Syscall("close", 3, (FD,), "close a descriptor"),
     Syscall("dup", 32, (FD,), "duplicate a descriptor", returns="fd"),
-    Syscall("write", 1, (FD, _p("buf", "str"), _p("count", "int")),
+    Syscall("write", 1, (FD, _p("buffer", "str"), _p("count", "int")),
             "write count bytes: buf repeated"),
-    Syscall("pwrite64", 18, (FD, _p("buf", "str"), _p("count", "int"), _p("pos", "int")),
+    Syscall("pwrite64", 18, (FD, _p("buffer", "str"), _p("count", "int"), _p("pos", "int")),
             "write count bytes at pos: buf repeated"),
     Syscall("read", 0, (FD, _p("count", "int")), "read count bytes", out_buffer=1),
     Syscall("pread64", 17, (FD, _p("count", "int"), _p("pos", "int")),
