@@ -8,6 +8,10 @@ parent kills the child's whole process group after `timeout` seconds.
 Trace handles are translated: trace fds (3, 4, ... lowest free number first) map to the child's
 real fds, mappings m1, m2, ... and pins p1, p2, ... to addresses, pipes and rings.  Accesses that
 may fault (`store`, `load`, the observation probes) are first tried in a forked grandchild.
+
+Steps are lowered through the syscall registry (traces/syscalls.py): a plain entry runs as its
+system call with no code here; the others have a `do_<call>` method. The io_uring pin and the
+KVM ioctl structs live in traces/uring.py and traces/kvm.py.
 """
 
 from __future__ import annotations

@@ -3,10 +3,14 @@
 One `Syscall` per call the designs emit: its name, its x86_64 number (None for the trace's
 pseudo-calls `store`, `load`, `pin`, `gup_pin`, `unpin`, `dma_write`, which are done with other
 system calls, named in `via`), its argument kinds, what a machine needs to run it, and call-specific
-checks.  `lower` turns a trace step into an `Op` (the call and its operands, typed by kind); the
-live-kernel executor (traces/kernel.py) and the exporters consume `Op`s, and a test
-(tests/test_syscalls.py) checks that every call a kernel-claiming design can emit has an entry
-here, an executor method and a rendering (or a declared "not supported") in every exporter.
+checks.  `lower` turns a trace step into an `Op` (the call and its operands, typed by kind),
+which the live-kernel executor (traces/kernel.py) runs: with a `do_<call>` method, or, for a
+`plain` entry, as the system call of that number with no code of its own. The reproducers
+(traces/export/lower.py) lower through the same entries, keeping numbers and flags as written
+(they print the trace's names); a plain entry needs no exporter code either. Adding a syscall is
+one entry here and the model's rule body: tests/test_syscalls.py checks that every call a
+kernel-claiming design can emit has an entry, that the executor can run it, and that every
+exporter renders it or declares it unsupported (traces/export/lower.py UNSUPPORTED).
 Precedent: LKMM's linux-kernel.def, one line per primitive read by both herd7 and klitmus7.
 
 Argument kinds (`Param.kind`):
@@ -33,9 +37,13 @@ from traces.trace import Arg, Int, Ref, Step, Str, Struct, Sym
 
 __all__ = [
     "EXTRA_CONSTANTS",
+    "FCNTL_CMDS",
+    "FD_FIELDS",
     "INT_IOCTLS",
+    "IOCTL_FD_CREATORS",
     "IOCTL_STRUCTS",
     "PAGE",
+    "PLAIN_KINDS",
     "SYSCALLS",
     "Op",
     "Param",
@@ -98,7 +106,7 @@ Operand = int | bytes | str | None | dict[str, int | str]
 @dataclass(frozen=True)
 class Param:
     """One argument: its name (as in the man page), kind, flag table, and whether it may be
-    left out (then the call's `defaults` supply it)."""
+    left out (the executor and the reproducers then pass 0)."""
 
     name: str
     kind: Kind
@@ -109,13 +117,11 @@ class Param:
 @dataclass(frozen=True)
 class Op:
     """A trace step lowered for execution: the call, its operands (see `Operand`, one per
-    parameter given), what the machine needs to run it, and the arguments as written (for an
-    exporter that prints the trace's names)."""
+    parameter given) and what the machine needs to run it."""
 
     call: str
     args: tuple[Operand, ...]
     needs: frozenset[str]
-    written: tuple[Arg, ...]
 
 
 @dataclass(frozen=True)
@@ -341,7 +347,7 @@ def lower(step: Step, page: int = PAGE) -> Op:
     needs = set(entry.needs)
     if entry.check is not None:
         needs |= entry.check(vals)
-    return Op(entry.name, tuple(vals), frozenset(needs), tuple(args))
+    return Op(entry.name, tuple(vals), frozenset(needs))
 
 
 def lower_steps(steps: Sequence[Step]) -> list[Op]:
