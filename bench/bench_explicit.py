@@ -11,7 +11,7 @@ import os
 import resource
 import time
 
-from checker.cli import parse_scope
+from checker.cli_common import parse_scope
 from checker.explicit import Explorer
 from model import designs
 from properties.catalogue import for_design

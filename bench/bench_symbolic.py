@@ -23,9 +23,10 @@ from collections.abc import Callable
 from typing import Any
 
 from checker.certificate import check_smt2
+from checker.check import run_symbolic
 from checker.explicit import Explorer
 from checker.houdini import lemmas_for
-from checker.symbolic import check_symbolic, encoder
+from checker.symbolic import encoder
 from model import designs
 from model.lang.design import Design
 from properties.catalogue import for_design
@@ -40,10 +41,15 @@ def timed(fn: Callable[..., Any], *args: Any, **kw: Any) -> tuple[Any, float, fl
     return r, time.perf_counter() - w, time.process_time() - c
 
 
+def symbolic(d: Design, p: Any, engine: str, **kw: Any) -> Any:
+    """One property by one symbolic engine, through the checker's facade."""
+    return run_symbolic(d, [p], engine, **kw)[0]
+
+
 def pdr_catalogue(d: Design, quiet: bool = False) -> tuple[float, float]:
     tw = tc = 0.0
     for p in for_design(d):
-        r, w, c = timed(check_symbolic, d, p, "pdr", timeout=120)
+        r, w, c = timed(symbolic, d, p, "pdr", timeout=120)
         extra = ""
         if r.certificate_smt2:
             ans, w2, c2 = timed(check_smt2, r.certificate_smt2)
@@ -75,7 +81,7 @@ def main() -> None:
     print(f"== bmc to depth {a.depth}, per property")
     worst = 0.0
     for p in props:
-        r, w, c = timed(check_symbolic, d, p, "bmc", depth=a.depth, timeout=300)
+        r, w, c = timed(symbolic, d, p, "bmc", depth=a.depth, timeout=300)
         worst = max(worst, c)
         n = f" run={len(r.run)}" if r.run else ""
         print(f"  bmc  {p.name:<44} {r.verdict.value:<13} wall={w:6.2f}s cpu={c:6.2f}s{n}",
@@ -87,7 +93,7 @@ def main() -> None:
     print(f"  houdini: {lem.summary()}, mining {lem.stats['mine_seconds']}s "
           f"({lem.mined_states} states) wall={w:.2f}s cpu={c:.2f}s", flush=True)
     for p in props:
-        r, w, c = timed(check_symbolic, d, p, "kind", depth=8, timeout=120, lemmas=True)
+        r, w, c = timed(symbolic, d, p, "kind", depth=8, timeout=120, lemmas=True)
         print(f"  kind {p.name:<44} {r.verdict.value:<13} wall={w:6.2f}s cpu={c:6.2f}s "
               f"k={r.stats.get('k', '')} lemmas_in_certificate={r.stats.get('lemmas', '-')}",
               flush=True)

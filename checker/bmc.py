@@ -13,8 +13,9 @@ from typing import Any
 
 import z3
 
-from checker.encode_z3 import Encoder, Goal, Z
+from checker.encode_z3 import Encoder, Goal
 from checker.interrupt import unknown_reason
+from checker.z3_terms import Z
 from traces.run import ARun, AStep
 
 

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 import z3
 
 from checker.bmc import set_timeout
-from checker.encode_z3 import Encoder, Goal, Z, is_sometimes
+from checker.encode_z3 import Encoder, Goal, is_sometimes
+from checker.z3_terms import Z
 from model.lang.schema import Field
 
 CHECKS = ("initiation", "consecution", "property")

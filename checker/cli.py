@@ -17,96 +17,30 @@ import math
 import os
 import re
 import sys
-import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, NoReturn
 
+from checker.check import progress
+from checker.cli_check import cmd_check, cmd_lemmas
+from checker.cli_common import (
+    ENGINES,
+    EXPLORE_SCOPE,
+    UsageError,
+    load_designs,
+    max_memory_arg,
+    parse_scope,
+)
+from checker.cli_diff import cmd_compare, cmd_corpus, cmd_diff, cmd_encoding
 from checker.verdict import (
     EXIT_INCONCLUSIVE,
     EXIT_OK,
     EXIT_UNEXPECTED,
     EXIT_USAGE,
-    Result,
-    Verdict,
-    exit_code,
 )
-from model.lang.design import ScopeError
+from model.lang.design import ScopeError, scope_text
 
 if TYPE_CHECKING:
-    from checker.diff import Divergence
-    from model.lang.design import Design
-    from properties.catalogue import Property
-    from traces.run import ARun
-
-ENGINES = ("explicit", "bmc", "kind", "pdr")
-#: explore's default scope (see cmd_explore)
-EXPLORE_SCOPE = {"pages": 1, "maps": 0, "pins": 0, "fds": 1}
-
-
-class UsageError(Exception):
     pass
-
-
-def parse_scope(text: str | None) -> dict[str, int]:
-    out: dict[str, int] = {}
-    if not text:
-        return out
-    for part in text.split(","):
-        k, eq, v = part.partition("=")
-        k, v = k.strip(), v.strip()
-        # ASCII digits only: str.isdigit() also takes '²' (which int() refuses) and int()
-        # reads '٣' as 3
-        if not eq or not k or not re.fullmatch(r"[0-9]+", v):
-            raise UsageError(f"bad --scope item {part!r}: want NAME=NUMBER[,NAME=NUMBER...] "
-                             "(NUMBER in ASCII digits)")
-        if k in out:
-            raise UsageError(f"bad --scope: {k} given twice")
-        out[k] = int(v)
-    return out
-
-
-def scope_text(scope: dict[str, int]) -> str:
-    return ",".join(f"{k}={v}" for k, v in scope.items())
-
-
-def load_designs(names: Sequence[str]) -> list[Design]:
-    """The named designs (built-in, or what-if files), each checked to be well formed
-    (checker/wellformed.py): a design that is not is a usage error, never judged."""
-    from checker.wellformed import validate
-    from model.lang.errors import DesignError
-
-    out = _load_designs(names)
-    for d in out:
-        try:
-            validate(d)
-        except DesignError as e:
-            raise UsageError(str(e)) from None
-    return out
-
-
-def _load_designs(names: Sequence[str]) -> list[Design]:
-    from model import designs
-
-    if not names:
-        return [designs.get(n) for n in designs.names()]
-    out: list[Design] = []
-    for n in names:
-        if n.endswith(".py") or os.sep in n:
-            from model.whatif import WhatIfError, load_whatif
-            try:
-                out.append(load_whatif(n))
-            except WhatIfError as e:
-                raise UsageError(str(e)) from None
-            except UnicodeDecodeError as e:  # the file, not its name: a what-if is UTF-8 text
-                raise UsageError(f"{n}: not UTF-8 text (byte {e.start}: "
-                                 f"{e.object[e.start:e.start + 1]!r})") from None
-            continue
-        try:
-            out.append(designs.get(n))
-        except KeyError:
-            raise UsageError(f"unknown design {n!r} (designs: "
-                             f"{', '.join(designs.names(include_corpus=True))})") from None
-    return out
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -129,276 +63,6 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"    scope defaults: {scope_text(dict(d.default_scope))}; properties: "
               f"{len(for_design(d))}")
     return EXIT_OK
-
-
-def _progress(msg: str) -> None:
-    print(f"  … {msg}", file=sys.stderr, flush=True)
-
-
-def run_explicit(design: Design, props: Sequence[Property], scope: dict[str, int],
-                 quiet: bool, max_memory: int | None = None) -> tuple[list[Result], list[str]]:
-    from checker.explicit import Explorer
-
-    ex = Explorer(design, scope, props,
-                  progress=None if quiet else _progress, max_memory=max_memory)
-    r = ex.run()
-    st = scope_text(scope)
-    method = f"explicit, scope {st}"
-    note = ("; the scope bounded some counters (transitions pruned: "
-            f"{r.pruned}), so this holds within the scope only") if r.pruned else ""
-    if r.stopped:  # what was not found may lie beyond: inconclusive, never a pass
-        print(f"shmemcheck: {design.name}: {r.stopped}", file=sys.stderr)
-        note = f"; stopped: {r.stopped} (--max-memory)"
-    results = []
-    for name, o in r.props.items():
-        p = o.prop
-        if p.kind in ("always", "action"):
-            v = Verdict.EXHAUSTED if o.holds else Verdict.VIOLATED
-        else:
-            v = Verdict.WITNESSED if o.holds else Verdict.NOT_WITNESSED
-        if r.stopped and v in (Verdict.EXHAUSTED, Verdict.NOT_WITNESSED):
-            v = Verdict.UNKNOWN
-        results.append(Result(design.name, name, "explicit", v,
-                              p.expected(design.name), method
-                              + (note if v in (Verdict.EXHAUSTED, Verdict.NOT_WITNESSED,
-                                               Verdict.UNKNOWN)
-                                 else ""),
-                              r.seconds, o.run,
-                              stats={"states": r.states, "transitions": r.transitions,
-                                     "depth": r.depth}))
-    cov = [f"{design.name}: explicit states={r.states:,} transitions={r.transitions:,} "
-           f"depth={r.depth} sec={r.seconds:.2f} states/s={r.states_per_second:,.0f} "
-           f"bytes/state={r.stored_bytes / max(1, r.states):.1f} scope {st}"]
-    unc = r.uncovered()
-    if unc:
-        cov.append(f"{design.name}: rules that never fired in the reachable space: "
-                   + ", ".join(f"{a}.{lab}" for a, lab in unc))
-    else:
-        cov.append(f"{design.name}: coverage: every rule of every action fired")
-    return results, cov
-
-
-def max_memory_arg(args: argparse.Namespace) -> int | None:
-    """--max-memory in bytes (default: half of MemAvailable now)."""
-    from checker.memory import default_limit, parse_size
-
-    if args.max_memory is None:
-        return default_limit()
-    try:
-        return parse_size(args.max_memory)
-    except ValueError as e:
-        raise UsageError(f"--max-memory: {e}") from None
-
-
-def explicit_preflight(designs: Sequence[Design], user_scope: dict[str, int]) -> None:
-    """Refuse a design whose state does not fit the explicit engine's key at this scope."""
-    from checker.explicit import Packer, ScopeTooWide
-
-    for d in designs:
-        try:
-            Packer(d, d.scope(user_scope))
-        except KeyError:
-            continue  # reported with the design's scope parameters below
-        except ScopeTooWide as e:
-            raise UsageError(str(e)) from None
-
-
-def cmd_check(args: argparse.Namespace) -> int:
-    from checker import report
-    from properties.catalogue import for_design, load
-
-    designs = load_designs(args.design or [])
-    cat = load()
-    for p in args.property or []:
-        if p not in cat:
-            raise UsageError(f"unknown property {p!r} (see `shmemcheck list`)")
-    engines = list(ENGINES) if "all" in args.engine else list(dict.fromkeys(args.engine))
-    user_scope = parse_scope(args.scope)
-    max_memory = max_memory_arg(args)
-    if "explicit" in engines:  # a state too wide for the engine: refused before anything runs
-        explicit_preflight(designs, user_scope)
-    lines: list[str] = []
-    plan: list[tuple[Design, list[Property], dict[str, int]]] = []
-    for d in designs:
-        props = for_design(d)
-        if args.property:
-            props = [p for p in props if p.name in args.property]
-        if not props:
-            lines.append(f"{d.name}: none of the requested properties applies" if args.property
-                         else f"{d.name}: no property of the catalogue applies")
-            continue
-        try:
-            scope = d.scope(user_scope)
-        except KeyError as e:
-            raise UsageError(f"design {d.name} has no scope parameter {e.args[0]!r} "
-                             f"(has: {', '.join(d.default_scope)})") from None
-        plan.append((d, props, scope))
-    if not plan:  # nothing checked is never success
-        names = ", ".join(d.name for d in designs)
-        raise UsageError("nothing to check: " + (
-            f"no requested property applies to {names}" if args.property
-            else f"no property applies to {names}"))
-    # an output that cannot be written is found now, not after a long run
-    from checker.atomic import check_output, check_output_dir
-
-    if args.out:
-        check_output_dir(args.out)
-    if args.certificate:
-        check_output(args.certificate)
-    if any(e != "explicit" for e in engines):
-        try:
-            from checker.symbolic import check_symbolic
-        except ImportError as e:
-            raise UsageError(f"symbolic engines are not available: {e}") from None
-    stream = args.format == "text"  # json, ktap and mail are documents: printed at the end
-    width = max(len(p.name) for _, props, _ in plan for p in props)
-    total = sum(len(props) for _, props, _ in plan) * len(engines)
-    t0 = time.perf_counter()
-    results: list[Result] = []
-
-    def done(rs: Sequence[Result]) -> None:
-        for r in rs:
-            results.append(r)
-            if stream:
-                sys.stdout.write("\n".join(report.result_lines(r, width)) + "\n")
-                sys.stdout.flush()
-            if not args.quiet and r.engine != "explicit":
-                _progress(f"{len(results)}/{total} {r.design} {r.prop} [{r.engine}]: "
-                          f"{r.verdict.value} in {r.seconds:.1f} s "
-                          f"(elapsed {time.perf_counter() - t0:.0f} s)")
-
-    for d, props, scope in plan:
-        for eng in engines:
-            if eng == "explicit":
-                rs, cov = run_explicit(d, props, scope, args.quiet, max_memory)
-                done(rs)
-                lines += cov
-                if not args.quiet:
-                    _progress(f"{len(results)}/{total} {d.name} [explicit]: {len(rs)} "
-                              f"properties in {rs[0].seconds:.1f} s "
-                              f"(elapsed {time.perf_counter() - t0:.0f} s)")
-                continue
-            for p in props:
-                done([check_symbolic(d, p, eng, lemmas=args.lemmas,
-                                     depth=args.k_max if eng == "kind" else args.depth,
-                                     timeout=args.timeout)])
-    changes = [c for d in designs for c in changed_from_base(d, results)]
-    if args.format == "json":
-        out = report.as_json(results, {"coverage": lines, "changed_from_base": changes})
-    elif args.format == "ktap":
-        out = report.ktap(results)
-    elif args.format == "mail":
-        out = report.mail(results, lines + changes)
-    else:
-        out = report.tail(results, lines + changes)  # the result lines were streamed
-    sys.stdout.write(out)
-    sys.stdout.flush()
-    if args.out:
-        write_outputs(args.out, results)
-    if args.certificate:
-        from checker.atomic import write_text
-
-        write_text(args.certificate, certificates_smt2(results))
-    return exit_code(results)
-
-
-def changed_from_base(design: Design, results: Sequence[Result]) -> list[str]:
-    """For a what-if design: each property whose verdict here differs from the verdict its
-    base design is expected to give (the catalogue's, which the test suite checks), e.g.
-    `changed from base memfd: exec-seal-mode-fixed violated → holds [explicit]`."""
-    from checker.verdict import AGREES
-    from model import designs
-    from properties.catalogue import load
-
-    if not designs.is_whatif(design.name) or not design.base:
-        return []
-    cat = load()
-    seen: dict[tuple[str, str, str], list[str]] = {}
-    for r in results:
-        if r.design != design.name or r.inconclusive or r.prop not in cat:
-            continue
-        now = next((k for k, vs in AGREES.items() if r.verdict in vs), None)
-        was = cat[r.prop].expected(design.base)
-        if now is not None and now != was:
-            seen.setdefault((r.prop, was, now), []).append(r.engine)
-    out = [f"changed from base {design.base}: {p} {was} → {now} [{', '.join(engs)}]"
-           for (p, was, now), engs in seen.items()]
-    checked = sum(r.design == design.name and not r.inconclusive for r in results)
-    if not out and checked:
-        out.append(f"{design.name}: no verdict changed from base {design.base}")
-    return out
-
-
-def certificates_smt2(results: list[Result]) -> str:
-    """Every certificate of a run as one SMT-LIB2 script: each labelled by an `echo` and
-    followed by `(reset)`, so any solver prints the label and then three `unsat`."""
-    parts = []
-    for r in results:
-        if r.certificate_smt2:
-            parts.append(f'(echo "{r.design} {r.prop} {r.engine}")\n{r.certificate_smt2}(reset)\n')
-    if not parts:
-        return "; shmemcheck: no certificate in this run (nothing was PROVED)\n"
-    return "\n".join(parts)
-
-
-def cmd_lemmas(args: argparse.Namespace) -> int:
-    """Print each design's tool-found lemmas (checker/houdini.py), grouped by premise."""
-    from checker.houdini import lemmas_for
-    from checker.symbolic import encoder
-
-    code = 0
-    for d in load_designs(args.design or []):
-        try:
-            lem = lemmas_for(d, encoder(d), args.timeout)
-        except TimeoutError as e:
-            print(f"{d.name}: UNKNOWN: {e}")
-            code = EXIT_INCONCLUSIVE
-            continue
-        print(f"{d.name}: {lem.summary()}; inductive (Init ⇒ L, L ∧ Trans ⇒ L'), "
-              f"unbounded; mined from {lem.mined_states:,} states")
-        for line in lem.text.splitlines():
-            print(f"  {line}")
-    return code
-
-
-def write_outputs(outdir: str, results: list[Result]) -> None:
-    """Every counterexample/witness in every format, every certificate; exports a format
-    cannot write (a call with no C reproducer) are summarised in one line on stderr."""
-    from checker.atomic import write_text
-    from checker.replay import replay_for_export
-    from model import designs
-    from traces.concretize import run_to_trace
-    from traces.export import EXPORTERS, ExportError
-    from traces.textfmt import format_trace
-
-    skipped: dict[tuple[str, str], list[str]] = {}
-    for r in results:
-        if r.certificate_smt2:
-            write_text(os.path.join(outdir, f"{r.design}.{r.prop}.{r.engine}.smt2"),
-                       r.certificate_smt2)
-        if r.run is None:
-            continue
-        d = designs.get(r.design)
-        kind = "violates" if r.verdict is Verdict.VIOLATED else "witnesses"
-        t = run_to_trace(d, r.run, expect=f"{kind} {r.prop}", title=f"{r.prop} on {r.design}")
-        base = os.path.join(outdir, f"{r.design}.{r.prop}.{r.engine}")
-        write_text(base + ".trace", format_trace(t))
-        replayed = replay_for_export(d, t)
-        for fmt, (ext, fn) in EXPORTERS.items():
-            try:
-                text = fn(d, replayed)
-            except ExportError as e:  # e.g. a call the C exporter has no reproducer for
-                why = re.sub(r"^step \d+: ", "", str(e).split(" (calls:")[0])
-                skipped.setdefault((fmt, why), []).append(f"{base}.{ext}")
-                continue
-            write_text(f"{base}.{ext}", text)
-    if skipped:
-        n = sum(len(v) for v in skipped.values())
-        parts = [f"no {fmt} export: {why} ({len(v)}" + (f", e.g. {v[0]})" if len(v) > 1
-                                                        else f": {v[0]})")
-                 for (fmt, why), v in sorted(skipped.items(), key=lambda kv: -len(kv[1]))]
-        print(f"shmemcheck: {n} export file(s) not written: " + "; ".join(parts),
-              file=sys.stderr)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -506,8 +170,8 @@ def cmd_conform(args: argparse.Namespace) -> int:
     opts = ConformOptions(scope, depth, walks=args.random, seed=args.seed, length=args.length,
                           walk_scope=walk_scope, exhaustive=not args.no_exhaustive,
                           jobs=args.jobs, hugetlb=not args.no_hugetlb, out=args.out,
-                          progress=None if args.quiet else _progress)
-    from checker.explicit import ScopeTooWide
+                          progress=None if args.quiet else progress)
+    from checker.packer import ScopeTooWide
 
     try:
         rep = run_conform(d, opts)
@@ -569,8 +233,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_explore(args: argparse.Namespace) -> int:
-    from checker.explicit import ScopeTooWide
     from checker.graph import TooLarge, state_graph, to_dot
+    from checker.packer import ScopeTooWide
 
     (d,) = load_designs([args.design])
     # the checking scope's graph has 10^4 to 10^6 states: explore starts from the smallest
@@ -611,195 +275,6 @@ def cmd_explore(args: argparse.Namespace) -> int:
           f"{g.number_of_edges()} transitions",
           file=sys.stderr)
     return EXIT_OK
-
-
-def _run_lines(design: Design, run: ARun) -> list[str]:
-    """A divergence example as strace lines after its `# init:` line; a final call outside the
-    design's model (possible in the other design only) is said so rather than printed."""
-    from traces.concretize import init_line, run_to_trace
-    from traces.run import ARun
-    from traces.textfmt import format_step
-
-    head = [x for x in [init_line(design, run.init)] if x]
-    steps = list(run.steps)
-    tail: list[str] = []
-    if steps and steps[-1].rule == "(outside the model)":
-        tail = [f"{steps[-1].action}: not possible here (outside this design's model)"]
-        steps = steps[:-1]
-    t = run_to_trace(design, ARun(run.init, steps))
-    return head + [format_step(x) for x in t.steps] + tail
-
-
-def _what(a: Design, b: Design, d: Divergence) -> str:
-    """What a divergence differs in; effects with their names on each side."""
-    if d.what != "effects":
-        return d.what
-    ra, rb = d.example
-
-    def eff(design: Design, run: ARun) -> str:
-        bits = run.steps[-1].eff if run.steps else 0
-        names = [n for i, n in enumerate(design.effects) if bits >> i & 1]
-        return "{" + ",".join(names) + "}" if names else "∅"
-
-    return f"effects ({a.name} {eff(a, ra)}, {b.name} {eff(b, rb)})"
-
-
-def cmd_diff(args: argparse.Namespace) -> int:
-    from checker.diff import Differ, restrict_domain, rule_changes
-    from model.lang.action import outcome_text
-
-    a, b = load_designs([args.a, args.b])
-    for spec in args.exclude_flag or []:
-        try:
-            where, _, mask = spec.partition("=")
-            act, _, param = where.partition(".")
-            m = int(mask, 0)
-            a = restrict_domain(a, act, param, m)
-            b = restrict_domain(b, act, param, m)
-        except (ValueError, KeyError) as e:
-            raise UsageError(f"bad --exclude-flag {spec!r} (want ACTION.PARAM=MASK): {e}"
-                             ) from None
-    scope = dict(a.default_scope)
-    scope.update({k: v for k, v in b.default_scope.items() if k not in scope})
-    scope.update(parse_scope(args.scope))
-    try:
-        r = Differ(a, b, scope, progress=None if args.quiet else _progress,
-                   max_memory=max_memory_arg(args)).run()
-    except ValueError as e:
-        raise UsageError(str(e)) from None
-    st = scope_text(scope)
-    w = 72 if args.format == "mail" else 100
-    lines = [f"diff {a.name} -> {b.name}: explicit product search, scope {st}",
-             f"  {r.pairs:,} reachable state pairs, depth {r.depth}, {r.seconds:.1f} s"]
-    if args.exclude_flag:
-        lines.append("  excluding parameter values: " + ", ".join(args.exclude_flag))
-    if r.only_b:
-        lines.append(f"calls only in {b.name}: " + ", ".join(r.only_b))
-    if r.only_a:
-        lines.append(f"calls only in {a.name}: " + ", ".join(r.only_a))
-    from checker.encoding import check_compose
-
-    for c in check_compose(a, b):
-        lines.append(f"uapi collision: {c}")
-    changes = rule_changes(a, b)
-    if changes:
-        lines.append("rules added (+), changed (~) or dropped (-):")
-        lines += [f"  {c}" for c in changes]
-    for d in r.divergences:
-        ra, rb = d.example
-        lines.append(f"divergence: {d.action} ({d.count} reachable occurrences): "
-                     f"{a.name} {d.rule_a}, {b.name} {d.rule_b}; differs in {_what(a, b, d)}")
-        la, lb = _run_lines(a, ra), _run_lines(b, rb)
-        if la[:-1] == lb[:-1]:
-            lines += [f"    {x}" for x in la[:-1]]
-            lines += [f"  {a.name}: {la[-1]}", f"  {b.name}: {lb[-1]}"]
-        else:
-            lines += [f"  in {a.name}:"] + [f"    {x}" for x in la]
-            lines += [f"  in {b.name}:"] + [f"    {x}" for x in lb]
-    same_calls = not r.divergences
-    method = f"explicit within scope {st}"
-    if r.equivalent:
-        verdict = f"EQUIVALENT ({method})"
-    elif same_calls:
-        verdict = (f"EQUIVALENT on every common call ({method}); {b.name} adds "
-                   f"{len(r.only_b)} call(s), {a.name} {len(r.only_a)}")
-    else:
-        sh = r.shortest
-        assert sh is not None
-        n = len(sh.example[0])
-        verdict = (f"DIFFERENT: shortest distinguishing trace has {n} step{'s' * (n != 1)} "
-                   f"({outcome_text(sh.example[0].steps[-1].out)} vs "
-                   f"{outcome_text(sh.example[1].steps[-1].out)}"
-                   + ("" if sh.what == "outcome" else f"; differs in {_what(a, b, sh)}")
-                   + ")")
-    code = EXIT_OK if same_calls else EXIT_UNEXPECTED
-    if r.stopped and same_calls:  # a difference may lie beyond: inconclusive, never a pass
-        verdict = f"UNKNOWN: {r.stopped} (--max-memory)"
-        code = EXIT_INCONCLUSIVE
-    if args.engine in ("symbolic", "both") and not r.only_a and not r.only_b:
-        from checker.diff_symbolic import symbolic_diff
-
-        sd = symbolic_diff(a, b, timeout=args.timeout)
-        if sd.verdict == "equivalent":
-            lines.append(f"symbolic: EQUIVALENT for every scope ({sd.reason}; "
-                         f"{sd.seconds:.1f} s)")
-        elif sd.verdict == "different" and not same_calls:
-            lines.append(f"symbolic: DIFFERENT (Spacer, {sd.seconds:.1f} s), as the replayed "
-                         "explicit trace above shows")
-        elif sd.verdict == "different":
-            # no run to replay: Spacer's word alone is not shown as a confirmed difference
-            lines.append(f"symbolic: Spacer reports a distinguishing run ({sd.seconds:.1f} s) "
-                         "but none exists within the explicit scope, so none was replayed: "
-                         "UNCONFIRMED (try a larger --scope)")
-            code = EXIT_INCONCLUSIVE
-        else:
-            lines.append(f"symbolic: UNKNOWN ({sd.reason or 'no answer'}; {sd.seconds:.1f} s)"
-                         " -- the explicit verdict holds within its scope only")
-            if same_calls:
-                code = EXIT_INCONCLUSIVE if args.engine == "symbolic" else code
-    elif args.engine in ("symbolic", "both"):
-        lines.append("symbolic: not run (the designs do not have the same calls; the product "
-                     "is compared on common calls by the explicit engine)")
-    lines.append(f"diff: {verdict}")
-    if args.format == "mail":
-        import textwrap
-        lines = [wl for ln in lines for wl in (textwrap.wrap(ln, w, subsequent_indent="    ")
-                                               or [""])]
-    sys.stdout.write("\n".join(lines) + "\n")
-    return code
-
-
-def cmd_encoding(args: argparse.Namespace) -> int:
-    from checker.encoding import check_compose, check_design
-
-    ds = load_designs(args.design or [])
-    problems = []
-    for d in ds:
-        problems += check_design(d)
-    if args.compose:
-        a, b = load_designs(args.compose)
-        problems += [f"collision: {c}" for c in check_compose(a, b)]
-    for p in problems:
-        print(p)
-    print(f"encoding: {len(ds)} design(s) checked"
-          + (f", composed {args.compose[0]} with {args.compose[1]}" if args.compose else "")
-          + f": {len(problems)} problem(s)")
-    return EXIT_UNEXPECTED if problems else EXIT_OK
-
-
-def cmd_compare(args: argparse.Namespace) -> int:
-    from checker.compare import compare, legend
-
-    table, results = compare(args.engine, args.timeout)
-    sys.stdout.write(table)
-    if args.legend:
-        sys.stdout.write("\n" + legend(results))
-    return exit_code(results)
-
-
-def cmd_corpus(args: argparse.Namespace) -> int:
-    from checker import corpus
-
-    bugs = corpus.catalogue()
-    if args.bug:
-        known = {b.id for b in bugs}
-        unknown = [b for b in args.bug if b not in known]
-        if unknown:
-            raise UsageError(f"unknown bug {unknown[0]!r} (bugs: {', '.join(sorted(known))})")
-        bugs = [b for b in bugs if b.id in args.bug]
-    if args.out:
-        from checker.atomic import check_output_dir
-
-        check_output_dir(args.out)
-    results = corpus.run_corpus(bugs, symbolic=not args.explicit, timeout=args.timeout,
-                                progress=None if args.quiet else _progress)
-    sys.stdout.write(corpus.table(results, markdown=args.format == "markdown"))
-    if args.out:
-        for a in corpus.write_artifacts(results, args.out):
-            if a.note:
-                print(f"  {a.path}: {a.note}", file=sys.stderr)
-    print(corpus.summary(results))
-    return corpus.exit_status(results)
 
 
 def _int_at_least(lo: int) -> Callable[[str], int]:

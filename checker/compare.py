@@ -44,7 +44,7 @@ def _cell(r: Result | None) -> str:
 
 def compare(engine: str = "explicit", timeout: float = 60.0) -> tuple[str, list[Result]]:
     """Run every row's properties; return the markdown table and the results."""
-    from checker.cli import run_explicit
+    from checker.check import run_explicit, run_symbolic
     from model import designs
     from properties.catalogue import load
 
@@ -57,8 +57,7 @@ def compare(engine: str = "explicit", timeout: float = 60.0) -> tuple[str, list[
         if engine == "explicit":
             rs, _ = run_explicit(d, props, d.scope(), True)
         else:
-            from checker.symbolic import check_symbolic
-            rs = [check_symbolic(d, p, engine, depth=20, timeout=timeout) for p in props]
+            rs = run_symbolic(d, props, engine, depth=20, timeout=timeout)
         for r in rs:
             got[(dname, r.prop)] = r
     lines = ["| promise | v5 MFD_INACCESSIBLE (2022) | guest_memfd (6.18) |", "|---|---|---|"]

@@ -338,10 +338,6 @@ def _enabled_fn(schema: Schema, action: Action, sem: Semantics
     return ns["fn"]  # type: ignore[no-any-return]
 
 
-def compile_state_pred(schema: Schema, pred: E) -> Callable[[Mapping[str, Arr]], Arr]:
-    return compile_state_pred_reads(schema, pred)[0]
-
-
 def compile_state_pred_reads(schema: Schema, pred: E
                              ) -> tuple[Callable[[Mapping[str, Arr]], Arr], list[str]]:
     """A state predicate's function of S, and the fields it reads (the only ones it looks up

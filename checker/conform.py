@@ -39,6 +39,7 @@ from traces.trace import Outcome, Ret, Step, Trace
 if TYPE_CHECKING:
     from checker.compile_np import CompiledAction
     from checker.explicit import Explorer
+    from checker.interpreter import Interpreter
     from model.lang.design import Design
     from traces.concretize import Handles
     from traces.run import AStep
@@ -160,12 +161,12 @@ class Model:
     """The design's interpreter for conformance: renders runs and predicts observations."""
 
     def __init__(self, design: Design, scope: Mapping[str, int]) -> None:
-        from checker.explicit import Explorer
+        from checker.interpreter import interpreter_for
         from model.lang.callspec import MapRef
 
         self.design = design
-        self.ex: Explorer = Explorer(design, scope, [])
-        self.compiled = {ca.action.name: ca for ca in self.ex.actions}
+        self.ex: Interpreter = interpreter_for(design, scope)
+        self.compiled = self.ex.by_name
         self.ghost = [f.name for f in design.schema.fields if f.ghost]
         self.scale = page_scale(design)
         self.probes: dict[str, tuple[CompiledAction, str]] = {}
@@ -319,35 +320,6 @@ def compare(case: Case, run: KernelRun) -> Mismatch | None:
 
 
 # ---- trace sources ------------------------------------------------------------------------
-def _state_arrays(states: Sequence[Mapping[str, int]], names: Sequence[str]) -> dict[str, Any]:
-    import numpy as np
-
-    S: dict[str, Any] = {n: np.array([[st[n]] for st in states], dtype=np.int64) for n in names}
-    S["__shape__"] = np.zeros((len(states), 1), dtype=np.int8)
-    return S
-
-
-def _param_arrays(ca: CompiledAction) -> dict[str, Any]:
-    import numpy as np
-
-    P: dict[str, Any] = {n: ca.pgrid[:, i].reshape(1, -1) for i, n in enumerate(ca.pnames)}
-    P["__shape__"] = np.zeros((1, ca.k), dtype=np.int8)
-    return P
-
-
-def _in_scope(ex: Explorer, r: Mapping[str, Any], en: Any) -> Any:
-    """en, restricted to instances whose successor keeps every counter within ex's scope."""
-    import numpy as np
-
-    ok = np.array(en, copy=True)
-    pk = ex.packer
-    for name in pk.nat:
-        if name in r:
-            u = np.broadcast_to(r[name], ok.shape)
-            ok &= (u >= 0) & (u <= pk.bound[name])
-    return ok
-
-
 @dataclass
 class Graph:
     """The conformance scope's states (one per non-ghost state, with its shortest path)."""
@@ -363,6 +335,7 @@ def explore(design: Design, scope: Mapping[str, int], depth: int | None,
     import numpy as np
 
     from checker.explicit import Explorer
+    from checker.interpreter import param_arrays
 
     ex = Explorer(design, scope, [], keep_layers=True, max_depth=depth)
     res = ex.run()
@@ -384,40 +357,10 @@ def explore(design: Design, scope: Mapping[str, int], depth: int | None,
             continue
         S = pk.fields(keys[np.array(rows, dtype=np.int64)])
         for ca in ex.actions:
-            transitions += int(np.broadcast_to(ca.fn(S, _param_arrays(ca))["en"],
+            transitions += int(np.broadcast_to(ca.fn(S, param_arrays(ca))["en"],
                                                (len(rows), ca.k)).sum())
         reps.extend((d, i) for i in rows)
     return Graph(ex, reps, transitions)
-
-
-def successors(ex: Explorer, st: Mapping[str, int]) -> list[AStep]:
-    """Every enabled action instance from st, as Explorer.apply would give it (vectorised
-    over each action's parameter grid)."""
-    import numpy as np
-
-    from traces.run import AStep
-
-    pk = ex.packer
-    S = _state_arrays([st], list(pk.shift))
-    out: list[AStep] = []
-    for ca in ex.actions:
-        r = ca.fn(S, _param_arrays(ca))
-
-        def row(name: str, k: int = ca.k, r: Mapping[str, Any] = r) -> Any:
-            return np.broadcast_to(r[name], (1, k))[0]
-
-        cols = np.nonzero(row("en"))[0]
-        if not cols.size:
-            continue
-        upd = {f.name: row(f.name) for f in ex.design.schema.fields if f.name in r}
-        outs, effs, brs = row("out"), row("eff"), row("br")
-        for c in cols.tolist():
-            after = dict(st)
-            for name, arr in upd.items():
-                after[name] = int(arr[c]) & pk.wmask.get(name, -1)
-            out.append(AStep(ca.action.name, ca.params_at(c), int(outs[c]), int(effs[c]),
-                             after, ca.labels[int(brs[c])]))
-    return out
 
 
 def transition_cases(model: Model, g: Graph) -> Iterator[list[Case]]:
@@ -440,7 +383,7 @@ def transition_cases(model: Model, g: Graph) -> Iterator[list[Case]]:
         noexec = model.noexec(run.init)
         aspects = frozenset(model.aspects)
         chunk = []
-        for a in successors(g.ex, st):
+        for a in g.ex.successors(st):
             h2 = _copy_handles(h)
             s, o = model.extend(h2, st, a)
             n += 1
@@ -456,25 +399,19 @@ def random_walks(model: Model, design: Design, scope: Mapping[str, int], n: int,
     would spend most steps on the action with the most parameter values)."""
     import numpy as np
 
-    from checker.explicit import Explorer
+    from checker.interpreter import interpreter_for
 
-    ex = Explorer(design, scope, [])
+    ex = interpreter_for(design, scope)
     rng = random.Random(seed)
     inits = list(design.init.states(design.schema))
     states = [dict(rng.choice(inits)) for _ in range(n)]
     inits_of = [dict(s) for s in states]
     runs: list[list[AStep]] = [[] for _ in range(n)]
     alive = list(range(n))
-    names = list(ex.packer.shift)
     for _ in range(length):
         if not alive:
             break
-        S = _state_arrays([states[w] for w in alive], names)
-        masks = []
-        for ca in ex.actions:
-            r = ca.fn(S, _param_arrays(ca))
-            en = np.broadcast_to(r["en"], (len(alive), ca.k))
-            masks.append(_in_scope(ex, r, en))
+        masks = ex.in_scope_instances([states[w] for w in alive])
         counts = np.stack([m.sum(axis=1) for m in masks], axis=1)  # (walks, actions)
         still = []
         for row, w in enumerate(alive):
@@ -640,13 +577,6 @@ def _restrict_hugetlb(design: Design) -> Design:
                          kernel=design.kernel)
 
 
-def scope_text(scope: Mapping[str, int], depth: int | None) -> str:
-    parts = [f"{k}={v}" for k, v in scope.items()]
-    if depth is not None:
-        parts.append(f"depth={depth}")
-    return ",".join(parts)
-
-
 class NotAKernelDesign(ValueError):
     pass
 
@@ -670,6 +600,8 @@ def run_conform(design: Design, opts: ConformOptions) -> ConformReport:
             f"conform: design {design.name} is not a model of a live kernel (a historical or "
             "proposed design): it cannot be compared with this kernel; designs that can: "
             + ", ".join(kernel_designs()))
+    from model.lang.design import scope_text
+
     t0 = time.perf_counter()
     say = opts.progress or (lambda msg: None)
     undone = restore_hugepages()  # a raise left by a run that was killed

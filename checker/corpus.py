@@ -27,11 +27,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from checker.check import symbolic_engine
 from checker.explicit import Explorer
+from checker.interpreter import interpreter_for
 from checker.verdict import AGREES, EXIT_OK, EXIT_UNEXPECTED, Result, Verdict
 from model import designs
 from model.lang.action import outcome_text
-from model.lang.design import Design
+from model.lang.design import Design, scope_text
 from properties.catalogue import HOLDS, WITNESSED, Property, load
 from properties.corpus import CATALOGUE_PATH, entries, failing
 from traces.concretize import run_to_trace
@@ -112,15 +114,6 @@ class PairResult:
         return self.fixed.run if self.bug.sometimes else self.broken.run
 
 
-def symbolic_engine() -> Callable[..., Result] | None:
-    """checker.symbolic.check_symbolic, or None when the symbolic engines are not available."""
-    try:
-        from checker.symbolic import check_symbolic
-    except ImportError:
-        return None
-    return check_symbolic
-
-
 # ---- one side of a pair ----------------------------------------------------------------------
 def restricted(design: Design, exclude: Sequence[str]) -> Design:
     """`design` exploring no parameter value with a bit of MASK (each "action.param=MASK")."""
@@ -146,7 +139,7 @@ def search(design: Design, prop: Property, expected: str, exclude: Sequence[str]
         found = o.holds if sometimes else not o.holds
         if found or r.complete:
             break
-    sc = ",".join(f"{k}={v}" for k, v in r.scope.items())
+    sc = scope_text(r.scope)
     if found:
         assert o.run is not None
         v = Verdict.WITNESSED if sometimes else Verdict.VIOLATED
@@ -204,28 +197,21 @@ def observable(run: ARun, other: Design) -> bool:
 
 def violates_at_end(design: Design, prop: Property, run: ARun) -> bool:
     """The run's last transition (action property) or last state (invariant) violates `prop`."""
-    import numpy as np
-
-    from checker.explicit import evaluate
-
-    ex = Explorer(design, design.scope(), [prop])
+    ex = interpreter_for(design, design.scope(), [prop])
     if prop.kind == "always":
-        st = run.states()[-1]
-        cols = {k: np.array([[v]], dtype=np.int64) for k, v in st.items()}
-        cols["__shape__"] = np.zeros((1, 1), dtype=np.int8)
-        return not bool(np.asarray(ex.sprops[prop.name](cols)).reshape(-1)[0])
+        return not ex.state_holds(prop.name, run.states()[-1])
     if not run.steps:
         return False
     last = run.steps[-1]
-    ca = next(c for c in ex.actions if c.action.name == last.action)
-    r, en = evaluate(ex.packer, ca, run.states()[-2], last.params)
-    return en and not bool(np.asarray(r[f"prop:{prop.name}"]).reshape(-1)[0])
+    en, holds = ex.transition_holds(prop.name, ex.by_name[last.action], run.states()[-2],
+                                    last.params)
+    return en and not holds
 
 
 def _observable_instead(bug: Bug, rb: Result) -> Result:
     """A counterexample of the same length whose last call returns differently on the fixed
     design (checker.diff, bounded to that length), when the shortest one found is not."""
-    from checker.diff import Differ
+    from checker.diff import OUTSIDE, Differ
 
     assert rb.run is not None
     broken = restricted(designs.get(bug.broken), bug.exclude)
@@ -241,9 +227,6 @@ def _observable_instead(bug: Bug, rb: Result) -> Result:
             return replace(rb, run=run, method=rb.method + "; of the shortest, one whose last "
                            f"call returns differently on {bug.fixed} (checker.diff)")
     return rb
-
-
-OUTSIDE = "(outside the model)"
 
 
 def run_corpus(bugs: Sequence[Bug] | None = None, *, symbolic: bool = True,
@@ -336,8 +319,8 @@ def verdict_changes(a: Design, b: Design, props: Sequence[Property]
 # ---- traces and reproducers --------------------------------------------------------------------
 def replay_run(design: Design, run: ARun) -> ARun:
     """The same action instances from the same initial state, on another design."""
-    ex = Explorer(design, design.scope(), [])
-    by_name = {ca.action.name: ca for ca in ex.actions}
+    ex = interpreter_for(design, design.scope())
+    by_name = ex.by_name
     out = ARun(dict(run.init))
     st = dict(run.init)
     for s in run.steps:

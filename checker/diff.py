@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from checker.compile_np import Arr, CompiledAction
-from checker.explicit import Explorer, Packer
+from checker.explicit import Layer, trace_back
+from checker.interpreter import interpreter_for
 from checker.memory import human, over, rss_bytes
 from model.lang.action import Action, outcome_text
 from model.lang.design import Design
@@ -67,6 +68,10 @@ class DiffResult:
 
 
 ROWS = 4096
+#: divergence class (action, rule in A, rule in B, what) -> (occurrences, where it first
+#: happened: depth, row, step index, parameter column)
+Classes = dict[tuple[str, str, str, str], tuple[int, tuple[int, int, int, int]]]
+OUTSIDE = "(outside the model)"  # the deciding rule where a call is not possible in a design
 _M1 = np.uint64(0x9E3779B97F4A7C15)
 _M2 = np.uint64(0xC2B2AE3D27D4EB4F)
 
@@ -141,8 +146,8 @@ class Differ:
         sa = {k: v for k, v in scope.items() if k in a.default_scope}
         sb = {k: v for k, v in scope.items() if k in b.default_scope}
         self.props = common_properties(a, b)
-        self.ea = Explorer(a, a.scope(sa), self.props)
-        self.eb = Explorer(b, b.scope(sb), self.props)
+        self.ea = interpreter_for(a, a.scope(sa), self.props)
+        self.eb = interpreter_for(b, b.scope(sb), self.props)
         self._eff_b_to_a = _effect_map(a, b)
         self.scope = dict(scope)
         self.max_depth = max_depth
@@ -160,13 +165,63 @@ class Differ:
                 self.common.append((ca, cb))
         self.only_a = [c for n, c in acts_a.items() if n not in acts_b]
         self.only_b = [c for n, c in acts_b.items() if n not in acts_a]
+        #: the product's steps: (name, A's action, B's action); None where a design lacks it
+        self.steps: list[tuple[str, CompiledAction | None, CompiledAction | None]] = [
+            (c.action.name, c, d) for c, d in self.common]
+        self.steps += [(c.action.name, c, None) for c in self.only_a]
+        self.steps += [(c.action.name, None, c) for c in self.only_b]
 
     def run(self) -> DiffResult:
+        """Breadth-first over pairs of states, a layer at a time (the explicit engine's layer
+        and parent bookkeeping: checker/explicit.py Layer, trace_back)."""
         t0 = time.perf_counter()
+        # per layer: (A keys, parent index, step index, param row), and the B keys beside it
+        a0, b0 = self._initial_pairs()
+        self._layers: list[Layer] = [(a0, np.full(a0.size, -1, np.int64),
+                                      np.full(a0.size, -1, np.int16),
+                                      np.full(a0.size, -1, np.int32))]
+        self._bkeys: list[Arr] = [b0]
+        # taint: the pair was first reached through a call one design does not have; there a
+        # call possible in one design only is a consequence of that addition, not a divergence
+        taints: list[Arr] = [np.zeros(a0.size, bool)]
+        classes: Classes = {}
+        vis = _PairSet()
+        vis.add(a0, b0)
+        depth = 0
+        complete = True
+        stopped: str | None = None
+        while self._layers[-1][0].size:
+            if self.max_depth is not None and depth >= self.max_depth:
+                complete = False
+                break
+            new, stopped = self._expand_layer(depth, taints[-1], classes, vis)
+            if stopped:
+                complete = False
+                break
+            if new is None:
+                break
+            A, B, par, act, pj, taint = new
+            keep = vis.add(A, B)
+            if not keep.size:
+                break
+            self._layers.append((A[keep], par[keep], act[keep], pj[keep]))
+            self._bkeys.append(B[keep])
+            taints.append(taint[keep])
+            depth += 1
+            if self.progress:
+                self.progress(f"pairs={vis.size} depth={depth}")
+        divs = [Divergence(self.steps[si][0], la, lb, count, self._runs(d, row, si, col), what)
+                for (_, la, lb, what), (count, (d, row, si, col)) in classes.items()]
+        divs.sort(key=lambda v: (len(v.example[0]), v.action))
+        return DiffResult(self.a, self.b, self.scope, vis.size, depth,
+                          time.perf_counter() - t0, [c.action.name for c in self.only_a],
+                          [c.action.name for c in self.only_b], divs, complete, stopped)
+
+    def _initial_pairs(self) -> tuple[Arr, Arr]:
+        """Each initial state of A with the B states that agree with it on shared fields."""
         pa, pb = self.ea.packer, self.eb.packer
-        ia = [pa.pack(s) for s in self.a.init.states(self.a.schema)]
-        ib = [pb.pack(s) for s in self.b.init.states(self.b.schema)]
-        # initial pairs: each initial state of A with the B states that agree on shared fields
+        ia = [pa.pack(s) for s in self.ea.initial_states()]
+        ib = [pb.pack(s) for s in self.eb.initial_states()]
         pairs0 = []
         for ka0 in ia:
             sa0 = pa.unpack(ka0)
@@ -174,131 +229,100 @@ class Differ:
                 sb0 = pb.unpack(kb0)
                 if all(sa0[n] == sb0[n] for n in sa0.keys() & sb0.keys()):
                     pairs0.append((ka0, kb0))
-        # per layer: (A keys, B keys, parent index, action name, param row)
-        layers: list[tuple[Arr, Arr, Arr, list[str], Arr]] = [(
-            np.array([p[0] for p in pairs0], np.int64), np.array([p[1] for p in pairs0], np.int64),
-            np.full(len(pairs0), -1, np.int64), [""] * len(pairs0),
-            np.full(len(pairs0), -1, np.int32))]
-        # per class (action, rule in A, rule in B): occurrences, and where it first happened
-        # (depth, row, action, parameter column)
-        classes: dict[tuple[str, str, str, str], tuple[int, tuple[int, int, str, int]]] = {}
-        depth = 0
-        complete = True
-        stopped: str | None = None
-        vis = _PairSet()
-        vis.add(layers[0][0], layers[0][1])
-        # taint: the pair was first reached through a call one design does not have; there a
-        # call possible in one design only is a consequence of that addition, not a divergence
-        taints: list[Arr] = [np.zeros(layers[0][0].size, bool)]
-        while layers[-1][0].size:
-            if self.max_depth is not None and depth >= self.max_depth:
-                complete = False
-                break
-            ka_all, kb_all = layers[-1][0], layers[-1][1]
-            taint_all = taints[-1]
-            new_t: list[Arr] = []
-            new_a: list[Arr] = []
-            new_b: list[Arr] = []
-            new_p: list[Arr] = []
-            new_act: list[Arr] = []
-            new_j: list[Arr] = []
-            steps: list[tuple[str, CompiledAction | None, CompiledAction | None]] = [
-                (c.action.name, c, d) for c, d in self.common]
-            steps += [(c.action.name, c, None) for c in self.only_a]
-            steps += [(c.action.name, None, c) for c in self.only_b]
-            names = [n for n, _, _ in steps]
-            for lo in range(0, ka_all.size, ROWS):
-                pending = 16 * sum(x.size for x in new_a)
-                if over(self.max_memory, pending):
-                    stopped = (f"memory bound {human(self.max_memory or 0)} reached while "
-                               f"expanding depth {depth} ({vis.size:,} pairs visited, resident "
-                               f"{human(rss_bytes())}); pairs within depth {depth} compared")
-                    break
-                ka, kb = ka_all[lo:lo + ROWS], kb_all[lo:lo + ROWS]
-                SA, SB = pa.fields(ka), pb.fields(kb)
-                for si, (name, ca, cb) in enumerate(steps):
-                    ref = ca or cb
-                    assert ref is not None
-                    P = (self.ea if ca else self.eb)._pgrids[ref.index]
-                    on = np.zeros(ka.size, bool)
-                    if ca is not None:
-                        on |= ca.enabled_fn(SA, P).any(axis=1)
-                    if cb is not None:
-                        on |= cb.enabled_fn(SB, P).any(axis=1)
-                    if not on.any():
-                        continue
-                    idx = np.nonzero(on)[0]
-                    sa = {n: v[idx] for n, v in SA.items()}
-                    sb = {n: v[idx] for n, v in SB.items()}
-                    xa, xb = ka[idx], kb[idx]
-                    if ca is not None:
-                        ra = ca.fn(sa, P)
-                        na, en = self._next(pa, ca, ra, xa, sa)
-                    if cb is not None:
-                        rb = cb.fn(sb, P)
-                        nb, enb = self._next(pb, cb, rb, xb, sb)
-                    if ca is not None and cb is not None:
-                        both = en & enb
-                        clean = ~taint_all[lo:lo + ROWS][idx].reshape(-1, 1)
-                        # the model's own enabling condition decides "outside the model"; a
-                        # successor pruned by the explicit scope is not a divergence
-                        raw_a, raw_b = ra["en"], rb["en"]
-                        whats = self._observe(ra, rb, na, nb, en & enb)
-                        both_raw = raw_a & raw_b
-                        differ = (raw_a ^ raw_b) & clean
-                        for _, dw in whats:
-                            differ = differ | (both_raw & dw)
-                        for row, col in zip(*np.nonzero(differ), strict=True):
-                            what = ("enabled" if not both_raw[row, col] else
-                                    next(w for w, dw in whats if dw[row, col]))
-                            key = (name, ca.labels[int(ra["br"][row, col])] if raw_a[row, col]
-                                   else "(outside the model)",
-                                   cb.labels[int(rb["br"][row, col])] if raw_b[row, col]
-                                   else "(outside the model)", what)
-                            rec = classes.get(key)
-                            classes[key] = ((1, (depth, lo + int(idx[row]), name, int(col)))
-                                            if rec is None else (rec[0] + 1, rec[1]))
-                        move = both & ~differ
-                    elif ca is not None:
-                        move, nb = en, np.repeat(xb.reshape(-1, 1), ref.k, axis=1)
-                    else:
-                        move, na = enb, np.repeat(xa.reshape(-1, 1), ref.k, axis=1)
-                    move &= (na != xa.reshape(-1, 1)) | (nb != xb.reshape(-1, 1))
-                    rows, cols = np.nonzero(move)
-                    if rows.size:
-                        new_a.append(na[rows, cols])
-                        new_b.append(nb[rows, cols])
-                        new_p.append(idx[rows].astype(np.int64) + lo)
-                        new_act.append(np.full(rows.size, si, np.int16))
-                        new_j.append(cols.astype(np.int32))
-                        one_sided = ca is None or cb is None
-                        new_t.append(np.ones(rows.size, bool) if one_sided else
-                                     taint_all[lo:lo + ROWS][idx[rows]])
-            if stopped:
-                complete = False
-                break
-            if not new_a:
-                break
-            A = np.concatenate(new_a)
-            B = np.concatenate(new_b)
-            keep = vis.add(A, B)
-            if not keep.size:
-                break
-            acts = np.concatenate(new_act)[keep]
-            taints.append(np.concatenate(new_t)[keep])
-            layers.append((A[keep], B[keep], np.concatenate(new_p)[keep],
-                           [names[i] for i in acts.tolist()], np.concatenate(new_j)[keep]))
-            depth += 1
-            if self.progress:
-                self.progress(f"pairs={vis.size} depth={depth}")
-        self._layers = layers
-        divs = []
-        for (name, la, lb, what), (count, (d, row, act, col)) in classes.items():
-            divs.append(Divergence(name, la, lb, count, self._runs(d, row, act, col), what))
-        divs.sort(key=lambda v: (len(v.example[0]), v.action))
-        return DiffResult(self.a, self.b, self.scope, vis.size, depth,
-                          time.perf_counter() - t0, [c.action.name for c in self.only_a],
-                          [c.action.name for c in self.only_b], divs, complete, stopped)
+        return (np.array([p[0] for p in pairs0], np.int64),
+                np.array([p[1] for p in pairs0], np.int64))
+
+    def _expand_layer(self, depth: int, taint_all: Arr,
+                      classes: Classes, vis: _PairSet) -> tuple[tuple[Arr, ...] | None, str | None]:
+        """The successor pairs of the last layer, in ROWS-row chunks, step by step: (A keys,
+        B keys, parent, step, parameter row, taint), or None when there is none; and why the
+        memory bound stopped the search, if it did. Divergences found go into `classes`."""
+        ka_all, kb_all = self._layers[-1][0], self._bkeys[-1]
+        out: list[tuple[Arr, ...]] = []
+        for lo in range(0, ka_all.size, ROWS):
+            if over(self.max_memory, 16 * sum(x[0].size for x in out)):
+                return None, (f"memory bound {human(self.max_memory or 0)} reached while "
+                              f"expanding depth {depth} ({vis.size:,} pairs visited, resident "
+                              f"{human(rss_bytes())}); pairs within depth {depth} compared")
+            ka, kb = ka_all[lo:lo + ROWS], kb_all[lo:lo + ROWS]
+            taint = taint_all[lo:lo + ROWS]
+            SA, SB = self.ea.packer.fields(ka), self.eb.packer.fields(kb)
+            for si in range(len(self.steps)):
+                got = self._step(si, lo, depth, ka, kb, SA, SB, taint, classes)
+                if got is not None:
+                    out.append(got)
+        if not out:
+            return None, None
+        return tuple(np.concatenate(col) for col in zip(*out, strict=True)), None
+
+    def _step(self, si: int, lo: int, depth: int, ka: Arr, kb: Arr, SA: dict[str, Arr],
+              SB: dict[str, Arr], taint: Arr, classes: Classes) -> tuple[Arr, ...] | None:
+        """Step `si` from the pairs (ka, kb) (frontier rows lo..): record where the designs
+        disagree, and return the pairs both move to where they agree (or the one design that
+        has the call moves), as (A keys, B keys, parent, step, parameter row, taint)."""
+        _, ca, cb = self.steps[si]
+        ref = ca or cb
+        assert ref is not None
+        P = (self.ea if ca else self.eb).pgrids[ref.index]
+        on = np.zeros(ka.size, bool)
+        if ca is not None:
+            on |= ca.enabled_fn(SA, P).any(axis=1)
+        if cb is not None:
+            on |= cb.enabled_fn(SB, P).any(axis=1)
+        if not on.any():
+            return None
+        idx = np.nonzero(on)[0]
+        sa = {n: v[idx] for n, v in SA.items()}
+        sb = {n: v[idx] for n, v in SB.items()}
+        xa, xb = ka[idx], kb[idx]
+        if ca is not None:
+            ra = ca.fn(sa, P)
+            na, en = self.ea.next_keys(ca, ra, xa, sa)
+        if cb is not None:
+            rb = cb.fn(sb, P)
+            nb, enb = self.eb.next_keys(cb, rb, xb, sb)
+        if ca is not None and cb is not None:
+            differ = self._classify(si, lo, depth, idx, ra, rb, na, nb, en & enb,
+                                    ~taint[idx].reshape(-1, 1), classes)
+            move = en & enb & ~differ
+        elif ca is not None:
+            move, nb = en, np.repeat(xb.reshape(-1, 1), ref.k, axis=1)
+        else:
+            move, na = enb, np.repeat(xa.reshape(-1, 1), ref.k, axis=1)
+        move &= (na != xa.reshape(-1, 1)) | (nb != xb.reshape(-1, 1))
+        rows, cols = np.nonzero(move)
+        if not rows.size:
+            return None
+        one_sided = ca is None or cb is None
+        return (na[rows, cols], nb[rows, cols], idx[rows].astype(np.int64) + lo,
+                np.full(rows.size, si, np.int16), cols.astype(np.int32),
+                np.ones(rows.size, bool) if one_sided else taint[idx[rows]])
+
+    def _classify(self, si: int, lo: int, depth: int, idx: Arr, ra: dict[str, Arr],
+                  rb: dict[str, Arr], na: Arr, nb: Arr, in_scope: Arr, clean: Arr,
+                  classes: Classes) -> Arr:
+        """Where a common step's observables differ (a mask over (pair, parameter row)); each
+        difference counted in its class (action, rule in A, rule in B, what differs). The
+        model's own enabling condition decides "outside the model"; a successor pruned by the
+        explicit scope is not a divergence."""
+        name, ca, cb = self.steps[si]
+        assert ca is not None and cb is not None
+        raw_a, raw_b = ra["en"], rb["en"]
+        whats = self._observe(ra, rb, na, nb, in_scope)
+        both_raw = raw_a & raw_b
+        differ = (raw_a ^ raw_b) & clean
+        for _, dw in whats:
+            differ = differ | (both_raw & dw)
+        for row, col in zip(*np.nonzero(differ), strict=True):
+            what = ("enabled" if not both_raw[row, col] else
+                    next(w for w, dw in whats if dw[row, col]))
+            key = (name, ca.labels[int(ra["br"][row, col])] if raw_a[row, col]
+                   else OUTSIDE, cb.labels[int(rb["br"][row, col])] if raw_b[row, col]
+                   else OUTSIDE, what)
+            rec = classes.get(key)
+            classes[key] = ((1, (depth, lo + int(idx[row]), si, int(col)))
+                            if rec is None else (rec[0] + 1, rec[1]))
+        return differ
 
     def _observe(self, ra: dict[str, Arr], rb: dict[str, Arr], na: Arr, nb: Arr,
                  in_scope: Arr) -> list[tuple[str, Arr]]:
@@ -329,45 +353,22 @@ class Differ:
                 out.append((f"property {p.name}", (va != vb) & in_scope))
         return out
 
-    @staticmethod
-    def _next(pk: Packer, ca: CompiledAction, r: dict[str, Arr], keys: Arr,
-              S: Mapping[str, Arr]) -> tuple[Arr, Arr]:
-        col = keys.reshape(-1, 1)
-        nk = np.repeat(col, ca.k, axis=1)
-        en = r["en"].copy()
-        for fname in ca.updated:
-            u = r[fname]
-            if fname in pk.nat:
-                en &= (u >= 0) & (u <= pk.bound[fname])
-            nk += pk.delta(fname, u, S[fname])
-        return nk, en
-
-    def _runs(self, depth: int, row: int, act: str, col: int) -> tuple[ARun, ARun]:
+    def _runs(self, depth: int, row: int, si: int, col: int) -> tuple[ARun, ARun]:
         """The path to pair (depth, row) plus the diverging step, replayed in each design."""
-        chain: list[tuple[str, int]] = []
-        d, i = depth, row
-        while d > 0:
-            _, _, par, acts, js = self._layers[d]
-            chain.append((acts[i], int(js[i])))
-            i = int(par[i])
-            d -= 1
-        chain.reverse()
-        chain.append((act, col))
-        ka, kb = int(self._layers[0][0][i]), int(self._layers[0][1][i])
+        root, chain = trace_back(self._layers, depth, row)
+        chain.append((si, col))
         out = []
-        for ex, key in ((self.ea, ka), (self.eb, kb)):
-            comp = {c.action.name: c for c in ex.actions}
+        for ex, key in ((self.ea, int(self._layers[0][0][root])),
+                        (self.eb, int(self._bkeys[0][root]))):
             st = ex.packer.unpack(key)
             run = ARun(dict(st))
-            for name, j in chain:
-                c = comp.get(name)
+            for s, j in chain:
+                c = ex.by_name.get(self.steps[s][0])
                 if c is None:
                     continue  # the other design's addition: this design stands still
                 params = c.params_at(j)
-                from checker.explicit import evaluate
-                _, en = evaluate(ex.packer, c, st, params)
-                if not en:
-                    run.steps.append(AStep(name, params, 0, 0, dict(st), "(outside the model)"))
+                if not ex.enabled(c, st, params):
+                    run.steps.append(AStep(c.action.name, params, 0, 0, dict(st), OUTSIDE))
                     break
                 step = ex.apply(c, st, params)
                 run.steps.append(step)

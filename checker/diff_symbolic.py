@@ -151,7 +151,7 @@ def symbolic_diff(a: Design, b: Design, timeout: float | None = 120.0) -> SymDif
     va, vb = a.schema.state_vars("s"), b.schema.state_vars("s")
     for flag in sorted(k for k in a.schema.flag_layout if ":" not in k
                        and k in b.schema.flag_layout):
-        from checker.encode_z3 import translate
+        from checker.z3_terms import translate
         ta = A.ren(translate(va.flag(flag), {("s", f): A.enc.s[f] for f in A.s}))
         tb = B.ren(translate(vb.flag(flag), {("s", f): B.enc.s[f] for f in B.s}))
         cands.append(ta == tb)

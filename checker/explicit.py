@@ -20,11 +20,12 @@ from typing import Any
 
 import numpy as np
 
-from checker.compile_np import Arr, CompiledAction, compile_action, compile_state_pred_reads
+from checker.compile_np import Arr, CompiledAction
+from checker.interpreter import Interpreter
 from checker.memory import human, over, rss_bytes
 from model.lang.design import Design
 from properties.catalogue import Property
-from traces.run import ARun, AStep
+from traces.run import ARun
 
 # Which parent a state keeps and which counterexample is found first follow one fixed order of
 # the transitions out of a layer: frontier rows in blocks of ORDER_ROWS, within a block action by
@@ -36,6 +37,11 @@ EVAL_CELLS = 1 << 16  # (state, parameter row) pairs per call of a compiled acti
 _PACK_BITS = 63  # (key, rank) pairs are sorted as one int64 when they fit, else by lexsort
 MEMO_BYTES_PER_STATE = 100  # the memo's bound (Memo.bound)
 MEMO_MIN_BYTES = 256 << 20
+
+#: One breadth-first layer: (state keys, each state's parent index in the layer before (-1 in
+#: layer 0), the action taking the parent to it, that action's parameter row). Shared by the
+#: explicit search and the design diff's product search (checker/diff.py).
+Layer = tuple[Arr, Arr, Arr, Arr]
 
 
 @dataclass
@@ -58,7 +64,7 @@ class ExploreResult:
     props: dict[str, PropOutcome]
     stored_bytes: int
     complete: bool = True
-    layers: list[tuple[Arr, Arr, Arr, Arr]] = field(default_factory=list, repr=False)
+    layers: list[Layer] = field(default_factory=list, repr=False)
     memo_bytes: int = 0  # the per-projection transition tables (grow with projections, not states)
     stopped: str | None = None  # why the search stopped before its end (the memory bound)
 
@@ -68,226 +74,6 @@ class ExploreResult:
 
     def uncovered(self) -> list[tuple[str, str]]:
         return [(a, r) for a, rules in self.coverage.items() for r, n in rules.items() if n == 0]
-
-
-class ScopeTooWide(ValueError):
-    """A state of this design at this scope does not fit the explicit engine's 63-bit key."""
-
-
-KEY_BITS = 63
-
-
-class Packer:
-    """A state as one non-negative int64 key: each field in its own contiguous bit range.
-
-    A field takes bit_length(bound) bits. When that does not fit in KEY_BITS, a flag word keeps
-    only the bits some initial state or update can set (may_set_bits: the 22-bit inode flags
-    word of memfd@5.17 carries just VM_LOCKED and VM_NORESERVE); every value stored is checked
-    against that mask, so a bit the analysis missed stops the search instead of being dropped.
-    If even that does not fit, ScopeTooWide names the largest scope that does."""
-
-    def __init__(self, design: Design, scope: Mapping[str, int]) -> None:
-        self.schema = schema = design.schema
-        self.bound = {f.name: f.sort.bound(scope) for f in schema.fields}
-        self.nat = [f.name for f in schema.fields if f.sort.kind in ("nat", "enum")]
-        self.wmask = {f.name: (1 << f.sort.width) - 1 for f in schema.fields
-                      if f.sort.kind == "word"}  # a word's value bits
-        # sparse word -> (value bit, key bit, length) runs, in the field's key range
-        self.runs: dict[str, list[tuple[int, int, int]]] = {}
-        self.keep: dict[str, int] = {}  # sparse word -> the value bits it can hold
-        plain = _widths(design, scope)
-        if sum(plain.values()) <= KEY_BITS:
-            widths = plain
-        else:
-            self.keep = {n: m for n, m in may_set_bits(design).items() if m != self.wmask[n]}
-            widths = {n: (bin(self.keep[n]).count("1") if n in self.keep else b)
-                      for n, b in plain.items()}
-            need = sum(widths.values())
-            if need > KEY_BITS:
-                raise ScopeTooWide(
-                    f"design {design.name} needs {need} bits per state at scope "
-                    f"{_scope_text(scope)} and the explicit engine packs a state into "
-                    f"{KEY_BITS}; the largest scope that fits: "
-                    f"{_scope_text(largest_fitting(design, scope))}")
-        self.layout: list[tuple[str, int, int]] = []
-        sh = 0
-        for f in schema.fields:
-            b = widths[f.name]
-            self.layout.append((f.name, sh, b))
-            if f.name in self.keep:
-                self.runs[f.name] = _runs(self.keep[f.name], sh)
-            sh += b
-        self.bits = sh
-        self.shift = {n: s for n, s, _ in self.layout}
-        self.mask = {n: (1 << b) - 1 for n, _, b in self.layout}  # the field's key range
-
-    def pack(self, st: Mapping[str, int]) -> int:
-        return int(sum(int(self.encode(n, np.array(int(st[n]), np.int64))) for n in self.shift))
-
-    def unpack(self, key: int) -> dict[str, int]:
-        k = np.array(key, np.int64)
-        return {n: int(self.decode(n, k)) for n in self.shift}
-
-    def decode(self, name: str, keys: Arr) -> Arr:
-        """Field `name`'s values in these keys."""
-        runs = self.runs.get(name)
-        if runs is None:
-            return (keys >> self.shift[name]) & self.mask[name]
-        out = np.zeros_like(keys)
-        for src, ksh, n in runs:
-            out |= ((keys >> ksh) & ((1 << n) - 1)) << src
-        return out
-
-    def encode(self, name: str, v: Arr) -> Arr:
-        """The key bits of field values v (a word's bits beyond its width are dropped, as the
-        field stores them)."""
-        runs = self.runs.get(name)
-        if runs is None:
-            return (v & self.mask[name]) << self.shift[name]
-        v = v & self.wmask[name]
-        stray = v & ~np.int64(self.keep[name])
-        if stray.any():
-            raise RuntimeError(f"internal error: field {name} took value "
-                               f"{hex(int(v[stray != 0].flat[0]))}, outside the bits "
-                               f"{hex(self.keep[name])} the packing keeps (may_set_bits)")
-        out = np.zeros_like(v)
-        for src, ksh, n in runs:
-            out |= ((v >> src) & ((1 << n) - 1)) << ksh
-        return out
-
-    def delta(self, name: str, u: Arr, s: Arr) -> Arr:
-        """key(after) - key(before) for field `name` going from value s to u."""
-        if name not in self.runs:
-            return ((u & self.mask[name]) - s) << self.shift[name]
-        return self.encode(name, u) - self.encode(name, s)
-
-    def fields(self, keys: Arr, only: Sequence[str] | None = None) -> dict[str, Arr]:
-        """Each field's values as a column; with `only`, just those fields."""
-        col = keys.reshape(-1, 1)
-        names = self.shift if only is None else only
-        out = {n: self.decode(n, col) for n in names}
-        out["__shape__"] = col
-        return out
-
-
-def _scope_text(scope: Mapping[str, int]) -> str:
-    return ",".join(f"{k}={v}" for k, v in scope.items())
-
-
-def _widths(design: Design, scope: Mapping[str, int]) -> dict[str, int]:
-    return {f.name: max(1, f.sort.bound(scope).bit_length()) for f in design.schema.fields}
-
-
-def _runs(mask: int, at: int) -> list[tuple[int, int, int]]:
-    """The runs of set bits of `mask` as (value bit, key bit, length), packed from key bit at."""
-    out: list[tuple[int, int, int]] = []
-    bit = 0
-    while mask >> bit:
-        if (mask >> bit) & 1:
-            n = 0
-            while (mask >> (bit + n)) & 1:
-                n += 1
-            out.append((bit, at, n))
-            at += n
-            bit += n
-        else:
-            bit += 1
-    return out
-
-
-def packed_bits(design: Design, scope: Mapping[str, int]) -> int:
-    """Bits a state of `design` takes at `scope` (words sparse where that is needed)."""
-    plain = _widths(design, scope)
-    if sum(plain.values()) <= KEY_BITS:
-        return sum(plain.values())
-    keep = may_set_bits(design)
-    return sum(bin(keep[n]).count("1") if n in keep else b for n, b in plain.items())
-
-
-def largest_fitting(design: Design, scope: Mapping[str, int]) -> dict[str, int]:
-    """A scope no larger than `scope` whose states fit a key: the largest parameters are halved
-    until it fits, then each is raised again as far as it still fits (each stays >= 1)."""
-    sc = dict(scope)
-
-    def fits(s: Mapping[str, int]) -> bool:
-        return packed_bits(design, s) <= KEY_BITS
-
-    while not fits(sc):
-        k = max((k for k in sc if sc[k] > 1), key=lambda k: sc[k], default=None)
-        if k is None:
-            break
-        sc[k] = max(1, sc[k] // 2)
-    for k in sc:
-        lo, hi = sc[k], scope[k]
-        while lo < hi:  # the largest value of k that fits, the others as they are
-            mid = (lo + hi + 1) // 2
-            if fits({**sc, k: mid}):
-                lo = mid
-            else:
-                hi = mid - 1
-        sc[k] = lo
-    return sc
-
-
-def may_set_bits(design: Design) -> dict[str, int]:
-    """For each flag word, the bits some initial value or some update can set: a least fixed
-    point over every action's update expressions (band narrows, bor/bxor/ite join, constants
-    and parameter domains contribute their bits, anything else may set every bit)."""
-    from checker.compile_np import fit
-    from model.lang.expr import E, var_key
-
-    schema = design.schema
-    full = {f.name: (1 << f.sort.width) - 1 for f in schema.fields if f.sort.kind == "word"}
-    keep = dict.fromkeys(full, 0)
-    for n, vs in design.init.choices(schema).items():
-        if n in full:
-            for v in vs:
-                keep[n] |= v & full[n]
-    ups: list[tuple[str, E, dict[str, int]]] = []
-    for a in design.actions:
-        pbits: dict[str, int] = {}
-        for p in a.params:
-            m = 0
-            for v in p.domain:
-                m |= v
-            pbits[p.name] = m if p.sort.kind == "word" and m >= 0 else -1
-        for b in a.semantics(schema).branches:
-            for n, e in b.rule.updates.items():
-                if n in full:
-                    ups.append((n, fit(e, schema.by_name[n].sort.expr_sort), pbits))
-
-    def bits(e: E, pb: dict[str, int], memo: dict[int, int]) -> int:
-        got = memo.get(id(e))
-        if got is not None:
-            return got
-        op = e.op
-        if op == "const":
-            r = int(e.val) if isinstance(e.sort, tuple) else -1  # type: ignore[call-overload]
-        elif op == "var":
-            vs, vn = var_key(e)
-            r = pb.get(vn, -1) if vs == "p" else keep.get(vn, -1)
-        elif op == "band":
-            r = bits(e.args[0], pb, memo) & bits(e.args[1], pb, memo)
-        elif op in ("bor", "bxor"):
-            r = bits(e.args[0], pb, memo) | bits(e.args[1], pb, memo)
-        elif op == "ite":
-            r = bits(e.args[1], pb, memo) | bits(e.args[2], pb, memo)
-        elif op == "resize" and isinstance(e.args[0].sort, tuple):
-            r = bits(e.args[0], pb, memo)
-        else:
-            r = -1
-        memo[id(e)] = r
-        return r
-
-    changed = True
-    while changed:
-        changed = False
-        for n, e, pb in ups:
-            m = keep[n] | (bits(e, pb, {}) & full[n])
-            if m != keep[n]:
-                keep[n] = m
-                changed = True
-    return keep
 
 
 class _Grow:
@@ -383,7 +169,7 @@ class _ActMemo:
     def __init__(self, ex: Explorer, ca: CompiledAction) -> None:
         self.ex = ex
         self.ca = ca
-        self.P = ex._pgrids[ca.index]
+        self.P = ex.pgrids[ca.index]
         # totals over the states expanded, banked from the per-slot counts
         self.transitions = 0
         self.pruned = 0
@@ -438,7 +224,7 @@ class _ActMemo:
             for fname in ca.updated:
                 u = r[fname]
                 if fname in pk.nat:
-                    ok &= (u >= 0) & (u <= pk.bound[fname])
+                    ok &= pk.in_bounds(fname, u)
                 d += pk.delta(fname, u, S[fname])
             prn[on] = (en & ~ok).sum(axis=1)
             ok &= d != 0
@@ -746,39 +532,33 @@ def _arange(n: int) -> Arr:
 _EMPTY = (_NONE, _NONE, np.zeros(0, np.int16), np.zeros(0, np.int32))
 
 
-class Explorer:
-    """BFS over a design within a scope, checking the given properties."""
+def trace_back(layers: Sequence[Layer], depth: int, idx: int
+               ) -> tuple[int, list[tuple[int, int]]]:
+    """The path to the state at (depth, idx): its initial state's index in layer 0, and each
+    step's (action, parameter row), first step first."""
+    chain: list[tuple[int, int]] = []
+    i = idx
+    for d in range(depth, 0, -1):
+        _, par, act, pj = layers[d]
+        chain.append((int(act[i]), int(pj[i])))
+        i = int(par[i])
+    chain.reverse()
+    return i, chain
+
+
+class Explorer(Interpreter):
+    """BFS over a design within a scope, checking the given properties: the Interpreter's
+    compiled actions, expanded a frontier at a time."""
 
     def __init__(self, design: Design, scope: Mapping[str, int], props: Sequence[Property],
                  *, max_depth: int | None = None, keep_layers: bool = False,
                  progress: Callable[[str], None] | None = None,
                  max_memory: int | None = None) -> None:
-        from checker.wellformed import validate
-
-        validate(design)  # a design that is not well formed is refused, never masked
-        self.design = design
+        super().__init__(design, scope, props)
         self.max_memory = max_memory  # bytes of resident memory (checker/memory.py)
-        self.scope = dict(scope)
-        self.props = list(props)
         self.max_depth = max_depth
         self.keep_layers = keep_layers
         self.progress = progress
-        self.packer = Packer(design, scope)
-        aprops = [p for p in self.props if p.kind in ("action", "sometimes-action")]
-        extras = [(f"prop:{p.name}", p.pred) for p in aprops]
-        # outcomes and effects matter to the search only through action properties
-        self.actions = [compile_action(design.schema, a, i, extras, observe=bool(extras))
-                        for i, a in enumerate(design.actions)]
-        spreds = {p.name: compile_state_pred_reads(design.schema, p.state_pred(design.schema))
-                  for p in self.props if p.kind in ("always", "sometimes")}
-        self.sprops = {n: fn for n, (fn, _) in spreds.items()}
-        self._sreads = {n: reads for n, (_, reads) in spreds.items()}
-        self.aprops = aprops
-        self._pgrids = []
-        for ca in self.actions:
-            P = {n: ca.pgrid[:, i].reshape(1, -1) for i, n in enumerate(ca.pnames)}
-            P["__shape__"] = np.zeros((1, ca.k), dtype=np.int8)
-            self._pgrids.append(P)
 
     # -- the search -------------------------------------------------------------------------
     def run(self) -> ExploreResult:
@@ -787,7 +567,7 @@ class Explorer:
         init = np.unique(np.array([pk.pack(s) for s in self.design.init.states(
             self.design.schema)], dtype=np.int64))
         visited = init.copy()
-        layers: list[tuple[Arr, Arr, Arr, Arr]] = [
+        layers: list[Layer] = [
             (init, np.full(init.shape, -1, np.int64), np.full(init.shape, -1, np.int16),
              np.full(init.shape, -1, np.int32))]
         found: dict[str, tuple[int, int, int, int] | None] = {p.name: None for p in self.props}
@@ -864,7 +644,7 @@ class Explorer:
                 if p.kind in ("always", "sometimes") and found[p.name] is None]
         if not todo:
             return
-        S = self.packer.fields(keys, sorted({f for p in todo for f in self._sreads[p.name]}))
+        S = self.packer.fields(keys, sorted({f for p in todo for f in self.sreads[p.name]}))
         for p in todo:
             v = self.sprops[p.name](S).reshape(-1)
             hit = ~v if p.kind == "always" else v
@@ -874,37 +654,16 @@ class Explorer:
     # -- counterexamples ----------------------------------------------------------------------
     def path(self, depth: int, idx: int) -> ARun:
         """The shortest run to the state at (layer depth, index idx)."""
-        chain: list[tuple[int, int, int]] = []
-        d, i = depth, idx
-        while d > 0:
-            _, par, act, pj = self._layers[d]
-            chain.append((int(act[i]), int(pj[i]), d))
-            i = int(par[i])
-            d -= 1
-        init = self.packer.unpack(int(self._layers[0][0][i]))
+        root, chain = trace_back(self._layers, depth, idx)
+        init = self.packer.unpack(int(self._layers[0][0][root]))
         run = ARun(init)
         st = init
-        for a, j, _ in reversed(chain):
+        for a, j in chain:
             ca = self.actions[a]
             step = self.apply(ca, st, ca.params_at(j))
             run.steps.append(step)
             st = step.after
         return run
-
-    def apply(self, ca: CompiledAction, st: Mapping[str, int], params: Mapping[str, int]
-              ) -> AStep:
-        """One transition from a single state (the model interpreter used for replay)."""
-        r, en = evaluate(self.packer, ca, st, params)
-        if not en:
-            raise ValueError(f"{ca.action.name}{dict(params)} is not enabled here")
-        after = dict(st)
-        for f in self.design.schema.fields:
-            if f.name in r:
-                after[f.name] = int(np.asarray(r[f.name]).reshape(-1)[0]) & (
-                    self.packer.wmask.get(f.name, -1))
-        br = int(np.asarray(r["br"]).reshape(-1)[0])
-        return AStep(ca.action.name, dict(params), int(np.asarray(r["out"]).reshape(-1)[0]),
-                     int(np.asarray(r["eff"]).reshape(-1)[0]), after, ca.labels[br])
 
     def _run_to(self, hit: tuple[int, int, int, int], p: Property) -> ARun:
         depth, idx, a, j = hit
@@ -916,14 +675,3 @@ class Explorer:
         if p.kind in ("always", "action"):
             run.violation = p.name
         return run
-
-
-def evaluate(pk: Packer, ca: CompiledAction, st: Mapping[str, int],
-             params: Mapping[str, int]) -> tuple[dict[str, Any], bool]:
-    S: dict[str, Arr] = {n: np.array([[int(st[n])]], dtype=np.int64) for n in pk.shift}
-    S["__shape__"] = np.zeros((1, 1), dtype=np.int8)
-    P: dict[str, Arr] = {n: np.array([[int(v)]], dtype=np.int64) for n, v in params.items()}
-    P["__shape__"] = np.zeros((1, 1), dtype=np.int8)
-    r = ca.fn(S, P)
-    return r, bool(np.asarray(r["en"]).reshape(-1)[0])
-

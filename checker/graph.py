@@ -36,17 +36,8 @@ def state_graph(design: Design, scope: Mapping[str, int], *, max_states: int = 2
         g.add_node(int(k), state=pk.unpack(int(k)), initial=int(k) in init)
     S = pk.fields(keys)
     for ca in ex.actions:
-        P = {n: ca.pgrid[:, i].reshape(1, -1) for i, n in enumerate(ca.pnames)}
-        P["__shape__"] = np.zeros((1, ca.k), dtype=np.int8)
-        res = ca.fn(S, P)
-        nk = keys.reshape(-1, 1) + np.zeros((1, ca.k), dtype=np.int64)
-        ok = res["en"].copy()
-        for fname in pk.shift:
-            if fname in res:
-                u = res[fname]
-                if fname in pk.nat:
-                    ok &= (u >= 0) & (u <= pk.bound[fname])
-                nk = nk + pk.delta(fname, u, S[fname])
+        res = ca.fn(S, ex.pgrids[ca.index])
+        nk, ok = ex.next_keys(ca, res, keys, S)
         ok &= nk != keys.reshape(-1, 1)
         for row, col in zip(*np.nonzero(ok), strict=True):
             g.add_edge(int(keys[row]), int(nk[row, col]), action=ca.action.name,

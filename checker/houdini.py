@@ -31,9 +31,11 @@ import z3
 
 from checker.bmc import set_timeout
 from checker.certificate import render
-from checker.encode_z3 import Encoder, value_term
+from checker.designcache import PerDesign
+from checker.encode_z3 import Encoder
 from checker.explicit import Explorer
 from checker.interrupt import unknown_reason
+from checker.z3_terms import value_term
 from model.lang.design import Design
 from model.lang.schema import Field
 
@@ -274,15 +276,12 @@ def inductive_subset(cands: Sequence[z3.BoolRef], init: Sequence[z3.BoolRef],
     return alive, rounds
 
 
-_CACHE: dict[int, tuple[Design, Lemmas]] = {}
+_CACHE: PerDesign[Lemmas] = PerDesign()
 
 
 def lemmas_for(design: Design, enc: Encoder, timeout: float | None = 60.0) -> Lemmas:
-    hit = _CACHE.get(id(design))
-    if hit is None or hit[0] is not design:
-        hit = (design, houdini(design, enc, timeout))
-        _CACHE[id(design)] = hit
-    return hit[1]
+    """The design's lemmas, mined and proved once per design object."""
+    return _CACHE.setdefault(design, lambda: houdini(design, enc, timeout))
 
 
 def support(enc: Encoder, prop: list[z3.BoolRef], lemmas: list[z3.BoolRef],

@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 import z3
 
 from checker.bmc import Unroller, set_timeout, unrolling_solver
-from checker.encode_z3 import Encoder, Goal, Z
+from checker.encode_z3 import Encoder, Goal
 from checker.interrupt import unknown_reason
+from checker.z3_terms import Z
 from traces.run import ARun
 
 

@@ -8,10 +8,10 @@ before the step.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from checker.explicit import Explorer, evaluate
+from checker.interpreter import Interpreter, interpreter_for
 from model.lang.action import Action
 from model.lang.design import Design, ScopeError
 from model.lang.expr import E, const, substitute
@@ -67,18 +67,19 @@ class ModelReplay:
     message: str = ""
 
 
-def _explorer(design: Design, props: list[Property]) -> Explorer:
-    scope = {k: REPLAY_SCOPE_VALUE for k in design.default_scope}
-    return Explorer(design, scope, props)
+def replay_interpreter(design: Design, props: Sequence[Property] = ()) -> Interpreter:
+    """The design's shared model interpreter for replay (checker/interpreter.py's cache)."""
+    return interpreter_for(design, {k: REPLAY_SCOPE_VALUE for k in design.default_scope}, props)
 
 
 def model_outcomes(design: Design, trace: Trace, *, stop_at_divergence: bool = True,
-                   props: list[Property] | None = None, ex: Explorer | None = None
+                   props: list[Property] | None = None, ex: Interpreter | None = None
                    ) -> ModelReplay:
-    """Run the trace's steps on the model; compare with the trace's outcomes."""
+    """Run the trace's steps on the model; compare with the trace's outcomes. `ex` is the
+    interpreter to use (default: the shared replay interpreter knowing `props`)."""
     path = trace.path or "<trace>"
-    ex = ex or _explorer(design, props or [])
-    compiled = {ca.action.name: ca for ca in ex.actions}
+    ex = ex or replay_interpreter(design, props or [])
+    compiled = ex.by_name
     try:
         st = initial_state(design, trace)
     except ResolveError as e:
@@ -91,8 +92,7 @@ def model_outcomes(design: Design, trace: Trace, *, stop_at_divergence: bool = T
         except ResolveError as e:
             raise TraceInputError(path, step, e.msg) from None
         ca = compiled[action.name]
-        _, en = evaluate(ex.packer, ca, st, params)
-        if not en:
+        if not ex.enabled(ca, st, params):
             raise TraceInputError(path, step, "outside the model: "
                                   + failed_preconditions(design, action, st, params))
         a = ex.apply(ca, st, params)
@@ -176,7 +176,7 @@ def check_expectation(design: Design, trace: Trace) -> ModelReplay:
         raise TraceInputError(path, None, f"expect: {trace.expect!r} (want conforms, "
                               "violates PROPERTY or witnesses PROPERTY)", at)
     check_scope_header(design, trace)
-    ex = _explorer(design, props)
+    ex = replay_interpreter(design, props)
     rep = model_outcomes(design, trace, props=props, ex=ex)
     if rep.divergence:
         rep.message = rep.divergence.text(path)
@@ -195,27 +195,16 @@ def check_expectation(design: Design, trace: Trace) -> ModelReplay:
     return rep
 
 
-def _property_hits(ex: Explorer, p: Property, run: ARun) -> bool:
+def _property_hits(ex: Interpreter, p: Property, run: ARun) -> bool:
     """Violation (always/action) at the end, or a witness anywhere (sometimes kinds)."""
-    import numpy as np
-
     states = run.states()
     if p.kind in ("always", "sometimes"):
-        fn = ex.sprops[p.name]
         check = states if p.kind == "sometimes" else states[-1:]
-        for st in check:
-            S = {n: np.array([[v]], dtype=np.int64) for n, v in st.items()}
-            S["__shape__"] = np.zeros((1, 1), dtype=np.int8)
-            v = bool(np.asarray(fn(S)).reshape(-1)[0])
-            if v == (p.kind == "sometimes"):
-                return True
-        return False
-    compiled = {ca.action.name: ca for ca in ex.actions}
+        return any(ex.state_holds(p.name, st) == (p.kind == "sometimes") for st in check)
     pairs = list(zip(states, run.steps, strict=False))  # each step with the state before it
     check_pairs = pairs if p.kind == "sometimes-action" else pairs[-1:]
     for st, a in check_pairs:
-        r, _ = evaluate(ex.packer, compiled[a.action], st, a.params)
-        v = bool(np.asarray(r[f"prop:{p.name}"]).reshape(-1)[0])
+        _, v = ex.transition_holds(p.name, ex.by_name[a.action], st, a.params)
         if v == (p.kind == "sometimes-action"):
             return True
     return False
@@ -230,30 +219,13 @@ def state_text(design: Design, st: Mapping[str, int]) -> str:
     return render_state(design.schema, st)
 
 
-#: the model interpreter each design's exports replay through, compiled once per design object
-#: (compiling every action costs far more than a replay): id -> (design, interpreter)
-_EXPORT_INTERPRETERS: dict[int, tuple[Design, Explorer]] = {}
-_MAX_EXPORT_INTERPRETERS = 8
-
-
-def _export_interpreter(design: Design) -> Explorer:
-    hit = _EXPORT_INTERPRETERS.get(id(design))
-    if hit is None or hit[0] is not design:
-        if len(_EXPORT_INTERPRETERS) >= _MAX_EXPORT_INTERPRETERS:
-            del _EXPORT_INTERPRETERS[next(iter(_EXPORT_INTERPRETERS))]
-        hit = (design, _explorer(design, []))
-        _EXPORT_INTERPRETERS[id(design)] = hit
-    return hit[1]
-
-
 def replay_for_export(design: Design, trace: Trace) -> Replayed:
     """The trace replayed on the model for the exporters (traces/export/): `?` outcomes take
     the model's value (and the action's note), the model states give the fields each step
     changed. A trace the model cannot replay (a call outside the design) comes back with no
     model view; the reproducer formats still export it."""
     try:
-        rep = model_outcomes(design, trace, stop_at_divergence=False,
-                             ex=_export_interpreter(design))
+        rep = model_outcomes(design, trace, stop_at_divergence=False)
     except TraceInputError:
         return Replayed(trace, list(trace.steps), None, None, None)
     assert rep.run is not None

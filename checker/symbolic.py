@@ -15,19 +15,20 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import z3
 
 from checker.atomic import write_text
 from checker.bmc import SearchResult, bmc
 from checker.certificate import CertificateError, conjuncts_of, drop_implied, make, minimize
-from checker.encode_z3 import Encoder, Goal, Z, goal_for, is_action_kind, is_sometimes
-from checker.explicit import Explorer, ExploreResult, evaluate
+from checker.designcache import PerDesign
+from checker.encode_z3 import Encoder, Goal, goal_for, is_action_kind, is_sometimes
 from checker.houdini import Lemmas, lemmas_for, support
+from checker.interpreter import Interpreter, interpreter_for
 from checker.kind import kinduction
 from checker.kind import recheck as kind_recheck
 from checker.pdr import pdr
 from checker.verdict import Result, Verdict
+from checker.z3_terms import Z
 from model.lang.design import Design
 from model.lang.expr import E
 from model.lang.schema import StateView, render_state
@@ -43,44 +44,33 @@ class ReplayMismatch(RuntimeError):
 
 
 # ---- caches ----------------------------------------------------------------------------------
-_ENC: dict[int, tuple[Design, Encoder]] = {}
+_ENC: PerDesign[Encoder] = PerDesign()
 
 
 def encoder(design: Design) -> Encoder:
     """The (cached) z3 encoding of a design."""
-    hit = _ENC.get(id(design))
-    if hit is None or hit[0] is not design:
-        hit = (design, Encoder(design))
-        _ENC[id(design)] = hit
-    return hit[1]
+    return _ENC.setdefault(design, lambda: Encoder(design))
 
 
 # ---- replay on the explicit interpreter -------------------------------------------------------
-_EXPL: dict[int, tuple[Design, Explorer]] = {}
-
-
-def _explorer(design: Design, prop: Property) -> Explorer:
-    """An explicit engine (its compiled actions and predicates) for `design` knowing `prop`;
-    one per design, compiled with every catalogue property that applies to it."""
-    hit = _EXPL.get(id(design))
-    if hit is None or hit[0] is not design or prop not in hit[1].props:
-        props = [p for p in for_design(design) if p.name != prop.name] + [prop]
-        if hit is not None and hit[0] is design:
-            props += [p for p in hit[1].props if p.name not in {q.name for q in props}]
-        hit = (design, Explorer(design, design.scope(), props))
-        _EXPL[id(design)] = hit
-    return hit[1]
+def _interpreter(design: Design, prop: Property) -> Interpreter:
+    """The model interpreter (compiled actions and predicates) of `design` knowing `prop`: the
+    shared one compiled with every catalogue property that applies to the design."""
+    cat = for_design(design)
+    props = cat if any(p is prop for p in cat) else [
+        *(p for p in cat if p.name != prop.name), prop]
+    return interpreter_for(design, design.scope(), props)
 
 
 class Replayer:
-    """Replays decoded runs with checker.explicit.Explorer.apply, and evaluates the property
-    with the explicit engine's compiled predicate."""
+    """Replays decoded runs with the model interpreter (checker/interpreter.py), and evaluates
+    the property with its compiled predicate."""
 
     def __init__(self, design: Design, prop: Property) -> None:
         self.design = design
         self.prop = prop
-        self.explorer = _explorer(design, prop)
-        self.by_name = {ca.action.name: ca for ca in self.explorer.actions}
+        self.interp = _interpreter(design, prop)
+        self.by_name = self.interp.by_name
 
     def replay(self, run: ARun) -> ARun:
         """The interpreter's run for the same initial state and action instances; raises
@@ -96,7 +86,7 @@ class Replayer:
         for i, zs in enumerate(run.steps):
             ca = self.by_name[zs.action]
             try:
-                step = self.explorer.apply(ca, st, zs.params)
+                step = self.interp.apply(ca, st, zs.params)
             except ValueError as e:
                 raise ReplayMismatch(f"{self.prop.name}: step {i + 1} {zs.action}{zs.params}: "
                                      f"z3 took it, the interpreter says {e}") from None
@@ -130,14 +120,10 @@ class Replayer:
                 return False
             last = run.steps[-1]
             before = run.states()[-2]
-            r, en = evaluate(self.explorer.packer, self.by_name[last.action], before, last.params)
-            val = bool(np.asarray(r[f"prop:{p.name}"]).reshape(-1)[0])
+            en, val = self.interp.transition_holds(p.name, self.by_name[last.action], before,
+                                                   last.params)
             return en and val == want
-        st = run.states()[-1]
-        S: dict[str, Any] = {k: np.array([[int(v)]], dtype=np.int64) for k, v in st.items()}
-        S["__shape__"] = np.zeros((1, 1), dtype=np.int8)
-        val = bool(np.asarray(self.explorer.sprops[p.name](S)).reshape(-1)[0])
-        return val == want
+        return self.interp.state_holds(p.name, run.states()[-1]) == want
 
 
 # ---- the entry point --------------------------------------------------------------------------
@@ -346,24 +332,3 @@ class _Ctx:
                         if self.goal.on_transition else "violates the property")
                      + " though the earlier ones satisfy it")
         return "\n".join(lines)
-
-
-# ---- the explicit engine's verdict, for comparison -------------------------------------------
-def scope_text(scope: Mapping[str, int]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in scope.items())
-
-
-def explicit_result(res: ExploreResult, prop: Property) -> Result:
-    """An explicit-engine outcome as a Result; its method names the scope it is limited to."""
-    o = res.props[prop.name]
-    sc = scope_text(res.scope)
-    within = f"explicit, scope {sc}" + ("" if res.complete else f", depth {res.depth}")
-    if is_sometimes(prop):
-        verdict = Verdict.WITNESSED if o.holds else Verdict.NOT_WITNESSED
-        method = within if o.holds else f"{within}: no witness within this scope only"
-    else:
-        verdict = Verdict.EXHAUSTED if o.holds else Verdict.VIOLATED
-        method = (f"{within}: holds only within this scope ({res.states} states)" if o.holds
-                  else within)
-    return Result(res.design.name, prop.name, "explicit", verdict,
-                  prop.expected(res.design.name), method, res.seconds, o.run)

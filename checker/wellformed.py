@@ -25,31 +25,31 @@ from typing import Any
 import z3
 
 from checker.compile_np import fit
-from checker.encode_z3 import domain, translate, z3_sort
+from checker.designcache import PerDesign
+from checker.z3_terms import domain, translate, z3_sort
 from model.lang.design import Design
 from model.lang.errors import DesignError
 from model.lang.expr import INT, E, literal_like
 
 Z = Any
 
-#: id(design) -> (design, the error or None); the design is kept so the id stays unique
-_CACHE: dict[int, tuple[Design, DesignError | None]] = {}
+#: design -> (the error or None,)
+_CACHE: PerDesign[tuple[DesignError | None]] = PerDesign()
 TIMEOUT_MS = 20_000
 
 
 def validate(design: Design) -> None:
     """Raise DesignError if the design is not well formed (cached per design object)."""
-    hit = _CACHE.get(id(design))
-    if hit is None or hit[0] is not design:
+    hit = _CACHE.get(design)
+    if hit is None:
         try:
             _check(design)
             err = None
         except DesignError as e:
             err = e
-        hit = (design, err)
-        _CACHE[id(design)] = hit
-    if hit[1] is not None:
-        raise hit[1]
+        hit = _CACHE.put(design, (err,))
+    if hit[0] is not None:
+        raise hit[0]
 
 
 def _err(design: Design, action: Any, rule: Any, msg: str,

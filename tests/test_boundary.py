@@ -74,7 +74,7 @@ def witnesses(name: str) -> dict[str, ARun]:
             S = {n: np.array([[int(st[n])]], dtype=np.int64) for n in ex.packer.shift}
             S["__shape__"] = np.zeros((1, 1), dtype=np.int8)
             for ca in ex.actions:
-                P = ex._pgrids[ca.index]
+                P = ex.pgrids[ca.index]
                 r = ca.fn(S, P)
                 en = np.broadcast_to(np.asarray(r["en"]), (1, ca.k)).reshape(-1)
                 out = np.broadcast_to(np.asarray(r["out"]), (1, ca.k)).reshape(-1)

@@ -70,7 +70,7 @@ def test_usage_errors(args: list[str], needle: str) -> None:
 def test_unexpected_result_exits_1(tmp_path: object, capsys: pytest.CaptureFixture[str]
                                    ) -> None:
     """A design where an expected-to-hold property fails makes `check` exit 1."""
-    from checker.cli import run_explicit
+    from checker.check import run_explicit
     from checker.verdict import exit_code
     from model import designs
     from properties.catalogue import load

@@ -132,7 +132,7 @@ def test_conform_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
 def test_conformance_scope_has_what_it_must() -> None:
     """The default conformance scope reaches two mappings, a pin, both fd modes, and offers
     every seal; each state once (ghost fields aside)."""
-    from checker.cli import parse_scope
+    from checker.cli_common import parse_scope
     from checker.conform import DEFAULT_SCOPES, Model, explore
 
     d = designs.get("memfd")

@@ -162,7 +162,7 @@ def test_actions_read_only_the_fields_they_declare() -> None:
         pk = ex.packer
         for ca in ex.actions:
             mask = sum(((1 << b) - 1) << sh for n, sh, b in pk.layout if n in ca.reads)
-            P = ex._pgrids[ca.index]
+            P = ex.pgrids[ca.index]
             fn = ca.search or ca.fn
             full, proj = fn(pk.fields(keys), P), fn(pk.fields(keys & mask), P)
             for name, v in full.items():

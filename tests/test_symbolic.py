@@ -20,14 +20,15 @@ import z3
 
 import model.designs as designs
 from checker import certificate as cert
+from checker.check import run_explicit
 from checker.encode_z3 import Encoder, concrete_step, goal_for
-from checker.explicit import Explorer, ExploreResult, evaluate
+from checker.explicit import Explorer, ExploreResult
+from checker.interpreter import evaluate
 from checker.symbolic import (
     Replayer,
     ReplayMismatch,
     check_symbolic,
     encoder,
-    explicit_result,
 )
 from checker.verdict import Verdict
 from model.designs.memfd import adds_write, implied_seals
@@ -176,9 +177,9 @@ def needs_two_mappings(d: Design) -> Design:
 def test_bug_beyond_default_scope(memfd: Design) -> None:
     mut = needs_two_mappings(memfd)
     p = load()["write-seal-no-writable-mapping"]
-    ex = explicit_result(Explorer(mut, mut.scope(), [p]).run(), p)
+    ex = run_explicit(mut, [p], mut.scope())[0][0]
     assert ex.verdict is Verdict.EXHAUSTED
-    assert "maps=1" in ex.method and "only within this scope" in ex.method
+    assert "maps=1" in ex.method and "within the scope only" in ex.method
     for engine in ("pdr", "bmc"):
         r = check_symbolic(mut, p, engine, depth=10, timeout=TIMEOUT)
         assert r.verdict is Verdict.VIOLATED, engine

@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 
 import checker.explicit as explicit
-from checker.explicit import Explorer, Packer, ScopeTooWide, largest_fitting, may_set_bits
+import checker.packer as packer
+from checker.explicit import Explorer
 from checker.memory import parse_size
+from checker.packer import Packer, ScopeTooWide, largest_fitting, may_set_bits
 from model import designs
 from properties.catalogue import for_design
 
@@ -45,7 +47,7 @@ def test_sparse_packing_searches_exactly_the_plain_space(monkeypatch: pytest.Mon
     props = for_design(d)
     ref = Explorer(d, d.scope(), props).run()
     assert Explorer(d, d.scope(), props).packer.runs == {}
-    monkeypatch.setattr(explicit, "KEY_BITS", 40)
+    monkeypatch.setattr(packer, "KEY_BITS", 40)
     ex = Explorer(d, d.scope(), props)
     assert set(ex.packer.runs) == {"iflags"} and ex.packer.bits <= 40
     r = ex.run()

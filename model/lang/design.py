@@ -130,3 +130,11 @@ class Design:
 
 class ScopeError(ValueError):
     """A scope value that names more than the design can explore."""
+
+
+def scope_text(scope: Mapping[str, int], depth: int | None = None) -> str:
+    """A scope as the CLI reads it (`pages=1,maps=1,...`), with `depth=N` when depth-bounded."""
+    parts = [f"{k}={v}" for k, v in scope.items()]
+    if depth is not None:
+        parts.append(f"depth={depth}")
+    return ",".join(parts)

@@ -1,0 +1,195 @@
+"""The model interpreter: one design's compiled actions, run on single states.
+
+Every engine runs a step through this: the explicit search (checker/explicit.py, whose Explorer
+is an Interpreter plus the search), the symbolic engines' replay of decoded runs, trace replay,
+conformance, the design diff and the corpus. The semantics is the design's rule bodies compiled
+once (checker/compile_np.py); nothing here re-states a syscall.
+
+`interpreter_for(design, scope, props)` gives the one cached Interpreter for that design object,
+scope and property list (compiling every action costs far more than a replay).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from checker.compile_np import Arr, CompiledAction, compile_action, compile_state_pred_reads
+from checker.designcache import PerDesign
+from checker.packer import Packer
+from model.lang.design import Design
+from properties.catalogue import Property
+from traces.run import AStep
+
+
+class Interpreter:
+    """A design's transition relation at a scope: compiled actions (with the given action
+    properties compiled into them), compiled state properties, and the packing of a state.
+
+    The scope bounds the packing only (Packer); `apply` itself bounds nothing."""
+
+    def __init__(self, design: Design, scope: Mapping[str, int],
+                 props: Sequence[Property] = ()) -> None:
+        from checker.wellformed import validate
+
+        validate(design)  # a design that is not well formed is refused, never masked
+        self.design = design
+        self.scope = dict(scope)
+        self.props = list(props)
+        self.packer = Packer(design, scope)
+        aprops = [p for p in self.props if p.kind in ("action", "sometimes-action")]
+        extras = [(f"prop:{p.name}", p.pred) for p in aprops]
+        # outcomes and effects matter to the search only through action properties
+        self.actions = [compile_action(design.schema, a, i, extras, observe=bool(extras))
+                        for i, a in enumerate(design.actions)]
+        self.by_name = {ca.action.name: ca for ca in self.actions}
+        self.pgrids = [param_arrays(ca) for ca in self.actions]  # each action's P
+        spreds = {p.name: compile_state_pred_reads(design.schema, p.state_pred(design.schema))
+                  for p in self.props if p.kind in ("always", "sometimes")}
+        self.sprops = {n: fn for n, (fn, _) in spreds.items()}
+        self.sreads = {n: reads for n, (_, reads) in spreds.items()}
+        self.aprops = aprops
+
+    def initial_states(self) -> list[dict[str, int]]:
+        return [dict(s) for s in self.design.init.states(self.design.schema)]
+
+    def evaluate(self, ca: CompiledAction, st: Mapping[str, int],
+                 params: Mapping[str, int]) -> tuple[dict[str, Any], bool]:
+        """The compiled action's results at one (state, parameters), and whether enabled."""
+        return evaluate(self.packer, ca, st, params)
+
+    def enabled(self, ca: CompiledAction, st: Mapping[str, int],
+                params: Mapping[str, int]) -> bool:
+        """Some rule decides this instance (no `requires` precondition fails first)."""
+        return evaluate(self.packer, ca, st, params)[1]
+
+    def apply(self, ca: CompiledAction, st: Mapping[str, int], params: Mapping[str, int]
+              ) -> AStep:
+        """One transition from a single state; ValueError when it is not enabled."""
+        r, en = evaluate(self.packer, ca, st, params)
+        if not en:
+            raise ValueError(f"{ca.action.name}{dict(params)} is not enabled here")
+        after = dict(st)
+        for f in self.design.schema.fields:
+            if f.name in r:
+                after[f.name] = int(np.asarray(r[f.name]).reshape(-1)[0]) & (
+                    self.packer.wmask.get(f.name, -1))
+        br = int(np.asarray(r["br"]).reshape(-1)[0])
+        return AStep(ca.action.name, dict(params), int(np.asarray(r["out"]).reshape(-1)[0]),
+                     int(np.asarray(r["eff"]).reshape(-1)[0]), after, ca.labels[br])
+
+    def state_holds(self, prop: str, st: Mapping[str, int]) -> bool:
+        """State property `prop` (compiled in) on one state."""
+        S = state_arrays([st], list(st))
+        return bool(np.asarray(self.sprops[prop](S)).reshape(-1)[0])
+
+    def transition_holds(self, prop: str, ca: CompiledAction, st: Mapping[str, int],
+                         params: Mapping[str, int]) -> tuple[bool, bool]:
+        """(enabled, action property `prop` on the transition) for one instance."""
+        r, en = evaluate(self.packer, ca, st, params)
+        return en, bool(np.asarray(r[f"prop:{prop}"]).reshape(-1)[0])
+
+    def successors(self, st: Mapping[str, int]) -> list[AStep]:
+        """Every enabled action instance from st, as `apply` gives it (vectorised over each
+        action's parameter grid), in action then parameter-row order."""
+        pk = self.packer
+        S = state_arrays([st], list(pk.shift))
+        out: list[AStep] = []
+        for ca in self.actions:
+            r = ca.fn(S, self.pgrids[ca.index])
+
+            def row(name: str, k: int = ca.k, r: Mapping[str, Any] = r) -> Any:
+                return np.broadcast_to(r[name], (1, k))[0]
+
+            cols = np.nonzero(row("en"))[0]
+            if not cols.size:
+                continue
+            upd = {f.name: row(f.name) for f in self.design.schema.fields if f.name in r}
+            outs, effs, brs = row("out"), row("eff"), row("br")
+            for c in cols.tolist():
+                after = dict(st)
+                for name, arr in upd.items():
+                    after[name] = int(arr[c]) & pk.wmask.get(name, -1)
+                out.append(AStep(ca.action.name, ca.params_at(c), int(outs[c]), int(effs[c]),
+                                 after, ca.labels[int(brs[c])]))
+        return out
+
+    def in_scope_instances(self, states: Sequence[Mapping[str, int]]) -> list[Arr]:
+        """Per action, a (states, parameter rows) mask: the instances enabled in each state
+        whose successor keeps every counter within the scope."""
+        S = state_arrays(states, list(self.packer.shift))
+        out = []
+        for ca in self.actions:
+            r = ca.fn(S, self.pgrids[ca.index])
+            en = np.broadcast_to(r["en"], (len(states), ca.k))
+            out.append(self._in_scope(r, en))
+        return out
+
+    def _in_scope(self, r: Mapping[str, Any], en: Any) -> Any:
+        ok = np.array(en, copy=True)
+        pk = self.packer
+        for name in pk.nat:
+            if name in r:
+                ok &= pk.in_bounds(name, np.broadcast_to(r[name], ok.shape))
+        return ok
+
+    def next_keys(self, ca: CompiledAction, r: Mapping[str, Arr], keys: Arr,
+                  S: Mapping[str, Arr]) -> tuple[Arr, Arr]:
+        """Vectorised successors of the states `keys` (fields S) by `ca` over its parameter
+        grid, from its results r = ca.fn(S, P): each successor's key (states, parameter rows),
+        and where the instance is enabled with every counter of its successor in scope."""
+        pk = self.packer
+        nk = np.repeat(keys.reshape(-1, 1), ca.k, axis=1)
+        en = r["en"].copy()
+        for fname in ca.updated:
+            u = r[fname]
+            if fname in pk.nat:
+                en &= pk.in_bounds(fname, u)
+            nk += pk.delta(fname, u, S[fname])
+        return nk, en
+
+
+def evaluate(pk: Packer, ca: CompiledAction, st: Mapping[str, int],
+             params: Mapping[str, int]) -> tuple[dict[str, Any], bool]:
+    """The compiled action at one (state, parameters): its results and whether enabled."""
+    S: dict[str, Arr] = {n: np.array([[int(st[n])]], dtype=np.int64) for n in pk.shift}
+    S["__shape__"] = np.zeros((1, 1), dtype=np.int8)
+    P: dict[str, Arr] = {n: np.array([[int(v)]], dtype=np.int64) for n, v in params.items()}
+    P["__shape__"] = np.zeros((1, 1), dtype=np.int8)
+    r = ca.fn(S, P)
+    return r, bool(np.asarray(r["en"]).reshape(-1)[0])
+
+
+def state_arrays(states: Sequence[Mapping[str, int]], names: Sequence[str]) -> dict[str, Any]:
+    """States as the compiled code's S: one (states, 1) column per field."""
+    S: dict[str, Any] = {n: np.array([[st[n]] for st in states], dtype=np.int64) for n in names}
+    S["__shape__"] = np.zeros((len(states), 1), dtype=np.int8)
+    return S
+
+
+def param_arrays(ca: CompiledAction) -> dict[str, Any]:
+    """An action's whole parameter grid as the compiled code's P: one (1, K) row each."""
+    P: dict[str, Any] = {n: ca.pgrid[:, i].reshape(1, -1) for i, n in enumerate(ca.pnames)}
+    P["__shape__"] = np.zeros((1, ca.k), dtype=np.int8)
+    return P
+
+
+#: design -> {(scope, property names): Interpreter}; at most this many designs are kept
+INTERPRETER_DESIGNS = 16
+_INTERPRETERS: PerDesign[dict[tuple[tuple[tuple[str, int], ...], tuple[str, ...]],
+                              Interpreter]] = PerDesign(INTERPRETER_DESIGNS)
+
+
+def interpreter_for(design: Design, scope: Mapping[str, int] | None = None,
+                    props: Sequence[Property] = ()) -> Interpreter:
+    """The cached Interpreter of this design object at `scope` (default: the design's default
+    scope) knowing `props`: compiled once, shared by every caller."""
+    sc = dict(design.scope() if scope is None else scope)
+    per = _INTERPRETERS.setdefault(design, dict)
+    key = (tuple(sc.items()), tuple(p.name for p in props))
+    hit = per.get(key)
+    if hit is None or any(a is not b for a, b in zip(hit.props, props, strict=True)):
+        hit = per[key] = Interpreter(design, sc, props)
+    return hit

@@ -1,0 +1,237 @@
+"""A state as one int64 key: the explicit engine's packing of a design's state at a scope.
+
+Each field takes its own contiguous bit range (model/lang/schema.py gives each field's bound at a
+scope); a flag word too wide for the key keeps only the bits some update can set (may_set_bits).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from checker.compile_np import Arr
+from model.lang.design import Design, scope_text
+
+
+class ScopeTooWide(ValueError):
+    """A state of this design at this scope does not fit the explicit engine's 63-bit key."""
+
+
+KEY_BITS = 63
+
+
+class Packer:
+    """A state as one non-negative int64 key: each field in its own contiguous bit range.
+
+    A field takes bit_length(bound) bits. When that does not fit in KEY_BITS, a flag word keeps
+    only the bits some initial state or update can set (may_set_bits: the 22-bit inode flags
+    word of memfd@5.17 carries just VM_LOCKED and VM_NORESERVE); every value stored is checked
+    against that mask, so a bit the analysis missed stops the search instead of being dropped.
+    If even that does not fit, ScopeTooWide names the largest scope that does."""
+
+    def __init__(self, design: Design, scope: Mapping[str, int]) -> None:
+        self.schema = schema = design.schema
+        self.bound = {f.name: f.sort.bound(scope) for f in schema.fields}
+        self.nat = [f.name for f in schema.fields if f.sort.kind in ("nat", "enum")]
+        self.wmask = {f.name: (1 << f.sort.width) - 1 for f in schema.fields
+                      if f.sort.kind == "word"}  # a word's value bits
+        # sparse word -> (value bit, key bit, length) runs, in the field's key range
+        self.runs: dict[str, list[tuple[int, int, int]]] = {}
+        self.keep: dict[str, int] = {}  # sparse word -> the value bits it can hold
+        plain = _widths(design, scope)
+        if sum(plain.values()) <= KEY_BITS:
+            widths = plain
+        else:
+            self.keep = {n: m for n, m in may_set_bits(design).items() if m != self.wmask[n]}
+            widths = {n: (bin(self.keep[n]).count("1") if n in self.keep else b)
+                      for n, b in plain.items()}
+            need = sum(widths.values())
+            if need > KEY_BITS:
+                raise ScopeTooWide(
+                    f"design {design.name} needs {need} bits per state at scope "
+                    f"{scope_text(scope)} and the explicit engine packs a state into "
+                    f"{KEY_BITS}; the largest scope that fits: "
+                    f"{scope_text(largest_fitting(design, scope))}")
+        self.layout: list[tuple[str, int, int]] = []
+        sh = 0
+        for f in schema.fields:
+            b = widths[f.name]
+            self.layout.append((f.name, sh, b))
+            if f.name in self.keep:
+                self.runs[f.name] = _runs(self.keep[f.name], sh)
+            sh += b
+        self.bits = sh
+        self.shift = {n: s for n, s, _ in self.layout}
+        self.mask = {n: (1 << b) - 1 for n, _, b in self.layout}  # the field's key range
+
+    def pack(self, st: Mapping[str, int]) -> int:
+        return int(sum(int(self.encode(n, np.array(int(st[n]), np.int64))) for n in self.shift))
+
+    def unpack(self, key: int) -> dict[str, int]:
+        k = np.array(key, np.int64)
+        return {n: int(self.decode(n, k)) for n in self.shift}
+
+    def decode(self, name: str, keys: Arr) -> Arr:
+        """Field `name`'s values in these keys."""
+        runs = self.runs.get(name)
+        if runs is None:
+            return (keys >> self.shift[name]) & self.mask[name]
+        out = np.zeros_like(keys)
+        for src, ksh, n in runs:
+            out |= ((keys >> ksh) & ((1 << n) - 1)) << src
+        return out
+
+    def encode(self, name: str, v: Arr) -> Arr:
+        """The key bits of field values v (a word's bits beyond its width are dropped, as the
+        field stores them)."""
+        runs = self.runs.get(name)
+        if runs is None:
+            return (v & self.mask[name]) << self.shift[name]
+        v = v & self.wmask[name]
+        stray = v & ~np.int64(self.keep[name])
+        if stray.any():
+            raise RuntimeError(f"internal error: field {name} took value "
+                               f"{hex(int(v[stray != 0].flat[0]))}, outside the bits "
+                               f"{hex(self.keep[name])} the packing keeps (may_set_bits)")
+        out = np.zeros_like(v)
+        for src, ksh, n in runs:
+            out |= ((v >> src) & ((1 << n) - 1)) << ksh
+        return out
+
+    def in_bounds(self, name: str, u: Arr) -> Arr:
+        """Where counter `name`'s new values u stay within the scope (0..bound); a successor
+        outside it has no key and is pruned, never clipped."""
+        return (u >= 0) & (u <= self.bound[name])
+
+    def delta(self, name: str, u: Arr, s: Arr) -> Arr:
+        """key(after) - key(before) for field `name` going from value s to u."""
+        if name not in self.runs:
+            return ((u & self.mask[name]) - s) << self.shift[name]
+        return self.encode(name, u) - self.encode(name, s)
+
+    def fields(self, keys: Arr, only: Sequence[str] | None = None) -> dict[str, Arr]:
+        """Each field's values as a column; with `only`, just those fields."""
+        col = keys.reshape(-1, 1)
+        names = self.shift if only is None else only
+        out = {n: self.decode(n, col) for n in names}
+        out["__shape__"] = col
+        return out
+
+
+def _widths(design: Design, scope: Mapping[str, int]) -> dict[str, int]:
+    return {f.name: max(1, f.sort.bound(scope).bit_length()) for f in design.schema.fields}
+
+
+def _runs(mask: int, at: int) -> list[tuple[int, int, int]]:
+    """The runs of set bits of `mask` as (value bit, key bit, length), packed from key bit at."""
+    out: list[tuple[int, int, int]] = []
+    bit = 0
+    while mask >> bit:
+        if (mask >> bit) & 1:
+            n = 0
+            while (mask >> (bit + n)) & 1:
+                n += 1
+            out.append((bit, at, n))
+            at += n
+            bit += n
+        else:
+            bit += 1
+    return out
+
+
+def packed_bits(design: Design, scope: Mapping[str, int]) -> int:
+    """Bits a state of `design` takes at `scope` (words sparse where that is needed)."""
+    plain = _widths(design, scope)
+    if sum(plain.values()) <= KEY_BITS:
+        return sum(plain.values())
+    keep = may_set_bits(design)
+    return sum(bin(keep[n]).count("1") if n in keep else b for n, b in plain.items())
+
+
+def largest_fitting(design: Design, scope: Mapping[str, int]) -> dict[str, int]:
+    """A scope no larger than `scope` whose states fit a key: the largest parameters are halved
+    until it fits, then each is raised again as far as it still fits (each stays >= 1)."""
+    sc = dict(scope)
+
+    def fits(s: Mapping[str, int]) -> bool:
+        return packed_bits(design, s) <= KEY_BITS
+
+    while not fits(sc):
+        k = max((k for k in sc if sc[k] > 1), key=lambda k: sc[k], default=None)
+        if k is None:
+            break
+        sc[k] = max(1, sc[k] // 2)
+    for k in sc:
+        lo, hi = sc[k], scope[k]
+        while lo < hi:  # the largest value of k that fits, the others as they are
+            mid = (lo + hi + 1) // 2
+            if fits({**sc, k: mid}):
+                lo = mid
+            else:
+                hi = mid - 1
+        sc[k] = lo
+    return sc
+
+
+def may_set_bits(design: Design) -> dict[str, int]:
+    """For each flag word, the bits some initial value or some update can set: a least fixed
+    point over every action's update expressions (band narrows, bor/bxor/ite join, constants
+    and parameter domains contribute their bits, anything else may set every bit)."""
+    from checker.compile_np import fit
+    from model.lang.expr import E, var_key
+
+    schema = design.schema
+    full = {f.name: (1 << f.sort.width) - 1 for f in schema.fields if f.sort.kind == "word"}
+    keep = dict.fromkeys(full, 0)
+    for n, vs in design.init.choices(schema).items():
+        if n in full:
+            for v in vs:
+                keep[n] |= v & full[n]
+    ups: list[tuple[str, E, dict[str, int]]] = []
+    for a in design.actions:
+        pbits: dict[str, int] = {}
+        for p in a.params:
+            m = 0
+            for v in p.domain:
+                m |= v
+            pbits[p.name] = m if p.sort.kind == "word" and m >= 0 else -1
+        for b in a.semantics(schema).branches:
+            for n, e in b.rule.updates.items():
+                if n in full:
+                    ups.append((n, fit(e, schema.by_name[n].sort.expr_sort), pbits))
+
+    def bits(e: E, pb: dict[str, int], memo: dict[int, int]) -> int:
+        got = memo.get(id(e))
+        if got is not None:
+            return got
+        op = e.op
+        if op == "const":
+            r = int(e.val) if isinstance(e.sort, tuple) else -1  # type: ignore[call-overload]
+        elif op == "var":
+            vs, vn = var_key(e)
+            r = pb.get(vn, -1) if vs == "p" else keep.get(vn, -1)
+        elif op == "band":
+            r = bits(e.args[0], pb, memo) & bits(e.args[1], pb, memo)
+        elif op in ("bor", "bxor"):
+            r = bits(e.args[0], pb, memo) | bits(e.args[1], pb, memo)
+        elif op == "ite":
+            r = bits(e.args[1], pb, memo) | bits(e.args[2], pb, memo)
+        elif op == "resize" and isinstance(e.args[0].sort, tuple):
+            r = bits(e.args[0], pb, memo)
+        else:
+            r = -1
+        memo[id(e)] = r
+        return r
+
+    changed = True
+    while changed:
+        changed = False
+        for n, e, pb in ups:
+            m = keep[n] | (bits(e, pb, {}) & full[n])
+            if m != keep[n]:
+                keep[n] = m
+                changed = True
+    return keep
+
+
