@@ -67,6 +67,7 @@ PROT_WRITE = 0x2
 PROT_EXEC = 0x4
 MAP_SHARED = 0x01
 MAP_PRIVATE = 0x02
+MADV_REMOVE = 9  # madvise(): free the range and its backing store (a hole punch)
 
 # include/uapi/asm-generic/ioctl.h: an ioctl number is dir << 30 | size << 16 | type << 8 | nr
 _IOC_NONE, _IOC_WRITE, _IOC_READ = 0, 1, 2
@@ -124,11 +125,12 @@ MEMSLOT_FLAGS = {"KVM_MEM_LOG_DIRTY_PAGES": KVM_MEM_LOG_DIRTY_PAGES,
                  "KVM_MEM_READONLY": KVM_MEM_READONLY,
                  "KVM_MEM_GUEST_MEMFD": KVM_MEM_GUEST_MEMFD}
 FCNTL_CMDS = {"F_ADD_SEALS": F_ADD_SEALS, "F_GET_SEALS": F_GET_SEALS}
+MADV_ADVICE = {"MADV_REMOVE": MADV_REMOVE}
 
 #: Every named constant a trace may use, name -> value.
 CONSTANTS: dict[str, int] = {
     **MFD_FLAGS, **SEALS, **FALLOC_FLAGS, **PROT_FLAGS, **MAP_FLAGS, **OPEN_FLAGS,
-    **GMEM_FLAGS, **MEMSLOT_FLAGS, **FCNTL_CMDS, **MFD_HUGE_SIZES,
+    **GMEM_FLAGS, **MEMSLOT_FLAGS, **FCNTL_CMDS, **MADV_ADVICE, **MFD_HUGE_SIZES,
     "O_RDONLY": O_RDONLY, "PROT_NONE": PROT_NONE,
     "KVM_CREATE_VM": KVM_CREATE_VM, "KVM_CREATE_GUEST_MEMFD": KVM_CREATE_GUEST_MEMFD,
     "KVM_SET_USER_MEMORY_REGION2": KVM_SET_USER_MEMORY_REGION2,

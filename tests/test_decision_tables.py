@@ -175,3 +175,81 @@ def test_a_wrong_cell_is_reported() -> None:
     out = replay_text(CREATE + "mmap(NULL, 4096, PROT_READ|PROT_WRITE, MAP_SHARED, 3, 0) = m1\n"
                       "fcntl(3, F_ADD_SEALS, F_SEAL_WRITE) = 0")
     assert out is not None and "model says -1 EBUSY" in out
+
+
+# madvise(MADV_REMOVE) of the mapped page, by mapping and seal (mm/madvise.c madvise_remove():
+# EACCES unless vma_is_shared_maywrite(), then vfs_fallocate(PUNCH_HOLE|KEEP_SIZE) with
+# shmem_fallocate()'s seal check). Each cell probed on 6.18.44; test_madvise_remove_on_kernel
+# runs the rows there again.
+ONE_PAGE = CREATE + "ftruncate(3, 4096) = 0\n"
+MAP_SH_RW = "mmap(NULL, 4096, PROT_READ|PROT_WRITE, MAP_SHARED, 3, 0) = m1\n"
+MAP_SH_RO = "mmap(NULL, 4096, PROT_READ, MAP_SHARED, 3, 0) = m1\n"
+MADV = "madvise(m1, 4096, MADV_REMOVE) = "
+HUGE = ('memfd_create("t", MFD_ALLOW_SEALING|MFD_HUGETLB) = 3\nftruncate(3, 2097152) = 0\n'
+        "mmap(NULL, 2097152, PROT_READ|PROT_WRITE, MAP_SHARED, 3, 0) = m1\n")
+HUGE_MADV = "madvise(m1, 2097152, MADV_REMOVE) = "
+MADVISE = {
+    "shared rw: punched": ONE_PAGE + MAP_SH_RW + "store(m1, 0) = 0\n" + MADV + "0",
+    "shared ro from an O_RDWR fd (VM_MAYWRITE): punched": ONE_PAGE + MAP_SH_RO + MADV + "0",
+    "shared rw made ro by mprotect (VM_MAYWRITE kept): punched":
+        ONE_PAGE + MAP_SH_RW + "mprotect(m1, 4096, PROT_READ) = 0\n" + MADV + "0",
+    "private rw: EACCES": ONE_PAGE
+        + "mmap(NULL, 4096, PROT_READ|PROT_WRITE, MAP_PRIVATE, 3, 0) = m1\n" + MADV + "-1 EACCES",
+    "private ro: EACCES": ONE_PAGE
+        + "mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, 3, 0) = m1\n" + MADV + "-1 EACCES",
+    "shared ro from an O_RDONLY fd (no VM_MAYWRITE): EACCES": ONE_PAGE
+        + 'open("/proc/self/fd/3", O_RDONLY) = 4\n'
+        + "mmap(NULL, 4096, PROT_READ, MAP_SHARED, 4, 0) = m1\n" + MADV + "-1 EACCES",
+    "shared ro made after F_SEAL_WRITE (VM_MAYWRITE cleared): EACCES": ONE_PAGE
+        + "fcntl(3, F_ADD_SEALS, F_SEAL_WRITE) = 0\n" + MAP_SH_RO + MADV + "-1 EACCES",
+    "F_SEAL_FUTURE_WRITE, shared rw from before: EPERM": ONE_PAGE + MAP_SH_RW
+        + "fcntl(3, F_ADD_SEALS, F_SEAL_FUTURE_WRITE) = 0\n" + MADV + "-1 EPERM",
+    "F_SEAL_FUTURE_WRITE, shared ro from before: EPERM": ONE_PAGE + MAP_SH_RO
+        + "fcntl(3, F_ADD_SEALS, F_SEAL_FUTURE_WRITE) = 0\n" + MADV + "-1 EPERM",
+    "SHRINK|GROW|SEAL do not stop it (KEEP_SIZE)": ONE_PAGE + MAP_SH_RW
+        + "fcntl(3, F_ADD_SEALS, F_SEAL_SHRINK|F_SEAL_GROW|F_SEAL_SEAL) = 0\n" + MADV + "0\n"
+        + "fcntl(3, F_GET_SEALS) = 0x7",
+    "past EOF (size 0): nothing to punch, 0": CREATE + MAP_SH_RW + MADV + "0",
+    "hugetlbfs shared rw: punched": HUGE + "store(m1, 0) = 0\n" + HUGE_MADV + "0",
+    "hugetlbfs, F_SEAL_FUTURE_WRITE: EPERM": HUGE
+        + "fcntl(3, F_ADD_SEALS, F_SEAL_FUTURE_WRITE) = 0\n" + HUGE_MADV + "-1 EPERM",
+}
+
+
+@pytest.mark.parametrize("name", list(MADVISE))
+def test_madvise_remove(name: str) -> None:
+    assert replay_text(MADVISE[name]) is None
+
+
+def test_madvise_remove_wrong_cell_is_reported() -> None:
+    out = replay_text(ONE_PAGE + MAP_SH_RO + MADV + "-1 EACCES")
+    assert out is not None and "model says 0" in out
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("name", list(MADVISE))
+def test_madvise_remove_on_kernel(name: str) -> None:
+    """The same rows on the live kernel: every outcome, not only the last."""
+    from traces.kernel import capability, hugepages_reserved, run_on_kernel
+    from traces.textfmt import parse_step
+
+    steps = [parse_step(line) for line in MADVISE[name].splitlines()]
+    if "MFD_HUGETLB" not in MADVISE[name]:
+        run = run_on_kernel(steps)
+    else:
+        if why := capability("hugetlb"):
+            pytest.skip(why)
+        with hugepages_reserved(2) as why:
+            if why:
+                pytest.skip(why)
+            run = run_on_kernel(steps)
+    assert (run.skipped, run.error) == (None, None)
+    assert run.outcomes == [s.outcome for s in steps]
+
+
+def test_madvise_remove_before_6_7_needs_vm_write() -> None:
+    """memfd@5.17: madvise_remove() asked for VM_SHARED|VM_WRITE until 6.7, so a PROT_READ
+    shared map is EACCES there, and a PROT_READ|PROT_WRITE one still punches."""
+    assert replay_text(ONE_PAGE + MAP_SH_RO + MADV + "-1 EACCES", "memfd@5.17") is None
+    assert replay_text(ONE_PAGE + MAP_SH_RW + MADV + "0", "memfd@5.17") is None
+    assert replay_text(ONE_PAGE + MAP_SH_RO + MADV + "0") is None  # 6.18

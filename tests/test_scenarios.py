@@ -48,6 +48,7 @@ EXTRA = {  # not from the selftest
     "the issue's example": ["seal-write-busy-mapping"],
     "fuse_test.c's pin, without the race": ["seal-write-busy-pin"],
     "hugetlbfs findings": ["hugetlb-exec-seal-fchmod", "hugetlb-grow-seal-mmap"],
+    "madvise_remove(), the issue-13 acceptance": ["madvise-remove"],
 }
 
 #: tools/testing/selftests/kvm/guest_memfd_test.c (6.18; selftests.md §2.1): the functions

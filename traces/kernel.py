@@ -8,19 +8,21 @@ parent kills the child's whole process group after `timeout` seconds.
 Trace handles are translated: trace fds (3, 4, ... lowest free number first) map to the child's
 real fds, mappings m1, m2, ... and pins p1, p2, ... to addresses, pipes and rings.  Accesses that
 may fault (`store`, `load`, the observation probes) are first tried in a forked grandchild.
+
+Steps are lowered through the syscall registry (traces/syscalls.py): a plain entry runs as its
+system call with no code here; the others have a `do_<call>` method. The io_uring pin and the
+KVM ioctl structs live in traces/uring.py and traces/kvm.py.
 """
 
 from __future__ import annotations
 
 import ctypes
-import errno as _errno
 import faulthandler
 import json
 import os
 import platform
 import select
 import signal
-import struct
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -29,10 +31,24 @@ from dataclasses import dataclass
 from typing import Any
 
 from model import vocab
-from traces.trace import Err, Int, New, Outcome, Ref, Ret, Sig, Step, Str, Struct, Sym
+from traces import uring
+from traces.kvm import cap_kvm, pack_struct
+from traces.rawsys import ename as _ename
+from traces.rawsys import sig_name as _sig_name
+from traces.rawsys import syscall as _sys
+from traces.syscalls import (
+    EXTRA_CONSTANTS,
+    PAGE,
+    SYSCALLS,
+    Op,
+    TraceError,
+    lower_steps,
+)
+from traces.trace import Err, New, Outcome, Ret, Sig, Step
 
-__all__ = ["KernelRun", "Observation", "capability", "die_with_parent", "hugepages_reserved",
-           "restore_hugepages", "run_on_kernel"]
+__all__ = ["EXTRA_CONSTANTS", "SUPPORTED_CALLS", "KernelRun", "Observation", "TraceError",
+           "capability", "die_with_parent", "hugepages_reserved", "restore_hugepages",
+           "run_on_kernel"]
 
 
 @dataclass
@@ -55,28 +71,23 @@ class KernelRun:
     error: str | None
 
 
-# ---- syscalls --------------------------------------------------------------------------------
-_libc = ctypes.CDLL(None, use_errno=True)
-_libc.syscall.restype = ctypes.c_long
+# ---- syscalls ----------------------------------------------------------------------------------
+#: x86_64 numbers of the calls the executor makes beyond the trace's own (traces/syscalls.py)
+def _nr(call: str) -> int:
+    """The x86_64 number of a trace call that is a system call of its own."""
+    nr = SYSCALLS[call].nr
+    assert nr is not None, call
+    return nr
 
-SYS_READ, SYS_WRITE, SYS_OPEN, SYS_CLOSE, SYS_LSEEK = 0, 1, 2, 3, 8
-SYS_MMAP, SYS_MPROTECT, SYS_MUNMAP, SYS_IOCTL = 9, 10, 11, 16
-SYS_PREAD64, SYS_PWRITE64, SYS_DUP, SYS_FCNTL, SYS_FTRUNCATE, SYS_FCHMOD = 17, 18, 32, 72, 77, 91
-SYS_UNSHARE, SYS_OPENAT, SYS_VMSPLICE, SYS_FALLOCATE, SYS_MEMFD_CREATE = 272, 257, 278, 285, 319
-SYS_IO_URING_SETUP, SYS_IO_URING_ENTER, SYS_IO_URING_REGISTER = 425, 426, 427
 
-PAGE = 4096
+SYS_MMAP, SYS_MUNMAP, SYS_FCNTL = _nr("mmap"), _nr("munmap"), _nr("fcntl")
+SYS_UNSHARE, SYS_VMSPLICE = 272, 278
+
 CLONE_NEWPID = 0x20000000
 F_DUPFD = 0
-MAP_ANONYMOUS, MAP_NORESERVE = 0x20, 0x4000
-IORING_OFF_SQ_RING, IORING_OFF_CQ_RING, IORING_OFF_SQES = 0, 0x8000000, 0x10000000
-IORING_ENTER_GETEVENTS = 1
-IORING_REGISTER_BUFFERS, IORING_UNREGISTER_BUFFERS = 0, 1
-IORING_OP_READ_FIXED = 4
-KVM_GET_API_VERSION = 0xAE00
+MAP_ANONYMOUS, MAP_NORESERVE = EXTRA_CONSTANTS["MAP_ANONYMOUS"], EXTRA_CONSTANTS["MAP_NORESERVE"]
 _BAD_FD = 1 << 30  # stands for a trace fd that is not open: always EBADF
 _MAX_BUF = 64 << 20  # largest write() payload we materialise
-_STORE_BYTE = b"\x5a"
 NOEXEC_SYSCTL = "/proc/sys/vm/memfd_noexec"
 NR_HUGEPAGES = "/proc/sys/vm/nr_hugepages"
 # vm.nr_hugepages as it was before a run raised it, and that run's pid: written before the
@@ -84,193 +95,13 @@ NR_HUGEPAGES = "/proc/sys/vm/nr_hugepages"
 # undone by the next one (restore_hugepages). Under /run: gone after a reboot, as the raise is.
 HUGEPAGES_STATE = "/run/shmemcheck-nr_hugepages"
 PR_SET_PDEATHSIG = 1
-
-#: Names a trace may use beyond model.vocab.CONSTANTS.
-EXTRA_CONSTANTS: dict[str, int] = {
-    "NULL": 0, "AT_FDCWD": -100,
-    "SEEK_SET": 0, "SEEK_CUR": 1, "SEEK_END": 2, "SEEK_DATA": 3, "SEEK_HOLE": 4,
-    "F_GETFD": 1, "F_SETFD": 2, "F_GETFL": 3, "F_SETFL": 4, "FD_CLOEXEC": 1,
-    "O_EXCL": 0o200, "O_APPEND": 0o2000, "O_NONBLOCK": 0o4000, "O_LARGEFILE": 0o100000,
-    "O_PATH": 0o10000000,
-    "MAP_SHARED_VALIDATE": 0x03, "MAP_FIXED": 0x10, "MAP_ANONYMOUS": MAP_ANONYMOUS,
-    "MAP_NORESERVE": MAP_NORESERVE, "MAP_POPULATE": 0x8000,
-    "FALLOC_FL_INSERT_RANGE": 0x20, "FALLOC_FL_UNSHARE_RANGE": 0x40,
-    "KVM_GET_API_VERSION": KVM_GET_API_VERSION,
-    "KVM_CAP_GUEST_MEMFD": vocab.KVM_CAP_GUEST_MEMFD,
-    "KVM_CAP_GUEST_MEMFD_FLAGS": vocab.KVM_CAP_GUEST_MEMFD_FLAGS,
-    **{f"MFD_HUGE_{n}": log << vocab.MFD_HUGE_SHIFT for n, log in (
-        ("64KB", 16), ("512KB", 19), ("1MB", 20), ("2MB", 21), ("8MB", 23), ("16MB", 24),
-        ("32MB", 25), ("256MB", 28), ("512MB", 29), ("1GB", 30), ("2GB", 31), ("16GB", 34))},
-}
-
-
-def _carg(v: int) -> ctypes.c_long | ctypes.c_ulong:
-    if -(1 << 63) <= v < (1 << 63):
-        return ctypes.c_long(v)
-    return ctypes.c_ulong(v & ((1 << 64) - 1))
-
-
-def _sys(nr: int, *args: int) -> tuple[int, int]:
-    """syscall(nr, args...) -> (return value, errno or 0); pointers are passed as ints."""
-    ctypes.set_errno(0)
-    r = int(_libc.syscall(ctypes.c_long(nr), *(_carg(a) for a in args)))
-    return r, (ctypes.get_errno() if r == -1 else 0)
-
-
-def _ename(e: int) -> str:
-    return vocab.ERRNO_NAME.get(e) or _errno.errorcode.get(e, f"E{e}")
-
-
-def _sig_name(sig: int) -> str:
-    return vocab.SIGNAL_NAME.get(sig) or signal.Signals(sig).name
-
-
-def _u32(addr: int) -> ctypes.c_uint32:
-    return ctypes.c_uint32.from_address(addr)
+SUPPORTED_CALLS = frozenset(SYSCALLS)
 
 
 def _mmap_anon(length: int) -> int | None:
     r, _ = _sys(SYS_MMAP, 0, max(length, 1), vocab.PROT_READ | vocab.PROT_WRITE,
                 vocab.MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
     return None if r == -1 else r
-
-
-# ---- compiling steps (validation happens here, before anything runs) ------------------------
-class TraceError(Exception):
-    """A step that cannot be executed as written (bad argument, unknown handle...)."""
-
-
-# Argument kinds: f trace fd, i number/flags, s string, S string or NULL, m mapping, p pin,
-# a ioctl argument (number or struct); kinds after '?' are optional.
-_SIGNATURES: dict[str, str] = {
-    "memfd_create": "Si", "ftruncate": "fi", "fallocate": "fiii", "fchmod": "fi", "close": "f",
-    "dup": "f", "write": "fsi", "pwrite64": "fsii", "read": "fi", "pread64": "fii",
-    "lseek": "fii", "open": "si?i", "openat": "fsi?i", "fcntl": "fi?i", "mmap": "iiiifi",
-    "munmap": "mi", "mprotect": "mii", "store": "m?i", "load": "m?i", "pin": "m?i",
-    "gup_pin": "m?i", "unpin": "p", "dma_write": "p", "ioctl": "fi?a",
-}
-SUPPORTED_CALLS = frozenset(_SIGNATURES)
-_FCNTL_CMDS = {vocab.F_ADD_SEALS, vocab.F_GET_SEALS, 1, 2, 3, 4}
-_STRUCT_FIELDS: dict[int, tuple[str, ...]] = {
-    vocab.KVM_CREATE_GUEST_MEMFD: ("size", "flags"),
-    vocab.KVM_SET_USER_MEMORY_REGION2: ("slot", "flags", "guest_phys_addr", "memory_size",
-                                        "userspace_addr", "guest_memfd_offset", "guest_memfd"),
-}
-_INT_IOCTLS = {vocab.KVM_CREATE_VM, vocab.KVM_CHECK_EXTENSION, KVM_GET_API_VERSION}
-
-
-def _const(text: str, page: int = PAGE) -> int:
-    """Evaluate a flag expression; "PAGE" is the model's page (4 KiB, 2 MiB for hugetlbfs)."""
-    value = 0
-    for word in text.split("|"):
-        word = word.strip()
-        if word == "PAGE":
-            value |= page
-        elif word in EXTRA_CONSTANTS:
-            value |= EXTRA_CONSTANTS[word]
-        else:
-            try:
-                value |= vocab.parse_flags(word)
-            except KeyError:
-                raise TraceError(f"unknown constant {word}") from None
-    return value
-
-
-def _data(s: str) -> bytes:
-    try:
-        return s.encode("latin-1")
-    except UnicodeEncodeError:
-        return s.encode("utf-8", "surrogatepass")
-
-
-@dataclass(frozen=True)
-class _Op:
-    call: str
-    args: tuple[Any, ...]
-    needs: frozenset[str]
-
-
-def _compile(step: Step, page: int = PAGE) -> _Op:
-    call, args = step.call, list(step.args)
-    if call in ("read", "pread64") and len(args) >= 2 and isinstance(args[1], Str):
-        del args[1]  # strace form read(fd, "buf", count): the buffer is output only
-    sig = _SIGNATURES[call]
-    required, _, optional = sig.partition("?")
-    if not len(required) <= len(args) <= len(required) + len(optional):
-        raise TraceError(f"{call} takes {len(required)}..{len(required) + len(optional)} "
-                         f"arguments, got {len(args)}")
-    vals: list[Any] = []
-    for n, (kind, arg) in enumerate(zip(required + optional, args, strict=False), 1):
-        where = f"{call} argument {n}"
-        if kind in "fi":
-            if isinstance(arg, Int):
-                vals.append(arg.value)
-            elif isinstance(arg, Sym):
-                vals.append(_const(arg.text, page))
-            else:
-                raise TraceError(f"{where}: expected a number, got {arg!r}")
-        elif kind in "sS":
-            if isinstance(arg, Str):
-                vals.append(_data(arg.text))
-            elif kind == "S" and (arg == Sym("NULL") or (isinstance(arg, Int) and arg.value == 0)):
-                vals.append(None)
-            else:
-                raise TraceError(f"{where}: expected a string, got {arg!r}")
-        elif kind in "mp":
-            if not (isinstance(arg, Ref) and arg.name.startswith(kind)):
-                raise TraceError(f"{where}: expected a {'mapping' if kind == 'm' else 'pin'} "
-                                 f"handle {kind}N, got {arg!r}")
-            vals.append(arg.name)
-        else:  # 'a': ioctl argument
-            if isinstance(arg, Struct):
-                vals.append(_compile_struct(arg, where, page))
-            elif isinstance(arg, Int):
-                vals.append(arg.value)
-            elif isinstance(arg, Sym):
-                vals.append(_const(arg.text, page))
-            else:
-                raise TraceError(f"{where}: expected a number or struct, got {arg!r}")
-    needs: set[str] = set()
-    if call == "memfd_create" and vals[1] & vocab.MFD_HUGETLB:
-        needs.add("hugetlb")
-    if call in ("gup_pin", "dma_write"):
-        needs.add("io_uring")
-    if call in ("open", "openat") and b"/dev/kvm" in vals:
-        needs.add("kvm")
-    if call == "ioctl":
-        needs.add("kvm")
-        req = vals[1]
-        iarg: Any = vals[2] if len(vals) > 2 else 0
-        if req in _STRUCT_FIELDS:
-            if not isinstance(iarg, dict):
-                raise TraceError(f"ioctl {req:#x} needs a struct argument")
-            unknown = set(iarg) - set(_STRUCT_FIELDS[req])
-            if unknown:
-                raise TraceError(f"ioctl {req:#x}: unknown struct fields {sorted(unknown)}")
-        elif req in _INT_IOCTLS:
-            if isinstance(iarg, dict):
-                raise TraceError(f"ioctl {req:#x} takes a number, not a struct")
-        else:
-            raise TraceError(f"unsupported ioctl request {req:#x}")
-        if len(vals) == 2:
-            vals.append(0)
-    if call == "fcntl" and vals[1] not in _FCNTL_CMDS:
-        raise TraceError(f"unsupported fcntl command {vals[1]}")
-    return _Op(call, tuple(vals), frozenset(needs))
-
-
-def _compile_struct(arg: Struct, where: str, page: int) -> dict[str, int | str]:
-    out: dict[str, int | str] = {}
-    for name, v in arg.fields:
-        if isinstance(v, Int):
-            out[name] = v.value
-        elif isinstance(v, Sym):
-            out[name] = _const(v.text, page)
-        elif isinstance(v, Ref) and v.name.startswith("m"):
-            out[name] = v.name
-        else:
-            raise TraceError(f"{where}: field {name}: unsupported value {v!r}")
-    return out
 
 
 # ---- the executor (runs in the child) --------------------------------------------------------
@@ -283,11 +114,8 @@ class _Map:
 
 @dataclass
 class _Pin:
-    fds: tuple[int, ...]  # pipe (r, w), or (ring fd,)
-    ring: tuple[tuple[int, int], ...] = ()  # io_uring: (addr, len) of the sq, cq, sqe mappings
-    sq_off: Any = None
-    cq_off: Any = None
-    addr: int = 0
+    fds: tuple[int, ...] = ()  # pipe (r, w) of a vmsplice pin
+    ring: uring.Ring | None = None  # the io_uring of a gup_pin
     released: bool = False
 
 
@@ -311,7 +139,7 @@ def _in_grandchild(fn: Callable[[], None]) -> str:
 def _poke(addr: int) -> Callable[[], None]:
     """Store 0x5a at addr."""
     def fn() -> None:
-        ctypes.memmove(addr, _STORE_BYTE, 1)
+        ctypes.memmove(addr, uring.STORE_BYTE, 1)
     return fn
 
 
@@ -329,35 +157,10 @@ def _touch(addr: int) -> Callable[[], None]:
     return fn
 
 
-_U32 = ctypes.c_uint32
-
-
-class _SqOff(ctypes.Structure):
-    _fields_ = (("head", _U32), ("tail", _U32), ("ring_mask", _U32), ("ring_entries", _U32),
-                ("flags", _U32), ("dropped", _U32), ("array", _U32), ("resv1", _U32),
-                ("user_addr", ctypes.c_uint64))
-
-
-class _CqOff(ctypes.Structure):
-    _fields_ = (("head", _U32), ("tail", _U32), ("ring_mask", _U32), ("ring_entries", _U32),
-                ("overflow", _U32), ("cqes", _U32), ("flags", _U32), ("resv1", _U32),
-                ("user_addr", ctypes.c_uint64))
-
-
-class _UringParams(ctypes.Structure):
-    """struct io_uring_params (120 bytes)."""
-
-    _fields_ = (("sq_entries", _U32), ("cq_entries", _U32), ("flags", _U32),
-                ("sq_thread_cpu", _U32), ("sq_thread_idle", _U32), ("features", _U32),
-                ("wq_fd", _U32), ("resv", _U32 * 3), ("sq_off", _SqOff), ("cq_off", _CqOff))
-
-
-class _Iovec(ctypes.Structure):
-    _fields_ = (("base", ctypes.c_void_p), ("len", ctypes.c_size_t))
-
-
 class _Executor:
-    """Trace state of the child: handle tables and the private observation fd."""
+    """Trace state of the child: handle tables and the private observation fd. One `do_<call>`
+    method per traces.syscalls entry (tests/test_syscalls.py checks it), called with the Op's
+    operands."""
 
     def __init__(self, observe: bool) -> None:
         self.fds: dict[int, int] = {0: 0, 1: 1, 2: 2}
@@ -408,35 +211,46 @@ class _Executor:
     def fd_result(self, r: int, e: int) -> Outcome:
         return Err(_ename(e)) if r == -1 else self.new_fd(r)
 
+    def call(self, name: str, *args: int) -> Outcome:
+        """The trace call `name` made as is, with `args` (descriptors already translated)."""
+        return self.result(*_sys(_nr(name), *args))
+
     # -- dispatch
-    def run(self, op: _Op) -> Outcome:
-        method: Callable[..., Outcome] = getattr(self, "do_" + op.call)
-        return method(*op.args)
+    def run(self, op: Op) -> Outcome:
+        """`do_<call>` if the executor has one, else the registry's plain system call."""
+        method: Callable[..., Outcome] | None = getattr(self, "do_" + op.call, None)
+        return self.plain(op) if method is None else method(*op.args)
+
+    def plain(self, op: Op) -> Outcome:
+        """A Syscall.plain call: descriptors translated, mappings as their addresses, a
+        left-out optional argument 0."""
+        entry = SYSCALLS[op.call]
+        if not entry.plain:
+            raise TraceError(f"the executor cannot run {op.call}")
+        args: list[int] = []
+        for i, p in enumerate(entry.params):
+            v = op.args[i] if i < len(op.args) else 0
+            if p.kind == "map":
+                assert isinstance(v, str)
+                args.append(self.map_of(v).addr)
+            else:
+                assert isinstance(v, int)
+                args.append(self.real(v) if p.kind == "fd" else v)
+        r, e = _sys(_nr(op.call), *args)
+        return self.fd_result(r, e) if entry.returns == "fd" else self.result(r, e)
 
     def do_memfd_create(self, name: bytes | None, flags: int) -> Outcome:
         buf = ctypes.create_string_buffer(name) if name is not None else None
-        r, e = _sys(SYS_MEMFD_CREATE, ctypes.addressof(buf) if buf is not None else 0, flags)
+        r, e = _sys(_nr("memfd_create"), ctypes.addressof(buf) if buf is not None else 0, flags)
         if r >= 0:
             self.note_file(r)
         return self.fd_result(r, e)
 
-    def do_ftruncate(self, fd: int, length: int) -> Outcome:
-        return self.result(*_sys(SYS_FTRUNCATE, self.real(fd), length))
-
-    def do_fallocate(self, fd: int, mode: int, off: int, length: int) -> Outcome:
-        return self.result(*_sys(SYS_FALLOCATE, self.real(fd), mode, off, length))
-
-    def do_fchmod(self, fd: int, mode: int) -> Outcome:
-        return self.result(*_sys(SYS_FCHMOD, self.real(fd), mode))
-
     def do_close(self, fd: int) -> Outcome:
-        r, e = _sys(SYS_CLOSE, self.real(fd))
+        r, e = _sys(_nr("close"), self.real(fd))
         if r == 0:
             del self.fds[fd]
         return self.result(r, e)
-
-    def do_dup(self, fd: int) -> Outcome:
-        return self.fd_result(*_sys(SYS_DUP, self.real(fd)))
 
     @staticmethod
     def payload(data: bytes, count: int) -> ctypes.Array[ctypes.c_char]:
@@ -448,13 +262,13 @@ class _Executor:
 
     def do_write(self, fd: int, data: bytes, count: int) -> Outcome:
         buf = self.payload(data, count)
-        return self.result(*_sys(SYS_WRITE, self.real(fd), ctypes.addressof(buf), count))
+        return self.call("write", self.real(fd), ctypes.addressof(buf), count)
 
     def do_pwrite64(self, fd: int, data: bytes, count: int, off: int) -> Outcome:
         buf = self.payload(data, count)
-        return self.result(*_sys(SYS_PWRITE64, self.real(fd), ctypes.addressof(buf), count, off))
+        return self.call("pwrite64", self.real(fd), ctypes.addressof(buf), count, off)
 
-    def read_into(self, nr: int, fd: int, count: int, *rest: int) -> Outcome:
+    def read_into(self, call: str, fd: int, count: int, *rest: int) -> Outcome:
         length = min(max(count, 1), 1 << 46)
         addr = _mmap_anon(length)
         if addr is None:
@@ -462,18 +276,15 @@ class _Executor:
         if addr is None:
             raise TraceError("cannot allocate a read buffer")
         try:
-            return self.result(*_sys(nr, self.real(fd), addr, count, *rest))
+            return self.call(call, self.real(fd), addr, count, *rest)
         finally:
             _sys(SYS_MUNMAP, addr, length)
 
     def do_read(self, fd: int, count: int) -> Outcome:
-        return self.read_into(SYS_READ, fd, count)
+        return self.read_into("read", fd, count)
 
     def do_pread64(self, fd: int, count: int, off: int) -> Outcome:
-        return self.read_into(SYS_PREAD64, fd, count, off)
-
-    def do_lseek(self, fd: int, off: int, whence: int) -> Outcome:
-        return self.result(*_sys(SYS_LSEEK, self.real(fd), off, whence))
+        return self.read_into("pread64", fd, count, off)
 
     def path(self, path: bytes) -> ctypes.Array[ctypes.c_char]:
         for prefix in (b"/proc/self/fd/", b"/dev/fd/"):
@@ -484,15 +295,12 @@ class _Executor:
 
     def do_open(self, path: bytes, flags: int, mode: int = 0) -> Outcome:
         buf = self.path(path)
-        return self.fd_result(*_sys(SYS_OPEN, ctypes.addressof(buf), flags, mode))
+        return self.fd_result(*_sys(_nr("open"), ctypes.addressof(buf), flags, mode))
 
     def do_openat(self, dirfd: int, path: bytes, flags: int, mode: int = 0) -> Outcome:
         buf = self.path(path)
-        return self.fd_result(*_sys(SYS_OPENAT, self.real(dirfd), ctypes.addressof(buf),
+        return self.fd_result(*_sys(_nr("openat"), self.real(dirfd), ctypes.addressof(buf),
                                     flags, mode))
-
-    def do_fcntl(self, fd: int, cmd: int, arg: int = 0) -> Outcome:
-        return self.result(*_sys(SYS_FCNTL, self.real(fd), cmd, arg))
 
     def do_mmap(self, addr: int, length: int, prot: int, flags: int, fd: int,
                 off: int) -> Outcome:
@@ -511,9 +319,6 @@ class _Executor:
                 if start <= mp.addr and mp.addr + mp.length <= start + length:
                     mp.live = False
         return self.result(r, e)
-
-    def do_mprotect(self, m: str, length: int, prot: int) -> Outcome:
-        return self.result(*_sys(SYS_MPROTECT, self.map_of(m).addr, length, prot))
 
     def access(self, m: str, off: int, fn: Callable[[int], Callable[[], None]]) -> Outcome:
         mp = self.map_of(m)
@@ -539,7 +344,7 @@ class _Executor:
     def do_pin(self, m: str, off: int = 0) -> Outcome:
         addr = (self.map_of(m).addr + off) & ~(PAGE - 1)
         rfd, wfd = os.pipe()
-        iov = _Iovec(addr, PAGE)
+        iov = uring.Iovec(addr, PAGE)
         r, e = _sys(SYS_VMSPLICE, wfd, ctypes.addressof(iov), 1, 0)
         if r == -1:
             os.close(rfd)
@@ -548,65 +353,22 @@ class _Executor:
         return self.new_pin(_Pin((rfd, wfd)))
 
     def do_gup_pin(self, m: str, off: int = 0) -> Outcome:
-        addr = (self.map_of(m).addr + off) & ~(PAGE - 1)
-        params = _UringParams()
-        ring, e = _sys(SYS_IO_URING_SETUP, 4, ctypes.addressof(params))
-        if ring == -1:
-            raise TraceError(f"io_uring_setup: {_ename(e)}")
-        pin = _Pin((ring,), sq_off=params.sq_off, cq_off=params.cq_off, addr=addr)
-        regions = []
-        for offset, length in ((IORING_OFF_SQ_RING, params.sq_off.array + params.sq_entries * 4),
-                               (IORING_OFF_CQ_RING, params.cq_off.cqes + params.cq_entries * 16),
-                               (IORING_OFF_SQES, params.sq_entries * 64)):
-            a, e = _sys(SYS_MMAP, 0, length, vocab.PROT_READ | vocab.PROT_WRITE,
-                        vocab.MAP_SHARED, ring, offset)
-            if a == -1:
-                raise TraceError(f"mmap of the io_uring ring: {_ename(e)}")
-            regions.append((a, length))
-        pin.ring = tuple(regions)
-        iov = _Iovec(addr, PAGE)
-        r, e = _sys(SYS_IO_URING_REGISTER, ring, IORING_REGISTER_BUFFERS, ctypes.addressof(iov), 1)
-        if r == -1:
-            self.release(pin)
+        ring, e = uring.pin_page((self.map_of(m).addr + off) & ~(PAGE - 1))
+        if e:
             return Err(_ename(e))
-        return self.new_pin(pin)
+        return self.new_pin(_Pin(ring=ring))
 
     def do_dma_write(self, p: str) -> Outcome:
         pin = self.pin_of(p)
-        if not pin.ring:
+        if pin.ring is None:
             raise TraceError(f"dma_write needs a gup_pin handle, {p} is a pipe pin")
-        (sq, _), (cq, _), (sqes, _) = pin.ring
-        so, co = pin.sq_off, pin.cq_off
-        rfd, wfd = os.pipe()
-        try:
-            os.write(wfd, _STORE_BYTE)
-            tail = _u32(sq + so.tail).value
-            idx = tail & _u32(sq + so.ring_mask).value
-            sqe = struct.pack("<BBHiQQIIQHHiQQ", IORING_OP_READ_FIXED, 0, 0, rfd, 0, pin.addr,
-                              1, 0, 1, 0, 0, 0, 0, 0)
-            ctypes.memmove(sqes + idx * 64, sqe, 64)
-            _u32(sq + so.array + idx * 4).value = idx
-            _u32(sq + so.tail).value = tail + 1
-            r, e = _sys(SYS_IO_URING_ENTER, pin.fds[0], 1, 1, IORING_ENTER_GETEVENTS, 0, 0)
-            if r == -1:
-                raise TraceError(f"io_uring_enter: {_ename(e)}")
-            head = _u32(cq + co.head).value
-            if head == _u32(cq + co.tail).value:
-                raise TraceError("io_uring: no completion")
-            cqe = cq + co.cqes + (head & _u32(cq + co.ring_mask).value) * 16
-            res = ctypes.c_int32.from_address(cqe + 8).value
-            _u32(cq + co.head).value = head + 1
-        finally:
-            os.close(rfd)
-            os.close(wfd)
+        res = uring.read_fixed(pin.ring)
         return Err(_ename(-res)) if res < 0 else Ret(0)
 
-    @staticmethod
-    def release(pin: _Pin) -> None:
-        if pin.ring:
-            _sys(SYS_IO_URING_REGISTER, pin.fds[0], IORING_UNREGISTER_BUFFERS, 0, 0)
-            for a, length in pin.ring:
-                _sys(SYS_MUNMAP, a, length)
+    def do_unpin(self, p: str) -> Outcome:
+        pin = self.pin_of(p)
+        if pin.ring is not None:
+            uring.release(pin.ring)
         else:
             os.set_blocking(pin.fds[0], False)
             try:
@@ -614,33 +376,20 @@ class _Executor:
                     pass
             except BlockingIOError:
                 pass
-        for fd in pin.fds:
-            os.close(fd)
+            for fd in pin.fds:
+                os.close(fd)
         pin.released = True
-
-    def do_unpin(self, p: str) -> Outcome:
-        self.release(self.pin_of(p))
         return Ret(0)
 
     def do_ioctl(self, fd: int, req: int, arg: int | dict[str, int | str]) -> Outcome:
         real = self.real(fd)
         if isinstance(arg, int):
-            r, e = _sys(SYS_IOCTL, real, req, arg)
+            r, e = _sys(_nr("ioctl"), real, req, arg)
             return self.fd_result(r, e) if req == vocab.KVM_CREATE_VM else self.result(r, e)
         vals = {k: (self.map_of(v).addr if isinstance(v, str) else v) for k, v in arg.items()}
-        if req == vocab.KVM_CREATE_GUEST_MEMFD:
-            raw = struct.pack("<QQ6Q", vals.get("size", 0) % (1 << 64),
-                              vals.get("flags", 0) % (1 << 64), *[0] * 6)
-        else:
-            gfd = vals.get("guest_memfd", 0)
-            raw = struct.pack("<IIQQQQII14Q", *(vals.get(k, 0) % (1 << 32) for k in
-                                               ("slot", "flags")),
-                              *(vals.get(k, 0) % (1 << 64) for k in
-                                ("guest_phys_addr", "memory_size", "userspace_addr",
-                                 "guest_memfd_offset")),
-                              self.real(gfd) % (1 << 32), 0, *[0] * 14)
+        raw = pack_struct(req, vals, self.real)
         buf = ctypes.create_string_buffer(raw, len(raw))
-        r, e = _sys(SYS_IOCTL, real, req, ctypes.addressof(buf))
+        r, e = _sys(_nr("ioctl"), real, req, ctypes.addressof(buf))
         if req == vocab.KVM_CREATE_GUEST_MEMFD:
             if r >= 0:
                 self.note_file(r)
@@ -687,7 +436,7 @@ def _decode(v: list[Any]) -> Outcome:
     return kinds[v[0]](v[1])
 
 
-def _child(ops: list[_Op], out: int, observe: bool, noexec_scope: int | None) -> None:
+def _child(ops: list[Op], out: int, observe: bool, noexec_scope: int | None) -> None:
     """Body of the forked child; never returns."""
     try:
         faulthandler.disable()
@@ -738,7 +487,7 @@ def _child(ops: list[_Op], out: int, observe: bool, noexec_scope: int | None) ->
 
 
 # ---- the parent side -------------------------------------------------------------------------
-def _created_paths(ops: Sequence[_Op]) -> list[bytes]:
+def _created_paths(ops: Sequence[Op]) -> list[bytes]:
     """Paths the ops open with O_CREAT that do not exist yet: removed after the run."""
     out = []
     for op in ops:
@@ -765,16 +514,10 @@ def run_on_kernel(steps: Sequence[Step], *, observe: bool = False, timeout: floa
             return KernelRun([], None, None, f"unsupported call {step.call}")
     if platform.machine() != "x86_64":
         return KernelRun([], None, f"unsupported architecture {platform.machine()}", None)
-    ops: list[_Op] = []
-    page, created = PAGE, False  # "PAGE" means a huge page when the (first) file is hugetlbfs
-    for i, step in enumerate(steps, 1):
-        try:
-            ops.append(_compile(step, page))
-            if step.call == "memfd_create" and not created:
-                created = True
-                page = vocab.HPAGE_SIZE if "hugetlb" in ops[-1].needs else PAGE
-        except TraceError as err:
-            return KernelRun([], None, None, f"step {i}: {err}")
+    try:
+        ops = lower_steps(steps)
+    except TraceError as err:
+        return KernelRun([], None, None, str(err))
     needs: set[str] = set().union(*(op.needs for op in ops))
     for kind in sorted(needs):
         reason = _hugetlb_reason(need_free=True) if kind == "hugetlb" else capability(kind)
@@ -849,26 +592,12 @@ def capability(kind: str) -> str | None:
     if kind == "hugetlb":
         return _hugetlb_reason(need_free=False)
     checks: dict[str, Callable[[], str | None]] = {
-        "kvm": _cap_kvm, "pidns": _cap_pidns, "io_uring": _cap_io_uring}
+        "kvm": cap_kvm, "pidns": _cap_pidns, "io_uring": uring.cap_io_uring}
     if kind not in checks:
         raise ValueError(f"unknown capability {kind!r}")
     if kind not in _CAPS:
         _CAPS[kind] = checks[kind]()
     return _CAPS[kind]
-
-
-def _cap_kvm() -> str | None:
-    if not os.path.exists("/dev/kvm"):
-        return "no /dev/kvm"
-    try:
-        fd = os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC)
-    except OSError as ex:
-        return f"kvm: cannot open /dev/kvm: {_ename(ex.errno or 0)}"
-    try:
-        r, _ = _sys(SYS_IOCTL, fd, vocab.KVM_CHECK_EXTENSION, vocab.KVM_CAP_GUEST_MEMFD)
-        return None if r > 0 else "kvm: no KVM_CAP_GUEST_MEMFD"
-    finally:
-        os.close(fd)
 
 
 def _cap_pidns() -> str | None:
@@ -879,20 +608,6 @@ def _cap_pidns() -> str | None:
         return f"pidns: no {NOEXEC_SYSCTL} (kernel older than 6.3?)"
     run = run_on_kernel([], noexec_scope=current, timeout=10.0)
     return run.skipped or (f"pidns: {run.error}" if run.error else None)
-
-
-def _cap_io_uring() -> str | None:
-    params = _UringParams()
-    r, e = _sys(SYS_IO_URING_SETUP, 1, ctypes.addressof(params))
-    if r >= 0:
-        os.close(r)
-        return None
-    try:
-        with open("/proc/sys/kernel/io_uring_disabled") as f:
-            disabled = f.read().strip()
-    except OSError:
-        disabled = "?"
-    return f"io_uring: io_uring_setup failed with {_ename(e)} (kernel.io_uring_disabled={disabled})"
 
 
 def _meminfo(key: str) -> int:

@@ -403,6 +403,25 @@ def load_body(s: StateView, m: E) -> list[Rule]:
 SHARED_MAPS = (SH_RW, SH_RO_MW, SH_RO)
 
 
+def madvise_remove_body(s: StateView, m: E) -> list[Rule]:
+    """madvise(MADV_REMOVE) of the mapped page (mm/madvise.c madvise_remove(), 6.18): EINVAL on
+    a VM_LOCKED VMA (none here: the model has no mlock), EACCES unless vma_is_shared_maywrite()
+    (VM_SHARED and VM_MAYWRITE, not VM_WRITE: a PROT_READ shared map that may be upgraded
+    qualifies), then vfs_fallocate(PUNCH_HOLE|KEEP_SIZE) on the VMA's file, whose FMODE_WRITE
+    such a VMA implies. Probed on 6.18.44 (traces/scenarios/madvise-remove.trace)."""
+    return [
+        have_map(s, m),
+        fail("EACCES", unless=(m == SH_RW) | (m == SH_RO_MW), label="not_shared_maywrite",
+             why="madvise_remove(): !vma_is_shared_maywrite()"),
+        fail("EPERM", when=write_sealed(s), label="punch_write_seal",
+             why="shmem_fallocate()/hugetlbfs_punch_hole(): WRITE or FUTURE_WRITE"),
+        pinned_page0_kept(s, s.size > 0),
+        ok(0, effects=If(s.size > 0, CHG_FD, 0), hpage0_cached=0,
+           why="the page is punched out of the file, as fallocate() through a descriptor "
+               "does (seal-checked like it), even past EOF (nothing to remove)"),
+    ]
+
+
 def pin_body(s: StateView, m: E) -> list[Rule]:
     """vmsplice() of the mapped page into a pipe: the pipe holds a page reference."""
     return [
@@ -530,6 +549,9 @@ ACTIONS: tuple[Action, ...] = (
            "mprotect"),
     Action("munmap", (P("m", MAPK, MAP_ALL),), munmap_body, "munmap",
            (MapRef("m"), Span(page_bytes)), "munmap"),
+    Action("madvise_remove", (P("m", MAPK, MAP_ALL),), madvise_remove_body, "madvise",
+           (MapRef("m"), Span(page_bytes), C("MADV_REMOVE")),
+           "madvise(MADV_REMOVE): punch the mapped page out of the file"),
     Action("store", (P("m", MAPK, MAP_ALL),), store_body, "store", (MapRef("m"), C("0")),
            "store one byte through a mapping"),
     Action("load", (P("m", MAPK, MAP_ALL),), load_body, "load", (MapRef("m"), C("0")),

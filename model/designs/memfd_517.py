@@ -231,6 +231,10 @@ def build() -> Design:
             .replace_rule("ok", lambda s, seals: ok(0, seals=s.seals | seals)),
             "fchmod": lambda a: a.drop_rule("exec_seal"),
             "mmap": lambda a: a.replace_rule("write_seal", mmap_seal_517),
+            "madvise_remove": lambda a: a.replace_rule("not_shared_maywrite", lambda s, m: fail(
+                "EACCES", unless=m == SH_RW, label="not_shared_maywrite",
+                why="madvise_remove() before 6.7 (\"mm: drop the assumption that VM_SHARED "
+                    "always implies writable\"): VM_SHARED and VM_WRITE")),
         })
     return with_flags_word(d, "memfd@5.17", d.doc)
 

@@ -13,8 +13,6 @@ from model.lang.design import Design
 from traces.concretize import page_scale
 from traces.export.common import ExportError, ascii_text, expect_of, runtime_sections
 from traces.export.lower import (
-    FD_FIELDS,
-    IOCTL_STRUCTS,
     Op,
     const_value,
     creates_fd,
@@ -24,10 +22,13 @@ from traces.export.lower import (
     is_kvm_open,
     lower,
     noexec_want,
+    plain_operands,
     uses_gmem,
     uses_hugetlb,
+    value,
 )
 from traces.replayed import Replayed
+from traces.syscalls import FD_FIELDS, IOCTL_STRUCTS, SYSCALLS
 from traces.trace import Arg, Err, Int, New, Ref, Ret, Sig, Sym
 
 
@@ -122,6 +123,13 @@ def _c_expect(op: Op, call: str) -> str:
     raise ExportError(f"step {op.n}: no outcome (the model could not fill `?`)")
 
 
+#: the registry calls rendered here with code of their own; every other plain call
+#: (traces.syscalls.Syscall.plain) is rendered from its entry, and lower.UNSUPPORTED's not at all
+OWN = frozenset({"memfd_create", "fcntl", "pwrite64", "ftruncate", "fchmod", "fallocate", "mmap",
+                 "mprotect", "munmap", "store", "load", "pin", "gup_pin", "unpin", "dma_write",
+                 "open", "ioctl", "read", "pread64", "write", "lseek", "dup", "close"})
+
+
 def _c_call(op: Op, need: set[str]) -> str:
     c, o = op.call, op.ops
     if c == "memfd_create":
@@ -133,32 +141,33 @@ def _c_call(op: Op, need: set[str]) -> str:
     if c == "pwrite64":
         need.add("payload")
         data = str(o[1])
-        return (f"res_of(pwrite(FD({o[0]}), payload({_c_string(data)}, {len(data)}, {o[2]}), "
-                f"{o[2]}, {o[3]}))")
+        count = value(o[2])
+        return (f"res_of(pwrite(FD({o[0]}), payload({_c_string(data)}, {len(data)}, {count}), "
+                f"{count}, {value(o[3])}))")
     if c == "ftruncate":
         return f"res_of(ftruncate(FD({o[0]}), {_c_flags(o[1])}))"
     if c == "fchmod":
         return f"res_of(fchmod(FD({o[0]}), {_c_flags(o[1])}))"
     if c == "fallocate":
-        return f"res_of(fallocate(FD({o[0]}), {_c_flags(o[1])}, {o[2]}, {o[3]}))"
+        return f"res_of(fallocate(FD({o[0]}), {_c_flags(o[1])}, {value(o[2])}, {value(o[3])}))"
     if c == "mmap":
         need.add("maps")
-        return f"sys_mmap({o[0]}, {o[1]}, {_c_flags(o[2])}, {_c_flags(o[3])}, FD({o[4]}))"
+        return f"sys_mmap({o[0]}, {value(o[1])}, {_c_flags(o[2])}, {_c_flags(o[3])}, FD({o[4]}))"
     if c == "mprotect":
         need.add("maps")
-        return f"res_of(mprotect(maps[{o[0]}], {o[1]}, {_c_flags(o[2])}))"
+        return f"res_of(mprotect(maps[{o[0]}], {value(o[1])}, {_c_flags(o[2])}))"
     if c == "munmap":
         need |= {"maps", "munmap"}
-        return f"sys_munmap({o[0]}, {o[1]})"
+        return f"sys_munmap({o[0]}, {value(o[1])})"
     if c in ("store", "load"):
         need |= {"maps", "access", "signal"}
-        return f"sys_access({o[0]}, {o[1]}, {1 if c == 'store' else 0})"
+        return f"sys_access({o[0]}, {value(o[1])}, {1 if c == 'store' else 0})"
     if c == "pin":
         need |= {"maps", "pins", "pin"}
-        return f"sys_pin({o[0]}, {o[1]}, {o[2]})"
+        return f"sys_pin({o[0]}, {value(o[1])}, {o[2]})"
     if c == "gup_pin":
         need |= {"maps", "pins", "uring"}
-        return f"sys_gup_pin({o[0]}, {o[1]}, {o[2]})"
+        return f"sys_gup_pin({o[0]}, {value(o[1])}, {o[2]})"
     if c == "unpin":
         need |= {"pins", "unpin"}
         return f"sys_unpin({o[0]})"
@@ -177,22 +186,30 @@ def _c_call(op: Op, need: set[str]) -> str:
         return _c_ioctl(op, need)
     if c == "read":
         need.add("buffer")
-        return f"res_of(read(FD({o[0]}), buffer({o[1]}), {o[1]}))"
+        return f"res_of(read(FD({o[0]}), buffer({value(o[1])}), {value(o[1])}))"
     if c == "pread64":
         need.add("buffer")
-        return f"res_of(pread(FD({o[0]}), buffer({o[1]}), {o[1]}, {o[2]}))"
+        count = value(o[1])
+        return f"res_of(pread(FD({o[0]}), buffer({count}), {count}, {value(o[2])}))"
     if c == "write":
         need.add("payload")
         data = str(o[1])
-        return (f"res_of(write(FD({o[0]}), payload({_c_string(data)}, {len(data)}, {o[2]}), "
-                f"{o[2]}))")
+        count = value(o[2])
+        return (f"res_of(write(FD({o[0]}), payload({_c_string(data)}, {len(data)}, {count}), "
+                f"{count}))")
     if c == "lseek":
-        return f"res_of(lseek(FD({o[0]}), {o[1]}, {_c_flags(o[2])}))"
+        return f"res_of(lseek(FD({o[0]}), {value(o[1])}, {_c_flags(o[2])}))"
     if c == "dup":
         return f"res_of(dup(FD({o[0]})))"
     if c == "close":
         need.add("close")
         return f"sys_close({o[0]})"
+    if SYSCALLS[c].plain:  # syscall(SYS_<name>, ...) from the registry entry alone
+        args = [f"FD({v})" if p.kind == "fd" else f"maps[{v}]" if p.kind == "map"
+                else _c_flags(v) for p, v in plain_operands(op)]
+        if any(p.kind == "map" for p in SYSCALLS[c].params):
+            need.add("maps")
+        return f"res_of(syscall(SYS_{c}, {', '.join(args)}))"
     raise ExportError(f"step {op.n}: no C for {c}")
 
 

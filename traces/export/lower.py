@@ -14,32 +14,22 @@ from model import vocab
 from model.lang.design import Design
 from traces.export.common import ExportError, init_choices
 from traces.replayed import Replayed
+from traces.syscalls import (
+    EXTRA_CONSTANTS,
+    FD_FIELDS,
+    INT_IOCTLS,
+    IOCTL_FD_CREATORS,
+    IOCTL_STRUCTS,
+    SYSCALLS,
+    Param,
+)
 from traces.textfmt import format_step
 from traces.trace import Arg, Int, New, Outcome, Ref, Ret, Step, Str, Struct, Sym
 
-#: names a reproducer may use, beyond model.vocab.CONSTANTS (values as on x86_64)
-EXTRA_NAMES: dict[str, int] = {"NULL": 0, "O_EXCL": 0o200, "O_APPEND": 0o2000,
-                                "O_NONBLOCK": 0o4000, "MAP_FIXED": 0x10,
-                                "MAP_ANONYMOUS": 0x20, "MAP_SHARED_VALIDATE": 0x03,
-                                "SEEK_SET": 0, "SEEK_CUR": 1, "SEEK_END": 2, "SEEK_DATA": 3,
-                                "SEEK_HOLE": 4, "KVM_GET_API_VERSION": 0xAE00,
-                                "KVM_CHECK_EXTENSION": vocab.KVM_CHECK_EXTENSION,
-                                "KVM_CAP_GUEST_MEMFD": vocab.KVM_CAP_GUEST_MEMFD,
-                                "KVM_CAP_GUEST_MEMFD_FLAGS": vocab.KVM_CAP_GUEST_MEMFD_FLAGS}
-
-#: ioctl requests that take a struct: request -> (C struct name, (field, bits) in layout order)
-#: (include/uapi/linux/kvm.h; the padding and reserved words are zero)
-IOCTL_STRUCTS: dict[int, tuple[str, tuple[tuple[str, int], ...]]] = {
-    vocab.KVM_CREATE_GUEST_MEMFD: ("kvm_create_guest_memfd", (("size", 64), ("flags", 64))),
-    vocab.KVM_SET_USER_MEMORY_REGION2: ("kvm_userspace_memory_region2", (
-        ("slot", 32), ("flags", 32), ("guest_phys_addr", 64), ("memory_size", 64),
-        ("userspace_addr", 64), ("guest_memfd_offset", 64), ("guest_memfd", 32))),
-}
-FD_FIELDS = frozenset({"guest_memfd"})  # struct fields that hold a descriptor of the trace
-#: ioctl requests that take a number (or nothing)
-IOCTL_NUMBERS = frozenset({vocab.KVM_CREATE_VM, vocab.KVM_CHECK_EXTENSION, 0xAE00})
-#: ioctl requests that return a new descriptor
-IOCTL_FD_CREATORS = frozenset({vocab.KVM_CREATE_VM, vocab.KVM_CREATE_GUEST_MEMFD})
+#: names a reproducer may use beyond model.vocab.CONSTANTS, and the ioctl tables: the
+#: registry's (traces/syscalls.py)
+EXTRA_NAMES = EXTRA_CONSTANTS
+IOCTL_NUMBERS = INT_IOCTLS
 KVM_PATH = "/dev/kvm"
 
 
@@ -148,21 +138,60 @@ class Op:
     expect: Outcome
 
 
-ARITY = {"memfd_create": (2, 2), "fcntl": (2, 3), "pwrite64": (4, 4), "ftruncate": (2, 2),
-          "fallocate": (4, 4), "mmap": (6, 6), "mprotect": (3, 3), "munmap": (2, 2),
-          "store": (1, 2), "load": (1, 2), "pin": (1, 2), "gup_pin": (1, 2), "unpin": (1, 1),
-          "dma_write": (1, 1), "open": (2, 3), "dup": (1, 1), "fchmod": (2, 2), "close": (1, 1),
-          "ioctl": (2, 3), "read": (2, 3), "write": (3, 3), "pread64": (3, 4), "lseek": (3, 3)}
+#: registry calls the reproducers (C, Python, syz) do not render, with the reason (said once)
+UNSUPPORTED: dict[str, str] = {
+    "openat": "a path relative to a directory descriptor: the reproducers open paths with "
+              "open()",
+}
+
+
+def reproducible(call: str) -> bool:
+    """The reproducers render `call`: it has a registry entry and is not UNSUPPORTED."""
+    return call in SYSCALLS and call not in UNSUPPORTED
+
+
+def _operand(p: Param, arg: Arg, where: str) -> Any:
+    """One argument by its registry kind: a trace fd or a handle as its number, a string as
+    its text (None for NULL where allowed), a number or flags as written (its names known)."""
+    if p.kind == "fd":
+        return fd_arg(arg, where)
+    if p.kind in ("map", "pin"):
+        return handle_arg(arg, p.kind[0], where)
+    if p.kind in ("str", "str?"):
+        if isinstance(arg, Str):
+            return arg.text
+        if p.kind == "str?" and arg in (Sym("NULL"), Int(0)):
+            return None
+        raise ExportError(f"{where}: the {p.name} must be a string"
+                          + (" or NULL" if p.kind == "str?" else ""))
+    int_arg(arg, where)  # every name known
+    return arg
+
+
+def _slot(step: Step, prefix: str, where: str) -> int:
+    """The handle number a step creates (0: it fails)."""
+    return handle_arg(Ref(step.outcome.name), prefix, where) if isinstance(
+        step.outcome, New) else 0
 
 
 def lower(r: Replayed) -> list[Op]:
+    """Each step through its traces/syscalls.py entry: arity and argument kinds from the
+    entry; fds and handles as numbers, strings as text, numbers and flags as written (a
+    left-out optional one is 0). Then what the reproducers add: mmap takes NULL and offset 0
+    only and records its mapping's number, pin/gup_pin their pin's, open of /proc/self/fd/N its
+    N, and an ioctl its request and struct (`_lower_ioctl`)."""
     ops: list[Op] = []
     for n, step in enumerate(r.steps, 1):
         c, a = step.call, step.args
-        if c not in ARITY:
+        entry = SYSCALLS.get(c)
+        if c in UNSUPPORTED:
+            raise ExportError(f"step {n}: no reproducer for call {c!r}: {UNSUPPORTED[c]}")
+        if entry is None:
             raise ExportError(f"step {n}: no reproducer for call {c!r} "
-                              f"(calls: {', '.join(sorted(ARITY))})")
-        lo, hi = ARITY[c]
+                              f"(calls: {', '.join(sorted(filter(reproducible, SYSCALLS)))})")
+        lo, hi = entry.arity
+        if entry.out_buffer is not None:
+            hi += 1
         if not lo <= len(a) <= hi:
             raise ExportError(f"step {n}: {c} takes {lo}..{hi} arguments, got {len(a)}")
         where = f"step {n}: {c}"
@@ -170,80 +199,46 @@ def lower(r: Replayed) -> list[Op]:
         for x in a:
             names += words(x)
         o: tuple[Any, ...]
-        if c in ("read", "pread64") and len(a) == hi:
-            if not isinstance(a[1], Str):  # strace's read(fd, "data", count): output only
+        if entry.out_buffer is not None and len(a) == hi:
+            if not isinstance(a[entry.out_buffer], Str):  # strace's read(fd, "data", count)
                 raise ExportError(f"{where}: the buffer must be a string")
-            a = (a[0], *a[2:])
-        if c == "memfd_create":
-            if isinstance(a[0], Str):
-                name: str | None = a[0].text
-            elif a[0] in (Sym("NULL"), Int(0)):
-                name = None
-            else:
-                raise ExportError(f"{where}: the name must be a string or NULL")
-            o = (name, a[1])
-        elif c == "fcntl":
-            o = (fd_arg(a[0], where), a[1], a[2] if len(a) > 2 else Int(0))
-        elif c == "pwrite64":
-            if not isinstance(a[1], Str):
-                raise ExportError(f"{where}: the buffer must be a string")
-            o = (fd_arg(a[0], where), a[1].text, int_arg(a[2], where), int_arg(a[3], where))
-        elif c == "write":
-            if not isinstance(a[1], Str):
-                raise ExportError(f"{where}: the buffer must be a string")
-            o = (fd_arg(a[0], where), a[1].text, int_arg(a[2], where))
-        elif c == "read":
-            o = (fd_arg(a[0], where), int_arg(a[1], where))
-        elif c == "pread64":
-            o = (fd_arg(a[0], where), int_arg(a[1], where), int_arg(a[2], where))
-        elif c == "lseek":
-            o = (fd_arg(a[0], where), int_arg(a[1], where), a[2])
-            int_arg(a[2], where)
-        elif c == "ioctl":
+            a = (*a[:entry.out_buffer], *a[entry.out_buffer + 1:])
+        if c == "ioctl":
             o = _lower_ioctl(a, where)
-        elif c in ("ftruncate", "fchmod"):
-            o = (fd_arg(a[0], where), a[1])
-        elif c == "fallocate":
-            o = (fd_arg(a[0], where), a[1], int_arg(a[2], where), int_arg(a[3], where))
-        elif c == "mmap":
+        else:
+            o = tuple(_operand(p, x, where) for p, x in zip(entry.params, a, strict=False))
+            o += tuple(Int(0) for _ in entry.params[len(a):])
+        if c == "mmap":
             if int_arg(a[0], where) != 0:
                 raise ExportError(f"{where}: only NULL addresses are supported")
             if int_arg(a[5], where) != 0:
                 raise ExportError(f"{where}: only offset 0 is supported")
-            slot = handle_arg(Ref(step.outcome.name), "m", where) if isinstance(
-                step.outcome, New) else 0
-            o = (slot, int_arg(a[1], where), a[2], a[3], fd_arg(a[4], where))
-        elif c == "mprotect":
-            o = (handle_arg(a[0], "m", where), int_arg(a[1], where), a[2])
-        elif c == "munmap":
-            o = (handle_arg(a[0], "m", where), int_arg(a[1], where))
-        elif c in ("store", "load"):
-            o = (handle_arg(a[0], "m", where), int_arg(a[1], where) if len(a) > 1 else 0)
+            o = (_slot(step, "m", where), *o[1:5])
         elif c in ("pin", "gup_pin"):
-            slot = handle_arg(Ref(step.outcome.name), "p", where) if isinstance(
-                step.outcome, New) else 0
-            o = (handle_arg(a[0], "m", where), int_arg(a[1], where) if len(a) > 1 else 0, slot)
-        elif c in ("unpin", "dma_write"):
-            o = (handle_arg(a[0], "p", where),)
+            o = (*o, _slot(step, "p", where))
         elif c == "open":
-            if not isinstance(a[0], Str):
-                raise ExportError(f"{where}: the path must be a string")
-            m = _PROC_FD.fullmatch(a[0].text)
-            o = (int(m.group(1)) if m else None, a[0].text, a[1],
-                 a[2] if len(a) > 2 else Int(0))
-        else:  # dup, close
-            o = (fd_arg(a[0], where),)
+            m = _PROC_FD.fullmatch(o[0])
+            o = (int(m.group(1)) if m else None, *o)
         text = format_step(Step(step.call, step.args, step.outcome, step.note))
         ops.append(Op(n, text, c, o, tuple(dict.fromkeys(names)), step.outcome))
     return ops
 
 
-_FD_CREATORS = ("memfd_create", "open", "dup")
+def plain_operands(op: Op) -> list[tuple[Param, Any]]:
+    """A plain call's operands with their parameters (traces.syscalls.Syscall.plain): what a
+    reproducer renders generically, as the system call of that number with these arguments."""
+    return list(zip(SYSCALLS[op.call].params, op.ops, strict=True))
+
+
+def value(arg: Any) -> int:
+    """A lowered number or flags operand's value."""
+    return int_arg(arg, "value")
 
 
 def creates_fd(op: Op) -> bool:
     """The step returns a new descriptor of the trace."""
-    return op.call in _FD_CREATORS or (op.call == "ioctl" and op.ops[2] in IOCTL_FD_CREATORS)
+    return SYSCALLS[op.call].returns == "fd" or (
+        op.call == "ioctl" and op.ops[2] in IOCTL_FD_CREATORS)
 
 
 def is_kvm_open(op: Op) -> bool:

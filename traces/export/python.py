@@ -10,7 +10,6 @@ from model import vocab
 from model.lang.design import Design
 from traces.export.common import ExportError, ascii_text, runtime_sections
 from traces.export.lower import (
-    FD_FIELDS,
     Op,
     const_value,
     creates_fd,
@@ -19,10 +18,13 @@ from traces.export.lower import (
     is_kvm_open,
     lower,
     noexec_want,
+    plain_operands,
     uses_gmem,
     uses_hugetlb,
+    value,
 )
 from traces.replayed import Replayed
+from traces.syscalls import FD_FIELDS, SYSCALLS
 from traces.trace import Arg, Err, Int, New, Ref, Ret, Sig, Sym
 
 
@@ -64,6 +66,13 @@ def _py_value(arg: object) -> str:
     raise ExportError(f"expected a number or flags, got {arg!r}")
 
 
+#: the registry calls rendered here with code of their own; every other plain call
+#: (traces.syscalls.Syscall.plain) is rendered from its entry, and lower.UNSUPPORTED's not at all
+OWN = frozenset({"memfd_create", "fcntl", "pwrite64", "ftruncate", "fchmod", "fallocate", "mmap",
+                 "mprotect", "munmap", "store", "load", "pin", "gup_pin", "unpin", "dma_write",
+                 "open", "ioctl", "read", "pread64", "write", "lseek", "dup", "close"})
+
+
 def _py_call(op: Op) -> str:
     c, o = op.call, op.ops
     if c == "memfd_create":
@@ -72,23 +81,24 @@ def _py_call(op: Op) -> str:
     if c == "fcntl":
         return f'sysc("fcntl", FD({o[0]}), {_py_value(o[1])}, {_py_value(o[2])})'
     if c == "pwrite64":
-        return f"sys_pwrite64({o[0]}, {str(o[1]).encode('latin-1', 'replace')!r}, {o[2]}, {o[3]})"
+        return (f"sys_pwrite64({o[0]}, {str(o[1]).encode('latin-1', 'replace')!r}, "
+                f"{value(o[2])}, {value(o[3])})")
     if c in ("ftruncate", "fchmod"):
         return f'sysc("{c}", FD({o[0]}), {_py_value(o[1])})'
     if c == "fallocate":
-        return f'sysc("fallocate", FD({o[0]}), {_py_value(o[1])}, {o[2]}, {o[3]})'
+        return f'sysc("fallocate", FD({o[0]}), {_py_value(o[1])}, {value(o[2])}, {value(o[3])})'
     if c == "mmap":
-        return f"sys_mmap({o[0]}, {o[1]}, {_py_value(o[2])}, {_py_value(o[3])}, {o[4]})"
+        return f"sys_mmap({o[0]}, {value(o[1])}, {_py_value(o[2])}, {_py_value(o[3])}, {o[4]})"
     if c == "mprotect":
-        return f'sysc("mprotect", maps[{o[0]}], {o[1]}, {_py_value(o[2])})'
+        return f'sysc("mprotect", maps[{o[0]}], {value(o[1])}, {_py_value(o[2])})'
     if c == "munmap":
-        return f"sys_munmap({o[0]}, {o[1]})"
+        return f"sys_munmap({o[0]}, {value(o[1])})"
     if c in ("store", "load"):
-        return f"sys_access({o[0]}, {o[1]}, {c == 'store'})"
+        return f"sys_access({o[0]}, {value(o[1])}, {c == 'store'})"
     if c == "pin":
-        return f"sys_pin({o[0]}, {o[1]}, {o[2]})"
+        return f"sys_pin({o[0]}, {value(o[1])}, {o[2]})"
     if c == "gup_pin":
-        return f"sys_gup_pin({o[0]}, {o[1]}, {o[2]})"
+        return f"sys_gup_pin({o[0]}, {value(o[1])}, {o[2]})"
     if c == "unpin":
         return f"sys_unpin({o[0]})"
     if c == "dma_write":
@@ -114,13 +124,17 @@ def _py_call(op: Op) -> str:
                 f"{', '.join(_py_field(f, v) for f, v in arg)})"
         return f'sysc("ioctl", FD({fd}), {_py_value(req)}, {_py_value(arg)})'
     if c == "read":
-        return f"sys_read({o[0]}, {o[1]})"
+        return f"sys_read({o[0]}, {value(o[1])})"
     if c == "pread64":
-        return f"sys_pread64({o[0]}, {o[1]}, {o[2]})"
+        return f"sys_pread64({o[0]}, {value(o[1])}, {value(o[2])})"
     if c == "write":
-        return f"sys_write({o[0]}, {str(o[1]).encode('latin-1', 'replace')!r}, {o[2]})"
+        return f"sys_write({o[0]}, {str(o[1]).encode('latin-1', 'replace')!r}, {value(o[2])})"
     if c == "lseek":
-        return f'sysc("lseek", FD({o[0]}), {o[1]}, {_py_value(o[2])})'
+        return f'sysc("lseek", FD({o[0]}), {value(o[1])}, {_py_value(o[2])})'
+    if SYSCALLS[c].plain:  # sysc(name, ...) from the registry entry alone
+        args = [f"FD({v})" if p.kind == "fd" else f"maps[{v}]" if p.kind == "map"
+                else _py_value(v) for p, v in plain_operands(op)]
+        return f'sysc("{c}", {", ".join(args)})'
     raise ExportError(f"step {op.n}: no Python for {c}")
 
 
@@ -155,6 +169,8 @@ def export_python(design: Design, r: Replayed) -> str:
     out = ["#!/usr/bin/env python3", "# SPDX-License-Identifier: GPL-2.0",
            '"""' + "\n".join(doc).replace("\\", "\\\\").replace('"""', "'''") + '\n"""',
            _runtime("base")]
+    for c in dict.fromkeys(op.call for op in ops if op.call not in OWN):
+        out.append(f'NR["{c}"] = {SYSCALLS[c].nr}  # x86_64, traces/syscalls.py')
     if any(op.call == "ioctl" or is_kvm_open(op) for op in ops):
         out.append(_py_kvm_runtime())
     out.append(f"USES_HUGETLB = {uses_hugetlb(ops)}")

@@ -4,13 +4,12 @@ a store, an io_uring DMA) become comments."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from model import vocab
 from model.lang.design import Design
-from traces.export.common import ascii_text, outcome_text
+from traces.export.common import ExportError, ascii_text, outcome_text
 from traces.export.lower import (
-    FD_FIELDS,
-    IOCTL_FD_CREATORS,
-    IOCTL_STRUCTS,
     KVM_PATH,
     Op,
     fd_arg,
@@ -18,8 +17,11 @@ from traces.export.lower import (
     int_arg,
     lower,
     noexec_want,
+    plain_operands,
+    value,
 )
 from traces.replayed import Replayed
+from traces.syscalls import FD_FIELDS, IOCTL_FD_CREATORS, IOCTL_STRUCTS, SYSCALLS, Param
 from traces.trace import Err, Outcome, Ref, Ret
 
 SYZ_DATA = 0x7F0000000000  # syzkaller's data area
@@ -123,8 +125,24 @@ def _syz_ioctl(s: _Syz, op: Op) -> str:
     return f"{assign} = {call}" if assign else call
 
 
+def _syz_plain(s: _Syz, p: Param, v: Any) -> str:
+    """A plain call's argument: a descriptor's resource, a mapping's address range, a value."""
+    if p.kind == "fd":
+        return s.fdarg(v)
+    if p.kind == "map":
+        return f"&({_syz_map(v):#x}/{s.maplen.get(v, 0x1000):#x})=nil"
+    return _syz_hex(value(v))
+
+
 def _syz_map(m: int) -> int:
     return SYZ_MAPS + (m - 1) * 0x200000
+
+
+#: the registry calls rendered here with code of their own; every other plain call
+#: (traces.syscalls.Syscall.plain) is rendered from its entry, and lower.UNSUPPORTED's not at all
+OWN = frozenset({"memfd_create", "fcntl", "pwrite64", "ftruncate", "fchmod", "fallocate", "mmap",
+                 "mprotect", "munmap", "store", "load", "pin", "gup_pin", "unpin", "dma_write",
+                 "open", "ioctl", "read", "pread64", "write", "lseek", "dup", "close"})
 
 
 def export_syz(design: Design, r: Replayed) -> str:
@@ -159,20 +177,20 @@ def export_syz(design: Design, r: Replayed) -> str:
                 lines.append(f"fcntl$getflags({s.fdarg(o[0])}, {cmd:#x})")
         elif c == "pwrite64":
             data = str(o[1])
-            count = o[2]
+            count = value(o[2])
             unit = data or "\0"
             buf = (unit * (count // len(unit) + 1))[:count]
             lines.append(f"pwrite64({s.fdarg(o[0])}, {s.ptr(count)}="
-                         f"{_syz_str(buf, nul=False)}, {count:#x}, {o[3]:#x})")
+                         f"{_syz_str(buf, nul=False)}, {count:#x}, {value(o[3]):#x})")
         elif c in ("ftruncate", "fchmod"):
             v = int_arg(o[1], c)
             lines.append(f"{c}({s.fdarg(o[0])}, {v:#x})")
         elif c == "fallocate":
             mode = int_arg(o[1], "mode")
-            lines.append(f"fallocate({s.fdarg(o[0])}, {mode:#x}, {o[2]:#x}, "
-                         f"{o[3]:#x})")
+            lines.append(f"fallocate({s.fdarg(o[0])}, {mode:#x}, {value(o[2]):#x}, "
+                         f"{value(o[3]):#x})")
         elif c == "mmap":
-            m, length = o[0], o[1]
+            m, length = o[0], value(o[1])
             prot = int_arg(o[2], "prot")
             flags = int_arg(o[3], "flags")
             where = _syz_map(m) if m else SYZ_MAPS + 0x10000000
@@ -181,19 +199,19 @@ def export_syz(design: Design, r: Replayed) -> str:
             lines.append(f"mmap(&({where:#x}/{length:#x})=nil, {length:#x}, {prot:#x}, "
                          f"{flags:#x}, {s.fdarg(o[4])}, 0x0)")
         elif c == "mprotect":
-            m, length = o[0], o[1]
+            m, length = o[0], value(o[1])
             prot = int_arg(o[2], "prot")
             lines.append(f"mprotect(&({_syz_map(m):#x}/{length:#x})=nil, {length:#x}, {prot:#x})")
         elif c == "munmap":
-            m, length = o[0], o[1]
+            m, length = o[0], value(o[1])
             lines.append(f"munmap(&({_syz_map(m):#x}/{length:#x})=nil, {length:#x})")
         elif c in ("store", "load"):
-            m, off = o[0], o[1]
+            m, off = o[0], value(o[1])
             verb = "a one-byte store to" if c == "store" else "a one-byte load from"
             lines.append(f"# {c}: {verb} {_syz_map(m) + off:#x} (no system call) = "
                          f"{outcome_text(e)}")
         elif c == "pin":
-            m, off, p = o[0], o[1], o[2]
+            m, off, p = o[0], value(o[1]), o[2]
             rd, wr = s.res(), s.res()
             s.pipe[p] = (rd, wr)
             lines.append(f"pipe({s.ptr(8)}={{<{rd}=>0xffffffffffffffff, "
@@ -203,7 +221,7 @@ def export_syz(design: Design, r: Replayed) -> str:
                          "0x1, 0x0)" + tail)
             tail = ""
         elif c == "gup_pin":
-            m, off, p = o[0], o[1], o[2]
+            m, off, p = o[0], value(o[1]), o[2]
             ring = s.res()
             s.ring[p] = ring
             addr = (_syz_map(m) + off) & ~0xFFF
@@ -240,17 +258,22 @@ def export_syz(design: Design, r: Replayed) -> str:
         elif c == "ioctl":
             lines.append(_syz_ioctl(s, op))
         elif c in ("read", "pread64"):
-            count = o[1]
-            off = f", {o[2]:#x}" if c == "pread64" else ""
-            lines.append(f"{c}({s.fdarg(o[0])}, {s.ptr(count)}=\"\"/{count}, {count:#x}{off})")
+            count = value(o[1])
+            pos = f", {value(o[2]):#x}" if c == "pread64" else ""
+            lines.append(f"{c}({s.fdarg(o[0])}, {s.ptr(count)}=\"\"/{count}, {count:#x}{pos})")
         elif c == "write":
-            data, count = str(o[1]), o[2]
+            data, count = str(o[1]), value(o[2])
             unit = data or "\0"
             buf = (unit * (count // len(unit) + 1))[:count]
             lines.append(f"write({s.fdarg(o[0])}, {s.ptr(count)}={_syz_str(buf, nul=False)}, "
                          f"{count:#x})")
         elif c == "lseek":
-            lines.append(f"lseek({s.fdarg(o[0])}, {_syz_hex(o[1])}, {int_arg(o[2], 'whence'):#x})")
+            lines.append(f"lseek({s.fdarg(o[0])}, {_syz_hex(value(o[1]))}, "
+                         f"{int_arg(o[2], 'whence'):#x})")
+        elif SYSCALLS[c].plain:  # from the registry entry alone
+            lines.append(f"{c}({', '.join(_syz_plain(s, p, v) for p, v in plain_operands(op))})")
+        else:
+            raise ExportError(f"step {op.n}: no syzkaller program for {c}")
         if assign:
             lines[-1] = f"{assign} = {lines[-1]}"
         if lines and not lines[-1].startswith("#"):

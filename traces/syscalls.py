@@ -1,0 +1,366 @@
+"""The syscall registry: every call a trace may make, declared once (issue 13).
+
+One `Syscall` per call the designs emit: its name, its x86_64 number (None for the trace's
+pseudo-calls `store`, `load`, `pin`, `gup_pin`, `unpin`, `dma_write`, which are done with other
+system calls, named in `via`), its argument kinds, what a machine needs to run it, and call-specific
+checks.  `lower` turns a trace step into an `Op` (the call and its operands, typed by kind),
+which the live-kernel executor (traces/kernel.py) runs: with a `do_<call>` method, or, for a
+`plain` entry, as the system call of that number with no code of its own. The reproducers
+(traces/export/lower.py) lower through the same entries, keeping numbers and flags as written
+(they print the trace's names); a plain entry needs no exporter code either. Adding a syscall is
+one entry here and the model's rule body: tests/test_syscalls.py checks that every call a
+kernel-claiming design can emit has an entry, that the executor can run it, and that every
+exporter renders it or declares it unsupported (traces/export/lower.py UNSUPPORTED).
+Precedent: LKMM's linux-kernel.def, one line per primitive read by both herd7 and klitmus7.
+
+Argument kinds (`Param.kind`):
+
+* ``fd``     a trace descriptor number (3, 4, ...; a symbol such as AT_FDCWD is evaluated) -> int
+* ``int``    a number or a flag expression -> int
+* ``flags``  a flag word; `table` is its uapi family from model/vocab.py -> int
+* ``str``    a C string -> bytes (latin-1, else UTF-8)
+* ``str?``   a C string, or NULL / 0 -> bytes | None
+* ``map``    a mapping handle mN -> "mN"
+* ``pin``    a pin handle pN -> "pN"
+* ``ioctl``  an ioctl argument: a number, a flag expression or a struct (`IOCTL_STRUCTS`)
+             -> int | {field: int | "mN"}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from model import vocab
+from traces.trace import Arg, Int, Ref, Step, Str, Struct, Sym
+
+__all__ = [
+    "EXTRA_CONSTANTS",
+    "FCNTL_CMDS",
+    "FD_FIELDS",
+    "INT_IOCTLS",
+    "IOCTL_FD_CREATORS",
+    "IOCTL_STRUCTS",
+    "PAGE",
+    "PLAIN_KINDS",
+    "SYSCALLS",
+    "Op",
+    "Param",
+    "Syscall",
+    "TraceError",
+    "const",
+    "lower",
+    "lower_steps",
+]
+
+PAGE = 4096
+KVM_GET_API_VERSION = 0xAE00  # include/uapi/linux/kvm.h: _IO(KVMIO, 0x00)
+
+#: Names a trace may use beyond model.vocab.CONSTANTS (values as on x86_64).
+EXTRA_CONSTANTS: dict[str, int] = {
+    "NULL": 0, "AT_FDCWD": -100,
+    "SEEK_SET": 0, "SEEK_CUR": 1, "SEEK_END": 2, "SEEK_DATA": 3, "SEEK_HOLE": 4,
+    "F_GETFD": 1, "F_SETFD": 2, "F_GETFL": 3, "F_SETFL": 4, "FD_CLOEXEC": 1,
+    "O_EXCL": 0o200, "O_APPEND": 0o2000, "O_NONBLOCK": 0o4000, "O_LARGEFILE": 0o100000,
+    "O_PATH": 0o10000000,
+    "MAP_SHARED_VALIDATE": 0x03, "MAP_FIXED": 0x10, "MAP_ANONYMOUS": 0x20,
+    "MAP_NORESERVE": 0x4000, "MAP_POPULATE": 0x8000,
+    "FALLOC_FL_INSERT_RANGE": 0x20, "FALLOC_FL_UNSHARE_RANGE": 0x40,
+    "KVM_GET_API_VERSION": KVM_GET_API_VERSION, "KVM_CHECK_EXTENSION": vocab.KVM_CHECK_EXTENSION,
+    "KVM_CAP_GUEST_MEMFD": vocab.KVM_CAP_GUEST_MEMFD,
+    "KVM_CAP_GUEST_MEMFD_FLAGS": vocab.KVM_CAP_GUEST_MEMFD_FLAGS,
+    **vocab.MFD_HUGE_SIZES,
+}
+
+#: ioctl requests that take a struct: request -> (C struct name, (field, bits) in layout
+#: order) (include/uapi/linux/kvm.h; the padding and reserved words are zero)
+IOCTL_STRUCTS: dict[int, tuple[str, tuple[tuple[str, int], ...]]] = {
+    vocab.KVM_CREATE_GUEST_MEMFD: ("kvm_create_guest_memfd", (("size", 64), ("flags", 64))),
+    vocab.KVM_SET_USER_MEMORY_REGION2: ("kvm_userspace_memory_region2", (
+        ("slot", 32), ("flags", 32), ("guest_phys_addr", 64), ("memory_size", 64),
+        ("userspace_addr", 64), ("guest_memfd_offset", 64), ("guest_memfd", 32))),
+}
+#: struct fields that hold a descriptor of the trace
+FD_FIELDS = frozenset({"guest_memfd"})
+#: ioctl requests that return a new descriptor
+IOCTL_FD_CREATORS = frozenset({vocab.KVM_CREATE_VM, vocab.KVM_CREATE_GUEST_MEMFD})
+#: ioctl requests that take a number (or nothing)
+INT_IOCTLS = frozenset({vocab.KVM_CREATE_VM, vocab.KVM_CHECK_EXTENSION, KVM_GET_API_VERSION})
+#: fcntl commands a trace may use: F_ADD_SEALS, F_GET_SEALS, F_GETFD, F_SETFD, F_GETFL, F_SETFL
+FCNTL_CMDS = frozenset({vocab.F_ADD_SEALS, vocab.F_GET_SEALS, 1, 2, 3, 4})
+
+
+class TraceError(Exception):
+    """A step that cannot be executed as written (bad argument, unknown handle...)."""
+
+
+Kind = Literal["fd", "int", "flags", "str", "str?", "map", "pin", "ioctl"]
+#: argument kinds a plain call may have (see Syscall.plain)
+PLAIN_KINDS = frozenset({"fd", "int", "flags", "map"})
+#: a lowered operand: int (fd, int, flags, ioctl number), bytes | None (str, str?),
+#: "mN"/"pN" (map, pin), {field: int | "mN"} (ioctl struct)
+Operand = int | bytes | str | None | dict[str, int | str]
+
+
+@dataclass(frozen=True)
+class Param:
+    """One argument: its name (as in the man page), kind, flag table, and whether it may be
+    left out (the executor and the reproducers then pass 0)."""
+
+    name: str
+    kind: Kind
+    table: Mapping[str, int] | None = None
+    optional: bool = False
+
+
+@dataclass(frozen=True)
+class Op:
+    """A trace step lowered for execution: the call, its operands (see `Operand`, one per
+    parameter given) and what the machine needs to run it."""
+
+    call: str
+    args: tuple[Operand, ...]
+    needs: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Syscall:
+    """One call: its x86_64 number (None for a pseudo-call; `via` names what it is done with),
+    parameters, static needs, and `check`: call-specific validation of the lowered operands that
+    returns further needs (raises TraceError)."""
+
+    name: str
+    nr: int | None
+    params: tuple[Param, ...]
+    doc: str
+    needs: frozenset[str] = frozenset()
+    check: Callable[[list[Operand]], set[str]] | None = None
+    #: strace prints an output-only buffer here (read(fd, "data", count)): dropped when a string
+    out_buffer: int | None = None
+    via: str = ""
+    #: what a success returns: a number, a new trace descriptor, mapping mN or pin pN
+    returns: Literal["int", "fd", "map", "pin"] = "int"
+
+    @property
+    def plain(self) -> bool:
+        """A system call the executor makes as written, with no code of its own: descriptors
+        translated, mappings as their addresses, a left-out optional argument 0."""
+        return self.nr is not None and self.returns in ("int", "fd") \
+            and all(p.kind in PLAIN_KINDS for p in self.params)
+
+    @property
+    def arity(self) -> tuple[int, int]:
+        """(fewest, most) arguments."""
+        return sum(not p.optional for p in self.params), len(self.params)
+
+
+# ---- call-specific checks ------------------------------------------------------------------
+def _memfd_create(v: list[Operand]) -> set[str]:
+    """MFD_HUGETLB files live on hugetlbfs: the machine needs free 2 MiB pages."""
+    return {"hugetlb"} if isinstance(v[1], int) and v[1] & vocab.MFD_HUGETLB else set()
+
+
+def _open(v: list[Operand]) -> set[str]:
+    return {"kvm"} if b"/dev/kvm" in v else set()
+
+
+def _fcntl(v: list[Operand]) -> set[str]:
+    """F_ADD_SEALS, F_GET_SEALS and the descriptor-flag commands only."""
+    if not isinstance(v[1], int) or v[1] not in FCNTL_CMDS:
+        raise TraceError(f"unsupported fcntl command {v[1]!r}")
+    return set()
+
+
+def _ioctl(v: list[Operand]) -> set[str]:
+    """The KVM ioctls of the guest_memfd design; a struct request needs a struct of its own
+    fields, a number request a number (missing: 0)."""
+    req = v[1]
+    assert isinstance(req, int)
+    iarg = v[2] if len(v) > 2 else 0
+    if req in IOCTL_STRUCTS:
+        if not isinstance(iarg, dict):
+            raise TraceError(f"ioctl {req:#x} needs a struct argument")
+        unknown = set(iarg) - {f for f, _ in IOCTL_STRUCTS[req][1]}
+        if unknown:
+            raise TraceError(f"ioctl {req:#x}: unknown struct fields {sorted(unknown)}")
+    elif req in INT_IOCTLS:
+        if isinstance(iarg, dict):
+            raise TraceError(f"ioctl {req:#x} takes a number, not a struct")
+    else:
+        raise TraceError(f"unsupported ioctl request {req:#x}")
+    if len(v) == 2:
+        v.append(0)
+    return set()
+
+
+# ---- the registry ----------------------------------------------------------------------------
+def _p(name: str, kind: Kind, table: Mapping[str, int] | None = None,
+       optional: bool = False) -> Param:
+    return Param(name, kind, table, optional)
+
+
+FD, MAP, PIN = _p("fd", "fd"), _p("addr", "map"), _p("pin", "pin")
+OFF = _p("offset", "int", optional=True)
+_IO_URING = frozenset({"io_uring"})
+
+_ENTRIES: tuple[Syscall, ...] = (
+    Syscall("memfd_create", 319, (_p("name", "str?"), _p("flags", "flags", vocab.MFD_FLAGS)),
+            "create an anonymous shmem/hugetlbfs file", check=_memfd_create,
+            returns="fd"),
+    Syscall("ftruncate", 77, (FD, _p("length", "int")), "set the file size"),
+    Syscall("fallocate", 285, (FD, _p("mode", "flags", vocab.FALLOC_FLAGS), _p("offset", "int"),
+                               _p("len", "int")), "allocate or punch a range"),
+    Syscall("fchmod", 91, (FD, _p("mode", "int")), "change the mode bits"),
+    Syscall("close", 3, (FD,), "close a descriptor"),
+    Syscall("dup", 32, (FD,), "duplicate a descriptor", returns="fd"),
+    Syscall("write", 1, (FD, _p("buffer", "str"), _p("count", "int")),
+            "write count bytes: buf repeated"),
+    Syscall("pwrite64", 18, (FD, _p("buffer", "str"), _p("count", "int"), _p("pos", "int")),
+            "write count bytes at pos: buf repeated"),
+    Syscall("read", 0, (FD, _p("count", "int")), "read count bytes", out_buffer=1),
+    Syscall("pread64", 17, (FD, _p("count", "int"), _p("pos", "int")),
+            "read count bytes at pos", out_buffer=1),
+    Syscall("lseek", 8, (FD, _p("offset", "int"), _p("whence", "int")), "move the file offset"),
+    Syscall("open", 2, (_p("path", "str"), _p("flags", "flags", vocab.OPEN_FLAGS),
+                        _p("mode", "int", optional=True)),
+            "open a path (/proc/self/fd/N reopens a trace descriptor)", check=_open,
+            returns="fd"),
+    Syscall("openat", 257, (FD, _p("path", "str"), _p("flags", "flags", vocab.OPEN_FLAGS),
+                            _p("mode", "int", optional=True)),
+            "open a path relative to a directory descriptor", check=_open, returns="fd"),
+    Syscall("fcntl", 72, (FD, _p("cmd", "int", vocab.FCNTL_CMDS), _p("arg", "int", optional=True)),
+            "seals (F_ADD_SEALS, F_GET_SEALS) and descriptor flags", check=_fcntl),
+    Syscall("mmap", 9, (_p("addr", "int"), _p("length", "int"),
+                        _p("prot", "flags", vocab.PROT_FLAGS),
+                        _p("flags", "flags", vocab.MAP_FLAGS), FD, _p("offset", "int")),
+            "map the file; the mapping becomes the next handle mN", returns="map"),
+    Syscall("munmap", 11, (MAP, _p("length", "int")), "unmap (mappings inside the range die)"),
+    Syscall("mprotect", 10, (MAP, _p("length", "int"), _p("prot", "flags", vocab.PROT_FLAGS)),
+            "change a mapping's protection"),
+    Syscall("madvise", 28, (MAP, _p("length", "int"), _p("advice", "int", vocab.MADV_ADVICE)),
+            "advice on a mapped range (MADV_REMOVE: punch a hole in the file)"),
+    Syscall("store", None, (MAP, OFF), "store one byte (0x5a) at mN + offset",
+            via="a memory access (SIGSEGV/SIGBUS are the outcome)"),
+    Syscall("load", None, (MAP, OFF), "load one byte at mN + offset",
+            via="a memory access (SIGSEGV/SIGBUS are the outcome)"),
+    Syscall("pin", None, (MAP, OFF), "hold a page reference: the next handle pN",
+            via="vmsplice(2) of the page into a pipe", returns="pin"),
+    Syscall("gup_pin", None, (MAP, OFF),
+            "a long-term FOLL_WRITE pin of the page: the next handle pN", needs=_IO_URING,
+            via="io_uring_register(IORING_REGISTER_BUFFERS) of the page", returns="pin"),
+    Syscall("unpin", None, (PIN,), "release a pin",
+            via="drain and close the pipe, or unregister the io_uring buffer"),
+    Syscall("dma_write", None, (PIN,), "a device write through a FOLL_WRITE pin",
+            needs=_IO_URING, via="an io_uring IORING_OP_READ_FIXED into the pinned buffer"),
+    Syscall("ioctl", 16, (FD, _p("request", "int"), _p("arg", "ioctl", optional=True)),
+            "the KVM ioctls (KVM_CREATE_VM, KVM_CREATE_GUEST_MEMFD, ...)",
+            needs=frozenset({"kvm"}), check=_ioctl),
+)
+
+#: call name -> its entry
+SYSCALLS: dict[str, Syscall] = {s.name: s for s in _ENTRIES}
+
+
+# ---- lowering --------------------------------------------------------------------------------
+def const(text: str, page: int = PAGE) -> int:
+    """Evaluate a flag expression; "PAGE" is the model's page (4 KiB, 2 MiB for hugetlbfs)."""
+    value = 0
+    for word in text.split("|"):
+        word = word.strip()
+        if word == "PAGE":
+            value |= page
+        elif word in EXTRA_CONSTANTS:
+            value |= EXTRA_CONSTANTS[word]
+        else:
+            try:
+                value |= vocab.parse_flags(word)
+            except KeyError:
+                raise TraceError(f"unknown constant {word}") from None
+    return value
+
+
+def _data(s: str) -> bytes:
+    try:
+        return s.encode("latin-1")
+    except UnicodeEncodeError:
+        return s.encode("utf-8", "surrogatepass")
+
+
+def _struct(arg: Struct, where: str, page: int) -> dict[str, int | str]:
+    out: dict[str, int | str] = {}
+    for name, v in arg.fields:
+        if isinstance(v, Int):
+            out[name] = v.value
+        elif isinstance(v, Sym):
+            out[name] = const(v.text, page)
+        elif isinstance(v, Ref) and v.name.startswith("m"):
+            out[name] = v.name
+        else:
+            raise TraceError(f"{where}: field {name}: unsupported value {v!r}")
+    return out
+
+
+def _operand(kind: Kind, arg: Arg, where: str, page: int) -> Operand:
+    if kind in ("fd", "int", "flags"):
+        if isinstance(arg, Int):
+            return arg.value
+        if isinstance(arg, Sym):
+            return const(arg.text, page)
+        raise TraceError(f"{where}: expected a number, got {arg!r}")
+    if kind in ("str", "str?"):
+        if isinstance(arg, Str):
+            return _data(arg.text)
+        if kind == "str?" and (arg == Sym("NULL") or (isinstance(arg, Int) and arg.value == 0)):
+            return None
+        raise TraceError(f"{where}: expected a string, got {arg!r}")
+    if kind in ("map", "pin"):
+        prefix = kind[0]
+        if not (isinstance(arg, Ref) and arg.name.startswith(prefix)):
+            raise TraceError(f"{where}: expected a {'mapping' if kind == 'map' else 'pin'} "
+                             f"handle {prefix}N, got {arg!r}")
+        return arg.name
+    if isinstance(arg, Struct):  # ioctl
+        return _struct(arg, where, page)
+    if isinstance(arg, Int):
+        return arg.value
+    if isinstance(arg, Sym):
+        return const(arg.text, page)
+    raise TraceError(f"{where}: expected a number or struct, got {arg!r}")
+
+
+def lower(step: Step, page: int = PAGE) -> Op:
+    """A step as an Op: arity, operand kinds and the call's own checks; TraceError if the step
+    cannot be executed as written (also for a call that has no entry)."""
+    entry = SYSCALLS.get(step.call)
+    if entry is None:
+        raise TraceError(f"unsupported call {step.call}")
+    args = list(step.args)
+    if entry.out_buffer is not None and len(args) > entry.out_buffer \
+            and isinstance(args[entry.out_buffer], Str):
+        del args[entry.out_buffer]  # strace form read(fd, "buf", count): output only
+    lo, hi = entry.arity
+    if not lo <= len(args) <= hi:
+        raise TraceError(f"{entry.name} takes {lo}..{hi} arguments, got {len(args)}")
+    vals = [_operand(p.kind, a, f"{entry.name} argument {n}", page)
+            for n, (p, a) in enumerate(zip(entry.params, args, strict=False), 1)]
+    needs = set(entry.needs)
+    if entry.check is not None:
+        needs |= entry.check(vals)
+    return Op(entry.name, tuple(vals), frozenset(needs))
+
+
+def lower_steps(steps: Sequence[Step]) -> list[Op]:
+    """Every step lowered; "PAGE" means a huge page once the (first) memfd is on hugetlbfs.
+    TraceError "step N: ..." at the first step that cannot be lowered."""
+    ops: list[Op] = []
+    page, created = PAGE, False
+    for i, step in enumerate(steps, 1):
+        try:
+            ops.append(lower(step, page))
+        except TraceError as err:
+            raise TraceError(f"step {i}: {err}") from None
+        if step.call == "memfd_create" and not created:
+            created = True
+            page = vocab.HPAGE_SIZE if "hugetlb" in ops[-1].needs else PAGE
+    return ops
