@@ -166,6 +166,14 @@ def have_map(s: StateView, m: E) -> Rule:
     return requires(count(s, MAP_FIELDS, m) > 0, label="have_map")
 
 
+def punch_write_seal(s: StateView, punch: E | None = None) -> Rule:
+    """shmem_fallocate()/hugetlbfs_punch_hole(): a hole may not be punched under F_SEAL_WRITE or
+    F_SEAL_FUTURE_WRITE (EPERM); shared by fallocate(PUNCH_HOLE) and madvise(MADV_REMOVE)."""
+    sealed = write_sealed(s)
+    return fail("EPERM", when=sealed if punch is None else punch & sealed, label="punch_write_seal",
+                why="shmem_fallocate(): punching a hole needs no WRITE/FUTURE_WRITE")
+
+
 def pinned_page0_kept(s: StateView, truncates_page0: E) -> Rule:
     return requires(~(truncates_page0 & (pins(s) > 0)), label="pins_not_truncated",
                     why="truncating a pinned page is not modelled (NOTES.md LIMITATIONS)")
@@ -323,8 +331,7 @@ def fallocate_body(s: StateView, fd: E, mode: E, off: E) -> list[Rule]:
         fail("EOPNOTSUPP", when=(mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE)) != 0,
              label="unsupported_mode",
              why="shmem_fallocate()/hugetlbfs_fallocate(): only KEEP_SIZE and PUNCH_HOLE"),
-        fail("EPERM", when=punch & write_sealed(s), label="punch_write_seal",
-             why="shmem_fallocate(): punching a hole needs no WRITE/FUTURE_WRITE"),
+        punch_write_seal(s, punch),
         pinned_page0_kept(s, punch & (off == 0) & (s.size > 0)),
         ok(0, when=punch, label="punched", effects=If(off < s.size, CHG_FD, 0),
            hpage0_cached=If(off == 0, 0, s.hpage0_cached)),
@@ -413,8 +420,7 @@ def madvise_remove_body(s: StateView, m: E) -> list[Rule]:
         have_map(s, m),
         fail("EACCES", unless=(m == SH_RW) | (m == SH_RO_MW), label="not_shared_maywrite",
              why="madvise_remove(): !vma_is_shared_maywrite()"),
-        fail("EPERM", when=write_sealed(s), label="punch_write_seal",
-             why="shmem_fallocate()/hugetlbfs_punch_hole(): WRITE or FUTURE_WRITE"),
+        punch_write_seal(s),  # vfs_fallocate(PUNCH_HOLE|KEEP_SIZE), as fallocate() does
         pinned_page0_kept(s, s.size > 0),
         ok(0, effects=If(s.size > 0, CHG_FD, 0), hpage0_cached=0,
            why="the page is punched out of the file, as fallocate() through a descriptor "
