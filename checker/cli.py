@@ -107,7 +107,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             return EXIT_USAGE
         ok = rep.expectation_met
         msg = rep.message
-        if ok and args.on == "both" and d.kernel is None:
+        if ok and args.on in ("kernel", "both") and d.kernel is None:
             skipped += 1
             msg += (f"; kernel: SKIP design {d.name} is not a model of a live kernel "
                     "(a historical or proposed design)")

@@ -41,6 +41,20 @@ def test_run_conform_refuses_them_too() -> None:
         run_conform(d, ConformOptions(d.scope(), 1, walks=1, seed=1, length=1))
 
 
+@pytest.mark.parametrize("on", ["kernel", "both"])
+def test_replay_on_the_kernel_skips_a_design_that_is_not_a_live_kernel(on: str) -> None:
+    """A corpus -broken trace records a historical kernel's outcomes: it is replayed on the
+    model only, never judged against this kernel (nothing of it runs here)."""
+    trace = "traces/scenarios/corpus/B1-broken.trace"
+    before = set(os.listdir("/dev/shm"))
+    p = run("replay", trace, "--on", on, timeout=120)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "kernel: SKIP design B1-broken is not a model of a live kernel" in p.stdout
+    assert p.stdout.rstrip().endswith("1 as expected, 0 not, 1 skipped on the kernel: "
+                                      "everything verified as expected")
+    assert set(os.listdir("/dev/shm")) == before
+
+
 def test_files_a_trace_creates_are_removed(tmp_path: Path) -> None:
     """open(O_CREAT) of a path that did not exist: the file is gone after the run; a file that
     existed before is left alone."""
