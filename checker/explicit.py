@@ -553,9 +553,10 @@ class Explorer(Interpreter):
     def __init__(self, design: Design, scope: Mapping[str, int], props: Sequence[Property],
                  *, max_depth: int | None = None, keep_layers: bool = False,
                  progress: Callable[[str], None] | None = None,
-                 max_memory: int | None = None) -> None:
+                 max_memory: int | None = None, max_states: int | None = None) -> None:
         super().__init__(design, scope, props)
         self.max_memory = max_memory  # bytes of resident memory (checker/memory.py)
+        self.max_states = max_states  # stop after the layer that passes this many states
         self.max_depth = max_depth
         self.keep_layers = keep_layers
         self.progress = progress
@@ -616,6 +617,10 @@ class Explorer(Interpreter):
             visited.sort(kind="stable")  # a merge of two sorted runs
             self._check_states(uk, depth, found)
             frontier = uk
+            if self.max_states is not None and visited.size > self.max_states:
+                stopped = (f"more than {self.max_states:,} states ({visited.size:,} by depth "
+                           f"{depth}, where the search stopped)")
+                break
             now = time.perf_counter()
             if self.progress and now - last_report > 1.0:
                 last_report = now

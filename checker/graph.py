@@ -22,12 +22,11 @@ def state_graph(design: Design, scope: Mapping[str, int], *, max_states: int = 2
                 max_memory: int | None = None) -> nx.DiGraph:
     """Nodes: packed state keys (attribute `state`: field values); edges: state-changing
     transitions (attributes `action`, `params`, `out`). Error outcomes are self-loops: left out."""
-    ex = Explorer(design, scope, [], keep_layers=True, max_memory=max_memory)
-    r = ex.run()
+    ex = Explorer(design, scope, [], keep_layers=True, max_memory=max_memory,
+                  max_states=max_states)
+    r = ex.run()  # stops at the first layer past max_states, not after the whole space
     if r.stopped:
         raise TooLarge(r.stopped)
-    if r.states > max_states:
-        raise TooLarge(f"{r.states} states at this scope (limit {max_states})")
     keys = np.concatenate([layer[0] for layer in r.layers])
     pk = ex.packer
     g = nx.DiGraph()

@@ -105,6 +105,27 @@ def test_state_graph_agrees_with_search() -> None:
     assert to_dot(d, g).startswith('digraph "memfd-small"')
 
 
+def test_state_graph_stops_the_search_at_max_states() -> None:
+    """--max-states bounds the search itself: it stops at the first layer past the limit
+    instead of exploring the whole space (630,339 states for memfd) and refusing afterwards."""
+    import re
+
+    import pytest
+
+    from checker.graph import TooLarge, state_graph
+
+    d = designs.get("memfd")
+    with pytest.raises(TooLarge) as e:
+        state_graph(d, d.scope(), max_states=100)
+    m = re.fullmatch(r"more than 100 states \(([0-9,]+) by depth ([0-9]+), where the search "
+                     r"stopped\)", str(e.value))
+    assert m, str(e.value)
+    visited, depth = int(m.group(1).replace(",", "")), int(m.group(2))
+    assert 100 < visited < 630_339 and depth < 19
+    r = Explorer(d, d.scope(), [], max_depth=depth).run()
+    assert r.states == visited  # exactly the layers up to the stop, nothing beyond
+
+
 def test_layers_do_not_depend_on_how_the_frontier_is_cut(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """Parents and counterexamples follow one fixed transition order, whatever the chunk size,
     whether (key, rank) pairs are sorted packed or by lexsort, and whether the memo is kept
