@@ -66,8 +66,14 @@ def _load_designs(names: Sequence[str]) -> list[Design]:
         if n.endswith(".py") or os.sep in n:
             from checker.wellformed import validate
             from model.whatif import WhatIfError, load_whatif
+            from properties.catalogue import check_expectations
+
+            def checks(d: Design) -> None:
+                check_expectations(d)  # the expectations first: they name the catalogue
+                validate(d)
+
             try:
-                out.append(load_whatif(n, validate))
+                out.append(load_whatif(n, checks))
             except WhatIfError as e:
                 raise UsageError(str(e)) from None
             except UnicodeDecodeError as e:  # the file, not its name: a what-if is UTF-8 text

@@ -21,7 +21,6 @@ from collections.abc import Callable
 import model.vocab as vocab
 from model import designs
 from model.lang import Design, If, fail, ok, requires, signal
-from model.lang.errors import DesignError
 
 
 class WhatIfError(Exception):
@@ -52,8 +51,9 @@ def _line_in(path: str, exc: BaseException, fallback: tuple[str, int] | None = N
 
 def load_whatif(path: str, validate: Callable[[Design], None] | None = None) -> Design:
     """The design a what-if file assigns, registered under its name. `validate` (the
-    checker's well-formedness check, passed in: model/ does not import checker/) runs before
-    the design is registered, and what it raises is reported at the file's line."""
+    caller's checks: the expectations name real properties, the design is well formed — passed
+    in, since model/ imports neither properties/ nor checker/) runs before the design is
+    registered, and what it raises is reported at the file's line."""
     real = os.path.realpath(path)
     if real in _LOADED:  # the same file named twice: one design
         return _LOADED[real]
@@ -80,7 +80,6 @@ def load_whatif(path: str, validate: Callable[[Design], None] | None = None) -> 
         d = env.get("design")
         if not isinstance(d, Design):
             raise WhatIfError(f"{path}:1: the file must assign `design = base(...).derive(...)`")
-        _check_expect(d)
         if validate is not None:
             validate(d)  # every rule type-checks, can fire, fits its fields: now, not mid-search
         designs.add(d, source=path)
@@ -99,20 +98,3 @@ def load_whatif(path: str, validate: Callable[[Design], None] | None = None) -> 
                           ) from None
     _LOADED[real] = d
     return d
-
-
-def _check_expect(d: Design) -> None:
-    """The expectations a what-if states name real properties and verdicts."""
-    from properties.catalogue import HOLDS, NOT_WITNESSED, VIOLATED, WITNESSED, load
-
-    cat = load()
-    for name, v in d.expect.items():
-        if name not in cat:
-            raise DesignError(f"expect: unknown property {name!r} (see `shmemcheck list`)",
-                              d.origin)
-        p = cat[name]
-        allowed = (HOLDS, VIOLATED) if p.kind in ("always", "action") else (
-            WITNESSED, NOT_WITNESSED)
-        if v not in allowed:
-            raise DesignError(f"expect: {name} is {p.kind}: its verdict is "
-                              f"{' or '.join(repr(a) for a in allowed)}, not {v!r}", d.origin)

@@ -125,3 +125,21 @@ def for_design(design: Design) -> list[Property]:
 
 __all__ = ["CATALOGUE", "HOLDS", "NOT_WITNESSED", "VIOLATED", "WITNESSED", "Property",
            "StateView", "for_design", "load", "prop"]
+
+
+def check_expectations(d: Design) -> None:
+    """The expectations a design states (a what-if file's `expect=`) name real properties and
+    verdicts of the property's kind; a DesignError at the design's origin otherwise."""
+    from model.lang.errors import DesignError
+
+    cat = load()
+    for name, v in d.expect.items():
+        if name not in cat:
+            raise DesignError(f"expect: unknown property {name!r} (see `shmemcheck list`)",
+                              d.origin)
+        p = cat[name]
+        allowed = (HOLDS, VIOLATED) if p.kind in ("always", "action") else (
+            WITNESSED, NOT_WITNESSED)
+        if v not in allowed:
+            raise DesignError(f"expect: {name} is {p.kind}: its verdict is "
+                              f"{' or '.join(repr(a) for a in allowed)}, not {v!r}", d.origin)

@@ -67,6 +67,15 @@ def test_nothing_below_checker_imports_it() -> None:
     assert not up, "imports of checker/ from below it:\n" + "\n".join(sorted(up))
 
 
+def test_imports_go_only_to_the_left() -> None:
+    """model/ < properties/ < traces/ < checker/ (docs/ARCHITECTURE.md): model/ imports no
+    properties/, and properties/ no traces/ — the rule above, one layer further down."""
+    rank = {p: i for i, p in enumerate(PACKAGES)}
+    up = [f"{a} imports {b}" for a, b in graph().edges
+          if rank[b.split(".")[0]] > rank[a.split(".")[0]] and a not in UPWARD]
+    assert not up, "imports of a higher layer:\n" + "\n".join(sorted(up))
+
+
 def test_no_import_cycles() -> None:
     cycles = sorted(" -> ".join([*c, c[0]]) for c in nx.simple_cycles(graph()))
     assert not cycles, "import cycles:\n" + "\n".join(cycles)
