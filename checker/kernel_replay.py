@@ -14,18 +14,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from checker.replay import ModelReplay, kernel_noexec_scope, state_text
-from model import vocab
 from model.lang.design import Design
 from traces.concretize import outcome_str
 from traces.kernel import (
-    EXTRA_CONSTANTS,
     NOEXEC_SYSCTL,
     KernelRun,
     hugepages_reserved,
     run_on_kernel,
 )
+from traces.syscalls import TraceError, lower
 from traces.textfmt import format_arg
-from traces.trace import Any_, Int, Outcome, Step, Sym, Trace
+from traces.trace import Any_, Outcome, Step, Trace
 
 __all__ = ["KernelReplay", "host_noexec_scope", "kernel_noexec_arg", "needs_hugetlb",
            "replay_on_kernel", "step_text"]
@@ -48,31 +47,16 @@ def step_text(step: Step) -> str:
     return f"{step.call}({', '.join(format_arg(a) for a in step.args)})"
 
 
-def _flag_value(arg: object) -> int | None:
-    if isinstance(arg, Int):
-        return arg.value
-    if not isinstance(arg, Sym):
-        return None
-    value = 0
-    for word in arg.text.split("|"):
-        word = word.strip()
-        if word in EXTRA_CONSTANTS:
-            value |= EXTRA_CONSTANTS[word]
-            continue
-        try:
-            value |= vocab.parse_flags(word)
-        except KeyError:
-            return None
-    return value
-
-
 def needs_hugetlb(steps: Sequence[Step]) -> bool:
-    """Whether some memfd_create step asks for MFD_HUGETLB."""
+    """Whether some step needs hugetlbfs: the registry's `needs` (traces/syscalls.py; a
+    memfd_create with MFD_HUGETLB). A step that cannot be lowered needs nothing here; the
+    executor reports it."""
     for s in steps:
-        if s.call == "memfd_create" and len(s.args) >= 2:
-            v = _flag_value(s.args[1])
-            if v is not None and v & vocab.MFD_HUGETLB:
+        try:
+            if "hugetlb" in lower(s).needs:
                 return True
+        except TraceError:
+            continue
     return False
 
 

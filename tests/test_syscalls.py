@@ -215,3 +215,16 @@ def test_madvise_reproducers_pass_on_the_kernel(tmp_path: Path) -> None:
         run = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         assert run.returncode == 0, run.stdout + run.stderr
         assert "pass:16 fail:0" in run.stdout
+
+
+@pytest.mark.parametrize(("flags", "huge"), [
+    ("MFD_HUGETLB", True), ("MFD_HUGETLB|MFD_HUGE_2MB", True), ("0x4", True),
+    ("MFD_ALLOW_SEALING", False), ("0", False), ("MFD_NO_SUCH_FLAG", False)])
+def test_kernel_replay_reserves_huge_pages_from_the_registry_needs(flags: str, huge: bool) -> None:
+    """checker.kernel_replay reads the registry's `needs` (no second flag evaluator there)."""
+    from checker.kernel_replay import needs_hugetlb
+    from traces.textfmt import parse_trace
+
+    t = parse_trace(f'# shmemcheck trace 1\n# design: memfd\nmemfd_create("t", {flags}) = 3\n',
+                    "<test>")
+    assert needs_hugetlb(t.steps) is huge
