@@ -15,33 +15,32 @@ from model.lang.design import Design
 from traces.export.common import ExportError, init_choices
 from traces.replayed import Replayed
 from traces.syscalls import (
-    EXTRA_CONSTANTS,
     FD_FIELDS,
     INT_IOCTLS,
     IOCTL_FD_CREATORS,
     IOCTL_STRUCTS,
     SYSCALLS,
     Param,
+    TraceError,
+    const,
 )
 from traces.textfmt import format_step
 from traces.trace import Arg, Int, New, Outcome, Ref, Ret, Step, Str, Struct, Sym
 
-#: names a reproducer may use beyond model.vocab.CONSTANTS, and the ioctl tables: the
-#: registry's (traces/syscalls.py)
-EXTRA_NAMES = EXTRA_CONSTANTS
+#: the ioctl requests that take a number: the registry's (traces/syscalls.py)
 IOCTL_NUMBERS = INT_IOCTLS
 KVM_PATH = "/dev/kvm"
 
 
 def const_value(word: str) -> int:
-    if word in vocab.CONSTANTS:
-        return vocab.CONSTANTS[word]
-    if word in EXTRA_NAMES:
-        return EXTRA_NAMES[word]
+    """A name's (or number's) value, by the registry's evaluator (traces/syscalls.py const);
+    the kernel executor's "PAGE" shorthand is not a uapi name a reproducer could define."""
     try:
-        return int(word, 0)
-    except ValueError:
-        raise ExportError(f"unknown constant {word}") from None
+        if word.strip() == "PAGE":
+            raise TraceError(f"unknown constant {word}")
+        return const(word)
+    except TraceError as e:
+        raise ExportError(str(e)) from None
 
 
 def words(arg: Arg) -> list[str]:
