@@ -15,7 +15,7 @@ from traces.export.common import ExportError, ascii_text, expect_of, runtime_sec
 from traces.export.lower import (
     Op,
     const_value,
-    creates_fd,
+    expect_check,
     fd_arg,
     handle_arg,
     int_arg,
@@ -29,7 +29,7 @@ from traces.export.lower import (
 )
 from traces.replayed import Replayed
 from traces.syscalls import FD_FIELDS, IOCTL_STRUCTS, SYSCALLS
-from traces.trace import Arg, Err, Int, New, Ref, Ret, Sig, Sym
+from traces.trace import Arg, Int, Ref, Ret, Sym
 
 
 def _c_string(s: str) -> str:
@@ -109,18 +109,7 @@ def _c_ioctl(op: Op, need: set[str]) -> str:
 
 
 def _c_expect(op: Op, call: str) -> str:
-    e = op.expect
-    if isinstance(e, Err):
-        return f"mfd_fail_errno({call}, {e.errno});"
-    if isinstance(e, Sig):
-        return f"mfd_fail_signal({call}, {e.name});"
-    if isinstance(e, New):
-        return f"mfd_assert_ok({call});"
-    if isinstance(e, Ret):
-        if creates_fd(op):
-            return f"mfd_assert_fd({call}, {e.value});"
-        return f"mfd_assert_ret({call}, {e.value});"
-    raise ExportError(f"step {op.n}: no outcome (the model could not fill `?`)")
+    return expect_check(op, call, str) + ";"
 
 
 #: the registry calls rendered here with code of their own; every other plain call

@@ -6,7 +6,7 @@ vm.memfd_noexec)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +25,7 @@ from traces.syscalls import (
     const,
 )
 from traces.textfmt import format_step
-from traces.trace import Arg, Int, New, Outcome, Ref, Ret, Step, Str, Struct, Sym
+from traces.trace import Arg, Err, Int, New, Outcome, Ref, Ret, Sig, Step, Str, Struct, Sym
 
 #: the ioctl requests that take a number: the registry's (traces/syscalls.py)
 IOCTL_NUMBERS = INT_IOCTLS
@@ -261,3 +261,20 @@ def uses_hugetlb(ops: Sequence[Op]) -> bool:
     return any(op.call == "memfd_create" and isinstance(op.ops[1], (Sym, Int))
                and int_arg(op.ops[1], "flags") & vocab.MFD_HUGETLB for op in ops)
 
+
+def expect_check(op: Op, call: str, name: Callable[[str], str]) -> str:
+    """The runtime's check of a step's outcome: mfd_fail_errno / mfd_fail_signal /
+    mfd_assert_{ok,fd,ret}, which the C and Python runtimes both define; `name` spells an
+    errno or signal name in the reproducer's language."""
+    e = op.expect
+    if isinstance(e, Err):
+        return f"mfd_fail_errno({call}, {name(e.errno)})"
+    if isinstance(e, Sig):
+        return f"mfd_fail_signal({call}, {name(e.name)})"
+    if isinstance(e, New):
+        return f"mfd_assert_ok({call})"
+    if isinstance(e, Ret):
+        if creates_fd(op):
+            return f"mfd_assert_fd({call}, {e.value})"
+        return f"mfd_assert_ret({call}, {e.value})"
+    raise ExportError(f"step {op.n}: no outcome (the model could not fill `?`)")

@@ -12,7 +12,7 @@ from traces.export.common import ExportError, ascii_text, runtime_sections
 from traces.export.lower import (
     Op,
     const_value,
-    creates_fd,
+    expect_check,
     fd_arg,
     handle_arg,
     is_kvm_open,
@@ -25,7 +25,7 @@ from traces.export.lower import (
 )
 from traces.replayed import Replayed
 from traces.syscalls import FD_FIELDS, SYSCALLS
-from traces.trace import Arg, Err, Int, New, Ref, Ret, Sig, Sym
+from traces.trace import Arg, Int, Ref, Sym
 
 
 def _runtime(section: str) -> str:
@@ -139,18 +139,7 @@ def _py_call(op: Op) -> str:
 
 
 def _py_expect(op: Op, call: str) -> str:
-    e = op.expect
-    if isinstance(e, Err):
-        return f'mfd_fail_errno({call}, "{e.errno}")'
-    if isinstance(e, Sig):
-        return f'mfd_fail_signal({call}, "{e.name}")'
-    if isinstance(e, New):
-        return f"mfd_assert_ok({call})"
-    if isinstance(e, Ret):
-        if creates_fd(op):
-            return f"mfd_assert_fd({call}, {e.value})"
-        return f"mfd_assert_ret({call}, {e.value})"
-    raise ExportError(f"step {op.n}: no outcome (the model could not fill `?`)")
+    return expect_check(op, call, lambda name: f'"{name}"')
 
 
 def export_python(design: Design, r: Replayed) -> str:
