@@ -47,3 +47,19 @@ def test_initial_state_reads_the_init_line() -> None:
                       'memfd_create("t", 0) = 3\n', "t.trace")
     with pytest.raises(ResolveError, match="bad init choice 'noexec_scope=7'"):
         initial_state(d, bad)
+
+
+def test_a_constant_argument_matches_by_the_value_the_kernel_sees() -> None:
+    """C("MADV_REMOVE") accepts 9; C("NULL") accepts 0; flag order does not matter; another
+    value, an unknown name or the executor's PAGE shorthand does not match."""
+    from traces.concretize import same_constant
+    from traces.trace import Int, Sym
+
+    assert same_constant(Sym("MADV_REMOVE"), "MADV_REMOVE")
+    assert same_constant(Int(9), "MADV_REMOVE")
+    assert same_constant(Int(0), "NULL")
+    assert same_constant(Sym("O_CREAT|O_RDWR"), "O_RDWR|O_CREAT")
+    assert same_constant(Int(1033), "F_ADD_SEALS")
+    assert not same_constant(Int(4), "MADV_REMOVE")
+    assert not same_constant(Sym("MADV_DONTNEED_NO_SUCH"), "MADV_REMOVE")
+    assert not same_constant(Sym("PAGE"), "4096")

@@ -18,6 +18,7 @@ from model.lang.callspec import C, Choice, Fd, Fields, Flags, MapRef, Num, PinRe
 from model.lang.design import Design
 from model.vocab import ERRNO_NAME, SIGNAL_NAME, parse_flags, render_flags
 from traces.run import ARun, AStep
+from traces.syscalls import TraceError, const
 from traces.trace import Arg, Err, Int, New, Outcome, Ref, Ret, Sig, Step, Str, Struct, Sym, Trace
 
 FAMILY_OF = {Fd: "fd", ProcFd: "fd", MapRef: "map", PinRef: "pin"}
@@ -251,6 +252,28 @@ class Outside(str):
     """An argument the model cannot judge exactly: replay refuses it, "outside the model"."""
 
 
+def same_constant(arg: Arg, text: str) -> bool:
+    """The trace's argument is the spec's constant: as written, or by the value the kernel
+    sees (9 is MADV_REMOVE, 0 is NULL, O_CREAT|O_RDWR is O_RDWR|O_CREAT), evaluated as the
+    executor evaluates it (traces/syscalls.py const)."""
+    want = arg_from_text(text)
+    if arg == want:
+        return True
+
+    def value(a: Arg) -> int | None:
+        if isinstance(a, Int):
+            return a.value
+        if isinstance(a, Sym) and "PAGE" not in (w.strip() for w in a.text.split("|")):
+            try:  # PAGE is the executor's page, 2 MiB on hugetlbfs: never a constant here
+                return const(a.text)
+            except TraceError:
+                return None
+        return None
+
+    v = value(arg)
+    return v is not None and v == value(want)
+
+
 def _text(arg: Arg) -> str:
     from traces.textfmt import format_arg
 
@@ -275,7 +298,7 @@ def _match(spec: object, arg: Arg, st: Mapping[str, int], h: Handles,
     pinfo = {p.name: p for p in action.params}
     call = action.call
     if isinstance(spec, C):
-        return None if arg == arg_from_text(spec.text) else \
+        return None if same_constant(arg, spec.text) else \
             Outside(f"{call} argument {_text(arg)}: the model's is always {spec.text}")
     if isinstance(spec, (Fd, ProcFd)):
         if isinstance(spec, ProcFd):
