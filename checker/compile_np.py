@@ -31,6 +31,7 @@ _LIT = {"True": True, "False": False}
 _FOLD: dict[str, Callable[[Any, Any], Any]] = {
     "band": lambda x, y: x & y, "bor": lambda x, y: x | y, "bxor": lambda x, y: x ^ y,
     "add": lambda x, y: x + y, "sub": lambda x, y: x - y,
+    "mul": lambda x, y: x * y, "div": lambda x, y: x // y, "mod": lambda x, y: x % y,
     "eq": lambda x, y: x == y, "ne": lambda x, y: x != y,
     "lt": lambda x, y: x < y, "le": lambda x, y: x <= y,
 }
@@ -138,7 +139,7 @@ class CodeGen:
         if op == "sub" and y == "0":
             return x
         sym = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "add": "+", "sub": "-",
-               "band": "&", "bor": "|", "bxor": "^"}[op]
+               "mul": "*", "div": "//", "mod": "%", "band": "&", "bor": "|", "bxor": "^"}[op]
         if e.args[0].sort == BOOL and op in ("eq", "ne"):
             return f"(np.asarray({a[0]}) {sym} {a[1]})"
         return f"({a[0]} {sym} {a[1]})"

@@ -129,6 +129,10 @@ def translate(e: E, env: Env) -> Z:
             return ls & rs if op == "band" else (ls | rs if op == "bor" else ls ^ rs)
         if op in ("add", "sub"):
             return a[0] + a[1] if op == "add" else a[0] - a[1]
+        if op == "mul":
+            return a[0] * a[1]
+        if op in ("div", "mod"):  # z3's Int / and % are Euclidean: floor for a positive divisor
+            return a[0] / a[1] if op == "div" else a[0] % a[1]
         if op == "lt":
             return a[0] < a[1]
         if op == "le":

@@ -32,7 +32,10 @@ class E:
     """An expression node. `op` is one of:
 
     const (val), var (val = (scope, name): scope is "s", "n" (next state), "p" (parameter),
-    "o" (outcome), "x" (effects)), not/and/or/ite, eq/ne/lt/le, add/sub, band/bor/bxor/bnot.
+    "o" (outcome), "x" (effects)), not/and/or/ite, eq/ne/lt/le, add/sub, band/bor/bxor/bnot,
+    and mul/div/mod whose right operand is a positive integer constant (`x * 4096`,
+    `x // 4096`, `x % 4096`: floor division, as Python and z3 agree on for a positive
+    divisor), which keeps every term linear for z3.
     Python operators build nodes: & | ~ on bools are logical, on words bitwise.
     """
 
@@ -86,6 +89,17 @@ class E:
     def __rsub__(self, other: Operand) -> E:
         return mk_bin("sub", self._coerce(other), self)
 
+    def __mul__(self, other: Operand) -> E:
+        return mk_bin("mul", self, _positive(other, "*"))
+
+    __rmul__ = __mul__
+
+    def __floordiv__(self, other: Operand) -> E:
+        return mk_bin("div", self, _positive(other, "//"))
+
+    def __mod__(self, other: Operand) -> E:
+        return mk_bin("mod", self, _positive(other, "%"))
+
     def __eq__(self, other: object) -> E:  # type: ignore[override]
         return mk_bin("eq", self, self._exact(other))  # type: ignore[arg-type]
 
@@ -132,6 +146,13 @@ class E:
 
 
 Operand = E | int | bool
+
+
+def _positive(k: Operand, op: str) -> E:
+    """The constant right operand of *, // or %: a positive int (a term stays linear)."""
+    if isinstance(k, bool) or not isinstance(k, int) or k <= 0:
+        raise TypeError(f"{op} takes a positive integer constant, got {k!r}")
+    return const(k, INT)
 
 
 def const(v: int | bool, sort: SortT) -> E:
@@ -249,6 +270,7 @@ def mk_un(op: str, a: E) -> E:
 _FOLD = {
     "band": lambda x, y: x & y, "bor": lambda x, y: x | y, "bxor": lambda x, y: x ^ y,
     "add": lambda x, y: x + y, "sub": lambda x, y: x - y,
+    "mul": lambda x, y: x * y, "div": lambda x, y: x // y, "mod": lambda x, y: x % y,
     "eq": lambda x, y: x == y, "ne": lambda x, y: x != y,
     "lt": lambda x, y: x < y, "le": lambda x, y: x <= y,
 }
@@ -263,7 +285,7 @@ def mk_bin(op: str, a: E, b: E) -> E:
     sort = _join_sort(a, b)
     if op in ("band", "bor", "bxor") and not isinstance(sort, tuple):
         raise TypeError(f"bitwise {op} on {sort}")
-    if op in ("add", "sub", "lt", "le") and sort != INT:
+    if op in ("add", "sub", "mul", "div", "mod", "lt", "le") and sort != INT:
         raise TypeError(f"arithmetic/order {op} needs naturals, got {sort}")
     rsort = BOOL if op in ("eq", "ne", "lt", "le") else sort
     if a.is_const and b.is_const:
@@ -274,6 +296,10 @@ def mk_bin(op: str, a: E, b: E) -> E:
         return a if a.sort == sort else E(op, (a, b), rsort)
     if op == "sub" and _is(b, 0):
         return a
+    if op in ("mul", "div") and _is(b, 1):
+        return a
+    if op == "mod" and _is(b, 1):
+        return const(0, INT)
     if op in ("eq", "ne") and sort == BOOL:
         # x == True -> x
         if b.is_const:
@@ -380,6 +406,7 @@ def variables(e: E) -> set[tuple[str, str]]:
 
 
 _SYM = {"eq": "=", "ne": "≠", "lt": "<", "le": "≤", "add": "+", "sub": "-",
+        "mul": "·", "div": "div", "mod": "mod",
         "band": "&", "bor": "|", "bxor": "^"}
 
 
@@ -410,6 +437,12 @@ def show(e: E, names: dict[tuple[str, str], str] | None = None) -> str:
         return f"~{a[0]}"
     if e.op == "resize":
         return a[0]
+    if e.op in ("mul", "div", "mod"):  # parenthesise a compound operand: (a + b) mod 4096
+        a = [f"({x})" if y.op not in ("var", "const") else x
+             for x, y in zip(a, e.args, strict=True)]
+    else:
+        a = [f"({x})" if y.op in ("mul", "div", "mod") else x
+             for x, y in zip(a, e.args, strict=True)]
     return f"{a[0]} {_SYM[e.op]} {a[1]}"
 
 
