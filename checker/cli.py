@@ -31,6 +31,8 @@ from checker.cli_common import (
     parse_scope,
 )
 from checker.cli_diff import cmd_compare, cmd_corpus, cmd_diff, cmd_encoding
+from checker.cli_kernels import add_arguments as kernels_arguments
+from checker.cli_kernels import cmd_kernels, guest_target, replay_on_guests
 from checker.verdict import (
     EXIT_INCONCLUSIVE,
     EXIT_OK,
@@ -97,6 +99,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
                   f"{t.design!r}", file=sys.stderr)
             return EXIT_USAGE
         traces.append(t)
+    if args.on not in ("model", "kernel", "both"):  # other kernels, under QEMU
+        return replay_on_guests(args.on, traces)
     good = bad = skipped = 0
     for t in traces:
         d = designs.get(t.design)
@@ -364,6 +368,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
                  "shmemcheck encoding --compose memfd v5-inaccessible"),
     "compare": ("the seed's promise: v5 MFD_INACCESSIBLE vs guest_memfd, as a markdown table",
                 "shmemcheck compare --engine pdr"),
+    "kernels": ("other kernels (Debian's cloud builds) to boot under QEMU: list the archive's, "
+                "fetch them into the cache", "shmemcheck kernels fetch 6.1 7.2"),
     "corpus": ("the bug corpus: each historical bug caught on its -broken design, each fix "
                "holding on its -fixed design", "shmemcheck corpus --format markdown"),
 }
@@ -433,8 +439,10 @@ def build_parser() -> argparse.ArgumentParser:
     r = cmd("replay")
     r.add_argument("files", nargs="+", metavar="FILE|DIR",
                    help="trace files, or directories searched for *.trace")
-    r.add_argument("--on", choices=["model", "kernel", "both"], default="model",
-                   help="replay on the model (default), on this kernel, or both")
+    r.add_argument("--on", type=guest_target, default="model",
+                   help="replay on the model (default), on this kernel, or both; or on other "
+                   "kernels under QEMU: kernel@VERSION[,kernel@VERSION...] (a version prefix: "
+                   "the newest fetched build) or kernels (every fetched one)")
     e = cmd("export")
     e.add_argument("trace", help="the trace file to export")
     e.add_argument("--to", required=True,
@@ -515,6 +523,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="write <id>-broken/-fixed traces and C reproducers here "
                     "(traces/scenarios/corpus holds the committed ones)")
     cp.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    kernels_arguments(cmd("kernels"))
     return ap
 
 
@@ -538,7 +547,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {"list": cmd_list, "check": cmd_check, "replay": cmd_replay,
                 "export": cmd_export, "explore": cmd_explore, "conform": cmd_conform,
                 "diff": cmd_diff, "encoding": cmd_encoding, "compare": cmd_compare,
-                "corpus": cmd_corpus, "lemmas": cmd_lemmas}
+                "corpus": cmd_corpus, "lemmas": cmd_lemmas, "kernels": cmd_kernels}
     try:
         install(with_z3=args.cmd in _Z3_COMMANDS)
         with active():

@@ -292,6 +292,23 @@ def _fill(text: str, placeholder: str, value: str) -> str:
     return text.replace(line, value)
 
 
+def kvm_constants(needs_gmem: str) -> str:
+    """The @KVM_CONSTANTS@ fill: the KVM numbers, the guest_memfd flags known, and
+    NEEDS_GUEST_MEMFD defined as `needs_gmem` (a C expression)."""
+    kvm_names = ["KVM_CHECK_EXTENSION", "KVM_CAP_GUEST_MEMFD", "KVM_CAP_GUEST_MEMFD_FLAGS",
+                 "KVM_CREATE_GUEST_MEMFD", "KVM_SET_USER_MEMORY_REGION2"]
+    known = vocab.GUEST_MEMFD_FLAG_MMAP | vocab.GUEST_MEMFD_FLAG_INIT_SHARED
+    return (_c_constants(kvm_names) + f"#define GMEM_KNOWN_FLAGS {known:#x}ULL\n"
+            + f"#define NEEDS_GUEST_MEMFD {needs_gmem}\n")
+
+
+#: what traces/guest.py's batch program reuses: a step's call, a runtime section, the constant
+#: definitions and the placeholder filling, so that a step is lowered to C in one place only
+c_call = _c_call
+c_constants = _c_constants
+runtime_section = _section
+fill = _fill
+
 #: the runtime sections a step may need, in the order they are emitted (after "base")
 RUNTIME_SECTIONS = ("signal", "create", "payload", "buffer", "kvm", "open", "close", "maps",
                     "munmap", "access", "pins", "pin", "uring", "unpin", "noexec")
@@ -354,13 +371,7 @@ def export_c(design: Design, r: Replayed) -> str:
             continue
         text = _section(name)
         if name == "kvm":
-            kvm_names = ["KVM_CHECK_EXTENSION", "KVM_CAP_GUEST_MEMFD",
-                         "KVM_CAP_GUEST_MEMFD_FLAGS", "KVM_CREATE_GUEST_MEMFD",
-                         "KVM_SET_USER_MEMORY_REGION2"]
-            known = vocab.GUEST_MEMFD_FLAG_MMAP | vocab.GUEST_MEMFD_FLAG_INIT_SHARED
-            text = _fill(text, "KVM_CONSTANTS", _c_constants(kvm_names)
-                         + f"#define GMEM_KNOWN_FLAGS {known:#x}ULL\n"
-                         + f"#define NEEDS_GUEST_MEMFD {int(uses_gmem(ops))}\n")
+            text = _fill(text, "KVM_CONSTANTS", kvm_constants(str(int(uses_gmem(ops)))))
         elif name == "unpin":
             release = ("\tif (pn->ring > 0) {\n\t\tring_release(pn);\n\t\treturn r;\n\t}\n"
                        if "uring" in need else "")

@@ -1,0 +1,206 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The guest runtime of shmemcheck's batch program (traces/guest.py): one static /init that
+ * runs many traces under QEMU, each in a forked child, and prints KTAP on the console.
+ *
+ * It takes the place of repro.c's "base" section (and of its "signal" section): the other
+ * sections of repro.c (the steps' helpers) are copied unchanged, and each step is the same C
+ * call as in a reproducer (traces/export/c.py). Where a reproducer asserts the trace's outcome
+ * and stops, a step here reports the outcome it observed, in numbers, and goes on, as the
+ * host's executor (traces/kernel.py) does; the comparison is made in Python, by the host's code.
+ * Line format (one per step, indented as a KTAP subtest):
+ *   ok N step N # outcome R <ret> | E <errno> | S <signo> | N m<k> | N p<k>
+ * A capability the guest lacks ends the trace with `# SKIP <reason>` lines.
+ *
+ * Each `//@ section NAME` line starts a section, as in repro.c; @ERRNO_CASES@ as there.
+ * Check this file on its own: gcc -Wall -Wextra -Werror -fsyntax-only guest.c
+ */
+//@ section standalone
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#define KSFT_PASS 0
+#define KSFT_FAIL 1
+#define KSFT_SKIP 4
+#ifndef __maybe_unused
+#define __maybe_unused __attribute__((__unused__))
+#endif
+//@ section base
+
+#include <sys/mount.h>
+#include <sys/reboot.h>
+
+#define MAX_FDS 64
+#define BAD_FD (1 << 30)	/* a descriptor the trace does not hold: EBADF */
+#define OBS_RET 0	/* the step returns a number */
+#define OBS_FD 1	/* the step returns a new descriptor of the trace */
+#define OBS_MAP 2	/* the step makes mapping m<k> */
+#define OBS_PIN 3	/* the step makes pin p<k> */
+
+/* the trace's descriptor numbers -> this process's descriptors */
+static int fds[MAX_FDS];
+static int cur_step, cur_nsteps, failed;
+/* per trace: it uses hugetlbfs / guest_memfd (NEEDS_GUEST_MEMFD) */
+static int cur_uses_hugetlb, cur_needs_gmem;
+/* mappings and pins made so far (the host names them m1, m2, ... in that order) */
+static int n_maps, n_pins;
+/* why the current step's failure may be this machine's (a missing feature), or NULL */
+static const char *lacking;
+
+struct res {
+	long ret;	/* the return value; -1 on failure or signal */
+	int err;	/* errno when ret == -1 */
+	int sig;	/* the signal that stopped the step, or 0 */
+};
+
+static __maybe_unused struct res res_of(long ret)
+{
+	struct res r = { ret, ret == -1 ? errno : 0, 0 };
+
+	return r;
+}
+
+static __maybe_unused int FD(int tfd)
+{
+	return tfd >= 0 && tfd < MAX_FDS && fds[tfd] >= 0 ? fds[tfd] : BAD_FD;
+}
+
+static __maybe_unused const char *errname(int e)
+{
+	switch (e) {
+/* @ERRNO_CASES@ */
+	default: return "E?";
+	}
+}
+
+/* A capability the guest lacks: the rest of the trace is skipped. */
+static __maybe_unused void skip(const char *why)
+{
+	int n;
+
+	for (n = cur_step; n <= cur_nsteps; n++)
+		printf("    ok %d step %d # SKIP %s\n", n, n, why);
+	exit(KSFT_SKIP);
+}
+
+/* The lowest trace descriptor number not in use (as the host's executor numbers them). */
+static int free_tfd(void)
+{
+	int n;
+
+	for (n = 0; n < MAX_FDS; n++)
+		if (fds[n] < 0)
+			return n;
+	return -1;
+}
+
+/*
+ * Report the step's observed outcome; `want` is the trace's outcome in the same words,
+ * for the KTAP ok / not ok (the verdict is made on the host).
+ */
+static __maybe_unused void observe(struct res r, int kind, const char *want)
+{
+	char got[48];
+	const char *why = lacking;
+	int t;
+
+	lacking = NULL;
+	if (r.sig) {
+		snprintf(got, sizeof(got), "S %d", r.sig);
+	} else if (r.ret == -1) {
+		snprintf(got, sizeof(got), "E %d", r.err);
+	} else if (kind == OBS_FD) {
+		t = free_tfd();
+		if (t < 0) {
+			printf("# step %d: more than %d descriptors\n", cur_step, MAX_FDS);
+			exit(KSFT_FAIL);
+		}
+		fds[t] = (int)r.ret;
+		snprintf(got, sizeof(got), "R %d", t);
+	} else if (kind == OBS_MAP) {
+		snprintf(got, sizeof(got), "N m%d", ++n_maps);
+	} else if (kind == OBS_PIN) {
+		snprintf(got, sizeof(got), "N p%d", ++n_pins);
+	} else {
+		snprintf(got, sizeof(got), "R %ld", r.ret);
+	}
+	if (strcmp(got, want) && want[0] != 'E' && r.ret == -1 && !r.sig) {
+		if (cur_uses_hugetlb && (r.err == ENOMEM || r.err == ENOSPC))
+			skip("hugetlbfs: no free huge pages in the guest (hugepages=)");
+		if (why)
+			skip(why);
+	}
+	if (strcmp(got, want))
+		failed++;
+	printf("    %sok %d step %d # outcome %s\n", strcmp(got, want) ? "not " : "",
+		cur_step, cur_step, got);
+}
+
+/* /proc for /proc/self/fd and vm.memfd_noexec, /dev for the console */
+static void guest_setup(void)
+{
+	int fd;
+
+	mkdir("/proc", 0555);
+	mkdir("/dev", 0755);
+	mount("proc", "/proc", "proc", 0, NULL);
+	mount("devtmpfs", "/dev", "devtmpfs", 0, NULL);
+	if (fcntl(1, F_GETFD) == -1) {
+		fd = open("/dev/console", O_RDWR);
+		while (fd >= 0 && fd < 2)
+			fd = dup(fd);
+	}
+	setvbuf(stdout, NULL, _IOLBF, 0);
+}
+
+/* Run trace k in a forked child with a time limit; print its KTAP result line. */
+static void run_one(int k, const char *name, void (*fn)(void), int nsteps, unsigned int limit)
+{
+	int status, i;
+	pid_t pid;
+
+	printf("    KTAP version 1\n    # Subtest: %s\n    1..%d\n", name, nsteps);
+	fflush(stdout);
+	pid = fork();
+	if (pid < 0) {
+		printf("not ok %d %s # fork failed\n", k, name);
+		return;
+	}
+	if (pid == 0) {
+		for (i = 0; i < MAX_FDS; i++)
+			fds[i] = i < 3 ? i : -1;
+		setpgid(0, 0);
+		alarm(limit);
+		fn();
+		exit(failed ? KSFT_FAIL : KSFT_PASS);
+	}
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	kill(-pid, SIGKILL);	/* the step's forked helpers, if any are left */
+	if (WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM)
+		printf("not ok %d %s # TIMEOUT after %u s\n", k, name, limit);
+	else if (WIFSIGNALED(status))
+		printf("not ok %d %s # ERROR killed by signal %d\n", k, name, WTERMSIG(status));
+	else if (WEXITSTATUS(status) == KSFT_SKIP)
+		printf("ok %d %s # SKIP\n", k, name);
+	else if (WEXITSTATUS(status) == KSFT_PASS)
+		printf("ok %d %s\n", k, name);
+	else
+		printf("not ok %d %s\n", k, name);
+}
+
+static void guest_done(void)
+{
+	printf("# shmemcheck: batch done\n");
+	fflush(stdout);
+	sync();
+	reboot(RB_POWER_OFF);
+	exit(0);
+}

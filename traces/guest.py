@@ -1,0 +1,318 @@
+"""Run traces on another kernel: one boot under QEMU (TCG) runs a whole batch.
+
+The traces are lowered by the C exporter (traces/export/c.py: the same C call per step as a
+reproducer) into ONE static program, the guest's /init (runtime: traces/export/runtime/guest.c
+around repro.c's step helpers). It runs each trace in a forked child, as the host's executor
+does, and prints KTAP on the serial console: one line per step with the outcome it observed.
+`run_batch` parses the console back into a traces.kernel.KernelRun per trace, so the host's
+comparison code (checker/kernel_replay.py judge) judges it. A guest that does not finish in
+time leaves its unfinished traces without a result (an error, never a pass).
+
+No /dev/kvm in a TCG guest (nested KVM fails on these machines, and TCG has no VMX): steps
+that open it are skipped with the reason. Huge pages come from the kernel command line
+(`hugepages=N`); vm.memfd_noexec is set in a new pid namespace, as on the host.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from model import vocab
+from traces.export.c import c_call, c_constants, fill, kvm_constants, runtime_section
+from traces.export.common import ExportError, runtime_sections
+from traces.export.lower import Op, creates_fd, lower, uses_gmem, uses_hugetlb
+from traces.kernel import KernelRun
+from traces.rawsys import ename, sig_name
+from traces.replayed import Replayed
+from traces.trace import Err, New, Outcome, Ret, Sig
+
+__all__ = ["BatchItem", "BootResult", "GuestError", "boot", "build_program", "initramfs",
+           "newc", "outcome_word", "parse_ktap", "program", "run_batch"]
+
+HUGEPAGES = 4  # 2 MiB pages reserved by the guest's command line (each trace needs <= 2)
+STEP_LIMIT = 60  # seconds a trace may take in the guest before it is killed (TCG is slow)
+BOOT_SECONDS = 90.0  # allowance for boot and power-off, on top of the traces' own time
+PER_STEP_SECONDS = 0.5
+
+#: repro.c's sections the batch takes, in repro.c's order ("base" and "signal" are replaced by
+#: guest.c's "base": a step reports its outcome instead of asserting one)
+_REPRO_SECTIONS = ("create", "payload", "buffer", "kvm", "open", "close", "maps", "munmap",
+                   "access", "pins", "pin", "uring", "unpin", "noexec")
+
+
+class GuestError(Exception):
+    """The batch could not be built or booted: one line for the user."""
+
+
+@dataclass
+class BatchItem:
+    """One trace of a batch: its name (for the KTAP subtest), the replayed trace (every
+    outcome concrete) and the vm.memfd_noexec it starts from (None: the guest's)."""
+
+    name: str
+    replayed: Replayed
+    noexec: int | None = None
+
+
+@dataclass
+class BootResult:
+    """One boot: each item's run (None where the guest printed no result), the console, the
+    wall time, and why the boot is inconclusive (a timeout, QEMU failing), if it is."""
+
+    runs: list[KernelRun | None]
+    console: str
+    seconds: float
+    problem: str | None = None
+    steps: int = 0
+    skipped_lowering: dict[int, str] = field(default_factory=dict)
+
+
+# ---- the program --------------------------------------------------------------------------------
+def outcome_word(o: Outcome) -> str:
+    """An outcome as guest.c's observe() prints it: R <ret>, E <errno>, S <signo>, N <name>."""
+    if isinstance(o, Ret):
+        return f"R {o.value}"
+    if isinstance(o, Err):
+        return f"E {vocab.ERRNO[o.errno]}" if o.errno in vocab.ERRNO else f"E {o.errno}"
+    if isinstance(o, Sig):
+        signo = {v: k for k, v in vocab.SIGNAL_NAME.items()}.get(o.name)
+        return f"S {signo}" if signo is not None else f"S {o.name}"
+    if isinstance(o, New):
+        return f"N {o.name}"
+    raise ExportError(f"no outcome to compare with ({o!r})")
+
+
+def parse_outcome(word: str) -> Outcome:
+    """guest.c's outcome words back to an Outcome, named as the host's executor names them."""
+    kind, _, v = word.strip().partition(" ")
+    if kind == "R":
+        return Ret(int(v))
+    if kind == "E":
+        return Err(ename(int(v)))
+    if kind == "S":
+        return Sig(sig_name(int(v)))
+    if kind == "N":
+        return New(v)
+    raise ValueError(f"unknown outcome {word!r}")
+
+
+def _c_str(s: str) -> str:
+    return '"' + "".join(c if c.isalnum() or c in " ._-/@:+" else f"\\{ord(c):03o}"
+                         for c in s.encode("ascii", "backslashreplace").decode()) + '"'
+
+
+def _observe_kind(op: Op) -> str:
+    if creates_fd(op):
+        return "OBS_FD"
+    if op.call == "mmap":
+        return "OBS_MAP"
+    if op.call in ("pin", "gup_pin"):
+        return "OBS_PIN"
+    return "OBS_RET"
+
+
+def _trace_fn(k: int, item: BatchItem, ops: Sequence[Op], need: set[str]) -> str:
+    lines = [f"static void trace_{k}(void)", "{",
+             f"\tcur_nsteps = {len(ops)};",
+             f"\tcur_uses_hugetlb = {int(uses_hugetlb(ops))};",
+             f"\tcur_needs_gmem = {int(uses_gmem(ops))};"]
+    if item.noexec is not None or any(op.call == "memfd_create" for op in ops):
+        lines += ["\tcur_step = 1;", f"\tsetup_noexec({item.noexec or 0});"]
+    for op in ops:
+        call = c_call(op, need)
+        lines += [f"\tcur_step = {op.n};",
+                  f"\tobserve({call}, {_observe_kind(op)}, {_c_str(outcome_word(op.expect))});"]
+    return "\n".join([*lines, "}", ""])
+
+
+def program(items: Sequence[BatchItem]) -> tuple[str, dict[int, str]]:
+    """The batch program's C text, and the items left out (index -> why: the C exporter
+    cannot lower them)."""
+    need: set[str] = set()
+    fns: list[str] = []
+    names: list[str] = ["MFD_HUGETLB"]
+    left_out: dict[int, str] = {}
+    runs: list[tuple[int, BatchItem, int]] = []
+    for k, item in enumerate(items, 1):
+        try:
+            ops = lower(item.replayed)
+            for op in ops:
+                outcome_word(op.expect)
+            fn = _trace_fn(k, item, ops, need)
+        except ExportError as e:
+            left_out[k - 1] = f"no C lowering: {e}"
+            continue
+        names += [n for op in ops for n in op.names]
+        fns.append(fn)
+        runs.append((k, item, len(ops)))
+    errno_cases = "".join(f"\tcase {e}: return \"{e}\";\n" for e in vocab.ERRNO)
+    parts = ["// SPDX-License-Identifier: GPL-2.0\n/* Generated by shmemcheck (traces/guest.py):"
+             f" {len(items)} traces, run as the guest's /init. */\n",
+             runtime_section("head"), "\n", c_constants(list(dict.fromkeys(names))),
+             fill(runtime_sections("guest.c", "//@ section")["base"], "ERRNO_CASES",
+                  errno_cases)]
+    for name in _REPRO_SECTIONS:
+        text = runtime_section(name)
+        if name == "kvm":
+            text = fill(text, "KVM_CONSTANTS", kvm_constants("cur_needs_gmem"))
+        elif name == "unpin":
+            text = fill(text, "RING_RELEASE",
+                        "\tif (pn->ring > 0) {\n\t\tring_release(pn);\n\t\treturn r;\n\t}\n")
+        parts.append(text)
+    main = ["", "int main(void)", "{", "\tguest_setup();", '\tprintf("KTAP version 1\\n");',
+            f'\tprintf("1..{len(items)}\\n");']
+    for k, item, n in runs:
+        main.append(f"\trun_one({k}, {_c_str(item.name)}, trace_{k}, {n}, {STEP_LIMIT});")
+    for i in left_out:
+        main.append(f'\tprintf("ok {i + 1} %s # SKIP no C lowering\\n", {_c_str(items[i].name)});')
+    main += ["\tguest_done();", "\treturn 0;", "}", ""]
+    return "".join(parts) + "\n" + "\n".join(fns) + "\n".join(main), left_out
+
+
+def build_program(c_text: str, out: Path) -> None:
+    """gcc -static -O1 (glibc static): the guest has no libraries."""
+    cc = shutil.which("gcc") or shutil.which("cc")
+    if cc is None:
+        raise GuestError("no C compiler (gcc) to build the guest program")
+    src = out.with_suffix(".c")
+    src.write_text(c_text)
+    p = subprocess.run([cc, "-static", "-O1", "-Wall", "-Wno-unused-function", "-o", str(out),
+                        str(src)], capture_output=True, text=True, check=False)
+    if p.returncode != 0:
+        first = next((ln for ln in p.stderr.splitlines() if "error" in ln), p.stderr.strip())
+        raise GuestError(f"the guest program does not build ({cc} -static): {first}")
+
+
+# ---- the initramfs ------------------------------------------------------------------------------
+def newc(entries: Sequence[tuple[str, int, bytes, tuple[int, int]]]) -> bytes:
+    """A cpio archive in the "newc" format (what the kernel's initramfs unpacker reads):
+    entries (name, mode with file type bits, data, (rdev major, minor)), then the trailer."""
+    out = bytearray()
+
+    def put(ino: int, name: str, mode: int, data: bytes, rdev: tuple[int, int]) -> None:
+        raw = name.encode() + b"\0"
+        nlink = 2 if mode & 0o170000 == 0o040000 else 1
+        fields = (ino, mode, 0, 0, nlink, 0, len(data), 0, 0, rdev[0], rdev[1], len(raw), 0)
+        out.extend(b"070701" + b"".join(f"{v:08x}".encode() for v in fields) + raw)
+        out.extend(b"\0" * (-len(out) % 4))
+        out.extend(data)
+        out.extend(b"\0" * (-len(out) % 4))
+
+    for ino, (name, mode, data, rdev) in enumerate(entries, 1):
+        put(ino, name, mode, data, rdev)
+    put(0, "TRAILER!!!", 0, b"", (0, 0))
+    return bytes(out)
+
+
+def initramfs(init: bytes) -> bytes:
+    """A gzip'd newc archive holding /init and the directories and console it needs."""
+    return gzip.compress(newc([
+        ("dev", 0o040755, b"", (0, 0)),
+        ("dev/console", 0o020600, b"", (5, 1)),
+        ("proc", 0o040555, b"", (0, 0)),
+        ("init", 0o100755, init, (0, 0)),
+    ]), compresslevel=6)
+
+
+# ---- the console --------------------------------------------------------------------------------
+_TOP = re.compile(r"^(not ok|ok) (\d+) (.*?)(?: # (.*))?$")
+_STEP = re.compile(r"^ {4}(not ok|ok) (\d+) step \d+ # (outcome|SKIP) ?(.*)$")
+
+
+def parse_ktap(console: str, n: int) -> list[KernelRun | None]:
+    """Each trace's KernelRun from the batch's KTAP (n traces; None: no result line, the
+    guest stopped first). Lines that are not KTAP (the kernel's own) are ignored."""
+    runs: list[KernelRun | None] = [None] * n
+    outcomes: list[Outcome] = []
+    skip: str | None = None
+    for raw in console.splitlines():
+        line = raw.rstrip("\r")
+        m = _STEP.match(line)
+        if m:
+            if m.group(3) == "SKIP":
+                skip = skip or m.group(4)
+            else:
+                outcomes.append(parse_outcome(m.group(4)))
+            continue
+        if line.startswith("    KTAP version"):
+            outcomes, skip = [], None
+            continue
+        m = _TOP.match(line)
+        if not m or not 1 <= int(m.group(2)) <= n:
+            continue
+        directive = m.group(4) or ""
+        k = int(m.group(2)) - 1
+        if directive.startswith("SKIP"):
+            runs[k] = KernelRun(outcomes, None, skip or directive[4:].strip() or "skipped",
+                                None)
+        elif directive.startswith(("TIMEOUT", "ERROR")):
+            runs[k] = KernelRun(outcomes, None, None, f"in the guest: {directive.lower()}")
+        else:
+            runs[k] = KernelRun(outcomes, None, None, None)
+        outcomes, skip = [], None
+    return runs
+
+
+# ---- the boot -----------------------------------------------------------------------------------
+def boot(vmlinuz: Path, initrd: Path, *, timeout: float, hugepages: int = HUGEPAGES,
+         qemu: str = "qemu-system-x86_64") -> tuple[str, float, str | None]:
+    """Boot under TCG (never -enable-kvm: nested KVM fails here) with the console on stdout;
+    (console, wall seconds, problem or None)."""
+    cmd = [qemu, "-accel", "tcg", "-cpu", "max", "-smp", "1", "-m", "512", "-nographic",
+           "-no-reboot", "-kernel", str(vmlinuz), "-initrd", str(initrd), "-append",
+           f"console=ttyS0 panic=-1 loglevel=4 hugepages={hugepages}"]
+    t0 = time.monotonic()
+    try:
+        p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout,
+                           check=False)
+    except FileNotFoundError:
+        return "", 0.0, f"{qemu} not found (apt-get install qemu-system-x86)"
+    except subprocess.TimeoutExpired as e:
+        out = e.stdout.decode("utf-8", "replace") if isinstance(e.stdout, bytes) else ""
+        return out, time.monotonic() - t0, f"the guest did not finish within {timeout:.0f} s"
+    out = p.stdout.decode("utf-8", "replace")
+    problem = None
+    if p.returncode != 0:
+        err = p.stderr.decode("utf-8", "replace").strip().splitlines()
+        problem = f"{qemu} exited with status {p.returncode}" + (f": {err[-1]}" if err else "")
+    elif "# shmemcheck: batch done" not in out:
+        problem = "the guest stopped before the batch was done"
+    return out, time.monotonic() - t0, problem
+
+
+def run_batch(vmlinuz: Path, items: Sequence[BatchItem], *, qemu: str = "qemu-system-x86_64",
+              keep: Path | None = None) -> BootResult:
+    """Build the batch program, boot it once, and parse each trace's run."""
+    c_text, left_out = program(items)
+    steps = sum(len(it.replayed.steps) for k, it in enumerate(items) if k not in left_out)
+    with tempfile.TemporaryDirectory(prefix="shmemcheck-guest-") as tmp:
+        work = Path(tmp)
+        build_program(c_text, work / "init")
+        initrd = work / "initrd.gz"
+        initrd.write_bytes(initramfs((work / "init").read_bytes()))
+        timeout = BOOT_SECONDS + PER_STEP_SECONDS * steps + 2.0 * len(items)
+        console, seconds, problem = boot(vmlinuz, initrd, timeout=timeout, qemu=qemu)
+        if keep is not None:
+            keep.mkdir(parents=True, exist_ok=True)
+            for f in ("init.c",):
+                shutil.copyfile(work / f, keep / f)
+            (keep / "console.log").write_text(console)
+    runs = parse_ktap(console, len(items))
+    for k, why in left_out.items():
+        runs[k] = KernelRun([], None, why, None)
+    return BootResult(runs, console, seconds, problem, steps, left_out)
+
+
+def env_keep_dir() -> Path | None:
+    """$SHMEMCHECK_GUEST_KEEP: a directory to keep the batch program and console in."""
+    v = os.environ.get("SHMEMCHECK_GUEST_KEEP")
+    return Path(v) if v else None
