@@ -176,41 +176,49 @@ def replay_on_guests(on: str, traces: Sequence[Trace]) -> int:
 def _print_table(traces: Sequence[Trace], items: Sequence[BatchItem],
                  table: dict[int, dict[str, list[Outcome] | None]],
                  versions: Sequence[str]) -> None:
-    """Per trace where some kernel's outcomes differ from the trace's or another kernel's: the
-    steps that differ, a column per kernel (a poor man's bisect)."""
+    """Per trace where some kernel differs from the trace: each step up to the last kernel's
+    first divergence where some kernel differs, a column per kernel (a poor man's bisect).
+    After a kernel's first divergence its outcomes are consequences, shown as `...`."""
     from traces.concretize import outcome_str
-    from traces.textfmt import format_step
-    from traces.trace import Step
+    from traces.textfmt import format_arg
 
     printed = False
+    width = max(14, *(len(v) for v in versions))
     for i, t in enumerate(traces):
         want = items[i].replayed.steps
-        cols = table[i]
-        rows = []
-        for n, step in enumerate(want):
-            cells = []
-            for v in versions:
-                got = cols.get(v)
-                cells.append("(no result)" if got is None else outcome_str(got[n])
-                             if n < len(got) else "-")
-            if any(c not in ("-", outcome_str(step.outcome)) for c in cells):
-                rows.append((n + 1, format_step(Step(step.call, step.args, step.outcome,
-                                                     None)), cells))
+        cells_of: dict[str, list[str]] = {}
+        for v in versions:
+            got = table[i].get(v)
+            cells: list[str] = []
+            gone = False
+            for n, step in enumerate(want):
+                if got is None:
+                    cells.append("(no result)")
+                elif gone:
+                    cells.append("...")
+                elif n >= len(got):
+                    cells.append("-")
+                else:
+                    cells.append(outcome_str(got[n]))
+                    gone = got[n] != step.outcome
+            cells_of[v] = cells
+        rows = [n for n, step in enumerate(want)
+                if any(cells_of[v][n] not in ("-", "...", outcome_str(step.outcome))
+                       for v in versions)]
         if not rows:
             continue
         if not printed:
-            print("where the kernels differ (step: the trace's outcome, then each kernel's; "
-                  "'-' not run):")
+            print("where the kernels differ from the trace (each kernel up to its first "
+                  "divergence; '...' after it, '-' not run):")
             printed = True
         print(f"  {t.path}")
-        width = max(len(v) for v in versions)
-        print(f"    {'step':>4}  {'trace':<24}" + "".join(f"  {v:<{max(width, 14)}}"
-                                                         for v in versions))
-        for n, text, cells in rows:
-            trace_o = text.rsplit(" = ", 1)[-1]
-            print(f"    {n:>4}  {trace_o[:24]:<24}" + "".join(
-                f"  {c[:max(width, 14)]:<{max(width, 14)}}" for c in cells)
-                + f"  {text.rsplit(' = ', 1)[0]}")
+        print(f"    {'step':>4}  {'trace':<{width}}" + "".join(f"  {v:<{width}}"
+                                                           for v in versions) + "  call")
+        for n in rows:
+            step = want[n]
+            call = f"{step.call}({', '.join(format_arg(a) for a in step.args)})"
+            print(f"    {n + 1:>4}  {outcome_str(step.outcome)[:width]:<{width}}" + "".join(
+                f"  {cells_of[v][n][:width]:<{width}}" for v in versions) + f"  {call}")
 
 
 def cmd_kernels(args: argparse.Namespace) -> int:

@@ -52,6 +52,18 @@ def test_c_runtime_compiles_on_its_own(tmp_path: Path) -> None:
     assert p.returncode == 0, p.stderr
 
 
+def test_guest_runtime_compiles_on_its_own(tmp_path: Path) -> None:
+    """traces/guest.py's batch runtime, as the file stands (gcc -fsyntax-only, -Werror)."""
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        pytest.skip("gcc is not installed: the guest runtime cannot be compiled here")
+    src = tmp_path / "guest.c"
+    src.write_text(RUNTIME.joinpath("guest.c").read_text("utf-8"))
+    p = subprocess.run([gcc, "-Wall", "-Wextra", "-Werror", "-fsyntax-only", str(src)],
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+
+
 def test_c_runtime_sections_are_the_ones_the_exporter_emits() -> None:
     secs = runtime_sections("repro.c", "//@ section")
     assert list(secs) == ["head", "standalone", "base", *c_export.RUNTIME_SECTIONS]
@@ -109,7 +121,7 @@ def test_runtime_files_are_package_data() -> None:
     globs = cfg["tool"]["setuptools"]["package-data"]["traces"]
     files = sorted(p.name for p in (ROOT / "traces" / "export" / "runtime").iterdir()
                    if p.is_file())
-    assert files == ["repro.c", "runtime.py"]
+    assert files == ["guest.c", "repro.c", "runtime.py"]
     for f in files:
         assert any(fnmatch.fnmatch(f"export/runtime/{f}", g) for g in globs), f
 

@@ -91,7 +91,7 @@ static __maybe_unused void skip(const char *why)
 }
 
 /* The lowest trace descriptor number not in use (as the host's executor numbers them). */
-static int free_tfd(void)
+static __maybe_unused int free_tfd(void)
 {
 	int n;
 
@@ -144,7 +144,7 @@ static __maybe_unused void observe(struct res r, int kind, const char *want)
 }
 
 /* /proc for /proc/self/fd and vm.memfd_noexec, /dev for the console */
-static void guest_setup(void)
+static __maybe_unused void guest_setup(void)
 {
 	int fd;
 
@@ -161,7 +161,7 @@ static void guest_setup(void)
 }
 
 /* Run trace k in a forked child with a time limit; print its KTAP result line. */
-static void run_one(int k, const char *name, void (*fn)(void), int nsteps, unsigned int limit)
+static __maybe_unused void run_one(int k, const char *name, void (*fn)(void), int nsteps, unsigned int limit)
 {
 	int status, i;
 	pid_t pid;
@@ -196,7 +196,7 @@ static void run_one(int k, const char *name, void (*fn)(void), int nsteps, unsig
 		printf("not ok %d %s\n", k, name);
 }
 
-static void guest_done(void)
+static __maybe_unused void guest_done(void)
 {
 	printf("# shmemcheck: batch done\n");
 	fflush(stdout);
