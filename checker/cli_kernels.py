@@ -88,7 +88,7 @@ def replay_on_guests(on: str, traces: Sequence[Trace]) -> int:
     )
     from model import designs
     from traces import kernels
-    from traces.guest import BatchItem, GuestError, run_batch
+    from traces.guest import BatchItem, GuestError, env_keep_dir, run_batch
 
     targets = _resolve(on)
     qemu = kernels.qemu_binary()
@@ -123,7 +123,8 @@ def replay_on_guests(on: str, traces: Sequence[Trace]) -> int:
         print(f"kernel {v} ({kern.package} {kern.deb_version}): booting "
               f"{len(items)} traces under QEMU (TCG)...", file=sys.stderr, flush=True)
         try:
-            boot = run_batch(kern.vmlinuz, items, qemu=qemu)
+            keep = env_keep_dir()
+            boot = run_batch(kern.vmlinuz, items, qemu=qemu, keep=keep / v if keep else None)
         except GuestError as e:
             raise UsageError(str(e)) from None
         st.seconds = boot.seconds

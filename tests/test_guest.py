@@ -279,3 +279,60 @@ def test_one_boot_runs_scenarios_on_a_fetched_kernel() -> None:
     else:
         assert p.returncode == 0, out + p.stderr
         assert "2 agree, 0 diverge" in out, out
+
+
+def _fake_kernel(cache: Path) -> None:
+    k = cache / "shmemcheck" / "kernels" / "6.1.9"
+    k.mkdir(parents=True)
+    (k / "vmlinuz").write_bytes(b"not a kernel")
+    (k / "meta.json").write_text(json.dumps({"package": "fake", "deb_version": "6.1.9-1"}))
+
+
+def _fake_qemu(bindir: Path, console: str, then: str) -> None:
+    """A qemu-system-x86_64 that prints `console` and then runs `then` (exec'd)."""
+    bindir.mkdir()
+    q = bindir / "qemu-system-x86_64"
+    q.write_text("#!/bin/sh\ncat <<'END'\n" + console + "END\n" + then + "\n")
+    q.chmod(0o755)
+
+
+def test_a_hung_guest_is_inconclusive_never_a_pass(tmp_path: Path) -> None:
+    """The guest finished one trace and hung in the next: the first is judged, the second
+    has no result; exit 3, and QEMU does not outlive the boot's timeout."""
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc is not installed: the batch program cannot be built here")
+    _fake_kernel(tmp_path / "cache")
+    _fake_qemu(tmp_path / "bin", "KTAP version 1\n1..2\n    KTAP version 1\n"
+               "    # Subtest: x\n    1..2\n    ok 1 step 1 # outcome R 3\n"
+               "    ok 2 step 2 # outcome R 1\nok 1 x\n    KTAP version 1\n"
+               "    # Subtest: y\n    1..19\n    ok 1 step 1 # outcome R 3\n",
+               "exec sleep 300")
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache"), "SHMEMCHECK_GUEST_TIMEOUT": "3",
+           "PATH": f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+    p = _cli("replay", "traces/scenarios/create-cloexec.trace",
+             "traces/scenarios/seal-write.trace", "--on", "kernel@6.1", env=env, timeout=120)
+    assert p.returncode == 3, p.stdout + p.stderr
+    assert "ok   traces/scenarios/create-cloexec.trace: kernel 6.1.9: 2 steps agree" in p.stdout
+    assert "???  traces/scenarios/seal-write.trace: kernel 6.1.9: no result (the guest " \
+           "stopped: the guest did not finish within 3 s" in p.stdout
+    assert "6.1.9: 2 traces, 2 steps run, 1 agree, 0 diverge, 0 skipped, 1 inconclusive" \
+        in p.stdout
+    assert p.stdout.rstrip().endswith("INCONCLUSIVE")
+
+
+def test_a_guest_outcome_unlike_the_trace_is_a_divergence(tmp_path: Path) -> None:
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc is not installed: the batch program cannot be built here")
+    _fake_kernel(tmp_path / "cache")
+    _fake_qemu(tmp_path / "bin", "KTAP version 1\n1..1\n    KTAP version 1\n"
+               "    # Subtest: x\n    1..2\n    ok 1 step 1 # outcome R 3\n"
+               "    not ok 2 step 2 # outcome R 0\nnot ok 1 x\n# shmemcheck: batch done\n",
+               "exit 0")
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache"),
+           "PATH": f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}"}
+    p = _cli("replay", "traces/scenarios/create-cloexec.trace", "--on", "kernels", env=env,
+             timeout=120)
+    assert p.returncode == 1, p.stdout + p.stderr
+    assert "FAIL kernel 6.1.9: traces/scenarios/create-cloexec.trace:5:1: step 2 diverges " \
+           "on the kernel" in p.stdout
+    assert "  kernel: 0\n" in p.stdout

@@ -19,10 +19,12 @@ import gzip
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
 from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -272,17 +274,27 @@ def boot(vmlinuz: Path, initrd: Path, *, timeout: float, hugepages: int = HUGEPA
            f"console=ttyS0 panic=-1 loglevel=4 hugepages={hugepages}"]
     t0 = time.monotonic()
     try:
-        p = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout,
-                           check=False)
+        p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, start_new_session=True)
     except FileNotFoundError:
         return "", 0.0, f"{qemu} not found (apt-get install qemu-system-x86)"
-    except subprocess.TimeoutExpired as e:
-        out = e.stdout.decode("utf-8", "replace") if isinstance(e.stdout, bytes) else ""
-        return out, time.monotonic() - t0, f"the guest did not finish within {timeout:.0f} s"
-    out = p.stdout.decode("utf-8", "replace")
+    try:
+        stdout, stderr = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with suppress(OSError):  # QEMU and anything it started
+            os.killpg(p.pid, signal.SIGKILL)
+        stdout, _ = p.communicate()
+        return (stdout.decode("utf-8", "replace"), time.monotonic() - t0,
+                f"the guest did not finish within {timeout:.0f} s (a hung guest: no verdict)")
+    except BaseException:  # Ctrl-C: no QEMU outlives the run
+        with suppress(OSError):
+            os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+        raise
+    out = stdout.decode("utf-8", "replace")
     problem = None
     if p.returncode != 0:
-        err = p.stderr.decode("utf-8", "replace").strip().splitlines()
+        err = stderr.decode("utf-8", "replace").strip().splitlines()
         problem = f"{qemu} exited with status {p.returncode}" + (f": {err[-1]}" if err else "")
     elif "# shmemcheck: batch done" not in out:
         problem = "the guest stopped before the batch was done"
@@ -299,7 +311,7 @@ def run_batch(vmlinuz: Path, items: Sequence[BatchItem], *, qemu: str = "qemu-sy
         build_program(c_text, work / "init")
         initrd = work / "initrd.gz"
         initrd.write_bytes(initramfs((work / "init").read_bytes()))
-        timeout = BOOT_SECONDS + PER_STEP_SECONDS * steps + 2.0 * len(items)
+        timeout = boot_timeout(steps, len(items))
         console, seconds, problem = boot(vmlinuz, initrd, timeout=timeout, qemu=qemu)
         if keep is not None:
             keep.mkdir(parents=True, exist_ok=True)
@@ -310,6 +322,19 @@ def run_batch(vmlinuz: Path, items: Sequence[BatchItem], *, qemu: str = "qemu-sy
     for k, why in left_out.items():
         runs[k] = KernelRun([], None, why, None)
     return BootResult(runs, console, seconds, problem, steps, left_out)
+
+
+def boot_timeout(steps: int, traces: int) -> float:
+    """Seconds a boot may take: $SHMEMCHECK_GUEST_TIMEOUT if set, else an allowance for boot
+    and power-off plus a share per step and per trace."""
+    v = os.environ.get("SHMEMCHECK_GUEST_TIMEOUT")
+    if v:
+        try:
+            return max(1.0, float(v))
+        except ValueError:
+            raise GuestError(f"SHMEMCHECK_GUEST_TIMEOUT={v!r}: want a number of seconds"
+                             ) from None
+    return BOOT_SECONDS + PER_STEP_SECONDS * steps + 2.0 * traces
 
 
 def env_keep_dir() -> Path | None:
