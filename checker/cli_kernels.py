@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 __all__ = ["cmd_kernels", "guest_target", "replay_on_guests"]
 
+#: a guest's errors that say nothing about the kernel: the trace is inconclusive (exit 3)
+INCONCLUSIVE_ERRORS = ("in the guest: timeout", "in the guest: unreadable")
 _TARGET = re.compile(r"^kernel@([0-9][0-9A-Za-z.+~-]*)$")
 
 
@@ -146,7 +148,7 @@ def replay_on_guests(on: str, traces: Sequence[Trace]) -> int:
                 print(f"ok   {path}: kernel {v}: SKIP {run.skipped}")
                 continue
             st.steps += len(run.outcomes)
-            if run.error and run.error.startswith("in the guest: timeout"):
+            if run.error and run.error.startswith(INCONCLUSIVE_ERRORS):
                 st.inconclusive += 1
                 inconclusive += 1
                 print(f"???  {path}: kernel {v}: step {len(run.outcomes) + 1} "

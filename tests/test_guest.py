@@ -137,6 +137,20 @@ def test_ktap_parser_reads_outcomes_skips_timeouts_and_missing_results() -> None
     assert runs[3] is None  # the guest stopped inside d.trace: no result, never a pass
 
 
+def test_ktap_parser_survives_kernel_messages_and_unreadable_lines() -> None:
+    """Where the results share the console, a kernel message may cut into a line (seen on
+    7.2.13: memfd_create()'s vm.memfd_noexec=2 message); an unreadable outcome makes the
+    trace's run an error, never an exception."""
+    text = ("    KTAP version 1\n    1..2\n    ok 1 step 1 # outcome R 3\n"
+            "    ok 2 step 2 # outcome R 32[    6.607845] init[155]: memfd_create() requires "
+            "MFD_NOEXEC_SEAL with vm.memfd_noexec=2\nok 1 x\n"
+            "    KTAP version 1\n    1..1\n    ok 1 step 1 # outcome R 3x\nok 2 y\n")
+    runs = parse_ktap(text, 2)
+    assert runs[0] == KernelRun([Ret(3), Ret(32)], None, None, None)
+    assert runs[1] is not None and runs[1].error is not None
+    assert runs[1].error.startswith("in the guest: unreadable result line")
+
+
 def test_ktap_parser_ignores_out_of_range_and_foreign_lines() -> None:
     assert parse_ktap("ok 7 x\nnot ok 0 y\nrandom\n", 2) == [None, None]
 

@@ -187,6 +187,13 @@ CASES: dict[str, Case] = {
                                               check=_prints("everything verified as expected")),
     "conform --design memfd": Case(0, ("slow", "kernel"),
                                    check=_prints("conform: ", " 0 divergences")),
+    # other kernels (README "Other kernels under QEMU"): the archive, ~40 MB the first time,
+    # two boots; without QEMU or the archive they fail, hence slow and qemu
+    "kernels": Case(0, ("slow", "qemu"), check=_prints("QEMU: ", "cache: ")),
+    "kernels fetch 6.1 7.2": Case(0, ("slow", "qemu"), check=_prints("6.1.", "7.2.")),
+    "replay traces/scenarios/exec-no-seal.trace traces/scenarios/seal-write.trace --on "
+    "kernel@6.1,kernel@7.2": Case(1, ("slow", "qemu"), check=_prints(
+        "where the kernels differ from the trace", "-1 EINVAL")),
     # run once per session, shared with tests/test_corpus.py (conftest.corpus_markdown: the
     # same command with --out DIR, which prints nothing more on stdout)
     "corpus --format markdown": Case(0, ("slow",), check=_corpus_table,

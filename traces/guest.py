@@ -227,6 +227,7 @@ def initramfs(init: bytes) -> bytes:
 
 # ---- the console --------------------------------------------------------------------------------
 _TOP = re.compile(r"^(not ok|ok) (\d+) (.*?)(?: # (.*))?$")
+_PRINTK = re.compile(r"\[ *[0-9]+\.[0-9]+\] .*$")
 _STEP = re.compile(r"^ {4}(not ok|ok) (\d+) step \d+ # (outcome|SKIP) ?(.*)$")
 
 
@@ -236,55 +237,69 @@ def parse_ktap(console: str, n: int) -> list[KernelRun | None]:
     runs: list[KernelRun | None] = [None] * n
     outcomes: list[Outcome] = []
     skip: str | None = None
+    unreadable: str | None = None
     for raw in console.splitlines():
-        line = raw.rstrip("\r")
+        # a kernel message cut into a line (only where the results share the console)
+        line = _PRINTK.sub("", raw.rstrip("\r"))
         m = _STEP.match(line)
         if m:
             if m.group(3) == "SKIP":
                 skip = skip or m.group(4)
             else:
-                outcomes.append(parse_outcome(m.group(4)))
+                try:
+                    outcomes.append(parse_outcome(m.group(4)))
+                except ValueError:
+                    unreadable = unreadable or line.strip()
             continue
         if line.startswith("    KTAP version"):
-            outcomes, skip = [], None
+            outcomes, skip, unreadable = [], None, None
             continue
         m = _TOP.match(line)
         if not m or not 1 <= int(m.group(2)) <= n:
             continue
         directive = m.group(4) or ""
         k = int(m.group(2)) - 1
-        if directive.startswith("SKIP"):
+        if unreadable is not None:
+            runs[k] = KernelRun(outcomes, None, None,
+                                f"in the guest: unreadable result line {unreadable!r}")
+        elif directive.startswith("SKIP"):
             runs[k] = KernelRun(outcomes, None, skip or directive[4:].strip() or "skipped",
                                 None)
         elif directive.startswith(("TIMEOUT", "ERROR")):
             runs[k] = KernelRun(outcomes, None, None, f"in the guest: {directive.lower()}")
         else:
             runs[k] = KernelRun(outcomes, None, None, None)
-        outcomes, skip = [], None
+        outcomes, skip, unreadable = [], None, None
     return runs
 
 
 # ---- the boot -----------------------------------------------------------------------------------
 def boot(vmlinuz: Path, initrd: Path, *, timeout: float, hugepages: int = HUGEPAGES,
-         qemu: str = "qemu-system-x86_64") -> tuple[str, float, str | None]:
-    """Boot under TCG (never -enable-kvm: nested KVM fails here) with the console on stdout;
-    (console, wall seconds, problem or None)."""
+         qemu: str = "qemu-system-x86_64") -> tuple[str, str, float, str | None]:
+    """Boot under TCG (never -enable-kvm: nested KVM fails here) with the console on stdout
+    and the program's results on a second serial port (a file); (results, console, wall
+    seconds, problem or None). The results are the console's KTAP when the guest had no
+    second port."""
+    results = initrd.parent / "results.ktap"
+    results.write_bytes(b"")
     cmd = [qemu, "-accel", "tcg", "-cpu", "max", "-smp", "1", "-m", "512", "-nographic",
            "-no-reboot", "-kernel", str(vmlinuz), "-initrd", str(initrd), "-append",
-           f"console=ttyS0 panic=-1 loglevel=4 hugepages={hugepages}"]
+           f"console=ttyS0 panic=-1 loglevel=4 hugepages={hugepages}",
+           "-serial", "mon:stdio", "-serial", f"file:{results}"]
     t0 = time.monotonic()
     try:
         p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, start_new_session=True)
     except FileNotFoundError:
-        return "", 0.0, f"{qemu} not found (apt-get install qemu-system-x86)"
+        return "", "", 0.0, f"{qemu} not found (apt-get install qemu-system-x86)"
     try:
         stdout, stderr = p.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         with suppress(OSError):  # QEMU and anything it started
             os.killpg(p.pid, signal.SIGKILL)
         stdout, _ = p.communicate()
-        return (stdout.decode("utf-8", "replace"), time.monotonic() - t0,
+        console = stdout.decode("utf-8", "replace")
+        return (_results(results, console), console, time.monotonic() - t0,
                 f"the guest did not finish within {timeout:.0f} s (a hung guest: no verdict)")
     except BaseException:  # Ctrl-C: no QEMU outlives the run
         with suppress(OSError):
@@ -296,9 +311,19 @@ def boot(vmlinuz: Path, initrd: Path, *, timeout: float, hugepages: int = HUGEPA
     if p.returncode != 0:
         err = stderr.decode("utf-8", "replace").strip().splitlines()
         problem = f"{qemu} exited with status {p.returncode}" + (f": {err[-1]}" if err else "")
-    elif "# shmemcheck: batch done" not in out:
+    text = _results(results, out)
+    if problem is None and "# shmemcheck: batch done" not in text:
         problem = "the guest stopped before the batch was done"
-    return out, time.monotonic() - t0, problem
+    return text, out, time.monotonic() - t0, problem
+
+
+def _results(path: Path, console: str) -> str:
+    """The second serial port's text, or the console's if nothing came there."""
+    try:
+        text = path.read_bytes().decode("utf-8", "replace")
+    except OSError:
+        text = ""
+    return text if text.strip() else console
 
 
 def run_batch(vmlinuz: Path, items: Sequence[BatchItem], *, qemu: str = "qemu-system-x86_64",
@@ -312,13 +337,14 @@ def run_batch(vmlinuz: Path, items: Sequence[BatchItem], *, qemu: str = "qemu-sy
         initrd = work / "initrd.gz"
         initrd.write_bytes(initramfs((work / "init").read_bytes()))
         timeout = boot_timeout(steps, len(items))
-        console, seconds, problem = boot(vmlinuz, initrd, timeout=timeout, qemu=qemu)
+        text, console, seconds, problem = boot(vmlinuz, initrd, timeout=timeout, qemu=qemu)
         if keep is not None:
             keep.mkdir(parents=True, exist_ok=True)
             for f in ("init.c",):
                 shutil.copyfile(work / f, keep / f)
             (keep / "console.log").write_text(console)
-    runs = parse_ktap(console, len(items))
+            (keep / "results.ktap").write_text(text)
+    runs = parse_ktap(text, len(items))
     for k, why in left_out.items():
         runs[k] = KernelRun([], None, why, None)
     return BootResult(runs, console, seconds, problem, steps, left_out)
