@@ -350,3 +350,32 @@ def test_a_guest_outcome_unlike_the_trace_is_a_divergence(tmp_path: Path) -> Non
     assert "FAIL kernel 6.1.9: traces/scenarios/create-cloexec.trace:5:1: step 2 diverges " \
            "on the kernel" in p.stdout
     assert "  kernel: 0\n" in p.stdout
+
+
+def test_an_unreachable_archive_lists_the_fetched_kernels_and_refuses_a_fetch(
+        tmp_path: Path) -> None:
+    """apt-get failing (no network, no archive): `kernels` still lists what is fetched (exit
+    0, saying why nothing else is), `kernels fetch` is one line and exit 2."""
+    try:
+        kernels.private_sources()
+    except kernels.ArchiveError as e:
+        pytest.skip(f"this machine's apt names no Debian archive: {e}")
+    _fake_kernel(tmp_path / "cache")
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    apt = fake / "apt-get"
+    apt.write_text("#!/bin/sh\necho 'E: Failed to fetch http://archive/dists/x/InRelease' >&2\n"
+                   "exit 100\n")
+    apt.chmod(0o755)
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache"),
+           "PATH": f"{fake}{os.pathsep}{os.environ['PATH']}"}
+    p = _cli("kernels", env=env)
+    assert p.returncode == 0, p.stderr
+    assert "archive: unreachable (apt-get update: apt-get failed: E: Failed to fetch " \
+           "http://archive/dists/x/InRelease)" in p.stdout
+    assert "  6.1.9      fetched" in p.stdout
+    p = _cli("kernels", "fetch", "6.1", env=env)
+    assert p.returncode == 2 and p.stdout == ""
+    assert p.stderr.strip().splitlines() == [
+        "shmemcheck: the archive: apt-get update: apt-get failed: E: Failed to fetch "
+        "http://archive/dists/x/InRelease"]

@@ -238,8 +238,11 @@ def discover(*, update: bool = False) -> list[KernelPackage]:
 
 def _debian_newer(a: str, b: str) -> bool:
     """Debian version a > b (dpkg --compare-versions)."""
-    return subprocess.run(["dpkg", "--compare-versions", a, "gt", b],
-                          check=False).returncode == 0
+    try:
+        return subprocess.run(["dpkg", "--compare-versions", a, "gt", b],
+                              check=False).returncode == 0
+    except FileNotFoundError:
+        raise ArchiveError("dpkg not found: the kernels come from a Debian archive") from None
 
 
 def match(prefix: str, versions: Sequence[str]) -> str | None:
@@ -306,7 +309,10 @@ def fetch(kp: KernelPackage) -> FetchedKernel:
         (out / "meta.json").write_text(json.dumps(
             {"version": kp.version, "package": kp.package, "deb_version": kp.deb_version,
              "base": kp.base, "image": str(image.relative_to(tree))}, indent=1) + "\n")
-        if final.exists():
-            shutil.rmtree(final)
-        os.rename(out, final)
+        try:
+            if final.exists():
+                shutil.rmtree(final)
+            os.rename(out, final)
+        except OSError as e:
+            raise ArchiveError(f"cannot put {kp.version} into {kroot}: {e.strerror}") from None
     return FetchedKernel(kp.version, final, kp.package, kp.deb_version)
