@@ -166,7 +166,8 @@ def replay_on_guests(on: str, traces: Sequence[Trace]) -> int:
         _print_table([t for t, _, _ in ok_model], items, table, [k.version for k in targets])
     print("kernels:")
     for v, st in stats.items():
-        per = f", {1000 * st.seconds / st.steps:.1f} s per 1,000 steps" if st.steps else ""
+        per = (f", {1000 * st.seconds / st.steps:.1f} s per 1,000 steps, boot included"
+               if st.steps else "")
         print(f"  {v}: {st.traces} traces, {st.steps} steps run, {st.agree} agree, "
               f"{len(st.diverge)} diverge, {st.skipped} skipped, {st.inconclusive} "
               f"inconclusive; boot {st.seconds:.1f} s{per}")
