@@ -20,9 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from checker.compile_np import Arr, CompiledAction
+from checker.compile_np import Arr, CompiledAction, live_fields
 from checker.interpreter import Interpreter
 from checker.memory import human, over, rss_bytes
+from checker.packer import Packer
 from model.lang.design import Design
 from properties.catalogue import Property
 from traces.run import ARun
@@ -67,6 +68,7 @@ class ExploreResult:
     layers: list[Layer] = field(default_factory=list, repr=False)
     memo_bytes: int = 0  # the per-projection transition tables (grow with projections, not states)
     stopped: str | None = None  # why the search stopped before its end (the memory bound)
+    elided: list[str] = field(default_factory=list)  # fields not stored (unread_fields)
 
     @property
     def states_per_second(self) -> float:
@@ -200,7 +202,7 @@ class _ActMemo:
             self._evaluate(proj[lo:lo + step], unfound)
 
     def _evaluate(self, proj: Arr, unfound: list[int]) -> None:
-        pk, ca = self.ex.packer, self.ca
+        pk, ca = self.ex.kp, self.ca
         u_n, nl, nq = proj.size, len(ca.labels), len(self.ex.aprops)
         S = pk.fields(proj)
         ens = np.zeros(u_n, np.int32)
@@ -222,6 +224,8 @@ class _ActMemo:
             d = np.zeros((m, k), np.int64)
             ok = en.copy()
             for fname in ca.updated:
+                if fname not in pk.shift:
+                    continue  # an unread field the key does not store (unread_fields)
                 u = r[fname]
                 if fname in pk.nat:
                     ok &= pk.in_bounds(fname, u)
@@ -261,7 +265,7 @@ class _ActMemo:
     def first_hit(self, proj: int, q: int) -> int:
         """The first parameter row at which a transition from this projection hits
         property q (recomputed: hits are rare, so they are not stored)."""
-        S = self.ex.packer.fields(np.array([proj], np.int64))
+        S = self.ex.kp.fields(np.array([proj], np.int64))
         r = (self.ca.search or self.ca.fn)(S, self.P)
         return int(self._hit(r, q)[0].argmax())
 
@@ -342,13 +346,13 @@ class _Memo:
 
     def __init__(self, ex: Explorer) -> None:
         self.ex = ex
-        pk = ex.packer
+        pk = ex.kp
         groups: dict[int, _Group] = {}
         self.acts: list[tuple[_ActMemo, _Group]] = []
         for ca in ex.actions:
             mask = 0
             for n, sh, b in pk.layout:
-                if n in ca.reads:
+                if n in ex.search_reads[ca.index]:
                     mask |= ((1 << b) - 1) << sh
             g = groups.setdefault(mask, _Group(mask))
             am = _ActMemo(ex, ca)
@@ -546,6 +550,32 @@ def trace_back(layers: Sequence[Layer], depth: int, idx: int
     return i, chain
 
 
+def unread_fields(ip: Interpreter) -> tuple[list[str], list[list[str]]]:
+    """The fields the search can leave out of its key, and each action's reads without them.
+
+    A field is kept when a selected state property reads it, when it is a scope-bounded
+    natural (the search prunes on its bound), or when an action's enabling, its deciding
+    rule, a selected action property or the update of a kept field reads it: a least fixed
+    point over the liveness of each action's generated code (compile_np.live_fields). Every
+    other field is written (if at all) only from itself and other unread fields and read by
+    nothing the search computes, so states that differ only in them have the same successors
+    modulo them, the same rule coverage and the same property values: the search over the
+    projected keys explores exactly the quotient graph. Enum and word updates fit their
+    field (checker/wellformed.py), so leaving them unchecked prunes nothing."""
+    schema = ip.design.schema
+    names = [f.name for f in schema.fields]
+    keep = {f.name for f in schema.fields if f.sort.kind == "nat"}
+    for reads in ip.sreads.values():
+        keep |= set(reads)
+    while True:
+        unused = ("out", "eff", *(n for n in names if n not in keep))
+        per = [live_fields(ca.source, names, unused) for ca in ip.actions]
+        grown = keep.union(*per)
+        if grown == keep:
+            return [n for n in names if n not in keep], per
+        keep = grown
+
+
 class Explorer(Interpreter):
     """BFS over a design within a scope, checking the given properties: the Interpreter's
     compiled actions, expanded a frontier at a time."""
@@ -553,8 +583,20 @@ class Explorer(Interpreter):
     def __init__(self, design: Design, scope: Mapping[str, int], props: Sequence[Property],
                  *, max_depth: int | None = None, keep_layers: bool = False,
                  progress: Callable[[str], None] | None = None,
-                 max_memory: int | None = None, max_states: int | None = None) -> None:
+                 max_memory: int | None = None, max_states: int | None = None,
+                 elide: bool = False) -> None:
         super().__init__(design, scope, props)
+        # the key the search stores: with `elide`, without the fields nothing it computes
+        # reads (unread_fields); self.packer stays the full state's, for replaying runs
+        self.kp = self.packer
+        self.search_reads = [ca.reads for ca in self.actions]
+        self.elided: list[str] = []
+        self._init_rep: dict[int, dict[str, int]] = {}
+        if elide:
+            elided, reads = unread_fields(self)
+            if elided:
+                self.elided, self.search_reads = elided, reads
+                self.kp = Packer(design, scope, elided)
         self.max_memory = max_memory  # bytes of resident memory (checker/memory.py)
         self.max_states = max_states  # stop after the layer that passes this many states
         self.max_depth = max_depth
@@ -564,9 +606,11 @@ class Explorer(Interpreter):
     # -- the search -------------------------------------------------------------------------
     def run(self) -> ExploreResult:
         t0 = time.perf_counter()
-        pk = self.packer
-        init = np.unique(np.array([pk.pack(s) for s in self.design.init.states(
-            self.design.schema)], dtype=np.int64))
+        pk = self.kp
+        self._init_rep = {}
+        for s in self.design.init.states(self.design.schema):
+            self._init_rep.setdefault(pk.pack(s), dict(s))  # first full state of each key
+        init = np.unique(np.array(list(self._init_rep), dtype=np.int64))
         visited = init.copy()
         layers: list[Layer] = [
             (init, np.full(init.shape, -1, np.int64), np.full(init.shape, -1, np.int16),
@@ -641,7 +685,8 @@ class Explorer(Interpreter):
             props[p.name] = PropOutcome(p, holds, run)
         return ExploreResult(self.design, self.scope, int(visited.size), transitions, depth,
                              seconds, pruned, coverage, props, stored, complete,
-                             layers if self.keep_layers else [], memo.nbytes(), stopped)
+                             layers if self.keep_layers else [], memo.nbytes(), stopped,
+                             list(self.elided))
 
     def _check_states(self, keys: Arr, depth: int,
                       found: dict[str, tuple[int, int, int, int] | None]) -> None:
@@ -649,7 +694,7 @@ class Explorer(Interpreter):
                 if p.kind in ("always", "sometimes") and found[p.name] is None]
         if not todo:
             return
-        S = self.packer.fields(keys, sorted({f for p in todo for f in self.sreads[p.name]}))
+        S = self.kp.fields(keys, sorted({f for p in todo for f in self.sreads[p.name]}))
         for p in todo:
             v = self.sprops[p.name](S).reshape(-1)
             hit = ~v if p.kind == "always" else v
@@ -660,7 +705,9 @@ class Explorer(Interpreter):
     def path(self, depth: int, idx: int) -> ARun:
         """The shortest run to the state at (layer depth, index idx)."""
         root, chain = trace_back(self._layers, depth, idx)
-        init = self.packer.unpack(int(self._layers[0][0][root]))
+        # the full initial state (unread fields included): the run is re-executed on full
+        # states, so every field of every step is the design's own value
+        init = dict(self._init_rep[int(self._layers[0][0][root])])
         run = ARun(init)
         st = init
         for a, j in chain:
