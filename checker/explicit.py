@@ -371,7 +371,7 @@ class _Group:
             sl[miss] = base + np.searchsorted(newp, proj[miss])
         self.pending.append(sl)
         self.npending += sl.size
-        if self.npending > max(1 << 20, self.table.n):
+        if self.npending > max(1 << 18, self.table.n):  # bounds the pending slot lists
             self.flush()
         return sl
 
