@@ -127,3 +127,4 @@ def test_check_names_what_it_explored() -> None:
                "--property", "noexec-seal-never-executable", "--quiet")
     assert both.returncode == 0, both.stderr
     assert "modulo" not in both.stdout and "states=630,339 " in both.stdout
+
