@@ -98,7 +98,6 @@ class _Grow:
 
 
 _HASH = np.uint64(0x9E3779B97F4A7C15)
-_U32 = np.uint64(32)
 
 
 class _Table:
@@ -167,13 +166,12 @@ class _Table:
 
 class _KeySet:
     """The visited set: distinct non-negative int64 keys in an open-addressing table (linear
-    probing, -1 empty), probed and filled a whole array at a time. The table grows by half
-    when it is half full, so it takes 16-24 bytes a key. Membership does not depend on where a
-    key lands, so neither does the search."""
+    probing, -1 empty, at most half full: 16-32 bytes a key), probed and filled a whole array
+    at a time. Membership does not depend on where a key lands, so neither does the search."""
 
     def __init__(self, keys: Arr) -> None:
-        self.size = 1024
-        self.keys = np.full(self.size, -1, np.int64)
+        self.bits = 10
+        self.keys = np.full(1 << self.bits, -1, np.int64)
         self.n = 0
         self.add(keys)
 
@@ -182,23 +180,19 @@ class _KeySet:
         return int(self.keys.nbytes)
 
     def _home(self, k: Arr) -> Arr:
-        # Fibonacci hashing, its top 32 bits scaled to the table ("fastrange"): a key's home
-        # grows with those bits at every size, so a rehash in table order is nearly sequential
-        h = k.view(np.uint64) * _HASH
-        h >>= _U32
-        h *= np.uint64(self.size)
-        h >>= _U32
+        h = k.view(np.uint64) * _HASH  # Fibonacci hashing: the product's top bits
+        h >>= np.uint64(64 - self.bits)
         return h.view(np.int64)
 
     def missing(self, k: Arr) -> Arr:
         """Where each key (a contiguous int64 array) is not in the set."""
+        m = (1 << self.bits) - 1
         h = self._home(k)
         tk = self.keys.take(h)
         out: Arr = tk != k
         pend = np.flatnonzero(out & (tk != -1))
         while pend.size:
-            hp = h[pend] + 1
-            hp[hp == self.size] = 0
+            hp = (h[pend] + 1) & m
             h[pend] = hp
             tk = self.keys.take(hp)
             hit = tk == k[pend]
@@ -209,16 +203,20 @@ class _KeySet:
     def add(self, k: Arr) -> None:
         """Add distinct keys none of which is in the set."""
         self.n += k.size
-        if 2 * self.n > self.size:
+        if 2 * self.n > self.keys.size:
             old = self.keys[self.keys != -1]  # in table order: nearly in order of new homes
             del self.keys  # before the new table is allocated: the peak is the new one
-            self.size = max(self.size + self.size // 2, 2 * self.n + 1)
-            self.keys = np.full(self.size, -1, np.int64)
+            bits = self.bits
+            while 2 * self.n > (1 << bits):
+                bits += 1
+            self.bits = bits
+            self.keys = np.full(1 << bits, -1, np.int64)
             for lo in range(0, old.size, 1 << 20):  # the temporaries stay small
                 self._put(old[lo:lo + (1 << 20)])
         self._put(k)
 
     def _put(self, k: Arr) -> None:
+        m = (1 << self.bits) - 1
         h = self._home(k)
         while k.size:
             fi = np.flatnonzero(self.keys.take(h) == -1)
@@ -229,8 +227,7 @@ class _KeySet:
             rest = np.ones(k.size, bool)
             rest[fi[won]] = False
             k, h = k[rest], h[rest]
-            h = np.where(self.keys.take(h) == -1, h, h + 1)
-            h[h == self.size] = 0
+            h = np.where(self.keys.take(h) == -1, h, (h + 1) & m)
 
 
 class _ActMemo:
