@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import pytest
 
@@ -87,21 +85,22 @@ def test_a_field_the_properties_read_is_stored() -> None:
     assert not any(f.sort.kind == "nat" and f.name in unread for f in d.schema.fields)
 
 
-def _mutant(edit: Callable[[Action], Action]) -> Design:
-    return designs.get("memfd").derive("memfd-reads-ghost", "", edit={"fchmod": edit})
-
-
 @pytest.mark.parametrize("how", ["condition", "update"])
 def test_a_field_a_rule_reads_is_stored(how: str) -> None:
     """A ghost field read by a rule condition, or by the update of a stored field, is not
     left out (it would change what the search computes)."""
+    base = designs.get("memfd")
+    act = next(a for a in base.actions if a.name == "fchmod")
+    last = act.semantics(base.schema).branches[-1].rule.label  # the deciding `ok`
     if how == "condition":
-        d = _mutant(lambda a: a.insert_rule(lambda s, fd, mode: fail(
-            "EPERM", when=s.created_noexec & ((s.mode ^ mode) & 0o111 != 0),
-            label="noexec_ghost"), before="exec_seal"))
+        def edit(a: Action) -> Action:
+            return a.insert_rule(lambda s: fail("EPERM", when=s.created_noexec & s.hugetlb,
+                                                label="noexec_ghost"), before=last)
     else:
-        d = _mutant(lambda a: a.amend_rule("ok", lambda s, fd, mode: {
-            "mode": If(s.created_noexec, mode & 0o666, mode)}))
+        def edit(a: Action) -> Action:
+            return a.amend_rule(last, lambda s: {"hugetlb": If(s.created_noexec, 1, s.hugetlb)})
+    d = base.derive("memfd-reads-ghost", "", edit={"fchmod": edit})
+    assert Explorer(base, base.scope(), [load()["seals-only-grow"]], elide=True).elided
     ex = Explorer(d, d.scope(), [load()["seals-only-grow"]], elide=True)
     assert ex.elided == []
 
