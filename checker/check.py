@@ -31,10 +31,14 @@ def run_explicit(design: Design, props: Sequence[Property], scope: dict[str, int
     from checker.explicit import Explorer
 
     ex = Explorer(design, scope, props,
-                  progress=None if quiet else progress, max_memory=max_memory)
+                  progress=None if quiet else progress, max_memory=max_memory, elide=True)
     r = ex.run()
     st = scope_text(scope)
-    method = f"explicit, scope {st}"
+    # fields no selected property and no rule reads are not stored (explicit.unread_fields):
+    # the states counted are the distinct states modulo those fields
+    unread = (f" modulo {', '.join(r.elided)} (read by no selected property or rule)"
+              if r.elided else "")
+    method = f"explicit, scope {st}{unread}"
     note = ("; the scope bounded some counters (transitions pruned: "
             f"{r.pruned}), so this holds within the scope only") if r.pruned else ""
     if r.stopped:  # what was not found may lie beyond: inconclusive, never a pass
@@ -59,7 +63,7 @@ def run_explicit(design: Design, props: Sequence[Property], scope: dict[str, int
                                      "depth": r.depth}))
     cov = [f"{design.name}: explicit states={r.states:,} transitions={r.transitions:,} "
            f"depth={r.depth} sec={r.seconds:.2f} states/s={r.states_per_second:,.0f} "
-           f"bytes/state={r.stored_bytes / max(1, r.states):.1f} scope {st}"]
+           f"bytes/state={r.stored_bytes / max(1, r.states):.1f} scope {st}{unread}"]
     unc = r.uncovered()
     if unc:
         cov.append(f"{design.name}: rules that never fired in the reachable space: "

@@ -20,9 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from checker.compile_np import Arr, CompiledAction
+from checker.compile_np import Arr, CompiledAction, live_fields
 from checker.interpreter import Interpreter
 from checker.memory import human, over, rss_bytes
+from checker.packer import Packer
 from model.lang.design import Design
 from properties.catalogue import Property
 from traces.run import ARun
@@ -40,7 +41,8 @@ MEMO_MIN_BYTES = 256 << 20
 
 #: One breadth-first layer: (state keys, each state's parent index in the layer before (-1 in
 #: layer 0), the action taking the parent to it, that action's parameter row). Shared by the
-#: explicit search and the design diff's product search (checker/diff.py).
+#: explicit search and the design diff's product search (checker/diff.py). Without
+#: keep_layers the search keeps the keys of layer 0 and of its frontier only.
 Layer = tuple[Arr, Arr, Arr, Arr]
 
 
@@ -67,6 +69,7 @@ class ExploreResult:
     layers: list[Layer] = field(default_factory=list, repr=False)
     memo_bytes: int = 0  # the per-projection transition tables (grow with projections, not states)
     stopped: str | None = None  # why the search stopped before its end (the memory bound)
+    elided: list[str] = field(default_factory=list)  # fields not stored (unread_fields)
 
     @property
     def states_per_second(self) -> float:
@@ -99,7 +102,7 @@ _HASH = np.uint64(0x9E3779B97F4A7C15)
 
 class _Table:
     """Open-addressing hash map (linear probing, vectorised) from distinct non-negative int64
-    keys to dense slot numbers, given in order of insertion; at most 1/4 full."""
+    keys to dense slot numbers, given in order of insertion; at most half full."""
 
     def __init__(self) -> None:
         self.bits = 12
@@ -134,10 +137,10 @@ class _Table:
         """Give distinct absent keys the next slots, in order."""
         ids = np.arange(self.n, self.n + k.size, dtype=np.int32)
         self.n += k.size
-        if 4 * self.n > (1 << self.bits):
+        if 2 * self.n > (1 << self.bits):
             old = self.keys != -1
             ok, ov = self.keys[old], self.vals[old]
-            while 4 * self.n > (1 << self.bits):
+            while 2 * self.n > (1 << self.bits):
                 self.bits += 1
             self.keys = np.full(1 << self.bits, -1, np.int64)
             self.vals = np.zeros(1 << self.bits, np.int32)
@@ -159,6 +162,72 @@ class _Table:
             rest[done] = False
             k, v, h = k[rest], v[rest], h[rest]
             h = np.where(self.keys[h] == -1, h, (h + 1) & m)
+
+
+class _KeySet:
+    """The visited set: distinct non-negative int64 keys in an open-addressing table (linear
+    probing, -1 empty, at most half full: 16-32 bytes a key), probed and filled a whole array
+    at a time. Membership does not depend on where a key lands, so neither does the search."""
+
+    def __init__(self, keys: Arr) -> None:
+        self.bits = 10
+        self.keys = np.full(1 << self.bits, -1, np.int64)
+        self.n = 0
+        self.add(keys)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.keys.nbytes)
+
+    def _home(self, k: Arr) -> Arr:
+        h = k.view(np.uint64) * _HASH  # Fibonacci hashing: the product's top bits
+        h >>= np.uint64(64 - self.bits)
+        return h.view(np.int64)
+
+    def missing(self, k: Arr) -> Arr:
+        """Where each key (a contiguous int64 array) is not in the set."""
+        m = (1 << self.bits) - 1
+        h = self._home(k)
+        tk = self.keys.take(h)
+        out: Arr = tk != k
+        pend = np.flatnonzero(out & (tk != -1))
+        while pend.size:
+            hp = (h[pend] + 1) & m
+            h[pend] = hp
+            tk = self.keys.take(hp)
+            hit = tk == k[pend]
+            out[pend[hit]] = False
+            pend = pend[~hit & (tk != -1)]
+        return out
+
+    def add(self, k: Arr) -> None:
+        """Add distinct keys none of which is in the set."""
+        self.n += k.size
+        if 2 * self.n > self.keys.size:
+            old = self.keys[self.keys != -1]  # in table order: nearly in order of new homes
+            del self.keys  # before the new table is allocated: the peak is the new one
+            bits = self.bits
+            while 2 * self.n > (1 << bits):
+                bits += 1
+            self.bits = bits
+            self.keys = np.full(1 << bits, -1, np.int64)
+            for lo in range(0, old.size, 1 << 20):  # the temporaries stay small
+                self._put(old[lo:lo + (1 << 20)])
+        self._put(k)
+
+    def _put(self, k: Arr) -> None:
+        m = (1 << self.bits) - 1
+        h = self._home(k)
+        while k.size:
+            fi = np.flatnonzero(self.keys.take(h) == -1)
+            fh = h[fi]
+            fk = k[fi]
+            self.keys[fh] = fk  # keys are distinct: one writer per position wins
+            won = self.keys.take(fh) == fk
+            rest = np.ones(k.size, bool)
+            rest[fi[won]] = False
+            k, h = k[rest], h[rest]
+            h = np.where(self.keys.take(h) == -1, h, (h + 1) & m)
 
 
 class _ActMemo:
@@ -200,7 +269,7 @@ class _ActMemo:
             self._evaluate(proj[lo:lo + step], unfound)
 
     def _evaluate(self, proj: Arr, unfound: list[int]) -> None:
-        pk, ca = self.ex.packer, self.ca
+        pk, ca = self.ex.kp, self.ca
         u_n, nl, nq = proj.size, len(ca.labels), len(self.ex.aprops)
         S = pk.fields(proj)
         ens = np.zeros(u_n, np.int32)
@@ -222,6 +291,8 @@ class _ActMemo:
             d = np.zeros((m, k), np.int64)
             ok = en.copy()
             for fname in ca.updated:
+                if fname not in pk.shift:
+                    continue  # an unread field the key does not store (unread_fields)
                 u = r[fname]
                 if fname in pk.nat:
                     ok &= pk.in_bounds(fname, u)
@@ -261,7 +332,7 @@ class _ActMemo:
     def first_hit(self, proj: int, q: int) -> int:
         """The first parameter row at which a transition from this projection hits
         property q (recomputed: hits are rare, so they are not stored)."""
-        S = self.ex.packer.fields(np.array([proj], np.int64))
+        S = self.ex.kp.fields(np.array([proj], np.int64))
         r = (self.ca.search or self.ca.fn)(S, self.P)
         return int(self._hit(r, q)[0].argmax())
 
@@ -300,7 +371,7 @@ class _Group:
             sl[miss] = base + np.searchsorted(newp, proj[miss])
         self.pending.append(sl)
         self.npending += sl.size
-        if self.npending > max(1 << 20, self.table.n):
+        if self.npending > max(1 << 18, self.table.n):  # bounds the pending slot lists
             self.flush()
         return sl
 
@@ -342,13 +413,13 @@ class _Memo:
 
     def __init__(self, ex: Explorer) -> None:
         self.ex = ex
-        pk = ex.packer
+        pk = ex.kp
         groups: dict[int, _Group] = {}
         self.acts: list[tuple[_ActMemo, _Group]] = []
         for ca in ex.actions:
             mask = 0
             for n, sh, b in pk.layout:
-                if n in ca.reads:
+                if n in ex.search_reads[ca.index]:
                     mask |= ((1 << b) - 1) << sh
             g = groups.setdefault(mask, _Group(mask))
             am = _ActMemo(ex, ca)
@@ -359,10 +430,11 @@ class _Memo:
         self.resets = 0
 
     def expand(self, keys: Arr, lo: int, depth: int,
-               found: dict[str, tuple[int, int, int, int] | None], visited: Arr, kbits: int
+               found: dict[str, tuple[int, int, int, int] | None], visited: _KeySet, kbits: int
                ) -> tuple[Arr, Arr, Arr, Arr]:
         """The successors of frontier rows lo.. (keys) not in `visited`, each once, with the
-        (parent row, action, parameter row) first in the layer's transition order."""
+        (parent row, action, parameter row) first in the layer's transition order; they are
+        added to `visited`, so a later chunk of the layer does not find them again."""
         n = keys.size
         gslots = {id(g): g.slots(keys, self.unfound) for g in self.groups}
         bends = np.minimum(np.arange(ORDER_ROWS, n + ORDER_ROWS, ORDER_ROWS), n) - 1
@@ -421,26 +493,26 @@ class _Memo:
                 nks.append(np.repeat(keys, c) + d)
                 rks.append(np.repeat(rowadj, c) + ar[:tot])
             pos += tot
+        # only successors not visited yet are sorted (most are: the sort is the cost)
         if packed_ok:
-            uk, ur = _min_per_key(packed, rb)
+            uk, ur = _min_per_key(packed[visited.missing(packed >> rb)], rb)
         else:
             allk, allr = np.concatenate(nks), np.concatenate(rks)
+            fresh = visited.missing(allk)
+            allk, allr = allk[fresh], allr[fresh]
             order = np.lexsort((allr, allk))
             sk = allk[order]
             first = _run_starts(sk)
             uk = sk[first]
             ur = allr[order][first]
-        p = np.searchsorted(visited, uk)
-        p[p >= visited.size] = 0
-        fresh = visited[p] != uk
-        uk, ur = uk[fresh], ur[fresh]
+        visited.add(uk)
         # decode each rank: its (block, action), its place in that action's list, its row
         offf = off.ravel()
         bid = np.searchsorted(offf, ur, side="right") - 1
         b, aix = np.divmod(bid, na)
         gi = ur - offf[bid] + bs[aix, b]
-        par = np.empty(uk.size, np.int64)
-        pj = np.empty(uk.size, np.int32)
+        par = np.empty(uk.size, np.int32)
+        pj = np.empty(uk.size, self.ex.pj_dtype)
         for ai in np.unique(aix):
             am = self.acts[ai][0]
             sl, c, cum = per[ai]
@@ -449,7 +521,7 @@ class _Memo:
             row = np.searchsorted(cum, g, side="right")
             par[sel] = row + lo
             pj[sel] = am.fj.buf[am.start.buf[sl[row]] + g - cum[row] + c[row]]
-        return uk, par, aix.astype(np.int16), pj
+        return uk, par, aix.astype(self.ex.act_dtype), pj
 
     def _hits(self, am: _ActMemo, ai: int, sl: Arr, keys: Arr, mask: np.int64,
               hits: dict[int, tuple[int, int, int, int]]) -> None:
@@ -546,6 +618,32 @@ def trace_back(layers: Sequence[Layer], depth: int, idx: int
     return i, chain
 
 
+def unread_fields(ip: Interpreter) -> tuple[list[str], list[list[str]]]:
+    """The fields the search can leave out of its key, and each action's reads without them.
+
+    A field is kept when a selected state property reads it, when it is a scope-bounded
+    natural (the search prunes on its bound), or when an action's enabling, its deciding
+    rule, a selected action property or the update of a kept field reads it: a least fixed
+    point over the liveness of each action's generated code (compile_np.live_fields). Every
+    other field is written (if at all) only from itself and other unread fields and read by
+    nothing the search computes, so states that differ only in them have the same successors
+    modulo them, the same rule coverage and the same property values: the search over the
+    projected keys explores exactly the quotient graph. Enum and word updates fit their
+    field (checker/wellformed.py), so leaving them unchecked prunes nothing."""
+    schema = ip.design.schema
+    names = [f.name for f in schema.fields]
+    keep = {f.name for f in schema.fields if f.sort.kind == "nat"}
+    for reads in ip.sreads.values():
+        keep |= set(reads)
+    while True:
+        unused = ("out", "eff", *(n for n in names if n not in keep))
+        per = [live_fields(ca.source, names, unused) for ca in ip.actions]
+        grown = keep.union(*per)
+        if grown == keep:
+            return [n for n in names if n not in keep], per
+        keep = grown
+
+
 class Explorer(Interpreter):
     """BFS over a design within a scope, checking the given properties: the Interpreter's
     compiled actions, expanded a frontier at a time."""
@@ -553,8 +651,25 @@ class Explorer(Interpreter):
     def __init__(self, design: Design, scope: Mapping[str, int], props: Sequence[Property],
                  *, max_depth: int | None = None, keep_layers: bool = False,
                  progress: Callable[[str], None] | None = None,
-                 max_memory: int | None = None, max_states: int | None = None) -> None:
+                 max_memory: int | None = None, max_states: int | None = None,
+                 elide: bool = False) -> None:
         super().__init__(design, scope, props)
+        # the key the search stores: with `elide`, without the fields nothing it computes
+        # reads (unread_fields); self.packer stays the full state's, for replaying runs
+        self.kp = self.packer
+        self.search_reads = [ca.reads for ca in self.actions]
+        self.elided: list[str] = []
+        self._init_rep: dict[int, dict[str, int]] = {}
+        # a layer stores each state's action and parameter row in as few bytes as they take
+        self.act_dtype: type[np.signedinteger[Any]] = (
+            np.int8 if len(self.actions) <= 127 else np.int16)
+        self.pj_dtype: type[np.signedinteger[Any]] = (
+            np.int16 if max((ca.k for ca in self.actions), default=1) <= 32767 else np.int32)
+        if elide:
+            elided, reads = unread_fields(self)
+            if elided:
+                self.elided, self.search_reads = elided, reads
+                self.kp = Packer(design, scope, elided)
         self.max_memory = max_memory  # bytes of resident memory (checker/memory.py)
         self.max_states = max_states  # stop after the layer that passes this many states
         self.max_depth = max_depth
@@ -564,13 +679,16 @@ class Explorer(Interpreter):
     # -- the search -------------------------------------------------------------------------
     def run(self) -> ExploreResult:
         t0 = time.perf_counter()
-        pk = self.packer
-        init = np.unique(np.array([pk.pack(s) for s in self.design.init.states(
-            self.design.schema)], dtype=np.int64))
-        visited = init.copy()
+        pk = self.kp
+        self._init_rep = {}
+        for s in self.design.init.states(self.design.schema):
+            self._init_rep.setdefault(pk.pack(s), dict(s))  # first full state of each key
+        init = np.unique(np.array(list(self._init_rep), dtype=np.int64))
+        visited = _KeySet(init)  # every state found, the current layer's so far included
+        nstates = int(init.size)  # the states of the completed layers
         layers: list[Layer] = [
-            (init, np.full(init.shape, -1, np.int64), np.full(init.shape, -1, np.int16),
-             np.full(init.shape, -1, np.int32))]
+            (init, np.full(init.shape, -1, np.int32), np.full(init.shape, -1, self.act_dtype),
+             np.full(init.shape, -1, self.pj_dtype))]
         found: dict[str, tuple[int, int, int, int] | None] = {p.name: None for p in self.props}
         self._check_states(init, 0, found)
         memo = _Memo(self)
@@ -587,17 +705,17 @@ class Explorer(Interpreter):
             for lo in range(0, frontier.size, CHUNK):
                 uk, par, act, pj = memo.expand(frontier[lo:lo + CHUNK], lo, depth, found,
                                                visited, kbits)
-                memo.bound(visited.size + sum(k.size for k in new_k))
+                memo.bound(visited.n)
                 if uk.size:
                     new_k.append(uk)
                     new_p.append(par)
                     new_a.append(act)
                     new_j.append(pj)
-                # the layer's merge copies the visited array and the new states once more
+                # the visited set may double, and the layer's merge copies the new states
                 pending = sum(k.size for k in new_k) * 8
                 if over(self.max_memory, 2 * (visited.nbytes + pending)):
                     stopped = (f"memory bound {human(self.max_memory or 0)} reached while "
-                               f"expanding depth {depth} ({visited.size:,} states visited, "
+                               f"expanding depth {depth} ({nstates:,} states visited, "
                                f"resident {human(rss_bytes())}); every state and "
                                f"transition within depth {depth} was checked")
                     break
@@ -606,26 +724,30 @@ class Explorer(Interpreter):
             if len(new_k) == 1:
                 uk, par, act, pj = new_k[0], new_p[0], new_a[0], new_j[0]
             else:
-                # a state reached from several chunks keeps its first (earliest-chunk) parent
+                # the chunks found distinct states (each the first chunk reaching it, as
+                # they share the visited set): the layer in order of keys
                 uk, first = _first_of_runs(np.concatenate(new_k), kbits)
                 par = np.concatenate(new_p)[first]
                 act = np.concatenate(new_a)[first]
                 pj = np.concatenate(new_j)[first]
             depth += 1
             layers.append((uk, par, act, pj))
-            visited = np.concatenate([visited, uk])
-            visited.sort(kind="stable")  # a merge of two sorted runs
+            nstates += uk.size
+            if depth >= 2 and not self.keep_layers:
+                # an expanded layer's keys are in the visited set; a path needs only the
+                # parents, actions and parameter rows (and layer 0's keys)
+                layers[depth - 1] = (_NONE, *layers[depth - 1][1:])
             self._check_states(uk, depth, found)
             frontier = uk
-            if self.max_states is not None and visited.size > self.max_states:
-                stopped = (f"more than {self.max_states:,} states ({visited.size:,} by depth "
+            if self.max_states is not None and nstates > self.max_states:
+                stopped = (f"more than {self.max_states:,} states ({nstates:,} by depth "
                            f"{depth}, where the search stopped)")
                 break
             now = time.perf_counter()
             if self.progress and now - last_report > 1.0:
                 last_report = now
-                self.progress(f"states={visited.size} depth={depth} "
-                              f"states/s={visited.size / (now - t0):,.0f}")
+                self.progress(f"states={nstates} depth={depth} "
+                              f"states/s={nstates / (now - t0):,.0f}")
         transitions, pruned, coverage = memo.totals()
         seconds = time.perf_counter() - t0
         complete = not stopped and (not frontier.size or self.max_depth is None
@@ -639,9 +761,10 @@ class Explorer(Interpreter):
             run = self._run_to(where, p) if where is not None else None
             holds = (where is None) if p.kind in ("always", "action") else (where is not None)
             props[p.name] = PropOutcome(p, holds, run)
-        return ExploreResult(self.design, self.scope, int(visited.size), transitions, depth,
+        return ExploreResult(self.design, self.scope, nstates, transitions, depth,
                              seconds, pruned, coverage, props, stored, complete,
-                             layers if self.keep_layers else [], memo.nbytes(), stopped)
+                             layers if self.keep_layers else [], memo.nbytes(), stopped,
+                             list(self.elided))
 
     def _check_states(self, keys: Arr, depth: int,
                       found: dict[str, tuple[int, int, int, int] | None]) -> None:
@@ -649,7 +772,7 @@ class Explorer(Interpreter):
                 if p.kind in ("always", "sometimes") and found[p.name] is None]
         if not todo:
             return
-        S = self.packer.fields(keys, sorted({f for p in todo for f in self.sreads[p.name]}))
+        S = self.kp.fields(keys, sorted({f for p in todo for f in self.sreads[p.name]}))
         for p in todo:
             v = self.sprops[p.name](S).reshape(-1)
             hit = ~v if p.kind == "always" else v
@@ -660,7 +783,9 @@ class Explorer(Interpreter):
     def path(self, depth: int, idx: int) -> ARun:
         """The shortest run to the state at (layer depth, index idx)."""
         root, chain = trace_back(self._layers, depth, idx)
-        init = self.packer.unpack(int(self._layers[0][0][root]))
+        # the full initial state (unread fields included): the run is re-executed on full
+        # states, so every field of every step is the design's own value
+        init = dict(self._init_rep[int(self._layers[0][0][root])])
         run = ARun(init)
         st = init
         for a, j in chain:

@@ -28,10 +28,16 @@ class Packer:
     only the bits some initial state or update can set (may_set_bits: the 22-bit inode flags
     word of memfd@5.17 carries just VM_LOCKED and VM_NORESERVE); every value stored is checked
     against that mask, so a bit the analysis missed stops the search instead of being dropped.
-    If even that does not fit, ScopeTooWide names the largest scope that does."""
+    If even that does not fit, ScopeTooWide names the largest scope that does.
 
-    def __init__(self, design: Design, scope: Mapping[str, int]) -> None:
+    `omit` are fields the key does not store (the explicit search's unread fields,
+    checker/explicit.py unread_fields): `fields` gives them as 0, and nothing that reads
+    them may run on these keys."""
+
+    def __init__(self, design: Design, scope: Mapping[str, int],
+                 omit: Sequence[str] = ()) -> None:
         self.schema = schema = design.schema
+        self.omitted = [f.name for f in schema.fields if f.name in omit]
         self.bound = {f.name: f.sort.bound(scope) for f in schema.fields}
         self.nat = [f.name for f in schema.fields if f.sort.kind in ("nat", "enum")]
         self.wmask = {f.name: (1 << f.sort.width) - 1 for f in schema.fields
@@ -39,7 +45,7 @@ class Packer:
         # sparse word -> (value bit, key bit, length) runs, in the field's key range
         self.runs: dict[str, list[tuple[int, int, int]]] = {}
         self.keep: dict[str, int] = {}  # sparse word -> the value bits it can hold
-        plain = _widths(design, scope)
+        plain = {n: b for n, b in _widths(design, scope).items() if n not in self.omitted}
         if sum(plain.values()) <= KEY_BITS:
             widths = plain
         else:
@@ -56,6 +62,8 @@ class Packer:
         self.layout: list[tuple[str, int, int]] = []
         sh = 0
         for f in schema.fields:
+            if f.name in self.omitted:
+                continue
             b = widths[f.name]
             self.layout.append((f.name, sh, b))
             if f.name in self.keep:
@@ -114,7 +122,10 @@ class Packer:
         """Each field's values as a column; with `only`, just those fields."""
         col = keys.reshape(-1, 1)
         names = self.shift if only is None else only
-        out = {n: self.decode(n, col) for n in names}
+        out = {n: self.decode(n, col) for n in names if n in self.shift}
+        zero = np.zeros_like(col)
+        for n in self.omitted if only is None else [n for n in only if n in self.omitted]:
+            out[n] = zero
         out["__shape__"] = col
         return out
 

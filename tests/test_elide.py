@@ -1,0 +1,129 @@
+"""The explicit search leaves out of its key the fields nothing it computes reads
+(checker/explicit.py unread_fields): exact, or not done."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from checker.explicit import Explorer, ExploreResult, unread_fields
+from checker.packer import Packer
+from checker.replay import check_expectation
+from model import designs
+from model.lang import Action, Design, If, fail
+from properties.catalogue import Property, for_design, load
+from tests.conftest import run
+from traces.concretize import run_to_trace
+
+
+def _no_deny_writable() -> Design:
+    return designs.get("memfd").derive(
+        "memfd-no-deny-writable", "F_ADD_SEALS without the mapping check",
+        edit={"fcntl_add_seals": lambda a: a.drop_rule("deny_writable")})
+
+
+def _explore(d: Design, props: list[Property], elide: bool) -> tuple[Explorer, ExploreResult]:
+    ex = Explorer(d, d.scope(), props, keep_layers=True, elide=elide)
+    return ex, ex.run()
+
+
+CASES = [  # (design, property, the fields it leaves out)
+    ("memfd", "seals-only-grow", ["created_noexec"]),
+    ("memfd", "exec-seal-mode-fixed", ["created_noexec"]),  # violated on hugetlbfs
+    ("memfd", "sometimes-all-seals", ["created_noexec"]),
+    ("memfd@5.17", "write-seal-no-writable-mapping", ["mode", "created_noexec"]),
+    ("no-deny-writable", "write-seal-no-writable-mapping", ["created_noexec"]),
+]
+
+
+@pytest.mark.parametrize(("dname", "pname", "unread"), CASES)
+def test_elision_explores_the_quotient_graph(dname: str, pname: str, unread: list[str]) -> None:
+    """Same verdict, same coverage, same shortest counterexample length, and the collapsed
+    state count is the number of distinct states of the full search modulo the fields."""
+    d = _no_deny_writable() if dname == "no-deny-writable" else designs.get(dname)
+    props = [load()[pname]]
+    full_ex, full = _explore(d, props, elide=False)
+    ex, r = _explore(d, props, elide=True)
+    assert r.elided == ex.elided == unread
+    assert full.elided == []
+    # the full search's states, each with the left-out fields cleared: one per collapsed state
+    keys = np.concatenate([layer[0] for layer in full.layers])
+    pk, kp = full_ex.packer, ex.kp
+    assert list(kp.shift) == [n for n in pk.shift if n not in unread]
+    proj, first = np.unique(sum(kp.encode(n, pk.decode(n, keys)) for n in kp.shift),
+                            return_index=True)
+    assert r.states == proj.size < full.states
+    # layer by layer: each collapsed state at the least depth of the states it stands for
+    depth = np.repeat(np.arange(len(full.layers)), [layer[0].size for layer in full.layers])
+    for dd, layer in enumerate(r.layers):
+        assert np.array_equal(layer[0], proj[depth[first] == dd])
+    assert r.depth == int(depth[first].max())
+    o, fo = r.props[pname], full.props[pname]
+    assert o.holds == fo.holds
+    assert r.uncovered() == full.uncovered()
+    assert (o.run is None) == (fo.run is None)
+    if o.run is not None and fo.run is not None:
+        assert len(o.run.steps) == len(fo.run.steps)
+        # the run is re-executed on full states: it replays on the model as the design says
+        kind = "violates" if o.prop.kind in ("always", "action") else "witnesses"
+        rep = check_expectation(d, run_to_trace(d, o.run, expect=f"{kind} {pname}"))
+        assert rep.divergence is None and rep.expectation_met, rep.message
+        assert set(o.run.init) == {f.name for f in d.schema.fields}
+
+
+def test_a_field_the_properties_read_is_stored() -> None:
+    d = designs.get("memfd")
+    cat = load()
+    ex = Explorer(d, d.scope(), [cat["noexec-seal-never-executable"]], elide=True)
+    assert ex.elided == [] and ex.kp is ex.packer
+    # the whole catalogue (what `shmemcheck check` runs) reads it: its counts stay
+    assert Explorer(d, d.scope(), for_design(d), elide=True).elided == []
+    ex = Explorer(d, d.scope(), [cat["seals-only-grow"]], elide=True)
+    unread, reads = unread_fields(ex)
+    assert unread == ["created_noexec"] and ex.kp.bits == ex.packer.bits - 1
+    assert all("created_noexec" not in per for per in reads)
+    assert not any(f.sort.kind == "nat" and f.name in unread for f in d.schema.fields)
+
+
+@pytest.mark.parametrize("how", ["condition", "update"])
+def test_a_field_a_rule_reads_is_stored(how: str) -> None:
+    """A ghost field read by a rule condition, or by the update of a stored field, is not
+    left out (it would change what the search computes)."""
+    base = designs.get("memfd")
+    act = next(a for a in base.actions if a.name == "fchmod")
+    last = act.semantics(base.schema).branches[-1].rule.label  # the deciding `ok`
+    if how == "condition":
+        def edit(a: Action) -> Action:
+            return a.insert_rule(lambda s: fail("EPERM", when=s.created_noexec & s.hugetlb,
+                                                label="noexec_ghost"), before=last)
+    else:
+        def edit(a: Action) -> Action:
+            return a.amend_rule(last, lambda s: {"hugetlb": If(s.created_noexec, 1, s.hugetlb)})
+    d = base.derive("memfd-reads-ghost", "", edit={"fchmod": edit})
+    assert Explorer(base, base.scope(), [load()["seals-only-grow"]], elide=True).elided
+    ex = Explorer(d, d.scope(), [load()["seals-only-grow"]], elide=True)
+    assert ex.elided == []
+
+
+def test_packer_without_a_field() -> None:
+    d = designs.get("memfd")
+    full = Packer(d, d.scope())
+    kp = Packer(d, d.scope(), ["created_noexec"])
+    assert kp.bits == full.bits - 1 and "created_noexec" not in kp.shift
+    st = {f.name: 0 for f in d.schema.fields} | {"exists": 1, "created_noexec": 1, "seals": 5}
+    key = kp.pack(st)
+    assert key == kp.pack({**st, "created_noexec": 0})
+    cols = kp.fields(np.array([key], np.int64))
+    assert int(cols["seals"][0, 0]) == 5 and int(cols["created_noexec"][0, 0]) == 0
+
+
+def test_check_names_what_it_explored() -> None:
+    one = run("check", "--design", "memfd", "--property", "seals-only-grow", "--quiet")
+    assert one.returncode == 0, one.stderr
+    assert "modulo created_noexec (read by no selected property or rule)" in one.stdout
+    assert "states=432,195 " in one.stdout
+    both = run("check", "--design", "memfd", "--property", "seals-only-grow",
+               "--property", "noexec-seal-never-executable", "--quiet")
+    assert both.returncode == 0, both.stderr
+    assert "modulo" not in both.stdout and "states=630,339 " in both.stdout
+
