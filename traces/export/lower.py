@@ -15,6 +15,7 @@ from model.lang.design import Design
 from traces.export.common import ExportError, init_choices
 from traces.replayed import Replayed
 from traces.syscalls import (
+    FCNTL_DUPFD_CMDS,
     FD_FIELDS,
     INT_IOCTLS,
     IOCTL_FD_CREATORS,
@@ -141,6 +142,10 @@ class Op:
 UNSUPPORTED: dict[str, str] = {
     "openat": "a path relative to a directory descriptor: the reproducers open paths with "
               "open()",
+    "dup2": "newfd is a trace descriptor number the runtime would have to place at a real "
+            "number of its choosing; the reproducers' runtimes do not do that yet",
+    "dup3": "newfd is a trace descriptor number the runtime would have to place at a real "
+            "number of its choosing; the reproducers' runtimes do not do that yet",
 }
 
 
@@ -237,7 +242,8 @@ def value(arg: Any) -> int:
 def creates_fd(op: Op) -> bool:
     """The step returns a new descriptor of the trace."""
     return SYSCALLS[op.call].returns == "fd" or (
-        op.call == "ioctl" and op.ops[2] in IOCTL_FD_CREATORS)
+        op.call == "ioctl" and op.ops[2] in IOCTL_FD_CREATORS) or (
+        op.call == "fcntl" and int_arg(op.ops[1], "cmd") in FCNTL_DUPFD_CMDS)
 
 
 def is_kvm_open(op: Op) -> bool:

@@ -21,7 +21,14 @@ from traces.export.lower import (
     value,
 )
 from traces.replayed import Replayed
-from traces.syscalls import FD_FIELDS, IOCTL_FD_CREATORS, IOCTL_STRUCTS, SYSCALLS, Param
+from traces.syscalls import (
+    FCNTL_DUPFD_CMDS,
+    FD_FIELDS,
+    IOCTL_FD_CREATORS,
+    IOCTL_STRUCTS,
+    SYSCALLS,
+    Param,
+)
 from traces.trace import Err, Outcome, Ref, Ret
 
 SYZ_DATA = 0x7F0000000000  # syzkaller's data area
@@ -173,6 +180,9 @@ def export_syz(design: Design, r: Replayed) -> str:
             arg = int_arg(o[2], "arg")
             if cmd == vocab.F_ADD_SEALS:
                 lines.append(f"fcntl$addseals({s.fdarg(o[0])}, {cmd:#x}, {arg:#x})")
+            elif cmd in FCNTL_DUPFD_CMDS:
+                assign = s.new_fd(e, s.kind.get(o[0], ""))
+                lines.append(f"fcntl$dupfd({s.fdarg(o[0])}, {cmd:#x}, {arg:#x})")
             else:
                 lines.append(f"fcntl$getflags({s.fdarg(o[0])}, {cmd:#x})")
         elif c == "pwrite64":
