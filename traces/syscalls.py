@@ -184,9 +184,10 @@ def _memfd_create(v: list[Operand]) -> set[str]:
 
 def _memfd_name(step: Step) -> bytes | None:
     """The name to run for a name strace truncated (`"abc"...`): the real one is longer than
-    the bytes shown. Past vocab.MFD_NAME_MAX_LEN every such length is EINVAL alike (memfd_create()
-    reads at most vocab.MFD_NAME_MAX_LEN + 1 bytes: strnlen_user()), so the shortest is run;
-    shorter, its unknown length decides the outcome: Unrunnable."""
+    the bytes shown. From MFD_NAME_MAX_LEN (249) bytes shown, every such length is EINVAL alike
+    (mm/memfd.c alloc_name(): strncpy_from_user() of at most 250 bytes, EINVAL past 249), so the
+    shortest is run; shorter, its unknown length decides the outcome: Unrunnable. (Where the
+    flags fail first the model may judge such a line; the executor does not know that.)"""
     arg = step.args[0] if step.args else None
     if not (isinstance(arg, Str) and arg.truncated):
         return None
