@@ -14,7 +14,7 @@ from checker.replay import model_outcomes
 from model import designs
 from tests.conftest import run
 from traces.concretize import Handles
-from traces.export import EXPORTERS, ExportError
+from traces.export import EXPORTERS
 from traces.export.lower import UNSUPPORTED
 from traces.kernel import run_on_kernel
 from traces.syscalls import TraceError, Unrunnable, lower_steps
@@ -164,21 +164,51 @@ def test_the_executor_refuses_an_unknown_name_length() -> None:
     assert lower_steps(t.steps)[0].args[0] == (N * 249 + ".").encode()
 
 
-def test_the_exporters_render_f_dupfd_and_say_why_not_dup2() -> None:
+#: the dup family through the reproducers (open, not openat: the reproducers do not take openat)
+DUP_TRACE = (HEAD + CREATE + "dup2(3, 20) = 20\ndup3(20, 21, O_CLOEXEC) = 21\n"
+             "fcntl(21, F_DUPFD, 30) = 30\nfcntl(30, F_DUPFD_CLOEXEC, 30) = 31\n"
+             'open("/proc/self/fd/3", O_RDONLY) = 4\ndup2(4, 21) = 21\n'
+             "ftruncate(21, 4096) = -1 EINVAL (Invalid argument)\n"
+             "fcntl(31, F_ADD_SEALS, F_SEAL_SEAL) = 0\n"
+             "fcntl(20, F_GET_SEALS) = 0x1 (seals F_SEAL_SEAL)\n")
+
+
+def exported(fmt: str) -> str:
     from checker.replay import replay_for_export
 
     memfd = designs.get("memfd")
-    t = parse_trace(HEAD + CREATE + "fcntl(3, F_DUPFD, 30) = 30\nclose(30) = 0\n")
-    out = {fmt: EXPORTERS[fmt][1](memfd, replay_for_export(memfd, t))
-           for fmt in ("c", "python", "syz")}
-    assert "mfd_assert_fd(" in out["c"] and "F_DUPFD" in out["c"]
-    assert "mfd_assert_fd(" in out["python"]
-    assert "fcntl$dupfd(" in out["syz"]
-    t = parse_trace(HEAD + CREATE + "dup2(3, 10) = 10\n")
-    for fmt in ("c", "python", "syz"):
-        with pytest.raises(ExportError, match="no reproducer for call 'dup2'"):
-            EXPORTERS[fmt][1](memfd, replay_for_export(memfd, t))
-    assert UNSUPPORTED["dup2"] and UNSUPPORTED["dup3"]
+    return EXPORTERS[fmt][1](memfd, replay_for_export(memfd, parse_trace(DUP_TRACE)))
+
+
+def test_the_exporters_render_the_dup_family() -> None:
+    """dup2/dup3 are plain registry calls (newfd: NEWFD(), the runtime's descriptor at that
+    trace number or a free one); F_DUPFD's result is a new trace descriptor."""
+    c, py, syz = exported("c"), exported("python"), exported("syz")
+    assert "res_of(syscall(SYS_dup2, FD(3), NEWFD(20)))" in c
+    assert "mfd_assert_fd(res_of(fcntl(FD(21), F_DUPFD, 30)), 30)" in c
+    assert 'sysc("dup3", FD(20), NEWFD(21), O_CLOEXEC)' in py
+    assert "r1 = dup2(r0, 0x14)" in syz and "= fcntl$dupfd(" in syz
+    assert "dup2" not in UNSUPPORTED and "dup3" not in UNSUPPORTED
+
+
+@pytest.mark.kernel
+def test_the_dup_family_reproducers_pass_on_the_kernel(tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+    import sys
+
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        pytest.skip("gcc is not installed")
+    (tmp_path / "r.c").write_text(exported("c"))
+    (tmp_path / "r.py").write_text(exported("python"))
+    cc = subprocess.run([gcc, "-Wall", "-Werror", "-o", str(tmp_path / "r"),
+                         str(tmp_path / "r.c")], capture_output=True, text=True, timeout=120)
+    assert cc.returncode == 0, cc.stderr
+    for cmd in ([str(tmp_path / "r")], [sys.executable, str(tmp_path / "r.py")]):
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "pass:10 fail:0" in r.stdout, r.stdout
 
 
 @pytest.mark.kernel

@@ -116,7 +116,7 @@ class Unrunnable(TraceError):
 
 Kind = Literal["fd", "newfd", "int", "flags", "str", "str?", "map", "pin", "ioctl"]
 #: argument kinds a plain call may have (see Syscall.plain)
-PLAIN_KINDS = frozenset({"fd", "int", "flags", "map"})
+PLAIN_KINDS = frozenset({"fd", "newfd", "int", "flags", "map"})
 #: a lowered operand: int (fd, int, flags, ioctl number), bytes | None (str, str?),
 #: "mN"/"pN" (map, pin), {field: int | "mN"} (ioctl struct)
 Operand = int | bytes | str | None | dict[str, int | str]
@@ -166,7 +166,8 @@ class Syscall:
     @property
     def plain(self) -> bool:
         """A system call the executor makes as written, with no code of its own: descriptors
-        translated, mappings as their addresses, a left-out optional argument 0."""
+        translated (a newfd to the real descriptor of that trace number, or a free one),
+        mappings as their addresses, a left-out optional argument 0."""
         return self.nr is not None and self.returns in ("int", "fd") \
             and all(p.kind in PLAIN_KINDS for p in self.params)
 

@@ -141,11 +141,7 @@ class Op:
 #: registry calls the reproducers (C, Python, syz) do not render, with the reason (said once)
 UNSUPPORTED: dict[str, str] = {
     "openat": "a path relative to a directory descriptor: the reproducers open paths with "
-              "open()",
-    "dup2": "newfd is a trace descriptor number the runtime would have to place at a real "
-            "number of its choosing; the reproducers' runtimes do not do that yet",
-    "dup3": "newfd is a trace descriptor number the runtime would have to place at a real "
-            "number of its choosing; the reproducers' runtimes do not do that yet",
+              "open() (openat(AT_FDCWD, ...) is open(): fs/open.c do_sys_open(AT_FDCWD, ...))",
 }
 
 
@@ -157,7 +153,7 @@ def reproducible(call: str) -> bool:
 def _operand(p: Param, arg: Arg, where: str) -> Any:
     """One argument by its registry kind: a trace fd or a handle as its number, a string as
     its text (None for NULL where allowed), a number or flags as written (its names known)."""
-    if p.kind == "fd":
+    if p.kind in ("fd", "newfd"):
         return fd_arg(arg, where)
     if p.kind in ("map", "pin"):
         return handle_arg(arg, p.kind[0], where)
@@ -187,6 +183,8 @@ def lower(r: Replayed) -> list[Op]:
     ops: list[Op] = []
     for n, step in enumerate(r.steps, 1):
         c, a = step.call, step.args
+        if c == "openat" and a and _is_at_fdcwd(a[0]):  # what glibc's open() makes
+            c, a = "open", a[1:]
         entry = SYSCALLS.get(c)
         if c in UNSUPPORTED:
             raise ExportError(f"step {n}: no reproducer for call {c!r}: {UNSUPPORTED[c]}")
@@ -226,6 +224,15 @@ def lower(r: Replayed) -> list[Op]:
         text = format_step(Step(step.call, step.args, step.outcome, step.note))
         ops.append(Op(n, text, c, o, tuple(dict.fromkeys(names)), step.outcome))
     return ops
+
+
+def _is_at_fdcwd(arg: Arg) -> bool:
+    """openat's dirfd is AT_FDCWD: the call is open() (fs/open.c: both are do_sys_open() with
+    AT_FDCWD)."""
+    try:
+        return int_arg(arg, "dirfd") == const("AT_FDCWD")
+    except ExportError:
+        return False
 
 
 def plain_operands(op: Op) -> list[tuple[Param, Any]]:
