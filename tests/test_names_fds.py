@@ -91,6 +91,8 @@ DIVERGES = {
                                    "model says 30, trace says 29"),
     "dup2 returning another number": (CREATE + "dup2(3, 10) = 11\n",
                                       "model says 10, trace says 11"),
+    "a number past RLIMIT_NOFILE": ('memfd_create("t", 0) = 9223372036854775807\n',
+                                    "model says 3, trace says 9223372036854775807"),
 }
 
 
@@ -151,7 +153,8 @@ def test_handles_take_the_trace_s_numbers() -> None:
     assert h.new("fd", 0, want=7) == "4"  # 7 is taken: never a live number
     assert h.new("fd", 1, want=2, least=30) == "30"  # F_DUPFD: not below its argument
     assert h.new("fd", 1, want=40, least=30) == "40"
-    assert h.live["fd"] == {"3": 0, "4": 0, "7": 0, "30": 1, "40": 1}
+    assert h.new("fd", 1, want=1024) == "5"  # past RLIMIT_NOFILE's default: never given
+    assert h.live["fd"] == {"3": 0, "4": 0, "5": 1, "7": 0, "30": 1, "40": 1}
 
 
 def test_the_executor_refuses_an_unknown_name_length() -> None:
@@ -221,6 +224,16 @@ def test_judged_on_the_kernel(name: str) -> None:
         pytest.skip(kr.skipped)
     assert kr.error is None, kr.error
     assert kr.outcomes == [s.outcome for s in t.steps]
+
+
+@pytest.mark.kernel
+def test_the_kernel_does_not_take_an_impossible_number() -> None:
+    """The executor names a new descriptor as the trace does only when the kernel could have
+    given that number: a live one, or one past RLIMIT_NOFILE, is a divergence on the kernel."""
+    t = parse_trace(HEAD + 'memfd_create("t", 0) = 9223372036854775807\ndup(3) = 3\n')
+    kr = run_on_kernel(t.steps)
+    assert kr.error is None, kr.error
+    assert kr.outcomes == [Ret(3), Ret(4)]
 
 
 @pytest.mark.kernel

@@ -68,12 +68,13 @@ class Handles:
 
     def new(self, family: str, kind: int, want: int | None = None, least: int = 3) -> str:
         """A new handle of `kind`. A descriptor takes the number the trace gives it (`want`)
-        when that number is free and at least `least`; otherwise the lowest free number from
-        max(3, least) (a generated trace: 3, 4, ...). The trace's process may hold numbers
+        when that number is free, at least `least` and below FD_LIMIT (RLIMIT_NOFILE's default:
+        the kernel gives no higher one, fs/file.c alloc_fd()); otherwise the lowest free number
+        from max(3, least) (a generated trace: 3, 4, ...). The trace's process may hold numbers
         the trace never shows, so any free number is as good as the lowest."""
         if family == "fd":
             n = max(3, least)
-            if want is not None and want >= least and str(want) not in self.live["fd"]:
+            if want is not None and least <= want < FD_LIMIT and str(want) not in self.live["fd"]:
                 n = want
             while str(n) in self.live["fd"]:
                 n += 1

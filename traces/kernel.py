@@ -181,9 +181,10 @@ class _Executor:
 
     def new_fd(self, real: int, least: int = 0) -> Ret:
         """The trace number of a new real descriptor: the trace's own for this step when it
-        is free and at least `least`, else the lowest free one from `least`."""
+        is free, at least `least` and below FD_LIMIT (as the model's: concretize.Handles.new),
+        else the lowest free one from `least`."""
         n = least
-        if self.want is not None and self.want >= least and self.want not in self.fds:
+        if self.want is not None and least <= self.want < FD_LIMIT and self.want not in self.fds:
             n = self.want
         while n in self.fds:
             n += 1
