@@ -35,6 +35,7 @@ JUDGED = {
     "249 bytes": f'memfd_create("{N * 249}", 0) = 3\n',
     "250 bytes: EINVAL": f'memfd_create("{N * 250}", 0) = -1 EINVAL (Invalid argument)\n',
     "a NUL ends the name": f'memfd_create("\\0{N * 250}", 0) = 3\n',
+    "hex escapes": 'memfd_create("\\x00\\x41", 0) = 3\n',
     "NULL: EFAULT": "memfd_create(NULL, 0) = -1 EFAULT (Bad address)\n",
     "truncated past 249 bytes: EINVAL":
         f'memfd_create("{N * 249}"..., 0) = -1 EINVAL (Invalid argument)\n',
