@@ -13,11 +13,14 @@ from dataclasses import dataclass, field
 
 from checker.interpreter import Interpreter, interpreter_for
 from model.lang.action import Action
+from model.lang.callspec import Fd, NewFd
 from model.lang.design import Design, ScopeError
 from model.lang.expr import E, const, substitute
 from model.lang.schema import render_state
 from properties.catalogue import Property, load
 from traces.concretize import (
+    NEW_FD,
+    Alternatives,
     Handles,
     ResolveError,
     expected_outcome,
@@ -26,7 +29,7 @@ from traces.concretize import (
     resolve_step,
 )
 from traces.replayed import Replayed
-from traces.run import ARun
+from traces.run import ARun, AStep
 from traces.trace import Any_, Outcome, Pos, Ret, Step, Trace
 
 REPLAY_SCOPE_VALUE = 1  # bounds do not apply when replaying (nothing is packed)
@@ -87,8 +90,9 @@ def model_outcomes(design: Design, trace: Trace, *, stop_at_divergence: bool = T
     h = Handles()
     rep = ModelReplay(trace, run=ARun(dict(st)))
     for i, step in enumerate(trace.steps):
+        alts: Alternatives = {}
         try:
-            action, params, used = resolve_step(design, h, step, st)
+            action, params, used = resolve_step(design, h, step, st, alts)
         except ResolveError as e:
             raise TraceInputError(path, step, e.msg) from None
         ca = compiled[action.name]
@@ -96,23 +100,58 @@ def model_outcomes(design: Design, trace: Trace, *, stop_at_divergence: bool = T
             raise TraceInputError(path, step, "outside the model: "
                                   + failed_preconditions(design, action, st, params))
         a = ex.apply(ca, st, params)
+        for pname, (others, why) in alts.items():  # a parameter the line leaves open
+            for v in others:
+                other = {**params, pname: v}
+                b = ex.apply(ca, st, other) if ex.enabled(ca, st, other) else None
+                if b is None or (b.out, b.eff, b.after) != (a.out, a.eff, a.after):
+                    raise TraceInputError(path, step, f"outside the model: {why}")
+        displaced = used.get(NEW_FD)
+        whole = a  # the step's transition, with a displaced descriptor's close
+        if displaced is not None and displaced in h.live["fd"] and a.out >= 0:
+            whole = _close_displaced(design, ex, h, action, step, a, displaced, path)
         if isinstance(step.outcome, Ret) and _creates_named_handle(design, st, a.after):
             raise TraceInputError(path, step, f"outside the model: {step.call} returns "
                                   f"{step.outcome.value:#x}, an address; the model names the "
                                   "handles it creates (m1, m2, ... in order; p1, ... for pins): "
                                   "write the name instead")
-        got = expected_outcome(design, h, action, used, params, a, st)
+        want = step.outcome.value if isinstance(step.outcome, Ret) else None
+        got = expected_outcome(design, h, action, used, params, a, st, want)
         rep.outcomes.append(got)
         assert rep.run is not None
-        rep.run.steps.append(a)
+        rep.run.steps.append(whole)
         if not isinstance(step.outcome, Any_) and step.outcome != got and \
                 rep.divergence is None:
             rep.divergence = Divergence(i, step, outcome_str(step.outcome), outcome_str(got),
                                         render_state(design.schema, st))
             if stop_at_divergence:
                 return rep
-        st = a.after
+        st = whole.after
     return rep
+
+
+def _close_displaced(design: Design, ex: Interpreter, h: Handles, action: Action, step: Step,
+                     a: AStep, hid: str, path: str) -> AStep:
+    """dup2/dup3 onto an open descriptor: the kernel installs the new one, then closes the one
+    it displaced (fs/file.c do_dup2() -> filp_close()). That is the spelling's `closes` action
+    (close) on the displaced descriptor after the step's own: one step with both updates. The
+    handle table forgets the displaced number (the new descriptor takes it)."""
+    closes = next(s.closes for c, specs in action.spellings() if c == step.call
+                  for s in specs if isinstance(s, NewFd))
+    close = design.action(closes)
+    fd_param = next(s.param for s in close.args if isinstance(s, Fd))
+    cparams = {fd_param: h.live["fd"][hid]}
+    cc = ex.by_name[close.name]
+    if not ex.enabled(cc, a.after, cparams):
+        raise TraceInputError(path, step, "outside the model: closing the displaced "
+                              f"descriptor {hid}: "
+                              + failed_preconditions(design, close, a.after, cparams))
+    b = ex.apply(cc, a.after, cparams)
+    if b.out < 0:
+        raise TraceInputError(path, step, f"outside the model: closing the displaced "
+                              f"descriptor {hid} fails in the model ({b.out})")
+    del h.live["fd"][hid]
+    return AStep(a.action, a.params, a.out, a.eff | b.eff, b.after, a.rule)
 
 
 def check_scope_header(design: Design, trace: Trace) -> dict[str, int]:

@@ -33,6 +33,8 @@ MFD_INACCESSIBLE_V5 = 0x0008  # PATCH v5 01/13 (2022, never merged); collides wi
 F_LINUX_SPECIFIC_BASE = 1024
 F_ADD_SEALS = F_LINUX_SPECIFIC_BASE + 9
 F_GET_SEALS = F_LINUX_SPECIFIC_BASE + 10
+#: mm/memfd.c: NAME_MAX - strlen("memfd:"); a longer memfd_create name is EINVAL
+MFD_NAME_MAX_LEN = 249
 F_SEAL_SEAL = 0x01
 F_SEAL_SHRINK = 0x02
 F_SEAL_GROW = 0x04

@@ -49,6 +49,9 @@ EXTRA = {  # not from the selftest
     "fuse_test.c's pin, without the race": ["seal-write-busy-pin"],
     "hugetlbfs findings": ["hugetlb-exec-seal-fchmod", "hugetlb-grow-seal-mmap"],
     "madvise_remove(), the issue-13 acceptance": ["madvise-remove"],
+    "names as strace prints them (issue 14)": ["names-length", "names-escaped", "names-nul",
+                                               "names-empty", "names-selftest"],
+    "the dup family and /proc/self/fd opens (issue 14)": ["dup-family", "reopen-create-mode"],
 }
 
 #: tools/testing/selftests/kvm/guest_memfd_test.c (6.18; selftests.md §2.1): the functions

@@ -24,6 +24,7 @@ from checker.conform import kernel_designs
 from checker.replay import replay_for_export
 from model import designs
 from model.lang.action import Action
+from model.lang.callspec import ArgSpec, MinFd, NewFd
 from model.lang.design import Design
 from traces import syscalls
 from traces.concretize import FAMILY_OF, PREFIX, _handle_param, _render_arg
@@ -46,15 +47,19 @@ def kernel_design_objects() -> list[Design]:
     return [designs.get(n) for n in kernel_designs()]
 
 
-def emitted(action: Action) -> Iterator[Step]:
-    """Every step the action's callspec prints, over the parameters' explicit domains."""
+def emitted(action: Action, call: str | None = None,
+            specs: tuple[ArgSpec, ...] | None = None) -> Iterator[Step]:
+    """Every step the action's callspec (or its spelling `call`, `specs`) prints, over the
+    parameters' explicit domains; a new descriptor's number (NewFd, MinFd) stands in as 10."""
     used = {p: HANDLE[fam] for p, fam in _handle_param(action).items()}
     domains = [p.domain for p in action.params]
     for values in itertools.product(*domains):
         params = dict(zip((p.name for p in action.params), values, strict=True))
         for st in PAGE_SIZES:
-            args = tuple(_render_arg(s, params, st, used) for s in action.args)
-            yield Step(action.call, args, Any_())
+            args = tuple(Int(10) if isinstance(s, (NewFd, MinFd))
+                         else _render_arg(s, params, st, used)
+                         for s in (action.args if specs is None else specs))
+            yield Step(action.call if call is None else call, args, Any_())
 
 
 def runnable(call: str) -> bool:
@@ -77,21 +82,22 @@ def problems(ds: list[Design], registry: Mapping[str, syscalls.Syscall]) -> list
     out: list[str] = []
     for d in ds:
         for a in d.actions:
-            where = f"{d.name}: action {a.name}: {a.call}"
-            if a.call not in registry:
-                out.append(f"{where}: no entry in traces/syscalls.py SYSCALLS")
-                continue
-            if not runnable(a.call):
-                out.append(f"{where}: the kernel executor has no do_{a.call} and the entry "
-                           "is not plain")
-            out += [f"{where}: the {fmt} exporter neither renders it nor declares it "
-                    "unsupported" for fmt in REPRODUCERS if not rendered(fmt, a.call)]
-            for step in emitted(a):
-                try:
-                    lower(step)
-                except TraceError as e:
-                    out.append(f"{where}: {step.args}: {e}")
-                    break
+            for call, specs in a.spellings():
+                where = f"{d.name}: action {a.name}: {call}"
+                if call not in registry:
+                    out.append(f"{where}: no entry in traces/syscalls.py SYSCALLS")
+                    continue
+                if not runnable(call):
+                    out.append(f"{where}: the kernel executor has no do_{call} and the entry "
+                               "is not plain")
+                out += [f"{where}: the {fmt} exporter neither renders it nor declares it "
+                        "unsupported" for fmt in REPRODUCERS if not rendered(fmt, call)]
+                for step in emitted(a, call, specs):
+                    try:
+                        lower(step)
+                    except TraceError as e:
+                        out.append(f"{where}: {step.args}: {e}")
+                        break
     return out
 
 
@@ -128,8 +134,9 @@ def test_every_entry_is_runnable_and_well_formed() -> None:
 def test_numbers_are_x86_64() -> None:
     """A few against asm/unistd_64.h (a wrong number would run another system call)."""
     want = {"read": 0, "write": 1, "open": 2, "close": 3, "mmap": 9, "mprotect": 10,
-            "munmap": 11, "ioctl": 16, "madvise": 28, "dup": 32, "fcntl": 72, "ftruncate": 77,
-            "fchmod": 91, "openat": 257, "fallocate": 285, "memfd_create": 319}
+            "munmap": 11, "ioctl": 16, "madvise": 28, "dup": 32, "dup2": 33, "fcntl": 72,
+            "ftruncate": 77, "fchmod": 91, "openat": 257, "fallocate": 285, "dup3": 292,
+            "memfd_create": 319}
     assert {k: SYSCALLS[k].nr for k in want} == want
 
 
@@ -164,7 +171,7 @@ def test_every_exporter_renders_or_declares_every_entry() -> None:
 def test_an_unsupported_call_says_why_once() -> None:
     memfd = designs.get("memfd")
     t = parse_trace("# shmemcheck trace 1\n# design: memfd\n"
-                    'memfd_create("t", 0) = 3\nopenat(AT_FDCWD, "/tmp", O_RDONLY) = 4\n')
+                    'memfd_create("t", 0) = 3\nopenat(3, "x", O_RDONLY) = 4\n')
     for fmt in REPRODUCERS:
         with pytest.raises(ExportError) as e:
             EXPORTERS[fmt][1](memfd, replay_for_export(memfd, t))

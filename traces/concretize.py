@@ -14,15 +14,33 @@ from dataclasses import dataclass, field
 from functools import cache
 
 from model.lang.action import Action, Param, outcome_text
-from model.lang.callspec import C, Choice, Fd, Fields, Flags, MapRef, Num, PinRef, ProcFd, Span
+from model.lang.callspec import (
+    C,
+    Choice,
+    CString,
+    Fd,
+    Fields,
+    Flags,
+    Harmless,
+    MapRef,
+    MinFd,
+    NewFd,
+    Num,
+    PinRef,
+    ProcFd,
+    Span,
+)
 from model.lang.design import Design
 from model.vocab import ERRNO_NAME, SIGNAL_NAME, parse_flags, render_flags
 from traces.run import ARun, AStep
-from traces.syscalls import TraceError, const
+from traces.syscalls import FD_LIMIT, TraceError, const, string_bytes
 from traces.trace import Arg, Err, Int, New, Outcome, Ref, Ret, Sig, Step, Str, Struct, Sym, Trace
 
 FAMILY_OF = {Fd: "fd", ProcFd: "fd", MapRef: "map", PinRef: "pin"}
 PREFIX = {"map": "m", "pin": "p"}
+#: keys of a resolved step's `used` table beyond its handle parameters: the number a NewFd
+#: argument names (dup2/dup3's newfd) and the least number of a MinFd (F_DUPFD's arg)
+NEW_FD, MIN_FD = "=newfd", ">=fd"
 
 
 class ResolveError(Exception):
@@ -48,9 +66,16 @@ class Handles:
                 return hid
         raise ResolveError(f"no live {family} handle of kind {kind}")
 
-    def new(self, family: str, kind: int) -> str:
+    def new(self, family: str, kind: int, want: int | None = None, least: int = 3) -> str:
+        """A new handle of `kind`. A descriptor takes the number the trace gives it (`want`)
+        when that number is free, at least `least` and below FD_LIMIT (RLIMIT_NOFILE's default:
+        the kernel gives no higher one, fs/file.c alloc_fd()); otherwise the lowest free number
+        from max(3, least) (a generated trace: 3, 4, ...). The trace's process may hold numbers
+        the trace never shows, so any free number is as good as the lowest."""
         if family == "fd":
-            n = 3
+            n = max(3, least)
+            if want is not None and least <= want < FD_LIMIT and str(want) not in self.live["fd"]:
+                n = want
             while str(n) in self.live["fd"]:
                 n += 1
             hid = str(n)
@@ -81,7 +106,8 @@ def _handle_param(action: Action) -> dict[str, str]:
             if fam is not None:
                 out[spec.param] = fam  # type: ignore[attr-defined]
 
-    walk(action.args)
+    for _, args in action.spellings():
+        walk(args)
     return out
 
 
@@ -135,6 +161,10 @@ def _render_arg(spec: object, params: Mapping[str, int], st: Mapping[str, int],
         return Int(spec.pages * _scale(spec, st))
     if isinstance(spec, Choice):
         return arg_from_text(spec.table[params[spec.param]])
+    if isinstance(spec, CString):
+        return arg_from_text(spec.text[params[spec.param]])
+    if isinstance(spec, Harmless):
+        return arg_from_text(spec.values[0] if spec.values else "0")
     if isinstance(spec, Fields):
         return Struct(tuple((n, _render_arg(s, params, st, used)) for n, s in spec.items))
     raise TypeError(spec)
@@ -152,9 +182,11 @@ def _outcome(code: int, created: tuple[str, str] | None) -> Outcome:
 
 def apply_handles(design: Design, h: Handles, used: Mapping[str, str],
                   hparams: Mapping[str, str], params: Mapping[str, int],
-                  before: Mapping[str, int], after: Mapping[str, int]
-                  ) -> tuple[str, str] | None:
-    """Update the handle table from the counter changes of one step; return a created handle."""
+                  before: Mapping[str, int], after: Mapping[str, int],
+                  want: int | None = None) -> tuple[str, str] | None:
+    """Update the handle table from the counter changes of one step; return a created handle.
+    A created descriptor gets the number `used` fixes (NEW_FD), else the trace's `want` when
+    free and at least MIN_FD (see Handles.new)."""
     created: tuple[str, str] | None = None
     for fam in ("fd", "map", "pin"):
         fields = _family_fields(design, fam)
@@ -172,7 +204,10 @@ def apply_handles(design: Design, h: Handles, used: Mapping[str, str],
             else:
                 del h.live[fam][victim]
         for k in ups:
-            created = (fam, h.new(fam, k))
+            if fam == "fd" and NEW_FD in used:
+                created = (fam, h.new(fam, k, int(used[NEW_FD]), int(used[NEW_FD])))
+            else:
+                created = (fam, h.new(fam, k, want, int(used.get(MIN_FD, 0))))
     return created
 
 
@@ -180,7 +215,8 @@ def render_step(design: Design, h: Handles, step: AStep, before: Mapping[str, in
     action = design.action(step.action)
     hparams = _handle_param(action)
     used = {p: h.pick(fam, step.params[p]) for p, fam in hparams.items()}
-    args = tuple(_render_arg(s, step.params, before, used) for s in action.args)
+    args = tuple(_render_arg(s, step.params, before, used) for s in action.args
+                 if not (isinstance(s, Harmless) and s.optional))
     created = apply_handles(design, h, used, hparams, step.params, before, step.after)
     out = _outcome(step.out, created)
     note = action.note(step.out) if action.note and step.out >= 0 else None
@@ -291,30 +327,132 @@ def _num_range(p: Param, sc: int) -> str:
     return f"0..{top * sc}" + (f" bytes in steps of {sc}" if sc > 1 else "")
 
 
+#: A parameter the trace does not determine: param -> (the other values it may have, why).
+#: Replay judges the step only if every value gives the same outcome and state.
+Alternatives = dict[str, tuple[tuple[int, ...], str]]
+
+
+def _fd_number(arg: Arg) -> int | None:
+    """A descriptor argument's number: a number, or a name such as AT_FDCWD."""
+    if isinstance(arg, Int):
+        return arg.value
+    if isinstance(arg, Sym):
+        try:
+            return const(arg.text)
+        except TraceError:
+            return None
+    return None
+
+
+def _cstring(spec: CString, arg: Arg, call: str, params: dict[str, int],
+             alts: Alternatives) -> str | None:
+    """memfd_create's name: NULL, or a string judged by its length as the kernel reads it
+    (the bytes before the first NUL, encoded as the executor passes them)."""
+    if arg == Sym("NULL") or (isinstance(arg, Int) and arg.value == 0):
+        params[spec.param] = spec.null
+        return None
+    if isinstance(arg, Int):
+        return Outside(f"{call} {spec.param} {_text(arg)}: an address; the model knows a "
+                       "string or NULL (EFAULT)")
+    if not isinstance(arg, Str):
+        return "expected a string or NULL"
+    raw = string_bytes(arg.text)
+    shown = raw.find(b"\0")
+    if shown >= 0 or not arg.truncated:  # the kernel stops at the first NUL
+        n = shown if shown >= 0 else len(raw)
+        params[spec.param] = spec.long if n > spec.max_len else spec.short
+        return None
+    # strace prints "..." when the string goes on past the bytes shown: at least one more
+    least = len(raw) + 1
+    if least > spec.max_len:
+        params[spec.param] = spec.long
+        return None
+    params[spec.param] = spec.short
+    alts[spec.param] = ((spec.long,), (
+        f"{call} {spec.param} {_text(arg)}: strace shows only its first {len(raw)} bytes; "
+        f"a name of {least}..{spec.max_len} bytes and a longer one (over {spec.max_len}, "
+        "EINVAL) give different outcomes here, so the model cannot judge it (record the "
+        f"trace with strace -s {spec.max_len + 1} or more)"))
+    return None
+
+
+def _choice(spec: Choice, arg: Arg) -> int | None:
+    """The choice value the argument spells: as written, or (with `extra` flags) by its value
+    with those flags taken out."""
+    for v, text in spec.table.items():
+        if arg == arg_from_text(text):
+            return v
+    if not spec.extra or not isinstance(arg, (Sym, Int)):
+        return None
+    try:
+        mask = const("|".join(spec.extra))
+        got = arg.value if isinstance(arg, Int) else const(arg.text)
+        for v, text in spec.table.items():
+            if got & ~mask == const(text) & ~mask:
+                return v
+    except TraceError:
+        return None
+    return None
+
+
 def _match(spec: object, arg: Arg, st: Mapping[str, int], h: Handles,
-           params: dict[str, int], used: dict[str, str], action: Action) -> str | None:
+           params: dict[str, int], used: dict[str, str], action: Action,
+           call: str | None = None, alts: Alternatives | None = None) -> str | None:
     """Bind params from one argument; return an error text (an `Outside` when the argument
     is well formed but not a value the model judges exactly) or None."""
     pinfo = {p.name: p for p in action.params}
-    call = action.call
+    call = call or action.call
     if isinstance(spec, C):
         return None if same_constant(arg, spec.text) else \
             Outside(f"{call} argument {_text(arg)}: the model's is always {spec.text}")
+    if isinstance(spec, Harmless):
+        if not spec.values:
+            return None if _fd_number(arg) is not None else "expected a number"
+        return None if any(same_constant(arg, t) for t in spec.values) else \
+            Outside(f"{call} argument {_text(arg)}: the model's is one of "
+                    + ", ".join(spec.values))
     if isinstance(spec, (Fd, ProcFd)):
         if isinstance(spec, ProcFd):
             if not (isinstance(arg, Str) and arg.text.startswith("/proc/self/fd/")
                     and arg.text[14:].isascii() and arg.text[14:].isdigit()):
                 return 'expected "/proc/self/fd/N"'
             hid = str(int(arg.text[14:]))
+            if hid not in h.live["fd"]:
+                return Outside(f"{call} {_text(arg)}: fd {hid} is not open at this point of "
+                               "the trace; the model has no rule for a descriptor the trace "
+                               "did not create (the kernel answers ENOENT for a closed one)")
         else:
-            if not isinstance(arg, Int):
+            num = _fd_number(arg)
+            if num is None:
                 return "expected a file descriptor"
-            hid = str(arg.value)
-        if hid not in h.live["fd"]:
-            return f"fd {hid} is not open at this point of the trace"
+            hid = str(num)
+            if hid not in h.live["fd"]:
+                what = "is negative" if num < 0 else "is not open at this point of the trace"
+                return Outside(f"{call} fd {_text(arg)} {what}; the model has no rule for a "
+                               "descriptor the trace did not create (the kernel answers "
+                               "EBADF for a closed one)")
         params[spec.param] = h.live["fd"][hid]
         used[spec.param] = hid
         return None
+    if isinstance(spec, (NewFd, MinFd)):
+        num = _fd_number(arg)
+        if num is None or not isinstance(arg, Int):
+            return "expected a descriptor number"
+        if not 0 <= num < FD_LIMIT:
+            what = "EBADF" if isinstance(spec, NewFd) else "EINVAL"
+            return Outside(f"{call} argument {_text(arg)}: the model knows descriptor numbers "
+                           f"0..{FD_LIMIT - 1} (RLIMIT_NOFILE's default soft limit); the "
+                           f"kernel's {what} outside RLIMIT_NOFILE is not modelled")
+        if isinstance(spec, MinFd):
+            used[MIN_FD] = str(num)
+            return None
+        if str(num) in used.values():
+            return Outside(f"{call} onto its own descriptor {num}: the kernel returns it "
+                           "unchanged for dup2 (EINVAL for dup3); the model has no rule for it")
+        used[NEW_FD] = str(num)
+        return None
+    if isinstance(spec, CString):
+        return _cstring(spec, arg, call, params, alts if alts is not None else {})
     if isinstance(spec, (MapRef, PinRef)):
         fam = "map" if isinstance(spec, MapRef) else "pin"
         if not isinstance(arg, Ref):
@@ -367,10 +505,10 @@ def _match(spec: object, arg: Arg, st: Mapping[str, int], h: Handles,
         params[spec.param] = v
         return None
     if isinstance(spec, Choice):
-        for v, text in spec.table.items():
-            if arg == arg_from_text(text):
-                params[spec.param] = v
-                return None
+        got = _choice(spec, arg)
+        if got is not None:
+            params[spec.param] = got
+            return None
         shown = [t if len(t) <= 20 else t[:17] + "..." for t in spec.table.values()]
         if len(shown) > 6:
             shown = [*shown[:5], "..."]
@@ -388,39 +526,49 @@ def _match(spec: object, arg: Arg, st: Mapping[str, int], h: Handles,
                 if isinstance(s, C):
                     continue
                 return f"struct field {n} missing"
-            err = _match(s, given[n], st, h, params, used, action)
+            err = _match(s, given[n], st, h, params, used, action, call, alts)
             if err:
                 return err if isinstance(err, Outside) else f"{n}: {err}"
         return None
     return "unsupported argument"
 
 
-def resolve_step(design: Design, h: Handles, step: Step, st: Mapping[str, int]
+def resolve_step(design: Design, h: Handles, step: Step, st: Mapping[str, int],
+                 alts: Alternatives | None = None
                  ) -> tuple[Action, dict[str, int], dict[str, str]]:
-    """The action instance a trace line denotes (without changing the handle table).
+    """The action instance a trace line denotes (without changing the handle table), by any
+    of the action's spellings (Action.spellings: dup2 is dup).
 
     A well-formed argument whose value the model does not judge exactly is refused with
-    "outside the model: <reason>" (never mapped into the explored domain)."""
+    "outside the model: <reason>" (never mapped into the explored domain). A parameter the
+    line does not determine (a name strace truncated) is bound to one value and its others
+    are put in `alts` (see Alternatives)."""
     errors = []
     failed: list[tuple[int, str, str]] = []  # (argument index, action, error)
     for action in design.actions:
-        if action.call != step.call:
-            continue
-        if len(action.args) != len(step.args):
-            errors.append(f"{action.name}: takes {len(action.args)} arguments")
-            continue
-        params: dict[str, int] = {}
-        used: dict[str, str] = {}
-        err = None
-        for i, (spec, arg) in enumerate(zip(action.args, step.args, strict=True)):
-            err = _match(spec, arg, st, h, params, used, action)
-            if err:
-                failed.append((i, action.name, err))
-                break
-        if err is None:
-            return action, params, used
+        for call, specs in action.spellings():
+            if call != step.call:
+                continue
+            least = sum(not (isinstance(s, Harmless) and s.optional) for s in specs)
+            if not least <= len(step.args) <= len(specs):
+                n = str(least) if least == len(specs) else f"{least}..{len(specs)}"
+                errors.append(f"{action.name}: takes {n} arguments")
+                continue
+            params: dict[str, int] = {}
+            used: dict[str, str] = {}
+            mine: Alternatives = {}
+            err = None
+            for i, (spec, arg) in enumerate(zip(specs, step.args, strict=False)):
+                err = _match(spec, arg, st, h, params, used, action, call, mine)
+                if err:
+                    failed.append((i, action.name, err))
+                    break
+            if err is None:
+                if alts is not None:
+                    alts.update(mine)
+                return action, params, used
     if not errors and not failed:
-        calls = sorted({a.call for a in design.actions})
+        calls = sorted({c for a in design.actions for c, _ in a.spellings()})
         raise ResolveError(f"design {design.name} has no call {step.call!r} "
                            f"(calls: {', '.join(calls)})", step)
     # the actions that matched the most arguments say what is wrong with the line
@@ -434,10 +582,12 @@ def resolve_step(design: Design, h: Handles, step: Step, st: Mapping[str, int]
 
 
 def expected_outcome(design: Design, h: Handles, action: Action, used: Mapping[str, str],
-                     params: Mapping[str, int], step: AStep, before: Mapping[str, int]
-                     ) -> Outcome:
-    """The model's outcome in trace form; updates the handle table like render_step."""
-    created = apply_handles(design, h, used, _handle_param(action), params, before, step.after)
+                     params: Mapping[str, int], step: AStep, before: Mapping[str, int],
+                     want: int | None = None) -> Outcome:
+    """The model's outcome in trace form; updates the handle table like render_step. A new
+    descriptor gets the trace's number `want` if that number is free (Handles.new)."""
+    created = apply_handles(design, h, used, _handle_param(action), params, before, step.after,
+                            want)
     return _outcome(step.out, created)
 
 
@@ -453,6 +603,7 @@ def outcome_str(o: Outcome) -> str:
     return "?"
 
 
-__all__ = ["ERRNO_NAME", "Handles", "ResolveError", "arg_from_text", "expected_outcome",
+__all__ = ["ERRNO_NAME", "MIN_FD", "NEW_FD", "Alternatives", "Handles", "ResolveError",
+           "arg_from_text", "expected_outcome",
            "init_choices", "init_line", "initial_state", "outcome_str", "render_step",
            "resolve_step", "run_to_trace"]

@@ -5,9 +5,10 @@ kernel sees exactly the arguments of the trace, and streams one result per step 
 pipe.  Everything the child creates (fds, mappings, pipes, io_uring rings, VMs) dies with it; the
 parent kills the child's whole process group after `timeout` seconds.
 
-Trace handles are translated: trace fds (3, 4, ... lowest free number first) map to the child's
-real fds, mappings m1, m2, ... and pins p1, p2, ... to addresses, pipes and rings.  Accesses that
-may fault (`store`, `load`, the observation probes) are first tried in a forked grandchild.
+Trace handles are translated: trace fds (the numbers the trace gives them, else the lowest free
+one) map to the child's real fds, mappings m1, m2, ... and pins p1, p2, ... to addresses, pipes
+and rings.  Accesses that may fault (`store`, `load`, the observation probes) are first tried
+in a forked grandchild.
 
 Steps are lowered through the syscall registry (traces/syscalls.py): a plain entry runs as its
 system call with no code here; the others have a `do_<call>` method. The io_uring pin and the
@@ -38,10 +39,13 @@ from traces.rawsys import sig_name as _sig_name
 from traces.rawsys import syscall as _sys
 from traces.syscalls import (
     EXTRA_CONSTANTS,
+    FCNTL_DUPFD_CMDS,
+    FD_LIMIT,
     PAGE,
     SYSCALLS,
     Op,
     TraceError,
+    Unrunnable,
     lower_steps,
 )
 from traces.trace import Err, New, Outcome, Ret, Sig, Step
@@ -169,17 +173,34 @@ class _Executor:
         self.observe = observe
         self.file_seen = False
         self.file_fd: int | None = None
+        self.want: int | None = None  # the trace's number for the current step's new fd
 
     # -- helpers
     def real(self, tfd: int) -> int:
         return self.fds.get(tfd, tfd if tfd < 0 else _BAD_FD)
 
-    def new_fd(self, real: int) -> Ret:
-        n = 0
+    def new_fd(self, real: int, least: int = 0) -> Ret:
+        """The trace number of a new real descriptor: the trace's own for this step when it
+        is free, at least `least` and below FD_LIMIT (as the model's: concretize.Handles.new),
+        else the lowest free one from `least`."""
+        n = least
+        if self.want is not None and least <= self.want < FD_LIMIT and self.want not in self.fds:
+            n = self.want
         while n in self.fds:
             n += 1
         self.fds[n] = real
         return Ret(n)
+
+    def free_real(self, tfd: int) -> int:
+        """A real descriptor number for trace number `tfd`, not yet open: `tfd` itself if
+        free, else the next free one (the executor's own descriptors are real numbers too).
+        Out of range (< 0, >= FD_LIMIT): `tfd` as is, for the kernel's EBADF."""
+        if tfd < 0 or tfd >= FD_LIMIT:
+            return tfd
+        n = tfd
+        while _sys(SYS_FCNTL, n, 1, 0)[0] != -1:  # F_GETFD: open
+            n += 1
+        return n
 
     def note_file(self, real: int) -> None:
         if self.file_seen:
@@ -218,6 +239,7 @@ class _Executor:
     # -- dispatch
     def run(self, op: Op) -> Outcome:
         """`do_<call>` if the executor has one, else the registry's plain system call."""
+        self.want = op.want
         method: Callable[..., Outcome] | None = getattr(self, "do_" + op.call, None)
         return self.plain(op) if method is None else method(*op.args)
 
@@ -245,6 +267,30 @@ class _Executor:
         if r >= 0:
             self.note_file(r)
         return self.fd_result(r, e)
+
+    def dup_onto(self, call: str, fd: int, newfd: int, *flags: int) -> Outcome:
+        """dup2/dup3 onto trace number newfd: its real descriptor if the trace has one (the
+        kernel closes it), else a free real number."""
+        target = self.fds[newfd] if newfd in self.fds else self.free_real(newfd)
+        r, e = _sys(_nr(call), self.real(fd), target, *flags)
+        if r == -1:
+            return Err(_ename(e))
+        self.fds[newfd] = r
+        return Ret(newfd)
+
+    def do_dup2(self, fd: int, newfd: int) -> Outcome:
+        return self.dup_onto("dup2", fd, newfd)
+
+    def do_dup3(self, fd: int, newfd: int, flags: int) -> Outcome:
+        return self.dup_onto("dup3", fd, newfd, flags)
+
+    def do_fcntl(self, fd: int, cmd: int, arg: int = 0) -> Outcome:
+        """F_DUPFD[_CLOEXEC] makes a trace descriptor (the lowest free number from arg);
+        the other commands are the plain call."""
+        r, e = _sys(SYS_FCNTL, self.real(fd), cmd, arg)
+        if cmd in FCNTL_DUPFD_CMDS and r >= 0:
+            return self.new_fd(r, max(arg, 0))
+        return self.result(r, e)
 
     def do_close(self, fd: int) -> Outcome:
         r, e = _sys(_nr("close"), self.real(fd))
@@ -516,6 +562,8 @@ def run_on_kernel(steps: Sequence[Step], *, observe: bool = False, timeout: floa
         return KernelRun([], None, f"unsupported architecture {platform.machine()}", None)
     try:
         ops = lower_steps(steps)
+    except Unrunnable as err:
+        return KernelRun([], None, str(err), None)
     except TraceError as err:
         return KernelRun([], None, None, str(err))
     needs: set[str] = set().union(*(op.needs for op in ops))

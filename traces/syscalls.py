@@ -16,6 +16,7 @@ Precedent: LKMM's linux-kernel.def, one line per primitive read by both herd7 an
 Argument kinds (`Param.kind`):
 
 * ``fd``     a trace descriptor number (3, 4, ...; a symbol such as AT_FDCWD is evaluated) -> int
+* ``newfd``  the number a call gives its new descriptor (dup2/dup3's newfd) -> int
 * ``int``    a number or a flag expression -> int
 * ``flags``  a flag word; `table` is its uapi family from model/vocab.py -> int
 * ``str``    a C string -> bytes (latin-1, else UTF-8)
@@ -33,12 +34,14 @@ from dataclasses import dataclass
 from typing import Literal
 
 from model import vocab
-from traces.trace import Arg, Int, Ref, Step, Str, Struct, Sym
+from traces.trace import Arg, Int, Ref, Ret, Step, Str, Struct, Sym
 
 __all__ = [
     "EXTRA_CONSTANTS",
     "FCNTL_CMDS",
+    "FCNTL_DUPFD_CMDS",
     "FD_FIELDS",
+    "FD_LIMIT",
     "INT_IOCTLS",
     "IOCTL_FD_CREATORS",
     "IOCTL_STRUCTS",
@@ -49,9 +52,12 @@ __all__ = [
     "Param",
     "Syscall",
     "TraceError",
+    "Unrunnable",
     "const",
     "lower",
     "lower_steps",
+    "returns_fd",
+    "string_bytes",
 ]
 
 PAGE = 4096
@@ -61,7 +67,8 @@ KVM_GET_API_VERSION = 0xAE00  # include/uapi/linux/kvm.h: _IO(KVMIO, 0x00)
 EXTRA_CONSTANTS: dict[str, int] = {
     "NULL": 0, "AT_FDCWD": -100,
     "SEEK_SET": 0, "SEEK_CUR": 1, "SEEK_END": 2, "SEEK_DATA": 3, "SEEK_HOLE": 4,
-    "F_GETFD": 1, "F_SETFD": 2, "F_GETFL": 3, "F_SETFL": 4, "FD_CLOEXEC": 1,
+    "F_DUPFD": 0, "F_GETFD": 1, "F_SETFD": 2, "F_GETFL": 3, "F_SETFL": 4, "FD_CLOEXEC": 1,
+    "F_DUPFD_CLOEXEC": 1030,
     "O_EXCL": 0o200, "O_APPEND": 0o2000, "O_NONBLOCK": 0o4000, "O_LARGEFILE": 0o100000,
     "O_PATH": 0o10000000,
     "MAP_SHARED_VALIDATE": 0x03, "MAP_FIXED": 0x10, "MAP_ANONYMOUS": 0x20,
@@ -87,17 +94,29 @@ FD_FIELDS = frozenset({"guest_memfd"})
 IOCTL_FD_CREATORS = frozenset({vocab.KVM_CREATE_VM, vocab.KVM_CREATE_GUEST_MEMFD})
 #: ioctl requests that take a number (or nothing)
 INT_IOCTLS = frozenset({vocab.KVM_CREATE_VM, vocab.KVM_CHECK_EXTENSION, KVM_GET_API_VERSION})
-#: fcntl commands a trace may use: F_ADD_SEALS, F_GET_SEALS, F_GETFD, F_SETFD, F_GETFL, F_SETFL
-FCNTL_CMDS = frozenset({vocab.F_ADD_SEALS, vocab.F_GET_SEALS, 1, 2, 3, 4})
+#: fcntl commands that return a new descriptor: F_DUPFD, F_DUPFD_CLOEXEC (fs/fcntl.c f_dupfd())
+FCNTL_DUPFD_CMDS = frozenset({0, 1030})
+#: fcntl commands a trace may use: F_ADD_SEALS, F_GET_SEALS, F_GETFD, F_SETFD, F_GETFL, F_SETFL,
+#: F_DUPFD, F_DUPFD_CLOEXEC
+FCNTL_CMDS = frozenset({vocab.F_ADD_SEALS, vocab.F_GET_SEALS, 1, 2, 3, 4}) | FCNTL_DUPFD_CMDS
+#: Descriptor numbers a trace may name for a new descriptor: below RLIMIT_NOFILE's default soft
+#: limit (INR_OPEN_CUR, 1024). The kernel's EBADF/EINVAL at the limit depends on the process's
+#: rlimit, which a trace does not show.
+FD_LIMIT = 1024
 
 
 class TraceError(Exception):
     """A step that cannot be executed as written (bad argument, unknown handle...)."""
 
 
-Kind = Literal["fd", "int", "flags", "str", "str?", "map", "pin", "ioctl"]
+class Unrunnable(TraceError):
+    """A well-formed step the executor cannot run faithfully (its outcome depends on what the
+    trace does not show): the kernel run is skipped with this reason."""
+
+
+Kind = Literal["fd", "newfd", "int", "flags", "str", "str?", "map", "pin", "ioctl"]
 #: argument kinds a plain call may have (see Syscall.plain)
-PLAIN_KINDS = frozenset({"fd", "int", "flags", "map"})
+PLAIN_KINDS = frozenset({"fd", "newfd", "int", "flags", "map"})
 #: a lowered operand: int (fd, int, flags, ioctl number), bytes | None (str, str?),
 #: "mN"/"pN" (map, pin), {field: int | "mN"} (ioctl struct)
 Operand = int | bytes | str | None | dict[str, int | str]
@@ -122,6 +141,8 @@ class Op:
     call: str
     args: tuple[Operand, ...]
     needs: frozenset[str]
+    #: the descriptor number the trace gives the call's result (its outcome), if a number
+    want: int | None = None
 
 
 @dataclass(frozen=True)
@@ -145,7 +166,8 @@ class Syscall:
     @property
     def plain(self) -> bool:
         """A system call the executor makes as written, with no code of its own: descriptors
-        translated, mappings as their addresses, a left-out optional argument 0."""
+        translated (a newfd to the real descriptor of that trace number, or a free one),
+        mappings as their addresses, a left-out optional argument 0."""
         return self.nr is not None and self.returns in ("int", "fd") \
             and all(p.kind in PLAIN_KINDS for p in self.params)
 
@@ -159,6 +181,26 @@ class Syscall:
 def _memfd_create(v: list[Operand]) -> set[str]:
     """MFD_HUGETLB files live on hugetlbfs: the machine needs free 2 MiB pages."""
     return {"hugetlb"} if isinstance(v[1], int) and v[1] & vocab.MFD_HUGETLB else set()
+
+
+def _memfd_name(step: Step) -> bytes | None:
+    """The name to run for a name strace truncated (`"abc"...`): the real one is longer than
+    the bytes shown. From MFD_NAME_MAX_LEN (249) bytes shown, every such length is EINVAL alike
+    (mm/memfd.c alloc_name(): strncpy_from_user() of at most 250 bytes, EINVAL past 249), so the
+    shortest is run; shorter, its unknown length decides the outcome: Unrunnable. (Where the
+    flags fail first the model may judge such a line; the executor does not know that.)"""
+    arg = step.args[0] if step.args else None
+    if not (isinstance(arg, Str) and arg.truncated):
+        return None
+    raw = string_bytes(arg.text)
+    if b"\0" in raw:
+        return raw
+    if len(raw) + 1 > vocab.MFD_NAME_MAX_LEN:
+        return raw + b"."
+    raise Unrunnable(f"memfd_create name {arg.text[:20]!r}... was truncated by strace after "
+                     f"{len(raw)} bytes: its length, unknown, decides between success and "
+                     f"EINVAL (over {vocab.MFD_NAME_MAX_LEN} bytes); record it with strace "
+                     f"-s {vocab.MFD_NAME_MAX_LEN + 1}")
 
 
 def _open(v: list[Operand]) -> set[str]:
@@ -214,6 +256,11 @@ _ENTRIES: tuple[Syscall, ...] = (
     Syscall("fchmod", 91, (FD, _p("mode", "int")), "change the mode bits"),
     Syscall("close", 3, (FD,), "close a descriptor"),
     Syscall("dup", 32, (FD,), "duplicate a descriptor", returns="fd"),
+    Syscall("dup2", 33, (FD, _p("newfd", "newfd")),
+            "duplicate a descriptor onto number newfd (an open one there is closed)",
+            returns="fd"),
+    Syscall("dup3", 292, (FD, _p("newfd", "newfd"), _p("flags", "flags", vocab.OPEN_FLAGS)),
+            "dup2 with flags (O_CLOEXEC)", returns="fd"),
     Syscall("write", 1, (FD, _p("buffer", "str"), _p("count", "int")),
             "write count bytes: buf repeated"),
     Syscall("pwrite64", 18, (FD, _p("buffer", "str"), _p("count", "int"), _p("pos", "int")),
@@ -230,7 +277,8 @@ _ENTRIES: tuple[Syscall, ...] = (
                             _p("mode", "int", optional=True)),
             "open a path relative to a directory descriptor", check=_open, returns="fd"),
     Syscall("fcntl", 72, (FD, _p("cmd", "int", vocab.FCNTL_CMDS), _p("arg", "int", optional=True)),
-            "seals (F_ADD_SEALS, F_GET_SEALS) and descriptor flags", check=_fcntl),
+            "seals (F_ADD_SEALS, F_GET_SEALS), descriptor flags and F_DUPFD[_CLOEXEC] (a new "
+            "descriptor, the lowest free number from arg)", check=_fcntl),
     Syscall("mmap", 9, (_p("addr", "int"), _p("length", "int"),
                         _p("prot", "flags", vocab.PROT_FLAGS),
                         _p("flags", "flags", vocab.MAP_FLAGS), FD, _p("offset", "int")),
@@ -280,7 +328,8 @@ def const(text: str, page: int = PAGE) -> int:
     return value
 
 
-def _data(s: str) -> bytes:
+def string_bytes(s: str) -> bytes:
+    """A trace string's bytes as the executor passes them: latin-1, else UTF-8."""
     try:
         return s.encode("latin-1")
     except UnicodeEncodeError:
@@ -302,7 +351,7 @@ def _struct(arg: Struct, where: str, page: int) -> dict[str, int | str]:
 
 
 def _operand(kind: Kind, arg: Arg, where: str, page: int) -> Operand:
-    if kind in ("fd", "int", "flags"):
+    if kind in ("fd", "newfd", "int", "flags"):
         if isinstance(arg, Int):
             return arg.value
         if isinstance(arg, Sym):
@@ -310,7 +359,7 @@ def _operand(kind: Kind, arg: Arg, where: str, page: int) -> Operand:
         raise TraceError(f"{where}: expected a number, got {arg!r}")
     if kind in ("str", "str?"):
         if isinstance(arg, Str):
-            return _data(arg.text)
+            return string_bytes(arg.text)
         if kind == "str?" and (arg == Sym("NULL") or (isinstance(arg, Int) and arg.value == 0)):
             return None
         raise TraceError(f"{where}: expected a string, got {arg!r}")
@@ -344,10 +393,21 @@ def lower(step: Step, page: int = PAGE) -> Op:
         raise TraceError(f"{entry.name} takes {lo}..{hi} arguments, got {len(args)}")
     vals = [_operand(p.kind, a, f"{entry.name} argument {n}", page)
             for n, (p, a) in enumerate(zip(entry.params, args, strict=False), 1)]
+    if entry.name == "memfd_create":
+        name = _memfd_name(step)
+        if name is not None:
+            vals[0] = name
     needs = set(entry.needs)
     if entry.check is not None:
         needs |= entry.check(vals)
-    return Op(entry.name, tuple(vals), frozenset(needs))
+    want = step.outcome.value if isinstance(step.outcome, Ret) else None
+    return Op(entry.name, tuple(vals), frozenset(needs), want)
+
+
+def returns_fd(op: Op) -> bool:
+    """The call's success is a new descriptor: a `returns="fd"` entry, fcntl(F_DUPFD[_CLOEXEC])."""
+    return SYSCALLS[op.call].returns == "fd" or (
+        op.call == "fcntl" and len(op.args) > 1 and op.args[1] in FCNTL_DUPFD_CMDS)
 
 
 def lower_steps(steps: Sequence[Step]) -> list[Op]:
@@ -359,7 +419,7 @@ def lower_steps(steps: Sequence[Step]) -> list[Op]:
         try:
             ops.append(lower(step, page))
         except TraceError as err:
-            raise TraceError(f"step {i}: {err}") from None
+            raise type(err)(f"step {i}: {err}") from None
         if step.call == "memfd_create" and not created:
             created = True
             page = vocab.HPAGE_SIZE if "hugetlb" in ops[-1].needs else PAGE

@@ -33,7 +33,21 @@ from model.lang import (
     word,
 )
 from model.lang.action import as_updates
-from model.lang.callspec import C, Choice, Fd, Flags, MapRef, Num, PinRef, ProcFd, Span
+from model.lang.callspec import (
+    C,
+    Choice,
+    CString,
+    Fd,
+    Flags,
+    Harmless,
+    MapRef,
+    MinFd,
+    NewFd,
+    Num,
+    PinRef,
+    ProcFd,
+    Span,
+)
 from model.lang.expr import Or, bv
 from model.lang.schema import StateView
 from model.vocab import (
@@ -55,6 +69,7 @@ from model.vocab import (
     MFD_HUGE_MASK,
     MFD_HUGE_SHIFT,
     MFD_HUGETLB,
+    MFD_NAME_MAX_LEN,
     MFD_NOEXEC_SEAL,
     PAGE_SIZE,
     SEALS,
@@ -513,6 +528,15 @@ def _pages_param(name: str, lo: int = 0) -> Param:
 
 NAME_TEXT = {NAME_OK: '"t"', NAME_NULL: "NULL", NAME_LONG: '"' + "n" * 250 + '"'}
 FD_ALL = tuple(range(len(FD_KINDS)))
+#: open("/proc/self/fd/N", how): the path names an existing file, so O_CREAT creates nothing
+#: and the mode is not read (fs/namei.c open_last_lookups(): a positive dentry); O_CLOEXEC is a
+#: descriptor flag the model has no exec for (probed 6.18.44: traces/scenarios/reopen-*.trace)
+REOPEN_HOW = Choice("how", {OPEN_RDONLY: "O_RDONLY", OPEN_RDWR: "O_RDWR",
+                            OPEN_RDWR_TRUNC: "O_RDWR|O_TRUNC"}, extra=("O_CREAT", "O_CLOEXEC"))
+OPEN_MODE = Harmless("the mode of a file open() creates; /proc/self/fd/N exists", optional=True)
+#: dup3's flags: O_CLOEXEC only (fs/file.c ksys_dup3(): others EINVAL, not modelled); a
+#: descriptor flag the model has no exec for
+CLOEXEC_FLAG = Harmless("close-on-exec; the model has no exec", ("0", "O_CLOEXEC"))
 MAP_ALL = tuple(range(len(MAP_KINDS)))
 
 ACTIONS: tuple[Action, ...] = (
@@ -520,7 +544,8 @@ ACTIONS: tuple[Action, ...] = (
            (P("name", enum("ok", "null", "long"), (NAME_OK, NAME_NULL, NAME_LONG)),
             P("flags", word(32, MFD_FLAGS), MFD_DOMAIN)),
            memfd_create_body, "memfd_create",
-           (Choice("name", NAME_TEXT), Flags("flags", MFD_FLAGS)),
+           (CString("name", NAME_TEXT, MFD_NAME_MAX_LEN, null=NAME_NULL, short=NAME_OK,
+                    long=NAME_LONG), Flags("flags", MFD_FLAGS)),
            "create the memfd"),
     Action("fcntl_add_seals", (P("fd", FD, FD_ALL), P("seals", word(32, SEALS), SEAL_DOMAIN)),
            add_seals_body, "fcntl", (Fd("fd"), C("F_ADD_SEALS"), Flags("seals", SEALS)),
@@ -573,11 +598,13 @@ ACTIONS: tuple[Action, ...] = (
     Action("reopen", (P("fd", FD, FD_ALL),
                       P("how", enum("O_RDONLY", "O_RDWR", "O_RDWR|O_TRUNC"),
                         (OPEN_RDONLY, OPEN_RDWR, OPEN_RDWR_TRUNC))),
-           reopen_body, "open",
-           (ProcFd("fd"), Choice("how", {OPEN_RDONLY: "O_RDONLY", OPEN_RDWR: "O_RDWR",
-                                         OPEN_RDWR_TRUNC: "O_RDWR|O_TRUNC"})),
-           "reopen through /proc/self/fd"),
-    Action("dup", (P("fd", FD, FD_ALL),), dup_body, "dup", (Fd("fd"),), "dup"),
+           reopen_body, "open", (ProcFd("fd"), REOPEN_HOW, OPEN_MODE),
+           "reopen through /proc/self/fd",
+           also=(("openat", (C("AT_FDCWD"), ProcFd("fd"), REOPEN_HOW, OPEN_MODE)),)),
+    Action("dup", (P("fd", FD, FD_ALL),), dup_body, "dup", (Fd("fd"),), "dup",
+           also=(("dup2", (Fd("fd"), NewFd())), ("dup3", (Fd("fd"), NewFd(), CLOEXEC_FLAG)),
+                 ("fcntl", (Fd("fd"), C("F_DUPFD"), MinFd())),
+                 ("fcntl", (Fd("fd"), C("F_DUPFD_CLOEXEC"), MinFd())))),
     Action("fchmod", (P("fd", FD, FD_ALL), P("mode", word(9), MODE_DOMAIN)), fchmod_body,
            "fchmod", (Fd("fd"), Num("mode", octal=True)), "fchmod"),
     Action("close", (P("fd", FD, FD_ALL),), close_body, "close", (Fd("fd"),), "close"),

@@ -177,6 +177,14 @@ class Action:
     doc: str = ""
     note: Callable[[int], str | None] | None = None  # strace's text after a result
     deltas: tuple[tuple[str, int], ...] = field(default=(), compare=False)  # where edited
+    #: other calls that do exactly this action, each (call, args): dup2/dup3/fcntl(F_DUPFD)
+    #: share a description as dup does. Traces print `call`/`args`; a trace line may use any.
+    also: tuple[tuple[str, tuple[ArgSpec, ...]], ...] = ()
+
+    def spellings(self) -> tuple[tuple[str, tuple[ArgSpec, ...]], ...]:
+        """(call, args) of every way a trace line may spell this action, the printed one
+        first."""
+        return ((self.call, self.args), *self.also)
 
     def rules(self, s: StateView, params: Mapping[str, E]) -> list[Rule]:
         rules = list(self.body(s, **params))

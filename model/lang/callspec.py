@@ -76,10 +76,58 @@ class Span:
 
 @dataclass(frozen=True)
 class Choice:
-    """The parameter's values printed as fixed arguments (strace text: '"t"', "NULL")."""
+    """The parameter's values printed as fixed arguments (strace text: '"t"', "NULL").
+
+    `extra`: flag names a trace may add to a value's flag expression without changing the
+    parameter (open's O_CREAT on an existing file, O_CLOEXEC); the action says why."""
 
     param: str
     table: Mapping[int, str]
+    extra: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CString:
+    """A C string judged by its length alone (memfd_create's name): the parameter is `null`
+    for NULL, `long` when the bytes before the first NUL number more than `max_len`, else
+    `short`; `text` prints each value. A string strace truncated (`"abc"...`) is longer than
+    the bytes shown, by an unknown amount: traces/concretize.py judges it only when every
+    possible length gives the same outcome."""
+
+    param: str
+    text: Mapping[int, str]
+    max_len: int
+    null: int
+    short: int
+    long: int
+
+
+@dataclass(frozen=True)
+class NewFd:
+    """The number the call gives its new descriptor (dup2/dup3's newfd): no parameter; the
+    trace's handle table takes it (traces/concretize.py). A descriptor already open at that
+    number is closed by the kernel after the new one is installed (fs/file.c do_dup2() ->
+    filp_close()): replay applies the action `closes` to it."""
+
+    closes: str = "close"
+
+
+@dataclass(frozen=True)
+class MinFd:
+    """The least number the call's new descriptor may get (fcntl F_DUPFD's arg): no parameter;
+    the new descriptor is the lowest free number from there (traces/concretize.py)."""
+
+
+@dataclass(frozen=True)
+class Harmless:
+    """An argument the action's rules do not read, and `why`: one of the strace texts in
+    `values` (by the value the kernel sees), or any number when `values` is empty; with
+    `optional` it may be left out (strace prints open's mode only with O_CREAT). Printed as
+    values[0], or left out."""
+
+    why: str
+    values: tuple[str, ...] = ()
+    optional: bool = False
 
 
 @dataclass(frozen=True)
@@ -89,4 +137,5 @@ class Fields:
     items: tuple[tuple[str, ArgSpec], ...] = field(default=())
 
 
-ArgSpec = C | Fd | MapRef | PinRef | ProcFd | Flags | Num | Span | Choice | Fields
+ArgSpec = (C | Fd | MapRef | PinRef | ProcFd | Flags | Num | Span | Choice | CString | NewFd
+           | MinFd | Harmless | Fields)

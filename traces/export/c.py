@@ -194,8 +194,9 @@ def _c_call(op: Op, need: set[str]) -> str:
         need.add("close")
         return f"sys_close({o[0]})"
     if SYSCALLS[c].plain:  # syscall(SYS_<name>, ...) from the registry entry alone
-        args = [f"FD({v})" if p.kind == "fd" else f"maps[{v}]" if p.kind == "map"
-                else _c_flags(v) for p, v in plain_operands(op)]
+        args = [f"FD({v})" if p.kind == "fd" else f"NEWFD({v})" if p.kind == "newfd"
+                else f"maps[{v}]" if p.kind == "map" else _c_flags(v)
+                for p, v in plain_operands(op)]
         if any(p.kind == "map" for p in SYSCALLS[c].params):
             need.add("maps")
         return f"res_of(syscall(SYS_{c}, {', '.join(args)}))"

@@ -15,6 +15,7 @@ from model.lang.design import Design
 from traces.export.common import ExportError, init_choices
 from traces.replayed import Replayed
 from traces.syscalls import (
+    FCNTL_DUPFD_CMDS,
     FD_FIELDS,
     INT_IOCTLS,
     IOCTL_FD_CREATORS,
@@ -140,7 +141,7 @@ class Op:
 #: registry calls the reproducers (C, Python, syz) do not render, with the reason (said once)
 UNSUPPORTED: dict[str, str] = {
     "openat": "a path relative to a directory descriptor: the reproducers open paths with "
-              "open()",
+              "open() (openat(AT_FDCWD, ...) is open(): fs/open.c do_sys_open(AT_FDCWD, ...))",
 }
 
 
@@ -152,7 +153,7 @@ def reproducible(call: str) -> bool:
 def _operand(p: Param, arg: Arg, where: str) -> Any:
     """One argument by its registry kind: a trace fd or a handle as its number, a string as
     its text (None for NULL where allowed), a number or flags as written (its names known)."""
-    if p.kind == "fd":
+    if p.kind in ("fd", "newfd"):
         return fd_arg(arg, where)
     if p.kind in ("map", "pin"):
         return handle_arg(arg, p.kind[0], where)
@@ -182,6 +183,8 @@ def lower(r: Replayed) -> list[Op]:
     ops: list[Op] = []
     for n, step in enumerate(r.steps, 1):
         c, a = step.call, step.args
+        if c == "openat" and a and _is_at_fdcwd(a[0]):  # what glibc's open() makes
+            c, a = "open", a[1:]
         entry = SYSCALLS.get(c)
         if c in UNSUPPORTED:
             raise ExportError(f"step {n}: no reproducer for call {c!r}: {UNSUPPORTED[c]}")
@@ -223,6 +226,15 @@ def lower(r: Replayed) -> list[Op]:
     return ops
 
 
+def _is_at_fdcwd(arg: Arg) -> bool:
+    """openat's dirfd is AT_FDCWD: the call is open() (fs/open.c: both are do_sys_open() with
+    AT_FDCWD)."""
+    try:
+        return int_arg(arg, "dirfd") == const("AT_FDCWD")
+    except ExportError:
+        return False
+
+
 def plain_operands(op: Op) -> list[tuple[Param, Any]]:
     """A plain call's operands with their parameters (traces.syscalls.Syscall.plain): what a
     reproducer renders generically, as the system call of that number with these arguments."""
@@ -237,7 +249,8 @@ def value(arg: Any) -> int:
 def creates_fd(op: Op) -> bool:
     """The step returns a new descriptor of the trace."""
     return SYSCALLS[op.call].returns == "fd" or (
-        op.call == "ioctl" and op.ops[2] in IOCTL_FD_CREATORS)
+        op.call == "ioctl" and op.ops[2] in IOCTL_FD_CREATORS) or (
+        op.call == "fcntl" and int_arg(op.ops[1], "cmd") in FCNTL_DUPFD_CMDS)
 
 
 def is_kvm_open(op: Op) -> bool:

@@ -132,8 +132,9 @@ def _py_call(op: Op) -> str:
     if c == "lseek":
         return f'sysc("lseek", FD({o[0]}), {value(o[1])}, {_py_value(o[2])})'
     if SYSCALLS[c].plain:  # sysc(name, ...) from the registry entry alone
-        args = [f"FD({v})" if p.kind == "fd" else f"maps[{v}]" if p.kind == "map"
-                else _py_value(v) for p, v in plain_operands(op)]
+        args = [f"FD({v})" if p.kind == "fd" else f"NEWFD({v})" if p.kind == "newfd"
+                else f"maps[{v}]" if p.kind == "map" else _py_value(v)
+                for p, v in plain_operands(op)]
         return f'sysc("{c}", {", ".join(args)})'
     raise ExportError(f"step {op.n}: no Python for {c}")
 

@@ -21,7 +21,14 @@ from traces.export.lower import (
     value,
 )
 from traces.replayed import Replayed
-from traces.syscalls import FD_FIELDS, IOCTL_FD_CREATORS, IOCTL_STRUCTS, SYSCALLS, Param
+from traces.syscalls import (
+    FCNTL_DUPFD_CMDS,
+    FD_FIELDS,
+    IOCTL_FD_CREATORS,
+    IOCTL_STRUCTS,
+    SYSCALLS,
+    Param,
+)
 from traces.trace import Err, Outcome, Ref, Ret
 
 SYZ_DATA = 0x7F0000000000  # syzkaller's data area
@@ -129,6 +136,8 @@ def _syz_plain(s: _Syz, p: Param, v: Any) -> str:
     """A plain call's argument: a descriptor's resource, a mapping's address range, a value."""
     if p.kind == "fd":
         return s.fdarg(v)
+    if p.kind == "newfd":  # the trace's descriptor there, else the number itself
+        return s.fd.get(v, f"{v:#x}")
     if p.kind == "map":
         return f"&({_syz_map(v):#x}/{s.maplen.get(v, 0x1000):#x})=nil"
     return _syz_hex(value(v))
@@ -173,6 +182,9 @@ def export_syz(design: Design, r: Replayed) -> str:
             arg = int_arg(o[2], "arg")
             if cmd == vocab.F_ADD_SEALS:
                 lines.append(f"fcntl$addseals({s.fdarg(o[0])}, {cmd:#x}, {arg:#x})")
+            elif cmd in FCNTL_DUPFD_CMDS:
+                assign = s.new_fd(e, s.kind.get(o[0], ""))
+                lines.append(f"fcntl$dupfd({s.fdarg(o[0])}, {cmd:#x}, {arg:#x})")
             else:
                 lines.append(f"fcntl$getflags({s.fdarg(o[0])}, {cmd:#x})")
         elif c == "pwrite64":
@@ -272,6 +284,8 @@ def export_syz(design: Design, r: Replayed) -> str:
                          f"{int_arg(o[2], 'whence'):#x})")
         elif SYSCALLS[c].plain:  # from the registry entry alone
             lines.append(f"{c}({', '.join(_syz_plain(s, p, v) for p, v in plain_operands(op))})")
+            if SYSCALLS[c].returns == "fd":
+                assign = s.new_fd(e, s.kind.get(o[0], ""))
         else:
             raise ExportError(f"step {op.n}: no syzkaller program for {c}")
         if assign:

@@ -10,6 +10,7 @@ on its own by tests/test_export_runtime.py (compile() and ruff).
 # @section base
 
 import ctypes
+import fcntl
 import os
 import platform
 import resource
@@ -57,6 +58,20 @@ def sysc(name, *args):
 
 def FD(tfd):  # noqa: N802
     return fds.get(tfd, BAD_FD)
+
+
+def NEWFD(tfd):  # noqa: N802
+    """dup2/dup3's newfd: the descriptor the trace holds at tfd (the kernel closes it), else a
+    free one from tfd up; a negative tfd as is (the kernel's EBADF)."""
+    if tfd < 0 or tfd in fds:
+        return fds.get(tfd, tfd)
+    fd = tfd
+    while True:
+        try:
+            fcntl.fcntl(fd, fcntl.F_GETFD)
+        except OSError:
+            return fd
+        fd += 1
 
 
 def describe(r):
