@@ -24,6 +24,7 @@ from checker.compile_np import Arr, CompiledAction, live_fields
 from checker.interpreter import Interpreter
 from checker.memory import human, over, rss_bytes
 from checker.packer import Packer
+from checker.visited import Grow, KeySet, Table
 from model.lang.design import Design
 from properties.catalogue import Property
 from traces.run import ARun
@@ -79,157 +80,6 @@ class ExploreResult:
         return [(a, r) for a, rules in self.coverage.items() for r, n in rules.items() if n == 0]
 
 
-class _Grow:
-    """An append-only array (rows of `width` columns, or scalars) with amortised growth."""
-
-    def __init__(self, dtype: Any, width: int = 0) -> None:
-        self.buf: Arr = np.zeros((1024, width) if width else (1024,), dtype)
-        self.n = 0
-
-    def append(self, a: Arr) -> None:
-        m = a.shape[0]
-        if self.n + m > self.buf.shape[0]:
-            nb = np.zeros((max(2 * self.buf.shape[0], self.n + m), *self.buf.shape[1:]),
-                          self.buf.dtype)
-            nb[:self.n] = self.buf[:self.n]
-            self.buf = nb
-        self.buf[self.n:self.n + m] = a
-        self.n += m
-
-
-_HASH = np.uint64(0x9E3779B97F4A7C15)
-
-
-class _Table:
-    """Open-addressing hash map (linear probing, vectorised) from distinct non-negative int64
-    keys to dense slot numbers, given in order of insertion; at most half full."""
-
-    def __init__(self) -> None:
-        self.bits = 12
-        self.keys = np.full(1 << self.bits, -1, np.int64)
-        self.vals = np.zeros(1 << self.bits, np.int32)
-        self.n = 0
-
-    def _hash(self, k: Arr) -> Arr:
-        return ((k.view(np.uint64) * _HASH) >> np.uint64(64 - self.bits)).view(np.int64)
-
-    def get(self, k: Arr) -> Arr:
-        """Each key's slot, -1 where absent."""
-        m = (1 << self.bits) - 1
-        h = self._hash(k)
-        tk = self.keys[h]
-        hit = tk == k
-        out = self.vals[h]
-        if hit.all():
-            return out
-        out[~hit] = -1
-        pend = np.flatnonzero(~hit & (tk != -1))
-        while pend.size:
-            hp = (h[pend] + 1) & m
-            h[pend] = hp
-            tk = self.keys[hp]
-            ok = tk == k[pend]
-            out[pend[ok]] = self.vals[hp[ok]]
-            pend = pend[~ok & (tk != -1)]
-        return out
-
-    def add(self, k: Arr) -> None:
-        """Give distinct absent keys the next slots, in order."""
-        ids = np.arange(self.n, self.n + k.size, dtype=np.int32)
-        self.n += k.size
-        if 2 * self.n > (1 << self.bits):
-            old = self.keys != -1
-            ok, ov = self.keys[old], self.vals[old]
-            while 2 * self.n > (1 << self.bits):
-                self.bits += 1
-            self.keys = np.full(1 << self.bits, -1, np.int64)
-            self.vals = np.zeros(1 << self.bits, np.int32)
-            self._put(ok, ov)
-        self._put(k, ids)
-
-    def _put(self, k: Arr, v: Arr) -> None:
-        m = (1 << self.bits) - 1
-        h = self._hash(k)
-        while k.size:
-            fi = np.flatnonzero(self.keys[h] == -1)
-            fh = h[fi]
-            fk = k[fi]
-            self.keys[fh] = fk  # keys are distinct: one writer per position wins
-            won = self.keys[fh] == fk
-            done = fi[won]
-            self.vals[fh[won]] = v[done]
-            rest = np.ones(k.size, bool)
-            rest[done] = False
-            k, v, h = k[rest], v[rest], h[rest]
-            h = np.where(self.keys[h] == -1, h, (h + 1) & m)
-
-
-class _KeySet:
-    """The visited set: distinct non-negative int64 keys in an open-addressing table (linear
-    probing, -1 empty, at most half full: 16-32 bytes a key), probed and filled a whole array
-    at a time. Membership does not depend on where a key lands, so neither does the search."""
-
-    def __init__(self, keys: Arr) -> None:
-        self.bits = 10
-        self.keys = np.full(1 << self.bits, -1, np.int64)
-        self.n = 0
-        self.add(keys)
-
-    @property
-    def nbytes(self) -> int:
-        return int(self.keys.nbytes)
-
-    def _home(self, k: Arr) -> Arr:
-        h = k.view(np.uint64) * _HASH  # Fibonacci hashing: the product's top bits
-        h >>= np.uint64(64 - self.bits)
-        return h.view(np.int64)
-
-    def missing(self, k: Arr) -> Arr:
-        """Where each key (a contiguous int64 array) is not in the set."""
-        m = (1 << self.bits) - 1
-        h = self._home(k)
-        tk = self.keys.take(h)
-        out: Arr = tk != k
-        pend = np.flatnonzero(out & (tk != -1))
-        while pend.size:
-            hp = (h[pend] + 1) & m
-            h[pend] = hp
-            tk = self.keys.take(hp)
-            hit = tk == k[pend]
-            out[pend[hit]] = False
-            pend = pend[~hit & (tk != -1)]
-        return out
-
-    def add(self, k: Arr) -> None:
-        """Add distinct keys none of which is in the set."""
-        self.n += k.size
-        if 2 * self.n > self.keys.size:
-            old = self.keys[self.keys != -1]  # in table order: nearly in order of new homes
-            del self.keys  # before the new table is allocated: the peak is the new one
-            bits = self.bits
-            while 2 * self.n > (1 << bits):
-                bits += 1
-            self.bits = bits
-            self.keys = np.full(1 << bits, -1, np.int64)
-            for lo in range(0, old.size, 1 << 20):  # the temporaries stay small
-                self._put(old[lo:lo + (1 << 20)])
-        self._put(k)
-
-    def _put(self, k: Arr) -> None:
-        m = (1 << self.bits) - 1
-        h = self._home(k)
-        while k.size:
-            fi = np.flatnonzero(self.keys.take(h) == -1)
-            fh = h[fi]
-            fk = k[fi]
-            self.keys[fh] = fk  # keys are distinct: one writer per position wins
-            won = self.keys.take(fh) == fk
-            rest = np.ones(k.size, bool)
-            rest[fi[won]] = False
-            k, h = k[rest], h[rest]
-            h = np.where(self.keys.take(h) == -1, h, (h + 1) & m)
-
-
 class _ActMemo:
     """One action's results per slot of its projection group, computed once per slot by the
     compiled action: enabled/pruned/branch counts, property hits, and the (parameter row, key
@@ -249,17 +99,17 @@ class _ActMemo:
         nq = len(self.ex.aprops)
         ca = self.ca
         # per slot (counts are at most the action's parameter rows)
-        self.ens = _Grow(np.int32)  # enabled parameter rows
-        self.prn = _Grow(np.int32)  # enabled rows whose successor leaves the scope
-        self.cov = _Grow(np.int32, len(ca.labels))  # enabled rows per deciding rule
-        self.cnt = _Grow(np.int32)  # successors (CSR row length) ...
-        self.start = _Grow(np.int64)  # ... and where they start in fd/fj
-        self.hb = _Grow(np.bool_, max(nq, 1))  # which properties some row hits
-        self.hitany = _Grow(np.bool_)  # some row hits a property not found yet
+        self.ens = Grow(np.int32)  # enabled parameter rows
+        self.prn = Grow(np.int32)  # enabled rows whose successor leaves the scope
+        self.cov = Grow(np.int32, len(ca.labels))  # enabled rows per deciding rule
+        self.cnt = Grow(np.int32)  # successors (CSR row length) ...
+        self.start = Grow(np.int64)  # ... and where they start in fd/fj
+        self.hb = Grow(np.bool_, max(nq, 1))  # which properties some row hits
+        self.hitany = Grow(np.bool_)  # some row hits a property not found yet
         self.succ = False  # some slot has a successor
         # per successor
-        self.fd = _Grow(np.int64)  # key delta
-        self.fj = _Grow(np.int32)  # parameter row
+        self.fd = Grow(np.int64)  # key delta
+        self.fj = Grow(np.int32)  # parameter row
         self.hit_live = False
 
     def evaluate(self, proj: Arr, unfound: list[int]) -> None:
@@ -336,7 +186,7 @@ class _ActMemo:
         r = (self.ca.search or self.ca.fn)(S, self.P)
         return int(self._hit(r, q)[0].argmax())
 
-    def arrays(self) -> list[_Grow]:
+    def arrays(self) -> list[Grow]:
         return [self.ens, self.prn, self.cov, self.cnt, self.start, self.hb, self.hitany,
                 self.fd, self.fj]
 
@@ -352,7 +202,7 @@ class _Group:
 
     def __init__(self, mask: int) -> None:
         self.mask = np.int64(mask)
-        self.table = _Table()
+        self.table = Table()
         self.acts: list[_ActMemo] = []
         self.pending: list[Arr] = []
         self.npending = 0
@@ -396,7 +246,7 @@ class _Group:
     def clear(self) -> None:
         """Forget every slot (the counts so far are banked)."""
         self.bank()
-        self.table = _Table()
+        self.table = Table()
         self.visits = np.zeros(0, np.int64)
         for am in self.acts:
             am.clear()
@@ -430,7 +280,7 @@ class _Memo:
         self.resets = 0
 
     def expand(self, keys: Arr, lo: int, depth: int,
-               found: dict[str, tuple[int, int, int, int] | None], visited: _KeySet, kbits: int
+               found: dict[str, tuple[int, int, int, int] | None], visited: KeySet, kbits: int
                ) -> tuple[Arr, Arr, Arr, Arr]:
         """The successors of frontier rows lo.. (keys) not in `visited`, each once, with the
         (parent row, action, parameter row) first in the layer's transition order; they are
@@ -684,7 +534,7 @@ class Explorer(Interpreter):
         for s in self.design.init.states(self.design.schema):
             self._init_rep.setdefault(pk.pack(s), dict(s))  # first full state of each key
         init = np.unique(np.array(list(self._init_rep), dtype=np.int64))
-        visited = _KeySet(init)  # every state found, the current layer's so far included
+        visited = KeySet(init)  # every state found, the current layer's so far included
         nstates = int(init.size)  # the states of the completed layers
         layers: list[Layer] = [
             (init, np.full(init.shape, -1, np.int32), np.full(init.shape, -1, self.act_dtype),

@@ -14,8 +14,9 @@ import pytest
 
 from model import designs
 from tests.conftest import run
-from traces import kernel
-from traces.kernel import HUGEPAGES_STATE, NR_HUGEPAGES, restore_hugepages, run_on_kernel
+from traces import hugepages
+from traces.hugepages import HUGEPAGES_STATE, NR_HUGEPAGES, restore_hugepages
+from traces.kernel import run_on_kernel
 from traces.textfmt import parse_trace
 from traces.trace import Ret
 
@@ -74,8 +75,8 @@ def test_files_a_trace_creates_are_removed(tmp_path: Path) -> None:
 def test_restore_hugepages_from_the_state_file(tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     sysctl, state = tmp_path / "nr_hugepages", tmp_path / "state"
-    monkeypatch.setattr(kernel, "NR_HUGEPAGES", str(sysctl))
-    monkeypatch.setattr(kernel, "HUGEPAGES_STATE", str(state))
+    monkeypatch.setattr(hugepages, "NR_HUGEPAGES", str(sysctl))
+    monkeypatch.setattr(hugepages, "HUGEPAGES_STATE", str(state))
     sysctl.write_text("17")
     assert restore_hugepages() is None  # no state file: nothing to do
     dead = subprocess.Popen(["true"])
@@ -131,7 +132,7 @@ def test_conform_killed_leaves_no_worker_and_the_next_run_restores_hugepages() -
     original = _nr()
     if Path(HUGEPAGES_STATE).exists():
         pytest.skip(f"another run holds {HUGEPAGES_STATE} (huge pages raised by it)")
-    if int(kernel._meminfo("HugePages_Free")) >= 5:
+    if int(hugepages._meminfo("HugePages_Free")) >= 5:
         pytest.skip("enough huge pages are free already: conform would not raise the sysctl")
     proc = subprocess.Popen([sys.executable, "-m", "checker.cli", "conform", "--design", "memfd",
                              "--no-exhaustive", "--random", "1500", "--jobs", "2", "--quiet"],

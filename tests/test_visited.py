@@ -8,7 +8,7 @@ import numpy as np
 def test_visited_set_membership() -> None:
     """The visited set against np.isin, through several doublings, on keys that
     differ only in high bits (the packed counters) as well as random ones."""
-    from checker.explicit import _KeySet
+    from checker.visited import KeySet
 
     rng = np.random.default_rng(7)
     pool = np.unique(np.concatenate([
@@ -17,7 +17,7 @@ def test_visited_set_membership() -> None:
         np.arange(20_000, dtype=np.int64) * 4096,
     ]))
     rng.shuffle(pool)
-    ks = _KeySet(pool[:3])
+    ks = KeySet(pool[:3])
     added = pool[:3]
     for lo, hi in ((3, 1000), (1000, 1001), (1001, 30_000), (30_000, pool.size - 500)):
         q = np.concatenate([pool, rng.integers(0, 1 << 62, 5000)])
