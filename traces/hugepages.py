@@ -7,6 +7,7 @@ to be 2 MiB and free pages (or a writable nr_hugepages).
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import threading
@@ -21,6 +22,7 @@ NR_HUGEPAGES = "/proc/sys/vm/nr_hugepages"
 # sysctl is raised and removed once it is restored, so a run killed in between (SIGKILL) is
 # undone by the next one (restore_hugepages). Under /run: gone after a reboot, as the raise is.
 HUGEPAGES_STATE = "/run/shmemcheck-nr_hugepages"
+_HELD = [0]  # reservations of this process that raised the sysctl and are not over yet
 
 __all__ = ["HUGEPAGES_STATE", "NR_HUGEPAGES", "hugepages_reserved", "hugetlb_reason",
            "restore_hugepages"]
@@ -59,47 +61,77 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _read_state() -> tuple[int, int] | None:
-    """(original nr_hugepages, pid of the run that raised it) from HUGEPAGES_STATE."""
+def _read_state() -> tuple[int, set[int]] | None:
+    """(original nr_hugepages, pids of the runs holding a raise) from HUGEPAGES_STATE."""
     try:
         with open(HUGEPAGES_STATE) as f:
-            old, pid = f.read().split()
-        return int(old), int(pid)
+            old, *pids = f.read().split()
+        return int(old), {int(p) for p in pids}
     except FileNotFoundError:
         return None
     except (OSError, ValueError):
-        return -1, 0  # unreadable: remove it, restore nothing
+        return -1, set()  # unreadable: remove it, restore nothing
 
 
-def restore_hugepages() -> str | None:
-    """Undo a raise of vm.nr_hugepages left by a run that was killed before restoring it: if
-    HUGEPAGES_STATE names a process that is gone, write its recorded value back and remove the
-    file. Returns what was done (None: nothing to do)."""
-    st = _read_state()
-    if st is None:
-        return None
-    old, pid = st
-    if pid and _alive(pid) and pid != os.getpid():
-        return None  # that run is still going and restores it itself
+@contextmanager
+def _locked() -> Iterator[None]:
+    """Serialise the read-modify-write of nr_hugepages and HUGEPAGES_STATE between runs (two
+    test runs, or a conform beside a replay, reserve at the same time)."""
+    fd = os.open(HUGEPAGES_STATE + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _write_sysctl(v: int) -> str | None:
+    try:
+        with open(NR_HUGEPAGES, "w") as f:
+            f.write(str(v))
+    except OSError as ex:
+        return f"cannot write {v} to {NR_HUGEPAGES}: {_ename(ex.errno or 0)}"
+    return None
+
+
+def _put_back(old: int, holders: set[int]) -> str | None:
+    """With the lock held: the original value back once no live run holds a raise, else the
+    state file rewritten with the live holders. Returns what was done (None: nothing)."""
+    live = {p for p in holders if p != os.getpid() and _alive(p)}
+    if live:
+        return _record_state(old, live)
     msg = None
     if old >= 0:
-        try:
-            with open(NR_HUGEPAGES, "w") as f:
-                f.write(str(old))
-            msg = f"restored vm.nr_hugepages to {old} (left raised by killed run pid {pid})"
-        except OSError as ex:
-            return f"cannot restore vm.nr_hugepages to {old}: {_ename(ex.errno or 0)}"
+        msg = _write_sysctl(old) or f"restored vm.nr_hugepages to {old}"
     with suppress(FileNotFoundError):
         os.unlink(HUGEPAGES_STATE)
     return msg
 
 
-def _record_state(old: int) -> str | None:
-    """Write (old, our pid) to HUGEPAGES_STATE atomically; a reason if it cannot be written."""
+def restore_hugepages() -> str | None:
+    """Undo a raise of vm.nr_hugepages left by runs that were killed before restoring it: if
+    no process HUGEPAGES_STATE names is alive, write the recorded original value back and
+    remove the file. Returns what was done (None: nothing to do)."""
+    with _locked():
+        st = _read_state()
+        if st is None:
+            return None
+        old, pids = st
+        if any(p != os.getpid() and _alive(p) for p in pids):
+            return None  # a run still going restores it itself
+        msg = _put_back(old, set())
+    if msg and msg.startswith("restored"):
+        who = " ".join(str(p) for p in sorted(pids)) or "?"
+        return f"{msg} (left raised by killed run pid {who})"
+    return msg
+
+
+def _record_state(old: int, holders: set[int]) -> str | None:
+    """Write (old, holders) to HUGEPAGES_STATE atomically; a reason if it cannot be written."""
     tmp = f"{HUGEPAGES_STATE}.{os.getpid()}"
     try:
         with open(tmp, "w") as f:
-            f.write(f"{old} {os.getpid()}\n")
+            f.write(" ".join(str(x) for x in (old, *sorted(holders))) + "\n")
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, HUGEPAGES_STATE)
@@ -115,17 +147,17 @@ def _record_state(old: int) -> str | None:
 def hugepages_reserved(n: int) -> Iterator[str | None]:
     """Ensure >= n free 2 MiB huge pages by raising vm.nr_hugepages; yield None or a reason.
 
-    The old nr_hugepages value is written back on exit whenever it was changed. Before it is
-    raised, the old value is recorded in HUGEPAGES_STATE (unless another live run recorded the
-    true original already), so that a kill that skips the restore is undone by the next run."""
+    Before the sysctl is raised, the original value and this run's pid are recorded in
+    HUGEPAGES_STATE (a run that finds the file adds its pid: the original stays the value
+    before the first raise). On exit the run removes its pid, and the last live holder writes
+    the original back, so concurrent runs never leave a raise behind; a kill that skips the
+    exit is undone by the next run (restore_hugepages)."""
     restore_hugepages()
     reason = hugetlb_reason(need_free=False)
     if reason:
         yield reason
         return
-    with open(NR_HUGEPAGES) as f:
-        old = int(f.read())
-    changed = recorded = False
+    holding = False
     # a SIGTERM (a CI timeout, a kill) must not skip the restore below: make it an exit
     prev_term = None
     if threading.current_thread() is threading.main_thread():
@@ -133,27 +165,30 @@ def hugepages_reserved(n: int) -> Iterator[str | None]:
             raise SystemExit(128 + signum)
         prev_term = signal.signal(signal.SIGTERM, _term)
     try:
-        free = _meminfo("HugePages_Free")
-        if free < n and _read_state() is None:
-            reason = _record_state(old)
-            recorded = reason is None
-        if free < n and reason is None:
-            changed = True
-            try:
-                with open(NR_HUGEPAGES, "w") as f:
-                    f.write(str(old + n - free))
-            except OSError as ex:
-                reason = f"hugetlb: cannot raise {NR_HUGEPAGES}: {_ename(ex.errno or 0)}"
+        with _locked():
             free = _meminfo("HugePages_Free")
-            if reason is None and free < n:
-                reason = f"hugetlb: only {free} free huge pages after raising nr_hugepages"
+            if free < n:
+                with open(NR_HUGEPAGES) as f:
+                    cur = int(f.read())
+                st = _read_state()
+                old, holders = st if st is not None and st[0] >= 0 else (cur, set())
+                reason = _record_state(old, holders | {os.getpid()})
+                holding = reason is None
+                _HELD[0] += holding
+                if reason is None:
+                    err = _write_sysctl(cur + n - free)
+                    reason = f"hugetlb: {err}" if err else None
+                free = _meminfo("HugePages_Free")
+                if reason is None and free < n:
+                    reason = f"hugetlb: only {free} free huge pages after raising nr_hugepages"
         yield reason
     finally:
-        if changed:
-            with open(NR_HUGEPAGES, "w") as f:
-                f.write(str(old))
-        if recorded:
-            with suppress(FileNotFoundError):
-                os.unlink(HUGEPAGES_STATE)
+        if holding:
+            _HELD[0] -= 1
+        if holding and _HELD[0] == 0:  # a nested reservation leaves it to the outer one
+            with _locked():
+                st = _read_state()
+                if st is not None:
+                    _put_back(st[0], st[1] - {os.getpid()})
         if prev_term is not None:
             signal.signal(signal.SIGTERM, prev_term)

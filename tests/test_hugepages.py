@@ -1,0 +1,77 @@
+"""Huge-page reservations never leave vm.nr_hugepages raised: concurrent and nested holders
+(traces/hugepages.py), on a stand-in sysctl file (no kernel needed)."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from traces import hugepages
+
+
+@pytest.fixture
+def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    sysctl, state = tmp_path / "nr_hugepages", tmp_path / "state"
+    sysctl.write_text("0")
+    monkeypatch.setattr(hugepages, "NR_HUGEPAGES", str(sysctl))
+    monkeypatch.setattr(hugepages, "HUGEPAGES_STATE", str(state))
+    # every reserved page is free: the stand-in's free count is the sysctl's value
+    monkeypatch.setattr(hugepages, "_meminfo", lambda key: int(sysctl.read_text()))
+    monkeypatch.setattr(hugepages, "hugetlb_reason", lambda need_free=False: None)
+    return sysctl, state
+
+
+def _hold(n: int, seconds: float, nested: bool) -> None:
+    with hugepages.hugepages_reserved(n) as why:
+        assert why is None, why
+        if nested:
+            with hugepages.hugepages_reserved(n + 1) as why2:
+                assert why2 is None, why2
+        time.sleep(seconds)
+
+
+def test_concurrent_runs_put_back_the_value_before_the_first_raise(
+        fake: tuple[Path, Path]) -> None:
+    sysctl, state = fake
+    ctx = mp.get_context("fork")  # the children inherit the stand-in files
+    first = ctx.Process(target=_hold, args=(3, 0.6, True))
+    second = ctx.Process(target=_hold, args=(8, 1.2, False))
+    first.start()
+    time.sleep(0.3)
+    second.start()
+    time.sleep(0.3)
+    old, *pids = state.read_text().split()
+    assert old == "0" and int(sysctl.read_text()) >= 8 and len(pids) == 2
+    first.join()
+    assert first.exitcode == 0
+    # the second run still holds its raise: the first must not have put 0 back
+    assert int(sysctl.read_text()) >= 8 and state.read_text().split() == ["0", str(second.pid)]
+    second.join()
+    assert second.exitcode == 0
+    assert sysctl.read_text() == "0" and not state.exists()
+
+
+def test_nested_reservation_leaves_the_restore_to_the_outer_one(fake: tuple[Path, Path]) -> None:
+    sysctl, state = fake
+    with hugepages.hugepages_reserved(2) as why:
+        assert why is None and sysctl.read_text() == "2"
+        with hugepages.hugepages_reserved(5) as why2:
+            assert why2 is None and sysctl.read_text() == "5"
+        assert sysctl.read_text() == "5" and state.exists()  # still held by the outer one
+    assert sysctl.read_text() == "0" and not state.exists()
+
+
+def test_a_killed_holder_is_undone_by_the_next_run(fake: tuple[Path, Path]) -> None:
+    sysctl, state = fake
+    sysctl.write_text("6")
+    dead = mp.get_context("fork").Process(target=time.sleep, args=(0,))
+    dead.start()
+    dead.join()
+    state.write_text(f"1 {dead.pid} {os.getpid()}\n")  # the caller itself does not keep it
+    msg = hugepages.restore_hugepages()
+    assert msg is not None and "restored vm.nr_hugepages to 1" in msg
+    assert sysctl.read_text() == "1" and not state.exists()
