@@ -7,6 +7,7 @@ import multiprocessing as mp
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,32 +26,40 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
     return sysctl, state
 
 
-def _hold(n: int, seconds: float, nested: bool) -> None:
+def _hold(n: int, nested: bool, raised: Any, release: Any) -> None:
+    """Reserve n pages (and n + 1 nested inside), tell the parent, hold until it says go."""
     with hugepages.hugepages_reserved(n) as why:
         assert why is None, why
         if nested:
             with hugepages.hugepages_reserved(n + 1) as why2:
                 assert why2 is None, why2
-        time.sleep(seconds)
+        raised.set()
+        assert release.wait(60)
 
 
 def test_concurrent_runs_put_back_the_value_before_the_first_raise(
         fake: tuple[Path, Path]) -> None:
+    """Ordered by events, not by sleeps: the order of raise and release is fixed however
+    loaded the machine is."""
     sysctl, state = fake
     ctx = mp.get_context("fork")  # the children inherit the stand-in files
-    first = ctx.Process(target=_hold, args=(3, 0.6, True))
-    second = ctx.Process(target=_hold, args=(8, 1.2, False))
+    ev = [ctx.Event() for _ in range(4)]
+    first = ctx.Process(target=_hold, args=(3, True, ev[0], ev[1]))
+    second = ctx.Process(target=_hold, args=(8, False, ev[2], ev[3]))
     first.start()
-    time.sleep(0.3)
+    assert ev[0].wait(60)
     second.start()
-    time.sleep(0.3)
+    assert ev[2].wait(60)
     old, *pids = state.read_text().split()
-    assert old == "0" and int(sysctl.read_text()) >= 8 and len(pids) == 2
-    first.join()
+    assert old == "0" and int(sysctl.read_text()) >= 8
+    assert sorted(map(int, pids)) == sorted([first.pid, second.pid])
+    ev[1].set()
+    first.join(60)
     assert first.exitcode == 0
     # the second run still holds its raise: the first must not have put 0 back
     assert int(sysctl.read_text()) >= 8 and state.read_text().split() == ["0", str(second.pid)]
-    second.join()
+    ev[3].set()
+    second.join(60)
     assert second.exitcode == 0
     assert sysctl.read_text() == "0" and not state.exists()
 

@@ -99,13 +99,16 @@ def test_flag_tables_hold_the_constants() -> None:
 
 #: The constants uapi headers older than 6.18 lack, with their value as the upstream headers
 #: define it (kernel-semantics.md §1.1, §2.1 and §5.3 in ../shared/reference; falloc.h's
-#: FALLOC_FL_WRITE_ZEROES from the 6.17 patch "fs: introduce FALLOC_FL_WRITE_ZEROES").
+#: FALLOC_FL_WRITE_ZEROES from the 6.17 patch "fs: introduce FALLOC_FL_WRITE_ZEROES"), and
+#: the kernel-internal ones no uapi header has: mm/memfd.c's MFD_NAME_MAX_LEN is NAME_MAX (255)
+#: less strlen("memfd:") (the live kernel's 249/250-byte names are in test_names_fds.py).
 UPSTREAM_6_18 = {
     "MFD_NOEXEC_SEAL": 0x0008, "MFD_EXEC": 0x0010, "F_SEAL_EXEC": 0x20,
     "FALLOC_FL_WRITE_ZEROES": 0x80, "KVM_CREATE_GUEST_MEMFD": 0xC040AED4,
     "KVM_SET_USER_MEMORY_REGION2": 0x40A0AE49, "KVM_CAP_GUEST_MEMFD": 234,
     "KVM_CAP_GUEST_MEMFD_FLAGS": 244, "GUEST_MEMFD_FLAG_MMAP": 1 << 0,
     "GUEST_MEMFD_FLAG_INIT_SHARED": 1 << 1, "KVM_MEM_GUEST_MEMFD": 1 << 2,
+    "MFD_NAME_MAX_LEN": 255 - len("memfd:"),
 }
 
 
