@@ -224,7 +224,7 @@ class _ActMemo:
             for fname in ca.updated:
                 u = r[fname]
                 if fname in pk.nat:
-                    ok &= pk.in_bounds(fname, u)
+                    ok &= pk.in_bounds(fname, u, S)
                 d += pk.delta(fname, u, S[fname])
             prn[on] = (en & ~ok).sum(axis=1)
             ok &= d != 0

@@ -344,6 +344,18 @@ def _match(spec: object, arg: Arg, st: Mapping[str, int], h: Handles,
             return "expected a number"
         sc = _scale(spec, st)
         what = f"{call} {spec.param if isinstance(spec, Num) else 'length'} {_text(arg)}"
+        if isinstance(spec, Num) and pinfo[spec.param].sort.kind == "int":
+            # a machine integer in bytes (loff_t, size_t): every value of the type is judged
+            # by the rule body, exactly (replay evaluates over Python integers)
+            v = arg.value * sc
+            srt = pinfo[spec.param].sort
+            if srt.lo == 0 and srt.hi == (1 << 64) - 1 and -(1 << 63) <= v < 0:
+                v += 1 << 64  # a size_t written signed: the register holds the same bits
+            why = pinfo[spec.param].outside(v)
+            if why:
+                return Outside(f"{what}: {why}")
+            params[spec.param] = v
+            return None
         if arg.value < 0:
             return Outside(f"{what}: negative; the model's offsets, lengths and counts are "
                            ">= 0 (the kernel's EINVAL for a negative value is not modelled)")
