@@ -7,8 +7,9 @@ line). Values the model cannot hold are always refused: for page-valued paramete
 counts, byte values of 2^62 and more and byte counts that are not whole model pages; words wider
 than their field; naturals above their fixed bound; for byte-valued parameters (loff_t, size_t)
 values outside the C type (and a write count past the executor's buffer). Every other byte
-value, negative, unaligned or near LLONG_MAX, is judged. Judged values of a design with a live kernel are run on the
-kernel too (marker `kernel`), so "judged" means "judged as the kernel does".
+value, negative, unaligned or near LLONG_MAX, is judged. Judged values of a design with a live
+kernel are run on the kernel too (marker `kernel`), so "judged" means "judged as the kernel
+does".
 """
 
 from __future__ import annotations

@@ -49,6 +49,9 @@ EXTRA = {  # not from the selftest
     "fuse_test.c's pin, without the race": ["seal-write-busy-pin"],
     "hugetlbfs findings": ["hugetlb-exec-seal-fchmod", "hugetlb-grow-seal-mmap"],
     "madvise_remove(), the issue-13 acceptance": ["madvise-remove"],
+    "sizes, offsets and lengths in bytes (issue 14)": [
+        "bytes-limits", "bytes-seal-grow-short-write", "bytes-seal-shrink-subpage",
+        "bytes-sigbus-at-eof", "bytes-hugetlb-unaligned", "bytes-fallocate-ranges"],
 }
 
 #: tools/testing/selftests/kvm/guest_memfd_test.c (6.18; selftests.md §2.1): the functions
