@@ -106,6 +106,16 @@ def page_scale(design: Design) -> Callable[[Mapping[str, int]], int] | None:
     return lambda st: value
 
 
+def size_scale(design: Design) -> Callable[[Mapping[str, int]], int] | None:
+    """Bytes per unit of the state's `size` field: 1 when it counts bytes (a nat_bytes
+    field, the memfd family since issue 14), else the model page (page_scale); None when
+    the design says nothing of bytes."""
+    f = design.schema.by_name.get("size")
+    if f is not None and f.sort.unit is not None:
+        return lambda st: 1
+    return page_scale(design)
+
+
 @cache
 def arg_from_text(text: str) -> Arg:
     """Parse one strace argument fragment (a spec constant) with the trace parser."""
@@ -466,5 +476,5 @@ def outcome_str(o: Outcome) -> str:
 
 
 __all__ = ["ERRNO_NAME", "Handles", "ResolveError", "arg_from_text", "expected_outcome",
-           "init_choices", "init_line", "initial_state", "outcome_str", "render_step",
-           "resolve_step", "run_to_trace"]
+           "init_choices", "init_line", "initial_state", "outcome_str", "page_scale",
+           "render_step", "resolve_step", "run_to_trace", "size_scale"]
