@@ -44,6 +44,8 @@ class Interpreter:
         # outcomes and effects matter to the search only through action properties
         self.actions = [compile_action(design.schema, a, i, extras, observe=bool(extras))
                         for i, a in enumerate(design.actions)]
+        for ca in self.actions:  # the parameter rows this scope explores (Param.at_scope)
+            ca.pgrid = scoped_grid(ca, self.scope)
         self.by_name = {ca.action.name: ca for ca in self.actions}
         self.pgrids = [param_arrays(ca) for ca in self.actions]  # each action's P
         spreds = {p.name: compile_state_pred_reads(design.schema, p.state_pred(design.schema))
@@ -177,6 +179,17 @@ def state_arrays(states: Sequence[Mapping[str, int]], names: Sequence[str]) -> d
     S: dict[str, Any] = {n: np.array([[st[n]] for st in states], dtype=np.int64) for n in names}
     S["__shape__"] = np.zeros((len(states), 1), dtype=np.int8)
     return S
+
+
+def scoped_grid(ca: CompiledAction, scope: Mapping[str, int]) -> Arr:
+    """The rows of an action's parameter grid whose every value the scope explores."""
+    keep = np.ones(ca.k, dtype=bool)
+    for i, p in enumerate(ca.action.params):
+        if p.at_scope is not None:
+            col = ca.pgrid[:, i]
+            keep &= np.array([p.at_scope(int(v), scope) for v in col], dtype=bool)
+    out: Arr = ca.pgrid[keep]
+    return out
 
 
 def param_arrays(ca: CompiledAction) -> dict[str, Any]:

@@ -626,6 +626,16 @@ def _grid(pages: int, *, negative: bool = True) -> tuple[int, ...]:
     return tuple(sorted(vals | ({-1} if negative else set())))
 
 
+def on_grid(v: int, scope: Mapping[str, int]) -> bool:
+    """A byte value the scope explores: not positive, or a multiple of page / grain (grain
+    rounded down to a power of two, as the size field's quantum) of the shmem or the hugetlbfs
+    page, at most 3 such pages. Grain 1 explores whole pages, grain 2 half pages too."""
+    if v <= 0:
+        return True
+    g = max(1, scope.get("grain", 1)).bit_length() - 1
+    return any(v % (p >> g) == 0 and v <= 3 * p for p in (PAGE_SIZE, HPAGE_SIZE))
+
+
 def _byte_param(name: str, sort: Sort, domain: tuple[int, ...], doc: str,
                 limit: int | None = None, why: str = "") -> Param:
     exact = None
@@ -634,7 +644,7 @@ def _byte_param(name: str, sort: Sort, domain: tuple[int, ...], doc: str,
 
         def exact(v: int) -> str | None:
             return None if v <= top else why
-    return Param(name, sort, domain, doc, exact=exact)
+    return Param(name, sort, domain, doc, exact=exact, at_scope=on_grid)
 
 
 LOFF = integer(*LOFF_T)
@@ -658,22 +668,26 @@ ACTIONS: tuple[Action, ...] = (
     Action("fcntl_get_seals", (P("fd", FD, FD_ALL),), get_seals_body, "fcntl",
            (Fd("fd"), C("F_GET_SEALS")), "fcntl(F_GET_SEALS)", note=seals_note),
     Action("pwrite", (P("fd", FD, FD_ALL),
-                      P("off", LOFF, (-1, 0, 2048, 4096, 6144, 8192), "pos, in bytes (loff_t)"),
+                      _byte_param("off", LOFF, (-1, 0, 2048, 4096, 6144, 8192),
+                                  "pos, in bytes (loff_t)"),
                       _byte_param("len", SIZE, (0, 2048, 4096), "count, in bytes (size_t)",
                                   MAX_WRITE_COUNT, f"more than {MAX_WRITE_COUNT} bytes: the "
                                   "outcome depends on the memory past the executor's buffer")),
            pwrite_body, "pwrite64",
            (Fd("fd"), C('"x"...'), Num("len"), Num("off")),
            "pwrite len bytes at byte offset off"),
-    Action("pread", (P("fd", FD, FD_ALL), P("off", LOFF, _grid(2), "pos, in bytes")),
+    Action("pread", (P("fd", FD, FD_ALL), _byte_param("off", LOFF, _grid(2), "pos, in bytes")),
            pread_body, "pread64",
            (Fd("fd"), C("4096"), Num("off")), "pread 4096 bytes at a byte offset"),
-    Action("ftruncate", (P("fd", FD, FD_ALL), P("len", LOFF, _grid(2), "length, in bytes")),
+    Action("ftruncate", (P("fd", FD, FD_ALL),
+                         _byte_param("len", LOFF, _grid(2), "length, in bytes")),
            ftruncate_body, "ftruncate", (Fd("fd"), Num("len")), "ftruncate"),
     Action("fallocate", (P("fd", FD, FD_ALL), P("mode", word(32, FALLOC_FLAGS), FALLOC_DOMAIN),
-                         P("off", LOFF, _grid(2), "offset, in bytes"),
-                         P("len", LOFF, (0, PAGE_SIZE // 2, PAGE_SIZE, HPAGE_SIZE // 2,
-                                         HPAGE_SIZE), "len, in bytes")),
+                         _byte_param("off", LOFF, _grid(2, negative=False),
+                                     "offset, in bytes (-1 is left to len 0: the same EINVAL)"),
+                         _byte_param("len", LOFF, (0, PAGE_SIZE // 2, PAGE_SIZE,
+                                                   HPAGE_SIZE // 2, HPAGE_SIZE),
+                                     "len, in bytes")),
            fallocate_body, "fallocate",
            (Fd("fd"), Flags("mode", FALLOC_FLAGS), Num("off"), Num("len")),
            "fallocate a byte range"),
@@ -692,8 +706,9 @@ ACTIONS: tuple[Action, ...] = (
     Action("munmap", (P("m", MAPK, MAP_ALL),), munmap_body, "munmap",
            (MapRef("m"), Span(page_bytes)), "munmap"),
     Action("madvise_remove", (P("m", MAPK, MAP_ALL),
-                              P("len", SIZE, (0, PAGE_SIZE // 2, PAGE_SIZE, HPAGE_SIZE // 2,
-                                              HPAGE_SIZE), "length, in bytes (size_t)")),
+                              _byte_param("len", SIZE, (0, PAGE_SIZE // 2, PAGE_SIZE,
+                                                        HPAGE_SIZE // 2, HPAGE_SIZE),
+                                          "length, in bytes (size_t)")),
            madvise_remove_body, "madvise",
            (MapRef("m"), Num("len"), C("MADV_REMOVE")),
            "madvise(MADV_REMOVE): punch a range of the mapped page out of the file"),
