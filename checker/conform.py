@@ -32,7 +32,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from traces.concretize import page_scale
+from traces.concretize import size_scale
 from traces.kernel import KernelRun, Observation, die_with_parent, run_on_kernel
 from traces.trace import Outcome, Ret, Step, Trace
 
@@ -168,7 +168,7 @@ class Model:
         self.ex: Interpreter = interpreter_for(design, scope)
         self.compiled = self.ex.by_name
         self.ghost = [f.name for f in design.schema.fields if f.ghost]
-        self.scale = page_scale(design)
+        self.scale = size_scale(design)
         self.probes: dict[str, tuple[CompiledAction, str]] = {}
         for name in ("load", "store"):
             ca = self.compiled.get(name)

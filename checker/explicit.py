@@ -145,7 +145,7 @@ class _ActMemo:
                     continue  # an unread field the key does not store (unread_fields)
                 u = r[fname]
                 if fname in pk.nat:
-                    ok &= pk.in_bounds(fname, u)
+                    ok &= pk.in_bounds(fname, u, S)
                 d += pk.delta(fname, u, S[fname])
             prn[on] = (en & ~ok).sum(axis=1)
             ok &= d != 0

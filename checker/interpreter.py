@@ -44,6 +44,8 @@ class Interpreter:
         # outcomes and effects matter to the search only through action properties
         self.actions = [compile_action(design.schema, a, i, extras, observe=bool(extras))
                         for i, a in enumerate(design.actions)]
+        for ca in self.actions:  # the parameter rows this scope explores (Param.at_scope)
+            ca.pgrid = scoped_grid(ca, self.scope)
         self.by_name = {ca.action.name: ca for ca in self.actions}
         self.pgrids = [param_arrays(ca) for ca in self.actions]  # each action's P
         spreds = {p.name: compile_state_pred_reads(design.schema, p.state_pred(design.schema))
@@ -124,15 +126,15 @@ class Interpreter:
         for ca in self.actions:
             r = ca.fn(S, self.pgrids[ca.index])
             en = np.broadcast_to(r["en"], (len(states), ca.k))
-            out.append(self._in_scope(r, en))
+            out.append(self._in_scope(r, en, S))
         return out
 
-    def _in_scope(self, r: Mapping[str, Any], en: Any) -> Any:
+    def _in_scope(self, r: Mapping[str, Any], en: Any, S: Mapping[str, Any]) -> Any:
         ok = np.array(en, copy=True)
         pk = self.packer
         for name in pk.nat:
             if name in r:
-                ok &= pk.in_bounds(name, np.broadcast_to(r[name], ok.shape))
+                ok &= pk.in_bounds(name, np.broadcast_to(r[name], ok.shape), S)
         return ok
 
     def next_keys(self, ca: CompiledAction, r: Mapping[str, Arr], keys: Arr,
@@ -146,20 +148,30 @@ class Interpreter:
         for fname in ca.updated:
             u = r[fname]
             if fname in pk.nat:
-                en &= pk.in_bounds(fname, u)
+                en &= pk.in_bounds(fname, u, S)
             nk += pk.delta(fname, u, S[fname])
         return nk, en
 
 
 def evaluate(pk: Packer, ca: CompiledAction, st: Mapping[str, int],
              params: Mapping[str, int]) -> tuple[dict[str, Any], bool]:
-    """The compiled action at one (state, parameters): its results and whether enabled."""
-    S: dict[str, Arr] = {n: np.array([[int(st[n])]], dtype=np.int64) for n in pk.shift}
+    """The compiled action at one (state, parameters): its results and whether enabled.
+
+    Evaluated over numpy object arrays, i.e. Python integers: exact for any value a trace
+    holds (an offset of 2**63-1 plus a length does not wrap as int64 would); the search,
+    which holds small values only, runs the same code over int64."""
+    S: dict[str, Arr] = {n: _obj(int(st[n])) for n in pk.shift}
     S["__shape__"] = np.zeros((1, 1), dtype=np.int8)
-    P: dict[str, Arr] = {n: np.array([[int(v)]], dtype=np.int64) for n, v in params.items()}
+    P: dict[str, Arr] = {n: _obj(int(v)) for n, v in params.items()}
     P["__shape__"] = np.zeros((1, 1), dtype=np.int8)
     r = ca.fn(S, P)
     return r, bool(np.asarray(r["en"]).reshape(-1)[0])
+
+
+def _obj(v: int) -> Arr:
+    a = np.empty((1, 1), dtype=object)
+    a[0, 0] = v
+    return a
 
 
 def state_arrays(states: Sequence[Mapping[str, int]], names: Sequence[str]) -> dict[str, Any]:
@@ -167,6 +179,17 @@ def state_arrays(states: Sequence[Mapping[str, int]], names: Sequence[str]) -> d
     S: dict[str, Any] = {n: np.array([[st[n]] for st in states], dtype=np.int64) for n in names}
     S["__shape__"] = np.zeros((len(states), 1), dtype=np.int8)
     return S
+
+
+def scoped_grid(ca: CompiledAction, scope: Mapping[str, int]) -> Arr:
+    """The rows of an action's parameter grid whose every value the scope explores."""
+    keep = np.ones(ca.k, dtype=bool)
+    for i, p in enumerate(ca.action.params):
+        if p.at_scope is not None:
+            col = ca.pgrid[:, i]
+            keep &= np.array([p.at_scope(int(v), scope) for v in col], dtype=bool)
+    out: Arr = ca.pgrid[keep]
+    return out
 
 
 def param_arrays(ca: CompiledAction) -> dict[str, Any]:

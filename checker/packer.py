@@ -39,6 +39,14 @@ class Packer:
         self.schema = schema = design.schema
         self.omitted = [f.name for f in schema.fields if f.name in omit]
         self.bound = {f.name: f.sort.bound(scope) for f in schema.fields}
+        # a byte count is stored in steps of its quantum; its bound and step follow the page
+        # size of the state (field, page bytes per value, scope pages, scope grain)
+        self.q = {f.name: f.sort.quantum(scope) for f in schema.fields
+                  if f.sort.unit is not None}
+        self.per: dict[str, tuple[str, tuple[int, ...], tuple[int, ...]]] = {
+            f.name: (f.sort.unit[0], tuple(scope[f.sort.scope] * u for u in f.sort.unit[1]),
+                     tuple(f.sort.quantum(scope, u) for u in f.sort.unit[1]))
+            for f in schema.fields if f.sort.unit is not None and f.sort.scope is not None}
         self.nat = [f.name for f in schema.fields if f.sort.kind in ("nat", "enum")]
         self.wmask = {f.name: (1 << f.sort.width) - 1 for f in schema.fields
                       if f.sort.kind == "word"}  # a word's value bits
@@ -84,7 +92,8 @@ class Packer:
         """Field `name`'s values in these keys."""
         runs = self.runs.get(name)
         if runs is None:
-            return (keys >> self.shift[name]) & self.mask[name]
+            v = (keys >> self.shift[name]) & self.mask[name]
+            return v * self.q[name] if name in self.q else v
         out = np.zeros_like(keys)
         for src, ksh, n in runs:
             out |= ((keys >> ksh) & ((1 << n) - 1)) << src
@@ -95,6 +104,8 @@ class Packer:
         field stores them)."""
         runs = self.runs.get(name)
         if runs is None:
+            if name in self.q:
+                v = v // self.q[name]
             return (v & self.mask[name]) << self.shift[name]
         v = v & self.wmask[name]
         stray = v & ~np.int64(self.keep[name])
@@ -107,13 +118,30 @@ class Packer:
             out |= ((v >> src) & ((1 << n) - 1)) << ksh
         return out
 
-    def in_bounds(self, name: str, u: Arr) -> Arr:
+    def in_bounds(self, name: str, u: Arr, S: Mapping[str, Arr] | None = None) -> Arr:
         """Where counter `name`'s new values u stay within the scope (0..bound); a successor
-        outside it has no key and is pruned, never clipped."""
-        return (u >= 0) & (u <= self.bound[name])
+        outside it has no key and is pruned, never clipped. A byte count (a nat with a unit)
+        must also be a multiple of its quantum, and its bound and quantum are those of the
+        page size of the state S it comes from (hugetlb: 2 MiB; else 4 KiB)."""
+        ok: Arr = (u >= 0) & (u <= self.bound[name])
+        per = self.per.get(name)
+        if per is None:
+            return ok
+        fld, tops, qs = per
+        if S is None or len(tops) == 1:  # without the state: the loosest page size
+            out: Arr = ok & (u <= max(tops)) & (u % min(qs) == 0)
+            return out
+        sel = np.asarray(S[fld]).astype(np.int64)
+        top, q = np.choose(sel, tops), np.choose(sel, qs)
+        res: Arr = ok & (u <= top) & (u % q == 0)
+        return res
 
     def delta(self, name: str, u: Arr, s: Arr) -> Arr:
         """key(after) - key(before) for field `name` going from value s to u."""
+        if name in self.q:
+            q = self.q[name]
+            d: Arr = (((u // q) & self.mask[name]) - s // q) << self.shift[name]
+            return d
         if name not in self.runs:
             return ((u & self.mask[name]) - s) << self.shift[name]
         return self.encode(name, u) - self.encode(name, s)
@@ -131,7 +159,8 @@ class Packer:
 
 
 def _widths(design: Design, scope: Mapping[str, int]) -> dict[str, int]:
-    return {f.name: max(1, f.sort.bound(scope).bit_length()) for f in design.schema.fields}
+    return {f.name: max(1, (f.sort.bound(scope) // f.sort.quantum(scope)).bit_length())
+            for f in design.schema.fields}
 
 
 def _runs(mask: int, at: int) -> list[tuple[int, int, int]]:

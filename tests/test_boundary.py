@@ -3,10 +3,13 @@ parameter's explored domain and just outside its sort's range (issue 12 §1).
 
 Each value is either *judged* (replay binds exactly that value, never a rounded or clipped one,
 and the model answers) or *refused* with "outside the model: <reason>" (exit 2 on the command
-line). Values the model cannot hold are always refused: negative byte counts, byte values of
-2^62 and more, byte counts that are not whole model pages, words wider than their field,
-naturals above their fixed bound. Judged values of a design with a live kernel are run on the
-kernel too (marker `kernel`), so "judged" means "judged as the kernel does".
+line). Values the model cannot hold are always refused: for page-valued parameters negative
+counts, byte values of 2^62 and more and byte counts that are not whole model pages; words wider
+than their field; naturals above their fixed bound; for byte-valued parameters (loff_t, size_t)
+values outside the C type (and a write count past the executor's buffer). Every other byte
+value, negative, unaligned or near LLONG_MAX, is judged. Judged values of a design with a live
+kernel are run on the kernel too (marker `kernel`), so "judged" means "judged as the kernel
+does".
 """
 
 from __future__ import annotations
@@ -115,9 +118,12 @@ def _scale(spec: Num, st: dict[str, int]) -> int:
 
 
 def _values(p: Param) -> list[int]:
-    """Just outside the explored domain, and just outside the sort's range."""
+    """Just outside the explored domain, and just outside the sort's range; for a machine
+    integer in bytes also an unaligned value, a huge one and both ends of its type."""
     s = p.sort
     out = {-1, max(p.domain) + 1, 1 << 63}
+    if s.kind == "int":
+        out |= {s.lo, s.lo - 1, s.hi, s.hi + 1, 4097, (1 << 63) - 1, 1 << 40}
     if s.kind == "word":
         out |= {1 << s.width, 1 << (s.width - 1),
                 next(v for v in itertools.count() if v not in p.domain)}
@@ -162,6 +168,14 @@ def probes(name: str) -> Iterator[Probe]:
 def _must_refuse(p: Param, v: int, specs: list[object], st: dict[str, int]) -> str | None:
     """An independent statement of what the model cannot hold (not Param.outside())."""
     nums = [_scale(s, st) for s in specs if isinstance(s, Num)]
+    if p.sort.kind == "int":  # a loff_t or size_t in bytes: any value of the type is judged
+        if p.sort.lo == 0 and -(1 << 63) <= v < 0:
+            v += 1 << 64  # a size_t written signed
+        if not p.sort.lo <= v <= p.sort.hi:
+            return "not a value of the argument's C type"
+        if p.exact is not None and v > 64 << 20:
+            return "a write count past the executor's 64 MiB buffer"
+        return None
     if v < 0:
         return "negative"
     if nums and v * max(nums) >= BYTE_LIMIT:
@@ -240,8 +254,14 @@ def test_value_is_judged_exactly_or_refused(pr: Probe) -> None:
         assert refused.startswith("<probe>:")
         return
     assert pr.must_refuse is None, f"judged although {pr.must_refuse}: {params}"
-    # never rounded, capped or clipped: the rule body saw exactly the trace's value
-    assert params is not None and params[pr.param] == pr.value, (params, pr.value)
+    # never rounded, capped or clipped: the rule body saw exactly the trace's value (a
+    # negative size_t is the same 64 bits as the unsigned value the kernel sees)
+    want = pr.value
+    p = designs.get(pr.design).action(pr.action).params
+    srt = next(x.sort for x in p if x.name == pr.param)
+    if want is not None and srt.kind == "int" and srt.lo == 0 and want < 0:
+        want += 1 << 64
+    assert params is not None and params[pr.param] == want, (params, want)
 
 
 # ---- on the live kernel: judged values are judged as the kernel does ------------------------

@@ -112,6 +112,20 @@ ACCESS = {
     "mmap(NULL, 4096, PROT_READ, MAP_SHARED, 3, 0)": ["m1"] * 6,
     "mmap(NULL, 4096, PROT_READ|PROT_WRITE, MAP_PRIVATE, 3, 0)": ["m1"] * 6,
     "fchmod(3, 0666)": ["0"] * 6,
+    # sub-page sizes and ranges (issue 14: byte-exact, probed on 6.18.44): the file is 4096
+    'pwrite64(3, "x"..., 100, 3996)': ["100", "100", "100", "100", "-1 EPERM", "-1 EPERM"],
+    'pwrite64(3, "x"..., 100, 3997)': ["100", "100", "100", "99", "-1 EPERM", "-1 EPERM"],
+    'pwrite64(3, "x"..., 100, 4096)': ["100", "100", "100", "-1 EPERM", "-1 EPERM",
+                                       "-1 EPERM"],
+    'pwrite64(3, "x"..., 8192, 0)': ["8192", "8192", "8192", "4096", "-1 EPERM", "-1 EPERM"],
+    "ftruncate(3, 4097)": ["0", "0", "0", "-1 EPERM", "0", "0"],
+    "ftruncate(3, 4095)": ["0", "0", "-1 EPERM", "0", "0", "0"],
+    "fallocate(3, 0, 100, 3996)": ["0"] * 6,
+    "fallocate(3, FALLOC_FL_KEEP_SIZE, 4095, 2)": ["0", "0", "0", "-1 EPERM", "0", "0"],
+    "fallocate(3, FALLOC_FL_KEEP_SIZE|FALLOC_FL_PUNCH_HOLE, 100, 1)":
+        ["0", "0", "0", "0", "-1 EPERM", "-1 EPERM"],
+    "ftruncate(3, -1)": ["-1 EINVAL"] * 6,
+    "fallocate(3, 0, 0, -1)": ["-1 EINVAL"] * 6,
 }
 # ... then mprotect(PROT_READ|PROT_WRITE) of a new PROT_READ shared map, and a store through
 # a new private RW map (copy-on-write, allowed under every seal).
@@ -139,6 +153,27 @@ def _sealed(seal: str) -> str:
 @pytest.mark.parametrize("col", range(len(SEAL_COLS)))
 def test_access_matrix(op: str, col: int) -> None:
     assert replay_text(_sealed(SEAL_COLS[col]) + f"{op} = {ACCESS[op][col]}") is None
+
+
+#: the rows with sub-page or negative byte values (issue 14), checked on the live kernel
+BYTE_ROWS = [op for op in ACCESS if any(x in op for x in
+                                       (", 100, ", ", 8192, 0)", "4097", "4095", "-1)"))]
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("op", BYTE_ROWS)
+@pytest.mark.parametrize("col", range(len(SEAL_COLS)))
+def test_access_matrix_bytes_on_kernel(op: str, col: int) -> None:
+    from traces.kernel import run_on_kernel
+    from traces.textfmt import parse_trace
+
+    t = parse_trace("# shmemcheck trace 1\n" + _sealed(SEAL_COLS[col])
+                    + f"{op} = {ACCESS[op][col]}\n")
+    run = run_on_kernel(t.steps)
+    if run.skipped:
+        pytest.skip(run.skipped)
+    assert run.error is None, run.error
+    assert run.outcomes == [st.outcome for st in t.steps]
 
 
 @pytest.mark.parametrize("col", range(len(SEAL_COLS)))

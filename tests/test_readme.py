@@ -172,7 +172,7 @@ CASES: dict[str, Case] = {
     "check --design v5-inaccessible --design v5-flags --engine all":
         Case(0, ("slow",), check=_prints("inaccessible-never-sealable", "[pdr]")),
     "diff v5-inaccessible v5-flags": Case(0, ("slow",), check=_prints(
-        "diff: EQUIVALENT (explicit within scope pages=1,maps=1,pins=1,fds=1)",
+        "diff: EQUIVALENT (explicit within scope pages=1,maps=1,pins=1,fds=1,grain=1)",
         "symbolic: EQUIVALENT for every scope")),
     "diff memfd@5.17 v5-inaccessible --exclude-flag memfd_create.flags=0x8": Case(
         0, ("slow",), check=_prints("calls only in v5-inaccessible: kvm_register, kvm_map_pfn, "

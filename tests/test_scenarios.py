@@ -52,6 +52,9 @@ EXTRA = {  # not from the selftest
     "names as strace prints them (issue 14)": ["names-length", "names-escaped", "names-nul",
                                                "names-empty", "names-selftest"],
     "the dup family and /proc/self/fd opens (issue 14)": ["dup-family", "reopen-create-mode"],
+    "sizes, offsets and lengths in bytes (issue 14)": [
+        "bytes-limits", "bytes-seal-grow-short-write", "bytes-seal-shrink-subpage",
+        "bytes-sigbus-at-eof", "bytes-hugetlb-unaligned", "bytes-fallocate-ranges"],
 }
 
 #: tools/testing/selftests/kvm/guest_memfd_test.c (6.18; selftests.md §2.1): the functions

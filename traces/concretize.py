@@ -132,6 +132,16 @@ def page_scale(design: Design) -> Callable[[Mapping[str, int]], int] | None:
     return lambda st: value
 
 
+def size_scale(design: Design) -> Callable[[Mapping[str, int]], int] | None:
+    """Bytes per unit of the state's `size` field: 1 when it counts bytes (a nat_bytes
+    field, the memfd family since issue 14), else the model page (page_scale); None when
+    the design says nothing of bytes."""
+    f = design.schema.by_name.get("size")
+    if f is not None and f.sort.unit is not None:
+        return lambda st: 1
+    return page_scale(design)
+
+
 @cache
 def arg_from_text(text: str) -> Arg:
     """Parse one strace argument fragment (a spec constant) with the trace parser."""
@@ -482,6 +492,18 @@ def _match(spec: object, arg: Arg, st: Mapping[str, int], h: Handles,
             return "expected a number"
         sc = _scale(spec, st)
         what = f"{call} {spec.param if isinstance(spec, Num) else 'length'} {_text(arg)}"
+        if isinstance(spec, Num) and pinfo[spec.param].sort.kind == "int":
+            # a machine integer in bytes (loff_t, size_t): every value of the type is judged
+            # by the rule body, exactly (replay evaluates over Python integers)
+            v = arg.value * sc
+            srt = pinfo[spec.param].sort
+            if srt.lo == 0 and srt.hi == (1 << 64) - 1 and -(1 << 63) <= v < 0:
+                v += 1 << 64  # a size_t written signed: the register holds the same bits
+            why = pinfo[spec.param].outside(v)
+            if why:
+                return Outside(f"{what}: {why}")
+            params[spec.param] = v
+            return None
         if arg.value < 0:
             return Outside(f"{what}: negative; the model's offsets, lengths and counts are "
                            ">= 0 (the kernel's EINVAL for a negative value is not modelled)")
@@ -604,6 +626,6 @@ def outcome_str(o: Outcome) -> str:
 
 
 __all__ = ["ERRNO_NAME", "MIN_FD", "NEW_FD", "Alternatives", "Handles", "ResolveError",
-           "arg_from_text", "expected_outcome",
-           "init_choices", "init_line", "initial_state", "outcome_str", "render_step",
-           "resolve_step", "run_to_trace"]
+           "arg_from_text", "expected_outcome", "init_choices", "init_line", "initial_state",
+           "outcome_str", "page_scale", "render_step", "resolve_step", "run_to_trace",
+           "size_scale"]

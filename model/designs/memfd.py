@@ -1,9 +1,14 @@
 """Mainline memfd/shmem/hugetlbfs as Linux 6.18 behaves (kernel-semantics.md §1-§3, probed 6.18.44).
 
 One inode, created by memfd_create. Descriptors, mappings and held page references are counted
-per kind (a counter abstraction; NOTES.md). Sizes are in pages: 4 KiB on shmem, 2 MiB on
-hugetlbfs. Every mapping covers the file's first page, so an access faults past EOF exactly
-when size = 0.
+per kind (a counter abstraction; NOTES.md). The size and the byte arguments of ftruncate,
+pwrite64, pread64, fallocate and madvise(MADV_REMOVE) are in bytes, judged exactly for any value
+of the syscall's argument type; the page is 4 KiB on shmem, 2 MiB on hugetlbfs. Every mapping
+covers the file's first page (page 0).
+
+Exploration keeps a finite grid of byte values (the scope's `pages` and `grain`: multiples of a
+page / grain, up to `pages` pages, plus a negative value): NOTES.md "Sizes in bytes" says why
+the grid keeps every distinction the rules make.
 """
 
 from __future__ import annotations
@@ -26,7 +31,9 @@ from model.lang import (
     boolean,
     enum,
     fail,
+    integer,
     nat,
+    nat_bytes,
     ok,
     requires,
     signal,
@@ -49,7 +56,7 @@ from model.lang.callspec import (
     Span,
 )
 from model.lang.expr import Or, bv
-from model.lang.schema import StateView
+from model.lang.schema import LOFF_T, SIZE_T, StateView
 from model.vocab import (
     F_SEAL_EXEC,
     F_SEAL_FUTURE_WRITE,
@@ -116,7 +123,8 @@ SCHEMA = Schema((
     Field("hugetlb", boolean(), "hugetlbfs-backed (MFD_HUGETLB)"),
     Field("seals", word(6, SEALS), "shmem_inode_info.seals / hugetlbfs_inode_info.seals"),
     Field("mode", word(9), "i_mode & 0777"),
-    Field("size", nat("pages"), "i_size in pages"),
+    Field("size", nat_bytes("pages", "hugetlb", (PAGE_SIZE, HPAGE_SIZE), grain="grain"),
+          "i_size in bytes (at most MAX_LFS_FILESIZE, shmem's and hugetlbfs's s_maxbytes)"),
     *(Field(n, nat("fds"), f"open descriptions, {k}", handle=("fd", k))
       for n, k in zip(FD_FIELDS, FD_KINDS, strict=True)),
     *(Field(n, nat("maps"), MAP_DOC[k], handle=("map", k))
@@ -126,10 +134,13 @@ SCHEMA = Schema((
     Field("pin_gup", nat("pins"), "long-term FOLL_WRITE pins (io_uring fixed buffer, O_DIRECT)",
           handle=("pin", "gup")),
     Field("created_noexec", boolean(), "created with (effective) MFD_NOEXEC_SEAL", ghost=True),
-    Field("hpage0_cached", boolean(), "hugetlbfs, size 0: page 0 is in the page cache all the "
-          "same (fallocate(KEEP_SIZE) put it there). hugetlb faults map a cached page without "
-          "looking at i_size (found by conformance testing on 6.18.44). Kept at 0 whenever "
-          "size > 0, where no rule reads it (a canonical form: fewer states, same behaviour)"),
+    Field("hpage0_cached", boolean(), "hugetlbfs, size below one huge page: page 0 is in the "
+          "page cache all the same (fallocate put it there, with KEEP_SIZE or up to a size "
+          "inside the page). hugetlb faults map a cached page without looking at i_size "
+          "(found by conformance testing on 6.18.44); an uncached one faults in only if its "
+          "index is below i_size >> HPAGE_SHIFT (hugetlb_no_page()). Kept at 0 whenever "
+          "size >= one huge page, where no rule reads it (a canonical form: fewer states, "
+          "same behaviour)"),
 ))
 
 FD = enum(*FD_KINDS)
@@ -161,11 +172,34 @@ def pins(s: StateView) -> E:
     return s.pin_ref + s.pin_gup
 
 
+#: MAX_LFS_FILESIZE (include/linux/fs.h, 64-bit): LLONG_MAX, the s_maxbytes of shmem and
+#: hugetlbfs. RLIMIT_FSIZE is unlimited in the model (generic_write_check_limits(),
+#: inode_newsize_ok() never see a finite limit).
+MAX_LFS_FILESIZE = (1 << 63) - 1
+
+
+def page(s: StateView) -> E:
+    """The file's page size in bytes: PAGE_SIZE on shmem, the hstate's 2 MiB on hugetlbfs."""
+    return If(s.hugetlb, HPAGE_SIZE, PAGE_SIZE)
+
+
+def page_index(s: StateView, x: E) -> E:
+    """x >> PAGE_SHIFT (or huge_page_shift()): the index of the page holding byte x (x >= 0)."""
+    return If(s.hugetlb, x // HPAGE_SIZE, x // PAGE_SIZE)
+
+
+def unaligned(s: StateView, x: E) -> E:
+    """x is not a multiple of the file's page size."""
+    return If(s.hugetlb, x % HPAGE_SIZE, x % PAGE_SIZE) != 0
+
+
 def past_eof(s: StateView) -> E:
-    """An access to page 0 faults past EOF: shmem_fault() checks i_size on every fault;
-    hugetlb_fault() only when it must allocate (hugetlb_no_page()), so a page already in the
-    page cache is mapped even beyond i_size."""
-    return (s.size == 0) & ~(s.hugetlb & s.hpage0_cached)
+    """An access to page 0 faults past EOF. shmem_fault() -> shmem_get_folio_gfp() checks i_size
+    on every fault: index 0 is past EOF iff (0 << PAGE_SHIFT) >= i_size, i.e. size == 0.
+    hugetlb_fault() checks only when it must allocate (hugetlb_no_page(): idx >= i_size >>
+    huge_page_shift(), i.e. size < 2 MiB for page 0), so a page already in the page cache is
+    mapped even beyond i_size."""
+    return If(s.hugetlb, (s.size < HPAGE_SIZE) & ~s.hpage0_cached, s.size == 0)
 
 
 def write_sealed(s: StateView) -> E:
@@ -290,41 +324,80 @@ def get_seals_body(s: StateView, fd: E) -> list[Rule]:
     return [have_fd(s, fd), ok(s.seals)]
 
 
+#: The largest pwrite64 count the model judges: the executor materialises the buffer the
+#: trace's data describes (traces/kernel.py _MAX_BUF); a larger count's outcome depends on
+#: what lies beyond a buffer (EFAULT or a short write), which is not the model's.
+MAX_WRITE_COUNT = 64 << 20
+
+
 def pwrite_body(s: StateView, fd: E, off: E, len: E) -> list[Rule]:  # noqa: A002
-    """vfs_write() then shmem_file_write_iter()/shmem_write_begin() (§3)."""
+    """ksys_pwrite64(), vfs_write(), rw_verify_area(), then shmem_file_write_iter():
+    generic_write_checks() and generic_perform_write() -> shmem_write_begin() per page (§3).
+    The file is O_LARGEFILE (memfd_create(), and open() on 64-bit), so max_size is
+    s_maxbytes = MAX_LFS_FILESIZE; pos + count cannot exceed it without the overflow EINVAL
+    of rw_verify_area() first, so generic_write_check_limits()'s EFBIG is unreachable."""
+    end = off + len
+    # the last page boundary at or below i_size: with F_SEAL_GROW, generic_perform_write()
+    # copies page by page (shmem's write chunk is PAGE_SIZE) until shmem_write_begin() refuses
+    # a chunk ending past i_size, and returns what it wrote before that, if anything
+    boundary = (s.size // PAGE_SIZE) * PAGE_SIZE
+    grow = s.seals.has(F_SEAL_GROW) & (end > s.size)
     return [
         have_fd(s, fd),
+        fail("EINVAL", when=off < 0, label="negative_pos", why="ksys_pwrite64(): pos < 0"),
         fail("EBADF", unless=fd == RW, label="fmode_write", why="vfs_write(): !FMODE_WRITE"),
         fail("EINVAL", when=s.hugetlb, label="no_write_iter",
              why="hugetlbfs has no write_iter: !FMODE_CAN_WRITE"),
+        fail("EINVAL", when=end > MAX_LFS_FILESIZE, label="pos_overflow",
+             why="rw_verify_area(): (loff_t)(pos + count) < 0"),
         ok(0, when=len == 0, label="zero_len",
            why="generic_write_checks(): nothing to write, before write_begin"),
         fail("EPERM", when=write_sealed(s), label="write_seal",
              why="shmem_write_begin(): WRITE or FUTURE_WRITE"),
-        fail("EPERM", when=s.seals.has(F_SEAL_GROW) & (off + 1 > s.size), label="grow_seal",
-             why="shmem_write_begin(): GROW and pos + len > i_size"),
-        ok(PAGE_SIZE, effects=CHG_FD, size=If(off + 1 > s.size, off + 1, s.size)),
+        fail("EPERM", when=grow & (boundary <= off), label="grow_seal",
+             why="shmem_write_begin(): GROW and pos + len > i_size, on the first chunk"),
+        ok(boundary - off, when=grow, label="grow_seal_short", effects=CHG_FD,
+           why="shmem_write_begin() refuses the first chunk past i_size; "
+               "generic_perform_write() returns the bytes written before it"),
+        ok(len, effects=CHG_FD, size=If(end > s.size, end, s.size)),
     ]
 
 
+PREAD_COUNT = 4096
+
+
 def pread_body(s: StateView, fd: E, off: E) -> list[Rule]:
-    """vfs_read() then shmem_file_read_iter()/hugetlbfs_read_iter(): 4096 bytes inside the
-    file, 0 at or past EOF. Every description here is readable (O_RDONLY or O_RDWR)."""
-    return [have_fd(s, fd), ok(0, when=off >= s.size, label="eof"), ok(PAGE_SIZE)]
+    """ksys_pread64(), rw_verify_area(), then shmem_file_read_iter()/hugetlbfs_read_iter():
+    a 4096-byte read returns the bytes up to i_size, 0 at or past EOF. Every description here
+    is readable (O_RDONLY or O_RDWR)."""
+    left = s.size - off
+    return [have_fd(s, fd),
+            fail("EINVAL", when=off < 0, label="negative_pos", why="ksys_pread64(): pos < 0"),
+            fail("EINVAL", when=off + PREAD_COUNT > MAX_LFS_FILESIZE, label="pos_overflow",
+                 why="rw_verify_area(): (loff_t)(pos + count) < 0"),
+            ok(0, when=off >= s.size, label="eof"),
+            ok(If(left < PREAD_COUNT, left, PREAD_COUNT))]
 
 
 def ftruncate_body(s: StateView, fd: E, len: E) -> list[Rule]:  # noqa: A002
-    """do_ftruncate() then shmem_setattr()/hugetlbfs_setattr() (§3)."""
+    """do_sys_ftruncate(), do_ftruncate(), then shmem_setattr()/hugetlbfs_setattr() (§3).
+    inode_newsize_ok()'s EFBIG needs a size above s_maxbytes = MAX_LFS_FILESIZE = LLONG_MAX,
+    which no loff_t is; shmem_reacct_size() does nothing for a memfd (VM_NORESERVE)."""
     return [
         have_fd(s, fd),
+        fail("EINVAL", when=len < 0, label="negative_len",
+             why="do_sys_ftruncate(): length < 0, before the descriptor is looked at"),
         fail("EINVAL", unless=fd == RW, label="fmode_write",
              why="do_ftruncate(): !(f_mode & FMODE_WRITE)"),
+        fail("EINVAL", when=s.hugetlb & unaligned(s, len), label="huge_unaligned",
+             why="hugetlbfs_setattr(): newsize & ~huge_page_mask(h), before the seals"),
         fail("EPERM", when=s.seals.has(F_SEAL_SHRINK) & (len < s.size), label="shrink_seal"),
         fail("EPERM", when=s.seals.has(F_SEAL_GROW) & (len > s.size), label="grow_seal"),
         pinned_page0_kept(s, (len == 0) & ((s.size > 0) | s.hpage0_cached)),
         ok(0, size=len, hpage0_cached=0,
-           why="truncation removes pages past the new size; hugetlbfs_setattr() truncates "
-               "even when the size does not change (probed on 6.18.44)"),
+           why="truncation removes the pages past the new size (a partial page is zeroed "
+               "past it); hugetlbfs_setattr() truncates even when the size does not change "
+               "(probed on 6.18.44)"),
     ]
 
 
@@ -332,30 +405,53 @@ FALLOC_DOMAIN = (0, FALLOC_FL_KEEP_SIZE, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_S
                  FALLOC_FL_PUNCH_HOLE, FALLOC_FL_ZERO_RANGE)
 
 
-def fallocate_body(s: StateView, fd: E, mode: E, off: E) -> list[Rule]:
-    """vfs_fallocate() then shmem_fallocate()/hugetlbfs_fallocate(); len is one page."""
+#: The largest allocation (in pages of the file) an fallocate is judged for: whether more
+#: memory is there is the machine's (shmem: ENOSPC from shmem_inode_acct_blocks() once
+#: vm_enough_memory() refuses), and the hugetlb pool's size is the executor's (replay
+#: reserves 2 free huge pages, traces/kernel.py hugepages_reserved()).
+ALLOC_PAGES_SHMEM, ALLOC_PAGES_HUGE = 16384, 2
+
+
+def fallocate_body(s: StateView, fd: E, mode: E, off: E, len: E) -> list[Rule]:  # noqa: A002
+    """vfs_fallocate() then shmem_fallocate()/hugetlbfs_fallocate() over [off, off + len).
+
+    A hole punch removes the whole pages inside the range and zeroes the partial ones
+    (shmem_truncate_range(); hugetlbfs_punch_hole() with hugetlbfs_zero_partial_page());
+    an allocation fills pages off >> shift .. (off + len - 1) >> shift, past EOF too."""
     punch = mode.has(FALLOC_FL_PUNCH_HOLE)
     keep = mode.has(FALLOC_FL_KEEP_SIZE)
-    end = off + 1
+    end = off + len
+    npages = page_index(s, end + page(s) - 1) - page_index(s, off)
+    newsize = If(~keep & (end > s.size), end, s.size)
+    removes0 = (off == 0) & (len >= page(s))  # the range covers all of page 0
     return [
         have_fd(s, fd),
+        fail("EINVAL", when=(off < 0) | (len <= 0), label="bad_range",
+             why="vfs_fallocate(): offset < 0 || len <= 0, before anything else"),
         fail("EOPNOTSUPP", when=fallocate_mode_unsupported(mode), label="vfs_mode",
              why="vfs_fallocate(): PUNCH_HOLE without KEEP_SIZE, unknown bits or several "
                  "modes, before FMODE_WRITE"),
         fail("EBADF", unless=fd == RW, label="fmode_write", why="vfs_fallocate(): !FMODE_WRITE"),
+        fail("EFBIG", when=end > MAX_LFS_FILESIZE, label="efbig",
+             why="vfs_fallocate(): offset + len > s_maxbytes or wraps past LLONG_MAX"),
         fail("EOPNOTSUPP", when=(mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE)) != 0,
              label="unsupported_mode",
              why="shmem_fallocate()/hugetlbfs_fallocate(): only KEEP_SIZE and PUNCH_HOLE"),
         punch_write_seal(s, punch),
-        pinned_page0_kept(s, punch & (off == 0) & (s.size > 0)),
+        pinned_page0_kept(s, punch & removes0 & (s.size > 0)),
         ok(0, when=punch, label="punched", effects=If(off < s.size, CHG_FD, 0),
-           hpage0_cached=If(off == 0, 0, s.hpage0_cached)),
+           hpage0_cached=If(removes0, 0, s.hpage0_cached)),
         fail("EPERM", when=s.seals.has(F_SEAL_GROW) & (end > s.size), label="grow_seal",
              why="shmem_fallocate(): GROW and offset + len > i_size (also with KEEP_SIZE)"),
-        ok(0, size=If(~keep & (end > s.size), end, s.size),
-           hpage0_cached=If(s.hugetlb & (off == 0) & (s.size == 0) & keep, 1,
-                            If(~keep & (end > s.size), 0, s.hpage0_cached)),
-           why="allocation puts the page in the page cache, also past EOF with KEEP_SIZE"),
+        requires(npages <= If(s.hugetlb, ALLOC_PAGES_HUGE, ALLOC_PAGES_SHMEM),
+                 label="alloc_limit",
+                 why="an allocation this large succeeds or fails (ENOSPC) by the machine's "
+                     "free memory or hugetlb pool, which the model does not hold"),
+        ok(0, size=newsize,
+           hpage0_cached=If(~s.hugetlb | (newsize >= HPAGE_SIZE), 0,
+                            If(off < HPAGE_SIZE, 1, s.hpage0_cached)),
+           why="allocation puts the pages in the page cache, also past EOF with KEEP_SIZE; "
+               "without it i_size becomes offset + len, unaligned on hugetlbfs too"),
     ]
 
 
@@ -370,14 +466,14 @@ def mmap_body(s: StateView, fd: E, share: E, prot: E) -> list[Rule]:
     shared_vma = shared & (fd == RW)  # !FMODE_WRITE strips VM_SHARED|VM_MAYWRITE
     kind = If(~shared, If(w, PR_RW, PR_RO),
               If(w, SH_RW, If(shared_vma & ~write_sealed(s), SH_RO_MW, SH_RO)))
-    grows = s.hugetlb & w & (s.size < 1)
+    grows = s.hugetlb & w & (s.size < HPAGE_SIZE)
     return [
         have_fd(s, fd),
         fail("EACCES", when=shared & w & (fd != RW), label="shared_write_needs_fmode_write",
              why="do_mmap(): MAP_SHARED with PROT_WRITE on a file without FMODE_WRITE"),
         fail("EPERM", when=shared_vma & w & write_sealed(s), label="write_seal",
              why="memfd_check_seals_mmap(): new shared writable mapping of a write-sealed file"),
-        ok(0, size=If(grows, 1, s.size), hpage0_cached=If(grows, 0, s.hpage0_cached),
+        ok(0, size=If(grows, HPAGE_SIZE, s.size), hpage0_cached=If(grows, 0, s.hpage0_cached),
            **as_updates(bump(s, MAP_FIELDS, kind, +1)),
            why="hugetlbfs_file_mmap() raises i_size to the mapping's end for VM_WRITE "
                "mappings, without looking at F_SEAL_GROW (probed on 6.18.44)"),
@@ -425,20 +521,36 @@ def load_body(s: StateView, m: E) -> list[Rule]:
 SHARED_MAPS = (SH_RW, SH_RO_MW, SH_RO)
 
 
-def madvise_remove_body(s: StateView, m: E) -> list[Rule]:
-    """madvise(MADV_REMOVE) of the mapped page (mm/madvise.c madvise_remove(), 6.18): EINVAL on
-    a VM_LOCKED VMA (none here: the model has no mlock), EACCES unless vma_is_shared_maywrite()
-    (VM_SHARED and VM_MAYWRITE, not VM_WRITE: a PROT_READ shared map that may be upgraded
-    qualifies), then vfs_fallocate(PUNCH_HOLE|KEEP_SIZE) on the VMA's file, whose FMODE_WRITE
-    such a VMA implies. Probed on 6.18.44 (traces/scenarios/madvise-remove.trace)."""
+#: PAGE_ALIGN(len_in) wraps to 0 from here on (is_valid_madvise(): "len was rounded up from
+#: small -ve to zero")
+MADV_LEN_WRAP = (1 << 64) - PAGE_SIZE + 1
+
+
+def madvise_remove_body(s: StateView, m: E, len: E) -> list[Rule]:  # noqa: A002
+    """madvise(addr of the mapping, len, MADV_REMOVE) (mm/madvise.c, 6.18): is_valid_madvise()
+    (EINVAL when PAGE_ALIGN(len) wraps to 0), nothing to do for len 0, then for the mapping's
+    VMA madvise_remove(): EINVAL on a VM_LOCKED VMA (none here: the model has no mlock),
+    EACCES unless vma_is_shared_maywrite() (VM_SHARED and VM_MAYWRITE, not VM_WRITE: a
+    PROT_READ shared map that may be upgraded qualifies), then vfs_fallocate(PUNCH_HOLE|
+    KEEP_SIZE, 0, PAGE_ALIGN(len)) on the VMA's file, whose FMODE_WRITE such a VMA implies.
+    Probed on 6.18.44 (traces/scenarios/madvise-remove.trace)."""
+    span = ((len + PAGE_SIZE - 1) // PAGE_SIZE) * PAGE_SIZE  # PAGE_ALIGN(len), 4 KiB pages
+    removes0 = span >= page(s)  # the punched range covers all of page 0
     return [
         have_map(s, m),
+        fail("EINVAL", when=len >= MADV_LEN_WRAP, label="len_wraps",
+             why="is_valid_madvise(): len_in && !PAGE_ALIGN(len_in)"),
+        ok(0, when=len == 0, label="zero_len", why="madvise_should_skip(): end == start"),
+        requires(len <= page(s), label="within_mapping",
+                 why="a range past the mapping's one page covers the caller's other memory "
+                     "(or none: ENOMEM), which the model does not hold"),
         fail("EACCES", unless=(m == SH_RW) | (m == SH_RO_MW), label="not_shared_maywrite",
              why="madvise_remove(): !vma_is_shared_maywrite()"),
         punch_write_seal(s),  # vfs_fallocate(PUNCH_HOLE|KEEP_SIZE), as fallocate() does
-        pinned_page0_kept(s, s.size > 0),
-        ok(0, effects=If(s.size > 0, CHG_FD, 0), hpage0_cached=0,
-           why="the page is punched out of the file, as fallocate() through a descriptor "
+        pinned_page0_kept(s, removes0 & (s.size > 0)),
+        ok(0, effects=If(s.size > 0, CHG_FD, 0),
+           hpage0_cached=If(removes0, 0, s.hpage0_cached),
+           why="the range is punched out of the file, as fallocate() through a descriptor "
                "does (seal-checked like it), even past EOF (nothing to remove)"),
     ]
 
@@ -522,8 +634,36 @@ def P(name: str, sort: Sort, domain: tuple[int, ...], doc: str = "") -> Param:  
     return Param(name, sort, domain, doc)
 
 
-def _pages_param(name: str, lo: int = 0) -> Param:
-    return Param(name, nat(PAGES), tuple(range(lo, 3)), "in pages")
+def _grid(pages: int, *, negative: bool = True) -> tuple[int, ...]:
+    """Explored byte values: half pages from 0 to `pages` pages on shmem and on hugetlbfs (a
+    scope with grain 1 prunes the half-page sizes they lead to), and -1 (EINVAL paths)."""
+    vals = {k * p // 2 for p in (PAGE_SIZE, HPAGE_SIZE) for k in range(2 * pages + 1)}
+    return tuple(sorted(vals | ({-1} if negative else set())))
+
+
+def on_grid(v: int, scope: Mapping[str, int]) -> bool:
+    """A byte value the scope explores: not positive, or a multiple of page / grain (grain
+    rounded down to a power of two, as the size field's quantum) of the shmem or the hugetlbfs
+    page, at most 3 such pages. Grain 1 explores whole pages, grain 2 half pages too."""
+    if v <= 0:
+        return True
+    g = max(1, scope.get("grain", 1)).bit_length() - 1
+    return any(v % (p >> g) == 0 and v <= 3 * p for p in (PAGE_SIZE, HPAGE_SIZE))
+
+
+def _byte_param(name: str, sort: Sort, domain: tuple[int, ...], doc: str,
+                limit: int | None = None, why: str = "") -> Param:
+    exact = None
+    if limit is not None:
+        top = limit
+
+        def exact(v: int) -> str | None:
+            return None if v <= top else why
+    return Param(name, sort, domain, doc, exact=exact, at_scope=on_grid)
+
+
+LOFF = integer(*LOFF_T)
+SIZE = integer(*SIZE_T)
 
 
 NAME_TEXT = {NAME_OK: '"t"', NAME_NULL: "NULL", NAME_LONG: '"' + "n" * 250 + '"'}
@@ -552,20 +692,30 @@ ACTIONS: tuple[Action, ...] = (
            "fcntl(F_ADD_SEALS)"),
     Action("fcntl_get_seals", (P("fd", FD, FD_ALL),), get_seals_body, "fcntl",
            (Fd("fd"), C("F_GET_SEALS")), "fcntl(F_GET_SEALS)", note=seals_note),
-    Action("pwrite", (P("fd", FD, FD_ALL), _pages_param("off"),
-                      P("len", nat(fixed=1), (0, 1), "0 or one page")),
+    Action("pwrite", (P("fd", FD, FD_ALL),
+                      _byte_param("off", LOFF, (-1, 0, 2048, 4096, 6144, 8192),
+                                  "pos, in bytes (loff_t)"),
+                      _byte_param("len", SIZE, (0, 2048, 4096), "count, in bytes (size_t)",
+                                  MAX_WRITE_COUNT, f"more than {MAX_WRITE_COUNT} bytes: the "
+                                  "outcome depends on the memory past the executor's buffer")),
            pwrite_body, "pwrite64",
-           (Fd("fd"), C('"x"...'), Num("len", PAGE_SIZE), Num("off", PAGE_SIZE)),
-           "pwrite one page (or nothing) at a page offset"),
-    Action("pread", (P("fd", FD, FD_ALL), _pages_param("off")), pread_body, "pread64",
-           (Fd("fd"), C("4096"), Num("off", page_bytes)), "pread 4096 bytes at a page offset"),
-    Action("ftruncate", (P("fd", FD, FD_ALL), _pages_param("len")), ftruncate_body,
-           "ftruncate", (Fd("fd"), Num("len", page_bytes)), "ftruncate"),
+           (Fd("fd"), C('"x"...'), Num("len"), Num("off")),
+           "pwrite len bytes at byte offset off"),
+    Action("pread", (P("fd", FD, FD_ALL), _byte_param("off", LOFF, _grid(2), "pos, in bytes")),
+           pread_body, "pread64",
+           (Fd("fd"), C("4096"), Num("off")), "pread 4096 bytes at a byte offset"),
+    Action("ftruncate", (P("fd", FD, FD_ALL),
+                         _byte_param("len", LOFF, _grid(2), "length, in bytes")),
+           ftruncate_body, "ftruncate", (Fd("fd"), Num("len")), "ftruncate"),
     Action("fallocate", (P("fd", FD, FD_ALL), P("mode", word(32, FALLOC_FLAGS), FALLOC_DOMAIN),
-                         _pages_param("off")),
+                         _byte_param("off", LOFF, _grid(2, negative=False),
+                                     "offset, in bytes (-1 is left to len 0: the same EINVAL)"),
+                         _byte_param("len", LOFF, (0, PAGE_SIZE // 2, PAGE_SIZE,
+                                                   HPAGE_SIZE // 2, HPAGE_SIZE),
+                                     "len, in bytes")),
            fallocate_body, "fallocate",
-           (Fd("fd"), Flags("mode", FALLOC_FLAGS), Num("off", page_bytes), Span(page_bytes)),
-           "fallocate one page"),
+           (Fd("fd"), Flags("mode", FALLOC_FLAGS), Num("off"), Num("len")),
+           "fallocate a byte range"),
     Action("mmap", (P("fd", FD, FD_ALL), P("share", enum("shared", "private"), (SHARED, PRIVATE)),
                     P("prot", enum("r", "rw"), (PROT_R, PROT_RW))),
            mmap_body, "mmap",
@@ -580,9 +730,13 @@ ACTIONS: tuple[Action, ...] = (
            "mprotect"),
     Action("munmap", (P("m", MAPK, MAP_ALL),), munmap_body, "munmap",
            (MapRef("m"), Span(page_bytes)), "munmap"),
-    Action("madvise_remove", (P("m", MAPK, MAP_ALL),), madvise_remove_body, "madvise",
-           (MapRef("m"), Span(page_bytes), C("MADV_REMOVE")),
-           "madvise(MADV_REMOVE): punch the mapped page out of the file"),
+    Action("madvise_remove", (P("m", MAPK, MAP_ALL),
+                              _byte_param("len", SIZE, (0, PAGE_SIZE // 2, PAGE_SIZE,
+                                                        HPAGE_SIZE // 2, HPAGE_SIZE),
+                                          "length, in bytes (size_t)")),
+           madvise_remove_body, "madvise",
+           (MapRef("m"), Num("len"), C("MADV_REMOVE")),
+           "madvise(MADV_REMOVE): punch a range of the mapped page out of the file"),
     Action("store", (P("m", MAPK, MAP_ALL),), store_body, "store", (MapRef("m"), C("0")),
            "store one byte through a mapping"),
     Action("load", (P("m", MAPK, MAP_ALL),), load_body, "load", (MapRef("m"), C("0")),
@@ -620,10 +774,13 @@ def build() -> Design:
         init=Init({"noexec_scope": (0, 1, 2)}),
         actions=ACTIONS,
         effects=EFFECTS,
-        default_scope={"pages": 1, "maps": 1, "pins": 1, "fds": 1},
-        scope_max={"pages": 3},  # ftruncate to 2 pages, pwrite/fallocate at page 2 -> 3 pages
+        default_scope={"pages": 1, "maps": 1, "pins": 1, "fds": 1, "grain": 1},
+        # ftruncate to 2 pages, pwrite/fallocate at 2 pages + 1 -> 3 pages; half-page steps
+        scope_max={"pages": 3, "grain": 2},
         scope_doc={"pages": "largest file size, in pages", "maps": "mappings per kind",
-                   "pins": "held page references per kind", "fds": "descriptors per kind"},
+                   "pins": "held page references per kind", "fds": "descriptors per kind",
+                   "grain": "sizes explored in steps of a page / grain (1: whole pages; 2: "
+                            "half pages too)"},
         kernel="6.18",
         families=("memfd",),
     )

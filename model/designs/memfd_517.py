@@ -135,7 +135,7 @@ def shmget_body(s: StateView, noreserve: E) -> list[Rule]:
     return [requires(~s.exists, label="one_inode"),
             fail("ENOMEM", when=~nores & s.commit_full, label="acct_size",
                  why="shmem_acct_size(): !VM_NORESERVE and the commit limit is reached"),
-            ok(0, exists=1, origin=O_SYSV, size=1, seals=F_SEAL_SEAL,
+            ok(0, exists=1, origin=O_SYSV, size=PAGE_SIZE, seals=F_SEAL_SEAL,
                **as_updates(s.with_flag("NORESERVE", nores, site="newseg")))]
 
 

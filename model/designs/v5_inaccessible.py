@@ -9,12 +9,13 @@ Every rule below is a hunk of the patch, at the position the hunk puts it:
   the `else if (flags & MFD_INACCESSIBLE)` branch still makes it unmovable, unevictable and
   F_SEAL_SEAL-sealed (the hugetlb quirk of kernel-semantics.md §5.2);
 - shmem_setattr(): after the seal checks, an inaccessible file with oldsize != 0 -> EPERM
-  (even for the same size), and an unaligned size -> EINVAL (sizes are whole pages here);
+  (even for the same size), then a size that is not PAGE_ALIGNED -> EINVAL;
 - shmem_writepage(): inaccessible -> redirty; shmem_mmap(): inaccessible -> EPERM after
   seal_check_future_write(); shmem_write_begin(): EPERM after the seal checks;
 - shmem_file_read_iter(): EPERM after the `index > end_index` test, so a read at or before
   EOF (even of an empty file) fails and only a read past EOF returns 0;
-- shmem_fallocate(): unaligned hole punch -> EINVAL (offsets are whole pages here).
+- shmem_fallocate(): a hole punch with an offset or length not PAGE_ALIGNED -> EINVAL, first
+  in the PUNCH_HOLE branch (before the seal check).
 
 The KVM side: from patch 03/13 "mm/shmem: Support memfile_notifier" (read): every shmem inode
 has a notifier list (shmem_get_notifier_list() tests only shmem_mapping(), not
@@ -39,6 +40,7 @@ from model.vocab import (
     MFD_HUGE_SHIFT,
     MFD_HUGETLB,
     MFD_INACCESSIBLE_V5,
+    PAGE_SIZE,
 )
 
 MFD_INACCESSIBLE = MFD_INACCESSIBLE_V5
@@ -93,6 +95,19 @@ def setattr_rule(s: StateView, len: E) -> Rule:  # noqa: A002
                 why="shmem_setattr(): SHM_F_INACCESSIBLE and oldsize != 0")
 
 
+def setattr_align_rule(s: StateView, len: E) -> Rule:  # noqa: A002
+    return fail("EINVAL", when=inacc(s, "shmem_setattr") & (len % PAGE_SIZE != 0),
+                label="inaccessible_unaligned",
+                why="shmem_setattr(): SHM_F_INACCESSIBLE and !PAGE_ALIGNED(newsize)")
+
+
+def punch_align_rule(s: StateView, mode: E, off: E, len: E) -> Rule:  # noqa: A002
+    return fail("EINVAL", when=mode.has(FALLOC_FL_PUNCH_HOLE) & inacc(s, "shmem_fallocate")
+                & ((off % PAGE_SIZE != 0) | (len % PAGE_SIZE != 0)),
+                label="inaccessible_unaligned_punch",
+                why="shmem_fallocate(): SHM_F_INACCESSIBLE hole punch not PAGE_ALIGNED")
+
+
 def otrunc_rule(s: StateView, how: E) -> Rule:
     return fail("EPERM", when=(how == 2) & inacc(s, "shmem_setattr") & (s.size > 0),
                 label="inaccessible_resize", why="O_TRUNC -> shmem_setattr()")
@@ -109,8 +124,8 @@ def write_rule(s: StateView) -> Rule:
 
 
 def read_rules_past_eof(s: StateView, off: E) -> Rule:
-    return ok(0, when=off > s.size, label="past_end_index",
-              why="shmem_file_read_iter(): index > end_index")
+    return ok(0, when=off // PAGE_SIZE > s.size // PAGE_SIZE, label="past_end_index",
+              why="shmem_file_read_iter(): index > end_index (pos and i_size >> PAGE_SHIFT)")
 
 
 def read_rule(s: StateView) -> Rule:
@@ -123,9 +138,11 @@ def writepage_rule(s: StateView) -> Rule:
               why="shmem_writepage(): SHM_F_INACCESSIBLE -> redirty")
 
 
-def punch_invalidates(s: StateView, mode: E, off: E) -> dict[str, E | int]:
-    """A hole over page 0 runs the notifier's invalidate: KVM drops its mapping."""
-    return {"kvm_mapped": If(mode.has(FALLOC_FL_PUNCH_HOLE) & (off == 0), 0, s.kvm_mapped)}
+def punch_invalidates(s: StateView, mode: E, off: E, len: E) -> dict[str, E | int]:  # noqa: A002
+    """A hole over page 0 runs the notifier's invalidate: KVM drops its mapping. The hole
+    touches page 0 iff it starts in it (off < PAGE_SIZE: a partial page is zeroed, which the
+    model counts as touching it; an inaccessible file's hole is page-aligned, so off == 0)."""
+    return {"kvm_mapped": If(mode.has(FALLOC_FL_PUNCH_HOLE) & (off < PAGE_SIZE), 0, s.kvm_mapped)}
 
 
 # ---- the KVM side (memfile_notifier) -----------------------------------------------------
@@ -170,14 +187,16 @@ def build() -> Design:
                 a.replace_rule("unknown_flags", create_flags_v5)
                 .insert_rule(create_no_sealing, after="unknown_flags")
                 .amend_rule("ok", create_ok_v5), "flags", MFD_FLAGS_V5),
-            "ftruncate": lambda a: a.insert_rule(setattr_rule, after="grow_seal"),
+            "ftruncate": lambda a: a.insert_rule(setattr_rule, after="grow_seal")
+            .insert_rule(setattr_align_rule, after="inaccessible_resize"),
             "reopen": lambda a: a.insert_rule(otrunc_rule, before="shrink_seal"),
             "mmap": lambda a: a.insert_rule(mmap_rule, after="write_seal"),
             "pwrite": lambda a: a.insert_rule(write_rule, after="grow_seal"),
             "pread": lambda a: a.insert_rule(read_rules_past_eof, before="eof")
             .insert_rule(read_rule, before="eof"),
             "reclaim": lambda a: a.insert_rule(writepage_rule, after="redirty_locked"),
-            "fallocate": lambda a: a.amend_rule("punched", punch_invalidates),
+            "fallocate": lambda a: a.amend_rule("punched", punch_invalidates)
+            .insert_rule(punch_align_rule, before="punch_write_seal"),
         })
 
 

@@ -11,10 +11,11 @@ from model.lang.action import (
 )
 from model.lang.design import Design, Init
 from model.lang.expr import And, E, If, Implies, Not, Or, bv, false, true
-from model.lang.schema import Field, Schema, Sort, boolean, enum, nat, word
+from model.lang.schema import Field, Schema, Sort, boolean, enum, integer, nat, nat_bytes, word
 
 __all__ = [
     "Action", "And", "Design", "E", "Field", "If", "Implies", "Init", "Not", "Or", "Param",
-    "Rule", "Schema", "Sort", "boolean", "bv", "enum", "fail", "false", "nat", "ok", "requires",
+    "Rule", "Schema", "Sort", "boolean", "bv", "enum", "fail", "false", "integer", "nat",
+    "nat_bytes", "ok", "requires",
     "signal", "true", "word",
 ]

@@ -61,6 +61,9 @@ class Param:
     #: Why a value of the sort is still outside what the rule body judges exactly (None:
     #: judged exactly). Unset: every value of the sort is judged exactly.
     exact: Callable[[int], str | None] | None = None
+    #: Which domain values a scope explores (None: all): a byte value is explored only on the
+    #: grid of the scope's grain (issue 14: grain 1 explores whole pages, as before bytes).
+    at_scope: Callable[[int, Mapping[str, int]], bool] | None = None
 
     def outside(self, v: int) -> str | None:
         """Why the value `v` is outside the model (None: the rule body judges it exactly).

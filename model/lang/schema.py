@@ -15,9 +15,13 @@ from model.lang.expr import BOOL, BV, INT, E, SortT, var
 
 @dataclass(frozen=True)
 class Sort:
-    """kind: bool | nat | word | enum.
+    """kind: bool | nat | int | word | enum.
 
-    nat: 0..bound where bound comes from the scope key `scope` (or is `fixed`);
+    nat: 0..bound where bound comes from the scope key `scope` (or is `fixed`); a nat with a
+    `unit` counts bytes: its bound is scope[scope] pages of unit[1][s[unit[0]]] bytes each
+    (the page size the state's field unit[0] selects) and, with `grain`, the explicit engine
+    keeps only multiples of a page / scope[grain] (nat_bytes());
+    int: a signed or unsigned machine integer lo..hi (a parameter only: loff_t, size_t);
     word: a bit-vector of `width` bits whose bits may carry `names` (bit value -> name);
     enum: 0..len(values)-1, printed by name.
     """
@@ -28,6 +32,10 @@ class Sort:
     width: int = 0
     names: tuple[tuple[str, int], ...] = ()
     values: tuple[str, ...] = ()
+    unit: tuple[str, tuple[int, ...]] | None = None
+    grain: str | None = None
+    lo: int = 0
+    hi: int = 0
 
     @property
     def expr_sort(self) -> SortT:
@@ -45,15 +53,34 @@ class Sort:
             return (1 << self.width) - 1
         if self.kind == "enum":
             return len(self.values) - 1
+        if self.kind == "int":
+            return self.hi
         if self.fixed is not None:
             return self.fixed
         assert self.scope is not None
+        if self.unit is not None:
+            return scope[self.scope] * max(self.unit[1])
         return scope[self.scope]
+
+    def quantum(self, scope: Mapping[str, int], unit: int | None = None) -> int:
+        """The step of the values the explicit engine keeps: a byte count's page (the smallest
+        one, or `unit`) divided by the scope's grain (a power of two); 1 for every other
+        sort."""
+        if self.unit is None:
+            return 1
+        page = min(self.unit[1]) if unit is None else unit
+        g = scope.get(self.grain, 1) if self.grain is not None else 1
+        # the grain rounded down to a power of two: page sizes are powers of two, so every
+        # coarser grid is contained in a finer one (grain 3 keeps what grain 2 keeps)
+        return max(1, page >> (max(1, g).bit_length() - 1))
 
     def outside(self, v: int) -> str | None:
         """Why `v` is not a value of this sort (None: it is one). A scope-bounded natural has
         no upper limit here: replay does not pack states, and an engine's scope is checked by
         Design.scope(); the caller bounds byte values (traces/concretize.py)."""
+        if self.kind == "int":
+            return None if self.lo <= v <= self.hi else \
+                f"not a value of the call's {self.lo}..{self.hi} integer argument"
         if v < 0:
             return "negative (the model's value is a count or bit set, >= 0)"
         if self.kind == "word" and v >> self.width:
@@ -90,6 +117,24 @@ def nat(scope: str | None = None, fixed: int | None = None) -> Sort:
     if (scope is None) == (fixed is None):
         raise ValueError("nat() takes exactly one of scope= or fixed=")
     return Sort("nat", scope=scope, fixed=fixed)
+
+
+def nat_bytes(scope: str, unit_field: str, units: tuple[int, ...], grain: str | None = None
+              ) -> Sort:
+    """A byte count (a file size): at most scope[scope] pages, a page being units[v] bytes where
+    v is the state's field `unit_field` (shmem's 4 KiB, hugetlbfs's 2 MiB); the explicit
+    engine keeps multiples of a page / scope[grain] only (a finite grid, see NOTES.md)."""
+    return Sort("nat", scope=scope, unit=(unit_field, tuple(units)), grain=grain)
+
+
+def integer(lo: int, hi: int) -> Sort:
+    """A machine integer parameter lo..hi (loff_t: -2**63..2**63-1; size_t: 0..2**64-1)."""
+    return Sort("int", lo=lo, hi=hi)
+
+
+#: loff_t / off_t and size_t, as the syscalls take them (x86-64)
+LOFF_T = (-(1 << 63), (1 << 63) - 1)
+SIZE_T = (0, (1 << 64) - 1)
 
 
 def word(width: int, names: Mapping[str, int] | None = None) -> Sort:
@@ -135,7 +180,7 @@ class Schema:
         """(name, shift, bits) for each field under `scope`; raises if the key needs > 63 bits."""
         out, shift = [], 0
         for f in self.fields:
-            bits = max(1, f.sort.bound(scope).bit_length())
+            bits = max(1, (f.sort.bound(scope) // f.sort.quantum(scope)).bit_length())
             out.append((f.name, shift, bits))
             shift += bits
         if shift > 63:
@@ -192,5 +237,5 @@ def render_state(schema: Schema, values: Mapping[str, int], *, only: Sequence[st
     return ", ".join(f"{n}={schema.by_name[n].sort.render(values[n])}" for n in names)
 
 
-__all__ = ["BOOL", "BV", "INT", "Field", "Schema", "Sort", "StateView", "boolean", "enum",
-           "nat", "render_state", "word"]
+__all__ = ["BOOL", "BV", "INT", "LOFF_T", "SIZE_T", "Field", "Schema", "Sort", "StateView",
+           "boolean", "enum", "integer", "nat", "nat_bytes", "render_state", "word"]

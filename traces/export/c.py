@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from model import vocab
 from model.lang.design import Design
-from traces.concretize import page_scale
+from traces.concretize import size_scale
 from traces.export.common import ExportError, ascii_text, expect_of, runtime_sections
 from traces.export.lower import (
     Op,
@@ -62,6 +62,21 @@ def _c_flags(arg: object) -> str:
     if isinstance(arg, Int):
         return arg.text if arg.text is not None else str(arg.value)
     raise ExportError(f"expected flags, got {arg!r}")
+
+
+def _c_plain(arg: object) -> str:
+    """A plain system call's argument, passed through syscall()'s variadic long: a negative
+    value as a long (an int would not be sign-extended to the register's 64 bits), a value
+    above LONG_MAX (a size_t) as its unsigned long constant."""
+    if isinstance(arg, Int) and arg.text is None:
+        v = arg.value
+        if v > (1 << 63) - 1:
+            return f"(long){v}UL"
+        if v == -(1 << 63):
+            return f"(long)({v + 1} - 1)"
+        if v < 0:
+            return f"(long)({v})"
+    return _c_flags(arg)
 
 
 def _c_comment(s: str) -> str:
@@ -195,7 +210,7 @@ def _c_call(op: Op, need: set[str]) -> str:
         return f"sys_close({o[0]})"
     if SYSCALLS[c].plain:  # syscall(SYS_<name>, ...) from the registry entry alone
         args = [f"FD({v})" if p.kind == "fd" else f"NEWFD({v})" if p.kind == "newfd"
-                else f"maps[{v}]" if p.kind == "map" else _c_flags(v)
+                else f"maps[{v}]" if p.kind == "map" else _c_plain(v)
                 for p, v in plain_operands(op)]
         if any(p.kind == "map" for p in SYSCALLS[c].params):
             need.add("maps")
@@ -252,7 +267,7 @@ def _observe_last(design: Design, r: Replayed, ops: Sequence[Op], prop: str
     reads = _property_reads(design, prop, r.actions[-1] if r.actions else None)
     if reads is None or r.states is None or not ops:
         return {}, "every outcome is as the trace says."
-    scale = page_scale(design)
+    scale = size_scale(design)
     look = [a for a in _OBSERVABLE if a in reads and a in fields
             and (a != "size" or scale is not None)]
     hidden = sorted(n for n in reads if n in fields and n not in _OBSERVABLE
