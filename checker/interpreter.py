@@ -153,13 +153,23 @@ class Interpreter:
 
 def evaluate(pk: Packer, ca: CompiledAction, st: Mapping[str, int],
              params: Mapping[str, int]) -> tuple[dict[str, Any], bool]:
-    """The compiled action at one (state, parameters): its results and whether enabled."""
-    S: dict[str, Arr] = {n: np.array([[int(st[n])]], dtype=np.int64) for n in pk.shift}
+    """The compiled action at one (state, parameters): its results and whether enabled.
+
+    Evaluated over Python integers (numpy object arrays): exact for any value a trace holds,
+    2**64-1 included, where int64 would overflow (the search, over int64, holds small values)."""
+    S: dict[str, Arr] = {n: _exact([[int(st[n])]]) for n in pk.shift}
     S["__shape__"] = np.zeros((1, 1), dtype=np.int8)
-    P: dict[str, Arr] = {n: np.array([[int(v)]], dtype=np.int64) for n, v in params.items()}
+    P: dict[str, Arr] = {n: _exact([[int(v)]]) for n, v in params.items()}
     P["__shape__"] = np.zeros((1, 1), dtype=np.int8)
     r = ca.fn(S, P)
     return r, bool(np.asarray(r["en"]).reshape(-1)[0])
+
+
+def _exact(rows: list[list[int]]) -> Arr:
+    """An object array of Python ints (np.array of a small int would choose int64)."""
+    a = np.empty((len(rows), len(rows[0])), dtype=object)
+    a[:] = rows
+    return a
 
 
 def state_arrays(states: Sequence[Mapping[str, int]], names: Sequence[str]) -> dict[str, Any]:
