@@ -390,6 +390,10 @@ def set_region_rules(s: StateView, vm: E, slot: E, flags: E, size: E, off: E, gp
              why="kvm_gmem_bind(): gmem->kvm != kvm"),
         fail("EINVAL", when=off > LLONG_MAX, label="offset_negative",
              why="kvm_gmem_bind(): loff_t offset < 0"),
+        requires(off + size <= LLONG_MAX, label="no_loff_wrap",
+                 why="kvm_gmem_bind() computes offset + size in loff_t: a sum past LLONG_MAX "
+                     "wraps negative and passes the i_size check, so 6.18.44 binds pages past "
+                     "i_size (probed); the model does not represent that kernel bug (NOTES.md)"),
         fail("EINVAL", when=off + size > of_gmem(s, g, "size") * PAGE, label="past_eof",
              why="kvm_gmem_bind(): offset + size > i_size_read(inode)"),
         fail("EINVAL", when=overlaps(s, slot, g, off // PAGE, npages), label="overlap",
