@@ -4,9 +4,11 @@ parameter's explored domain and just outside its sort's range (issue 12 §1).
 Each value is either *judged* (replay binds exactly that value, never a rounded or clipped one,
 and the model answers) or *refused* with "outside the model: <reason>" (exit 2 on the command
 line). Values the model cannot hold are always refused: negative byte counts, byte values of
-2^62 and more, byte counts that are not whole model pages, words wider than their field,
-naturals above their fixed bound. Judged values of a design with a live kernel are run on the
-kernel too (marker `kernel`), so "judged" means "judged as the kernel does".
+2^62 and more (except where a parameter states its C type's range, as guest_memfd's byte
+arguments do: those are judged up to it), byte counts that are not whole model pages, words
+wider than their field, naturals above their fixed bound. Judged values of a design with a
+live kernel are run on the kernel too (marker `kernel`), so "judged" means "judged as the
+kernel does".
 """
 
 from __future__ import annotations
@@ -164,8 +166,8 @@ def _must_refuse(p: Param, v: int, specs: list[object], st: dict[str, int]) -> s
     nums = [_scale(s, st) for s in specs if isinstance(s, Num)]
     if v < 0:
         return "negative"
-    if nums and v * max(nums) >= BYTE_LIMIT:
-        return "2^62 bytes or more"
+    if nums and v * max(nums) >= BYTE_LIMIT and p.exact is None:
+        return "2^62 bytes or more"  # unless the parameter states its C type's range
     if p.sort.kind == "word" and v >= 1 << p.sort.width:
         return "wider than the field"
     if p.sort.kind == "nat" and p.sort.fixed is not None and v > p.sort.fixed:

@@ -302,6 +302,26 @@ def test_loff_wrap_binds_past_i_size_on_the_kernel(text: str) -> None:
     _on_kernel(parse_trace("# shmemcheck trace 1\n" + text, "<loff wrap>"), "loff wrap")
 
 
+def _invalid_sizes_loop() -> Trace:
+    """guest_memfd_test.c test_create_guest_memfd_invalid_sizes() as written: every size
+    1..4095, then page + 1 and 0, with the flags MMAP|INIT_SHARED (the other flag sets take
+    the same path), then one valid page."""
+    lines = [gmem(n, SHARED).replace("= 5", "= -1 EINVAL")
+             for n in (*range(1, 4096), 4097, 0)]
+    return parse_trace("# shmemcheck trace 1\n# design: guest_memfd\n" + VM + "".join(lines)
+                       + gmem(4096, SHARED), "<invalid sizes>")
+
+
+def test_invalid_sizes_whole_loop() -> None:
+    assert model_outcomes(designs.get(GMEM), _invalid_sizes_loop()).divergence is None
+
+
+@pytest.mark.kernel
+def test_invalid_sizes_whole_loop_on_the_kernel() -> None:
+    _kernel_or_skip()
+    _on_kernel(_invalid_sizes_loop(), "invalid sizes")
+
+
 def test_slot_past_any_maxphyaddr_is_outside_the_model() -> None:
     """A slot that would succeed but ends above 2^36 depends on the host's MAXPHYADDR."""
     out = _refused(VM + gmem(LLONG_MAX - 4095) + region(0, G, 1 << 36, gpa=4096) + " = 0")
@@ -437,7 +457,8 @@ SELFTEST = {
     "test_guest_memfd_flags": "gmem-flags",
     "test_guest_memfd_guest (host side)": "gmem-guest",
 }
-EXTRA = ["gmem-bind", "gmem-bind-other-vm", "gmem-bind-close", "gmem-lifetime"]
+EXTRA = ["gmem-bind", "gmem-bind-other-vm", "gmem-bind-close", "gmem-lifetime",
+         "gmem-bytes-create", "gmem-bytes-memslot", "gmem-gpa-overlap", "gmem-read-write-counts"]
 
 
 def test_every_selftest_scenario_has_a_file() -> None:

@@ -85,10 +85,11 @@ U64_PAGES = U64_MAX >> 12  # a page-aligned u64 byte count, in pages, is at most
 KVM_MEM_MAX_NR_PAGES = (1 << 31) - 1  # include/linux/kvm_host.h
 MIN_MAX_GFN = (1 << (36 - 12)) - 1  # kvm_mmu_max_gfn() on a host with the least MAXPHYADDR
 HUGE = 1 << 62  # the explored "too large" byte value (its sums still fit the int64 search)
-#: a byte count: not bounded by the scope (replay and conformance judge any value exactly;
-#: the search explores each parameter's small domain only)
 PAGES = "pages"
-BYTES = nat(PAGES)
+#: a byte count: a natural with no scope bound (no scope key "bytes": only state fields are
+#: bounded by the scope); replay and conformance judge any value its C type holds, the
+#: search explores each parameter's small domain
+BYTES = nat("bytes")
 
 
 def u64_exact(v: int) -> str | None:
