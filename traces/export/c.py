@@ -179,9 +179,9 @@ def _c_call(op: Op, need: set[str]) -> str:
         # a size_t count past SSIZE_MAX: libc's read() is declared with an object size gcc
         # checks, so the raw system call takes it (unsigned, as C must be told)
         need.add("buffer")
-        count = f"{value(o[1])}ULL"
+        big = f"{value(o[1])}ULL"
         pos = f", {value(o[2])}" if c == "pread64" else ""
-        return f"res_of(syscall(SYS_{c}, FD({o[0]}), buffer({count}), {count}{pos}))"
+        return f"res_of(syscall(SYS_{c}, FD({o[0]}), buffer({big}), {big}{pos}))"
     if c == "read":
         need.add("buffer")
         return f"res_of(read(FD({o[0]}), buffer({value(o[1])}), {value(o[1])}))"
