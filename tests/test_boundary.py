@@ -270,4 +270,7 @@ def test_judged_value_agrees_with_the_kernel(pr: Probe) -> None:
     k = replay_on_kernel(d, t, rep, against="both")
     if k.skipped:
         pytest.skip(k.skipped)
+    if k.divergence and "larger than the executor supports" in k.divergence:
+        # the executor materialises a write's payload; the model judged the value
+        pytest.skip(f"the executor cannot run it: {k.divergence}")
     assert k.divergence is None, k.divergence
