@@ -472,7 +472,7 @@ def unread_fields(ip: Interpreter) -> tuple[list[str], list[list[str]]]:
     """The fields the search can leave out of its key, and each action's reads without them.
 
     A field is kept when a selected state property reads it, when it is a scope-bounded
-    natural (the search prunes on its bound), or when an action's enabling, its deciding
+    natural (the search prunes on its bound) or sets such a bound (hugetlb), or when an action's enabling, its deciding
     rule, a selected action property or the update of a kept field reads it: a least fixed
     point over the liveness of each action's generated code (compile_np.live_fields). Every
     other field is written (if at all) only from itself and other unread fields and read by
@@ -483,6 +483,7 @@ def unread_fields(ip: Interpreter) -> tuple[list[str], list[list[str]]]:
     schema = ip.design.schema
     names = [f.name for f in schema.fields]
     keep = {f.name for f in schema.fields if f.sort.kind == "nat"}
+    keep |= {fld for fld, _, _ in ip.packer.per.values()}  # sets a counter's bound
     for reads in ip.sreads.values():
         keep |= set(reads)
     while True:
@@ -520,6 +521,14 @@ class Explorer(Interpreter):
             if elided:
                 self.elided, self.search_reads = elided, reads
                 self.kp = Packer(design, scope, elided)
+        # the scope check of a byte counter's new value reads the field that sets its bound
+        # and quantum (Packer.in_bounds: hugetlb's 2 MiB pages), even where the action's own
+        # code does not: it belongs to the action's projection, or a hugetlb state would be
+        # bounded as shmem and a successor pruned that is in the scope
+        for i, ca in enumerate(self.actions):
+            bounds = [self.kp.per[f][0] for f in ca.updated if f in self.kp.per]
+            self.search_reads[i] = [*self.search_reads[i],
+                                    *sorted(set(bounds) - set(self.search_reads[i]))]
         self.max_memory = max_memory  # bytes of resident memory (checker/memory.py)
         self.max_states = max_states  # stop after the layer that passes this many states
         self.max_depth = max_depth

@@ -158,19 +158,20 @@ def evaluate(pk: Packer, ca: CompiledAction, st: Mapping[str, int],
     """The compiled action at one (state, parameters): its results and whether enabled.
 
     Evaluated over numpy object arrays, i.e. Python integers: exact for any value a trace
-    holds (an offset of 2**63-1 plus a length does not wrap as int64 would); the search,
-    which holds small values only, runs the same code over int64."""
-    S: dict[str, Arr] = {n: _obj(int(st[n])) for n in pk.shift}
+    holds (an offset of 2**63-1 plus a length does not wrap as int64 would, and 2**64-1 is
+    held); the search, which holds small values only, runs the same code over int64."""
+    S: dict[str, Arr] = {n: _exact([[int(st[n])]]) for n in pk.shift}
     S["__shape__"] = np.zeros((1, 1), dtype=np.int8)
-    P: dict[str, Arr] = {n: _obj(int(v)) for n, v in params.items()}
+    P: dict[str, Arr] = {n: _exact([[int(v)]]) for n, v in params.items()}
     P["__shape__"] = np.zeros((1, 1), dtype=np.int8)
     r = ca.fn(S, P)
     return r, bool(np.asarray(r["en"]).reshape(-1)[0])
 
 
-def _obj(v: int) -> Arr:
-    a = np.empty((1, 1), dtype=object)
-    a[0, 0] = v
+def _exact(rows: list[list[int]]) -> Arr:
+    """An object array of Python ints (np.array of a small int would choose int64)."""
+    a = np.empty((len(rows), len(rows[0])), dtype=object)
+    a[:] = rows
     return a
 
 

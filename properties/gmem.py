@@ -2,9 +2,9 @@
 promise about inaccessible memory, mapped onto guest_memfd.
 
 Files of the gmem family are named g0, g1, ... and carry `<g>_fd`, `<g>_maps`, `<g>_flags`,
-`<g>_size`, `<g>_vm`; memslots are `slot<j>` with `_off`, `_len`, `_ro`. A predicate that reads
-these fields raises AttributeError on other designs, so the catalogue applies these properties
-only where they speak of something (Property.applies).
+`<g>_size`, `<g>_vm`; memslots are `slot<j>` with `_gpa`, `_off`, `_len`, `_ro` (in pages). A
+predicate that reads these fields raises AttributeError on other designs, so the catalogue
+applies these properties only where they speak of something (Property.applies).
 
 "Inaccessible" is the seed's word (MFD_INACCESSIBLE, 2021-2022): memory the host cannot read,
 write or map. On guest_memfd (6.18) it is a file created without GUEST_MEMFD_FLAG_MMAP: mmap()
@@ -58,6 +58,7 @@ def files(s: StateView) -> list[File]:
 @dataclass(frozen=True)
 class Slot:
     state: E
+    gpa: E
     off: E
     len: E
     ro: E
@@ -72,8 +73,8 @@ class Slot:
 
 
 def slots(s: StateView) -> list[Slot]:
-    return [Slot(s[f"slot{j}"], s[f"slot{j}_off"], s[f"slot{j}_len"], s[f"slot{j}_ro"])
-            for j in range(NSLOTS)]
+    return [Slot(s[f"slot{j}"], s[f"slot{j}_gpa"], s[f"slot{j}_off"], s[f"slot{j}_len"],
+                 s[f"slot{j}_ro"]) for j in range(NSLOTS)]
 
 
 def fd_file(t: TransitionView, param: str = "fd") -> list[tuple[int, E]]:
@@ -156,6 +157,16 @@ def gmem_bindings_disjoint(s: StateView) -> E:
                  for i in range(NFILES)))
 
 
+@prop("gmem-slots-disjoint-in-gpa", "always", """Two memslots never share a guest physical
+      frame, also when one of them outlived its guest_memfd: guest physical addresses name one
+      slot each.""",
+      "kvm_set_memory_region(): KVM_MR_CREATE and kvm_check_memslot_overlap() -> -EEXIST",
+      family=FAMILY)
+def gmem_slots_disjoint_in_gpa(s: StateView) -> E:
+    a, b = slots(s)
+    return Implies(a.exists & b.exists, (a.gpa + a.len <= b.gpa) | (b.gpa + b.len <= a.gpa))
+
+
 @prop("gmem-bindings-in-bounds", "always", """A binding lies inside its file, and the file
       belongs to the memslot's VM.""",
       "kvm_gmem_bind(): offset + size > i_size and gmem->kvm != kvm -> -EINVAL", family=FAMILY)
@@ -176,7 +187,8 @@ def gmem_bindings_in_bounds(s: StateView) -> E:
 def gmem_slots_immutable(t: TransitionView) -> E:
     out = []
     for a, b in zip(slots(t.s), slots(t.n), strict=True):
-        same = (b.state == a.state) & (b.off == a.off) & (b.len == a.len) & (b.ro == a.ro)
+        same = ((b.state == a.state) & (b.gpa == a.gpa) & (b.off == a.off) & (b.len == a.len)
+                & (b.ro == a.ro))
         gone = (b.state == S_NONE) | ((b.state == S_CLOSED) & (a.state != S_CLOSED))
         out.append(Implies(a.exists, same | gone))
     return And(*out)
@@ -302,6 +314,13 @@ def w_other_vm(t: TransitionView) -> E:
     slot's range of the same file is refused.""", "kvm_gmem_bind()")
 def w_overlap(t: TransitionView) -> E:
     return t.fired("overlap")
+
+
+@_w("sometimes-gmem-gpa-overlap-refused", "sometimes-action", """A memslot whose guest
+    physical range meets another slot's is refused.""",
+    "kvm_set_memory_region(): kvm_check_memslot_overlap()")
+def w_gpa_overlap(t: TransitionView) -> E:
+    return t.fired("gpa_overlap")
 
 
 @_w("sometimes-gmem-rebind-refused", "sometimes-action", """Re-issuing an existing guest_memfd

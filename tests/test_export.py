@@ -265,7 +265,7 @@ def test_text_of_guest_memfd() -> None:
     i = next(k for k, x in enumerate(lines) if x.startswith(" 7. ioctl(4, KVM_SET_USER_"))
     assert lines[i + 1].startswith("        flags=KVM_MEM_GUEST_MEMFD,"), lines[i + 1]
     assert lines[i + 3].rstrip().endswith("guest_memfd=5}) = 0"), lines[i:i + 4]
-    assert lines[i + 4].strip() == "slot1=g0, slot1_len=1"
+    assert lines[i + 4].strip() == "slot1=g0, slot1_gpa=1048576, slot1_len=1"
     assert any(x.strip() == "g0_maps=1" for x in lines)
     unk = parse_trace(HAND_GMEM["gmem-unknown"])
     text = EXPORTERS["text"][1](design_of(unk), unk)
@@ -353,7 +353,7 @@ def test_pictures_of_guest_memfd() -> None:
     dot = EXPORTERS["dot"][1](design_of(t), t)
     assert ('s6 -> s7 [label="7: ioctl(4, KVM_SET_USER_MEMORY_REGION2, {slot=1, '
             'flags=KVM_MEM_GUEST_MEMFD, guest_phys_addr=4294967296') in dot
-    assert 's7 [label="s7\\nslot1=g0\\nslot1_len=1"];' in dot
+    assert 's7 [label="s7\\nslot1=g0\\nslot1_gpa=1048576\\nslot1_len=1"];' in dot
     mmd = EXPORTERS["mermaid"][1](design_of(t), t)
     assert ('s2 -->|"3: ioctl(4, KVM_CREATE_GUEST_MEMFD, #123;size=4096, '
             'flags=GUEST_MEMFD_FLAG_MMAP#124;GUEST_MEMFD_FLAG_INIT_SHARED#125;) = 5"| s3') in mmd

@@ -104,3 +104,30 @@ def test_per_design_cache_limit_evicts_oldest() -> None:
     for i, d in enumerate(ds):
         cache.put(d, i)
     assert cache.get(ds[0]) is None and cache.get(ds[1]) == 1 and cache.get(ds[2]) == 2
+
+
+def test_a_step_is_exact_past_int64() -> None:
+    """apply() evaluates over Python ints: a u64 of 2^64-1 and a sum past 2^63 are judged as
+    the kernel computes them, where int64 arrays would overflow (or refuse the value)."""
+    from model.designs.guest_memfd import G0, VM0
+
+    d = designs.get("guest_memfd")
+    ex = Interpreter(d, d.scope())
+    st = ex.initial_states()[0]
+    for name, params in (("open_kvm", {}), ("create_vm", {"fd": 0})):
+        st = ex.apply(ex.by_name[name], st, params).after
+    create = ex.by_name["create_gmem"]
+    for size, out in (((1 << 64) - 1, "EINVAL"), ((1 << 64) - 4096, "EINVAL"),
+                      (1 << 63, "EINVAL"), ((1 << 63) - 4096, "ok")):
+        step = ex.apply(create, st, {"vm": VM0, "size": size, "flags": 0})
+        assert (step.rule == "bad_size") == (out == "EINVAL"), size
+    st = ex.apply(create, st, {"vm": VM0, "size": (1 << 63) - 4096, "flags": 0}).after
+    assert st["g0_size"] == (1 << 51) - 1
+    falloc = ex.by_name["fallocate"]
+    keep = 0x01
+    big = (1 << 62)
+    assert ex.apply(falloc, st, {"fd": G0, "mode": keep, "off": big, "len": big}).rule == \
+        "too_big"
+    last = (1 << 63) - 8192
+    assert ex.apply(falloc, st, {"fd": G0, "mode": keep, "off": last, "len": 4096}).rule == \
+        "allocated"

@@ -77,6 +77,8 @@ GMEM_SELFTEST = {
 GMEM_EXTRA = {  # not in the selftest: probes H.bind, H.life (kernel-semantics.md §5.3)
     "memslot bindings": ["gmem-bind", "gmem-bind-other-vm", "gmem-bind-close"],
     "lifetimes, seals, attributes": ["gmem-lifetime"],
+    "byte values (issue 14)": ["gmem-bytes-create", "gmem-bytes-memslot", "gmem-gpa-overlap",
+                               "gmem-read-write-counts"],
 }
 
 #: design -> (its selftest table, the rest, the file name prefix of its traces or None)

@@ -507,7 +507,8 @@ def _match(spec: object, arg: Arg, st: Mapping[str, int], h: Handles,
         if arg.value < 0:
             return Outside(f"{what}: negative; the model's offsets, lengths and counts are "
                            ">= 0 (the kernel's EINVAL for a negative value is not modelled)")
-        if arg.value >= BYTE_LIMIT:
+        bounded = isinstance(spec, Num) and pinfo[spec.param].exact is not None
+        if arg.value >= BYTE_LIMIT and not bounded:  # a parameter with `exact` states its own
             return Outside(f"{what}: 2^62 or more; the model does not represent the kernel's "
                            "checks near the loff_t limit (EINVAL/EFBIG)")
         if isinstance(spec, Span):

@@ -99,6 +99,8 @@ def _c_field(f: str, v: Arg, bits: int, need: set[str]) -> str:
         need.add("maps")
         return f"(uintptr_t)maps[{handle_arg(v, 'm', f)}]"
     value = int_arg(v, f)
+    if 1 << 63 <= value < 1 << bits and isinstance(v, Int) and _c_flags(v).isdigit():
+        return f"{_c_flags(v)}ULL"  # a decimal past LLONG_MAX is unsigned only with a suffix
     if 0 <= value < 1 << bits:
         return _c_flags(v)
     # the kernel reads the field truncated: so does the cast (gcc warns of no explicit one)
@@ -188,6 +190,13 @@ def _c_call(op: Op, need: set[str]) -> str:
         return f"res_of(open({_c_string(str(o[1]))}, {_c_flags(o[2])}, {_c_flags(o[3])}))"
     if c == "ioctl":
         return _c_ioctl(op, need)
+    if c in ("read", "pread64") and value(o[1]) >= 1 << 63:
+        # a size_t count past SSIZE_MAX: libc's read() is declared with an object size gcc
+        # checks, so the raw system call takes it (unsigned, as C must be told)
+        need.add("buffer")
+        big = f"{value(o[1])}ULL"
+        pos = f", {value(o[2])}" if c == "pread64" else ""
+        return f"res_of(syscall(SYS_{c}, FD({o[0]}), buffer({big}), {big}{pos}))"
     if c == "read":
         need.add("buffer")
         return f"res_of(read(FD({o[0]}), buffer({value(o[1])}), {value(o[1])}))"

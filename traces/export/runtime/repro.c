@@ -299,15 +299,24 @@ static __maybe_unused const char *payload(const char *unit, size_t unit_len, siz
 }
 //@ section buffer
 
-/* a scratch buffer of n bytes for read() and pread() */
+/* a scratch buffer of n bytes for read() and pread(): anonymous NORESERVE memory of at
+ * most 2^46 bytes (a count of 2^64-1 is the trace's, not an allocation), or one page */
 static __maybe_unused char *buffer(size_t n)
 {
 	static char *buf;
+	static size_t len;
 
-	free(buf);
-	buf = calloc(n ? n : 1, 1);
-	if (!buf) {
-		perror("calloc");
+	if (buf)
+		munmap(buf, len);
+	len = n ? (n < (1UL << 46) ? n : (1UL << 46)) : 1;
+	buf = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (buf == MAP_FAILED) {
+		len = 4096;
+		buf = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	}
+	if (buf == MAP_FAILED) {
+		perror("mmap");
 		exit(KSFT_FAIL);
 	}
 	return buf;

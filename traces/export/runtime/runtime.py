@@ -28,7 +28,7 @@ NR = {"read": 0, "write": 1, "open": 2, "close": 3, "lseek": 8, "mmap": 9, "mpro
       "unshare": 272, "vmsplice": 278, "fallocate": 285, "memfd_create": 319,
       "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427}
 PROT_NONE, PROT_RW, MAP_SHARED, MAP_PRIVATE = 0, 3, 1, 2
-MAP_FIXED, MAP_ANONYMOUS, MAP_POPULATE = 0x10, 0x20, 0x8000
+MAP_FIXED, MAP_ANONYMOUS, MAP_POPULATE, MAP_NORESERVE = 0x10, 0x20, 0x8000, 0x4000
 CLONE_NEWPID, F_SETFL, O_NONBLOCK = 0x20000000, 4, 0o4000
 
 libc = ctypes.CDLL(None, use_errno=True)
@@ -170,14 +170,30 @@ def sys_write(tfd, unit, count):
     return sysc("write", FD(tfd), ctypes.addressof(buf), count)
 
 
+def scratch(count):
+    """(address, length) of a read buffer of count bytes: anonymous NORESERVE memory, at most
+    2^46 bytes (a count of 2^64-1 is the trace's, not an allocation), or one page."""
+    for length in (min(max(count, 1), 1 << 46), 4096):
+        a = sysc("mmap", 0, length, PROT_RW, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                 -1, 0)[0]
+        if a != -1:
+            return a, length
+    print("# cannot allocate a read buffer")
+    finish(KSFT_FAIL, "cannot allocate a read buffer")
+
+
 def sys_read(tfd, count):
-    buf = ctypes.create_string_buffer(max(count, 1))
-    return sysc("read", FD(tfd), ctypes.addressof(buf), count)
+    addr, length = scratch(count)
+    r = sysc("read", FD(tfd), addr, count)
+    sysc("munmap", addr, length)
+    return r
 
 
 def sys_pread64(tfd, count, off):
-    buf = ctypes.create_string_buffer(max(count, 1))
-    return sysc("pread64", FD(tfd), ctypes.addressof(buf), count, off)
+    addr, length = scratch(count)
+    r = sysc("pread64", FD(tfd), addr, count, off)
+    sysc("munmap", addr, length)
+    return r
 
 
 def sys_reopen(tfd, flags):
