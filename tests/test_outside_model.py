@@ -105,16 +105,15 @@ def test_byte_value_judged_wrong_is_unexpected(name: str) -> None:
     assert replay_text(text) is not None
 
 
-@pytest.mark.kernel
-@pytest.mark.parametrize("name", list(BYTES_JUDGED))
-def test_byte_value_is_the_kernel(name: str) -> None:
+def _kernel_agrees(lines: str) -> None:
+    """The live kernel gives every outcome the trace lines write (skip with its reason)."""
     import contextlib
 
     from traces.kernel import hugepages_reserved, run_on_kernel
     from traces.textfmt import parse_trace
 
-    t = parse_trace(HEAD + BYTES_JUDGED[name] + "\n")
-    with (hugepages_reserved(1) if "MFD_HUGETLB" in BYTES_JUDGED[name]
+    t = parse_trace(HEAD + lines + "\n")
+    with (hugepages_reserved(1) if "MFD_HUGETLB" in lines
           else contextlib.nullcontext()) as why:
         if why:
             pytest.skip(why)
@@ -123,6 +122,12 @@ def test_byte_value_is_the_kernel(name: str) -> None:
         pytest.skip(run.skipped)
     assert run.error is None, run.error
     assert run.outcomes == [s.outcome for s in t.steps]
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("name", list(BYTES_JUDGED))
+def test_byte_value_is_the_kernel(name: str) -> None:
+    _kernel_agrees(BYTES_JUDGED[name])
 
 
 def test_a_judged_value_is_not_refused(tmp_path: Path) -> None:
@@ -169,21 +174,7 @@ def test_modelled_edge_is_judged(name: str) -> None:
 @pytest.mark.kernel
 @pytest.mark.parametrize("name", list(JUDGED))
 def test_modelled_edge_is_the_kernel(name: str) -> None:
-    import contextlib
-
-    from traces.kernel import hugepages_reserved, run_on_kernel
-    from traces.textfmt import parse_trace
-
-    t = parse_trace(HEAD + JUDGED[name] + "\n")
-    with (hugepages_reserved(1) if "MFD_HUGETLB" in JUDGED[name]
-          else contextlib.nullcontext()) as why:
-        if why:
-            pytest.skip(why)
-        run = run_on_kernel(t.steps)
-    if run.skipped:
-        pytest.skip(run.skipped)
-    assert run.error is None, run.error
-    assert run.outcomes == [s.outcome for s in t.steps]
+    _kernel_agrees(JUDGED[name])
 
 
 # ---- --scope beyond the domains ------------------------------------------------------------
