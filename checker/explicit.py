@@ -114,7 +114,7 @@ class _ActMemo:
 
     def evaluate(self, proj: Arr, unfound: list[int]) -> None:
         # in batches of about EVAL_CELLS (state, parameter row) pairs: temporaries stay in cache
-        step = max(1, EVAL_CELLS // self.ca.k)
+        step = max(1, EVAL_CELLS // max(1, self.ca.k))  # k = 0: no row at this scope
         for lo in range(0, proj.size, step):
             self._evaluate(proj[lo:lo + step], unfound)
 
@@ -472,14 +472,15 @@ def unread_fields(ip: Interpreter) -> tuple[list[str], list[list[str]]]:
     """The fields the search can leave out of its key, and each action's reads without them.
 
     A field is kept when a selected state property reads it, when it is a scope-bounded
-    natural (the search prunes on its bound) or sets such a bound (hugetlb), or when an action's enabling, its deciding
-    rule, a selected action property or the update of a kept field reads it: a least fixed
-    point over the liveness of each action's generated code (compile_np.live_fields). Every
-    other field is written (if at all) only from itself and other unread fields and read by
-    nothing the search computes, so states that differ only in them have the same successors
-    modulo them, the same rule coverage and the same property values: the search over the
-    projected keys explores exactly the quotient graph. Enum and word updates fit their
-    field (checker/wellformed.py), so leaving them unchecked prunes nothing."""
+    natural (the search prunes on its bound) or sets such a bound (hugetlb), or when an
+    action's enabling, its deciding rule, a selected action property or the update of a kept
+    field reads it: a least fixed point over the liveness of each action's generated code
+    (compile_np.live_fields). Every other field is written (if at all) only from itself and
+    other unread fields and read by nothing the search computes, so states that differ only
+    in them have the same successors modulo them, the same rule coverage and the same
+    property values: the search over the projected keys explores exactly the quotient graph.
+    Enum and word updates fit their field (checker/wellformed.py), so leaving them unchecked
+    prunes nothing."""
     schema = ip.design.schema
     names = [f.name for f in schema.fields]
     keep = {f.name for f in schema.fields if f.sort.kind == "nat"}

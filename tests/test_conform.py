@@ -174,8 +174,10 @@ def test_walks_are_seeded_and_predict_probes() -> None:
     h = Handles()
     h.new("map", 2)  # sh_ro
     assert m.observe(st, h).maps == {"m1": ("SIGBUS", "SIGBUS")}
+    # sizes are bytes: page 0 holds EOF from the first byte on
     assert m.observe(dict(st, size=1), h).maps == {"m1": ("ok", "SIGSEGV")}
-    assert m.observe(dict(st, size=1, hugetlb=1), h).size == 2 * 1024 * 1024
+    assert m.observe(dict(st, size=4096), h).maps == {"m1": ("ok", "SIGSEGV")}
+    assert m.observe(dict(st, size=2 * 1024 * 1024, hugetlb=1), h).size == 2 * 1024 * 1024
 
 # ---- on the live kernel ----------------------------------------------------------------------
 @pytest.mark.kernel
@@ -206,7 +208,8 @@ def test_replay_every_scenario_on_both(capsys: pytest.CaptureFixture[str]) -> No
 BOUNDED_DOMAINS: dict[str, dict[str, tuple[int, ...]]] = {
     "memfd_create": {"name": (0,)},
     "fcntl_add_seals": {"seals": (vocab.F_SEAL_WRITE, vocab.F_SEAL_FUTURE_WRITE)},
-    "pwrite": {"off": (0,), "len": (1,)}, "ftruncate": {"len": (0, 1)},
+    "pwrite": {"off": (0,), "len": (4096,)},
+    "ftruncate": {"len": (0, 4096, vocab.HPAGE_SIZE)},  # bytes: a shmem and a huge page
     "fallocate": {"mode": (vocab.FALLOC_FL_KEEP_SIZE,), "off": (0,)},
     "fchmod": {"mode": (0o666,)}, "reopen": {"how": (0,)},
     "mmap": {"share": (0,)}, "mprotect": {"prot": (1,)},
