@@ -43,11 +43,13 @@ if TYPE_CHECKING:
 __all__ = ["GUEST_BATCH", "GuestTarget", "NoGuestKernel", "host_series", "run_conform_guest",
            "target_of"]
 
-GUEST_BATCH = 4000  # traces per boot (a boot costs ~15 s; a step ~1-2 ms under TCG)
+#: traces per boot: a boot of 4,000 traces (~15,000 steps) took 16-89 s here (NOTES.md), within
+#: one trace's share of traces.guest.boot_timeout() many times over
+GUEST_BATCH = 4000
 
 
 class NoGuestKernel(Exception):
-    """The design's kernel is not the host's and not fetched (or QEMU is missing)."""
+    """The design's kernel is not the host's series and no build of it is fetched."""
 
 
 def series(version: str) -> str:
