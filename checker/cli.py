@@ -53,7 +53,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     for n in designs.names(include_corpus=True):
         d = designs.get(n)
         base = f" (delta on {d.base})" if d.base else ""
-        tag = " [bug corpus: shmemcheck corpus]" if designs.is_corpus(n) else ""
+        tag = (" [bug corpus: shmemcheck corpus]" if designs.is_corpus(n) else
+               f" [kernel {d.kernel}: check/conform --design {n}]" if designs.on_request(n)
+               else "")
         print(f"  {n:<20} {d.doc}{base}{tag}")
     print("properties:")
     for p in load().values():
@@ -161,8 +163,10 @@ def cmd_conform(args: argparse.Namespace) -> int:
             raise UsageError(f"design {name} has no scope parameter {e.args[0]!r} (has: "
                              f"{', '.join([*d.default_scope, 'depth'])})") from None
 
-    scope, depth = split(args.scope, DEFAULT_SCOPES.get(name, "depth=3"))
-    walk_scope, _ = split(args.walk_scope, DEFAULT_WALK_SCOPES.get(name))
+    # a design claiming another kernel (memfd@6.1) takes its base's scopes
+    dflt = name if name in DEFAULT_SCOPES or d.base is None else d.base
+    scope, depth = split(args.scope, DEFAULT_SCOPES.get(dflt, "depth=3"))
+    walk_scope, _ = split(args.walk_scope, DEFAULT_WALK_SCOPES.get(dflt))
     for flag, v, lo in (("--random", args.random, 0), ("--length", args.length, 1),
                         ("--jobs", args.jobs, 1)):
         if v < lo:
@@ -175,12 +179,35 @@ def cmd_conform(args: argparse.Namespace) -> int:
                           walk_scope=walk_scope, exhaustive=not args.no_exhaustive,
                           jobs=args.jobs, hugetlb=not args.no_hugetlb, out=args.out,
                           progress=None if args.quiet else progress)
+    from checker.conform_guest import NoGuestKernel, run_conform_guest, target_of
     from checker.packer import ScopeTooWide
 
     try:
-        rep = run_conform(d, opts)
+        target = target_of(d)
+    except NoGuestKernel as e:
+        raise UsageError(str(e)) from None
+    if target.kernel is not None and target.qemu is None:
+        print(f"conform: SKIP design {name}: its kernel {target.version} runs under QEMU, and "
+              "qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)")
+        return EXIT_INCONCLUSIVE
+    try:
+        if target.kernel is None:
+            rep = run_conform(d, opts)
+        else:
+            from traces.guest import GuestError
+
+            try:
+                rep, boots = run_conform_guest(d, opts, target)
+            except GuestError as e:
+                raise UsageError(str(e)) from None
+            if boots:
+                print(f"conform: {len(boots)} boot(s) of {target.version}: "
+                      + ", ".join(f"{b:.1f} s" for b in boots)
+                      + (f"; {1000 * sum(boots) / rep.steps:.1f} s per 1,000 steps, boots "
+                         "included" if rep.steps else ""))
     except ScopeTooWide as e:
         raise UsageError(str(e)) from None
+    rep.kernel = target.label
     print_report(rep)
     if rep.divergent:
         return EXIT_UNEXPECTED
@@ -451,7 +478,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write here (default: standard output)")
     k = cmd("conform")
     k.add_argument("--design", default="memfd",
-                   help="a design of this kernel: memfd (default) or guest_memfd")
+                   help="a design that claims a kernel: memfd (default), guest_memfd (this "
+                   "machine's), memfd@6.1, memfd@6.12, memfd@7.2, memfd@7.3-rc (a fetched "
+                   "kernel under QEMU)")
     k.add_argument("--scope", help="conformance scope NAME=N,... plus depth=D (states within D "
                    "steps); default per design (memfd: pages=2,maps=2,pins=2,fds=2,depth=3)")
     k.add_argument("--random", type=_int_at_least(0), default=2000, metavar="N",

@@ -99,11 +99,13 @@ class ConformReport:
     divergences: list[Divergence] = field(default_factory=list)
     tested: Counter[str] = field(default_factory=Counter)  # action -> kernel steps compared
     seconds: float = 0.0
+    kernel: str = ""  # where the traces ran: "kernel 6.1.192 (QEMU guest)"
 
     def summary(self) -> str:
         flaky = f", {self.unconfirmed} unconfirmed" if self.unconfirmed else ""
+        on = f" on {self.kernel}" if self.kernel else ""
         return (f"conform: {self.traces:,} traces, {self.steps:,} steps, "
-                f"{self.divergent} divergences{flaky} ({self.seconds:.0f} s)")
+                f"{self.divergent} divergences{flaky} ({self.seconds:.0f} s){on}")
 
     @property
     def divergent(self) -> int:
@@ -585,7 +587,8 @@ def kernel_designs() -> list[str]:
     """The built-in designs that claim to match a live kernel."""
     from model import designs
 
-    return [n for n in designs.names() if designs.get(n).kernel is not None]
+    return [n for n in designs.names(include_corpus=True)
+            if not designs.is_corpus(n) and designs.get(n).kernel is not None]
 
 
 def run_conform(design: Design, opts: ConformOptions) -> ConformReport:

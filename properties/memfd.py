@@ -17,7 +17,7 @@ from model.vocab import (
 from properties.catalogue import HOLDS, NOT_WITNESSED, VIOLATED, prop
 from properties.views import TransitionView
 
-PRE_EXEC = ("memfd@5.17", "v5-inaccessible", "v5-flags")  # before F_SEAL_EXEC (6.3)
+PRE_EXEC = ("memfd@5.17", "v5-inaccessible", "v5-flags", "memfd@6.1")  # before F_SEAL_EXEC (6.3)
 HUGETLB_GROW = {d: VIOLATED for d in ("memfd", *PRE_EXEC)}
 
 @prop("seals-only-grow", "action", """Seals are never removed: no code path clears a bit of
@@ -94,9 +94,9 @@ def grow_seal_shmem(t: TransitionView) -> E:
 @prop("exec-seal-mode-fixed", "action", """With F_SEAL_EXEC the exec bits of the mode never
       change. Violated on hugetlbfs-backed memfds: hugetlbfs_setattr() does not check the seal
       (bug-history B15, present on 6.18.44). memfd@5.17 (and the v5 designs derived from it)
-      predates F_SEAL_EXEC (6.3), so there it holds.""",
+      and memfd@6.1 predate F_SEAL_EXEC (6.3), so there it holds.""",
       "shmem_setattr(); NOT hugetlbfs_setattr()",
-      expect={"memfd": VIOLATED, "memfd@5.17": HOLDS})
+      expect={"memfd": VIOLATED, "memfd@5.17": HOLDS, "memfd@6.1": HOLDS})
 def exec_seal_mode_fixed(t: TransitionView) -> E:
     return Implies(t.s.seals.has(F_SEAL_EXEC), ((t.n.mode ^ t.s.mode) & 0o111) == 0)
 
@@ -112,7 +112,7 @@ def exec_seal_mode_fixed_shmem(t: TransitionView) -> E:
       (explicitly or by vm.memfd_noexec) never gets an exec bit: "not executable and sealed to
       prevent changing to executable". Violated on hugetlbfs (B15).""",
       "alloc_file() (mode 0666, F_SEAL_EXEC) + shmem_setattr()",
-      expect={"memfd": VIOLATED, "memfd@5.17": HOLDS})
+      expect={"memfd": VIOLATED, "memfd@5.17": HOLDS, "memfd@6.1": HOLDS})
 def noexec_never_exec(s: StateView) -> E:
     return Implies(s.created_noexec, (s.mode & 0o111) == 0)
 

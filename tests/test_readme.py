@@ -194,6 +194,10 @@ CASES: dict[str, Case] = {
     "replay traces/scenarios/exec-no-seal.trace traces/scenarios/seal-write.trace --on "
     "kernel@6.1,kernel@7.2": Case(1, ("slow", "qemu"), check=_prints(
         "where the kernels differ from the trace", "-1 EINVAL")),
+    "kernels fetch 6.1": Case(0, ("slow", "qemu"), check=_prints("6.1.")),
+    # a bounded conform of memfd@6.1 on the 6.1 guest: ~11,500 traces, 3 boots, ~100-170 s
+    "conform --design memfd@6.1 --scope pages=2,maps=2,pins=2,fds=2,depth=2": Case(
+        0, ("slow", "qemu"), check=_prints(" 0 divergences", "on kernel 6.1.")),
     # run once per session, shared with tests/test_corpus.py (conftest.corpus_markdown: the
     # same command with --out DIR, which prints nothing more on stdout)
     "corpus --format markdown": Case(0, ("slow",), check=_corpus_table,

@@ -3,7 +3,9 @@
 The traces are lowered by the C exporter (traces/export/c.py: the same C call per step as a
 reproducer) into ONE static program, the guest's /init (runtime: traces/export/runtime/guest.c
 around repro.c's step helpers). It runs each trace in a forked child, as the host's executor
-does, and prints KTAP on the serial console: one line per step with the outcome it observed.
+does, and prints KTAP on the serial console: one line per step with the outcome it observed,
+then a diagnostic line with the file's seals, size and mode (what the host's executor observes,
+less the mapping probes).
 `run_batch` parses the console back into a traces.kernel.KernelRun per trace, so the host's
 comparison code (checker/kernel_replay.py judge) judges it. A guest that does not finish in
 time leaves its unfinished traces without a result (an error, never a pass).
@@ -32,13 +34,13 @@ from model import vocab
 from traces.export.c import c_call, c_constants, fill, kvm_constants, runtime_section
 from traces.export.common import ExportError, runtime_sections
 from traces.export.lower import Op, creates_fd, lower, uses_gmem, uses_hugetlb
-from traces.kernel import KernelRun
+from traces.kernel import KernelRun, Observation
 from traces.rawsys import ename, sig_name
 from traces.replayed import Replayed
 from traces.trace import Err, New, Outcome, Ret, Sig
 
 __all__ = ["BatchItem", "BootResult", "GuestError", "boot", "build_program", "initramfs",
-           "newc", "outcome_word", "parse_ktap", "program", "run_batch"]
+           "newc", "outcome_word", "parse_ktap", "parse_observation", "program", "run_batch"]
 
 HUGEPAGES = 4  # 2 MiB pages reserved by the guest's command line (each trace needs <= 2)
 STEP_LIMIT = 60  # seconds a trace may take in the guest before it is killed (TCG is slow)
@@ -113,6 +115,8 @@ def _c_str(s: str) -> str:
 
 
 def _observe_kind(op: Op) -> str:
+    if op.call == "memfd_create":  # the file the host's executor observes after each step
+        return "OBS_FILE"
     if creates_fd(op):
         return "OBS_FD"
     if op.call == "mmap":
@@ -134,6 +138,22 @@ def _trace_fn(k: int, item: BatchItem, ops: Sequence[Op], need: set[str]) -> str
         lines += [f"\tcur_step = {op.n};",
                   f"\tobserve({call}, {_observe_kind(op)}, {_c_str(outcome_word(op.expect))});"]
     return "\n".join([*lines, "}", ""])
+
+
+_HUGETLB_SKIP = 'skip("hugetlbfs: memfd_create(MFD_HUGETLB) is not supported here");'
+
+
+def _hugetlb_lacking(text: str) -> str:
+    """repro.c's memfd_create helper skips the trace when MFD_HUGETLB fails with ENODEV (or
+    ENOENT, ENOSYS): in a reproducer that asserts success, the machine lacks hugetlbfs. In the
+    batch the failure is only a *reason* (`lacking`): observe() skips when the trace wanted
+    something else, and reports the errno when the trace wanted it (memfd_create of a huge
+    page size without an hstate is ENODEV on every kernel)."""
+    if _HUGETLB_SKIP not in text:
+        raise GuestError("repro.c's memfd_create helper changed: traces/guest.py "
+                         "_hugetlb_lacking() no longer finds its skip()")
+    return text.replace(_HUGETLB_SKIP, 'lacking = "hugetlbfs: memfd_create(MFD_HUGETLB) is '
+                        'not supported here";')
 
 
 def program(items: Sequence[BatchItem]) -> tuple[str, dict[int, str]]:
@@ -169,6 +189,8 @@ def program(items: Sequence[BatchItem]) -> tuple[str, dict[int, str]]:
         elif name == "unpin":
             text = fill(text, "RING_RELEASE",
                         "\tif (pn->ring > 0) {\n\t\tring_release(pn);\n\t\treturn r;\n\t}\n")
+        elif name == "create":
+            text = _hugetlb_lacking(text)
         parts.append(text)
     main = ["", "int main(void)", "{", "\tguest_setup();", '\tprintf("KTAP version 1\\n");',
             f'\tprintf("1..{len(items)}\\n");']
@@ -229,6 +251,20 @@ def initramfs(init: bytes) -> bytes:
 _TOP = re.compile(r"^(not ok|ok) (\d+) (.*?)(?: # (.*))?$")
 _PRINTK = re.compile(r"\[ *[0-9]+\.[0-9]+\] .*$")
 _STEP = re.compile(r"^ {4}(not ok|ok) (\d+) step \d+ # (outcome|SKIP) ?(.*)$")
+_OBS = re.compile(r"^ {4}# obs (-|E\d+|\d+) (-|\d+) (-|[0-7]+)$")
+
+
+def parse_observation(line: str) -> Observation | None:
+    """guest.c's observe_file() line as the host executor's Observation (no mapping probes:
+    the guest does not probe its mappings), or None if `line` is not one."""
+    m = _OBS.match(line)
+    if m is None:
+        return None
+    seals_w, size_w, mode_w = m.groups()
+    seals: int | str = ("EBADF" if seals_w == "-" else ename(int(seals_w[1:]))
+                        if seals_w.startswith("E") else int(seals_w))
+    return Observation(seals, None if size_w == "-" else int(size_w),
+                       None if mode_w == "-" else int(mode_w, 8), {})
 
 
 def parse_ktap(console: str, n: int) -> list[KernelRun | None]:
@@ -236,11 +272,17 @@ def parse_ktap(console: str, n: int) -> list[KernelRun | None]:
     guest stopped first). Lines that are not KTAP (the kernel's own) are ignored."""
     runs: list[KernelRun | None] = [None] * n
     outcomes: list[Outcome] = []
+    observations: list[Observation] = []
     skip: str | None = None
     unreadable: str | None = None
     for raw in console.splitlines():
         # a kernel message cut into a line (only where the results share the console)
         line = _PRINTK.sub("", raw.rstrip("\r"))
+        ob = parse_observation(line)
+        if ob is not None:
+            if len(observations) < len(outcomes):
+                observations.append(ob)
+            continue
         m = _STEP.match(line)
         if m:
             if m.group(3) == "SKIP":
@@ -252,24 +294,26 @@ def parse_ktap(console: str, n: int) -> list[KernelRun | None]:
                     unreadable = unreadable or line.strip()
             continue
         if line.startswith("    KTAP version"):
-            outcomes, skip, unreadable = [], None, None
+            outcomes, observations, skip, unreadable = [], [], None, None
             continue
         m = _TOP.match(line)
         if not m or not 1 <= int(m.group(2)) <= n:
             continue
         directive = m.group(4) or ""
         k = int(m.group(2)) - 1
+        # one observation per step, or none (a guest program without observe_file())
+        obs = observations if observations and len(observations) == len(outcomes) else None
         if unreadable is not None:
-            runs[k] = KernelRun(outcomes, None, None,
+            runs[k] = KernelRun(outcomes, obs, None,
                                 f"in the guest: unreadable result line {unreadable!r}")
         elif directive.startswith("SKIP"):
-            runs[k] = KernelRun(outcomes, None, skip or directive[4:].strip() or "skipped",
+            runs[k] = KernelRun(outcomes, obs, skip or directive[4:].strip() or "skipped",
                                 None)
         elif directive.startswith(("TIMEOUT", "ERROR")):
-            runs[k] = KernelRun(outcomes, None, None, f"in the guest: {directive.lower()}")
+            runs[k] = KernelRun(outcomes, obs, None, f"in the guest: {directive.lower()}")
         else:
-            runs[k] = KernelRun(outcomes, None, None, None)
-        outcomes, skip, unreadable = [], None, None
+            runs[k] = KernelRun(outcomes, obs, None, None)
+        outcomes, observations, skip, unreadable = [], [], None, None
     return runs
 
 

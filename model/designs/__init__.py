@@ -8,13 +8,27 @@ from model.lang.design import Design
 
 _BUILDERS: dict[str, Callable[[], Design]] = {}
 _CACHE: dict[str, Design] = {}
+#: built-in designs checked on request only (`check --design NAME`, `conform --design NAME`)
+_ON_REQUEST: set[str] = set()
 
 
-def register(name: str) -> Callable[[Callable[[], Design]], Callable[[], Design]]:
+def register(name: str, *, on_request: bool = False
+             ) -> Callable[[Callable[[], Design]], Callable[[], Design]]:
+    """Register a design builder. `on_request`: left out of the default list (names()), so a
+    default `shmemcheck check` and the tests that walk every design do not grow with it;
+    listed by `shmemcheck list` and names(include_corpus=True) (the manifest)."""
     def deco(fn: Callable[[], Design]) -> Callable[[], Design]:
         _BUILDERS[name] = fn
+        if on_request:
+            _ON_REQUEST.add(name)
         return fn
     return deco
+
+
+def on_request(name: str) -> bool:
+    """A design of another kernel (memfd@6.1 ...): checked when named, not by default."""
+    _load_all()
+    return name in _ON_REQUEST
 
 
 def _modules() -> list[str]:
@@ -37,13 +51,15 @@ def is_corpus(name: str) -> bool:
 
 
 def names(include_corpus: bool = False) -> list[str]:
-    """The built-in designs; the bug corpus's pairs only when asked for. Designs added by
-    what-if files (add()) are not built-in and are not listed."""
+    """The built-in designs; the bug corpus's pairs and the designs checked on request only
+    (register(on_request=True): the other kernels' designs) only when asked for. Designs added
+    by what-if files (add()) are not built-in and are not listed."""
     _load_all()
     # the built-in designs, then the corpus; each in module order, then registration order:
     # the same list whichever module a caller happened to import first
     order = {m: i for i, m in enumerate(_modules())}
-    listed = [n for n in _BUILDERS if n not in _WHATIF and (include_corpus or not is_corpus(n))]
+    listed = [n for n in _BUILDERS if n not in _WHATIF
+              and (include_corpus or not (is_corpus(n) or n in _ON_REQUEST))]
     return sorted(listed, key=lambda n: (is_corpus(n),
                                          order.get(_BUILDERS[n].__module__, len(order))))
 

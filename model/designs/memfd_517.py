@@ -17,6 +17,8 @@ the schema's *layout*, so Kirill's proposal (v5_flags.py) is a change of layout.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from model.designs import get, register
 from model.designs.memfd import (
     FD_FIELDS,
@@ -209,6 +211,22 @@ def with_flags_word(d: Design, name: str, doc: str) -> Design:
         init={"commit_full": (0, 1)}, families=("flags",))
 
 
+#: Before 6.3 (105ff5339f49 "mm/memfd: add MFD_NOEXEC_SEAL and MFD_EXEC", 6fd7353829ca
+#: "mm/memfd: add F_SEAL_EXEC"): memfd_create() refuses MFD_NOEXEC_SEAL/MFD_EXEC as unknown
+#: flags (so every memfd is 0777 and vm.memfd_noexec is never read), F_ADD_SEALS refuses
+#: F_SEAL_EXEC, fchmod() checks no exec seal. With those refused, 6.18's other rules of these
+#: calls give the pre-6.3 outcomes (no F_SEAL_EXEC is ever set, so nothing is implied by it).
+#: Shared by memfd@5.17 and memfd@6.1 (memfd_kernels.py).
+PRE_EXEC_EDITS: dict[str, Callable[[Action], Action]] = {
+    "memfd_create": lambda a: with_vocabulary(
+        a.replace_rule("unknown_flags", create_flags_517)
+        .drop_rule("exec_and_noexec").drop_rule("noexec_enforced"), "flags", MFD_FLAGS_517),
+    "fcntl_add_seals": lambda a: with_vocabulary(a, "seals", SEALS_517)
+    .replace_rule("invalid_bits", add_seals_bits_517),
+    "fchmod": lambda a: a.drop_rule("exec_seal"),
+}
+
+
 @register("memfd@5.17")
 def build() -> Design:
     base = get("memfd")
@@ -216,12 +234,9 @@ def build() -> Design:
         "memfd@5.17", "memfd/shmem as in Linux 5.17, with the shmem inode flags word",
         kernel=None, init={"noexec_scope": 0},
         edit={
-            "memfd_create": lambda a: with_vocabulary(
-                a.replace_rule("unknown_flags", create_flags_517)
-                .drop_rule("exec_and_noexec").drop_rule("noexec_enforced")
-                .replace_rule("ok", create_ok_517), "flags", MFD_FLAGS_517),
-            "fcntl_add_seals": lambda a: with_vocabulary(a, "seals", SEALS_517)
-            .replace_rule("invalid_bits", add_seals_bits_517)
+            "memfd_create": lambda a: PRE_EXEC_EDITS["memfd_create"](a)
+            .replace_rule("ok", create_ok_517),
+            "fcntl_add_seals": lambda a: PRE_EXEC_EDITS["fcntl_add_seals"](a)
             .replace_rule("deny_writable", lambda s, seals: fail(
                 "EBUSY", when=adds_write_517(s, seals) & (writable_maps(s) > 0),
                 label="deny_writable", why="mapping_deny_writable()"))
@@ -229,7 +244,7 @@ def build() -> Design:
                 "EBUSY", when=adds_write_517(s, seals) & (pins(s) > 0), label="wait_for_pins",
                 why="memfd_wait_for_pins()"))
             .replace_rule("ok", lambda s, seals: ok(0, seals=s.seals | seals)),
-            "fchmod": lambda a: a.drop_rule("exec_seal"),
+            "fchmod": PRE_EXEC_EDITS["fchmod"],
             "mmap": lambda a: a.replace_rule("write_seal", mmap_seal_517),
             "madvise_remove": lambda a: a.replace_rule("not_shared_maywrite", lambda s, m: fail(
                 "EACCES", unless=m == SH_RW, label="not_shared_maywrite",

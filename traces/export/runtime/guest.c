@@ -10,6 +10,8 @@
  * host's executor (traces/kernel.py) does; the comparison is made in Python, by the host's code.
  * Line format (one per step, indented as a KTAP subtest):
  *   ok N step N # outcome R <ret> | E <errno> | S <signo> | N m<k> | N p<k>
+ * then the file's state after the step (observe_file()):
+ *   # obs <seals>|E<errno>|- <size>|- <mode, octal>|-
  * A capability the guest lacks ends the trace with `# SKIP <reason>` lines.
  *
  * Each `//@ section NAME` line starts a section, as in repro.c; @ERRNO_CASES@ as there.
@@ -44,6 +46,7 @@
 #define OBS_FD 1	/* the step returns a new descriptor of the trace */
 #define OBS_MAP 2	/* the step makes mapping m<k> */
 #define OBS_PIN 3	/* the step makes pin p<k> */
+#define OBS_FILE 4	/* the step returns a new descriptor of the trace's file (memfd_create) */
 
 /* the trace's descriptor numbers -> this process's descriptors */
 static int fds[MAX_FDS];
@@ -54,6 +57,8 @@ static int cur_uses_hugetlb, cur_needs_gmem;
 static int n_maps, n_pins;
 /* why the current step's failure may be this machine's (a missing feature), or NULL */
 static const char *lacking;
+/* a descriptor of the trace's file (as the host's executor keeps one), or -1 */
+static int file_fd = -1;
 
 struct res {
 	long ret;	/* the return value; -1 on failure or signal */
@@ -103,6 +108,31 @@ static __maybe_unused int free_tfd(void)
 }
 
 /*
+ * The file's observable state after a step, as the host's executor reports it (F_GET_SEALS,
+ * st_size, st_mode & 07777): "    # obs <seals> <size> <mode>", seals as a number or E<errno>;
+ * "    # obs - - -" before the file exists.
+ */
+static __maybe_unused void observe_file(void)
+{
+	struct stat st;
+	long seals;
+
+	if (file_fd < 0) {
+		printf("    # obs - - -\n");
+		return;
+	}
+	seals = fcntl(file_fd, F_GET_SEALS);
+	if (seals == -1)
+		printf("    # obs E%d", errno);
+	else
+		printf("    # obs %ld", seals);
+	if (fstat(file_fd, &st) == 0)
+		printf(" %lld %o\n", (long long)st.st_size, (unsigned int)(st.st_mode & 07777));
+	else
+		printf(" - -\n");
+}
+
+/*
  * Report the step's observed outcome; `want` is the trace's outcome in the same words,
  * for the KTAP ok / not ok (the verdict is made on the host).
  */
@@ -117,7 +147,9 @@ static __maybe_unused void observe(struct res r, int kind, const char *want)
 		snprintf(got, sizeof(got), "S %d", r.sig);
 	} else if (r.ret == -1) {
 		snprintf(got, sizeof(got), "E %d", r.err);
-	} else if (kind == OBS_FD) {
+	} else if (kind == OBS_FD || kind == OBS_FILE) {
+		if (kind == OBS_FILE && file_fd < 0)
+			file_fd = fcntl((int)r.ret, F_DUPFD, 900);
 		t = free_tfd();
 		if (t < 0) {
 			printf("# step %d: more than %d descriptors\n", cur_step, MAX_FDS);
@@ -142,6 +174,7 @@ static __maybe_unused void observe(struct res r, int kind, const char *want)
 		failed++;
 	printf("    %sok %d step %d # outcome %s\n", strcmp(got, want) ? "not " : "",
 		cur_step, cur_step, got);
+	observe_file();
 }
 
 /*
@@ -192,6 +225,7 @@ static __maybe_unused void run_one(int k, const char *name, void (*fn)(void), in
 	if (pid == 0) {
 		for (i = 0; i < MAX_FDS; i++)
 			fds[i] = i < 3 ? i : -1;
+		file_fd = -1;
 		setpgid(0, 0);
 		alarm(limit);
 		fn();

@@ -1,0 +1,68 @@
+"""memfd/shmem on the other kernels this project boots under QEMU (traces/kernels.py): one
+design per kernel series, each a delta on the 6.18 design (`memfd`) that claims its kernel
+(`Design.kernel`), so `shmemcheck conform --design memfd@6.1` runs on the fetched 6.1 guest.
+
+Each delta holds what conformance on that kernel found to differ from 6.18 (NOTES.md, "Other
+kernels"), with the upstream commit that made the difference:
+
+- memfd@6.1 (6.1.192): no MFD_NOEXEC_SEAL / MFD_EXEC / vm.memfd_noexec (105ff5339f49
+  "mm/memfd: add MFD_NOEXEC_SEAL and MFD_EXEC", v6.3) and no F_SEAL_EXEC (6fd7353829ca
+  "mm/memfd: add F_SEAL_EXEC", v6.3): memfd_create() refuses the two flags with EINVAL (6.1's
+  `flags & ~(unsigned int)MFD_ALL_FLAGS`, before sanitize_flags() existed), F_ADD_SEALS
+  refuses 0x20 (`seals & ~F_ALL_SEALS`), fchmod() has no exec-seal check, every memfd is 0777
+  and there is no vm.memfd_noexec (noexec_scope is 0). These are the rules
+  of memfd@5.17 (memfd_517.py `PRE_EXEC_EDITS`, shared, not copied). Unlike 5.17, 6.1.192 has
+  the 6.7 series of bug-history B9 (e8e17ee90eaf "mm: drop the assumption that VM_SHARED always
+  implies writable", 28464bbb2ddc, 158978945f31; backported to 5.4-6.6 stable in 2025): a
+  read-only shared mapping of a write-sealed memfd is allowed and MADV_REMOVE takes a
+  VM_SHARED|VM_MAYWRITE mapping, as on 6.18 — so memfd@6.1 is 6.18's mmap/madvise rules with
+  5.17's pre-6.3 rules, not memfd@5.17 plus fixes (5.17 also carries the shmem flags word,
+  a source-read abstraction whose actions — SysV, reclaim, migration — no trace can run).
+- memfd@6.12 (6.12.118), memfd@7.2 (7.2.13), memfd@7.3-rc (7.3-rc7): no difference from 6.18
+  in anything the model represents (conformance and the scenario library, NOTES.md); each is
+  the 6.18 rules claiming that kernel. On 6.12.118 that includes 3b041514cb6e (bug-history
+  B12: F_SEAL_EXEC's implied F_SEAL_WRITE is EBUSY with a writable mapping), the 6.12.9 fix of
+  B10 (read-only shared mappings of write-sealed memfds), and the two hugetlbfs findings (B15:
+  fchmod of an exec-sealed hugetlbfs memfd; mmap growing a GROW-sealed file), as on 6.18.
+"""
+
+from __future__ import annotations
+
+from model.designs import get, register
+from model.designs.memfd_517 import PRE_EXEC_EDITS
+from model.lang import Design
+
+#: the kernel series each design claims -> what conformance on it found (the design's doc)
+SAME_AS_618 = {
+    "6.12": "6.12.118: the 6.18 rules (no difference found by conformance)",
+    "7.2": "7.2.13: the 6.18 rules (no difference found by conformance)",
+    "7.3-rc": "7.3-rc7: the 6.18 rules (no difference found by conformance)",
+}
+
+
+@register("memfd@6.1", on_request=True)
+def build_61() -> Design:
+    return get("memfd").derive(
+        "memfd@6.1", "memfd/shmem/hugetlbfs as on Linux 6.1.192: no MFD_NOEXEC_SEAL, MFD_EXEC, "
+        "vm.memfd_noexec or F_SEAL_EXEC (all 6.3); the B9 fix backported",
+        kernel="6.1", init={"noexec_scope": 0}, edit=PRE_EXEC_EDITS)
+
+
+def _same(series: str) -> Design:
+    return get("memfd").derive(f"memfd@{series}", "memfd/shmem/hugetlbfs as on Linux "
+                               + SAME_AS_618[series], kernel=series)
+
+
+@register("memfd@6.12", on_request=True)
+def build_612() -> Design:
+    return _same("6.12")
+
+
+@register("memfd@7.2", on_request=True)
+def build_72() -> Design:
+    return _same("7.2")
+
+
+@register("memfd@7.3-rc", on_request=True)
+def build_73() -> Design:
+    return _same("7.3-rc")

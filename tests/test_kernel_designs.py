@@ -1,0 +1,230 @@
+"""The designs of the other kernels (model/designs/memfd_kernels.py) and `conform --design D`
+on the kernel D claims (checker/conform_guest.py): the deltas differ from memfd exactly where
+their docstrings say, a design's kernel is found (host, fetched guest, or a one-line error), and
+one bounded conform of memfd@6.1 on the fetched 6.1 guest (marker `qemu`)."""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from checker.conform import ConformOptions
+from checker.conform_guest import NoGuestKernel, run_conform_guest, series, target_of
+from checker.diff import Differ
+from model import designs
+from properties.catalogue import HOLDS, NOT_WITNESSED, VIOLATED, WITNESSED, load
+from traces import kernels
+from traces.guest import parse_ktap, parse_observation
+from traces.kernel import Observation
+from traces.trace import Ret
+
+ROOT = Path(__file__).resolve().parent.parent
+KERNEL_DESIGNS = ["memfd@6.1", "memfd@6.12", "memfd@7.2", "memfd@7.3-rc"]
+CREATE = 'memfd_create("t", MFD_ALLOW_SEALING) = 3\n'
+SEALED_RO_MAP = (CREATE + "ftruncate(3, 4096) = 0\nfcntl(3, F_ADD_SEALS, F_SEAL_WRITE) = 0\n"
+                 "mmap(NULL, 4096, PROT_READ, MAP_SHARED, 3, 0) = ")
+
+
+def test_each_claims_its_kernel_and_is_listed_on_request_only() -> None:
+    """Checked when named (check/conform --design), not by a default `check`."""
+    assert {n: designs.get(n).kernel for n in KERNEL_DESIGNS} == {
+        "memfd@6.1": "6.1", "memfd@6.12": "6.12", "memfd@7.2": "7.2", "memfd@7.3-rc": "7.3-rc"}
+    assert not set(KERNEL_DESIGNS) & set(designs.names())
+    assert set(KERNEL_DESIGNS) <= set(designs.names(include_corpus=True))
+    assert all(designs.on_request(n) for n in KERNEL_DESIGNS)
+    assert all(designs.get(n).base == "memfd" for n in KERNEL_DESIGNS)
+
+
+@pytest.mark.parametrize("name", ["memfd@6.12", "memfd@7.2", "memfd@7.3-rc"])
+def test_the_later_kernels_are_the_618_rules(name: str) -> None:
+    """No difference found by conformance: the same actions (rules), schema and initial
+    states as memfd; only the kernel claimed differs."""
+    d, m = designs.get(name), designs.get("memfd")
+    assert d.actions == m.actions and d.schema == m.schema and d.init == m.init
+    assert d.kernel != m.kernel
+
+
+def test_61_refuses_the_63_flags_and_seal(replay: Callable[..., str | None]) -> None:
+    """105ff5339f49 and 6fd7353829ca (6.3): EINVAL on 6.1, accepted on 6.18."""
+    noexec = 'memfd_create("t", MFD_NOEXEC_SEAL) = '
+    assert replay(noexec + "-1 EINVAL", "memfd@6.1") is None
+    assert replay(noexec + "3", "memfd") is None
+    execf = 'memfd_create("t", MFD_EXEC) = '
+    assert replay(execf + "-1 EINVAL", "memfd@6.1") is None
+    assert replay(execf + "3", "memfd") is None
+    seal = CREATE + "fcntl(3, F_ADD_SEALS, 0x20) = "
+    assert replay(seal + "-1 EINVAL", "memfd@6.1") is None
+    assert replay(seal + "0", "memfd") is None
+    # every 6.1 memfd is 0777 with the seals ALLOW_SEALING gives, as 6.18's MFD_EXEC ones
+    assert replay(CREATE + "fcntl(3, F_GET_SEALS) = 0", "memfd@6.1") is None
+
+
+def test_61_has_the_b9_fix_unlike_517(replay: Callable[..., str | None]) -> None:
+    """The 6.7 series (e8e17ee90eaf ...) is in 6.1.192: a read-only shared mapping of a
+    write-sealed memfd is allowed, as on 6.18; memfd@5.17 refuses it."""
+    assert replay(SEALED_RO_MAP + "m1", "memfd@6.1") is None
+    assert replay(SEALED_RO_MAP + "-1 EPERM", "memfd@5.17") is None
+    madv = (CREATE + "ftruncate(3, 4096) = 0\nmmap(NULL, 4096, PROT_READ, MAP_SHARED, 3, 0) = "
+            "m1\nmadvise(m1, 4096, MADV_REMOVE) = ")
+    assert replay(madv + "0", "memfd@6.1") is None
+    assert replay(madv + "-1 EACCES", "memfd@5.17") is None
+
+
+@pytest.mark.slow
+def test_61_differs_from_618_exactly_in_the_63_calls() -> None:
+    """The explicit product of memfd and memfd@6.1 (from the states both start in): every
+    divergence is a memfd_create with MFD_NOEXEC_SEAL or MFD_EXEC, or an F_ADD_SEALS asking
+    for bit 0x20 (F_SEAL_EXEC): nothing else the delta touched (fchmod's dropped exec-seal
+    rule) is observable."""
+    r = Differ(designs.get("memfd"), designs.get("memfd@6.1"),
+               {"pages": 1, "maps": 1, "pins": 0, "fds": 1}).run()
+    assert r.divergences
+    assert {d.action for d in r.divergences} == {"memfd_create", "fcntl_add_seals"}
+    for d in r.divergences:
+        p = d.example[1].steps[-1].params
+        assert (p["flags"] & 0x18) if d.action == "memfd_create" else (p["seals"] & 0x20), d
+
+
+def test_61_catalogue_expectations_are_the_pre_63_ones() -> None:
+    cat = load()
+    d = designs.get("memfd@6.1")
+    assert cat["sometimes-all-seals"].expected(d) == NOT_WITNESSED
+    assert cat["sometimes-exec-sealed-nonempty"].expected(d) == NOT_WITNESSED
+    assert cat["exec-seal-mode-fixed"].expected(d) == HOLDS
+    assert cat["noexec-seal-never-executable"].expected(d) == HOLDS
+    assert cat["grow-seal-size-monotone"].expected(d) == VIOLATED  # hugetlbfs mmap, as 6.18
+    later = designs.get("memfd@7.2")
+    assert cat["sometimes-all-seals"].expected(later) == WITNESSED
+    assert cat["exec-seal-mode-fixed"].expected(later) == VIOLATED  # B15, as 6.18
+
+
+# ---- where conform runs -------------------------------------------------------------------------
+def test_series_of_kernel_releases() -> None:
+    assert [series(v) for v in ("6.1.192", "6.18.44-fc-v1147", "7.3-rc7", "6.12")] == [
+        "6.1", "6.18", "7.3-rc", "6.12"]
+
+
+def test_the_host_series_runs_here_others_need_a_fetched_kernel(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    here = designs.get("memfd").derive("memfd-here", "", kernel=series(platform.release()))
+    t = target_of(here)
+    assert t.kernel is None and t.version == platform.release()
+    assert t.label == f"kernel {platform.release()} (this machine)"
+    with pytest.raises(NoGuestKernel, match=r"`shmemcheck kernels fetch 6\.1`"):
+        target_of(designs.get("memfd@6.1"))
+    # on a machine of another series: that series' design runs here; memfd (the reference,
+    # 6.18) still runs on the host when no 6.18 build is fetched, as it always has
+    monkeypatch.setattr(platform, "release", lambda: "6.12.5-test")
+    assert target_of(designs.get("memfd@6.12")).kernel is None
+    assert target_of(designs.get("memfd")).version == "6.12.5-test"
+    with pytest.raises(NoGuestKernel, match=r"not this machine's \(6\.12\.5-test\)"):
+        target_of(designs.get("memfd@7.2"))
+
+
+def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "checker.cli", *args], capture_output=True,
+                          text=True, timeout=600, cwd=ROOT, env={**os.environ, **env})
+
+
+def _fake_kernel(cache: Path, version: str = "6.1.9") -> None:
+    k = cache / "shmemcheck" / "kernels" / version
+    k.mkdir(parents=True)
+    (k / "vmlinuz").write_bytes(b"not a kernel")
+    (k / "meta.json").write_text('{"package": "fake", "deb_version": "6.1.9-1"}')
+
+
+SMALL = ["--scope", "pages=1,maps=1,pins=1,fds=1,depth=1", "--random", "0", "--quiet"]
+
+
+def test_conform_on_an_unfetched_kernel_names_the_fetch_command(tmp_path: Path) -> None:
+    p = _cli("conform", "--design", "memfd@6.1", *SMALL, env={"XDG_CACHE_HOME": str(tmp_path)})
+    assert p.returncode == 2 and p.stdout == ""
+    assert p.stderr.strip().splitlines() == [
+        "shmemcheck: conform: design memfd@6.1 claims kernel 6.1, which is not this machine's "
+        f"({platform.release()}) and is not fetched: run `shmemcheck kernels fetch 6.1` "
+        f"(cache: {tmp_path / 'shmemcheck' / 'kernels'})"]
+
+
+def test_conform_without_qemu_is_a_skip(tmp_path: Path) -> None:
+    _fake_kernel(tmp_path)
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    p = _cli("conform", "--design", "memfd@6.1", *SMALL,
+             env={"XDG_CACHE_HOME": str(tmp_path), "PATH": str(empty)})
+    assert p.returncode == 3, p.stdout + p.stderr
+    assert p.stdout.strip() == (
+        "conform: SKIP design memfd@6.1: its kernel 6.1.9 runs under QEMU, and "
+        "qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)")
+
+
+def test_a_guest_that_reports_nothing_is_never_a_pass(tmp_path: Path) -> None:
+    """A boot that prints no result for any trace: every trace is skipped with the guest's
+    problem, nothing agrees, exit 3 (inconclusive), and the verdict names the kernel."""
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc is not installed: the batch program cannot be built here")
+    _fake_kernel(tmp_path)
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    q = fake / "qemu-system-x86_64"
+    q.write_text("#!/bin/sh\necho 'KTAP version 1'\necho '# shmemcheck: batch done'\n")
+    q.chmod(0o755)
+    p = _cli("conform", "--design", "memfd@6.1", *SMALL,
+             env={"XDG_CACHE_HOME": str(tmp_path),
+                  "PATH": f"{fake}{os.pathsep}{os.environ['PATH']}"})
+    assert p.returncode == 3, p.stdout + p.stderr
+    assert "conform: SKIP " in p.stdout and "no result from the guest" in p.stdout
+    assert p.stdout.rstrip().splitlines()[-1].startswith("conform: 0 traces, 0 steps, 0 ")
+    assert p.stdout.rstrip().endswith("on kernel 6.1.9 (QEMU guest)")
+
+
+def test_guest_observations_are_parsed_per_step() -> None:
+    """guest.c's `# obs` lines: seals, size, mode after each step (no mapping probes)."""
+    assert parse_observation("    # obs - - -") == Observation("EBADF", None, None, {})
+    assert parse_observation("    # obs 9 4096 777") == Observation(9, 4096, 0o777, {})
+    assert parse_observation("    # obs E9 - -") == Observation("EBADF", None, None, {})
+    assert parse_observation("    ok 1 step 1 # outcome R 3") is None
+    (run,) = parse_ktap("    KTAP version 1\n    1..2\n    ok 1 step 1 # outcome R 3\n"
+                        "    # obs 0 0 777\n    ok 2 step 2 # outcome R 0\n"
+                        "    # obs 1 8192 666\nok 1 t\n", 1)
+    assert run is not None and run.outcomes == [Ret(3), Ret(0)]
+    assert run.observations == [Observation(0, 0, 0o777, {}), Observation(1, 8192, 0o666, {})]
+
+
+# ---- one boot -----------------------------------------------------------------------------------
+def _guest(version: str) -> None:
+    if kernels.qemu_binary() is None:
+        pytest.skip("QEMU is not installed (apt-get install qemu-system-x86)")
+    if kernels.match(version, [k.version for k in kernels.fetched()]) is None:
+        pytest.skip(f"kernel {version} is not fetched (shmemcheck kernels fetch {version}; the "
+                    "archive may be unreachable from here)")
+
+
+@pytest.mark.qemu
+@pytest.mark.slow
+def test_memfd_61_conforms_on_the_61_guest_and_618_rules_do_not() -> None:
+    """A small bounded conform of memfd@6.1 on the fetched 6.1 kernel: 0 divergences, with
+    outcomes and seals/size/mode compared. The same traces from the 6.18 rules diverge there
+    (memfd_create with MFD_NOEXEC_SEAL/MFD_EXEC), so the guest run can fail."""
+    _guest("6.1")
+    d61 = designs.get("memfd@6.1")
+    target = target_of(d61)
+    assert target.kernel is not None
+    opts = ConformOptions({"pages": 1, "maps": 1, "pins": 1, "fds": 1, "grain": 1}, 1,
+                          walks=20, walk_scope=dict(d61.default_scope), jobs=1)
+    rep, boots = run_conform_guest(d61, opts, target)
+    assert rep.divergences == [], [dv.where for dv in rep.divergences]
+    assert rep.traces > 500 and rep.steps > 1000 and len(boots) == 1
+    assert {"memfd_create", "fcntl_add_seals", "mmap", "ftruncate"} <= set(rep.tested)
+    opts.walks = 0
+    rep2, _ = run_conform_guest(designs.get("memfd"), opts, target)
+    assert rep2.divergent > 0
+    assert {dv.where.split(": ")[0].split(" (")[1].rstrip(")") for dv in rep2.divergences
+            if dv.reproduced} >= {"memfd_create"}
