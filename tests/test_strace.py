@@ -315,3 +315,26 @@ def test_strace_runs_the_command(tmp_path: Path, capsys: pytest.CaptureFixture[s
 def test_err_outcomes_are_kept() -> None:
     rep = judge_log(parse_log(SEALED))
     assert rep.judged[0].steps[3].outcome == Err("EBUSY")
+
+
+def test_scm_rights_passes_a_memfd_to_another_process() -> None:
+    log = ('1 memfd_create("t", MFD_ALLOW_SEALING) = 3\n'
+           "1 clone(child_stack=NULL, flags=SIGCHLD) = 2\n"
+           "1 close(3) = 0\n"
+           "2 close(3) = 0\n"
+           '1 memfd_create("u", 0) = 3\n'
+           "1 sendmsg(5, {msg_name=NULL, msg_namelen=0, msg_iov=[{iov_base=\"x\", iov_len=1}], "
+           "msg_iovlen=1, msg_control=[{cmsg_len=20, cmsg_level=SOL_SOCKET, "
+           "cmsg_type=SCM_RIGHTS, cmsg_data=[3]}], msg_controllen=24, msg_flags=0}, 0) = 1\n"
+           "1 close(3) = 0\n"
+           "2 recvmsg(4, {msg_name=NULL, msg_namelen=0, msg_iov=[{iov_base=\"x\", iov_len=1}], "
+           "msg_iovlen=1, msg_control=[{cmsg_len=20, cmsg_level=SOL_SOCKET, "
+           "cmsg_type=SCM_RIGHTS, cmsg_data=[7]}], msg_controllen=24, msg_flags=0}, 0) = 1\n"
+           "2 fcntl(7, F_GET_SEALS) = 0x1 (seals F_SEAL_SEAL)\n"
+           "2 close(7) = 0\n")
+    rep = judge_log(parse_log(log))
+    assert [(v.line, v.memfd, v.verdict) for v in rep.verdicts] == [
+        (1, 1, "agrees"), (3, 1, "agrees"), (4, 1, "agrees"), (5, 2, "agrees"),
+        (7, 2, "agrees"), (9, 2, "agrees"), (10, 2, "agrees")]
+    assert [s.call for s in rep.judged[1].steps] == ["memfd_create", "dup", "close", "fcntl",
+                                                     "close"]

@@ -17,6 +17,7 @@ that do not touch a memfd are not events. No model here: checker/strace_judge.py
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from model import designs, vocab
@@ -52,6 +53,7 @@ ADDR_CALLS = frozenset({"munmap", "mprotect", "madvise", "mremap", "msync", "mlo
 #: the calls the memfd design spells (model/designs/memfd.py): others are outside the model
 #: without reading their arguments
 MODEL_CALLS = frozenset(c for a in designs.get("memfd").actions for c, _ in a.spellings())
+_CMSG_FDS = re.compile(r"cmsg_type=SCM_RIGHTS, cmsg_data=\[([0-9, ]*)\]")
 FORKS = frozenset({"fork", "vfork", "clone", "clone2", "clone3"})
 
 
@@ -188,20 +190,26 @@ class _Follower:
         self.procs: dict[int | None, _Proc] = {}
         self.tables = 0
         self.root_ns = _Ns(noexec)
-        #: clones whose child has not shown up yet: (parent, flags, line, result, pidns).
-        #: A child in another pid namespace has a pid in the log that is not the clone's
-        #: result (that is its pid in the parent's namespace), so children are matched when
+        #: children made at their clone under a stand-in pid (-line), not yet seen: (stand-in,
+        #: clone result). A child in another pid namespace has a pid in the log that is not
+        #: the clone's result (its pid in the parent's namespace), so a child is matched when
         #: an unknown pid first appears: by result when it is the log's pid, else in order.
-        self.pending: list[tuple[_Proc, int, int, int, _Ns]] = []
+        self.pending: list[tuple[int, int]] = []
+        #: memfd references in flight in SCM_RIGHTS messages, in the order they were sent
+        self.flight: list[tuple[Memfd, tuple[int, int]]] = []
 
     # -- processes ---------------------------------------------------------------------------
     def proc(self, pid: int | None) -> _Proc:
         p = self.procs.get(pid)
         if p is None and pid is not None and self.pending:
-            k = next((i for i, e in enumerate(self.pending) if e[3] == pid), 0)
-            parent, flags, line, _, ns = self.pending.pop(k)
-            self.fork(parent, pid, flags, line, ns)
-            p = self.procs[pid]
+            k = next((i for i, e in enumerate(self.pending) if e[1] == pid), 0)
+            stand_in, _ = self.pending.pop(k)
+            p = self.procs.pop(stand_in)
+            for users in (p.table.users, p.mm.users):
+                users.discard(stand_in)
+                users.add(pid)
+            p.pid = pid
+            self.procs[pid] = p
         if p is None:
             self.tables += 1
             p = _Proc(pid, _Table(self.tables, users={pid}), _Mm(users={pid}), self.root_ns)
@@ -233,6 +241,7 @@ class _Follower:
         mm.maps.clear()
 
     def fork(self, parent: _Proc, child: int, flags: int, line: int, ns: _Ns) -> None:
+        who = f"pid {child}" if child >= 0 else f"the child cloned at line {line}"
         if flags & CLONE["CLONE_FILES"]:
             table = parent.table
         else:
@@ -245,8 +254,8 @@ class _Follower:
                     continue
                 key = (table.serial, fd)
                 n = mf.new_tfd(key, fd)
-                self.add(mf, line, f"fork: pid {child} inherits fd {fd}",
-                         Step("dup", (Int(t),), Ret(n), comment=f"pid {child}'s fd {fd} (fork)"),
+                self.add(mf, line, f"fork: {who} inherits fd {fd}",
+                         Step("dup", (Int(t),), Ret(n), comment=f"{who}: fd {fd} (fork)"),
                          counted=False)
         table.users.add(child)
         if flags & CLONE["CLONE_VM"]:
@@ -254,9 +263,9 @@ class _Follower:
         else:
             mm = _Mm()
             for m in parent.mm.maps:
-                self.add(m.memfd, line, f"fork: pid {child} inherits {m.handle}", None,
+                self.add(m.memfd, line, f"fork: {who} inherits {m.handle}", None,
                          counted=False, why=f"fork at line {line} copies mapping {m.handle} "
-                         f"into pid {child}; the model has no fork of a mapping")
+                         f"into {who}; the model has no fork of a mapping")
             mm.maps = list(parent.mm.maps)
         mm.users.add(child)
         self.procs[child] = _Proc(child, table, mm, ns)
@@ -310,7 +319,8 @@ class _Follower:
                 ns = p.child_ns or p.ns
                 if flags & CLONE["CLONE_NEWPID"]:
                     ns = _Ns(ns.effective(), ns)  # starts from its parent's value
-                self.pending.append((p, flags, c.line, c.ret, ns))
+                self.fork(p, -c.line, flags, c.line, ns)
+                self.pending.append((-c.line, c.ret))
             return
         if name == "unshare" and c.ret == 0 and _flags(c.args[0], CLONE) & CLONE["CLONE_NEWPID"]:
             base = p.child_ns or p.ns
@@ -336,6 +346,9 @@ class _Follower:
             return
         if name in ADDR_CALLS:
             self.addr_call(p, c)
+            return
+        if name in ("sendmsg", "recvmsg") and any("SCM_RIGHTS" in a for a in c.args):
+            self.scm_rights(p, c)
             return
         if name == "mmap" and (fd := c.int_arg(4)) is not None and fd not in p.table.fds:
             self.fixed_over(p, c)  # not a memfd mapping: may replace one (MAP_FIXED)
@@ -573,6 +586,39 @@ class _Follower:
         if name == "close":
             self.close_fd(p, fd, c.line, None)
         self.add(mf, c.line, c.text, Step(name, tuple(args), out), observer=observer)
+
+    def scm_rights(self, p: _Proc, c: LogCall) -> None:
+        """SCM_RIGHTS: a sent memfd descriptor is a reference in flight (judged as a `dup` of
+        the sender's descriptor: the same open file description) until a receiver installs
+        it; messages are matched in the order they were sent (strace does not show which
+        socket pair carried them)."""
+        if c.errno is not None or c.ret is None or c.ret < 0 or len(c.args) < 2:
+            return
+        m = _CMSG_FDS.search(c.args[1])
+        if m is None:
+            return
+        fds = [int(x) for x in m.group(1).split(",") if x.strip().isdigit()]
+        if c.name == "sendmsg":
+            for fd in fds:
+                mf = p.table.fds.get(fd)
+                t = mf.tfd.get(self.key(p, fd)) if mf is not None else None
+                if mf is None or t is None:
+                    continue
+                key = (-1, len(self.flight) + 1000 * mf.serial)
+                n = mf.new_tfd(key, fd)
+                self.add(mf, c.line, f"SCM_RIGHTS: fd {fd} in flight", Step(
+                    "dup", (Int(t),), Ret(n), comment="in flight (SCM_RIGHTS)"), counted=False)
+                self.flight.append((mf, key))
+            return
+        for fd in fds:
+            if not self.flight:
+                return
+            mf, key = self.flight.pop(0)
+            self.displace(p, fd, c.line)
+            p.table.fds[fd] = mf
+            if "MSG_CMSG_CLOEXEC" in c.args[-1]:
+                p.table.cloexec.add(fd)
+            mf.tfd[self.key(p, fd)] = mf.tfd.pop(key)
 
     def guest_memfd(self, p: _Proc, c: LogCall) -> None:
         """ioctl(vm, KVM_CREATE_GUEST_MEMFD, {...}) = fd: a guest_memfd inode."""
