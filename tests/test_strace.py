@@ -338,3 +338,21 @@ def test_scm_rights_passes_a_memfd_to_another_process() -> None:
         (7, 2, "agrees"), (9, 2, "agrees"), (10, 2, "agrees")]
     assert [s.call for s in rep.judged[1].steps] == ["memfd_create", "dup", "close", "fcntl",
                                                      "close"]
+
+
+def test_judged_prefixes_replay_as_project_traces(tmp_path: Path) -> None:
+    """--out's memfd-N.trace files are ordinary traces: they replay on the model (and, where
+    it runs, on this kernel: test_seal_ipc_program_under_strace's program is the log's)."""
+    log = Path(__file__).parent.parent / "examples" / "seal-ipc.strace.log"
+    assert main(["strace", str(log), "--out", str(tmp_path)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["memfd-1.trace", "memfd-2.trace"]
+    assert main(["replay", str(tmp_path)]) == 0
+    two = parse_trace((tmp_path / "memfd-2.trace").read_text())
+    assert [s.call for s in two.steps][-3:] == ["store", "munmap", "ftruncate"]
+
+
+@pytest.mark.kernel
+def test_judged_prefixes_replay_on_the_kernel(tmp_path: Path) -> None:
+    log = Path(__file__).parent.parent / "examples" / "seal-ipc.strace.log"
+    assert main(["strace", str(log), "--out", str(tmp_path)]) == 0
+    assert main(["replay", str(tmp_path), "--on", "both"]) == 0
