@@ -585,7 +585,8 @@ class _Follower:
                 p.table.cloexec.discard(fd)
         if name == "close":
             self.close_fd(p, fd, c.line, None)
-        self.add(mf, c.line, c.text, Step(name, tuple(args), out), observer=observer)
+        note = c.note if c.note is not None and c.note.startswith("seals") else None
+        self.add(mf, c.line, c.text, Step(name, tuple(args), out, note), observer=observer)
 
     def scm_rights(self, p: _Proc, c: LogCall) -> None:
         """SCM_RIGHTS: a sent memfd descriptor is a reference in flight (judged as a `dup` of
