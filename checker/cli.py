@@ -33,6 +33,8 @@ from checker.cli_common import (
 from checker.cli_diff import cmd_compare, cmd_corpus, cmd_diff, cmd_encoding
 from checker.cli_kernels import add_arguments as kernels_arguments
 from checker.cli_kernels import cmd_kernels, guest_target, replay_on_guests
+from checker.cli_strace import add_arguments as strace_arguments
+from checker.cli_strace import cmd_strace, split_command
 from checker.verdict import (
     EXIT_INCONCLUSIVE,
     EXIT_OK,
@@ -397,6 +399,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
                 "shmemcheck compare --engine pdr"),
     "kernels": ("other kernels (Debian's cloud builds) to boot under QEMU: list the archive's, "
                 "fetch them into the cache", "shmemcheck kernels fetch 6.1 7.2"),
+    "strace": ("judge every memfd call of a raw strace log (or of `-- CMD ARGS...` run under "
+               "strace -f) against the model: agrees, disagrees, or outside the model",
+               "shmemcheck strace --annotate -- ./prog"),
     "corpus": ("the bug corpus: each historical bug caught on its -broken design, each fix "
                "holding on its -fixed design", "shmemcheck corpus --format markdown"),
 }
@@ -553,6 +558,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "(traces/scenarios/corpus holds the committed ones)")
     cp.add_argument("--quiet", action="store_true", help="no progress on stderr")
     kernels_arguments(cmd("kernels"))
+    strace_arguments(cmd("strace"))
     return ap
 
 
@@ -567,8 +573,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from checker.interrupt import EXIT_INTERRUPTED, active, install, requested
 
     ap = build_parser()
+    head, command = split_command(sys.argv[1:] if argv is None else argv)
     try:
-        args = ap.parse_args(argv)
+        args = ap.parse_args(head)
+        args.command = command
     except SystemExit as e:  # --help, --version, usage errors (already printed)
         return e.code if isinstance(e.code, int) else EXIT_USAGE
     if getattr(args, "engine", None) is None and args.cmd == "check":
@@ -576,7 +584,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers = {"list": cmd_list, "check": cmd_check, "replay": cmd_replay,
                 "export": cmd_export, "explore": cmd_explore, "conform": cmd_conform,
                 "diff": cmd_diff, "encoding": cmd_encoding, "compare": cmd_compare,
-                "corpus": cmd_corpus, "lemmas": cmd_lemmas, "kernels": cmd_kernels}
+                "corpus": cmd_corpus, "lemmas": cmd_lemmas, "kernels": cmd_kernels,
+                "strace": cmd_strace}
     try:
         install(with_z3=args.cmd in _Z3_COMMANDS)
         with active():

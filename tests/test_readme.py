@@ -163,6 +163,11 @@ CASES: dict[str, Case] = {
     "check --engine pdr --certificate c.smt2": Case(0, ("slow",), check=_certificates,
                                                     shared="pdr_certificates"),
     "lemmas --design memfd": Case(0, check=_prints("memfd: ", "inductive")),
+    "strace examples/seal-ipc.strace.log --annotate":
+        Case(0, check=_prints("## memfd 1: agrees", "0 disagree", "outside the model: mmap")),
+    "strace --out judged -- python3 -c \"import os; os.close(os.memfd_create('t'))\"":
+        Case(0, ("kernel",), check=lambda p, cwd: _prints("2 memfd calls (1 memfds): 2 agree")(
+            p, cwd) if (cwd / "judged" / "memfd-1.trace").exists() else pytest.fail("no trace")),
     "replay traces/scenarios": Case(0, check=_prints("everything verified as expected")),
     "replay FILE.trace --on both": Case(0, ("kernel",), check=_prints("FILE.trace: conforms")),
     "export FILE.trace --to c": Case(0, check=_prints("int main(")),

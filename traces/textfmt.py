@@ -58,6 +58,7 @@ __all__ = [
     "format_step",
     "format_trace",
     "load_trace",
+    "parse_arg",
     "parse_step",
     "parse_trace",
 ]
@@ -575,6 +576,20 @@ def parse_step(line: str, path: str = DEFAULT_PATH, lineno: int = 1) -> Step:
     while j < len(line) and line[j] in " \t":
         j += 1
     return _LineParser(path).step(line, lineno, j)
+
+
+def parse_arg(text: str, path: str = DEFAULT_PATH, lineno: int = 1, col: int = 1) -> Arg:
+    """Parse exactly one argument (a number, flag expression, string or struct) that starts at
+    column `col` of line `lineno`; raises `TraceSyntaxError` at the column of the problem.
+    The strace log reader (traces/strace_log.py) reads a call's arguments with it."""
+    p = _LineParser(path)
+    pad = " " * (col - 1)  # columns in errors count from the start of the log line
+    p.text, p.n, p.i, p.lineno, p.depth = pad + text, col - 1 + len(text), col - 1, lineno, 0
+    arg = p.arg()
+    p.skip_ws()
+    if p.i < p.n:
+        raise p.error(f"expected end of argument, {p.found()}")
+    return arg
 
 
 def load_trace(path: str) -> Trace:

@@ -1,0 +1,358 @@
+"""`shmemcheck strace` (issue 16): reading raw strace logs, following memfds, judging calls."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from checker.cli import main
+from checker.strace_judge import judge_log
+from traces.strace_log import LogCall, LogExit, LogSignal, parse_log
+from traces.textfmt import TraceSyntaxError, parse_trace
+from traces.trace import Err, Int, New, Ret, Str, Sym
+
+PROGS = Path(__file__).parent / "strace_progs"
+
+SEALED = """\
+memfd_create("t", MFD_ALLOW_SEALING) = 3
+ftruncate(3, 4096) = 0
+mmap(NULL, 4096, PROT_READ|PROT_WRITE, MAP_SHARED, 3, 0) = 0x7f0000000000
+fcntl(3, F_ADD_SEALS, F_SEAL_WRITE) = -1 EBUSY (Device or resource busy)
+munmap(0x7f0000000000, 4096) = 0
+fcntl(3, F_ADD_SEALS, F_SEAL_WRITE) = 0
+fcntl(3, F_GET_SEALS) = 0x8 (seals F_SEAL_WRITE)
+close(3) = 0
+"""
+
+
+def verdicts(text: str, noexec: int = 0) -> list[tuple[int, str]]:
+    return [(v.line, v.verdict) for v in judge_log(parse_log(text), noexec).verdicts]
+
+
+def only_call(text: str) -> LogCall:
+    evs = parse_log(text).events
+    assert len(evs) == 1 and isinstance(evs[0], LogCall)
+    return evs[0]
+
+
+# ---- the parser, one log feature at a time ----------------------------------------------------
+def test_plain_log_is_judged() -> None:
+    assert verdicts(SEALED) == [(i, "agrees") for i in range(1, 9)]
+
+
+@pytest.mark.parametrize("prefix,pid", [("[pid  123] ", 123), ("123   ", 123), ("", None)])
+@pytest.mark.parametrize("stamp", ["", "12:34:56 ", "12:34:56.123456 ",
+                                   "1700000000.123456 ", "     0.000123 "])
+def test_pid_columns_and_timestamps(prefix: str, pid: int | None, stamp: str) -> None:
+    c = only_call(f'{prefix}{stamp}memfd_create("t", MFD_CLOEXEC) = 3 <0.000012>\n')
+    assert (c.pid, c.name, c.args, c.ret) == (pid, "memfd_create", ('"t"', "MFD_CLOEXEC"), 3)
+    assert verdicts("".join(f"{prefix}{stamp}{line}\n" for line in SEALED.splitlines())) \
+        == [(i, "agrees") for i in range(1, 9)]
+
+
+def test_unfinished_and_resumed_are_joined_at_the_first_line() -> None:
+    log = parse_log('[pid 7] fcntl(3, F_GET_SEALS <unfinished ...>\n'
+                    '[pid 8] getpid() = 8\n'
+                    '[pid 7] <... fcntl resumed>) = 0x8 (seals F_SEAL_WRITE)\n')
+    c = log.events[0]
+    assert isinstance(c, LogCall) and c.line == 1 and c.done
+    assert (c.args, c.ret, c.note) == (("3", "F_GET_SEALS"), 8, "seals F_SEAL_WRITE")
+    with pytest.raises(TraceSyntaxError, match=r"^<log>:2:"):
+        parse_log("[pid 7] read(3, <unfinished ...>\n[pid 7] <... write resumed>) = 1\n")
+
+
+def test_fd_decorations() -> None:
+    c = only_call('ftruncate(3</memfd:t (deleted)>, 4096) = 0\n')
+    assert c.args == ("3", "4096") and c.paths == {0: "/memfd:t (deleted)"}
+    yy = SEALED.replace("(3,", "(3</memfd:t (deleted)>,").replace(" = 3\n",
+                                                                   " = 3</memfd:t (deleted)>\n")
+    assert "memfd:t" in yy
+    assert verdicts(yy) == [(i, "agrees") for i in range(1, 9)]
+    shift = only_call('memfd_create("", MFD_HUGETLB|21<<MFD_HUGE_SHIFT) = -1 EINVAL (Invalid '
+                      'argument)\n')
+    assert shift.arg(1) == Sym("MFD_HUGETLB|0x54000000")  # 21 << 26: MFD_HUGE_2MB
+
+
+def test_X_raw_and_verbose() -> None:
+    raw = only_call("fcntl(3, 0x409, 0x8) = 0\n")
+    assert raw.arg(1) == Int(0x409, "0x409")
+    verbose = only_call("fcntl(3, 0x409 /* F_ADD_SEALS */, 0x8 /* F_SEAL_WRITE */) = 0\n")
+    assert verbose.args == ("3", "0x409", "0x8")
+    log = SEALED.replace("F_ADD_SEALS, F_SEAL_WRITE", "0x409 /* F_ADD_SEALS */, 0x8")
+    assert verdicts(log) == [(i, "agrees") for i in range(1, 9)]
+
+
+def test_truncated_strings() -> None:
+    c = only_call('pwrite64(3, "\\0\\0\\0"..., 65536, 0) = 8192\n')
+    assert c.arg(1) == Str("\0\0\0", truncated=True)
+    v = judge_log(parse_log('memfd_create("' + "a" * 32 + '"..., 0) = 3\n'), 0).verdicts
+    assert v[0].verdict == "outside" and "strace -s" in (v[0].reason or "")
+
+
+def test_signals_and_exits() -> None:
+    evs = parse_log("--- SIGBUS {si_signo=SIGBUS, si_code=BUS_ADRERR, si_addr=0x7f01} ---\n"
+                    "+++ killed by SIGBUS (core dumped) +++\n"
+                    "[pid 9] +++ exited with 3 +++\n"
+                    "--- stopped by SIGSTOP ---\n").events
+    assert evs[0] == LogSignal(1, None, "SIGBUS", 0x7F01)
+    assert evs[1] == LogExit(2, None, None, "SIGBUS")
+    assert evs[2] == LogExit(3, 9, 3, None)
+    assert isinstance(evs[3], LogSignal) and evs[3].addr is None
+
+
+def test_fault_in_a_memfd_mapping_is_a_store_or_load() -> None:
+    log = ('memfd_create("t", 0) = 3\n'
+           "mmap(NULL, 4096, PROT_READ|PROT_WRITE, MAP_SHARED, 3, 0) = 0x7f0000000000\n"
+           "--- SIGBUS {si_signo=SIGBUS, si_code=BUS_ADRERR, si_addr=0x7f0000000000} ---\n")
+    assert verdicts(log) == [(1, "agrees"), (2, "agrees"), (3, "agrees")]
+    rep = judge_log(parse_log(log))
+    assert rep.judged[0].steps[-1].outcome.__class__.__name__ == "Sig"
+
+
+def test_filtered_log_and_unrelated_calls() -> None:
+    log = ("execve(\"./p\", [\"./p\"], 0x7ffc /* 3 vars */) = 0\n"
+           "brk(NULL) = 0x5600\n"
+           "openat(AT_FDCWD, \"/etc/ld.so.cache\", O_RDONLY|O_CLOEXEC) = 3\n"
+           "close(3) = 0\n" + SEALED.replace("close(3) = 0\n", "") +
+           "exit_group(0) = ?\n+++ exited with 0 +++\n")
+    rep = judge_log(parse_log(log))
+    assert [v.verdict for v in rep.verdicts] == ["agrees"] * 7  # only the memfd's calls
+
+
+@pytest.mark.parametrize("line,col", [
+    ("memfd_create(\"t\", 0 = 3", 25), ("fcntl(3, F_GET_SEALS)", 22), ("--- SIGBUS", 1),
+    ("+++ exited +++", 1), ("3 = 4", 1), ("ftruncate(3</memfd:t, 4) = 0", 12),
+])
+def test_unreadable_lines_are_named(line: str, col: int) -> None:
+    with pytest.raises(TraceSyntaxError) as e:
+        parse_log("getpid() = 1\n" + line + "\n", "x.log")
+    assert (e.value.path, e.value.line, e.value.col) == ("x.log", 2, col)
+
+
+# ---- following descriptors -------------------------------------------------------------------
+def test_fork_copies_the_table_and_exit_closes_it() -> None:
+    log = ('1 memfd_create("t", MFD_ALLOW_SEALING) = 3\n'
+           "1 clone(child_stack=NULL, flags=CLONE_CHILD_SETTID|SIGCHLD, child_tidptr=0x1) = 2\n"
+           "2 fcntl(3, F_ADD_SEALS, F_SEAL_SEAL) = 0\n"
+           "2 +++ exited with 0 +++\n"
+           "1 fcntl(3, F_GET_SEALS) = 0x1 (seals F_SEAL_SEAL)\n"
+           "1 close(3) = 0\n")
+    rep = judge_log(parse_log(log))
+    assert [(v.line, v.verdict) for v in rep.verdicts] == [
+        (1, "agrees"), (3, "agrees"), (5, "agrees"), (6, "agrees")]
+    calls = [s.call for s in rep.judged[0].steps]
+    assert calls == ["memfd_create", "dup", "fcntl", "close", "fcntl", "close"]
+
+
+def test_clone_files_shares_and_execve_closes_cloexec() -> None:
+    log = ('1 memfd_create("t", MFD_CLOEXEC) = 3\n'
+           "1 clone(child_stack=0x1, flags=CLONE_VM|CLONE_FS|CLONE_FILES|SIGCHLD) = 2\n"
+           "2 close(3) = 0\n"
+           "1 fcntl(3, F_GET_SEALS) = -1 EBADF (Bad file descriptor)\n"
+           "2 +++ exited with 0 +++\n"
+           '1 memfd_create("u", MFD_CLOEXEC) = 3\n'
+           '1 execve("/bin/true", ["true"], 0x1 /* 0 vars */) = 0\n'
+           "1 fcntl(3, F_GET_SEALS) = -1 EBADF (Bad file descriptor)\n")
+    rep = judge_log(parse_log(log))
+    assert [(v.line, v.verdict) for v in rep.verdicts] == [(1, "agrees"), (3, "agrees"),
+                                                           (6, "agrees")]
+    assert [s.call for s in rep.judged[1].steps] == ["memfd_create", "close"]
+
+
+def test_dup_family_and_proc_reopen_map_to_trace_numbers() -> None:
+    log = ('memfd_create("t", 0) = 5\n'
+           "dup(5) = 9\n"
+           "dup2(5, 9) = 9\n"
+           "dup3(9, 40, O_CLOEXEC) = 40\n"
+           "fcntl(40, F_DUPFD_CLOEXEC, 100) = 100\n"
+           'openat(AT_FDCWD, "/proc/self/fd/100", O_RDONLY) = 6\n'
+           "close(5) = 0\nclose(9) = 0\nclose(40) = 0\nclose(100) = 0\nclose(6) = 0\n")
+    rep = judge_log(parse_log(log))
+    assert {v.verdict for v in rep.verdicts} == {"agrees"}
+    assert [s.outcome for s in rep.judged[0].steps[:6]] == [
+        Ret(5), Ret(9), Ret(9), Ret(40), Ret(100), Ret(6)]
+
+
+def test_mapping_addresses_become_handles() -> None:
+    rep = judge_log(parse_log(SEALED))
+    steps = rep.judged[0].steps
+    assert steps[2].outcome == New("m1") and steps[4].args[0].__class__.__name__ == "Ref"
+
+
+def test_partial_munmap_is_outside_with_a_reason_and_blocks_later_calls() -> None:
+    log = SEALED.replace("munmap(0x7f0000000000, 4096)", "munmap(0x7f0000000000, 2048)")
+    rep = judge_log(parse_log(log))
+    v = {x.line: x for x in rep.verdicts}
+    assert v[5].verdict == "outside" and "4096" in (v[5].reason or "")
+    assert v[6].verdict == "outside" and v[6].reason == "after an unjudged call at 5"
+
+
+def test_noexec_sysctl_writes_follow_pid_namespaces() -> None:
+    log = ('1 openat(AT_FDCWD, "/proc/sys/vm/memfd_noexec", O_WRONLY|O_CLOEXEC) = 4\n'
+           '1 write(4, "2", 1) = 1\n'
+           '1 memfd_create("a", MFD_EXEC) = -1 EACCES (Permission denied)\n')
+    assert verdicts(log) == [(3, "agrees")]
+    # the same line with vm.memfd_noexec=0 throughout disagrees: the write is followed
+    assert verdicts(log.replace('"2"', '"0"')) == [(3, "disagrees")]
+
+
+# ---- judging and the command ---------------------------------------------------------------
+def test_disagreement_exit_1_and_a_minimal_reproducer(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    bad = SEALED.replace("= -1 EBUSY (Device or resource busy)", "= 0")
+    (tmp_path / "bad.log").write_text(bad)
+    out = tmp_path / "out"
+    assert main(["strace", str(tmp_path / "bad.log"), "--out", str(out)]) == 1
+    text = capsys.readouterr().out
+    assert "1 disagree" in text and "model: -1 EBUSY, kernel: 0" in text
+    repro = parse_trace((out / "memfd-1-disagrees.trace").read_text())
+    assert [s.call for s in repro.steps] == ["memfd_create", "mmap", "fcntl"]
+    assert repro.steps[-1].outcome == Ret(0)
+    assert main(["replay", str(out / "memfd-1-disagrees.trace")]) != 0  # it reproduces
+    assert parse_trace((out / "memfd-1.trace").read_text()).steps[-1].call == "mmap"
+
+
+def test_agreement_exit_0_annotate_and_json(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "ok.log").write_text(SEALED + "write(3, \"x\", 1) = -1 EBADF (Bad file "
+                                     "descriptor)\n")
+    assert main(["strace", "--annotate", str(tmp_path / "ok.log")]) == 0
+    text = capsys.readouterr().out
+    assert "fcntl(3, F_GET_SEALS) = 0x8 (seals F_SEAL_WRITE)   ## memfd 1: agrees" in text
+    assert "8 memfd calls (1 memfds): 8 agree, 0 disagree, 0 outside" in text
+    assert main(["strace", "--format", "json", str(tmp_path / "ok.log")]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert (data["calls"], data["agrees"], data["disagrees"]) == (8, 8, 0)
+
+
+def test_unreadable_log_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "bad.log").write_text("getpid() = 1\nfcntl(3, F_GET_SEALS\n")
+    assert main(["strace", str(tmp_path / "bad.log")]) == 2
+    assert capsys.readouterr().err.startswith(f"{tmp_path / 'bad.log'}:2:")
+    assert main(["strace", str(tmp_path / "missing.log")]) == 2
+    assert main(["strace"]) == 2
+
+
+# ---- robustness ------------------------------------------------------------------------------
+_PIECES = [*SEALED.splitlines(), "[pid 1] ", "<unfinished ...>", "<... fcntl resumed>", "---",
+           "+++", "0x7f", "\"", "(", ")", "{", "}", "[", "]", "<", ">", "/*", "*/", ",", "=",
+           "-1", "?", "\\", " ", "\n", "SIGBUS", "si_addr=0x7f0000000000", "clone(", "dup2(3, 9)"]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(_PIECES), max_size=40), st.text(max_size=30))
+def test_fuzzed_logs_raise_only_clean_errors(pieces: list[str], noise: str) -> None:
+    for text in ("".join(pieces), "".join(pieces) + noise, noise + SEALED):
+        try:
+            log = parse_log(text, "f.log")
+        except TraceSyntaxError as e:
+            assert e.line >= 1 and e.col >= 1 and str(e).startswith("f.log:")
+            continue
+        judge_log(log)  # never raises
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.integers(0, len(SEALED) - 1), st.integers(0, 8), st.text(max_size=4))
+def test_mutated_logs_raise_only_clean_errors(at: int, cut: int, put: str) -> None:
+    text = SEALED[:at] + put + SEALED[at + cut:]
+    try:
+        log = parse_log(text)
+    except TraceSyntaxError:
+        return
+    judge_log(log)
+
+
+# ---- a real program under strace -------------------------------------------------------------
+def _tools() -> None:
+    for tool in ("gcc", "strace"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} is not installed")
+
+
+@pytest.mark.kernel
+def test_seal_ipc_program_under_strace(tmp_path: Path) -> None:
+    _tools()
+    exe, log = tmp_path / "seal_ipc", tmp_path / "seal_ipc.log"
+    subprocess.run(["gcc", "-Wall", "-Werror", "-o", str(exe), str(PROGS / "seal_ipc.c")],
+                   check=True, capture_output=True)
+    r = subprocess.run(["strace", "-f", "-o", str(log), str(exe)], capture_output=True,
+                       check=False)
+    if r.returncode != 0 and b"PTRACE" in r.stderr:
+        pytest.skip(f"strace cannot trace here: {r.stderr.decode(errors='replace')[:200]}")
+    assert r.returncode == 0, r.stdout
+    rep = judge_log(parse_log(log.read_text(), str(log)), 0)
+    assert rep.count("disagrees") == 0
+    assert all(v.reason for v in rep.verdicts if v.verdict == "outside")
+    text = log.read_text().splitlines()
+    agreed = {text[v.line - 1].split(None, 1)[1].split("(")[0] for v in rep.verdicts
+              if v.verdict == "agrees"}
+    # sealing, the receiver's F_GET_SEALS, dup2, the /proc reopen and the SIGBUS all judged
+    assert {"memfd_create", "fcntl", "mmap", "munmap", "dup2", "openat", "close",
+            "--- SIGBUS"} <= agreed | {"--- SIGBUS" for v in rep.verdicts
+                                       if "SIGBUS" in v.text and v.verdict == "agrees"}
+    assert rep.count("agrees") >= 20
+    off = [v for v in rep.verdicts if v.verdict == "outside"]
+    assert off and "the model's is always 0" in (off[0].reason or "")
+
+
+@pytest.mark.kernel
+def test_strace_runs_the_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _tools()
+    exe = tmp_path / "seal_ipc"
+    subprocess.run(["gcc", "-o", str(exe), str(PROGS / "seal_ipc.c")], check=True,
+                   capture_output=True)
+    assert main(["strace", "--", str(exe)]) == 0
+    text = capsys.readouterr().out
+    assert "0 disagree" in text and "(the command exited with status 0)" in text
+
+
+def test_err_outcomes_are_kept() -> None:
+    rep = judge_log(parse_log(SEALED))
+    assert rep.judged[0].steps[3].outcome == Err("EBUSY")
+
+
+def test_scm_rights_passes_a_memfd_to_another_process() -> None:
+    log = ('1 memfd_create("t", MFD_ALLOW_SEALING) = 3\n'
+           "1 clone(child_stack=NULL, flags=SIGCHLD) = 2\n"
+           "1 close(3) = 0\n"
+           "2 close(3) = 0\n"
+           '1 memfd_create("u", 0) = 3\n'
+           "1 sendmsg(5, {msg_name=NULL, msg_namelen=0, msg_iov=[{iov_base=\"x\", iov_len=1}], "
+           "msg_iovlen=1, msg_control=[{cmsg_len=20, cmsg_level=SOL_SOCKET, "
+           "cmsg_type=SCM_RIGHTS, cmsg_data=[3]}], msg_controllen=24, msg_flags=0}, 0) = 1\n"
+           "1 close(3) = 0\n"
+           "2 recvmsg(4, {msg_name=NULL, msg_namelen=0, msg_iov=[{iov_base=\"x\", iov_len=1}], "
+           "msg_iovlen=1, msg_control=[{cmsg_len=20, cmsg_level=SOL_SOCKET, "
+           "cmsg_type=SCM_RIGHTS, cmsg_data=[7]}], msg_controllen=24, msg_flags=0}, 0) = 1\n"
+           "2 fcntl(7, F_GET_SEALS) = 0x1 (seals F_SEAL_SEAL)\n"
+           "2 close(7) = 0\n")
+    rep = judge_log(parse_log(log))
+    assert [(v.line, v.memfd, v.verdict) for v in rep.verdicts] == [
+        (1, 1, "agrees"), (3, 1, "agrees"), (4, 1, "agrees"), (5, 2, "agrees"),
+        (7, 2, "agrees"), (9, 2, "agrees"), (10, 2, "agrees")]
+    assert [s.call for s in rep.judged[1].steps] == ["memfd_create", "dup", "close", "fcntl",
+                                                     "close"]
+
+
+def test_judged_prefixes_replay_as_project_traces(tmp_path: Path) -> None:
+    """--out's memfd-N.trace files are ordinary traces: they replay on the model (and, where
+    it runs, on this kernel: test_seal_ipc_program_under_strace's program is the log's)."""
+    log = Path(__file__).parent.parent / "examples" / "seal-ipc.strace.log"
+    assert main(["strace", str(log), "--out", str(tmp_path)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["memfd-1.trace", "memfd-2.trace"]
+    assert main(["replay", str(tmp_path)]) == 0
+    two = parse_trace((tmp_path / "memfd-2.trace").read_text())
+    assert [s.call for s in two.steps][-3:] == ["store", "munmap", "ftruncate"]
+
+
+@pytest.mark.kernel
+def test_judged_prefixes_replay_on_the_kernel(tmp_path: Path) -> None:
+    log = Path(__file__).parent.parent / "examples" / "seal-ipc.strace.log"
+    assert main(["strace", str(log), "--out", str(tmp_path)]) == 0
+    assert main(["replay", str(tmp_path), "--on", "both"]) == 0
