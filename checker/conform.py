@@ -431,15 +431,20 @@ def random_walks(model: Model, design: Design, scope: Mapping[str, int], n: int,
 
 
 # ---- the kernel side ----------------------------------------------------------------------
-def _kernel_batch(batch: list[tuple[list[Step], int | None]]) -> list[KernelRun]:
-    """Worker: run each trace in its own forked child, with observations."""
-    return [run_on_kernel(steps, observe=True, noexec_scope=noexec, timeout=KERNEL_TIMEOUT)
-            for steps, noexec in batch]
+def _kernel_batch(batch: list[tuple[list[Step], int | None, int | None]]) -> list[KernelRun]:
+    """Worker: run each trace in its own forked child, with observations. A run from an
+    initial state whose 1 GiB hstate (hstate_1g) is not this machine's is skipped by
+    run_on_kernel when it creates an MFD_HUGE_1GB file (and so is one with no free 1 GiB
+    page: conform reserves none, a gigabyte per job being too much to hold on a shared
+    machine)."""
+    return [run_on_kernel(steps, observe=True, noexec_scope=noexec, hstate_1g=hstate,
+                          timeout=KERNEL_TIMEOUT)
+            for steps, noexec, hstate in batch]
 
 
 def _run_one(case: Case) -> KernelRun:
     return run_on_kernel(case.steps, observe=True, noexec_scope=case.noexec,
-                         timeout=KERNEL_TIMEOUT)
+                         hstate_1g=case.init.get("hstate_1g"), timeout=KERNEL_TIMEOUT)
 
 
 class _Pool:
@@ -455,7 +460,8 @@ class _Pool:
         buf: list[Case] = []
 
         def submit(cases: list[Case]) -> None:
-            fut = self.pool.submit(_kernel_batch, [(c.steps, c.noexec) for c in cases])
+            fut = self.pool.submit(_kernel_batch, [(c.steps, c.noexec, c.init.get("hstate_1g"))
+                                                   for c in cases])
             pending[fut] = cases
 
         def drain(limit: int) -> None:
