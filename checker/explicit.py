@@ -522,12 +522,15 @@ class Explorer(Interpreter):
             if elided:
                 self.elided, self.search_reads = elided, reads
                 self.kp = Packer(design, scope, elided)
-        # the scope check of a byte counter's new value reads the field that sets its bound
-        # and quantum (Packer.in_bounds: hugetlb's 2 MiB pages), even where the action's own
-        # code does not: it belongs to the action's projection, or a hugetlb state would be
-        # bounded as shmem and a successor pruned that is in the scope
+        # the scope check of a byte counter's new value reads the fields that set its bound
+        # and quantum (Packer.in_bounds: hugetlbfs's 2 MiB or 1 GiB pages), even where the
+        # action's own code does not: they belong to the action's projection, or a hugetlb
+        # state would be bounded as shmem and a successor pruned that is in the scope. The
+        # same for an action that only reads the counter: the key stores it in quanta of its
+        # own page (Packer), so its value is decoded from those fields too
         for i, ca in enumerate(self.actions):
-            bounds = [b for f in ca.updated if f in self.kp.per for b in self.kp.per[f][0]]
+            uses = set(ca.updated) | set(self.search_reads[i])
+            bounds = [b for f in uses if f in self.kp.per for b in self.kp.per[f][0]]
             self.search_reads[i] = [*self.search_reads[i],
                                     *sorted(set(bounds) - set(self.search_reads[i]))]
         self.max_memory = max_memory  # bytes of resident memory (checker/memory.py)
