@@ -179,7 +179,8 @@ def cmd_conform(args: argparse.Namespace) -> int:
         check_output_dir(args.out)
     opts = ConformOptions(scope, depth, walks=args.random, seed=args.seed, length=args.length,
                           walk_scope=walk_scope, exhaustive=not args.no_exhaustive,
-                          jobs=args.jobs, hugetlb=not args.no_hugetlb, out=args.out,
+                          jobs=args.jobs, hugetlb=not args.no_hugetlb,
+                          gigantic=args.hugetlb_1g, out=args.out,
                           progress=None if args.quiet else progress)
     from checker.conform_guest import NoGuestKernel, run_conform_guest, target_of
     from checker.packer import ScopeTooWide
@@ -503,6 +504,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="kernel worker processes (default 2)")
     k.add_argument("--no-hugetlb", action="store_true",
                    help="leave out MFD_HUGETLB files (no huge pages reserved)")
+    k.add_argument("--hugetlb-1g", action="store_true",
+                   help="include MFD_HUGE_1GB files (reserves 4 free 1 GiB pages a job, +1; "
+                        "left out by default)")
     k.add_argument("--quiet", action="store_true", help="no progress on stderr")
     df = cmd("diff")
     df.add_argument("a", metavar="A", help="a design (built-in name or what-if .py file)")

@@ -146,7 +146,7 @@ class _ActMemo:
                 u = r[fname]
                 if fname in pk.nat:
                     ok &= pk.in_bounds(fname, u, S)
-                d += pk.delta(fname, u, S[fname])
+                d += pk.delta(fname, u, S[fname], S, r)
             prn[on] = (en & ~ok).sum(axis=1)
             ok &= d != 0
             rows, cols = np.nonzero(ok)
@@ -472,19 +472,19 @@ def unread_fields(ip: Interpreter) -> tuple[list[str], list[list[str]]]:
     """The fields the search can leave out of its key, and each action's reads without them.
 
     A field is kept when a selected state property reads it, when it is a scope-bounded
-    natural (the search prunes on its bound) or sets such a bound (hugetlb), or when an
-    action's enabling, its deciding rule, a selected action property or the update of a kept
-    field reads it: a least fixed point over the liveness of each action's generated code
-    (compile_np.live_fields). Every other field is written (if at all) only from itself and
-    other unread fields and read by nothing the search computes, so states that differ only
-    in them have the same successors modulo them, the same rule coverage and the same
+    natural (the search prunes on its bound) or sets such a bound (hugetlb, huge_1g), or when
+    an action's enabling, its deciding rule, a selected action property or the update of a
+    kept field reads it: a least fixed point over the liveness of each action's generated
+    code (compile_np.live_fields). Every other field is written (if at all) only from itself
+    and other unread fields and read by nothing the search computes, so states that differ
+    only in them have the same successors modulo them, the same rule coverage and the same
     property values: the search over the projected keys explores exactly the quotient graph.
     Enum and word updates fit their field (checker/wellformed.py), so leaving them unchecked
     prunes nothing."""
     schema = ip.design.schema
     names = [f.name for f in schema.fields]
     keep = {f.name for f in schema.fields if f.sort.kind == "nat"}
-    keep |= {fld for fld, _, _ in ip.packer.per.values()}  # sets a counter's bound
+    keep |= {f for fld, _, _ in ip.packer.per.values() for f in fld}  # sets a counter's bound
     for reads in ip.sreads.values():
         keep |= set(reads)
     while True:
@@ -522,12 +522,15 @@ class Explorer(Interpreter):
             if elided:
                 self.elided, self.search_reads = elided, reads
                 self.kp = Packer(design, scope, elided)
-        # the scope check of a byte counter's new value reads the field that sets its bound
-        # and quantum (Packer.in_bounds: hugetlb's 2 MiB pages), even where the action's own
-        # code does not: it belongs to the action's projection, or a hugetlb state would be
-        # bounded as shmem and a successor pruned that is in the scope
+        # the scope check of a byte counter's new value reads the fields that set its bound
+        # and quantum (Packer.in_bounds: hugetlbfs's 2 MiB or 1 GiB pages), even where the
+        # action's own code does not: they belong to the action's projection, or a hugetlb
+        # state would be bounded as shmem and a successor pruned that is in the scope. The
+        # same for an action that only reads the counter: the key stores it in quanta of its
+        # own page (Packer), so its value is decoded from those fields too
         for i, ca in enumerate(self.actions):
-            bounds = [self.kp.per[f][0] for f in ca.updated if f in self.kp.per]
+            uses = set(ca.updated) | set(self.search_reads[i])
+            bounds = [b for f in uses if f in self.kp.per for b in self.kp.per[f][0]]
             self.search_reads[i] = [*self.search_reads[i],
                                     *sorted(set(bounds) - set(self.search_reads[i]))]
         self.max_memory = max_memory  # bytes of resident memory (checker/memory.py)

@@ -149,7 +149,7 @@ class Interpreter:
             u = r[fname]
             if fname in pk.nat:
                 en &= pk.in_bounds(fname, u, S)
-            nk += pk.delta(fname, u, S[fname])
+            nk += pk.delta(fname, u, S[fname], S, r)
         return nk, en
 
 

@@ -10,12 +10,13 @@ no io_uring, no pid namespaces, ...) is a skip with its reason, never a silent p
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 
 from checker.replay import ModelReplay, kernel_noexec_scope, state_text
 from model.lang.design import Design
-from traces.concretize import outcome_str
+from traces.concretize import initial_state, outcome_str
+from traces.hugepages import GIGANTIC_KB, hstate_1g_present
 from traces.kernel import (
     NOEXEC_SYSCTL,
     KernelRun,
@@ -26,7 +27,8 @@ from traces.syscalls import TraceError, lower
 from traces.textfmt import format_arg
 from traces.trace import Any_, Outcome, Step, Trace
 
-__all__ = ["KernelReplay", "host_noexec_scope", "kernel_noexec_arg", "needs_hugetlb",
+__all__ = ["KernelReplay", "host_noexec_scope", "kernel_hstate_1g", "kernel_noexec_arg",
+           "needs_hugetlb", "needs_hugetlb_1g",
            "replay_on_kernel", "step_text"]
 
 HUGEPAGES_FOR_REPLAY = 2  # one inode of at most a few huge pages; 2 leaves room for a straggler
@@ -78,13 +80,46 @@ def kernel_noexec_arg(scope: int | None) -> int | None:
     return scope
 
 
+def needs_hugetlb_1g(steps: Sequence[Step]) -> bool:
+    """Whether some step creates a 1 GiB hugetlbfs file (memfd_create with MFD_HUGE_1GB)."""
+    for s in steps:
+        try:
+            if "hugetlb_1g" in lower(s).needs:
+                return True
+        except TraceError:
+            continue
+    return False
+
+
+def kernel_hstate_1g(design: Design, trace: Trace, against: str) -> int | None:
+    """run_on_kernel's hstate_1g: `--on both` runs the model from its initial state, so the
+    machine must match it (the trace's `# init: hstate_1g=N`, else the design's default);
+    `--on kernel` takes the machine as it is unless the trace says."""
+    st = initial_state(design, trace)
+    if "hstate_1g" not in st:
+        return None
+    said = any(c.strip().startswith("init:") and "hstate_1g=" in c for c in trace.comments)
+    return st["hstate_1g"] if against == "both" or said else None
+
+
 @contextmanager
-def _maybe_hugepages(need: bool, n: int = HUGEPAGES_FOR_REPLAY) -> Iterator[str | None]:
-    if not need:
+def _maybe_hugepages(need: bool, n: int = HUGEPAGES_FOR_REPLAY, *,
+                     giga: bool = False) -> Iterator[str | None]:
+    """Free 2 MiB pages when `need`; with `giga`, free 1 GiB pages too (only when this machine
+    has that hstate: without it the run is skipped or judged ENODEV by run_on_kernel)."""
+    with ExitStack() as stack:
+        if need:
+            reason = stack.enter_context(hugepages_reserved(n))
+            if reason:
+                yield reason
+                return
+        if giga and hstate_1g_present():
+            reason = stack.enter_context(hugepages_reserved(HUGEPAGES_FOR_REPLAY,
+                                                            GIGANTIC_KB))
+            if reason:
+                yield reason
+                return
         yield None
-        return
-    with hugepages_reserved(n) as reason:
-        yield reason
 
 
 def replay_on_kernel(design: Design, trace: Trace, model_replay: ModelReplay, *,
@@ -97,10 +132,12 @@ def replay_on_kernel(design: Design, trace: Trace, model_replay: ModelReplay, *,
     path = trace.path or "<trace>"
     steps = trace.steps
     noexec = kernel_noexec_arg(kernel_noexec_scope(design, trace))
-    with _maybe_hugepages(needs_hugetlb(steps)) as reason:
+    giga = needs_hugetlb_1g(steps)
+    hstate = kernel_hstate_1g(design, trace, against) if giga else None
+    with _maybe_hugepages(needs_hugetlb(steps), giga=giga and hstate != 0) as reason:
         if reason:
             return KernelReplay(skipped=reason)
-        run = run_on_kernel(steps, noexec_scope=noexec)
+        run = run_on_kernel(steps, noexec_scope=noexec, hstate_1g=hstate)
     return judge(design, trace, model_replay, run, against=against, path=path)
 
 

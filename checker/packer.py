@@ -7,11 +7,13 @@ scope); a flag word too wide for the key keeps only the bits some update can set
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from checker.compile_np import Arr
 from model.lang.design import Design, scope_text
+from model.lang.schema import Sort
 
 
 class ScopeTooWide(ValueError):
@@ -43,7 +45,7 @@ class Packer:
         # size of the state (field, page bytes per value, scope pages, scope grain)
         self.q = {f.name: f.sort.quantum(scope) for f in schema.fields
                   if f.sort.unit is not None}
-        self.per: dict[str, tuple[str, tuple[int, ...], tuple[int, ...]]] = {
+        self.per: dict[str, tuple[tuple[str, ...], tuple[int, ...], tuple[int, ...]]] = {
             f.name: (f.sort.unit[0], tuple(scope[f.sort.scope] * u for u in f.sort.unit[1]),
                      tuple(f.sort.quantum(scope, u) for u in f.sort.unit[1]))
             for f in schema.fields if f.sort.unit is not None and f.sort.scope is not None}
@@ -82,7 +84,39 @@ class Packer:
         self.mask = {n: (1 << b) - 1 for n, _, b in self.layout}  # the field's key range
 
     def pack(self, st: Mapping[str, int]) -> int:
-        return int(sum(int(self.encode(n, np.array(int(st[n]), np.int64))) for n in self.shift))
+        return int(sum(int(self.encode(n, np.array(int(st[n]), np.int64), self._sel(n, st)))
+                       for n in self.shift))
+
+    def keys_of(self, cols: Mapping[str, Arr]) -> Arr:
+        """The keys of the states whose field values are the columns `cols` (every stored
+        field; a byte count is encoded in quanta of the page its state's fields select)."""
+        out: Arr = np.zeros(np.broadcast_shapes(*(np.shape(cols[n]) for n in self.shift)),
+                            np.int64)
+        for n in self.shift:
+            out = out + self.encode(n, np.asarray(cols[n]), self._sel(n, cols))
+        return out
+
+    def _sel(self, name: str, S: Mapping[str, Any]) -> Arr | None:
+        """For a byte count: which of its page sizes the state(s) S have (the sum of the
+        selector fields), else None."""
+        per = self.per.get(name)
+        if per is None:
+            return None
+        out: Arr = np.asarray(sum((np.asarray(S[f]).astype(np.int64) for f in per[0]),
+                                  np.int64(0)))
+        return out
+
+    def _own_q(self, name: str, sel: Arr | None) -> Arr | int:
+        """A byte count is stored in quanta of its own page (a 1 GiB file's size in 512 MiB
+        steps at grain 2, a shmem file's in 2 KiB steps), so its key bits are those of
+        pages x grain whatever the page size."""
+        per = self.per.get(name)
+        if per is None:
+            return self.q[name]
+        if sel is None or len(per[2]) == 1:
+            return min(per[2])
+        out: Arr = np.choose(sel, per[2])
+        return out
 
     def unpack(self, key: int) -> dict[str, int]:
         k = np.array(key, np.int64)
@@ -93,19 +127,22 @@ class Packer:
         runs = self.runs.get(name)
         if runs is None:
             v = (keys >> self.shift[name]) & self.mask[name]
+            if name in self.per:
+                sel = sum((self.decode(f, keys) for f in self.per[name][0]), np.int64(0))
+                return v * self._own_q(name, np.asarray(sel))
             return v * self.q[name] if name in self.q else v
         out = np.zeros_like(keys)
         for src, ksh, n in runs:
             out |= ((keys >> ksh) & ((1 << n) - 1)) << src
         return out
 
-    def encode(self, name: str, v: Arr) -> Arr:
+    def encode(self, name: str, v: Arr, sel: Arr | None = None) -> Arr:
         """The key bits of field values v (a word's bits beyond its width are dropped, as the
-        field stores them)."""
+        field stores them); `sel`: a byte count's page size (Packer._sel)."""
         runs = self.runs.get(name)
         if runs is None:
             if name in self.q:
-                v = v // self.q[name]
+                v = v // self._own_q(name, sel)
             return (v & self.mask[name]) << self.shift[name]
         v = v & self.wmask[name]
         stray = v & ~np.int64(self.keep[name])
@@ -122,7 +159,8 @@ class Packer:
         """Where counter `name`'s new values u stay within the scope (0..bound); a successor
         outside it has no key and is pruned, never clipped. A byte count (a nat with a unit)
         must also be a multiple of its quantum, and its bound and quantum are those of the
-        page size of the state S it comes from (hugetlb: 2 MiB; else 4 KiB)."""
+        page size of the state S it comes from (memfd: hugetlb + huge_1g selects 4 KiB, 2 MiB
+        or 1 GiB)."""
         ok: Arr = (u >= 0) & (u <= self.bound[name])
         per = self.per.get(name)
         if per is None:
@@ -131,16 +169,29 @@ class Packer:
         if S is None or len(tops) == 1:  # without the state: the loosest page size
             out: Arr = ok & (u <= max(tops)) & (u % min(qs) == 0)
             return out
-        sel = np.asarray(S[fld]).astype(np.int64)
+        sel = sum((np.asarray(S[f]).astype(np.int64) for f in fld), np.int64(0))
         top, q = np.choose(sel, tops), np.choose(sel, qs)
         res: Arr = ok & (u <= top) & (u % q == 0)
         return res
 
-    def delta(self, name: str, u: Arr, s: Arr) -> Arr:
-        """key(after) - key(before) for field `name` going from value s to u."""
+    def delta(self, name: str, u: Arr, s: Arr, S: Mapping[str, Any] | None = None,
+              R: Mapping[str, Any] | None = None) -> Arr:
+        """key(after) - key(before) for field `name` going from value s to u; a byte count's
+        quantum is its page's, from the state before S and the action's results R (which may
+        change the page size: memfd_create)."""
+        if name in self.per:
+            sel0 = self._sel(name, S) if S is not None else None
+            sel1 = None
+            if S is not None:
+                sel1 = self._sel(name, {f: (R[f] if R is not None and f in R else S[f])
+                                        for f in self.per[name][0]})
+            after: Arr = np.asarray(u // self._own_q(name, sel1), np.int64)
+            before: Arr = np.asarray(s // self._own_q(name, sel0), np.int64)
+            d: Arr = ((after & self.mask[name]) - before) << self.shift[name]
+            return d
         if name in self.q:
             q = self.q[name]
-            d: Arr = (((u // q) & self.mask[name]) - s // q) << self.shift[name]
+            d = (((u // q) & self.mask[name]) - s // q) << self.shift[name]
             return d
         if name not in self.runs:
             return ((u & self.mask[name]) - s) << self.shift[name]
@@ -159,8 +210,15 @@ class Packer:
 
 
 def _widths(design: Design, scope: Mapping[str, int]) -> dict[str, int]:
-    return {f.name: max(1, (f.sort.bound(scope) // f.sort.quantum(scope)).bit_length())
-            for f in design.schema.fields}
+    return {f.name: max(1, _top(f.sort, scope).bit_length()) for f in design.schema.fields}
+
+
+def _top(sort: Sort, scope: Mapping[str, int]) -> int:
+    """The largest stored value: a byte count with a page size per state is stored in
+    quanta of its own page (at most pages x grain of them)."""
+    if sort.unit is not None and sort.scope is not None:
+        return max(scope[sort.scope] * u // sort.quantum(scope, u) for u in sort.unit[1])
+    return sort.bound(scope) // sort.quantum(scope)
 
 
 def _runs(mask: int, at: int) -> list[tuple[int, int, int]]:

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from model.designs.memfd import CHG_DMA, CHG_FD, CHG_MAP  # the design declares its effects
-from model.lang.expr import E, Implies, false
+from model.designs.memfd import (  # the design declares its effects
+    CHG_DMA,
+    CHG_FD,
+    CHG_MAP,
+    GPAGE_SIZE,
+)
+from model.lang.action import signal_code
+from model.lang.expr import E, If, Implies, false, true
 from model.lang.schema import StateView
 from model.vocab import (
     F_ALL_SEALS,
@@ -13,6 +19,8 @@ from model.vocab import (
     F_SEAL_SEAL,
     F_SEAL_SHRINK,
     F_SEAL_WRITE,
+    HPAGE_SIZE,
+    PAGE_SIZE,
 )
 from properties.catalogue import HOLDS, NOT_WITNESSED, VIOLATED, prop
 from properties.views import TransitionView
@@ -123,6 +131,36 @@ def noexec_never_exec_shmem(s: StateView) -> E:
     return Implies(s.created_noexec & ~s.hugetlb, (s.mode & 0o111) == 0)
 
 
+def _fault_beyond_eof_page(t: TransitionView) -> E:
+    """The page a store/load hits lies beyond the page holding EOF, stated from the kernel's
+    page-cache rules rather than from the design's `past_eof`: shmem_get_folio_gfp() refuses
+    index >= DIV_ROUND_UP(i_size, PAGE_SIZE); hugetlb_no_page() refuses an uncached page with
+    idx >= i_size >> huge_page_shift(), and a page in the page cache is mapped whatever
+    i_size is (hpage0_cached: page 0 cached while i_size is below one huge page)."""
+    s, off = t.s, t.param("off")
+    shmem = off // PAGE_SIZE >= (s.size + PAGE_SIZE - 1) // PAGE_SIZE
+    idx = If(s.huge_1g, off // GPAGE_SIZE, off // HPAGE_SIZE)
+    shift = If(s.huge_1g, s.size // GPAGE_SIZE, s.size // HPAGE_SIZE)
+    huge = (idx >= shift) & ~((idx == 0) & s.hpage0_cached)
+    return If(s.hugetlb, huge, shmem)
+
+
+@prop("sigbus-exactly-beyond-eof-page", "action", """A store or load through a mapping that
+      passes the permission check (no SIGSEGV) raises SIGBUS exactly when the page it hits is
+      beyond the page holding EOF: on shmem when its index is at least DIV_ROUND_UP(i_size,
+      PAGE_SIZE), so the page holding the last byte of a one-byte file is mapped; on
+      hugetlbfs by the kernel's own rule, idx >= i_size >> huge_page_shift() for a page not in
+      the page cache (a cached page is mapped even beyond EOF), in 2 MiB or 1 GiB pages.""",
+      "shmem_fault() -> shmem_get_folio_gfp(); hugetlb_fault() -> hugetlb_no_page()")
+def sigbus_exactly_beyond_eof_page(t: TransitionView) -> E:
+    if not t.is_("store", "load"):
+        return true
+    bus = t.out == signal_code("SIGBUS")
+    segv = t.out == signal_code("SIGSEGV")
+    beyond = _fault_beyond_eof_page(t)
+    return Implies(~segv, (bus & beyond) | (~bus & ~beyond))
+
+
 # ---- sometimes: the invariants above are not vacuous -------------------------------------
 @prop("sometimes-write-sealed-ro-shared-map", "sometimes", """A read-only shared mapping of a
       write-sealed file can exist (6.7+; bug-history B9).""", "memfd_check_seals_mmap()")
@@ -185,6 +223,24 @@ def w_huge(s: StateView) -> E:
       content.""", "memfd_add_seals()")
 def w_resize(s: StateView) -> E:
     return s.seals.has_all(F_SEAL_SHRINK | F_SEAL_GROW) & (s.size > 0)
+
+
+@prop("sometimes-hugetlb-mapped-beyond-eof", "sometimes-action", """On hugetlbfs an access
+      beyond EOF can succeed: fallocate(KEEP_SIZE) put page 0 of an empty file in the page
+      cache, and hugetlb_fault() maps a cached page without looking at i_size (shmem would
+      SIGBUS). The exception sigbus-exactly-beyond-eof-page makes is not vacuous.""",
+      "hugetlb_fault(), hugetlb_no_page()")
+def w_huge_cached(t: TransitionView) -> E:
+    if not t.is_("store", "load"):
+        return false
+    return t.s.hugetlb & (t.s.size == 0) & t.ok
+
+
+@prop("sometimes-gigantic-page-stored", "sometimes-action", """A store through a mapping of
+      a 1 GiB hugetlbfs file (MFD_HUGE_1GB on a machine with that hstate) succeeds.""",
+      "hugetlb_file_setup(), hugetlb_fault()")
+def w_gigantic(t: TransitionView) -> E:
+    return t.s.huge_1g & t.ok if t.is_("store") else false
 
 
 __all__ = ["NOT_WITNESSED", "VIOLATED"]

@@ -13,8 +13,10 @@ from properties.catalogue import for_design
 
 
 def test_actions_read_only_the_fields_they_declare() -> None:
-    """CompiledAction.reads is what the search memoises on: on reachable states, the search's
-    results do not change when every other field is zeroed (with and without properties)."""
+    """Explorer.search_reads (CompiledAction.reads, plus the fields that select a byte
+    count's page: the key stores it in quanta of that page) is what the search memoises on:
+    on reachable states, the search's results do not change when every other field is zeroed
+    (with and without properties)."""
     d = designs.get("memfd")
     keys = None
     for props in (for_design(d), []):
@@ -24,7 +26,9 @@ def test_actions_read_only_the_fields_they_declare() -> None:
             keys = np.random.default_rng(1).choice(keys, 3000, replace=False)
         pk = ex.packer
         for ca in ex.actions:
-            mask = sum(((1 << b) - 1) << sh for n, sh, b in pk.layout if n in ca.reads)
+            reads = ex.search_reads[ca.index]
+            assert set(ca.reads) <= set(reads)
+            mask = sum(((1 << b) - 1) << sh for n, sh, b in pk.layout if n in reads)
             P = ex.pgrids[ca.index]
             fn = ca.search or ca.fn
             full, proj = fn(pk.fields(keys), P), fn(pk.fields(keys & mask), P)

@@ -89,6 +89,31 @@ CREATE_TABLE = {
         'memfd_create("t", MFD_HUGETLB|MFD_NOEXEC_SEAL) = 3\nfchmod(3, 0755) = 0',
 }
 
+# §1.2 hugetlb_file_setup(): get_hstate_idx() finds the hstates the machine has (issue 14);
+# every size computation then uses the file's page (hugetlbfs_setattr()'s alignment here)
+HSTATE_TABLE = {
+    "1 GiB hstate: a hugetlbfs file of 1 GiB pages":
+        '# init: hstate_1g=1\nmemfd_create("t", MFD_HUGETLB|MFD_HUGE_1GB) = 3\n'
+        "ftruncate(3, 2097152) = -1 EINVAL\nftruncate(3, 1073741824) = 0",
+    "no 1 GiB hstate: ENODEV":
+        '# init: hstate_1g=0\nmemfd_create("t", MFD_HUGETLB|MFD_HUGE_1GB) = -1 ENODEV',
+    "64 KiB: no x86-64 hstate":
+        'memfd_create("t", MFD_HUGETLB|MFD_HUGE_64KB) = -1 ENODEV',
+    "2 MiB named: the default hstate":
+        'memfd_create("t", MFD_HUGETLB|MFD_HUGE_2MB) = 3\nftruncate(3, 1073741824) = 0\n'
+        "ftruncate(3, 1048576) = -1 EINVAL",
+}
+
+# a store/load at byte OFF of a mapping faults on the page it hits (issue 14): the page
+# holding EOF is mapped through its last byte, page 0 of an empty file SIGBUSes at any byte
+ACCESS_OFFSETS = {
+    f"{op}({off}) at size {size}": (
+        CREATE + f"ftruncate(3, {size}) = 0\n"
+        "mmap(NULL, 4096, PROT_READ|PROT_WRITE, MAP_SHARED, 3, 0) = m1\n"
+        f"{op}(m1, {off}) = {'SIGBUS' if size == 0 else '0'}")
+    for op in ("store", "load") for off in (1, 2048, 4095) for size in (0, 1, 4095)
+}
+
 # §3 access paths versus one seal: (operation line, {seal: outcome}); rows from the table.
 SEAL_COLS = ["none", "F_SEAL_SEAL", "F_SEAL_SHRINK", "F_SEAL_GROW", "F_SEAL_WRITE",
              "F_SEAL_FUTURE_WRITE"]
@@ -140,6 +165,44 @@ def test_add_seals_order(name: str) -> None:
 @pytest.mark.parametrize("name", list(CREATE_TABLE))
 def test_memfd_create(name: str) -> None:
     assert replay_text(CREATE_TABLE[name]) is None
+
+
+@pytest.mark.parametrize("name", list(HSTATE_TABLE))
+def test_hstates(name: str) -> None:
+    assert replay_text(HSTATE_TABLE[name]) is None
+
+
+@pytest.mark.parametrize("name", list(ACCESS_OFFSETS))
+def test_access_offsets(name: str) -> None:
+    assert replay_text(ACCESS_OFFSETS[name]) is None
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("name", [*HSTATE_TABLE, *ACCESS_OFFSETS])
+def test_hstates_and_offsets_on_kernel(name: str) -> None:
+    """The rows on the live kernel. An MFD_HUGE_1GB row runs where the machine's 1 GiB
+    hstate is the row's (run_on_kernel skips otherwise) with free 1 GiB pages reserved."""
+    from contextlib import nullcontext
+
+    from checker.kernel_replay import needs_hugetlb, needs_hugetlb_1g
+    from model import designs
+    from traces.concretize import initial_state
+    from traces.hugepages import GIGANTIC_KB, hstate_1g_present
+    from traces.kernel import hugepages_reserved, run_on_kernel
+    from traces.textfmt import parse_trace
+
+    t = parse_trace("# shmemcheck trace 1\n" + {**HSTATE_TABLE, **ACCESS_OFFSETS}[name] + "\n")
+    hstate = initial_state(designs.get("memfd"), t)["hstate_1g"]
+    giga = needs_hugetlb_1g(t.steps) and hstate == 1 and hstate_1g_present()
+    with (hugepages_reserved(2, GIGANTIC_KB) if giga else
+          hugepages_reserved(2) if needs_hugetlb(t.steps) else nullcontext(None)) as why:
+        if why:
+            pytest.skip(why)
+        run = run_on_kernel(t.steps, hstate_1g=hstate)
+    if run.skipped:
+        pytest.skip(run.skipped)
+    assert run.error is None, run.error
+    assert run.outcomes == [st.outcome for st in t.steps]
 
 
 def _sealed(seal: str) -> str:

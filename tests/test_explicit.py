@@ -107,7 +107,7 @@ def test_state_graph_agrees_with_search() -> None:
 
 def test_state_graph_stops_the_search_at_max_states() -> None:
     """--max-states bounds the search itself: it stops at the first layer past the limit
-    instead of exploring the whole space (630,339 states for memfd) and refusing afterwards."""
+    instead of exploring the whole space (802,374 states for memfd) and refusing afterwards."""
     import re
 
     import pytest
@@ -121,7 +121,7 @@ def test_state_graph_stops_the_search_at_max_states() -> None:
                      r"stopped\)", str(e.value))
     assert m, str(e.value)
     visited, depth = int(m.group(1).replace(",", "")), int(m.group(2))
-    assert 100 < visited < 630_339 and depth < 19
+    assert 100 < visited < 802_374 and depth < 19
     r = Explorer(d, d.scope(), [], max_depth=depth).run()
     assert r.states == visited  # exactly the layers up to the stop, nothing beyond
 

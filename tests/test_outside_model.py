@@ -36,7 +36,6 @@ REFUSED = {
                              "not a value of the call's 0..18446744073709551615"),
     "a real mmap address": ("mmap(NULL, 4096, PROT_READ, MAP_SHARED, 3, 0) = 0x7f0000000000",
                             "mmap returns 0x7f0000000000, an address"),
-    "1 GiB huge pages": (None, "1 GiB huge pages"),
     "seals wider than 32 bits": ("fcntl(3, F_ADD_SEALS, 0x100000000) = 0",
                                  "does not fit the model's 32-bit field"),
     "a mode with the sticky bit": ("fchmod(3, 01777) = 0", "9-bit field"),
@@ -49,18 +48,26 @@ REFUSED = {
 @pytest.mark.parametrize("name", list(REFUSED))
 def test_value_outside_the_model_is_refused(tmp_path: Path, name: str) -> None:
     line, why = REFUSED[name]
-    if line is None:  # memfd_create itself
-        body = 'memfd_create("t", MFD_HUGETLB|MFD_HUGE_1GB) = 3\nfcntl(3, F_GET_SEALS) = 1\n'
-        at = "T:2:1: "
-    else:
-        body = CREATE + line + "\n"
-        at = "T:3:1: "
+    body = CREATE + line + "\n"
+    at = "T:3:1: "
     rc, out, err = replay(tmp_path, body)
     assert rc == 2, (out, err)
     assert err.startswith(at + "outside the model: "), err
     assert why in err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
     assert "conforms" not in out
+
+
+@pytest.mark.parametrize("line", ["load(m1, 4096) = SIGSEGV", "store(m1, -1) = SIGSEGV",
+                                  "load(m1, 2097152) = 0"])
+def test_access_outside_the_mapping_is_refused_not_clipped(tmp_path: Path, line: str) -> None:
+    """store/load take any byte offset of the mapping; one before it or at/after its end (one
+    page here) is the caller's other memory: refused with the reason, never clipped to 0."""
+    body = CREATE + "mmap(NULL, 4096, PROT_READ, MAP_SHARED, 3, 0) = m1\n" + line + "\n"
+    rc, out, err = replay(tmp_path, body)
+    assert rc == 2, (out, err)
+    assert err.startswith("T:4:1: outside the model: ") and "caller's other memory" in err
+    assert "within_mapping" in err and len(err.strip().splitlines()) == 1
 
 
 #: values that used to be refused (negative, unaligned, huge, a 64 KiB write) and are judged

@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 
 from checker.cli import main
+from checker.kernel_replay import needs_hugetlb_1g
 from model import designs, vocab
 from model.lang.design import Design
 from traces.concretize import initial_state
+from traces.hugepages import GIGANTIC_KB
 from traces.kernel import capability, hugepages_reserved, run_on_kernel
 from traces.textfmt import load_trace
 from traces.trace import Any_, Int, Sym, Trace
@@ -54,7 +56,9 @@ EXTRA = {  # not from the selftest
     "the dup family and /proc/self/fd opens (issue 14)": ["dup-family", "reopen-create-mode"],
     "sizes, offsets and lengths in bytes (issue 14)": [
         "bytes-limits", "bytes-seal-grow-short-write", "bytes-seal-shrink-subpage",
-        "bytes-sigbus-at-eof", "bytes-hugetlb-unaligned", "bytes-fallocate-ranges"],
+        "bytes-sigbus-at-eof", "bytes-hugetlb-unaligned", "bytes-fallocate-ranges",
+        "bytes-access-offsets", "bytes-access-offsets-hugetlb"],
+    "the machine's huge page sizes (issue 14)": ["hugetlb-1g", "hugetlb-no-1g-hstate"],
 }
 
 #: tools/testing/selftests/kvm/guest_memfd_test.c (6.18; selftests.md §2.1): the functions
@@ -182,9 +186,14 @@ def needs(t: Trace) -> str | None:
     """Why this machine cannot run the trace, or None."""
     if t.design == "guest_memfd":
         return capability("kvm")
-    if any(c.strip().startswith("init:") for c in t.comments):
+    if init_says(t, "noexec_scope"):
         return capability("pidns")
     return None
+
+
+def init_says(t: Trace, name: str) -> bool:
+    """The trace's `# init:` line sets `name`."""
+    return any(c.strip().startswith("init:") and f"{name}=" in c for c in t.comments)
 
 
 @pytest.fixture(scope="module")
@@ -192,6 +201,13 @@ def huge_pages() -> Iterator[str | None]:
     """Free huge pages for the hugetlbfs files, reserved once for all of them: None, or why
     there are none."""
     with hugepages_reserved(2) as why:
+        yield why
+
+
+@pytest.fixture(scope="module")
+def giga_pages() -> Iterator[str | None]:
+    """Free 1 GiB pages for the MFD_HUGE_1GB files (when the machine has that hstate)."""
+    with hugepages_reserved(2, GIGANTIC_KB) as why:
         yield why
 
 
@@ -205,14 +221,18 @@ def test_scenario_is_what_the_kernel_does(path: Path, request: pytest.FixtureReq
     why = needs(t)
     if why:
         pytest.skip(f"{path.name}: {why}")
-    scope = None
-    if any(c.strip().startswith("init:") for c in t.comments):
+    scope = hstate = None
+    if init_says(t, "noexec_scope"):
         scope = initial_state(design_of(t), t)["noexec_scope"]
+    if init_says(t, "hstate_1g"):
+        hstate = initial_state(design_of(t), t)["hstate_1g"]
+    giga = needs_hugetlb_1g(t.steps)
     if uses_hugetlb(t):
-        no_huge = request.getfixturevalue("huge_pages")
+        no_huge = request.getfixturevalue("giga_pages" if giga and hstate != 0
+                                          else "huge_pages")
         if no_huge:
             pytest.skip(f"{path.name}: {no_huge}")
-    run = run_on_kernel(t.steps, noexec_scope=scope, timeout=30.0)
+    run = run_on_kernel(t.steps, noexec_scope=scope, hstate_1g=hstate, timeout=30.0)
     if run.skipped:
         pytest.skip(f"{path.name}: {run.skipped}")
     assert run.error is None, f"{path.name}: {run.error}"

@@ -53,7 +53,7 @@ def test_sparse_word_round_trip_and_stray_bit() -> None:
     pk = Packer(d, d.scope({"pages": 2, "maps": 2}))
     assert pk.bits <= 63 and "iflags" in pk.runs
     st = next(d.init.states(d.schema))
-    st = {**st, "iflags": 0x202000, "size": 2, "map_sh_rw": 2}
+    st = {**st, "iflags": 0x202000, "size": 8192, "map_sh_rw": 2}  # bytes, on the grid
     assert pk.unpack(pk.pack(st)) == st
     with pytest.raises(RuntimeError, match="outside the bits"):
         pk.encode("iflags", np.array([0x1], np.int64))

@@ -32,7 +32,13 @@ from typing import Any
 
 from model import vocab
 from traces import uring
-from traces.hugepages import hugepages_reserved, hugetlb_reason, restore_hugepages
+from traces.hugepages import (
+    gigantic_reason,
+    hstate_1g_present,
+    hugepages_reserved,
+    hugetlb_reason,
+    restore_hugepages,
+)
 from traces.kvm import cap_kvm, pack_struct
 from traces.rawsys import ename as _ename
 from traces.rawsys import sig_name as _sig_name
@@ -543,12 +549,15 @@ def _created_paths(ops: Sequence[Op]) -> list[bytes]:
 
 
 def run_on_kernel(steps: Sequence[Step], *, observe: bool = False, timeout: float = 10.0,
-                  noexec_scope: int | None = None) -> KernelRun:
+                  noexec_scope: int | None = None, hstate_1g: int | None = None) -> KernelRun:
     """Execute `steps` in a forked child and return the kernel's outcome of each.
 
     Nothing runs when a call is unsupported (error) or a needed capability is missing (skipped).
     With `observe`, an Observation is recorded after every step.  With `noexec_scope`, the steps
     run in a new pid namespace whose vm.memfd_noexec is set to that value (the host's is kept).
+    With `hstate_1g` (the model's initial choice: whether the machine has a 1 GiB hstate), a
+    trace that creates an MFD_HUGE_1GB file is skipped when this machine differs (hstates are
+    fixed at boot); None runs it on the machine as it is.
     """
     for step in steps:
         if step.call not in SUPPORTED_CALLS:
@@ -563,7 +572,10 @@ def run_on_kernel(steps: Sequence[Step], *, observe: bool = False, timeout: floa
         return KernelRun([], None, None, str(err))
     needs: set[str] = set().union(*(op.needs for op in ops))
     for kind in sorted(needs):
-        reason = hugetlb_reason(need_free=True) if kind == "hugetlb" else capability(kind)
+        if kind == "hugetlb_1g":
+            reason = _gigantic_need(hstate_1g)
+        else:
+            reason = hugetlb_reason(need_free=True) if kind == "hugetlb" else capability(kind)
         if reason:
             return KernelRun([], None, reason, None)
 
@@ -627,6 +639,19 @@ def run_on_kernel(steps: Sequence[Step], *, observe: bool = False, timeout: floa
 
 
 # ---- capabilities ----------------------------------------------------------------------------
+def _gigantic_need(hstate_1g: int | None) -> str | None:
+    """Why an MFD_HUGE_1GB trace cannot run here (None: it can): the trace's initial state
+    says the machine has (1) or lacks (0) a 1 GiB hstate, which this one must match; with
+    one, a free 1 GiB page is needed (hugepages_reserved(n, GIGANTIC_KB) makes one)."""
+    here = hstate_1g_present()
+    if hstate_1g is not None and bool(hstate_1g) != here:
+        return ("hugetlb 1 GiB: the trace starts with hstate_1g="
+                f"{hstate_1g} and this machine {'has' if here else 'has no'} a 1 GiB hstate "
+                "(hstates are fixed at boot)")
+    return gigantic_reason(need_free=True) if here else None
+
+
+
 _CAPS: dict[str, str | None] = {}
 
 

@@ -179,8 +179,12 @@ class Syscall:
 
 # ---- call-specific checks ------------------------------------------------------------------
 def _memfd_create(v: list[Operand]) -> set[str]:
-    """MFD_HUGETLB files live on hugetlbfs: the machine needs free 2 MiB pages."""
-    return {"hugetlb"} if isinstance(v[1], int) and v[1] & vocab.MFD_HUGETLB else set()
+    """MFD_HUGETLB files live on hugetlbfs: the machine needs free 2 MiB pages, or with
+    MFD_HUGE_1GB free 1 GiB pages of its 1 GiB hstate."""
+    if not (isinstance(v[1], int) and v[1] & vocab.MFD_HUGETLB):
+        return set()
+    log = (v[1] >> vocab.MFD_HUGE_SHIFT) & vocab.MFD_HUGE_MASK
+    return {"hugetlb_1g"} if log == 30 else {"hugetlb"}
 
 
 def _memfd_name(step: Step) -> bytes | None:
@@ -411,7 +415,8 @@ def returns_fd(op: Op) -> bool:
 
 
 def lower_steps(steps: Sequence[Step]) -> list[Op]:
-    """Every step lowered; "PAGE" means a huge page once the (first) memfd is on hugetlbfs.
+    """Every step lowered; "PAGE" means a huge page (2 MiB, or 1 GiB with MFD_HUGE_1GB) once the
+    (first) memfd is on hugetlbfs.
     TraceError "step N: ..." at the first step that cannot be lowered."""
     ops: list[Op] = []
     page, created = PAGE, False
@@ -422,5 +427,6 @@ def lower_steps(steps: Sequence[Step]) -> list[Op]:
             raise type(err)(f"step {i}: {err}") from None
         if step.call == "memfd_create" and not created:
             created = True
-            page = vocab.HPAGE_SIZE if "hugetlb" in ops[-1].needs else PAGE
+            page = (1 << 30 if "hugetlb_1g" in ops[-1].needs
+                    else vocab.HPAGE_SIZE if "hugetlb" in ops[-1].needs else PAGE)
     return ops

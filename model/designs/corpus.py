@@ -121,13 +121,13 @@ def _one_private_rw(s: StateView, share: E, prot: E) -> Rule:
                         "ghost VM_MAYWRITE of `the` private mapping is exact")
 
 
-def _peer_store(s: StateView, m: E) -> Rule:
+def _peer_store(s: StateView, m: E, off: E) -> Rule:
     return ok(0, when=(m == PR_RW) & s.cow_shared, label="peer_store", effects=CHG_PEER,
               pr_anon=1, why="the private page fork() left writable in both processes: the "
                              "other process sees the store")
 
 
-def _private_copy(s: StateView, m: E) -> dict[str, E]:
+def _private_copy(s: StateView, m: E, off: E) -> dict[str, E]:
     """A store through the private writable mapping leaves an anonymous copy (COW fault)."""
     return {"pr_anon": If(m == PR_RW, 1, s.pr_anon)}
 

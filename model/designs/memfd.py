@@ -13,9 +13,22 @@ the grid keeps every distinction the rules make.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from model.designs import register
+from model.designs.memfd_pages import (
+    ACCESS_OFF,
+    GPAGE_SIZE,
+    LOFF,
+    MAX_LFS_FILESIZE,
+    SIZE,
+    _byte_param,
+    _grid,
+    hpage,
+    on_grid,
+    page,
+    page_bytes,
+    page_index,
+    unaligned,
+)
 from model.designs.vfs import fallocate_mode_unsupported
 from model.lang import (
     Action,
@@ -31,7 +44,6 @@ from model.lang import (
     boolean,
     enum,
     fail,
-    integer,
     nat,
     nat_bytes,
     ok,
@@ -56,7 +68,7 @@ from model.lang.callspec import (
     Span,
 )
 from model.lang.expr import Or, bv
-from model.lang.schema import LOFF_T, SIZE_T, StateView
+from model.lang.schema import StateView
 from model.vocab import (
     F_SEAL_EXEC,
     F_SEAL_FUTURE_WRITE,
@@ -106,11 +118,6 @@ EFFECTS = ("CHG_FD", "CHG_MAP", "CHG_DMA")
 CHG_FD, CHG_MAP, CHG_DMA = 1, 2, 4  # file content changed through: an fd, a mapping, a pin
 
 
-def page_bytes(st: Mapping[str, int]) -> int:
-    """Bytes per model page in state st."""
-    return HPAGE_SIZE if st.get("hugetlb") else PAGE_SIZE
-
-
 FD_FIELDS = [f"fd_{k}" for k in FD_KINDS]
 MAP_FIELDS = [f"map_{k}" for k in MAP_KINDS]
 PIN_FIELDS = [f"pin_{k}" for k in PIN_KINDS]
@@ -119,11 +126,18 @@ SCHEMA = Schema((
     Field("noexec_scope", nat(fixed=2), "vm.memfd_noexec of the caller's pid namespace "
           "(pidns_memfd_noexec_scope()); read only by memfd_create, so it is reset to 0 once "
           "the inode exists (a dead-variable reduction)"),
+    Field("hstate_1g", boolean(), "the machine has a 1 GiB hstate (x86-64 with "
+          "X86_FEATURE_GBPAGES: hugetlb_add_hstate(PUD_SHIFT - PAGE_SHIFT)); 2 MiB, the default "
+          "one, always exists. Read only by memfd_create, so reset to 0 once the inode exists, "
+          "as noexec_scope is"),
     Field("exists", boolean(), "memfd_create has succeeded (one inode per model)"),
     Field("hugetlb", boolean(), "hugetlbfs-backed (MFD_HUGETLB)"),
+    Field("huge_1g", boolean(), "a hugetlbfs file of the 1 GiB hstate (MFD_HUGE_1GB): its page, "
+          "in every size computation, is 1 GiB (else 2 MiB); 0 on shmem"),
     Field("seals", word(6, SEALS), "shmem_inode_info.seals / hugetlbfs_inode_info.seals"),
     Field("mode", word(9), "i_mode & 0777"),
-    Field("size", nat_bytes("pages", "hugetlb", (PAGE_SIZE, HPAGE_SIZE), grain="grain"),
+    Field("size", nat_bytes("pages", ("hugetlb", "huge_1g"),
+                                   (PAGE_SIZE, HPAGE_SIZE, GPAGE_SIZE), grain="grain"),
           "i_size in bytes (at most MAX_LFS_FILESIZE, shmem's and hugetlbfs's s_maxbytes)"),
     *(Field(n, nat("fds"), f"open descriptions, {k}", handle=("fd", k))
       for n, k in zip(FD_FIELDS, FD_KINDS, strict=True)),
@@ -172,34 +186,13 @@ def pins(s: StateView) -> E:
     return s.pin_ref + s.pin_gup
 
 
-#: MAX_LFS_FILESIZE (include/linux/fs.h, 64-bit): LLONG_MAX, the s_maxbytes of shmem and
-#: hugetlbfs. RLIMIT_FSIZE is unlimited in the model (generic_write_check_limits(),
-#: inode_newsize_ok() never see a finite limit).
-MAX_LFS_FILESIZE = (1 << 63) - 1
-
-
-def page(s: StateView) -> E:
-    """The file's page size in bytes: PAGE_SIZE on shmem, the hstate's 2 MiB on hugetlbfs."""
-    return If(s.hugetlb, HPAGE_SIZE, PAGE_SIZE)
-
-
-def page_index(s: StateView, x: E) -> E:
-    """x >> PAGE_SHIFT (or huge_page_shift()): the index of the page holding byte x (x >= 0)."""
-    return If(s.hugetlb, x // HPAGE_SIZE, x // PAGE_SIZE)
-
-
-def unaligned(s: StateView, x: E) -> E:
-    """x is not a multiple of the file's page size."""
-    return If(s.hugetlb, x % HPAGE_SIZE, x % PAGE_SIZE) != 0
-
-
 def past_eof(s: StateView) -> E:
     """An access to page 0 faults past EOF. shmem_fault() -> shmem_get_folio_gfp() checks i_size
     on every fault: index 0 is past EOF iff (0 << PAGE_SHIFT) >= i_size, i.e. size == 0.
     hugetlb_fault() checks only when it must allocate (hugetlb_no_page(): idx >= i_size >>
-    huge_page_shift(), i.e. size < 2 MiB for page 0), so a page already in the page cache is
-    mapped even beyond i_size."""
-    return If(s.hugetlb, (s.size < HPAGE_SIZE) & ~s.hpage0_cached, s.size == 0)
+    huge_page_shift(), i.e. size < one huge page for page 0), so a page already in the page
+    cache is mapped even beyond i_size."""
+    return If(s.hugetlb, (s.size < hpage(s)) & ~s.hpage0_cached, s.size == 0)
 
 
 def write_sealed(s: StateView) -> E:
@@ -241,7 +234,8 @@ NAME_OK, NAME_NULL, NAME_LONG = 0, 1, 2
 #: unknown bit (0x100) and the hugetlb size encodings.
 MFD_DOMAIN = tuple(sorted(set(range(MFD_ALL_FLAGS + 1)) | {
     0x100, 21 << MFD_HUGE_SHIFT, MFD_HUGETLB | (21 << MFD_HUGE_SHIFT),
-    MFD_HUGETLB | (16 << MFD_HUGE_SHIFT)}))  # 64 KiB: no x86-64 hstate (ENODEV)
+    MFD_HUGETLB | (16 << MFD_HUGE_SHIFT),  # 64 KiB: no x86-64 hstate (ENODEV)
+    MFD_HUGETLB | (30 << MFD_HUGE_SHIFT)}))  # 1 GiB: ENODEV unless the machine has it
 
 
 #: log2 of the huge page sizes x86-64 has an hstate for: 2 MiB always, 1 GiB with
@@ -254,6 +248,7 @@ def memfd_create_body(s: StateView, name: E, flags: E) -> list[Rule]:
     check_sysctl_memfd_noexec(), alloc_name(), alloc_file() (kernel-semantics.md §1.2-§1.3)."""
     huge = flags.has(MFD_HUGETLB)
     log = flags & (MFD_HUGE_MASK << MFD_HUGE_SHIFT)
+    giga = log == HUGE_LOG_1G << MFD_HUGE_SHIFT
     allowed = If(flags.has(MFD_HUGETLB),
                  bv(MFD_ALL_FLAGS | (MFD_HUGE_MASK << MFD_HUGE_SHIFT), 32), bv(MFD_ALL_FLAGS, 32))
     defaulted = If(s.noexec_scope >= 1, MFD_NOEXEC_SEAL, MFD_EXEC)
@@ -270,13 +265,13 @@ def memfd_create_body(s: StateView, name: E, flags: E) -> list[Rule]:
         fail("EFAULT", when=name == NAME_NULL, label="name_fault", why="alloc_name()"),
         fail("EINVAL", when=name == NAME_LONG, label="name_too_long",
              why="alloc_name(): longer than MFD_NAME_MAX_LEN (249)"),
-        requires(~(huge & (log == HUGE_LOG_1G << MFD_HUGE_SHIFT)), label="huge_1g",
-                 why="1 GiB huge pages: whether the kernel has that hstate depends on the "
-                     "machine (X86_FEATURE_GBPAGES), and the model's hugetlbfs pages are 2 MiB"),
-        fail("ENODEV", when=huge & (log != 0) & (log != HUGE_LOG_2M << MFD_HUGE_SHIFT),
+        fail("ENODEV", when=huge & (log != 0) & (log != HUGE_LOG_2M << MFD_HUGE_SHIFT)
+             & ~(giga & s.hstate_1g),
              label="no_hstate", why="hugetlb_file_setup(): get_hstate_idx() < 0, no hstate of "
-                                    "that page size (x86-64 has 2 MiB and 1 GiB only)"),
+                                    "that page size (x86-64 has 2 MiB, and 1 GiB with "
+                                    "X86_FEATURE_GBPAGES: the initial state's hstate_1g)"),
         ok(0, exists=1, hugetlb=If(flags.has(MFD_HUGETLB), 1, 0), fd_rw=1,
+           huge_1g=If(huge & giga, 1, 0), hstate_1g=0,
            mode=If(noexec, 0o666, 0o777),
            seals=If(noexec, F_SEAL_EXEC,
                     If(flags.has(MFD_ALLOW_SEALING), 0, F_SEAL_SEAL)),
@@ -448,8 +443,8 @@ def fallocate_body(s: StateView, fd: E, mode: E, off: E, len: E) -> list[Rule]: 
                  why="an allocation this large succeeds or fails (ENOSPC) by the machine's "
                      "free memory or hugetlb pool, which the model does not hold"),
         ok(0, size=newsize,
-           hpage0_cached=If(~s.hugetlb | (newsize >= HPAGE_SIZE), 0,
-                            If(off < HPAGE_SIZE, 1, s.hpage0_cached)),
+           hpage0_cached=If(~s.hugetlb | (newsize >= hpage(s)), 0,
+                            If(off < hpage(s), 1, s.hpage0_cached)),
            why="allocation puts the pages in the page cache, also past EOF with KEEP_SIZE; "
                "without it i_size becomes offset + len, unaligned on hugetlbfs too"),
     ]
@@ -466,14 +461,14 @@ def mmap_body(s: StateView, fd: E, share: E, prot: E) -> list[Rule]:
     shared_vma = shared & (fd == RW)  # !FMODE_WRITE strips VM_SHARED|VM_MAYWRITE
     kind = If(~shared, If(w, PR_RW, PR_RO),
               If(w, SH_RW, If(shared_vma & ~write_sealed(s), SH_RO_MW, SH_RO)))
-    grows = s.hugetlb & w & (s.size < HPAGE_SIZE)
+    grows = s.hugetlb & w & (s.size < hpage(s))
     return [
         have_fd(s, fd),
         fail("EACCES", when=shared & w & (fd != RW), label="shared_write_needs_fmode_write",
              why="do_mmap(): MAP_SHARED with PROT_WRITE on a file without FMODE_WRITE"),
         fail("EPERM", when=shared_vma & w & write_sealed(s), label="write_seal",
              why="memfd_check_seals_mmap(): new shared writable mapping of a write-sealed file"),
-        ok(0, size=If(grows, HPAGE_SIZE, s.size), hpage0_cached=If(grows, 0, s.hpage0_cached),
+        ok(0, size=If(grows, hpage(s), s.size), hpage0_cached=If(grows, 0, s.hpage0_cached),
            **as_updates(bump(s, MAP_FIELDS, kind, +1)),
            why="hugetlbfs_file_mmap() raises i_size to the mapping's end for VM_WRITE "
                "mappings, without looking at F_SEAL_GROW (probed on 6.18.44)"),
@@ -500,10 +495,20 @@ def munmap_body(s: StateView, m: E) -> list[Rule]:
     return [have_map(s, m), ok(0, **as_updates(bump(s, MAP_FIELDS, m, -1)))]
 
 
-def store_body(s: StateView, m: E) -> list[Rule]:
-    """A one-byte store through a mapping: permission fault, then the file fault handler."""
+def within_mapping(s: StateView, off: E) -> Rule:
+    """An access at byte `off` of a mapping: the model's mappings are one page of the file
+    (page 0) long, so an offset before it or at/after its end is another address."""
+    return requires((off >= 0) & (off < page(s)), label="within_mapping",
+                    why="an access outside the mapping's one page hits the caller's other "
+                        "memory (or none: SIGSEGV), which the model does not hold")
+
+
+def store_body(s: StateView, m: E, off: E) -> list[Rule]:
+    """A one-byte store at byte `off` of a mapping: permission fault, then the file fault
+    handler for the page it hits (page 0: every mapping is one page at file offset 0)."""
     return [
         have_map(s, m),
+        within_mapping(s, off),
         signal("SIGSEGV", unless=(m == SH_RW) | (m == PR_RW), label="no_vm_write",
                why="access_error(): the VMA lacks VM_WRITE"),
         signal("SIGBUS", when=past_eof(s), label="past_eof",
@@ -513,8 +518,9 @@ def store_body(s: StateView, m: E) -> list[Rule]:
     ]
 
 
-def load_body(s: StateView, m: E) -> list[Rule]:
-    return [have_map(s, m),
+def load_body(s: StateView, m: E, off: E) -> list[Rule]:
+    """A one-byte load at byte `off` of a mapping: the fault on the page it hits."""
+    return [have_map(s, m), within_mapping(s, off),
             signal("SIGBUS", when=past_eof(s), label="past_eof"), ok(0)]
 
 
@@ -634,38 +640,6 @@ def P(name: str, sort: Sort, domain: tuple[int, ...], doc: str = "") -> Param:  
     return Param(name, sort, domain, doc)
 
 
-def _grid(pages: int, *, negative: bool = True) -> tuple[int, ...]:
-    """Explored byte values: half pages from 0 to `pages` pages on shmem and on hugetlbfs (a
-    scope with grain 1 prunes the half-page sizes they lead to), and -1 (EINVAL paths)."""
-    vals = {k * p // 2 for p in (PAGE_SIZE, HPAGE_SIZE) for k in range(2 * pages + 1)}
-    return tuple(sorted(vals | ({-1} if negative else set())))
-
-
-def on_grid(v: int, scope: Mapping[str, int]) -> bool:
-    """A byte value the scope explores: not positive, or a multiple of page / grain (grain
-    rounded down to a power of two, as the size field's quantum) of the shmem or the hugetlbfs
-    page, at most 3 such pages. Grain 1 explores whole pages, grain 2 half pages too."""
-    if v <= 0:
-        return True
-    g = max(1, scope.get("grain", 1)).bit_length() - 1
-    return any(v % (p >> g) == 0 and v <= 3 * p for p in (PAGE_SIZE, HPAGE_SIZE))
-
-
-def _byte_param(name: str, sort: Sort, domain: tuple[int, ...], doc: str,
-                limit: int | None = None, why: str = "") -> Param:
-    exact = None
-    if limit is not None:
-        top = limit
-
-        def exact(v: int) -> str | None:
-            return None if v <= top else why
-    return Param(name, sort, domain, doc, exact=exact, at_scope=on_grid)
-
-
-LOFF = integer(*LOFF_T)
-SIZE = integer(*SIZE_T)
-
-
 NAME_TEXT = {NAME_OK: '"t"', NAME_NULL: "NULL", NAME_LONG: '"' + "n" * 250 + '"'}
 FD_ALL = tuple(range(len(FD_KINDS)))
 #: open("/proc/self/fd/N", how): the path names an existing file, so O_CREAT creates nothing
@@ -711,7 +685,8 @@ ACTIONS: tuple[Action, ...] = (
                          _byte_param("off", LOFF, _grid(2, negative=False),
                                      "offset, in bytes (-1 is left to len 0: the same EINVAL)"),
                          _byte_param("len", LOFF, (0, PAGE_SIZE // 2, PAGE_SIZE,
-                                                   HPAGE_SIZE // 2, HPAGE_SIZE),
+                                                   HPAGE_SIZE // 2, HPAGE_SIZE,
+                                                   GPAGE_SIZE // 2, GPAGE_SIZE),
                                      "len, in bytes")),
            fallocate_body, "fallocate",
            (Fd("fd"), Flags("mode", FALLOC_FLAGS), Num("off"), Num("len")),
@@ -732,15 +707,16 @@ ACTIONS: tuple[Action, ...] = (
            (MapRef("m"), Span(page_bytes)), "munmap"),
     Action("madvise_remove", (P("m", MAPK, MAP_ALL),
                               _byte_param("len", SIZE, (0, PAGE_SIZE // 2, PAGE_SIZE,
-                                                        HPAGE_SIZE // 2, HPAGE_SIZE),
+                                                        HPAGE_SIZE // 2, HPAGE_SIZE,
+                                                   GPAGE_SIZE // 2, GPAGE_SIZE),
                                           "length, in bytes (size_t)")),
            madvise_remove_body, "madvise",
            (MapRef("m"), Num("len"), C("MADV_REMOVE")),
            "madvise(MADV_REMOVE): punch a range of the mapped page out of the file"),
-    Action("store", (P("m", MAPK, MAP_ALL),), store_body, "store", (MapRef("m"), C("0")),
-           "store one byte through a mapping"),
-    Action("load", (P("m", MAPK, MAP_ALL),), load_body, "load", (MapRef("m"), C("0")),
-           "load one byte through a mapping"),
+    Action("store", (P("m", MAPK, MAP_ALL), ACCESS_OFF), store_body, "store",
+           (MapRef("m"), Num("off")), "store one byte at a byte offset of a mapping"),
+    Action("load", (P("m", MAPK, MAP_ALL), ACCESS_OFF), load_body, "load",
+           (MapRef("m"), Num("off")), "load one byte at a byte offset of a mapping"),
     Action("pin", (P("m", MAPK, SHARED_MAPS),), pin_body, "pin", (MapRef("m"),),
            "vmsplice the mapped page into a pipe (a held page reference)"),
     Action("gup_pin", (P("m", MAPK, SHARED_MAPS),), gup_pin_body, "gup_pin", (MapRef("m"),),
@@ -771,7 +747,7 @@ def build() -> Design:
         name="memfd",
         doc="mainline memfd/shmem/hugetlbfs, Linux 6.18 (probed on 6.18.44)",
         schema=SCHEMA,
-        init=Init({"noexec_scope": (0, 1, 2)}),
+        init=Init({"noexec_scope": (0, 1, 2), "hstate_1g": (1, 0)}),
         actions=ACTIONS,
         effects=EFFECTS,
         default_scope={"pages": 1, "maps": 1, "pins": 1, "fds": 1, "grain": 1},
@@ -786,5 +762,5 @@ def build() -> Design:
     )
 
 
-__all__ = ["ACTIONS", "CHG_DMA", "CHG_FD", "CHG_MAP", "EFFECTS", "SCHEMA", "Or", "build",
-           "page_bytes"]
+__all__ = ["ACTIONS", "CHG_DMA", "CHG_FD", "CHG_MAP", "EFFECTS", "GPAGE_SIZE", "MAX_LFS_FILESIZE",
+           "SCHEMA", "Or", "build", "on_grid", "page_bytes"]

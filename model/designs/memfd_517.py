@@ -22,6 +22,7 @@ from collections.abc import Callable
 from model.designs import get, register
 from model.designs.memfd import (
     FD_FIELDS,
+    HUGE_LOG_1G,
     MAP_FIELDS,
     SH_RO,
     SH_RO_MW,
@@ -97,7 +98,10 @@ def create_flags_517(s: StateView, flags: E) -> Rule:
 
 
 def create_ok_517(s: StateView, flags: E) -> Rule:
+    giga = flags.has(MFD_HUGETLB) & ((flags & (MFD_HUGE_MASK << MFD_HUGE_SHIFT))
+                                     == HUGE_LOG_1G << MFD_HUGE_SHIFT)
     return ok(0, exists=1, hugetlb=If(flags.has(MFD_HUGETLB), 1, 0), fd_rw=1, mode=0o777,
+              huge_1g=If(giga, 1, 0), hstate_1g=0,
               seals=If(flags.has(MFD_ALLOW_SEALING), 0, F_SEAL_SEAL), origin=O_MEMFD,
               **as_updates(s.with_flag("NORESERVE", True, site="shmem_file_setup")),
               why="shmem_file_setup(name, 0, VM_NORESERVE); F_SEAL_SEAL unless ALLOW_SEALING")

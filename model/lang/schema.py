@@ -18,9 +18,9 @@ class Sort:
     """kind: bool | nat | int | word | enum.
 
     nat: 0..bound where bound comes from the scope key `scope` (or is `fixed`); a nat with a
-    `unit` counts bytes: its bound is scope[scope] pages of unit[1][s[unit[0]]] bytes each
-    (the page size the state's field unit[0] selects) and, with `grain`, the explicit engine
-    keeps only multiples of a page / scope[grain] (nat_bytes());
+    `unit` counts bytes: its bound is scope[scope] pages of unit[1][i] bytes each, i being
+    the sum of the state's fields unit[0] (the page size they select) and, with `grain`, the
+    explicit engine keeps only multiples of a page / scope[grain] (nat_bytes());
     int: a signed or unsigned machine integer lo..hi (a parameter only: loff_t, size_t);
     word: a bit-vector of `width` bits whose bits may carry `names` (bit value -> name);
     enum: 0..len(values)-1, printed by name.
@@ -32,7 +32,7 @@ class Sort:
     width: int = 0
     names: tuple[tuple[str, int], ...] = ()
     values: tuple[str, ...] = ()
-    unit: tuple[str, tuple[int, ...]] | None = None
+    unit: tuple[tuple[str, ...], tuple[int, ...]] | None = None
     grain: str | None = None
     lo: int = 0
     hi: int = 0
@@ -119,12 +119,14 @@ def nat(scope: str | None = None, fixed: int | None = None) -> Sort:
     return Sort("nat", scope=scope, fixed=fixed)
 
 
-def nat_bytes(scope: str, unit_field: str, units: tuple[int, ...], grain: str | None = None
-              ) -> Sort:
+def nat_bytes(scope: str, unit_field: str | tuple[str, ...], units: tuple[int, ...],
+              grain: str | None = None) -> Sort:
     """A byte count (a file size): at most scope[scope] pages, a page being units[v] bytes where
-    v is the state's field `unit_field` (shmem's 4 KiB, hugetlbfs's 2 MiB); the explicit
-    engine keeps multiples of a page / scope[grain] only (a finite grid, see NOTES.md)."""
-    return Sort("nat", scope=scope, unit=(unit_field, tuple(units)), grain=grain)
+    v is the state's field `unit_field` (or the sum of several: memfd's hugetlb + huge_1g
+    selects shmem's 4 KiB, hugetlbfs's 2 MiB or 1 GiB); the explicit engine keeps multiples
+    of a page / scope[grain] only (a finite grid, see NOTES.md)."""
+    fields = (unit_field,) if isinstance(unit_field, str) else tuple(unit_field)
+    return Sort("nat", scope=scope, unit=(fields, tuple(units)), grain=grain)
 
 
 def integer(lo: int, hi: int) -> Sort:
