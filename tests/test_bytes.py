@@ -35,6 +35,27 @@ def test_replay_is_exact_past_int64() -> None:
     assert (big.out, big.rule) == (-22, "len_wraps")
 
 
+def test_every_rule_the_search_never_fires_is_decided_by_replay() -> None:
+    """model.designs.memfd.REPLAY_ONLY: the search's grid cannot reach these rules; exact
+    replay decides each of them (and the search at grain 2 reaches the short write)."""
+    from model.designs.memfd import REPLAY_ONLY
+
+    d = designs.get("memfd")
+    ex = interpreter_for(d)
+    st = next(iter(d.init.states(d.schema)))
+    st = ex.apply(ex.by_name["memfd_create"], st, {"name": 0, "flags": 2}).after
+    st = ex.apply(ex.by_name["ftruncate"], st, {"fd": 0, "len": 4096}).after
+    st = ex.apply(ex.by_name["fcntl_add_seals"], st, {"fd": 0, "seals": 4}).after  # GROW
+    m = ex.apply(ex.by_name["mmap"], st, {"fd": 0, "share": 0, "prot": 1}).after
+    calls = [("pwrite", st, {"fd": 0, "off": LLONG_MAX - 4095, "len": 4096}),
+             ("pwrite", st, {"fd": 0, "off": 3997, "len": 100}),
+             ("pread", st, {"fd": 0, "off": LLONG_MAX}),
+             ("fallocate", st, {"fd": 0, "mode": 1, "off": LLONG_MAX, "len": 4096}),
+             ("madvise_remove", m, {"m": 0, "len": (1 << 64) - 1})]
+    decided = {(a, ex.apply(ex.by_name[a], at, p).rule) for a, at, p in calls}
+    assert decided == set(REPLAY_ONLY)
+
+
 def _values(rng: random.Random) -> int:
     pick = rng.randrange(6)
     if pick == 0:

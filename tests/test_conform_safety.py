@@ -30,7 +30,8 @@ def test_conform_refuses_designs_that_are_not_a_live_kernel(name: str) -> None:
     assert p.returncode == 2 and p.stdout == ""
     assert p.stderr.strip().splitlines() == [
         f"shmemcheck: conform: design {name} is not a model of a live kernel (a historical or "
-        "proposed design); designs that are: guest_memfd, memfd"]
+        "proposed design); designs that are: guest_memfd, memfd, memfd@6.1, memfd@6.12, "
+        "memfd@7.2, memfd@7.3-rc"]
     assert set(os.listdir("/dev/shm")) == before
 
 

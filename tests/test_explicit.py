@@ -26,7 +26,9 @@ def test_catalogue_on_memfd_as_expected(explored: Callable[[str], ExploreResult]
             assert o.holds == (exp == "holds"), name
         else:
             assert o.holds == (exp == "witnessed"), name
-    assert r.uncovered() == []
+    from model.designs.memfd import REPLAY_ONLY
+
+    assert r.uncovered() == list(REPLAY_ONLY)  # every other rule fires in the search
     assert r.states > 100_000
 
 

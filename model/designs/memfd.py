@@ -762,5 +762,10 @@ def build() -> Design:
     )
 
 
+#: rules no explored value reaches at grain 1 (near LLONG_MAX or 2^64, or a sub-page write
+#: crossing i_size: grain 2): replay and the decision tables decide them (tests/test_bytes.py)
+REPLAY_ONLY = (("pwrite", "pos_overflow"), ("pwrite", "grow_seal_short"),
+               ("pread", "pos_overflow"), ("fallocate", "efbig"), ("madvise_remove", "len_wraps"))
+
 __all__ = ["ACTIONS", "CHG_DMA", "CHG_FD", "CHG_MAP", "EFFECTS", "GPAGE_SIZE", "MAX_LFS_FILESIZE",
-           "SCHEMA", "Or", "build", "on_grid", "page_bytes"]
+           "REPLAY_ONLY", "SCHEMA", "Or", "build", "on_grid", "page_bytes"]
