@@ -374,6 +374,11 @@ class Differ:
                 run.steps.append(step)
                 st = step.after
             out.append(run)
+        # from the default initial state where the first step makes it the same run, in both
+        # designs alike (the pair starts from one initial choice)
+        fa, fb = self.ea.first_init(out[0]), self.eb.first_init(out[1])
+        if all(fa.init.get(n) == fb.init.get(n) for n in set(fa.init) & set(fb.init)):
+            return fa, fb
         return out[0], out[1]
 
 

@@ -656,7 +656,7 @@ class Explorer(Interpreter):
             step = self.apply(ca, st, ca.params_at(j))
             run.steps.append(step)
             st = step.after
-        return run
+        return self.first_init(run)
 
     def _run_to(self, hit: tuple[int, int, int, int], p: Property) -> ARun:
         depth, idx, a, j = hit

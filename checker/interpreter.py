@@ -21,7 +21,7 @@ from checker.designcache import PerDesign
 from checker.packer import Packer
 from model.lang.design import Design
 from properties.catalogue import Property
-from traces.run import AStep
+from traces.run import ARun, AStep
 
 
 class Interpreter:
@@ -81,6 +81,27 @@ class Interpreter:
         br = int(np.asarray(r["br"]).reshape(-1)[0])
         return AStep(ca.action.name, dict(params), int(np.asarray(r["out"]).reshape(-1)[0]),
                      int(np.asarray(r["eff"]).reshape(-1)[0]), after, ca.labels[br])
+
+    def first_init(self, run: ARun) -> ARun:
+        """The same run from the earliest initial state (Init's choices in order: the
+        defaults first) whose first step has the same outcome, effects, rule and after-state:
+        a choice the first call overwrites (memfd_create resets noexec_scope and hstate_1g)
+        then reads as the default, not as whichever initial state an engine met first."""
+        if not run.steps:
+            return run
+        s0 = run.steps[0]
+        ca = self.by_name[s0.action]
+        for init in self.design.init.states(self.design.schema):
+            if dict(init) == run.init:
+                return run
+            try:
+                step = self.apply(ca, init, s0.params)
+            except ValueError:
+                continue
+            if (step.out, step.eff, step.rule, step.after) == (s0.out, s0.eff, s0.rule,
+                                                                s0.after):
+                return ARun(dict(init), [step, *run.steps[1:]], run.violation)
+        return run
 
     def state_holds(self, prop: str, st: Mapping[str, int]) -> bool:
         """State property `prop` (compiled in) on one state."""

@@ -110,7 +110,8 @@ class Replayer:
         if not self.meets_goal(out):
             raise ReplayMismatch(f"{self.prop.name}: the replayed run does not "
                                  f"{'witness' if is_sometimes(self.prop) else 'violate'} it")
-        return out
+        first = self.interp.first_init(out)  # the defaults where z3 chose another start
+        return first if self.meets_goal(first) else out
 
     def meets_goal(self, run: ARun) -> bool:
         p = self.prop

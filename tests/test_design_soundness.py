@@ -61,7 +61,8 @@ def test_diff_sees_a_changed_effect(tmp_path: Path) -> None:
     assert "differs in effects (memfd ∅, memfd-privstore {CHG_MAP})" in p.stdout
     assert "diff: DIFFERENT" in p.stdout
     assert "store(m1, 0) = 0" in p.stdout
-    assert "    # init: noexec_scope=0\n    memfd_create(" in p.stdout  # its initial state
+    # its initial state
+    assert "    # init: noexec_scope=0 hstate_1g=1\n    memfd_create(" in p.stdout
     # and check agrees that the mutant breaks the content property
     c = run("check", "--design", f, "--property", "write-seal-content-frozen", "--quiet")
     assert c.returncode == 1 and "VIOLATED" in c.stdout
@@ -155,18 +156,18 @@ def test_init_in_text_json_ktap_mail() -> None:
 
     r = _noexec1_result()
     text = report.text([r])
-    assert "witness (1 step):\n         # init: noexec_scope=1\n" \
+    assert "witness (1 step):\n         # init: noexec_scope=1 hstate_1g=1\n" \
            "         memfd_create(\"t\", 0) = 3" in text
     doc = json.loads(report.as_json([r]))
-    assert doc["results"][0]["init"] == {"noexec_scope": 1}
-    assert doc["results"][0]["trace"][0] == "# init: noexec_scope=1"
-    assert "  # init: noexec_scope=1\n" in report.ktap([r])
-    assert "# init: noexec_scope=1" in report.mail([r])
+    assert doc["results"][0]["init"] == {"noexec_scope": 1, "hstate_1g": 1}
+    assert doc["results"][0]["trace"][0] == "# init: noexec_scope=1 hstate_1g=1"
+    assert "  # init: noexec_scope=1 hstate_1g=1\n" in report.ktap([r])
+    assert "# init: noexec_scope=1 hstate_1g=1" in report.mail([r])
 
 
 def test_init_in_check_output_and_diff() -> None:
     p = run("check", "--design", "memfd", "--property", "exec-seal-mode-fixed", "--quiet")
-    assert "         # init: noexec_scope=0\n         memfd_create(" in p.stdout
+    assert "         # init: noexec_scope=0 hstate_1g=1\n         memfd_create(" in p.stdout
 
 
 # ---- 4. what-ifs inherit their base's expected verdicts -------------------------------------
@@ -234,8 +235,8 @@ def test_coverage_reports_a_rule_that_never_fired() -> None:
 
     d = designs.get("memfd").derive("memfd-far", "", edit={
         "fcntl_get_seals": lambda a: a.insert_rule(
-            lambda s: fail("EIO", when=s.size > 6 << 20, label="far"), before="ok")})
-    r = Explorer(d, dict(d.default_scope), []).run()  # sizes in bytes: at most one huge page
+            lambda s: fail("EIO", when=s.size > 2 << 30, label="far"), before="ok")})
+    r = Explorer(d, dict(d.default_scope), []).run()  # bytes: at most one 1 GiB page
     assert ("fcntl_get_seals", "far") in r.uncovered()
     assert ("fcntl_get_seals", "ok") not in r.uncovered()
 

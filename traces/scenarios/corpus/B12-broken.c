@@ -10,7 +10,6 @@
  * before and after the last step match the model; the property also reads
  * map_sh_ro_mw, map_sh_rw, pin_gup, which no system call reads back here:
  * the outcomes stand for it.
- * Runs with vm.memfd_noexec = 0 (in a new pid namespace if needed).
  *
  * Each step is one system call whose outcome is checked against the
  * trace. Exit status: 0 (KSFT_PASS) the kernel behaves as the trace

@@ -8,7 +8,6 @@
  * Exit 0 means this kernel shows the violation of exec-seal-mode-fixed:
  * every outcome is as the trace says, and the seals (F_GET_SEALS) and the
  * mode (fstat) before and after the last step match the model.
- * Runs with vm.memfd_noexec = 0 (in a new pid namespace if needed).
  *
  * Each step is one system call whose outcome is checked against the
  * trace. Exit status: 0 (KSFT_PASS) the kernel behaves as the trace
