@@ -32,6 +32,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from checker.conform_hugetlb import offers_hugetlb, restrict_hugetlb
 from traces.concretize import size_scale
 from traces.kernel import KernelRun, Observation, die_with_parent, run_on_kernel
 from traces.trace import Outcome, Ret, Step, Trace
@@ -565,44 +566,6 @@ def divergence_trace(model: Model, case: Case, mm: Mismatch, run: KernelRun | No
 
 
 # ---- the driver ---------------------------------------------------------------------------
-def _offers_hugetlb(design: Design) -> bool:
-    """Whether some memfd_create instance of the design asks for MFD_HUGETLB."""
-    from model.vocab import MFD_HUGETLB
-
-    return any(v & MFD_HUGETLB for a in design.actions if a.call == "memfd_create"
-               for p in a.params if p.name == "flags" for v in p.domain)
-
-
-def _is_gigantic(flags: int) -> bool:
-    """MFD_HUGETLB|MFD_HUGE_1GB: a file of the 1 GiB hstate (or ENODEV without one)."""
-    from model.vocab import MFD_HUGE_MASK, MFD_HUGE_SHIFT, MFD_HUGETLB
-
-    return bool(flags & MFD_HUGETLB) and (flags >> MFD_HUGE_SHIFT) & MFD_HUGE_MASK == 30
-
-
-def _restrict_hugetlb(design: Design, *, gigantic_only: bool = False) -> Design:
-    """The design without MFD_HUGETLB (or only without MFD_HUGE_1GB) in memfd_create's
-    explored flags."""
-    from model.vocab import MFD_HUGETLB
-
-    def drop(v: int) -> bool:
-        return _is_gigantic(v) if gigantic_only else bool(v & MFD_HUGETLB)
-
-    edit = {}
-    for a in design.actions:
-        if a.call != "memfd_create":
-            continue
-        doms = {p.name: tuple(v for v in p.domain if not drop(v))
-                for p in a.params if p.name == "flags"}
-        if doms:
-            edit[a.name] = (lambda act, d=doms: act.with_params(**d))
-    if not edit:
-        return design
-    what = "MFD_HUGE_1GB" if gigantic_only else "MFD_HUGETLB"
-    return design.derive(design.name, design.doc + f" (no {what})", edit=edit,
-                         kernel=design.kernel)
-
-
 class NotAKernelDesign(ValueError):
     pass
 
@@ -637,9 +600,9 @@ def run_conform(design: Design, opts: ConformOptions) -> ConformReport:
     if undone:
         say(undone)
     if not opts.hugetlb:
-        design = _restrict_hugetlb(design)
+        design = restrict_hugetlb(design)
     elif not opts.gigantic:
-        design = _restrict_hugetlb(design, gigantic_only=True)
+        design = restrict_hugetlb(design, gigantic_only=True)
     rep = ConformReport(design.name, scope_text(opts.scope, opts.depth))
     model = Model(design, {k: 1 for k in design.default_scope})  # apply packs nothing
     graph = None
@@ -700,7 +663,7 @@ def run_conform(design: Design, opts: ConformOptions) -> ConformReport:
                     keep.append(c)
             yield keep
 
-    want_huge = opts.hugetlb and _offers_hugetlb(design)
+    want_huge = opts.hugetlb and offers_hugetlb(design)
     reserve = (hugepages_reserved(HUGEPAGES_PER_JOB * opts.jobs + 1) if want_huge
                else nullcontext(None))
     # 1 GiB pages where the machine has that hstate; a run that cannot get them skips its

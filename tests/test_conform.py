@@ -259,15 +259,15 @@ def test_conform_cli_summary(capsys: pytest.CaptureFixture[str]) -> None:
 def test_conform_leaves_out_gigantic_files_unless_asked() -> None:
     """MFD_HUGE_1GB cases need free 1 GiB pages per job: conform drops exactly those flag
     values by default (2 MiB hugetlbfs and shmem stay), and --hugetlb-1g keeps them."""
-    from checker.conform import _is_gigantic, _restrict_hugetlb
+    from checker.conform_hugetlb import is_gigantic, restrict_hugetlb
 
     d = designs.get("memfd")
     flags = next(p.domain for a in d.actions if a.name == "memfd_create"
                  for p in a.params if p.name == "flags")
-    r = _restrict_hugetlb(d, gigantic_only=True)
+    r = restrict_hugetlb(d, gigantic_only=True)
     kept = next(p.domain for a in r.actions if a.name == "memfd_create"
                 for p in a.params if p.name == "flags")
     dropped = set(flags) - set(kept)
-    assert dropped and all(_is_gigantic(v) for v in dropped)
-    assert not any(_is_gigantic(v) for v in kept)
+    assert dropped and all(is_gigantic(v) for v in dropped)
+    assert not any(is_gigantic(v) for v in kept)
     assert any(v & vocab.MFD_HUGETLB for v in kept)

@@ -1,0 +1,48 @@
+"""Which memfd_create flags a conformance run explores on hugetlbfs: the design without
+MFD_HUGETLB (no free huge pages, `--no-hugetlb`) or without MFD_HUGE_1GB (1 GiB pages are
+left out unless asked: each job would need free 1 GiB pages)."""
+
+from __future__ import annotations
+
+from model.lang.design import Design
+
+
+def offers_hugetlb(design: Design) -> bool:
+    """Whether some memfd_create instance of the design asks for MFD_HUGETLB."""
+    from model.vocab import MFD_HUGETLB
+
+    return any(v & MFD_HUGETLB for a in design.actions if a.call == "memfd_create"
+               for p in a.params if p.name == "flags" for v in p.domain)
+
+
+def is_gigantic(flags: int) -> bool:
+    """MFD_HUGETLB|MFD_HUGE_1GB: a file of the 1 GiB hstate (or ENODEV without one)."""
+    from model.vocab import MFD_HUGE_MASK, MFD_HUGE_SHIFT, MFD_HUGETLB
+
+    return bool(flags & MFD_HUGETLB) and (flags >> MFD_HUGE_SHIFT) & MFD_HUGE_MASK == 30
+
+
+def restrict_hugetlb(design: Design, *, gigantic_only: bool = False) -> Design:
+    """The design without MFD_HUGETLB (or only without MFD_HUGE_1GB) in memfd_create's
+    explored flags."""
+    from model.vocab import MFD_HUGETLB
+
+    def drop(v: int) -> bool:
+        return is_gigantic(v) if gigantic_only else bool(v & MFD_HUGETLB)
+
+    edit = {}
+    for a in design.actions:
+        if a.call != "memfd_create":
+            continue
+        doms = {p.name: tuple(v for v in p.domain if not drop(v))
+                for p in a.params if p.name == "flags"}
+        if doms:
+            edit[a.name] = (lambda act, d=doms: act.with_params(**d))
+    if not edit:
+        return design
+    what = "MFD_HUGE_1GB" if gigantic_only else "MFD_HUGETLB"
+    return design.derive(design.name, design.doc + f" (no {what})", edit=edit,
+                         kernel=design.kernel)
+
+
+__all__ = ["is_gigantic", "offers_hugetlb", "restrict_hugetlb"]
