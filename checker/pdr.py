@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import z3
 
-from checker.bmc import set_timeout
+from checker.bmc import RestartingSolver
 from checker.encode_z3 import Encoder, Goal
 from checker.interrupt import unknown_reason
 from checker.z3_terms import Z
@@ -99,8 +99,7 @@ def pdr(enc: Encoder, goal: Goal, timeout: float | None = None) -> PdrResult:
     """Decide whether the goal is reachable; on "safe", return Spacer's inductive invariant."""
     t0 = time.perf_counter()
     h = horn_for(enc)
-    solver = z3.SolverFor("HORN")
-    set_timeout(solver, timeout)
+    solver = RestartingSolver(timeout, logic="HORN")
     solver.add(*h.base, *h.queries(goal))
     r = solver.check()
     secs = time.perf_counter() - t0

@@ -302,8 +302,7 @@ class _Ctx:
                            "(3 unsat queries)", cert, stats)
 
     def _refind(self, stats: dict[str, Any]) -> SearchResult:
-        s = bmc(self.enc, self.goal, PDR_RUN_DEPTH, self.timeout, violation=self.violation(),
-                use_pre=False)
+        s = bmc(self.enc, self.goal, PDR_RUN_DEPTH, self.timeout, violation=self.violation())
         stats["bmc_queries"] = s.queries
         return s
 

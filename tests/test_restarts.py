@@ -72,3 +72,24 @@ def test_a_real_query_is_answered() -> None:
     s.add(x * x == 49, x < 0)
     assert s.check() == z3.sat and s.model().eval(x).as_long() == -7
     assert s.check(x > 0) == z3.unsat
+
+
+def test_spacer_slices_take_spacers_seed_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pdr's Horn solver restarts the same way, and each slice also reseeds Spacer."""
+    sc = Script([z3.unknown, z3.unsat])
+    sc.install(monkeypatch)
+    s = RestartingSolver(60.0, logic="HORN")
+    assert s.check() == z3.unsat
+    assert [seed for _, seed in sc.calls] == [0, 1] and sc.params["fp.spacer.random_seed"] == 1
+
+
+def test_a_real_horn_query_is_answered() -> None:
+    """x=0 ⇒ Inv(x); Inv(x) ∧ x<5 ⇒ Inv(x+1): Inv(7) is unreachable (sat), Inv(3) is not."""
+    x = z3.Int("x")
+    inv = z3.Function("Inv", z3.IntSort(), z3.BoolSort())
+    base = [z3.ForAll([x], z3.Implies(x == 0, inv(x))),
+            z3.ForAll([x], z3.Implies(z3.And(inv(x), x < 5), inv(x + 1)))]
+    for bad, answer in ((7, z3.sat), (3, z3.unsat)):
+        s = RestartingSolver(10.0, logic="HORN")
+        s.add(*base, z3.ForAll([x], z3.Implies(z3.And(inv(x), x == bad), False)))
+        assert s.check() == answer
