@@ -92,12 +92,40 @@ def replay() -> object:
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
-    """A run killed while it had vm.nr_hugepages raised left it so: put it back first."""
+    """A run killed while it had vm.nr_hugepages raised left it so: put it back first (once,
+    in pytest-xdist's controller, before any worker starts)."""
     from traces.kernel import restore_hugepages
+
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return
 
     msg = restore_hugepages()
     if msg:
         print(f"\nshmemcheck tests: {msg}")
+
+
+#: modules whose every test runs in the live-kernel worker: they touch the kernel's state
+#: without a `kernel` mark on each test (a kernel executor run, the huge-page state file)
+KERNEL_MODULES = frozenset({"test_conform_safety"})
+#: session fixtures that run a long command once: their tests share one worker
+SHARED_FIXTURES = ("pdr_certificates", "corpus_markdown")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Groups for pytest-xdist's `--dist loadgroup` (pyproject addopts `-n 2`): every test that
+    touches the live kernel (marks kernel, qemu; KERNEL_MODULES) runs in one worker, one after
+    another, as in a serial run, since they share vm.nr_hugepages, the huge-page pool and the
+    hugepages state file; the tests of a long shared session fixture share one worker so it runs
+    once. Everything else is spread over the workers."""
+    for item in items:
+        module = item.module.__name__.rpartition(".")[2] if item.module else ""
+        if (item.get_closest_marker("kernel") or item.get_closest_marker("qemu")
+                or module in KERNEL_MODULES):
+            group = "kernel"
+        else:
+            group = next((f for f in SHARED_FIXTURES if f in item.fixturenames), "")
+        if group and not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(group))
 
 
 def counter_design() -> Design:
