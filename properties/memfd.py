@@ -521,7 +521,8 @@ def w_shared_write(t: TransitionView) -> E:
       description of a shmem file succeeds and writes all `len` bytes when off >= 0, off +
       len fits in loff_t, neither WRITE nor FUTURE_WRITE is set, F_SEAL_GROW is not set or
       the write ends within i_size, and the file is accessible. (hugetlbfs has no write_iter;
-      a failing memory allocation is not in the model.)""",
+      a failing memory allocation is not in the model, nor are counts above 64 MiB, so
+      rw_verify_area()'s MAX_RW_COUNT cap never shortens one.)""",
       "vfs_write(), generic_write_checks(), shmem_write_begin()")
 def pwrite_permitted(t: TransitionView) -> E:
     if not t.is_("pwrite"):
