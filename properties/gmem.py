@@ -20,7 +20,14 @@ from typing import Any
 from model.designs.guest_memfd import S_CLOSED, S_G0, S_NONE
 from model.lang.expr import And, E, Implies, Or, false, true
 from model.lang.schema import StateView
-from model.vocab import GUEST_MEMFD_FLAG_INIT_SHARED, GUEST_MEMFD_FLAG_MMAP
+from model.vocab import (
+    FALLOC_FL_KEEP_SIZE,
+    FALLOC_FL_PUNCH_HOLE,
+    GUEST_MEMFD_FLAG_INIT_SHARED,
+    GUEST_MEMFD_FLAG_MMAP,
+    KVM_MEM_GUEST_MEMFD,
+    PAGE_SIZE,
+)
 from properties.catalogue import VIOLATED, prop
 from properties.views import TransitionView
 
@@ -237,13 +244,210 @@ def seed_every_never_mappable(s: StateView) -> E:
     return And(*(f.maps == 0 for f in files(s)))
 
 
-# ---- sometimes: the invariants above are not vacuous -------------------------------------------
 def _w(name: str, kind: str, rationale: str, enforced_by: str
        ) -> Callable[[Callable[[Any], E]], Callable[[Any], E]]:
     """A `sometimes` witness of the gmem family (expected witnessed on every design)."""
     return prop(name, kind, rationale, enforced_by, family=FAMILY)
 
 
+# ---- bounds and permission (issue 19) ------------------------------------------------------------
+PAGE = PAGE_SIZE
+
+
+def _alloc(t: TransitionView) -> E:
+    """The call is an allocating fallocate (not a hole punch)."""
+    return ~t.param("mode").has(FALLOC_FL_PUNCH_HOLE)
+
+
+def _past_eof(t: TransitionView) -> E:
+    """The fallocate's range ends past the i_size of the file its descriptor names."""
+    fs = files(t.s)
+    end = t.param("off") + t.param("len")
+    return Or(*(here & (end > fs[i].size * PAGE) for i, here in fd_file(t)))
+
+
+@prop("gmem-no-allocation-beyond-eof", "action", """fallocate() never allocates a page of a
+      guest_memfd beyond its i_size: an allocation whose range ends past EOF fails (EINVAL),
+      so guest memory is never instantiated outside the file KVM sized.""",
+      "kvm_gmem_allocate(): offset + len > i_size_read(inode) -> -EINVAL", family=FAMILY)
+def gmem_no_alloc_beyond_eof(t: TransitionView) -> E:
+    if not t.is_("fallocate"):
+        return true
+    return Implies(_alloc(t) & _past_eof(t), ~t.ok)
+
+
+@_w("sometimes-gmem-allocation-beyond-eof-attempt", "sometimes-action", """An allocating
+    fallocate(FALLOC_FL_KEEP_SIZE) with page-aligned offset and length ends past EOF (the
+    precondition of gmem-no-allocation-beyond-eof with every earlier check passed).""",
+    "kvm_gmem_allocate()")
+def w_alloc_beyond(t: TransitionView) -> E:
+    if not t.is_("fallocate"):
+        return false
+    off, n = t.param("off"), t.param("len")
+    return ((t.param("mode") == FALLOC_FL_KEEP_SIZE) & (n > 0) & (off % PAGE == 0)
+            & (n % PAGE == 0) & _past_eof(t))
+
+
+@prop("gmem-create-permitted", "action", """KVM_CREATE_GUEST_MEMFD on a VM with a size that is
+      a positive multiple of the page (and a loff_t) and flags among MMAP and INIT_SHARED
+      succeeds. (The descriptor table or memory running out is not in the model.)""",
+      "kvm_gmem_create(): flags & ~kvm_gmem_get_supported_flags() and "
+      "size <= 0 || !PAGE_ALIGNED(size) are its only refusals", family=FAMILY)
+def gmem_create_permitted(t: TransitionView) -> E:
+    from model.designs.guest_memfd import GMEM_SUPPORTED, LLONG_MAX
+
+    if not t.is_("create_gmem"):
+        return true
+    size, flags = t.param("size"), t.param("flags")
+    pre = ((flags & ~GMEM_SUPPORTED) == 0) & (size > 0) & (size <= LLONG_MAX) & (
+        size % PAGE == 0)
+    return Implies(pre, t.ok)
+
+
+@_w("sometimes-gmem-create-attempt-with-a-file-alive", "sometimes-action", """A valid
+    KVM_CREATE_GUEST_MEMFD while another guest_memfd is alive (the precondition of
+    gmem-create-permitted, beyond the first file).""", "kvm_gmem_create()")
+def w_create(t: TransitionView) -> E:
+    from model.designs.guest_memfd import GMEM_SUPPORTED
+
+    if not t.is_("create_gmem"):
+        return false
+    size, flags = t.param("size"), t.param("flags")
+    return (((flags & ~GMEM_SUPPORTED) == 0) & (size > 0) & (size % PAGE == 0)
+            & Or(*(f.live for f in files(t.s))))
+
+
+def _bind_pre(t: TransitionView) -> E:
+    """Everything kvm_set_memory_region() and kvm_gmem_bind() require of a new binding:
+    flags exactly KVM_MEM_GUEST_MEMFD, the slot id unused, the file a guest_memfd of this
+    VM, page-aligned values whose sums do not wrap (u64; the offset a loff_t), the range
+    inside the file, and no overlap with another slot's guest frames or another binding of
+    the file. Stated without leaning on what is reachable (a file is at most LLONG_MAX
+    bytes), so k-induction needs no strengthening for it."""
+    from model.designs.guest_memfd import KVM_MEM_MAX_NR_PAGES, LLONG_MAX, U64_PAGES
+
+    fs, sls = files(t.s), slots(t.s)
+    size, off, gpa = t.param("size"), t.param("off"), t.param("gpa")
+    npages, first, base = size // PAGE, off // PAGE, gpa // PAGE
+    per_slot = []
+    for j, sl in enumerate(sls):
+        other = sls[1 - j]
+        per_file = []
+        for i, here in fd_file(t, "g"):
+            disjoint = ~other.on(i) | (first + npages <= other.off) | (
+                other.off + other.len <= first)
+            per_file.append(here & (fs[i].vm == 0) & (off + size <= fs[i].size * PAGE)
+                            & disjoint)
+        gpa_free = ~other.exists | (base + npages <= other.gpa) | (other.gpa + other.len
+                                                                   <= base)
+        per_slot.append((t.param("slot") == j) & ~sl.exists & gpa_free & Or(*per_file))
+    return ((t.param("flags") == KVM_MEM_GUEST_MEMFD) & (size > 0) & (size % PAGE == 0)
+            & (off % PAGE == 0) & (gpa % PAGE == 0) & (npages <= KVM_MEM_MAX_NR_PAGES)
+            & (base + npages <= U64_PAGES) & (first + npages <= U64_PAGES)
+            & (off <= LLONG_MAX) & Or(*per_slot))
+
+
+@prop("gmem-bind-permitted", "action", """A guest_memfd binding the API allows succeeds:
+      KVM_SET_USER_MEMORY_REGION2 with KVM_MEM_GUEST_MEMFD on an unused slot id, naming a
+      guest_memfd of the same VM, with page-aligned guest physical address, size and offset,
+      the range inside the file, and neither the guest frames nor the file range meeting
+      another slot's. (A slot past the host's MAXPHYADDR and a failing allocation are not in
+      the model.)""",
+      "kvm_set_memory_region() -> kvm_set_memslot(KVM_MR_CREATE) -> kvm_gmem_bind()",
+      family=FAMILY)
+def gmem_bind_permitted(t: TransitionView) -> E:
+    if not t.is_("bind"):
+        return true
+    return Implies(_bind_pre(t), t.ok)
+
+
+@_w("sometimes-gmem-second-binding-attempt", "sometimes-action", """A binding the API allows
+    is asked for while the other slot is bound to the same file (the precondition of
+    gmem-bind-permitted, with the disjointness in play).""", "kvm_gmem_bind()")
+def w_bind(t: TransitionView) -> E:
+    if not t.is_("bind"):
+        return false
+    sls = slots(t.s)
+    return _bind_pre(t) & Or(*(here & Or(*(sl.on(i) for sl in sls))
+                               for i, here in fd_file(t, "g")))
+
+
+def _unbind_pre(t: TransitionView) -> E:
+    """A deletion kvm_set_memory_region() accepts: flags none or KVM_MEM_GUEST_MEMFD, an
+    aligned guest physical address (and, with GUEST_MEMFD, offset), each a u64 value (the
+    symbolic engines' parameters are unbounded integers), an existing slot."""
+    from model.designs.guest_memfd import U64_MAX
+
+    flags, gpa = t.param("flags"), t.param("gpa")
+    ok_off = true
+    if t.has_param("off"):
+        off = t.param("off")
+        ok_off = ~flags.has(KVM_MEM_GUEST_MEMFD) | ((off % PAGE == 0) & (off <= U64_MAX))
+    exists = Or(*((t.param("slot") == j) & sl.exists for j, sl in enumerate(slots(t.s))))
+    return (((flags & ~KVM_MEM_GUEST_MEMFD) == 0) & (gpa % PAGE == 0) & (gpa <= U64_MAX)
+            & ok_off & exists)
+
+
+@prop("gmem-unbind-permitted", "action", """Deleting an existing memslot succeeds — bound to a
+      live guest_memfd or left by a released one — when the flags are none or
+      KVM_MEM_GUEST_MEMFD and the guest physical address (and, with GUEST_MEMFD, the offset)
+      is page-aligned: memory_size 0 deletes, and the slot is gone after it.""",
+      "kvm_set_memory_region(): !mem->memory_size -> kvm_set_memslot(KVM_MR_DELETE) -> "
+      "kvm_gmem_unbind()", family=FAMILY)
+def gmem_unbind_permitted(t: TransitionView) -> E:
+    if t.is_("bind"):
+        pre = (t.param("size") == 0) & _unbind_pre(t)
+    elif t.is_("delete_slot"):
+        pre = _unbind_pre(t)
+    else:
+        return true
+    gone = And(*(Implies(t.param("slot") == j, ~sl.exists)
+                 for j, sl in enumerate(slots(t.n))))
+    return Implies(pre, t.ok & gone)
+
+
+@_w("sometimes-gmem-unbind-attempt-of-bound-slot", "sometimes-action", """A deletion the API
+    allows of a slot bound to a live guest_memfd (the precondition of
+    gmem-unbind-permitted).""", "kvm_set_memory_region() KVM_MR_DELETE")
+def w_unbind(t: TransitionView) -> E:
+    if not t.is_("delete_slot"):
+        return false
+    bound = Or(*((t.param("slot") == j) & Or(*(sl.on(i) for i in range(NFILES)))
+                 for j, sl in enumerate(slots(t.s))))
+    return _unbind_pre(t) & bound
+
+
+def _fault_pre(t: TransitionView) -> E:
+    """The access hits a page inside a file created GUEST_MEMFD_FLAG_INIT_SHARED."""
+    fs = files(t.s)
+    page = t.param("page")
+    return Or(*(here & fs[i].flags.has(GUEST_MEMFD_FLAG_INIT_SHARED) & (page < fs[i].size)
+                for i, here in map_file(t)))
+
+
+@prop("gmem-user-fault-permitted", "action", """A user load or store through a mapping of a
+      file created GUEST_MEMFD_FLAG_INIT_SHARED succeeds on every page inside the file (the
+      converse of gmem-user-fault-only-if-shared).""",
+      "kvm_gmem_fault_user_mapping(): only pgoff >= i_size and private memory SIGBUS",
+      family=FAMILY)
+def gmem_fault_permitted(t: TransitionView) -> E:
+    if not t.is_("store", "load"):
+        return true
+    return Implies(_fault_pre(t), t.ok)
+
+
+@_w("sometimes-gmem-shared-page-load-attempt", "sometimes-action", """A load of the last page
+    inside a two-page INIT_SHARED file (the precondition of gmem-user-fault-permitted).""",
+    "kvm_gmem_fault_user_mapping()")
+def w_fault(t: TransitionView) -> E:
+    if not t.is_("load"):
+        return false
+    fs = files(t.s)
+    return _fault_pre(t) & (t.param("page") == 1) & Or(*(here & (fs[i].size == 2)
+                                                       for i, here in map_file(t)))
+
+
+# ---- sometimes: the invariants above are not vacuous -------------------------------------------
 @_w("sometimes-gmem-slot-bound", "sometimes", """A memslot is bound to a guest_memfd.""",
     "kvm_gmem_bind()")
 def w_bound(s: StateView) -> E:

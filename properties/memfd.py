@@ -7,6 +7,14 @@ from model.designs.memfd import (  # the design declares its effects
     CHG_FD,
     CHG_MAP,
     GPAGE_SIZE,
+    MAX_LFS_FILESIZE,
+    PR_RW,
+    PROT_R,
+    PROT_RW,
+    RO,
+    RW,
+    SH_RW,
+    SHARED,
 )
 from model.lang.action import signal_code
 from model.lang.expr import E, If, Implies, false, true
@@ -20,6 +28,11 @@ from model.vocab import (
     F_SEAL_SHRINK,
     F_SEAL_WRITE,
     HPAGE_SIZE,
+    MFD_ALLOW_SEALING,
+    MFD_CLOEXEC,
+    MFD_EXEC,
+    MFD_HUGETLB,
+    MFD_NOEXEC_SEAL,
     PAGE_SIZE,
 )
 from properties.catalogue import HOLDS, NOT_WITNESSED, VIOLATED, prop
@@ -27,6 +40,7 @@ from properties.views import TransitionView
 
 PRE_EXEC = ("memfd@5.17", "v5-inaccessible", "v5-flags", "memfd@6.1")  # before F_SEAL_EXEC (6.3)
 HUGETLB_GROW = {d: VIOLATED for d in ("memfd", *PRE_EXEC)}
+PRE_67 = ("memfd@5.17", "v5-inaccessible", "v5-flags")  # before the 6.7 mmap series (B9)
 
 @prop("seals-only-grow", "action", """Seals are never removed: no code path clears a bit of
       the seal word, so a receiver may rely on a seal it has seen.""",
@@ -241,6 +255,363 @@ def w_huge_cached(t: TransitionView) -> E:
       "hugetlb_file_setup(), hugetlb_fault()")
 def w_gigantic(t: TransitionView) -> E:
     return t.s.huge_1g & t.ok if t.is_("store") else false
+
+
+# ---- integrity: a description without FMODE_WRITE changes nothing (issue 19) ----------------
+#: the calls that change content, size or seals through a descriptor
+MODIFYING = ("pwrite", "ftruncate", "fallocate", "fcntl_add_seals")
+
+
+def _inaccessible(s: StateView) -> E:
+    """The file is MFD_INACCESSIBLE (v5 designs); false on a design without that flag."""
+    try:
+        return s.flag("INACCESSIBLE")
+    except AttributeError:
+        return false
+
+
+@prop("ro-description-never-modifies", "action", """A call through an open file description
+      without FMODE_WRITE (opened O_RDONLY, or reopened so through /proc/self/fd) never
+      changes the file: pwrite, ftruncate, fallocate and F_ADD_SEALS through it fail, whatever
+      their other arguments, and leave content, size and seals as they were.""",
+      "vfs_write() (EBADF), do_ftruncate() (EINVAL), vfs_fallocate() (EBADF), "
+      "memfd_add_seals() (EPERM): each tests file->f_mode & FMODE_WRITE")
+def ro_description_never_modifies(t: TransitionView) -> E:
+    if not t.is_(*MODIFYING):
+        return true
+    return Implies(t.param("fd") == RO, ~t.ok & (t.eff == 0) & (t.n.size == t.s.size)
+                   & (t.n.seals == t.s.seals))
+
+
+@prop("ro-description-no-writable-shared-mapping", "action", """mmap() through a description
+      without FMODE_WRITE never creates a shared mapping that can write the file: MAP_SHARED
+      with PROT_WRITE fails (EACCES), and a PROT_READ one loses VM_SHARED|VM_MAYWRITE, so no
+      later mprotect() can upgrade it.""",
+      "do_mmap(): MAP_SHARED && (prot & PROT_WRITE) && !(f_mode & FMODE_WRITE) -> -EACCES; "
+      "!(f_mode & FMODE_WRITE) clears VM_MAYWRITE|VM_SHARED")
+def ro_description_no_writable_map(t: TransitionView) -> E:
+    if not t.is_("mmap"):
+        return true
+    return Implies(t.param("fd") == RO, (t.n.map_sh_rw == t.s.map_sh_rw)
+                   & (t.n.map_sh_ro_mw == t.s.map_sh_ro_mw))
+
+
+@prop("sometimes-ro-description-modify-attempt", "sometimes-action", """pwrite, ftruncate,
+      fallocate or F_ADD_SEALS is called through an O_RDONLY description of an unsealed file
+      (the precondition of ro-description-never-modifies: nothing but FMODE_WRITE could stop
+      it).""", "open(O_RDONLY) of /proc/self/fd/N")
+def w_ro_modify(t: TransitionView) -> E:
+    if not t.is_(*MODIFYING):
+        return false
+    return (t.param("fd") == RO) & (t.s.seals == 0)
+
+
+@prop("sometimes-ro-description-shared-mapping-attempt", "sometimes-action", """mmap(MAP_SHARED)
+      through an O_RDONLY description (the precondition of
+      ro-description-no-writable-shared-mapping).""", "do_mmap()")
+def w_ro_map(t: TransitionView) -> E:
+    if not t.is_("mmap"):
+        return false
+    return (t.param("fd") == RO) & (t.param("share") == SHARED)
+
+
+# ---- bounds --------------------------------------------------------------------------------
+def _page0_beyond_eof(s: StateView) -> E:
+    """Page 0 lies beyond the page holding EOF, by the kernel's page-cache rules (as
+    _fault_beyond_eof_page() for offset 0)."""
+    huge = If(s.huge_1g, s.size < GPAGE_SIZE, s.size < HPAGE_SIZE) & ~s.hpage0_cached
+    return If(s.hugetlb, huge, s.size == 0)
+
+
+@prop("pin-only-within-eof", "action", """A page reference (vmsplice) or a long-term pin
+      (pin_user_pages) is taken only on a page the file holds: get_user_pages() faults the
+      page in, and the fault handler refuses a page beyond EOF, so pinning past EOF fails
+      with EFAULT (hugetlbfs: a page already in the page cache is pinned whatever i_size).""",
+      "__get_user_pages() -> handle_mm_fault() -> shmem_fault()/hugetlb_fault() "
+      "VM_FAULT_SIGBUS -> -EFAULT")
+def pin_only_within_eof(t: TransitionView) -> E:
+    if not t.is_("pin", "gup_pin"):
+        return true
+    return Implies(t.ok, ~_page0_beyond_eof(t.s))
+
+
+@prop("sometimes-pin-beyond-eof-attempt", "sometimes-action", """A page is pinned (vmsplice
+      or FOLL_LONGTERM) through a shared mapping while it lies beyond EOF (the precondition of
+      pin-only-within-eof).""", "get_user_pages()")
+def w_pin_beyond(t: TransitionView) -> E:
+    if not t.is_("pin", "gup_pin"):
+        return false
+    return _page0_beyond_eof(t.s)
+
+
+@prop("store-needs-prot-write", "action", """A store through a mapping without VM_WRITE (a
+      PROT_READ mapping, shared or private, whatever its VM_MAYWRITE) raises SIGSEGV and
+      changes nothing: the permission fault comes before the file is looked at.""",
+      "do_user_addr_fault() -> access_error(): write fault on a VMA without VM_WRITE")
+def store_needs_prot_write(t: TransitionView) -> E:
+    if not t.is_("store"):
+        return true
+    m = t.param("m")
+    return Implies((m != SH_RW) & (m != PR_RW),
+                   (t.out == signal_code("SIGSEGV")) & (t.eff == 0))
+
+
+@prop("sometimes-store-without-prot-write", "sometimes-action", """A store through a PROT_READ
+      mapping of a non-empty file (the precondition of store-needs-prot-write, with nothing
+      but the permission to stop it).""", "access_error()")
+def w_store_ro(t: TransitionView) -> E:
+    if not t.is_("store"):
+        return false
+    m = t.param("m")
+    return (m != SH_RW) & (m != PR_RW) & (t.s.size > 0)
+
+
+# ---- permission: what the kernel must allow (liveness as action properties) ---------------
+#: the seals every design's F_ADD_SEALS knows (F_SEAL_EXEC only since 6.3)
+SEALS_PRE_EXEC = F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_FUTURE_WRITE
+
+
+def _seal_call(t: TransitionView, known: int) -> E:
+    """F_ADD_SEALS through a writable description, asking only for seals in `known`, on a
+    file not F_SEAL_SEAL-ed: what memfd_add_seals() checks before the WRITE preconditions."""
+    seals = t.param("seals")
+    return ((t.param("fd") == RW) & ((seals & ~known) == 0)
+            & ~t.s.seals.has(F_SEAL_SEAL))
+
+
+def _write_seal_busy(t: TransitionView, adds_write: E) -> E:
+    """The one reason left to refuse: F_SEAL_WRITE is added while i_mmap_writable > 0 or a
+    page reference is held."""
+    busy = (t.s.map_sh_rw + t.s.map_sh_ro_mw + t.s.pin_ref + t.s.pin_gup) > 0
+    return adds_write & ~t.s.seals.has(F_SEAL_WRITE) & busy
+
+
+@prop("add-seals-permitted", "action", """F_ADD_SEALS of any of SEAL, SHRINK, GROW, WRITE and
+      FUTURE_WRITE through an O_RDWR description of a file not F_SEAL_SEAL-ed succeeds, unless
+      it adds F_SEAL_WRITE while a writable shared mapping (VM_SHARED|VM_MAYWRITE) or a page
+      reference exists: in particular F_SEAL_WRITE succeeds when neither exists. The
+      kernel's other refusals (FMODE_WRITE, unknown bits, F_SEAL_SEAL) are the precondition's
+      exclusions; memfd_add_seals() has no allocation that could fail.""",
+      "memfd_add_seals(): mapping_deny_writable() and memfd_wait_for_pins() only when "
+      "F_SEAL_WRITE is new")
+def add_seals_permitted(t: TransitionView) -> E:
+    if not t.is_("fcntl_add_seals"):
+        return true
+    adds_write = t.param("seals").has(F_SEAL_WRITE)
+    return Implies(_seal_call(t, SEALS_PRE_EXEC) & ~_write_seal_busy(t, adds_write), t.ok)
+
+
+@prop("sometimes-write-seal-permitted-precondition", "sometimes-action", """F_SEAL_WRITE is
+      asked for through an O_RDWR description of a sealable file with no writable shared
+      mapping and no page reference, while a read-only shared mapping exists (the
+      precondition of add-seals-permitted, not vacuously).""", "memfd_add_seals()")
+def w_write_seal_pre(t: TransitionView) -> E:
+    if not t.is_("fcntl_add_seals"):
+        return false
+    adds_write = t.param("seals").has(F_SEAL_WRITE) & ~t.s.seals.has(F_SEAL_WRITE)
+    return (_seal_call(t, SEALS_PRE_EXEC) & adds_write
+            & ~_write_seal_busy(t, adds_write) & (t.s.map_sh_ro > 0))
+
+
+@prop("exec-seal-permitted", "action", """F_ADD_SEALS with F_SEAL_EXEC (any known seals) through
+      an O_RDWR description of a file not F_SEAL_SEAL-ed succeeds unless F_SEAL_WRITE is
+      added — asked for, or implied by F_SEAL_EXEC on a file with an exec bit (W^X) — while a
+      writable shared mapping or a page reference exists. Before 6.3 there is no F_SEAL_EXEC
+      (EINVAL), so it does not hold there.""",
+      "memfd_add_seals(): `if (seals & F_SEAL_EXEC && inode->i_mode & 0111)` adds "
+      "SHRINK|GROW|WRITE|FUTURE_WRITE before the WRITE checks (3b041514cb6e)",
+      expect=dict.fromkeys(PRE_EXEC, VIOLATED))
+def exec_seal_permitted(t: TransitionView) -> E:
+    if not t.is_("fcntl_add_seals"):
+        return true
+    seals = t.param("seals")
+    adds_write = seals.has(F_SEAL_WRITE) | t.s.mode.has(0o111)
+    return Implies(_seal_call(t, F_ALL_SEALS) & seals.has(F_SEAL_EXEC)
+                   & ~_write_seal_busy(t, adds_write), t.ok)
+
+
+@prop("sometimes-exec-seal-on-executable-file", "sometimes-action", """F_SEAL_EXEC is asked
+      for through an O_RDWR description of a sealable file that has an exec bit and no
+      writable shared mapping or page reference (the precondition of exec-seal-permitted,
+      with the W^X implication in play).""", "memfd_add_seals()")
+def w_exec_seal_pre(t: TransitionView) -> E:
+    if not t.is_("fcntl_add_seals"):
+        return false
+    return (_seal_call(t, F_ALL_SEALS) & t.param("seals").has(F_SEAL_EXEC)
+            & t.s.mode.has(0o111) & ~_write_seal_busy(t, true))
+
+
+#: memfd_create flags every design accepts that say nothing about exec
+PLAIN_MFD = MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_HUGETLB
+
+
+@prop("memfd-create-without-exec-flag-permitted", "action", """memfd_create() with a valid
+      name and flags among CLOEXEC, ALLOW_SEALING and HUGETLB (default huge page size) — no
+      MFD_EXEC, no MFD_NOEXEC_SEAL — succeeds under every vm.memfd_noexec value: 0 makes it
+      MFD_EXEC, 1 and 2 make it MFD_NOEXEC_SEAL, so old callers keep working. (6.3-6.5
+      refused it under 2; 202e14222fad, 6.6, bug-history B7.) Running out of descriptors or
+      memory is not in the model.""",
+      "check_sysctl_memfd_noexec(): flags without EXEC|NOEXEC_SEAL get NOEXEC_SEAL when "
+      "the scope is >= 1, before the NOEXEC_ENFORCED test")
+def memfd_create_plain_permitted(t: TransitionView) -> E:
+    if not t.is_("memfd_create"):
+        return true
+    return Implies((t.param("name") == 0) & ((t.param("flags") & ~PLAIN_MFD) == 0), t.ok)
+
+
+@prop("sometimes-memfd-create-without-exec-flag-under-noexec-2", "sometimes-action", """
+      memfd_create() without MFD_EXEC/MFD_NOEXEC_SEAL is called under vm.memfd_noexec = 2
+      (the hardest case of memfd-create-without-exec-flag-permitted, and a call the policy
+      property noexec-2-never-creates-executable speaks of). Not before 6.3: no sysctl.""",
+      "check_sysctl_memfd_noexec()", expect=dict.fromkeys(PRE_EXEC, NOT_WITNESSED))
+def w_create_plain_2(t: TransitionView) -> E:
+    if not t.is_("memfd_create"):
+        return false
+    return ((t.param("name") == 0) & ((t.param("flags") & ~PLAIN_MFD) == 0)
+            & (t.s.noexec_scope == 2))
+
+
+@prop("read-mapping-of-write-sealed-permitted", "action", """A mapping that cannot write the
+      file — PROT_READ shared, or private — of a WRITE- or FUTURE_WRITE-sealed file is always
+      permitted, through any description. Not before the 6.7 series (bug-history B9):
+      mapping_map_writable() refused every VM_SHARED mapping of a WRITE-sealed file.""",
+      "memfd_check_seals_mmap(): only VM_SHARED|VM_WRITE is refused (e8e17ee90eaf, "
+      "28464bbb2ddc, 158978945f31)", expect=dict.fromkeys(PRE_67, VIOLATED))
+def read_map_sealed_permitted(t: TransitionView) -> E:
+    if not t.is_("mmap"):
+        return true
+    shared_w = (t.param("share") == SHARED) & (t.param("prot") == PROT_RW)
+    return Implies(~shared_w & t.s.seals.has(F_SEAL_WRITE | F_SEAL_FUTURE_WRITE), t.ok)
+
+
+@prop("sometimes-read-shared-mapping-of-write-sealed-attempt", "sometimes-action", """mmap(
+      PROT_READ, MAP_SHARED) through an O_RDWR description of a WRITE-sealed file (the
+      precondition of read-mapping-of-write-sealed-permitted where B9 refused it).""",
+      "memfd_check_seals_mmap()")
+def w_read_map_sealed(t: TransitionView) -> E:
+    if not t.is_("mmap"):
+        return false
+    return ((t.param("share") == SHARED) & (t.param("prot") == PROT_R)
+            & (t.param("fd") == RW) & t.s.seals.has(F_SEAL_WRITE))
+
+
+@prop("shared-write-mapping-permitted", "action", """mmap(PROT_READ|PROT_WRITE, MAP_SHARED)
+      through an O_RDWR description of a file without WRITE or FUTURE_WRITE seal (and not
+      inaccessible, on the v5 designs) succeeds.""",
+      "do_mmap(), memfd_check_seals_mmap(), shmem_mmap()/hugetlbfs_file_mmap()")
+def shared_write_map_permitted(t: TransitionView) -> E:
+    if not t.is_("mmap"):
+        return true
+    pre = ((t.param("share") == SHARED) & (t.param("prot") == PROT_RW) & (t.param("fd") == RW)
+           & ~t.s.seals.has(F_SEAL_WRITE | F_SEAL_FUTURE_WRITE) & ~_inaccessible(t.s))
+    return Implies(pre, t.ok)
+
+
+@prop("sometimes-shared-write-mapping-attempt", "sometimes-action", """A writable shared
+      mapping of a sealable, unsealed file is asked for through an O_RDWR description (the
+      precondition of shared-write-mapping-permitted).""", "do_mmap()")
+def w_shared_write(t: TransitionView) -> E:
+    if not t.is_("mmap"):
+        return false
+    return ((t.param("share") == SHARED) & (t.param("prot") == PROT_RW)
+            & (t.param("fd") == RW) & (t.s.seals == 0) & ~_inaccessible(t.s))
+
+
+@prop("pwrite-permitted", "action", """pwrite() of `len` bytes at `off` through an O_RDWR
+      description of a shmem file succeeds and writes all `len` bytes when off >= 0, off +
+      len fits in loff_t, neither WRITE nor FUTURE_WRITE is set, F_SEAL_GROW is not set or
+      the write ends within i_size, and the file is accessible. (hugetlbfs has no write_iter;
+      a failing memory allocation is not in the model, nor are counts above 64 MiB, so
+      rw_verify_area()'s MAX_RW_COUNT cap never shortens one.)""",
+      "vfs_write(), generic_write_checks(), shmem_write_begin()")
+def pwrite_permitted(t: TransitionView) -> E:
+    if not t.is_("pwrite"):
+        return true
+    s, off, n = t.s, t.param("off"), t.param("len")
+    pre = ((t.param("fd") == RW) & (off >= 0) & (off + n <= MAX_LFS_FILESIZE) & ~s.hugetlb
+           & ~s.seals.has(F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)
+           & ~(s.seals.has(F_SEAL_GROW) & (off + n > s.size)) & ~_inaccessible(s))
+    return Implies(pre, t.out == n)
+
+
+@prop("sometimes-pwrite-growing-attempt", "sometimes-action", """A pwrite() that grows an
+      unsealed shmem file through an O_RDWR description (the precondition of
+      pwrite-permitted, with a size change).""", "shmem_write_begin()")
+def w_pwrite(t: TransitionView) -> E:
+    if not t.is_("pwrite"):
+        return false
+    s, off, n = t.s, t.param("off"), t.param("len")
+    return ((t.param("fd") == RW) & (off >= 0) & ~s.hugetlb & (s.seals == 0)
+            & (off + n > s.size) & ~_inaccessible(s))
+
+
+def _huge_unaligned(s: StateView, n: E) -> E:
+    return s.hugetlb & If(s.huge_1g, n % GPAGE_SIZE != 0, n % HPAGE_SIZE != 0)
+
+
+@prop("ftruncate-permitted", "action", """ftruncate() through an O_RDWR description to a length
+      >= 0 (a multiple of the huge page on hugetlbfs) succeeds unless F_SEAL_SHRINK forbids a
+      shrink or F_SEAL_GROW a growth (the v5 designs' inaccessible files excepted: their own
+      rule). Truncating away a pinned page is outside the model.""",
+      "do_ftruncate(), shmem_setattr()/hugetlbfs_setattr()")
+def ftruncate_permitted(t: TransitionView) -> E:
+    if not t.is_("ftruncate"):
+        return true
+    s, n = t.s, t.param("len")
+    pre = ((t.param("fd") == RW) & (n >= 0) & ~_huge_unaligned(s, n)
+           & ~(s.seals.has(F_SEAL_SHRINK) & (n < s.size))
+           & ~(s.seals.has(F_SEAL_GROW) & (n > s.size)) & ~_inaccessible(s))
+    return Implies(pre, t.ok & (t.n.size == n))
+
+
+@prop("sometimes-ftruncate-shrink-attempt", "sometimes-action", """ftruncate() shrinks a
+      GROW-sealed shmem file (the precondition of ftruncate-permitted, under a seal that does not
+      forbid it).""", "shmem_setattr()")
+def w_ftruncate(t: TransitionView) -> E:
+    if not t.is_("ftruncate"):
+        return false
+    s, n = t.s, t.param("len")
+    return ((t.param("fd") == RW) & (n >= 0) & (n < s.size) & ~s.hugetlb
+            & s.seals.has(F_SEAL_GROW) & ~s.seals.has(F_SEAL_SHRINK) & ~_inaccessible(s))
+
+
+# ---- policy: vm.memfd_noexec -----------------------------------------------------------------
+@prop("noexec-2-never-creates-executable", "action", """Under vm.memfd_noexec = 2
+      (MEMFD_NOEXEC_SCOPE_NOEXEC_ENFORCED) no executable memfd is ever created: a
+      memfd_create() that succeeds yields mode 0666 with F_SEAL_EXEC (MFD_EXEC is refused
+      with EACCES; flag-less calls become MFD_NOEXEC_SEAL). Vacuous before 6.3: there is no
+      such sysctl (the sometimes witness shows it).""",
+      "check_sysctl_memfd_noexec(): !(flags & MFD_NOEXEC_SEAL) && scope >= "
+      "MEMFD_NOEXEC_SCOPE_NOEXEC_ENFORCED -> -EACCES")
+def noexec_2(t: TransitionView) -> E:
+    if not t.is_("memfd_create"):
+        return true
+    return Implies((t.s.noexec_scope >= 2) & t.ok,
+                   t.n.created_noexec & ((t.n.mode & 0o111) == 0)
+                   & t.n.seals.has(F_SEAL_EXEC))
+
+
+@prop("noexec-1-default-is-noexec-seal", "action", """Under vm.memfd_noexec >= 1 a memfd
+      created without MFD_EXEC or MFD_NOEXEC_SEAL is MFD_NOEXEC_SEAL: mode 0666, F_SEAL_EXEC
+      set, F_SEAL_SEAL clear.""",
+      "check_sysctl_memfd_noexec(): scope >= MEMFD_NOEXEC_SCOPE_NOEXEC_SEAL -> "
+      "flags |= MFD_NOEXEC_SEAL; alloc_file()")
+def noexec_1(t: TransitionView) -> E:
+    if not t.is_("memfd_create"):
+        return true
+    plain = ~t.param("flags").has(MFD_EXEC | MFD_NOEXEC_SEAL)
+    return Implies((t.s.noexec_scope >= 1) & plain & t.ok,
+                   t.n.created_noexec & (t.n.mode == 0o666) & (t.n.seals == F_SEAL_EXEC))
+
+
+@prop("sometimes-memfd-create-under-noexec-1", "sometimes-action", """memfd_create() without
+      exec flags under vm.memfd_noexec = 1 (the precondition of
+      noexec-1-default-is-noexec-seal). Not before 6.3.""", "check_sysctl_memfd_noexec()",
+      expect=dict.fromkeys(PRE_EXEC, NOT_WITNESSED))
+def w_noexec_1(t: TransitionView) -> E:
+    if not t.is_("memfd_create"):
+        return false
+    return (t.s.noexec_scope == 1) & ~t.param("flags").has(MFD_EXEC | MFD_NOEXEC_SEAL)
 
 
 __all__ = ["NOT_WITNESSED", "VIOLATED"]

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 # effect bits and outcome codes as the designs that produce them declare them
-from model.designs.memfd import CHG_FD
+from model.designs.memfd import CHG_FD, RW
 from model.designs.memfd_517 import MIGRATED, RECLAIM_SWAPPED
 from model.designs.v5_inaccessible import CHG_KVM
-from model.lang.expr import E, Implies, false
+from model.lang.expr import E, Implies, false, true
 from model.lang.schema import StateView
-from model.vocab import F_SEAL_SEAL
+from model.vocab import F_SEAL_SEAL, PAGE_SIZE
 from properties.catalogue import VIOLATED, prop
 from properties.views import TransitionView
 
@@ -97,6 +97,90 @@ def w_punch(t: TransitionView) -> E:
       file's page into the guest and the guest writes it.""", "memfile_pfn_ops", family="v5")
 def w_kvm(t: TransitionView) -> E:
     return inacc(t.s) & t.eff.has(CHG_KVM)
+
+
+# ---- size, stores and KVM's mapping (issue 19) -------------------------------------------------
+@prop("inaccessible-size-fixed-once-set", "action", """Once an inaccessible file has a size it
+      never changes: the patch makes shmem_setattr() refuse any size change of an inaccessible
+      file whose size is not 0 ("oldsize != 0 -> EPERM"), so the size is set once (by
+      ftruncate) and KVM's view of the file never moves. Violated by v5 as modelled:
+      shmem_fallocate() without FALLOC_FL_KEEP_SIZE still raises i_size past the end of the
+      allocated range (`i_size_write(inode, offset + len)`), a path the patch does not
+      check.""",
+      "shmem_setattr(): SHM_F_INACCESSIBLE && oldsize -> -EPERM; NOT shmem_fallocate()",
+      family="v5", expect=dict.fromkeys(V5, VIOLATED))
+def size_fixed_once_set(t: TransitionView) -> E:
+    return Implies(inacc(t.s) & (t.s.size > 0), t.n.size == t.s.size)
+
+
+@prop("inaccessible-size-fixed-by-setattr", "action", """The part of the promise the patch
+      keeps: no ftruncate() and no open(O_TRUNC) changes the size of an inaccessible file
+      once it is not 0.""", "shmem_setattr(): SHM_F_INACCESSIBLE && oldsize -> -EPERM",
+      family="v5")
+def size_fixed_by_setattr(t: TransitionView) -> E:
+    if not t.is_("ftruncate", "reopen"):
+        return true
+    return Implies(inacc(t.s) & (t.s.size > 0), t.n.size == t.s.size)
+
+
+@prop("sometimes-inaccessible-size-set", "sometimes", """An inaccessible file has a non-zero
+      size (the precondition of inaccessible-size-fixed-once-set).""", "shmem_setattr()",
+      family="v5")
+def w_size_set(s: StateView) -> E:
+    return inacc(s) & (s.size > 0)
+
+
+@prop("inaccessible-size-settable-once", "action", """The size of an empty inaccessible file
+      can be set: ftruncate() through an O_RDWR description to a page-aligned length >= 0
+      succeeds (no seal can forbid it: only F_SEAL_SEAL is ever set).""",
+      "shmem_setattr(): oldsize == 0 and PAGE_ALIGNED(newsize) pass the patch's checks",
+      family="v5")
+def size_settable_once(t: TransitionView) -> E:
+    if not t.is_("ftruncate"):
+        return true
+    n = t.param("len")
+    pre = (inacc(t.s) & (t.s.size == 0) & (t.param("fd") == RW) & (n >= 0)
+           & (n % PAGE_SIZE == 0))
+    return Implies(pre, t.ok & (t.n.size == n))
+
+
+@prop("sometimes-inaccessible-sized-from-empty", "sometimes-action", """ftruncate() of an
+      empty inaccessible file to a non-zero page-aligned length through an O_RDWR description
+      (the precondition of inaccessible-size-settable-once).""", "shmem_setattr()",
+      family="v5")
+def w_size_settable(t: TransitionView) -> E:
+    if not t.is_("ftruncate"):
+        return false
+    n = t.param("len")
+    return (inacc(t.s) & (t.s.size == 0) & (t.param("fd") == RW) & (n > 0)
+            & (n % PAGE_SIZE == 0))
+
+
+@prop("kvm-maps-only-within-eof", "action", """KVM never maps a page past EOF: the
+      memfile_pfn_ops get_lock_pfn() of page 0 fails on an empty file.""",
+      "shmem_get_lock_pfn() -> shmem_getpage(SGP_NOALLOC): index >= DIV_ROUND_UP(i_size, "
+      "PAGE_SIZE) -> -EINVAL", family="v5")
+def kvm_maps_within_eof(t: TransitionView) -> E:
+    if not t.is_("kvm_map_pfn"):
+        return true
+    return Implies(t.ok, t.s.size > 0)
+
+
+@prop("kvm-mapping-of-inaccessible-within-eof", "always", """A page KVM holds mapped from an
+      inaccessible file stays within EOF: the file cannot shrink once sized, and a hole
+      punch invalidates the mapping. (For an accessible file, truncation's invalidation is
+      not modelled: NOTES.md.)""",
+      "shmem_get_lock_pfn(); shmem_setattr() EPERM; the notifier's invalidate on punch",
+      family="v5")
+def kvm_mapping_within_eof(s: StateView) -> E:
+    return Implies(inacc(s) & s.kvm_mapped, s.size > 0)
+
+
+@prop("sometimes-kvm-map-of-empty-file", "sometimes-action", """KVM asks for page 0 of an
+      empty file (the precondition of kvm-maps-only-within-eof).""", "memfile_pfn_ops",
+      family="v5")
+def w_kvm_empty(t: TransitionView) -> E:
+    return t.s.size == 0 if t.is_("kvm_map_pfn") else false
 
 
 # ---- the flags word (memfd@5.17 and the v5 designs) -----------------------------------------
