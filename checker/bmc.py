@@ -8,6 +8,7 @@ traces.run.ARun; checker/symbolic.py replays them on the explicit interpreter.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,46 +29,54 @@ def set_timeout(solver: Any, seconds: float | None) -> None:
 RESTART_FIRST = 2.0
 
 
+def slices(budget: float) -> Iterator[tuple[float, int, bool]]:
+    """A query's time budget as restart slices: (seconds, random seed, last) for 2, 4, 8 ...
+    seconds, each with the next seed; the last slice takes what is left, once too little is
+    left for another one after it. The caller stops at an answer; a slice that timed out
+    took its whole time."""
+    left, part, seed = budget, RESTART_FIRST, 0
+    while True:
+        last = left <= part * 1.5
+        give = left if last else part
+        yield give, seed, last
+        if last:
+            return
+        left, part, seed = left - give, part * 2, seed + 1
+
+
+def retry(solver: Any, r: Any, last: bool) -> bool:
+    """Another slice is worth it: the answer is a timeout, time is left, no Ctrl-C."""
+    return (r == z3.unknown and not last and not requested()
+            and str(solver.reason_unknown()) in ("timeout", "canceled"))
+
+
 class RestartingSolver(z3.Solver):  # type: ignore[misc]
-    """A z3 solver whose check() spends its timeout in slices of 2, 4, 8 ... seconds, each
-    with another random seed, and answers unknown only once the whole budget is spent.
+    """A z3 solver whose check() spends its timeout in slices (`slices`), each with another
+    random seed, and answers unknown only once the whole budget is spent.
 
     z3's time on these unrollings is heavy-tailed: the same bmc query that is answered in
     0.3 s alone ran past 60 s after another property's queries had changed the context's
     term ids (v5-flags, sometimes-future-write-live-writable-map right after
     write-seal-no-writable-mapping; the query's SMT-LIB dump alone: sat in 0.3 s); with the
-    next seed it was answered at once. Spacer (logic="HORN", checker/pdr.py) has the same
-    tail: in CI's whole-catalogue pdr run, v5-flags sometimes-write-seal-busy-mapping timed
-    out at 60 s; alone it is answered in 0.15 s under each of six seeds. Restarts change only
-    how long an answer takes, never the answer; Ctrl-C is not retried."""
+    next seed it was answered at once. Restarts change only how long an answer takes, never
+    the answer; Ctrl-C is not retried. (Spacer restarts too, but with a new solver per
+    slice: checker/pdr.py.)"""
 
-    def __init__(self, timeout: float | None, logic: str | None = None) -> None:
-        if logic is None:
-            super().__init__()
-        else:  # as z3.SolverFor(logic)
-            ctx = z3.main_ctx()
-            super().__init__(z3.Z3_mk_solver_for_logic(ctx.ref(), z3.to_symbol(logic)), ctx)
-        #: Spacer (logic HORN) takes its own seed besides the solver's
-        self.seeds = ("random_seed",) + (("fp.spacer.random_seed",) if logic == "HORN" else ())
+    def __init__(self, timeout: float | None) -> None:
+        super().__init__()
         self.budget = timeout if timeout is not None and timeout > 0 else None
         set_timeout(self, self.budget)
 
     def check(self, *assumptions: Any) -> Any:
         if self.budget is None:
             return super().check(*assumptions)
-        left, part, seed = self.budget, RESTART_FIRST, 0
-        while True:
-            last = left <= part * 1.5  # too little left for another slice after this one
-            give = left if last else part
+        for give, seed, last in slices(self.budget):
             set_timeout(self, give)
-            for key in self.seeds:
-                self.set(key, seed)
+            self.set("random_seed", seed)
             r = super().check(*assumptions)
-            if (r != z3.unknown or last or requested()
-                    or str(self.reason_unknown()) not in ("timeout", "canceled")):
+            if not retry(self, r, last):
                 return r
-            # a slice that timed out took its whole time
-            left, part, seed = left - give, part * 2, seed + 1
+        raise AssertionError("unreachable: the last slice returns")
 
 
 def unrolling_solver(timeout: float | None) -> Any:

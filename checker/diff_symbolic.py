@@ -24,6 +24,7 @@ import z3
 from checker.encode_z3 import Encoder
 from checker.houdini import Step, inductive_subset
 from checker.interrupt import unknown_reason
+from checker.pdr import interpretation, spacer
 from model.lang.design import Design
 from properties.catalogue import Property
 
@@ -95,14 +96,16 @@ def _observables(A: _Side, B: _Side, ia: int, ib: int, props: list[Property]) ->
     return out
 
 
-def symbolic_diff(a: Design, b: Design, timeout: float | None = 120.0) -> SymDiff:
+def symbolic_diff(a: Design, b: Design, timeout: float | None = 120.0,
+                  props: list[Property] | None = None) -> SymDiff:
     """Equivalence of every observable (outcome, effects, common properties' values) for every
-    scope; see the module's text."""
+    scope; see the module's text. `props`: the properties whose values are compared (default:
+    every common one, as `shmemcheck diff` compares)."""
     from checker.diff import common_properties
 
     t0 = time.perf_counter()
     A, B = _Side("A", a), _Side("B", b)
-    props = common_properties(a, b)
+    props = common_properties(a, b) if props is None else props
     inv = z3.Function("DiffInv", *[v.sort() for v in A.svars() + B.svars()], z3.BoolSort())
     sa, sb = A.svars(), B.svars()
     shared = [f for f in A.s if f in B.s and A.s[f].sort() == B.s[f].sort()]
@@ -168,18 +171,12 @@ def symbolic_diff(a: Design, b: Design, timeout: float | None = 120.0) -> SymDif
                        "inductive; re-checked by fresh solvers", rechecked=True)
     # 2. otherwise let Spacer look for any relation (or a distinguishing run)
     clauses.append(close(badf, z3.BoolVal(False)))
-    solver = z3.SolverFor("HORN")
-    if timeout:
-        solver.set("timeout", int(timeout * 1000))
-    solver.add(*clauses)
-    r = solver.check()
+    r, solver = spacer(clauses, timeout)
     secs = time.perf_counter() - t0
     if r == z3.unsat:
         return SymDiff("different", secs)
     if r != z3.sat:
         return SymDiff("unknown", secs, reason=unknown_reason(solver))
-    from checker.pdr import interpretation
-
     formula = interpretation(solver.model(), inv, sa + sb)
     ok = _recheck(formula, inv, sa + sb, checks, badf,
                   timeout)

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import z3
 
-from checker.bmc import RestartingSolver
+from checker.bmc import retry, set_timeout, slices
 from checker.encode_z3 import Encoder, Goal
 from checker.interrupt import unknown_reason
 from checker.z3_terms import Z
@@ -95,13 +96,32 @@ def interpretation(model: z3.ModelRef, rel: z3.FuncDeclRef, args: list[Z]) -> Z:
     return z3.substitute_vars(fi, *args)
 
 
+def spacer(clauses: list[Z], timeout: float | None) -> tuple[Any, Any]:
+    """Spacer's answer on the Horn clauses, and the solver that gave it (for its model).
+
+    The timeout is spent in restart slices with a new Spacer seed each (checker/bmc.py
+    `slices`): Spacer's time is heavy-tailed in the context's history as z3's is on the
+    unrollings. In CI's whole-catalogue pdr run v5-flags sometimes-write-seal-busy-mapping
+    timed out at 60 s; alone it is answered in 0.15 s under each of six seeds. Each slice
+    gets a new solver: z3 5.4.1 crashes (SIGSEGV) when a HORN solver is checked again after
+    a timeout."""
+    plan = slices(timeout) if timeout is not None and timeout > 0 else iter([(0.0, 0, True)])
+    for give, seed, last in plan:
+        solver = z3.SolverFor("HORN")
+        set_timeout(solver, give)
+        solver.set("fp.spacer.random_seed", seed)
+        solver.add(*clauses)
+        r = solver.check()
+        if not retry(solver, r, last):
+            return r, solver
+    raise AssertionError("unreachable: the last slice returns")
+
+
 def pdr(enc: Encoder, goal: Goal, timeout: float | None = None) -> PdrResult:
     """Decide whether the goal is reachable; on "safe", return Spacer's inductive invariant."""
     t0 = time.perf_counter()
     h = horn_for(enc)
-    solver = RestartingSolver(timeout, logic="HORN")
-    solver.add(*h.base, *h.queries(goal))
-    r = solver.check()
+    r, solver = spacer([*h.base, *h.queries(goal)], timeout)
     secs = time.perf_counter() - t0
     if r == z3.sat:
         formula = interpretation(solver.model(), h.inv, h.s)

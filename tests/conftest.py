@@ -111,6 +111,7 @@ KERNEL_MODULES = frozenset({"test_conform_safety"})
 SHARED_FIXTURES = ("pdr_certificates", "corpus_markdown")
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's worker reads the groups into node ids
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Groups for pytest-xdist's `--dist loadgroup` (pyproject addopts `-n 2`): every test that
     touches the live kernel (marks kernel, qemu; KERNEL_MODULES) runs in one worker, one after
