@@ -4,12 +4,15 @@ catalogue once per session, restrict a design to its explored domains."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import functools
+import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -56,8 +59,8 @@ def corpus_markdown(tmp_path_factory: pytest.TempPathFactory
     """README's `shmemcheck corpus --format markdown`, run once per session with `--out DIR`
     added (which changes nothing on stdout) so that tests/test_readme.py checks its table and
     tests/test_corpus.py the traces and reproducers it writes: (the process, DIR)."""
-    out = tmp_path_factory.mktemp("corpus")
-    return run("corpus", "--format", "markdown", "--out", str(out), timeout=1800), out
+    return shared_run(tmp_path_factory, "corpus", "corpus", "--format", "markdown", "--out",
+                      "{dir}", timeout=1800)
 
 
 @pytest.fixture(scope="session")
@@ -67,9 +70,8 @@ def pdr_certificates(tmp_path_factory: pytest.TempPathFactory
     `--format json` added, so that tests/test_readme.py checks the certificate file and
     tests/test_engines_agree.py reads every pdr verdict from the same run: (the process, the
     directory holding c.smt2)."""
-    out = tmp_path_factory.mktemp("pdr")
-    return run("check", "--engine", "pdr", "--certificate", str(out / "c.smt2"), "--format",
-               "json", "--quiet", timeout=1800), out
+    return shared_run(tmp_path_factory, "pdr", "check", "--engine", "pdr", "--certificate",
+                      "{dir}/c.smt2", "--format", "json", "--quiet", timeout=1800)
 
 
 def explored_domains(d: Design) -> Design:
@@ -104,29 +106,58 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         print(f"\nshmemcheck tests: {msg}")
 
 
-#: modules whose every test runs in the live-kernel worker: they touch the kernel's state
-#: without a `kernel` mark on each test (a kernel executor run, the huge-page state file)
+#: modules whose every test touches the kernel's state without a `kernel` mark on each test
+#: (a kernel executor run, the huge-page state file)
 KERNEL_MODULES = frozenset({"test_conform_safety"})
-#: session fixtures that run a long command once: their tests share one worker
-SHARED_FIXTURES = ("pdr_certificates", "corpus_markdown")
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist's worker reads the groups into node ids
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Groups for pytest-xdist's `--dist loadgroup` (pyproject addopts `-n 2`): every test that
-    touches the live kernel (marks kernel, qemu; KERNEL_MODULES) runs in one worker, one after
-    another, as in a serial run, since they share vm.nr_hugepages, the huge-page pool and the
-    hugepages state file; the tests of a long shared session fixture share one worker so it runs
-    once. Everything else is spread over the workers."""
-    for item in items:
-        module = item.module.__name__.rpartition(".")[2] if item.module else ""
-        if (item.get_closest_marker("kernel") or item.get_closest_marker("qemu")
-                or module in KERNEL_MODULES):
-            group = "kernel"
-        else:
-            group = next((f for f in SHARED_FIXTURES if f in item.fixturenames), "")
-        if group and not item.get_closest_marker("xdist_group"):
-            item.add_marker(pytest.mark.xdist_group(group))
+def shared_dir(factory: pytest.TempPathFactory) -> Path:
+    """A directory every pytest-xdist worker of this run sees (pyproject addopts `-n 2`)."""
+    base = factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@contextlib.contextmanager
+def run_lock(factory: pytest.TempPathFactory, name: str) -> Iterator[None]:
+    """An exclusive lock held across the run's workers while the block runs."""
+    with open(shared_dir(factory) / f"{name}.lock", "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+@pytest.fixture(autouse=True)
+def _kernel_tests_one_at_a_time(request: pytest.FixtureRequest,
+                                tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The tests that touch the live kernel (marks kernel, qemu; KERNEL_MODULES) run one at a
+    time across the workers, as in a serial run: they share vm.nr_hugepages, the huge-page
+    pool and the hugepages state file."""
+    item = request.node
+    module = item.module.__name__.rpartition(".")[2] if getattr(item, "module", None) else ""
+    if (item.get_closest_marker("kernel") or item.get_closest_marker("qemu")
+            or module in KERNEL_MODULES):
+        with run_lock(tmp_path_factory, "kernel"):
+            yield
+    else:
+        yield
+
+
+def shared_run(factory: pytest.TempPathFactory, name: str, *args: str,
+               timeout: float) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """`shmemcheck ARGS --out/... DIR` run once per test run, whichever worker asks first; the
+    others wait for it and read its result: (the process, DIR). `{dir}` in ARGS is DIR."""
+    where = shared_dir(factory) / name
+    saved = shared_dir(factory) / f"{name}.json"
+    with run_lock(factory, name):
+        if saved.exists():
+            code, out, err = json.loads(saved.read_text())
+            return subprocess.CompletedProcess(list(args), code, out, err), where
+        where.mkdir(exist_ok=True)
+        p = run(*[a.replace("{dir}", str(where)) for a in args], timeout=timeout)
+        saved.write_text(json.dumps([p.returncode, p.stdout, p.stderr]))
+        return p, where
 
 
 def counter_design() -> Design:

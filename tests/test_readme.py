@@ -224,11 +224,9 @@ def test_every_readme_command_has_a_case() -> None:
     assert set(readme_commands()) == set(CASES), set(readme_commands()) ^ set(CASES)
 
 
-@pytest.mark.parametrize("cmd", [pytest.param(c, marks=[
-    *(getattr(pytest.mark, m) for m in case.marks),
-    # with the tests that share its session fixture, in one pytest-xdist worker (conftest)
-    *([pytest.mark.xdist_group(case.shared)] if case.shared and "kernel" not in case.marks
-      else [])], id=c) for c, case in CASES.items()])
+@pytest.mark.parametrize("cmd", [pytest.param(c, marks=[getattr(pytest.mark, m)
+                                                          for m in case.marks], id=c)
+                                 for c, case in CASES.items()])
 def test_readme_command_runs(cmd: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     """The command as README prints it, in a scratch directory that has README's relative
     paths (traces/, examples/, FILE.trace: a scenario trace) so nothing lands in the tree."""
