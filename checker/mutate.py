@@ -111,7 +111,7 @@ def derive_mutants(design: Design, operators: Sequence[str] = OPERATORS,
             d = replace(design, name=spec.name, doc=f"mutant of {design.name}: {op} "
                         f"{a.name}.{r.label}",
                         actions=tuple(new if x.name == a.name else x for x in design.actions),
-                        base=design.name, expect={})
+                        base=design.name, expect={}, kernel=None)  # claims no kernel
             try:
                 validate(d)
             except DesignError as e:
