@@ -33,6 +33,8 @@ from checker.cli_common import (
 from checker.cli_diff import cmd_compare, cmd_corpus, cmd_diff, cmd_encoding
 from checker.cli_kernels import add_arguments as kernels_arguments
 from checker.cli_kernels import cmd_kernels, guest_target, replay_on_guests
+from checker.cli_mutate import add_arguments as mutate_arguments
+from checker.cli_mutate import cmd_mutate
 from checker.cli_strace import add_arguments as strace_arguments
 from checker.cli_strace import cmd_strace, split_command
 from checker.verdict import (
@@ -403,6 +405,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "strace": ("judge every memfd call of a raw strace log (or of `-- CMD ARGS...` run under "
                "strace -f) against the model: agrees, disagrees, or outside the model",
                "shmemcheck strace --annotate -- ./prog"),
+    "mutate": ("the mutation score of the property catalogue (and the scenario library) on "
+               "a design: every fail/signal rule dropped, negated or made to fire too often; "
+               "survivors with their shortest distinguishing trace",
+               "shmemcheck mutate --design memfd --min-score 80"),
     "corpus": ("the bug corpus: each historical bug caught on its -broken design, each fix "
                "holding on its -fixed design", "shmemcheck corpus --format markdown"),
 }
@@ -563,6 +569,7 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--quiet", action="store_true", help="no progress on stderr")
     kernels_arguments(cmd("kernels"))
     strace_arguments(cmd("strace"))
+    mutate_arguments(cmd("mutate"))
     return ap
 
 
@@ -589,7 +596,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "export": cmd_export, "explore": cmd_explore, "conform": cmd_conform,
                 "diff": cmd_diff, "encoding": cmd_encoding, "compare": cmd_compare,
                 "corpus": cmd_corpus, "lemmas": cmd_lemmas, "kernels": cmd_kernels,
-                "strace": cmd_strace}
+                "strace": cmd_strace, "mutate": cmd_mutate}
     try:
         install(with_z3=args.cmd in _Z3_COMMANDS)
         with active():

@@ -68,6 +68,7 @@ class DiffResult:
 
 
 ROWS = 4096
+EVAL_CELLS = 1 << 16  # (state, parameter row) cells per evaluation of a compiled action
 #: divergence class (action, rule in A, rule in B, what) -> (occurrences, where it first
 #: happened: depth, row, step index, parameter column)
 Classes = dict[tuple[str, str, str, str], tuple[int, tuple[int, int, int, int]]]
@@ -140,9 +141,12 @@ class Differ:
     def __init__(self, a: Design, b: Design, scope: Mapping[str, int], *,
                  max_depth: int | None = None,
                  progress: Callable[[str], None] | None = None,
-                 max_memory: int | None = None) -> None:
+                 max_memory: int | None = None, states: bool = False) -> None:
         self.a, self.b = a, b
         self.max_memory = max_memory
+        #: also compare the successor states' shared fields (what="state FIELD"): a change
+        #: no outcome, effect or property shows yet (mutation scoring, checker/mutate.py)
+        self.states = states
         sa = {k: v for k, v in scope.items() if k in a.default_scope}
         sb = {k: v for k, v in scope.items() if k in b.default_scope}
         self.props = common_properties(a, b)
@@ -342,10 +346,15 @@ class Differ:
                 key = f"prop:{p.name}"
                 out.append((f"property {p.name}", np.asarray(ra[key]) != np.asarray(rb[key])))
         sp = [p for p in self.props if p.kind in ("always", "sometimes")]
-        if sp:
+        if sp or self.states:
             shape = na.shape
             SA = self.ea.packer.fields(na.reshape(-1))
             SB = self.eb.packer.fields(nb.reshape(-1))
+            if self.states:
+                for f in [n for n in SA if n in SB and n != "__shape__"]:
+                    # a successor outside the explicit scope has no packed state to read
+                    dv = (np.asarray(SA[f]) != np.asarray(SB[f])).reshape(shape) & in_scope
+                    out.append((f"state {f}", dv))
             for p in sp:
                 va = np.asarray(self.ea.sprops[p.name](SA)).reshape(shape)
                 vb = np.asarray(self.eb.sprops[p.name](SB)).reshape(shape)
@@ -453,3 +462,135 @@ def rule_changes(a: Design, b: Design) -> list[str]:
             if lab not in tb:
                 out.append(f"{x.name}: - {lab}")
     return out
+
+
+class OneActionDiff:
+    """The design diff of `base` against designs that differ from it in one action only (same
+    schema, initial states and every other action object: a mutant, checker/mutate.py), at a
+    scope, comparing outcomes, effects and successor states.
+
+    This is the product search of Differ(base, other, states=True) done once for many
+    `other`s: every action but the edited one is the same compiled code in both, so until the
+    first disagreement both runs are in the same state, and the pairs the product visits are
+    exactly (s, s) for the base's reachable states s. The two designs are therefore the same
+    within the scope iff the edited action gives the same enabledness, outcome, effects and
+    successor state in every reachable state of the base for every explored parameter row,
+    and the shortest distinguishing trace is a shortest path to the shallowest state where it
+    does not. The base is explored once (checker/explicit.py, every layer kept); each `other`
+    costs one evaluation of its edited action per distinct projection of those states onto
+    the fields the two actions read (as the explicit search memoises them)."""
+
+    def __init__(self, base: Design, scope: Mapping[str, int], *,
+                 max_memory: int | None = None,
+                 progress: Callable[[str], None] | None = None) -> None:
+        from checker.explicit import Explorer
+
+        self.base = base
+        self.scope = dict(base.scope({k: v for k, v in scope.items()
+                                      if k in base.default_scope}))
+        self.ex = Explorer(base, self.scope, [], keep_layers=True, elide=False,
+                           max_memory=max_memory, progress=progress)
+        self.result = self.ex.run()
+        layers = self.result.layers
+        self.keys = np.concatenate([ly[0] for ly in layers])
+        self.offsets = np.cumsum([0] + [ly[0].size for ly in layers])
+        self.states = int(self.keys.size)
+        self.depth = self.result.depth
+        self.complete = self.result.complete
+        self.stopped = self.result.stopped
+
+    def compare(self, other: Design, action: str, first_only: bool = False) -> DiffResult:
+        """The diff of the base and `other`, whose action `action` alone differs. With
+        `first_only`, the states are compared shallowest first and the comparison stops after
+        the first block of states where they differ: the shortest distinguishing trace is
+        among the divergences found, and their counts are those of the states compared."""
+        from checker.compile_np import compile_action, live_fields
+        from checker.interpreter import param_arrays, scoped_grid
+
+        t0 = time.perf_counter()
+        b = self.base
+        if other.schema != b.schema or other.init != b.init or \
+                [a.name for a in other.actions] != [a.name for a in b.actions] or \
+                any(x is not y for x, y in zip(b.actions, other.actions, strict=True)
+                    if x.name != action):
+            raise ValueError(f"{other.name} differs from {b.name} in more than action "
+                             f"{action}: compare them with Differ")
+        i = next(j for j, a in enumerate(b.actions) if a.name == action)
+        ca = self.ex.actions[i]
+        cb = compile_action(other.schema, other.actions[i], i)
+        cb.pgrid = scoped_grid(cb, self.scope)
+        if not _grid_match(ca, cb):
+            raise ValueError(f"action {action} explores other parameter values in "
+                             f"{other.name} than in {b.name}")
+        names = [f.name for f in b.schema.fields]
+        updated = sorted(set(ca.updated) | set(cb.updated))
+        uses = set(live_fields(ca.source, names)) | set(live_fields(cb.source, names))
+        uses |= set(updated)
+        pk = self.ex.packer
+        uses |= {f for u in list(uses) if u in pk.per for f in pk.per[u][0]}
+        mask = 0
+        for n, sh, bits in pk.layout:
+            if n in uses:
+                mask |= ((1 << bits) - 1) << sh
+        proj = self.keys & np.int64(mask)
+        _, first, counts = np.unique(proj, return_index=True, return_counts=True)
+        order = np.argsort(first, kind="stable")  # breadth-first: shallowest states first
+        first, counts = first[order], counts[order]
+        P = param_arrays(ca)
+        classes: dict[tuple[str, str, str], list[int]] = {}  # -> [count, state index, col]
+        rows = max(16, EVAL_CELLS // max(1, ca.k))
+        lo = 0
+        while lo < first.size and not (classes and first_only):
+            hi = min(lo + rows, first.size)
+            S = pk.fields(self.keys[first[lo:hi]])
+            ra, rb = ca.fn(S, P), cb.fn(S, P)
+            shape = (hi - lo, ca.k)
+            ea, eb = (np.broadcast_to(r["en"], shape) for r in (ra, rb))
+            both = ea & eb
+            whats: list[tuple[str, Arr]] = [("enabled", ea ^ eb)]
+            for key in ("out", "eff"):
+                dv = np.broadcast_to(ra[key], shape) != np.broadcast_to(rb[key], shape)
+                whats.append(("outcome" if key == "out" else "effects", both & dv))
+            for f in updated:
+                va = np.broadcast_to(ra.get(f, S[f]), shape)
+                vb = np.broadcast_to(rb.get(f, S[f]), shape)
+                whats.append((f"state {f}", both & (va != vb)))
+            seen = np.zeros(shape, bool)
+            for what, dv in whats:
+                dv = dv & ~seen  # each instance in the first class it differs in
+                seen |= dv
+                for row, col in zip(*np.nonzero(dv), strict=True):
+                    la = ca.labels[int(np.broadcast_to(ra["br"], shape)[row, col])] \
+                        if ea[row, col] else OUTSIDE
+                    lb = cb.labels[int(np.broadcast_to(rb["br"], shape)[row, col])] \
+                        if eb[row, col] else OUTSIDE
+                    st = int(first[lo + row])
+                    rec = classes.setdefault((la, lb, what), [0, st, int(col)])
+                    rec[0] += int(counts[lo + row])
+                    if st < rec[1]:
+                        rec[1], rec[2] = st, int(col)
+            lo = hi
+        divs = [Divergence(action, la, lb, n, self._runs(other, ca, st, col), what)
+                for (la, lb, what), (n, st, col) in classes.items()]
+        divs.sort(key=lambda v: (len(v.example[0]), v.what))
+        return DiffResult(b, other, self.scope, self.states, self.depth,
+                          time.perf_counter() - t0, [], [], divs, self.complete, self.stopped)
+
+    def _runs(self, other: Design, ca: CompiledAction, st: int, col: int) -> tuple[ARun, ARun]:
+        """The shortest run to reachable state `st` (an index into the layers) and then the
+        edited action with parameter row `col`, in the base and in `other`."""
+        depth = int(np.searchsorted(self.offsets, st, side="right")) - 1
+        prefix = self.ex.path(depth, st - int(self.offsets[depth]))
+        ob = interpreter_for(other, self.scope)
+        out = []
+        for ex in (self.ex, ob):
+            c = ex.by_name[ca.action.name]
+            run = ARun(dict(prefix.init), list(prefix.steps), None)
+            s = prefix.states()[-1]
+            params = c.params_at(col)
+            if ex.enabled(c, s, params):
+                run.steps.append(ex.apply(c, s, params))
+            else:
+                run.steps.append(AStep(c.action.name, params, 0, 0, dict(s), OUTSIDE))
+            out.append(run)
+        return out[0], out[1]

@@ -215,6 +215,11 @@ CASES: dict[str, Case] = {
         0, ("slow", "qemu"), check=_prints(" 0 divergences", "on kernel 6.1.")),
     # run once per session, shared with tests/test_corpus.py (conftest.corpus_markdown: the
     # same command with --out DIR, which prints nothing more on stdout)
+    # Reduced: the full measurement is about 5 minutes (README's table); one action's
+    # mutants at a small scope run the same path, scenarios included (~40 s, busy machine)
+    "mutate --design memfd": Case(
+        0, ("slow",), run_as="mutate --design memfd --action fcntl_add_seals "
+        "--scope maps=0,pins=0", check=_prints("mutate: memfd ", "killed by properties: ")),
     "corpus --format markdown": Case(0, ("slow",), check=_corpus_table,
                                      shared="corpus_markdown"),
 }

@@ -248,6 +248,14 @@ class Action:
             return [(_call(make, s, p) if r.label == label else r) for r in rs]
         return self._edit(edit)
 
+    def edit_rule(self, label: str, fn: Callable[[Rule], Rule]) -> Action:
+        """A delta: rule `label` becomes fn(rule), the rule as the body resolved it (a
+        mutation operator: the same rule with its condition negated, made true, ...)."""
+        def edit(rs: list[Rule], s: StateView, p: dict[str, E]) -> list[Rule]:
+            _need(self, rs, label)
+            return [(fn(r) if r.label == label else r) for r in rs]
+        return self._edit(edit)
+
     def drop_rule(self, label: str) -> Action:
         def edit(rs: list[Rule], s: StateView, p: dict[str, E]) -> list[Rule]:
             _need(self, rs, label)
