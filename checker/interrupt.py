@@ -7,7 +7,7 @@ keep SIGINT: its C-level handler writes the signal number to a wakeup pipe, a wa
 reading that pipe interrupts z3's main context (Z3_interrupt is meant to be called from another
 thread), and the main thread, back from the solver, raises KeyboardInterrupt at once. The CLI
 turns that into exit status 130, with no output file written. Should the main thread not come
-back within GRACE seconds (a query in another context, a long C call), the watcher ends the
+back within GRACE seconds (a long C call), the watcher ends the
 process itself with status 130.
 """
 
@@ -28,6 +28,7 @@ EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a process killed by C
 _requested = threading.Event()
 _active = threading.Event()  # a command is running (the grace exit is for it, not for a caller)
 _installed = False
+_contexts: list[Any] = []  # z3 contexts besides the main one, while a query runs in them
 
 
 def requested() -> bool:
@@ -39,11 +40,21 @@ def _interrupt_z3() -> None:
     z3 = sys.modules.get("z3.z3")
     # the main context, if the main thread made it (creating it here would race with that)
     ctx = getattr(z3, "_main_ctx", None)
-    if ctx is not None:
+    for c in ([ctx] if ctx is not None else []) + list(_contexts):
         try:
-            ctx.interrupt()
+            c.interrupt()
         except Exception:  # noqa: BLE001 -- best effort: the grace exit still ends the run
             pass
+
+
+@contextmanager
+def watching(ctx: Any) -> Iterator[None]:
+    """While a query runs in another z3 context than the main one: Ctrl-C interrupts it too."""
+    _contexts.append(ctx)
+    try:
+        yield
+    finally:
+        _contexts.remove(ctx)
 
 
 def _watch(fd: int) -> None:

@@ -108,3 +108,26 @@ def test_slices_double_and_end_with_what_is_left() -> None:
     assert list(bmc.slices(20.0)) == [(2.0, 0, False), (4.0, 1, False), (8.0, 2, False),
                                        (6.0, 3, True)]
     assert list(bmc.slices(1.0)) == [(1.0, 0, True)]
+
+
+def test_every_second_slice_asks_a_copy_in_a_fresh_context(monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    """The first slice (the solver's own context) times out; the second asks a translated copy
+    whose model is translated back, so the caller evaluates its own terms in it."""
+    real = z3.Solver.check
+    contexts: list[Any] = []
+
+    def check(solver: Any, *a: Any) -> Any:
+        contexts.append(solver.ctx)
+        return z3.unknown if len(contexts) == 1 else real(solver, *a)
+
+    monkeypatch.setattr(z3.Solver, "check", check)
+    monkeypatch.setattr(z3.Solver, "reason_unknown", lambda solver: "timeout")
+    x, g = z3.Int("x"), z3.Bool("g")
+    s = RestartingSolver(60.0)
+    s.set("arith.solver", 2)
+    s.add(z3.Implies(g, z3.And(x * x == 49, x < 0)))
+    assert s.check(g) == z3.sat
+    assert contexts[0] is s.ctx and contexts[1] is not s.ctx
+    assert s.model().eval(x).as_long() == -7
+    assert len(contexts) == 2
