@@ -26,6 +26,7 @@ from checker.cli_common import (
     ENGINES,
     EXPLORE_SCOPE,
     UsageError,
+    conform_scopes,
     load_designs,
     max_memory_arg,
     parse_scope,
@@ -141,13 +142,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 def cmd_conform(args: argparse.Namespace) -> int:
-    from checker.conform import (
-        DEFAULT_SCOPES,
-        DEFAULT_WALK_SCOPES,
-        ConformOptions,
-        print_report,
-        run_conform,
-    )
+    from checker.conform import ConformOptions, print_report, run_conform
 
     (d,) = load_designs([args.design])
     name = d.name
@@ -157,20 +152,7 @@ def cmd_conform(args: argparse.Namespace) -> int:
                          "historical or proposed design); designs that are: "
                          + ", ".join(kernel_designs()))
 
-    def split(text: str | None, default: str | None) -> tuple[dict[str, int], int | None]:
-        sc = parse_scope(default)
-        sc.update(parse_scope(text))
-        depth = sc.pop("depth", None)
-        try:
-            return d.scope(sc), depth
-        except KeyError as e:
-            raise UsageError(f"design {name} has no scope parameter {e.args[0]!r} (has: "
-                             f"{', '.join([*d.default_scope, 'depth'])})") from None
-
-    # a design claiming another kernel (memfd@6.1) takes its base's scopes
-    dflt = name if name in DEFAULT_SCOPES or d.base is None else d.base
-    scope, depth = split(args.scope, DEFAULT_SCOPES.get(dflt, "depth=3"))
-    walk_scope, _ = split(args.walk_scope, DEFAULT_WALK_SCOPES.get(dflt))
+    scope, depth, walk_scope = conform_scopes(d, args.scope, args.walk_scope)
     for flag, v, lo in (("--random", args.random, 0), ("--length", args.length, 1),
                         ("--jobs", args.jobs, 1)):
         if v < lo:

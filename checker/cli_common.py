@@ -41,6 +41,29 @@ def parse_scope(text: str | None) -> dict[str, int]:
     return out
 
 
+def conform_scopes(d: Design, scope: str | None, walk_scope: str | None
+                   ) -> tuple[dict[str, int], int | None, dict[str, int]]:
+    """`conform`'s scope, depth and random-walk scope for design d: `--scope` and
+    `--walk-scope` over the defaults (a design claiming another kernel, memfd@6.1, takes
+    its base's)."""
+    from checker.conform import DEFAULT_SCOPES, DEFAULT_WALK_SCOPES
+
+    def split(text: str | None, default: str | None) -> tuple[dict[str, int], int | None]:
+        sc = parse_scope(default)
+        sc.update(parse_scope(text))
+        depth = sc.pop("depth", None)
+        try:
+            return d.scope(sc), depth
+        except KeyError as e:
+            raise UsageError(f"design {d.name} has no scope parameter {e.args[0]!r} (has: "
+                             f"{', '.join([*d.default_scope, 'depth'])})") from None
+
+    dflt = d.name if d.name in DEFAULT_SCOPES or d.base is None else d.base
+    sc, depth = split(scope, DEFAULT_SCOPES.get(dflt, "depth=3"))
+    walk, _ = split(walk_scope, DEFAULT_WALK_SCOPES.get(dflt))
+    return sc, depth, walk
+
+
 def load_designs(names: Sequence[str]) -> list[Design]:
     """The named designs (built-in, or what-if files), each checked to be well formed
     (checker/wellformed.py): a design that is not is a usage error, never judged."""

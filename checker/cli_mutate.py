@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from checker.check import progress
 from checker.cli_common import (
     UsageError,
+    conform_scopes,
     explicit_preflight,
     load_designs,
     max_memory_arg,
@@ -54,9 +55,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "shipped, traces/scenarios)")
     p.add_argument("--no-scenarios", action="store_true",
                    help="score the properties only (no scenario replay)")
+    p.add_argument("--conform", action="store_true",
+                   help="also run `conform --design D` on this machine's kernel (its default "
+                   "bounds, or --conform-scope) once, and hold each mutant that properties "
+                   "and scenarios leave to the kernel's outcomes and observations (designs "
+                   "that model this kernel only: memfd, guest_memfd)")
+    p.add_argument("--conform-scope", metavar="SCOPE",
+                   help="with --conform: conform's --scope (NAME=N,...,depth=D)")
+    p.add_argument("--conform-random", type=int, default=2000, metavar="N",
+                   help="with --conform: conform's random walks (default 2000)")
     p.add_argument("--min-score", type=_percent, metavar="P",
                    help="exit 1 when a design's score (with scenarios, unless "
-                   "--no-scenarios) is below P percent")
+                   "--no-scenarios; with conform, if --conform) is below P percent")
     p.add_argument("--format", choices=["text", "json", "ktap"], default="text",
                    help="text (default), json or ktap")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
@@ -66,7 +76,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_mutate(args: argparse.Namespace) -> int:
-    from checker.mutate import OPERATORS, load_scenarios, measure, scenario_dir
+    from checker.mutate import OPERATORS, kernel_evidence, load_scenarios, measure, scenario_dir
     from checker.packer import ScopeTooWide
 
     ds = load_designs(args.design)
@@ -82,6 +92,11 @@ def cmd_mutate(args: argparse.Namespace) -> int:
             raise UsageError(f"design {d.name} has no action {unknown[0]!r} (actions: "
                              f"{', '.join(a.name for a in d.actions)})")
     explicit_preflight(ds, user_scope)
+    if (args.conform_scope is not None or args.conform_random != 2000) and not args.conform:
+        raise UsageError("--conform-scope and --conform-random need --conform")
+    if args.conform_random < 0:
+        raise UsageError("--conform-random must be at least 0")
+    conform_opts = [conform_options(d, args) for d in ds] if args.conform else [None] * len(ds)
     scen = None
     if not args.no_scenarios:
         root = args.scenarios or scenario_dir()
@@ -90,10 +105,17 @@ def cmd_mutate(args: argparse.Namespace) -> int:
         scen = load_scenarios(root)
     mem = max_memory_arg(args)
     scores = []
-    for d in ds:
+    for d, copts in zip(ds, conform_opts, strict=True):
         try:
+            evidence = None
+            if copts is not None:
+                evidence = kernel_evidence(d, copts)
+                if not evidence.runs:
+                    raise UsageError(f"mutate --conform: no trace of {d.name} reached the "
+                                     f"kernel ({evidence.summary})")
             scores.append(measure(d, user_scope, operators=args.operator or OPERATORS,
-                                  actions=args.action or (), scenarios=scen, max_memory=mem,
+                                  actions=args.action or (), scenarios=scen,
+                                  evidence=evidence, max_memory=mem,
                                   progress=None if args.quiet else progress))
         except ScopeTooWide as e:
             raise UsageError(str(e)) from None
@@ -112,10 +134,35 @@ def cmd_mutate(args: argparse.Namespace) -> int:
     return code
 
 
+def conform_options(d: Design, args: argparse.Namespace) -> Any:
+    """`conform`'s options for --conform on design d, refused (exit 2) unless d models this
+    machine's kernel: a historical or proposed design differs from it by construction, and
+    one of another kernel (memfd@6.1) would need that kernel booted under QEMU."""
+    from checker.conform import ConformOptions, kernel_designs
+    from checker.conform_guest import NoGuestKernel, target_of
+
+    if d.kernel is None:
+        raise UsageError(f"mutate --conform: design {d.name} is not a model of a live kernel "
+                         "(a historical or proposed design): the kernel cannot judge its "
+                         "mutants; designs that are: " + ", ".join(kernel_designs()))
+    try:
+        target = target_of(d)
+    except NoGuestKernel as e:
+        raise UsageError(f"mutate --conform: {e}") from None
+    if target.kernel is not None:
+        raise UsageError(f"mutate --conform: design {d.name} models kernel {target.version}, "
+                         "not this machine's; --conform runs on this machine's kernel only "
+                         "(use memfd or guest_memfd)")
+    scope, depth, walk = conform_scopes(d, args.conform_scope, None)
+    return ConformOptions(scope, depth, walks=args.conform_random, walk_scope=walk,
+                          progress=None if args.quiet else progress)
+
+
 def exit_status(scores: list[DesignScore], min_score: float | None) -> int:
     """1 below --min-score; 3 when a search stopped early or a mutant is inconclusive; else
     0 (a completed measurement)."""
-    if min_score is not None and any(100 * s.score(s.with_scenarios) < min_score
+    if min_score is not None and any(100 * s.score(s.with_scenarios or s.evidence is not None)
+                                     < min_score
                                      for s in scores):
         return EXIT_UNEXPECTED
     if any(not s.complete or s.count("inconclusive") for s in scores):
@@ -157,7 +204,14 @@ def text_lines(s: DesignScore) -> list[str]:
                f"the scope: {s.count('equivalent')}; non-equivalent: {n}")
     out.append(f"  killed by properties: {_pct(s.killed_by_properties, n)}")
     if s.with_scenarios:
-        out.append(f"  killed with scenarios: {_pct(s.killed, n)}")
+        out.append(f"  killed with scenarios: {_pct(s.killed_with_scenarios, n)}")
+    if s.evidence is not None:
+        e = s.evidence
+        out.append(f"  killed with conform: {_pct(s.killed, n)} (the kernel's runs: "
+                   f"{e.summary}; {len(e.runs):,} traces the base predicts held against "
+                   "the mutants that properties and scenarios leave"
+                   + (f"; {e.disagree} where the base diverges left out" if e.disagree
+                      else "") + ")")
     fams = s.by_family()
     out.append("  by property family: " + "; ".join(
         f"{f} {k} ({len(ps)} properties)" for f, (k, ps) in fams.items()))
@@ -183,6 +237,9 @@ def mutant_lines(s: DesignScore, m: MutantResult) -> list[str]:
     note = [f"      ({m.reason})"] if m.reason else []
     if m.by_properties:
         return [f"  killed      {name}: by {', '.join(m.by_properties)}", *note]
+    if m.by_conform:
+        return [f"  killed      {name}: by the kernel only (conform: {m.by_conform[0]})",
+                *note]
     head = (f"  killed      {name}: by scenarios only ({', '.join(m.by_scenarios[:3])}"
             + (f", +{len(m.by_scenarios) - 3}" if len(m.by_scenarios) > 3 else "") + ")"
             if m.by_scenarios else f"  SURVIVED    {name}"
@@ -209,7 +266,8 @@ def score_json(s: DesignScore) -> dict[str, Any]:
             "name": m.spec.name, "action": m.spec.action, "rule": m.spec.rule,
             "kind": m.spec.kind, "operator": m.spec.operator, "status": m.status,
             "reason": m.reason, "killed_by_properties": m.by_properties,
-            "killed_by_scenarios": m.by_scenarios, "seconds": round(m.seconds, 3),
+            "killed_by_scenarios": m.by_scenarios, "killed_by_conform": m.by_conform,
+            "seconds": round(m.seconds, 3),
             "divergence": None if d is None else {
                 "action": d.action, "rule_base": d.rule_a, "rule_mutant": d.rule_b,
                 "what": d.what, "count": d.count, "steps": len(d.example[0]),
@@ -219,9 +277,15 @@ def score_json(s: DesignScore) -> dict[str, Any]:
             else None, "seconds": round(s.seconds, 1), "mutants": len(s.mutants),
             "stillborn": s.count("stillborn"), "equivalent": s.count("equivalent"),
             "nonequivalent": n, "killed_by_properties": s.killed_by_properties,
-            "killed_with_scenarios": s.killed if s.with_scenarios else None,
+            "killed_with_scenarios": s.killed_with_scenarios if s.with_scenarios else None,
+            "killed_with_conform": s.killed if s.evidence is not None else None,
             "score_properties": s.score(False),
-            "score_with_scenarios": s.score(True) if s.with_scenarios else None,
+            "score_with_scenarios": (s.killed_with_scenarios / n if n else 1.0)
+            if s.with_scenarios else None,
+            "score_with_conform": s.score(True) if s.evidence is not None else None,
+            "conform": None if s.evidence is None else {
+                "summary": s.evidence.summary, "traces_kept": len(s.evidence.runs),
+                "base_diverges": s.evidence.disagree},
             "families": {f: {"killed": k, "properties": ps}
                          for f, (k, ps) in s.by_family().items()},
             "survivors_by_operator": s.survivors_by(), "complete": s.complete,
@@ -239,7 +303,7 @@ def ktap(scores: list[DesignScore], min_score: float | None) -> str:
             if m.status in ("stillborn", "equivalent"):
                 out.append(f"    ok {j} {m.spec.name} # SKIP {m.status}")
             elif m.status == "killed":
-                by = m.by_properties or m.by_scenarios
+                by = m.by_properties or m.by_scenarios or [f"conform {m.by_conform[0]}"]
                 out.append(f"    ok {j} {m.spec.name} # killed by {by[0]}")
             else:
                 d = m.shortest
@@ -259,7 +323,10 @@ def summary(scores: list[DesignScore], min_score: float | None, code: int) -> st
     for s in scores:
         n = len(s.nonequivalent)
         parts.append(f"{s.design.name} {_pct(s.killed_by_properties, n)} by properties"
-                     + (f", {_pct(s.killed, n)} with scenarios" if s.with_scenarios else ""))
+                     + (f", {_pct(s.killed_with_scenarios, n)} with scenarios"
+                        if s.with_scenarios else "")
+                     + (f", {_pct(s.killed, n)} with conform" if s.evidence is not None
+                        else ""))
     tail = {EXIT_OK: "measured", EXIT_UNEXPECTED: f"BELOW --min-score {min_score:g} %"
             if min_score is not None else "", EXIT_INCONCLUSIVE: "INCONCLUSIVE"}[code]
     return "mutate: " + "; ".join(parts) + f": {tail}"

@@ -77,6 +77,9 @@ class ConformOptions:
     gigantic: bool = False  # MFD_HUGE_1GB files too (reserves GIGANTIC_PER_JOB a job)
     out: str | None = None
     progress: Callable[[str], None] | None = None
+    #: called with each trace that ran on the kernel and its run (`mutate --conform` keeps
+    #: them to judge mutants against the kernel's own outcomes)
+    record: Callable[[Case, KernelRun], None] | None = None
 
 
 @dataclass
@@ -629,6 +632,8 @@ def run_conform(design: Design, opts: ConformOptions) -> ConformReport:
         else:
             rep.traces += 1
             rep.steps += len(run.outcomes)
+            if opts.record is not None:
+                opts.record(case, run)
             mm = compare(case, run)
             ok_steps = len(run.outcomes) if mm is None else mm.index
             for a in case.asteps[:ok_steps]:

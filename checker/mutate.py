@@ -31,6 +31,7 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from checker.diff import DiffResult, Divergence, OneActionDiff
 from checker.verdict import Result
@@ -199,6 +200,67 @@ def scenario_outcomes(design: Design, trace: Trace) -> Outcomes | None:
     return [outcome_str(o) for o in rep.outcomes]
 
 
+# -- the kernel's own outcomes (--conform) ----------------------------------------------------
+
+@dataclass
+class KernelEvidence:
+    """What a bounded `conform` of the base ran on the live kernel: each trace (checker/conform
+    Case) with the kernel's run, kept only where the base predicted every outcome and
+    observation (`agree`); the summary line of that conform run."""
+
+    runs: list[tuple[Any, Any]]  # (conform.Case, traces.kernel.KernelRun)
+    summary: str
+    disagree: int = 0  # traces where the base itself diverged (left out)
+
+
+def kernel_evidence(design: Design, opts: Any) -> KernelEvidence:
+    """Run `conform` on the base with `opts` (checker/conform.ConformOptions: the CLI gives
+    conform's own default bounds) and keep each trace with the kernel's outcomes and
+    observations."""
+    from checker.conform import compare, run_conform
+
+    kept: list[tuple[Any, Any]] = []
+    bad = [0]
+
+    def record(case: Any, run: Any) -> None:
+        if compare(case, run) is None:
+            kept.append((case, run))
+        else:
+            bad[0] += 1
+
+    rep = run_conform(design, replace(opts, record=record))
+    return KernelEvidence(kept, rep.summary(), bad[0])
+
+
+def conform_kills(mutant: Design, evidence: KernelEvidence, action: str | None = None,
+                  limit: int = 3) -> list[str]:
+    """The kernel traces (up to `limit`) on which `mutant` predicts another outcome or
+    observation than the kernel gave (checker/conform.compare, the comparison `conform`
+    makes), or can no longer take a step the kernel took: 'transition 17: step 3
+    (pwrite): outcome: model 0, kernel -1 EBADF'. With `action` (the one action in which
+    the mutant differs from its base), only the traces that take it are asked: until its
+    first step the mutant computes what the base computed, which the kernel confirmed."""
+    from checker.conform import Model, compare
+
+    model = Model(mutant, {k: 1 for k in mutant.default_scope})
+    out: list[str] = []
+    for case, run in evidence.runs:
+        if action is not None and all(a.action != action for a in case.asteps):
+            continue
+        asteps = model.reapply(case.init, case.asteps)
+        if asteps is None:
+            out.append(f"{case.label}: a step the kernel took is not enabled on the mutant")
+        else:
+            mine = model.case(case.label, case.init, asteps)
+            mm = compare(mine, run)
+            if mm is None:
+                continue
+            out.append(f"{case.label}: {mm.text(mine)}")
+        if len(out) >= limit:
+            break
+    return out
+
+
 # -- the measurement ---------------------------------------------------------------------------
 
 @dataclass
@@ -209,6 +271,9 @@ class MutantResult:
     diff: DiffResult | None = None
     by_properties: list[str] = field(default_factory=list)  # properties whose verdict changed
     by_scenarios: list[str] = field(default_factory=list)  # scenarios whose outcomes changed
+    #: kernel traces the mutant mispredicts (--conform; asked only of mutants that properties
+    #: and scenarios leave alive)
+    by_conform: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -228,6 +293,7 @@ class DesignScore:
     complete: bool = True
     stopped: str | None = None
     with_scenarios: bool = True
+    evidence: KernelEvidence | None = None  # --conform: the kernel runs mutants are held to
 
     def count(self, status: str) -> int:
         return sum(1 for m in self.mutants if m.status == status)
@@ -242,7 +308,17 @@ class DesignScore:
 
     @property
     def killed(self) -> int:
+        return sum(1 for m in self.nonequivalent
+                   if m.by_properties or m.by_scenarios or m.by_conform)
+
+    @property
+    def killed_with_scenarios(self) -> int:
         return sum(1 for m in self.nonequivalent if m.by_properties or m.by_scenarios)
+
+    @property
+    def killed_by_conform(self) -> int:
+        """Mutants only the kernel's runs kill (properties and scenarios leave them)."""
+        return sum(1 for m in self.nonequivalent if m.by_conform)
 
     def score(self, with_scenarios: bool) -> float:
         n = len(self.nonequivalent)
@@ -305,10 +381,12 @@ def mutant_verdicts(design: Design, props: Sequence[Property], scope: dict[str, 
 def measure(design: Design, scope: dict[str, int] | None = None, *,
             operators: Sequence[str] = OPERATORS, actions: Sequence[str] = (),
             scenarios: Sequence[Trace] | None = None,
+            evidence: KernelEvidence | None = None,
             max_memory: int | None = None,
             progress: Callable[[str], None] | None = None) -> DesignScore:
     """The mutation score of `design`'s catalogue at `scope` (default: the design's), and of
-    the catalogue with `scenarios` (None: no scenario replay)."""
+    the catalogue with `scenarios` (None: no scenario replay) and, for the mutants those
+    leave alive, the kernel runs of `evidence` (None: no conform)."""
     from checker.check import run_explicit
 
     t0 = time.perf_counter()
@@ -354,18 +432,20 @@ def measure(design: Design, scope: dict[str, int] | None = None, *,
                     continue
                 if got != want:
                     scen.append(os.path.relpath(t.path or "?"))
-            if killers or scen:
+            kernel = ([] if killers or scen or evidence is None
+                      else conform_kills(m.design, evidence, m.spec.action))
+            if killers or scen or kernel:
                 status = "killed"
             else:
                 status = "inconclusive" if unknown else "survived"
             why = ([f"search stopped: {stop}"] if stop else []) + (
                 [f"scenarios not evaluable on the mutant: {', '.join(unjudged)}"]
                 if unjudged else [])
-            res = MutantResult(m.spec, status, "; ".join(why), dr, killers, scen)
+            res = MutantResult(m.spec, status, "; ".join(why), dr, killers, scen, kernel)
         res.seconds = time.perf_counter() - t1
         results.append(res)
         if progress:
             progress(f"mutate {design.name}: {i}/{len(mutants)} {m.spec.name}: {res.status}")
     return DesignScore(design, sc, results, props, len(live), differ.states,
                        time.perf_counter() - t0, differ.complete, differ.stopped,
-                       scenarios is not None)
+                       scenarios is not None, evidence)

@@ -212,6 +212,11 @@ def _main(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str
     (["--design", "memfd", "--min-score", "120"], "want a percentage"),
     (["--design", "memfd", "--scenarios", "/nonexistent"], "not a directory"),
     (["--design", "memfd", "--operator", "swap"], "invalid choice"),
+    (["--design", "v5-inaccessible", "--conform"], "not a model of a live kernel"),
+    (["--design", "memfd@6.1", "--conform"], "this machine's kernel only"),
+    (["--design", "memfd", "--conform-scope", "depth=1"], "need --conform"),
+    (["--design", "memfd", "--conform", "--conform-scope", "bogus=1"],
+     "has no scope parameter 'bogus'"),
 ])
 def test_bad_input_is_one_line_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str],
                                       msg: str) -> None:
@@ -261,3 +266,67 @@ def test_mutate_guest_memfd_at_a_small_scope(capsys: pytest.CaptureFixture[str])
             assert "equivalent within scope" in r["reason"] and r["divergence"] is None
         if r["status"] == "survived":
             assert r["divergence"]["trace"] and not r["killed_by_properties"]
+
+
+def _model_as_kernel(d: Design, scope: dict[str, int], depth: int) -> Any:
+    """conform's traces of d with d's own predictions standing in for the kernel's runs."""
+    from checker.conform import Model, explore, transition_cases
+    from checker.mutate import KernelEvidence
+    from traces.kernel import KernelRun
+
+    model = Model(d, {k: 1 for k in d.default_scope})
+    runs = [(c, KernelRun([s.outcome for s in c.steps], c.expect, None, None))
+            for chunk in transition_cases(model, explore(d, d.scope(scope), depth,
+                                                         model.ghost))
+            for c in chunk]
+    return KernelEvidence(runs, "the base's own predictions")
+
+
+def test_conform_kills_hold_a_mutant_to_the_kernel_runs() -> None:
+    """A mutant is held to each kernel run as `conform` compares (outcome, then the
+    observations after each step); only traces that take the mutated action are asked."""
+    from checker.mutate import conform_kills
+
+    memfd = designs.get("memfd")
+    ev = _model_as_kernel(memfd, {"pages": 1, "maps": 0, "pins": 0, "fds": 1}, 2)
+    assert ev.runs and conform_kills(memfd, ev) == []
+    by = {m.spec.name: m for m in derive_mutants(memfd, ("drop",), ("pread", "fallocate"))}
+    neg = by["memfd/pread/negative_pos/drop"].design
+    assert neg is not None
+    (hit,) = conform_kills(neg, ev, "pread", limit=1)
+    assert "(pread): outcome: model 1, kernel -1 EINVAL" in hit
+    # every trace the mutant gets wrong takes its action: asking only those finds the same
+    assert conform_kills(neg, ev, limit=5) == conform_kills(neg, ev, "pread", limit=5)
+    mode = by["memfd/fallocate/unsupported_mode/drop"].design
+    assert mode is not None and "EOPNOTSUPP" in conform_kills(mode, ev, "fallocate")[0]
+
+
+def test_measure_counts_conform_kills_only_for_survivors() -> None:
+    memfd = designs.get("memfd")
+    sc = {"pages": 1, "maps": 0, "pins": 0, "fds": 1}
+    ev = _model_as_kernel(memfd, sc, 2)
+    s = measure(memfd, sc, operators=("drop",), actions=("pread",), evidence=ev)
+    by = {m.spec.name: m for m in s.mutants}
+    neg = by["memfd/pread/negative_pos/drop"]
+    assert neg.status == "killed" and not neg.by_properties and neg.by_conform
+    assert all(not m.by_conform for m in s.mutants if m.by_properties)
+    assert s.killed == s.killed_with_scenarios + s.killed_by_conform
+
+
+@pytest.mark.kernel
+def test_mutate_conform_on_the_live_kernel(capsys: pytest.CaptureFixture[str]) -> None:
+    """--conform runs conform once on this kernel and holds the mutants properties leave to
+    its runs: pread without the negative-offset check (EINVAL in ksys_pread64()) answers 1
+    where the kernel said EINVAL."""
+    code, out, _ = _main(capsys, "--design", "memfd", "--action", "pread", "--operator",
+                         "drop", "--no-scenarios", "--conform", "--conform-scope",
+                         "pages=1,maps=0,pins=0,fds=1,depth=1", "--conform-random", "0",
+                         "--quiet", "--format", "json")
+    assert code == 0
+    (d,) = json.loads(out)["designs"]
+    assert d["conform"]["traces_kept"] > 0 and d["conform"]["base_diverges"] == 0
+    assert "0 divergences" in d["conform"]["summary"]
+    r = {x["name"]: x for x in d["results"]}["memfd/pread/negative_pos/drop"]
+    assert r["status"] == "killed" and not r["killed_by_properties"]
+    assert "(pread): outcome: model 1, kernel -1 EINVAL" in r["killed_by_conform"][0]
+    assert d["killed_with_conform"] == d["nonequivalent"] and d["score_with_conform"] == 1.0
