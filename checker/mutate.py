@@ -136,7 +136,7 @@ FAMILY_PATTERNS: tuple[tuple[str, str], ...] = (
     (r"gmem|slot|binding", "guest_memfd"),
     (r"seal", "seals"),
     (r"lock|swap|reserve|shm", "inode flags"),
-    (r"cow|private|mapping", "mappings"),
+    (r"cow|private|mapping|mprotect|madvise", "mappings"),
 )
 
 

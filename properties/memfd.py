@@ -7,12 +7,15 @@ from model.designs.memfd import (  # the design declares its effects
     CHG_FD,
     CHG_MAP,
     GPAGE_SIZE,
+    MADV_LEN_WRAP,
     MAX_LFS_FILESIZE,
     PR_RW,
     PROT_R,
     PROT_RW,
     RO,
     RW,
+    SH_RO,
+    SH_RO_MW,
     SH_RW,
     SHARED,
 )
@@ -573,6 +576,109 @@ def w_ftruncate(t: TransitionView) -> E:
     s, n = t.s, t.param("len")
     return ((t.param("fd") == RW) & (n >= 0) & (n < s.size) & ~s.hugetlb
             & s.seals.has(F_SEAL_GROW) & ~s.seals.has(F_SEAL_SHRINK) & ~_inaccessible(s))
+
+
+# ---- mappings: mprotect() and madvise(MADV_REMOVE) ----------------------------------------
+def _upgrade(t: TransitionView) -> E:
+    """mprotect(PROT_READ|PROT_WRITE) of a shared mapping without VM_MAYWRITE (mapped
+    PROT_READ through an O_RDONLY description, or of a WRITE/FUTURE_WRITE-sealed file)."""
+    return (t.param("m") == SH_RO) & (t.param("prot") == PROT_RW)
+
+
+@prop("mprotect-write-needs-maywrite", "action", """A shared mapping without VM_MAYWRITE
+      never gains PROT_WRITE: mprotect(PROT_READ|PROT_WRITE) of it fails with EACCES and
+      changes nothing. This is what keeps an O_RDONLY description's mapping, and a mapping
+      made after F_SEAL_FUTURE_WRITE or F_SEAL_WRITE, read-only for good.""",
+      "mprotect_fixup(): `(newflags & ~(newflags >> 4)) & VM_ACCESS_FLAGS` -> -EACCES; "
+      "do_mmap() clears VM_MAYWRITE (!(file->f_mode & FMODE_WRITE), "
+      "memfd_check_seals_mmap())")
+def mprotect_write_needs_maywrite(t: TransitionView) -> E:
+    if not t.is_("mprotect"):
+        return true
+    return Implies(_upgrade(t), t.failed("EACCES") & (t.n.map_sh_ro == t.s.map_sh_ro)
+                   & (t.n.map_sh_rw == t.s.map_sh_rw))
+
+
+@prop("sometimes-mprotect-upgrade-without-maywrite-attempt", "sometimes-action", """
+      mprotect(PROT_READ|PROT_WRITE) is asked of a shared mapping without VM_MAYWRITE (the
+      precondition of mprotect-write-needs-maywrite).""", "mprotect_fixup()")
+def w_mprotect_upgrade(t: TransitionView) -> E:
+    if not t.is_("mprotect"):
+        return false
+    return _upgrade(t)
+
+
+@prop("mprotect-permitted", "action", """mprotect() of a mapping to PROT_READ, or to
+      PROT_READ|PROT_WRITE when the VMA has VM_MAYWRITE (every private mapping, and a shared
+      one made writable or PROT_READ through an O_RDWR description of an unsealed file),
+      succeeds.""", "mprotect_fixup()")
+def mprotect_permitted(t: TransitionView) -> E:
+    if not t.is_("mprotect"):
+        return true
+    return Implies(~_upgrade(t), t.ok)
+
+
+@prop("sometimes-mprotect-upgrade", "sometimes-action", """A PROT_READ shared mapping that may
+      write (VM_MAYWRITE) is made writable by mprotect() (a precondition of
+      mprotect-permitted: the upgrade F_SEAL_WRITE must count).""", "mprotect_fixup()")
+def w_mprotect_maywrite(t: TransitionView) -> E:
+    if not t.is_("mprotect"):
+        return false
+    return (t.param("m") == SH_RO_MW) & (t.param("prot") == PROT_RW)
+
+
+def _remove(t: TransitionView) -> E:
+    """madvise(MADV_REMOVE) of a non-empty range the kernel accepts (PAGE_ALIGN(len) does
+    not wrap)."""
+    n = t.param("len")
+    return (n > 0) & (n < MADV_LEN_WRAP)
+
+
+@prop("madvise-remove-needs-shared-maywrite", "action", """MADV_REMOVE punches a hole only
+      through a shared mapping that may write (VM_SHARED with VM_MAYWRITE since 6.7; with
+      VM_WRITE before): through a private mapping, or a shared one without VM_MAYWRITE (an
+      O_RDONLY description's, a write-sealed file's), it fails with EACCES and the file is
+      unchanged.""",
+      "madvise_remove(): `if (!vma_is_shared_maywrite(vma)) return -EACCES`")
+def madvise_remove_needs_shared_maywrite(t: TransitionView) -> E:
+    if not t.is_("madvise_remove"):
+        return true
+    m = t.param("m")
+    return Implies(_remove(t) & (m != SH_RW) & (m != SH_RO_MW),
+                   t.failed("EACCES") & (t.eff == 0))
+
+
+@prop("sometimes-madvise-remove-without-maywrite-attempt", "sometimes-action", """MADV_REMOVE
+      of a non-empty range is asked through a mapping that may not write the file (the
+      precondition of madvise-remove-needs-shared-maywrite).""", "madvise_remove()")
+def w_madvise_remove_ro(t: TransitionView) -> E:
+    if not t.is_("madvise_remove"):
+        return false
+    m = t.param("m")
+    return _remove(t) & (m != SH_RW) & (m != SH_RO_MW)
+
+
+@prop("madvise-remove-permitted", "action", """MADV_REMOVE of a range within a writable shared
+      mapping (VM_SHARED|VM_WRITE) of a file without F_SEAL_WRITE or F_SEAL_FUTURE_WRITE
+      succeeds (a zero length does nothing and succeeds on any mapping).""",
+      "madvise_remove() -> vfs_fallocate(FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE)")
+def madvise_remove_permitted(t: TransitionView) -> E:
+    if not t.is_("madvise_remove"):
+        return true
+    n = t.param("len")
+    pre = ((n == 0) | (_remove(t) & (t.param("m") == SH_RW)
+                       & ~t.s.seals.has(F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)))
+    return Implies(pre, t.ok)
+
+
+@prop("sometimes-madvise-remove-punches", "sometimes-action", """MADV_REMOVE punches a
+      non-empty hole through a writable shared mapping of an unsealed, non-empty file (the
+      precondition of madvise-remove-permitted, with content to remove).""",
+      "madvise_remove()")
+def w_madvise_remove(t: TransitionView) -> E:
+    if not t.is_("madvise_remove"):
+        return false
+    return _remove(t) & (t.param("m") == SH_RW) & (t.s.seals == 0) & (t.s.size > 0)
 
 
 # ---- policy: vm.memfd_noexec -----------------------------------------------------------------
