@@ -447,6 +447,82 @@ def w_fault(t: TransitionView) -> E:
                                                        for i, here in map_file(t)))
 
 
+# ---- fallocate's contract and mprotect (issue 19) ----------------------------------------------
+def _fallocate_contract(t: TransitionView) -> E:
+    """What KVM's API promises of a guest_memfd fallocate that succeeds: FALLOC_FL_KEEP_SIZE,
+    nothing but KEEP_SIZE and PUNCH_HOLE, a non-empty page-aligned range that fits in loff_t."""
+    from model.designs.guest_memfd import LLONG_MAX
+
+    mode, off, n = t.param("mode"), t.param("off"), t.param("len")
+    return (mode.has(FALLOC_FL_KEEP_SIZE)
+            & ((mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE)) == 0)
+            & (n > 0) & (off % PAGE == 0) & (n % PAGE == 0) & (off <= LLONG_MAX - n))
+
+
+@prop("gmem-fallocate-only-aligned-keep-size", "action", """fallocate() of a guest_memfd
+      succeeds only with FALLOC_FL_KEEP_SIZE (the size is fixed at creation), no mode bit
+      but KEEP_SIZE and PUNCH_HOLE, and a non-empty, page-aligned range that fits in loff_t
+      (Documentation/virt/kvm/api.rst, KVM_CREATE_GUEST_MEMFD). A VMM relies on each: an
+      unaligned hole punch must not half-convert a page.""",
+      "vfs_fallocate() (len <= 0, offset + len > s_maxbytes); kvm_gmem_fallocate(): "
+      "!(mode & FALLOC_FL_KEEP_SIZE), mode & ~(KEEP_SIZE|PUNCH_HOLE), !PAGE_ALIGNED(offset "
+      "or len)", family=FAMILY)
+def gmem_fallocate_contract(t: TransitionView) -> E:
+    if not t.is_("fallocate"):
+        return true
+    return Implies(t.ok, _fallocate_contract(t))
+
+
+@_w("sometimes-gmem-fallocate-outside-contract-attempt", "sometimes-action", """A fallocate()
+    of a guest_memfd outside that contract is asked for (the precondition of
+    gmem-fallocate-only-aligned-keep-size's refusal).""", "kvm_gmem_fallocate()")
+def w_fallocate_outside(t: TransitionView) -> E:
+    if not t.is_("fallocate"):
+        return false
+    return ~_fallocate_contract(t)
+
+
+@prop("gmem-mapping-never-executable", "action", """A guest_memfd mapping never becomes
+      executable: mprotect(PROT_EXEC) fails with EACCES, because do_mmap() left the VMA
+      without VM_MAYEXEC (the anon-inode mount counts as noexec).""",
+      "do_mmap(): path_noexec() clears VM_MAYEXEC; mprotect_fixup() -> -EACCES",
+      family=FAMILY)
+def gmem_mapping_never_executable(t: TransitionView) -> E:
+    from model.designs.guest_memfd import PROT_RX
+
+    if not t.is_("mprotect"):
+        return true
+    return Implies(t.param("prot") == PROT_RX, t.failed("EACCES"))
+
+
+@prop("gmem-mprotect-permitted", "action", """mprotect(PROT_READ|PROT_WRITE) of a guest_memfd
+      mapping (always shared and writable: kvm_gmem_mmap() accepts only those) succeeds.""",
+      "mprotect_fixup(): VM_MAYREAD|VM_MAYWRITE are set", family=FAMILY)
+def gmem_mprotect_permitted(t: TransitionView) -> E:
+    from model.designs.guest_memfd import PROT_RW
+
+    if not t.is_("mprotect"):
+        return true
+    return Implies(t.param("prot") == PROT_RW, t.ok)
+
+
+@_w("sometimes-gmem-mprotect-exec-attempt", "sometimes-action", """mprotect(PROT_EXEC) is
+    asked of a guest_memfd mapping (the precondition of gmem-mapping-never-executable).""",
+    "mprotect_fixup()")
+def w_mprotect_exec(t: TransitionView) -> E:
+    from model.designs.guest_memfd import PROT_RX
+
+    return t.param("prot") == PROT_RX if t.is_("mprotect") else false
+
+
+@_w("sometimes-gmem-mprotect-rw", "sometimes-action", """mprotect(PROT_READ|PROT_WRITE) of a
+    guest_memfd mapping (the precondition of gmem-mprotect-permitted).""", "mprotect_fixup()")
+def w_mprotect_rw(t: TransitionView) -> E:
+    from model.designs.guest_memfd import PROT_RW
+
+    return t.param("prot") == PROT_RW if t.is_("mprotect") else false
+
+
 # ---- sometimes: the invariants above are not vacuous -------------------------------------------
 @_w("sometimes-gmem-slot-bound", "sometimes", """A memslot is bound to a guest_memfd.""",
     "kvm_gmem_bind()")
