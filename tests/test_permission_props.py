@@ -10,6 +10,7 @@ import pytest
 
 from checker.explicit import Explorer
 from model import designs
+from model.designs.memfd import PROT_RW
 from model.lang import fail, signal
 from model.lang.action import Action
 from model.vocab import F_SEAL_GROW, F_SEAL_WRITE
@@ -43,6 +44,13 @@ WITNESS = {
     "gmem-bind-permitted": "sometimes-gmem-second-binding-attempt",
     "gmem-unbind-permitted": "sometimes-gmem-unbind-attempt-of-bound-slot",
     "gmem-user-fault-permitted": "sometimes-gmem-shared-page-load-attempt",
+    "mprotect-write-needs-maywrite": "sometimes-mprotect-upgrade-without-maywrite-attempt",
+    "mprotect-permitted": "sometimes-mprotect-upgrade",
+    "madvise-remove-needs-shared-maywrite": "sometimes-madvise-remove-without-maywrite-attempt",
+    "madvise-remove-permitted": "sometimes-madvise-remove-punches",
+    "gmem-fallocate-only-aligned-keep-size": "sometimes-gmem-fallocate-outside-contract-attempt",
+    "gmem-mapping-never-executable": "sometimes-gmem-mprotect-exec-attempt",
+    "gmem-mprotect-permitted": "sometimes-gmem-mprotect-rw",
 }
 
 
@@ -87,6 +95,24 @@ MUTANTS: list[tuple[str, dict[str, Edit], list[str]]] = [
             "SIGBUS", when=page > 0, label="private"))},
      ["gmem-no-allocation-beyond-eof", "gmem-bind-permitted", "gmem-unbind-permitted",
       "gmem-user-fault-permitted"]),
+    ("memfd", {  # mprotect and MADV_REMOVE without their VM_MAYWRITE checks
+        "mprotect": lambda a: a.drop_rule("no_maywrite"),
+        "madvise_remove": lambda a: a.drop_rule("not_shared_maywrite")},
+     ["mprotect-write-needs-maywrite", "madvise-remove-needs-shared-maywrite"]),
+    ("memfd", {  # ... and firing too often
+        "mprotect": lambda a: a.replace_rule("no_maywrite", lambda s, m, prot: fail(
+            "EACCES", when=prot == PROT_RW, label="no_maywrite")),
+        "madvise_remove": lambda a: a.replace_rule("not_shared_maywrite", lambda s, m, len: fail(
+            "EACCES", when=len > 0, label="not_shared_maywrite"))},
+     ["mprotect-permitted", "madvise-remove-permitted"]),
+    ("guest_memfd", {
+        "fallocate": lambda a: a.drop_rule("unaligned"),
+        "mprotect": lambda a: a.drop_rule("noexec")},
+     ["gmem-fallocate-only-aligned-keep-size", "gmem-mapping-never-executable"]),
+    ("guest_memfd", {
+        "mprotect": lambda a: a.replace_rule("noexec", lambda s, m, prot: fail(
+            "EACCES", label="noexec"))},
+     ["gmem-mprotect-permitted"]),
     ("v5-inaccessible", {
         "kvm_map_pfn": lambda a: a.drop_rule("past_eof"),
         "ftruncate": lambda a: a.replace_rule("inaccessible_resize", lambda s, fd, len: fail(
