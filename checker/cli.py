@@ -203,11 +203,44 @@ def cmd_conform(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_export_selftest(args: argparse.Namespace) -> int:
+    """`export --selftest DIR`: checker/selftest.py."""
+    from checker import selftest
+    from checker.atomic import check_output_dir
+    from checker.conform import kernel_designs
+    from checker.mutate import load_scenarios, scenario_dir
+    from traces.guest import GuestError
+
+    if args.trace or args.to or args.output:
+        raise UsageError("export --selftest DIR takes no trace, --to or --output")
+    (d,) = load_designs([args.design or "memfd"])
+    if d.kernel is None:
+        raise UsageError(f"export --selftest: design {d.name} is not a model of a live kernel "
+                         "(a historical or proposed design): no kernel can pass its selftest; "
+                         "designs that are: " + ", ".join(kernel_designs()))
+    check_output_dir(args.selftest)
+    st = selftest.cases(d, load_scenarios(scenario_dir()), args.walks, args.seed)
+    try:
+        out = selftest.write(args.selftest, st)
+    except GuestError as e:
+        raise UsageError(f"export --selftest: {e}") from None
+    print(f"export --selftest {args.selftest}: {len(st.items)} cases for {d.name} "
+          f"({st.scenarios} scenarios, {st.walks} random walks, seed {args.seed}); "
+          f"{len(st.left_out)} left out (README); files: {', '.join(out)}")
+    return EXIT_OK
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from model import designs
     from traces.export import EXPORTERS, ExportError
     from traces.textfmt import TraceSyntaxError, load_trace
 
+    if args.selftest:
+        return cmd_export_selftest(args)
+    if args.design is not None or args.walks != 200 or args.seed != 1:
+        raise UsageError("--design, --walks and --seed go with --selftest")
+    if not args.trace or not args.to:
+        raise UsageError("export needs a TRACE and --to FORMAT (or --selftest DIR)")
     if args.to not in EXPORTERS:
         raise UsageError(f"unknown format {args.to!r} (formats: {', '.join(EXPORTERS)})")
     if args.output:
@@ -465,11 +498,21 @@ def build_parser() -> argparse.ArgumentParser:
                    "kernels under QEMU: kernel@VERSION[,kernel@VERSION...] (a version prefix: "
                    "the newest fetched build) or kernels (every fetched one)")
     e = cmd("export")
-    e.add_argument("trace", help="the trace file to export")
-    e.add_argument("--to", required=True,
-                   help="the format: text, itf, dot, mermaid, c, python or syz")
+    e.add_argument("trace", nargs="?", help="the trace file to export")
+    e.add_argument("--to", help="the format: text, itf, dot, mermaid, c, python or syz")
     e.add_argument("-o", "--output", metavar="FILE", type=_path,
                    help="write here (default: standard output)")
+    e.add_argument("--selftest", metavar="DIR", type=_path,
+                   help="instead of one trace: write a kselftest directory (Makefile, C "
+                   "source, config fragment, README) running the scenario library and a "
+                   "sample of conform's random walks, each step expecting what --design "
+                   "predicts for its kernel")
+    e.add_argument("--design", help="with --selftest: a design that claims a kernel "
+                   "(default memfd)")
+    e.add_argument("--walks", type=_int_at_least(0), default=200, metavar="N",
+                   help="with --selftest: conform's random walks to include (default 200)")
+    e.add_argument("--seed", type=_int_at_least(0), default=1,
+                   help="with --selftest: the walks' seed (default 1)")
     k = cmd("conform")
     k.add_argument("--design", default="memfd",
                    help="a design that claims a kernel: memfd (default), guest_memfd (this "

@@ -57,8 +57,11 @@ EXTRA = {  # not from the selftest
     "sizes, offsets and lengths in bytes (issue 14)": [
         "bytes-limits", "bytes-seal-grow-short-write", "bytes-seal-shrink-subpage",
         "bytes-sigbus-at-eof", "bytes-hugetlb-unaligned", "bytes-fallocate-ranges",
-        "bytes-access-offsets", "bytes-access-offsets-hugetlb"],
+        "bytes-access-offsets", "bytes-access-offsets-hugetlb", "bytes-seal-grow-pmd-chunks",
+        "bytes-seal-grow-pmd-offset"],
     "the machine's huge page sizes (issue 14)": ["hugetlb-1g", "hugetlb-no-1g-hstate"],
+    "argument refusals no property states (issue 19's surviving mutants)": [
+        "args-refused-offsets-and-modes"],
 }
 
 #: tools/testing/selftests/kvm/guest_memfd_test.c (6.18; selftests.md §2.1): the functions

@@ -33,10 +33,11 @@ from pathlib import Path
 from model import vocab
 from traces.export.c import c_call, c_constants, fill, kvm_constants, runtime_section
 from traces.export.common import ExportError, runtime_sections
-from traces.export.lower import Op, creates_fd, lower, uses_gmem, uses_hugetlb
+from traces.export.lower import Op, creates_fd, lower, plain_operands, uses_gmem, uses_hugetlb
 from traces.kernel import KernelRun, Observation
 from traces.rawsys import ename, sig_name
 from traces.replayed import Replayed
+from traces.syscalls import SYSCALLS
 from traces.trace import Err, New, Outcome, Ret, Sig
 
 __all__ = ["BatchItem", "BootResult", "GuestError", "boot", "build_program", "initramfs",
@@ -114,7 +115,19 @@ def _c_str(s: str) -> str:
                          for c in s.encode("ascii", "backslashreplace").decode()) + '"'
 
 
+def _newfd(op: Op) -> int | None:
+    """dup2/dup3's newfd operand, as the trace numbers it."""
+    if op.call not in SYSCALLS or not SYSCALLS[op.call].plain:
+        return None
+    for p, v in plain_operands(op):
+        if p.kind == "newfd" and isinstance(v, int):
+            return v
+    return None
+
+
 def _observe_kind(op: Op) -> str:
+    if _newfd(op) is not None:
+        return "OBS_NEWFD"
     if op.call == "memfd_create":  # the file the host's executor observes after each step
         return "OBS_FILE"
     if creates_fd(op):
@@ -135,6 +148,9 @@ def _trace_fn(k: int, item: BatchItem, ops: Sequence[Op], need: set[str]) -> str
         lines += ["\tcur_step = 1;", f"\tsetup_noexec({item.noexec or 0});"]
     for op in ops:
         call = c_call(op, need)
+        nf = _newfd(op)
+        if nf is not None:
+            lines.append(f"\tcur_newfd = {nf};")
         lines += [f"\tcur_step = {op.n};",
                   f"\tobserve({call}, {_observe_kind(op)}, {_c_str(outcome_word(op.expect))});"]
     return "\n".join([*lines, "}", ""])
@@ -156,9 +172,12 @@ def _hugetlb_lacking(text: str) -> str:
                         'not supported here";')
 
 
-def program(items: Sequence[BatchItem]) -> tuple[str, dict[int, str]]:
+def program(items: Sequence[BatchItem], *, selftest: bool = False
+            ) -> tuple[str, dict[int, str]]:
     """The batch program's C text, and the items left out (index -> why: the C exporter
-    cannot lower them)."""
+    cannot lower them). With `selftest` (checker/selftest.py) the program is an ordinary
+    test too: it sets up and powers off a guest only when it runs as PID 1, and exits with
+    kselftest's status (1 when a trace is not ok)."""
     need: set[str] = set()
     fns: list[str] = []
     names: list[str] = ["MFD_HUGETLB"]
@@ -192,13 +211,20 @@ def program(items: Sequence[BatchItem]) -> tuple[str, dict[int, str]]:
         elif name == "create":
             text = _hugetlb_lacking(text)
         parts.append(text)
-    main = ["", "int main(void)", "{", "\tguest_setup();", '\tprintf("KTAP version 1\\n");',
+    setup = "\tif (getpid() == 1)\n\t\tguest_setup();" if selftest else "\tguest_setup();"
+    main = ["", "int main(void)", "{", setup, '\tprintf("KTAP version 1\\n");',
             f'\tprintf("1..{len(items)}\\n");']
     for k, item, n in runs:
         main.append(f"\trun_one({k}, {_c_str(item.name)}, trace_{k}, {n}, {STEP_LIMIT});")
     for i in left_out:
         main.append(f'\tprintf("ok {i + 1} %s # SKIP no C lowering\\n", {_c_str(items[i].name)});')
-    main += ["\tguest_done();", "\treturn 0;", "}", ""]
+    if selftest:
+        main += [f"\tn_skip += {len(left_out)};",
+                 '\tprintf("# Totals: pass:%d fail:%d skip:%d\\n", n_pass, n_not_ok, n_skip);',
+                 "\tif (getpid() == 1)\n\t\tguest_done();",
+                 "\treturn n_not_ok ? KSFT_FAIL : KSFT_PASS;", "}", ""]
+    else:
+        main += ["\tguest_done();", "\treturn 0;", "}", ""]
     return "".join(parts) + "\n" + "\n".join(fns) + "\n".join(main), left_out
 
 

@@ -325,6 +325,24 @@ def get_seals_body(s: StateView, fd: E) -> list[Rule]:
 MAX_WRITE_COUNT = 64 << 20
 
 
+def grow_seal_rules(s: StateView, off: E, len: E, chunk: int) -> list[Rule]:  # noqa: A002
+    """F_SEAL_GROW against a write crossing i_size. generic_perform_write() copies in chunks
+    that end at multiples of `chunk` (the mapping's largest folio: PAGE_SIZE on the 6.18.44
+    machine, whose shmem mapping has no large folios; PMD_SIZE, 2 MiB, on Debian's 6.12,
+    7.2 and 7.3-rc builds, probed under QEMU: memfd_kernels.py) and shmem_write_begin()
+    refuses the first chunk that ends past i_size: EPERM when that is the first chunk, else
+    the bytes written before it (the chunk boundary at or below i_size, less off)."""
+    boundary = (s.size // chunk) * chunk
+    grow = s.seals.has(F_SEAL_GROW) & (off + len > s.size)
+    return [
+        fail("EPERM", when=grow & (boundary <= off), label="grow_seal",
+             why="shmem_write_begin(): GROW and pos + len > i_size, on the first chunk"),
+        ok(boundary - off, when=grow, label="grow_seal_short", effects=CHG_FD,
+           why="shmem_write_begin() refuses the first chunk past i_size; "
+               "generic_perform_write() returns the bytes written before it"),
+    ]
+
+
 def pwrite_body(s: StateView, fd: E, off: E, len: E) -> list[Rule]:  # noqa: A002
     """ksys_pwrite64(), vfs_write(), rw_verify_area(), then shmem_file_write_iter():
     generic_write_checks() and generic_perform_write() -> shmem_write_begin() per page (§3).
@@ -332,11 +350,6 @@ def pwrite_body(s: StateView, fd: E, off: E, len: E) -> list[Rule]:  # noqa: A00
     s_maxbytes = MAX_LFS_FILESIZE; pos + count cannot exceed it without the overflow EINVAL
     of rw_verify_area() first, so generic_write_check_limits()'s EFBIG is unreachable."""
     end = off + len
-    # the last page boundary at or below i_size: with F_SEAL_GROW, generic_perform_write()
-    # copies page by page (shmem's write chunk is PAGE_SIZE) until shmem_write_begin() refuses
-    # a chunk ending past i_size, and returns what it wrote before that, if anything
-    boundary = (s.size // PAGE_SIZE) * PAGE_SIZE
-    grow = s.seals.has(F_SEAL_GROW) & (end > s.size)
     return [
         have_fd(s, fd),
         fail("EINVAL", when=off < 0, label="negative_pos", why="ksys_pwrite64(): pos < 0"),
@@ -349,11 +362,7 @@ def pwrite_body(s: StateView, fd: E, off: E, len: E) -> list[Rule]:  # noqa: A00
            why="generic_write_checks(): nothing to write, before write_begin"),
         fail("EPERM", when=write_sealed(s), label="write_seal",
              why="shmem_write_begin(): WRITE or FUTURE_WRITE"),
-        fail("EPERM", when=grow & (boundary <= off), label="grow_seal",
-             why="shmem_write_begin(): GROW and pos + len > i_size, on the first chunk"),
-        ok(boundary - off, when=grow, label="grow_seal_short", effects=CHG_FD,
-           why="shmem_write_begin() refuses the first chunk past i_size; "
-               "generic_perform_write() returns the bytes written before it"),
+        *grow_seal_rules(s, off, len, PAGE_SIZE),
         ok(len, effects=CHG_FD, size=If(end > s.size, end, s.size)),
     ]
 
@@ -767,5 +776,19 @@ def build() -> Design:
 REPLAY_ONLY = (("pwrite", "pos_overflow"), ("pwrite", "grow_seal_short"),
                ("pread", "pos_overflow"), ("fallocate", "efbig"), ("madvise_remove", "len_wraps"))
 
-__all__ = ["ACTIONS", "CHG_DMA", "CHG_FD", "CHG_MAP", "EFFECTS", "GPAGE_SIZE", "MAX_LFS_FILESIZE",
-           "REPLAY_ONLY", "SCHEMA", "Or", "build", "on_grid", "page_bytes"]
+__all__ = [
+    "ACTIONS",
+    "CHG_DMA",
+    "CHG_FD",
+    "CHG_MAP",
+    "EFFECTS",
+    "GPAGE_SIZE",
+    "MAX_LFS_FILESIZE",
+    "REPLAY_ONLY",
+    "SCHEMA",
+    "Or",
+    "build",
+    "grow_seal_rules",
+    "on_grid",
+    "page_bytes",
+]

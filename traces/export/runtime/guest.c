@@ -47,14 +47,19 @@
 #define OBS_MAP 2	/* the step makes mapping m<k> */
 #define OBS_PIN 3	/* the step makes pin p<k> */
 #define OBS_FILE 4	/* the step returns a new descriptor of the trace's file (memfd_create) */
+#define OBS_NEWFD 5	/* dup2/dup3: the new descriptor is the trace's newfd (cur_newfd) */
 
 /* the trace's descriptor numbers -> this process's descriptors */
 static int fds[MAX_FDS];
 static int cur_step, cur_nsteps, failed;
+/* traces that passed, were not ok, were skipped (the parent's counts, for the totals) */
+static int n_pass, n_not_ok, n_skip;
 /* per trace: it uses hugetlbfs / guest_memfd (NEEDS_GUEST_MEMFD) */
 static int cur_uses_hugetlb, cur_needs_gmem;
 /* mappings and pins made so far (the host names them m1, m2, ... in that order) */
 static int n_maps, n_pins;
+/* dup2/dup3's newfd, as the trace numbers it (OBS_NEWFD) */
+static int cur_newfd;
 /* why the current step's failure may be this machine's (a missing feature), or NULL */
 static const char *lacking;
 /* a descriptor of the trace's file (as the host's executor keeps one), or -1 */
@@ -76,6 +81,21 @@ static __maybe_unused struct res res_of(long ret)
 static __maybe_unused int FD(int tfd)
 {
 	return tfd >= 0 && tfd < MAX_FDS && fds[tfd] >= 0 ? fds[tfd] : BAD_FD;
+}
+
+/* dup2/dup3's newfd: the descriptor the trace holds at tfd (the kernel closes it), else a
+ * free one from tfd up; out of range, tfd itself (the kernel's EBADF). As repro.c's. */
+static __maybe_unused int NEWFD(int tfd)
+{
+	int fd = tfd;
+
+	if (tfd < 0 || tfd >= MAX_FDS)
+		return tfd;
+	if (fds[tfd] >= 0)
+		return fds[tfd];
+	while (fcntl(fd, F_GETFD) != -1)
+		fd++;
+	return fd;
 }
 
 static __maybe_unused const char *errname(int e)
@@ -147,10 +167,16 @@ static __maybe_unused void observe(struct res r, int kind, const char *want)
 		snprintf(got, sizeof(got), "S %d", r.sig);
 	} else if (r.ret == -1) {
 		snprintf(got, sizeof(got), "E %d", r.err);
-	} else if (kind == OBS_FD || kind == OBS_FILE) {
+	} else if (kind == OBS_NEWFD && cur_newfd >= 0 && cur_newfd < MAX_FDS) {
+		fds[cur_newfd] = (int)r.ret;
+		snprintf(got, sizeof(got), "R %d", cur_newfd);
+	} else if (kind == OBS_FD || kind == OBS_FILE || kind == OBS_NEWFD) {
 		if (kind == OBS_FILE && file_fd < 0)
 			file_fd = fcntl((int)r.ret, F_DUPFD, 900);
-		t = free_tfd();
+		/* the trace's own number for it when that is free, as the host's executor
+		 * numbers it (traces/kernel.py new_fd), else the lowest free one */
+		if (sscanf(want, "R %d", &t) != 1 || t < 0 || t >= MAX_FDS || fds[t] >= 0)
+			t = free_tfd();
 		if (t < 0) {
 			printf("# step %d: more than %d descriptors\n", cur_step, MAX_FDS);
 			exit(KSFT_FAIL);
@@ -220,6 +246,7 @@ static __maybe_unused void run_one(int k, const char *name, void (*fn)(void), in
 	pid = fork();
 	if (pid < 0) {
 		printf("not ok %d %s # fork failed\n", k, name);
+		n_not_ok++;
 		return;
 	}
 	if (pid == 0) {
@@ -244,6 +271,12 @@ static __maybe_unused void run_one(int k, const char *name, void (*fn)(void), in
 		printf("ok %d %s\n", k, name);
 	else
 		printf("not ok %d %s\n", k, name);
+	if (WIFEXITED(status) && WEXITSTATUS(status) == KSFT_SKIP)
+		n_skip++;
+	else if (WIFEXITED(status) && WEXITSTATUS(status) == KSFT_PASS)
+		n_pass++;
+	else
+		n_not_ok++;
 }
 
 static __maybe_unused void guest_done(void)
