@@ -217,3 +217,39 @@ def w_locked(s: StateView) -> E:
       family="flags")
 def w_acct(t: TransitionView) -> E:
     return t.fired("acct_size") if t.is_("shmget") else false
+
+
+@prop("shmget-accounting-decides", "action", """shmget() of a new segment fails with ENOMEM
+      exactly when it is accounted up front (not VM_NORESERVE: no SHM_NORESERVE, or
+      overcommit_memory = 2) and the commit limit is reached; otherwise it succeeds. The
+      flags word's VM_NORESERVE is what the accounting reads.""",
+      "newseg(): VM_NORESERVE only for SHM_NORESERVE when overcommit is not never; "
+      "shmem_acct_size() -> security_vm_enough_memory_mm()", family="flags")
+def shmget_accounting(t: TransitionView) -> E:
+    if not t.is_("shmget"):
+        return true
+    accounted = (t.param("noreserve") == 0) | t.s.commit_full
+    return t.failed("ENOMEM") == (accounted & t.s.commit_full)
+
+
+@prop("sometimes-shmget-with-noreserve-under-commit-limit", "sometimes-action", """shmget()
+      with SHM_NORESERVE while overcommit_memory = 2 (the case where VM_NORESERVE is not
+      granted: a precondition of shmget-accounting-decides's refusal).""", "newseg()",
+      family="flags")
+def w_shmget_noreserve(t: TransitionView) -> E:
+    return (t.param("noreserve") == 1) & t.s.commit_full if t.is_("shmget") else false
+
+
+@prop("kvm-notifier-only-on-shmem", "always", """KVM's memfile_notifier is registered only on a
+      shmem memfd: hugetlbfs has no memfile backing store for it.""",
+      "memfile_register_notifier(): -EOPNOTSUPP unless the inode has memfile_backing_store",
+      family="v5")
+def kvm_notifier_shmem(s: StateView) -> E:
+    return Implies(s.kvm_notifier, ~s.hugetlb)
+
+
+@prop("sometimes-kvm-register-hugetlb-attempt", "sometimes-action", """KVM tries to register
+      its notifier on a hugetlbfs memfd (the precondition of kvm-notifier-only-on-shmem's
+      refusal).""", "memfile_register_notifier()", family="v5")
+def w_kvm_register_hugetlb(t: TransitionView) -> E:
+    return t.s.hugetlb if t.is_("kvm_register") else false

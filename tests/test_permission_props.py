@@ -51,6 +51,8 @@ WITNESS = {
     "gmem-fallocate-only-aligned-keep-size": "sometimes-gmem-fallocate-outside-contract-attempt",
     "gmem-mapping-never-executable": "sometimes-gmem-mprotect-exec-attempt",
     "gmem-mprotect-permitted": "sometimes-gmem-mprotect-rw",
+    "shmget-accounting-decides": "sometimes-shmget-with-noreserve-under-commit-limit",
+    "kvm-notifier-only-on-shmem": "sometimes-kvm-register-hugetlb-attempt",
 }
 
 
