@@ -171,6 +171,9 @@ CASES: dict[str, Case] = {
     "replay traces/scenarios": Case(0, check=_prints("everything verified as expected")),
     "replay FILE.trace --on both": Case(0, ("kernel",), check=_prints("FILE.trace: conforms")),
     "export FILE.trace --to c": Case(0, check=_prints("int main(")),
+    "export --selftest memfd-selftest": Case(0, check=lambda p, cwd: _prints(
+        "cases for memfd", "files: shmemcheck_test.c, Makefile")(p, cwd) if (
+        cwd / "memfd-selftest" / "Makefile").exists() else pytest.fail("no Makefile")),
     "explore --design guest_memfd --graph gmem.dot":
         Case(0, check=lambda p, cwd: _prints("digraph")(
             subprocess.CompletedProcess([], 0, (cwd / "gmem.dot").read_text()), cwd)),
