@@ -591,6 +591,9 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--out", metavar="DIR", type=_path,
                     help="write <id>-broken/-fixed traces and C reproducers here "
                     "(traces/scenarios/corpus holds the committed ones)")
+    cp.add_argument("--kernels", action="store_true",
+                    help="also run each pair's -fixed trace on this kernel and on every "
+                    "fetched kernel under QEMU: which kernel has which bug")
     cp.add_argument("--quiet", action="store_true", help="no progress on stderr")
     kernels_arguments(cmd("kernels"))
     strace_arguments(cmd("strace"))

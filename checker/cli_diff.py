@@ -213,4 +213,12 @@ def cmd_corpus(args: argparse.Namespace) -> int:
             if a.note:
                 print(f"  {a.path}: {a.note}", file=sys.stderr)
     print(corpus.summary(results))
+    if args.kernels:
+        from checker import corpus_kernels
+
+        caught = [p for p in results if p.run is not None]
+        cols = corpus_kernels.columns(caught, progress=None if args.quiet else progress)
+        print()
+        sys.stdout.write(corpus_kernels.table(caught, cols,
+                                              markdown=args.format == "markdown"))
     return corpus.exit_status(results)
