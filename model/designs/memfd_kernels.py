@@ -26,7 +26,9 @@ kernels"), with the upstream commit that made the difference:
   2105344 at 0 on 2101248 bytes: 2097152). generic_perform_write() copies in chunks of
   mapping_max_folio_size(): these builds' shmem mappings take large folios (PMD-sized),
   the 6.18.44 machine's do not; which one a kernel has is its configuration's, not its
-  version's (memfd.grow_seal_rules). On 6.12.118 that includes 3b041514cb6e (bug-history
+  version's (memfd.grow_seal_rules). The chunk is from "filemap: Convert
+  generic_perform_write() to support large folios" (Christoph Hellwig, 2024; its commit id is
+  not pinned down here). On 6.12.118 that includes 3b041514cb6e (bug-history
   B12: F_SEAL_EXEC's implied F_SEAL_WRITE is EBUSY with a writable mapping), the 6.12.9 fix of
   B10 (read-only shared mappings of write-sealed memfds), and the two hugetlbfs findings (B15:
   fchmod of an exec-sealed hugetlbfs memfd; mmap growing a GROW-sealed file), as on 6.18.
