@@ -66,7 +66,7 @@ def test_guest_runtime_compiles_on_its_own(tmp_path: Path) -> None:
 
 def test_c_runtime_sections_are_the_ones_the_exporter_emits() -> None:
     secs = runtime_sections("repro.c", "//@ section")
-    assert list(secs) == ["head", "standalone", "base", *c_export.RUNTIME_SECTIONS]
+    assert list(secs) == ["head", "standalone", "base", "newfd", *c_export.RUNTIME_SECTIONS]
     assert secs["head"].startswith("#define _GNU_SOURCE\n")
     for name, placeholder in (("base", "ERRNO_CASES"), ("kvm", "KVM_CONSTANTS"),
                               ("unpin", "RING_RELEASE")):

@@ -50,7 +50,7 @@ PER_STEP_SECONDS = 0.5
 
 #: repro.c's sections the batch takes, in repro.c's order ("base" and "signal" are replaced by
 #: guest.c's "base": a step reports its outcome instead of asserting one)
-_REPRO_SECTIONS = ("create", "payload", "buffer", "kvm", "open", "close", "maps", "munmap",
+_REPRO_SECTIONS = ("newfd", "create", "payload", "buffer", "kvm", "open", "close", "maps", "munmap",
                    "access", "pins", "pin", "uring", "unpin", "noexec")
 
 

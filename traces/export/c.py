@@ -390,7 +390,7 @@ def export_c(design: Design, r: Replayed) -> str:
              f"\n#define NSTEPS {len(ops)}\n#define USES_HUGETLB {int(hugetlb)}\n",
              "\n/* the steps as the trace prints them (step_text[1] is step 1) */\n",
              f"static const char *const step_text[NSTEPS + 1] = {{\n\tNULL,\n{texts}\n}};\n",
-             _fill(_section("base"), "ERRNO_CASES", errno_cases)]
+             _fill(_section("base"), "ERRNO_CASES", errno_cases), _section("newfd")]
     for name in RUNTIME_SECTIONS:
         if name not in need:
             continue

@@ -87,21 +87,6 @@ static __maybe_unused int FD(int tfd)
 	return tfd >= 0 && tfd < MAX_FDS && fds[tfd] >= 0 ? fds[tfd] : BAD_FD;
 }
 
-/* dup2/dup3's newfd: the descriptor the trace holds at tfd (the kernel closes it), else a
- * free one from tfd up; out of range, tfd itself (the kernel's EBADF). */
-static __maybe_unused int NEWFD(int tfd)
-{
-	int fd = tfd;
-
-	if (tfd < 0 || tfd >= MAX_FDS)
-		return tfd;
-	if (fds[tfd] >= 0)
-		return fds[tfd];
-	while (fcntl(fd, F_GETFD) != -1)
-		fd++;
-	return fd;
-}
-
 static __maybe_unused const char *errname(int e)
 {
 	switch (e) {
@@ -284,6 +269,21 @@ static __maybe_unused void mfd_fail_errno(struct res r, int want)
 	snprintf(buf, sizeof(buf), "-1 %s", errname(want));
 	result(!r.sig && r.ret == -1 && r.err == want, r, buf);
 }
+/* dup2/dup3's newfd: the descriptor the trace holds at tfd (the kernel closes it), else a
+ * free one from tfd up; out of range, tfd itself (the kernel's EBADF). */
+static __maybe_unused int NEWFD(int tfd)
+{
+	int fd = tfd;
+
+	if (tfd < 0 || tfd >= MAX_FDS)
+		return tfd;
+	if (fds[tfd] >= 0)
+		return fds[tfd];
+	while (fcntl(fd, F_GETFD) != -1)
+		fd++;
+	return fd;
+}
+
 
 static __maybe_unused struct res sys_memfd_create(const char *name, unsigned int flags)
 {
