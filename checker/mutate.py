@@ -261,6 +261,25 @@ def conform_kills(mutant: Design, evidence: KernelEvidence, action: str | None =
     return out
 
 
+def scenario_kills(mutant: Design, live: Sequence[tuple[Trace, Outcomes]]
+                   ) -> tuple[list[str], list[str]]:
+    """The scenarios (paths) whose outcomes on `mutant` differ from the base's (`live`: each
+    scenario with the base's outcomes), and those the mutant cannot evaluate: its rules
+    computed a value the interpreter cannot hold (a negated range check lets a huge offset
+    through), which judges nothing and kills nothing."""
+    scen: list[str] = []
+    unjudged: list[str] = []
+    for t, want in live:
+        try:
+            got = scenario_outcomes(mutant, t)
+        except (OverflowError, ValueError, ArithmeticError) as e:
+            unjudged.append(f"{os.path.basename(t.path or '?')} ({type(e).__name__})")
+            continue
+        if got != want:
+            scen.append(os.path.relpath(t.path or "?"))
+    return scen, unjudged
+
+
 # -- the measurement ---------------------------------------------------------------------------
 
 @dataclass
@@ -410,9 +429,18 @@ def measure(design: Design, scope: dict[str, int] | None = None, *,
             results.append(MutantResult(m.spec, "stillborn", m.stillborn or ""))
             continue
         dr = differ.compare(m.design, m.spec.action, first_only=True)
-        if not dr.divergences:
+        scen, unjudged = scenario_kills(m.design, live)
+        not_evaluable = ([f"scenarios not evaluable on the mutant: {', '.join(unjudged)}"]
+                         if unjudged else [])
+        if not dr.divergences and not scen:
             res = MutantResult(m.spec, "equivalent", f"equivalent within scope {scope_text(sc)} "
                                f"({dr.pairs:,} reachable states)", dr)
+        elif not dr.divergences:
+            # the same within the scope, told apart by a scenario beyond it (a value near
+            # LLONG_MAX, say): not equivalent, and no property can see it at this scope
+            res = MutantResult(m.spec, "killed", "; ".join(
+                [f"equivalent within scope {scope_text(sc)}, told apart beyond it by a "
+                 "scenario", *not_evaluable]), dr, [], scen)
         else:
             mv, stop = mutant_verdicts(m.design, props, sc,
                                        max(MIN_STATES, STATES_FACTOR * differ.states),
@@ -420,27 +448,13 @@ def measure(design: Design, scope: dict[str, int] | None = None, *,
             killers = sorted(n for n, v in mv.items() if base_v.get(n) != v
                              and "UNKNOWN" not in (v, base_v.get(n)))
             unknown = [n for n, v in mv.items() if v == "UNKNOWN"]
-            scen = []
-            unjudged = []
-            for t, want in live:
-                try:
-                    got = scenario_outcomes(m.design, t)
-                except (OverflowError, ValueError, ArithmeticError) as e:
-                    # the mutant's rules computed a value the interpreter cannot hold (a
-                    # negated range check lets a huge offset through): no verdict, no kill
-                    unjudged.append(f"{os.path.basename(t.path or '?')} ({type(e).__name__})")
-                    continue
-                if got != want:
-                    scen.append(os.path.relpath(t.path or "?"))
             kernel = ([] if killers or scen or evidence is None
                       else conform_kills(m.design, evidence, m.spec.action))
             if killers or scen or kernel:
                 status = "killed"
             else:
                 status = "inconclusive" if unknown else "survived"
-            why = ([f"search stopped: {stop}"] if stop else []) + (
-                [f"scenarios not evaluable on the mutant: {', '.join(unjudged)}"]
-                if unjudged else [])
+            why = ([f"search stopped: {stop}"] if stop else []) + not_evaluable
             res = MutantResult(m.spec, status, "; ".join(why), dr, killers, scen, kernel)
         res.seconds = time.perf_counter() - t1
         results.append(res)

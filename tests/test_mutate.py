@@ -330,3 +330,24 @@ def test_mutate_conform_on_the_live_kernel(capsys: pytest.CaptureFixture[str]) -
     assert r["status"] == "killed" and not r["killed_by_properties"]
     assert "(pread): outcome: model 1, kernel -1 EINVAL" in r["killed_by_conform"][0]
     assert d["killed_with_conform"] == d["nonequivalent"] and d["score_with_conform"] == 1.0
+
+
+def test_a_mutant_equivalent_within_the_scope_but_told_apart_by_a_scenario_is_killed() -> None:
+    """pread without its loff_t overflow check is the same on every explored state (no
+    explored offset is near LLONG_MAX) but bytes-limits.trace reads there: not equivalent,
+    killed by the scenario, and the line says the scope could not see it."""
+    memfd = designs.get("memfd")
+    scen = [t for t in load_scenarios_for_test() if os.path.basename(t.path or "") in (
+        "bytes-limits.trace", "basic-seals-accumulate.trace")]
+    s = measure(memfd, {"maps": 0, "pins": 0}, operators=("drop",), actions=("pread",),
+                scenarios=scen)
+    m = {x.spec.name: x for x in s.mutants}["memfd/pread/pos_overflow/drop"]
+    assert m.status == "killed" and m.by_scenarios == ["traces/scenarios/bytes-limits.trace"]
+    assert not m.by_properties and "told apart beyond it by a scenario" in m.reason
+    assert m in s.nonequivalent
+
+
+def load_scenarios_for_test() -> list[Any]:
+    from checker.mutate import load_scenarios
+
+    return load_scenarios(scenario_dir())
