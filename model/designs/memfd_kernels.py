@@ -20,18 +20,19 @@ kernels"), with the upstream commit that made the difference:
   a source-read abstraction whose actions — SysV, reclaim, migration — no trace can run).
 - memfd@6.12 (6.12.118), memfd@7.2 (7.2.13), memfd@7.3-rc (7.3-rc7): the 6.18 rules but one,
   found by the scenario library run as a selftest in their guests (`export --selftest`; the
-  conformance scope's writes never cross a chunk): a pwrite crossing i_size of a
-  GROW-sealed file is refused chunk by chunk in 2 MiB chunks, not 4 KiB ones (pwrite of
-  8192 bytes at 0 on a 6144-byte file: EPERM where the 6.18.44 machine writes 4096; of
-  2105344 at 0 on 2101248 bytes: 2097152). generic_perform_write() copies in chunks of
-  mapping_max_folio_size(): these builds' shmem mappings take large folios (PMD-sized),
-  the 6.18.44 machine's do not; which one a kernel has is its configuration's, not its
-  version's (memfd.grow_seal_rules). The chunk is from "filemap: Convert
-  generic_perform_write() to support large folios" (Christoph Hellwig, 2024; its commit id is
-  not pinned down here). On 6.12.118 that includes 3b041514cb6e (bug-history
-  B12: F_SEAL_EXEC's implied F_SEAL_WRITE is EBUSY with a writable mapping), the 6.12.9 fix of
-  B10 (read-only shared mappings of write-sealed memfds), and the two hugetlbfs findings (B15:
-  fchmod of an exec-sealed hugetlbfs memfd; mmap growing a GROW-sealed file), as on 6.18.
+  conformance scope's writes never cross a chunk): a pwrite crossing i_size of a GROW-sealed
+  file is refused chunk by chunk in 2 MiB chunks, not 4 KiB ones (pwrite of 8192 bytes at 0 on a
+  6144-byte file: EPERM where the 6.18.44 machine writes 4096; of 2105344 at 0 on 2101248 bytes:
+  2097152). generic_perform_write() copies in chunks of mapping_max_folio_size(): these builds'
+  shmem mappings take large folios (PMD-sized), the 6.18.44 machine's do not; which one a kernel
+  has is its configuration's, not its version's (memfd.grow_seal_rules). The chunk is from
+  9aac777aaf94 "filemap: Convert generic_perform_write() to support large folios" (v6.11);
+  whether the shmem mapping takes large folios follows the shmem huge setting since "tmpfs:
+  don't enable large folios if not supported" (Kefeng Wang, 2024, Fixes: 9aac777aaf94). On
+  6.12.118 that includes 3b041514cb6e (bug-history B12: F_SEAL_EXEC's implied F_SEAL_WRITE is
+  EBUSY with a writable mapping), the 6.12.9 fix of B10 (read-only shared mappings of write-
+  sealed memfds), and the two hugetlbfs findings (B15: fchmod of an exec-sealed hugetlbfs memfd;
+  mmap growing a GROW-sealed file), as on 6.18.
 """
 
 from __future__ import annotations
