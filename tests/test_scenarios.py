@@ -82,7 +82,8 @@ GMEM_SELFTEST = {
     "test_guest_memfd_guest": ["gmem-guest"],
 }
 GMEM_EXTRA = {  # not in the selftest: probes H.bind, H.life (kernel-semantics.md §5.3)
-    "memslot bindings": ["gmem-bind", "gmem-bind-other-vm", "gmem-bind-close"],
+    "memslot bindings": ["gmem-bind", "gmem-bind-other-vm", "gmem-bind-close",
+                         "gmem-delete-flags"],
     "lifetimes, seals, attributes": ["gmem-lifetime"],
     "byte values (issue 14)": ["gmem-bytes-create", "gmem-bytes-memslot", "gmem-gpa-overlap",
                                "gmem-read-write-counts"],
