@@ -433,8 +433,9 @@ def measure(design: Design, scope: dict[str, int] | None = None, *,
         not_evaluable = ([f"scenarios not evaluable on the mutant: {', '.join(unjudged)}"]
                          if unjudged else [])
         if not dr.divergences and not scen:
-            res = MutantResult(m.spec, "equivalent", f"equivalent within scope {scope_text(sc)} "
-                               f"({dr.pairs:,} reachable states)", dr)
+            res = MutantResult(m.spec, "equivalent", "; ".join(
+                [f"equivalent within scope {scope_text(sc)} ({dr.pairs:,} reachable states)",
+                 *not_evaluable]), dr)
         elif not dr.divergences:
             # the same within the scope, told apart by a scenario beyond it (a value near
             # LLONG_MAX, say): not equivalent, and no property can see it at this scope
