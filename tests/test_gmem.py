@@ -458,7 +458,8 @@ SELFTEST = {
     "test_guest_memfd_guest (host side)": "gmem-guest",
 }
 EXTRA = ["gmem-bind", "gmem-bind-other-vm", "gmem-bind-close", "gmem-lifetime",
-         "gmem-bytes-create", "gmem-bytes-memslot", "gmem-gpa-overlap", "gmem-read-write-counts"]
+         "gmem-bytes-create", "gmem-bytes-memslot", "gmem-gpa-overlap", "gmem-read-write-counts",
+         "gmem-delete-flags"]
 
 
 def test_every_selftest_scenario_has_a_file() -> None:
