@@ -459,13 +459,24 @@ def _run_one(case: Case) -> KernelRun:
                          hstate_1g=case.init.get("hstate_1g"), timeout=KERNEL_TIMEOUT)
 
 
+def _worker_init() -> None:
+    """A pool worker dies with its parent and leaves Ctrl-C to it: a terminal's SIGINT reaches
+    the whole process group, and one landing in a worker's os.fork() made Python print
+    "Exception ignored in ... _releaseLock" with a traceback; the parent stops the run
+    (checker/interrupt.py) and the workers with it."""
+    import signal
+
+    die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 class _Pool:
     """Workers started fresh (spawn), so that their forks stay cheap."""
 
     def __init__(self, jobs: int) -> None:
         self.jobs = jobs
         self.pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
-                                        initializer=die_with_parent)
+                                        initializer=_worker_init)
 
     def run(self, chunks: Iterator[list[Case]], done: Callable[[Case, KernelRun], None]) -> None:
         pending: dict[Future[list[KernelRun]], list[Case]] = {}
