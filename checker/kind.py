@@ -27,10 +27,6 @@ from checker.interrupt import unknown_reason
 from checker.z3_terms import Z
 from traces.run import ARun
 
-#: seconds a query of the first try (with pre-image lemmas) before a plain search for a
-#: violation is tried (kinduction)
-FIRST_TRY = 10.0
-
 
 @dataclass
 class KindResult:
@@ -88,19 +84,7 @@ def kinduction(enc: Encoder, goal: Goal, max_k: int, timeout: float | None = Non
     """Prove the goal unreachable by k-induction for some k <= max_k, or find it reachable."""
     t0 = time.perf_counter()
     use_pre = goal.pre is not None
-    first = timeout if not use_pre or timeout is None else min(timeout, FIRST_TRY)
-    res = _kind(enc, goal, max_k, first, strengthen, violation, use_pre)
-    if res.status == "unknown" and first != timeout and res.reason == "timeout":
-        # heavy-tailed with pre-image lemmas (v5-flags inaccessible-size-fixed-once-set: 137 s
-        # after the other properties' queries, under 2 s alone); a violation is found in
-        # well under a second without them (as pdr's re-find does); else the full budget
-        from checker.bmc import bmc
-
-        hit = bmc(enc, goal, max_k, first, violation=violation, use_pre=False)
-        if hit.status == "found":
-            res = KindResult("found", hit.depth, hit.run, on_transitions=goal.on_transition)
-        else:
-            res = _kind(enc, goal, max_k, timeout, strengthen, violation, use_pre)
+    res = _kind(enc, goal, max_k, timeout, strengthen, violation, use_pre)
     if res.status == "spurious":  # the pre-image is reachable but no goal transition is
         res = _kind(enc, goal, max_k, timeout, strengthen, violation, False)
     res.seconds = time.perf_counter() - t0
