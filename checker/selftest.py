@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from model.lang.design import Design
 from traces.guest import BatchItem, GuestError, program
 from traces.replayed import Replayed
-from traces.trace import Step, Trace
+from traces.trace import Trace
 
 PROG = "shmemcheck_test"
 
@@ -71,33 +71,19 @@ class Selftest:
     left_out: dict[str, str] = field(default_factory=dict)
 
 
-def predicted(design: Design, trace: Trace) -> Replayed:
-    """`trace` with every outcome the one `design` predicts (checker/replay.model_outcomes,
-    not stopping where the trace's own outcome differs). TraceInputError when the design
-    cannot replay a step."""
-    from checker.replay import model_outcomes
-
-    rep = model_outcomes(design, trace, stop_at_divergence=False)
-    assert rep.run is not None
-    steps = [Step(s.call, s.args, o, None, s.comment, s.pos)
-             for s, o in zip(trace.steps, rep.outcomes, strict=True)]
-    return Replayed(trace, steps, rep.run.states(), list(rep.outcomes),
-                    [a.action for a in rep.run.steps])
-
-
 def cases(design: Design, scenarios: Sequence[Trace], walks: int, seed: int) -> Selftest:
     """The scenarios `design` replays, then `walks` of conform's random walks (seed `seed`,
     conform's walk scope and length), each predicted by `design`."""
     from checker.cli_common import conform_scopes
     from checker.conform import Model, random_walks
     from checker.kernel_replay import needs_hugetlb_1g
-    from checker.replay import TraceInputError, kernel_noexec_scope
+    from checker.replay import TraceInputError, kernel_noexec_scope, replay_for_export
 
     st = Selftest(design, [])
     for t in scenarios:
         name = os.path.basename(t.path or "trace")
         try:
-            rp = predicted(design, t)
+            rp = replay_for_export(design, t, predict=True)
         except (TraceInputError, ValueError, OverflowError) as e:
             why = str(e).splitlines()[0]
             st.left_out[name] = f"{design.name} does not replay it: {why.split(': ', 1)[-1]}"
