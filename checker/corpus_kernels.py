@@ -55,22 +55,10 @@ def verdict(fixed: Trace, broken: Trace, run: KernelRun | None) -> str:
 
 
 def _host_run(fixed: Trace) -> KernelRun:
-    from checker.kernel_replay import (
-        _maybe_hugepages,
-        kernel_noexec_arg,
-        needs_hugetlb,
-        needs_hugetlb_1g,
-    )
-    from checker.replay import kernel_noexec_scope
-    from traces.kernel import run_on_kernel
+    """The -fixed trace on this machine's kernel, as `replay --on kernel` runs it."""
+    from checker.kernel_replay import run_trace
 
-    d = designs.get(fixed.design)
-    noexec = kernel_noexec_arg(kernel_noexec_scope(d, fixed))
-    with _maybe_hugepages(needs_hugetlb(fixed.steps),
-                          giga=needs_hugetlb_1g(fixed.steps)) as reason:
-        if reason:
-            return KernelRun([], None, reason, None)
-        return run_on_kernel(fixed.steps, noexec_scope=noexec)
+    return run_trace(designs.get(fixed.design), fixed)
 
 
 def columns(results: Sequence[PairResult],

@@ -129,16 +129,22 @@ def replay_on_kernel(design: Design, trace: Trace, model_replay: ModelReplay, *,
     `model_replay` is checker.replay's result for the same trace (its outcomes and run)."""
     if against not in ("kernel", "both"):
         raise ValueError(f"against must be 'kernel' or 'both', not {against!r}")
-    path = trace.path or "<trace>"
+    run = run_trace(design, trace, against)
+    return judge(design, trace, model_replay, run, against=against, path=trace.path or "<trace>")
+
+
+def run_trace(design: Design, trace: Trace, against: str = "kernel") -> KernelRun:
+    """Run `trace` on this kernel as `replay --on kernel|both` does: its vm.memfd_noexec in
+    a new pid namespace, free huge pages reserved (and restored) when it needs them, 1 GiB
+    pages as `kernel_hstate_1g` says; a reason to skip when the machine cannot."""
     steps = trace.steps
     noexec = kernel_noexec_arg(kernel_noexec_scope(design, trace))
     giga = needs_hugetlb_1g(steps)
     hstate = kernel_hstate_1g(design, trace, against) if giga else None
     with _maybe_hugepages(needs_hugetlb(steps), giga=giga and hstate != 0) as reason:
         if reason:
-            return KernelReplay(skipped=reason)
-        run = run_on_kernel(steps, noexec_scope=noexec, hstate_1g=hstate)
-    return judge(design, trace, model_replay, run, against=against, path=path)
+            return KernelRun([], None, reason, None)
+        return run_on_kernel(steps, noexec_scope=noexec, hstate_1g=hstate)
 
 
 def judge(design: Design, trace: Trace, model_replay: ModelReplay, run: KernelRun, *,
