@@ -62,7 +62,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "that model this kernel only: memfd, guest_memfd)")
     p.add_argument("--conform-scope", metavar="SCOPE",
                    help="with --conform: conform's --scope (NAME=N,...,depth=D)")
-    p.add_argument("--conform-random", type=int, default=2000, metavar="N",
+    p.add_argument("--conform-random", type=int, metavar="N",
                    help="with --conform: conform's random walks (default 2000)")
     p.add_argument("--min-score", type=_percent, metavar="P",
                    help="exit 1 when a design's score (with scenarios, unless "
@@ -92,9 +92,9 @@ def cmd_mutate(args: argparse.Namespace) -> int:
             raise UsageError(f"design {d.name} has no action {unknown[0]!r} (actions: "
                              f"{', '.join(a.name for a in d.actions)})")
     explicit_preflight(ds, user_scope)
-    if (args.conform_scope is not None or args.conform_random != 2000) and not args.conform:
+    if (args.conform_scope is not None or args.conform_random is not None) and not args.conform:
         raise UsageError("--conform-scope and --conform-random need --conform")
-    if args.conform_random < 0:
+    if args.conform_random is not None and args.conform_random < 0:
         raise UsageError("--conform-random must be at least 0")
     conform_opts = [conform_options(d, args) for d in ds] if args.conform else [None] * len(ds)
     scen = None
@@ -154,7 +154,8 @@ def conform_options(d: Design, args: argparse.Namespace) -> Any:
                          "not this machine's; --conform runs on this machine's kernel only "
                          "(use memfd or guest_memfd)")
     scope, depth, walk = conform_scopes(d, args.conform_scope, None)
-    return ConformOptions(scope, depth, walks=args.conform_random, walk_scope=walk,
+    walks = 2000 if args.conform_random is None else args.conform_random
+    return ConformOptions(scope, depth, walks=walks, walk_scope=walk,
                           progress=None if args.quiet else progress)
 
 

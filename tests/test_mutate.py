@@ -215,6 +215,7 @@ def _main(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str
     (["--design", "v5-inaccessible", "--conform"], "not a model of a live kernel"),
     (["--design", "memfd@6.1", "--conform"], "this machine's kernel only"),
     (["--design", "memfd", "--conform-scope", "depth=1"], "need --conform"),
+    (["--design", "memfd", "--conform-random", "2000"], "need --conform"),
     (["--design", "memfd", "--conform", "--conform-scope", "bogus=1"],
      "has no scope parameter 'bogus'"),
 ])
