@@ -6,7 +6,8 @@ that tells the pair apart, with the fixed design's outcomes) runs on this machin
 per kernel for all pairs, traces/guest.py). A kernel is *fixed* when it gives every outcome
 the fixed design gives, *BROKEN* when its first difference from the fixed trace is at the
 step where the pair differs and it gives the broken design's outcome there; any other
-difference, or a step it could not run, is reported as such, never rounded to either.
+difference, or a step it could not run, is reported as such, never rounded to either; and
+a pair whose traces have the same outcomes (it differs in effects only) is *undecided*.
 """
 
 from __future__ import annotations
@@ -51,7 +52,9 @@ def verdict(fixed: Trace, broken: Trace, run: KernelRun | None) -> str:
         return f"differs at step {i + 1}: {outcome_str(got)}"
     if run.error is not None or len(run.outcomes) < len(fixed.steps):
         return f"stopped at step {len(run.outcomes) + 1}: {_short(run.error or 'no result')}"
-    return "fixed" if differ else "fixed (the pair differs in effects only)"
+    # a pair whose outcomes are all the same (it differs in effects only) cannot be told
+    # apart by a kernel run: agreeing with it says nothing about the bug
+    return "fixed" if differ else "undecided (the pair differs in effects only)"
 
 
 def _host_run(fixed: Trace) -> KernelRun:
