@@ -219,13 +219,15 @@ def cmd_export_selftest(args: argparse.Namespace) -> int:
                          "(a historical or proposed design): no kernel can pass its selftest; "
                          "designs that are: " + ", ".join(kernel_designs()))
     check_output_dir(args.selftest)
-    st = selftest.cases(d, load_scenarios(scenario_dir()), args.walks, args.seed)
+    walks = 200 if args.walks is None else args.walks
+    seed = 1 if args.seed is None else args.seed
+    st = selftest.cases(d, load_scenarios(scenario_dir()), walks, seed)
     try:
         out = selftest.write(args.selftest, st)
     except GuestError as e:
         raise UsageError(f"export --selftest: {e}") from None
     print(f"export --selftest {args.selftest}: {len(st.items)} cases for {d.name} "
-          f"({st.scenarios} scenarios, {st.walks} random walks, seed {args.seed}); "
+          f"({st.scenarios} scenarios, {st.walks} random walks, seed {seed}); "
           f"{len(st.left_out)} left out (README); files: {', '.join(out)}")
     return EXIT_OK
 
@@ -237,7 +239,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     if args.selftest:
         return cmd_export_selftest(args)
-    if args.design is not None or args.walks != 200 or args.seed != 1:
+    if args.design is not None or args.walks is not None or args.seed is not None:
         raise UsageError("--design, --walks and --seed go with --selftest")
     if not args.trace or not args.to:
         raise UsageError("export needs a TRACE and --to FORMAT (or --selftest DIR)")
@@ -509,9 +511,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "predicts for its kernel")
     e.add_argument("--design", help="with --selftest: a design that claims a kernel "
                    "(default memfd)")
-    e.add_argument("--walks", type=_int_at_least(0), default=200, metavar="N",
+    e.add_argument("--walks", type=_int_at_least(0), metavar="N",
                    help="with --selftest: conform's random walks to include (default 200)")
-    e.add_argument("--seed", type=_int_at_least(0), default=1,
+    e.add_argument("--seed", type=_int_at_least(0),
                    help="with --selftest: the walks' seed (default 1)")
     k = cmd("conform")
     k.add_argument("--design", default="memfd",

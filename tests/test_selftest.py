@@ -51,7 +51,8 @@ def test_each_step_expects_the_designs_prediction() -> None:
     selftest: the outcome is the target design's, not the trace's."""
     from traces.textfmt import parse_trace
 
-    t = parse_trace('# shmemcheck trace 1\n# design: memfd\nmemfd_create("t", MFD_NOEXEC_SEAL) = 3\n')
+    t = parse_trace('# shmemcheck trace 1\n# design: memfd\n'
+                    'memfd_create("t", MFD_NOEXEC_SEAL) = 3\n')
     new, old = (cases(designs.get(n), [t], 0, 1) for n in ("memfd", "memfd@6.1"))
     assert len(new.items) == len(old.items) == 1
     assert str(new.items[0].replayed.steps[0].outcome) == "Ret(value=3)"
@@ -62,6 +63,7 @@ def test_each_step_expects_the_designs_prediction() -> None:
     (["--selftest", "{d}", "--design", "v5-inaccessible"], "not a model of a live kernel"),
     (["--selftest", "{d}", "--to", "c"], "takes no trace, --to or --output"),
     (["--design", "memfd", "x.trace", "--to", "c"], "go with --selftest"),
+    (["x.trace", "--to", "c", "--walks", "200"], "go with --selftest"),
     (["--to", "c"], "needs a TRACE and --to FORMAT"),
 ])
 def test_bad_input_is_exit_2_and_writes_nothing(tmp_path: Path,
