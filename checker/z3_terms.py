@@ -152,7 +152,10 @@ def value_term(sort: Sort, v: int) -> Z:
 
 
 def domain(sort: Sort, z: Z) -> Z:
-    """The symbolic domain of a field or parameter of this sort (scope-bounded nats: >= 0)."""
+    """The symbolic domain of a field or parameter of this sort (scope-bounded nats: >= 0;
+    a machine integer such as loff_t: lo..hi, so no step takes a value no syscall can pass)."""
+    if sort.kind == "int":
+        return z3.And(z >= sort.lo, z <= sort.hi)
     if sort.kind == "nat":
         return z >= 0 if sort.fixed is None else z3.And(z >= 0, z <= sort.fixed)
     if sort.kind == "enum":
