@@ -59,8 +59,9 @@ def cmd_list(args: argparse.Namespace) -> int:
         d = designs.get(n)
         base = f" (delta on {d.base})" if d.base else ""
         tag = (" [bug corpus: shmemcheck corpus]" if designs.is_corpus(n) else
-               f" [kernel {d.kernel}: check/conform --design {n}]" if designs.on_request(n)
-               else "")
+               f" [kernel {d.kernel}: check/conform --design {n}]"
+               if designs.on_request(n) and d.kernel else
+               f" [source-read: check --design {n}]" if designs.on_request(n) else "")
         print(f"  {n:<20} {d.doc}{base}{tag}")
     print("properties:")
     for p in load().values():
@@ -557,6 +558,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="seconds for the z3 query (default %(default)s)")
     df.add_argument("--quiet", action="store_true", help="no progress on stderr")
     df.add_argument("--max-memory", metavar="SIZE", help=MAX_MEMORY_HELP)
+    df.add_argument("--flags-word", action="store_true",
+                    help="compare only the inode flags words: each bit's flag in A and B and "
+                         "the rules that write and test it (static; exit 0 the same, 1 not)")
     en = cmd("encoding")
     en.add_argument("--design", action="append",
                     help="only this design (repeatable; default: every built-in design)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from checker.check import progress
@@ -58,6 +59,69 @@ def _what(a: Design, b: Design, d: Divergence) -> str:
     return f"effects ({a.name} {eff(a, ra)}, {b.name} {eff(b, rb)})"
 
 
+def _layout_lines(a: Design, b: Design) -> list[str]:
+    """The named inode flags whose place (field, bit) differs: the correspondence of bits."""
+    la, lb = a.schema.flag_layout, b.schema.flag_layout
+
+    def at(lay: Mapping[str, tuple[str, int]], k: str) -> str:
+        return f"{lay[k][0]}:{lay[k][1]:#x}" if k in lay else "(none)"
+
+    moved = [k for k in sorted(set(la) | set(lb)) if la.get(k) != lb.get(k)]
+    if not moved:
+        return []
+    return ["inode flags (field:bit) that differ in place:"] + [
+        f"  {k}: {a.name} {at(la, k)}, {b.name} {at(lb, k)}" for k in moved]
+
+
+def _flags_word(a: Design, b: Design, args: argparse.Namespace) -> int:
+    from checker.flags_word import compare
+
+    extra = [o for o, v in (("--scope", args.scope), ("--exclude-flag", args.exclude_flag),
+                            ("--engine", args.engine != "both")) if v]
+    if extra:
+        raise UsageError(f"--flags-word compares the designs' rules statically: "
+                         f"{', '.join(extra)} does not apply")
+    lines, same = compare(a, b)
+    sys.stdout.write("\n".join(lines) + "\n")
+    return EXIT_OK if same else EXIT_UNEXPECTED
+
+
+def _symbolic_only(a: Design, b: Design, args: argparse.Namespace) -> int:
+    """`diff --engine symbolic`: z3 alone, without a scope and without the explicit product.
+    Only EQUIVALENT is a verdict it can give by itself: a distinguishing run Spacer reports is
+    not replayed here, so it is inconclusive (exit 3) and says to run --engine both."""
+    from checker.diff import rule_changes
+    from checker.diff_symbolic import symbolic_diff
+
+    if args.scope:
+        raise UsageError("--scope bounds the explicit product; --engine symbolic has no scope")
+    calls_a, calls_b = {x.name for x in a.actions}, {x.name for x in b.actions}
+    if calls_a != calls_b:
+        raise UsageError(
+            f"--engine symbolic compares designs with the same calls ({a.name} only: "
+            f"{', '.join(sorted(calls_a - calls_b)) or '-'}; {b.name} only: "
+            f"{', '.join(sorted(calls_b - calls_a)) or '-'}): use --engine explicit")
+    lines = [f"diff {a.name} -> {b.name}: symbolic (z3), every scope"]
+    lines += _layout_lines(a, b)
+    changes = rule_changes(a, b)
+    if changes:
+        lines.append("rules added (+), changed (~) or dropped (-):")
+        lines += [f"  {c}" for c in changes]
+    sd = symbolic_diff(a, b, timeout=args.timeout)
+    if sd.verdict == "equivalent":
+        lines.append(f"diff: EQUIVALENT for every scope ({sd.reason}; {sd.seconds:.1f} s)")
+        code = EXIT_OK
+    elif sd.verdict == "different":
+        lines.append(f"diff: UNKNOWN: Spacer reports a distinguishing run ({sd.seconds:.1f} s), "
+                     "not replayed here: run --engine both for the replayed trace")
+        code = EXIT_INCONCLUSIVE
+    else:
+        lines.append(f"diff: UNKNOWN ({sd.reason or 'no answer'}; {sd.seconds:.1f} s)")
+        code = EXIT_INCONCLUSIVE
+    sys.stdout.write("\n".join(lines) + "\n")
+    return code
+
+
 def cmd_diff(args: argparse.Namespace) -> int:
     from checker.diff import Differ, restrict_domain, rule_changes
     from model.lang.action import outcome_text
@@ -73,6 +137,10 @@ def cmd_diff(args: argparse.Namespace) -> int:
         except (ValueError, KeyError) as e:
             raise UsageError(f"bad --exclude-flag {spec!r} (want ACTION.PARAM=MASK): {e}"
                              ) from None
+    if args.flags_word:
+        return _flags_word(a, b, args)
+    if args.engine == "symbolic":
+        return _symbolic_only(a, b, args)
     scope = dict(a.default_scope)
     scope.update({k: v for k, v in b.default_scope.items() if k not in scope})
     scope.update(parse_scope(args.scope))
@@ -95,6 +163,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
     for c in check_compose(a, b):
         lines.append(f"uapi collision: {c}")
+    lines += _layout_lines(a, b)
     changes = rule_changes(a, b)
     if changes:
         lines.append("rules added (+), changed (~) or dropped (-):")
