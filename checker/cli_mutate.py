@@ -147,10 +147,11 @@ def conform_options(d: Design, args: argparse.Namespace) -> Any:
                          "mutants; designs that are: " + ", ".join(kernel_designs()))
     try:
         target = target_of(d)
-    except NoGuestKernel as e:
-        raise UsageError(f"mutate --conform: {e}") from None
-    if target.kernel is not None:
-        raise UsageError(f"mutate --conform: design {d.name} models kernel {target.version}, "
+        version = target.version if target.kernel is not None else None
+    except NoGuestKernel:  # another kernel, and not fetched: refused the same way
+        version = d.kernel
+    if version is not None:
+        raise UsageError(f"mutate --conform: design {d.name} models kernel {version}, "
                          "not this machine's; --conform runs on this machine's kernel only "
                          "(use memfd or guest_memfd)")
     scope, depth, walk = conform_scopes(d, args.conform_scope, None)

@@ -122,6 +122,14 @@ def _prints(*needles: str) -> Callable[[subprocess.CompletedProcess[str], Path],
     return check
 
 
+def _flags_word_block(p: subprocess.CompletedProcess[str], cwd: Path) -> None:
+    """README's flags-word block is the command's output, verbatim."""
+    text = readme()
+    a = text.index("<!-- flagsword:begin -->\n```\n") + len("<!-- flagsword:begin -->\n```\n")
+    b = text.index("```\n<!-- flagsword:end -->")
+    assert p.stdout == text[a:b]
+
+
 def _ktap_every_design(p: subprocess.CompletedProcess[str], cwd: Path) -> None:
     """One KTAP subtest per built-in design, every one ok, and the summary line."""
     from model import designs
@@ -196,6 +204,12 @@ CASES: dict[str, Case] = {
     "diff memfd@5.17 v5-inaccessible --exclude-flag memfd_create.flags=0x8": Case(
         0, ("slow",), check=_prints("calls only in v5-inaccessible: kvm_register, kvm_map_pfn, "
                                     "guest_write", "diff: EQUIVALENT on every common call")),
+    "diff --flags-word v5-flags memfd+luo": Case(1, check=_flags_word_block),
+    "diff memfd+flags examples/flags-as-6.18.py --engine symbolic": Case(0, check=_prints(
+        "  NORESERVE: memfd+flags iflags:0x1, memfd+flags@6.18 iflags:0x200000",
+        "diff: EQUIVALENT for every scope (refinement relation")),
+    "check --design memfd+luo --engine all": Case(0, ("slow",), check=_prints(
+        "live-update-keeps-mode", "[pdr]", "[kind]", "everything verified as expected")),
     "encoding --compose memfd v5-inaccessible": Case(1, check=_prints(
         "collision: memfd_create.flags: 0x0008 is MFD_NOEXEC_SEAL in memfd and "
         "MFD_INACCESSIBLE in v5-inaccessible")),
@@ -214,12 +228,12 @@ CASES: dict[str, Case] = {
     "kernels": Case(0, ("slow", "qemu"), check=_prints("QEMU: ", "cache: ")),
     "kernels fetch 6.1 7.2": Case(0, ("slow", "qemu"), check=_prints("6.1.", "7.2.")),
     "replay traces/scenarios/exec-no-seal.trace traces/scenarios/seal-write.trace --on "
-    "kernel@6.1,kernel@7.2": Case(1, ("slow", "qemu"), check=_prints(
+    "kernel@6.1,kernel@7.2": Case(1, ("slow", "qemu", "boots"), check=_prints(
         "where the kernels differ from the trace", "-1 EINVAL")),
     "kernels fetch 6.1": Case(0, ("slow", "qemu"), check=_prints("6.1.")),
     # a bounded conform of memfd@6.1 on the 6.1 guest: ~11,500 traces, 3 boots, ~100-170 s
     "conform --design memfd@6.1 --scope pages=2,maps=2,pins=2,fds=2,depth=2": Case(
-        0, ("slow", "qemu"), check=_prints(" 0 divergences", "on kernel 6.1.")),
+        0, ("slow", "qemu", "boots"), check=_prints(" 0 divergences", "on kernel 6.1.")),
     # run once per session, shared with tests/test_corpus.py (conftest.corpus_markdown: the
     # same command with --out DIR, which prints nothing more on stdout)
     # Reduced: the full measurement is about 5 minutes (README's table); one action's
@@ -237,7 +251,8 @@ def test_every_readme_command_has_a_case() -> None:
 
 
 @pytest.mark.parametrize("cmd", [pytest.param(c, marks=[getattr(pytest.mark, m)
-                                                          for m in case.marks], id=c)
+                                                          for m in case.marks
+                                                          if m != "boots"], id=c)
                                  for c, case in CASES.items()])
 def test_readme_command_runs(cmd: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     """The command as README prints it, in a scratch directory that has README's relative
@@ -245,6 +260,12 @@ def test_readme_command_runs(cmd: str, tmp_path: Path, request: pytest.FixtureRe
     case = CASES[cmd]
     if case.skip:
         pytest.skip(case.skip)
+    if "boots" in case.marks:
+        from traces.kernels import qemu_binary
+
+        if qemu_binary() is None:
+            pytest.skip("it boots a kernel under QEMU and qemu-system-x86_64 is not installed "
+                        "(apt-get install qemu-system-x86)")
     if case.shared:
         shared, where = request.getfixturevalue(case.shared)
         assert shared.returncode == case.exit, (shared.returncode, shared.stderr[-2000:])
