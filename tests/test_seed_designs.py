@@ -37,19 +37,14 @@ def test_hugetlb_quirk_counterexample() -> None:
         'memfd_create("t", MFD_HUGETLB|MFD_INACCESSIBLE) = 3']
 
 
-def test_v5_and_flags_variant_equivalent() -> None:
-    a, b = designs.get("v5-inaccessible"), designs.get("v5-flags")
-    r = Differ(a, b, SMALL).run()
-    assert r.equivalent and r.pairs > 1000
-
-
 def test_flags_mutant_distinguished() -> None:
     """Kirill's conversion with one reader left behind: shmem_writepage() still tests VM_LOCKED
     in a word that now holds SHM_F_* bits."""
     b = designs.get("v5-flags")
     mutant = b.derive("v5-flags-mutant", "writepage reads VM_LOCKED",
                       layout={"writepage:LOCKED": ("iflags", 0x2000)})
-    r = Differ(designs.get("v5-inaccessible"), mutant, SMALL).run()
+    # SysV segments have no mapping in the model: without mappings the product is smaller
+    r = Differ(designs.get("v5-inaccessible"), mutant, {**SMALL, "maps": 0}).run()
     assert not r.equivalent
     s = r.shortest
     assert s is not None and s.action == "reclaim"

@@ -104,8 +104,8 @@ IFLAGS_FROZEN = Field("iflags", word(3, {**SHMEM_F, "SHMEM_F_MAPPING_FROZEN":
                       "shmem_inode_info.flags: SHMEM_F_* bits, MAPPING_FROZEN included")
 LUO_FIELDS = (
     IFLAGS_FROZEN,
-    Field("luo_n", nat(fixed=2), "preservations of the inode held by LUO sessions (mainline: "
-          "at most one, 00d0b372374f)"),
+    Field("luo_n", nat(fixed=1), "preservations of the inode held by LUO sessions: at most "
+          "one since 00d0b372374f (a second is EBUSY)"),
     Field("luo_phase", enum("live", "kexec", "retrieved", "discarded"), "live: the kernel "
           "that preserved it runs (or the file was retrieved and finished); kexec: the next "
           "kernel runs and the file is not retrieved yet; retrieved: retrieved, not finished "
