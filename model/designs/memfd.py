@@ -325,22 +325,27 @@ def get_seals_body(s: StateView, fd: E) -> list[Rule]:
 MAX_WRITE_COUNT = 64 << 20
 
 
-def grow_seal_rules(s: StateView, off: E, len: E, chunk: int) -> list[Rule]:  # noqa: A002
-    """F_SEAL_GROW against a write crossing i_size. generic_perform_write() copies in chunks
-    that end at multiples of `chunk` (the mapping's largest folio: PAGE_SIZE on the 6.18.44
-    machine, whose shmem mapping has no large folios; PMD_SIZE, 2 MiB, on Debian's 6.12,
-    7.2 and 7.3-rc builds, probed under QEMU: memfd_kernels.py) and shmem_write_begin()
-    refuses the first chunk that ends past i_size: EPERM when that is the first chunk, else
-    the bytes written before it (the chunk boundary at or below i_size, less off)."""
+def write_begin_refusal(s: StateView, off: E, len: E, chunk: int, refuses: E,  # noqa: A002
+                        label: str, why: str) -> list[Rule]:
+    """A shmem_write_begin() check that refuses a chunk ending past i_size. generic_perform_write()
+    copies in chunks that end at multiples of `chunk` (the mapping's largest folio: PAGE_SIZE on
+    the 6.18.44 machine, whose shmem mapping has no large folios; PMD_SIZE, 2 MiB, on Debian's
+    6.12, 7.2 and 7.3-rc builds, probed under QEMU: memfd_kernels.py); the first chunk refused
+    ends the write: EPERM when it is the first chunk, else the bytes written before it (the
+    chunk boundary at or below i_size, less off). Rules `label` and `label`_short."""
     boundary = (s.size // chunk) * chunk
-    grow = s.seals.has(F_SEAL_GROW) & (off + len > s.size)
+    past = refuses & (off + len > s.size)
     return [
-        fail("EPERM", when=grow & (boundary <= off), label="grow_seal",
-             why="shmem_write_begin(): GROW and pos + len > i_size, on the first chunk"),
-        ok(boundary - off, when=grow, label="grow_seal_short", effects=CHG_FD,
-           why="shmem_write_begin() refuses the first chunk past i_size; "
-               "generic_perform_write() returns the bytes written before it"),
+        fail("EPERM", when=past & (boundary <= off), label=label, why=why + ", first chunk"),
+        ok(boundary - off, when=past, label=f"{label}_short", effects=CHG_FD,
+           why=why + "; generic_perform_write() returns the bytes written before it"),
     ]
+
+
+def grow_seal_rules(s: StateView, off: E, len: E, chunk: int) -> list[Rule]:  # noqa: A002
+    """F_SEAL_GROW against a write crossing i_size (write_begin_refusal)."""
+    return write_begin_refusal(s, off, len, chunk, s.seals.has(F_SEAL_GROW), "grow_seal",
+                               "shmem_write_begin(): GROW and pos + len > i_size")
 
 
 def pwrite_body(s: StateView, fd: E, off: E, len: E) -> list[Rule]:  # noqa: A002

@@ -47,7 +47,6 @@ from __future__ import annotations
 
 from model.designs import get, register
 from model.designs.memfd import (
-    CHG_FD,
     FD,
     FD_ALL,
     FD_FIELDS,
@@ -60,6 +59,7 @@ from model.designs.memfd import (
     adds_write,
     implied_seals,
     pins,
+    write_begin_refusal,
 )
 from model.designs.memfd_517 import O_MEMFD, with_flags_word
 from model.lang import Action, Design, E, Field, If, boolean, enum, fail, nat, ok, requires, word
@@ -200,13 +200,11 @@ def otrunc_frozen(s: StateView, how: E) -> Rule:
 
 
 def write_frozen(s: StateView, off: E, len: E) -> list[Rule]:  # noqa: A002
-    """shmem_write_begin(), after the seal checks: pos + len > i_size on a frozen inode is
-    EPERM; generic_perform_write() stops at the first page-sized chunk refused (as for
-    F_SEAL_GROW: the bytes before it are written)."""
-    boundary = (s.size // PAGE_SIZE) * PAGE_SIZE
-    past = frozen(s, "shmem_write_begin") & (off + len > s.size)
-    return [fail("EPERM", when=past & (boundary <= off), label="frozen"),
-            ok(boundary - off, when=past, label="frozen_short", effects=CHG_FD)]
+    """shmem_write_begin(), after the seal checks: a chunk ending past i_size on a frozen inode
+    is refused as F_SEAL_GROW refuses it (memfd.write_begin_refusal)."""
+    return write_begin_refusal(s, off, len, PAGE_SIZE, frozen(s, "shmem_write_begin"),
+                               "frozen", "shmem_write_begin(): SHMEM_F_MAPPING_FROZEN and "
+                               "pos + len > i_size")
 
 
 def fallocate_frozen(s: StateView) -> Rule:
