@@ -208,13 +208,9 @@ def write_frozen(s: StateView, off: E, len: E) -> list[Rule]:  # noqa: A002
 
 
 def fallocate_frozen(s: StateView) -> Rule:
+    """fallocate() and madvise(MADV_REMOVE) (through vfs_fallocate(PUNCH_HOLE|KEEP_SIZE))."""
     return fail("EPERM", when=frozen(s, "shmem_fallocate"), label="frozen",
                 why="shmem_fallocate(): SHMEM_F_MAPPING_FROZEN, every mode")
-
-
-def madvise_frozen(s: StateView) -> Rule:
-    return fail("EPERM", when=frozen(s, "shmem_fallocate"), label="frozen",
-                why="madvise_remove() -> vfs_fallocate(PUNCH_HOLE) -> shmem_fallocate()")
 
 
 def seal_wait_luo(s: StateView, seals: E) -> Rule:
@@ -288,7 +284,8 @@ def build_luo() -> Design:
             "reopen": lambda a: a.insert_rule(otrunc_frozen, after="shrink_seal"),
             "pwrite": _write_frozen,
             "fallocate": lambda a: a.insert_rule(fallocate_frozen, after="unsupported_mode"),
-            "madvise_remove": lambda a: a.insert_rule(madvise_frozen, before="punch_write_seal"),
+            "madvise_remove": lambda a: a.insert_rule(fallocate_frozen,
+                                                      before="punch_write_seal"),
             "fcntl_add_seals": lambda a: a.replace_rule("wait_for_pins", seal_wait_luo),
         })
 
