@@ -66,9 +66,13 @@ fcntl(3, F_ADD_SEALS, F_SEAL_WRITE) = {EBUSY}
 
 
 def test_hugetlbfs_has_no_handler_and_too_large_is_efbig() -> None:
-    """memfd_luo_can_preserve(): shmem_file() is false on hugetlbfs -> ENOENT; more than
+    """memfd_luo_can_preserve(): shmem_file() && !i_nlink is false on hugetlbfs and for a
+    tmpfs file (linked) -> ENOENT; more than
     UINT_MAX pages -> EFBIG, and the inode is unfrozen again."""
     agrees("""memfd_create("t", MFD_HUGETLB) = 3
+ioctl(SESSION, LIVEUPDATE_SESSION_PRESERVE_FD, 3) = -1 ENOENT (No such file or directory)
+""")
+    agrees("""open("/dev/shm/t", O_RDWR|O_CREAT, 0600) = 3
 ioctl(SESSION, LIVEUPDATE_SESSION_PRESERVE_FD, 3) = -1 ENOENT (No such file or directory)
 """)
     agrees(f"""memfd_create("t", 0) = 3

@@ -134,10 +134,9 @@ def preserve_body(s: StateView, fd: E) -> list[Rule]:
         requires(s.luo_phase != KEXEC, label="live"),  # no descriptor then, nor discarded
         requires((s.fd_rw + s.fd_ro) > 0, label="have_fd",
                  why="the caller holds a descriptor of the memfd"),
-        requires(s.origin == O_MEMFD, label="memfd_only",
-                 why="tmpfs files and SysV segments are not modelled here"),
-        fail("ENOENT", when=s.hugetlb, label="no_handler",
-             why="memfd_luo_can_preserve(): shmem_file() is false on hugetlbfs"),
+        fail("ENOENT", when=s.hugetlb | (s.origin != O_MEMFD), label="no_handler",
+             why="memfd_luo_can_preserve(): shmem_file() && !i_nlink -- false on hugetlbfs, "
+                 "and a tmpfs file has a link"),
         fail("EBUSY", when=managed(s), label="already_managed",
              why="luo_preserve_file(): xa_insert(&luo_preserved_files, inode) finds it"),
         fail("EFBIG", when=(s.size + PAGE_SIZE - 1) // PAGE_SIZE > UINT_MAX, label="too_large",
