@@ -73,6 +73,27 @@ def _layout_lines(a: Design, b: Design) -> list[str]:
         f"  {k}: {a.name} {at(la, k)}, {b.name} {at(lb, k)}" for k in moved]
 
 
+def _static_lines(a: Design, b: Design) -> list[str]:
+    """What reading the two designs shows: flags that moved, rules added, changed, dropped."""
+    from checker.diff import rule_changes
+
+    lines = _layout_lines(a, b)
+    changes = rule_changes(a, b)
+    if changes:
+        lines.append("rules added (+), changed (~) or dropped (-):")
+        lines += [f"  {c}" for c in changes]
+    return lines
+
+
+def _write(lines: list[str], args: argparse.Namespace) -> None:
+    """The report on stdout, wrapped at 72 columns for --format mail."""
+    if args.format == "mail":
+        import textwrap
+        lines = [wl for ln in lines for wl in (textwrap.wrap(ln, 72, subsequent_indent="    ")
+                                               or [""])]
+    sys.stdout.write("\n".join(lines) + "\n")
+
+
 def _flags_word(a: Design, b: Design, args: argparse.Namespace) -> int:
     from checker.flags_word import compare
 
@@ -82,7 +103,7 @@ def _flags_word(a: Design, b: Design, args: argparse.Namespace) -> int:
         raise UsageError(f"--flags-word compares the designs' rules statically: "
                          f"{', '.join(extra)} does not apply")
     lines, same = compare(a, b)
-    sys.stdout.write("\n".join(lines) + "\n")
+    _write(lines, args)
     return EXIT_OK if same else EXIT_UNEXPECTED
 
 
@@ -90,7 +111,6 @@ def _symbolic_only(a: Design, b: Design, args: argparse.Namespace) -> int:
     """`diff --engine symbolic`: z3 alone, without a scope and without the explicit product.
     Only EQUIVALENT is a verdict it can give by itself: a distinguishing run Spacer reports is
     not replayed here, so it is inconclusive (exit 3) and says to run --engine both."""
-    from checker.diff import rule_changes
     from checker.diff_symbolic import symbolic_diff
 
     if args.scope:
@@ -101,12 +121,7 @@ def _symbolic_only(a: Design, b: Design, args: argparse.Namespace) -> int:
             f"--engine symbolic compares designs with the same calls ({a.name} only: "
             f"{', '.join(sorted(calls_a - calls_b)) or '-'}; {b.name} only: "
             f"{', '.join(sorted(calls_b - calls_a)) or '-'}): use --engine explicit")
-    lines = [f"diff {a.name} -> {b.name}: symbolic (z3), every scope"]
-    lines += _layout_lines(a, b)
-    changes = rule_changes(a, b)
-    if changes:
-        lines.append("rules added (+), changed (~) or dropped (-):")
-        lines += [f"  {c}" for c in changes]
+    lines = [f"diff {a.name} -> {b.name}: symbolic (z3), every scope", *_static_lines(a, b)]
     sd = symbolic_diff(a, b, timeout=args.timeout)
     if sd.verdict == "equivalent":
         lines.append(f"diff: EQUIVALENT for every scope ({sd.reason}; {sd.seconds:.1f} s)")
@@ -118,12 +133,12 @@ def _symbolic_only(a: Design, b: Design, args: argparse.Namespace) -> int:
     else:
         lines.append(f"diff: UNKNOWN ({sd.reason or 'no answer'}; {sd.seconds:.1f} s)")
         code = EXIT_INCONCLUSIVE
-    sys.stdout.write("\n".join(lines) + "\n")
+    _write(lines, args)
     return code
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    from checker.diff import Differ, restrict_domain, rule_changes
+    from checker.diff import Differ, restrict_domain
     from model.lang.action import outcome_text
 
     a, b = load_designs([args.a, args.b])
@@ -150,7 +165,6 @@ def cmd_diff(args: argparse.Namespace) -> int:
     except ValueError as e:
         raise UsageError(str(e)) from None
     st = scope_text(scope)
-    w = 72 if args.format == "mail" else 100
     lines = [f"diff {a.name} -> {b.name}: explicit product search, scope {st}",
              f"  {r.pairs:,} reachable state pairs, depth {r.depth}, {r.seconds:.1f} s"]
     if args.exclude_flag:
@@ -163,11 +177,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
 
     for c in check_compose(a, b):
         lines.append(f"uapi collision: {c}")
-    lines += _layout_lines(a, b)
-    changes = rule_changes(a, b)
-    if changes:
-        lines.append("rules added (+), changed (~) or dropped (-):")
-        lines += [f"  {c}" for c in changes]
+    lines += _static_lines(a, b)
     for d in r.divergences:
         ra, rb = d.example
         lines.append(f"divergence: {d.action} ({d.count} reachable occurrences): "
@@ -224,11 +234,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
         lines.append("symbolic: not run (the designs do not have the same calls; the product "
                      "is compared on common calls by the explicit engine)")
     lines.append(f"diff: {verdict}")
-    if args.format == "mail":
-        import textwrap
-        lines = [wl for ln in lines for wl in (textwrap.wrap(ln, w, subsequent_indent="    ")
-                                               or [""])]
-    sys.stdout.write("\n".join(lines) + "\n")
+    _write(lines, args)
     return code
 
 
