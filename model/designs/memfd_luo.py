@@ -57,6 +57,7 @@ from model.designs.memfd import (
     WX_SEALS,
     P,
     adds_write,
+    have_fd,
     implied_seals,
     pins,
     write_begin_refusal,
@@ -131,9 +132,7 @@ def managed(s: StateView) -> E:
 def preserve_body(s: StateView, fd: E) -> list[Rule]:
     """luo_preserve_file() then memfd_luo_preserve() (see the module's docstring)."""
     return [
-        requires(s.luo_phase != KEXEC, label="live"),  # no descriptor then, nor discarded
-        requires((s.fd_rw + s.fd_ro) > 0, label="have_fd",
-                 why="the caller holds a descriptor of the memfd"),
+        have_fd(s, fd),  # none after the kexec until the retrieve, none once discarded
         fail("ENOENT", when=s.hugetlb | (s.origin != O_MEMFD), label="no_handler",
              why="memfd_luo_can_preserve(): shmem_file() && !i_nlink -- false on hugetlbfs, "
                  "and a tmpfs file has a link"),
