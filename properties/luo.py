@@ -3,7 +3,7 @@ SHMEM_F_MAPPING_FROZEN promises while a memfd is preserved, and what the next ke
 
 from __future__ import annotations
 
-from model.designs.memfd_luo import KEXEC, RETRIEVED
+from model.designs.memfd_luo import KEXEC, LIVE, RETRIEVED
 from model.lang.expr import E, Implies, false
 from model.lang.schema import StateView
 from properties.catalogue import VIOLATED, prop
@@ -42,7 +42,7 @@ def frozen_no_punch(t: TransitionView) -> E:
       "memfd_luo_preserve(): shmem_freeze(true); memfd_luo_unpreserve(): shmem_freeze(false)",
       family="luo")
 def preserved_is_frozen(s: StateView) -> E:
-    return Implies((s.luo_n > 0) & (s.luo_phase == 0), frozen(s))
+    return Implies((s.luo_n > 0) & (s.luo_phase == LIVE), frozen(s))
 
 
 @prop("unpreserve-restores", "action", """Closing the session before the reboot gives the file
