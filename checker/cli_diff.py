@@ -109,8 +109,9 @@ def _flags_word(a: Design, b: Design, args: argparse.Namespace) -> int:
 
 def _symbolic_only(a: Design, b: Design, args: argparse.Namespace) -> int:
     """`diff --engine symbolic`: z3 alone, without a scope and without the explicit product.
-    Only EQUIVALENT is a verdict it can give by itself: a distinguishing run Spacer reports is
-    not replayed here, so it is inconclusive (exit 3) and says to run --engine both."""
+    Only EQUIVALENT is a verdict it can give by itself: a distinguishing run z3 finds (by a
+    bounded unrolling or Spacer) is not replayed here, so it is inconclusive (exit 3) and
+    says to run --engine both."""
     from checker.diff_symbolic import symbolic_diff
 
     if args.scope:
@@ -127,7 +128,8 @@ def _symbolic_only(a: Design, b: Design, args: argparse.Namespace) -> int:
         lines.append(f"diff: EQUIVALENT for every scope ({sd.reason}; {sd.seconds:.1f} s)")
         code = EXIT_OK
     elif sd.verdict == "different":
-        lines.append(f"diff: UNKNOWN: Spacer reports a distinguishing run ({sd.seconds:.1f} s), "
+        lines.append(f"diff: UNKNOWN: z3 finds a distinguishing run "
+                     f"({sd.reason or 'Spacer'}; {sd.seconds:.1f} s), "
                      "not replayed here: run --engine both for the replayed trace")
         code = EXIT_INCONCLUSIVE
     else:

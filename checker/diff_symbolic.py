@@ -7,10 +7,12 @@ Inv(sA, sB) relates the states the two designs can be in after the same call seq
          Inv ∧ TransA_a(sA, p, s'A)                          ⇒ Inv(s'A, sB)    (A-only a)
   Bad:   Inv ∧ [ both take a with outA ≠ outB, or effA ≠ effB, or a common property's
                value differs; or only one of them can take a(p) ] ⇒ ⊥
-Spacer returns an inductive invariant (EQUIVALENT for every scope: every number of mappings,
-pins and descriptors, any size), re-checked here by plain solver calls before it is reported,
-or says the bad state is reachable (DIFFERENT; the explicit diff then gives the shortest
-trace). Both sides are the designs' own action encodings (checker/encode_z3.py).
+A refinement relation (Houdini over "shared fields and inode flags equal") is tried first,
+then a bounded unrolling for a short distinguishing run (DIFFERENT), then Spacer. Spacer
+returns an inductive invariant (EQUIVALENT for every scope: every number of mappings, pins
+and descriptors, any size), re-checked here by plain solver calls before it is reported, or
+says the bad state is reachable (DIFFERENT; the explicit diff then gives the shortest trace).
+Both sides are the designs' own action encodings (checker/encode_z3.py).
 """
 
 from __future__ import annotations
@@ -169,7 +171,14 @@ def symbolic_diff(a: Design, b: Design, timeout: float | None = 120.0,
         return SymDiff("equivalent", time.perf_counter() - t0, text,
                        reason="refinement relation (shared fields and inode flags equal), "
                        "inductive; re-checked by fresh solvers", rechecked=True)
-    # 2. otherwise let Spacer look for any relation (or a distinguishing run)
+    # 2. a short distinguishing run, if there is one (a bounded unrolling: cheap, and
+    #    Spacer's time to the same answer is heavy-tailed)
+    depth = _distinguishing_run(init, checks[1:], here, allv, sa + sb, badf,
+                                BOUNDED_DEPTH, min(timeout or BOUNDED_BUDGET, BOUNDED_BUDGET))
+    if depth is not None:
+        return SymDiff("different", time.perf_counter() - t0,
+                       reason=f"bounded search: {depth} call(s) before the differing one")
+    # 3. otherwise let Spacer look for any relation (or a longer distinguishing run)
     clauses.append(close(badf, z3.BoolVal(False)))
     r, solver = spacer(clauses, timeout)
     secs = time.perf_counter() - t0
@@ -185,6 +194,46 @@ def symbolic_diff(a: Design, b: Design, timeout: float | None = 120.0,
         return SymDiff("unknown", time.perf_counter() - t0, text,
                        reason="the invariant Spacer returned did not re-check", rechecked=False)
     return SymDiff("equivalent", time.perf_counter() - t0, text, rechecked=True)
+
+
+#: how far the bounded search for a distinguishing run unrolls, and its time budget (s)
+BOUNDED_DEPTH = 6
+BOUNDED_BUDGET = 30.0
+
+
+def _distinguishing_run(init: Z, checks: list[tuple[Z, Z]], here: Z, allv: list[Z],
+                        args: list[Z], badf: Z, depth: int, budget: float) -> int | None:
+    """The length of the shortest call sequence after which the two designs can differ, if
+    it is at most `depth`: the product's clauses unrolled (variables copied per step, the
+    relation replaced by the step's state). None when none is found within the budget."""
+    deadline = time.perf_counter() + budget
+
+    def at(i: int) -> list[tuple[Z, Z]]:
+        return [(v, z3.Const(f"{v}@{i}", v.sort())) for v in allv]
+
+    s = z3.Solver()
+    s.add(z3.substitute(init, *at(0)))
+    for i in range(depth + 1):
+        left = deadline - time.perf_counter()
+        if left <= 0:
+            return None
+        s.set("timeout", max(1, int(left * 1000)))
+        s.push()
+        s.add(z3.substitute(z3.substitute(badf, (here, z3.BoolVal(True))), *at(i)))
+        r = s.check()
+        s.pop()
+        if r == z3.sat:
+            return i
+        if r != z3.unsat:
+            return None
+        now, nxt = at(i), dict(at(i + 1))
+        steps = []
+        for body, head in checks:
+            b = z3.substitute(z3.substitute(body, (here, z3.BoolVal(True))), *now)
+            eqs = [nxt[x] == z3.substitute(head.arg(j), *now) for j, x in enumerate(args)]
+            steps.append(z3.And(b, *eqs))
+        s.add(z3.Or(*steps))
+    return None
 
 
 def _houdini(cands: list[Z], init: Z, checks: list[tuple[Z, Z]], here: Z, args: list[Z],
