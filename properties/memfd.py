@@ -9,6 +9,7 @@ from model.designs.memfd import (  # the design declares its effects
     GPAGE_SIZE,
     MADV_LEN_WRAP,
     MAX_LFS_FILESIZE,
+    PR_RO,
     PR_RW,
     PROT_R,
     PROT_RW,
@@ -367,6 +368,48 @@ def w_store_ro(t: TransitionView) -> E:
         return false
     m = t.param("m")
     return (m != SH_RW) & (m != PR_RW) & (t.s.size > 0)
+
+
+@prop("force-write-never-reaches-file", "action", """A FOLL_FORCE write (/proc/self/mem,
+      ptrace) through a mapping without VM_WRITE|VM_SHARED leaves the file unchanged: through
+      a read-only private mapping it writes the private copy COW breaks to, through a shared
+      read-only one it is refused. The invariant CVE-2022-2590 broke (bug-history B5): a
+      write-sealed memfd, or a file the caller may only read, changed through a debugger's
+      write.""",
+      "check_vma_flags() (mm/gup.c, 5535be309971 \"mm/gup: fix FOLL_FORCE COW security issue "
+      "and remove FOLL_COW\")")
+def force_write_no_file(t: TransitionView) -> E:
+    if not t.is_("mem_write"):
+        return true
+    return Implies(t.param("m") != SH_RW, t.eff == 0)
+
+
+@prop("sometimes-force-write-through-read-only-private", "sometimes-action", """A FOLL_FORCE
+      write through a PROT_READ private mapping of a non-empty file succeeds (the precondition
+      of force-write-never-reaches-file, and what debuggers rely on: a breakpoint written into
+      read-only text).""", "check_vma_flags(): FOLL_FORCE on is_cow_mapping()",
+      # no FOLL_FORCE path modelled for 5.17; none on Debian's 7.x builds (PROC_MEM_FORCE_PTRACE)
+      expect=dict.fromkeys(("memfd@5.17", "memfd@7.2", "memfd@7.3-rc"), NOT_WITNESSED))
+def w_force_private(t: TransitionView) -> E:
+    if not t.is_("mem_write"):
+        return false
+    return (t.param("m") == PR_RO) & t.ok
+
+
+@prop("force-write-permitted", "action", """A FOLL_FORCE write through a private mapping
+      (PROT_READ or not) or a writable shared one succeeds at a page the file holds: what
+      debuggers and checkpoint/restore rely on (a breakpoint in read-only text). Not on a
+      build that gives /proc/self/mem no FOLL_FORCE (CONFIG_PROC_MEM_FORCE_PTRACE: Debian's
+      7.x), nor before hugetlbfs took FOLL_FORCE writes (6.1, 6.12).""",
+      "check_vma_flags() (FOLL_FORCE into is_cow_mapping()); proc_mem_foll_force()",
+      expect=dict.fromkeys(("memfd@6.1", "memfd@6.12", "memfd@7.2", "memfd@7.3-rc"),
+                           VIOLATED))
+def force_write_permitted(t: TransitionView) -> E:
+    if not t.is_("mem_write"):
+        return true
+    m = t.param("m")
+    return Implies(((m == PR_RO) | (m == PR_RW) | (m == SH_RW)) & ~_page0_beyond_eof(t.s),
+                   t.ok)
 
 
 # ---- permission: what the kernel must allow (liveness as action properties) ---------------

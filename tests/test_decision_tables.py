@@ -351,3 +351,84 @@ def test_madvise_remove_before_6_7_needs_vm_write() -> None:
     assert replay_text(ONE_PAGE + MAP_SH_RO + MADV + "-1 EACCES", "memfd@5.17") is None
     assert replay_text(ONE_PAGE + MAP_SH_RW + MADV + "0", "memfd@5.17") is None
     assert replay_text(ONE_PAGE + MAP_SH_RO + MADV + "0") is None  # 6.18
+
+
+# A FOLL_FORCE write (pwrite64 on /proc/self/mem, `mem_write`) by mapping kind
+# (mm/gup.c check_vma_flags() since 5535be309971; bug-history B5). Each cell probed on 6.18.44
+# with a plain Python program (not the executor): the return value, and whether the file's
+# byte 0 changed (the `file` column: the model's effect CHG_MAP, or none).
+MAP_PR_RO = "mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, 3, 0) = m1\n"
+MAP_PR_RW = "mmap(NULL, 4096, PROT_READ|PROT_WRITE, MAP_PRIVATE, 3, 0) = m1\n"
+MAP_SH_RO_RDONLY = 'open("/proc/self/fd/3", O_RDONLY) = 4\n' \
+    "mmap(NULL, 4096, PROT_READ, MAP_SHARED, 4, 0) = m1\n"
+MEMW = "mem_write(m1, 0) = "
+HUGE_RO = ('memfd_create("t", MFD_ALLOW_SEALING|MFD_HUGETLB) = 3\nftruncate(3, 2097152) = 0\n')
+#: name -> (program, file changed)
+MEM_WRITE = {
+    "shared rw: written into the file": (ONE_PAGE + MAP_SH_RW + MEMW + "1", True),
+    "shared ro of an O_RDWR fd: EIO (not a COW mapping)": (ONE_PAGE + MAP_SH_RO + MEMW
+                                                           + "-1 EIO", False),
+    "shared ro of an O_RDONLY fd: EIO": (ONE_PAGE + MAP_SH_RO_RDONLY + MEMW + "-1 EIO", False),
+    "private ro: the private copy, file unchanged": (ONE_PAGE + MAP_PR_RO + MEMW + "1", False),
+    "private rw: the private copy, file unchanged": (ONE_PAGE + MAP_PR_RW + MEMW + "1", False),
+    "private ro of a write-sealed file: file unchanged": (
+        ONE_PAGE + MAP_PR_RO + "fcntl(3, F_ADD_SEALS, F_SEAL_WRITE) = 0\n" + MEMW + "1", False),
+    "shared rw from before F_SEAL_FUTURE_WRITE: written": (
+        ONE_PAGE + MAP_SH_RW + "fcntl(3, F_ADD_SEALS, F_SEAL_FUTURE_WRITE) = 0\n" + MEMW + "1",
+        True),
+    "beyond EOF (size 0), shared rw: EIO": (CREATE + MAP_SH_RW + MEMW + "-1 EIO", False),
+    "beyond EOF (size 0), private ro: EIO": (CREATE + MAP_PR_RO + MEMW + "-1 EIO", False),
+    "hugetlbfs private ro: the private copy": (
+        HUGE_RO + "mmap(NULL, 2097152, PROT_READ, MAP_PRIVATE, 3, 0) = m1\n" + MEMW + "1", False),
+    "hugetlbfs shared ro: EIO": (
+        HUGE_RO + "mmap(NULL, 2097152, PROT_READ, MAP_SHARED, 3, 0) = m1\n" + MEMW + "-1 EIO",
+        False),
+}
+
+
+@pytest.mark.parametrize("name", list(MEM_WRITE))
+def test_mem_write(name: str) -> None:
+    """Outcome and effect: the model changes the file exactly where the kernel did."""
+    from checker.replay import model_outcomes
+    from model import designs
+    from model.designs.memfd import CHG_MAP
+    from traces.textfmt import parse_trace
+
+    text, changed = MEM_WRITE[name]
+    assert replay_text(text) is None
+    rep = model_outcomes(designs.get("memfd"),
+                         parse_trace("# shmemcheck trace 1\n# design: memfd\n" + text + "\n"))
+    assert rep.run is not None
+    assert bool(rep.run.steps[-1].eff & CHG_MAP) == changed
+
+
+def test_mem_write_wrong_cell_is_reported() -> None:
+    out = replay_text(ONE_PAGE + MAP_PR_RO + MEMW + "-1 EIO")
+    assert out is not None and "model says 1" in out
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("name", list(MEM_WRITE))
+def test_mem_write_on_kernel(name: str) -> None:
+    """The rows on the live kernel, through the executor: every outcome, and whether the
+    file's first byte changed at the last step (read back through the executor's own
+    descriptor after each step: the table's `file` column)."""
+    from traces.kernel import capability, hugepages_reserved, run_on_kernel
+    from traces.textfmt import parse_step
+
+    text, changed = MEM_WRITE[name]
+    steps = [parse_step(line) for line in text.splitlines()]
+    if "MFD_HUGETLB" not in text:
+        run = run_on_kernel(steps, observe=True)
+    else:
+        if why := capability("hugetlb"):
+            pytest.skip(why)
+        with hugepages_reserved(2) as why:
+            if why:
+                pytest.skip(why)
+            run = run_on_kernel(steps, observe=True)
+    assert (run.skipped, run.error) == (None, None)
+    assert run.outcomes == [s.outcome for s in steps]
+    assert run.observations is not None
+    before, after = run.observations[-2].byte0, run.observations[-1].byte0
+    assert (before != after) == changed, (before, after)

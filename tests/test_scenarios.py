@@ -62,6 +62,8 @@ EXTRA = {  # not from the selftest
     "the machine's huge page sizes (issue 14)": ["hugetlb-1g", "hugetlb-no-1g-hstate"],
     "argument refusals no property states (issue 19's surviving mutants)": [
         "args-refused-offsets-and-modes"],
+    "FOLL_FORCE writes through /proc/self/mem (issue 15, bug-history B5)": [
+        "mem-write", "mem-write-hugetlb"],
 }
 
 #: tools/testing/selftests/kvm/guest_memfd_test.c (6.18; selftests.md §2.1): the functions

@@ -31,7 +31,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from model import vocab
-from traces.export.c import c_call, c_constants, fill, kvm_constants, runtime_section
+from traces.export.c import (
+    RUNTIME_SECTIONS,
+    c_call,
+    c_constants,
+    fill,
+    kvm_constants,
+    runtime_section,
+)
 from traces.export.common import ExportError, runtime_sections
 from traces.export.lower import Op, creates_fd, lower, plain_operands, uses_gmem, uses_hugetlb
 from traces.kernel import KernelRun, Observation
@@ -50,8 +57,7 @@ PER_STEP_SECONDS = 0.5
 
 #: repro.c's sections the batch takes, in repro.c's order ("base" and "signal" are replaced by
 #: guest.c's "base": a step reports its outcome instead of asserting one)
-_REPRO_SECTIONS = ("newfd", "create", "payload", "buffer", "kvm", "open", "close", "maps", "munmap",
-                   "access", "pins", "pin", "uring", "unpin", "noexec")
+_REPRO_SECTIONS = ("newfd", *(s for s in RUNTIME_SECTIONS if s != "signal"))
 
 
 class GuestError(Exception):

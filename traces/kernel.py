@@ -27,7 +27,7 @@ import signal
 import time
 from collections.abc import Callable, Sequence
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from model import vocab
@@ -69,6 +69,9 @@ class Observation:
     size: int | None  # fstat st_size (None before the file exists)
     mode: int | None  # st_mode & 0o7777
     maps: dict[str, tuple[str, str]]  # live mapping -> (read probe, write probe): ok|SIGSEGV|SIGBUS
+    #: the file's first byte (pread), None while it is empty: content the model does not
+    #: hold, so not compared (tests read it to check a step's effect on the file)
+    byte0: int | None = field(default=None, compare=False)
 
 
 @dataclass
@@ -383,6 +386,33 @@ class _Executor:
     def do_load(self, m: str, off: int = 0) -> Outcome:
         return self.access(m, off, _peek)
 
+    def do_mem_write(self, m: str, off: int = 0) -> Outcome:
+        """One byte (0x5a) written with pwrite64() on /proc/self/mem at mN + off: a
+        FOLL_FORCE write. At an address the trace unmapped it runs in a forked process (the
+        address may have been reused here), which reports the errno as its exit status."""
+        mp = self.map_of(m)
+        addr = mp.addr + off
+
+        def write() -> int:
+            fd = os.open("/proc/self/mem", os.O_RDWR | os.O_CLOEXEC)
+            try:
+                return os.pwrite(fd, b"\x5a", addr)
+            except OSError as e:
+                return -(e.errno or 1)
+            finally:
+                os.close(fd)
+
+        if mp.live:
+            r = write()
+        else:
+            pid = os.fork()
+            if pid == 0:
+                w = write()
+                os._exit(0 if w >= 0 else min(-w, 255))
+            _, status = os.waitpid(pid, 0)
+            r = -os.waitstatus_to_exitcode(status) or 1
+        return Err(_ename(-r)) if r < 0 else Ret(r)
+
     def new_pin(self, pin: _Pin) -> Outcome:
         name = f"p{len(self.pins) + 1}"
         self.pins[name] = pin
@@ -446,17 +476,20 @@ class _Executor:
     # -- observation
     def observation(self) -> dict[str, Any]:
         seals: int | str = "EBADF"
-        size = mode = None
+        size = mode = byte0 = None
         if self.file_fd is not None:
             r, e = _sys(SYS_FCNTL, self.file_fd, vocab.F_GET_SEALS, 0)
             seals = _ename(e) if r == -1 else r
             st = os.fstat(self.file_fd)
             size, mode = st.st_size, st.st_mode & 0o7777
+            with suppress(OSError):  # a guest_memfd has no read
+                got = os.pread(self.file_fd, 1, 0)
+                byte0 = got[0] if got else None
         # Probes run in grandchildren; the write probe stores back the byte it read, so it
         # changes no content even through a shared mapping (a private one COWs in the probe).
         maps = {name: [_in_grandchild(_peek(mp.addr)), _in_grandchild(_touch(mp.addr))]
                 for name, mp in self.maps.items() if mp.live}
-        return {"seals": seals, "size": size, "mode": mode, "maps": maps}
+        return {"seals": seals, "size": size, "mode": mode, "maps": maps, "byte0": byte0}
 
 
 # ---- the child process -----------------------------------------------------------------------
@@ -619,7 +652,7 @@ def run_on_kernel(steps: Sequence[Step], *, observe: bool = False, timeout: floa
                         ob = msg["obs"]
                         observations.append(Observation(
                             ob["seals"], ob["size"], ob["mode"],
-                            {k: (v[0], v[1]) for k, v in ob["maps"].items()}))
+                            {k: (v[0], v[1]) for k, v in ob["maps"].items()}, ob.get("byte0")))
                 else:
                     final = True
                     skipped, error = msg.get("skipped"), msg.get("error")

@@ -29,23 +29,59 @@ from model.designs.memfd_pages import (
     page_index,
     unaligned,
 )
+
+# the state and its helpers, re-exported: designs and properties import them from here
+from model.designs.memfd_state import (
+    CHG_DMA,
+    CHG_FD,
+    CHG_MAP,
+    EFFECTS,
+    F_ALL_SEALS,
+    FD,
+    FD_FIELDS,
+    FD_KINDS,
+    GUP,
+    MAP_DOC,
+    MAP_FIELDS,
+    MAP_KINDS,
+    MAPK,
+    PIN_FIELDS,
+    PIN_KINDS,
+    PINK,
+    PR_RO,
+    PR_RW,
+    REF,
+    RO,
+    RW,
+    SCHEMA,
+    SH_RO,
+    SH_RO_MW,
+    SH_RW,
+    WX_SEALS,
+    bump,
+    count,
+    have_fd,
+    have_map,
+    past_eof,
+    pinned_page0_kept,
+    pins,
+    punch_write_seal,
+    seals_note,
+    writable_maps,
+    write_sealed,
+)
 from model.designs.vfs import fallocate_mode_unsupported
 from model.lang import (
     Action,
     Design,
     E,
-    Field,
     If,
     Init,
     Param,
     Rule,
-    Schema,
     Sort,
-    boolean,
     enum,
     fail,
-    nat,
-    nat_bytes,
     ok,
     requires,
     signal,
@@ -92,138 +128,7 @@ from model.vocab import (
     MFD_NOEXEC_SEAL,
     PAGE_SIZE,
     SEALS,
-    render_flags,
 )
-
-F_ALL_SEALS = 0x3F
-WX_SEALS = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_FUTURE_WRITE
-
-# Handle kinds. The order of each enum is the order of its counter fields below.
-FD_KINDS = ("rw", "ro")  # open file descriptions with / without FMODE_WRITE
-MAP_KINDS = ("sh_rw", "sh_ro_mw", "sh_ro", "pr_ro", "pr_rw")
-PIN_KINDS = ("ref", "gup")
-RW, RO = 0, 1
-SH_RW, SH_RO_MW, SH_RO, PR_RO, PR_RW = range(5)
-REF, GUP = 0, 1
-
-MAP_DOC = {
-    "sh_rw": "MAP_SHARED, PROT_READ|PROT_WRITE (VM_SHARED|VM_MAYWRITE|VM_WRITE)",
-    "sh_ro_mw": "MAP_SHARED, PROT_READ, VM_MAYWRITE kept (upgradable by mprotect)",
-    "sh_ro": "MAP_SHARED, PROT_READ without VM_MAYWRITE (O_RDONLY fd, or write-sealed file)",
-    "pr_ro": "MAP_PRIVATE, PROT_READ",
-    "pr_rw": "MAP_PRIVATE, PROT_READ|PROT_WRITE (copy-on-write)",
-}
-
-EFFECTS = ("CHG_FD", "CHG_MAP", "CHG_DMA")
-CHG_FD, CHG_MAP, CHG_DMA = 1, 2, 4  # file content changed through: an fd, a mapping, a pin
-
-
-FD_FIELDS = [f"fd_{k}" for k in FD_KINDS]
-MAP_FIELDS = [f"map_{k}" for k in MAP_KINDS]
-PIN_FIELDS = [f"pin_{k}" for k in PIN_KINDS]
-
-SCHEMA = Schema((
-    Field("noexec_scope", nat(fixed=2), "vm.memfd_noexec of the caller's pid namespace "
-          "(pidns_memfd_noexec_scope()); read only by memfd_create, so it is reset to 0 once "
-          "the inode exists (a dead-variable reduction)"),
-    Field("hstate_1g", boolean(), "the machine has a 1 GiB hstate (x86-64 with "
-          "X86_FEATURE_GBPAGES: hugetlb_add_hstate(PUD_SHIFT - PAGE_SHIFT)); 2 MiB, the default "
-          "one, always exists. Read only by memfd_create, so reset to 0 once the inode exists, "
-          "as noexec_scope is"),
-    Field("exists", boolean(), "memfd_create has succeeded (one inode per model)"),
-    Field("hugetlb", boolean(), "hugetlbfs-backed (MFD_HUGETLB)"),
-    Field("huge_1g", boolean(), "a hugetlbfs file of the 1 GiB hstate (MFD_HUGE_1GB): its page, "
-          "in every size computation, is 1 GiB (else 2 MiB); 0 on shmem"),
-    Field("seals", word(6, SEALS), "shmem_inode_info.seals / hugetlbfs_inode_info.seals"),
-    Field("mode", word(9), "i_mode & 0777"),
-    Field("size", nat_bytes("pages", ("hugetlb", "huge_1g"),
-                                   (PAGE_SIZE, HPAGE_SIZE, GPAGE_SIZE), grain="grain"),
-          "i_size in bytes (at most MAX_LFS_FILESIZE, shmem's and hugetlbfs's s_maxbytes)"),
-    *(Field(n, nat("fds"), f"open descriptions, {k}", handle=("fd", k))
-      for n, k in zip(FD_FIELDS, FD_KINDS, strict=True)),
-    *(Field(n, nat("maps"), MAP_DOC[k], handle=("map", k))
-      for n, k in zip(MAP_FIELDS, MAP_KINDS, strict=True)),
-    Field("pin_ref", nat("pins"), "page references held by vmsplice into a pipe",
-          handle=("pin", "ref")),
-    Field("pin_gup", nat("pins"), "long-term FOLL_WRITE pins (io_uring fixed buffer, O_DIRECT)",
-          handle=("pin", "gup")),
-    Field("created_noexec", boolean(), "created with (effective) MFD_NOEXEC_SEAL", ghost=True),
-    Field("hpage0_cached", boolean(), "hugetlbfs, size below one huge page: page 0 is in the "
-          "page cache all the same (fallocate put it there, with KEEP_SIZE or up to a size "
-          "inside the page). hugetlb faults map a cached page without looking at i_size "
-          "(found by conformance testing on 6.18.44); an uncached one faults in only if its "
-          "index is below i_size >> HPAGE_SHIFT (hugetlb_no_page()). Kept at 0 whenever "
-          "size >= one huge page, where no rule reads it (a canonical form: fewer states, "
-          "same behaviour)"),
-))
-
-FD = enum(*FD_KINDS)
-MAPK = enum(*MAP_KINDS)
-PINK = enum(*PIN_KINDS)
-
-
-# ---- small helpers over the counter abstraction -------------------------------------------
-def count(s: StateView, fields: list[str], kind: E) -> E:
-    """The counter of the handle kind `kind` (an enum parameter)."""
-    out: E = s[fields[-1]]
-    for i in range(len(fields) - 2, -1, -1):
-        out = If(kind == i, s[fields[i]], out)
-    return out
-
-
-def bump(s: StateView, fields: list[str], kind: E, delta: int) -> dict[str, E]:
-    """Updates adding `delta` to the counter of kind `kind`."""
-    return {f: If(kind == i, s[f] + delta if delta > 0 else s[f] - (-delta), s[f])
-            for i, f in enumerate(fields)}
-
-
-def writable_maps(s: StateView) -> E:
-    """i_mmap_writable's positive part: VMAs that are VM_SHARED and VM_MAYWRITE."""
-    return s.map_sh_rw + s.map_sh_ro_mw
-
-
-def pins(s: StateView) -> E:
-    return s.pin_ref + s.pin_gup
-
-
-def past_eof(s: StateView) -> E:
-    """An access to page 0 faults past EOF. shmem_fault() -> shmem_get_folio_gfp() checks i_size
-    on every fault: index 0 is past EOF iff (0 << PAGE_SHIFT) >= i_size, i.e. size == 0.
-    hugetlb_fault() checks only when it must allocate (hugetlb_no_page(): idx >= i_size >>
-    huge_page_shift(), i.e. size < one huge page for page 0), so a page already in the page
-    cache is mapped even beyond i_size."""
-    return If(s.hugetlb, (s.size < hpage(s)) & ~s.hpage0_cached, s.size == 0)
-
-
-def write_sealed(s: StateView) -> E:
-    return s.seals.has(F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)
-
-
-def have_fd(s: StateView, fd: E) -> Rule:
-    return requires(count(s, FD_FIELDS, fd) > 0, label="have_fd",
-                    why="the caller holds a descriptor of this kind")
-
-
-def have_map(s: StateView, m: E) -> Rule:
-    return requires(count(s, MAP_FIELDS, m) > 0, label="have_map")
-
-
-def punch_write_seal(s: StateView, punch: E | None = None) -> Rule:
-    """shmem_fallocate()/hugetlbfs_punch_hole(): a hole may not be punched under F_SEAL_WRITE or
-    F_SEAL_FUTURE_WRITE (EPERM); shared by fallocate(PUNCH_HOLE) and madvise(MADV_REMOVE)."""
-    sealed = write_sealed(s)
-    return fail("EPERM", when=sealed if punch is None else punch & sealed, label="punch_write_seal",
-                why="shmem_fallocate(): punching a hole needs no WRITE/FUTURE_WRITE")
-
-
-def pinned_page0_kept(s: StateView, truncates_page0: E) -> Rule:
-    return requires(~(truncates_page0 & (pins(s) > 0)), label="pins_not_truncated",
-                    why="truncating a pinned page is not modelled (NOTES.md LIMITATIONS)")
-
-
-def seals_note(v: int) -> str | None:
-    return "seals " + render_flags(v, SEALS) if v > 0 else None
-
 
 PAGES = "pages"
 
@@ -538,6 +443,30 @@ def load_body(s: StateView, m: E, off: E) -> list[Rule]:
             signal("SIGBUS", when=past_eof(s), label="past_eof"), ok(0)]
 
 
+def mem_write_body(s: StateView, m: E, off: E) -> list[Rule]:
+    """pwrite64() of one byte on /proc/self/mem at byte `off` of a mapping (fs/proc/base.c
+    mem_rw() -> access_remote_vm() -> get_user_pages_remote(FOLL_FORCE|FOLL_WRITE)).
+    check_vma_flags() (mm/gup.c, since 5535be309971, v6.0): without VM_WRITE a FOLL_FORCE
+    write is allowed only into a COW mapping (private, VM_MAYWRITE), and then only into the
+    exclusive anonymous copy it breaks COW to: the file is unchanged (bug-history B5,
+    CVE-2022-2590). On hugetlbfs too: 6.18.44 COWs a read-only private hugetlb mapping
+    (v6.0's refusal "hugetlb does not support FOLL_FORCE|FOLL_WRITE" is gone; probed). A
+    refused VMA or a fault that fails (SIGBUS past EOF) copies nothing, and mem_rw() returns
+    EIO. Probed on 6.18.44 (traces/scenarios/mem-write.trace)."""
+    return [
+        have_map(s, m),
+        within_mapping(s, off),
+        fail("EIO", when=(m == SH_RO) | (m == SH_RO_MW), label="force_not_cow",
+             why="check_vma_flags(): FOLL_FORCE without VM_WRITE needs is_cow_mapping(); a "
+                 "shared mapping is not one"),
+        fail("EIO", when=past_eof(s), label="past_eof",
+             why="the fault fails (SIGBUS beyond EOF): nothing copied"),
+        ok(1, effects=If(m == SH_RW, CHG_MAP, 0), label="ok",
+           why="through VM_WRITE|VM_SHARED the page-cache page is written, as a store; "
+               "through a private mapping COW is broken first and the file is unchanged"),
+    ]
+
+
 SHARED_MAPS = (SH_RW, SH_RO_MW, SH_RO)
 
 
@@ -731,6 +660,10 @@ ACTIONS: tuple[Action, ...] = (
            (MapRef("m"), Num("off")), "store one byte at a byte offset of a mapping"),
     Action("load", (P("m", MAPK, MAP_ALL), ACCESS_OFF), load_body, "load",
            (MapRef("m"), Num("off")), "load one byte at a byte offset of a mapping"),
+    Action("mem_write", (P("m", MAPK, MAP_ALL), ACCESS_OFF), mem_write_body, "mem_write",
+           (MapRef("m"), Num("off")),
+           "a FOLL_FORCE write of one byte through /proc/self/mem at a byte offset of a "
+           "mapping"),
     Action("pin", (P("m", MAPK, SHARED_MAPS),), pin_body, "pin", (MapRef("m"),),
            "vmsplice the mapped page into a pipe (a held page reference)"),
     Action("gup_pin", (P("m", MAPK, SHARED_MAPS),), gup_pin_body, "gup_pin", (MapRef("m"),),
@@ -787,13 +720,45 @@ __all__ = [
     "CHG_FD",
     "CHG_MAP",
     "EFFECTS",
+    "FD",
+    "FD_FIELDS",
+    "FD_KINDS",
+    "F_ALL_SEALS",
     "GPAGE_SIZE",
+    "GUP",
+    "MAPK",
+    "MAP_DOC",
+    "MAP_FIELDS",
+    "MAP_KINDS",
     "MAX_LFS_FILESIZE",
+    "PINK",
+    "PIN_FIELDS",
+    "PIN_KINDS",
+    "PR_RO",
+    "PR_RW",
+    "REF",
     "REPLAY_ONLY",
+    "RO",
+    "RW",
     "SCHEMA",
+    "SH_RO",
+    "SH_RO_MW",
+    "SH_RW",
+    "WX_SEALS",
     "Or",
     "build",
+    "bump",
+    "count",
     "grow_seal_rules",
+    "have_fd",
+    "have_map",
     "on_grid",
     "page_bytes",
+    "past_eof",
+    "pinned_page0_kept",
+    "pins",
+    "punch_write_seal",
+    "seals_note",
+    "writable_maps",
+    "write_sealed",
 ]

@@ -32,24 +32,44 @@ kernels"), with the upstream commit that made the difference:
   6.12.118 that includes 3b041514cb6e (bug-history B12: F_SEAL_EXEC's implied F_SEAL_WRITE is
   EBUSY with a writable mapping), the 6.12.9 fix of B10 (read-only shared mappings of write-
   sealed memfds), and the two hugetlbfs findings (B15: fchmod of an exec-sealed hugetlbfs memfd;
-  mmap growing a GROW-sealed file), as on 6.18.
+  mmap growing a GROW-sealed file), as on 6.18. memfd@7.2 and memfd@7.3-rc also write
+  /proc/self/mem without FOLL_FORCE: their Debian configs set CONFIG_PROC_MEM_FORCE_PTRACE
+  (a configuration, like the write chunk; found by the corpus's B5 trace on 7.2.13), so a
+  write through a mapping without VM_WRITE is EIO there.
 """
 
 from __future__ import annotations
 
 from model.designs import get, register
-from model.designs.memfd import grow_seal_rules
+from model.designs.memfd import PR_RO, PR_RW, SH_RW, grow_seal_rules
 from model.designs.memfd_517 import PRE_EXEC_EDITS
-from model.lang import Design
-from model.lang.action import Action
+from model.lang import Design, E, fail
+from model.lang.action import Action, Rule
+from model.lang.schema import StateView
 from model.vocab import HPAGE_SIZE
 
 #: the kernel series each design claims -> what conformance on it found (the design's doc)
 SAME_AS_618 = {
-    "6.12": "6.12.118: the 6.18 rules, with 2 MiB write chunks",
-    "7.2": "7.2.13: the 6.18 rules, with 2 MiB write chunks",
-    "7.3-rc": "7.3-rc7: the 6.18 rules, with 2 MiB write chunks",
+    "6.12": "6.12.118: the 6.18 rules, with 2 MiB write chunks and no FOLL_FORCE write into "
+            "a read-only hugetlb mapping",
+    "7.2": "7.2.13: the 6.18 rules, with 2 MiB write chunks and /proc/self/mem writes "
+           "without FOLL_FORCE (CONFIG_PROC_MEM_FORCE_PTRACE)",
+    "7.3-rc": "7.3-rc7: the 6.18 rules, with 2 MiB write chunks and /proc/self/mem writes "
+              "without FOLL_FORCE (CONFIG_PROC_MEM_FORCE_PTRACE)",
 }
+#: the series whose Debian build sets CONFIG_PROC_MEM_FORCE_PTRACE=y (6.1.192 and 6.12.118
+#: have CONFIG_PROC_MEM_ALWAYS_FORCE=y, as the 6.18.44 machine does; read from their configs)
+PROC_MEM_FORCE_PTRACE = ("7.2", "7.3-rc")
+
+
+def _no_foll_force(s: StateView, m: E, off: E) -> Rule:
+    """fs/proc/base.c proc_mem_foll_force() (41e8149c8892 "proc: add config & param to block
+    forcing mem writes", v6.12): with CONFIG_PROC_MEM_FORCE_PTRACE, mem_rw() asks for
+    FOLL_FORCE only when the caller is the task's ptracer, which a process writing its own
+    /proc/self/mem is not; without FOLL_FORCE, check_vma_flags() refuses a write to a VMA
+    without VM_WRITE (EFAULT; mem_rw(): nothing copied, EIO). Found by conformance on 7.2.13."""
+    return fail("EIO", unless=(m == SH_RW) | (m == PR_RW), label="no_foll_force",
+                why="proc_mem_foll_force(): PROC_MEM_FORCE_PTRACE, not ptraced: no FOLL_FORCE")
 
 
 def _pmd_write_chunks(a: Action) -> Action:
@@ -64,14 +84,33 @@ def _pmd_write_chunks(a: Action) -> Action:
 def build_61() -> Design:
     return get("memfd").derive(
         "memfd@6.1", "memfd/shmem/hugetlbfs as on Linux 6.1.192: no MFD_NOEXEC_SEAL, MFD_EXEC, "
-        "vm.memfd_noexec or F_SEAL_EXEC (all 6.3); the B9 fix backported",
-        kernel="6.1", init={"noexec_scope": 0}, edit=PRE_EXEC_EDITS)
+        "vm.memfd_noexec or F_SEAL_EXEC (all 6.3); the B9 fix backported; no FOLL_FORCE "
+        "write into a read-only hugetlb mapping",
+        kernel="6.1", init={"noexec_scope": 0},
+        edit={**PRE_EXEC_EDITS, "mem_write": _force_hugetlb})
+
+
+def _hugetlb_no_force(s: StateView, m: E, off: E) -> Rule:
+    """check_vma_flags() (mm/gup.c) from v6.0 ("hugetlb does not support
+    FOLL_FORCE|FOLL_WRITE"): a FOLL_FORCE write to a hugetlb VMA without VM_WRITE is EFAULT
+    (mem_rw(): EIO), private or not. Found by conformance on 6.1.192 and 6.12.118; 6.18.44
+    COWs instead (memfd.mem_write_body)."""
+    return fail("EIO", when=s.hugetlb & (m == PR_RO), label="force_hugetlb",
+                why="check_vma_flags(): hugetlb does not support FOLL_FORCE|FOLL_WRITE")
+
+
+def _force_hugetlb(a: Action) -> Action:
+    return a.insert_rule(_hugetlb_no_force, after="force_not_cow")
 
 
 def _same(series: str) -> Design:
+    edit = {"pwrite": _pmd_write_chunks}
+    if series in PROC_MEM_FORCE_PTRACE:
+        edit["mem_write"] = lambda a: a.insert_rule(_no_foll_force, before="force_not_cow")
+    else:
+        edit["mem_write"] = _force_hugetlb
     return get("memfd").derive(f"memfd@{series}", "memfd/shmem/hugetlbfs as on Linux "
-                               + SAME_AS_618[series], kernel=series,
-                               edit={"pwrite": _pmd_write_chunks})
+                               + SAME_AS_618[series], kernel=series, edit=edit)
 
 
 @register("memfd@6.12", on_request=True)

@@ -159,11 +159,11 @@ def unpreserve_body(s: StateView) -> list[Rule]:
 def kexec_body(s: StateView) -> list[Rule]:
     """reboot(LINUX_REBOOT_CMD_KEXEC): luo_session_serialize() runs memfd_luo_freeze() (f_pos),
     and the next kernel boots: the old kernel's descriptors, mappings and pins are gone."""
-    gone = {f: 0 for f in (*FD_FIELDS, *MAP_FIELDS, *PIN_FIELDS)}
+    gone: dict[str, E | int] = {f: 0 for f in (*FD_FIELDS, *MAP_FIELDS, *PIN_FIELDS)}
     return [requires((s.luo_phase == LIVE) & (s.luo_n > 0), label="preserved"),
             ok(0, luo_phase=KEXEC, luo_n=0, luo_pin=0,
                **as_updates(s.with_flag("MAPPING_FROZEN", False, site="next_kernel")),
-               **gone,
+               **as_updates(gone),
                why="a memfd is never SHM_LOCKed, unevictable or unmovable: nothing else of "
                    "the old kernel's inode state to drop")]
 

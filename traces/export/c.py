@@ -132,8 +132,9 @@ def _c_expect(op: Op, call: str) -> str:
 #: the registry calls rendered here with code of their own; every other plain call
 #: (traces.syscalls.Syscall.plain) is rendered from its entry, and lower.UNSUPPORTED's not at all
 OWN = frozenset({"memfd_create", "fcntl", "pwrite64", "ftruncate", "fchmod", "fallocate", "mmap",
-                 "mprotect", "munmap", "store", "load", "pin", "gup_pin", "unpin", "dma_write",
-                 "open", "ioctl", "read", "pread64", "write", "lseek", "dup", "close"})
+                 "mprotect", "munmap", "store", "load", "mem_write", "pin", "gup_pin", "unpin",
+                 "dma_write", "open", "ioctl", "read", "pread64", "write", "lseek", "dup",
+                 "close"})
 
 
 def _c_call(op: Op, need: set[str]) -> str:
@@ -168,6 +169,9 @@ def _c_call(op: Op, need: set[str]) -> str:
     if c in ("store", "load"):
         need |= {"maps", "access", "signal"}
         return f"sys_access({o[0]}, {value(o[1])}, {1 if c == 'store' else 0})"
+    if c == "mem_write":
+        need |= {"maps", "memwrite"}
+        return f"sys_mem_write({o[0]}, {value(o[1])})"
     if c == "pin":
         need |= {"maps", "pins", "pin"}
         return f"sys_pin({o[0]}, {value(o[1])}, {o[2]})"
@@ -299,9 +303,13 @@ def _observe_last(design: Design, r: Replayed, ops: Sequence[Op], prop: str
     if "(effects)" in reads:
         hidden.append("the call's effect on the file's data")
     if hidden:
-        text += (f"; the property also reads {', '.join(hidden)}, which no system call "
-                 "reads back here: the outcomes stand for it")
+        text += (f"; the property also reads {', '.join(hidden)}, {UNREAD}, so exit 0 does "
+                 "not show that part")
     return out, text + "."
+
+
+#: the header's words for state a property reads that the reproducer cannot read back
+UNREAD = "which no system call reads back here"
 
 
 def _section(name: str) -> str:
@@ -336,7 +344,7 @@ fill = _fill
 
 #: the runtime sections a step may need, in the order they are emitted (after "base")
 RUNTIME_SECTIONS = ("signal", "create", "payload", "buffer", "kvm", "open", "close", "maps",
-                    "munmap", "access", "pins", "pin", "uring", "unpin", "noexec")
+                    "munmap", "access", "memwrite", "pins", "pin", "uring", "unpin", "noexec")
 
 
 def export_c(design: Design, r: Replayed) -> str:
@@ -372,7 +380,8 @@ def export_c(design: Design, r: Replayed) -> str:
     if kind in ("violates", "witnesses"):
         what = "shows the violation of" if kind == "violates" else "witnesses"
         head += [" * " + x for x in textwrap.wrap(
-            f"Exit 0 means this kernel {what} {_c_comment(pname)}: {claim}", 72)]
+            f"Exit 0 means this kernel {what} {_c_comment(pname)}"
+            f"{' as far as system calls show it' if UNREAD in claim else ''}: {claim}", 72)]
     if want_noexec is not None:
         head += [f" * Runs with vm.memfd_noexec = {want_noexec} (in a new pid namespace if "
                  "needed)."]

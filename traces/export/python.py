@@ -69,8 +69,9 @@ def _py_value(arg: object) -> str:
 #: the registry calls rendered here with code of their own; every other plain call
 #: (traces.syscalls.Syscall.plain) is rendered from its entry, and lower.UNSUPPORTED's not at all
 OWN = frozenset({"memfd_create", "fcntl", "pwrite64", "ftruncate", "fchmod", "fallocate", "mmap",
-                 "mprotect", "munmap", "store", "load", "pin", "gup_pin", "unpin", "dma_write",
-                 "open", "ioctl", "read", "pread64", "write", "lseek", "dup", "close"})
+                 "mprotect", "munmap", "store", "load", "mem_write", "pin", "gup_pin", "unpin",
+                 "dma_write", "open", "ioctl", "read", "pread64", "write", "lseek", "dup",
+                 "close"})
 
 
 def _py_call(op: Op) -> str:
@@ -95,6 +96,8 @@ def _py_call(op: Op) -> str:
         return f"sys_munmap({o[0]}, {value(o[1])})"
     if c in ("store", "load"):
         return f"sys_access({o[0]}, {value(o[1])}, {c == 'store'})"
+    if c == "mem_write":
+        return f"sys_mem_write({o[0]}, {value(o[1])})"
     if c == "pin":
         return f"sys_pin({o[0]}, {value(o[1])}, {o[2]})"
     if c == "gup_pin":

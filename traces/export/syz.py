@@ -150,8 +150,9 @@ def _syz_map(m: int) -> int:
 #: the registry calls rendered here with code of their own; every other plain call
 #: (traces.syscalls.Syscall.plain) is rendered from its entry, and lower.UNSUPPORTED's not at all
 OWN = frozenset({"memfd_create", "fcntl", "pwrite64", "ftruncate", "fchmod", "fallocate", "mmap",
-                 "mprotect", "munmap", "store", "load", "pin", "gup_pin", "unpin", "dma_write",
-                 "open", "ioctl", "read", "pread64", "write", "lseek", "dup", "close"})
+                 "mprotect", "munmap", "store", "load", "mem_write", "pin", "gup_pin", "unpin",
+                 "dma_write", "open", "ioctl", "read", "pread64", "write", "lseek", "dup",
+                 "close"})
 
 
 def export_syz(design: Design, r: Replayed) -> str:
@@ -222,6 +223,15 @@ def export_syz(design: Design, r: Replayed) -> str:
             verb = "a one-byte store to" if c == "store" else "a one-byte load from"
             lines.append(f"# {c}: {verb} {_syz_map(m) + off:#x} (no system call) = "
                          f"{outcome_text(e)}")
+        elif c == "mem_write":  # a FOLL_FORCE write: pwrite64 on /proc/self/mem
+            m, off = o[0], value(o[1])
+            mem, path = s.res(), "/proc/self/mem"
+            lines.append(f"{mem} = openat(0xffffffffffffff9c, {s.ptr(len(path) + 1)}="
+                         f"{_syz_str(path)}, 0x80002, 0x0)")
+            lines.append(f"pwrite64({mem}, {s.ptr(1)}={_syz_str('Z', nul=False)}, 0x1, "
+                         f"{_syz_map(m) + off:#x})" + tail)
+            lines.append(f"close({mem})")
+            tail = ""
         elif c == "pin":
             m, off, p = o[0], value(o[1]), o[2]
             rd, wr = s.res(), s.res()

@@ -499,6 +499,25 @@ static __maybe_unused struct res sys_access(int m, long off, int store)
 		(void)*p;
 	return r;
 }
+//@ section memwrite
+
+/* One byte written with pwrite() on /proc/self/mem at mapping m + off: a
+ * FOLL_FORCE write, as a debugger's, which may write through a read-only
+ * private mapping (into its copy of the page, never the file). */
+static __maybe_unused struct res sys_mem_write(int m, long off)
+{
+	static const char byte = 0x5a;
+	int fd = open("/proc/self/mem", O_RDWR | O_CLOEXEC);
+	struct res r;
+
+	if (fd < 0) {
+		perror("open /proc/self/mem");
+		exit(KSFT_FAIL);
+	}
+	r = res_of(pwrite(fd, &byte, 1, (off_t)((uintptr_t)maps[m] + off)));
+	close(fd);
+	return r;
+}
 //@ section pins
 
 #define MAX_PINS 64

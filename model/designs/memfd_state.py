@@ -1,0 +1,162 @@
+"""The memfd design's state: the inode fields, the handle kinds counted per kind (a counter
+abstraction; NOTES.md "Abstractions"), the effects, and small helpers over them that the
+rule bodies share (model/designs/memfd.py, and the designs derived from it).
+"""
+
+from __future__ import annotations
+
+from model.designs.memfd_pages import GPAGE_SIZE, hpage
+from model.lang import (
+    E,
+    Field,
+    If,
+    Rule,
+    Schema,
+    boolean,
+    enum,
+    fail,
+    nat,
+    nat_bytes,
+    requires,
+    word,
+)
+from model.lang.schema import StateView
+from model.vocab import (
+    F_SEAL_FUTURE_WRITE,
+    F_SEAL_GROW,
+    F_SEAL_SHRINK,
+    F_SEAL_WRITE,
+    HPAGE_SIZE,
+    PAGE_SIZE,
+    SEALS,
+    render_flags,
+)
+
+F_ALL_SEALS = 0x3F
+WX_SEALS = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_FUTURE_WRITE
+
+# Handle kinds. The order of each enum is the order of its counter fields below.
+FD_KINDS = ("rw", "ro")  # open file descriptions with / without FMODE_WRITE
+MAP_KINDS = ("sh_rw", "sh_ro_mw", "sh_ro", "pr_ro", "pr_rw")
+PIN_KINDS = ("ref", "gup")
+RW, RO = 0, 1
+SH_RW, SH_RO_MW, SH_RO, PR_RO, PR_RW = range(5)
+REF, GUP = 0, 1
+
+MAP_DOC = {
+    "sh_rw": "MAP_SHARED, PROT_READ|PROT_WRITE (VM_SHARED|VM_MAYWRITE|VM_WRITE)",
+    "sh_ro_mw": "MAP_SHARED, PROT_READ, VM_MAYWRITE kept (upgradable by mprotect)",
+    "sh_ro": "MAP_SHARED, PROT_READ without VM_MAYWRITE (O_RDONLY fd, or write-sealed file)",
+    "pr_ro": "MAP_PRIVATE, PROT_READ",
+    "pr_rw": "MAP_PRIVATE, PROT_READ|PROT_WRITE (copy-on-write)",
+}
+
+EFFECTS = ("CHG_FD", "CHG_MAP", "CHG_DMA")
+CHG_FD, CHG_MAP, CHG_DMA = 1, 2, 4  # file content changed through: an fd, a mapping, a pin
+
+
+FD_FIELDS = [f"fd_{k}" for k in FD_KINDS]
+MAP_FIELDS = [f"map_{k}" for k in MAP_KINDS]
+PIN_FIELDS = [f"pin_{k}" for k in PIN_KINDS]
+
+SCHEMA = Schema((
+    Field("noexec_scope", nat(fixed=2), "vm.memfd_noexec of the caller's pid namespace "
+          "(pidns_memfd_noexec_scope()); read only by memfd_create, so it is reset to 0 once "
+          "the inode exists (a dead-variable reduction)"),
+    Field("hstate_1g", boolean(), "the machine has a 1 GiB hstate (x86-64 with "
+          "X86_FEATURE_GBPAGES: hugetlb_add_hstate(PUD_SHIFT - PAGE_SHIFT)); 2 MiB, the default "
+          "one, always exists. Read only by memfd_create, so reset to 0 once the inode exists, "
+          "as noexec_scope is"),
+    Field("exists", boolean(), "memfd_create has succeeded (one inode per model)"),
+    Field("hugetlb", boolean(), "hugetlbfs-backed (MFD_HUGETLB)"),
+    Field("huge_1g", boolean(), "a hugetlbfs file of the 1 GiB hstate (MFD_HUGE_1GB): its page, "
+          "in every size computation, is 1 GiB (else 2 MiB); 0 on shmem"),
+    Field("seals", word(6, SEALS), "shmem_inode_info.seals / hugetlbfs_inode_info.seals"),
+    Field("mode", word(9), "i_mode & 0777"),
+    Field("size", nat_bytes("pages", ("hugetlb", "huge_1g"),
+                                   (PAGE_SIZE, HPAGE_SIZE, GPAGE_SIZE), grain="grain"),
+          "i_size in bytes (at most MAX_LFS_FILESIZE, shmem's and hugetlbfs's s_maxbytes)"),
+    *(Field(n, nat("fds"), f"open descriptions, {k}", handle=("fd", k))
+      for n, k in zip(FD_FIELDS, FD_KINDS, strict=True)),
+    *(Field(n, nat("maps"), MAP_DOC[k], handle=("map", k))
+      for n, k in zip(MAP_FIELDS, MAP_KINDS, strict=True)),
+    Field("pin_ref", nat("pins"), "page references held by vmsplice into a pipe",
+          handle=("pin", "ref")),
+    Field("pin_gup", nat("pins"), "long-term FOLL_WRITE pins (io_uring fixed buffer, O_DIRECT)",
+          handle=("pin", "gup")),
+    Field("created_noexec", boolean(), "created with (effective) MFD_NOEXEC_SEAL", ghost=True),
+    Field("hpage0_cached", boolean(), "hugetlbfs, size below one huge page: page 0 is in the "
+          "page cache all the same (fallocate put it there, with KEEP_SIZE or up to a size "
+          "inside the page). hugetlb faults map a cached page without looking at i_size "
+          "(found by conformance testing on 6.18.44); an uncached one faults in only if its "
+          "index is below i_size >> HPAGE_SHIFT (hugetlb_no_page()). Kept at 0 whenever "
+          "size >= one huge page, where no rule reads it (a canonical form: fewer states, "
+          "same behaviour)"),
+))
+
+FD = enum(*FD_KINDS)
+MAPK = enum(*MAP_KINDS)
+PINK = enum(*PIN_KINDS)
+
+
+# ---- small helpers over the counter abstraction -------------------------------------------
+def count(s: StateView, fields: list[str], kind: E) -> E:
+    """The counter of the handle kind `kind` (an enum parameter)."""
+    out: E = s[fields[-1]]
+    for i in range(len(fields) - 2, -1, -1):
+        out = If(kind == i, s[fields[i]], out)
+    return out
+
+
+def bump(s: StateView, fields: list[str], kind: E, delta: int) -> dict[str, E]:
+    """Updates adding `delta` to the counter of kind `kind`."""
+    return {f: If(kind == i, s[f] + delta if delta > 0 else s[f] - (-delta), s[f])
+            for i, f in enumerate(fields)}
+
+
+def writable_maps(s: StateView) -> E:
+    """i_mmap_writable's positive part: VMAs that are VM_SHARED and VM_MAYWRITE."""
+    return s.map_sh_rw + s.map_sh_ro_mw
+
+
+def pins(s: StateView) -> E:
+    return s.pin_ref + s.pin_gup
+
+
+def past_eof(s: StateView) -> E:
+    """An access to page 0 faults past EOF. shmem_fault() -> shmem_get_folio_gfp() checks i_size
+    on every fault: index 0 is past EOF iff (0 << PAGE_SHIFT) >= i_size, i.e. size == 0.
+    hugetlb_fault() checks only when it must allocate (hugetlb_no_page(): idx >= i_size >>
+    huge_page_shift(), i.e. size < one huge page for page 0), so a page already in the page
+    cache is mapped even beyond i_size."""
+    return If(s.hugetlb, (s.size < hpage(s)) & ~s.hpage0_cached, s.size == 0)
+
+
+def write_sealed(s: StateView) -> E:
+    return s.seals.has(F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)
+
+
+def have_fd(s: StateView, fd: E) -> Rule:
+    return requires(count(s, FD_FIELDS, fd) > 0, label="have_fd",
+                    why="the caller holds a descriptor of this kind")
+
+
+def have_map(s: StateView, m: E) -> Rule:
+    return requires(count(s, MAP_FIELDS, m) > 0, label="have_map")
+
+
+def punch_write_seal(s: StateView, punch: E | None = None) -> Rule:
+    """shmem_fallocate()/hugetlbfs_punch_hole(): a hole may not be punched under F_SEAL_WRITE or
+    F_SEAL_FUTURE_WRITE (EPERM); shared by fallocate(PUNCH_HOLE) and madvise(MADV_REMOVE)."""
+    sealed = write_sealed(s)
+    return fail("EPERM", when=sealed if punch is None else punch & sealed, label="punch_write_seal",
+                why="shmem_fallocate(): punching a hole needs no WRITE/FUTURE_WRITE")
+
+
+def pinned_page0_kept(s: StateView, truncates_page0: E) -> Rule:
+    return requires(~(truncates_page0 & (pins(s) > 0)), label="pins_not_truncated",
+                    why="truncating a pinned page is not modelled (NOTES.md LIMITATIONS)")
+
+
+def seals_note(v: int) -> str | None:
+    return "seals " + render_flags(v, SEALS) if v > 0 else None
