@@ -342,11 +342,17 @@ def pair_traces(p: PairResult) -> tuple[Trace, Trace]:
     expect_br = "conforms" if b.sometimes else f"violates {b.property_name}"
     expect_fx = f"witnesses {b.property_name}" if b.sometimes else "conforms"
     fix = "no fix yet" if b.commit == "unfixed" else f"fixed by {b.commit}"
+    # a pair whose runs return the same values differs in effects only (B2, B5): no return
+    # value tells a kernel with the bug from one without
+    same = [a.out for a in rbr.steps] == [a.out for a in rfx.steps]
     tbr = run_to_trace(dbr, rbr, expect=expect_br,
-                       title=f"{b.id}-broken: {b.title} ({fix}); reproduces the bug")
+                       title=f"{b.id}-broken: {b.title} ({fix}); reproduces the bug"
+                             + (" (in its effects: the return values are the fix's)"
+                                if same else ""))
     tfx = run_to_trace(dfx, rfx, expect=expect_fx,
-                       title=f"{b.id}-fixed: the same calls as the fix has them; a kernel "
-                             "with the bug fails here")
+                       title=f"{b.id}-fixed: the same calls as the fix has them; "
+                             + ("the same return values as with the bug (the pair differs in "
+                                "effects only)" if same else "a kernel with the bug fails here"))
     lines_br, lines_fx = [], []
     for sb, sf, ab, af in zip(tbr.steps, tfx.steps, rbr.steps, rfx.steps, strict=True):
         if sb.outcome != sf.outcome or ab.eff != af.eff:

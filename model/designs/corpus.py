@@ -10,6 +10,11 @@ Each pair is a small delta on the base the bug belongs to (traces/scenarios/corp
       is_cow_mapping() is false and fork() leaves the anonymous page writable in both.
 - B3  22247efd822e "mm/hugetlb: fix F_SEAL_FUTURE_WRITE": broken has hugetlbfs_file_mmap()
       ignore F_SEAL_FUTURE_WRITE (no EPERM, VM_MAYWRITE kept); fixed is mainline.
+- B5  5535be309971 "mm/gup: fix FOLL_FORCE COW security issue and remove FOLL_COW"
+      (CVE-2022-2590): broken lets a FOLL_FORCE write (/proc/self/mem) through a read-only
+      private shmem mapping land in the page cache, the outcome of the race with
+      UFFDIO_CONTINUE (abstracted: the model has no userfaultfd, so the race's winning
+      interleaving is the only one); fixed is mainline.
 - B9  e8e17ee90eaf/28464bbb2ddc/158978945f31 (6.7): broken is memfd@5.17, whose
       mapping_map_writable() refused every VM_SHARED mapping of a WRITE-sealed file; fixed is
       memfd@5.17 with mainline's memfd_check_seals_mmap() rule.
@@ -33,7 +38,9 @@ from dataclasses import replace
 # the designs the corpus derives from register first, so `shmemcheck list` shows the corpus last
 from model.designs import get, guest_memfd, memfd_517, register, v5_inaccessible  # noqa: F401
 from model.designs.memfd import (
+    CHG_MAP,
     MAPK,
+    PR_RO,
     PR_RW,
     SH_RO,
     SH_RO_MW,
@@ -52,7 +59,7 @@ from model.lang.callspec import C, MapRef
 from model.lang.schema import StateView
 from model.vocab import F_SEAL_EXEC, F_SEAL_FUTURE_WRITE, F_SEAL_WRITE
 
-BUGS = ("B1", "B2", "B3", "B9", "B12", "B15", "G1")
+BUGS = ("B1", "B2", "B3", "B5", "B9", "B12", "B15", "G1")
 
 #: effect bit of the B2 designs: a store through a private mapping reached another process
 CHG_PEER = 8
@@ -289,6 +296,27 @@ def b12_broken() -> Design:
 def b12_fixed() -> Design:
     return _derive("memfd", "B12-fixed", "mainline (3b041514cb6e: deny writable mappings when "
                    "implying SEAL_WRITE)", kernel="6.18")
+
+
+# ---- B5: a FOLL_FORCE write through a read-only private mapping reaches the page cache ----
+def _b5_force_ok(s: StateView, m: E, off: E) -> Rule:
+    return ok(1, effects=If((m == SH_RW) | ((m == PR_RO) & ~s.hugetlb), CHG_MAP, 0),
+              label="ok", why="5.16-5.19: GUP's FOLL_COW accepted the dirty read-only PTE "
+              "UFFDIO_CONTINUE installed for the page-cache page, and wrote into it")
+
+
+@register("B5-broken")
+def b5_broken() -> Design:
+    return _derive("memfd", "B5-broken", "mainline with the FOLL_FORCE path of 5.16-5.19 "
+                   "(9ae0f87d009c to 5535be309971): a write through /proc/self/mem into a "
+                   "read-only private shmem mapping may reach the page cache (CVE-2022-2590)",
+                   edit={"mem_write": lambda a: a.replace_rule("ok", _b5_force_ok)})
+
+
+@register("B5-fixed")
+def b5_fixed() -> Design:
+    return _derive("memfd", "B5-fixed", "mainline (5535be309971: FOLL_FORCE writes only into "
+                   "exclusive anonymous pages of private mappings)", kernel="6.18")
 
 
 # ---- B15: hugetlbfs_setattr() ignores F_SEAL_EXEC ---------------------------------------------
