@@ -70,6 +70,17 @@ PROT_EXEC = 0x4
 MAP_SHARED = 0x01
 MAP_PRIVATE = 0x02
 MADV_REMOVE = 9  # madvise(): free the range and its backing store (a hole punch)
+# the other advice values (include/uapi/asm-generic/mman-common.h), largest first so that
+# render_flags() names a value exactly (they are numbers, not bits)
+MADV_OTHER = {
+    "MADV_GUARD_REMOVE": 103, "MADV_GUARD_INSTALL": 102, "MADV_SOFT_OFFLINE": 101,
+    "MADV_HWPOISON": 100, "MADV_COLLAPSE": 25, "MADV_DONTNEED_LOCKED": 24,
+    "MADV_POPULATE_WRITE": 23, "MADV_POPULATE_READ": 22, "MADV_PAGEOUT": 21, "MADV_COLD": 20,
+    "MADV_KEEPONFORK": 19, "MADV_WIPEONFORK": 18, "MADV_DODUMP": 17, "MADV_DONTDUMP": 16,
+    "MADV_NOHUGEPAGE": 15, "MADV_HUGEPAGE": 14, "MADV_UNMERGEABLE": 13, "MADV_MERGEABLE": 12,
+    "MADV_DOFORK": 11, "MADV_DONTFORK": 10, "MADV_FREE": 8, "MADV_DONTNEED": 4,
+    "MADV_WILLNEED": 3, "MADV_SEQUENTIAL": 2, "MADV_RANDOM": 1, "MADV_NORMAL": 0,
+}
 
 # include/uapi/asm-generic/ioctl.h: an ioctl number is dir << 30 | size << 16 | type << 8 | nr
 _IOC_NONE, _IOC_WRITE, _IOC_READ = 0, 1, 2
@@ -127,7 +138,8 @@ MEMSLOT_FLAGS = {"KVM_MEM_LOG_DIRTY_PAGES": KVM_MEM_LOG_DIRTY_PAGES,
                  "KVM_MEM_READONLY": KVM_MEM_READONLY,
                  "KVM_MEM_GUEST_MEMFD": KVM_MEM_GUEST_MEMFD}
 FCNTL_CMDS = {"F_ADD_SEALS": F_ADD_SEALS, "F_GET_SEALS": F_GET_SEALS}
-MADV_ADVICE = {"MADV_REMOVE": MADV_REMOVE}
+MADV_ADVICE = dict(sorted({"MADV_REMOVE": MADV_REMOVE, **MADV_OTHER}.items(),
+                          key=lambda kv: -kv[1]))
 
 #: Every named constant a trace may use, name -> value.
 CONSTANTS: dict[str, int] = {

@@ -51,7 +51,9 @@ def test_every_rule_the_search_never_fires_is_decided_by_replay() -> None:
              ("pwrite", st, {"fd": 0, "off": 3997, "len": 100}),
              ("pread", st, {"fd": 0, "off": LLONG_MAX}),
              ("fallocate", st, {"fd": 0, "mode": 1, "off": LLONG_MAX, "len": 4096}),
-             ("madvise_remove", m, {"m": 0, "len": (1 << 64) - 1})]
+             ("madvise_remove", m, {"m": 0, "len": (1 << 64) - 1}),
+             ("madvise", m, {"m": 0, "len": (1 << 64) - 1, "advice": 4}),
+             ("madvise", m, {"m": 0, "len": 4096, "advice": 5})]  # 5: no such advice
     decided = {(a, ex.apply(ex.by_name[a], at, p).rule) for a, at, p in calls}
     assert decided == set(REPLAY_ONLY)
 

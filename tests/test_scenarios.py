@@ -64,6 +64,8 @@ EXTRA = {  # not from the selftest
         "args-refused-offsets-and-modes"],
     "FOLL_FORCE writes through /proc/self/mem (issue 15, bug-history B5)": [
         "mem-write", "mem-write-hugetlb"],
+    "madvise() advice other than MADV_REMOVE (issue 15)": [
+        "madvise-advice", "madvise-advice-hugetlb"],
 }
 
 #: tools/testing/selftests/kvm/guest_memfd_test.c (6.18; selftests.md §2.1): the functions

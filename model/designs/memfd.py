@@ -82,6 +82,7 @@ from model.lang import (
     Sort,
     enum,
     fail,
+    integer,
     ok,
     requires,
     signal,
@@ -117,6 +118,8 @@ from model.vocab import (
     FALLOC_FL_ZERO_RANGE,
     FALLOC_FLAGS,
     HPAGE_SIZE,
+    MADV_ADVICE,
+    MADV_REMOVE,
     MFD_ALL_FLAGS,
     MFD_ALLOW_SEALING,
     MFD_EXEC,
@@ -504,6 +507,69 @@ def madvise_remove_body(s: StateView, m: E, len: E) -> list[Rule]:  # noqa: A002
     ]
 
 
+#: the advice values madvise_behavior_valid() accepts on x86-64 (6.18), MADV_REMOVE included
+MADV_VALID = tuple(sorted(MADV_ADVICE.values()))
+#: advice values the model does not judge, and why (MADV_REMOVE is its own action)
+MADV_OUTSIDE = {
+    MADV_REMOVE: "MADV_REMOVE is the madvise_remove action: write it by name",
+    MADV_ADVICE["MADV_COLLAPSE"]: "MADV_COLLAPSE succeeds or not by the machine's THP "
+    "settings (shmem_enabled), which the model does not hold",
+    MADV_ADVICE["MADV_GUARD_INSTALL"]: "guard regions make later accesses fault (SIGSEGV), "
+    "and the model's mappings hold no guard state",
+    MADV_ADVICE["MADV_GUARD_REMOVE"]: "guard regions are not modelled",
+    MADV_ADVICE["MADV_HWPOISON"]: "memory-failure injection (CAP_SYS_ADMIN) is not modelled",
+    MADV_ADVICE["MADV_SOFT_OFFLINE"]: "memory-failure injection (CAP_SYS_ADMIN) is not modelled",
+}
+
+
+def madvise_body(s: StateView, m: E, len: E, advice: E) -> list[Rule]:  # noqa: A002
+    """madvise(addr of the mapping, len, advice) for the advice values other than MADV_REMOVE
+    (mm/madvise.c, 6.18): is_valid_madvise() (EINVAL for an unknown advice, or when
+    PAGE_ALIGN(len) wraps to 0), nothing to do for len 0, then per VMA: MADV_FREE only on
+    anonymous VMAs and MADV_WIPEONFORK on neither a file nor a shared one (EINVAL on every
+    memfd mapping); MADV_COLD/MADV_PAGEOUT not on hugetlb (can_madv_lru_vma()); MADV_POPULATE_
+    (READ|WRITE) fault the range in (madvise_populate(): check_vma_flags() refuses FOLL_WRITE
+    without VM_WRITE, EINVAL; a fault beyond EOF, EFAULT). None changes the file or the model's
+    state. MADV_MERGEABLE/MADV_HUGEPAGE and their opposites need CONFIG_KSM/CONFIG_TRANSPARENT_
+    HUGEPAGE (EINVAL without: every kernel here has both). Probed on 6.18.44
+    (traces/scenarios/madvise-advice.trace)."""
+    populate = (advice == MADV_ADVICE["MADV_POPULATE_READ"]) | (
+        advice == MADV_ADVICE["MADV_POPULATE_WRITE"])
+    rules = [have_map(s, m)]
+    name = {v: n for n, v in MADV_ADVICE.items()}
+    rules += [requires(advice != v, label=name[v].lower(), why=why)
+              for v, why in MADV_OUTSIDE.items()]
+    return [
+        *rules,
+        fail("EINVAL", unless=Or(*(advice == v for v in MADV_VALID)), label="unknown_advice",
+             why="is_valid_madvise(): !madvise_behavior_valid()"),
+        fail("EINVAL", when=len >= MADV_LEN_WRAP, label="len_wraps",
+             why="is_valid_madvise(): len_in && !PAGE_ALIGN(len_in)"),
+        ok(0, when=len == 0, label="zero_len", why="madvise_should_skip(): end == start"),
+        requires(len <= page(s), label="within_mapping",
+                 why="a range past the mapping's one page covers the caller's other memory "
+                     "(or none: ENOMEM), which the model does not hold"),
+        fail("EINVAL", when=(advice == MADV_ADVICE["MADV_FREE"])
+             | (advice == MADV_ADVICE["MADV_WIPEONFORK"]), label="file_vma",
+             why="madvise_free_single_vma(): !vma_is_anonymous(); madvise_update_vma() for "
+                 "WIPEONFORK: vma->vm_file || VM_SHARED"),
+        fail("EINVAL", when=s.hugetlb & ((advice == MADV_ADVICE["MADV_COLD"])
+                                         | (advice == MADV_ADVICE["MADV_PAGEOUT"])),
+             label="hugetlb_lru", why="can_madv_lru_vma(): VM_HUGETLB"),
+        fail("EINVAL", when=(advice == MADV_ADVICE["MADV_POPULATE_WRITE"])
+             & (m != SH_RW) & (m != PR_RW), label="populate_no_write",
+             why="madvise_populate(): check_vma_flags() refuses FOLL_WRITE without VM_WRITE"),
+        fail("EFAULT", when=populate & past_eof(s), label="populate_past_eof",
+             why="madvise_populate(): the fault beyond EOF is VM_FAULT_SIGBUS"),
+        ok(0, why="advice only: no content, size or seal changes"),
+    ]
+
+
+#: the advice values exploration takes (one per rule; replay judges any value)
+MADV_EXPLORED = tuple(MADV_ADVICE[n] for n in (
+    "MADV_DONTNEED", "MADV_FREE", "MADV_COLD", "MADV_POPULATE_READ", "MADV_POPULATE_WRITE"))
+
+
 def pin_body(s: StateView, m: E) -> list[Rule]:
     """vmsplice() of the mapped page into a pipe: the pipe holds a page reference."""
     return [
@@ -656,6 +722,14 @@ ACTIONS: tuple[Action, ...] = (
            madvise_remove_body, "madvise",
            (MapRef("m"), Num("len"), C("MADV_REMOVE")),
            "madvise(MADV_REMOVE): punch a range of the mapped page out of the file"),
+    Action("madvise", (P("m", MAPK, MAP_ALL),
+                       _byte_param("len", SIZE, (0, PAGE_SIZE, HPAGE_SIZE, GPAGE_SIZE),
+                                   "length, in bytes (size_t)"),
+                       Param("advice", integer(-(1 << 31), (1 << 31) - 1), MADV_EXPLORED,
+                             "the advice (int)")),
+           madvise_body, "madvise",
+           (MapRef("m"), Num("len"), Flags("advice", MADV_ADVICE, zero="MADV_NORMAL")),
+           "madvise() with another advice: hints, population, fork behaviour"),
     Action("store", (P("m", MAPK, MAP_ALL), ACCESS_OFF), store_body, "store",
            (MapRef("m"), Num("off")), "store one byte at a byte offset of a mapping"),
     Action("load", (P("m", MAPK, MAP_ALL), ACCESS_OFF), load_body, "load",
@@ -712,7 +786,8 @@ def build() -> Design:
 #: rules no explored value reaches at grain 1 (near LLONG_MAX or 2^64, or a sub-page write
 #: crossing i_size: grain 2): replay and the decision tables decide them (tests/test_bytes.py)
 REPLAY_ONLY = (("pwrite", "pos_overflow"), ("pwrite", "grow_seal_short"),
-               ("pread", "pos_overflow"), ("fallocate", "efbig"), ("madvise_remove", "len_wraps"))
+               ("pread", "pos_overflow"), ("fallocate", "efbig"), ("madvise_remove", "len_wraps"),
+               ("madvise", "unknown_advice"), ("madvise", "len_wraps"))
 
 __all__ = [
     "ACTIONS",
