@@ -7,7 +7,6 @@ from model.designs.memfd import (  # the design declares its effects
     CHG_FD,
     CHG_MAP,
     GPAGE_SIZE,
-    MADV_LEN_WRAP,
     MAX_LFS_FILESIZE,
     PR_RO,
     PR_RW,
@@ -20,6 +19,7 @@ from model.designs.memfd import (  # the design declares its effects
     SH_RW,
     SHARED,
 )
+from model.designs.memfd_access import MADV_LEN_WRAP
 from model.lang.action import signal_code
 from model.lang.expr import E, If, Implies, false, true
 from model.lang.schema import StateView

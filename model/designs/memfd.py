@@ -14,6 +14,21 @@ the grid keeps every distinction the rules make.
 from __future__ import annotations
 
 from model.designs import register
+
+# the state and its helpers, re-exported: designs and properties import them from here
+from model.designs.memfd_access import (
+    MADV_EXPLORED,
+    SHARED_MAPS,
+    dma_write_body,
+    gup_pin_body,
+    load_body,
+    madvise_body,
+    madvise_remove_body,
+    mem_write_body,
+    pin_body,
+    store_body,
+    unpin_body,
+)
 from model.designs.memfd_pages import (
     ACCESS_OFF,
     GPAGE_SIZE,
@@ -29,8 +44,6 @@ from model.designs.memfd_pages import (
     page_index,
     unaligned,
 )
-
-# the state and its helpers, re-exported: designs and properties import them from here
 from model.designs.memfd_state import (
     CHG_DMA,
     CHG_FD,
@@ -85,7 +98,6 @@ from model.lang import (
     integer,
     ok,
     requires,
-    signal,
     word,
 )
 from model.lang.action import as_updates
@@ -119,7 +131,6 @@ from model.vocab import (
     FALLOC_FLAGS,
     HPAGE_SIZE,
     MADV_ADVICE,
-    MADV_REMOVE,
     MFD_ALL_FLAGS,
     MFD_ALLOW_SEALING,
     MFD_EXEC,
@@ -415,194 +426,6 @@ def mprotect_body(s: StateView, m: E, prot: E) -> list[Rule]:
 
 def munmap_body(s: StateView, m: E) -> list[Rule]:
     return [have_map(s, m), ok(0, **as_updates(bump(s, MAP_FIELDS, m, -1)))]
-
-
-def within_mapping(s: StateView, off: E) -> Rule:
-    """An access at byte `off` of a mapping: the model's mappings are one page of the file
-    (page 0) long, so an offset before it or at/after its end is another address."""
-    return requires((off >= 0) & (off < page(s)), label="within_mapping",
-                    why="an access outside the mapping's one page hits the caller's other "
-                        "memory (or none: SIGSEGV), which the model does not hold")
-
-
-def store_body(s: StateView, m: E, off: E) -> list[Rule]:
-    """A one-byte store at byte `off` of a mapping: permission fault, then the file fault
-    handler for the page it hits (page 0: every mapping is one page at file offset 0)."""
-    return [
-        have_map(s, m),
-        within_mapping(s, off),
-        signal("SIGSEGV", unless=(m == SH_RW) | (m == PR_RW), label="no_vm_write",
-               why="access_error(): the VMA lacks VM_WRITE"),
-        signal("SIGBUS", when=past_eof(s), label="past_eof",
-               why="shmem_fault()/hugetlb_no_page(): page beyond i_size"),
-        ok(0, effects=If(m == SH_RW, CHG_MAP, 0),
-           why="a shared store changes the file; a private one copies the page"),
-    ]
-
-
-def load_body(s: StateView, m: E, off: E) -> list[Rule]:
-    """A one-byte load at byte `off` of a mapping: the fault on the page it hits."""
-    return [have_map(s, m), within_mapping(s, off),
-            signal("SIGBUS", when=past_eof(s), label="past_eof"), ok(0)]
-
-
-def mem_write_body(s: StateView, m: E, off: E) -> list[Rule]:
-    """pwrite64() of one byte on /proc/self/mem at byte `off` of a mapping (fs/proc/base.c
-    mem_rw() -> access_remote_vm() -> get_user_pages_remote(FOLL_FORCE|FOLL_WRITE)).
-    check_vma_flags() (mm/gup.c, since 5535be309971, v6.0): without VM_WRITE a FOLL_FORCE
-    write is allowed only into a COW mapping (private, VM_MAYWRITE), and then only into the
-    exclusive anonymous copy it breaks COW to: the file is unchanged (bug-history B5,
-    CVE-2022-2590). On hugetlbfs too: 6.18.44 COWs a read-only private hugetlb mapping
-    (v6.0's refusal "hugetlb does not support FOLL_FORCE|FOLL_WRITE" is gone; probed). A
-    refused VMA or a fault that fails (SIGBUS past EOF) copies nothing, and mem_rw() returns
-    EIO. Probed on 6.18.44 (traces/scenarios/mem-write.trace)."""
-    return [
-        have_map(s, m),
-        within_mapping(s, off),
-        fail("EIO", when=(m == SH_RO) | (m == SH_RO_MW), label="force_not_cow",
-             why="check_vma_flags(): FOLL_FORCE without VM_WRITE needs is_cow_mapping(); a "
-                 "shared mapping is not one"),
-        fail("EIO", when=past_eof(s), label="past_eof",
-             why="the fault fails (SIGBUS beyond EOF): nothing copied"),
-        ok(1, effects=If(m == SH_RW, CHG_MAP, 0), label="ok",
-           why="through VM_WRITE|VM_SHARED the page-cache page is written, as a store; "
-               "through a private mapping COW is broken first and the file is unchanged"),
-    ]
-
-
-SHARED_MAPS = (SH_RW, SH_RO_MW, SH_RO)
-
-
-#: PAGE_ALIGN(len_in) wraps to 0 from here on (is_valid_madvise(): "len was rounded up from
-#: small -ve to zero")
-MADV_LEN_WRAP = (1 << 64) - PAGE_SIZE + 1
-
-
-def madvise_remove_body(s: StateView, m: E, len: E) -> list[Rule]:  # noqa: A002
-    """madvise(addr of the mapping, len, MADV_REMOVE) (mm/madvise.c, 6.18): is_valid_madvise()
-    (EINVAL when PAGE_ALIGN(len) wraps to 0), nothing to do for len 0, then for the mapping's
-    VMA madvise_remove(): EINVAL on a VM_LOCKED VMA (none here: the model has no mlock),
-    EACCES unless vma_is_shared_maywrite() (VM_SHARED and VM_MAYWRITE, not VM_WRITE: a
-    PROT_READ shared map that may be upgraded qualifies), then vfs_fallocate(PUNCH_HOLE|
-    KEEP_SIZE, 0, PAGE_ALIGN(len)) on the VMA's file, whose FMODE_WRITE such a VMA implies.
-    Probed on 6.18.44 (traces/scenarios/madvise-remove.trace)."""
-    span = ((len + PAGE_SIZE - 1) // PAGE_SIZE) * PAGE_SIZE  # PAGE_ALIGN(len), 4 KiB pages
-    removes0 = span >= page(s)  # the punched range covers all of page 0
-    return [
-        have_map(s, m),
-        fail("EINVAL", when=len >= MADV_LEN_WRAP, label="len_wraps",
-             why="is_valid_madvise(): len_in && !PAGE_ALIGN(len_in)"),
-        ok(0, when=len == 0, label="zero_len", why="madvise_should_skip(): end == start"),
-        requires(len <= page(s), label="within_mapping",
-                 why="a range past the mapping's one page covers the caller's other memory "
-                     "(or none: ENOMEM), which the model does not hold"),
-        fail("EACCES", unless=(m == SH_RW) | (m == SH_RO_MW), label="not_shared_maywrite",
-             why="madvise_remove(): !vma_is_shared_maywrite()"),
-        punch_write_seal(s),  # vfs_fallocate(PUNCH_HOLE|KEEP_SIZE), as fallocate() does
-        pinned_page0_kept(s, removes0 & (s.size > 0)),
-        ok(0, effects=If(s.size > 0, CHG_FD, 0),
-           hpage0_cached=If(removes0, 0, s.hpage0_cached),
-           why="the range is punched out of the file, as fallocate() through a descriptor "
-               "does (seal-checked like it), even past EOF (nothing to remove)"),
-    ]
-
-
-#: the advice values madvise_behavior_valid() accepts on x86-64 (6.18), MADV_REMOVE included
-MADV_VALID = tuple(sorted(MADV_ADVICE.values()))
-#: advice values the model does not judge, and why (MADV_REMOVE is its own action)
-MADV_OUTSIDE = {
-    MADV_REMOVE: "MADV_REMOVE is the madvise_remove action: write it by name",
-    MADV_ADVICE["MADV_COLLAPSE"]: "MADV_COLLAPSE succeeds or not by the machine's THP "
-    "settings (shmem_enabled), which the model does not hold",
-    MADV_ADVICE["MADV_GUARD_INSTALL"]: "guard regions make later accesses fault (SIGSEGV), "
-    "and the model's mappings hold no guard state",
-    MADV_ADVICE["MADV_GUARD_REMOVE"]: "guard regions are not modelled",
-    MADV_ADVICE["MADV_HWPOISON"]: "memory-failure injection (CAP_SYS_ADMIN) is not modelled",
-    MADV_ADVICE["MADV_SOFT_OFFLINE"]: "memory-failure injection (CAP_SYS_ADMIN) is not modelled",
-}
-
-
-def madvise_body(s: StateView, m: E, len: E, advice: E) -> list[Rule]:  # noqa: A002
-    """madvise(addr of the mapping, len, advice) for the advice values other than MADV_REMOVE
-    (mm/madvise.c, 6.18): is_valid_madvise() (EINVAL for an unknown advice, or when
-    PAGE_ALIGN(len) wraps to 0), nothing to do for len 0, then per VMA: MADV_FREE only on
-    anonymous VMAs and MADV_WIPEONFORK on neither a file nor a shared one (EINVAL on every
-    memfd mapping); MADV_COLD/MADV_PAGEOUT not on hugetlb (can_madv_lru_vma()); MADV_POPULATE_
-    (READ|WRITE) fault the range in (madvise_populate(): check_vma_flags() refuses FOLL_WRITE
-    without VM_WRITE, EINVAL; a fault beyond EOF, EFAULT). None changes the file or the model's
-    state. MADV_MERGEABLE/MADV_HUGEPAGE and their opposites need CONFIG_KSM/CONFIG_TRANSPARENT_
-    HUGEPAGE (EINVAL without: every kernel here has both). Probed on 6.18.44
-    (traces/scenarios/madvise-advice.trace)."""
-    populate = (advice == MADV_ADVICE["MADV_POPULATE_READ"]) | (
-        advice == MADV_ADVICE["MADV_POPULATE_WRITE"])
-    rules = [have_map(s, m)]
-    name = {v: n for n, v in MADV_ADVICE.items()}
-    rules += [requires(advice != v, label=name[v].lower(), why=why)
-              for v, why in MADV_OUTSIDE.items()]
-    return [
-        *rules,
-        fail("EINVAL", unless=Or(*(advice == v for v in MADV_VALID)), label="unknown_advice",
-             why="is_valid_madvise(): !madvise_behavior_valid()"),
-        fail("EINVAL", when=len >= MADV_LEN_WRAP, label="len_wraps",
-             why="is_valid_madvise(): len_in && !PAGE_ALIGN(len_in)"),
-        ok(0, when=len == 0, label="zero_len", why="madvise_should_skip(): end == start"),
-        requires(len <= page(s), label="within_mapping",
-                 why="a range past the mapping's one page covers the caller's other memory "
-                     "(or none: ENOMEM), which the model does not hold"),
-        fail("EINVAL", when=(advice == MADV_ADVICE["MADV_FREE"])
-             | (advice == MADV_ADVICE["MADV_WIPEONFORK"]), label="file_vma",
-             why="madvise_free_single_vma(): !vma_is_anonymous(); madvise_update_vma() for "
-                 "WIPEONFORK: vma->vm_file || VM_SHARED"),
-        fail("EINVAL", when=s.hugetlb & ((advice == MADV_ADVICE["MADV_COLD"])
-                                         | (advice == MADV_ADVICE["MADV_PAGEOUT"])),
-             label="hugetlb_lru", why="can_madv_lru_vma(): VM_HUGETLB"),
-        fail("EINVAL", when=(advice == MADV_ADVICE["MADV_POPULATE_WRITE"])
-             & (m != SH_RW) & (m != PR_RW), label="populate_no_write",
-             why="madvise_populate(): check_vma_flags() refuses FOLL_WRITE without VM_WRITE"),
-        fail("EFAULT", when=populate & past_eof(s), label="populate_past_eof",
-             why="madvise_populate(): the fault beyond EOF is VM_FAULT_SIGBUS"),
-        ok(0, why="advice only: no content, size or seal changes"),
-    ]
-
-
-#: the advice values exploration takes (one per rule; replay judges any value)
-MADV_EXPLORED = tuple(MADV_ADVICE[n] for n in (
-    "MADV_DONTNEED", "MADV_FREE", "MADV_COLD", "MADV_POPULATE_READ", "MADV_POPULATE_WRITE"))
-
-
-def pin_body(s: StateView, m: E) -> list[Rule]:
-    """vmsplice() of the mapped page into a pipe: the pipe holds a page reference."""
-    return [
-        have_map(s, m),
-        requires((m == SH_RW) | (m == SH_RO_MW) | (m == SH_RO), label="shared_only",
-                 why="pins through private mappings are not modelled (COW state)"),
-        fail("EFAULT", when=past_eof(s), label="past_eof",
-             why="get_user_pages() cannot fault the page in"),
-        ok(0, pin_ref=s.pin_ref + 1),
-    ]
-
-
-def gup_pin_body(s: StateView, m: E) -> list[Rule]:
-    """pin_user_pages(FOLL_WRITE|FOLL_LONGTERM) of the mapped page (io_uring fixed buffer)."""
-    return [
-        have_map(s, m),
-        requires((m == SH_RW) | (m == SH_RO_MW) | (m == SH_RO), label="shared_only"),
-        fail("EFAULT", unless=m == SH_RW, label="no_vm_write",
-             why="check_vma_flags(): FOLL_WRITE needs VM_WRITE"),
-        fail("EFAULT", when=past_eof(s), label="past_eof"),
-        ok(0, pin_gup=s.pin_gup + 1),
-    ]
-
-
-def unpin_body(s: StateView, p: E) -> list[Rule]:
-    return [requires(count(s, PIN_FIELDS, p) > 0, label="have_pin"),
-            ok(0, **as_updates(bump(s, PIN_FIELDS, p, -1)))]
-
-
-def dma_write_body(s: StateView, p: E) -> list[Rule]:
-    """A device (or io_uring read) writes through a held FOLL_WRITE pin: no seal is checked.
-    Only a FOLL_WRITE pin can write (a vmsplice reference cannot)."""
-    return [requires((p == GUP) & (s.pin_gup > 0), label="have_pin"), ok(0, effects=CHG_DMA)]
 
 
 OPEN_RDONLY, OPEN_RDWR, OPEN_RDWR_TRUNC = 0, 1, 2

@@ -94,7 +94,7 @@ def _hugetlb_no_force(s: StateView, m: E, off: E) -> Rule:
     """check_vma_flags() (mm/gup.c) from v6.0 ("hugetlb does not support
     FOLL_FORCE|FOLL_WRITE"): a FOLL_FORCE write to a hugetlb VMA without VM_WRITE is EFAULT
     (mem_rw(): EIO), private or not. Found by conformance on 6.1.192 and 6.12.118; 6.18.44
-    COWs instead (memfd.mem_write_body)."""
+    COWs instead (memfd_access.mem_write_body)."""
     return fail("EIO", when=s.hugetlb & (m == PR_RO), label="force_hugetlb",
                 why="check_vma_flags(): hugetlb does not support FOLL_FORCE|FOLL_WRITE")
 
