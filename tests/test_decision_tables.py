@@ -9,6 +9,8 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import replay_text
+from traces.kernel import KernelRun
+from traces.trace import Step
 
 CREATE = 'memfd_create("t", MFD_ALLOW_SEALING) = 3\n'
 
@@ -324,24 +326,32 @@ def test_madvise_remove_wrong_cell_is_reported() -> None:
     assert out is not None and "model says 0" in out
 
 
-@pytest.mark.kernel
-@pytest.mark.parametrize("name", list(MADVISE))
-def test_madvise_remove_on_kernel(name: str) -> None:
-    """The same rows on the live kernel: every outcome, not only the last."""
+def run_rows(text: str, observe: bool = False) -> tuple[list[Step], KernelRun]:
+    """A table's program on the live kernel (huge pages reserved, and restored, when it makes
+    a hugetlbfs file; skipped with the reason when they cannot be): its steps and the run,
+    which must have run every step."""
     from traces.kernel import capability, hugepages_reserved, run_on_kernel
     from traces.textfmt import parse_step
 
-    steps = [parse_step(line) for line in MADVISE[name].splitlines()]
-    if "MFD_HUGETLB" not in MADVISE[name]:
-        run = run_on_kernel(steps)
+    steps = [parse_step(line) for line in text.splitlines()]
+    if "MFD_HUGETLB" not in text:
+        run = run_on_kernel(steps, observe=observe)
     else:
         if why := capability("hugetlb"):
             pytest.skip(why)
         with hugepages_reserved(2) as why:
             if why:
                 pytest.skip(why)
-            run = run_on_kernel(steps)
+            run = run_on_kernel(steps, observe=observe)
     assert (run.skipped, run.error) == (None, None)
+    return steps, run
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("name", list(MADVISE))
+def test_madvise_remove_on_kernel(name: str) -> None:
+    """The same rows on the live kernel: every outcome, not only the last."""
+    steps, run = run_rows(MADVISE[name])
     assert run.outcomes == [s.outcome for s in steps]
 
 
@@ -413,21 +423,8 @@ def test_mem_write_on_kernel(name: str) -> None:
     """The rows on the live kernel, through the executor: every outcome, and whether the
     file's first byte changed at the last step (read back through the executor's own
     descriptor after each step: the table's `file` column)."""
-    from traces.kernel import capability, hugepages_reserved, run_on_kernel
-    from traces.textfmt import parse_step
-
     text, changed = MEM_WRITE[name]
-    steps = [parse_step(line) for line in text.splitlines()]
-    if "MFD_HUGETLB" not in text:
-        run = run_on_kernel(steps, observe=True)
-    else:
-        if why := capability("hugetlb"):
-            pytest.skip(why)
-        with hugepages_reserved(2) as why:
-            if why:
-                pytest.skip(why)
-            run = run_on_kernel(steps, observe=True)
-    assert (run.skipped, run.error) == (None, None)
+    steps, run = run_rows(text, observe=True)
     assert run.outcomes == [s.outcome for s in steps]
     assert run.observations is not None
     before, after = run.observations[-2].byte0, run.observations[-1].byte0
@@ -478,19 +475,5 @@ def test_madvise_advice(name: str) -> None:
 @pytest.mark.kernel
 @pytest.mark.parametrize("name", list(ADVICE))
 def test_madvise_advice_on_kernel(name: str) -> None:
-    from traces.kernel import capability, hugepages_reserved, run_on_kernel
-    from traces.textfmt import parse_step
-
-    text = _advice_program(name)
-    steps = [parse_step(line) for line in text.splitlines()]
-    if "MFD_HUGETLB" not in text:
-        run = run_on_kernel(steps)
-    else:
-        if why := capability("hugetlb"):
-            pytest.skip(why)
-        with hugepages_reserved(2) as why:
-            if why:
-                pytest.skip(why)
-            run = run_on_kernel(steps)
-    assert (run.skipped, run.error) == (None, None)
+    steps, run = run_rows(_advice_program(name))
     assert run.outcomes == [s.outcome for s in steps]

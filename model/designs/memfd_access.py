@@ -91,6 +91,20 @@ SHARED_MAPS = (SH_RW, SH_RO_MW, SH_RO)
 MADV_LEN_WRAP = (1 << 64) - PAGE_SIZE + 1
 
 
+def madvise_range(s: StateView, len: E) -> list[Rule]:  # noqa: A002
+    """What madvise() checks of the range for every advice: is_valid_madvise() (EINVAL when
+    PAGE_ALIGN(len) wraps to 0), madvise_should_skip() (nothing to do for len 0), and the
+    model's limit: the range lies in the mapping's one page."""
+    return [
+        fail("EINVAL", when=len >= MADV_LEN_WRAP, label="len_wraps",
+             why="is_valid_madvise(): len_in && !PAGE_ALIGN(len_in)"),
+        ok(0, when=len == 0, label="zero_len", why="madvise_should_skip(): end == start"),
+        requires(len <= page(s), label="within_mapping",
+                 why="a range past the mapping's one page covers the caller's other memory "
+                     "(or none: ENOMEM), which the model does not hold"),
+    ]
+
+
 def madvise_remove_body(s: StateView, m: E, len: E) -> list[Rule]:  # noqa: A002
     """madvise(addr of the mapping, len, MADV_REMOVE) (mm/madvise.c, 6.18): is_valid_madvise()
     (EINVAL when PAGE_ALIGN(len) wraps to 0), nothing to do for len 0, then for the mapping's
@@ -103,12 +117,7 @@ def madvise_remove_body(s: StateView, m: E, len: E) -> list[Rule]:  # noqa: A002
     removes0 = span >= page(s)  # the punched range covers all of page 0
     return [
         have_map(s, m),
-        fail("EINVAL", when=len >= MADV_LEN_WRAP, label="len_wraps",
-             why="is_valid_madvise(): len_in && !PAGE_ALIGN(len_in)"),
-        ok(0, when=len == 0, label="zero_len", why="madvise_should_skip(): end == start"),
-        requires(len <= page(s), label="within_mapping",
-                 why="a range past the mapping's one page covers the caller's other memory "
-                     "(or none: ENOMEM), which the model does not hold"),
+        *madvise_range(s, len),
         fail("EACCES", unless=(m == SH_RW) | (m == SH_RO_MW), label="not_shared_maywrite",
              why="madvise_remove(): !vma_is_shared_maywrite()"),
         punch_write_seal(s),  # vfs_fallocate(PUNCH_HOLE|KEEP_SIZE), as fallocate() does
@@ -156,12 +165,7 @@ def madvise_body(s: StateView, m: E, len: E, advice: E) -> list[Rule]:  # noqa: 
         *rules,
         fail("EINVAL", unless=Or(*(advice == v for v in MADV_VALID)), label="unknown_advice",
              why="is_valid_madvise(): !madvise_behavior_valid()"),
-        fail("EINVAL", when=len >= MADV_LEN_WRAP, label="len_wraps",
-             why="is_valid_madvise(): len_in && !PAGE_ALIGN(len_in)"),
-        ok(0, when=len == 0, label="zero_len", why="madvise_should_skip(): end == start"),
-        requires(len <= page(s), label="within_mapping",
-                 why="a range past the mapping's one page covers the caller's other memory "
-                     "(or none: ENOMEM), which the model does not hold"),
+        *madvise_range(s, len),
         fail("EINVAL", when=(advice == MADV_ADVICE["MADV_FREE"])
              | (advice == MADV_ADVICE["MADV_WIPEONFORK"]), label="file_vma",
              why="madvise_free_single_vma(): !vma_is_anonymous(); madvise_update_vma() for "
