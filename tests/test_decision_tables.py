@@ -396,39 +396,9 @@ MEM_WRITE = {
 }
 
 
-@pytest.mark.parametrize("name", list(MEM_WRITE))
-def test_mem_write(name: str) -> None:
-    """Outcome and effect: the model changes the file exactly where the kernel did."""
-    from checker.replay import model_outcomes
-    from model import designs
-    from model.designs.memfd import CHG_MAP
-    from traces.textfmt import parse_trace
-
-    text, changed = MEM_WRITE[name]
-    assert replay_text(text) is None
-    rep = model_outcomes(designs.get("memfd"),
-                         parse_trace("# shmemcheck trace 1\n# design: memfd\n" + text + "\n"))
-    assert rep.run is not None
-    assert bool(rep.run.steps[-1].eff & CHG_MAP) == changed
-
-
 def test_mem_write_wrong_cell_is_reported() -> None:
     out = replay_text(ONE_PAGE + MAP_PR_RO + MEMW + "-1 EIO")
     assert out is not None and "model says 1" in out
-
-
-@pytest.mark.kernel
-@pytest.mark.parametrize("name", list(MEM_WRITE))
-def test_mem_write_on_kernel(name: str) -> None:
-    """The rows on the live kernel, through the executor: every outcome, and whether the
-    file's first byte changed at the last step (read back through the executor's own
-    descriptor after each step: the table's `file` column)."""
-    text, changed = MEM_WRITE[name]
-    steps, run = run_rows(text, observe=True)
-    assert run.outcomes == [s.outcome for s in steps]
-    assert run.observations is not None
-    before, after = run.observations[-2].byte0, run.observations[-1].byte0
-    assert (before != after) == changed, (before, after)
 
 
 # madvise() with the other advice values, by advice, mapping and size (mm/madvise.c). Each cell
@@ -477,3 +447,52 @@ def test_madvise_advice(name: str) -> None:
 def test_madvise_advice_on_kernel(name: str) -> None:
     steps, run = run_rows(_advice_program(name))
     assert run.outcomes == [s.outcome for s in steps]
+
+
+# process_vm_writev() of one byte into the caller's own mapping (`vm_write`), by mapping kind:
+# copied from a plain probe on 6.18.44 (return value, and whether the file's byte 0 changed).
+VMW = "vm_write(m1, 0) = "
+VM_WRITE = {
+    "shared rw: written into the file": (ONE_PAGE + MAP_SH_RW + VMW + "1", True),
+    "shared ro of an O_RDWR fd: EFAULT": (ONE_PAGE + MAP_SH_RO + VMW + "-1 EFAULT", False),
+    "shared ro of an O_RDONLY fd: EFAULT": (ONE_PAGE + MAP_SH_RO_RDONLY + VMW + "-1 EFAULT",
+                                           False),
+    "private ro: EFAULT (no FOLL_FORCE)": (ONE_PAGE + MAP_PR_RO + VMW + "-1 EFAULT", False),
+    "private rw: the private copy": (ONE_PAGE + MAP_PR_RW + VMW + "1", False),
+    "beyond EOF (size 0), shared rw: EFAULT": (CREATE + MAP_SH_RW + VMW + "-1 EFAULT", False),
+}
+
+
+#: the two write paths into a process's own mappings, by row: (program, the file changed)
+WRITE_ROWS = {**{f"mem_write: {k}": v for k, v in MEM_WRITE.items()},
+              **{f"vm_write: {k}": v for k, v in VM_WRITE.items()}}
+
+
+@pytest.mark.parametrize("name", list(WRITE_ROWS))
+def test_write_paths(name: str) -> None:
+    """Outcome and effect: the model changes the file exactly where the kernel did."""
+    from checker.replay import model_outcomes
+    from model import designs
+    from model.designs.memfd import CHG_MAP
+    from traces.textfmt import parse_trace
+
+    text, changed = WRITE_ROWS[name]
+    assert replay_text(text) is None
+    rep = model_outcomes(designs.get("memfd"),
+                         parse_trace("# shmemcheck trace 1\n# design: memfd\n" + text + "\n"))
+    assert rep.run is not None
+    assert bool(rep.run.steps[-1].eff & CHG_MAP) == changed
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("name", list(WRITE_ROWS))
+def test_write_paths_on_kernel(name: str) -> None:
+    """The rows on the live kernel, through the executor: every outcome, and whether the
+    file's first byte changed at the last step (read back through the executor's own
+    descriptor after each step: the table's `file` column)."""
+    text, changed = WRITE_ROWS[name]
+    steps, run = run_rows(text, observe=True)
+    assert run.outcomes == [s.outcome for s in steps]
+    assert run.observations is not None
+    before, after = run.observations[-2].byte0, run.observations[-1].byte0
+    assert (before != after) == changed, (before, after)

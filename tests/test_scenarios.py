@@ -63,7 +63,7 @@ EXTRA = {  # not from the selftest
     "argument refusals no property states (issue 19's surviving mutants)": [
         "args-refused-offsets-and-modes"],
     "FOLL_FORCE writes through /proc/self/mem (issue 15, bug-history B5)": [
-        "mem-write", "mem-write-hugetlb"],
+        "mem-write", "mem-write-hugetlb", "vm-write"],
     "madvise() advice other than MADV_REMOVE (issue 15)": [
         "madvise-advice", "madvise-advice-hugetlb"],
 }

@@ -94,7 +94,7 @@ def _nr(call: str) -> int:
 
 
 SYS_MMAP, SYS_MUNMAP, SYS_FCNTL = _nr("mmap"), _nr("munmap"), _nr("fcntl")
-SYS_UNSHARE, SYS_VMSPLICE = 272, 278
+SYS_UNSHARE, SYS_VMSPLICE, SYS_PROCESS_VM_WRITEV = 272, 278, 311
 
 CLONE_NEWPID = 0x20000000
 F_DUPFD = 0
@@ -125,6 +125,22 @@ class _Pin:
     fds: tuple[int, ...] = ()  # pipe (r, w) of a vmsplice pin
     ring: uring.Ring | None = None  # the io_uring of a gup_pin
     released: bool = False
+
+
+def _own_write(mp: _Map, write: Callable[[], int]) -> Outcome:
+    """A write into this process's own memory at a mapping (`write`: bytes written, or a
+    negative errno). At an address the trace unmapped it runs in a forked process (the
+    address may have been reused here), which reports the errno as its exit status."""
+    if mp.live:
+        r = write()
+    else:
+        pid = os.fork()
+        if pid == 0:
+            w = write()
+            os._exit(0 if w >= 0 else min(-w, 255))
+        _, status = os.waitpid(pid, 0)
+        r = -os.waitstatus_to_exitcode(status) or 1
+    return Err(_ename(-r)) if r < 0 else Ret(r)
 
 
 def _in_grandchild(fn: Callable[[], None]) -> str:
@@ -388,8 +404,7 @@ class _Executor:
 
     def do_mem_write(self, m: str, off: int = 0) -> Outcome:
         """One byte (0x5a) written with pwrite64() on /proc/self/mem at mN + off: a
-        FOLL_FORCE write. At an address the trace unmapped it runs in a forked process (the
-        address may have been reused here), which reports the errno as its exit status."""
+        FOLL_FORCE write (`_own_write`)."""
         mp = self.map_of(m)
         addr = mp.addr + off
 
@@ -402,16 +417,22 @@ class _Executor:
             finally:
                 os.close(fd)
 
-        if mp.live:
-            r = write()
-        else:
-            pid = os.fork()
-            if pid == 0:
-                w = write()
-                os._exit(0 if w >= 0 else min(-w, 255))
-            _, status = os.waitpid(pid, 0)
-            r = -os.waitstatus_to_exitcode(status) or 1
-        return Err(_ename(-r)) if r < 0 else Ret(r)
+        return _own_write(mp, write)
+
+    def do_vm_write(self, m: str, off: int = 0) -> Outcome:
+        """One byte (0x5a) written with process_vm_writev() from this process to itself at
+        mN + off (`_own_write`)."""
+        mp = self.map_of(m)
+        src = ctypes.create_string_buffer(b"\x5a", 1)
+        local = uring.Iovec(ctypes.addressof(src), 1)
+        remote = uring.Iovec(mp.addr + off, 1)
+
+        def write() -> int:
+            r, e = _sys(SYS_PROCESS_VM_WRITEV, os.getpid(), ctypes.addressof(local), 1,
+                        ctypes.addressof(remote), 1, 0)
+            return -(e or 1) if r == -1 else r
+
+        return _own_write(mp, write)
 
     def new_pin(self, pin: _Pin) -> Outcome:
         name = f"p{len(self.pins) + 1}"

@@ -28,6 +28,7 @@ from model.designs.memfd_access import (
     pin_body,
     store_body,
     unpin_body,
+    vm_write_body,
 )
 from model.designs.memfd_pages import (
     ACCESS_OFF,
@@ -561,6 +562,9 @@ ACTIONS: tuple[Action, ...] = (
            (MapRef("m"), Num("off")),
            "a FOLL_FORCE write of one byte through /proc/self/mem at a byte offset of a "
            "mapping"),
+    Action("vm_write", (P("m", MAPK, MAP_ALL), ACCESS_OFF), vm_write_body, "vm_write",
+           (MapRef("m"), Num("off")),
+           "process_vm_writev() of one byte into the caller's own mapping at a byte offset"),
     Action("pin", (P("m", MAPK, SHARED_MAPS),), pin_body, "pin", (MapRef("m"),),
            "vmsplice the mapped page into a pipe (a held page reference)"),
     Action("gup_pin", (P("m", MAPK, SHARED_MAPS),), gup_pin_body, "gup_pin", (MapRef("m"),),

@@ -86,6 +86,25 @@ def mem_write_body(s: StateView, m: E, off: E) -> list[Rule]:
 SHARED_MAPS = (SH_RW, SH_RO_MW, SH_RO)
 
 
+def vm_write_body(s: StateView, m: E, off: E) -> list[Rule]:
+    """process_vm_writev() of one byte into the caller's own mapping at byte `off`
+    (mm/process_vm_access.c process_vm_rw_single_vec(): pin_user_pages_remote() with
+    FOLL_WRITE and no FOLL_FORCE): check_vma_flags() refuses a VMA without VM_WRITE, and a fault
+    beyond EOF fails; nothing copied is EFAULT. Through VM_SHARED|VM_WRITE the page-cache page
+    is written, as a store; through a writable private mapping COW is broken first. Probed on
+    6.18.44 (traces/scenarios/vm-write.trace)."""
+    return [
+        have_map(s, m),
+        within_mapping(s, off),
+        fail("EFAULT", unless=(m == SH_RW) | (m == PR_RW), label="no_vm_write",
+             why="check_vma_flags(): FOLL_WRITE without FOLL_FORCE needs VM_WRITE"),
+        fail("EFAULT", when=past_eof(s), label="past_eof",
+             why="the fault fails (SIGBUS beyond EOF): nothing copied"),
+        ok(1, effects=If(m == SH_RW, CHG_MAP, 0), label="ok",
+           why="a shared writable mapping's page is the file's; a private one is copied"),
+    ]
+
+
 #: PAGE_ALIGN(len_in) wraps to 0 from here on (is_valid_madvise(): "len was rounded up from
 #: small -ve to zero")
 MADV_LEN_WRAP = (1 << 64) - PAGE_SIZE + 1

@@ -132,7 +132,8 @@ def _c_expect(op: Op, call: str) -> str:
 #: the registry calls rendered here with code of their own; every other plain call
 #: (traces.syscalls.Syscall.plain) is rendered from its entry, and lower.UNSUPPORTED's not at all
 OWN = frozenset({"memfd_create", "fcntl", "pwrite64", "ftruncate", "fchmod", "fallocate", "mmap",
-                 "mprotect", "munmap", "store", "load", "mem_write", "pin", "gup_pin", "unpin",
+                 "mprotect", "munmap", "store", "load", "mem_write", "vm_write", "pin", "gup_pin",
+                 "unpin",
                  "dma_write", "open", "ioctl", "read", "pread64", "write", "lseek", "dup",
                  "close"})
 
@@ -172,6 +173,9 @@ def _c_call(op: Op, need: set[str]) -> str:
     if c == "mem_write":
         need |= {"maps", "memwrite"}
         return f"sys_mem_write({o[0]}, {value(o[1])})"
+    if c == "vm_write":
+        need |= {"maps", "vmwrite"}
+        return f"sys_vm_write({o[0]}, {value(o[1])})"
     if c == "pin":
         need |= {"maps", "pins", "pin"}
         return f"sys_pin({o[0]}, {value(o[1])}, {o[2]})"
@@ -344,7 +348,8 @@ fill = _fill
 
 #: the runtime sections a step may need, in the order they are emitted (after "base")
 RUNTIME_SECTIONS = ("signal", "create", "payload", "buffer", "kvm", "open", "close", "maps",
-                    "munmap", "access", "memwrite", "pins", "pin", "uring", "unpin", "noexec")
+                    "munmap", "access", "memwrite", "vmwrite", "pins", "pin", "uring", "unpin",
+                    "noexec")
 
 
 def export_c(design: Design, r: Replayed) -> str:

@@ -69,7 +69,8 @@ def _py_value(arg: object) -> str:
 #: the registry calls rendered here with code of their own; every other plain call
 #: (traces.syscalls.Syscall.plain) is rendered from its entry, and lower.UNSUPPORTED's not at all
 OWN = frozenset({"memfd_create", "fcntl", "pwrite64", "ftruncate", "fchmod", "fallocate", "mmap",
-                 "mprotect", "munmap", "store", "load", "mem_write", "pin", "gup_pin", "unpin",
+                 "mprotect", "munmap", "store", "load", "mem_write", "vm_write", "pin", "gup_pin",
+                 "unpin",
                  "dma_write", "open", "ioctl", "read", "pread64", "write", "lseek", "dup",
                  "close"})
 
@@ -98,6 +99,8 @@ def _py_call(op: Op) -> str:
         return f"sys_access({o[0]}, {value(o[1])}, {c == 'store'})"
     if c == "mem_write":
         return f"sys_mem_write({o[0]}, {value(o[1])})"
+    if c == "vm_write":
+        return f"sys_vm_write({o[0]}, {value(o[1])})"
     if c == "pin":
         return f"sys_pin({o[0]}, {value(o[1])}, {o[2]})"
     if c == "gup_pin":

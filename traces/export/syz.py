@@ -150,7 +150,8 @@ def _syz_map(m: int) -> int:
 #: the registry calls rendered here with code of their own; every other plain call
 #: (traces.syscalls.Syscall.plain) is rendered from its entry, and lower.UNSUPPORTED's not at all
 OWN = frozenset({"memfd_create", "fcntl", "pwrite64", "ftruncate", "fchmod", "fallocate", "mmap",
-                 "mprotect", "munmap", "store", "load", "mem_write", "pin", "gup_pin", "unpin",
+                 "mprotect", "munmap", "store", "load", "mem_write", "vm_write", "pin", "gup_pin",
+                 "unpin",
                  "dma_write", "open", "ioctl", "read", "pread64", "write", "lseek", "dup",
                  "close"})
 
@@ -231,6 +232,14 @@ def export_syz(design: Design, r: Replayed) -> str:
             lines.append(f"pwrite64({mem}, {s.ptr(1)}={_syz_str('Z', nul=False)}, 0x1, "
                          f"{_syz_map(m) + off:#x})" + tail)
             lines.append(f"close({mem})")
+            tail = ""
+        elif c == "vm_write":  # process_vm_writev to itself
+            m, off = o[0], value(o[1])
+            me = s.res()
+            lines.append(f"{me} = getpid()")
+            lines.append(f"process_vm_writev({me}, {s.ptr(16)}=[{{{s.ptr(1)}="
+                         f"{_syz_str('Z', nul=False)}, 0x1}}], 0x1, {s.ptr(16)}="
+                         f"[{{&({_syz_map(m) + off:#x}/0x1)=nil, 0x1}}], 0x1, 0x0)" + tail)
             tail = ""
         elif c == "pin":
             m, off, p = o[0], value(o[1]), o[2]

@@ -518,6 +518,19 @@ static __maybe_unused struct res sys_mem_write(int m, long off)
 	close(fd);
 	return r;
 }
+//@ section vmwrite
+
+/* One byte written with process_vm_writev() from this process to itself
+ * at mapping m + off: FOLL_WRITE without FOLL_FORCE, so the mapping must be
+ * writable. */
+static __maybe_unused struct res sys_vm_write(int m, long off)
+{
+	static char byte = 0x5a;
+	struct iovec local = { &byte, 1 };
+	struct iovec remote = { (char *)maps[m] + off, 1 };
+
+	return res_of(process_vm_writev(getpid(), &local, 1, &remote, 1, 0));
+}
 //@ section pins
 
 #define MAX_PINS 64

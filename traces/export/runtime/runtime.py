@@ -25,7 +25,8 @@ PIN_PAGE = 4096
 NR = {"read": 0, "write": 1, "open": 2, "close": 3, "lseek": 8, "mmap": 9, "mprotect": 10,
       "munmap": 11, "ioctl": 16, "pread64": 17, "pwrite64": 18, "pipe": 22, "dup": 32,
       "fcntl": 72, "ftruncate": 77, "fchmod": 91,
-      "unshare": 272, "vmsplice": 278, "fallocate": 285, "memfd_create": 319,
+      "unshare": 272, "vmsplice": 278, "fallocate": 285, "process_vm_writev": 311,
+      "memfd_create": 319,
       "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427}
 PROT_NONE, PROT_RW, MAP_SHARED, MAP_PRIVATE = 0, 3, 1, 2
 MAP_FIXED, MAP_ANONYMOUS, MAP_POPULATE, MAP_NORESERVE = 0x10, 0x20, 0x8000, 0x4000
@@ -262,6 +263,14 @@ def sys_mem_write(m, off):
         return (-1, e.errno, 0)
     finally:
         os.close(fd)
+
+
+def sys_vm_write(m, off):
+    """One byte written with process_vm_writev() from this process to itself at m + off."""
+    src = ctypes.create_string_buffer(b"\x5a", 1)
+    local, remote = Iovec(ctypes.addressof(src), 1), Iovec(maps[m] + off, 1)
+    return sysc("process_vm_writev", os.getpid(), ctypes.addressof(local), 1,
+                ctypes.addressof(remote), 1, 0)
 
 
 def page_of(m, off):
