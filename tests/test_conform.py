@@ -213,6 +213,9 @@ BOUNDED_DOMAINS: dict[str, dict[str, tuple[int, ...]]] = {
     "fallocate": {"mode": (vocab.FALLOC_FL_KEEP_SIZE,), "off": (0,)},
     "fchmod": {"mode": (0o666,)}, "reopen": {"how": (0,)},
     "mmap": {"share": (0,)}, "mprotect": {"prot": (1,)},
+    # one advice that depends on the mapping and on EOF; writes at offset 0
+    "madvise": {"len": (4096,), "advice": (vocab.MADV_ADVICE["MADV_POPULATE_WRITE"],)},
+    "mem_write": {"off": (0,)}, "vm_write": {"off": (0,)},
 }
 
 

@@ -19,6 +19,7 @@ from checker.conform import ConformOptions
 from checker.conform_guest import NoGuestKernel, run_conform_guest, series, target_of
 from checker.diff import Differ
 from model import designs
+from model.designs.memfd import PR_RO
 from properties.catalogue import HOLDS, NOT_WITNESSED, VIOLATED, WITNESSED, load
 from traces import kernels
 from traces.guest import parse_ktap, parse_observation
@@ -111,16 +112,21 @@ def test_61_has_the_b9_fix_unlike_517(replay: Callable[..., str | None]) -> None
 @pytest.mark.slow
 def test_61_differs_from_618_exactly_in_the_63_calls() -> None:
     """The explicit product of memfd and memfd@6.1 (from the states both start in): every
-    divergence is a memfd_create with MFD_NOEXEC_SEAL or MFD_EXEC, or an F_ADD_SEALS asking
-    for bit 0x20 (F_SEAL_EXEC): nothing else the delta touched (fchmod's dropped exec-seal
-    rule) is observable."""
+    divergence is a memfd_create with MFD_NOEXEC_SEAL or MFD_EXEC, an F_ADD_SEALS asking
+    for bit 0x20 (F_SEAL_EXEC), or a FOLL_FORCE write through a read-only private mapping of
+    a hugetlbfs file (6.1's check_vma_flags() refuses it): nothing else the delta touched
+    (fchmod's dropped exec-seal rule) is observable."""
     r = Differ(designs.get("memfd"), designs.get("memfd@6.1"),
                {"pages": 1, "maps": 1, "pins": 0, "fds": 1}).run()
     assert r.divergences
-    assert {d.action for d in r.divergences} == {"memfd_create", "fcntl_add_seals"}
+    assert {d.action for d in r.divergences} == {"memfd_create", "fcntl_add_seals", "mem_write"}
     for d in r.divergences:
-        p = d.example[1].steps[-1].params
-        assert (p["flags"] & 0x18) if d.action == "memfd_create" else (p["seals"] & 0x20), d
+        run = d.example[1]
+        p = run.steps[-1].params
+        if d.action == "mem_write":
+            assert run.states()[-2]["hugetlb"] and p["m"] == PR_RO, d
+        else:
+            assert (p["flags"] & 0x18) if d.action == "memfd_create" else (p["seals"] & 0x20), d
 
 
 def test_61_catalogue_expectations_are_the_pre_63_ones() -> None:
