@@ -146,6 +146,9 @@ from model.vocab import (
 )
 
 PAGES = "pages"
+#: the byte offset of a write into one's own mapping (mem_write, vm_write): explored at 0 only,
+#: since every byte of the mapping's one page is alike to their rules; replay judges any offset
+WRITE_OFF = Param("off", ACCESS_OFF.sort, (0,), ACCESS_OFF.doc)
 
 
 # ---- actions -------------------------------------------------------------------------------
@@ -547,8 +550,9 @@ ACTIONS: tuple[Action, ...] = (
            (MapRef("m"), Num("len"), C("MADV_REMOVE")),
            "madvise(MADV_REMOVE): punch a range of the mapped page out of the file"),
     Action("madvise", (P("m", MAPK, MAP_ALL),
-                       _byte_param("len", SIZE, (0, PAGE_SIZE, HPAGE_SIZE, GPAGE_SIZE),
-                                   "length, in bytes (size_t)"),
+                       # explored: 0 and one 4 KiB page fire every rule (any range inside
+                       # the mapping's page is alike); replay judges any size_t
+                       _byte_param("len", SIZE, (0, PAGE_SIZE), "length, in bytes (size_t)"),
                        Param("advice", integer(-(1 << 31), (1 << 31) - 1), MADV_EXPLORED,
                              "the advice (int)")),
            madvise_body, "madvise",
@@ -558,11 +562,11 @@ ACTIONS: tuple[Action, ...] = (
            (MapRef("m"), Num("off")), "store one byte at a byte offset of a mapping"),
     Action("load", (P("m", MAPK, MAP_ALL), ACCESS_OFF), load_body, "load",
            (MapRef("m"), Num("off")), "load one byte at a byte offset of a mapping"),
-    Action("mem_write", (P("m", MAPK, MAP_ALL), ACCESS_OFF), mem_write_body, "mem_write",
+    Action("mem_write", (P("m", MAPK, MAP_ALL), WRITE_OFF), mem_write_body, "mem_write",
            (MapRef("m"), Num("off")),
            "a FOLL_FORCE write of one byte through /proc/self/mem at a byte offset of a "
            "mapping"),
-    Action("vm_write", (P("m", MAPK, MAP_ALL), ACCESS_OFF), vm_write_body, "vm_write",
+    Action("vm_write", (P("m", MAPK, MAP_ALL), WRITE_OFF), vm_write_body, "vm_write",
            (MapRef("m"), Num("off")),
            "process_vm_writev() of one byte into the caller's own mapping at a byte offset"),
     Action("pin", (P("m", MAPK, SHARED_MAPS),), pin_body, "pin", (MapRef("m"),),

@@ -203,7 +203,7 @@ def madvise_body(s: StateView, m: E, len: E, advice: E) -> list[Rule]:  # noqa: 
 
 #: the advice values exploration takes (one per rule; replay judges any value)
 MADV_EXPLORED = tuple(MADV_ADVICE[n] for n in (
-    "MADV_DONTNEED", "MADV_FREE", "MADV_COLD", "MADV_POPULATE_READ", "MADV_POPULATE_WRITE"))
+    "MADV_FREE", "MADV_COLD", "MADV_POPULATE_READ", "MADV_POPULATE_WRITE"))
 
 
 def pin_body(s: StateView, m: E) -> list[Rule]:
