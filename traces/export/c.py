@@ -133,9 +133,8 @@ def _c_expect(op: Op, call: str) -> str:
 #: (traces.syscalls.Syscall.plain) is rendered from its entry, and lower.UNSUPPORTED's not at all
 OWN = frozenset({"memfd_create", "fcntl", "pwrite64", "ftruncate", "fchmod", "fallocate", "mmap",
                  "mprotect", "munmap", "store", "load", "mem_write", "vm_write", "pin", "gup_pin",
-                 "unpin",
-                 "dma_write", "open", "ioctl", "read", "pread64", "write", "lseek", "dup",
-                 "close"})
+                 "unpin", "dma_write", "open", "ioctl", "read", "pread64", "write", "lseek",
+                 "dup", "close"})
 
 
 def _c_call(op: Op, need: set[str]) -> str:

@@ -70,9 +70,8 @@ def _py_value(arg: object) -> str:
 #: (traces.syscalls.Syscall.plain) is rendered from its entry, and lower.UNSUPPORTED's not at all
 OWN = frozenset({"memfd_create", "fcntl", "pwrite64", "ftruncate", "fchmod", "fallocate", "mmap",
                  "mprotect", "munmap", "store", "load", "mem_write", "vm_write", "pin", "gup_pin",
-                 "unpin",
-                 "dma_write", "open", "ioctl", "read", "pread64", "write", "lseek", "dup",
-                 "close"})
+                 "unpin", "dma_write", "open", "ioctl", "read", "pread64", "write", "lseek",
+                 "dup", "close"})
 
 
 def _py_call(op: Op) -> str:
