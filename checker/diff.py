@@ -153,6 +153,11 @@ class Differ:
         self.ea = interpreter_for(a, a.scope(sa), self.props)
         self.eb = interpreter_for(b, b.scope(sb), self.props)
         self._eff_b_to_a = _effect_map(a, b)
+        #: the fields the common state properties read, in each design: all a successor's
+        #: state needs decoding for (every field when the states themselves are compared)
+        sp = [p.name for p in self.props if p.kind in ("always", "sometimes")]
+        self._reads_a = None if states else sorted({f for n in sp for f in self.ea.sreads[n]})
+        self._reads_b = None if states else sorted({f for n in sp for f in self.eb.sreads[n]})
         self.scope = dict(scope)
         self.max_depth = max_depth
         self.progress = progress
@@ -347,19 +352,28 @@ class Differ:
                 out.append((f"property {p.name}", np.asarray(ra[key]) != np.asarray(rb[key])))
         sp = [p for p in self.props if p.kind in ("always", "sometimes")]
         if sp or self.states:
+            # only successors inside the explicit scope have a packed state to read: decode
+            # just those (most (pair, parameter row) cells are disabled calls)
             shape = na.shape
-            SA = self.ea.packer.fields(na.reshape(-1))
-            SB = self.eb.packer.fields(nb.reshape(-1))
+            cells = np.flatnonzero(in_scope)
+
+            def spread(dv: Arr) -> Arr:
+                full = np.zeros(in_scope.size, bool)
+                full[cells] = np.asarray(dv, bool).reshape(-1)
+                return full.reshape(shape)
+
+            SA = self.ea.packer.fields(na.reshape(-1)[cells], self._reads_a)
+            SB = self.eb.packer.fields(nb.reshape(-1)[cells], self._reads_b)
             if self.states:
                 for f in [n for n in SA if n in SB and n != "__shape__"]:
-                    # a successor outside the explicit scope has no packed state to read
-                    dv = (np.asarray(SA[f]) != np.asarray(SB[f])).reshape(shape) & in_scope
-                    out.append((f"state {f}", dv))
+                    out.append((f"state {f}", spread(np.asarray(SA[f]) != np.asarray(SB[f]))))
+            def col(v: object) -> Arr:  # a property's value per cell (it may fold to one)
+                a = np.asarray(v)
+                return np.broadcast_to(a.reshape(-1, 1) if a.ndim else a, (cells.size, 1))
+
             for p in sp:
-                va = np.asarray(self.ea.sprops[p.name](SA)).reshape(shape)
-                vb = np.asarray(self.eb.sprops[p.name](SB)).reshape(shape)
-                # a successor outside the explicit scope has no packed state to read
-                out.append((f"property {p.name}", (va != vb) & in_scope))
+                va, vb = col(self.ea.sprops[p.name](SA)), col(self.eb.sprops[p.name](SB))
+                out.append((f"property {p.name}", spread(va != vb)))
         return out
 
     def _runs(self, depth: int, row: int, si: int, col: int) -> tuple[ARun, ARun]:

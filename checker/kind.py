@@ -11,7 +11,9 @@ I, bad(i) also includes ¬I(s_i), so I is proved together with the property.
 step(k) unsat with base(0..k) unsat proves the goal unreachable; step unsat at k = 0 means the
 goal is impossible in every state of the domain, at k = 1 that ¬bad is inductive. If step(K)
 is sat, its model is a counterexample to induction (CTI): a path of states not known to be
-reachable, which is inconclusive, not a bug.
+reachable, which is inconclusive, not a bug. A step(k) the solver cannot answer in time is
+passed over (base(k+1) may still find a run, step(k+1) may still close); only the last k's
+unanswered step is UNKNOWN.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import z3
 
 from checker.bmc import Unroller, set_timeout, unrolling_solver
 from checker.encode_z3 import Encoder, Goal
-from checker.interrupt import unknown_reason
+from checker.interrupt import requested, unknown_reason
 from checker.z3_terms import Z
 from traces.run import ARun
 
@@ -125,7 +127,12 @@ def _kind(enc: Encoder, goal: Goal, max_k: int, timeout: float | None, strengthe
         if r == z3.unsat:
             return KindResult("proved", k, on_transitions=on_t)
         if r == z3.unknown:
-            return KindResult("unknown", k, reason=unknown_reason(step), on_transitions=on_t)
+            # not an answer at this k; base(k+1) may still find a run and step(k+1) may still
+            # close (base(0..k+1) and step(k+1) are all a proof at k+1 needs)
+            if k == max_k or requested():
+                return KindResult("unknown", k, reason=unknown_reason(step),
+                                  on_transitions=on_t)
+            continue
         if k == max_k:
             cti = u.decode(step.model(), k)
             return KindResult("cti", k, cti, on_transitions=on_t)

@@ -1,6 +1,7 @@
-"""Solver restarts (checker/bmc.py RestartingSolver): a query's timeout is spent in doubling
-slices, each with another random seed; only a timeout is retried, and the slices never add
-up to more than the budget. z3's check is stood in for, so the schedule itself is tested."""
+"""Solver restarts (checker/bmc.py RestartingSolver): a query's timeout is spent in slices of
+2, 2, 4, 4, 8 ... s, each with another random seed; only a timeout is retried, and the slices
+never add up to more than the budget. z3's check is stood in for, so the schedule itself is
+tested."""
 
 from __future__ import annotations
 
@@ -46,15 +47,15 @@ def test_a_timed_out_slice_is_retried_with_the_next_seed(monkeypatch: pytest.Mon
     sc.install(monkeypatch)
     assert RestartingSolver(60.0).check() == z3.sat
     assert [seed for _, seed in sc.calls] == [0, 1, 2]
-    assert [ms for ms, _ in sc.calls] == [2000, 4000, 8000]
+    assert [ms for ms, _ in sc.calls] == [2000, 2000, 4000]
 
 
 def test_the_slices_never_exceed_the_budget(monkeypatch: pytest.MonkeyPatch) -> None:
     sc = Script([z3.unknown] * 10)
     sc.install(monkeypatch)
     assert RestartingSolver(20.0).check() == z3.unknown
-    # 2 + 4 + 8 s, then what is left (about 6 s) in one last slice rather than 16
-    assert [ms for ms, _ in sc.calls][:3] == [2000, 4000, 8000] and len(sc.calls) == 4
+    # 2 + 2 + 4 + 4 s, then what is left (about 8 s) in one last slice rather than 8 + 8
+    assert [ms for ms, _ in sc.calls][:4] == [2000, 2000, 4000, 4000] and len(sc.calls) == 5
     assert sum(ms for ms, _ in sc.calls) <= 20000
 
 
@@ -104,9 +105,12 @@ def test_pdr_restarts_in_a_new_solver_each_slice() -> None:
     assert status == "safe" and int(solvers) > 1
 
 
-def test_slices_double_and_end_with_what_is_left() -> None:
-    assert list(bmc.slices(20.0)) == [(2.0, 0, False), (4.0, 1, False), (8.0, 2, False),
-                                       (6.0, 3, True)]
+def test_slices_double_every_second_and_end_with_what_is_left() -> None:
+    assert list(bmc.slices(20.0)) == [(2.0, 0, False), (2.0, 1, False), (4.0, 2, False),
+                                       (4.0, 3, False), (8.0, 4, True)]
+    assert list(bmc.slices(60.0)) == [(2.0, 0, False), (2.0, 1, False), (4.0, 2, False),
+                                       (4.0, 3, False), (8.0, 4, False), (8.0, 5, False),
+                                       (16.0, 6, False), (16.0, 7, True)]
     assert list(bmc.slices(1.0)) == [(1.0, 0, True)]
 
 
