@@ -22,6 +22,7 @@ from checker.bmc import SearchResult, bmc
 from checker.certificate import CertificateError, conjuncts_of, drop_implied, make, minimize
 from checker.designcache import PerDesign
 from checker.encode_z3 import Encoder, Goal, goal_for, is_action_kind, is_sometimes
+from checker.explicit import Explorer
 from checker.houdini import Lemmas, lemmas_for, support
 from checker.interpreter import Interpreter, interpreter_for
 from checker.kind import kinduction
@@ -29,7 +30,7 @@ from checker.kind import recheck as kind_recheck
 from checker.pdr import pdr
 from checker.verdict import Result, Verdict
 from checker.z3_terms import Z
-from model.lang.design import Design
+from model.lang.design import Design, scope_text
 from model.lang.expr import E
 from model.lang.schema import StateView, render_state
 from properties.catalogue import Property, for_design
@@ -288,8 +289,15 @@ class _Ctx:
                 assert search.run is not None
                 return self.found(search.run, f"pdr (Spacer): reachable; shortest run "
                                   f"({len(search.run)} steps) found by bmc", stats)
-            return self.unknown(f"Spacer says reachable but bmc found no run within "
-                                f"{search.depth} steps ({search.reason or 'bound'})", stats)
+            gave_up = (f"bmc found no run within {search.depth} steps "
+                       f"({search.reason or 'bound'})")
+            if search.status == "unknown":
+                run, scope = self._explicit_run()
+                if run is not None:
+                    return self.found(run, f"pdr (Spacer): reachable; {gave_up}, so the run "
+                                      f"is the explicit search's shortest within scope "
+                                      f"{scope} ({len(run)} steps)", stats)
+            return self.unknown(f"Spacer says reachable but {gave_up}", stats)
         assert r.invariant is not None
         conj = minimize(self.enc, self.goal, conjuncts_of(r.invariant), self.timeout)
         cert = make(self.enc, self.goal, conj, self.title(), self.timeout)
@@ -318,6 +326,18 @@ class _Ctx:
             queries += s.queries
         stats["bmc_queries"] = queries
         return s
+
+    def _explicit_run(self) -> tuple[ARun | None, str]:
+        """A run to the goal by the explicit search at the design's default scope, for a goal
+        Spacer called reachable whose bmc re-find timed out (z3's heavy tail on one deep
+        unrolled query: v5-flags write-seal-content-frozen, NOTES "Performance"); None when
+        the scope holds none. It is replayed like any run (`found`), so the verdict rests on
+        Spacer's answer and a concrete run, and the method says where the run came from."""
+        scope = self.design.scope()
+        r = Explorer(self.design, scope, [self.prop], elide=True).run()
+        o = r.props[self.prop.name]
+        found = (o.holds if self.sometimes else not o.holds) and not r.stopped
+        return (o.run if found else None), scope_text(scope)
 
     # -- helpers ------------------------------------------------------------------------------
     def proved(self, method: str, cert: Any, stats: dict[str, Any]) -> Result:
