@@ -166,6 +166,17 @@ def render_flags(value: int, family: dict[str, int], zero: str = "0") -> str:
     return "|".join(names)
 
 
+def render_enum(value: int, family: dict[str, int], zero: str = "0") -> str:
+    """Render a value of an enumeration the way strace does: its name (`zero` for 0 when no
+    name has 0), or the number (hex) when no name has it (strace adds `/* MADV_??? */`)."""
+    if value == 0 and 0 not in family.values():
+        return zero
+    for name, v in family.items():
+        if v == value:
+            return name
+    return hex(value) if value > 9 else str(value)
+
+
 def parse_flags(text: str, family: dict[str, int] | None = None) -> int:
     """Inverse of render_flags: names from `family` first (a design's own uapi), then
     CONSTANTS; decimal/hex/octal numbers too. Raises KeyError naming the first unknown word."""

@@ -120,3 +120,20 @@ def test_constants_the_headers_lack_equal_upstream(headers: dict[str, int | None
     assert {n: model[n] for n in UPSTREAM_6_18} == UPSTREAM_6_18
     for n, v in UPSTREAM_6_18.items():  # where the headers are new enough, they agree too
         assert headers[n] in (None, v), n
+
+
+def test_an_enumeration_is_never_rendered_as_ored_names() -> None:
+    """madvise's advice is one value, not a flag word: 27 has no name (strace: `0x1b /*
+    MADV_??? */`), though MADV_DONTNEED_LOCKED (24) | MADV_WILLNEED (3) would OR to it."""
+    from model.designs.memfd import ACTIONS
+    from model.lang.callspec import Flags
+    from traces.concretize import _render_arg, _text
+
+    (spec,) = [s for a in ACTIONS if a.name == "madvise" for s in a.args
+               if isinstance(s, Flags)]
+    family = dict(spec.family)
+    assert spec.enum and family["MADV_DONTNEED_LOCKED"] | family["MADV_WILLNEED"] == 27
+    text = {v: _text(_render_arg(spec, {"advice": v}, {}, {})) for v in (27, 8, 0, -5)}
+    assert "MADV" not in text[27] and vocab.parse_flags(text[27]) == 27, text
+    assert "MADV_FREE" in text[8] and "MADV_NORMAL" in text[0] and "-5" in text[-5], text
+    assert vocab.render_flags(27, family) != vocab.render_enum(27, family)

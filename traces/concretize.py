@@ -31,7 +31,7 @@ from model.lang.callspec import (
     Span,
 )
 from model.lang.design import Design
-from model.vocab import ERRNO_NAME, SIGNAL_NAME, parse_flags, render_flags
+from model.vocab import ERRNO_NAME, SIGNAL_NAME, parse_flags, render_enum, render_flags
 from traces.run import ARun, AStep
 from traces.syscalls import FD_LIMIT, TraceError, const, string_bytes
 from traces.trace import Arg, Err, Int, New, Outcome, Ref, Ret, Sig, Step, Str, Struct, Sym, Trace
@@ -163,7 +163,9 @@ def _render_arg(spec: object, params: Mapping[str, int], st: Mapping[str, int],
         return Ref(used[spec.param])
     if isinstance(spec, Flags):
         # through the parser, so a flag word with no named bits comes back as the Int it is
-        return arg_from_text(render_flags(params[spec.param], dict(spec.family), spec.zero))
+        v = params[spec.param]
+        return arg_from_text(render_enum(v, dict(spec.family), spec.zero) if spec.enum else
+                             render_flags(v, dict(spec.family), spec.zero))
     if isinstance(spec, Num):
         v = params[spec.param] * _scale(spec, st)
         return Int(v, oct(v).replace("0o", "0") if spec.octal else None)

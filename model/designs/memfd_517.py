@@ -64,7 +64,7 @@ def with_vocabulary(a: Action, param: str, family: dict[str, int]) -> Action:
     """The same action printing (and parsing) `param` with another uapi's flag names."""
     from dataclasses import replace as dc_replace
 
-    args = tuple(Flags(param, family, x.zero) if isinstance(x, Flags) and x.param == param
+    args = tuple(dc_replace(x, family=family) if isinstance(x, Flags) and x.param == param
                  else x for x in a.args)
     return dc_replace(a, args=args)
 

@@ -50,11 +50,14 @@ class ProcFd:
 
 @dataclass(frozen=True)
 class Flags:
-    """A flag word printed with names from `family` (name -> bit)."""
+    """A flag word printed with names from `family` (name -> bit); with `enum`, a value that
+    is one name or none (madvise's advice): a value no name has is printed as a number, never
+    as names ORed together."""
 
     param: str
     family: Mapping[str, int]
     zero: str = "0"
+    enum: bool = False
 
 
 @dataclass(frozen=True)
