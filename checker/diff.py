@@ -367,6 +367,7 @@ class Differ:
             if self.states:
                 for f in [n for n in SA if n in SB and n != "__shape__"]:
                     out.append((f"state {f}", spread(np.asarray(SA[f]) != np.asarray(SB[f]))))
+
             def col(v: object) -> Arr:  # a property's value per cell (it may fold to one)
                 a = np.asarray(v)
                 return np.broadcast_to(a.reshape(-1, 1) if a.ndim else a, (cells.size, 1))

@@ -38,6 +38,7 @@ from traces.run import ARun
 
 ENGINES = ("bmc", "kind", "pdr")
 PDR_RUN_DEPTH = 200  # BMC bound when re-finding a run Spacer reported reachable
+FALLBACK_STATES = 2_000_000  # the explicit search for a run bmc could not re-find stops here
 REFIND_PLAIN = 10.0  # seconds a query for the re-find's first try, without pre-image lemmas
 
 
@@ -334,9 +335,11 @@ class _Ctx:
         the scope holds none. It is replayed like any run (`found`), so the verdict rests on
         Spacer's answer and a concrete run, and the method says where the run came from."""
         scope = self.design.scope()
-        r = Explorer(self.design, scope, [self.prop], elide=True).run()
+        r = Explorer(self.design, scope, [self.prop], elide=True,
+                     max_states=FALLBACK_STATES).run()
         o = r.props[self.prop.name]
-        found = (o.holds if self.sometimes else not o.holds) and not r.stopped
+        # a run found is real even where the search stopped at its bound later on
+        found = o.holds if self.sometimes else not o.holds
         return (o.run if found else None), scope_text(scope)
 
     # -- helpers ------------------------------------------------------------------------------
