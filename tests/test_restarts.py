@@ -112,6 +112,8 @@ def test_slices_double_every_second_and_end_with_what_is_left() -> None:
                                        (4.0, 3, False), (8.0, 4, False), (8.0, 5, False),
                                        (16.0, 6, False), (16.0, 7, True)]
     assert list(bmc.slices(1.0)) == [(1.0, 0, True)]
+    assert list(bmc.slices(20.0, repeat=1)) == [(2.0, 0, False), (4.0, 1, False),
+                                                (8.0, 2, False), (6.0, 3, True)]
 
 
 def test_every_second_slice_asks_a_copy_in_a_fresh_context(monkeypatch: pytest.MonkeyPatch
