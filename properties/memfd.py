@@ -231,6 +231,17 @@ def w_dma(t: TransitionView) -> E:
     return t.eff.has(CHG_DMA)
 
 
+@prop("sometimes-splice-write-reaches-file", "sometimes-action", """Bytes spliced from a pipe
+      change the file (the splice path is not vacuous: what write-seal-content-frozen then
+      covers for it).""", "iter_file_splice_write() -> shmem_file_write_iter()",
+      # splice into a memfd is not modelled for 5.17 (nor the v5 designs on it)
+      expect=dict.fromkeys(("memfd@5.17", "v5-inaccessible", "v5-flags"), NOT_WITNESSED))
+def w_splice(t: TransitionView) -> E:
+    if not t.is_("splice_write"):
+        return false
+    return t.eff.has(CHG_FD)
+
+
 @prop("sometimes-hugetlb-write-sealed", "sometimes", """A hugetlbfs memfd can be
       write-sealed.""", "memfd_add_seals()")
 def w_huge(s: StateView) -> E:

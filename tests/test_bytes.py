@@ -49,6 +49,8 @@ def test_every_rule_the_search_never_fires_is_decided_by_replay() -> None:
     m = ex.apply(ex.by_name["mmap"], st, {"fd": 0, "share": 0, "prot": 1}).after
     calls = [("pwrite", st, {"fd": 0, "off": LLONG_MAX - 4095, "len": 4096}),
              ("pwrite", st, {"fd": 0, "off": 3997, "len": 100}),
+             ("splice_write", st, {"fd": 0, "off": LLONG_MAX - 4095, "len": 4096}),
+             ("splice_write", st, {"fd": 0, "off": 3997, "len": 100}),
              ("pread", st, {"fd": 0, "off": LLONG_MAX}),
              ("fallocate", st, {"fd": 0, "mode": 1, "off": LLONG_MAX, "len": 4096}),
              ("madvise_remove", m, {"m": 0, "len": (1 << 64) - 1}),

@@ -496,3 +496,54 @@ def test_write_paths_on_kernel(name: str) -> None:
     assert run.observations is not None
     before, after = run.observations[-2].byte0, run.observations[-1].byte0
     assert (before != after) == changed, (before, after)
+
+
+# splice() from a pipe into the memfd at an explicit offset (`splice_write`) beside pwrite64
+# with the same arguments: copied from a plain Python probe on 6.18.44 (os.splice and
+# os.pwrite, each on a fresh file; not through the model or the executor). Row: (the file's
+# set-up, fd, count, offset, splice's outcome, pwrite64's outcome).
+RDONLY = 'open("/proc/self/fd/3", O_RDONLY) = 4\n'
+SPLICE = {
+    "a page at 0": (ONE_PAGE, 3, 4096, 0, "4096", "4096"),
+    "zero count": (ONE_PAGE, 3, 0, 0, "0", "0"),
+    "zero count, read-only description: 0 before EBADF": (ONE_PAGE + RDONLY, 4, 0, 0, "0",
+                                                          "-1 EBADF"),
+    "read-only description": (ONE_PAGE + RDONLY, 4, 4096, 0, "-1 EBADF", "-1 EBADF"),
+    "read-only, negative offset: EBADF first": (ONE_PAGE + RDONLY, 4, 4096, -1, "-1 EBADF",
+                                                "-1 EINVAL"),
+    "negative offset": (ONE_PAGE, 3, 4096, -1, "-1 EINVAL", "-1 EINVAL"),
+    "zero count, negative offset": (ONE_PAGE, 3, 0, -1, "0", "-1 EINVAL"),
+    "F_SEAL_WRITE": (ONE_PAGE + "fcntl(3, F_ADD_SEALS, F_SEAL_WRITE) = 0\n", 3, 4096, 0,
+                     "-1 EPERM", "-1 EPERM"),
+    "F_SEAL_FUTURE_WRITE": (ONE_PAGE + "fcntl(3, F_ADD_SEALS, F_SEAL_FUTURE_WRITE) = 0\n", 3,
+                            4096, 0, "-1 EPERM", "-1 EPERM"),
+    "F_SEAL_GROW, past EOF": (ONE_PAGE + "fcntl(3, F_ADD_SEALS, F_SEAL_GROW) = 0\n", 3, 4096,
+                              4096, "-1 EPERM", "-1 EPERM"),
+    "F_SEAL_GROW, crossing EOF: short": (ONE_PAGE + "fcntl(3, F_ADD_SEALS, F_SEAL_GROW) = 0\n",
+                                         3, 100, 3997, "99", "99"),
+    "past LLONG_MAX": (ONE_PAGE, 3, 4096, (1 << 63) - 100, "-1 EINVAL", "-1 EINVAL"),
+    "growing the file": (ONE_PAGE, 3, 4096, 6144, "4096", "4096"),
+    "hugetlbfs": (HUGE_RO, 3, 4096, 0, "-1 EINVAL", "-1 EINVAL"),
+    "hugetlbfs, zero count": (HUGE_RO, 3, 0, 0, "0", "-1 EINVAL"),
+}
+
+
+def _splice_program(name: str, call: str) -> str:
+    head, fd, count, off, spliced, written = SPLICE[name]
+    if call == "splice_write":
+        return head + f"splice_write({fd}, {count}, {off}) = {spliced}"
+    return head + f'pwrite64({fd}, "x"..., {count}, {off}) = {written}'
+
+
+@pytest.mark.parametrize("call", ["splice_write", "pwrite64"])
+@pytest.mark.parametrize("name", list(SPLICE))
+def test_splice_write(name: str, call: str) -> None:
+    assert replay_text(_splice_program(name, call)) is None
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("name", list(SPLICE))
+def test_splice_write_on_kernel(name: str) -> None:
+    """The splice rows on the live kernel through the executor: every outcome."""
+    steps, run = run_rows(_splice_program(name, "splice_write"))
+    assert run.outcomes == [s.outcome for s in steps]

@@ -113,6 +113,7 @@ def test_flags_word_landed_as_kirill_proposed_but_bit_2() -> None:
                                              "luo_kexec.ok"}
     assert uses["MAPPING_FROZEN"].reads == {
         "ftruncate.frozen", "reopen.frozen", "pwrite.frozen", "pwrite.frozen_short",
+        "splice_write.frozen", "splice_write.frozen_short",
         "fallocate.frozen", "madvise_remove.frozen"}
 
 

@@ -164,7 +164,7 @@ CASES: dict[str, Case] = {
     # memfd@5.17 needs 64 bits and v5-inaccessible 68 at this scope, plainly packed: the wide
     # states of issue 12 (tests/test_wide_states.py); 1 to 1.5 minutes
     "check --scope pages=2,maps=2 --format ktap": Case(0, ("slow",), check=_ktap_every_design),
-    # Reduced: the full `--engine all` is 1308 results and 9+ minutes of CPU (README says so),
+    # Reduced: the full `--engine all` is 1,588 results and 16 minutes of CPU (README says so),
     # too much for every CI run on a 2-core machine; two properties (one violated, one that
     # holds) exercise the same path: every engine, every output format and certificate written.
     "check --engine all --out results/": Case(

@@ -66,6 +66,7 @@ EXTRA = {  # not from the selftest
         "mem-write", "mem-write-hugetlb", "vm-write"],
     "madvise() advice other than MADV_REMOVE (issue 15)": [
         "madvise-advice", "madvise-advice-hugetlb"],
+    "splice() from a pipe into the memfd (issue 15)": ["splice-write"],
 }
 
 #: tools/testing/selftests/kvm/guest_memfd_test.c (6.18; selftests.md §2.1): the functions

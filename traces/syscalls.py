@@ -1,17 +1,17 @@
 """The syscall registry: every call a trace may make, declared once (issue 13).
 
 One `Syscall` per call the designs emit: its name, its x86_64 number (None for the trace's
-pseudo-calls `store`, `load`, `mem_write`, `vm_write`, `pin`, `gup_pin`, `unpin`, `dma_write`,
-which are done with other system calls, named in `via`), its argument kinds, what a machine
-needs to run it, and call-specific checks. `lower` turns a trace step into an `Op` (the call
-and its operands, typed by kind), which the live-kernel executor (traces/kernel.py) runs: with
-a `do_<call>` method, or, for a `plain` entry, as the system call of that number with no code
-of its own. The reproducers (traces/export/lower.py) lower through the same entries, keeping
-numbers and flags as written (they print the trace's names); a plain entry needs no exporter
-code either. Adding a syscall is one entry here and the model's rule body:
-tests/test_syscalls.py checks that every call a kernel-claiming design can emit has an entry,
-that the executor can run it, and that every exporter renders it or declares it unsupported
-(traces/export/lower.py UNSUPPORTED).
+pseudo-calls `store`, `load`, `mem_write`, `vm_write`, `splice_write`, `pin`, `gup_pin`,
+`unpin`, `dma_write`, which are done with other system calls, named in `via`), its argument
+kinds, what a machine needs to run it, and call-specific checks. `lower` turns a trace step
+into an `Op` (the call and its operands, typed by kind), which the live-kernel executor
+(traces/kernel.py) runs: with a `do_<call>` method, or, for a `plain` entry, as the system
+call of that number with no code of its own. The reproducers (traces/export/lower.py) lower
+through the same entries, keeping numbers and flags as written (they print the trace's
+names); a plain entry needs no exporter code either. Adding a syscall is one entry here and
+the model's rule body: tests/test_syscalls.py checks that every call a kernel-claiming design
+can emit has an entry, that the executor can run it, and that every exporter renders it or
+declares it unsupported (traces/export/lower.py UNSUPPORTED).
 
 Precedent: LKMM's linux-kernel.def, one line per primitive read by both herd7 and klitmus7.
 
@@ -301,6 +301,9 @@ _ENTRIES: tuple[Syscall, ...] = (
     Syscall("mem_write", None, (MAP, OFF),
             "write one byte (0x5a) at mN + offset with FOLL_FORCE (returns 1)",
             via="pwrite64(2) on /proc/self/mem at the address"),
+    Syscall("splice_write", None, (FD, _p("count", "int"), _p("pos", "int")),
+            "move count bytes (0x79) from a pipe into the file at pos (returns the bytes moved)",
+            via="splice(2) from a new pipe holding count bytes, with an explicit offset"),
     Syscall("vm_write", None, (MAP, OFF),
             "write one byte (0x5a) at mN + offset with process_vm_writev (returns 1)",
             via="process_vm_writev(2) from the caller to itself (FOLL_WRITE, no FOLL_FORCE)"),

@@ -288,10 +288,42 @@ def pwrite_body(s: StateView, fd: E, off: E, len: E) -> list[Rule]:  # noqa: A00
              why="rw_verify_area(): (loff_t)(pos + count) < 0"),
         ok(0, when=len == 0, label="zero_len",
            why="generic_write_checks(): nothing to write, before write_begin"),
+        *write_iter_rules(s, off, len),
+    ]
+
+
+def write_iter_rules(s: StateView, off: E, len: E) -> list[Rule]:  # noqa: A002
+    """shmem_file_write_iter() for len > 0 bytes at off, once the caller's checks passed:
+    generic_perform_write() -> shmem_write_begin() per page-sized chunk (the seals)."""
+    end = off + len
+    return [
         fail("EPERM", when=write_sealed(s), label="write_seal",
              why="shmem_write_begin(): WRITE or FUTURE_WRITE"),
         *grow_seal_rules(s, off, len, PAGE_SIZE),
         ok(len, effects=CHG_FD, size=If(end > s.size, end, s.size)),
+    ]
+
+
+#: the bytes a pipe holds by default (PIPE_DEF_BUFFERS pages): what splice_write can move
+PIPE_BYTES = 16 * PAGE_SIZE
+
+
+def splice_write_body(s: StateView, fd: E, off: E, len: E) -> list[Rule]:  # noqa: A002
+    """splice() from a pipe holding len bytes into the memfd at off (probed on 6.18.44):
+    the syscall returns 0 for len 0 before anything else; do_splice() checks FMODE_WRITE
+    (EBADF) before rw_verify_area() (EINVAL: pos < 0 or pos + len past LLONG_MAX), unlike
+    pwrite64; hugetlbfs has no splice_write (do_splice_from(): EINVAL); then
+    iter_file_splice_write() -> vfs_iter_write() -> shmem_file_write_iter(), as pwrite64."""
+    return [
+        have_fd(s, fd),
+        ok(0, when=len == 0, label="zero_len", why="splice(): !len, before the descriptors"),
+        fail("EBADF", unless=fd == RW, label="fmode_write", why="do_splice(): !FMODE_WRITE"),
+        fail("EINVAL", when=off < 0, label="negative_pos", why="rw_verify_area(): pos < 0"),
+        fail("EINVAL", when=off + len > MAX_LFS_FILESIZE, label="pos_overflow",
+             why="rw_verify_area(): (loff_t)(pos + count) < 0"),
+        fail("EINVAL", when=s.hugetlb, label="no_splice_write",
+             why="do_splice_from(): hugetlbfs has no splice_write"),
+        *write_iter_rules(s, off, len),
     ]
 
 
@@ -511,6 +543,15 @@ ACTIONS: tuple[Action, ...] = (
            pwrite_body, "pwrite64",
            (Fd("fd"), C('"x"...'), Num("len"), Num("off")),
            "pwrite len bytes at byte offset off"),
+    Action("splice_write", (P("fd", FD, FD_ALL),
+                            _byte_param("off", LOFF, (-1, 0, 2048, 4096, 6144, 8192),
+                                        "pos, in bytes (loff_t)"),
+                            _byte_param("len", SIZE, (0, 2048, 4096),
+                                        "count, in bytes (size_t)", PIPE_BYTES,
+                                        f"more than {PIPE_BYTES} bytes: a pipe holds that "
+                                        "many by default (F_SETPIPE_SZ is not modelled)")),
+           splice_write_body, "splice_write", (Fd("fd"), Num("len"), Num("off")),
+           "splice len bytes from a pipe into the memfd at byte offset off"),
     Action("pread", (P("fd", FD, FD_ALL), _byte_param("off", LOFF, _grid(2), "pos, in bytes")),
            pread_body, "pread64",
            (Fd("fd"), C("4096"), Num("off")), "pread 4096 bytes at a byte offset"),
@@ -618,6 +659,7 @@ def build() -> Design:
 #: rules no explored value reaches at grain 1 (near LLONG_MAX or 2^64, or a sub-page write
 #: crossing i_size: grain 2): replay and the decision tables decide them (tests/test_bytes.py)
 REPLAY_ONLY = (("pwrite", "pos_overflow"), ("pwrite", "grow_seal_short"),
+               ("splice_write", "pos_overflow"), ("splice_write", "grow_seal_short"),
                ("pread", "pos_overflow"), ("fallocate", "efbig"), ("madvise_remove", "len_wraps"),
                ("madvise", "unknown_advice"), ("madvise", "len_wraps"))
 

@@ -73,7 +73,8 @@ def _no_foll_force(s: StateView, m: E, off: E) -> Rule:
 
 
 def _pmd_write_chunks(a: Action) -> Action:
-    """pwrite under F_SEAL_GROW in PMD-sized chunks (memfd.grow_seal_rules)."""
+    """pwrite (and splice, through the same shmem_write_begin()) under F_SEAL_GROW in
+    PMD-sized chunks (memfd.grow_seal_rules)."""
     for i, label in enumerate(("grow_seal", "grow_seal_short")):
         a = a.replace_rule(label, lambda s, fd, off, len, i=i: grow_seal_rules(
             s, off, len, HPAGE_SIZE)[i])
@@ -104,7 +105,7 @@ def _force_hugetlb(a: Action) -> Action:
 
 
 def _same(series: str) -> Design:
-    edit = {"pwrite": _pmd_write_chunks}
+    edit = {"pwrite": _pmd_write_chunks, "splice_write": _pmd_write_chunks}
     if series in PROC_MEM_FORCE_PTRACE:
         edit["mem_write"] = lambda a: a.insert_rule(_no_foll_force, before="force_not_cow")
     else:

@@ -281,6 +281,7 @@ def build_luo() -> Design:
             "ftruncate": lambda a: a.insert_rule(setattr_frozen, after="grow_seal"),
             "reopen": lambda a: a.insert_rule(otrunc_frozen, after="shrink_seal"),
             "pwrite": _write_frozen,
+            "splice_write": _write_frozen,  # shmem_write_begin(), as pwrite
             "fallocate": lambda a: a.insert_rule(fallocate_frozen, after="unsupported_mode"),
             "madvise_remove": lambda a: a.insert_rule(fallocate_frozen,
                                                       before="punch_write_seal"),

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from model import vocab
 from model.lang.design import Design
 from traces.concretize import size_scale
-from traces.export.common import ExportError, ascii_text, expect_of, runtime_sections
+from traces.export.common import OWN_CALLS, ExportError, ascii_text, expect_of, runtime_sections
 from traces.export.lower import (
     Op,
     const_value,
@@ -129,12 +129,9 @@ def _c_expect(op: Op, call: str) -> str:
     return expect_check(op, call, str) + ";"
 
 
-#: the registry calls rendered here with code of their own; every other plain call
-#: (traces.syscalls.Syscall.plain) is rendered from its entry, and lower.UNSUPPORTED's not at all
-OWN = frozenset({"memfd_create", "fcntl", "pwrite64", "ftruncate", "fchmod", "fallocate", "mmap",
-                 "mprotect", "munmap", "store", "load", "mem_write", "vm_write", "pin", "gup_pin",
-                 "unpin", "dma_write", "open", "ioctl", "read", "pread64", "write", "lseek",
-                 "dup", "close"})
+#: the registry calls rendered here with code of their own (common.OWN, the same in every
+#: exporter); every other plain call is rendered from its entry
+OWN = OWN_CALLS
 
 
 def _c_call(op: Op, need: set[str]) -> str:
@@ -175,6 +172,9 @@ def _c_call(op: Op, need: set[str]) -> str:
     if c == "vm_write":
         need |= {"maps", "vmwrite"}
         return f"sys_vm_write({o[0]}, {value(o[1])})"
+    if c == "splice_write":
+        need.add("splice")
+        return f"sys_splice_write(FD({o[0]}), {value(o[1])}, {value(o[2])})"
     if c == "pin":
         need |= {"maps", "pins", "pin"}
         return f"sys_pin({o[0]}, {value(o[1])}, {o[2]})"
@@ -347,8 +347,8 @@ fill = _fill
 
 #: the runtime sections a step may need, in the order they are emitted (after "base")
 RUNTIME_SECTIONS = ("signal", "create", "payload", "buffer", "kvm", "open", "close", "maps",
-                    "munmap", "access", "memwrite", "vmwrite", "pins", "pin", "uring", "unpin",
-                    "noexec")
+                    "munmap", "access", "memwrite", "vmwrite", "splice", "pins", "pin", "uring",
+                    "unpin", "noexec")
 
 
 def export_c(design: Design, r: Replayed) -> str:

@@ -13,6 +13,14 @@ from model.lang.design import Design
 from model.lang.schema import render_state
 from traces.trace import Err, New, Outcome, Ret, Sig, Trace
 
+#: the registry calls every reproducer (C, Python, syzkaller) renders with code of its own;
+#: every other plain call (traces.syscalls.Syscall.plain) is rendered from its entry, and
+#: lower.UNSUPPORTED's not at all
+OWN_CALLS = frozenset({
+    "memfd_create", "fcntl", "pwrite64", "ftruncate", "fchmod", "fallocate", "mmap", "mprotect",
+    "munmap", "store", "load", "mem_write", "vm_write", "splice_write", "pin", "gup_pin",
+    "unpin", "dma_write", "open", "ioctl", "read", "pread64", "write", "lseek", "dup", "close"})
+
 
 class ExportError(Exception):
     """The trace cannot be expressed in the requested format."""

@@ -8,7 +8,7 @@ import re
 
 from model import vocab
 from model.lang.design import Design
-from traces.export.common import ExportError, ascii_text, runtime_sections
+from traces.export.common import OWN_CALLS, ExportError, ascii_text, runtime_sections
 from traces.export.lower import (
     Op,
     const_value,
@@ -66,12 +66,9 @@ def _py_value(arg: object) -> str:
     raise ExportError(f"expected a number or flags, got {arg!r}")
 
 
-#: the registry calls rendered here with code of their own; every other plain call
-#: (traces.syscalls.Syscall.plain) is rendered from its entry, and lower.UNSUPPORTED's not at all
-OWN = frozenset({"memfd_create", "fcntl", "pwrite64", "ftruncate", "fchmod", "fallocate", "mmap",
-                 "mprotect", "munmap", "store", "load", "mem_write", "vm_write", "pin", "gup_pin",
-                 "unpin", "dma_write", "open", "ioctl", "read", "pread64", "write", "lseek",
-                 "dup", "close"})
+#: the registry calls rendered here with code of their own (common.OWN, the same in every
+#: exporter); every other plain call is rendered from its entry
+OWN = OWN_CALLS
 
 
 def _py_call(op: Op) -> str:
@@ -100,6 +97,8 @@ def _py_call(op: Op) -> str:
         return f"sys_mem_write({o[0]}, {value(o[1])})"
     if c == "vm_write":
         return f"sys_vm_write({o[0]}, {value(o[1])})"
+    if c == "splice_write":
+        return f"sys_splice_write({o[0]}, {value(o[1])}, {value(o[2])})"
     if c == "pin":
         return f"sys_pin({o[0]}, {value(o[1])}, {o[2]})"
     if c == "gup_pin":

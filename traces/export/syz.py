@@ -8,7 +8,7 @@ from typing import Any
 
 from model import vocab
 from model.lang.design import Design
-from traces.export.common import ExportError, ascii_text, outcome_text
+from traces.export.common import OWN_CALLS, ExportError, ascii_text, outcome_text
 from traces.export.lower import (
     KVM_PATH,
     Op,
@@ -147,12 +147,9 @@ def _syz_map(m: int) -> int:
     return SYZ_MAPS + (m - 1) * 0x200000
 
 
-#: the registry calls rendered here with code of their own; every other plain call
-#: (traces.syscalls.Syscall.plain) is rendered from its entry, and lower.UNSUPPORTED's not at all
-OWN = frozenset({"memfd_create", "fcntl", "pwrite64", "ftruncate", "fchmod", "fallocate", "mmap",
-                 "mprotect", "munmap", "store", "load", "mem_write", "vm_write", "pin", "gup_pin",
-                 "unpin", "dma_write", "open", "ioctl", "read", "pread64", "write", "lseek",
-                 "dup", "close"})
+#: the registry calls rendered here with code of their own (common.OWN, the same in every
+#: exporter); every other plain call is rendered from its entry
+OWN = OWN_CALLS
 
 
 def export_syz(design: Design, r: Replayed) -> str:
@@ -239,6 +236,18 @@ def export_syz(design: Design, r: Replayed) -> str:
             lines.append(f"process_vm_writev({me}, {s.ptr(16)}=[{{{s.ptr(1)}="
                          f"{_syz_str('Z', nul=False)}, 0x1}}], 0x1, {s.ptr(16)}="
                          f"[{{&({_syz_map(m) + off:#x}/0x1)=nil, 0x1}}], 0x1, 0x0)" + tail)
+            tail = ""
+        elif c == "splice_write":  # from a new pipe holding count bytes
+            count, off = value(o[1]), value(o[2])
+            rd, wr = s.res(), s.res()
+            lines.append(f"pipe({s.ptr(8)}={{<{rd}=>0xffffffffffffffff, "
+                         f"<{wr}=>0xffffffffffffffff}})")
+            if count:
+                lines.append(f"write({wr}, {s.ptr(count)}={_syz_str('y' * count, nul=False)}, "
+                             f"{count:#x})")
+            lines.append(f"splice({rd}, 0x0, {s.fdarg(o[0])}, {s.ptr(8)}={off:#x}, {count:#x}, "
+                         "0x0)" + tail)
+            lines += [f"close({rd})", f"close({wr})"]
             tail = ""
         elif c == "pin":
             m, off, p = o[0], value(o[1]), o[2]

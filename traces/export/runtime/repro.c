@@ -531,6 +531,31 @@ static __maybe_unused struct res sys_vm_write(int m, long off)
 
 	return res_of(process_vm_writev(getpid(), &local, 1, &remote, 1, 0));
 }
+//@ section splice
+
+/* count bytes (0x79) moved with splice() from a new pipe into fd at off
+ * (an explicit offset: the description's f_pos is not used). */
+static __maybe_unused struct res sys_splice_write(int fd, long count, long off)
+{
+	static char bytes[16 * 4096];
+	loff_t pos = off;
+	struct res r;
+	int p[2];
+
+	if (pipe(p)) {
+		perror("pipe");
+		exit(KSFT_FAIL);
+	}
+	memset(bytes, 0x79, sizeof(bytes));
+	if (count && write(p[1], bytes, count) != count) {
+		perror("write to the pipe");
+		exit(KSFT_FAIL);
+	}
+	r = res_of(splice(p[0], NULL, fd, &pos, count, 0));
+	close(p[0]);
+	close(p[1]);
+	return r;
+}
 //@ section pins
 
 #define MAX_PINS 64

@@ -25,7 +25,7 @@ PIN_PAGE = 4096
 NR = {"read": 0, "write": 1, "open": 2, "close": 3, "lseek": 8, "mmap": 9, "mprotect": 10,
       "munmap": 11, "ioctl": 16, "pread64": 17, "pwrite64": 18, "pipe": 22, "dup": 32,
       "fcntl": 72, "ftruncate": 77, "fchmod": 91,
-      "unshare": 272, "vmsplice": 278, "fallocate": 285, "process_vm_writev": 311,
+      "unshare": 272, "splice": 275, "vmsplice": 278, "fallocate": 285, "process_vm_writev": 311,
       "memfd_create": 319,
       "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427}
 PROT_NONE, PROT_RW, MAP_SHARED, MAP_PRIVATE = 0, 3, 1, 2
@@ -164,6 +164,19 @@ def payload(unit, count):
 def sys_pwrite64(tfd, unit, count, off):
     buf = payload(unit, count)
     return sysc("pwrite64", FD(tfd), ctypes.addressof(buf), count, off)
+
+
+def sys_splice_write(tfd, count, off):
+    """count bytes (0x79) moved with splice() from a new pipe into the file at off."""
+    rd, wr = os.pipe()
+    try:
+        if count:
+            os.write(wr, b"\x79" * count)
+        pos = ctypes.c_longlong(off)
+        return sysc("splice", rd, 0, FD(tfd), ctypes.addressof(pos), count, 0)
+    finally:
+        os.close(rd)
+        os.close(wr)
 
 
 def sys_write(tfd, unit, count):
