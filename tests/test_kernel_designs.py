@@ -54,8 +54,8 @@ MEM_WRITE_RULE = {"memfd@6.12": "force_hugetlb", "memfd@7.2": "no_foll_force",
 def test_the_later_kernels_are_the_618_rules_but_write_chunks(name: str) -> None:
     """The same schema, initial states and actions as memfd but pwrite, whose only change is
     F_SEAL_GROW's chunk (2 MiB: found by the scenario library run as a selftest in their
-    guests), splice_write (the same shmem_write_begin() chunks: an inference, not probed
-    there), and mem_write (one added rule, MEM_WRITE_RULE)."""
+    guests), splice_write (the same shmem_write_begin() chunks: seen on 7.2.13, NOTES), and
+    mem_write (one added rule, MEM_WRITE_RULE)."""
     from checker.diff import rule_changes
 
     d, m = designs.get(name), designs.get("memfd")
