@@ -11,6 +11,8 @@ from __future__ import annotations
 import errno as _errno
 
 PAGE_SIZE = 4096
+#: the bytes a pipe holds by default (PIPE_DEF_BUFFERS pages, fs/pipe.c)
+PIPE_BYTES = 16 * PAGE_SIZE
 HPAGE_SIZE = 2 * 1024 * 1024
 
 # include/uapi/linux/memfd.h

@@ -109,6 +109,7 @@ UPSTREAM_6_18 = {
     "KVM_CAP_GUEST_MEMFD_FLAGS": 244, "GUEST_MEMFD_FLAG_MMAP": 1 << 0,
     "GUEST_MEMFD_FLAG_INIT_SHARED": 1 << 1, "KVM_MEM_GUEST_MEMFD": 1 << 2,
     "MFD_NAME_MAX_LEN": 255 - len("memfd:"),
+    "PIPE_BYTES": 16 * 4096,  # PIPE_DEF_BUFFERS (include/linux/pipe_fs_i.h) pages
 }
 
 
@@ -120,6 +121,20 @@ def test_constants_the_headers_lack_equal_upstream(headers: dict[str, int | None
     assert {n: model[n] for n in UPSTREAM_6_18} == UPSTREAM_6_18
     for n, v in UPSTREAM_6_18.items():  # where the headers are new enough, they agree too
         assert headers[n] in (None, v), n
+
+
+def test_a_new_pipe_holds_pipe_bytes() -> None:
+    """The live kernel's default pipe size (F_GETPIPE_SZ of a new pipe) is vocab.PIPE_BYTES,
+    the most splice_write moves (more is refused as outside the model)."""
+    import fcntl
+    import os
+
+    rd, wr = os.pipe()
+    try:
+        assert fcntl.fcntl(wr, fcntl.F_GETPIPE_SZ) == vocab.PIPE_BYTES
+    finally:
+        os.close(rd)
+        os.close(wr)
 
 
 def test_an_enumeration_is_never_rendered_as_ored_names() -> None:

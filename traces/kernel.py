@@ -352,8 +352,8 @@ class _Executor:
     def do_splice_write(self, fd: int, count: int, off: int) -> Outcome:
         """count bytes (0x79) moved with splice(2) from a new pipe into fd at off (an explicit
         offset, so the description's f_pos is not used); the pipe is closed after it."""
-        if count > 16 * PAGE:
-            raise TraceError(f"splice_write of {count} bytes: a pipe holds {16 * PAGE}")
+        if count > vocab.PIPE_BYTES:  # the model refuses it first (splice_write's len)
+            raise TraceError(f"splice_write of {count} bytes: a pipe holds {vocab.PIPE_BYTES}")
         rd, wr = os.pipe()
         try:
             if count:

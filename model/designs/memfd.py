@@ -142,6 +142,7 @@ from model.vocab import (
     MFD_NAME_MAX_LEN,
     MFD_NOEXEC_SEAL,
     PAGE_SIZE,
+    PIPE_BYTES,
     SEALS,
 )
 
@@ -302,10 +303,6 @@ def write_iter_rules(s: StateView, off: E, len: E) -> list[Rule]:  # noqa: A002
         *grow_seal_rules(s, off, len, PAGE_SIZE),
         ok(len, effects=CHG_FD, size=If(end > s.size, end, s.size)),
     ]
-
-
-#: the bytes a pipe holds by default (PIPE_DEF_BUFFERS pages): what splice_write can move
-PIPE_BYTES = 16 * PAGE_SIZE
 
 
 def splice_write_body(s: StateView, fd: E, off: E, len: E) -> list[Rule]:  # noqa: A002

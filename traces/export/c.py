@@ -129,8 +129,8 @@ def _c_expect(op: Op, call: str) -> str:
     return expect_check(op, call, str) + ";"
 
 
-#: the registry calls rendered here with code of their own (common.OWN, the same in every
-#: exporter); every other plain call is rendered from its entry
+#: the registry calls rendered here with code of their own (common.OWN_CALLS, the same in
+#: every exporter); every other plain call is rendered from its entry
 OWN = OWN_CALLS
 
 

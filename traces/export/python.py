@@ -66,8 +66,8 @@ def _py_value(arg: object) -> str:
     raise ExportError(f"expected a number or flags, got {arg!r}")
 
 
-#: the registry calls rendered here with code of their own (common.OWN, the same in every
-#: exporter); every other plain call is rendered from its entry
+#: the registry calls rendered here with code of their own (common.OWN_CALLS, the same in
+#: every exporter); every other plain call is rendered from its entry
 OWN = OWN_CALLS
 
 

@@ -147,8 +147,8 @@ def _syz_map(m: int) -> int:
     return SYZ_MAPS + (m - 1) * 0x200000
 
 
-#: the registry calls rendered here with code of their own (common.OWN, the same in every
-#: exporter); every other plain call is rendered from its entry
+#: the registry calls rendered here with code of their own (common.OWN_CALLS, the same in
+#: every exporter); every other plain call is rendered from its entry
 OWN = OWN_CALLS
 
 
