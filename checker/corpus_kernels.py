@@ -57,6 +57,16 @@ def verdict(fixed: Trace, broken: Trace, run: KernelRun | None) -> str:
     return "fixed" if differ else "undecided (the pair differs in effects only)"
 
 
+#: what a bug's reproducer needs that the kernel executor cannot do on any kernel, and why
+UNRUNNABLE = {"liveupdate": "skip: the executor has no live-update session calls "
+                            "(/dev/liveupdate, CONFIG_LIVEUPDATE): source-read"}
+
+
+def unrunnable(p: PairResult) -> str | None:
+    """The cell of a pair no kernel run can judge, else None."""
+    return next((UNRUNNABLE[n] for n in p.bug.needs if n in UNRUNNABLE), None)
+
+
 def _host_run(fixed: Trace) -> KernelRun:
     """The -fixed trace on this machine's kernel, as `replay --on kernel` runs it."""
     from checker.kernel_replay import run_trace
@@ -75,8 +85,10 @@ def columns(results: Sequence[PairResult],
 
     say = progress or (lambda msg: None)
     pairs = [pair_traces(p) for p in results]
+    skip = [unrunnable(p) for p in results]
     cols = [Column(f"{platform.release()} (this machine)",
-                   [verdict(fx, br, _host_run(fx)) for br, fx in pairs])]
+                   [sk or verdict(fx, br, _host_run(fx))
+                    for sk, (br, fx) in zip(skip, pairs, strict=True)])]
     qemu = kernels.qemu_binary()
     fetched = kernels.fetched()
     if qemu is None:
@@ -84,20 +96,26 @@ def columns(results: Sequence[PairResult],
             say(f"corpus --kernels: {kernels.QEMU} is not installed: the fetched kernels "
                 "are left out (apt-get install qemu-system-x86)")
         return cols
-    items = [BatchItem(p.bug.id, replay_for_export(designs.get(fx.design), fx),
-                       kernel_noexec_scope(designs.get(fx.design), fx))
-             for p, (_, fx) in zip(results, pairs, strict=True)]
+    runnable = [i for i, sk in enumerate(skip) if sk is None]
+    items = [BatchItem(results[i].bug.id,
+                       replay_for_export(designs.get(pairs[i][1].design), pairs[i][1]),
+                       kernel_noexec_scope(designs.get(pairs[i][1].design), pairs[i][1]))
+             for i in runnable]
     for k in fetched:
         say(f"corpus --kernels: booting {k.version} ({len(items)} traces)")
+        cells = [sk or "" for sk in skip]
         try:
             boot = run_batch(k.vmlinuz, items, qemu=qemu)
         except GuestError as e:
-            cols.append(Column(k.version, [f"no result: {e}"] * len(items)))
+            for i in runnable:
+                cells[i] = f"no result: {e}"
+            cols.append(Column(k.version, cells))
             continue
-        cells = [verdict(fx, br, run) for (br, fx), run in zip(pairs, boot.runs, strict=True)]
-        if boot.problem:
-            cells = [c if not c.startswith("no result") else f"no result: {boot.problem}"
-                     for c in cells]
+        for i, run in zip(runnable, boot.runs, strict=True):
+            br, fx = pairs[i]
+            c = verdict(fx, br, run)
+            cells[i] = f"no result: {boot.problem}" if boot.problem and c.startswith(
+                "no result") else c
         cols.append(Column(k.version, cells))
     return cols
 

@@ -62,3 +62,18 @@ def test_b15_is_broken_on_this_kernel(b15: corpus.PairResult) -> None:
     if cell.startswith("skip:"):
         pytest.skip(f"B15's trace cannot run here: {cell}")
     assert cell.startswith("BROKEN"), cell
+
+
+def test_a_source_read_pair_is_skipped_with_its_reason(monkeypatch: pytest.MonkeyPatch) -> None:
+    """L1 (LUO) cannot run on any kernel here: its cell says so, and nothing is run for it
+    (a run would stop at `unknown constant SESSION2`, which is not a verdict)."""
+    from checker import corpus_kernels
+    from traces import kernels
+
+    (bug,) = [b for b in corpus.catalogue() if b.id == "L1"]
+    pair = corpus.check_pair(bug, symbolic=False)
+    monkeypatch.setattr(corpus_kernels, "_host_run", lambda fx: pytest.fail("ran L1"))
+    monkeypatch.setattr(kernels, "qemu_binary", lambda: None)
+    (col,) = corpus_kernels.columns([pair])
+    assert col.cells == [corpus_kernels.UNRUNNABLE["liveupdate"]]
+    assert col.cells[0].startswith("skip: ") and "source-read" in col.cells[0]

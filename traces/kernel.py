@@ -726,16 +726,25 @@ _CAPS: dict[str, str | None] = {}
 
 
 def capability(kind: str) -> str | None:
-    """None if `kind` ("kvm", "hugetlb", "pidns", "io_uring") is usable here, else a reason."""
+    """None if `kind` ("kvm", "hugetlb", "pidns", "io_uring", "liveupdate") is usable here,
+    else a reason."""
     if kind == "hugetlb":
         return hugetlb_reason(need_free=False)
     checks: dict[str, Callable[[], str | None]] = {
-        "kvm": cap_kvm, "pidns": _cap_pidns, "io_uring": uring.cap_io_uring}
+        "kvm": cap_kvm, "pidns": _cap_pidns, "io_uring": uring.cap_io_uring,
+        "liveupdate": _cap_liveupdate}
     if kind not in checks:
         raise ValueError(f"unknown capability {kind!r}")
     if kind not in _CAPS:
         _CAPS[kind] = checks[kind]()
     return _CAPS[kind]
+
+
+def _cap_liveupdate() -> str:
+    """The executor has no LUO session calls (designs memfd+luo and L1-* are source-read)."""
+    dev = "/dev/liveupdate"
+    return ("liveupdate: the executor and the reproducers have no live-update session calls"
+            + ("" if os.path.exists(dev) else f"; this kernel has no {dev}"))
 
 
 def _cap_pidns() -> str | None:

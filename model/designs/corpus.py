@@ -25,6 +25,9 @@ Each pair is a small delta on the base the bug belongs to (traces/scenarios/corp
       one-rule patch making hugetlbfs_setattr() check it as shmem_setattr() does.
 - G1  "KVM: Make KVM_MEM_GUEST_MEMFD mutually exclusive with KVM_MEM_READONLY": broken is
       guest_memfd@6.8-rc, fixed is guest_memfd.
+- L1  00d0b372374f "liveupdate: prevent double management of files": broken is memfd+luo
+      without luo_preserve_file()'s EBUSY (no luo_preserved_files xarray: one memfd preserved
+      in two sessions); fixed is memfd+luo. Source-read: no kernel here has CONFIG_LIVEUPDATE.
 
 Each design's only property family is `corpus-<id>` (properties/corpus.py registers the pair's
 property there), so `shmemcheck check` runs exactly the pair's property on it.
@@ -32,11 +35,18 @@ property there), so `shmemcheck check` runs exactly the pair's property on it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 
 # the designs the corpus derives from register first, so `shmemcheck list` shows the corpus last
-from model.designs import get, guest_memfd, memfd_517, register, v5_inaccessible  # noqa: F401
+from model.designs import (  # noqa: F401
+    get,
+    guest_memfd,
+    memfd_517,
+    memfd_luo,
+    register,
+    v5_inaccessible,
+)
 from model.designs.memfd import (
     CHG_MAP,
     MAPK,
@@ -53,13 +63,26 @@ from model.designs.memfd import (
     writable_maps,
     write_sealed,
 )
-from model.lang import Action, Design, E, Field, If, Param, boolean, fail, ok, requires, signal
-from model.lang.action import Rule
+from model.lang import (
+    Action,
+    Design,
+    E,
+    Field,
+    If,
+    Param,
+    boolean,
+    fail,
+    nat,
+    ok,
+    requires,
+    signal,
+)
+from model.lang.action import Rule, as_updates
 from model.lang.callspec import C, MapRef
 from model.lang.schema import StateView
 from model.vocab import F_SEAL_EXEC, F_SEAL_FUTURE_WRITE, F_SEAL_WRITE
 
-BUGS = ("B1", "B2", "B3", "B5", "B9", "B12", "B15", "G1")
+BUGS = ("B1", "B2", "B3", "B5", "B9", "B12", "B15", "G1", "L1")
 
 #: effect bit of the B2 designs: a store through a private mapping reached another process
 CHG_PEER = 8
@@ -350,6 +373,84 @@ def g1_broken() -> Design:
 def g1_fixed() -> Design:
     return _derive("guest_memfd", "G1-fixed", "guest_memfd (KVM_MEM_GUEST_MEMFD and "
                    "KVM_MEM_READONLY mutually exclusive)", kernel="6.18")
+
+
+# ---- L1: one memfd preserved by two LUO sessions ------------------------------------------------
+L1_FIELDS = (
+    Field("luo_n", nat(fixed=2), "preservations of the inode held by LUO sessions: before "
+          "00d0b372374f nothing stopped a second"),
+    Field("luo_s2", boolean(), "one of them is held by a second session (SESSION2)"),
+)
+
+
+def _preserve2_once(s: StateView, fd: E) -> Rule:
+    return requires(~s.luo_s2, label="session2_once",
+                    why="the second session preserves the memfd at most once (a bound)")
+
+
+def _s2(s: StateView) -> E:
+    """The second session's preservations (0 or 1)."""
+    return If(s.luo_s2, 1, 0)
+
+
+def _own_session(s: StateView) -> Rule:
+    return requires((s.luo_phase == memfd_luo.LIVE) & (s.luo_n > _s2(s)),
+                    label="preserved", why="this session holds a preservation")
+
+
+def _close_session(s: StateView, left: E, more: Mapping[str, E | int] | None = None) -> Rule:
+    """Closing a session: luo_file_unpreserve_files() -> memfd_luo_unpreserve() for each of its
+    preservations: shmem_freeze(false) clears SHMEM_F_MAPPING_FROZEN (a bit, not a count) and
+    unpin_folio() drops that preservation's own pins; `left` preservations (the other
+    session's) keep theirs."""
+    updates: dict[str, E | int] = {"luo_n": left, "luo_pin": If(left > 0, s.luo_pin, 0),
+                                   **(more or {})}
+    updates.update(s.with_flag("MAPPING_FROZEN", False, site="shmem_freeze"))
+    return ok(0, **as_updates(updates))
+
+
+def _unpreserve2_body(s: StateView) -> list[Rule]:
+    return [requires((s.luo_phase == memfd_luo.LIVE) & s.luo_s2, label="preserved"),
+            _close_session(s, s.luo_n - 1, {"luo_s2": 0})]
+
+
+def with_two_sessions(name: str, doc: str, fixed: bool) -> Design:
+    """memfd+luo with a second LUO session (SESSION2) that can preserve the memfd too; closing
+    a session unpreserves that session's preservations only. `fixed`: luo_preserve_file()'s
+    EBUSY for an inode already in luo_preserved_files (00d0b372374f), for either session."""
+    base = get("memfd+luo")
+    pres = base.action("luo_preserve")
+    if not fixed:
+        pres = pres.drop_rule("already_managed")
+    pres2 = replace(pres, name="luo_preserve2",
+                    args=(C("SESSION2"), *pres.args[1:]),
+                    doc="preserve the memfd in a second LUO session")
+    pres2 = pres2.insert_rule(_preserve2_once, before="have_fd").amend_rule(
+        "ok", lambda s, fd: {"luo_s2": 1})
+    close2 = Action("luo_unpreserve2", (), _unpreserve2_body, "close", (C("SESSION2"),),
+                    "close the second session before the reboot")
+    # the bug needs no mapping or pin of the process (the preservation's pins are luo_pin):
+    # at memfd+luo's scope the broken design has 86.5 M states (200 s), here far fewer
+    return _derive("memfd+luo", name, doc, fields=L1_FIELDS, add=(pres2, close2),
+                   default_scope={"maps": 0, "pins": 0},
+                   edit={"luo_preserve": lambda a: pres,
+                         "luo_unpreserve": lambda a: a.replace_rule("preserved", _own_session)
+                         .replace_rule("ok", lambda s: _close_session(s, _s2(s))),
+                         "luo_kexec": lambda a: a.amend_rule("ok", lambda s: {"luo_s2": 0})})
+
+
+@register("L1-broken")
+def l1_broken() -> Design:
+    return with_two_sessions("L1-broken", "memfd+luo with two sessions, before 00d0b372374f: "
+                             "luo_preserve_file() does not look for the inode in "
+                             "luo_preserved_files, so both sessions preserve the memfd, and "
+                             "closing either unfreezes it", fixed=False)
+
+
+@register("L1-fixed")
+def l1_fixed() -> Design:
+    return with_two_sessions("L1-fixed", "memfd+luo with two sessions (00d0b372374f: a second "
+                             "preservation of the inode is EBUSY)", fixed=True)
 
 
 __all__ = ["BUGS", "CHG_PEER", "COW_ACTIONS", "COW_FIELDS", "family", "with_cow"]

@@ -25,7 +25,7 @@ from traces.syscalls import (
     TraceError,
     const,
 )
-from traces.textfmt import format_step
+from traces.textfmt import format_arg, format_step
 from traces.trace import Arg, Err, Int, New, Outcome, Ref, Ret, Sig, Step, Str, Struct, Sym
 
 #: the ioctl requests that take a number: the registry's (traces/syscalls.py)
@@ -74,7 +74,9 @@ def handle_arg(arg: Arg, prefix: str, what: str) -> int:
 def fd_arg(arg: Arg, what: str) -> int:
     if isinstance(arg, Int):
         return arg.value
-    raise ExportError(f"{what}: expected a file descriptor, got {arg!r}")
+    extra = (" (a live-update session: the reproducers have no /dev/liveupdate)"
+             if isinstance(arg, Sym) and arg.text.startswith("SESSION") else "")
+    raise ExportError(f"{what}: expected a file descriptor, got {format_arg(arg)}{extra}")
 
 
 _PROC_FD = re.compile(r"/proc/self/fd/([0-9]+)")
