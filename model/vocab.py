@@ -140,13 +140,24 @@ MEMSLOT_FLAGS = {"KVM_MEM_LOG_DIRTY_PAGES": KVM_MEM_LOG_DIRTY_PAGES,
                  "KVM_MEM_READONLY": KVM_MEM_READONLY,
                  "KVM_MEM_GUEST_MEMFD": KVM_MEM_GUEST_MEMFD}
 FCNTL_CMDS = {"F_ADD_SEALS": F_ADD_SEALS, "F_GET_SEALS": F_GET_SEALS}
+#: include/uapi/linux/fs.h: pwritev2()/preadv2() flags (rwf_t), in bit order
+RWF_FLAGS = {
+    "RWF_HIPRI": 0x1, "RWF_DSYNC": 0x2, "RWF_SYNC": 0x4, "RWF_NOWAIT": 0x8,
+    "RWF_APPEND": 0x10, "RWF_NOAPPEND": 0x20, "RWF_ATOMIC": 0x40, "RWF_DONTCACHE": 0x80,
+    "RWF_NOSIGNAL": 0x100,
+}
+RWF_NOWAIT, RWF_APPEND, RWF_NOAPPEND = 0x8, 0x10, 0x20
+RWF_ATOMIC, RWF_DONTCACHE = 0x40, 0x80
+#: RWF_SUPPORTED (include/linux/fs.h) on Linux 6.18: every flag above; a ninth bit, 0x200,
+#: is EOPNOTSUPP on 6.18.44 (probed)
+RWF_SUPPORTED_6_18 = 0x1FF
 MADV_ADVICE = dict(sorted({"MADV_REMOVE": MADV_REMOVE, **MADV_OTHER}.items(),
                           key=lambda kv: -kv[1]))
 
 #: Every named constant a trace may use, name -> value.
 CONSTANTS: dict[str, int] = {
     **MFD_FLAGS, **SEALS, **FALLOC_FLAGS, **PROT_FLAGS, **MAP_FLAGS, **OPEN_FLAGS,
-    **GMEM_FLAGS, **MEMSLOT_FLAGS, **FCNTL_CMDS, **MADV_ADVICE, **MFD_HUGE_SIZES,
+    **GMEM_FLAGS, **MEMSLOT_FLAGS, **FCNTL_CMDS, **MADV_ADVICE, **MFD_HUGE_SIZES, **RWF_FLAGS,
     "O_RDONLY": O_RDONLY, "PROT_NONE": PROT_NONE,
     "KVM_CREATE_VM": KVM_CREATE_VM, "KVM_CREATE_GUEST_MEMFD": KVM_CREATE_GUEST_MEMFD,
     "KVM_SET_USER_MEMORY_REGION2": KVM_SET_USER_MEMORY_REGION2,

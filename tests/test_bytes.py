@@ -51,6 +51,16 @@ def test_every_rule_the_search_never_fires_is_decided_by_replay() -> None:
              ("pwrite", st, {"fd": 0, "off": 3997, "len": 100}),
              ("splice_write", st, {"fd": 0, "off": LLONG_MAX - 4095, "len": 4096}),
              ("splice_write", st, {"fd": 0, "off": 3997, "len": 100}),
+             ("pwritev2", st, {"fd": 0, "off": -2, "len": 1, "flags": 0}),
+             ("pwritev2", st, {"fd": 0, "off": LLONG_MAX - 4095, "len": 4096, "flags": 0}),
+             ("pwritev2", st, {"fd": 0, "off": 0, "len": 1, "flags": 0x200}),
+             ("pwritev2", st, {"fd": 0, "off": 0, "len": 1, "flags": 0x30}),
+             ("pwritev2", st, {"fd": 0, "off": 3997, "len": 100, "flags": 0}),
+             ("preadv2", st, {"fd": 0, "off": -2, "len": 1, "flags": 0}),
+             ("preadv2", st, {"fd": 0, "off": 0, "len": 0, "flags": 0}),
+             ("preadv2", st, {"fd": 0, "off": LLONG_MAX - 4095, "len": 4096, "flags": 0}),
+             ("preadv2", st, {"fd": 0, "off": 0, "len": 1, "flags": 0x200}),
+             ("preadv2", st, {"fd": 0, "off": 0, "len": 1, "flags": 0x30}),
              ("pread", st, {"fd": 0, "off": LLONG_MAX}),
              ("fallocate", st, {"fd": 0, "mode": 1, "off": LLONG_MAX, "len": 4096}),
              ("madvise_remove", m, {"m": 0, "len": (1 << 64) - 1}),
@@ -82,7 +92,7 @@ PREFIXES = ["", "fcntl(3, F_ADD_SEALS, F_SEAL_GROW) = 0\n",
 
 def _line(rng: random.Random) -> str:
     a, b = _values(rng), _values(rng)
-    call = rng.randrange(6)
+    call = rng.randrange(8)
     if call == 0:
         return f"ftruncate(3, {a}) = ?"
     if call == 1:
@@ -94,6 +104,12 @@ def _line(rng: random.Random) -> str:
         return f"fallocate(3, {mode}, {a}, {b}) = ?"
     if call == 4:
         return f"madvise(m1, {rng.choice((0, 1, 4095, 4096, b))}, MADV_REMOVE) = ?"
+    if call in (5, 6):
+        flags = rng.choice(("0", "RWF_APPEND", "RWF_NOWAIT", "RWF_DSYNC|RWF_APPEND", "0x200"))
+        lens = [abs(x) % (1 << 16) for x in (b, _values(rng))][:rng.randrange(3)]
+        iov = ", ".join(f'{{iov_base="x"..., iov_len={n}}}' for n in lens)
+        verb = "pwritev2" if call == 5 else "preadv2"
+        return f"{verb}(3, [{iov}], {len(lens)}, {a}, {flags}) = ?"
     return "load(m1, 0) = ?"
 
 

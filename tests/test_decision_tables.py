@@ -547,3 +547,83 @@ def test_splice_write_on_kernel(name: str) -> None:
     """The splice rows on the live kernel through the executor: every outcome."""
     steps, run = run_rows(_splice_program(name, "splice_write"))
     assert run.outcomes == [s.outcome for s in steps]
+
+
+# pwritev2()/preadv2() at an explicit offset (fs/read_write.c do_pwritev()/do_preadv(),
+# vfs_writev()/vfs_readv(), kiocb_set_rw_flags()), probed on 6.18.44 with os.pwritev/os.preadv
+# before the rules were written. Row: (set-up, call line without its outcome, outcome).
+def _v(*lens: int) -> str:
+    return "[" + ", ".join(f'{{iov_base="x"..., iov_len={n}}}' for n in lens) + f"], {len(lens)}"
+
+
+GROW = "fcntl(3, F_ADD_SEALS, F_SEAL_GROW) = 0\n"
+IOV = {
+    "two iovecs at 0": (ONE_PAGE, f"pwritev2(3, {_v(2, 3)}, 0, 0)", "5"),
+    "RWF_APPEND writes at i_size": (ONE_PAGE, f"pwritev2(3, {_v(5)}, 0, RWF_APPEND)", "5"),
+    "RWF_APPEND under F_SEAL_GROW": (ONE_PAGE + GROW, f"pwritev2(3, {_v(2)}, 0, RWF_APPEND)",
+                                     "-1 EPERM"),
+    "RWF_APPEND, empty array, F_SEAL_GROW": (ONE_PAGE + GROW, "pwritev2(3, [], 0, 0, RWF_APPEND)",
+                                             "0"),
+    "RWF_APPEND, negative offset": (ONE_PAGE, f"pwritev2(3, {_v(2)}, -5, RWF_APPEND)",
+                                    "-1 EINVAL"),
+    "RWF_NOWAIT: no FMODE_NOWAIT": (ONE_PAGE, f"pwritev2(3, {_v(2)}, 0, RWF_NOWAIT)",
+                                    "-1 EOPNOTSUPP"),
+    "RWF_NOWAIT, empty array": (ONE_PAGE, "pwritev2(3, [], 0, 0, RWF_NOWAIT)", "0"),
+    "RWF_ATOMIC": (ONE_PAGE, f"pwritev2(3, {_v(2)}, 0, RWF_ATOMIC)", "-1 EOPNOTSUPP"),
+    "RWF_DONTCACHE": (ONE_PAGE, f"pwritev2(3, {_v(2)}, 0, RWF_DONTCACHE)", "-1 EOPNOTSUPP"),
+    "RWF_NOSIGNAL (0x100) is supported": (ONE_PAGE, f"pwritev2(3, {_v(2)}, 0, 0x100)", "2"),
+    "an unknown flag (0x200)": (ONE_PAGE, f"pwritev2(3, {_v(2)}, 0, 0x200)", "-1 EOPNOTSUPP"),
+    "RWF_APPEND|RWF_NOAPPEND": (ONE_PAGE, f"pwritev2(3, {_v(2)}, 0, RWF_APPEND|RWF_NOAPPEND)",
+                                "-1 EINVAL"),
+    "RWF_DSYNC|RWF_SYNC|RWF_HIPRI": (ONE_PAGE,
+                                     f"pwritev2(3, {_v(2)}, 0, RWF_HIPRI|RWF_DSYNC|RWF_SYNC)",
+                                     "2"),
+    "read-only description": (ONE_PAGE + RDONLY, f"pwritev2(4, {_v(2)}, 0, 0)", "-1 EBADF"),
+    "read-only, empty array: EBADF first": (ONE_PAGE + RDONLY, "pwritev2(4, [], 0, 0, 0)",
+                                            "-1 EBADF"),
+    "F_SEAL_WRITE, empty array": (ONE_PAGE + "fcntl(3, F_ADD_SEALS, F_SEAL_WRITE) = 0\n",
+                                  "pwritev2(3, [], 0, 0, 0)", "0"),
+    "F_SEAL_GROW, crossing EOF: short": (ONE_PAGE + GROW, f"pwritev2(3, {_v(100)}, 3997, 0)",
+                                         "99"),
+    "past LLONG_MAX, with RWF_NOWAIT: EINVAL first": (
+        ONE_PAGE, f"pwritev2(3, {_v(5)}, 9223372036854775806, RWF_NOWAIT)", "-1 EINVAL"),
+    "hugetlbfs, empty array": (HUGE_RO, "pwritev2(3, [], 0, 0, 0)", "-1 EINVAL"),
+    "hugetlbfs, RWF_NOWAIT": (HUGE_RO, f"pwritev2(3, {_v(2)}, 0, RWF_NOWAIT)", "-1 EINVAL"),
+    "read past EOF": (ONE_PAGE, f"preadv2(3, {_v(16)}, 4090, 0)", "6"),
+    "read at EOF": (ONE_PAGE, f"preadv2(3, {_v(16)}, 4096, 0)", "0"),
+    "read, RWF_APPEND ignored": (ONE_PAGE, f"preadv2(3, {_v(16)}, 0, RWF_APPEND)", "16"),
+    "read, RWF_NOWAIT": (ONE_PAGE, f"preadv2(3, {_v(16)}, 0, RWF_NOWAIT)", "-1 EOPNOTSUPP"),
+    "read, RWF_ATOMIC: reads are never atomic": (ONE_PAGE, f"preadv2(3, {_v(16)}, 0, RWF_ATOMIC)",
+                                                 "-1 EOPNOTSUPP"),
+    "read, empty array, RWF_NOWAIT": (ONE_PAGE, "preadv2(3, [], 0, 0, RWF_NOWAIT)", "0"),
+    "read, negative offset": (ONE_PAGE, f"preadv2(3, {_v(16)}, -2, 0)", "-1 EINVAL"),
+    "read, read-only description": (ONE_PAGE + RDONLY, f"preadv2(4, {_v(16)}, 0, 0)", "16"),
+    "read, hugetlbfs": (HUGE_RO, f"preadv2(3, {_v(16)}, 0, 0)", "16"),
+    "read, hugetlbfs, RWF_DONTCACHE": (HUGE_RO, f"preadv2(3, {_v(16)}, 0, RWF_DONTCACHE)",
+                                       "-1 EOPNOTSUPP"),
+}
+
+
+@pytest.mark.parametrize("name", list(IOV))
+def test_pwritev2_preadv2(name: str) -> None:
+    head, call, out = IOV[name]
+    assert replay_text(head + f"{call} = {out}") is None
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("name", list(IOV))
+def test_pwritev2_preadv2_on_kernel(name: str) -> None:
+    """The rows on the live kernel through the executor: every outcome."""
+    head, call, out = IOV[name]
+    steps, run = run_rows(head + f"{call} = {out}")
+    assert run.outcomes == [s.outcome for s in steps]
+
+
+def test_pwritev2_at_f_pos_is_outside_the_model() -> None:
+    """Offset -1 is the description's f_pos (do_writev()), which the model does not hold."""
+    from checker.replay import TraceInputError
+
+    with pytest.raises(TraceInputError, match=r"outside the model: .*f_pos"):
+        replay_text(ONE_PAGE + f"pwritev2(3, {_v(2)}, -1, 0) = 2")
+    with pytest.raises(TraceInputError, match=r"outside the model: .*lists 1 iovecs"):
+        replay_text(ONE_PAGE + 'pwritev2(3, [{iov_base="ab", iov_len=2}], 2, 0, 0) = 2')

@@ -67,6 +67,7 @@ EXTRA = {  # not from the selftest
     "madvise() advice other than MADV_REMOVE (issue 15)": [
         "madvise-advice", "madvise-advice-hugetlb"],
     "splice() from a pipe into the memfd (issue 15)": ["splice-write"],
+    "pwritev2()/preadv2() with iovec arrays and RWF_* flags (issue 15)": ["pwritev2-preadv2"],
 }
 
 #: tools/testing/selftests/kvm/guest_memfd_test.c (6.18; selftests.md §2.1): the functions

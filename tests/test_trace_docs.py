@@ -43,9 +43,9 @@ def _arity(call: str) -> tuple[str, int]:
     for ch in rest:
         if ch == '"':
             quoted = not quoted
-        if not quoted and ch in "({":
+        if not quoted and ch in "({[":
             depth += 1
-        if not quoted and ch in ")}":
+        if not quoted and ch in ")}]":
             if depth == 0:
                 break
             depth -= 1

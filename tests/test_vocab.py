@@ -15,7 +15,7 @@ import pytest
 from model import vocab
 
 HEADERS = ["linux/memfd.h", "linux/fcntl.h", "linux/falloc.h", "linux/mman.h",
-           "linux/kvm.h", "asm-generic/errno.h", "signal.h"]
+           "linux/kvm.h", "linux/fs.h", "asm-generic/errno.h", "signal.h"]
 
 #: Present in every header set this project supports (memfd sealing is 3.17, F_SEAL_EXEC 6.3):
 #: these must be checked, not skipped.
@@ -110,6 +110,12 @@ UPSTREAM_6_18 = {
     "GUEST_MEMFD_FLAG_INIT_SHARED": 1 << 1, "KVM_MEM_GUEST_MEMFD": 1 << 2,
     "MFD_NAME_MAX_LEN": 255 - len("memfd:"),
     "PIPE_BYTES": 16 * 4096,  # PIPE_DEF_BUFFERS (include/linux/pipe_fs_i.h) pages
+    # include/uapi/linux/fs.h: RWF_NOAPPEND (6.9), RWF_ATOMIC (6.11), RWF_DONTCACHE (6.14);
+    # include/linux/fs.h's RWF_SUPPORTED on 6.18, every RWF_* bit through RWF_NOSIGNAL
+    # (0x100, 6.16): on 6.18.44 0x100 is accepted and 0x200 is EOPNOTSUPP
+    # (tests/test_decision_tables.py IOV)
+    "RWF_NOAPPEND": 0x20, "RWF_ATOMIC": 0x40, "RWF_DONTCACHE": 0x80,
+    "RWF_SUPPORTED_6_18": 0x1FF,
 }
 
 

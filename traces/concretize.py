@@ -22,6 +22,8 @@ from model.lang.callspec import (
     Fields,
     Flags,
     Harmless,
+    IoCnt,
+    IoVec,
     MapRef,
     MinFd,
     NewFd,
@@ -34,7 +36,22 @@ from model.lang.design import Design
 from model.vocab import ERRNO_NAME, SIGNAL_NAME, parse_flags, render_enum, render_flags
 from traces.run import ARun, AStep
 from traces.syscalls import FD_LIMIT, TraceError, const, string_bytes
-from traces.trace import Arg, Err, Int, New, Outcome, Ref, Ret, Sig, Step, Str, Struct, Sym, Trace
+from traces.trace import (
+    Arg,
+    Err,
+    Int,
+    Lst,
+    New,
+    Outcome,
+    Ref,
+    Ret,
+    Sig,
+    Step,
+    Str,
+    Struct,
+    Sym,
+    Trace,
+)
 
 FAMILY_OF = {Fd: "fd", ProcFd: "fd", MapRef: "map", PinRef: "pin"}
 PREFIX = {"map": "m", "pin": "p"}
@@ -179,6 +196,11 @@ def _render_arg(spec: object, params: Mapping[str, int], st: Mapping[str, int],
         return arg_from_text(spec.values[0] if spec.values else "0")
     if isinstance(spec, Fields):
         return Struct(tuple((n, _render_arg(s, params, st, used)) for n, s in spec.items))
+    if isinstance(spec, IoVec):
+        return Lst((Struct((("iov_base", arg_from_text(spec.data)),
+                            ("iov_len", Int(params[spec.param])))),))
+    if isinstance(spec, IoCnt):
+        return Int(1)
     raise TypeError(spec)
 
 
@@ -388,6 +410,37 @@ def _cstring(spec: CString, arg: Arg, call: str, params: dict[str, int],
     return None
 
 
+#: `used` key: the number of iovecs an IoVec argument listed (its IoCnt must say the same)
+IOV_COUNT = "#iovcnt"
+#: UIO_MAXIOV (include/uapi/linux/uio.h UIO_MAXIOV = 1024): import_iovec()'s EINVAL past it
+UIO_MAXIOV = 1024
+
+
+def _iovec(spec: IoVec, arg: Arg, call: str, params: dict[str, int], used: dict[str, str],
+           p: Param) -> str | None:
+    """An iovec array: every element {iov_base=..., iov_len=N}; the parameter is the total."""
+    if not isinstance(arg, Lst):
+        return "expected an iovec array [{iov_base=..., iov_len=N}, ...]"
+    total = 0
+    for k, item in enumerate(arg.items):
+        fields = dict(item.fields) if isinstance(item, Struct) else {}
+        if set(fields) != {"iov_base", "iov_len"} or not isinstance(fields["iov_len"], Int):
+            return f"iovec {k + 1}: expected {{iov_base=..., iov_len=N}}"
+        if fields["iov_len"].value < 0:
+            return Outside(f"{call} iovec {k + 1}: a negative iov_len ({_text(arg)}) is "
+                           "import_iovec()'s EINVAL, which the model does not hold")
+        total += fields["iov_len"].value
+    if len(arg.items) > UIO_MAXIOV:
+        return Outside(f"{call}: {len(arg.items)} iovecs, more than UIO_MAXIOV "
+                       f"({UIO_MAXIOV}): import_iovec()'s EINVAL is not modelled")
+    why = p.outside(total)
+    if why:
+        return Outside(f"{call} {spec.param} {total} (the iovecs' total): {why}")
+    params[spec.param] = total
+    used[IOV_COUNT] = str(len(arg.items))
+    return None
+
+
 def _choice(spec: Choice, arg: Arg) -> int | None:
     """The choice value the argument spells: as written, or (with `extra` flags) by its value
     with those flags taken out."""
@@ -539,6 +592,17 @@ def _match(spec: object, arg: Arg, st: Mapping[str, int], h: Handles,
             shown = [*shown[:5], "..."]
         return Outside(f"{call} {spec.param} {_text(arg)}: the model's {spec.param} is one of "
                        + ", ".join(shown))
+    if isinstance(spec, IoVec):
+        return _iovec(spec, arg, call, params, used, pinfo[spec.param])
+    if isinstance(spec, IoCnt):
+        n = used.get(IOV_COUNT)
+        if not isinstance(arg, Int):
+            return "expected the number of iovecs"
+        if n is None or arg.value != int(n):
+            return Outside(f"{call} iovcnt {_text(arg)}: the array lists {n} iovecs (strace "
+                           "prints them all; a count that differs is not modelled: EINVAL "
+                           "past UIO_MAXIOV, EFAULT past the array)")
+        return None
     if isinstance(spec, Fields):
         if not isinstance(arg, Struct):
             return "expected a struct {...}"

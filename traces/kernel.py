@@ -365,6 +365,29 @@ class _Executor:
             os.close(wr)
         return Err(_ename(e)) if r == -1 else Ret(r)
 
+    def iovecs(self, iov: tuple[tuple[bytes, int], ...], write: bool
+               ) -> tuple[ctypes.Array[uring.Iovec], list[ctypes.Array[ctypes.c_char]]]:
+        """A struct iovec array (its buffers kept alive by the caller): each iov_base its
+        bytes repeated to iov_len for a write, zeroed for a read."""
+        bufs = [self.payload(data if write else b"", n) for data, n in iov]
+        arr = (uring.Iovec * max(len(iov), 1))()
+        for k, ((_, n), b) in enumerate(zip(iov, bufs, strict=True)):
+            arr[k].base, arr[k].len = ctypes.addressof(b), n
+        return arr, bufs
+
+    def do_pwritev2(self, fd: int, iov: tuple[tuple[bytes, int], ...], cnt: int, pos: int,
+                    flags: int) -> Outcome:
+        """pwritev2(fd, iov, cnt, pos_l, pos_h, flags); on x86_64 pos_l holds all of pos."""
+        arr, _bufs = self.iovecs(iov, write=True)
+        return self.call("pwritev2", self.real(fd), ctypes.addressof(arr), cnt,
+                         pos & ((1 << 64) - 1), 0, flags)
+
+    def do_preadv2(self, fd: int, iov: tuple[tuple[bytes, int], ...], cnt: int, pos: int,
+                   flags: int) -> Outcome:
+        arr, _bufs = self.iovecs(iov, write=False)
+        return self.call("preadv2", self.real(fd), ctypes.addressof(arr), cnt,
+                         pos & ((1 << 64) - 1), 0, flags)
+
     def do_pread64(self, fd: int, count: int, off: int) -> Outcome:
         return self.read_into("pread64", fd, count, off)
 

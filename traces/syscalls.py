@@ -27,6 +27,7 @@ Argument kinds (`Param.kind`):
 * ``pin``    a pin handle pN -> "pN"
 * ``ioctl``  an ioctl argument: a number, a flag expression or a struct (`IOCTL_STRUCTS`)
              -> int | {field: int | "mN"}
+* ``iov``    an iovec array [{iov_base="..", iov_len=N}, ...] -> ((bytes, N), ...)
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from model import vocab
-from traces.trace import Arg, Int, Ref, Ret, Step, Str, Struct, Sym
+from traces.trace import Arg, Int, Lst, Ref, Ret, Step, Str, Struct, Sym
 
 __all__ = [
     "EXTRA_CONSTANTS",
@@ -116,12 +117,12 @@ class Unrunnable(TraceError):
     trace does not show): the kernel run is skipped with this reason."""
 
 
-Kind = Literal["fd", "newfd", "int", "flags", "str", "str?", "map", "pin", "ioctl"]
+Kind = Literal["fd", "newfd", "int", "flags", "str", "str?", "map", "pin", "ioctl", "iov"]
 #: argument kinds a plain call may have (see Syscall.plain)
 PLAIN_KINDS = frozenset({"fd", "newfd", "int", "flags", "map"})
 #: a lowered operand: int (fd, int, flags, ioctl number), bytes | None (str, str?),
-#: "mN"/"pN" (map, pin), {field: int | "mN"} (ioctl struct)
-Operand = int | bytes | str | None | dict[str, int | str]
+#: "mN"/"pN" (map, pin), {field: int | "mN"} (ioctl struct), ((iov_base, iov_len), ...) (iov)
+Operand = int | bytes | str | None | dict[str, int | str] | tuple[tuple[bytes, int], ...]
 
 
 @dataclass(frozen=True)
@@ -272,6 +273,12 @@ _ENTRIES: tuple[Syscall, ...] = (
     Syscall("pwrite64", 18, (FD, _p("buffer", "str"), _p("count", "int"), _p("pos", "int")),
             "write count bytes at pos: buf repeated"),
     Syscall("read", 0, (FD, _p("count", "int")), "read count bytes", out_buffer=1),
+    Syscall("pwritev2", 328, (FD, _p("iov", "iov"), _p("iovcnt", "int"), _p("pos", "int"),
+                              _p("flags", "flags", vocab.RWF_FLAGS)),
+            "write the iovecs (each iov_base repeated to its iov_len) at pos"),
+    Syscall("preadv2", 327, (FD, _p("iov", "iov"), _p("iovcnt", "int"), _p("pos", "int"),
+                             _p("flags", "flags", vocab.RWF_FLAGS)),
+            "read into iovecs of the lengths given (their bytes are the result) at pos"),
     Syscall("pread64", 17, (FD, _p("count", "int"), _p("pos", "int")),
             "read count bytes at pos", out_buffer=1),
     Syscall("lseek", 8, (FD, _p("offset", "int"), _p("whence", "int")), "move the file offset"),
@@ -365,6 +372,20 @@ def _struct(arg: Struct, where: str, page: int) -> dict[str, int | str]:
     return out
 
 
+def _iovecs(arg: Arg, where: str) -> tuple[tuple[bytes, int], ...]:
+    """An iovec array's (iov_base bytes, iov_len) pairs."""
+    if not isinstance(arg, Lst):
+        raise TraceError(f"{where}: expected an iovec array, got {arg!r}")
+    out = []
+    for item in arg.items:
+        f = dict(item.fields) if isinstance(item, Struct) else {}
+        base, n = f.get("iov_base"), f.get("iov_len")
+        if not (isinstance(base, Str) and isinstance(n, Int)):
+            raise TraceError(f"{where}: expected {{iov_base=\"...\", iov_len=N}}, got {item!r}")
+        out.append((string_bytes(base.text), n.value))
+    return tuple(out)
+
+
 def _operand(kind: Kind, arg: Arg, where: str, page: int) -> Operand:
     if kind in ("fd", "newfd", "int", "flags"):
         if isinstance(arg, Int):
@@ -384,6 +405,8 @@ def _operand(kind: Kind, arg: Arg, where: str, page: int) -> Operand:
             raise TraceError(f"{where}: expected a {'mapping' if kind == 'map' else 'pin'} "
                              f"handle {prefix}N, got {arg!r}")
         return arg.name
+    if kind == "iov":
+        return _iovecs(arg, where)
     if isinstance(arg, Struct):  # ioctl
         return _struct(arg, where, page)
     if isinstance(arg, Int):

@@ -37,6 +37,7 @@ from traces.trace import (
     Arg,
     Err,
     Int,
+    Lst,
     New,
     Outcome,
     Pos,
@@ -211,6 +212,8 @@ class _LineParser:
             return self.string()
         if c == "{":
             return self.struct()
+        if c == "[":
+            return self.array()
         if c in _ATOM_START and c:
             return self.atom()
         raise self.error(f"expected argument, {self.found()}")
@@ -320,6 +323,32 @@ class _LineParser:
         truncated = text.startswith("...", j)
         self.i = j + 3 if truncated else j
         return Str("".join(parts), truncated)
+
+    def array(self) -> Lst:
+        """`[arg, ...]` (strace's iovec arrays); arrays and structs may nest."""
+        self.depth += 1
+        if self.depth > MAX_STRUCT_DEPTH:
+            raise self.error(f"arrays and structs nested more than {MAX_STRUCT_DEPTH} deep")
+        self.i += 1
+        self.skip_ws()
+        items: list[Arg] = []
+        if self.peek() == "]":
+            self.i += 1
+            self.depth -= 1
+            return Lst(())
+        while True:
+            items.append(self.arg())
+            self.skip_ws()
+            c = self.peek()
+            if c == ",":
+                self.i += 1
+                self.skip_ws()
+            elif c == "]":
+                self.i += 1
+                self.depth -= 1
+                return Lst(tuple(items))
+            else:
+                raise self.error(f"expected ',' or ']' after array element, {self.found()}")
 
     def struct(self) -> Struct:
         """`{name=arg, ...}`, fields in order, structs may nest."""
@@ -631,6 +660,8 @@ def format_arg(arg: Arg) -> str:
         return quoted + "..." if arg.truncated else quoted
     if isinstance(arg, Ref):
         return arg.name
+    if isinstance(arg, Lst):
+        return "[" + ", ".join(format_arg(a) for a in arg.items) + "]"
     return "{" + ", ".join(f"{name}={format_arg(value)}" for name, value in arg.fields) + "}"
 
 

@@ -58,7 +58,14 @@ class Struct:
     fields: tuple[tuple[str, Arg], ...]
 
 
-Arg = Int | Sym | Str | Ref | Struct
+@dataclass(frozen=True)
+class Lst:
+    """A bracketed array as strace prints iovecs: [{iov_base="ab", iov_len=2}, ...]."""
+
+    items: tuple[Arg, ...]
+
+
+Arg = Int | Sym | Str | Ref | Struct | Lst
 
 
 # ---- outcomes --------------------------------------------------------------------------------

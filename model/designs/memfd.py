@@ -45,6 +45,15 @@ from model.designs.memfd_pages import (
     page_index,
     unaligned,
 )
+from model.designs.memfd_rw import (
+    MAX_WRITE_COUNT,
+    grow_seal_rules,
+    pread_body,
+    preadv2_body,
+    pwrite_body,
+    pwritev2_body,
+    splice_write_body,
+)
 from model.designs.memfd_state import (
     CHG_DMA,
     CHG_FD,
@@ -109,6 +118,8 @@ from model.lang.callspec import (
     Fd,
     Flags,
     Harmless,
+    IoCnt,
+    IoVec,
     MapRef,
     MinFd,
     NewFd,
@@ -143,6 +154,9 @@ from model.vocab import (
     MFD_NOEXEC_SEAL,
     PAGE_SIZE,
     PIPE_BYTES,
+    RWF_APPEND,
+    RWF_FLAGS,
+    RWF_NOWAIT,
     SEALS,
 )
 
@@ -241,103 +255,6 @@ def add_seals_body(s: StateView, fd: E, seals: E) -> list[Rule]:
 def get_seals_body(s: StateView, fd: E) -> list[Rule]:
     """memfd_get_seals(): the seal word, through any descriptor."""
     return [have_fd(s, fd), ok(s.seals)]
-
-
-#: The largest pwrite64 count the model judges: the executor materialises the buffer the
-#: trace's data describes (traces/kernel.py _MAX_BUF); a larger count's outcome depends on
-#: what lies beyond a buffer (EFAULT or a short write), which is not the model's.
-MAX_WRITE_COUNT = 64 << 20
-
-
-def write_begin_refusal(s: StateView, off: E, len: E, chunk: int, refuses: E,  # noqa: A002
-                        label: str, why: str) -> list[Rule]:
-    """A shmem_write_begin() check that refuses a chunk ending past i_size. generic_perform_write()
-    copies in chunks that end at multiples of `chunk` (the mapping's largest folio: PAGE_SIZE on
-    the 6.18.44 machine, whose shmem mapping has no large folios; PMD_SIZE, 2 MiB, on Debian's
-    6.12, 7.2 and 7.3-rc builds, probed under QEMU: memfd_kernels.py); the first chunk refused
-    ends the write: EPERM when it is the first chunk, else the bytes written before it (the
-    chunk boundary at or below i_size, less off). Rules `label` and `label`_short."""
-    boundary = (s.size // chunk) * chunk
-    past = refuses & (off + len > s.size)
-    return [
-        fail("EPERM", when=past & (boundary <= off), label=label, why=why + ", first chunk"),
-        ok(boundary - off, when=past, label=f"{label}_short", effects=CHG_FD,
-           why=why + "; generic_perform_write() returns the bytes written before it"),
-    ]
-
-
-def grow_seal_rules(s: StateView, off: E, len: E, chunk: int) -> list[Rule]:  # noqa: A002
-    """F_SEAL_GROW against a write crossing i_size (write_begin_refusal)."""
-    return write_begin_refusal(s, off, len, chunk, s.seals.has(F_SEAL_GROW), "grow_seal",
-                               "shmem_write_begin(): GROW and pos + len > i_size")
-
-
-def pwrite_body(s: StateView, fd: E, off: E, len: E) -> list[Rule]:  # noqa: A002
-    """ksys_pwrite64(), vfs_write(), rw_verify_area(), then shmem_file_write_iter():
-    generic_write_checks() and generic_perform_write() -> shmem_write_begin() per page (§3).
-    The file is O_LARGEFILE (memfd_create(), and open() on 64-bit), so max_size is
-    s_maxbytes = MAX_LFS_FILESIZE; pos + count cannot exceed it without the overflow EINVAL
-    of rw_verify_area() first, so generic_write_check_limits()'s EFBIG is unreachable."""
-    end = off + len
-    return [
-        have_fd(s, fd),
-        fail("EINVAL", when=off < 0, label="negative_pos", why="ksys_pwrite64(): pos < 0"),
-        fail("EBADF", unless=fd == RW, label="fmode_write", why="vfs_write(): !FMODE_WRITE"),
-        fail("EINVAL", when=s.hugetlb, label="no_write_iter",
-             why="hugetlbfs has no write_iter: !FMODE_CAN_WRITE"),
-        fail("EINVAL", when=end > MAX_LFS_FILESIZE, label="pos_overflow",
-             why="rw_verify_area(): (loff_t)(pos + count) < 0"),
-        ok(0, when=len == 0, label="zero_len",
-           why="generic_write_checks(): nothing to write, before write_begin"),
-        *write_iter_rules(s, off, len),
-    ]
-
-
-def write_iter_rules(s: StateView, off: E, len: E) -> list[Rule]:  # noqa: A002
-    """shmem_file_write_iter() for len > 0 bytes at off, once the caller's checks passed:
-    generic_perform_write() -> shmem_write_begin() per page-sized chunk (the seals)."""
-    end = off + len
-    return [
-        fail("EPERM", when=write_sealed(s), label="write_seal",
-             why="shmem_write_begin(): WRITE or FUTURE_WRITE"),
-        *grow_seal_rules(s, off, len, PAGE_SIZE),
-        ok(len, effects=CHG_FD, size=If(end > s.size, end, s.size)),
-    ]
-
-
-def splice_write_body(s: StateView, fd: E, off: E, len: E) -> list[Rule]:  # noqa: A002
-    """splice() from a pipe holding len bytes into the memfd at off (probed on 6.18.44):
-    the syscall returns 0 for len 0 before anything else; do_splice() checks FMODE_WRITE
-    (EBADF) before rw_verify_area() (EINVAL: pos < 0 or pos + len past LLONG_MAX), unlike
-    pwrite64; hugetlbfs has no splice_write (do_splice_from(): EINVAL); then
-    iter_file_splice_write() -> vfs_iter_write() -> shmem_file_write_iter(), as pwrite64."""
-    return [
-        have_fd(s, fd),
-        ok(0, when=len == 0, label="zero_len", why="splice(): !len, before the descriptors"),
-        fail("EBADF", unless=fd == RW, label="fmode_write", why="do_splice(): !FMODE_WRITE"),
-        fail("EINVAL", when=off < 0, label="negative_pos", why="rw_verify_area(): pos < 0"),
-        fail("EINVAL", when=off + len > MAX_LFS_FILESIZE, label="pos_overflow",
-             why="rw_verify_area(): (loff_t)(pos + count) < 0"),
-        fail("EINVAL", when=s.hugetlb, label="no_splice_write",
-             why="do_splice_from(): hugetlbfs has no splice_write"),
-        *write_iter_rules(s, off, len),
-    ]
-
-
-PREAD_COUNT = 4096
-
-
-def pread_body(s: StateView, fd: E, off: E) -> list[Rule]:
-    """ksys_pread64(), rw_verify_area(), then shmem_file_read_iter()/hugetlbfs_read_iter():
-    a 4096-byte read returns the bytes up to i_size, 0 at or past EOF. Every description here
-    is readable (O_RDONLY or O_RDWR)."""
-    left = s.size - off
-    return [have_fd(s, fd),
-            fail("EINVAL", when=off < 0, label="negative_pos", why="ksys_pread64(): pos < 0"),
-            fail("EINVAL", when=off + PREAD_COUNT > MAX_LFS_FILESIZE, label="pos_overflow",
-                 why="rw_verify_area(): (loff_t)(pos + count) < 0"),
-            ok(0, when=off >= s.size, label="eof"),
-            ok(If(left < PREAD_COUNT, left, PREAD_COUNT))]
 
 
 def ftruncate_body(s: StateView, fd: E, len: E) -> list[Rule]:  # noqa: A002
@@ -549,6 +466,25 @@ ACTIONS: tuple[Action, ...] = (
                                         "many by default (F_SETPIPE_SZ is not modelled)")),
            splice_write_body, "splice_write", (Fd("fd"), Num("len"), Num("off")),
            "splice len bytes from a pipe into the memfd at byte offset off"),
+    Action("pwritev2", (P("fd", FD, FD_ALL), _byte_param("off", LOFF, (0,), "pos, in bytes"),
+                        _byte_param("len", SIZE, (0, 4096), "the iovecs' total length (size_t)",
+                                    MAX_WRITE_COUNT, f"more than {MAX_WRITE_COUNT} bytes: the "
+                                    "outcome depends on the memory past the executor's buffer"),
+                        # explored: the two flags that decide something on a memfd (RWF_APPEND
+                        # moves the write to i_size; RWF_NOWAIT is refused); flags 0 is
+                        # pwrite64's path, which is explored there. Replay judges any flags.
+                        P("flags", word(32, RWF_FLAGS), (RWF_APPEND, RWF_NOWAIT))),
+           pwritev2_body, "pwritev2",
+           (Fd("fd"), IoVec("len"), IoCnt(), Num("off"), Flags("flags", RWF_FLAGS)),
+           "pwritev2 an iovec array at byte offset off (RWF_APPEND: at i_size)"),
+    Action("preadv2", (P("fd", FD, FD_ALL), _byte_param("off", LOFF, (0,), "pos, in bytes"),
+                       _byte_param("len", SIZE, (4096,), "the iovecs' total length (size_t)",
+                                   MAX_WRITE_COUNT, f"more than {MAX_WRITE_COUNT} bytes: the "
+                                   "executor's buffer"),
+                       P("flags", word(32, RWF_FLAGS), (0, RWF_NOWAIT))),
+           preadv2_body, "preadv2",
+           (Fd("fd"), IoVec("len", '""'), IoCnt(), Num("off"), Flags("flags", RWF_FLAGS)),
+           "preadv2 into an iovec array at byte offset off"),
     Action("pread", (P("fd", FD, FD_ALL), _byte_param("off", LOFF, _grid(2), "pos, in bytes")),
            pread_body, "pread64",
            (Fd("fd"), C("4096"), Num("off")), "pread 4096 bytes at a byte offset"),
@@ -657,6 +593,15 @@ def build() -> Design:
 #: crossing i_size: grain 2): replay and the decision tables decide them (tests/test_bytes.py)
 REPLAY_ONLY = (("pwrite", "pos_overflow"), ("pwrite", "grow_seal_short"),
                ("splice_write", "pos_overflow"), ("splice_write", "grow_seal_short"),
+               # pwritev2/preadv2 explore offset 0 and two flags each (what can change the
+               # state or tell a memfd apart: RWF_APPEND, RWF_NOWAIT); their argument checks
+               # (a negative offset, unknown or contradictory flags) refuse before anything
+               # is read, and are decided by replay and the decision table SPLICE's rows
+               ("pwritev2", "negative_pos"), ("pwritev2", "pos_overflow"),
+               ("pwritev2", "unsupported_flags"), ("pwritev2", "append_noappend"),
+               ("pwritev2", "grow_seal_short"),
+               ("preadv2", "negative_pos"), ("preadv2", "zero_len"), ("preadv2", "pos_overflow"),
+               ("preadv2", "unsupported_flags"), ("preadv2", "append_noappend"),
                ("pread", "pos_overflow"), ("fallocate", "efbig"), ("madvise_remove", "len_wraps"),
                ("madvise", "unknown_advice"), ("madvise", "len_wraps"))
 

@@ -40,9 +40,12 @@ kernels"), with the upstream commit that made the difference:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from model.designs import get, register
-from model.designs.memfd import PR_RO, PR_RW, SH_RW, grow_seal_rules
+from model.designs.memfd import PR_RO, PR_RW, SH_RW
 from model.designs.memfd_517 import PRE_EXEC_EDITS
+from model.designs.memfd_rw import grow_seal_rules, rwf_pos
 from model.lang import Design, E, fail
 from model.lang.action import Action, Rule
 from model.lang.schema import StateView
@@ -81,6 +84,30 @@ def _pmd_write_chunks(a: Action) -> Action:
     return a
 
 
+def _pmd_writev_chunks(a: Action) -> Action:
+    """pwritev2's write at rwf_pos() (i_size with RWF_APPEND) in PMD-sized chunks too."""
+    for i, label in enumerate(("grow_seal", "grow_seal_short")):
+        a = a.replace_rule(label, lambda s, off, len, flags, i=i: grow_seal_rules(
+            s, rwf_pos(s, off, flags), len, HPAGE_SIZE)[i])
+    return a
+
+
+def _rwf_supported(mask: int, since: str) -> Callable[[Action], Action]:
+    """pwritev2()/preadv2() on a kernel whose RWF_SUPPORTED is `mask` (`since`: the flags it
+    lacks, with the release that added them)."""
+    def rule(s: StateView, flags: E) -> Rule:
+        return fail("EOPNOTSUPP", when=(flags & ~mask) != 0, label="unsupported_flags",
+                    why=f"kiocb_set_rw_flags(): flags & ~RWF_SUPPORTED ({mask:#x}: {since})")
+    return lambda a: a.replace_rule("unsupported_flags", rule)
+
+
+#: RWF_SUPPORTED by series (include/linux/fs.h): RWF_NOAPPEND is v6.9, RWF_ATOMIC v6.11,
+#: RWF_DONTCACHE v6.14, RWF_NOSIGNAL v6.16 (source-read; 6.1 checked on 6.1.192)
+RWF_61 = _rwf_supported(0x1F, "no RWF_NOAPPEND (6.9), RWF_ATOMIC (6.11), RWF_DONTCACHE "
+                        "(6.14) or RWF_NOSIGNAL (6.16)")
+RWF_612 = _rwf_supported(0x7F, "no RWF_DONTCACHE (6.14) or RWF_NOSIGNAL (6.16)")
+
+
 @register("memfd@6.1", on_request=True)
 def build_61() -> Design:
     return get("memfd").derive(
@@ -88,7 +115,8 @@ def build_61() -> Design:
         "vm.memfd_noexec or F_SEAL_EXEC (all 6.3); the B9 fix backported; no FOLL_FORCE "
         "write into a read-only hugetlb mapping",
         kernel="6.1", init={"noexec_scope": 0},
-        edit={**PRE_EXEC_EDITS, "mem_write": _force_hugetlb})
+        edit={**PRE_EXEC_EDITS, "mem_write": _force_hugetlb, "pwritev2": RWF_61,
+              "preadv2": RWF_61})
 
 
 def _hugetlb_no_force(s: StateView, m: E, off: E) -> Rule:
@@ -105,7 +133,12 @@ def _force_hugetlb(a: Action) -> Action:
 
 
 def _same(series: str) -> Design:
-    edit = {"pwrite": _pmd_write_chunks, "splice_write": _pmd_write_chunks}
+    edit: dict[str, Callable[[Action], Action]] = {
+        "pwrite": _pmd_write_chunks, "splice_write": _pmd_write_chunks,
+        "pwritev2": _pmd_writev_chunks}
+    if series == "6.12":
+        edit["pwritev2"] = lambda a: RWF_612(_pmd_writev_chunks(a))
+        edit["preadv2"] = RWF_612
     if series in PROC_MEM_FORCE_PTRACE:
         edit["mem_write"] = lambda a: a.insert_rule(_no_foll_force, before="force_not_cow")
     else:

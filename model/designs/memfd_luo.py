@@ -60,9 +60,9 @@ from model.designs.memfd import (
     have_fd,
     implied_seals,
     pins,
-    write_begin_refusal,
 )
 from model.designs.memfd_517 import O_MEMFD, with_flags_word
+from model.designs.memfd_rw import rwf_pos, write_begin_refusal
 from model.lang import Action, Design, E, Field, If, boolean, enum, fail, nat, ok, requires, word
 from model.lang.action import Rule, as_updates
 from model.lang.callspec import C, Fd
@@ -235,6 +235,14 @@ def _write_frozen(a: Action) -> Action:
                          after="grow_seal_short")
 
 
+def _writev_frozen(a: Action) -> Action:
+    """pwritev2's write at rwf_pos() (i_size with RWF_APPEND) meets the same check."""
+    for i in (1, 0):
+        a = a.insert_rule(lambda s, off, len, flags, i=i: write_frozen(
+            s, rwf_pos(s, off, flags), len)[i], after="grow_seal_short")
+    return a
+
+
 LUO_ACTIONS = (
     Action("luo_preserve", (P("fd", FD, FD_ALL),), preserve_body, "ioctl",
            (C("SESSION"), C("LIVEUPDATE_SESSION_PRESERVE_FD"), Fd("fd")),
@@ -282,6 +290,7 @@ def build_luo() -> Design:
             "reopen": lambda a: a.insert_rule(otrunc_frozen, after="shrink_seal"),
             "pwrite": _write_frozen,
             "splice_write": _write_frozen,  # shmem_write_begin(), as pwrite
+            "pwritev2": _writev_frozen,
             "fallocate": lambda a: a.insert_rule(fallocate_frozen, after="unsupported_mode"),
             "madvise_remove": lambda a: a.insert_rule(fallocate_frozen,
                                                       before="punch_write_seal"),

@@ -134,6 +134,21 @@ class Harmless:
 
 
 @dataclass(frozen=True)
+class IoVec:
+    """An iovec array as strace prints it, `[{iov_base="x"..., iov_len=N}, ...]`: the parameter
+    is the total of the iov_len fields (size_t); the data is not read (a write's bytes do
+    not decide its outcome, a read's are its result). Printed as one iovec with `data`."""
+
+    param: str
+    data: str = '"x"...'
+
+
+@dataclass(frozen=True)
+class IoCnt:
+    """The iovec count after an IoVec: the number of iovecs listed (no parameter)."""
+
+
+@dataclass(frozen=True)
 class Fields:
     """A struct argument {name=spec, ...}."""
 
@@ -141,4 +156,4 @@ class Fields:
 
 
 ArgSpec = (C | Fd | MapRef | PinRef | ProcFd | Flags | Num | Span | Choice | CString | NewFd
-           | MinFd | Harmless | Fields)
+           | MinFd | Harmless | IoVec | IoCnt | Fields)

@@ -217,6 +217,16 @@ def _c_call(op: Op, need: set[str]) -> str:
         count = value(o[2])
         return (f"res_of(write(FD({o[0]}), payload({_c_string(data)}, {len(data)}, {count}), "
                 f"{count}))")
+    if c in ("pwritev2", "preadv2"):
+        need.add("iov")
+        iov = o[1] or (("", 0),)  # C has no empty array: one unused entry
+        units = ", ".join(_c_string(u) for u, _ in iov)
+        unit_lens = ", ".join(str(len(u)) for u, _ in iov)
+        lens = ", ".join(str(n) for _, n in iov)
+        return (f"res_of(syscall(SYS_{c}, FD({o[0]}), iovecs({len(o[1])}, "
+                f"(const char *[]){{{units}}}, (size_t[]){{{unit_lens}}}, (size_t[]){{{lens}}}, "
+                f"{int(c == 'pwritev2')}), {value(o[2])}, (long){value(o[3])}, 0L, "
+                f"{_c_flags(o[4])}))")
     if c == "lseek":
         return f"res_of(lseek(FD({o[0]}), {value(o[1])}, {_c_flags(o[2])}))"
     if c == "dup":
@@ -346,7 +356,7 @@ runtime_section = _section
 fill = _fill
 
 #: the runtime sections a step may need, in the order they are emitted (after "base")
-RUNTIME_SECTIONS = ("signal", "create", "payload", "buffer", "kvm", "open", "close", "maps",
+RUNTIME_SECTIONS = ("signal", "create", "payload", "iov", "buffer", "kvm", "open", "close", "maps",
                     "munmap", "access", "memwrite", "vmwrite", "splice", "pins", "pin", "uring",
                     "unpin", "noexec")
 

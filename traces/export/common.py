@@ -19,7 +19,8 @@ from traces.trace import Err, New, Outcome, Ret, Sig, Trace
 OWN_CALLS = frozenset({
     "memfd_create", "fcntl", "pwrite64", "ftruncate", "fchmod", "fallocate", "mmap", "mprotect",
     "munmap", "store", "load", "mem_write", "vm_write", "splice_write", "pin", "gup_pin",
-    "unpin", "dma_write", "open", "ioctl", "read", "pread64", "write", "lseek", "dup", "close"})
+    "unpin", "dma_write", "open", "ioctl", "read", "pread64", "write", "lseek", "dup", "close",
+    "pwritev2", "preadv2"})
 
 
 class ExportError(Exception):

@@ -26,7 +26,7 @@ from traces.syscalls import (
     const,
 )
 from traces.textfmt import format_arg, format_step
-from traces.trace import Arg, Err, Int, New, Outcome, Ref, Ret, Sig, Step, Str, Struct, Sym
+from traces.trace import Arg, Err, Int, Lst, New, Outcome, Ref, Ret, Sig, Step, Str, Struct, Sym
 
 #: the ioctl requests that take a number: the registry's (traces/syscalls.py)
 IOCTL_NUMBERS = INT_IOCTLS
@@ -69,6 +69,20 @@ def handle_arg(arg: Arg, prefix: str, what: str) -> int:
     if isinstance(arg, Ref) and arg.name.startswith(prefix) and arg.name[1:].isdigit():
         return int(arg.name[1:])
     raise ExportError(f"{what}: expected a handle {prefix}N, got {arg!r}")
+
+
+def iov_arg(arg: Arg, what: str) -> tuple[tuple[str, int], ...]:
+    """An iovec array as ((iov_base text, iov_len), ...)."""
+    out = []
+    for item in arg.items if isinstance(arg, Lst) else ():
+        f = dict(item.fields) if isinstance(item, Struct) else {}
+        base, n = f.get("iov_base"), f.get("iov_len")
+        if not (isinstance(base, Str) and isinstance(n, Int)):
+            raise ExportError(f"{what}: expected {{iov_base=\"...\", iov_len=N}}")
+        out.append((base.text, n.value))
+    if not isinstance(arg, Lst):
+        raise ExportError(f"{what}: expected an iovec array [...]")
+    return tuple(out)
 
 
 def fd_arg(arg: Arg, what: str) -> int:
@@ -159,6 +173,8 @@ def _operand(p: Param, arg: Arg, where: str) -> Any:
         return fd_arg(arg, where)
     if p.kind in ("map", "pin"):
         return handle_arg(arg, p.kind[0], where)
+    if p.kind == "iov":
+        return iov_arg(arg, where)
     if p.kind in ("str", "str?"):
         if isinstance(arg, Str):
             return arg.text

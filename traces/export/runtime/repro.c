@@ -298,6 +298,39 @@ static __maybe_unused const char *payload(const char *unit, size_t unit_len, siz
 		buf[i] = unit_len ? unit[i % unit_len] : 0;
 	return buf;
 }
+//@ section iov
+
+/* the iovec array of a pwritev2() or preadv2(): n entries of lens[k] bytes, for a write
+ * units[k] repeated (strace's iov_base), for a read zeroed; kept until the next call */
+static __maybe_unused struct iovec *iovecs(int n, const char *const *units,
+					   const size_t *unit_lens, const size_t *lens, int write)
+{
+	static struct iovec *iov;
+	static int held;
+	int k;
+	size_t i;
+
+	for (k = 0; k < held; k++)
+		free(iov[k].iov_base);
+	free(iov);
+	iov = calloc(n ? n : 1, sizeof(*iov));
+	if (!iov) {
+		perror("calloc");
+		exit(KSFT_FAIL);
+	}
+	for (k = 0; k < n; k++) {
+		iov[k].iov_base = calloc(lens[k] + 1, 1);
+		if (!iov[k].iov_base) {
+			perror("calloc");
+			exit(KSFT_FAIL);
+		}
+		iov[k].iov_len = lens[k];
+		for (i = 0; write && unit_lens[k] && i < lens[k]; i++)
+			((char *)iov[k].iov_base)[i] = units[k][i % unit_lens[k]];
+	}
+	held = n;
+	return iov;
+}
 //@ section buffer
 
 /* a scratch buffer of n bytes for read() and pread(): anonymous NORESERVE memory of at

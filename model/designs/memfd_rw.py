@@ -1,0 +1,196 @@
+"""The write and read paths of the memfd design through a descriptor: pwrite64, splice into
+the file, pwritev2/preadv2 and pread64 (fs/read_write.c, fs/splice.c, then
+shmem_file_write_iter()/shmem_file_read_iter(); kernel-semantics.md §3). Each path's own
+checks come first, in the kernel's order; the seals of shmem_write_begin() are one list,
+`write_iter_rules`, that every write path ends with."""
+
+from __future__ import annotations
+
+from model.designs.memfd_pages import MAX_LFS_FILESIZE
+from model.designs.memfd_state import CHG_FD, RW, have_fd, write_sealed
+from model.lang import E, If, Rule, fail, ok, requires
+from model.lang.schema import StateView
+from model.vocab import (
+    F_SEAL_GROW,
+    PAGE_SIZE,
+    RWF_APPEND,
+    RWF_ATOMIC,
+    RWF_DONTCACHE,
+    RWF_NOAPPEND,
+    RWF_NOWAIT,
+    RWF_SUPPORTED_6_18,
+)
+
+#: The largest pwrite64 count the model judges: the executor materialises the buffer the
+#: trace's data describes (traces/kernel.py _MAX_BUF); a larger count's outcome depends on
+#: what lies beyond a buffer (EFAULT or a short write), which is not the model's.
+MAX_WRITE_COUNT = 64 << 20
+
+
+def write_begin_refusal(s: StateView, off: E, len: E, chunk: int, refuses: E,  # noqa: A002
+                        label: str, why: str) -> list[Rule]:
+    """A shmem_write_begin() check that refuses a chunk ending past i_size. generic_perform_write()
+    copies in chunks that end at multiples of `chunk` (the mapping's largest folio: PAGE_SIZE on
+    the 6.18.44 machine, whose shmem mapping has no large folios; PMD_SIZE, 2 MiB, on Debian's
+    6.12, 7.2 and 7.3-rc builds, probed under QEMU: memfd_kernels.py); the first chunk refused
+    ends the write: EPERM when it is the first chunk, else the bytes written before it (the
+    chunk boundary at or below i_size, less off). Rules `label` and `label`_short."""
+    boundary = (s.size // chunk) * chunk
+    past = refuses & (off + len > s.size)
+    return [
+        fail("EPERM", when=past & (boundary <= off), label=label, why=why + ", first chunk"),
+        ok(boundary - off, when=past, label=f"{label}_short", effects=CHG_FD,
+           why=why + "; generic_perform_write() returns the bytes written before it"),
+    ]
+
+
+def grow_seal_rules(s: StateView, off: E, len: E, chunk: int) -> list[Rule]:  # noqa: A002
+    """F_SEAL_GROW against a write crossing i_size (write_begin_refusal)."""
+    return write_begin_refusal(s, off, len, chunk, s.seals.has(F_SEAL_GROW), "grow_seal",
+                               "shmem_write_begin(): GROW and pos + len > i_size")
+
+
+def pwrite_body(s: StateView, fd: E, off: E, len: E) -> list[Rule]:  # noqa: A002
+    """ksys_pwrite64(), vfs_write(), rw_verify_area(), then shmem_file_write_iter():
+    generic_write_checks() and generic_perform_write() -> shmem_write_begin() per page (§3).
+    The file is O_LARGEFILE (memfd_create(), and open() on 64-bit), so max_size is
+    s_maxbytes = MAX_LFS_FILESIZE; pos + count cannot exceed it without the overflow EINVAL
+    of rw_verify_area() first, so generic_write_check_limits()'s EFBIG is unreachable."""
+    end = off + len
+    return [
+        have_fd(s, fd),
+        fail("EINVAL", when=off < 0, label="negative_pos", why="ksys_pwrite64(): pos < 0"),
+        fail("EBADF", unless=fd == RW, label="fmode_write", why="vfs_write(): !FMODE_WRITE"),
+        fail("EINVAL", when=s.hugetlb, label="no_write_iter",
+             why="hugetlbfs has no write_iter: !FMODE_CAN_WRITE"),
+        fail("EINVAL", when=end > MAX_LFS_FILESIZE, label="pos_overflow",
+             why="rw_verify_area(): (loff_t)(pos + count) < 0"),
+        ok(0, when=len == 0, label="zero_len",
+           why="generic_write_checks(): nothing to write, before write_begin"),
+        *write_iter_rules(s, off, len),
+    ]
+
+
+def write_iter_rules(s: StateView, off: E, len: E) -> list[Rule]:  # noqa: A002
+    """shmem_file_write_iter() for len > 0 bytes at off, once the caller's checks passed:
+    generic_perform_write() -> shmem_write_begin() per page-sized chunk (the seals)."""
+    end = off + len
+    return [
+        fail("EPERM", when=write_sealed(s), label="write_seal",
+             why="shmem_write_begin(): WRITE or FUTURE_WRITE"),
+        *grow_seal_rules(s, off, len, PAGE_SIZE),
+        ok(len, effects=CHG_FD, size=If(end > s.size, end, s.size)),
+    ]
+
+
+def splice_write_body(s: StateView, fd: E, off: E, len: E) -> list[Rule]:  # noqa: A002
+    """splice() from a pipe holding len bytes into the memfd at off (probed on 6.18.44):
+    the syscall returns 0 for len 0 before anything else; do_splice() checks FMODE_WRITE
+    (EBADF) before rw_verify_area() (EINVAL: pos < 0 or pos + len past LLONG_MAX), unlike
+    pwrite64; hugetlbfs has no splice_write (do_splice_from(): EINVAL); then
+    iter_file_splice_write() -> vfs_iter_write() -> shmem_file_write_iter(), as pwrite64."""
+    return [
+        have_fd(s, fd),
+        ok(0, when=len == 0, label="zero_len", why="splice(): !len, before the descriptors"),
+        fail("EBADF", unless=fd == RW, label="fmode_write", why="do_splice(): !FMODE_WRITE"),
+        fail("EINVAL", when=off < 0, label="negative_pos", why="rw_verify_area(): pos < 0"),
+        fail("EINVAL", when=off + len > MAX_LFS_FILESIZE, label="pos_overflow",
+             why="rw_verify_area(): (loff_t)(pos + count) < 0"),
+        fail("EINVAL", when=s.hugetlb, label="no_splice_write",
+             why="do_splice_from(): hugetlbfs has no splice_write"),
+        *write_iter_rules(s, off, len),
+    ]
+
+
+def rwf_pos(s: StateView, off: E, flags: E) -> E:
+    """Where pwritev2() writes: at i_size with RWF_APPEND (kiocb_set_rw_flags() sets
+    IOCB_APPEND, generic_write_checks() moves ki_pos to i_size), else at off."""
+    return If(flags.has(RWF_APPEND), s.size, off)
+
+
+def rwf_rules(flags: E) -> list[Rule]:
+    """kiocb_set_rw_flags() (include/linux/fs.h), from do_iter_readv_writev(): unknown bits,
+    then RWF_APPEND with RWF_NOAPPEND, then what the file must support: shmem and hugetlbfs
+    files have no FMODE_NOWAIT, no FMODE_CAN_ATOMIC_WRITE (and a read is never atomic), no
+    FOP_DONTCACHE."""
+    return [
+        fail("EOPNOTSUPP", when=(flags & ~RWF_SUPPORTED_6_18) != 0,
+             label="unsupported_flags", why="kiocb_set_rw_flags(): flags & ~RWF_SUPPORTED"),
+        fail("EINVAL", when=flags.has_all(RWF_APPEND | RWF_NOAPPEND), label="append_noappend",
+             why="kiocb_set_rw_flags(): RWF_APPEND and RWF_NOAPPEND"),
+        fail("EOPNOTSUPP", when=(flags & (RWF_NOWAIT | RWF_ATOMIC | RWF_DONTCACHE)) != 0,
+             label="file_lacks_support", why="kiocb_set_rw_flags(): RWF_NOWAIT without "
+             "FMODE_NOWAIT, RWF_ATOMIC without FMODE_CAN_ATOMIC_WRITE, RWF_DONTCACHE without "
+             "FOP_DONTCACHE"),
+    ]
+
+
+def f_pos_unmodelled(off: E) -> Rule:
+    return requires(off != -1, label="f_pos", why="pos -1 writes or reads at the "
+                    "description's f_pos (do_writev()/do_readv()), which the model does not "
+                    "hold")
+
+
+def pwritev2_body(s: StateView, fd: E, off: E, len: E, flags: E) -> list[Rule]:  # noqa: A002
+    """pwritev2() at an explicit pos (fs/read_write.c, probed on 6.18.44): do_pwritev()
+    (pos < 0, before the descriptor), vfs_writev() (FMODE_WRITE, FMODE_CAN_WRITE; an empty
+    iovec array returns 0 before anything else), rw_verify_area() at the given pos (with
+    RWF_APPEND too), kiocb_set_rw_flags(), then shmem_file_write_iter() at rwf_pos()."""
+    pos = rwf_pos(s, off, flags)
+    return [
+        have_fd(s, fd),
+        f_pos_unmodelled(off),
+        fail("EINVAL", when=off < 0, label="negative_pos", why="do_pwritev(): pos < 0"),
+        fail("EBADF", unless=fd == RW, label="fmode_write", why="vfs_writev(): !FMODE_WRITE"),
+        fail("EINVAL", when=s.hugetlb, label="no_write_iter",
+             why="vfs_writev(): !FMODE_CAN_WRITE (hugetlbfs has no write_iter)"),
+        ok(0, when=len == 0, label="zero_len",
+           why="vfs_writev(): !tot_len, before rw_verify_area() and the flags"),
+        fail("EINVAL", when=off + len > MAX_LFS_FILESIZE, label="pos_overflow",
+             why="rw_verify_area(): (loff_t)(pos + count) < 0, at the given pos"),
+        *rwf_rules(flags),
+        requires(~(flags.has(RWF_APPEND) & (s.size + len > MAX_LFS_FILESIZE)),
+                 label="append_limits", why="an appending write past LLONG_MAX "
+                 "(generic_write_check_limits()) is not modelled"),
+        *write_iter_rules(s, pos, len),
+    ]
+
+
+def preadv2_body(s: StateView, fd: E, off: E, len: E, flags: E) -> list[Rule]:  # noqa: A002
+    """preadv2() at an explicit pos: do_preadv(), vfs_readv() (every description here is
+    readable, and hugetlbfs has read_iter), an empty iovec array returns 0, rw_verify_area(),
+    kiocb_set_rw_flags() (RWF_APPEND is accepted and ignored), then the bytes up to i_size
+    (shmem_file_read_iter()/hugetlbfs_read_iter())."""
+    left = s.size - off
+    return [
+        have_fd(s, fd),
+        f_pos_unmodelled(off),
+        fail("EINVAL", when=off < 0, label="negative_pos", why="do_preadv(): pos < 0"),
+        ok(0, when=len == 0, label="zero_len", why="vfs_readv(): !tot_len"),
+        fail("EINVAL", when=off + len > MAX_LFS_FILESIZE, label="pos_overflow",
+             why="rw_verify_area(): (loff_t)(pos + count) < 0"),
+        *rwf_rules(flags),
+        ok(0, when=off >= s.size, label="eof"),
+        ok(If(left < len, left, len)),
+    ]
+
+
+PREAD_COUNT = 4096
+
+
+def pread_body(s: StateView, fd: E, off: E) -> list[Rule]:
+    """ksys_pread64(), rw_verify_area(), then shmem_file_read_iter()/hugetlbfs_read_iter():
+    a 4096-byte read returns the bytes up to i_size, 0 at or past EOF. Every description here
+    is readable (O_RDONLY or O_RDWR)."""
+    left = s.size - off
+    return [have_fd(s, fd),
+            fail("EINVAL", when=off < 0, label="negative_pos", why="ksys_pread64(): pos < 0"),
+            fail("EINVAL", when=off + PREAD_COUNT > MAX_LFS_FILESIZE, label="pos_overflow",
+                 why="rw_verify_area(): (loff_t)(pos + count) < 0"),
+            ok(0, when=off >= s.size, label="eof"),
+            ok(If(left < PREAD_COUNT, left, PREAD_COUNT))]
+
+
+__all__ = ["MAX_WRITE_COUNT", "PREAD_COUNT", "f_pos_unmodelled", "grow_seal_rules",
+           "pread_body", "preadv2_body", "pwrite_body", "pwritev2_body", "rwf_pos", "rwf_rules",
+           "splice_write_body", "write_begin_refusal", "write_iter_rules"]
