@@ -47,6 +47,7 @@ def test_every_rule_the_search_never_fires_is_decided_by_replay() -> None:
     st = ex.apply(ex.by_name["ftruncate"], st, {"fd": 0, "len": 4096}).after
     st = ex.apply(ex.by_name["fcntl_add_seals"], st, {"fd": 0, "seals": 4}).after  # GROW
     m = ex.apply(ex.by_name["mmap"], st, {"fd": 0, "share": 0, "prot": 1}).after
+    ro = ex.apply(ex.by_name["reopen"], st, {"fd": 0, "how": 0}).after  # O_RDONLY
     calls = [("pwrite", st, {"fd": 0, "off": LLONG_MAX - 4095, "len": 4096}),
              ("pwrite", st, {"fd": 0, "off": 3997, "len": 100}),
              ("splice_write", st, {"fd": 0, "off": LLONG_MAX - 4095, "len": 4096}),
@@ -61,6 +62,14 @@ def test_every_rule_the_search_never_fires_is_decided_by_replay() -> None:
              ("preadv2", st, {"fd": 0, "off": LLONG_MAX - 4095, "len": 4096, "flags": 0}),
              ("preadv2", st, {"fd": 0, "off": 0, "len": 1, "flags": 0x200}),
              ("preadv2", st, {"fd": 0, "off": 0, "len": 1, "flags": 0x30}),
+             ("pwritev", st, {"fd": 0, "off": -1, "len": 1}),
+             ("pwritev", ro, {"fd": 1, "off": 0, "len": 1}),
+             ("pwritev", st, {"fd": 0, "off": 0, "len": 0}),
+             ("pwritev", st, {"fd": 0, "off": LLONG_MAX - 4095, "len": 4096}),
+             ("pwritev", st, {"fd": 0, "off": 3997, "len": 100}),
+             ("preadv", st, {"fd": 0, "off": -1, "len": 1}),
+             ("preadv", st, {"fd": 0, "off": 0, "len": 0}),
+             ("preadv", st, {"fd": 0, "off": LLONG_MAX - 4095, "len": 4096}),
              ("pread", st, {"fd": 0, "off": LLONG_MAX}),
              ("fallocate", st, {"fd": 0, "mode": 1, "off": LLONG_MAX, "len": 4096}),
              ("madvise_remove", m, {"m": 0, "len": (1 << 64) - 1}),

@@ -549,9 +549,10 @@ def test_splice_write_on_kernel(name: str) -> None:
     assert run.outcomes == [s.outcome for s in steps]
 
 
-# pwritev2()/preadv2() at an explicit offset (fs/read_write.c do_pwritev()/do_preadv(),
-# vfs_writev()/vfs_readv(), kiocb_set_rw_flags()), probed on 6.18.44 with os.pwritev/os.preadv
-# before the rules were written. Row: (set-up, call line without its outcome, outcome).
+# pwritev2()/preadv2() (and pwritev()/preadv()) at an explicit offset (fs/read_write.c
+# do_pwritev()/do_preadv(), vfs_writev()/vfs_readv(), kiocb_set_rw_flags()), probed on 6.18.44
+# with os.pwritev/os.preadv before the rules were written. Row: (set-up, call line without
+# its outcome, outcome).
 def _v(*lens: int) -> str:
     return "[" + ", ".join(f'{{iov_base="x"..., iov_len={n}}}' for n in lens) + f"], {len(lens)}"
 
@@ -601,6 +602,16 @@ IOV = {
     "read, hugetlbfs": (HUGE_RO, f"preadv2(3, {_v(16)}, 0, 0)", "16"),
     "read, hugetlbfs, RWF_DONTCACHE": (HUGE_RO, f"preadv2(3, {_v(16)}, 0, RWF_DONTCACHE)",
                                        "-1 EOPNOTSUPP"),
+    # pwritev()/preadv(): no flags, and offset -1 is EINVAL (no f_pos case in do_pwritev())
+    "pwritev at -1": (ONE_PAGE, f"pwritev(3, {_v(2)}, -1)", "-1 EINVAL"),
+    "pwritev, two iovecs": (ONE_PAGE, f"pwritev(3, {_v(2, 3)}, 4094)", "5"),
+    "pwritev, F_SEAL_GROW crossing EOF: short": (ONE_PAGE + GROW, f"pwritev(3, {_v(100)}, 3997)",
+                                                "99"),
+    "pwritev, read-only, empty array": (ONE_PAGE + RDONLY, "pwritev(4, [], 0, 0)", "-1 EBADF"),
+    "pwritev, hugetlbfs": (HUGE_RO, f"pwritev(3, {_v(2)}, 0)", "-1 EINVAL"),
+    "preadv at -1": (ONE_PAGE, f"preadv(3, {_v(16)}, -1)", "-1 EINVAL"),
+    "preadv past EOF": (ONE_PAGE, f"preadv(3, {_v(8, 8)}, 4090)", "6"),
+    "preadv, empty array at -1: EINVAL first": (ONE_PAGE, "preadv(3, [], 0, -1)", "-1 EINVAL"),
 }
 
 

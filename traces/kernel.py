@@ -375,18 +375,25 @@ class _Executor:
             arr[k].base, arr[k].len = ctypes.addressof(b), n
         return arr, bufs
 
-    def do_pwritev2(self, fd: int, iov: tuple[tuple[bytes, int], ...], cnt: int, pos: int,
-                    flags: int) -> Outcome:
-        """pwritev2(fd, iov, cnt, pos_l, pos_h, flags); on x86_64 pos_l holds all of pos."""
-        arr, _bufs = self.iovecs(iov, write=True)
-        return self.call("pwritev2", self.real(fd), ctypes.addressof(arr), cnt,
-                         pos & ((1 << 64) - 1), 0, flags)
+    def vectored(self, call: str, fd: int, iov: tuple[tuple[bytes, int], ...], cnt: int,
+                 pos: int, *flags: int) -> Outcome:
+        """pwritev[2]/preadv[2](fd, iov, cnt, pos_l, pos_h[, flags]); on x86_64 pos_l holds
+        all of pos."""
+        arr, _bufs = self.iovecs(iov, write=call.startswith("pwritev"))
+        return self.call(call, self.real(fd), ctypes.addressof(arr), cnt,
+                         pos & ((1 << 64) - 1), 0, *flags)
 
-    def do_preadv2(self, fd: int, iov: tuple[tuple[bytes, int], ...], cnt: int, pos: int,
-                   flags: int) -> Outcome:
-        arr, _bufs = self.iovecs(iov, write=False)
-        return self.call("preadv2", self.real(fd), ctypes.addressof(arr), cnt,
-                         pos & ((1 << 64) - 1), 0, flags)
+    def do_pwritev2(self, *a: Any) -> Outcome:
+        return self.vectored("pwritev2", *a)
+
+    def do_preadv2(self, *a: Any) -> Outcome:
+        return self.vectored("preadv2", *a)
+
+    def do_pwritev(self, *a: Any) -> Outcome:
+        return self.vectored("pwritev", *a)
+
+    def do_preadv(self, *a: Any) -> Outcome:
+        return self.vectored("preadv", *a)
 
     def do_pread64(self, fd: int, count: int, off: int) -> Outcome:
         return self.read_into("pread64", fd, count, off)

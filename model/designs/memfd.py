@@ -50,8 +50,10 @@ from model.designs.memfd_rw import (
     grow_seal_rules,
     pread_body,
     preadv2_body,
+    preadv_body,
     pwrite_body,
     pwritev2_body,
+    pwritev_body,
     splice_write_body,
 )
 from model.designs.memfd_state import (
@@ -485,6 +487,21 @@ ACTIONS: tuple[Action, ...] = (
            preadv2_body, "preadv2",
            (Fd("fd"), IoVec("len", '""'), IoCnt(), Num("off"), Flags("flags", RWF_FLAGS)),
            "preadv2 into an iovec array at byte offset off"),
+    # pwritev()/preadv(): the same paths with no flags (and pos -1 EINVAL, no f_pos case);
+    # explored once each (an O_RDWR description, offset 0, one page): every other value is
+    # pwrite64's or pwritev2's
+    Action("pwritev", (P("fd", FD, (RW,)), _byte_param("off", LOFF, (0,), "pos, in bytes"),
+                       _byte_param("len", SIZE, (4096,), "the iovecs' total length (size_t)",
+                                   MAX_WRITE_COUNT, f"more than {MAX_WRITE_COUNT} bytes: the "
+                                   "outcome depends on the memory past the executor's buffer")),
+           pwritev_body, "pwritev", (Fd("fd"), IoVec("len"), IoCnt(), Num("off")),
+           "pwritev an iovec array at byte offset off"),
+    Action("preadv", (P("fd", FD, (RW,)), _byte_param("off", LOFF, (0,), "pos, in bytes"),
+                      _byte_param("len", SIZE, (4096,), "the iovecs' total length (size_t)",
+                                  MAX_WRITE_COUNT, f"more than {MAX_WRITE_COUNT} bytes: the "
+                                  "executor's buffer")),
+           preadv_body, "preadv", (Fd("fd"), IoVec("len", '""'), IoCnt(), Num("off")),
+           "preadv into an iovec array at byte offset off"),
     Action("pread", (P("fd", FD, FD_ALL), _byte_param("off", LOFF, _grid(2), "pos, in bytes")),
            pread_body, "pread64",
            (Fd("fd"), C("4096"), Num("off")), "pread 4096 bytes at a byte offset"),
@@ -602,6 +619,10 @@ REPLAY_ONLY = (("pwrite", "pos_overflow"), ("pwrite", "grow_seal_short"),
                ("pwritev2", "grow_seal_short"),
                ("preadv2", "negative_pos"), ("preadv2", "zero_len"), ("preadv2", "pos_overflow"),
                ("preadv2", "unsupported_flags"), ("preadv2", "append_noappend"),
+               ("pwritev", "negative_pos"), ("pwritev", "fmode_write"),
+               ("pwritev", "zero_len"), ("pwritev", "pos_overflow"),
+               ("pwritev", "grow_seal_short"),
+               ("preadv", "negative_pos"), ("preadv", "zero_len"), ("preadv", "pos_overflow"),
                ("pread", "pos_overflow"), ("fallocate", "efbig"), ("madvise_remove", "len_wraps"),
                ("madvise", "unknown_advice"), ("madvise", "len_wraps"))
 

@@ -135,7 +135,7 @@ def _force_hugetlb(a: Action) -> Action:
 def _same(series: str) -> Design:
     edit: dict[str, Callable[[Action], Action]] = {
         "pwrite": _pmd_write_chunks, "splice_write": _pmd_write_chunks,
-        "pwritev2": _pmd_writev_chunks}
+        "pwritev2": _pmd_writev_chunks, "pwritev": _pmd_write_chunks}
     if series == "6.12":
         edit["pwritev2"] = lambda a: RWF_612(_pmd_writev_chunks(a))
         edit["preadv2"] = RWF_612

@@ -131,15 +131,17 @@ def f_pos_unmodelled(off: E) -> Rule:
                     "hold")
 
 
-def pwritev2_body(s: StateView, fd: E, off: E, len: E, flags: E) -> list[Rule]:  # noqa: A002
-    """pwritev2() at an explicit pos (fs/read_write.c, probed on 6.18.44): do_pwritev()
-    (pos < 0, before the descriptor), vfs_writev() (FMODE_WRITE, FMODE_CAN_WRITE; an empty
-    iovec array returns 0 before anything else), rw_verify_area() at the given pos (with
-    RWF_APPEND too), kiocb_set_rw_flags(), then shmem_file_write_iter() at rwf_pos()."""
-    pos = rwf_pos(s, off, flags)
+def vectored_write(s: StateView, fd: E, off: E, len: E,  # noqa: A002
+                   flags: E | None) -> list[Rule]:
+    """pwritev2() (flags: its rwf_t) or pwritev() (flags None: do_pwritev() with no flags,
+    and no f_pos case: pos -1 is EINVAL there) at an explicit pos, probed on 6.18.44:
+    do_pwritev() (pos < 0, before the descriptor), vfs_writev() (FMODE_WRITE, FMODE_CAN_WRITE;
+    an empty iovec array returns 0 before anything else), rw_verify_area() at the given pos
+    (with RWF_APPEND too), kiocb_set_rw_flags(), then shmem_file_write_iter() at rwf_pos()."""
+    v2 = flags is not None
     return [
         have_fd(s, fd),
-        f_pos_unmodelled(off),
+        *([f_pos_unmodelled(off)] if v2 else []),
         fail("EINVAL", when=off < 0, label="negative_pos", why="do_pwritev(): pos < 0"),
         fail("EBADF", unless=fd == RW, label="fmode_write", why="vfs_writev(): !FMODE_WRITE"),
         fail("EINVAL", when=s.hugetlb, label="no_write_iter",
@@ -148,31 +150,50 @@ def pwritev2_body(s: StateView, fd: E, off: E, len: E, flags: E) -> list[Rule]: 
            why="vfs_writev(): !tot_len, before rw_verify_area() and the flags"),
         fail("EINVAL", when=off + len > MAX_LFS_FILESIZE, label="pos_overflow",
              why="rw_verify_area(): (loff_t)(pos + count) < 0, at the given pos"),
-        *rwf_rules(flags),
-        requires(~(flags.has(RWF_APPEND) & (s.size + len > MAX_LFS_FILESIZE)),
-                 label="append_limits", why="an appending write past LLONG_MAX "
-                 "(generic_write_check_limits()) is not modelled"),
-        *write_iter_rules(s, pos, len),
+        *(rwf_rules(flags) if flags is not None else []),
+        *([requires(~(flags.has(RWF_APPEND) & (s.size + len > MAX_LFS_FILESIZE)),
+                    label="append_limits", why="an appending write past LLONG_MAX "
+                    "(generic_write_check_limits()) is not modelled")]
+          if flags is not None else []),
+        *write_iter_rules(s, off if flags is None else rwf_pos(s, off, flags), len),
     ]
 
 
-def preadv2_body(s: StateView, fd: E, off: E, len: E, flags: E) -> list[Rule]:  # noqa: A002
-    """preadv2() at an explicit pos: do_preadv(), vfs_readv() (every description here is
-    readable, and hugetlbfs has read_iter), an empty iovec array returns 0, rw_verify_area(),
-    kiocb_set_rw_flags() (RWF_APPEND is accepted and ignored), then the bytes up to i_size
+def pwritev2_body(s: StateView, fd: E, off: E, len: E, flags: E) -> list[Rule]:  # noqa: A002
+    return vectored_write(s, fd, off, len, flags)
+
+
+def pwritev_body(s: StateView, fd: E, off: E, len: E) -> list[Rule]:  # noqa: A002
+    return vectored_write(s, fd, off, len, None)
+
+
+def vectored_read(s: StateView, fd: E, off: E, len: E,  # noqa: A002
+                  flags: E | None) -> list[Rule]:
+    """preadv2() (flags: its rwf_t) or preadv() (None: no flags, pos -1 EINVAL) at an explicit
+    pos: do_preadv(), vfs_readv() (every description here is readable, and hugetlbfs has
+    read_iter), an empty iovec array returns 0, rw_verify_area(), kiocb_set_rw_flags()
+    (RWF_APPEND is accepted and ignored), then the bytes up to i_size
     (shmem_file_read_iter()/hugetlbfs_read_iter())."""
     left = s.size - off
     return [
         have_fd(s, fd),
-        f_pos_unmodelled(off),
+        *([f_pos_unmodelled(off)] if flags is not None else []),
         fail("EINVAL", when=off < 0, label="negative_pos", why="do_preadv(): pos < 0"),
         ok(0, when=len == 0, label="zero_len", why="vfs_readv(): !tot_len"),
         fail("EINVAL", when=off + len > MAX_LFS_FILESIZE, label="pos_overflow",
              why="rw_verify_area(): (loff_t)(pos + count) < 0"),
-        *rwf_rules(flags),
+        *(rwf_rules(flags) if flags is not None else []),
         ok(0, when=off >= s.size, label="eof"),
         ok(If(left < len, left, len)),
     ]
+
+
+def preadv2_body(s: StateView, fd: E, off: E, len: E, flags: E) -> list[Rule]:  # noqa: A002
+    return vectored_read(s, fd, off, len, flags)
+
+
+def preadv_body(s: StateView, fd: E, off: E, len: E) -> list[Rule]:  # noqa: A002
+    return vectored_read(s, fd, off, len, None)
 
 
 PREAD_COUNT = 4096
@@ -191,6 +212,22 @@ def pread_body(s: StateView, fd: E, off: E) -> list[Rule]:
             ok(If(left < PREAD_COUNT, left, PREAD_COUNT))]
 
 
-__all__ = ["MAX_WRITE_COUNT", "PREAD_COUNT", "f_pos_unmodelled", "grow_seal_rules",
-           "pread_body", "preadv2_body", "pwrite_body", "pwritev2_body", "rwf_pos", "rwf_rules",
-           "splice_write_body", "write_begin_refusal", "write_iter_rules"]
+__all__ = [
+    "MAX_WRITE_COUNT",
+    "PREAD_COUNT",
+    "f_pos_unmodelled",
+    "grow_seal_rules",
+    "pread_body",
+    "preadv2_body",
+    "preadv_body",
+    "pwrite_body",
+    "pwritev2_body",
+    "pwritev_body",
+    "rwf_pos",
+    "rwf_rules",
+    "splice_write_body",
+    "vectored_read",
+    "vectored_write",
+    "write_begin_refusal",
+    "write_iter_rules",
+]

@@ -217,7 +217,7 @@ def _c_call(op: Op, need: set[str]) -> str:
         count = value(o[2])
         return (f"res_of(write(FD({o[0]}), payload({_c_string(data)}, {len(data)}, {count}), "
                 f"{count}))")
-    if c in ("pwritev2", "preadv2"):
+    if c in ("pwritev2", "preadv2", "pwritev", "preadv"):
         need.add("iov")
         iov = o[1] or (("", 0),)  # C has no empty array: one unused entry
         units = ", ".join(_c_string(u) for u, _ in iov)
@@ -225,8 +225,8 @@ def _c_call(op: Op, need: set[str]) -> str:
         lens = ", ".join(str(n) for _, n in iov)
         return (f"res_of(syscall(SYS_{c}, FD({o[0]}), iovecs({len(o[1])}, "
                 f"(const char *[]){{{units}}}, (size_t[]){{{unit_lens}}}, (size_t[]){{{lens}}}, "
-                f"{int(c == 'pwritev2')}), {value(o[2])}, (long){value(o[3])}, 0L, "
-                f"{_c_flags(o[4])}))")
+                f"{int(c.startswith('pwritev'))}), {value(o[2])}, (long){value(o[3])}, 0L"
+                + (f", {_c_flags(o[4])}))" if len(o) > 4 else "))"))
     if c == "lseek":
         return f"res_of(lseek(FD({o[0]}), {value(o[1])}, {_c_flags(o[2])}))"
     if c == "dup":

@@ -133,10 +133,10 @@ def _py_call(op: Op) -> str:
         return f"sys_pread64({o[0]}, {value(o[1])}, {value(o[2])})"
     if c == "write":
         return f"sys_write({o[0]}, {str(o[1]).encode('latin-1', 'replace')!r}, {value(o[2])})"
-    if c in ("pwritev2", "preadv2"):
+    if c in ("pwritev2", "preadv2", "pwritev", "preadv"):
         iov = [(u.encode("latin-1", "replace"), n) for u, n in o[1]]
-        return (f"sys_iov({c!r}, {o[0]}, {iov!r}, {value(o[2])}, {value(o[3])}, "
-                f"{_py_value(o[4])})")
+        flags = f", {_py_value(o[4])}" if len(o) > 4 else ""
+        return f"sys_iov({c!r}, {o[0]}, {iov!r}, {value(o[2])}, {value(o[3])}{flags})"
     if c == "lseek":
         return f'sysc("lseek", FD({o[0]}), {value(o[1])}, {_py_value(o[2])})'
     if SYSCALLS[c].plain:  # sysc(name, ...) from the registry entry alone

@@ -26,7 +26,7 @@ NR = {"read": 0, "write": 1, "open": 2, "close": 3, "lseek": 8, "mmap": 9, "mpro
       "munmap": 11, "ioctl": 16, "pread64": 17, "pwrite64": 18, "pipe": 22, "dup": 32,
       "fcntl": 72, "ftruncate": 77, "fchmod": 91,
       "unshare": 272, "splice": 275, "vmsplice": 278, "fallocate": 285, "process_vm_writev": 311,
-      "memfd_create": 319, "preadv2": 327, "pwritev2": 328,
+      "preadv": 295, "pwritev": 296, "memfd_create": 319, "preadv2": 327, "pwritev2": 328,
       "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427}
 PROT_NONE, PROT_RW, MAP_SHARED, MAP_PRIVATE = 0, 3, 1, 2
 MAP_FIXED, MAP_ANONYMOUS, MAP_POPULATE, MAP_NORESERVE = 0x10, 0x20, 0x8000, 0x4000
@@ -203,14 +203,14 @@ def sys_read(tfd, count):
     return r
 
 
-def sys_iov(name, tfd, iov, cnt, pos, flags):
-    """pwritev2/preadv2 (name) with iovecs [(unit, length), ...]: a write's units repeated,
-    a read's buffers zeroed; pos in pos_l (x86_64), 0 in pos_h."""
-    bufs = [payload(unit if name == "pwritev2" else b"", n) for unit, n in iov]
+def sys_iov(name, tfd, iov, cnt, pos, *flags):
+    """pwritev[2]/preadv[2] (name) with iovecs [(unit, length), ...]: a write's units
+    repeated, a read's buffers zeroed; pos in pos_l (x86_64), 0 in pos_h, then the flags."""
+    bufs = [payload(unit if name.startswith("pwritev") else b"", n) for unit, n in iov]
     arr = (Iovec * max(len(iov), 1))()
     for k, ((_, n), b) in enumerate(zip(iov, bufs, strict=True)):
         arr[k].base, arr[k].len = ctypes.addressof(b), n
-    return sysc(name, FD(tfd), ctypes.addressof(arr), cnt, pos, 0, flags)
+    return sysc(name, FD(tfd), ctypes.addressof(arr), cnt, pos, 0, *flags)
 
 
 def sys_pread64(tfd, count, off):
