@@ -377,16 +377,17 @@ def _struct(arg: Struct, where: str, page: int) -> dict[str, int | str]:
 
 
 def _iovecs(arg: Arg, where: str) -> tuple[tuple[bytes, int], ...]:
-    """An iovec array's (iov_base bytes, iov_len) pairs."""
+    """An iovec array's (iov_base bytes, iov_len) pairs; an iov_base strace shows as an
+    address (a read it did not print) is a zeroed buffer."""
     if not isinstance(arg, Lst):
         raise TraceError(f"{where}: expected an iovec array, got {arg!r}")
     out = []
     for item in arg.items:
         f = dict(item.fields) if isinstance(item, Struct) else {}
         base, n = f.get("iov_base"), f.get("iov_len")
-        if not (isinstance(base, Str) and isinstance(n, Int)):
+        if not (isinstance(base, (Str, Int)) and isinstance(n, Int)):
             raise TraceError(f"{where}: expected {{iov_base=\"...\", iov_len=N}}, got {item!r}")
-        out.append((string_bytes(base.text), n.value))
+        out.append((string_bytes(base.text) if isinstance(base, Str) else b"", n.value))
     return tuple(out)
 
 

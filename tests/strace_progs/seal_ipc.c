@@ -2,7 +2,8 @@
 /*
  * A memfd used the way IPC programs use one, for tests/test_strace.py (run under strace -f
  * and judged by `shmemcheck strace`): a sealed buffer handed to a forked receiver that checks
- * F_GET_SEALS before trusting it; an MFD_NOEXEC_SEAL file; dup2 and a /proc/self/fd reopen;
+ * F_GET_SEALS before trusting it, read back with preadv() and refusing a vectored append
+ * (pwritev2(RWF_APPEND)); an MFD_NOEXEC_SEAL file; dup2 and a /proc/self/fd reopen;
  * a store past the end of a truncated file (SIGBUS, caught); a mapping at an offset.
  * Exits 0 when every call did what the kernel documents, 1 otherwise.
  */
@@ -15,6 +16,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -23,6 +25,9 @@
 #endif
 #ifndef F_SEAL_EXEC
 #define F_SEAL_EXEC 0x0020
+#endif
+#ifndef RWF_APPEND
+#define RWF_APPEND 0x00000010
 #endif
 
 static sigjmp_buf fault;
@@ -58,6 +63,16 @@ int main(void)
 	munmap(p, page);
 	if (fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW) < 0)
 		return fail("F_ADD_SEALS");
+	{	/* the sealed buffer refuses a vectored append and reads back with preadv() */
+		char head[8], rest[32], late[] = "late";
+		struct iovec wv = { late, 4 };
+		struct iovec rv[2] = { { head, sizeof(head) }, { rest, sizeof(rest) } };
+
+		if (pwritev2(fd, &wv, 1, 0, RWF_APPEND) != -1)
+			return fail("pwritev2(RWF_APPEND) on a write-sealed file");
+		if (preadv(fd, rv, 2, 0) != sizeof(head) + sizeof(rest))
+			return fail("preadv");
+	}
 	pid = fork();
 	if (pid == 0) {  /* the receiver: trust the buffer only if it is sealed */
 		int seals = fcntl(fd, F_GET_SEALS);

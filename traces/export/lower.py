@@ -77,9 +77,9 @@ def iov_arg(arg: Arg, what: str) -> tuple[tuple[str, int], ...]:
     for item in arg.items if isinstance(arg, Lst) else ():
         f = dict(item.fields) if isinstance(item, Struct) else {}
         base, n = f.get("iov_base"), f.get("iov_len")
-        if not (isinstance(base, Str) and isinstance(n, Int)):
+        if not (isinstance(base, (Str, Int)) and isinstance(n, Int)):
             raise ExportError(f"{what}: expected {{iov_base=\"...\", iov_len=N}}")
-        out.append((base.text, n.value))
+        out.append((base.text if isinstance(base, Str) else "", n.value))
     if not isinstance(arg, Lst):
         raise ExportError(f"{what}: expected an iovec array [...]")
     return tuple(out)
