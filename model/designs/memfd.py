@@ -156,7 +156,6 @@ from model.vocab import (
     MFD_NOEXEC_SEAL,
     PAGE_SIZE,
     PIPE_BYTES,
-    RWF_APPEND,
     RWF_FLAGS,
     RWF_NOWAIT,
     SEALS,
@@ -472,10 +471,12 @@ ACTIONS: tuple[Action, ...] = (
                         _byte_param("len", SIZE, (0, 4096), "the iovecs' total length (size_t)",
                                     MAX_WRITE_COUNT, f"more than {MAX_WRITE_COUNT} bytes: the "
                                     "outcome depends on the memory past the executor's buffer"),
-                        # explored: the two flags that decide something on a memfd (RWF_APPEND
-                        # moves the write to i_size; RWF_NOWAIT is refused); flags 0 is
-                        # pwrite64's path, which is explored there. Replay judges any flags.
-                        P("flags", word(32, RWF_FLAGS), (RWF_APPEND, RWF_NOWAIT))),
+                        # explored: no flags and RWF_NOWAIT (refused on a memfd). RWF_APPEND
+                        # is left to replay, the kernel tables and the symbolic engines (which
+                        # range over every flags value): an append at i_size grows the file a
+                        # page at a time past the byte grid, so `pages` (scope_max) would no
+                        # longer bound the space
+                        P("flags", word(32, RWF_FLAGS), (0, RWF_NOWAIT))),
            pwritev2_body, "pwritev2",
            (Fd("fd"), IoVec("len"), IoCnt(), Num("off"), Flags("flags", RWF_FLAGS)),
            "pwritev2 an iovec array at byte offset off (RWF_APPEND: at i_size)"),
@@ -610,10 +611,9 @@ def build() -> Design:
 #: crossing i_size: grain 2): replay and the decision tables decide them (tests/test_bytes.py)
 REPLAY_ONLY = (("pwrite", "pos_overflow"), ("pwrite", "grow_seal_short"),
                ("splice_write", "pos_overflow"), ("splice_write", "grow_seal_short"),
-               # pwritev2/preadv2 explore offset 0 and two flags each (what can change the
-               # state or tell a memfd apart: RWF_APPEND, RWF_NOWAIT); their argument checks
-               # (a negative offset, unknown or contradictory flags) refuse before anything
-               # is read, and are decided by replay and the decision table SPLICE's rows
+               # pwritev2/preadv2 explore offset 0, no flags and RWF_NOWAIT; their argument
+               # checks (a negative offset, unknown or contradictory flags) refuse before
+               # anything is read, and are decided by replay and the decision table IOV's rows
                ("pwritev2", "negative_pos"), ("pwritev2", "pos_overflow"),
                ("pwritev2", "unsupported_flags"), ("pwritev2", "append_noappend"),
                ("pwritev2", "grow_seal_short"),
