@@ -128,6 +128,7 @@ def test_filtered_log_and_unrelated_calls() -> None:
 @pytest.mark.parametrize("line,col", [
     ("memfd_create(\"t\", 0 = 3", 25), ("fcntl(3, F_GET_SEALS)", 22), ("--- SIGBUS", 1),
     ("+++ exited +++", 1), ("3 = 4", 1), ("ftruncate(3</memfd:t, 4) = 0", 12),
+    ("ftruncate(3, 4096) = 01", 22),  # found by the fuzz test: int("01", 0) raised
 ])
 def test_unreadable_lines_are_named(line: str, col: int) -> None:
     with pytest.raises(TraceSyntaxError) as e:

@@ -273,6 +273,9 @@ def _call(path: str, lineno: int, pid: int | None, text: str, start: int,
             paths[-1] = d
     tail = rest[rm.end():].strip()
     if word != "?":
+        if re.fullmatch(r"-?0[0-9]+", word):  # strace prints results in decimal or 0x hex
+            raise TraceSyntaxError(path, lineno, cols[min(at, len(cols) - 1)],
+                                   f"invalid result '{word}' (a leading zero)")
         ret = int(word, 0) if not word.startswith("-") else int(word)
     if tail:
         em = _ERRNO.match(tail)
