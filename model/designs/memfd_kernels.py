@@ -45,7 +45,7 @@ from collections.abc import Callable
 from model.designs import get, register
 from model.designs.memfd import PR_RO, PR_RW, SH_RW
 from model.designs.memfd_517 import PRE_EXEC_EDITS
-from model.designs.memfd_rw import grow_seal_rules, rwf_pos
+from model.designs.memfd_rw import grow_seal_rules, write_pos
 from model.lang import Design, E, fail
 from model.lang.action import Action, Rule
 from model.lang.schema import StateView
@@ -76,19 +76,11 @@ def _no_foll_force(s: StateView, m: E, off: E) -> Rule:
 
 
 def _pmd_write_chunks(a: Action) -> Action:
-    """pwrite (and splice, through the same shmem_write_begin()) under F_SEAL_GROW in
-    PMD-sized chunks (memfd.grow_seal_rules)."""
+    """A write path (pwrite, splice, pwritev[2]: the same shmem_write_begin()) under
+    F_SEAL_GROW in PMD-sized chunks (memfd_rw.grow_seal_rules), at memfd_rw.write_pos()."""
     for i, label in enumerate(("grow_seal", "grow_seal_short")):
-        a = a.replace_rule(label, lambda s, fd, off, len, i=i: grow_seal_rules(
-            s, off, len, HPAGE_SIZE)[i])
-    return a
-
-
-def _pmd_writev_chunks(a: Action) -> Action:
-    """pwritev2's write at rwf_pos() (i_size with RWF_APPEND) in PMD-sized chunks too."""
-    for i, label in enumerate(("grow_seal", "grow_seal_short")):
-        a = a.replace_rule(label, lambda s, off, len, flags, i=i: grow_seal_rules(
-            s, rwf_pos(s, off, flags), len, HPAGE_SIZE)[i])
+        a = a.replace_rule(label, lambda s, off, len, flags=None, i=i: grow_seal_rules(
+            s, write_pos(s, off, flags), len, HPAGE_SIZE)[i])
     return a
 
 
@@ -135,9 +127,9 @@ def _force_hugetlb(a: Action) -> Action:
 def _same(series: str) -> Design:
     edit: dict[str, Callable[[Action], Action]] = {
         "pwrite": _pmd_write_chunks, "splice_write": _pmd_write_chunks,
-        "pwritev2": _pmd_writev_chunks, "pwritev": _pmd_write_chunks}
+        "pwritev2": _pmd_write_chunks, "pwritev": _pmd_write_chunks}
     if series == "6.12":
-        edit["pwritev2"] = lambda a: RWF_612(_pmd_writev_chunks(a))
+        edit["pwritev2"] = lambda a: RWF_612(_pmd_write_chunks(a))
         edit["preadv2"] = RWF_612
     if series in PROC_MEM_FORCE_PTRACE:
         edit["mem_write"] = lambda a: a.insert_rule(_no_foll_force, before="force_not_cow")

@@ -62,7 +62,7 @@ from model.designs.memfd import (
     pins,
 )
 from model.designs.memfd_517 import O_MEMFD, with_flags_word
-from model.designs.memfd_rw import rwf_pos, write_begin_refusal
+from model.designs.memfd_rw import write_begin_refusal, write_pos
 from model.lang import Action, Design, E, Field, If, boolean, enum, fail, nat, ok, requires, word
 from model.lang.action import Rule, as_updates
 from model.lang.callspec import C, Fd
@@ -229,17 +229,10 @@ def not_in_transit(s: StateView) -> Rule:
 
 
 def _write_frozen(a: Action) -> Action:
-    a = a.insert_rule(lambda s, off, len: write_frozen(s, off, len)[1],
-                      after="grow_seal_short")
-    return a.insert_rule(lambda s, off, len: write_frozen(s, off, len)[0],
-                         after="grow_seal_short")
-
-
-def _writev_frozen(a: Action) -> Action:
-    """pwritev2's write at rwf_pos() (i_size with RWF_APPEND) meets the same check."""
+    """Every write path meets the check where its data lands (memfd_rw.write_pos())."""
     for i in (1, 0):
-        a = a.insert_rule(lambda s, off, len, flags, i=i: write_frozen(
-            s, rwf_pos(s, off, flags), len)[i], after="grow_seal_short")
+        a = a.insert_rule(lambda s, off, len, flags=None, i=i: write_frozen(
+            s, write_pos(s, off, flags), len)[i], after="grow_seal_short")
     return a
 
 
@@ -290,7 +283,7 @@ def build_luo() -> Design:
             "reopen": lambda a: a.insert_rule(otrunc_frozen, after="shrink_seal"),
             "pwrite": _write_frozen,
             "splice_write": _write_frozen,  # shmem_write_begin(), as pwrite
-            "pwritev2": _writev_frozen,
+            "pwritev2": _write_frozen,
             "pwritev": _write_frozen,
             "fallocate": lambda a: a.insert_rule(fallocate_frozen, after="unsupported_mode"),
             "madvise_remove": lambda a: a.insert_rule(fallocate_frozen,

@@ -108,6 +108,12 @@ def rwf_pos(s: StateView, off: E, flags: E) -> E:
     return If(flags.has(RWF_APPEND), s.size, off)
 
 
+def write_pos(s: StateView, off: E, flags: E | None = None) -> E:
+    """Where a write path's data lands: at off, or rwf_pos() for a call with rwf_t flags (a
+    delta on every write path names `flags` with this default, so one delta fits them all)."""
+    return off if flags is None else rwf_pos(s, off, flags)
+
+
 def rwf_rules(flags: E) -> list[Rule]:
     """kiocb_set_rw_flags() (include/linux/fs.h), from do_iter_readv_writev(): unknown bits,
     then RWF_APPEND with RWF_NOAPPEND, then what the file must support: shmem and hugetlbfs
@@ -155,7 +161,7 @@ def vectored_write(s: StateView, fd: E, off: E, len: E,  # noqa: A002
                     label="append_limits", why="an appending write past LLONG_MAX "
                     "(generic_write_check_limits()) is not modelled")]
           if flags is not None else []),
-        *write_iter_rules(s, off if flags is None else rwf_pos(s, off, flags), len),
+        *write_iter_rules(s, write_pos(s, off, flags), len),
     ]
 
 
@@ -230,4 +236,5 @@ __all__ = [
     "vectored_write",
     "write_begin_refusal",
     "write_iter_rules",
+    "write_pos",
 ]
