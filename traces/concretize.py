@@ -35,7 +35,7 @@ from model.lang.callspec import (
 from model.lang.design import Design
 from model.vocab import ERRNO_NAME, SIGNAL_NAME, parse_flags, render_enum, render_flags
 from traces.run import ARun, AStep
-from traces.syscalls import FD_LIMIT, TraceError, const, string_bytes
+from traces.syscalls import FD_LIMIT, TraceError, const, iovec_items, string_bytes
 from traces.trace import (
     Arg,
     Err,
@@ -419,25 +419,23 @@ UIO_MAXIOV = 1024
 def _iovec(spec: IoVec, arg: Arg, call: str, params: dict[str, int], used: dict[str, str],
            p: Param) -> str | None:
     """An iovec array: every element {iov_base=..., iov_len=N}; the parameter is the total."""
-    if not isinstance(arg, Lst):
-        return "expected an iovec array [{iov_base=..., iov_len=N}, ...]"
-    total = 0
-    for k, item in enumerate(arg.items):
-        fields = dict(item.fields) if isinstance(item, Struct) else {}
-        if set(fields) != {"iov_base", "iov_len"} or not isinstance(fields["iov_len"], Int):
-            return f"iovec {k + 1}: expected {{iov_base=..., iov_len=N}}"
-        if fields["iov_len"].value < 0:
+    try:
+        items = iovec_items(arg, call)
+    except TraceError as e:
+        return str(e).removeprefix(f"{call}: ")
+    for k, (_, n) in enumerate(items):
+        if n < 0:
             return Outside(f"{call} iovec {k + 1}: a negative iov_len ({_text(arg)}) is "
                            "import_iovec()'s EINVAL, which the model does not hold")
-        total += fields["iov_len"].value
-    if len(arg.items) > UIO_MAXIOV:
-        return Outside(f"{call}: {len(arg.items)} iovecs, more than UIO_MAXIOV "
+    total = sum(n for _, n in items)
+    if len(items) > UIO_MAXIOV:
+        return Outside(f"{call}: {len(items)} iovecs, more than UIO_MAXIOV "
                        f"({UIO_MAXIOV}): import_iovec()'s EINVAL is not modelled")
     why = p.outside(total)
     if why:
         return Outside(f"{call} {spec.param} {total} (the iovecs' total): {why}")
     params[spec.param] = total
-    used[IOV_COUNT] = str(len(arg.items))
+    used[IOV_COUNT] = str(len(items))
     return None
 
 

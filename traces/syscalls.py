@@ -57,6 +57,7 @@ __all__ = [
     "TraceError",
     "Unrunnable",
     "const",
+    "iovec_items",
     "lower",
     "lower_steps",
     "returns_fd",
@@ -376,18 +377,21 @@ def _struct(arg: Struct, where: str, page: int) -> dict[str, int | str]:
     return out
 
 
-def _iovecs(arg: Arg, where: str) -> tuple[tuple[bytes, int], ...]:
-    """An iovec array's (iov_base bytes, iov_len) pairs; an iov_base strace shows as an
-    address (a read it did not print) is a zeroed buffer."""
+def iovec_items(arg: Arg, where: str) -> tuple[tuple[str | None, int], ...]:
+    """An iovec array as strace prints it, `[{iov_base="..", iov_len=N}, ...]`: its
+    (iov_base text, iov_len) pairs; an iov_base strace shows as an address (a read it did not
+    print) is None. The one reader of iovecs: the model (traces/concretize.py), the executor
+    and the reproducers (traces/export/lower.py) all take them from here."""
     if not isinstance(arg, Lst):
-        raise TraceError(f"{where}: expected an iovec array, got {arg!r}")
-    out = []
-    for item in arg.items:
+        raise TraceError(f"{where}: expected an iovec array [{{iov_base=..., iov_len=N}}, ...]")
+    out: list[tuple[str | None, int]] = []
+    for k, item in enumerate(arg.items):
         f = dict(item.fields) if isinstance(item, Struct) else {}
         base, n = f.get("iov_base"), f.get("iov_len")
-        if not (isinstance(base, (Str, Int)) and isinstance(n, Int)):
-            raise TraceError(f"{where}: expected {{iov_base=\"...\", iov_len=N}}, got {item!r}")
-        out.append((string_bytes(base.text) if isinstance(base, Str) else b"", n.value))
+        if set(f) != {"iov_base", "iov_len"} or not (
+                isinstance(base, (Str, Int)) and isinstance(n, Int)):
+            raise TraceError(f"{where}: iovec {k + 1}: expected {{iov_base=..., iov_len=N}}")
+        out.append((base.text if isinstance(base, Str) else None, n.value))
     return tuple(out)
 
 
@@ -410,8 +414,8 @@ def _operand(kind: Kind, arg: Arg, where: str, page: int) -> Operand:
             raise TraceError(f"{where}: expected a {'mapping' if kind == 'map' else 'pin'} "
                              f"handle {prefix}N, got {arg!r}")
         return arg.name
-    if kind == "iov":
-        return _iovecs(arg, where)
+    if kind == "iov":  # a write's iov_base repeated; an address or a read's: zeroed
+        return tuple((string_bytes(b or ""), n) for b, n in iovec_items(arg, where))
     if isinstance(arg, Struct):  # ioctl
         return _struct(arg, where, page)
     if isinstance(arg, Int):

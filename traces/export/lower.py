@@ -24,9 +24,10 @@ from traces.syscalls import (
     Param,
     TraceError,
     const,
+    iovec_items,
 )
 from traces.textfmt import format_arg, format_step
-from traces.trace import Arg, Err, Int, Lst, New, Outcome, Ref, Ret, Sig, Step, Str, Struct, Sym
+from traces.trace import Arg, Err, Int, New, Outcome, Ref, Ret, Sig, Step, Str, Struct, Sym
 
 #: the ioctl requests that take a number: the registry's (traces/syscalls.py)
 IOCTL_NUMBERS = INT_IOCTLS
@@ -72,17 +73,11 @@ def handle_arg(arg: Arg, prefix: str, what: str) -> int:
 
 
 def iov_arg(arg: Arg, what: str) -> tuple[tuple[str, int], ...]:
-    """An iovec array as ((iov_base text, iov_len), ...)."""
-    out = []
-    for item in arg.items if isinstance(arg, Lst) else ():
-        f = dict(item.fields) if isinstance(item, Struct) else {}
-        base, n = f.get("iov_base"), f.get("iov_len")
-        if not (isinstance(base, (Str, Int)) and isinstance(n, Int)):
-            raise ExportError(f"{what}: expected {{iov_base=\"...\", iov_len=N}}")
-        out.append((base.text if isinstance(base, Str) else "", n.value))
-    if not isinstance(arg, Lst):
-        raise ExportError(f"{what}: expected an iovec array [...]")
-    return tuple(out)
+    """An iovec array as ((iov_base text, iov_len), ...) (traces.syscalls.iovec_items)."""
+    try:
+        return tuple((b or "", n) for b, n in iovec_items(arg, what))
+    except TraceError as e:
+        raise ExportError(str(e)) from None
 
 
 def fd_arg(arg: Arg, what: str) -> int:
