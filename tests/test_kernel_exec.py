@@ -219,20 +219,21 @@ def test_hugepages_restored_on_sigterm() -> None:
     why = capability("hugetlb")
     if why:
         pytest.skip(why)
-    code = ("import time\nfrom traces.kernel import hugepages_reserved, _meminfo\n"
+    code = ("import time\nfrom traces.hugepages import hugepages_reserved, _meminfo\n"
             "with hugepages_reserved(_meminfo('HugePages_Free') + 2) as why:\n"
             "    print('in', why, flush=True)\n    time.sleep(60)\n")
     with open("/proc/sys/vm/nr_hugepages") as f:
         before = f.read().strip()
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     p = subprocess.Popen([sys.executable, "-c", code], cwd=root, stdout=subprocess.PIPE,
-                         text=True)
+                         stderr=subprocess.PIPE, text=True)
     assert p.stdout is not None
     line = p.stdout.readline()
     if not line.startswith("in None"):
         p.kill()
-        p.wait()
-        pytest.skip(f"could not reserve huge pages: {line.strip()}")
+        _, err = p.communicate()
+        why = line.strip() or (err.strip().splitlines() or ["the child printed nothing"])[-1]
+        pytest.skip(f"could not reserve huge pages: {why}")
     p.send_signal(_signal.SIGTERM)
     p.wait(timeout=30)
     with open("/proc/sys/vm/nr_hugepages") as f:
