@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from checker.replay import ModelReplay, kernel_noexec_scope, state_text
 from model.lang.design import Design
-from traces.concretize import initial_state, outcome_str
+from traces.concretize import initial_state, outcome_str, output_text
 from traces.hugepages import GIGANTIC_KB, hstate_1g_present
 from traces.kernel import (
     NOEXEC_SYSCTL,
@@ -23,7 +23,7 @@ from traces.kernel import (
     hugepages_reserved,
     run_on_kernel,
 )
-from traces.syscalls import TraceError, lower
+from traces.syscalls import SYSCALLS, TraceError, lower
 from traces.textfmt import format_arg
 from traces.trace import Any_, Outcome, Step, Trace
 
@@ -122,6 +122,24 @@ def _maybe_hugepages(need: bool, n: int = HUGEPAGES_FOR_REPLAY, *,
         yield None
 
 
+def shown_outputs(step: Step) -> dict[str, int]:
+    """The outputs a trace line shows (a `stat` argument's st_mode, st_size), read by the
+    registry (traces.syscalls.lower)."""
+    try:
+        op = lower(step)
+    except TraceError:
+        return {}
+    return {k: v for p, a in zip(SYSCALLS[op.call].params, op.args, strict=False)
+            if p.kind == "stat" and isinstance(a, dict) for k, v in a.items()
+            if isinstance(v, int)}
+
+
+def _with_outs(design: Design, o: Outcome, vals: dict[str, int], names: list[str]) -> str:
+    """An outcome and the outputs `names` that differ (st_size=8192), as a divergence shows."""
+    return " ".join([outcome_str(o), *(f"{k}={output_text(design, k, vals[k])}" for k in names
+                                       if k in vals)])
+
+
 def replay_on_kernel(design: Design, trace: Trace, model_replay: ModelReplay, *,
                      against: str) -> KernelReplay:
     """Run `trace` on the kernel; compare with the trace (`kernel`) or with the model (`both`).
@@ -160,14 +178,19 @@ def judge(design: Design, trace: Trace, model_replay: ModelReplay, run: KernelRu
         want = step.outcome if against == "kernel" else predicted
         if isinstance(want, Any_):
             want = predicted
-        if isinstance(want, Any_) or want == got:
+        filled = run.outputs[i] if i < len(run.outputs) else {}
+        mouts = model_replay.outputs[i] if i < len(model_replay.outputs) else {}
+        wouts = shown_outputs(step) if against == "kernel" else mouts
+        odiff = sorted(k for k in filled if k in wouts and wouts[k] != filled[k])
+        if (isinstance(want, Any_) or want == got) and not odiff:
             continue
+
         lines = [f"{path}:{step.pos.line}:{step.pos.col}: step {i + 1} diverges on the kernel",
                  f"  step:   {step_text(step)}",
-                 f"  model:  {outcome_str(predicted)}"]
+                 f"  model:  {_with_outs(design, predicted, mouts, odiff)}"]
         if against == "kernel" and not isinstance(step.outcome, Any_):
-            lines.append(f"  trace:  {outcome_str(step.outcome)}")
-        lines.append(f"  kernel: {outcome_str(got)}")
+            lines.append(f"  trace:  {_with_outs(design, step.outcome, wouts, odiff)}")
+        lines.append(f"  kernel: {_with_outs(design, got, filled, odiff)}")
         if i < len(states):
             lines.append(f"  model state before the step: {state_text(design, states[i])}")
         return KernelReplay(divergence="\n".join(lines), outcomes=run.outcomes)

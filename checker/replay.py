@@ -25,7 +25,9 @@ from traces.concretize import (
     ResolveError,
     expected_outcome,
     initial_state,
+    model_outputs,
     outcome_str,
+    output_diffs,
     resolve_step,
 )
 from traces.replayed import Replayed
@@ -64,6 +66,8 @@ class Divergence:
 class ModelReplay:
     trace: Trace
     outcomes: list[Outcome] = field(default_factory=list)  # the model's, per step
+    #: the model's output values per step (label -> value: fstat's st_size, st_mode)
+    outputs: list[dict[str, int]] = field(default_factory=list)
     run: ARun | None = None
     divergence: Divergence | None = None
     expectation_met: bool = False
@@ -118,12 +122,18 @@ def model_outcomes(design: Design, trace: Trace, *, stop_at_divergence: bool = T
         want = step.outcome.value if isinstance(step.outcome, Ret) else None
         got = expected_outcome(design, h, action, used, params, a, st, want)
         rep.outcomes.append(got)
+        rep.outputs.append(model_outputs(action, step.call, whole.after) if a.out >= 0 else {})
         assert rep.run is not None
         rep.run.steps.append(whole)
-        if not isinstance(step.outcome, Any_) and step.outcome != got and \
-                rep.divergence is None:
-            rep.divergence = Divergence(i, step, outcome_str(step.outcome), outcome_str(got),
-                                        render_state(design.schema, st))
+        diffs = output_diffs(action, step.call, used, whole.after) if a.out >= 0 else []
+        if rep.divergence is None and ((not isinstance(step.outcome, Any_)
+                                        and step.outcome != got) or diffs):
+            shown = " ".join(f"{n}={t}" for n, t, _ in diffs)
+            model = " ".join(f"{n}={m}" for n, _, m in diffs)
+            rep.divergence = Divergence(
+                i, step, " ".join(x for x in (outcome_str(step.outcome), shown) if x),
+                " ".join(x for x in (outcome_str(got), model) if x),
+                render_state(design.schema, st))
             if stop_at_divergence:
                 return rep
         st = whole.after

@@ -81,10 +81,21 @@ def _try(design: Design, mf: Memfd, steps: list[Step], step: Step) -> tuple[str,
         rep = model_outcomes(design, memfd_trace(mf, [*steps, step]), stop_at_divergence=False)
     except TraceInputError as e:
         return "outside", _WHERE.sub("", str(e)).removeprefix("outside the model: ")
+    d = rep.divergence
+    if d is not None and d.index == len(steps):  # the outcome, or an output (st_size)
+        return "disagrees", d.got
     got = rep.outcomes[-1]
     if isinstance(step.outcome, Any_) or step.outcome == got:
         return "agrees", None
     return "disagrees", outcome_str(got)
+
+
+def _shown(design: Design, mf: Memfd, steps: list[Step], step: Step) -> str:
+    """What the log shows for a step the model disagrees with: its outcome, and the outputs
+    that differ (st_size=8192)."""
+    rep = model_outcomes(design, memfd_trace(mf, [*steps, step]), stop_at_divergence=False)
+    d = rep.divergence
+    return d.expected if d is not None and d.index == len(steps) else outcome_str(step.outcome)
 
 
 def _minimal(design: Design, mf: Memfd, steps: list[Step], bad: Step, got: str) -> Trace:
@@ -140,7 +151,7 @@ def _judge_memfd(mf: Memfd, out: Report) -> Judged:
         if dis is not None:
             s, _, got = dis
             assert got is not None
-            _record(out, ev, mf, "disagrees", None, got, outcome_str(s.outcome))
+            _record(out, ev, mf, "disagrees", None, got, _shown(design, mf, j.steps, s))
             if j.repro is None:
                 j.repro = _minimal(design, mf, j.steps, s, got)
             blocked = f"after the disagreement at {ev.line}"

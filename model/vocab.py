@@ -151,6 +151,12 @@ RWF_ATOMIC, RWF_DONTCACHE = 0x40, 0x80
 #: RWF_SUPPORTED (include/linux/fs.h) on Linux 6.18: every flag above; a ninth bit, 0x200,
 #: is EOPNOTSUPP on 6.18.44 (probed)
 RWF_SUPPORTED_6_18 = 0x1FF
+#: include/uapi/linux/stat.h: the file type in st_mode (a memfd is a regular file)
+S_IFREG = 0o100000
+STAT_MODE = {"S_IFREG": S_IFREG}
+#: include/uapi/linux/fcntl.h: newfstatat()'s flag for "the descriptor itself"
+AT_EMPTY_PATH = 0x1000
+AT_FLAGS = {"AT_EMPTY_PATH": AT_EMPTY_PATH}
 MADV_ADVICE = dict(sorted({"MADV_REMOVE": MADV_REMOVE, **MADV_OTHER}.items(),
                           key=lambda kv: -kv[1]))
 
@@ -158,6 +164,7 @@ MADV_ADVICE = dict(sorted({"MADV_REMOVE": MADV_REMOVE, **MADV_OTHER}.items(),
 CONSTANTS: dict[str, int] = {
     **MFD_FLAGS, **SEALS, **FALLOC_FLAGS, **PROT_FLAGS, **MAP_FLAGS, **OPEN_FLAGS,
     **GMEM_FLAGS, **MEMSLOT_FLAGS, **FCNTL_CMDS, **MADV_ADVICE, **MFD_HUGE_SIZES, **RWF_FLAGS,
+    **STAT_MODE, **AT_FLAGS,
     "O_RDONLY": O_RDONLY, "PROT_NONE": PROT_NONE,
     "KVM_CREATE_VM": KVM_CREATE_VM, "KVM_CREATE_GUEST_MEMFD": KVM_CREATE_GUEST_MEMFD,
     "KVM_SET_USER_MEMORY_REGION2": KVM_SET_USER_MEMORY_REGION2,
@@ -201,8 +208,8 @@ def parse_flags(text: str, family: dict[str, int] | None = None) -> int:
         elif word in CONSTANTS:
             value |= CONSTANTS[word]
         else:
-            try:
-                value |= int(word, 0)
+            try:  # strace prints C octal (0600), which int(word, 0) refuses
+                value |= int(word, 8) if word[:1] == "0" and word.isdigit() else int(word, 0)
             except ValueError:
                 raise KeyError(word) from None
     return value

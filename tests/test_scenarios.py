@@ -68,6 +68,8 @@ EXTRA = {  # not from the selftest
         "madvise-advice", "madvise-advice-hugetlb"],
     "splice() from a pipe into the memfd (issue 15)": ["splice-write"],
     "pwritev2()/preadv2() with iovec arrays and RWF_* flags (issue 15)": ["pwritev2-preadv2"],
+    "fstat()'s st_size and st_mode as outputs (issues 14, 16)": [
+        "fstat-size-and-mode", "fstat-noexec-seal", "fstat-hugetlb"],
 }
 
 #: tools/testing/selftests/kvm/guest_memfd_test.c (6.18; selftests.md §2.1): the functions

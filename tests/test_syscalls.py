@@ -40,7 +40,10 @@ from traces.trace import Any_, Int, Ref, Step, Str, Sym
 
 #: a stand-in live handle of each family (the executor resolves real ones at run time)
 HANDLE = {"fd": "3", "map": "m1", "pin": "p1"}
-PAGE_SIZES = ({"hugetlb": 0}, {"hugetlb": 1})
+#: states to print the steps in: shmem and hugetlbfs pages; the state fields an output
+#: (fstat's st_mode, st_size) prints
+PAGE_SIZES = ({"hugetlb": 0, "mode": 0o777, "size": 0},
+              {"hugetlb": 1, "mode": 0o600, "size": 2 << 20})
 
 
 def kernel_design_objects() -> list[Design]:

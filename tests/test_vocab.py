@@ -15,11 +15,12 @@ import pytest
 from model import vocab
 
 HEADERS = ["linux/memfd.h", "linux/fcntl.h", "linux/falloc.h", "linux/mman.h",
-           "linux/kvm.h", "linux/fs.h", "asm-generic/errno.h", "signal.h"]
+           "linux/kvm.h", "linux/fs.h", "sys/stat.h", "asm-generic/errno.h", "signal.h"]
 
 #: Present in every header set this project supports (memfd sealing is 3.17, F_SEAL_EXEC 6.3):
 #: these must be checked, not skipped.
 CORE = ["MFD_CLOEXEC", "MFD_ALLOW_SEALING", "MFD_HUGETLB", "F_ADD_SEALS", "F_GET_SEALS",
+        "S_IFREG", "AT_EMPTY_PATH",
         "F_SEAL_SEAL", "F_SEAL_SHRINK", "F_SEAL_GROW", "F_SEAL_WRITE", "F_SEAL_FUTURE_WRITE",
         "FALLOC_FL_KEEP_SIZE", "FALLOC_FL_PUNCH_HOLE", "PROT_READ", "PROT_WRITE", "MAP_SHARED",
         "MAP_PRIVATE", "O_RDWR", "KVMIO", "KVM_CREATE_VM", "KVM_CHECK_EXTENSION", "EPERM",

@@ -28,6 +28,7 @@ from model.lang.callspec import (
     MinFd,
     NewFd,
     Num,
+    Out,
     PinRef,
     ProcFd,
     Span,
@@ -58,6 +59,8 @@ PREFIX = {"map": "m", "pin": "p"}
 #: keys of a resolved step's `used` table beyond its handle parameters: the number a NewFd
 #: argument names (dup2/dup3's newfd) and the least number of a MinFd (F_DUPFD's arg)
 NEW_FD, MIN_FD = "=newfd", ">=fd"
+#: prefix of a `used` key holding an output value the trace shows (OUT + "st_size" -> "8192")
+OUT = "out:"
 
 
 class ResolveError(Exception):
@@ -168,8 +171,25 @@ def arg_from_text(text: str) -> Arg:
     return t.steps[0].args[0]
 
 
+def out_value(spec: Out, after: Mapping[str, int]) -> int:
+    """The model's value of an output: the state field after the call, ORed with its base."""
+    return spec.base | after[spec.source]
+
+
+def out_text(spec: Out, value: int) -> str:
+    """An output value as strace prints it: S_IFREG|0600, 8192."""
+    names = [n for n, bit in spec.family.items() if bit and value & bit == bit]
+    rest = value
+    for n in names:
+        rest &= ~spec.family[n]
+    num = ("0" + format(rest, "o") if rest else "0") if spec.octal else str(rest)
+    return "|".join([*names, num] if rest or not names else names)
+
+
 def _render_arg(spec: object, params: Mapping[str, int], st: Mapping[str, int],
-                used: Mapping[str, str]) -> Arg:
+                used: Mapping[str, str], after: Mapping[str, int] | None = None) -> Arg:
+    if isinstance(spec, Out):
+        return arg_from_text(out_text(spec, out_value(spec, st if after is None else after)))
     if isinstance(spec, C):
         return arg_from_text(spec.text)
     if isinstance(spec, Fd):
@@ -195,7 +215,8 @@ def _render_arg(spec: object, params: Mapping[str, int], st: Mapping[str, int],
     if isinstance(spec, Harmless):
         return arg_from_text(spec.values[0] if spec.values else "0")
     if isinstance(spec, Fields):
-        return Struct(tuple((n, _render_arg(s, params, st, used)) for n, s in spec.items))
+        return Struct(tuple((n, _render_arg(s, params, st, used, after)) for n, s in spec.items),
+                      more=bool(spec.others))
     if isinstance(spec, IoVec):
         return Lst((Struct((("iov_base", arg_from_text(spec.data)),
                             ("iov_len", Int(params[spec.param])))),))
@@ -249,7 +270,7 @@ def render_step(design: Design, h: Handles, step: AStep, before: Mapping[str, in
     action = design.action(step.action)
     hparams = _handle_param(action)
     used = {p: h.pick(fam, step.params[p]) for p, fam in hparams.items()}
-    args = tuple(_render_arg(s, step.params, before, used) for s in action.args
+    args = tuple(_render_arg(s, step.params, before, used, step.after) for s in action.args
                  if not (isinstance(s, Harmless) and s.optional))
     created = apply_handles(design, h, used, hparams, step.params, before, step.after)
     out = _outcome(step.out, created)
@@ -601,23 +622,91 @@ def _match(spec: object, arg: Arg, st: Mapping[str, int], h: Handles,
                            "prints them all; a count that differs is not modelled: EINVAL "
                            "past UIO_MAXIOV, EFAULT past the array)")
         return None
+    if isinstance(spec, Out):
+        return _out(spec, spec.source, arg, used)
     if isinstance(spec, Fields):
         if not isinstance(arg, Struct):
             return "expected a struct {...}"
         given = dict(arg.fields)
         unknown = set(given) - {n for n, _ in spec.items}
-        if unknown:
+        if unknown and not spec.others:
             return f"unknown struct field {sorted(unknown)[0]}"
+        if arg.more and not spec.others:
+            return "expected every field of the struct, not '...'"
         for n, s in spec.items:
             if n not in given:
-                if isinstance(s, C):
+                if isinstance(s, (C, Out)):  # an output the trace does not show: not judged
                     continue
                 return f"struct field {n} missing"
-            err = _match(s, given[n], st, h, params, used, action, call, alts)
+            if isinstance(s, Out):
+                err = _out(s, n, given[n], used)
+            else:
+                err = _match(s, given[n], st, h, params, used, action, call, alts)
             if err:
                 return err if isinstance(err, Outside) else f"{n}: {err}"
         return None
     return "unsupported argument"
+
+
+def _out(spec: Out, label: str, arg: Arg, used: dict[str, str]) -> str | None:
+    """Record the value a trace shows for an output (compared by output_diffs)."""
+    if isinstance(arg, Int):
+        v = arg.value
+    elif isinstance(arg, Sym):
+        try:
+            v = parse_flags(arg.text, dict(spec.family))
+        except KeyError as e:
+            return f"{label}: unknown name {e.args[0]}"
+    else:
+        return f"{label}: expected a number"
+    used[OUT + label] = str(v)
+    return None
+
+
+def _outs(specs: tuple[object, ...]) -> dict[str, Out]:
+    """label -> Out spec, for the outputs of one spelling (also inside structs)."""
+    out: dict[str, Out] = {}
+    for spec in specs:
+        if isinstance(spec, Out):
+            out[spec.source] = spec
+        elif isinstance(spec, Fields):
+            out.update({n: s for n, s in spec.items if isinstance(s, Out)})
+    return out
+
+
+def output_diffs(action: Action, call: str, used: Mapping[str, str],
+                 after: Mapping[str, int]) -> list[tuple[str, str, str]]:
+    """(label, the trace's value, the model's value) of every output the trace shows that
+    differs from the model's after the call (strace text, e.g. st_size 8192 / 4096)."""
+    specs = next((a for c, a in action.spellings() if c == call), action.args)
+    diffs = []
+    for label, spec in _outs(specs).items():
+        shown = used.get(OUT + label)
+        if shown is not None and int(shown) != out_value(spec, after):
+            diffs.append((label, out_text(spec, int(shown)),
+                          out_text(spec, out_value(spec, after))))
+    return diffs
+
+
+def model_outputs(action: Action, call: str, after: Mapping[str, int]) -> dict[str, int]:
+    """label -> the model's value of every output of the call's spelling, after it."""
+    specs = next((a for c, a in action.spellings() if c == call), action.args)
+    return {label: out_value(spec, after) for label, spec in _outs(specs).items()}
+
+
+def output_text(design: Design, label: str, value: int) -> str:
+    """An output value (by its label: st_mode) printed as the design's specs print it."""
+    for a in design.actions:
+        for _, specs in a.spellings():
+            spec = _outs(specs).get(label)
+            if spec is not None:
+                return out_text(spec, value)
+    return str(value)
+
+
+def outputs_of(used: Mapping[str, str]) -> dict[str, int]:
+    """The output values a resolved trace line shows: label -> value."""
+    return {k[len(OUT):]: int(v) for k, v in used.items() if k.startswith(OUT)}
 
 
 def resolve_step(design: Design, h: Handles, step: Step, st: Mapping[str, int],
@@ -690,7 +779,7 @@ def outcome_str(o: Outcome) -> str:
     return "?"
 
 
-__all__ = ["ERRNO_NAME", "MIN_FD", "NEW_FD", "Alternatives", "Handles", "ResolveError",
+__all__ = ["ERRNO_NAME", "MIN_FD", "NEW_FD", "OUT", "Alternatives", "Handles", "ResolveError",
            "arg_from_text", "expected_outcome", "init_choices", "init_line", "initial_state",
-           "outcome_str", "page_scale", "render_step", "resolve_step", "run_to_trace",
-           "size_scale"]
+           "model_outputs", "out_text", "out_value", "outcome_str", "output_diffs", "output_text",
+           "outputs_of", "page_scale", "render_step", "resolve_step", "run_to_trace", "size_scale"]

@@ -82,6 +82,8 @@ class KernelRun:
     observations: list[Observation] | None
     skipped: str | None
     error: str | None
+    #: per step, the outputs the call filled (fstat's st_mode and st_size; {} for others)
+    outputs: list[dict[str, int]] = field(default_factory=list)
 
 
 # ---- syscalls ----------------------------------------------------------------------------------
@@ -99,6 +101,7 @@ SYS_SPLICE, SYS_UNSHARE, SYS_VMSPLICE, SYS_PROCESS_VM_WRITEV = 275, 272, 278, 31
 CLONE_NEWPID = 0x20000000
 F_DUPFD = 0
 MAP_ANONYMOUS, MAP_NORESERVE = EXTRA_CONSTANTS["MAP_ANONYMOUS"], EXTRA_CONSTANTS["MAP_NORESERVE"]
+STAT_BUF = 144  # sizeof(struct stat) on x86_64
 _BAD_FD = 1 << 30  # stands for a trace fd that is not open: always EBADF
 _MAX_BUF = 64 << 20  # largest write() payload we materialise
 NOEXEC_SYSCTL = "/proc/sys/vm/memfd_noexec"
@@ -194,6 +197,7 @@ class _Executor:
         self.file_seen = False
         self.file_fd: int | None = None
         self.want: int | None = None  # the trace's number for the current step's new fd
+        self.filled: dict[str, int] = {}  # the current step's outputs (struct stat fields)
 
     # -- helpers
     def real(self, tfd: int) -> int:
@@ -260,6 +264,7 @@ class _Executor:
     def run(self, op: Op) -> Outcome:
         """`do_<call>` if the executor has one, else the registry's plain system call."""
         self.want = op.want
+        self.filled = {}
         method: Callable[..., Outcome] | None = getattr(self, "do_" + op.call, None)
         return self.plain(op) if method is None else method(*op.args)
 
@@ -345,6 +350,25 @@ class _Executor:
             return self.call(call, self.real(fd), addr, count, *rest)
         finally:
             _sys(SYS_MUNMAP, addr, length)
+
+    def stat_into(self, call: str, *args: int) -> Outcome:
+        """fstat/newfstatat into a struct stat (x86_64 layout: st_mode a u32 at 24, st_size
+        an s64 at 48); its judged fields become the step's outputs."""
+        buf = ctypes.create_string_buffer(STAT_BUF)
+        args = (*args[:-1], ctypes.addressof(buf), args[-1]) if call == "newfstatat" else \
+            (*args, ctypes.addressof(buf))
+        out = self.call(call, *args)
+        if isinstance(out, Ret):
+            self.filled = {"st_mode": int.from_bytes(buf.raw[24:28], "little"),
+                           "st_size": int.from_bytes(buf.raw[48:56], "little", signed=True)}
+        return out
+
+    def do_newfstatat(self, fd: int, path: bytes, _shown: object, flags: int = 0) -> Outcome:
+        name = self.path(path)  # kept alive across the call
+        return self.stat_into("newfstatat", self.real(fd), ctypes.addressof(name), flags)
+
+    def do_fstat(self, fd: int, _shown: object) -> Outcome:
+        return self.stat_into("fstat", self.real(fd))
 
     def do_read(self, fd: int, count: int) -> Outcome:
         return self.read_into("read", fd, count)
@@ -616,7 +640,7 @@ def _child(ops: list[Op], out: int, observe: bool, noexec_scope: int | None) -> 
         ex_ = _Executor(observe)
         for i, op in enumerate(ops, 1):
             try:
-                msg: dict[str, Any] = {"o": _encode(ex_.run(op))}
+                msg: dict[str, Any] = {"o": _encode(ex_.run(op)), "out": ex_.filled}
                 if observe:
                     msg["obs"] = ex_.observation()
             except Exception as err:
@@ -693,6 +717,7 @@ def run_on_kernel(steps: Sequence[Step], *, observe: bool = False, timeout: floa
     with suppress(OSError):  # the child may have done it already
         os.setpgid(pid, pid)
     outcomes: list[Outcome] = []
+    outputs: list[dict[str, int]] = []
     observations: list[Observation] = []
     skipped = error = None
     final = False
@@ -715,6 +740,7 @@ def run_on_kernel(steps: Sequence[Step], *, observe: bool = False, timeout: floa
                 msg = json.loads(line)
                 if "o" in msg:
                     outcomes.append(_decode(msg["o"]))
+                    outputs.append(msg.get("out") or {})
                     if "obs" in msg:
                         ob = msg["obs"]
                         observations.append(Observation(
@@ -735,7 +761,7 @@ def run_on_kernel(steps: Sequence[Step], *, observe: bool = False, timeout: floa
         how = (f"was killed by {_sig_name(os.WTERMSIG(status))}" if os.WIFSIGNALED(status)
                else f"exited with status {os.WEXITSTATUS(status)}")
         error = f"step {len(outcomes) + 1}: the executor {how}"
-    return KernelRun(outcomes, observations if observe else None, skipped, error)
+    return KernelRun(outcomes, observations if observe else None, skipped, error, outputs)
 
 
 # ---- capabilities ----------------------------------------------------------------------------

@@ -28,6 +28,8 @@ Argument kinds (`Param.kind`):
 * ``ioctl``  an ioctl argument: a number, a flag expression or a struct (`IOCTL_STRUCTS`)
              -> int | {field: int | "mN"}
 * ``iov``    an iovec array [{iov_base="..", iov_len=N}, ...] -> ((bytes, N), ...)
+* ``stat``   a struct stat the call fills, as strace printed it: not passed; its st_mode and
+             st_size (the fields the model judges, `STAT_SHOWN`) -> {field: int}
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ __all__ = [
     "IOCTL_STRUCTS",
     "PAGE",
     "PLAIN_KINDS",
+    "STAT_SHOWN",
     "SYSCALLS",
     "Op",
     "Param",
@@ -61,6 +64,7 @@ __all__ = [
     "lower",
     "lower_steps",
     "returns_fd",
+    "stat_shown",
     "string_bytes",
 ]
 
@@ -118,12 +122,17 @@ class Unrunnable(TraceError):
     trace does not show): the kernel run is skipped with this reason."""
 
 
-Kind = Literal["fd", "newfd", "int", "flags", "str", "str?", "map", "pin", "ioctl", "iov"]
+Kind = Literal["fd", "newfd", "int", "flags", "str", "str?", "map", "pin", "ioctl", "iov",
+               "stat"]
+#: the struct stat fields a `stat` argument carries (the fields the model judges: the
+#: executor fills them, replay compares them with the trace's and the model's)
+STAT_SHOWN = ("st_mode", "st_size")
 #: argument kinds a plain call may have (see Syscall.plain)
 PLAIN_KINDS = frozenset({"fd", "newfd", "int", "flags", "map"})
 #: a lowered operand: int (fd, int, flags, ioctl number), bytes | None (str, str?),
 #: "mN"/"pN" (map, pin), {field: int | "mN"} (ioctl struct), ((iov_base, iov_len), ...) (iov)
-Operand = int | bytes | str | None | dict[str, int | str] | tuple[tuple[bytes, int], ...]
+Operand = (int | bytes | str | None | dict[str, int | str] | dict[str, int]
+           | tuple[tuple[bytes, int], ...])
 
 
 @dataclass(frozen=True)
@@ -286,6 +295,12 @@ _ENTRIES: tuple[Syscall, ...] = (
             "read into iovecs of the lengths given (their bytes are the result) at pos"),
     Syscall("pread64", 17, (FD, _p("count", "int"), _p("pos", "int")),
             "read count bytes at pos", out_buffer=1),
+    Syscall("newfstatat", 262, (FD, _p("path", "str"), _p("statbuf", "stat"),
+                                _p("flags", "flags", vocab.AT_FLAGS)),
+            "file status (fstat is newfstatat(fd, \"\", &st, AT_EMPTY_PATH)); st_mode and "
+            "st_size of the struct it fills are compared"),
+    Syscall("fstat", 5, (FD, _p("statbuf", "stat")),
+            "file status of a descriptor; st_mode and st_size are compared"),
     Syscall("lseek", 8, (FD, _p("offset", "int"), _p("whence", "int")), "move the file offset"),
     Syscall("open", 2, (_p("path", "str"), _p("flags", "flags", vocab.OPEN_FLAGS),
                         _p("mode", "int", optional=True)),
@@ -395,6 +410,25 @@ def iovec_items(arg: Arg, where: str) -> tuple[tuple[str | None, int], ...]:
     return tuple(out)
 
 
+def stat_shown(arg: Arg, where: str) -> dict[str, int]:
+    """What a struct stat as strace prints it (`{st_mode=S_IFREG|0600, st_size=8192, ...}`)
+    shows of the judged fields (STAT_SHOWN). The one reader of a `stat` argument: the
+    executor, the kernel judge and the reproducers take it from here."""
+    if not isinstance(arg, Struct):
+        raise TraceError(f"{where}: expected a struct stat {{st_mode=..., st_size=..., ...}}")
+    out: dict[str, int] = {}
+    for name, v in arg.fields:
+        if name not in STAT_SHOWN:
+            continue
+        if isinstance(v, Int):
+            out[name] = v.value
+        elif isinstance(v, Sym):
+            out[name] = const(v.text)
+        else:
+            raise TraceError(f"{where}: {name}: expected a number")
+    return out
+
+
 def _operand(kind: Kind, arg: Arg, where: str, page: int) -> Operand:
     if kind in ("fd", "newfd", "int", "flags"):
         if isinstance(arg, Int):
@@ -414,6 +448,8 @@ def _operand(kind: Kind, arg: Arg, where: str, page: int) -> Operand:
             raise TraceError(f"{where}: expected a {'mapping' if kind == 'map' else 'pin'} "
                              f"handle {prefix}N, got {arg!r}")
         return arg.name
+    if kind == "stat":  # output only: what the trace shows of the judged fields
+        return stat_shown(arg, where)
     if kind == "iov":  # a write's iov_base repeated; an address or a read's: zeroed
         return tuple((string_bytes(b or ""), n) for b, n in iovec_items(arg, where))
     if isinstance(arg, Struct):  # ioctl

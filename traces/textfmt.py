@@ -363,6 +363,14 @@ class _LineParser:
             self.depth -= 1
             return Struct(())
         while True:
+            if self.text.startswith("...", self.i):  # strace's "more fields than shown"
+                self.i += 3
+                self.skip_ws()
+                if self.peek() != "}":
+                    raise self.error(f"expected '}}' after '...' in struct, {self.found()}")
+                self.i += 1
+                self.depth -= 1
+                return Struct(tuple(fields), more=True)
             m = _IDENT.match(self.text, self.i)
             if m is None:
                 where = "in struct" if not fields else "after ',' in struct"
@@ -662,7 +670,8 @@ def format_arg(arg: Arg) -> str:
         return arg.name
     if isinstance(arg, Lst):
         return "[" + ", ".join(format_arg(a) for a in arg.items) + "]"
-    return "{" + ", ".join(f"{name}={format_arg(value)}" for name, value in arg.fields) + "}"
+    items = [f"{name}={format_arg(value)}" for name, value in arg.fields]
+    return "{" + ", ".join([*items, "..."] if arg.more else items) + "}"
 
 
 def _format_outcome(outcome: Outcome, note: str | None) -> str:

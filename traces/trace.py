@@ -56,6 +56,9 @@ class Struct:
     """A brace-enclosed struct as strace prints ioctl arguments: {size=16384, flags=...}."""
 
     fields: tuple[tuple[str, Arg], ...]
+    #: strace's `, ...}` (or `{...}`): the call filled more fields than are shown (fstat's
+    #: struct stat without -v)
+    more: bool = False
 
 
 @dataclass(frozen=True)

@@ -118,6 +118,7 @@ from model.lang.callspec import (
     Choice,
     CString,
     Fd,
+    Fields,
     Flags,
     Harmless,
     IoCnt,
@@ -126,6 +127,7 @@ from model.lang.callspec import (
     MinFd,
     NewFd,
     Num,
+    Out,
     PinRef,
     ProcFd,
     Span,
@@ -158,7 +160,9 @@ from model.vocab import (
     PIPE_BYTES,
     RWF_FLAGS,
     RWF_NOWAIT,
+    S_IFREG,
     SEALS,
+    STAT_MODE,
 )
 
 PAGES = "pages"
@@ -415,6 +419,12 @@ def fchmod_body(s: StateView, fd: E, mode: E) -> list[Rule]:
     ]
 
 
+def fstat_body(s: StateView, fd: E) -> list[Rule]:
+    """vfs_fstat() -> shmem_getattr()/simple_getattr() -> generic_fillattr(): st_size is
+    i_size, st_mode is S_IFREG | i_mode; any open description may ask (no FMODE_ check)."""
+    return [have_fd(s, fd), ok(0)]
+
+
 def close_body(s: StateView, fd: E) -> list[Rule]:
     return [have_fd(s, fd), ok(0, **as_updates(bump(s, FD_FIELDS, fd, -1)))]
 
@@ -435,6 +445,12 @@ OPEN_MODE = Harmless("the mode of a file open() creates; /proc/self/fd/N exists"
 #: descriptor flag the model has no exec for
 CLOEXEC_FLAG = Harmless("close-on-exec; the model has no exec", ("0", "O_CLOEXEC"))
 MAP_ALL = tuple(range(len(MAP_KINDS)))
+#: fstat()'s struct stat: st_mode and st_size are judged; strace's other fields (and its
+#: `...`) are accepted unjudged
+STAT = Fields((("st_mode", Out("mode", S_IFREG, STAT_MODE, octal=True)),
+               ("st_size", Out("size"))),
+              others="st_dev, st_ino, st_nlink, st_uid, st_gid, st_blksize, st_blocks and the "
+                     "times are not in the model")
 
 ACTIONS: tuple[Action, ...] = (
     Action("memfd_create",
@@ -582,6 +598,10 @@ ACTIONS: tuple[Action, ...] = (
                  ("fcntl", (Fd("fd"), C("F_DUPFD_CLOEXEC"), MinFd())))),
     Action("fchmod", (P("fd", FD, FD_ALL), P("mode", word(9), MODE_DOMAIN)), fchmod_body,
            "fchmod", (Fd("fd"), Num("mode", octal=True)), "fchmod"),
+    Action("fstat", (P("fd", FD, FD_ALL),), fstat_body, "newfstatat",
+           (Fd("fd"), C('""'), STAT, C("AT_EMPTY_PATH")),
+           "fstat (glibc's newfstatat(fd, \"\", &st, AT_EMPTY_PATH)): st_size and st_mode",
+           also=(("fstat", (Fd("fd"), STAT)),)),
     Action("close", (P("fd", FD, FD_ALL),), close_body, "close", (Fd("fd"),), "close"),
 )
 

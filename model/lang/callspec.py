@@ -149,11 +149,26 @@ class IoCnt:
 
 
 @dataclass(frozen=True)
+class Out:
+    """An output the call fills in (a struct stat field): the state field `source` after the
+    call, ORed with `base` (st_mode's S_IFREG), printed with the names of `family` and the
+    rest in octal (`octal`) or decimal. Not a parameter: replay compares the value a trace
+    shows with the model's (and the kernel's), a difference is a divergence."""
+
+    source: str
+    base: int = 0
+    family: Mapping[str, int] = field(default_factory=dict)
+    octal: bool = False
+
+
+@dataclass(frozen=True)
 class Fields:
-    """A struct argument {name=spec, ...}."""
+    """A struct argument {name=spec, ...}. With `others` (why they are not judged), the
+    trace's struct may also show fields the spec does not list, and strace's `...`."""
 
     items: tuple[tuple[str, ArgSpec], ...] = field(default=())
+    others: str = ""
 
 
 ArgSpec = (C | Fd | MapRef | PinRef | ProcFd | Flags | Num | Span | Choice | CString | NewFd
-           | MinFd | Harmless | IoVec | IoCnt | Fields)
+           | MinFd | Harmless | IoVec | IoCnt | Out | Fields)

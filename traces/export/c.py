@@ -227,6 +227,14 @@ def _c_call(op: Op, need: set[str]) -> str:
                 f"(const char *[]){{{units}}}, (size_t[]){{{unit_lens}}}, (size_t[]){{{lens}}}, "
                 f"{int(c.startswith('pwritev'))}), {value(o[2])}, (long){value(o[3])}, 0L"
                 + (f", {_c_flags(o[4])}))" if len(o) > 4 else "))"))
+    if c in ("fstat", "newfstatat"):
+        # the fields the trace shows are checked after the call (runtime: want_after)
+        shown = o[1] if c == "fstat" else o[2]
+        mode = f"0{shown['st_mode'] & 0o777:o}" if "st_mode" in shown else "-1"
+        call = (f"fstat(FD({o[0]}), &stat_buf)" if c == "fstat" else
+                f"fstatat(FD({o[0]}), {_c_string(str(o[1]))}, &stat_buf, {_c_flags(o[3])})")
+        need.add("stat")
+        return f"stat_shown({o[0]}, {shown.get('st_size', -1)}, {mode}, res_of({call}))"
     if c == "lseek":
         return f"res_of(lseek(FD({o[0]}), {value(o[1])}, {_c_flags(o[2])}))"
     if c == "dup":
@@ -356,9 +364,9 @@ runtime_section = _section
 fill = _fill
 
 #: the runtime sections a step may need, in the order they are emitted (after "base")
-RUNTIME_SECTIONS = ("signal", "create", "payload", "iov", "buffer", "kvm", "open", "close", "maps",
-                    "munmap", "access", "memwrite", "vmwrite", "splice", "pins", "pin", "uring",
-                    "unpin", "noexec")
+RUNTIME_SECTIONS = ("signal", "create", "payload", "iov", "stat", "buffer", "kvm", "open", "close",
+                    "maps", "munmap", "access", "memwrite", "vmwrite", "splice", "pins", "pin",
+                    "uring", "unpin", "noexec")
 
 
 def export_c(design: Design, r: Replayed) -> str:

@@ -137,6 +137,11 @@ def _py_call(op: Op) -> str:
         iov = [(u.encode("latin-1", "replace"), n) for u, n in o[1]]
         flags = f", {_py_value(o[4])}" if len(o) > 4 else ""
         return f"sys_iov({c!r}, {o[0]}, {iov!r}, {value(o[2])}, {value(o[3])}{flags})"
+    if c == "fstat":
+        return f'sys_stat("fstat", {o[0]}, {o[1]!r})'
+    if c == "newfstatat":
+        return (f'sys_stat("newfstatat", {o[0]}, {o[2]!r}, '
+                f'{str(o[1]).encode("latin-1", "replace")!r}, {_py_value(o[3])})')
     if c == "lseek":
         return f'sysc("lseek", FD({o[0]}), {value(o[1])}, {_py_value(o[2])})'
     if SYSCALLS[c].plain:  # sysc(name, ...) from the registry entry alone

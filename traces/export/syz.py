@@ -318,6 +318,13 @@ def export_syz(design: Design, r: Replayed) -> str:
             lines.append(f"{c}({s.fdarg(o[0])}, {s.ptr(16 * max(len(vecs), 1))}="
                          f"[{', '.join(vecs)}], {value(o[2]):#x}, {_syz_hex(value(o[3]))}, 0x0"
                          + (f", {int_arg(o[4], 'flags'):#x})" if len(o) > 4 else ")"))
+        elif c in ("fstat", "newfstatat"):
+            if c == "newfstatat" and (str(o[1]) != "" or int_arg(o[3], "flags")
+                                      != vocab.AT_EMPTY_PATH):
+                raise ExportError(f"step {op.n}: no syzkaller program for newfstatat other "
+                                  "than (fd, \"\", AT_EMPTY_PATH), which is fstat()")
+            lines.append("# syz-execprog checks outcomes only, not the st_size/st_mode shown")
+            lines.append(f"fstat({s.fdarg(o[0])}, {s.ptr(144)}=\"\"/144)")
         elif c == "lseek":
             lines.append(f"lseek({s.fdarg(o[0])}, {_syz_hex(value(o[1]))}, "
                          f"{int_arg(o[2], 'whence'):#x})")

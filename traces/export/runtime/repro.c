@@ -331,6 +331,18 @@ static __maybe_unused struct iovec *iovecs(int n, const char *const *units,
 	held = n;
 	return iov;
 }
+//@ section stat
+/* fstat()'s buffer; the st_size and mode the trace shows (-1: not shown) are checked after
+ * the call when its outcome is as the trace says (want_after, observed()) */
+static struct stat stat_buf;
+
+static __maybe_unused struct res stat_shown(int tfd, long long size, long mode, struct res r)
+{
+	struct observe w = { tfd, size, -1, mode };
+
+	want_after = w;
+	return r;
+}
 //@ section buffer
 
 /* a scratch buffer of n bytes for read() and pread(): anonymous NORESERVE memory of at

@@ -22,12 +22,12 @@ SIGSEGV, SIGBUS = 11, 7
 SIGNAL_NAMES = {SIGSEGV: "SIGSEGV", SIGBUS: "SIGBUS"}
 BAD_FD = 1 << 30
 PIN_PAGE = 4096
-NR = {"read": 0, "write": 1, "open": 2, "close": 3, "lseek": 8, "mmap": 9, "mprotect": 10,
-      "munmap": 11, "ioctl": 16, "pread64": 17, "pwrite64": 18, "pipe": 22, "dup": 32,
-      "fcntl": 72, "ftruncate": 77, "fchmod": 91,
+NR = {"read": 0, "write": 1, "open": 2, "close": 3, "fstat": 5, "lseek": 8, "mmap": 9,
+      "mprotect": 10, "munmap": 11, "ioctl": 16, "pread64": 17, "pwrite64": 18, "pipe": 22,
+      "dup": 32, "fcntl": 72, "ftruncate": 77, "fchmod": 91,
       "unshare": 272, "splice": 275, "vmsplice": 278, "fallocate": 285, "process_vm_writev": 311,
       "preadv": 295, "pwritev": 296, "memfd_create": 319, "preadv2": 327, "pwritev2": 328,
-      "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427}
+      "newfstatat": 262, "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427}
 PROT_NONE, PROT_RW, MAP_SHARED, MAP_PRIVATE = 0, 3, 1, 2
 MAP_FIXED, MAP_ANONYMOUS, MAP_POPULATE, MAP_NORESERVE = 0x10, 0x20, 0x8000, 0x4000
 CLONE_NEWPID, F_SETFL, O_NONBLOCK = 0x20000000, 4, 0o4000
@@ -211,6 +211,26 @@ def sys_iov(name, tfd, iov, cnt, pos, *flags):
     for k, ((_, n), b) in enumerate(zip(iov, bufs, strict=True)):
         arr[k].base, arr[k].len = ctypes.addressof(b), n
     return sysc(name, FD(tfd), ctypes.addressof(arr), cnt, pos, 0, *flags)
+
+
+def sys_stat(name, tfd, shown, *rest):
+    """fstat/newfstatat (name) into a struct stat (x86_64: st_mode a u32 at 24, st_size an
+    s64 at 48); the fields the trace shows must be the kernel's."""
+    global failed
+    buf = ctypes.create_string_buffer(144)
+    path = ctypes.create_string_buffer(rest[0]) if rest else None
+    r = sysc(name, FD(tfd), path, buf, rest[1]) if rest else sysc(name, FD(tfd), buf)
+    if r[0] == 0 and not r[2]:
+        got = {"st_mode": int.from_bytes(buf.raw[24:28], "little"),
+               "st_size": int.from_bytes(buf.raw[48:56], "little", signed=True)}
+        bad = [f"{k} is {got[k]:#o}, the trace says {v:#o}" if k == "st_mode" else
+               f"{k} is {got[k]}, the trace says {v}" for k, v in shown.items() if got[k] != v]
+        if bad:
+            print(f"# step {cur_step}: {'; '.join(bad)}")
+            print(f"not ok {cur_step} {STEPS[cur_step]}")
+            failed += 1
+            finish(KSFT_FAIL, "an earlier step failed")
+    return r
 
 
 def sys_pread64(tfd, count, off):
