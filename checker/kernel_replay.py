@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from checker.replay import ModelReplay, kernel_noexec_scope, state_text
 from model.lang.design import Design
-from traces.concretize import initial_state, outcome_str, output_text
+from traces.concretize import initial_state, outcome_str
 from traces.hugepages import GIGANTIC_KB, hstate_1g_present
 from traces.kernel import (
     NOEXEC_SYSCTL,
@@ -23,6 +23,7 @@ from traces.kernel import (
     hugepages_reserved,
     run_on_kernel,
 )
+from traces.outputs import output_text
 from traces.syscalls import SYSCALLS, TraceError, lower
 from traces.textfmt import format_arg
 from traces.trace import Any_, Outcome, Step, Trace

@@ -25,11 +25,10 @@ from traces.concretize import (
     ResolveError,
     expected_outcome,
     initial_state,
-    model_outputs,
     outcome_str,
-    output_diffs,
     resolve_step,
 )
+from traces.outputs import model_outputs, output_diffs
 from traces.replayed import Replayed
 from traces.run import ARun, AStep
 from traces.trace import Any_, Outcome, Pos, Ret, Step, Trace

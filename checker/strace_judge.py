@@ -6,7 +6,7 @@ checker/replay.py `model_outcomes` (the model's one definition): **agrees**, **d
 model's outcome beside the kernel's, with a minimal trace reproducing it), or **outside** the
 model (the replay's reason). After a call outside the model (or a disagreement) the memfd's
 state is no longer the model's, so its later calls are outside too ("after an unjudged call at
-LINE"), except after a call that changes nothing the model represents (fstat, lseek, ...).
+LINE"), except after a call that changes nothing the model represents (fstatfs, fsync, ...).
 """
 
 from __future__ import annotations

@@ -11,13 +11,13 @@ from model.designs.memfd import (  # the design declares its effects
     PR_RO,
     PR_RW,
     PROT_R,
-    PROT_RW,
     RO,
     RW,
     SH_RO,
     SH_RO_MW,
     SH_RW,
     SHARED,
+    prot_writes,
 )
 from model.designs.memfd_access import MADV_LEN_WRAP
 from model.lang.action import signal_code
@@ -537,7 +537,7 @@ def w_create_plain_2(t: TransitionView) -> E:
 def read_map_sealed_permitted(t: TransitionView) -> E:
     if not t.is_("mmap"):
         return true
-    shared_w = (t.param("share") == SHARED) & (t.param("prot") == PROT_RW)
+    shared_w = (t.param("share") == SHARED) & prot_writes(t.param("prot"))
     return Implies(~shared_w & t.s.seals.has(F_SEAL_WRITE | F_SEAL_FUTURE_WRITE), t.ok)
 
 
@@ -559,7 +559,7 @@ def w_read_map_sealed(t: TransitionView) -> E:
 def shared_write_map_permitted(t: TransitionView) -> E:
     if not t.is_("mmap"):
         return true
-    pre = ((t.param("share") == SHARED) & (t.param("prot") == PROT_RW) & (t.param("fd") == RW)
+    pre = ((t.param("share") == SHARED) & prot_writes(t.param("prot")) & (t.param("fd") == RW)
            & ~t.s.seals.has(F_SEAL_WRITE | F_SEAL_FUTURE_WRITE) & ~_inaccessible(t.s))
     return Implies(pre, t.ok)
 
@@ -570,7 +570,7 @@ def shared_write_map_permitted(t: TransitionView) -> E:
 def w_shared_write(t: TransitionView) -> E:
     if not t.is_("mmap"):
         return false
-    return ((t.param("share") == SHARED) & (t.param("prot") == PROT_RW)
+    return ((t.param("share") == SHARED) & prot_writes(t.param("prot"))
             & (t.param("fd") == RW) & (t.s.seals == 0) & ~_inaccessible(t.s))
 
 
@@ -636,7 +636,7 @@ def w_ftruncate(t: TransitionView) -> E:
 def _upgrade(t: TransitionView) -> E:
     """mprotect(PROT_READ|PROT_WRITE) of a shared mapping without VM_MAYWRITE (mapped
     PROT_READ through an O_RDONLY description, or of a WRITE/FUTURE_WRITE-sealed file)."""
-    return (t.param("m") == SH_RO) & (t.param("prot") == PROT_RW)
+    return (t.param("m") == SH_RO) & prot_writes(t.param("prot"))
 
 
 @prop("mprotect-write-needs-maywrite", "action", """A shared mapping without VM_MAYWRITE
@@ -678,7 +678,7 @@ def mprotect_permitted(t: TransitionView) -> E:
 def w_mprotect_maywrite(t: TransitionView) -> E:
     if not t.is_("mprotect"):
         return false
-    return (t.param("m") == SH_RO_MW) & (t.param("prot") == PROT_RW)
+    return (t.param("m") == SH_RO_MW) & prot_writes(t.param("prot"))
 
 
 def _remove(t: TransitionView) -> E:

@@ -24,6 +24,7 @@ import numpy as np
 import pytest
 
 from checker.explicit import Explorer
+from checker.interpreter import interpreter_for
 from checker.replay import TraceInputError, model_outcomes
 from model import designs
 from model.lang.action import Action, Param
@@ -100,6 +101,17 @@ def witnesses(name: str) -> dict[str, ARun]:
         frontier = nxt
         if len(found) == len(d.actions) or not frontier:
             break
+    # an action the search does not take (write/read/lseek: f_pos is the trace's): after
+    # memfd_create's witness, with the first value of each parameter (f_pos 0)
+    base = found.get("memfd_create")
+    for a in d.actions:
+        if a.explored or a.name in found or base is None:
+            continue
+        st = base.steps[-1].after
+        params = {p.name: p.domain[0] if p.domain else 0 for p in a.params}
+        interp = interpreter_for(d)
+        found[a.name] = ARun(base.init, [*base.steps,
+                                         interp.apply(interp.by_name[a.name], st, params)])
     return found
 
 
@@ -122,7 +134,7 @@ def _values(p: Param) -> list[int]:
     """Just outside the explored domain, and just outside the sort's range; for a machine
     integer in bytes also an unaligned value, a huge one and both ends of its type."""
     s = p.sort
-    out = {-1, max(p.domain) + 1, 1 << 63}
+    out = {-1, max(p.domain, default=0) + 1, 1 << 63}
     if s.kind == "int":
         out |= {s.lo, s.lo - 1, s.hi, s.hi + 1, 4097, (1 << 63) - 1, 1 << 40}
     if s.kind == "word":

@@ -30,7 +30,7 @@ def test_replay_is_exact_past_int64() -> None:
     bad = ex.apply(ex.by_name["pwrite"], st, {"fd": 0, "off": LLONG_MAX - 4095, "len": 4096})
     assert (bad.out, bad.rule) == (-22, "pos_overflow")
     assert bad.after["size"] == st["size"]
-    st = ex.apply(ex.by_name["mmap"], st, {"fd": 0, "share": 0, "prot": 1}).after
+    st = ex.apply(ex.by_name["mmap"], st, {"fd": 0, "share": 0, "prot": 1, "npages": 1}).after
     big = ex.apply(ex.by_name["madvise_remove"], st, {"m": 0, "len": (1 << 64) - 1})
     assert (big.out, big.rule) == (-22, "len_wraps")
 
@@ -46,7 +46,7 @@ def test_every_rule_the_search_never_fires_is_decided_by_replay() -> None:
     st = ex.apply(ex.by_name["memfd_create"], st, {"name": 0, "flags": 2}).after
     st = ex.apply(ex.by_name["ftruncate"], st, {"fd": 0, "len": 4096}).after
     st = ex.apply(ex.by_name["fcntl_add_seals"], st, {"fd": 0, "seals": 4}).after  # GROW
-    m = ex.apply(ex.by_name["mmap"], st, {"fd": 0, "share": 0, "prot": 1}).after
+    m = ex.apply(ex.by_name["mmap"], st, {"fd": 0, "share": 0, "prot": 1, "npages": 1}).after
     ro = ex.apply(ex.by_name["reopen"], st, {"fd": 0, "how": 0}).after  # O_RDONLY
     calls = [("pwrite", st, {"fd": 0, "off": LLONG_MAX - 4095, "len": 4096}),
              ("pwrite", st, {"fd": 0, "off": 3997, "len": 100}),
@@ -74,7 +74,10 @@ def test_every_rule_the_search_never_fires_is_decided_by_replay() -> None:
              ("fallocate", st, {"fd": 0, "mode": 1, "off": LLONG_MAX, "len": 4096}),
              ("madvise_remove", m, {"m": 0, "len": (1 << 64) - 1}),
              ("madvise", m, {"m": 0, "len": (1 << 64) - 1, "advice": 4}),
-             ("madvise", m, {"m": 0, "len": 4096, "advice": 5})]  # 5: no such advice
+             ("madvise", m, {"m": 0, "len": 4096, "advice": 5}),  # 5: no such advice
+             ("mmap", st, {"fd": 0, "share": 0, "prot": 1, "npages": 0}),
+             ("mprotect", m, {"m": 0, "prot": 0, "npages": 0, "mpages": 1}),
+             ("munmap", m, {"m": 0, "npages": 0, "mpages": 1})]
     decided = {(a, ex.apply(ex.by_name[a], at, p).rule) for a, at, p in calls}
     assert decided == set(REPLAY_ONLY)
 
@@ -101,7 +104,7 @@ PREFIXES = ["", "fcntl(3, F_ADD_SEALS, F_SEAL_GROW) = 0\n",
 
 def _line(rng: random.Random) -> str:
     a, b = _values(rng), _values(rng)
-    call = rng.randrange(8)
+    call = rng.randrange(11)
     if call == 0:
         return f"ftruncate(3, {a}) = ?"
     if call == 1:
@@ -119,7 +122,13 @@ def _line(rng: random.Random) -> str:
         iov = ", ".join(f'{{iov_base="x"..., iov_len={n}}}' for n in lens)
         verb = "pwritev2" if call == 5 else "preadv2"
         return f"{verb}(3, [{iov}], {len(lens)}, {a}, {flags}) = ?"
-    return "load(m1, 0) = ?"
+    if call == 8:  # at the description's f_pos, which lseek moves
+        return f'write(3, "x"..., {abs(b) % (1 << 17)}) = ?'
+    if call == 9:
+        return f'read(3, "", {abs(b) % (1 << 17)}) = ?'
+    if call == 10:
+        return f"lseek(3, {a}, {rng.choice(('SEEK_SET', 'SEEK_CUR', 'SEEK_END', '7'))}) = ?"
+    return f"load(m1, {rng.choice((0, 4095, 4096, 8191, abs(b) % 12288))}) = ?"
 
 
 def random_traces(n: int, seed: int = 14) -> list[str]:
@@ -128,7 +137,8 @@ def random_traces(n: int, seed: int = 14) -> list[str]:
     for _ in range(n):
         size = rng.choice((0, 1, 4095, 4096, 6144, 8192))
         body = (f'memfd_create("t", MFD_ALLOW_SEALING) = 3\nftruncate(3, {size}) = 0\n'
-                "mmap(NULL, 4096, PROT_READ|PROT_WRITE, MAP_SHARED, 3, 0) = m1\n"
+                f"mmap(NULL, {rng.choice((4096, 8192, 12288))}, PROT_READ|PROT_WRITE, "
+                "MAP_SHARED, 3, 0) = m1\n"
                 + rng.choice(PREFIXES)
                 + "".join(_line(rng) + "\n" for _ in range(4)))
         out.append("# shmemcheck trace 1\n# design: memfd\n" + body)

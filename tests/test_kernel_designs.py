@@ -64,7 +64,7 @@ def test_the_later_kernels_are_the_618_rules_but_write_chunks(name: str) -> None
     rwf = name == "memfd@6.12"
     assert [a.name for a, b in zip(d.actions, m.actions, strict=True) if a != b] == [
         "pwrite", "splice_write", "pwritev2", *(["preadv2"] if rwf else []), "pwritev",
-        "mem_write"]
+        "write", "mem_write"]
     assert rule_changes(m, d) == [
         "pwrite: ~ grow_seal", "pwrite: ~ grow_seal_short", "splice_write: ~ grow_seal",
         "splice_write: ~ grow_seal_short",
@@ -72,6 +72,7 @@ def test_the_later_kernels_are_the_618_rules_but_write_chunks(name: str) -> None
         "pwritev2: ~ grow_seal", "pwritev2: ~ grow_seal_short",
         *(["preadv2: ~ unsupported_flags"] if rwf else []),
         "pwritev: ~ grow_seal", "pwritev: ~ grow_seal_short",
+        "write: ~ grow_seal", "write: ~ grow_seal_short",
         f"mem_write: + {MEM_WRITE_RULE[name]}"]
 
 

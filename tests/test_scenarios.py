@@ -70,6 +70,8 @@ EXTRA = {  # not from the selftest
     "pwritev2()/preadv2() with iovec arrays and RWF_* flags (issue 15)": ["pwritev2-preadv2"],
     "fstat()'s st_size and st_mode as outputs (issues 14, 16)": [
         "fstat-size-and-mode", "fstat-noexec-seal", "fstat-hugetlb"],
+    "write()/read()/lseek() at the description's f_pos (issues 14, 15)": ["write-read-fpos"],
+    "mappings of several pages (issue 14)": ["mmap-multipage", "mmap-multipage-hugetlb"],
 }
 
 #: tools/testing/selftests/kvm/guest_memfd_test.c (6.18; selftests.md §2.1): the functions

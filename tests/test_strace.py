@@ -303,6 +303,35 @@ def test_seal_ipc_program_under_strace(tmp_path: Path) -> None:
 
 
 @pytest.mark.kernel
+def test_hugetlbfs_buffer_passed_over_a_socket_under_strace(tmp_path: Path) -> None:
+    """tests/strace_progs/huge_pass.c: an MFD_HUGETLB memfd of two huge pages, filled through
+    a mapping, sealed, passed with SCM_RIGHTS to a forked receiver that checks its seals and
+    size (fstat), maps it read-only, read()s it and is refused a writable mapping: every memfd
+    call of the log agrees with the model."""
+    from traces.hugepages import hugepages_reserved
+
+    _tools()
+    exe, log = tmp_path / "huge_pass", tmp_path / "huge_pass.log"
+    subprocess.run(["gcc", "-Wall", "-Werror", "-o", str(exe), str(PROGS / "huge_pass.c")],
+                   check=True, capture_output=True)
+    with hugepages_reserved(4) as why:
+        if why is not None:
+            pytest.skip(why)
+        r = subprocess.run(["strace", "-f", "-o", str(log), str(exe)], capture_output=True,
+                           check=False, timeout=60)
+    if r.returncode != 0 and b"PTRACE" in r.stderr:
+        pytest.skip(f"strace cannot trace here: {r.stderr.decode(errors='replace')[:200]}")
+    assert r.returncode == 0, r.stdout
+    rep = judge_log(parse_log(log.read_text(), str(log)), 0)
+    assert [v.verdict for v in rep.verdicts] == ["agrees"] * 14, rep.verdicts
+    text = log.read_text().splitlines()
+    calls = [text[v.line - 1].split(None, 1)[1].split("(")[0] for v in rep.verdicts]
+    stat = {"fstat", "newfstatat"} & set(calls)  # glibc's fstat(): newfstatat on 2.33+
+    assert len(stat) == 1 and {"memfd_create", "ftruncate", "mmap", "fcntl", "read", "munmap",
+                               "close", *stat} == set(calls)
+
+
+@pytest.mark.kernel
 def test_strace_runs_the_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _tools()
     exe = tmp_path / "seal_ipc"

@@ -15,6 +15,7 @@ from functools import cache
 
 from model.lang.action import Action, Param, outcome_text
 from model.lang.callspec import (
+    Bytes,
     C,
     Choice,
     CString,
@@ -35,6 +36,7 @@ from model.lang.callspec import (
 )
 from model.lang.design import Design
 from model.vocab import ERRNO_NAME, SIGNAL_NAME, parse_flags, render_enum, render_flags
+from traces.outputs import OUT, out_text, out_value, record_output
 from traces.run import ARun, AStep
 from traces.syscalls import FD_LIMIT, TraceError, const, iovec_items, string_bytes
 from traces.trace import (
@@ -59,8 +61,6 @@ PREFIX = {"map": "m", "pin": "p"}
 #: keys of a resolved step's `used` table beyond its handle parameters: the number a NewFd
 #: argument names (dup2/dup3's newfd) and the least number of a MinFd (F_DUPFD's arg)
 NEW_FD, MIN_FD = "=newfd", ">=fd"
-#: prefix of a `used` key holding an output value the trace shows (OUT + "st_size" -> "8192")
-OUT = "out:"
 
 
 class ResolveError(Exception):
@@ -79,6 +79,26 @@ class Handles:
     live: dict[str, dict[str, int]] = field(
         default_factory=lambda: {"fd": {}, "map": {}, "pin": {}})
     serial: dict[str, int] = field(default_factory=lambda: {"map": 0, "pin": 0})
+    #: fd number -> its open file description (a number); description -> its f_pos
+    desc: dict[str, int] = field(default_factory=dict)
+    fpos: dict[int, int] = field(default_factory=dict)
+    #: mapping name -> its length in pages (Action.extent; 1 unless its mmap said)
+    mpages: dict[str, int] = field(default_factory=dict)
+
+    def describe(self, hid: str, shares: str | None) -> None:
+        """Descriptor `hid` is new: it shares the description of descriptor `shares` (dup),
+        or has a new one at f_pos 0 (memfd_create, open)."""
+        if shares is not None and shares in self.desc:
+            self.desc[hid] = self.desc[shares]
+        else:
+            self.desc[hid] = len(self.fpos)
+            self.fpos[self.desc[hid]] = 0
+
+    def pos(self, hid: str) -> int:
+        """The f_pos of the description descriptor `hid` names."""
+        if hid not in self.desc:
+            self.describe(hid, None)
+        return self.fpos[self.desc[hid]]
 
     def pick(self, family: str, kind: int) -> str:
         for hid, k in self.live[family].items():
@@ -171,25 +191,12 @@ def arg_from_text(text: str) -> Arg:
     return t.steps[0].args[0]
 
 
-def out_value(spec: Out, after: Mapping[str, int]) -> int:
-    """The model's value of an output: the state field after the call, ORed with its base."""
-    return spec.base | after[spec.source]
-
-
-def out_text(spec: Out, value: int) -> str:
-    """An output value as strace prints it: S_IFREG|0600, 8192."""
-    names = [n for n, bit in spec.family.items() if bit and value & bit == bit]
-    rest = value
-    for n in names:
-        rest &= ~spec.family[n]
-    num = ("0" + format(rest, "o") if rest else "0") if spec.octal else str(rest)
-    return "|".join([*names, num] if rest or not names else names)
-
-
 def _render_arg(spec: object, params: Mapping[str, int], st: Mapping[str, int],
                 used: Mapping[str, str], after: Mapping[str, int] | None = None) -> Arg:
     if isinstance(spec, Out):
         return arg_from_text(out_text(spec, out_value(spec, st if after is None else after)))
+    if isinstance(spec, Bytes):
+        return arg_from_text(spec.text)
     if isinstance(spec, C):
         return arg_from_text(spec.text)
     if isinstance(spec, Fd):
@@ -273,6 +280,7 @@ def render_step(design: Design, h: Handles, step: AStep, before: Mapping[str, in
     args = tuple(_render_arg(s, step.params, before, used, step.after) for s in action.args
                  if not (isinstance(s, Harmless) and s.optional))
     created = apply_handles(design, h, used, hparams, step.params, before, step.after)
+    after_step(action, h, used, step.params, step.out, created)
     out = _outcome(step.out, created)
     note = action.note(step.out) if action.note and step.out >= 0 else None
     return Step(action.call, args, out, note)
@@ -623,7 +631,9 @@ def _match(spec: object, arg: Arg, st: Mapping[str, int], h: Handles,
                            "past UIO_MAXIOV, EFAULT past the array)")
         return None
     if isinstance(spec, Out):
-        return _out(spec, spec.source, arg, used)
+        return record_output(spec, spec.source, arg, used)
+    if isinstance(spec, Bytes):
+        return None if isinstance(arg, (Str, Int)) else "expected a buffer (a string)"
     if isinstance(spec, Fields):
         if not isinstance(arg, Struct):
             return "expected a struct {...}"
@@ -639,74 +649,13 @@ def _match(spec: object, arg: Arg, st: Mapping[str, int], h: Handles,
                     continue
                 return f"struct field {n} missing"
             if isinstance(s, Out):
-                err = _out(s, n, given[n], used)
+                err = record_output(s, n, given[n], used)
             else:
                 err = _match(s, given[n], st, h, params, used, action, call, alts)
             if err:
                 return err if isinstance(err, Outside) else f"{n}: {err}"
         return None
     return "unsupported argument"
-
-
-def _out(spec: Out, label: str, arg: Arg, used: dict[str, str]) -> str | None:
-    """Record the value a trace shows for an output (compared by output_diffs)."""
-    if isinstance(arg, Int):
-        v = arg.value
-    elif isinstance(arg, Sym):
-        try:
-            v = parse_flags(arg.text, dict(spec.family))
-        except KeyError as e:
-            return f"{label}: unknown name {e.args[0]}"
-    else:
-        return f"{label}: expected a number"
-    used[OUT + label] = str(v)
-    return None
-
-
-def _outs(specs: tuple[object, ...]) -> dict[str, Out]:
-    """label -> Out spec, for the outputs of one spelling (also inside structs)."""
-    out: dict[str, Out] = {}
-    for spec in specs:
-        if isinstance(spec, Out):
-            out[spec.source] = spec
-        elif isinstance(spec, Fields):
-            out.update({n: s for n, s in spec.items if isinstance(s, Out)})
-    return out
-
-
-def output_diffs(action: Action, call: str, used: Mapping[str, str],
-                 after: Mapping[str, int]) -> list[tuple[str, str, str]]:
-    """(label, the trace's value, the model's value) of every output the trace shows that
-    differs from the model's after the call (strace text, e.g. st_size 8192 / 4096)."""
-    specs = next((a for c, a in action.spellings() if c == call), action.args)
-    diffs = []
-    for label, spec in _outs(specs).items():
-        shown = used.get(OUT + label)
-        if shown is not None and int(shown) != out_value(spec, after):
-            diffs.append((label, out_text(spec, int(shown)),
-                          out_text(spec, out_value(spec, after))))
-    return diffs
-
-
-def model_outputs(action: Action, call: str, after: Mapping[str, int]) -> dict[str, int]:
-    """label -> the model's value of every output of the call's spelling, after it."""
-    specs = next((a for c, a in action.spellings() if c == call), action.args)
-    return {label: out_value(spec, after) for label, spec in _outs(specs).items()}
-
-
-def output_text(design: Design, label: str, value: int) -> str:
-    """An output value (by its label: st_mode) printed as the design's specs print it."""
-    for a in design.actions:
-        for _, specs in a.spellings():
-            spec = _outs(specs).get(label)
-            if spec is not None:
-                return out_text(spec, value)
-    return str(value)
-
-
-def outputs_of(used: Mapping[str, str]) -> dict[str, int]:
-    """The output values a resolved trace line shows: label -> value."""
-    return {k[len(OUT):]: int(v) for k, v in used.items() if k.startswith(OUT)}
 
 
 def resolve_step(design: Design, h: Handles, step: Step, st: Mapping[str, int],
@@ -742,6 +691,11 @@ def resolve_step(design: Design, h: Handles, step: Step, st: Mapping[str, int],
             if err is None:
                 if alts is not None:
                     alts.update(mine)
+                if action.fpos is not None:  # the description's f_pos, from the table
+                    params[action.fpos[0]] = h.pos(used[_fd_param(action)])
+                if action.mapped is not None:  # the mapping's length, from the table
+                    m = next(s.param for s in specs if isinstance(s, MapRef))
+                    params[action.mapped] = h.mpages.get(used[m], 1)
                 return action, params, used
     if not errors and not failed:
         calls = sorted({c for a in design.actions for c, _ in a.spellings()})
@@ -764,7 +718,27 @@ def expected_outcome(design: Design, h: Handles, action: Action, used: Mapping[s
     descriptor gets the trace's number `want` if that number is free (Handles.new)."""
     created = apply_handles(design, h, used, _handle_param(action), params, before, step.after,
                             want)
+    after_step(action, h, used, params, step.out, created)
     return _outcome(step.out, created)
+
+
+def after_step(action: Action, h: Handles, used: Mapping[str, str],
+               params: Mapping[str, int], out: int, created: tuple[str, str] | None) -> None:
+    """The handle table's open file descriptions after a step: a new descriptor's (shared
+    with the one `Action.shares` names, or new), and the f_pos an `Action.fpos` step moves."""
+    if created is not None and created[0] == "fd":
+        h.describe(created[1], used.get(action.shares) if action.shares else None)
+    if created is not None and created[0] == "map" and action.extent is not None:
+        h.mpages[created[1]] = params[action.extent]
+    if action.fpos is not None and out >= 0:
+        pname, how = action.fpos
+        hid = used[_fd_param(action)]
+        h.fpos[h.desc[hid]] = params[pname] + out if how == "advance" else out
+
+
+def _fd_param(action: Action) -> str:
+    """The parameter of an action's (first) descriptor argument."""
+    return next(s.param for s in action.args if isinstance(s, Fd))
 
 
 def outcome_str(o: Outcome) -> str:
@@ -780,6 +754,6 @@ def outcome_str(o: Outcome) -> str:
 
 
 __all__ = ["ERRNO_NAME", "MIN_FD", "NEW_FD", "OUT", "Alternatives", "Handles", "ResolveError",
-           "arg_from_text", "expected_outcome", "init_choices", "init_line", "initial_state",
-           "model_outputs", "out_text", "out_value", "outcome_str", "output_diffs", "output_text",
-           "outputs_of", "page_scale", "render_step", "resolve_step", "run_to_trace", "size_scale"]
+           "after_step", "arg_from_text", "expected_outcome", "init_choices", "init_line",
+           "initial_state", "outcome_str", "page_scale", "render_step", "resolve_step",
+           "run_to_trace", "size_scale"]

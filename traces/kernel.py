@@ -40,6 +40,13 @@ from traces.hugepages import (
     restore_hugepages,
 )
 from traces.kvm import cap_kvm, pack_struct
+from traces.memaccess import Map as _Map
+from traces.memaccess import Pin as _Pin
+from traces.memaccess import in_grandchild as _in_grandchild
+from traces.memaccess import own_write as _own_write
+from traces.memaccess import peek as _peek
+from traces.memaccess import poke as _poke
+from traces.memaccess import touch as _touch
 from traces.rawsys import ename as _ename
 from traces.rawsys import sig_name as _sig_name
 from traces.rawsys import syscall as _sys
@@ -116,74 +123,6 @@ def _mmap_anon(length: int) -> int | None:
 
 
 # ---- the executor (runs in the child) --------------------------------------------------------
-@dataclass
-class _Map:
-    addr: int
-    length: int
-    live: bool = True
-
-
-@dataclass
-class _Pin:
-    fds: tuple[int, ...] = ()  # pipe (r, w) of a vmsplice pin
-    ring: uring.Ring | None = None  # the io_uring of a gup_pin
-    released: bool = False
-
-
-def _own_write(mp: _Map, write: Callable[[], int]) -> Outcome:
-    """A write into this process's own memory at a mapping (`write`: bytes written, or a
-    negative errno). At an address the trace unmapped it runs in a forked process (the
-    address may have been reused here), which reports the errno as its exit status."""
-    if mp.live:
-        r = write()
-    else:
-        pid = os.fork()
-        if pid == 0:
-            w = write()
-            os._exit(0 if w >= 0 else min(-w, 255))
-        _, status = os.waitpid(pid, 0)
-        r = -os.waitstatus_to_exitcode(status) or 1
-    return Err(_ename(-r)) if r < 0 else Ret(r)
-
-
-def _in_grandchild(fn: Callable[[], None]) -> str:
-    """Run fn in a forked process: "ok", or the name of the signal that killed it."""
-    pid = os.fork()
-    if pid == 0:
-        try:
-            fn()
-        except BaseException:
-            os._exit(99)
-        os._exit(0)
-    _, status = os.waitpid(pid, 0)
-    if os.WIFSIGNALED(status):
-        return _sig_name(os.WTERMSIG(status))
-    if os.WEXITSTATUS(status) != 0:
-        raise TraceError(f"probe process exited with status {os.WEXITSTATUS(status)}")
-    return "ok"
-
-
-def _poke(addr: int) -> Callable[[], None]:
-    """Store 0x5a at addr."""
-    def fn() -> None:
-        ctypes.memmove(addr, uring.STORE_BYTE, 1)
-    return fn
-
-
-def _peek(addr: int) -> Callable[[], None]:
-    """Load the byte at addr."""
-    def fn() -> None:
-        ctypes.string_at(addr, 1)
-    return fn
-
-
-def _touch(addr: int) -> Callable[[], None]:
-    """Load the byte at addr and store it back (a write that changes no content)."""
-    def fn() -> None:
-        ctypes.memmove(addr, ctypes.string_at(addr, 1), 1)
-    return fn
-
-
 class _Executor:
     """Trace state of the child: handle tables and the private observation fd. One `do_<call>`
     method per traces.syscalls entry (tests/test_syscalls.py checks it), called with the Op's

@@ -46,7 +46,7 @@ FD_FIRST = frozenset({
 #: they do not stop the judging of the memfd's later calls
 OBSERVERS = frozenset({"fstat", "newfstatat", "statx", "fstatfs", "fstatfs64", "fgetxattr",
                        "flistxattr", "readlink", "readlinkat", "fadvise64", "flock",
-                       "fsync", "fdatasync", "readahead", "lseek"})
+                       "fsync", "fdatasync", "readahead"})
 #: calls that take an address range first
 ADDR_CALLS = frozenset({"munmap", "mprotect", "madvise", "mremap", "msync", "mlock", "mlock2",
                         "munlock", "mbind", "pkey_mprotect", "remap_file_pages"})

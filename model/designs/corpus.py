@@ -60,6 +60,7 @@ from model.designs.memfd import (
     have_map,
     past_eof,
     pins,
+    prot_writes,
     writable_maps,
     write_sealed,
 )
@@ -145,7 +146,7 @@ def _zapped(s: StateView) -> dict[str, E]:
 
 
 def _one_private_rw(s: StateView, share: E, prot: E) -> Rule:
-    return requires(~((share != SHARED) & (prot == 1) & (s.map_pr_rw > 0)),
+    return requires(~((share != SHARED) & prot_writes(prot) & (s.map_pr_rw > 0)),
                     label="one_private_rw",
                     why="the B2 designs hold one private writable mapping at a time, so the "
                         "ghost VM_MAYWRITE of `the` private mapping is exact")
@@ -218,7 +219,7 @@ def with_cow(d: Design, name: str, doc: str,
 def _b2_maywrite(s: StateView, share: E, prot: E) -> dict[str, E]:
     """Before 05d351102dbe shmem_mmap() cleared VM_MAYWRITE on every mapping of a
     FUTURE_WRITE-sealed file, private ones included (hugetlbfs did not look: bug B3)."""
-    private_rw = (share != SHARED) & (prot == 1)
+    private_rw = (share != SHARED) & prot_writes(prot)
     return {"pr_nomw": If(private_rw & ~s.hugetlb & s.seals.has(F_SEAL_FUTURE_WRITE), 1,
                           s.pr_nomw)}
 
@@ -246,7 +247,7 @@ def _b3_sealed(s: StateView) -> E:
 
 def _b3_write_seal(s: StateView, fd: E, share: E, prot: E) -> Rule:
     shared_vma = (share == SHARED) & (fd == 0)
-    return fail("EPERM", when=shared_vma & (prot == 1) & _b3_sealed(s), label="write_seal",
+    return fail("EPERM", when=shared_vma & prot_writes(prot) & _b3_sealed(s), label="write_seal",
                 why="shmem_mmap()'s seal_check_future_write(); hugetlbfs_file_mmap() none")
 
 
@@ -254,7 +255,7 @@ def _b3_maywrite(s: StateView, fd: E, share: E, prot: E) -> dict[str, E]:
     """hugetlbfs_file_mmap() did not clear VM_MAYWRITE on a read-only shared map of a
     FUTURE_WRITE-sealed file: it counts as `sh_ro_mw` (upgradable), not `sh_ro`. An amendment
     of mainline's ok rule: `s.map_*` are the counts after that rule added the mapping."""
-    kept = ((share == SHARED) & (fd == 0) & (prot == 0) & s.hugetlb
+    kept = ((share == SHARED) & (fd == 0) & ~prot_writes(prot) & s.hugetlb
             & s.seals.has(F_SEAL_FUTURE_WRITE) & ~s.seals.has(F_SEAL_WRITE))
     return {"map_sh_ro": If(kept, s.map_sh_ro - 1, s.map_sh_ro),
             "map_sh_ro_mw": If(kept, s.map_sh_ro_mw + 1, s.map_sh_ro_mw)}
@@ -277,7 +278,7 @@ def b3_fixed() -> Design:
 # ---- B9: F_SEAL_WRITE refused read-only shared mappings before 6.7 ----------------------------
 def _b9_write_seal(s: StateView, fd: E, share: E, prot: E) -> Rule:
     shared_vma = (share == SHARED) & (fd == 0)
-    return fail("EPERM", when=shared_vma & (prot == 1) & write_sealed(s), label="write_seal",
+    return fail("EPERM", when=shared_vma & prot_writes(prot) & write_sealed(s), label="write_seal",
                 why="6.7: only VM_SHARED|VM_MAYWRITE counts in i_mmap_writable, and a RO "
                     "shared map of a write-sealed file loses VM_MAYWRITE")
 

@@ -43,18 +43,25 @@ from model.designs.memfd_pages import (
     page,
     page_bytes,
     page_index,
+    pages_bytes,
     unaligned,
 )
 from model.designs.memfd_rw import (
     MAX_WRITE_COUNT,
+    SEEK_CUR,
+    SEEK_END,
+    SEEK_SET,
     grow_seal_rules,
+    lseek_body,
     pread_body,
     preadv2_body,
     preadv_body,
     pwrite_body,
     pwritev2_body,
     pwritev_body,
+    read_body,
     splice_write_body,
+    write_body,
 )
 from model.designs.memfd_state import (
     CHG_DMA,
@@ -108,12 +115,14 @@ from model.lang import (
     enum,
     fail,
     integer,
+    nat,
     ok,
     requires,
     word,
 )
 from model.lang.action import as_updates
 from model.lang.callspec import (
+    Bytes,
     C,
     Choice,
     CString,
@@ -130,7 +139,6 @@ from model.lang.callspec import (
     Out,
     PinRef,
     ProcFd,
-    Span,
 )
 from model.lang.expr import Or, bv
 from model.lang.schema import StateView
@@ -338,34 +346,62 @@ def fallocate_body(s: StateView, fd: E, mode: E, off: E, len: E) -> list[Rule]: 
     ]
 
 
-PROT_R, PROT_RW = 0, 1
+#: mmap()/mprotect() protections: PROT_WRITE alone is the PROT_READ|PROT_WRITE kind on x86-64
+#: (a write-only page is readable: calc_vm_prot_bits() sets VM_WRITE, and a read fault checks
+#: vma_is_accessible(), VM_READ|VM_WRITE|VM_EXEC); explored: PROT_R and PROT_RW
+PROT_R, PROT_RW, PROT_W = 0, 1, 2
+PROT_TEXT = {PROT_R: "PROT_READ", PROT_RW: "PROT_READ|PROT_WRITE", PROT_W: "PROT_WRITE"}
+
+
+def prot_writes(prot: E) -> E:
+    """The protection has PROT_WRITE (VM_WRITE)."""
+    return (prot == PROT_RW) | (prot == PROT_W)
 SHARED, PRIVATE = 0, 1
 
 
-def mmap_body(s: StateView, fd: E, share: E, prot: E) -> list[Rule]:
-    """do_mmap(), memfd_check_seals_mmap(), mmap_region(), hugetlbfs_file_mmap() (§3.1)."""
+#: the longest mapping judged, in pages of the file: beyond, whether the address space
+#: (shmem) or the hugetlb pool (replay reserves ALLOC_PAGES_HUGE free huge pages;
+#: hugetlb_reserve_pages()) has room is the machine's
+MAP_PAGES_SHMEM, MAP_PAGES_HUGE = 16384, 2
+
+
+def mmap_body(s: StateView, fd: E, share: E, prot: E, npages: E) -> list[Rule]:
+    """do_mmap() of npages pages at file offset 0 (len 0: EINVAL), memfd_check_seals_mmap(),
+    mmap_region(), hugetlbfs_file_mmap() (§3.1)."""
     shared = share == SHARED
-    w = prot == PROT_RW
+    w = prot_writes(prot)
     shared_vma = shared & (fd == RW)  # !FMODE_WRITE strips VM_SHARED|VM_MAYWRITE
     kind = If(~shared, If(w, PR_RW, PR_RO),
               If(w, SH_RW, If(shared_vma & ~write_sealed(s), SH_RO_MW, SH_RO)))
-    grows = s.hugetlb & w & (s.size < hpage(s))
+    end = pages_bytes(s, npages)
+    grows = s.hugetlb & w & (s.size < end)
     return [
         have_fd(s, fd),
+        fail("EINVAL", when=npages == 0, label="zero_len", why="do_mmap(): !len"),
+        requires(npages <= If(s.hugetlb, MAP_PAGES_HUGE, MAP_PAGES_SHMEM), label="map_limit",
+                 why="a longer mapping succeeds or fails (ENOMEM) by the machine's address "
+                     "space or hugetlb pool, which the model does not hold"),
         fail("EACCES", when=shared & w & (fd != RW), label="shared_write_needs_fmode_write",
              why="do_mmap(): MAP_SHARED with PROT_WRITE on a file without FMODE_WRITE"),
         fail("EPERM", when=shared_vma & w & write_sealed(s), label="write_seal",
              why="memfd_check_seals_mmap(): new shared writable mapping of a write-sealed file"),
-        ok(0, size=If(grows, hpage(s), s.size), hpage0_cached=If(grows, 0, s.hpage0_cached),
+        ok(0, size=If(grows, end, s.size), hpage0_cached=If(grows, 0, s.hpage0_cached),
            **as_updates(bump(s, MAP_FIELDS, kind, +1)),
            why="hugetlbfs_file_mmap() raises i_size to the mapping's end for VM_WRITE "
                "mappings, without looking at F_SEAL_GROW (probed on 6.18.44)"),
     ]
 
 
-def mprotect_body(s: StateView, m: E, prot: E) -> list[Rule]:
-    """mprotect_fixup(): adding PROT_WRITE needs VM_MAYWRITE."""
-    w = prot == PROT_RW
+def whole_mapping(npages: E, mpages: E) -> Rule:
+    return requires(npages == mpages, label="whole_mapping",
+                    why="a range that is not the whole mapping splits its VMA (or reaches the "
+                        "caller's other memory), which the model does not hold")
+
+
+def mprotect_body(s: StateView, m: E, prot: E, npages: E, mpages: E) -> list[Rule]:
+    """do_mprotect_pkey() over the whole mapping (len 0: nothing to do), mprotect_fixup():
+    adding PROT_WRITE needs VM_MAYWRITE."""
+    w = prot_writes(prot)
     new = If(m == SH_RW, If(w, SH_RW, SH_RO_MW),
              If(m == SH_RO_MW, If(w, SH_RW, SH_RO_MW),
                 If(m == SH_RO, SH_RO, If(w, PR_RW, PR_RO))))
@@ -373,14 +409,21 @@ def mprotect_body(s: StateView, m: E, prot: E) -> list[Rule]:
     after = {f: If(new == i, moves[f] + 1, moves[f]) for i, f in enumerate(MAP_FIELDS)}
     return [
         have_map(s, m),
+        ok(0, when=npages == 0, label="zero_len", why="do_mprotect_pkey(): !len"),
+        whole_mapping(npages, mpages),
         fail("EACCES", when=w & (m == SH_RO), label="no_maywrite",
              why="mprotect_fixup(): VM_MAYWRITE cleared (O_RDONLY fd or write seal)"),
         ok(0, **as_updates(after)),
     ]
 
 
-def munmap_body(s: StateView, m: E) -> list[Rule]:
-    return [have_map(s, m), ok(0, **as_updates(bump(s, MAP_FIELDS, m, -1)))]
+def munmap_body(s: StateView, m: E, npages: E, mpages: E) -> list[Rule]:
+    """do_vmi_munmap() of the whole mapping (len 0: EINVAL)."""
+    return [have_map(s, m),
+            fail("EINVAL", when=npages == 0, label="zero_len",
+                 why="do_vmi_munmap(): PAGE_ALIGN(len) == 0"),
+            whole_mapping(npages, mpages),
+            ok(0, **as_updates(bump(s, MAP_FIELDS, m, -1)))]
 
 
 OPEN_RDONLY, OPEN_RDWR, OPEN_RDWR_TRUNC = 0, 1, 2
@@ -445,6 +488,27 @@ OPEN_MODE = Harmless("the mode of a file open() creates; /proc/self/fd/N exists"
 #: descriptor flag the model has no exec for
 CLOEXEC_FLAG = Harmless("close-on-exec; the model has no exec", ("0", "O_CLOEXEC"))
 MAP_ALL = tuple(range(len(MAP_KINDS)))
+#: a mapping's length in pages of the file (4 KiB, or the huge page): explored as one page,
+#: symbolically too (symbolic_domain), so proofs speak of one-page mappings; replay judges
+#: any length up to MAP_PAGES_SHMEM (mmap's map_limit says why not more)
+NPAGES = Param("npages", nat(fixed=MAP_PAGES_SHMEM), (1,), "length, in pages of the file",
+               symbolic_domain=True)
+#: the length in pages of the mapping an action names: bound from the trace's handle table
+#: (Action.mapped), the npages of its mmap
+MPAGES = Param("mpages", nat(fixed=MAP_PAGES_SHMEM), (1,), "the mapping's length, in pages",
+               symbolic_domain=True)
+
+
+def fpos_param(name: str) -> Param:
+    """The f_pos of a write/read/lseek: bound from the trace's handle table, never explored.
+    write/read call it `off`, where their data lands, as pwrite64 does (so one delta on a
+    write path's rules fits them all)."""
+    return Param(name, LOFF, (), "the description's f_pos (the trace's handle table holds it)",
+                 symbolic_domain=True)
+
+
+SEEK_WHENCE = {"SEEK_SET": SEEK_SET, "SEEK_CUR": SEEK_CUR, "SEEK_END": SEEK_END,
+               "SEEK_DATA": 3, "SEEK_HOLE": 4}
 #: fstat()'s struct stat: st_mode and st_size are judged; strace's other fields (and its
 #: `...`) are accepted unjudged
 STAT = Fields((("st_mode", Out("mode", S_IFREG, STAT_MODE, octal=True)),
@@ -472,7 +536,7 @@ ACTIONS: tuple[Action, ...] = (
                                   MAX_WRITE_COUNT, f"more than {MAX_WRITE_COUNT} bytes: the "
                                   "outcome depends on the memory past the executor's buffer")),
            pwrite_body, "pwrite64",
-           (Fd("fd"), C('"x"...'), Num("len"), Num("off")),
+           (Fd("fd"), Bytes(), Num("len"), Num("off")),
            "pwrite len bytes at byte offset off"),
     Action("splice_write", (P("fd", FD, FD_ALL),
                             _byte_param("off", LOFF, (-1, 0, 2048, 4096, 6144, 8192),
@@ -519,6 +583,26 @@ ACTIONS: tuple[Action, ...] = (
                                   "executor's buffer")),
            preadv_body, "preadv", (Fd("fd"), IoVec("len", '""'), IoCnt(), Num("off")),
            "preadv into an iovec array at byte offset off"),
+    # write/read/lseek at the description's f_pos, which the handle table of a trace holds
+    # (Action.fpos): judged in replay, not explored (FPOS has no values to explore);
+    # pwrite64/pread64 explore the same rules at every offset of the grid (NOTES.md)
+    Action("write", (P("fd", FD, FD_ALL), fpos_param("off"),
+                     _byte_param("len", SIZE, (), "count, in bytes (size_t)", MAX_WRITE_COUNT,
+                                 f"more than {MAX_WRITE_COUNT} bytes: the outcome depends on "
+                                 "the memory past the executor's buffer")),
+           write_body, "write", (Fd("fd"), Bytes(), Num("len")),
+           "write count bytes at the description's f_pos", fpos=("off", "advance")),
+    Action("read", (P("fd", FD, FD_ALL), fpos_param("off"),
+                    _byte_param("len", SIZE, (), "count, in bytes (size_t)", MAX_WRITE_COUNT,
+                                f"more than {MAX_WRITE_COUNT} bytes: the executor's buffer")),
+           read_body, "read", (Fd("fd"), Bytes('""'), Num("len")),
+           "read count bytes at the description's f_pos", fpos=("off", "advance")),
+    Action("lseek", (P("fd", FD, FD_ALL), fpos_param("pos"),
+                     Param("off", LOFF, (), "offset (loff_t)"),
+                     Param("whence", integer(0, (1 << 32) - 1), (), "whence (unsigned int)")),
+           lseek_body, "lseek",
+           (Fd("fd"), Num("off"), Flags("whence", SEEK_WHENCE, zero="SEEK_SET", enum=True)),
+           "move the description's f_pos", fpos=("pos", "set")),
     Action("pread", (P("fd", FD, FD_ALL), _byte_param("off", LOFF, _grid(2), "pos, in bytes")),
            pread_body, "pread64",
            (Fd("fd"), C("4096"), Num("off")), "pread 4096 bytes at a byte offset"),
@@ -536,19 +620,20 @@ ACTIONS: tuple[Action, ...] = (
            (Fd("fd"), Flags("mode", FALLOC_FLAGS), Num("off"), Num("len")),
            "fallocate a byte range"),
     Action("mmap", (P("fd", FD, FD_ALL), P("share", enum("shared", "private"), (SHARED, PRIVATE)),
-                    P("prot", enum("r", "rw"), (PROT_R, PROT_RW))),
+                    P("prot", enum("r", "rw", "w"), (PROT_R, PROT_RW)), NPAGES),
            mmap_body, "mmap",
-           (C("NULL"), Span(page_bytes), Choice("prot", {PROT_R: "PROT_READ",
-                                                  PROT_RW: "PROT_READ|PROT_WRITE"}),
+           (C("NULL"), Num("npages", page_bytes),
+            Choice("prot", PROT_TEXT),
             Choice("share", {SHARED: "MAP_SHARED", PRIVATE: "MAP_PRIVATE"}), Fd("fd"), C("0")),
-           "map the first page"),
-    Action("mprotect", (P("m", MAPK, MAP_ALL), P("prot", enum("r", "rw"), (PROT_R, PROT_RW))),
+           "map npages pages from file offset 0", extent="npages"),
+    Action("mprotect", (P("m", MAPK, MAP_ALL),
+                        P("prot", enum("r", "rw", "w"), (PROT_R, PROT_RW)), NPAGES, MPAGES),
            mprotect_body, "mprotect",
-           (MapRef("m"), Span(page_bytes), Choice("prot", {PROT_R: "PROT_READ",
-                                                    PROT_RW: "PROT_READ|PROT_WRITE"})),
-           "mprotect"),
-    Action("munmap", (P("m", MAPK, MAP_ALL),), munmap_body, "munmap",
-           (MapRef("m"), Span(page_bytes)), "munmap"),
+           (MapRef("m"), Num("npages", page_bytes),
+            Choice("prot", PROT_TEXT)),
+           "mprotect a whole mapping", mapped="mpages"),
+    Action("munmap", (P("m", MAPK, MAP_ALL), NPAGES, MPAGES), munmap_body, "munmap",
+           (MapRef("m"), Num("npages", page_bytes)), "munmap a whole mapping", mapped="mpages"),
     Action("madvise_remove", (P("m", MAPK, MAP_ALL),
                               _byte_param("len", SIZE, (0, PAGE_SIZE // 2, PAGE_SIZE,
                                                         HPAGE_SIZE // 2, HPAGE_SIZE,
@@ -567,10 +652,12 @@ ACTIONS: tuple[Action, ...] = (
            (MapRef("m"), Num("len"),
             Flags("advice", MADV_ADVICE, zero="MADV_NORMAL", enum=True)),
            "madvise() with another advice: hints, population, fork behaviour"),
-    Action("store", (P("m", MAPK, MAP_ALL), ACCESS_OFF), store_body, "store",
-           (MapRef("m"), Num("off")), "store one byte at a byte offset of a mapping"),
-    Action("load", (P("m", MAPK, MAP_ALL), ACCESS_OFF), load_body, "load",
-           (MapRef("m"), Num("off")), "load one byte at a byte offset of a mapping"),
+    Action("store", (P("m", MAPK, MAP_ALL), ACCESS_OFF, MPAGES), store_body, "store",
+           (MapRef("m"), Num("off")), "store one byte at a byte offset of a mapping",
+           mapped="mpages"),
+    Action("load", (P("m", MAPK, MAP_ALL), ACCESS_OFF, MPAGES), load_body, "load",
+           (MapRef("m"), Num("off")), "load one byte at a byte offset of a mapping",
+           mapped="mpages"),
     Action("mem_write", (P("m", MAPK, MAP_ALL), WRITE_OFF), mem_write_body, "mem_write",
            (MapRef("m"), Num("off")),
            "a FOLL_FORCE write of one byte through /proc/self/mem at a byte offset of a "
@@ -592,7 +679,7 @@ ACTIONS: tuple[Action, ...] = (
            reopen_body, "open", (ProcFd("fd"), REOPEN_HOW, OPEN_MODE),
            "reopen through /proc/self/fd",
            also=(("openat", (C("AT_FDCWD"), ProcFd("fd"), REOPEN_HOW, OPEN_MODE)),)),
-    Action("dup", (P("fd", FD, FD_ALL),), dup_body, "dup", (Fd("fd"),), "dup",
+    Action("dup", (P("fd", FD, FD_ALL),), dup_body, "dup", (Fd("fd"),), "dup", shares="fd",
            also=(("dup2", (Fd("fd"), NewFd())), ("dup3", (Fd("fd"), NewFd(), CLOEXEC_FLAG)),
                  ("fcntl", (Fd("fd"), C("F_DUPFD"), MinFd())),
                  ("fcntl", (Fd("fd"), C("F_DUPFD_CLOEXEC"), MinFd())))),
@@ -643,8 +730,16 @@ REPLAY_ONLY = (("pwrite", "pos_overflow"), ("pwrite", "grow_seal_short"),
                ("pwritev", "zero_len"), ("pwritev", "pos_overflow"),
                ("pwritev", "grow_seal_short"),
                ("preadv", "negative_pos"), ("preadv", "zero_len"), ("preadv", "pos_overflow"),
-               ("pread", "pos_overflow"), ("fallocate", "efbig"), ("madvise_remove", "len_wraps"),
-               ("madvise", "unknown_advice"), ("madvise", "len_wraps"))
+               ("pread", "pos_overflow"), ("fallocate", "efbig"),
+               # a mapping is explored one page long: a zero length is replay's
+               ("mmap", "zero_len"), ("mprotect", "zero_len"), ("munmap", "zero_len"),
+               ("madvise_remove", "len_wraps"), ("madvise", "unknown_advice"),
+               ("madvise", "len_wraps"))
+
+#: actions the search never takes: their f_pos is the trace's (Action.fpos), so a write,
+#: read or lseek is judged by replay and the decision tables; pwrite64/pread64 explore the
+#: same rules (vfs_write_rules(), vfs_read_rules()) at every offset of the grid
+REPLAY_ACTIONS = ("write", "read", "lseek")
 
 __all__ = [
     "ACTIONS",
@@ -669,6 +764,7 @@ __all__ = [
     "PR_RO",
     "PR_RW",
     "REF",
+    "REPLAY_ACTIONS",
     "REPLAY_ONLY",
     "RO",
     "RW",
@@ -689,6 +785,7 @@ __all__ = [
     "past_eof",
     "pinned_page0_kept",
     "pins",
+    "prot_writes",
     "punch_write_seal",
     "seals_note",
     "writable_maps",

@@ -30,6 +30,7 @@ from model.designs.memfd import (
     SHARED,
     bump,
     pins,
+    prot_writes,
     writable_maps,
     write_sealed,
 )
@@ -121,8 +122,8 @@ def mmap_seal_517(s: StateView, fd: E, share: E, prot: E) -> Rule:
     F_SEAL_WRITE made i_mmap_writable negative), then shmem_mmap()'s
     seal_check_future_write()."""
     shared_vma = (share == SHARED) & (fd == 0)
-    return fail("EPERM", when=shared_vma & (s.seals.has(F_SEAL_WRITE)
-                                            | ((prot == 1) & s.seals.has(F_SEAL_FUTURE_WRITE))),
+    future = prot_writes(prot) & s.seals.has(F_SEAL_FUTURE_WRITE)
+    return fail("EPERM", when=shared_vma & (s.seals.has(F_SEAL_WRITE) | future),
                 label="write_seal", why="pre-6.7: any VM_SHARED mapping of a WRITE-sealed file")
 
 

@@ -5,7 +5,7 @@ long-term FOLL_WRITE pins). Rule bodies only; model/designs/memfd.py makes them 
 
 from __future__ import annotations
 
-from model.designs.memfd_pages import page
+from model.designs.memfd_pages import page, page_index, pages_bytes
 from model.designs.memfd_state import (
     CHG_DMA,
     CHG_FD,
@@ -31,32 +31,57 @@ from model.vocab import MADV_ADVICE, MADV_REMOVE, PAGE_SIZE
 
 
 def within_mapping(s: StateView, off: E) -> Rule:
-    """An access at byte `off` of a mapping: the model's mappings are one page of the file
-    (page 0) long, so an offset before it or at/after its end is another address."""
+    """A FOLL_FORCE/process_vm_writev() write at byte `off` of a mapping, judged on its first
+    page (page 0)."""
     return requires((off >= 0) & (off < page(s)), label="within_mapping",
-                    why="an access outside the mapping's one page hits the caller's other "
-                        "memory (or none: SIGSEGV), which the model does not hold")
+                    why="a write past the mapping's first page: these writes are judged on "
+                        "page 0 (past a one-page mapping, the caller's other memory)")
 
 
-def store_body(s: StateView, m: E, off: E) -> list[Rule]:
-    """A one-byte store at byte `off` of a mapping: permission fault, then the file fault
-    handler for the page it hits (page 0: every mapping is one page at file offset 0)."""
+def within_pages(s: StateView, off: E, mpages: E) -> list[Rule]:
+    """An access at byte `off` of a mapping `mpages` pages long (at file offset 0): an offset
+    outside it is another address; on hugetlbfs, a page past the first and past EOF is
+    refused, since whether fallocate(KEEP_SIZE) put it in the page cache (then it maps,
+    hpage0_cached's finding) is held for page 0 only."""
+    index = page_index(s, off)
+    return [
+        requires((off >= 0) & (off < pages_bytes(s, mpages)), label="within_mapping",
+                 why="an access outside the mapping hits the caller's other memory (or none: "
+                     "SIGSEGV), which the model does not hold"),
+        requires(~(s.hugetlb & (index >= 1) & (pages_bytes(s, index) >= s.size)),
+                 label="hugetlb_cached_beyond",
+                 why="a hugetlbfs page past the first and past EOF maps if fallocate() cached "
+                     "it, which the model holds for page 0 only"),
+    ]
+
+
+def page_past_eof(s: StateView, off: E) -> E:
+    """The page holding byte `off` of a mapping at file offset 0 faults past EOF: page 0 as
+    past_eof() says; a later page (shmem; hugetlbfs within i_size, within_pages()) when it
+    starts at or after i_size (shmem_fault(): index >= DIV_ROUND_UP(i_size, PAGE_SIZE))."""
+    index = page_index(s, off)
+    return If(index == 0, past_eof(s), pages_bytes(s, index) >= s.size)
+
+
+def store_body(s: StateView, m: E, off: E, mpages: E) -> list[Rule]:
+    """A one-byte store at byte `off` of a mapping `mpages` pages long: permission fault,
+    then the file fault handler for the page it hits (mappings are at file offset 0)."""
     return [
         have_map(s, m),
-        within_mapping(s, off),
+        *within_pages(s, off, mpages),
         signal("SIGSEGV", unless=(m == SH_RW) | (m == PR_RW), label="no_vm_write",
                why="access_error(): the VMA lacks VM_WRITE"),
-        signal("SIGBUS", when=past_eof(s), label="past_eof",
+        signal("SIGBUS", when=page_past_eof(s, off), label="past_eof",
                why="shmem_fault()/hugetlb_no_page(): page beyond i_size"),
         ok(0, effects=If(m == SH_RW, CHG_MAP, 0),
            why="a shared store changes the file; a private one copies the page"),
     ]
 
 
-def load_body(s: StateView, m: E, off: E) -> list[Rule]:
+def load_body(s: StateView, m: E, off: E, mpages: E) -> list[Rule]:
     """A one-byte load at byte `off` of a mapping: the fault on the page it hits."""
-    return [have_map(s, m), within_mapping(s, off),
-            signal("SIGBUS", when=past_eof(s), label="past_eof"), ok(0)]
+    return [have_map(s, m), *within_pages(s, off, mpages),
+            signal("SIGBUS", when=page_past_eof(s, off), label="past_eof"), ok(0)]
 
 
 def mem_write_body(s: StateView, m: E, off: E) -> list[Rule]:
@@ -119,8 +144,9 @@ def madvise_range(s: StateView, len: E) -> list[Rule]:  # noqa: A002
              why="is_valid_madvise(): len_in && !PAGE_ALIGN(len_in)"),
         ok(0, when=len == 0, label="zero_len", why="madvise_should_skip(): end == start"),
         requires(len <= page(s), label="within_mapping",
-                 why="a range past the mapping's one page covers the caller's other memory "
-                     "(or none: ENOMEM), which the model does not hold"),
+                 why="a range past the mapping's first page: madvise() is judged over page "
+                     "0 (past a one-page mapping it covers the caller's other memory, or none: "
+                     "ENOMEM)"),
     ]
 
 

@@ -43,6 +43,11 @@ def page_index(s: StateView, x: E) -> E:
     return If(s.hugetlb, If(s.huge_1g, x // GPAGE_SIZE, x // HPAGE_SIZE), x // PAGE_SIZE)
 
 
+def pages_bytes(s: StateView, n: E) -> E:
+    """n << PAGE_SHIFT (or huge_page_shift()): n of the file's pages, in bytes."""
+    return If(s.hugetlb, If(s.huge_1g, n * GPAGE_SIZE, n * HPAGE_SIZE), n * PAGE_SIZE)
+
+
 def unaligned(s: StateView, x: E) -> E:
     """x is not a multiple of the file's page size."""
     return If(s.hugetlb, If(s.huge_1g, x % GPAGE_SIZE, x % HPAGE_SIZE), x % PAGE_SIZE) != 0
@@ -91,5 +96,18 @@ ACCESS_OFF = Param("off", LOFF, (0, PAGE_SIZE - 1, HPAGE_SIZE - 1, GPAGE_SIZE - 
                    "byte offset in the mapping")
 
 
-__all__ = ["ACCESS_OFF", "GPAGE_SIZE", "LOFF", "MAX_LFS_FILESIZE", "PAGE_SIZES", "SIZE",
-           "hpage", "on_grid", "page", "page_bytes", "page_index", "unaligned"]
+__all__ = [
+    "ACCESS_OFF",
+    "GPAGE_SIZE",
+    "LOFF",
+    "MAX_LFS_FILESIZE",
+    "PAGE_SIZES",
+    "SIZE",
+    "hpage",
+    "on_grid",
+    "page",
+    "page_bytes",
+    "page_index",
+    "pages_bytes",
+    "unaligned",
+]

@@ -56,10 +56,26 @@ def pwrite_body(s: StateView, fd: E, off: E, len: E) -> list[Rule]:  # noqa: A00
     The file is O_LARGEFILE (memfd_create(), and open() on 64-bit), so max_size is
     s_maxbytes = MAX_LFS_FILESIZE; pos + count cannot exceed it without the overflow EINVAL
     of rw_verify_area() first, so generic_write_check_limits()'s EFBIG is unreachable."""
-    end = off + len
     return [
         have_fd(s, fd),
         fail("EINVAL", when=off < 0, label="negative_pos", why="ksys_pwrite64(): pos < 0"),
+        *vfs_write_rules(s, fd, off, len),
+    ]
+
+
+def write_body(s: StateView, fd: E, off: E, len: E) -> list[Rule]:  # noqa: A002
+    """ksys_write() at the description's f_pos `off` (file_ppos(); f_pos += the bytes
+    written, Action.fpos): vfs_write() as pwrite64 at pos, whose only other check is pos < 0,
+    which f_pos never is (vfs_setpos() refuses it). A description with O_APPEND (IOCB_APPEND:
+    at i_size) is not modelled: open() takes no O_APPEND here."""
+    return [have_fd(s, fd), *vfs_write_rules(s, fd, off, len)]
+
+
+def vfs_write_rules(s: StateView, fd: E, off: E, len: E) -> list[Rule]:  # noqa: A002
+    """vfs_write() at off: FMODE_WRITE, FMODE_CAN_WRITE, rw_verify_area(), then
+    shmem_file_write_iter()."""
+    end = off + len
+    return [
         fail("EBADF", unless=fd == RW, label="fmode_write", why="vfs_write(): !FMODE_WRITE"),
         fail("EINVAL", when=s.hugetlb, label="no_write_iter",
              why="hugetlbfs has no write_iter: !FMODE_CAN_WRITE"),
@@ -206,16 +222,51 @@ PREAD_COUNT = 4096
 
 
 def pread_body(s: StateView, fd: E, off: E) -> list[Rule]:
-    """ksys_pread64(), rw_verify_area(), then shmem_file_read_iter()/hugetlbfs_read_iter():
-    a 4096-byte read returns the bytes up to i_size, 0 at or past EOF. Every description here
-    is readable (O_RDONLY or O_RDWR)."""
-    left = s.size - off
+    """ksys_pread64(), then vfs_read() at off: a 4096-byte read returns the bytes up to
+    i_size, 0 at or past EOF."""
     return [have_fd(s, fd),
             fail("EINVAL", when=off < 0, label="negative_pos", why="ksys_pread64(): pos < 0"),
-            fail("EINVAL", when=off + PREAD_COUNT > MAX_LFS_FILESIZE, label="pos_overflow",
+            *vfs_read_rules(s, off, PREAD_COUNT)]
+
+
+def read_body(s: StateView, fd: E, off: E, len: E) -> list[Rule]:  # noqa: A002
+    """ksys_read() at the description's f_pos `off` (f_pos += the bytes read, Action.fpos):
+    vfs_read() as pread64 at off (which is never negative)."""
+    return [have_fd(s, fd), *vfs_read_rules(s, off, len)]
+
+
+def vfs_read_rules(s: StateView, off: E, len: E | int) -> list[Rule]:  # noqa: A002
+    """vfs_read() at off: every description here is readable (O_RDONLY or O_RDWR) and
+    hugetlbfs has read_iter; rw_verify_area(), then shmem_file_read_iter()/
+    hugetlbfs_read_iter(): the bytes up to i_size, 0 for a zero count or at/past EOF."""
+    left = s.size - off
+    return [fail("EINVAL", when=off + len > MAX_LFS_FILESIZE, label="pos_overflow",
                  why="rw_verify_area(): (loff_t)(pos + count) < 0"),
-            ok(0, when=off >= s.size, label="eof"),
-            ok(If(left < PREAD_COUNT, left, PREAD_COUNT))]
+            ok(0, when=(off >= s.size) | (len == 0), label="eof"),
+            ok(If(left < len, left, len))]
+
+
+#: lseek()'s whence (include/uapi/linux/fs.h)
+SEEK_SET, SEEK_CUR, SEEK_END, SEEK_MAX = 0, 1, 2, 4
+
+
+def lseek_body(s: StateView, fd: E, pos: E, off: E, whence: E) -> list[Rule]:
+    """ksys_lseek() then shmem_file_llseek() (generic_file_llseek_size() with s_maxbytes
+    MAX_LFS_FILESIZE and i_size) or hugetlbfs's default_llseek(): SEEK_SET off, SEEK_CUR
+    f_pos + off, SEEK_END i_size + off; a result below 0 (a sum past LLONG_MAX wraps below
+    0) is EINVAL (vfs_setpos()); the result becomes f_pos (Action.fpos "set")."""
+    new = If(whence == SEEK_SET, off, If(whence == SEEK_CUR, pos + off, s.size + off))
+    return [
+        have_fd(s, fd),
+        fail("EINVAL", when=whence > SEEK_MAX, label="bad_whence",
+             why="ksys_lseek(): whence > SEEK_MAX"),
+        requires(whence <= SEEK_END, label="seek_data_hole",
+                 why="SEEK_DATA/SEEK_HOLE look for the page cache's holes "
+                     "(mapping_seek_hole_data()), which the model does not hold page by page"),
+        fail("EINVAL", when=(new < 0) | (new > MAX_LFS_FILESIZE), label="bad_pos",
+             why="vfs_setpos(): a negative position"),
+        ok(new),
+    ]
 
 
 __all__ = [
@@ -223,18 +274,23 @@ __all__ = [
     "PREAD_COUNT",
     "f_pos_unmodelled",
     "grow_seal_rules",
+    "lseek_body",
     "pread_body",
     "preadv2_body",
     "preadv_body",
     "pwrite_body",
     "pwritev2_body",
     "pwritev_body",
+    "read_body",
     "rwf_pos",
     "rwf_rules",
     "splice_write_body",
     "vectored_read",
     "vectored_write",
+    "vfs_read_rules",
+    "vfs_write_rules",
     "write_begin_refusal",
+    "write_body",
     "write_iter_rules",
     "write_pos",
 ]

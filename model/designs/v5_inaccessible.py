@@ -192,7 +192,10 @@ def build() -> Design:
             "reopen": lambda a: a.insert_rule(otrunc_rule, before="shrink_seal"),
             "mmap": lambda a: a.insert_rule(mmap_rule, after="write_seal"),
             "pwrite": lambda a: a.insert_rule(write_rule, after="grow_seal"),
+            "write": lambda a: a.insert_rule(write_rule, after="grow_seal"),
             "pread": lambda a: a.insert_rule(read_rules_past_eof, before="eof")
+            .insert_rule(read_rule, before="eof"),
+            "read": lambda a: a.insert_rule(read_rules_past_eof, before="eof")
             .insert_rule(read_rule, before="eof"),
             "reclaim": lambda a: a.insert_rule(writepage_rule, after="redirty_locked"),
             "fallocate": lambda a: a.amend_rule("punched", punch_invalidates)

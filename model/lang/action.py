@@ -183,6 +183,27 @@ class Action:
     #: other calls that do exactly this action, each (call, args): dup2/dup3/fcntl(F_DUPFD)
     #: share a description as dup does. Traces print `call`/`args`; a trace line may use any.
     also: tuple[tuple[str, tuple[ArgSpec, ...]], ...] = ()
+    #: (param, how): the parameter is the file position (f_pos) of the open file description
+    #: the action's descriptor names, which is not in the state: a trace's handle table holds
+    #: it (traces/concretize.py), starting at 0 for a new description; after a success it
+    #: becomes param + the return value (how "advance": read, write) or the return value
+    #: ("set": lseek). The explicit engine does not explore such an action (see NOTES.md).
+    fpos: tuple[str, str] | None = None
+    #: the parameter naming the descriptor whose open file description a descriptor this
+    #: action creates shares (dup: the same f_pos); None: a new description
+    shares: str | None = None
+    #: the parameter that is the length (in pages) of the mapping this action creates (mmap):
+    #: a trace's handle table keeps it with the mapping's name
+    extent: str | None = None
+    #: the parameter bound from the handle table: the length (in pages) of the mapping the
+    #: action's mapping argument names (not printed)
+    mapped: str | None = None
+
+    @property
+    def explored(self) -> bool:
+        """The engines explore the action: every parameter has a value to take (write's
+        f_pos has none: replay binds it, Action.fpos)."""
+        return all(p.domain for p in self.params)
 
     def spellings(self) -> tuple[tuple[str, tuple[ArgSpec, ...]], ...]:
         """(call, args) of every way a trace line may spell this action, the printed one

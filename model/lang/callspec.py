@@ -149,6 +149,15 @@ class IoCnt:
 
 
 @dataclass(frozen=True)
+class Bytes:
+    """A buffer whose bytes decide no outcome (write's data, read's result): any string as
+    strace prints it (truncated too), or an address strace showed instead; printed as
+    `text`."""
+
+    text: str = '"x"...'
+
+
+@dataclass(frozen=True)
 class Out:
     """An output the call fills in (a struct stat field): the state field `source` after the
     call, ORed with `base` (st_mode's S_IFREG), printed with the names of `family` and the
@@ -171,4 +180,4 @@ class Fields:
 
 
 ArgSpec = (C | Fd | MapRef | PinRef | ProcFd | Flags | Num | Span | Choice | CString | NewFd
-           | MinFd | Harmless | IoVec | IoCnt | Out | Fields)
+           | MinFd | Harmless | IoVec | IoCnt | Bytes | Out | Fields)

@@ -228,13 +228,13 @@ def _c_call(op: Op, need: set[str]) -> str:
                 f"{int(c.startswith('pwritev'))}), {value(o[2])}, (long){value(o[3])}, 0L"
                 + (f", {_c_flags(o[4])}))" if len(o) > 4 else "))"))
     if c in ("fstat", "newfstatat"):
-        # the fields the trace shows are checked after the call (runtime: want_after)
+        # the fields the trace shows are checked after the call (runtime: stat_shown())
         shown = o[1] if c == "fstat" else o[2]
         mode = f"0{shown['st_mode'] & 0o777:o}" if "st_mode" in shown else "-1"
         call = (f"fstat(FD({o[0]}), &stat_buf)" if c == "fstat" else
                 f"fstatat(FD({o[0]}), {_c_string(str(o[1]))}, &stat_buf, {_c_flags(o[3])})")
         need.add("stat")
-        return f"stat_shown({o[0]}, {shown.get('st_size', -1)}, {mode}, res_of({call}))"
+        return f"stat_shown({shown.get('st_size', -1)}, {mode}, res_of({call}))"
     if c == "lseek":
         return f"res_of(lseek(FD({o[0]}), {value(o[1])}, {_c_flags(o[2])}))"
     if c == "dup":

@@ -332,15 +332,23 @@ static __maybe_unused struct iovec *iovecs(int n, const char *const *units,
 	return iov;
 }
 //@ section stat
-/* fstat()'s buffer; the st_size and mode the trace shows (-1: not shown) are checked after
- * the call when its outcome is as the trace says (want_after, observed()) */
+/* fstat()'s buffer. After a successful call, the st_size and mode the trace shows (-1: not
+ * shown) must be the kernel's: else the step fails, and the line before says which differs. */
 static struct stat stat_buf;
 
-static __maybe_unused struct res stat_shown(int tfd, long long size, long mode, struct res r)
+static __maybe_unused struct res stat_shown(long long size, long mode, struct res r)
 {
-	struct observe w = { tfd, size, -1, mode };
-
-	want_after = w;
+	if (r.ret != 0 || r.sig)
+		return r;
+	if (size >= 0 && (long long)stat_buf.st_size != size) {
+		printf("# step %d: st_size is %lld, the trace shows %lld\n", cur_step,
+			(long long)stat_buf.st_size, size);
+		r.ret = -1;
+	} else if (mode >= 0 && (long)(stat_buf.st_mode & 0777) != mode) {
+		printf("# step %d: the mode is 0%lo, the trace shows 0%lo\n", cur_step,
+			(long)(stat_buf.st_mode & 0777), mode);
+		r.ret = -1;
+	}
 	return r;
 }
 //@ section buffer

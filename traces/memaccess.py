@@ -1,0 +1,87 @@
+"""The kernel executor's own memory accesses (traces/kernel.py): its mapping and pin records,
+writes into its own mappings, and loads/stores run in a forked process so that a SIGSEGV or
+SIGBUS is observed, not suffered."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from traces import uring
+from traces.rawsys import ename as _ename
+from traces.rawsys import sig_name as _sig_name
+from traces.syscalls import TraceError
+from traces.trace import Err, Outcome, Ret
+
+
+@dataclass
+class Map:
+    addr: int
+    length: int
+    live: bool = True
+
+
+@dataclass
+class Pin:
+    fds: tuple[int, ...] = ()  # pipe (r, w) of a vmsplice pin
+    ring: uring.Ring | None = None  # the io_uring of a gup_pin
+    released: bool = False
+
+
+def own_write(mp: Map, write: Callable[[], int]) -> Outcome:
+    """A write into this process's own memory at a mapping (`write`: bytes written, or a
+    negative errno). At an address the trace unmapped it runs in a forked process (the
+    address may have been reused here), which reports the errno as its exit status."""
+    if mp.live:
+        r = write()
+    else:
+        pid = os.fork()
+        if pid == 0:
+            w = write()
+            os._exit(0 if w >= 0 else min(-w, 255))
+        _, status = os.waitpid(pid, 0)
+        r = -os.waitstatus_to_exitcode(status) or 1
+    return Err(_ename(-r)) if r < 0 else Ret(r)
+
+
+def in_grandchild(fn: Callable[[], None]) -> str:
+    """Run fn in a forked process: "ok", or the name of the signal that killed it."""
+    pid = os.fork()
+    if pid == 0:
+        try:
+            fn()
+        except BaseException:
+            os._exit(99)
+        os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        return _sig_name(os.WTERMSIG(status))
+    if os.WEXITSTATUS(status) != 0:
+        raise TraceError(f"probe process exited with status {os.WEXITSTATUS(status)}")
+    return "ok"
+
+
+def poke(addr: int) -> Callable[[], None]:
+    """Store 0x5a at addr."""
+    def fn() -> None:
+        ctypes.memmove(addr, uring.STORE_BYTE, 1)
+    return fn
+
+
+def peek(addr: int) -> Callable[[], None]:
+    """Load the byte at addr."""
+    def fn() -> None:
+        ctypes.string_at(addr, 1)
+    return fn
+
+
+def touch(addr: int) -> Callable[[], None]:
+    """Load the byte at addr and store it back (a write that changes no content)."""
+    def fn() -> None:
+        ctypes.memmove(addr, ctypes.string_at(addr, 1), 1)
+    return fn
+
+
+__all__ = ["Map", "Pin", "in_grandchild", "own_write", "peek", "poke", "touch"]

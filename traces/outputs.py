@@ -1,0 +1,96 @@
+"""Outputs a call fills in (fstat's st_size and st_mode; callspec `Out`): how a trace shows
+them, the model's value after the call, and the differences replay reports as divergences
+(checker/replay.py) and the kernel judge prints (checker/kernel_replay.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from model.lang.action import Action
+from model.lang.callspec import Fields, Out
+from model.lang.design import Design
+from model.vocab import parse_flags
+from traces.trace import Arg, Int, Sym
+
+#: prefix of a `used` key holding an output value the trace shows (OUT + "st_size" -> "8192")
+OUT = "out:"
+
+
+def out_value(spec: Out, after: Mapping[str, int]) -> int:
+    """The model's value of an output: the state field after the call, ORed with its base."""
+    return spec.base | after[spec.source]
+
+
+def out_text(spec: Out, value: int) -> str:
+    """An output value as strace prints it: S_IFREG|0600, 8192."""
+    names = [n for n, bit in spec.family.items() if bit and value & bit == bit]
+    rest = value
+    for n in names:
+        rest &= ~spec.family[n]
+    num = ("0" + format(rest, "o") if rest else "0") if spec.octal else str(rest)
+    return "|".join([*names, num] if rest or not names else names)
+
+
+def record_output(spec: Out, label: str, arg: Arg, used: dict[str, str]) -> str | None:
+    """Record the value a trace shows for an output (compared by output_diffs)."""
+    if isinstance(arg, Int):
+        v = arg.value
+    elif isinstance(arg, Sym):
+        try:
+            v = parse_flags(arg.text, dict(spec.family))
+        except KeyError as e:
+            return f"{label}: unknown name {e.args[0]}"
+    else:
+        return f"{label}: expected a number"
+    used[OUT + label] = str(v)
+    return None
+
+
+def _outs(specs: tuple[object, ...]) -> dict[str, Out]:
+    """label -> Out spec, for the outputs of one spelling (also inside structs)."""
+    out: dict[str, Out] = {}
+    for spec in specs:
+        if isinstance(spec, Out):
+            out[spec.source] = spec
+        elif isinstance(spec, Fields):
+            out.update({n: s for n, s in spec.items if isinstance(s, Out)})
+    return out
+
+
+def output_diffs(action: Action, call: str, used: Mapping[str, str],
+                 after: Mapping[str, int]) -> list[tuple[str, str, str]]:
+    """(label, the trace's value, the model's value) of every output the trace shows that
+    differs from the model's after the call (strace text, e.g. st_size 8192 / 4096)."""
+    specs = next((a for c, a in action.spellings() if c == call), action.args)
+    diffs = []
+    for label, spec in _outs(specs).items():
+        shown = used.get(OUT + label)
+        if shown is not None and int(shown) != out_value(spec, after):
+            diffs.append((label, out_text(spec, int(shown)),
+                          out_text(spec, out_value(spec, after))))
+    return diffs
+
+
+def model_outputs(action: Action, call: str, after: Mapping[str, int]) -> dict[str, int]:
+    """label -> the model's value of every output of the call's spelling, after it."""
+    specs = next((a for c, a in action.spellings() if c == call), action.args)
+    return {label: out_value(spec, after) for label, spec in _outs(specs).items()}
+
+
+def output_text(design: Design, label: str, value: int) -> str:
+    """An output value (by its label: st_mode) printed as the design's specs print it."""
+    for a in design.actions:
+        for _, specs in a.spellings():
+            spec = _outs(specs).get(label)
+            if spec is not None:
+                return out_text(spec, value)
+    return str(value)
+
+
+def outputs_of(used: Mapping[str, str]) -> dict[str, int]:
+    """The output values a resolved trace line shows: label -> value."""
+    return {k[len(OUT):]: int(v) for k, v in used.items() if k.startswith(OUT)}
+
+
+__all__ = ["OUT", "model_outputs", "out_text", "out_value", "output_diffs", "output_text",
+           "outputs_of", "record_output"]
