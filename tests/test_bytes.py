@@ -104,7 +104,7 @@ PREFIXES = ["", "fcntl(3, F_ADD_SEALS, F_SEAL_GROW) = 0\n",
 
 def _line(rng: random.Random) -> str:
     a, b = _values(rng), _values(rng)
-    call = rng.randrange(11)
+    call = rng.randrange(13)
     if call == 0:
         return f"ftruncate(3, {a}) = ?"
     if call == 1:
@@ -128,6 +128,12 @@ def _line(rng: random.Random) -> str:
         return f'read(3, "", {abs(b) % (1 << 17)}) = ?'
     if call == 10:
         return f"lseek(3, {a}, {rng.choice(('SEEK_SET', 'SEEK_CUR', 'SEEK_END', '7'))}) = ?"
+    if call in (11, 12):
+        lens = [abs(x) % (1 << 16) for x in (b, _values(rng))][:rng.randrange(3)]
+        verb = "writev" if call == 11 else "readv"
+        base = '"x"...' if call == 11 else '""'
+        iov = ", ".join(f"{{iov_base={base}, iov_len={n}}}" for n in lens)
+        return f"{verb}(3, [{iov}], {len(lens)}) = ?"
     return f"load(m1, {rng.choice((0, 4095, 4096, 8191, abs(b) % 12288))}) = ?"
 
 

@@ -70,7 +70,8 @@ EXTRA = {  # not from the selftest
     "pwritev2()/preadv2() with iovec arrays and RWF_* flags (issue 15)": ["pwritev2-preadv2"],
     "fstat()'s st_size and st_mode as outputs (issues 14, 16)": [
         "fstat-size-and-mode", "fstat-noexec-seal", "fstat-hugetlb"],
-    "write()/read()/lseek() at the description's f_pos (issues 14, 15)": ["write-read-fpos"],
+    "write()/read()/lseek() at the description's f_pos (issues 14, 15)": [
+        "write-read-fpos", "writev-readv-fpos"],
     "mappings of several pages (issue 14)": ["mmap-multipage", "mmap-multipage-hugetlb"],
 }
 

@@ -339,12 +339,18 @@ class _Executor:
         return arr, bufs
 
     def vectored(self, call: str, fd: int, iov: tuple[tuple[bytes, int], ...], cnt: int,
-                 pos: int, *flags: int) -> Outcome:
-        """pwritev[2]/preadv[2](fd, iov, cnt, pos_l, pos_h[, flags]); on x86_64 pos_l holds
-        all of pos."""
-        arr, _bufs = self.iovecs(iov, write=call.startswith("pwritev"))
-        return self.call(call, self.real(fd), ctypes.addressof(arr), cnt,
-                         pos & ((1 << 64) - 1), 0, *flags)
+                 *pos_flags: int) -> Outcome:
+        """pwritev[2]/preadv[2](fd, iov, cnt, pos_l, pos_h[, flags]) (on x86_64 pos_l holds
+        all of pos), or writev/readv(fd, iov, cnt) at the file offset."""
+        arr, _bufs = self.iovecs(iov, write="write" in call)
+        rest = (pos_flags[0] & ((1 << 64) - 1), 0, *pos_flags[1:]) if pos_flags else ()
+        return self.call(call, self.real(fd), ctypes.addressof(arr), cnt, *rest)
+
+    def do_writev(self, *a: Any) -> Outcome:
+        return self.vectored("writev", *a)
+
+    def do_readv(self, *a: Any) -> Outcome:
+        return self.vectored("readv", *a)
 
     def do_pwritev2(self, *a: Any) -> Outcome:
         return self.vectored("pwritev2", *a)

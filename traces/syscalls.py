@@ -290,6 +290,11 @@ _ENTRIES: tuple[Syscall, ...] = (
             "write the iovecs (each iov_base repeated to its iov_len) at pos"),
     Syscall("preadv", 295, (FD, _p("iov", "iov"), _p("iovcnt", "int"), _p("pos", "int")),
             "read into iovecs of the lengths given (their bytes are the result) at pos"),
+    Syscall("writev", 20, (FD, _p("iov", "iov"), _p("iovcnt", "int")),
+            "write the iovecs (each iov_base repeated to its iov_len) at the file offset"),
+    Syscall("readv", 19, (FD, _p("iov", "iov"), _p("iovcnt", "int")),
+            "read into iovecs of the lengths given (their bytes are the result) at the file "
+            "offset"),
     Syscall("preadv2", 327, (FD, _p("iov", "iov"), _p("iovcnt", "int"), _p("pos", "int"),
                              _p("flags", "flags", vocab.RWF_FLAGS)),
             "read into iovecs of the lengths given (their bytes are the result) at pos"),

@@ -60,8 +60,10 @@ from model.designs.memfd_rw import (
     pwritev2_body,
     pwritev_body,
     read_body,
+    readv_body,
     splice_write_body,
     write_body,
+    writev_body,
 )
 from model.designs.memfd_state import (
     CHG_DMA,
@@ -597,6 +599,18 @@ ACTIONS: tuple[Action, ...] = (
                                 f"more than {MAX_WRITE_COUNT} bytes: the executor's buffer")),
            read_body, "read", (Fd("fd"), Bytes('""'), Num("len")),
            "read count bytes at the description's f_pos", fpos=("off", "advance")),
+    Action("writev", (P("fd", FD, FD_ALL), fpos_param("off"),
+                      _byte_param("len", SIZE, (), "the iovecs' total length (size_t)",
+                                  MAX_WRITE_COUNT, f"more than {MAX_WRITE_COUNT} bytes: the "
+                                  "outcome depends on the memory past the executor's buffer")),
+           writev_body, "writev", (Fd("fd"), IoVec("len"), IoCnt()),
+           "writev an iovec array at the description's f_pos", fpos=("off", "advance")),
+    Action("readv", (P("fd", FD, FD_ALL), fpos_param("off"),
+                     _byte_param("len", SIZE, (), "the iovecs' total length (size_t)",
+                                 MAX_WRITE_COUNT, f"more than {MAX_WRITE_COUNT} bytes: the "
+                                 "executor's buffer")),
+           readv_body, "readv", (Fd("fd"), IoVec("len", '""'), IoCnt()),
+           "readv into an iovec array at the description's f_pos", fpos=("off", "advance")),
     Action("lseek", (P("fd", FD, FD_ALL), fpos_param("pos"),
                      Param("off", LOFF, (), "offset (loff_t)"),
                      Param("whence", integer(0, (1 << 32) - 1), (), "whence (unsigned int)")),
@@ -739,7 +753,7 @@ REPLAY_ONLY = (("pwrite", "pos_overflow"), ("pwrite", "grow_seal_short"),
 #: actions the search never takes: their f_pos is the trace's (Action.fpos), so a write,
 #: read or lseek is judged by replay and the decision tables; pwrite64/pread64 explore the
 #: same rules (vfs_write_rules(), vfs_read_rules()) at every offset of the grid
-REPLAY_ACTIONS = ("write", "read", "lseek")
+REPLAY_ACTIONS = ("write", "read", "writev", "readv", "lseek")
 
 __all__ = [
     "ACTIONS",

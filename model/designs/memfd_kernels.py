@@ -128,7 +128,7 @@ def _same(series: str) -> Design:
     edit: dict[str, Callable[[Action], Action]] = {
         "pwrite": _pmd_write_chunks, "splice_write": _pmd_write_chunks,
         "pwritev2": _pmd_write_chunks, "pwritev": _pmd_write_chunks,
-        "write": _pmd_write_chunks}
+        "write": _pmd_write_chunks, "writev": _pmd_write_chunks}
     if series == "6.12":
         edit["pwritev2"] = lambda a: RWF_612(_pmd_write_chunks(a))
         edit["preadv2"] = RWF_612

@@ -286,6 +286,7 @@ def build_luo() -> Design:
             "pwritev2": _write_frozen,
             "pwritev": _write_frozen,
             "write": _write_frozen,
+            "writev": _write_frozen,
             "fallocate": lambda a: a.insert_rule(fallocate_frozen, after="unsupported_mode"),
             "madvise_remove": lambda a: a.insert_rule(fallocate_frozen,
                                                       before="punch_write_seal"),

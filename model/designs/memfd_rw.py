@@ -154,17 +154,19 @@ def f_pos_unmodelled(off: E) -> Rule:
 
 
 def vectored_write(s: StateView, fd: E, off: E, len: E,  # noqa: A002
-                   flags: E | None) -> list[Rule]:
+                   flags: E | None, explicit: bool = True) -> list[Rule]:
     """pwritev2() (flags: its rwf_t) or pwritev() (flags None: do_pwritev() with no flags,
     and no f_pos case: pos -1 is EINVAL there) at an explicit pos, probed on 6.18.44:
     do_pwritev() (pos < 0, before the descriptor), vfs_writev() (FMODE_WRITE, FMODE_CAN_WRITE;
     an empty iovec array returns 0 before anything else), rw_verify_area() at the given pos
-    (with RWF_APPEND too), kiocb_set_rw_flags(), then shmem_file_write_iter() at rwf_pos()."""
+    (with RWF_APPEND too), kiocb_set_rw_flags(), then shmem_file_write_iter() at rwf_pos().
+    Not `explicit`: writev() (do_writev()) at the description's f_pos `off`, no pos check."""
     v2 = flags is not None
     return [
         have_fd(s, fd),
         *([f_pos_unmodelled(off)] if v2 else []),
-        fail("EINVAL", when=off < 0, label="negative_pos", why="do_pwritev(): pos < 0"),
+        *([fail("EINVAL", when=off < 0, label="negative_pos", why="do_pwritev(): pos < 0")]
+          if explicit else []),
         fail("EBADF", unless=fd == RW, label="fmode_write", why="vfs_writev(): !FMODE_WRITE"),
         fail("EINVAL", when=s.hugetlb, label="no_write_iter",
              why="vfs_writev(): !FMODE_CAN_WRITE (hugetlbfs has no write_iter)"),
@@ -190,17 +192,19 @@ def pwritev_body(s: StateView, fd: E, off: E, len: E) -> list[Rule]:  # noqa: A0
 
 
 def vectored_read(s: StateView, fd: E, off: E, len: E,  # noqa: A002
-                  flags: E | None) -> list[Rule]:
+                  flags: E | None, explicit: bool = True) -> list[Rule]:
     """preadv2() (flags: its rwf_t) or preadv() (None: no flags, pos -1 EINVAL) at an explicit
     pos: do_preadv(), vfs_readv() (every description here is readable, and hugetlbfs has
     read_iter), an empty iovec array returns 0, rw_verify_area(), kiocb_set_rw_flags()
     (RWF_APPEND is accepted and ignored), then the bytes up to i_size
-    (shmem_file_read_iter()/hugetlbfs_read_iter())."""
+    (shmem_file_read_iter()/hugetlbfs_read_iter()). Not `explicit`: readv() (do_readv()) at
+    the description's f_pos `off`."""
     left = s.size - off
     return [
         have_fd(s, fd),
         *([f_pos_unmodelled(off)] if flags is not None else []),
-        fail("EINVAL", when=off < 0, label="negative_pos", why="do_preadv(): pos < 0"),
+        *([fail("EINVAL", when=off < 0, label="negative_pos", why="do_preadv(): pos < 0")]
+          if explicit else []),
         ok(0, when=len == 0, label="zero_len", why="vfs_readv(): !tot_len"),
         fail("EINVAL", when=off + len > MAX_LFS_FILESIZE, label="pos_overflow",
              why="rw_verify_area(): (loff_t)(pos + count) < 0"),
@@ -208,6 +212,14 @@ def vectored_read(s: StateView, fd: E, off: E, len: E,  # noqa: A002
         ok(0, when=off >= s.size, label="eof"),
         ok(If(left < len, left, len)),
     ]
+
+
+def writev_body(s: StateView, fd: E, off: E, len: E) -> list[Rule]:  # noqa: A002
+    return vectored_write(s, fd, off, len, None, explicit=False)
+
+
+def readv_body(s: StateView, fd: E, off: E, len: E) -> list[Rule]:  # noqa: A002
+    return vectored_read(s, fd, off, len, None, explicit=False)
 
 
 def preadv2_body(s: StateView, fd: E, off: E, len: E, flags: E) -> list[Rule]:  # noqa: A002
@@ -282,6 +294,7 @@ __all__ = [
     "pwritev2_body",
     "pwritev_body",
     "read_body",
+    "readv_body",
     "rwf_pos",
     "rwf_rules",
     "splice_write_body",
@@ -293,4 +306,5 @@ __all__ = [
     "write_body",
     "write_iter_rules",
     "write_pos",
+    "writev_body",
 ]

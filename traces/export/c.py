@@ -217,16 +217,18 @@ def _c_call(op: Op, need: set[str]) -> str:
         count = value(o[2])
         return (f"res_of(write(FD({o[0]}), payload({_c_string(data)}, {len(data)}, {count}), "
                 f"{count}))")
-    if c in ("pwritev2", "preadv2", "pwritev", "preadv"):
+    if c in ("pwritev2", "preadv2", "pwritev", "preadv", "writev", "readv"):
         need.add("iov")
         iov = o[1] or (("", 0),)  # C has no empty array: one unused entry
         units = ", ".join(_c_string(u) for u, _ in iov)
         unit_lens = ", ".join(str(len(u)) for u, _ in iov)
         lens = ", ".join(str(n) for _, n in iov)
+        # pwritev[2]/preadv[2]: pos_l (all of pos on x86_64), pos_h 0[, flags]
+        pos = ("" if c in ("writev", "readv") else f", (long){value(o[3])}, 0L"
+               + (f", {_c_flags(o[4])}" if len(o) > 4 else ""))
         return (f"res_of(syscall(SYS_{c}, FD({o[0]}), iovecs({len(o[1])}, "
                 f"(const char *[]){{{units}}}, (size_t[]){{{unit_lens}}}, (size_t[]){{{lens}}}, "
-                f"{int(c.startswith('pwritev'))}), {value(o[2])}, (long){value(o[3])}, 0L"
-                + (f", {_c_flags(o[4])}))" if len(o) > 4 else "))"))
+                f"{int('write' in c)}), {value(o[2])}{pos}))")
     if c in ("fstat", "newfstatat"):
         # the fields the trace shows are checked after the call (runtime: stat_shown())
         shown = o[1] if c == "fstat" else o[2]

@@ -133,10 +133,11 @@ def _py_call(op: Op) -> str:
         return f"sys_pread64({o[0]}, {value(o[1])}, {value(o[2])})"
     if c == "write":
         return f"sys_write({o[0]}, {str(o[1]).encode('latin-1', 'replace')!r}, {value(o[2])})"
-    if c in ("pwritev2", "preadv2", "pwritev", "preadv"):
+    if c in ("pwritev2", "preadv2", "pwritev", "preadv", "writev", "readv"):
         iov = [(u.encode("latin-1", "replace"), n) for u, n in o[1]]
+        pos = "" if c in ("writev", "readv") else f", {value(o[3])}"
         flags = f", {_py_value(o[4])}" if len(o) > 4 else ""
-        return f"sys_iov({c!r}, {o[0]}, {iov!r}, {value(o[2])}, {value(o[3])}{flags})"
+        return f"sys_iov({c!r}, {o[0]}, {iov!r}, {value(o[2])}{pos}{flags})"
     if c == "fstat":
         return f'sys_stat("fstat", {o[0]}, {o[1]!r})'
     if c == "newfstatat":

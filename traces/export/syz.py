@@ -306,18 +306,19 @@ def export_syz(design: Design, r: Replayed) -> str:
             buf = (unit * (count // len(unit) + 1))[:count]
             lines.append(f"write({s.fdarg(o[0])}, {s.ptr(count)}={_syz_str(buf, nul=False)}, "
                          f"{count:#x})")
-        elif c in ("pwritev2", "preadv2", "pwritev", "preadv"):
+        elif c in ("pwritev2", "preadv2", "pwritev", "preadv", "writev", "readv"):
             vecs = []
             for unit, n in o[1]:
-                if c.startswith("pwritev"):
+                if "write" in c:
                     u = unit or "\0"
                     data = f"{s.ptr(n)}={_syz_str((u * (n // len(u) + 1))[:n], nul=False)}"
                 else:
                     data = f"{s.ptr(n)}=\"\"/{n}"
                 vecs.append(f"{{{data}, {n:#x}}}")
+            pos = ("" if c in ("writev", "readv") else f", {_syz_hex(value(o[3]))}, 0x0"
+                   + (f", {int_arg(o[4], 'flags'):#x}" if len(o) > 4 else ""))
             lines.append(f"{c}({s.fdarg(o[0])}, {s.ptr(16 * max(len(vecs), 1))}="
-                         f"[{', '.join(vecs)}], {value(o[2]):#x}, {_syz_hex(value(o[3]))}, 0x0"
-                         + (f", {int_arg(o[4], 'flags'):#x})" if len(o) > 4 else ")"))
+                         f"[{', '.join(vecs)}], {value(o[2]):#x}{pos})")
         elif c in ("fstat", "newfstatat"):
             if c == "newfstatat" and (str(o[1]) != "" or int_arg(o[3], "flags")
                                       != vocab.AT_EMPTY_PATH):

@@ -23,8 +23,8 @@ SIGNAL_NAMES = {SIGSEGV: "SIGSEGV", SIGBUS: "SIGBUS"}
 BAD_FD = 1 << 30
 PIN_PAGE = 4096
 NR = {"read": 0, "write": 1, "open": 2, "close": 3, "fstat": 5, "lseek": 8, "mmap": 9,
-      "mprotect": 10, "munmap": 11, "ioctl": 16, "pread64": 17, "pwrite64": 18, "pipe": 22,
-      "dup": 32, "fcntl": 72, "ftruncate": 77, "fchmod": 91,
+      "mprotect": 10, "munmap": 11, "ioctl": 16, "pread64": 17, "pwrite64": 18, "readv": 19,
+      "writev": 20, "pipe": 22, "dup": 32, "fcntl": 72, "ftruncate": 77, "fchmod": 91,
       "unshare": 272, "splice": 275, "vmsplice": 278, "fallocate": 285, "process_vm_writev": 311,
       "preadv": 295, "pwritev": 296, "memfd_create": 319, "preadv2": 327, "pwritev2": 328,
       "newfstatat": 262, "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427}
@@ -203,14 +203,16 @@ def sys_read(tfd, count):
     return r
 
 
-def sys_iov(name, tfd, iov, cnt, pos, *flags):
-    """pwritev[2]/preadv[2] (name) with iovecs [(unit, length), ...]: a write's units
-    repeated, a read's buffers zeroed; pos in pos_l (x86_64), 0 in pos_h, then the flags."""
-    bufs = [payload(unit if name.startswith("pwritev") else b"", n) for unit, n in iov]
+def sys_iov(name, tfd, iov, cnt, *pos_flags):
+    """pwritev[2]/preadv[2] or writev/readv (name) with iovecs [(unit, length), ...]: a
+    write's units repeated, a read's buffers zeroed; for the p-calls pos in pos_l (x86_64),
+    0 in pos_h, then the flags."""
+    bufs = [payload(unit if "write" in name else b"", n) for unit, n in iov]
     arr = (Iovec * max(len(iov), 1))()
     for k, ((_, n), b) in enumerate(zip(iov, bufs, strict=True)):
         arr[k].base, arr[k].len = ctypes.addressof(b), n
-    return sysc(name, FD(tfd), ctypes.addressof(arr), cnt, pos, 0, *flags)
+    rest = (pos_flags[0], 0, *pos_flags[1:]) if pos_flags else ()
+    return sysc(name, FD(tfd), ctypes.addressof(arr), cnt, *rest)
 
 
 def sys_stat(name, tfd, shown, *rest):
