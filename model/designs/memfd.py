@@ -30,6 +30,7 @@ from model.designs.memfd_access import (
     unpin_body,
     vm_write_body,
 )
+from model.designs.memfd_fpos import FPOS_ACTIONS
 from model.designs.memfd_pages import (
     ACCESS_OFF,
     GPAGE_SIZE,
@@ -48,22 +49,14 @@ from model.designs.memfd_pages import (
 )
 from model.designs.memfd_rw import (
     MAX_WRITE_COUNT,
-    SEEK_CUR,
-    SEEK_END,
-    SEEK_SET,
     grow_seal_rules,
-    lseek_body,
     pread_body,
     preadv2_body,
     preadv_body,
     pwrite_body,
     pwritev2_body,
     pwritev_body,
-    read_body,
-    readv_body,
     splice_write_body,
-    write_body,
-    writev_body,
 )
 from model.designs.memfd_state import (
     CHG_DMA,
@@ -501,16 +494,6 @@ MPAGES = Param("mpages", nat(fixed=MAP_PAGES_SHMEM), (1,), "the mapping's length
                symbolic_domain=True)
 
 
-def fpos_param(name: str) -> Param:
-    """The f_pos of a write/read/lseek: bound from the trace's handle table, never explored.
-    write/read call it `off`, where their data lands, as pwrite64 does (so one delta on a
-    write path's rules fits them all)."""
-    return Param(name, LOFF, (), "the description's f_pos (the trace's handle table holds it)",
-                 symbolic_domain=True)
-
-
-SEEK_WHENCE = {"SEEK_SET": SEEK_SET, "SEEK_CUR": SEEK_CUR, "SEEK_END": SEEK_END,
-               "SEEK_DATA": 3, "SEEK_HOLE": 4}
 #: fstat()'s struct stat: st_mode and st_size are judged; strace's other fields (and its
 #: `...`) are accepted unjudged
 STAT = Fields((("st_mode", Out("mode", S_IFREG, STAT_MODE, octal=True)),
@@ -585,38 +568,7 @@ ACTIONS: tuple[Action, ...] = (
                                   "executor's buffer")),
            preadv_body, "preadv", (Fd("fd"), IoVec("len", '""'), IoCnt(), Num("off")),
            "preadv into an iovec array at byte offset off"),
-    # write/read/lseek at the description's f_pos, which the handle table of a trace holds
-    # (Action.fpos): judged in replay, not explored (FPOS has no values to explore);
-    # pwrite64/pread64 explore the same rules at every offset of the grid (NOTES.md)
-    Action("write", (P("fd", FD, FD_ALL), fpos_param("off"),
-                     _byte_param("len", SIZE, (), "count, in bytes (size_t)", MAX_WRITE_COUNT,
-                                 f"more than {MAX_WRITE_COUNT} bytes: the outcome depends on "
-                                 "the memory past the executor's buffer")),
-           write_body, "write", (Fd("fd"), Bytes(), Num("len")),
-           "write count bytes at the description's f_pos", fpos=("off", "advance")),
-    Action("read", (P("fd", FD, FD_ALL), fpos_param("off"),
-                    _byte_param("len", SIZE, (), "count, in bytes (size_t)", MAX_WRITE_COUNT,
-                                f"more than {MAX_WRITE_COUNT} bytes: the executor's buffer")),
-           read_body, "read", (Fd("fd"), Bytes('""'), Num("len")),
-           "read count bytes at the description's f_pos", fpos=("off", "advance")),
-    Action("writev", (P("fd", FD, FD_ALL), fpos_param("off"),
-                      _byte_param("len", SIZE, (), "the iovecs' total length (size_t)",
-                                  MAX_WRITE_COUNT, f"more than {MAX_WRITE_COUNT} bytes: the "
-                                  "outcome depends on the memory past the executor's buffer")),
-           writev_body, "writev", (Fd("fd"), IoVec("len"), IoCnt()),
-           "writev an iovec array at the description's f_pos", fpos=("off", "advance")),
-    Action("readv", (P("fd", FD, FD_ALL), fpos_param("off"),
-                     _byte_param("len", SIZE, (), "the iovecs' total length (size_t)",
-                                 MAX_WRITE_COUNT, f"more than {MAX_WRITE_COUNT} bytes: the "
-                                 "executor's buffer")),
-           readv_body, "readv", (Fd("fd"), IoVec("len", '""'), IoCnt()),
-           "readv into an iovec array at the description's f_pos", fpos=("off", "advance")),
-    Action("lseek", (P("fd", FD, FD_ALL), fpos_param("pos"),
-                     Param("off", LOFF, (), "offset (loff_t)"),
-                     Param("whence", integer(0, (1 << 32) - 1), (), "whence (unsigned int)")),
-           lseek_body, "lseek",
-           (Fd("fd"), Num("off"), Flags("whence", SEEK_WHENCE, zero="SEEK_SET", enum=True)),
-           "move the description's f_pos", fpos=("pos", "set")),
+    *FPOS_ACTIONS,  # write/read/writev/readv/lseek at f_pos (memfd_fpos.py)
     Action("pread", (P("fd", FD, FD_ALL), _byte_param("off", LOFF, _grid(2), "pos, in bytes")),
            pread_body, "pread64",
            (Fd("fd"), C("4096"), Num("off")), "pread 4096 bytes at a byte offset"),

@@ -1,0 +1,73 @@
+"""The memfd design's calls at the open file description's f_pos: write, read, writev,
+readv (the rules of pwrite64, pread64, pwritev, preadv at that offset: memfd_rw.py) and
+lseek. f_pos is not a state field: a trace's handle table keeps it (Action.fpos, NOTES.md
+"f_pos belongs to the trace"), so the engines do not explore these actions."""
+
+from __future__ import annotations
+
+from model.designs.memfd_pages import LOFF, SIZE, _byte_param
+from model.designs.memfd_rw import (
+    MAX_WRITE_COUNT,
+    SEEK_CUR,
+    SEEK_END,
+    SEEK_SET,
+    lseek_body,
+    read_body,
+    readv_body,
+    write_body,
+    writev_body,
+)
+from model.designs.memfd_state import FD, FD_KINDS
+from model.lang import Action, Param, integer
+from model.lang.callspec import Bytes, Fd, Flags, IoCnt, IoVec, Num
+
+FD_PARAM = Param("fd", FD, tuple(range(len(FD_KINDS))))
+
+
+def fpos_param(name: str) -> Param:
+    """The f_pos of a write/read/lseek: bound from the trace's handle table, never explored.
+    write/read call it `off`, where their data lands, as pwrite64 does (so one delta on a
+    write path's rules fits them all)."""
+    return Param(name, LOFF, (), "the description's f_pos (the trace's handle table holds it)",
+                 symbolic_domain=True)
+
+
+SEEK_WHENCE = {"SEEK_SET": SEEK_SET, "SEEK_CUR": SEEK_CUR, "SEEK_END": SEEK_END,
+               "SEEK_DATA": 3, "SEEK_HOLE": 4}
+
+FPOS_ACTIONS: tuple[Action, ...] = (
+    # write/read/lseek at the description's f_pos, which the handle table of a trace holds
+    # (Action.fpos): judged in replay, not explored (FPOS has no values to explore);
+    # pwrite64/pread64 explore the same rules at every offset of the grid (NOTES.md)
+    Action("write", (FD_PARAM, fpos_param("off"),
+                     _byte_param("len", SIZE, (), "count, in bytes (size_t)", MAX_WRITE_COUNT,
+                                 f"more than {MAX_WRITE_COUNT} bytes: the outcome depends on "
+                                 "the memory past the executor's buffer")),
+           write_body, "write", (Fd("fd"), Bytes(), Num("len")),
+           "write count bytes at the description's f_pos", fpos=("off", "advance")),
+    Action("read", (FD_PARAM, fpos_param("off"),
+                    _byte_param("len", SIZE, (), "count, in bytes (size_t)", MAX_WRITE_COUNT,
+                                f"more than {MAX_WRITE_COUNT} bytes: the executor's buffer")),
+           read_body, "read", (Fd("fd"), Bytes('""'), Num("len")),
+           "read count bytes at the description's f_pos", fpos=("off", "advance")),
+    Action("writev", (FD_PARAM, fpos_param("off"),
+                      _byte_param("len", SIZE, (), "the iovecs' total length (size_t)",
+                                  MAX_WRITE_COUNT, f"more than {MAX_WRITE_COUNT} bytes: the "
+                                  "outcome depends on the memory past the executor's buffer")),
+           writev_body, "writev", (Fd("fd"), IoVec("len"), IoCnt()),
+           "writev an iovec array at the description's f_pos", fpos=("off", "advance")),
+    Action("readv", (FD_PARAM, fpos_param("off"),
+                     _byte_param("len", SIZE, (), "the iovecs' total length (size_t)",
+                                 MAX_WRITE_COUNT, f"more than {MAX_WRITE_COUNT} bytes: the "
+                                 "executor's buffer")),
+           readv_body, "readv", (Fd("fd"), IoVec("len", '""'), IoCnt()),
+           "readv into an iovec array at the description's f_pos", fpos=("off", "advance")),
+    Action("lseek", (FD_PARAM, fpos_param("pos"),
+                     Param("off", LOFF, (), "offset (loff_t)"),
+                     Param("whence", integer(0, (1 << 32) - 1), (), "whence (unsigned int)")),
+           lseek_body, "lseek",
+           (Fd("fd"), Num("off"), Flags("whence", SEEK_WHENCE, zero="SEEK_SET", enum=True)),
+           "move the description's f_pos", fpos=("pos", "set")),
+)
+
+__all__ = ["FPOS_ACTIONS", "SEEK_WHENCE", "fpos_param"]
