@@ -197,7 +197,7 @@ class Unroller:
         run = ARun(enc.decode_state(model, self.s(0)), violation=violation)
         for i in range(steps):
             a, params, out, eff, label = enc.decode_step(model, self.s(i), self.st(i))
-            run.steps.append(AStep(enc.actions[a].action.name, params, out, eff,
+            run.steps.append(AStep(enc.action_at(a).action.name, params, out, eff,
                                    enc.decode_state(model, self.s(i + 1)), label))
         return run
 

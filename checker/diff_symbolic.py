@@ -64,7 +64,7 @@ class _Side:
         return self.ren(z3.And(self.enc.trans_a(i, observe=observe), self.enc.dom(self.enc.n)))
 
     def enabled(self, i: int) -> Z:
-        ae = self.enc.actions[i]
+        ae = self.enc.action_at(i)
         return self.ren(z3.And(ae.enabled, ae.pdom))
 
     def svars(self) -> list[Z]:

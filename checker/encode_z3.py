@@ -79,7 +79,11 @@ class Encoder:
         self.eff = z3.BitVec("eff", width_of(EFF_SORT))
         self.br = z3.Int("br")
         self.act = z3.Int("act")
-        self.actions = [self._encode_action(i, a) for i, a in enumerate(design.actions)]
+        # an action with nothing to explore (write/read/lseek: f_pos is the trace's) is never
+        # enabled: not encoded at all (the indices stay the design's)
+        self.actions = [self._encode_action(i, a) for i, a in enumerate(design.actions)
+                        if a.explored]
+        self._at = {ae.index: ae for ae in self.actions}
         self._prop_cache: dict[tuple[str, int], Z] = {}
         self._trans_cache: dict[tuple[bool, bool], Z] = {}
         self._unroll: Z | None = None
@@ -89,6 +93,10 @@ class Encoder:
     @staticmethod
     def _var(name: str, sort: Sort) -> Z:
         return z3.Const(name, z3_sort(sort.expr_sort))
+
+    def action_at(self, index: int) -> ActionEnc:
+        """The encoding of the design's action number `index` (an explored one)."""
+        return self._at[index]
 
     def state_vars(self, tag: str) -> dict[str, Z]:
         return {f.name: self._var(f"{f.name}@{tag}", f.sort) for f in self.fields}
@@ -180,8 +188,8 @@ class Encoder:
         """Trans of action `a` over the templates (s, n, its params, out, eff, br); cached."""
         key = (a, observe)
         if key not in self._ta_cache:
-            self._ta_cache[key] = self.actions[a].step(self.s, self.n, self.out, self.eff,
-                                                       self.br, observe)
+            self._ta_cache[key] = self._at[a].step(self.s, self.n, self.out, self.eff,
+                                                   self.br, observe)
         return self._ta_cache[key]
 
     def trans(self, *, next_in_domain: bool = True,
@@ -194,7 +202,7 @@ class Encoder:
         if guard is None and key in self._trans_cache:
             return self._trans_cache[key]
         acts = self.actions
-        parts = [self.act >= 0, self.act < len(acts)]
+        parts = [z3.Or(*[self.act == ae.index for ae in acts])]
         for ae in acts:
             parts.append(z3.Implies(self.act == ae.index, z3.And(ae.enabled, ae.pdom)))
             if guard is not None:
@@ -241,7 +249,7 @@ class Encoder:
         """A(s, n, params, out, eff, br) of an action property for action a (templates)."""
         key = (prop.name, a)
         if key not in self._prop_cache:
-            ae = self.actions[a]
+            ae = self._at[a]
             tv = TransitionView(self.schema, ae.action, ae.sem)
             env: dict[tuple[str, str], Z] = {("s", f): v for f, v in self.s.items()}
             env.update({("n", f): v for f, v in self.n.items()})
@@ -258,7 +266,7 @@ class Encoder:
         """(action index, params, outcome, effects, rule label) of the step taken from state
         `s` with step variables `st`, as the model's encoding evaluates it."""
         a = as_int(model, st["act"])
-        ae = self.actions[a]
+        ae = self._at[a]
         params = {p.name: as_int(model, st[f"{ae.action.name}.{p.name}"])
                   for p in ae.action.params}
         vals = [as_int(model, self.instantiate(t, s, st=st)) for t in (ae.out, ae.eff, ae.br)]
@@ -283,7 +291,7 @@ class Goal:
 
     prop: Property
     state: Z | None
-    per_action: list[Z] | None
+    per_action: dict[int, Z] | None  # by the design's action index
     enc: Encoder | None = None
     _pre: Z | None = None
     _pre_done: bool = False
@@ -320,14 +328,14 @@ class Goal:
         """The taken step (templates) does not satisfy g_act (action goals only)."""
         assert self.per_action is not None
         return z3.And(*[z3.Implies(enc.act == a, z3.Not(g))
-                        for a, g in enumerate(self.per_action)])
+                        for a, g in self.per_action.items()])
 
 
 def goal_for(enc: Encoder, prop: Property) -> Goal:
     want = is_sometimes(prop)
     if is_action_kind(prop):
-        gs = [enc.prop_action(prop, a) for a in range(len(enc.actions))]
-        return Goal(prop, None, [x if want else z3.Not(x) for x in gs], enc)
+        gs = {ae.index: enc.prop_action(prop, ae.index) for ae in enc.actions}
+        return Goal(prop, None, {a: x if want else z3.Not(x) for a, x in gs.items()}, enc)
     p = enc.prop_state(prop)
     return Goal(prop, p if want else z3.Not(p), None, enc)
 
@@ -456,7 +464,7 @@ def concrete_step(enc: Encoder, a: int, state: Mapping[str, int], params: Mappin
                   ) -> tuple[bool, int, int, str, dict[str, int]]:
     """Evaluate action a's encoding on concrete values (a differential check against the
     explicit interpreter): (enabled, outcome, effects, rule label, next state)."""
-    ae = enc.actions[a]
+    ae = enc.action_at(a)
     pairs = [(enc.s[f.name], value_term(f.sort, state[f.name])) for f in enc.fields]
     pairs += [(ae.params[p.name], value_term(p.sort, params[p.name]))
               for p in ae.action.params]
