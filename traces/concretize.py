@@ -95,9 +95,11 @@ class Handles:
             self.fpos[self.desc[hid]] = 0
 
     def pos(self, hid: str) -> int:
-        """The f_pos of the description descriptor `hid` names."""
+        """The f_pos of the description descriptor `hid` names (every descriptor a trace
+        creates has one: after_step); an unknown one is refused, never taken as 0."""
         if hid not in self.desc:
-            self.describe(hid, None)
+            raise ResolveError(f"outside the model: descriptor {hid}'s open file description "
+                               "(and its f_pos) is not known at this point of the trace")
         return self.fpos[self.desc[hid]]
 
     def pick(self, family: str, kind: int) -> str:
