@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from checker.verdict import Result, Verdict
+from model.lang.action import Action
 from model.lang.design import Design, scope_text
 from properties.catalogue import Property
 
@@ -71,9 +72,13 @@ def run_explicit(design: Design, props: Sequence[Property], scope: dict[str, int
                    + ", ".join(f"{a}.{lab}" for a, lab in unc))
     else:
         cov.append(f"{design.name}: coverage: every rule of every action fired")
-    if replay_only:
-        cov.append(f"{design.name}: not explored (judged by replay: f_pos is the trace's): "
-                   + ", ".join(replay_only))
+    if replay_only:  # each with the parameter a trace's handle table binds
+        def bound(a: Action) -> str:
+            held = {a.fpos[0] if a.fpos else None, a.writers, a.mapped}
+            return ", ".join(p.name for p in a.params if not p.domain and p.name in held)
+        cov.append(f"{design.name}: not explored (judged by replay: a trace's handle table "
+                   "holds the parameter): " + ", ".join(
+                       f"{a.name} ({bound(a)})" for a in design.actions if not a.explored))
     return results, cov
 
 

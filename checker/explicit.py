@@ -474,8 +474,8 @@ def unread_fields(ip: Interpreter) -> tuple[list[str], list[list[str]]]:
     A field is kept when a selected state property reads it, when it is a scope-bounded
     natural (the search prunes on its bound) or sets such a bound (hugetlb, huge_1g), or when
     an action's enabling, its deciding rule, a selected action property or the update of a
-    kept field reads it: a least fixed point over the liveness of each action's generated
-    code (compile_np.live_fields). Every other field is written (if at all) only from itself
+    kept field reads it: a least fixed point over the liveness of each explored action's
+    generated code (compile_np.live_fields). Every other field is written (if at all) only from itself
     and other unread fields and read by nothing the search computes, so states that differ
     only in them have the same successors modulo them, the same rule coverage and the same
     property values: the search over the projected keys explores exactly the quotient graph.
@@ -489,7 +489,9 @@ def unread_fields(ip: Interpreter) -> tuple[list[str], list[list[str]]]:
         keep |= set(reads)
     while True:
         unused = ("out", "eff", *(n for n in names if n not in keep))
-        per = [live_fields(ca.source, names, unused) for ca in ip.actions]
+        # an action the search never takes (Action.explored) reads nothing it computes
+        per = [live_fields(ca.source, names, unused) if ca.action.explored else []
+               for ca in ip.actions]
         grown = keep.union(*per)
         if grown == keep:
             return [n for n in names if n not in keep], per

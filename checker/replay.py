@@ -31,7 +31,7 @@ from traces.concretize import (
 from traces.outputs import model_outputs, output_diffs
 from traces.replayed import Replayed
 from traces.run import ARun, AStep
-from traces.trace import Any_, Outcome, Pos, Ret, Step, Trace
+from traces.trace import Any_, Err, Outcome, Pos, Ret, Step, Trace
 
 REPLAY_SCOPE_VALUE = 1  # bounds do not apply when replaying (nothing is packed)
 
@@ -98,6 +98,9 @@ def model_outcomes(design: Design, trace: Trace, *, stop_at_divergence: bool = T
             action, params, used = resolve_step(design, h, step, st, alts)
         except ResolveError as e:
             raise TraceInputError(path, step, e.msg) from None
+        beyond = _unjudged(action, step)
+        if beyond is not None:
+            raise TraceInputError(path, step, f"outside the model: {beyond}")
         ca = compiled[action.name]
         if not ex.enabled(ca, st, params):
             raise TraceInputError(path, step, "outside the model: "
@@ -200,6 +203,19 @@ def failed_preconditions(design: Design, action: Action, st: Mapping[str, int],
     if "NOTES.md" not in text:
         text += "; see NOTES.md LIMITATIONS"
     return f"{action.call}: {text}"
+
+
+def _unjudged(action: Action, step: Step) -> str | None:
+    """Why the trace's outcome of this step is one the model does not judge
+    (Action.unjudged: exec's success runs content the model does not hold), or None."""
+    if action.unjudged is None:
+        return None
+    outs, why = action.unjudged
+    o = step.outcome
+    if (isinstance(o, Ret) and "ok" in outs) or (isinstance(o, Err) and o.errno in outs):
+        shown = o.value if isinstance(o, Ret) else f"-1 {o.errno}"
+        return f"{step.call} returns {shown}: {why}"
+    return None
 
 
 def _creates_named_handle(design: Design, before: Mapping[str, int],

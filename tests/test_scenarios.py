@@ -73,6 +73,8 @@ EXTRA = {  # not from the selftest
     "write()/read()/lseek() at the description's f_pos (issues 14, 15)": [
         "write-read-fpos", "writev-readv-fpos"],
     "mappings of several pages (issue 14)": ["mmap-multipage", "mmap-multipage-hugetlb"],
+    "exec of a memfd: x bits, the write count, B15 (issue 15)": [
+        "exec-permission", "exec-noexec-seal-hugetlb"],
 }
 
 #: tools/testing/selftests/kvm/guest_memfd_test.c (6.18; selftests.md §2.1): the functions

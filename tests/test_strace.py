@@ -332,6 +332,29 @@ def test_hugetlbfs_buffer_passed_over_a_socket_under_strace(tmp_path: Path) -> N
 
 
 @pytest.mark.kernel
+def test_exec_of_a_memfd_under_strace(tmp_path: Path) -> None:
+    """tests/strace_progs/exec_memfd.c: fexecve() and execve("/proc/self/fd/N") of a memfd
+    (ENOEXEC, ETXTBSY while a description open()ed for writing lives, EACCES without an x
+    bit) agree with the model; the #! script that then runs is outside it (the model holds no
+    content), and so is what follows on that memfd (the running image holds it)."""
+    _tools()
+    exe, log = tmp_path / "exec_memfd", tmp_path / "exec_memfd.log"
+    subprocess.run(["gcc", "-Wall", "-Werror", "-o", str(exe), str(PROGS / "exec_memfd.c")],
+                   check=True, capture_output=True)
+    r = subprocess.run(["strace", "-f", "-o", str(log), str(exe)], capture_output=True,
+                       check=False, timeout=60)
+    if r.returncode != 0 and b"PTRACE" in r.stderr:
+        pytest.skip(f"strace cannot trace here: {r.stderr.decode(errors='replace')[:200]}")
+    assert r.returncode == 0, (r.returncode, r.stderr)
+    rep = judge_log(parse_log(log.read_text(), str(log)), 0)
+    assert [v.verdict for v in rep.verdicts] == ["agrees"] * 12 + ["outside"] * 2, rep.verdicts
+    text = log.read_text().splitlines()
+    calls = [text[v.line - 1].split(None, 1)[1].split("(")[0] for v in rep.verdicts]
+    assert calls.count("execveat") == 3 and calls.count("execve") == 1
+    assert "exec runs the file's content" in (rep.verdicts[12].reason or "")
+
+
+@pytest.mark.kernel
 def test_strace_runs_the_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _tools()
     exe = tmp_path / "seal_ipc"

@@ -15,6 +15,7 @@ from functools import cache
 
 from model.lang.action import Action, Param, outcome_text
 from model.lang.callspec import (
+    Argv,
     Bytes,
     C,
     Choice,
@@ -84,6 +85,8 @@ class Handles:
     fpos: dict[int, int] = field(default_factory=dict)
     #: mapping name -> its length in pages (Action.extent; 1 unless its mmap said)
     mpages: dict[str, int] = field(default_factory=dict)
+    #: the descriptions that hold write access on the inode (Action.writer)
+    writer: set[int] = field(default_factory=set)
 
     def describe(self, hid: str, shares: str | None) -> None:
         """Descriptor `hid` is new: it shares the description of descriptor `shares` (dup),
@@ -101,6 +104,11 @@ class Handles:
             raise ResolveError(f"outside the model: descriptor {hid}'s open file description "
                                "(and its f_pos) is not known at this point of the trace")
         return self.fpos[self.desc[hid]]
+
+    def writers(self) -> int:
+        """How many live open file descriptions hold write access on the inode (its
+        i_writecount): a description lives while a descriptor names it."""
+        return len({self.desc[f] for f in self.live["fd"] if f in self.desc} & self.writer)
 
     def pick(self, family: str, kind: int) -> str:
         for hid, k in self.live[family].items():
@@ -223,6 +231,8 @@ def _render_arg(spec: object, params: Mapping[str, int], st: Mapping[str, int],
         return arg_from_text(spec.text[params[spec.param]])
     if isinstance(spec, Harmless):
         return arg_from_text(spec.values[0] if spec.values else "0")
+    if isinstance(spec, Argv):
+        return arg_from_text(spec.text)
     if isinstance(spec, Fields):
         return Struct(tuple((n, _render_arg(s, params, st, used, after)) for n, s in spec.items),
                       more=bool(spec.others))
@@ -636,6 +646,11 @@ def _match(spec: object, arg: Arg, st: Mapping[str, int], h: Handles,
         return record_output(spec, spec.source, arg, used)
     if isinstance(spec, Bytes):
         return None if isinstance(arg, (Str, Int)) else "expected a buffer (a string)"
+    if isinstance(spec, Argv):
+        ok = (isinstance(arg, Lst) and all(isinstance(x, Str) for x in arg.items)) \
+            or isinstance(arg, Int) or (isinstance(arg, Sym) and arg.text == "NULL")
+        return None if ok else 'expected a string list ["...", ...] or an address'
+
     if isinstance(spec, Fields):
         if not isinstance(arg, Struct):
             return "expected a struct {...}"
@@ -698,6 +713,8 @@ def resolve_step(design: Design, h: Handles, step: Step, st: Mapping[str, int],
                 if action.mapped is not None:  # the mapping's length, from the table
                     m = next(s.param for s in specs if isinstance(s, MapRef))
                     params[action.mapped] = h.mpages.get(used[m], 1)
+                if action.writers is not None:  # the inode's write count, from the table
+                    params[action.writers] = h.writers()
                 return action, params, used
     if not errors and not failed:
         calls = sorted({c for a in design.actions for c, _ in a.spellings()})
@@ -730,6 +747,8 @@ def after_step(action: Action, h: Handles, used: Mapping[str, str],
     with the one `Action.shares` names, or new), and the f_pos an `Action.fpos` step moves."""
     if created is not None and created[0] == "fd":
         h.describe(created[1], used.get(action.shares) if action.shares else None)
+        if action.writer is not None and action.writer(params):
+            h.writer.add(h.desc[created[1]])
     if created is not None and created[0] == "map" and action.extent is not None:
         h.mpages[created[1]] = params[action.extent]
     if action.fpos is not None and out >= 0:

@@ -326,9 +326,15 @@ class _Follower:
             base = p.child_ns or p.ns
             p.child_ns = _Ns(base.effective(), base)
             return
-        if name in ("execve", "execveat") and c.ret == 0:
-            self.execve(p, c)
-            return
+        if name in ("execve", "execveat"):
+            if name == "execve":  # of a memfd's /proc/self/fd/N: that memfd's exec
+                self.exec_path(p, c)
+            elif c.ret == 0 and (mf := self.about(p, c)) is not None:
+                self.fd_call(p, c, mf)  # fexecve of a memfd that ran: its own event
+            if c.ret == 0:
+                self.execve(p, c)
+            if name == "execve" or c.ret == 0:
+                return
         if name == "memfd_create":
             self.memfd_create(p, c)
             return
@@ -408,17 +414,10 @@ class _Follower:
             if c.ret is not None and c.ret >= 0 and c.errno is None:
                 p.table.sysctl.add(c.ret)
             return
-        owner, num = p, None
-        for prefix in ("/proc/self/fd/", "/dev/fd/", "/proc/thread-self/fd/"):
-            if path.startswith(prefix) and path[len(prefix):].isdigit():
-                num = int(path[len(prefix):])
-        parts = path.split("/")
-        if len(parts) == 5 and parts[1] == "proc" and parts[3] == "fd" and \
-                parts[2].isdigit() and parts[4].isdigit():
-            owner = self.procs.get(int(parts[2]), p)
-            num = int(parts[4])
-        if num is None or num not in owner.table.fds:
+        found = self.proc_fd(p, path)
+        if found is None:
             return
+        owner, num = found
         mf = owner.table.fds[num]
         t = mf.tfd.get(self.key(owner, num))
         args = self.parsed(c, {i})
@@ -442,6 +441,38 @@ class _Follower:
         """A new descriptor at `fd`: a memfd there before is closed (dup2 onto it)."""
         if fd in p.table.fds:
             self.close_fd(p, fd, line, f"fd {fd} replaced at line {line}")
+
+    def proc_fd(self, p: _Proc, path: str) -> tuple[_Proc, int] | None:
+        """The process and descriptor number a path /proc/self/fd/N (/proc/PID/fd/N,
+        /dev/fd/N, /proc/thread-self/fd/N) names, if that descriptor is a followed memfd's."""
+        owner, num = p, None
+        for prefix in ("/proc/self/fd/", "/dev/fd/", "/proc/thread-self/fd/"):
+            if path.startswith(prefix) and path[len(prefix):].isdigit():
+                num = int(path[len(prefix):])
+        parts = path.split("/")
+        if len(parts) == 5 and parts[1] == "proc" and parts[3] == "fd" and \
+                parts[2].isdigit() and parts[4].isdigit():
+            owner = self.procs.get(int(parts[2]), p)
+            num = int(parts[4])
+        return None if num is None or num not in owner.table.fds else (owner, num)
+
+    def exec_path(self, p: _Proc, c: LogCall) -> None:
+        """execve("/proc/self/fd/N", ...) of a followed memfd: that memfd's exec."""
+        if not c.args or not c.args[0].startswith('"'):
+            return
+        found = self.proc_fd(p, c.args[0].strip('"'))
+        if found is None:
+            return
+        owner, num = found
+        mf = owner.table.fds[num]
+        t = mf.tfd.get(self.key(owner, num))
+        args = self.parsed(c, {0})
+        out = _outcome(c)
+        if isinstance(args, str) or isinstance(out, str) or t is None:
+            self.add(mf, c.line, c.text, None, why=args if isinstance(args, str) else str(out))
+            return
+        args[0] = Str(f"/proc/self/fd/{t}")
+        self.add(mf, c.line, c.text, Step("execve", tuple(args), out))
 
     def execve(self, p: _Proc, c: LogCall) -> None:
         if len(p.table.users) > 1:

@@ -30,6 +30,8 @@ Argument kinds (`Param.kind`):
 * ``iov``    an iovec array [{iov_base="..", iov_len=N}, ...] -> ((bytes, N), ...)
 * ``stat``   a struct stat the call fills, as strace printed it: not passed; its st_mode and
              st_size (the fields the model judges, `STAT_SHOWN`) -> {field: int}
+* ``argv``   a string list ["a", ...] (execve's argv, envp) -> (bytes, ...); an address
+             strace showed instead (its envp) or NULL -> None: an empty list is passed
 """
 
 from __future__ import annotations
@@ -123,7 +125,7 @@ class Unrunnable(TraceError):
 
 
 Kind = Literal["fd", "newfd", "int", "flags", "str", "str?", "map", "pin", "ioctl", "iov",
-               "stat"]
+               "stat", "argv"]
 #: the struct stat fields a `stat` argument carries (the fields the model judges: the
 #: executor fills them, replay compares them with the trace's and the model's)
 STAT_SHOWN = ("st_mode", "st_size")
@@ -132,7 +134,7 @@ PLAIN_KINDS = frozenset({"fd", "newfd", "int", "flags", "map"})
 #: a lowered operand: int (fd, int, flags, ioctl number), bytes | None (str, str?),
 #: "mN"/"pN" (map, pin), {field: int | "mN"} (ioctl struct), ((iov_base, iov_len), ...) (iov)
 Operand = (int | bytes | str | None | dict[str, int | str] | dict[str, int]
-           | tuple[tuple[bytes, int], ...])
+           | tuple[tuple[bytes, int], ...] | tuple[bytes, ...])
 
 
 @dataclass(frozen=True)
@@ -306,6 +308,13 @@ _ENTRIES: tuple[Syscall, ...] = (
             "st_size of the struct it fills are compared"),
     Syscall("fstat", 5, (FD, _p("statbuf", "stat")),
             "file status of a descriptor; st_mode and st_size are compared"),
+    Syscall("execveat", 322, (FD, _p("path", "str"), _p("argv", "argv"), _p("envp", "argv"),
+                              _p("flags", "flags", vocab.AT_FLAGS)),
+            "execute a file (fexecve: execveat(fd, \"\", argv, envp, AT_EMPTY_PATH)), in a "
+            "child process: the outcome is the exec's errno, or 0 once the child runs the file"),
+    Syscall("execve", 59, (_p("path", "str"), _p("argv", "argv"), _p("envp", "argv")),
+            "execute a path (/proc/self/fd/N: a trace descriptor's file), in a child process "
+            "as execveat"),
     Syscall("lseek", 8, (FD, _p("offset", "int"), _p("whence", "int")), "move the file offset"),
     Syscall("open", 2, (_p("path", "str"), _p("flags", "flags", vocab.OPEN_FLAGS),
                         _p("mode", "int", optional=True)),
@@ -455,6 +464,12 @@ def _operand(kind: Kind, arg: Arg, where: str, page: int) -> Operand:
         return arg.name
     if kind == "stat":  # output only: what the trace shows of the judged fields
         return stat_shown(arg, where)
+    if kind == "argv":
+        if isinstance(arg, Lst) and all(isinstance(x, Str) for x in arg.items):
+            return tuple(string_bytes(x.text) for x in arg.items if isinstance(x, Str))
+        if isinstance(arg, Int) or arg == Sym("NULL"):
+            return None
+        raise TraceError(f"{where}: expected a string list [\"...\", ...] or an address")
     if kind == "iov":  # a write's iov_base repeated; an address or a read's: zeroed
         return tuple((string_bytes(b or ""), n) for b, n in iovec_items(arg, where))
     if isinstance(arg, Struct):  # ioctl

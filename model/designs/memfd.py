@@ -30,6 +30,7 @@ from model.designs.memfd_access import (
     unpin_body,
     vm_write_body,
 )
+from model.designs.memfd_exec import EXEC
 from model.designs.memfd_fpos import FPOS_ACTIONS
 from model.designs.memfd_pages import (
     ACCESS_OFF,
@@ -475,13 +476,15 @@ NAME_TEXT = {NAME_OK: '"t"', NAME_NULL: "NULL", NAME_LONG: '"' + "n" * 250 + '"'
 FD_ALL = tuple(range(len(FD_KINDS)))
 #: open("/proc/self/fd/N", how): the path names an existing file, so O_CREAT creates nothing
 #: and the mode is not read (fs/namei.c open_last_lookups(): a positive dentry); O_CLOEXEC is a
-#: descriptor flag the model has no exec for (probed 6.18.44: traces/scenarios/reopen-*.trace)
+#: descriptor flag, and the model's exec never replaces the process (probed 6.18.44:
+#: traces/scenarios/reopen-*.trace)
 REOPEN_HOW = Choice("how", {OPEN_RDONLY: "O_RDONLY", OPEN_RDWR: "O_RDWR",
                             OPEN_RDWR_TRUNC: "O_RDWR|O_TRUNC"}, extra=("O_CREAT", "O_CLOEXEC"))
 OPEN_MODE = Harmless("the mode of a file open() creates; /proc/self/fd/N exists", optional=True)
 #: dup3's flags: O_CLOEXEC only (fs/file.c ksys_dup3(): others EINVAL, not modelled); a
-#: descriptor flag the model has no exec for
-CLOEXEC_FLAG = Harmless("close-on-exec; the model has no exec", ("0", "O_CLOEXEC"))
+#: descriptor flag, and the model's exec never replaces the process
+CLOEXEC_FLAG = Harmless("close-on-exec; the model's exec never runs the file",
+                        ("0", "O_CLOEXEC"))
 MAP_ALL = tuple(range(len(MAP_KINDS)))
 #: a mapping's length in pages of the file (4 KiB, or the huge page): explored as one page,
 #: symbolically too (symbolic_domain), so proofs speak of one-page mappings; replay judges
@@ -643,7 +646,7 @@ ACTIONS: tuple[Action, ...] = (
                       P("how", enum("O_RDONLY", "O_RDWR", "O_RDWR|O_TRUNC"),
                         (OPEN_RDONLY, OPEN_RDWR, OPEN_RDWR_TRUNC))),
            reopen_body, "open", (ProcFd("fd"), REOPEN_HOW, OPEN_MODE),
-           "reopen through /proc/self/fd",
+           "reopen through /proc/self/fd", writer=lambda p: p["how"] != OPEN_RDONLY,
            also=(("openat", (C("AT_FDCWD"), ProcFd("fd"), REOPEN_HOW, OPEN_MODE)),)),
     Action("dup", (P("fd", FD, FD_ALL),), dup_body, "dup", (Fd("fd"),), "dup", shares="fd",
            also=(("dup2", (Fd("fd"), NewFd())), ("dup3", (Fd("fd"), NewFd(), CLOEXEC_FLAG)),
@@ -655,6 +658,7 @@ ACTIONS: tuple[Action, ...] = (
            (Fd("fd"), C('""'), STAT, C("AT_EMPTY_PATH")),
            "fstat (glibc's newfstatat(fd, \"\", &st, AT_EMPTY_PATH)): st_size and st_mode",
            also=(("fstat", (Fd("fd"), STAT)),)),
+    EXEC,  # execveat/execve of the file (memfd_exec.py): not explored
     Action("close", (P("fd", FD, FD_ALL),), close_body, "close", (Fd("fd"),), "close"),
 )
 
@@ -704,8 +708,9 @@ REPLAY_ONLY = (("pwrite", "pos_overflow"), ("pwrite", "grow_seal_short"),
 
 #: actions the search never takes: their f_pos is the trace's (Action.fpos), so a write,
 #: read or lseek is judged by replay and the decision tables; pwrite64/pread64 explore the
-#: same rules (vfs_write_rules(), vfs_read_rules()) at every offset of the grid
-REPLAY_ACTIONS = ("write", "read", "writev", "readv", "lseek")
+#: same rules (vfs_write_rules(), vfs_read_rules()) at every offset of the grid. exec's
+#: write count is the trace's too (Action.writers; tests/test_exec.py)
+REPLAY_ACTIONS = ("write", "read", "writev", "readv", "lseek", "exec")
 
 __all__ = [
     "ACTIONS",

@@ -191,7 +191,8 @@ RECLAIM_NOTE = {RECLAIM_SWAPPED: "swapped", RECLAIM_REDIRTIED: "redirtied",
 
 FLAG_ACTIONS = (
     Action("tmpfs_create", (), tmpfs_create_body, "open",
-           (C('"/dev/shm/t"'), C("O_RDWR|O_CREAT"), C("0600")), "create a tmpfs file"),
+           (C('"/dev/shm/t"'), C("O_RDWR|O_CREAT"), C("0600")), "create a tmpfs file",
+           writer=lambda _: True),  # do_dentry_open(): FMODE_WRITE takes i_writecount
     Action("shmget", (Param("noreserve", boolean(), (0, 1)),), shmget_body, "shmget",
            (C("IPC_PRIVATE"), C("4096"),
             Choice("noreserve", {0: "IPC_CREAT|0600", 1: "IPC_CREAT|SHM_NORESERVE|0600"})),

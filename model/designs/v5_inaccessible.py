@@ -197,6 +197,9 @@ def build() -> Design:
             .insert_rule(read_rule, before="eof"),
             "read": lambda a: a.insert_rule(read_rules_past_eof, before="eof")
             .insert_rule(read_rule, before="eof"),
+            # exec reads the image's first bytes at 0 (prepare_binprm() -> kernel_read() ->
+            # shmem_file_read_iter()) after its permission and write-count checks: EPERM
+            "exec": lambda a: a.insert_rule(read_rule, before="no_binary_format"),
             "reclaim": lambda a: a.insert_rule(writepage_rule, after="redirty_locked"),
             "fallocate": lambda a: a.amend_rule("punched", punch_invalidates)
             .insert_rule(punch_align_rule, before="punch_write_seal"),

@@ -198,6 +198,17 @@ class Action:
     #: the parameter bound from the handle table: the length (in pages) of the mapping the
     #: action's mapping argument names (not printed)
     mapped: str | None = None
+    #: whether a description this action creates holds write access on the inode (open():
+    #: do_dentry_open() takes i_writecount for FMODE_WRITE; memfd_create() does not), from the
+    #: action's parameters; the trace's handle table keeps it (Action.writers reads it)
+    writer: Callable[[Mapping[str, int]], bool] | None = field(default=None, compare=False)
+    #: the parameter bound from the handle table: how many live open file descriptions hold
+    #: write access on the inode (exec's ETXTBSY; not printed)
+    writers: str | None = None
+    #: (outcomes, why): trace outcomes of this call the model does not judge ("ok": any
+    #: success; errno names) and why (exec runs content the model does not hold): replay
+    #: refuses such a line as outside the model
+    unjudged: tuple[tuple[str, ...], str] | None = None
 
     @property
     def explored(self) -> bool:

@@ -158,6 +158,16 @@ class Bytes:
 
 
 @dataclass(frozen=True)
+class Argv:
+    """A string list (execve's argv, envp) as strace prints it, `["a", "b"]`, or an address
+    (strace's envp, `0x7ffd... /* 22 vars */`) or NULL: not read by the rules (`why`).
+    Printed as `text`."""
+
+    why: str = "the arguments: exec's checks on the file do not read them"
+    text: str = '["memfd"]'
+
+
+@dataclass(frozen=True)
 class Out:
     """An output the call fills in (a struct stat field): the state field `source` after the
     call, ORed with `base` (st_mode's S_IFREG), printed with the names of `family` and the
@@ -180,4 +190,4 @@ class Fields:
 
 
 ArgSpec = (C | Fd | MapRef | PinRef | ProcFd | Flags | Num | Span | Choice | CString | NewFd
-           | MinFd | Harmless | IoVec | IoCnt | Bytes | Out | Fields)
+           | MinFd | Harmless | IoVec | IoCnt | Bytes | Argv | Out | Fields)

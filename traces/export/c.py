@@ -239,6 +239,15 @@ def _c_call(op: Op, need: set[str]) -> str:
         return f"stat_shown({shown.get('st_size', -1)}, {mode}, res_of({call}))"
     if c == "lseek":
         return f"res_of(lseek(FD({o[0]}), {value(o[1])}, {_c_flags(o[2])}))"
+    if c in ("execveat", "execve"):  # in a child (runtime: sys_exec())
+        need.add("exec")
+        lists = [f"(long)(char *[]){{{''.join(_c_string(x) + ', ' for x in v)}NULL}}"
+                 for v in o[2:4]]
+        if c == "execveat":
+            return (f"sys_exec(SYS_execveat, FD({o[0]}), (long){_c_string(str(o[1]))}, "
+                    f"{', '.join(lists)}, {_c_flags(o[4])})")
+        path = f"proc_fd({o[0]})" if o[0] is not None else _c_string(str(o[1]))
+        return f"sys_exec(SYS_execve, (long){path}, {', '.join(lists)}, 0, 0)"
     if c == "dup":
         return f"res_of(dup(FD({o[0]})))"
     if c == "close":
@@ -366,9 +375,9 @@ runtime_section = _section
 fill = _fill
 
 #: the runtime sections a step may need, in the order they are emitted (after "base")
-RUNTIME_SECTIONS = ("signal", "create", "payload", "iov", "stat", "buffer", "kvm", "open", "close",
-                    "maps", "munmap", "access", "memwrite", "vmwrite", "splice", "pins", "pin",
-                    "uring", "unpin", "noexec")
+RUNTIME_SECTIONS = ("signal", "create", "payload", "iov", "stat", "exec", "buffer", "kvm", "open",
+                    "close", "maps", "munmap", "access", "memwrite", "vmwrite", "splice", "pins",
+                    "pin", "uring", "unpin", "noexec")
 
 
 def export_c(design: Design, r: Replayed) -> str:

@@ -20,7 +20,8 @@ OWN_CALLS = frozenset({
     "memfd_create", "fcntl", "pwrite64", "ftruncate", "fchmod", "fallocate", "mmap", "mprotect",
     "munmap", "store", "load", "mem_write", "vm_write", "splice_write", "pin", "gup_pin",
     "unpin", "dma_write", "open", "ioctl", "read", "pread64", "write", "lseek", "dup", "close",
-    "pwritev2", "preadv2", "pwritev", "preadv", "writev", "readv", "fstat", "newfstatat"})
+    "pwritev2", "preadv2", "pwritev", "preadv", "writev", "readv", "fstat", "newfstatat",
+    "execveat", "execve"})
 
 
 class ExportError(Exception):

@@ -29,7 +29,7 @@ from traces.syscalls import (
     stat_shown,
 )
 from traces.textfmt import format_arg, format_step
-from traces.trace import Arg, Err, Int, New, Outcome, Ref, Ret, Sig, Step, Str, Struct, Sym
+from traces.trace import Arg, Err, Int, Lst, New, Outcome, Ref, Ret, Sig, Step, Str, Struct, Sym
 
 #: the ioctl requests that take a number: the registry's (traces/syscalls.py)
 IOCTL_NUMBERS = INT_IOCTLS
@@ -172,6 +172,12 @@ def _operand(p: Param, arg: Arg, where: str) -> Any:
         return handle_arg(arg, p.kind[0], where)
     if p.kind == "iov":
         return iov_arg(arg, where)
+    if p.kind == "argv":  # a string list's texts; an address strace showed (envp) or NULL: ()
+        if isinstance(arg, Lst) and all(isinstance(x, Str) for x in arg.items):
+            return tuple(x.text for x in arg.items if isinstance(x, Str))
+        if isinstance(arg, Int) or arg == Sym("NULL"):
+            return ()
+        raise ExportError(f"{where}: the {p.name} must be a string list or an address")
     if p.kind == "stat":  # output only: the fields it shows, which the reproducer checks
         try:
             return stat_shown(arg, where)
@@ -240,7 +246,7 @@ def lower(r: Replayed) -> list[Op]:
             o = (_slot(step, "m", where), *o[1:5])
         elif c in ("pin", "gup_pin"):
             o = (*o, _slot(step, "p", where))
-        elif c == "open":
+        elif c in ("open", "execve"):  # /proc/self/fd/N: the trace's descriptor N
             m = _PROC_FD.fullmatch(o[0])
             o = (int(m.group(1)) if m else None, *o)
         text = format_step(Step(step.call, step.args, step.outcome, step.note))

@@ -145,6 +145,15 @@ def _py_call(op: Op) -> str:
                 f'{str(o[1]).encode("latin-1", "replace")!r}, {_py_value(o[3])})')
     if c == "lseek":
         return f'sysc("lseek", FD({o[0]}), {value(o[1])}, {_py_value(o[2])})'
+    if c in ("execveat", "execve"):  # in a child (runtime: sys_exec())
+        lists = [repr([x.encode("latin-1", "replace") for x in v]) for v in o[2:4]]
+        if c == "execveat":
+            return (f'sys_exec("execveat", FD({o[0]}), '
+                    f'{str(o[1]).encode("latin-1", "replace")!r}, {", ".join(lists)}, '
+                    f'{_py_value(o[4])})')
+        path = f"proc_fd({o[0]})" if o[0] is not None else \
+            repr(str(o[1]).encode("latin-1", "replace"))
+        return f'sys_exec("execve", {path}, {", ".join(lists)})'
     if SYSCALLS[c].plain:  # sysc(name, ...) from the registry entry alone
         args = [f"FD({v})" if p.kind == "fd" else f"NEWFD({v})" if p.kind == "newfd"
                 else f"maps[{v}]" if p.kind == "map" else _py_value(v)

@@ -329,6 +329,9 @@ def export_syz(design: Design, r: Replayed) -> str:
         elif c == "lseek":
             lines.append(f"lseek({s.fdarg(o[0])}, {_syz_hex(value(o[1]))}, "
                          f"{int_arg(o[2], 'whence'):#x})")
+        elif c in ("execveat", "execve"):
+            lines.append(f"# {c}: syzkaller describes no exec (it would replace the executor) "
+                         f"= {outcome_text(e)}")
         elif SYSCALLS[c].plain:  # from the registry entry alone
             lines.append(f"{c}({', '.join(_syz_plain(s, p, v) for p, v in plain_operands(op))})")
             if SYSCALLS[c].returns == "fd":

@@ -351,6 +351,48 @@ static __maybe_unused struct res stat_shown(long long size, long mode, struct re
 	}
 	return r;
 }
+//@ section exec
+/* execve/execveat (nr) in a child, so the reproducer goes on: the exec's errno, or 0 once the
+ * child runs the file (the close-on-exec pipe closes without a word; the new program is then
+ * killed). */
+static __maybe_unused struct res sys_exec(long nr, long a, long b, long c, long d, long e)
+{
+	struct res r = { 0, 0, 0 };
+	int p[2], err = 0;
+	ssize_t n;
+	pid_t pid;
+
+	if (pipe2(p, O_CLOEXEC))
+		return res_of(-1);
+	pid = fork();
+	if (pid == 0) {
+		syscall(nr, a, b, c, d, e);
+		err = errno;
+		_exit(write(p[1], &err, sizeof(err)) == sizeof(err) ? 0 : 1);
+	}
+	close(p[1]);
+	n = pid < 0 ? -1 : read(p[0], &err, sizeof(err));
+	close(p[0]);
+	if (pid < 0)
+		return res_of(-1);
+	if (n <= 0)
+		kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	if (n > 0) {
+		r.ret = -1;
+		r.err = err;
+	}
+	return r;
+}
+
+/* "/proc/self/fd/N" of the trace's descriptor tfd */
+static __maybe_unused const char *proc_fd(int tfd)
+{
+	static char path[64];
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", FD(tfd));
+	return path;
+}
 //@ section buffer
 
 /* a scratch buffer of n bytes for read() and pread(): anonymous NORESERVE memory of at

@@ -27,7 +27,8 @@ NR = {"read": 0, "write": 1, "open": 2, "close": 3, "fstat": 5, "lseek": 8, "mma
       "writev": 20, "pipe": 22, "dup": 32, "fcntl": 72, "ftruncate": 77, "fchmod": 91,
       "unshare": 272, "splice": 275, "vmsplice": 278, "fallocate": 285, "process_vm_writev": 311,
       "preadv": 295, "pwritev": 296, "memfd_create": 319, "preadv2": 327, "pwritev2": 328,
-      "newfstatat": 262, "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427}
+      "newfstatat": 262, "execve": 59, "execveat": 322, "io_uring_setup": 425,
+      "io_uring_enter": 426, "io_uring_register": 427}
 PROT_NONE, PROT_RW, MAP_SHARED, MAP_PRIVATE = 0, 3, 1, 2
 MAP_FIXED, MAP_ANONYMOUS, MAP_POPULATE, MAP_NORESERVE = 0x10, 0x20, 0x8000, 0x4000
 CLONE_NEWPID, F_SETFL, O_NONBLOCK = 0x20000000, 4, 0o4000
@@ -233,6 +234,33 @@ def sys_stat(name, tfd, shown, *rest):
             failed += 1
             finish(KSFT_FAIL, "an earlier step failed")
     return r
+
+
+def sys_exec(name, *args):
+    """execve/execveat in a child, so the reproducer goes on: the exec's errno, or 0 once the
+    child runs the file (the close-on-exec pipe closes without a word; the new program is then
+    killed). A list argument is a NULL-terminated char *[]."""
+    conv = [(ctypes.c_char_p * (len(a) + 1))(*a, None) if isinstance(a, list) else a
+            for a in args]
+    rd, wr = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.write(wr, sysc(name, *conv)[1].to_bytes(4, "little"))
+        finally:
+            os._exit(0)
+    os.close(wr)
+    data = os.read(rd, 4)
+    os.close(rd)
+    if not data:
+        os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    return (-1, int.from_bytes(data, "little"), 0) if data else (0, 0, 0)
+
+
+def proc_fd(tfd):
+    """"/proc/self/fd/N" of the trace's descriptor tfd."""
+    return b"/proc/self/fd/%d" % FD(tfd)
 
 
 def sys_pread64(tfd, count, off):
