@@ -104,7 +104,7 @@ PREFIXES = ["", "fcntl(3, F_ADD_SEALS, F_SEAL_GROW) = 0\n",
 
 def _line(rng: random.Random) -> str:
     a, b = _values(rng), _values(rng)
-    call = rng.randrange(13)
+    call = rng.randrange(14)
     if call == 0:
         return f"ftruncate(3, {a}) = ?"
     if call == 1:
@@ -134,6 +134,11 @@ def _line(rng: random.Random) -> str:
         base = '"x"...' if call == 11 else '""'
         iov = ", ".join(f"{{iov_base={base}, iov_len={n}}}" for n in lens)
         return f"{verb}(3, [{iov}], {len(lens)}) = ?"
+    if call == 13:  # exec after what decides it: the x bits, the write count
+        before = rng.choice((
+            "", f"fchmod(3, 0{rng.choice((0o644, 0o600, 0o010, 0o001, 0o755)):o}) = ?\n",
+            'open("/proc/self/fd/3", O_RDWR) = ?\n', 'open("/proc/self/fd/3", O_RDONLY) = ?\n'))
+        return before + 'execveat(3, "", ["memfd"], NULL, AT_EMPTY_PATH) = ?'
     return f"load(m1, {rng.choice((0, 4095, 4096, 8191, abs(b) % 12288))}) = ?"
 
 
