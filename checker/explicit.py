@@ -475,10 +475,11 @@ def unread_fields(ip: Interpreter) -> tuple[list[str], list[list[str]]]:
     natural (the search prunes on its bound) or sets such a bound (hugetlb, huge_1g), or when
     an action's enabling, its deciding rule, a selected action property or the update of a
     kept field reads it: a least fixed point over the liveness of each explored action's
-    generated code (compile_np.live_fields). Every other field is written (if at all) only from itself
-    and other unread fields and read by nothing the search computes, so states that differ
-    only in them have the same successors modulo them, the same rule coverage and the same
-    property values: the search over the projected keys explores exactly the quotient graph.
+    generated code (compile_np.live_fields). Every other field is written (if at all) only
+    from itself and other unread fields and read by nothing the search computes, so states
+    that differ only in them have the same successors modulo them, the same rule coverage and
+    the same property values: the search over the projected keys explores exactly the
+    quotient graph.
     Enum and word updates fit their field (checker/wellformed.py), so leaving them unchecked
     prunes nothing."""
     schema = ip.design.schema

@@ -104,7 +104,7 @@ PREFIXES = ["", "fcntl(3, F_ADD_SEALS, F_SEAL_GROW) = 0\n",
 
 def _line(rng: random.Random) -> str:
     a, b = _values(rng), _values(rng)
-    call = rng.randrange(14)
+    call = rng.randrange(16)
     if call == 0:
         return f"ftruncate(3, {a}) = ?"
     if call == 1:
@@ -134,6 +134,11 @@ def _line(rng: random.Random) -> str:
         base = '"x"...' if call == 11 else '""'
         iov = ", ".join(f"{{iov_base={base}, iov_len={n}}}" for n in lens)
         return f"{verb}(3, [{iov}], {len(lens)}) = ?"
+    if call == 14:  # pwrite64's rules through io_uring (-1 there is f_pos: another value)
+        return f'io_uring_write(3, "x"..., {abs(b) % (1 << 17)}, {-2 if a == -1 else a}) = ?'
+    if call == 15:
+        mode = rng.choice(("0", "FALLOC_FL_KEEP_SIZE", "FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE"))
+        return f"io_uring_fallocate(3, {mode}, {a}, {b}) = ?"
     if call == 13:  # exec after what decides it: the x bits, the write count
         before = rng.choice((
             "", f"fchmod(3, 0{rng.choice((0o644, 0o600, 0o010, 0o001, 0o755)):o}) = ?\n",

@@ -75,6 +75,7 @@ EXTRA = {  # not from the selftest
     "mappings of several pages (issue 14)": ["mmap-multipage", "mmap-multipage-hugetlb"],
     "exec of a memfd: x bits, the write count, B15 (issue 15)": [
         "exec-permission", "exec-noexec-seal-hugetlb"],
+    "io_uring WRITE/READ/FALLOCATE against the seals (issue 15)": ["io-uring-seals"],
 }
 
 #: tools/testing/selftests/kvm/guest_memfd_test.c (6.18; selftests.md §2.1): the functions

@@ -593,7 +593,7 @@ def _match(spec: object, arg: Arg, st: Mapping[str, int], h: Handles,
             srt = pinfo[spec.param].sort
             if srt.lo == 0 and srt.hi == (1 << 64) - 1 and -(1 << 63) <= v < 0:
                 v += 1 << 64  # a size_t written signed: the register holds the same bits
-            why = pinfo[spec.param].outside(v)
+            why = dict(spec.refuse).get(v) or pinfo[spec.param].outside(v)
             if why:
                 return Outside(f"{what}: {why}")
             params[spec.param] = v

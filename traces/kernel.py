@@ -39,10 +39,10 @@ from traces.hugepages import (
     hugetlb_reason,
     restore_hugepages,
 )
+from traces.kernel_paths import PathCalls
 from traces.kvm import cap_kvm, pack_struct
 from traces.memaccess import Map as _Map
 from traces.memaccess import Pin as _Pin
-from traces.memaccess import exec_in_child as _exec_in_child
 from traces.memaccess import in_grandchild as _in_grandchild
 from traces.memaccess import own_write as _own_write
 from traces.memaccess import peek as _peek
@@ -103,12 +103,6 @@ def _nr(call: str) -> int:
     return nr
 
 
-def _strings(items: tuple[bytes, ...] | None) -> ctypes.Array[ctypes.c_char_p]:
-    """A NULL-terminated char *[] (an address the trace showed instead: an empty one)."""
-    seq = items or ()
-    return (ctypes.c_char_p * (len(seq) + 1))(*seq, None)
-
-
 SYS_MMAP, SYS_MUNMAP, SYS_FCNTL = _nr("mmap"), _nr("munmap"), _nr("fcntl")
 SYS_SPLICE, SYS_UNSHARE, SYS_VMSPLICE, SYS_PROCESS_VM_WRITEV = 275, 272, 278, 311
 
@@ -130,7 +124,7 @@ def _mmap_anon(length: int) -> int | None:
 
 
 # ---- the executor (runs in the child) --------------------------------------------------------
-class _Executor:
+class _Executor(PathCalls):
     """Trace state of the child: handle tables and the private observation fd. One `do_<call>`
     method per traces.syscalls entry (tests/test_syscalls.py checks it), called with the Op's
     operands."""
@@ -389,19 +383,6 @@ class _Executor:
         buf = self.path(path)
         return self.fd_result(*_sys(_nr("openat"), self.real(dirfd), ctypes.addressof(buf),
                                     flags, mode))
-
-    def do_execveat(self, fd: int, path: bytes, argv: tuple[bytes, ...] | None,
-                    envp: tuple[bytes, ...] | None, flags: int) -> Outcome:
-        name, av, ev = ctypes.create_string_buffer(path), _strings(argv), _strings(envp)
-        return self.result(*_exec_in_child(_nr("execveat"), self.real(fd),
-                                           ctypes.addressof(name), ctypes.addressof(av),
-                                           ctypes.addressof(ev), flags))
-
-    def do_execve(self, path: bytes, argv: tuple[bytes, ...] | None,
-                  envp: tuple[bytes, ...] | None) -> Outcome:
-        name, av, ev = self.path(path), _strings(argv), _strings(envp)
-        return self.result(*_exec_in_child(_nr("execve"), ctypes.addressof(name),
-                                           ctypes.addressof(av), ctypes.addressof(ev)))
 
     def do_mmap(self, addr: int, length: int, prot: int, flags: int, fd: int,
                 off: int) -> Outcome:

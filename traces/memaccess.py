@@ -1,20 +1,17 @@
 """The kernel executor's own memory accesses (traces/kernel.py): its mapping and pin records,
 writes into its own mappings, and loads/stores run in a forked process so that a SIGSEGV or
-SIGBUS is observed, not suffered; an exec runs in a forked process too."""
+SIGBUS is observed, not suffered."""
 
 from __future__ import annotations
 
 import ctypes
 import os
-import signal
 from collections.abc import Callable
-from contextlib import suppress
 from dataclasses import dataclass
 
 from traces import uring
 from traces.rawsys import ename as _ename
 from traces.rawsys import sig_name as _sig_name
-from traces.rawsys import syscall as _syscall
 from traces.syscalls import TraceError
 from traces.trace import Err, Outcome, Ret
 
@@ -89,26 +86,3 @@ def touch(addr: int) -> Callable[[], None]:
 
 __all__ = ["Map", "Pin", "in_grandchild", "own_write", "peek", "poke", "touch"]
 
-
-def exec_in_child(nr: int, *args: int) -> tuple[int, int]:
-    """execve/execveat (`nr`) in a forked child, so the trace's process survives: (-1, errno)
-    when the exec fails, (0, 0) once the child runs the file (the close-on-exec pipe closes
-    without a word; the new program is then killed)."""
-    r, w = os.pipe2(os.O_CLOEXEC)
-    pid = os.fork()
-    if pid == 0:
-        try:
-            _, e = _syscall(nr, *args)
-            os.write(w, e.to_bytes(4, "little"))
-        finally:
-            os._exit(0)
-    os.close(w)
-    try:
-        data = os.read(r, 4)
-    finally:
-        os.close(r)
-    if not data:
-        with suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    os.waitpid(pid, 0)
-    return (-1, int.from_bytes(data, "little")) if data else (0, 0)

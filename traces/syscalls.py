@@ -2,7 +2,8 @@
 
 One `Syscall` per call the designs emit: its name, its x86_64 number (None for the trace's
 pseudo-calls `store`, `load`, `mem_write`, `vm_write`, `splice_write`, `pin`, `gup_pin`,
-`unpin`, `dma_write`, which are done with other system calls, named in `via`), its argument
+`unpin`, `dma_write`, `io_uring_write`, `io_uring_read`, `io_uring_fallocate`, which are done
+with other system calls, named in `via`), its argument
 kinds, what a machine needs to run it, and call-specific checks. `lower` turns a trace step
 into an `Op` (the call and its operands, typed by kind), which the live-kernel executor
 (traces/kernel.py) runs: with a `do_<call>` method, or, for a `plain` entry, as the system
@@ -357,6 +358,17 @@ _ENTRIES: tuple[Syscall, ...] = (
             via="drain and close the pipe, or unregister the io_uring buffer"),
     Syscall("dma_write", None, (PIN,), "a device write through a FOLL_WRITE pin",
             needs=_IO_URING, via="an io_uring IORING_OP_READ_FIXED into the pinned buffer"),
+    Syscall("io_uring_write", None, (FD, _p("buffer", "str"), _p("count", "int"),
+                                     _p("offset", "int")),
+            "write count bytes (buf repeated) at offset", needs=_IO_URING,
+            via="io_uring: one IORING_OP_WRITE (the CQE's result)"),
+    Syscall("io_uring_read", None, (FD, _p("count", "int"), _p("offset", "int")),
+            "read count bytes at offset", needs=_IO_URING, out_buffer=1,
+            via="io_uring: one IORING_OP_READ (the CQE's result)"),
+    Syscall("io_uring_fallocate", None, (FD, _p("mode", "flags", vocab.FALLOC_FLAGS),
+                                         _p("offset", "int"), _p("len", "int")),
+            "allocate or punch a range", needs=_IO_URING,
+            via="io_uring: one IORING_OP_FALLOCATE (the CQE's result)"),
     Syscall("ioctl", 16, (FD, _p("request", "int"), _p("arg", "ioctl", optional=True)),
             "the KVM ioctls (KVM_CREATE_VM, KVM_CREATE_GUEST_MEMFD, ...)",
             needs=frozenset({"kvm"}), check=_ioctl),

@@ -497,6 +497,16 @@ MPAGES = Param("mpages", nat(fixed=MAP_PAGES_SHMEM), (1,), "the mapping's length
                symbolic_domain=True)
 
 
+#: io_uring's IORING_OP_WRITE/READ/FALLOCATE are pwrite64's/pread64's/fallocate's rules:
+#: io_write() and io_read() check FMODE_WRITE/FMODE_READ (EBADF), rw_verify_area() and call
+#: the file's write_iter/read_iter at sqe->off, io_fallocate() calls vfs_fallocate() (probed
+#: on 6.18.44, tests/test_uring.py); an offset of -1 is the description's f_pos there
+#: (io_kiocb_update_pos())
+URING_OFF = Num("off", refuse=((-1, "offset -1 is the description's f_pos for io_uring "
+                                    "(io_kiocb_update_pos()), not pwrite64's EINVAL: use "
+                                    "write()/read() for it"),))
+
+
 #: fstat()'s struct stat: st_mode and st_size are judged; strace's other fields (and its
 #: `...`) are accepted unjudged
 STAT = Fields((("st_mode", Out("mode", S_IFREG, STAT_MODE, octal=True)),
@@ -525,7 +535,8 @@ ACTIONS: tuple[Action, ...] = (
                                   "outcome depends on the memory past the executor's buffer")),
            pwrite_body, "pwrite64",
            (Fd("fd"), Bytes(), Num("len"), Num("off")),
-           "pwrite len bytes at byte offset off"),
+           "pwrite len bytes at byte offset off",
+           also=(("io_uring_write", (Fd("fd"), Bytes(), Num("len"), URING_OFF)),)),
     Action("splice_write", (P("fd", FD, FD_ALL),
                             _byte_param("off", LOFF, (-1, 0, 2048, 4096, 6144, 8192),
                                         "pos, in bytes (loff_t)"),
@@ -574,7 +585,8 @@ ACTIONS: tuple[Action, ...] = (
     *FPOS_ACTIONS,  # write/read/writev/readv/lseek at f_pos (memfd_fpos.py)
     Action("pread", (P("fd", FD, FD_ALL), _byte_param("off", LOFF, _grid(2), "pos, in bytes")),
            pread_body, "pread64",
-           (Fd("fd"), C("4096"), Num("off")), "pread 4096 bytes at a byte offset"),
+           (Fd("fd"), C("4096"), Num("off")), "pread 4096 bytes at a byte offset",
+           also=(("io_uring_read", (Fd("fd"), C("4096"), URING_OFF)),)),
     Action("ftruncate", (P("fd", FD, FD_ALL),
                          _byte_param("len", LOFF, _grid(2), "length, in bytes")),
            ftruncate_body, "ftruncate", (Fd("fd"), Num("len")), "ftruncate"),
@@ -587,7 +599,9 @@ ACTIONS: tuple[Action, ...] = (
                                      "len, in bytes")),
            fallocate_body, "fallocate",
            (Fd("fd"), Flags("mode", FALLOC_FLAGS), Num("off"), Num("len")),
-           "fallocate a byte range"),
+           "fallocate a byte range",
+           also=(("io_uring_fallocate", (Fd("fd"), Flags("mode", FALLOC_FLAGS), Num("off"),
+                                         Num("len"))),)),
     Action("mmap", (P("fd", FD, FD_ALL), P("share", enum("shared", "private"), (SHARED, PRIVATE)),
                     P("prot", enum("r", "rw", "w"), (PROT_R, PROT_RW)), NPAGES),
            mmap_body, "mmap",

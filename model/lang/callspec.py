@@ -62,11 +62,14 @@ class Flags:
 
 @dataclass(frozen=True)
 class Num:
-    """A number: parameter value × scale (bytes per model page, say); `octal` prints 0755."""
+    """A number: parameter value × scale (bytes per model page, say); `octal` prints 0755.
+    `refuse`: values this spelling gives another meaning the parameter does not have, each
+    with why (io_uring's offset -1 is the description's f_pos): outside the model."""
 
     param: str
     scale: Scale | int = 1
     octal: bool = False
+    refuse: tuple[tuple[int, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -187,6 +187,20 @@ def _c_call(op: Op, need: set[str]) -> str:
     if c == "dma_write":
         need |= {"pins", "uring"}
         return f"sys_dma_write({o[0]})"
+    if c in ("io_uring_write", "io_uring_read", "io_uring_fallocate"):
+        need |= {"maps", "pins", "uring", "uringop"}  # the ring helpers live with pins
+        if c == "io_uring_fallocate":
+            return (f"sys_uring_op(17, {o[0]}, {value(o[2])}, {value(o[3])}ULL, "
+                    f"{_c_flags(o[1])})")
+        if c == "io_uring_read":
+            need.add("buffer")
+            count = value(o[1])
+            return (f"sys_uring_op(22, {o[0]}, {value(o[2])}, (uintptr_t)buffer({count}), "
+                    f"{count})")
+        need.add("payload")
+        data, count = str(o[1]), value(o[2])
+        return (f"sys_uring_op(23, {o[0]}, {value(o[3])}, (uintptr_t)payload("
+                f"{_c_string(data)}, {len(data)}, {count}), {count})")
     if c == "open":
         if o[0] is not None:
             need.add("open")
@@ -377,7 +391,7 @@ fill = _fill
 #: the runtime sections a step may need, in the order they are emitted (after "base")
 RUNTIME_SECTIONS = ("signal", "create", "payload", "iov", "stat", "exec", "buffer", "kvm", "open",
                     "close", "maps", "munmap", "access", "memwrite", "vmwrite", "splice", "pins",
-                    "pin", "uring", "unpin", "noexec")
+                    "pin", "uring", "uringop", "unpin", "noexec")
 
 
 def export_c(design: Design, r: Replayed) -> str:

@@ -107,6 +107,14 @@ def _py_call(op: Op) -> str:
         return f"sys_unpin({o[0]})"
     if c == "dma_write":
         return f"sys_dma_write({o[0]})"
+    if c == "io_uring_write":
+        return (f"sys_uring_op({c!r}, {o[0]}, {value(o[3])}, "
+                f"{str(o[1]).encode('latin-1', 'replace')!r}, {value(o[2])})")
+    if c == "io_uring_read":
+        return f"sys_uring_op({c!r}, {o[0]}, {value(o[2])}, b'', {value(o[1])})"
+    if c == "io_uring_fallocate":
+        return (f"sys_uring_op({c!r}, {o[0]}, {value(o[2])}, b'', {value(o[3])}, "
+                f"{_py_value(o[1])})")
     if c == "open":
         if o[0] is not None:
             return f"sys_reopen({o[0]}, {_py_value(o[2])})"

@@ -278,6 +278,9 @@ def export_syz(design: Design, r: Replayed) -> str:
                 ring = s.ring.pop(p)
                 lines.append(f"io_uring_register$IORING_UNREGISTER_BUFFERS({ring}, 0x1, 0x0, 0x0)")
                 lines.append(f"close({ring})")
+        elif c in ("io_uring_write", "io_uring_read", "io_uring_fallocate"):
+            lines.append(f"# {c}: one io_uring SQE (syz_io_uring_submit), not rendered "
+                         f"= {outcome_text(e)}")
         elif c == "dma_write":
             lines.append("# dma_write: an IORING_OP_READ_FIXED into the registered buffer "
                          f"(syz_io_uring_submit) = {outcome_text(e)}")

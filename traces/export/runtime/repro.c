@@ -837,6 +837,72 @@ static __maybe_unused struct res sys_dma_write(int p)
 	}
 	return r;
 }
+//@ section uringop
+
+/* io_uring_write/read/fallocate: one IORING_OP_WRITE (23), IORING_OP_READ (22) or
+ * IORING_OP_FALLOCATE (17: sqe->addr is the length, sqe->len the mode) at off on the trace's
+ * fd, on a ring of its own; the CQE's result is the step's */
+static __maybe_unused struct res sys_uring_op(int op, int tfd, long long off,
+					       unsigned long long addr, unsigned int len)
+{
+	struct uring_params par;
+	size_t sq_len, cq_len, sqes_len;
+	void *sq, *cq, *sqes;
+	unsigned char sqe[64];
+	uint32_t tail, idx, head;
+	int32_t i32, res;
+	uint64_t u64;
+	struct res r = { 0, 0, 0 };
+	int ring;
+
+	memset(&par, 0, sizeof(par));
+	ring = syscall(__NR_io_uring_setup, 4, &par);
+	if (ring < 0)
+		skip("io_uring: io_uring_setup() failed (kernel.io_uring_disabled?)");
+	sq_len = par.sq_off.array + par.sq_entries * sizeof(uint32_t);
+	cq_len = par.cq_off.cqes + par.cq_entries * 16;
+	sqes_len = par.sq_entries * 64;
+	sq = ring_map(ring, sq_len, IORING_OFF_SQ_RING);
+	cq = ring_map(ring, cq_len, IORING_OFF_CQ_RING);
+	sqes = ring_map(ring, sqes_len, IORING_OFF_SQES);
+	memset(sqe, 0, sizeof(sqe));
+	sqe[0] = op;
+	i32 = FD(tfd);
+	memcpy(sqe + 4, &i32, 4);
+	u64 = (uint64_t)off;
+	memcpy(sqe + 8, &u64, 8);
+	memcpy(sqe + 16, &addr, 8);
+	memcpy(sqe + 24, &len, 4);
+	u64 = 1;
+	memcpy(sqe + 32, &u64, 8);
+	tail = *ring_u32(sq, par.sq_off.tail);
+	idx = tail & *ring_u32(sq, par.sq_off.ring_mask);
+	memcpy((char *)sqes + idx * 64, sqe, 64);
+	*ring_u32(sq, par.sq_off.array + idx * 4) = idx;
+	__atomic_store_n(ring_u32(sq, par.sq_off.tail), tail + 1, __ATOMIC_RELEASE);
+	if (syscall(__NR_io_uring_enter, ring, 1, 1, IORING_ENTER_GETEVENTS, NULL, 0) < 0) {
+		perror("io_uring_enter");
+		exit(KSFT_FAIL);
+	}
+	head = *ring_u32(cq, par.cq_off.head);
+	if (head == __atomic_load_n(ring_u32(cq, par.cq_off.tail), __ATOMIC_ACQUIRE)) {
+		printf("# io_uring: no completion\n");
+		exit(KSFT_FAIL);
+	}
+	idx = head & *ring_u32(cq, par.cq_off.ring_mask);
+	memcpy(&res, (char *)cq + par.cq_off.cqes + idx * 16 + 8, 4);
+	munmap(sq, sq_len);
+	munmap(cq, cq_len);
+	munmap(sqes, sqes_len);
+	close(ring);
+	if (res < 0) {
+		r.ret = -1;
+		r.err = -res;
+	} else {
+		r.ret = res;
+	}
+	return r;
+}
 //@ section unpin
 
 /* unpin: drain and close the pipe (or unregister the io_uring buffer) */

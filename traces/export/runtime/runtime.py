@@ -400,8 +400,8 @@ def ring_release(pin):
     os.close(ring)
 
 
-def sys_gup_pin(m, off, p):
-    """A long-term FOLL_WRITE pin: the page registered as an io_uring fixed buffer."""
+def ring_setup():
+    """A 4-entry io_uring with its rings mapped: (ring fd, regions, params)."""
     par = UringParams()
     ring, err, _ = sysc("io_uring_setup", 4, ctypes.addressof(par))
     if ring == -1:
@@ -414,6 +414,34 @@ def sys_gup_pin(m, off, p):
         if a == -1:
             skip("io_uring: cannot map the rings")
         regions.append((a, length))
+    return ring, regions, par
+
+
+def ring_submit(ring, regions, par, sqe):
+    """Submit one SQE and wait: the CQE's result (-errno on failure)."""
+    (sq, _), (cq, _), (sqes, _) = regions
+    so, co = par.sq_off, par.cq_off
+    tail = u32(sq + so.tail).value
+    idx = tail & u32(sq + so.ring_mask).value
+    ctypes.memmove(sqes + idx * 64, sqe, 64)
+    u32(sq + so.array + idx * 4).value = idx
+    u32(sq + so.tail).value = tail + 1
+    if sysc("io_uring_enter", ring, 1, 1, 1, 0, 0)[0] == -1:
+        print("# io_uring_enter failed")
+        finish(KSFT_FAIL, "io_uring_enter failed")
+    head = u32(cq + co.head).value
+    if head == u32(cq + co.tail).value:
+        print("# io_uring: no completion")
+        finish(KSFT_FAIL, "io_uring: no completion")
+    cqe = cq + co.cqes + (head & u32(cq + co.ring_mask).value) * 16
+    res = ctypes.c_int32.from_address(cqe + 8).value
+    u32(cq + co.head).value = head + 1
+    return res
+
+
+def sys_gup_pin(m, off, p):
+    """A long-term FOLL_WRITE pin: the page registered as an io_uring fixed buffer."""
+    ring, regions, par = ring_setup()
     addr = page_of(m, off)
     iov = Iovec(addr, PIN_PAGE)
     r = sysc("io_uring_register", ring, 0, ctypes.addressof(iov), 1)
@@ -428,31 +456,41 @@ def sys_gup_pin(m, off, p):
 def sys_dma_write(p):
     """The "device" (IORING_OP_READ_FIXED from a pipe) writes one byte through the pin."""
     _, ring, regions, par, addr = pins[p]
-    (sq, _), (cq, _), (sqes, _) = regions
-    so, co = par.sq_off, par.cq_off
     rfd, wfd = os.pipe()
     try:
         os.write(wfd, b"\x5a")
-        tail = u32(sq + so.tail).value
-        idx = tail & u32(sq + so.ring_mask).value
-        sqe = struct.pack("<BBHiQQIIQHHiQQ", 4, 0, 0, rfd, 0, addr, 1, 0, 1, 0, 0, 0, 0, 0)
-        ctypes.memmove(sqes + idx * 64, sqe, 64)
-        u32(sq + so.array + idx * 4).value = idx
-        u32(sq + so.tail).value = tail + 1
-        if sysc("io_uring_enter", ring, 1, 1, 1, 0, 0)[0] == -1:
-            print("# io_uring_enter failed")
-            finish(KSFT_FAIL, "io_uring_enter failed")
-        head = u32(cq + co.head).value
-        if head == u32(cq + co.tail).value:
-            print("# io_uring: no completion")
-            finish(KSFT_FAIL, "io_uring: no completion")
-        cqe = cq + co.cqes + (head & u32(cq + co.ring_mask).value) * 16
-        res = ctypes.c_int32.from_address(cqe + 8).value
-        u32(cq + co.head).value = head + 1
+        res = ring_submit(ring, regions, par, struct.pack(
+            "<BBHiQQIIQHHiQQ", 4, 0, 0, rfd, 0, addr, 1, 0, 1, 0, 0, 0, 0, 0))
     finally:
         os.close(rfd)
         os.close(wfd)
     return (-1, -res, 0) if res < 0 else (0, 0, 0)
+
+
+IORING_OP = {"io_uring_fallocate": 17, "io_uring_read": 22, "io_uring_write": 23}
+
+
+def sys_uring_op(name, tfd, off, data, length, mode=0):
+    """One IORING_OP_WRITE/READ (a buffer of `length` bytes, `data` repeated) or
+    IORING_OP_FALLOCATE (sqe->addr the length, sqe->len the mode) on a ring of its own."""
+    ring, regions, par = ring_setup()
+    buf = None
+    if name == "io_uring_fallocate":
+        addr, n = length % (1 << 64), mode
+    else:
+        unit = data or b"\0"
+        buf = ctypes.create_string_buffer((unit * (length // len(unit) + 1))[:length],
+                                          max(length, 1))
+        addr, n = ctypes.addressof(buf), length
+    try:
+        res = ring_submit(ring, regions, par, struct.pack(
+            "<BBHiQQIIQHHiQQ", IORING_OP[name], 0, 0, FD(tfd), off % (1 << 64), addr, n, 0,
+            1, 0, 0, 0, 0, 0))
+    finally:
+        for a, length_ in regions:
+            sysc("munmap", a, length_)
+        os.close(ring)
+    return (-1, -res, 0) if res < 0 else (res, 0, 0)
 
 
 def sys_unpin(p):
