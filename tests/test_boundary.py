@@ -235,7 +235,10 @@ def judge(pr: Probe) -> tuple[str | None, dict[str, int] | None]:
     except TraceInputError as e:
         return str(e), None
     assert rep.run is not None and len(rep.outcomes) == len(t.steps)
-    return None, rep.run.steps[-1].params
+    last = rep.run.steps[-1]
+    if last.action != pr.action:  # the value gives the line another action's meaning
+        return None, {"(action)": last.action, **last.params}  # type: ignore[dict-item]
+    return None, last.params
 
 
 ALL = [pr for n in DESIGNS for pr in probes(n)]
@@ -267,6 +270,11 @@ def test_value_is_judged_exactly_or_refused(pr: Probe) -> None:
         assert refused.startswith("<probe>:")
         return
     assert pr.must_refuse is None, f"judged although {pr.must_refuse}: {params}"
+    assert params is not None
+    if "(action)" in params:  # pwritev2's pos -1: pwritev2_fpos, at the description's f_pos
+        other = designs.get(pr.design).action(str(params["(action)"]))
+        assert other.fpos is not None and other.fpos[0] == pr.param, params
+        return
     # never rounded, capped or clipped: the rule body saw exactly the trace's value (a
     # negative size_t is the same 64 bits as the unsigned value the kernel sees)
     want = pr.value

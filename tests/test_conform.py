@@ -247,7 +247,8 @@ def test_bounded_conform_exercises_every_action(tmp_path: Path, flags: int) -> N
     missing = [a.name for a in d.actions if rep.tested[a.name] == 0 and a.explored]
     assert not missing, f"actions never compared with the kernel: {missing}"
     assert {a.name for a in d.actions if not a.explored} == {"write", "read", "writev", "readv",
-                                                             "lseek", "exec"}
+                                                             "lseek", "exec",
+                                                             "pwritev2_fpos", "preadv2_fpos"}
     assert rep.divergent + rep.unconfirmed == 0, "\n".join(
         f"{dv.where}\n{dv.trace}" for dv in rep.divergences)
     assert rep.traces == rep.transitions + rep.walks

@@ -64,7 +64,7 @@ def test_the_later_kernels_are_the_618_rules_but_write_chunks(name: str) -> None
     rwf = name == "memfd@6.12"
     assert [a.name for a, b in zip(d.actions, m.actions, strict=True) if a != b] == [
         "pwrite", "splice_write", "pwritev2", *(["preadv2"] if rwf else []), "pwritev",
-        "write", "writev", "mem_write"]
+        "write", "writev", "pwritev2_fpos", *(["preadv2_fpos"] if rwf else []), "mem_write"]
     assert rule_changes(m, d) == [
         "pwrite: ~ grow_seal", "pwrite: ~ grow_seal_short", "splice_write: ~ grow_seal",
         "splice_write: ~ grow_seal_short",
@@ -74,6 +74,9 @@ def test_the_later_kernels_are_the_618_rules_but_write_chunks(name: str) -> None
         "pwritev: ~ grow_seal", "pwritev: ~ grow_seal_short",
         "write: ~ grow_seal", "write: ~ grow_seal_short",
         "writev: ~ grow_seal", "writev: ~ grow_seal_short",
+        *(["pwritev2_fpos: ~ unsupported_flags"] if rwf else []),
+        "pwritev2_fpos: ~ grow_seal", "pwritev2_fpos: ~ grow_seal_short",
+        *(["preadv2_fpos: ~ unsupported_flags"] if rwf else []),
         f"mem_write: + {MEM_WRITE_RULE[name]}"]
 
 

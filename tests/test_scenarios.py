@@ -71,7 +71,7 @@ EXTRA = {  # not from the selftest
     "fstat()'s st_size and st_mode as outputs (issues 14, 16)": [
         "fstat-size-and-mode", "fstat-noexec-seal", "fstat-hugetlb"],
     "write()/read()/lseek() at the description's f_pos (issues 14, 15)": [
-        "write-read-fpos", "writev-readv-fpos"],
+        "write-read-fpos", "writev-readv-fpos", "pwritev2-preadv2-fpos"],
     "mappings of several pages (issue 14)": ["mmap-multipage", "mmap-multipage-hugetlb"],
     "exec of a memfd: x bits, the write count, B15 (issue 15)": [
         "exec-permission", "exec-noexec-seal-hugetlb"],

@@ -507,6 +507,11 @@ URING_OFF = Num("off", refuse=((-1, "offset -1 is the description's f_pos for io
                                     "write()/read() for it"),))
 
 
+#: pwritev2()/preadv2()'s pos: -1 is the description's f_pos, another action's
+#: (memfd_fpos.py pwritev2_fpos/preadv2_fpos), so this spelling leaves it to that one
+V2_OFF = Num("off", refuse=((-1, "pos -1 is the description's f_pos (do_writev()/do_readv())"),))
+
+
 #: fstat()'s struct stat: st_mode and st_size are judged; strace's other fields (and its
 #: `...`) are accepted unjudged
 STAT = Fields((("st_mode", Out("mode", S_IFREG, STAT_MODE, octal=True)),
@@ -557,7 +562,7 @@ ACTIONS: tuple[Action, ...] = (
                         # longer bound the space
                         P("flags", word(32, RWF_FLAGS), (0, RWF_NOWAIT))),
            pwritev2_body, "pwritev2",
-           (Fd("fd"), IoVec("len"), IoCnt(), Num("off"), Flags("flags", RWF_FLAGS)),
+           (Fd("fd"), IoVec("len"), IoCnt(), V2_OFF, Flags("flags", RWF_FLAGS)),
            "pwritev2 an iovec array at byte offset off (RWF_APPEND: at i_size)"),
     Action("preadv2", (P("fd", FD, FD_ALL), _byte_param("off", LOFF, (0,), "pos, in bytes"),
                        _byte_param("len", SIZE, (4096,), "the iovecs' total length (size_t)",
@@ -565,7 +570,7 @@ ACTIONS: tuple[Action, ...] = (
                                    "executor's buffer"),
                        P("flags", word(32, RWF_FLAGS), (0, RWF_NOWAIT))),
            preadv2_body, "preadv2",
-           (Fd("fd"), IoVec("len", '""'), IoCnt(), Num("off"), Flags("flags", RWF_FLAGS)),
+           (Fd("fd"), IoVec("len", '""'), IoCnt(), V2_OFF, Flags("flags", RWF_FLAGS)),
            "preadv2 into an iovec array at byte offset off"),
     # pwritev()/preadv(): the same paths with no flags (and pos -1 EINVAL, no f_pos case);
     # explored once each (an O_RDWR description, offset 0, one page): every other value is
@@ -724,7 +729,8 @@ REPLAY_ONLY = (("pwrite", "pos_overflow"), ("pwrite", "grow_seal_short"),
 #: read or lseek is judged by replay and the decision tables; pwrite64/pread64 explore the
 #: same rules (vfs_write_rules(), vfs_read_rules()) at every offset of the grid. exec's
 #: write count is the trace's too (Action.writers; tests/test_exec.py)
-REPLAY_ACTIONS = ("write", "read", "writev", "readv", "lseek", "exec")
+REPLAY_ACTIONS = ("write", "read", "writev", "readv", "lseek", "pwritev2_fpos", "preadv2_fpos",
+                  "exec")
 
 __all__ = [
     "ACTIONS",

@@ -246,7 +246,7 @@ def build() -> Design:
         # memfd and the vectored calls (pwritev2()/preadv2()'s RWF_* set): those 6.18 paths
         # are left out of the historical designs rather than assumed
         drop=("mem_write", "madvise", "vm_write", "splice_write", "pwritev2", "preadv2",
-              "pwritev", "preadv", "writev", "readv"),
+              "pwritev2_fpos", "preadv2_fpos", "pwritev", "preadv", "writev", "readv"),
         edit={
             "memfd_create": lambda a: PRE_EXEC_EDITS["memfd_create"](a)
             .replace_rule("ok", create_ok_517),

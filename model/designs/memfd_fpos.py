@@ -12,14 +12,17 @@ from model.designs.memfd_rw import (
     SEEK_END,
     SEEK_SET,
     lseek_body,
+    preadv2_fpos_body,
+    pwritev2_fpos_body,
     read_body,
     readv_body,
     write_body,
     writev_body,
 )
 from model.designs.memfd_state import FD, FD_KINDS
-from model.lang import Action, Param, integer
-from model.lang.callspec import Bytes, Fd, Flags, IoCnt, IoVec, Num
+from model.lang import Action, Param, integer, word
+from model.lang.callspec import Bytes, C, Fd, Flags, IoCnt, IoVec, Num
+from model.vocab import RWF_FLAGS
 
 FD_PARAM = Param("fd", FD, tuple(range(len(FD_KINDS))))
 
@@ -62,6 +65,26 @@ FPOS_ACTIONS: tuple[Action, ...] = (
                                  "executor's buffer")),
            readv_body, "readv", (Fd("fd"), IoVec("len", '""'), IoCnt()),
            "readv into an iovec array at the description's f_pos", fpos=("off", "advance")),
+    # pwritev2()/preadv2() at pos -1: do_writev()/do_readv() with the rwf_t flags at f_pos
+    Action("pwritev2_fpos", (FD_PARAM, fpos_param("off"),
+                             _byte_param("len", SIZE, (), "the iovecs' total length (size_t)",
+                                         MAX_WRITE_COUNT, f"more than {MAX_WRITE_COUNT} "
+                                         "bytes: the outcome depends on the memory past the "
+                                         "executor's buffer"),
+                             Param("flags", word(32, RWF_FLAGS), (), "rwf_t")),
+           pwritev2_fpos_body, "pwritev2",
+           (Fd("fd"), IoVec("len"), IoCnt(), C("-1"), Flags("flags", RWF_FLAGS)),
+           "pwritev2 at pos -1: an iovec array at the description's f_pos",
+           fpos=("off", "advance")),
+    Action("preadv2_fpos", (FD_PARAM, fpos_param("off"),
+                            _byte_param("len", SIZE, (), "the iovecs' total length (size_t)",
+                                        MAX_WRITE_COUNT, f"more than {MAX_WRITE_COUNT} "
+                                        "bytes: the executor's buffer"),
+                            Param("flags", word(32, RWF_FLAGS), (), "rwf_t")),
+           preadv2_fpos_body, "preadv2",
+           (Fd("fd"), IoVec("len", '""'), IoCnt(), C("-1"), Flags("flags", RWF_FLAGS)),
+           "preadv2 at pos -1: into an iovec array at the description's f_pos",
+           fpos=("off", "advance")),
     Action("lseek", (FD_PARAM, fpos_param("pos"),
                      Param("off", LOFF, (), "offset (loff_t)"),
                      Param("whence", integer(0, (1 << 32) - 1), (), "whence (unsigned int)")),

@@ -108,7 +108,7 @@ def build_61() -> Design:
         "write into a read-only hugetlb mapping",
         kernel="6.1", init={"noexec_scope": 0},
         edit={**PRE_EXEC_EDITS, "mem_write": _force_hugetlb, "pwritev2": RWF_61,
-              "preadv2": RWF_61})
+              "preadv2": RWF_61, "pwritev2_fpos": RWF_61, "preadv2_fpos": RWF_61})
 
 
 def _hugetlb_no_force(s: StateView, m: E, off: E) -> Rule:
@@ -128,10 +128,12 @@ def _same(series: str) -> Design:
     edit: dict[str, Callable[[Action], Action]] = {
         "pwrite": _pmd_write_chunks, "splice_write": _pmd_write_chunks,
         "pwritev2": _pmd_write_chunks, "pwritev": _pmd_write_chunks,
-        "write": _pmd_write_chunks, "writev": _pmd_write_chunks}
+        "write": _pmd_write_chunks, "writev": _pmd_write_chunks,
+        "pwritev2_fpos": _pmd_write_chunks}
     if series == "6.12":
-        edit["pwritev2"] = lambda a: RWF_612(_pmd_write_chunks(a))
-        edit["preadv2"] = RWF_612
+        for name in ("pwritev2", "pwritev2_fpos"):
+            edit[name] = lambda a: RWF_612(_pmd_write_chunks(a))
+        edit["preadv2"] = edit["preadv2_fpos"] = RWF_612
     if series in PROC_MEM_FORCE_PTRACE:
         edit["mem_write"] = lambda a: a.insert_rule(_no_foll_force, before="force_not_cow")
     else:

@@ -284,6 +284,7 @@ def build_luo() -> Design:
             "pwrite": _write_frozen,
             "splice_write": _write_frozen,  # shmem_write_begin(), as pwrite
             "pwritev2": _write_frozen,
+            "pwritev2_fpos": _write_frozen,
             "pwritev": _write_frozen,
             "write": _write_frozen,
             "writev": _write_frozen,

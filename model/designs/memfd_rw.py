@@ -214,6 +214,25 @@ def vectored_read(s: StateView, fd: E, off: E, len: E,  # noqa: A002
     ]
 
 
+def pwritev2_fpos_body(s: StateView, fd: E, off: E, len: E,  # noqa: A002
+                       flags: E) -> list[Rule]:
+    """pwritev2() at pos -1: do_writev() with the flags, at the description's f_pos `off`
+    (no pos check). With RWF_APPEND the write lands at i_size and f_pos moves past it, which
+    Action.fpos's "advance" (f_pos + the bytes written) does not say: refused."""
+    rules = vectored_write(s, fd, off, len, flags, explicit=False)
+    at = next(i for i, r in enumerate(rules) if r.label == "append_limits")
+    return [*rules[:at], requires(~flags.has(RWF_APPEND), label="append_at_f_pos",
+                                  why="pos -1 with RWF_APPEND moves f_pos to the end of the "
+                                      "appended bytes, which the handle table does not "
+                                      "follow"), *rules[at:]]
+
+
+def preadv2_fpos_body(s: StateView, fd: E, off: E, len: E,  # noqa: A002
+                      flags: E) -> list[Rule]:
+    """preadv2() at pos -1: do_readv() with the flags, at the description's f_pos `off`."""
+    return vectored_read(s, fd, off, len, flags, explicit=False)
+
+
 def writev_body(s: StateView, fd: E, off: E, len: E) -> list[Rule]:  # noqa: A002
     return vectored_write(s, fd, off, len, None, explicit=False)
 
@@ -289,9 +308,11 @@ __all__ = [
     "lseek_body",
     "pread_body",
     "preadv2_body",
+    "preadv2_fpos_body",
     "preadv_body",
     "pwrite_body",
     "pwritev2_body",
+    "pwritev2_fpos_body",
     "pwritev_body",
     "read_body",
     "readv_body",
