@@ -93,6 +93,26 @@ def replay() -> object:
     return replay_text
 
 
+def kernel_agrees(text: str, hugepages: int = 0) -> None:
+    """The live kernel gives every outcome the trace text writes, from a fresh process (with
+    `hugepages` huge pages reserved and restored when the text makes an MFD_HUGETLB file);
+    skips with the kernel's reason when it cannot run it."""
+    import contextlib
+
+    from traces.kernel import hugepages_reserved, run_on_kernel
+
+    t = parse_trace("# shmemcheck trace 1\n" + text + "\n", "<table>")
+    with (hugepages_reserved(hugepages) if hugepages and "MFD_HUGETLB" in text
+          else contextlib.nullcontext()) as why:
+        if why:
+            pytest.skip(why)
+        run = run_on_kernel(t.steps)
+    if run.skipped:
+        pytest.skip(run.skipped)
+    assert run.error is None, run.error
+    assert run.outcomes == [s.outcome for s in t.steps]
+
+
 def pytest_sessionstart(session: pytest.Session) -> None:
     """A run killed while it had vm.nr_hugepages raised left it so: put it back first (once,
     in pytest-xdist's controller, before any worker starts)."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 
 from checker.replay import TraceInputError
-from tests.conftest import replay_text
+from tests.conftest import kernel_agrees, replay_text
 
 EXEC = 'execveat(3, "", ["memfd"], NULL, AT_EMPTY_PATH) = '
 MFD = 'memfd_create("t", MFD_EXEC) = 3\n'
@@ -94,15 +94,7 @@ def test_the_design_refuses_argument_forms_it_does_not_judge() -> None:
 @pytest.mark.parametrize("name", list(TABLE))
 def test_exec_table_on_kernel(name: str) -> None:
     """The rows on the live kernel: every outcome, not only the last."""
-    from traces.kernel import run_on_kernel
-    from traces.textfmt import parse_trace
-
-    t = parse_trace("# shmemcheck trace 1\n" + TABLE[name] + "\n")
-    run = run_on_kernel(t.steps)
-    if run.skipped:
-        pytest.skip(run.skipped)
-    assert run.error is None, run.error
-    assert run.outcomes == [s.outcome for s in t.steps]
+    kernel_agrees(TABLE[name])
 
 
 @pytest.mark.parametrize("design", ["v5-inaccessible", "v5-flags"])

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import replay_text, run
+from tests.conftest import kernel_agrees, replay_text, run
 
 CREATE = 'memfd_create("t", MFD_ALLOW_SEALING) = 3\n'
 HEAD = "# shmemcheck trace 1\n"
@@ -114,21 +114,7 @@ def test_byte_value_judged_wrong_is_unexpected(name: str) -> None:
 
 def _kernel_agrees(lines: str) -> None:
     """The live kernel gives every outcome the trace lines write (skip with its reason)."""
-    import contextlib
-
-    from traces.kernel import hugepages_reserved, run_on_kernel
-    from traces.textfmt import parse_trace
-
-    t = parse_trace(HEAD + lines + "\n")
-    with (hugepages_reserved(1) if "MFD_HUGETLB" in lines
-          else contextlib.nullcontext()) as why:
-        if why:
-            pytest.skip(why)
-        run = run_on_kernel(t.steps)
-    if run.skipped:
-        pytest.skip(run.skipped)
-    assert run.error is None, run.error
-    assert run.outcomes == [s.outcome for s in t.steps]
+    kernel_agrees(lines, hugepages=1)
 
 
 @pytest.mark.kernel

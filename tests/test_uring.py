@@ -15,7 +15,7 @@ from __future__ import annotations
 import pytest
 
 from checker.replay import TraceInputError
-from tests.conftest import replay_text
+from tests.conftest import kernel_agrees, replay_text
 
 MFD = 'memfd_create("t", MFD_ALLOW_SEALING) = 3\n'
 SIZED = MFD + "io_uring_fallocate(3, 0, 0, 8192) = 0\n"
@@ -88,18 +88,4 @@ def test_offset_minus_one_is_refused_not_judged_as_pwrite64() -> None:
 def test_uring_table_on_kernel(name: str) -> None:
     """The rows on the live kernel (hugetlbfs rows with 2 huge pages reserved): every
     outcome, not only the last."""
-    from contextlib import nullcontext
-
-    from traces.hugepages import hugepages_reserved
-    from traces.kernel import run_on_kernel
-    from traces.textfmt import parse_trace
-
-    t = parse_trace("# shmemcheck trace 1\n" + ALL[name] + "\n")
-    with hugepages_reserved(2) if name in HUGE_TABLE else nullcontext(None) as why:
-        if why:
-            pytest.skip(why)
-        run = run_on_kernel(t.steps)
-    if run.skipped:
-        pytest.skip(run.skipped)
-    assert run.error is None, run.error
-    assert run.outcomes == [s.outcome for s in t.steps]
+    kernel_agrees(ALL[name], hugepages=2)
