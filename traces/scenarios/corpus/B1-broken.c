@@ -133,6 +133,8 @@ static __maybe_unused const char *errname(int e)
 	case EOPNOTSUPP: return "EOPNOTSUPP";
 	case ENOSYS: return "ENOSYS";
 	case ETXTBSY: return "ETXTBSY";
+	case ENOEXEC: return "ENOEXEC";
+	case ENOTDIR: return "ENOTDIR";
 	default: return "E?";
 	}
 }
