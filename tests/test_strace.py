@@ -393,6 +393,25 @@ def test_scm_rights_passes_a_memfd_to_another_process() -> None:
                                                      "close"]
 
 
+def test_a_receive_split_around_the_send_waits_for_it() -> None:
+    """strace -f under load: the receiver's recvmsg() starts (`<unfinished ...>`) before the
+    sender's sendmsg(), so the joined call sits earlier in the log than the send; the
+    descriptor it installs is still the memfd's (seen in tests/strace_progs/huge_pass.c's
+    log)."""
+    cmsg = ("{msg_name=NULL, msg_namelen=0, msg_iov=[{iov_base=\"x\", iov_len=1}], "
+            "msg_iovlen=1, msg_control=[{cmsg_len=20, cmsg_level=SOL_SOCKET, "
+            "cmsg_type=SCM_RIGHTS, cmsg_data=[%d]}], msg_controllen=24, msg_flags=0}")
+    log = ('1 memfd_create("t", MFD_ALLOW_SEALING) = 3\n'
+           "1 clone(child_stack=NULL, flags=SIGCHLD) = 2\n"
+           "2 recvmsg(4,  <unfinished ...>\n"
+           f"1 sendmsg(5, {cmsg % 3}, 0) = 1\n"
+           f"2 <... recvmsg resumed>{cmsg % 7}, 0) = 1\n"
+           "2 fcntl(7, F_GET_SEALS) = 0\n")
+    rep = judge_log(parse_log(log))
+    assert [(v.line, v.memfd, v.verdict) for v in rep.verdicts] == [
+        (1, 1, "agrees"), (6, 1, "agrees")]
+
+
 def test_judged_prefixes_replay_as_project_traces(tmp_path: Path) -> None:
     """--out's memfd-N.trace files are ordinary traces: they replay on the model (and, where
     it runs, on this kernel: test_seal_ipc_program_under_strace's program is the log's)."""

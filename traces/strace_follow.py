@@ -197,6 +197,9 @@ class _Follower:
         self.pending: list[tuple[int, int]] = []
         #: memfd references in flight in SCM_RIGHTS messages, in the order they were sent
         self.flight: list[tuple[Memfd, tuple[int, int]]] = []
+        #: receives that completed before the matching send in log order (a recvmsg left
+        #: <unfinished ...> before the sendmsg started sits at its first half's line)
+        self.waiting: list[tuple[_Proc, LogCall]] = []
 
     # -- processes ---------------------------------------------------------------------------
     def proc(self, pid: int | None) -> _Proc:
@@ -623,7 +626,8 @@ class _Follower:
         """SCM_RIGHTS: a sent memfd descriptor is a reference in flight (judged as a `dup` of
         the sender's descriptor: the same open file description) until a receiver installs
         it; messages are matched in the order they were sent (strace does not show which
-        socket pair carried them)."""
+        socket pair carried them). A receive that strace split around the send (its first
+        half earlier in the log) waits for it."""
         if c.errno is not None or c.ret is None or c.ret < 0 or len(c.args) < 2:
             return
         m = _CMSG_FDS.search(c.args[1])
@@ -641,6 +645,11 @@ class _Follower:
                 self.add(mf, c.line, f"SCM_RIGHTS: fd {fd} in flight", Step(
                     "dup", (Int(t),), Ret(n), comment="in flight (SCM_RIGHTS)"), counted=False)
                 self.flight.append((mf, key))
+            while self.waiting and self.flight:
+                self.scm_rights(*self.waiting.pop(0))
+            return
+        if not self.flight:
+            self.waiting.append((p, c))
             return
         for fd in fds:
             if not self.flight:
