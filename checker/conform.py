@@ -20,6 +20,7 @@ written in the trace format.
 
 from __future__ import annotations
 
+import copy
 import multiprocessing
 import os
 import random
@@ -164,9 +165,9 @@ class Mismatch:
 
 
 def _copy_handles(h: Handles) -> Handles:
-    from traces.concretize import Handles
-
-    return Handles({k: dict(v) for k, v in h.live.items()}, dict(h.serial))
+    """The whole handle table: live handles and serials, and what the table keeps of them
+    (descriptions, f_pos, mapping lengths, write counts)."""
+    return copy.deepcopy(h)
 
 
 class Model:

@@ -80,6 +80,20 @@ def test_the_later_kernels_are_the_618_rules_but_write_chunks(name: str) -> None
         f"mem_write: + {MEM_WRITE_RULE[name]}"]
 
 
+def test_write_paths_are_the_actions_with_shmem_write_begin_rules() -> None:
+    """model.designs.memfd.WRITE_PATHS, which the write-path deltas edit, is exactly the set
+    of memfd actions whose rules include the short write at F_SEAL_GROW (generic_perform_write()
+    stopping at the chunk shmem_write_begin() refuses): ftruncate and fallocate have a
+    grow_seal rule of their own, never a short one."""
+    from model.designs.memfd import WRITE_PATHS
+
+    d = designs.get("memfd")
+    s = d.schema.state_vars("s")
+    have = {a.name for a in d.actions
+            if "grow_seal_short" in {r.label for r in a.rules(s, a.param_vars())}}
+    assert have == set(WRITE_PATHS)
+
+
 @pytest.mark.parametrize("name", ["memfd@6.12", "memfd@7.2", "memfd@7.3-rc"])
 def test_grow_sealed_writes_go_by_2_mib_chunks(name: str,
                                                replay: Callable[..., str | None]) -> None:

@@ -703,6 +703,12 @@ def build() -> Design:
     )
 
 
+#: every action whose data goes through shmem_write_begin() (memfd_rw.write_iter_rules(): the
+#: grow_seal and grow_seal_short rules; io_uring_write is pwrite's spelling): a delta on the
+#: write path edits these (tests/test_kernel_designs.py checks the list against the rules)
+WRITE_PATHS = ("pwrite", "splice_write", "pwritev2", "pwritev", "write", "writev",
+               "pwritev2_fpos")
+
 #: rules no explored value reaches at grain 1 (near LLONG_MAX or 2^64, or a sub-page write
 #: crossing i_size: grain 2): replay and the decision tables decide them (tests/test_bytes.py)
 REPLAY_ONLY = (("pwrite", "pos_overflow"), ("pwrite", "grow_seal_short"),
@@ -763,6 +769,7 @@ __all__ = [
     "SH_RO",
     "SH_RO_MW",
     "SH_RW",
+    "WRITE_PATHS",
     "WX_SEALS",
     "Or",
     "build",

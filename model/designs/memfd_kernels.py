@@ -43,7 +43,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from model.designs import get, register
-from model.designs.memfd import PR_RO, PR_RW, SH_RW
+from model.designs.memfd import PR_RO, PR_RW, SH_RW, WRITE_PATHS
 from model.designs.memfd_517 import PRE_EXEC_EDITS
 from model.designs.memfd_rw import grow_seal_rules, write_pos
 from model.lang import Design, E, fail
@@ -125,11 +125,7 @@ def _force_hugetlb(a: Action) -> Action:
 
 
 def _same(series: str) -> Design:
-    edit: dict[str, Callable[[Action], Action]] = {
-        "pwrite": _pmd_write_chunks, "splice_write": _pmd_write_chunks,
-        "pwritev2": _pmd_write_chunks, "pwritev": _pmd_write_chunks,
-        "write": _pmd_write_chunks, "writev": _pmd_write_chunks,
-        "pwritev2_fpos": _pmd_write_chunks}
+    edit: dict[str, Callable[[Action], Action]] = dict.fromkeys(WRITE_PATHS, _pmd_write_chunks)
     if series == "6.12":
         for name in ("pwritev2", "pwritev2_fpos"):
             edit[name] = lambda a: RWF_612(_pmd_write_chunks(a))

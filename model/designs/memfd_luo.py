@@ -54,6 +54,7 @@ from model.designs.memfd import (
     PIN_FIELDS,
     RW,
     SCHEMA,
+    WRITE_PATHS,
     WX_SEALS,
     P,
     adds_write,
@@ -281,13 +282,7 @@ def build_luo() -> Design:
             "migrate": lambda a: a.insert_rule(not_in_transit, before="has_page"),
             "ftruncate": lambda a: a.insert_rule(setattr_frozen, after="grow_seal"),
             "reopen": lambda a: a.insert_rule(otrunc_frozen, after="shrink_seal"),
-            "pwrite": _write_frozen,
-            "splice_write": _write_frozen,  # shmem_write_begin(), as pwrite
-            "pwritev2": _write_frozen,
-            "pwritev2_fpos": _write_frozen,
-            "pwritev": _write_frozen,
-            "write": _write_frozen,
-            "writev": _write_frozen,
+            **dict.fromkeys(WRITE_PATHS, _write_frozen),  # shmem_write_begin()
             "fallocate": lambda a: a.insert_rule(fallocate_frozen, after="unsupported_mode"),
             "madvise_remove": lambda a: a.insert_rule(fallocate_frozen,
                                                       before="punch_write_seal"),
