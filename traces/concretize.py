@@ -650,7 +650,6 @@ def _match(spec: object, arg: Arg, st: Mapping[str, int], h: Handles,
         ok = (isinstance(arg, Lst) and all(isinstance(x, Str) for x in arg.items)) \
             or isinstance(arg, Int) or (isinstance(arg, Sym) and arg.text == "NULL")
         return None if ok else 'expected a string list ["...", ...] or an address'
-
     if isinstance(spec, Fields):
         if not isinstance(arg, Struct):
             return "expected a struct {...}"

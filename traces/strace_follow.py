@@ -417,18 +417,10 @@ class _Follower:
             if c.ret is not None and c.ret >= 0 and c.errno is None:
                 p.table.sysctl.add(c.ret)
             return
-        found = self.proc_fd(p, path)
-        if found is None:
+        got = self.path_call(p, c, i)
+        if got is None:
             return
-        owner, num = found
-        mf = owner.table.fds[num]
-        t = mf.tfd.get(self.key(owner, num))
-        args = self.parsed(c, {i})
-        out = _outcome(c)
-        if isinstance(args, str) or isinstance(out, str) or t is None:
-            self.add(mf, c.line, c.text, None, why=args if isinstance(args, str) else str(out))
-            return
-        args[i] = Str(f"/proc/self/fd/{t}")
+        mf, args, out = got
         if c.name == "openat":
             args[0] = Sym("AT_FDCWD")
         if isinstance(out, Ret):
@@ -459,23 +451,34 @@ class _Follower:
             num = int(parts[4])
         return None if num is None or num not in owner.table.fds else (owner, num)
 
+    def path_call(self, p: _Proc, c: LogCall, i: int
+                  ) -> tuple[Memfd, list[Arg], Outcome] | None:
+        """A call whose argument i is a /proc/self/fd/N path of a followed memfd (open, execve):
+        the memfd, the arguments with the path in the memfd's trace numbering, the outcome;
+        None when the path names no followed memfd (a call that cannot be judged is added
+        to the memfd's history as outside, and None is returned too)."""
+        found = self.proc_fd(p, c.args[i].strip('"'))
+        if found is None:
+            return None
+        owner, num = found
+        mf = owner.table.fds[num]
+        t = mf.tfd.get(self.key(owner, num))
+        args = self.parsed(c, {i})
+        out = _outcome(c)
+        if isinstance(args, str) or isinstance(out, str) or t is None:
+            self.add(mf, c.line, c.text, None, why=args if isinstance(args, str) else str(out))
+            return None
+        args[i] = Str(f"/proc/self/fd/{t}")
+        return mf, args, out
+
     def exec_path(self, p: _Proc, c: LogCall) -> None:
         """execve("/proc/self/fd/N", ...) of a followed memfd: that memfd's exec."""
         if not c.args or not c.args[0].startswith('"'):
             return
-        found = self.proc_fd(p, c.args[0].strip('"'))
-        if found is None:
-            return
-        owner, num = found
-        mf = owner.table.fds[num]
-        t = mf.tfd.get(self.key(owner, num))
-        args = self.parsed(c, {0})
-        out = _outcome(c)
-        if isinstance(args, str) or isinstance(out, str) or t is None:
-            self.add(mf, c.line, c.text, None, why=args if isinstance(args, str) else str(out))
-            return
-        args[0] = Str(f"/proc/self/fd/{t}")
-        self.add(mf, c.line, c.text, Step("execve", tuple(args), out))
+        got = self.path_call(p, c, 0)
+        if got is not None:
+            mf, args, out = got
+            self.add(mf, c.line, c.text, Step("execve", tuple(args), out))
 
     def execve(self, p: _Proc, c: LogCall) -> None:
         if len(p.table.users) > 1:
