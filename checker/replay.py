@@ -31,7 +31,7 @@ from traces.concretize import (
 from traces.outputs import model_outputs, output_diffs
 from traces.replayed import Replayed
 from traces.run import ARun, AStep
-from traces.trace import Any_, Err, Outcome, Pos, Ret, Step, Trace
+from traces.trace import Any_, Err, New, Outcome, Pos, Ret, Step, Trace
 
 REPLAY_SCOPE_VALUE = 1  # bounds do not apply when replaying (nothing is packed)
 
@@ -116,13 +116,13 @@ def model_outcomes(design: Design, trace: Trace, *, stop_at_divergence: bool = T
         whole = a  # the step's transition, with a displaced descriptor's close
         if displaced is not None and displaced in h.live["fd"] and a.out >= 0:
             whole = _close_displaced(design, ex, h, action, step, a, displaced, path)
-        if isinstance(step.outcome, Ret) and _creates_named_handle(design, st, a.after):
-            raise TraceInputError(path, step, f"outside the model: {step.call} returns "
-                                  f"{step.outcome.value:#x}, an address; the model names the "
-                                  "handles it creates (m1, m2, ... in order; p1, ... for pins): "
-                                  "write the name instead")
         want = step.outcome.value if isinstance(step.outcome, Ret) else None
         got = expected_outcome(design, h, action, used, params, a, st, want)
+        if isinstance(step.outcome, Ret) and isinstance(got, New):
+            raise TraceInputError(path, step, f"outside the model: {step.call} returns "
+                                  f"{step.outcome.value:#x}, an address; the model names "
+                                  "mappings and pins (m1, m2, ... in the order they are made; "
+                                  "p1, ...): write the name instead")
         rep.outcomes.append(got)
         rep.outputs.append(model_outputs(action, step.call, whole.after) if a.out >= 0 else {})
         assert rep.run is not None
@@ -216,13 +216,6 @@ def _unjudged(action: Action, step: Step) -> str | None:
         shown = o.value if isinstance(o, Ret) else f"-1 {o.errno}"
         return f"{step.call} returns {shown}: {why}"
     return None
-
-
-def _creates_named_handle(design: Design, before: Mapping[str, int],
-                          after: Mapping[str, int]) -> bool:
-    """The model's step creates a mapping or pin (printed as m1/p1, never as a number)."""
-    named = [f.name for fam in ("map", "pin") for f in design.schema.handles(fam)]
-    return sum(after[n] for n in named) > sum(before[n] for n in named)
 
 
 def check_expectation(design: Design, trace: Trace) -> ModelReplay:

@@ -77,7 +77,11 @@ def test_every_rule_the_search_never_fires_is_decided_by_replay() -> None:
              ("madvise", m, {"m": 0, "len": 4096, "advice": 5}),  # 5: no such advice
              ("mmap", st, {"fd": 0, "share": 0, "prot": 1, "npages": 0}),
              ("mprotect", m, {"m": 0, "prot": 0, "npages": 0, "mpages": 1}),
-             ("munmap", m, {"m": 0, "npages": 0, "mpages": 1})]
+             ("munmap", m, {"m": 0, "npages": 0, "mpages": 1}),
+             ("mremap", m, {"m": 0, "old": 2, "new": 2, "flags": 5, "mpages": 1}),
+             ("mremap", m, {"m": 0, "old": 2, "new": 1, "flags": 0, "mpages": 2}),
+             ("mremap", m, {"m": 0, "old": 2, "new": 3, "flags": 1, "mpages": 1}),
+             ("mremap", m, {"m": 0, "old": 1, "new": 2, "flags": 1, "mpages": 1})]
     decided = {(a, ex.apply(ex.by_name[a], at, p).rule) for a, at, p in calls}
     assert decided == set(REPLAY_ONLY)
 
@@ -104,7 +108,7 @@ PREFIXES = ["", "fcntl(3, F_ADD_SEALS, F_SEAL_GROW) = 0\n",
 
 def _line(rng: random.Random) -> str:
     a, b = _values(rng), _values(rng)
-    call = rng.randrange(16)
+    call = rng.randrange(17)
     if call == 0:
         return f"ftruncate(3, {a}) = ?"
     if call == 1:
@@ -144,6 +148,11 @@ def _line(rng: random.Random) -> str:
             "", f"fchmod(3, 0{rng.choice((0o644, 0o600, 0o010, 0o001, 0o755)):o}) = ?\n",
             'open("/proc/self/fd/3", O_RDWR) = ?\n', 'open("/proc/self/fd/3", O_RDONLY) = ?\n'))
         return before + 'execveat(3, "", ["memfd"], NULL, AT_EMPTY_PATH) = ?'
+    if call == 16:  # whole pages or not, within the mapping or past it, any flags
+        old, new = (rng.choice((0, 4096, 8192, 12288, abs(x) % 20000)) for x in (a, b))
+        flags = rng.choice(("0", "MREMAP_MAYMOVE", "MREMAP_DONTUNMAP", "0x8",
+                            "MREMAP_MAYMOVE|MREMAP_DONTUNMAP"))
+        return f"mremap(m1, {old}, {new}, {flags}) = ?"
     return f"load(m1, {rng.choice((0, 4095, 4096, 8191, abs(b) % 12288))}) = ?"
 
 

@@ -355,6 +355,27 @@ def test_exec_of_a_memfd_under_strace(tmp_path: Path) -> None:
 
 
 @pytest.mark.kernel
+def test_mremap_of_memfd_mappings_under_strace(tmp_path: Path) -> None:
+    """tests/strace_progs/mremap_memfd.c: strace prints mremap's addresses; the follower names
+    the mapping it returns (the same mN when resized or moved, a new one for old_len 0 and
+    MREMAP_DONTUNMAP, whose source stays mapped), and every call agrees with the model."""
+    _tools()
+    exe, log = tmp_path / "mremap_memfd", tmp_path / "mremap_memfd.log"
+    subprocess.run(["gcc", "-Wall", "-Werror", "-o", str(exe), str(PROGS / "mremap_memfd.c")],
+                   check=True, capture_output=True)
+    r = subprocess.run(["strace", "-f", "-o", str(log), str(exe)], capture_output=True,
+                       check=False, timeout=60)
+    if r.returncode != 0 and b"PTRACE" in r.stderr:
+        pytest.skip(f"strace cannot trace here: {r.stderr.decode(errors='replace')[:200]}")
+    assert r.returncode == 0, (r.returncode, r.stderr)
+    rep = judge_log(parse_log(log.read_text(), str(log)), 0)
+    assert [v.verdict for v in rep.verdicts] == ["agrees"] * 14, rep.verdicts
+    steps = rep.judged[0].steps
+    assert [s.outcome for s in steps if s.call == "mremap"] == [
+        New("m1"), Err("ENOMEM"), New("m1"), New("m2"), New("m3")]
+
+
+@pytest.mark.kernel
 def test_strace_runs_the_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _tools()
     exe = tmp_path / "seal_ipc"

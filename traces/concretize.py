@@ -244,13 +244,18 @@ def _render_arg(spec: object, params: Mapping[str, int], st: Mapping[str, int],
     raise TypeError(spec)
 
 
-def _outcome(code: int, created: tuple[str, str] | None) -> Outcome:
+def _outcome(action: Action, used: Mapping[str, str], code: int,
+             created: tuple[str, str] | None) -> Outcome:
+    """A step's outcome in trace form: an errno or signal, the handle it created, the mapping
+    it kept (Action.resizes: mremap returns the mapping it resized or moved), or a number."""
     if code < 0:
         text = outcome_text(code)
         return Sig(text) if text in SIGNAL_NAME.values() else Err(text)
     if created is not None:
         fam, hid = created
         return Ret(int(hid)) if fam == "fd" else New(hid)
+    if action.resizes is not None:
+        return New(used[_map_param(action)])
     return Ret(code)
 
 
@@ -293,7 +298,7 @@ def render_step(design: Design, h: Handles, step: AStep, before: Mapping[str, in
                  if not (isinstance(s, Harmless) and s.optional))
     created = apply_handles(design, h, used, hparams, step.params, before, step.after)
     after_step(action, h, used, step.params, step.out, created)
-    out = _outcome(step.out, created)
+    out = _outcome(action, used, step.out, created)
     note = action.note(step.out) if action.note and step.out >= 0 else None
     return Step(action.call, args, out, note)
 
@@ -737,7 +742,7 @@ def expected_outcome(design: Design, h: Handles, action: Action, used: Mapping[s
     created = apply_handles(design, h, used, _handle_param(action), params, before, step.after,
                             want)
     after_step(action, h, used, params, step.out, created)
-    return _outcome(step.out, created)
+    return _outcome(action, used, step.out, created)
 
 
 def after_step(action: Action, h: Handles, used: Mapping[str, str],
@@ -750,10 +755,17 @@ def after_step(action: Action, h: Handles, used: Mapping[str, str],
             h.writer.add(h.desc[created[1]])
     if created is not None and created[0] == "map" and action.extent is not None:
         h.mpages[created[1]] = params[action.extent]
+    elif action.resizes is not None and out >= 0:
+        h.mpages[used[_map_param(action)]] = action.resizes(params)
     if action.fpos is not None and out >= 0:
         pname, how = action.fpos
         hid = used[_fd_param(action)]
         h.fpos[h.desc[hid]] = params[pname] + out if how == "advance" else out
+
+
+def _map_param(action: Action) -> str:
+    """The parameter of an action's (first) mapping argument."""
+    return next(s.param for s in action.args if isinstance(s, MapRef))
 
 
 def _fd_param(action: Action) -> str:

@@ -104,6 +104,7 @@ def _nr(call: str) -> int:
 
 
 SYS_MMAP, SYS_MUNMAP, SYS_FCNTL = _nr("mmap"), _nr("munmap"), _nr("fcntl")
+SYS_MREMAP, SYS_MSYNC, MS_ASYNC = _nr("mremap"), 26, 1
 SYS_SPLICE, SYS_UNSHARE, SYS_VMSPLICE, SYS_PROCESS_VM_WRITEV = 275, 272, 278, 311
 
 CLONE_NEWPID = 0x20000000
@@ -401,6 +402,24 @@ class _Executor(PathCalls):
                 if start <= mp.addr and mp.addr + mp.length <= start + length:
                     mp.live = False
         return self.result(r, e)
+
+    def do_mremap(self, m: str, old_len: int, new_len: int, flags: int,
+                  new_addr: int = 0) -> Outcome:
+        """mremap() of mapping m. The kernel returns an address, the trace a mapping's name:
+        m itself when m was resized or moved (its old place is the result, or is gone), else
+        a new mapping (a duplicate or a MREMAP_DONTUNMAP copy, whose source stays mapped,
+        which msync() observes)."""
+        mp = self.map_of(m)
+        r, e = _sys(SYS_MREMAP, mp.addr, old_len, new_len, flags, new_addr)
+        if r == -1:
+            return Err(_ename(e))
+        pages = -(-new_len // PAGE) * PAGE
+        if r != mp.addr and _sys(SYS_MSYNC, mp.addr, PAGE, MS_ASYNC)[0] == 0:
+            name = f"m{len(self.maps) + 1}"
+            self.maps[name] = _Map(r, pages)
+            return New(name)
+        mp.addr, mp.length = r, mp.length - -(-old_len // PAGE) * PAGE + pages
+        return New(m)
 
     def access(self, m: str, off: int, fn: Callable[[int], Callable[[], None]]) -> Outcome:
         mp = self.map_of(m)

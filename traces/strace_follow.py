@@ -521,8 +521,14 @@ class _Follower:
         if lo is None or length is None:
             return
         hi = lo + -(-length // PAGE) * PAGE
-        hit = [m for m in p.mm.maps if m.start < hi and lo < m.end]
+        # mremap's old_len 0 names the mapping at addr (a duplicate of it)
+        hit = [m for m in p.mm.maps if (m.start < hi or m.start == lo == hi) and lo < m.end]
         ok = c.errno is None and c.ret is not None and c.ret >= 0
+        # mremap returns a mapping: the one it names (resized or moved), or a new one (a
+        # duplicate, old_len 0, or a MREMAP_DONTUNMAP copy: the source stays)
+        copy = c.name == "mremap" and (length == 0 or bool(
+            len(c.args) > 3 and _flags(c.args[3]) & vocab.MREMAP_DONTUNMAP))
+        made: dict[str, str] = {}  # mapping -> the mapping an mremap returned
         for mf in dict.fromkeys(m.memfd for m in hit):
             mine = [m for m in hit if m.memfd is mf]
             if len(mine) == 1 and mine[0].start == lo:
@@ -533,6 +539,11 @@ class _Follower:
                              why=args if isinstance(args, str) else str(out))
                     continue
                 args[0] = Ref(mine[0].handle)
+                if c.name == "mremap" and ok:
+                    if copy:
+                        mf.maps += 1
+                    made[mine[0].handle] = f"m{mf.maps}" if copy else mine[0].handle
+                    out = New(made[mine[0].handle])
                 self.add(mf, c.line, c.text, Step(c.name, tuple(args), out))
             else:
                 names = ", ".join(m.handle for m in mine)
@@ -549,12 +560,13 @@ class _Follower:
                     p.mm.maps.append(Mapping(hi, m.end, m.memfd, m.handle))
         elif c.name == "mremap" and c.ret is not None:
             new_len = c.int_arg(2) or 0
-            for m in hit:
-                p.mm.maps.remove(m)
+            if not copy:
+                for m in hit:
+                    p.mm.maps.remove(m)
             self.unmap(p, c.ret, c.ret + -(-new_len // PAGE) * PAGE, c, "replaced by mremap")
             for m in hit[:1]:
                 p.mm.maps.append(Mapping(c.ret, c.ret + -(-new_len // PAGE) * PAGE, m.memfd,
-                                         m.handle))
+                                         made.get(m.handle, m.handle)))
 
     def fd_call(self, p: _Proc, c: LogCall, mf: Memfd) -> None:
         at = FD_AT.get(c.name, 0)

@@ -332,6 +332,11 @@ _ENTRIES: tuple[Syscall, ...] = (
                         _p("flags", "flags", vocab.MAP_FLAGS), FD, _p("offset", "int")),
             "map the file; the mapping becomes the next handle mN", returns="map"),
     Syscall("munmap", 11, (MAP, _p("length", "int")), "unmap (mappings inside the range die)"),
+    Syscall("mremap", 25, (MAP, _p("old_len", "int"), _p("new_len", "int"),
+                           _p("flags", "flags", vocab.MREMAP_FLAGS),
+                           _p("new_addr", "int", optional=True)),
+            "resize, move or copy a mapping: the result is the mapping itself (mN, resized or "
+            "moved) or a new one (old_len 0, MREMAP_DONTUNMAP)", returns="map"),
     Syscall("mprotect", 10, (MAP, _p("length", "int"), _p("prot", "flags", vocab.PROT_FLAGS)),
             "change a mapping's protection"),
     Syscall("madvise", 28, (MAP, _p("length", "int"), _p("advice", "int", vocab.MADV_ADVICE)),

@@ -32,10 +32,14 @@ from model.designs.memfd_access import (
 )
 from model.designs.memfd_exec import EXEC
 from model.designs.memfd_fpos import FPOS_ACTIONS
+from model.designs.memfd_mremap import FLAGS_DOMAIN as MREMAP_FLAGS_DOMAIN
+from model.designs.memfd_mremap import NEW, NEW_ADDR, OLD, mremap_body, resized
 from model.designs.memfd_pages import (
     ACCESS_OFF,
     GPAGE_SIZE,
     LOFF,
+    MAP_PAGES_HUGE,
+    MAP_PAGES_SHMEM,
     MAX_LFS_FILESIZE,
     SIZE,
     _byte_param,
@@ -160,6 +164,7 @@ from model.vocab import (
     MFD_HUGETLB,
     MFD_NAME_MAX_LEN,
     MFD_NOEXEC_SEAL,
+    MREMAP_FLAGS,
     PAGE_SIZE,
     PIPE_BYTES,
     RWF_FLAGS,
@@ -353,12 +358,6 @@ def prot_writes(prot: E) -> E:
     """The protection has PROT_WRITE (VM_WRITE)."""
     return (prot == PROT_RW) | (prot == PROT_W)
 SHARED, PRIVATE = 0, 1
-
-
-#: the longest mapping judged, in pages of the file: beyond, whether the address space
-#: (shmem) or the hugetlb pool (replay reserves ALLOC_PAGES_HUGE free huge pages;
-#: hugetlb_reserve_pages()) has room is the machine's
-MAP_PAGES_SHMEM, MAP_PAGES_HUGE = 16384, 2
 
 
 def mmap_body(s: StateView, fd: E, share: E, prot: E, npages: E) -> list[Rule]:
@@ -622,6 +621,13 @@ ACTIONS: tuple[Action, ...] = (
            "mprotect a whole mapping", mapped="mpages"),
     Action("munmap", (P("m", MAPK, MAP_ALL), NPAGES, MPAGES), munmap_body, "munmap",
            (MapRef("m"), Num("npages", page_bytes)), "munmap a whole mapping", mapped="mpages"),
+    Action("mremap", (P("m", MAPK, MAP_ALL), OLD, NEW,
+                      P("flags", word(32, MREMAP_FLAGS), MREMAP_FLAGS_DOMAIN), MPAGES),
+           mremap_body, "mremap",
+           (MapRef("m"), Num("old", page_bytes), Num("new", page_bytes),
+            Flags("flags", MREMAP_FLAGS), NEW_ADDR),
+           "mremap a whole mapping: resize, move, duplicate (old_len 0) or copy "
+           "(MREMAP_DONTUNMAP)", mapped="mpages", extent="new", resizes=resized),
     Action("madvise_remove", (P("m", MAPK, MAP_ALL),
                               _byte_param("len", SIZE, (0, PAGE_SIZE // 2, PAGE_SIZE,
                                                         HPAGE_SIZE // 2, HPAGE_SIZE,
@@ -728,6 +734,10 @@ REPLAY_ONLY = (("pwrite", "pos_overflow"), ("pwrite", "grow_seal_short"),
                ("pread", "pos_overflow"), ("fallocate", "efbig"),
                # a mapping is explored one page long: a zero length is replay's
                ("mmap", "zero_len"), ("mprotect", "zero_len"), ("munmap", "zero_len"),
+               # mremap explores lengths that keep a mapping one page long: growing, shrinking
+               # and lengths past the mapping are replay's and tests/test_mremap.py's
+               ("mremap", "dontunmap_past_vma"), ("mremap", "shrink"), ("mremap", "past_vma"),
+               ("mremap", "grow"),
                ("madvise_remove", "len_wraps"), ("madvise", "unknown_advice"),
                ("madvise", "len_wraps"))
 

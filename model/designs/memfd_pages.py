@@ -53,6 +53,12 @@ def unaligned(s: StateView, x: E) -> E:
     return If(s.hugetlb, If(s.huge_1g, x % GPAGE_SIZE, x % HPAGE_SIZE), x % PAGE_SIZE) != 0
 
 
+#: the longest mapping judged, in pages of the file: beyond, whether the address space
+#: (shmem) or the hugetlb pool (replay reserves ALLOC_PAGES_HUGE free huge pages;
+#: hugetlb_reserve_pages()) has room is the machine's
+MAP_PAGES_SHMEM, MAP_PAGES_HUGE = 16384, 2
+
+
 #: the page sizes a file may have: shmem's, hugetlbfs's 2 MiB and 1 GiB hstates
 PAGE_SIZES = (PAGE_SIZE, HPAGE_SIZE, GPAGE_SIZE)
 
@@ -104,6 +110,8 @@ __all__ = [
     "ACCESS_OFF",
     "GPAGE_SIZE",
     "LOFF",
+    "MAP_PAGES_HUGE",
+    "MAP_PAGES_SHMEM",
     "MAX_LFS_FILESIZE",
     "PAGE_SIZES",
     "SIZE",

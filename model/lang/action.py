@@ -198,6 +198,10 @@ class Action:
     #: the parameter bound from the handle table: the length (in pages) of the mapping the
     #: action's mapping argument names (not printed)
     mapped: str | None = None
+    #: the length (in pages) the mapping the action's mapping argument names has after a
+    #: success that creates no mapping, from the parameters (mremap: resized or moved, it
+    #: keeps its name); such a success returns that mapping (`= mN`), not a number
+    resizes: Callable[[Mapping[str, int]], int] | None = field(default=None, compare=False)
     #: whether a description this action creates holds write access on the inode (open():
     #: do_dentry_open() takes i_writecount for FMODE_WRITE; memfd_create() does not), from the
     #: action's parameters; the trace's handle table keeps it (Action.writers reads it)

@@ -163,6 +163,10 @@ def _c_call(op: Op, need: set[str]) -> str:
     if c == "munmap":
         need |= {"maps", "munmap"}
         return f"sys_munmap({o[0]}, {value(o[1])})"
+    if c == "mremap":
+        need |= {"maps", "mremap"}
+        return (f"sys_mremap({o[0]}, {value(o[1])}, {value(o[2])}, {_c_flags(o[3])}, "
+                f"{o[4]})")
     if c in ("store", "load"):
         need |= {"maps", "access", "signal"}
         return f"sys_access({o[0]}, {value(o[1])}, {1 if c == 'store' else 0})"
@@ -390,8 +394,8 @@ fill = _fill
 
 #: the runtime sections a step may need, in the order they are emitted (after "base")
 RUNTIME_SECTIONS = ("signal", "create", "payload", "iov", "stat", "exec", "buffer", "kvm", "open",
-                    "close", "maps", "munmap", "access", "memwrite", "vmwrite", "splice", "pins",
-                    "pin", "uring", "uringop", "unpin", "noexec")
+                    "close", "maps", "munmap", "mremap", "access", "memwrite", "vmwrite",
+                    "splice", "pins", "pin", "uring", "uringop", "unpin", "noexec")
 
 
 def export_c(design: Design, r: Replayed) -> str:

@@ -204,7 +204,8 @@ def lower(r: Replayed) -> list[Op]:
     """Each step through its traces/syscalls.py entry: arity and argument kinds from the
     entry; fds and handles as numbers, strings as text, numbers and flags as written (a
     left-out optional one is 0). Then what the reproducers add: mmap takes NULL and offset 0
-    only and records its mapping's number, pin/gup_pin their pin's, open of /proc/self/fd/N its
+    only and records its mapping's number (mremap, a NULL new_addr, the number of the mapping
+    it returns), pin/gup_pin their pin's, open of /proc/self/fd/N its
     N, and an ioctl its request and struct (`_lower_ioctl`)."""
     ops: list[Op] = []
     for n, step in enumerate(r.steps, 1):
@@ -244,6 +245,10 @@ def lower(r: Replayed) -> list[Op]:
             if int_arg(a[5], where) != 0:
                 raise ExportError(f"{where}: only offset 0 is supported")
             o = (_slot(step, "m", where), *o[1:5])
+        elif c == "mremap":  # the mapping it returns: mN itself, or a new one
+            if int_arg(a[4], where) if len(a) > 4 else 0:
+                raise ExportError(f"{where}: only a NULL new_addr is supported")
+            o = (*o[:4], _slot(step, "m", where))
         elif c in ("pin", "gup_pin"):
             o = (*o, _slot(step, "p", where))
         elif c in ("open", "execve"):  # /proc/self/fd/N: the trace's descriptor N

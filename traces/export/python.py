@@ -91,6 +91,9 @@ def _py_call(op: Op) -> str:
         return f'sysc("mprotect", maps[{o[0]}], {value(o[1])}, {_py_value(o[2])})'
     if c == "munmap":
         return f"sys_munmap({o[0]}, {value(o[1])})"
+    if c == "mremap":
+        return (f"sys_mremap({o[0]}, {value(o[1])}, {value(o[2])}, {_py_value(o[3])}, "
+                f"{o[4]})")
     if c in ("store", "load"):
         return f"sys_access({o[0]}, {value(o[1])}, {c == 'store'})"
     if c == "mem_write":

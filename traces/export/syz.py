@@ -215,6 +215,10 @@ def export_syz(design: Design, r: Replayed) -> str:
         elif c == "munmap":
             m, length = o[0], value(o[1])
             lines.append(f"munmap(&({_syz_map(m):#x}/{length:#x})=nil, {length:#x})")
+        elif c == "mremap":
+            lines.append(f"# mremap: syzkaller programs address mappings at fixed places, and "
+                         f"a moved one goes where the kernel puts it: not rendered "
+                         f"= {outcome_text(e)}")
         elif c in ("store", "load"):
             m, off = o[0], value(o[1])
             verb = "a one-byte store to" if c == "store" else "a one-byte load from"

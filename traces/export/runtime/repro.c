@@ -552,6 +552,20 @@ static __maybe_unused struct res sys_munmap(int m, size_t len)
 		mmap(maps[m], len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
 	return r;
 }
+//@ section mremap
+
+/* mremap() of mapping m; the mapping it returns (m itself, resized or moved, or
+ * a new one: a duplicate, a MREMAP_DONTUNMAP copy) becomes maps[slot] */
+static __maybe_unused struct res sys_mremap(int m, size_t old_len, size_t new_len, int flags,
+					    int slot)
+{
+	void *p = mremap(maps[m], old_len, new_len, flags, NULL); /* new_addr: read with DONTUNMAP */
+	struct res r = res_of(p == MAP_FAILED ? -1 : 0);
+
+	if (p != MAP_FAILED && slot > 0 && slot < MAX_MAPS)
+		maps[slot] = p;
+	return r;
+}
 //@ section access
 
 /* A one-byte store or load through mapping m, first in a child so that a

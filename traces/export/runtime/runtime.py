@@ -24,11 +24,11 @@ BAD_FD = 1 << 30
 PIN_PAGE = 4096
 NR = {"read": 0, "write": 1, "open": 2, "close": 3, "fstat": 5, "lseek": 8, "mmap": 9,
       "mprotect": 10, "munmap": 11, "ioctl": 16, "pread64": 17, "pwrite64": 18, "readv": 19,
-      "writev": 20, "pipe": 22, "dup": 32, "fcntl": 72, "ftruncate": 77, "fchmod": 91,
-      "unshare": 272, "splice": 275, "vmsplice": 278, "fallocate": 285, "process_vm_writev": 311,
-      "preadv": 295, "pwritev": 296, "memfd_create": 319, "preadv2": 327, "pwritev2": 328,
-      "newfstatat": 262, "execve": 59, "execveat": 322, "io_uring_setup": 425,
-      "io_uring_enter": 426, "io_uring_register": 427}
+      "writev": 20, "pipe": 22, "mremap": 25, "dup": 32, "fcntl": 72, "ftruncate": 77,
+      "fchmod": 91, "unshare": 272, "splice": 275, "vmsplice": 278, "fallocate": 285,
+      "process_vm_writev": 311, "preadv": 295, "pwritev": 296, "memfd_create": 319,
+      "preadv2": 327, "pwritev2": 328, "newfstatat": 262, "execve": 59, "execveat": 322,
+      "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427}
 PROT_NONE, PROT_RW, MAP_SHARED, MAP_PRIVATE = 0, 3, 1, 2
 MAP_FIXED, MAP_ANONYMOUS, MAP_POPULATE, MAP_NORESERVE = 0x10, 0x20, 0x8000, 0x4000
 CLONE_NEWPID, F_SETFL, O_NONBLOCK = 0x20000000, 4, 0o4000
@@ -291,6 +291,15 @@ def sys_mmap(m, length, prot, flags, tfd):
     r = sysc("mmap", 0, length, prot, flags, FD(tfd), 0)
     if r[0] != -1:
         maps[m] = r[0]
+        return (0, 0, 0)
+    return r
+
+
+def sys_mremap(m, old_len, new_len, flags, slot):
+    """mremap() of mapping m; the mapping it returns (m itself, or a new one) is maps[slot]."""
+    r = sysc("mremap", maps[m], old_len, new_len, flags, 0)
+    if r[0] != -1:
+        maps[slot] = r[0]
         return (0, 0, 0)
     return r
 
