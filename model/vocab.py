@@ -223,7 +223,7 @@ def parse_flags(text: str, family: dict[str, int] | None = None) -> int:
 ERRNO: dict[str, int] = {name: getattr(_errno, name) for name in (
     "EPERM", "ENOENT", "EINTR", "EIO", "EBADF", "EAGAIN", "ENOMEM", "EACCES", "EFAULT",
     "EBUSY", "EEXIST", "ENODEV", "EINVAL", "EMFILE", "ENOSPC", "ESPIPE", "EFBIG",
-    "ENOTTY", "EOPNOTSUPP", "ENOSYS", "ETXTBSY", "ENOEXEC", "ENOTDIR")}
+    "ENOTTY", "EOPNOTSUPP", "ENOSYS", "ETXTBSY", "ENOEXEC", "ENOTDIR", "EOVERFLOW", "EXDEV")}
 ERRNO_NAME: dict[int, str] = {v: k for k, v in ERRNO.items()}
 SIGNALS: dict[str, int] = {"SIGSEGV": 11, "SIGBUS": 7}
 SIGNAL_NAME: dict[int, str] = {v: k for k, v in SIGNALS.items()}
@@ -239,4 +239,5 @@ STRERROR: dict[str, str] = {
     "EINTR": "Interrupted system call", "EFBIG": "File too large",
     "ENOSYS": "Function not implemented", "ETXTBSY": "Text file busy",
     "ENOEXEC": "Exec format error", "ENOTDIR": "Not a directory",
+    "EOVERFLOW": "Value too large for defined data type", "EXDEV": "Invalid cross-device link",
 }

@@ -50,3 +50,32 @@ def test_compiled_action_on_an_array_of_states(counter: Design) -> None:
     assert out == [0, 0, 0, enospc, eperm, eperm, eperm, eperm]
     nxt = np.broadcast_to(np.asarray(r["n"]), (8, 1)).reshape(-1).tolist()
     assert nxt[:3] == [1, 2, 3]
+
+
+def test_the_search_in_int64_computes_what_exact_evaluation_does() -> None:
+    """The search evaluates the rule bodies over int64 arrays, replay over Python integers
+    (checker/interpreter.py evaluate()): on reachable states and every explored parameter row,
+    both give the same enabledness, outcome and updates. A rule term that leaves int64 for an
+    explored value (a constant such as 2**64, or MAX_LFS_FILESIZE + 1) wraps in the search
+    only; this catches it for every design action."""
+    d = designs.get("memfd")
+    ex = Explorer(d, d.scope(), [], keep_layers=True)
+    keys = np.concatenate([layer[0] for layer in ex.run().layers])
+    keys = np.random.default_rng(2).choice(keys, 400, replace=False)
+    pk = ex.packer
+    S = pk.fields(keys)
+    S_exact = {n: (v if n == "__shape__" else np.asarray(v).astype(object))
+               for n, v in S.items()}
+    for ca in ex.actions:
+        P = ex.pgrids[ca.index]
+        P_exact = {n: (v if n == "__shape__" else np.asarray(v).astype(object))
+                   for n, v in P.items()}
+        fast, exact = ca.fn(S, P), ca.fn(S_exact, P_exact)
+        shape = np.broadcast_shapes(S["__shape__"].shape, P["__shape__"].shape)
+        en = np.broadcast_to(np.asarray(exact["en"]), shape).astype(bool)
+        assert np.array_equal(np.broadcast_to(np.asarray(fast["en"]), shape).astype(bool), en), \
+            ca.action.name
+        for name in ("out", *ca.updated):
+            a = np.broadcast_to(np.asarray(fast[name]), shape)[en].astype(object)
+            b = np.broadcast_to(np.asarray(exact[name]), shape)[en]
+            assert list(a) == list(b), (ca.action.name, name)

@@ -76,6 +76,7 @@ EXTRA = {  # not from the selftest
     "exec of a memfd: x bits, the write count, B15 (issue 15)": [
         "exec-permission", "exec-noexec-seal-hugetlb"],
     "io_uring WRITE/READ/FALLOCATE against the seals (issue 15)": ["io-uring-seals"],
+    "copy_file_range() within the memfd (issue 15)": ["copy-file-range"],
     "mremap(): resize, move, copy, and F_SEAL_FUTURE_WRITE's copies (issue 15)": [
         "mremap-resize-copy", "mremap-future-write-copy"],
 }

@@ -33,6 +33,7 @@ from model.lang.callspec import (
     Out,
     PinRef,
     ProcFd,
+    Ptr,
     Span,
 )
 from model.lang.design import Design
@@ -241,6 +242,8 @@ def _render_arg(spec: object, params: Mapping[str, int], st: Mapping[str, int],
                             ("iov_len", Int(params[spec.param])))),))
     if isinstance(spec, IoCnt):
         return Int(1)
+    if isinstance(spec, Ptr):
+        return Lst((Int(params[spec.param]),))
     raise TypeError(spec)
 
 
@@ -586,6 +589,12 @@ def _match(spec: object, arg: Arg, st: Mapping[str, int], h: Handles,
             return Outside(f"{call} {spec.param} {_text(arg)}: {why}")
         params[spec.param] = v
         return None
+    if isinstance(spec, Ptr):
+        if same_constant(arg, "NULL"):
+            return Outside(f"{call} {spec.param} NULL: {spec.null}")
+        if not (isinstance(arg, Lst) and len(arg.items) == 1):
+            return "expected [N] (a pointer to a number, as strace prints it) or NULL"
+        return _match(Num(spec.param), arg.items[0], st, h, params, used, action, call, alts)
     if isinstance(spec, (Num, Span)):
         if not isinstance(arg, Int):
             return "expected a number"

@@ -403,6 +403,14 @@ class _Executor(PathCalls):
                     mp.live = False
         return self.result(r, e)
 
+    def do_copy_file_range(self, fd_in: int, off_in: int | None, fd_out: int,
+                           off_out: int | None, length: int, flags: int) -> Outcome:
+        """copy_file_range() with its offsets in loff_t cells (NULL: the f_pos)."""
+        cells = [None if o is None else ctypes.c_int64(o) for o in (off_in, off_out)]
+        ptrs = [0 if c is None else ctypes.addressof(c) for c in cells]
+        return self.result(*_sys(_nr("copy_file_range"), self.real(fd_in), ptrs[0],
+                                 self.real(fd_out), ptrs[1], length, flags))
+
     def do_mremap(self, m: str, old_len: int, new_len: int, flags: int,
                   new_addr: int = 0) -> Outcome:
         """mremap() of mapping m. The kernel returns an address, the trace a mapping's name:

@@ -33,6 +33,9 @@ CLONE = {"CLONE_VM": 0x100, "CLONE_FS": 0x200, "CLONE_FILES": 0x400, "CLONE_VFOR
          "CLONE_THREAD": 0x10000, "CLONE_NEWPID": 0x20000000}
 #: calls whose descriptor argument is at this index (others: the first argument)
 FD_AT = {"mmap": 4, "mmap2": 4}
+#: calls with a second descriptor, at this index: a call whose first one is another file is
+#: still about the memfd its second names (splice or copy_file_range into it)
+SECOND_FD = {"copy_file_range": 2, "splice": 2, "tee": 1, "sendfile": 1}
 #: calls that take a descriptor first (besides the model's own calls)
 FD_FIRST = frozenset({
     "read", "write", "pread64", "pwrite64", "readv", "writev", "preadv", "pwritev", "preadv2",
@@ -375,8 +378,11 @@ class _Follower:
         """The memfd a descriptor call is about, if any."""
         if c.name not in FD_FIRST and c.name not in FD_AT:
             return None
-        fd = c.int_arg(FD_AT.get(c.name, 0))
-        return p.table.fds.get(fd) if fd is not None else None
+        for at in (FD_AT.get(c.name, 0), SECOND_FD.get(c.name)):
+            fd = c.int_arg(at) if at is not None else None
+            if fd is not None and fd in p.table.fds:
+                return p.table.fds[fd]
+        return None
 
     def parsed(self, c: LogCall, skip: set[int]) -> list[Arg] | str:
         out: list[Arg] = []
@@ -572,7 +578,17 @@ class _Follower:
         at = FD_AT.get(c.name, 0)
         fd = c.int_arg(at)
         assert fd is not None
+        second = SECOND_FD.get(c.name)
+        if p.table.fds.get(fd) is not mf and second is not None:  # about its second fd
+            at, fd = second, c.int_arg(second) or 0
         t = mf.tfd.get(self.key(p, fd))
+        if second is not None and c.name in MODEL_CALLS:
+            other = c.int_arg(second if at != second else 0)
+            t2 = mf.tfd.get(self.key(p, other)) if other is not None else None
+            if t2 is None or p.table.fds.get(other) is not mf:
+                self.add(mf, c.line, c.text, None, why=f"{c.name} between this memfd and "
+                         "another file: the model holds one file")
+                return
         name = c.name
         cmd = c.args[1] if len(c.args) > 1 else ""
         fcntl_cmd = _flags(cmd) if name == "fcntl" else None
@@ -594,6 +610,9 @@ class _Follower:
                 self.close_fd(p, fd, c.line, None)
             return
         args[at] = Int(t)
+        if second is not None:  # both descriptors name this memfd (checked above)
+            other_at = second if at != second else 0
+            args[other_at] = Int(mf.tfd[self.key(p, c.int_arg(other_at) or 0)])
         new_fd = isinstance(out, Ret) and (name in ("dup", "dup2", "dup3") or (
             name == "fcntl" and fcntl_cmd in (0, 1030)))
         if name == "mmap" and isinstance(out, Ret):

@@ -33,6 +33,8 @@ Argument kinds (`Param.kind`):
              st_size (the fields the model judges, `STAT_SHOWN`) -> {field: int}
 * ``argv``   a string list ["a", ...] (execve's argv, envp) -> (bytes, ...); an address
              strace showed instead (its envp) or NULL -> None: an empty list is passed
+* ``ptr``    a pointer to a number the call reads, `[N]` as strace prints it -> N; NULL
+             -> None (copy_file_range's offsets)
 """
 
 from __future__ import annotations
@@ -126,7 +128,7 @@ class Unrunnable(TraceError):
 
 
 Kind = Literal["fd", "newfd", "int", "flags", "str", "str?", "map", "pin", "ioctl", "iov",
-               "stat", "argv"]
+               "stat", "argv", "ptr"]
 #: the struct stat fields a `stat` argument carries (the fields the model judges: the
 #: executor fills them, replay compares them with the trace's and the model's)
 STAT_SHOWN = ("st_mode", "st_size")
@@ -327,6 +329,9 @@ _ENTRIES: tuple[Syscall, ...] = (
     Syscall("fcntl", 72, (FD, _p("cmd", "int", vocab.FCNTL_CMDS), _p("arg", "int", optional=True)),
             "seals (F_ADD_SEALS, F_GET_SEALS), descriptor flags and F_DUPFD[_CLOEXEC] (a new "
             "descriptor, the lowest free number from arg)", check=_fcntl),
+    Syscall("copy_file_range", 326, (FD, _p("off_in", "ptr"), FD, _p("off_out", "ptr"),
+                                     _p("len", "int"), _p("flags", "int")),
+            "copy a range of one file to another (here: within the memfd)"),
     Syscall("mmap", 9, (_p("addr", "int"), _p("length", "int"),
                         _p("prot", "flags", vocab.PROT_FLAGS),
                         _p("flags", "flags", vocab.MAP_FLAGS), FD, _p("offset", "int")),
@@ -487,6 +492,12 @@ def _operand(kind: Kind, arg: Arg, where: str, page: int) -> Operand:
         if isinstance(arg, Int) or arg == Sym("NULL"):
             return None
         raise TraceError(f"{where}: expected a string list [\"...\", ...] or an address")
+    if kind == "ptr":
+        if isinstance(arg, Lst) and len(arg.items) == 1:
+            return _operand("int", arg.items[0], where, page)
+        if arg == Sym("NULL") or (isinstance(arg, Int) and arg.value == 0):
+            return None
+        raise TraceError(f"{where}: expected [N] (a pointer to a number) or NULL")
     if kind == "iov":  # a write's iov_base repeated; an address or a read's: zeroed
         return tuple((string_bytes(b or ""), n) for b, n in iovec_items(arg, where))
     if isinstance(arg, Struct):  # ioctl

@@ -54,6 +54,7 @@ from model.designs.memfd_pages import (
 )
 from model.designs.memfd_rw import (
     MAX_WRITE_COUNT,
+    copy_file_range_body,
     grow_seal_rules,
     pread_body,
     preadv2_body,
@@ -139,6 +140,7 @@ from model.lang.callspec import (
     Out,
     PinRef,
     ProcFd,
+    Ptr,
 )
 from model.lang.expr import Or, bv
 from model.lang.schema import StateView
@@ -506,6 +508,11 @@ URING_OFF = Num("off", refuse=((-1, "offset -1 is the description's f_pos for io
                                     "write()/read() for it"),))
 
 
+#: copy_file_range()'s NULL offset
+COPY_NULL = ("the description's f_pos, read and advanced; the model judges copies between "
+             "two given offsets ([N])")
+
+
 #: pwritev2()/preadv2()'s pos: -1 is the description's f_pos, another action's
 #: (memfd_fpos.py pwritev2_fpos/preadv2_fpos), so this spelling leaves it to that one
 V2_OFF = Num("off", refuse=((-1, "pos -1 is the description's f_pos (do_writev()/do_readv())"),))
@@ -550,6 +557,18 @@ ACTIONS: tuple[Action, ...] = (
                                         "many by default (F_SETPIPE_SZ is not modelled)")),
            splice_write_body, "splice_write", (Fd("fd"), Num("len"), Num("off")),
            "splice len bytes from a pipe into the memfd at byte offset off"),
+    # explored with the source's page and the page after it, and the target before, at and
+    # after them: EOF shortening, the overlap and the seals; flags and EFBIG are replay's
+    Action("copy_file_range", (P("fd_in", FD, (RW,)),
+                               _byte_param("off_in", LOFF, (0, 4096), "pos_in, in bytes"),
+                               P("fd_out", FD, FD_ALL),
+                               _byte_param("off_out", LOFF, (-1, 0, 4096), "pos_out, in bytes"),
+                               _byte_param("len", SIZE, (0, 4096), "len, in bytes (size_t)"),
+                               P("flags", word(32), (0,))),
+           copy_file_range_body, "copy_file_range",
+           (Fd("fd_in"), Ptr("off_in", COPY_NULL), Fd("fd_out"), Ptr("off_out", COPY_NULL),
+            Num("len"), Num("flags")),
+           "copy len bytes of the file from off_in to off_out (both descriptors name it)"),
     Action("pwritev2", (P("fd", FD, FD_ALL), _byte_param("off", LOFF, (0,), "pos, in bytes"),
                         _byte_param("len", SIZE, (0, 4096), "the iovecs' total length (size_t)",
                                     MAX_WRITE_COUNT, f"more than {MAX_WRITE_COUNT} bytes: the "
@@ -712,13 +731,16 @@ def build() -> Design:
 #: every action whose data goes through shmem_write_begin() (memfd_rw.write_iter_rules(): the
 #: grow_seal and grow_seal_short rules; io_uring_write is pwrite's spelling): a delta on the
 #: write path edits these (tests/test_kernel_designs.py checks the list against the rules)
-WRITE_PATHS = ("pwrite", "splice_write", "pwritev2", "pwritev", "write", "writev",
-               "pwritev2_fpos")
+WRITE_PATHS = ("pwrite", "splice_write", "copy_file_range", "pwritev2", "pwritev", "write",
+               "writev", "pwritev2_fpos")
 
 #: rules no explored value reaches at grain 1 (near LLONG_MAX or 2^64, or a sub-page write
 #: crossing i_size: grain 2): replay and the decision tables decide them (tests/test_bytes.py)
 REPLAY_ONLY = (("pwrite", "pos_overflow"), ("pwrite", "grow_seal_short"),
                ("splice_write", "pos_overflow"), ("splice_write", "grow_seal_short"),
+               # copy_file_range explores no flags and offsets far from s_maxbytes
+               ("copy_file_range", "flags"), ("copy_file_range", "efbig"),
+               ("copy_file_range", "grow_seal_short"),
                # pwritev2/preadv2 explore offset 0, no flags and RWF_NOWAIT; their argument
                # checks (a negative offset, unknown or contradictory flags) refuse before
                # anything is read, and are decided by replay and the decision table IOV's rows

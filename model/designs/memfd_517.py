@@ -242,11 +242,13 @@ def build() -> Design:
         # FOLL_FORCE writes (/proc/self/mem) are not modelled for 5.17: 5.16-5.19 had B5
         # (CVE-2022-2590, a race with UFFDIO_CONTINUE: the corpus's B5-broken), and the
         # hugetlbfs FOLL_FORCE rules of that time were not re-read; nor were 5.17's madvise()
-        # advice set (MADV_DONTNEED_LOCKED is 5.18), process_vm_writev(), splice() into a
-        # memfd and the vectored calls (pwritev2()/preadv2()'s RWF_* set): those 6.18 paths
-        # are left out of the historical designs rather than assumed
-        drop=("mem_write", "madvise", "vm_write", "splice_write", "pwritev2", "preadv2",
-              "pwritev2_fpos", "preadv2_fpos", "pwritev", "preadv", "writev", "readv"),
+        # advice set (MADV_DONTNEED_LOCKED is 5.18), process_vm_writev(), splice() and
+        # copy_file_range() into a memfd (5.19 reworked the latter's splice fallback) and the
+        # vectored calls (pwritev2()/preadv2()'s RWF_* set): those 6.18 paths are left out of
+        # the historical designs rather than assumed
+        drop=("mem_write", "madvise", "vm_write", "splice_write", "copy_file_range",
+              "pwritev2", "preadv2", "pwritev2_fpos", "preadv2_fpos", "pwritev", "preadv",
+              "writev", "readv"),
         edit={
             "memfd_create": lambda a: PRE_EXEC_EDITS["memfd_create"](a)
             .replace_rule("ok", create_ok_517),

@@ -7,7 +7,7 @@ checks come first, in the kernel's order; the seals of shmem_write_begin() are o
 from __future__ import annotations
 
 from model.designs.memfd_pages import MAX_LFS_FILESIZE
-from model.designs.memfd_state import CHG_FD, RW, have_fd, write_sealed
+from model.designs.memfd_state import CHG_FD, FD_FIELDS, RW, count, have_fd, write_sealed
 from model.lang import E, If, Rule, fail, ok, requires
 from model.lang.schema import StateView
 from model.vocab import (
@@ -115,6 +115,56 @@ def splice_write_body(s: StateView, fd: E, off: E, len: E) -> list[Rule]:  # noq
         fail("EINVAL", when=s.hugetlb, label="no_splice_write",
              why="do_splice_from(): hugetlbfs has no splice_write"),
         *write_iter_rules(s, off, len),
+    ]
+
+
+def _min(a: E, b: E) -> E:
+    return If(a < b, a, b)
+
+
+def wraps_u64(pos: E, count: E) -> E:
+    """pos + count < pos in unsigned 64 bits (generic_copy_file_checks() adds the loff_t pos
+    to the uint64_t count): a negative pos wraps once pos + count >= 0, another once the sum
+    reaches 2^64 = 2 * MAX_LFS_FILESIZE + 2, which needs a count past MAX_LFS_FILESIZE.
+    Written so that the terms an explored (small) count selects stay in int64: the compiled
+    explicit engine evaluates in int64 and would wrap."""
+    return If(pos < 0, pos + count >= 0,
+              (count > MAX_LFS_FILESIZE)
+              & (count - MAX_LFS_FILESIZE - 1 > MAX_LFS_FILESIZE - pos))
+
+
+def copy_file_range_body(s: StateView, fd_in: E, off_in: E, fd_out: E, off_out: E,
+                         len: E, flags: E) -> list[Rule]:  # noqa: A002
+    """copy_file_range() within the memfd (both descriptors name it; probed on 6.18.44):
+    vfs_copy_file_range() -> generic_copy_file_checks(): generic_file_rw_checks() (the out
+    file's FMODE_WRITE; every description the model has can read), the offsets' wrap
+    (EOVERFLOW), the count shortened to the source's EOF and by generic_write_check_limits()
+    (EFBIG at s_maxbytes), the overlap of the two ranges of one inode (EINVAL); then
+    rw_verify_area() of both (a negative pos), nothing to copy (0), and do_splice_direct():
+    hugetlbfs has no splice_read (EINVAL), shmem's write_iter takes the count at off_out."""
+    src = If(off_in >= s.size, 0, _min(len, s.size - off_in))
+    n = If(off_out < 0, src, _min(src, MAX_LFS_FILESIZE - off_out))  # the count copied
+    return [
+        have_fd(s, fd_in),
+        requires(count(s, FD_FIELDS, fd_out) > 0, label="have_fd_out",
+                 why="the caller holds a descriptor of this kind"),
+        fail("EINVAL", when=flags != 0, label="flags",
+             why="vfs_copy_file_range(): flags (COPY_FILE_SPLICE is the kernel's own)"),
+        fail("EBADF", unless=fd_out == RW, label="fmode_write",
+             why="generic_file_rw_checks(): the out file lacks FMODE_WRITE"),
+        fail("EOVERFLOW", when=wraps_u64(off_in, len) | wraps_u64(off_out, len), label="wraps",
+             why="generic_copy_file_checks(): pos + count wraps"),
+        fail("EFBIG", when=(off_out >= MAX_LFS_FILESIZE) & (off_out >= 0), label="efbig",
+             why="generic_write_check_limits(): pos >= s_maxbytes"),
+        fail("EINVAL", when=(off_out + n > off_in) & (off_out < off_in + n),
+             label="overlap", why="generic_copy_file_checks(): overlapping ranges of one inode"),
+        fail("EINVAL", when=(off_in < 0) | (off_out < 0), label="negative_pos",
+             why="rw_verify_area(): pos < 0"),
+        ok(0, when=n == 0, label="zero_count",
+           why="vfs_copy_file_range(): nothing to copy (len 0, or pos_in at or past EOF)"),
+        fail("EINVAL", when=s.hugetlb, label="no_splice_read",
+             why="do_splice_direct() -> do_splice_read(): hugetlbfs has no splice_read"),
+        *write_iter_rules(s, off_out, n),
     ]
 
 
@@ -303,6 +353,7 @@ def lseek_body(s: StateView, fd: E, pos: E, off: E, whence: E) -> list[Rule]:
 __all__ = [
     "MAX_WRITE_COUNT",
     "PREAD_COUNT",
+    "copy_file_range_body",
     "f_pos_unmodelled",
     "grow_seal_rules",
     "lseek_body",

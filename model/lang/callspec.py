@@ -152,6 +152,16 @@ class IoCnt:
 
 
 @dataclass(frozen=True)
+class Ptr:
+    """A pointer to a number the call reads (copy_file_range's loff_t *off_in), as strace
+    prints it: `[N]`, judged as Num(param) would judge N. NULL means something else (the
+    description's f_pos), which `null` says why the model does not judge. Printed `[N]`."""
+
+    param: str
+    null: str
+
+
+@dataclass(frozen=True)
 class Bytes:
     """A buffer whose bytes decide no outcome (write's data, read's result): any string as
     strace prints it (truncated too), or an address strace showed instead; printed as
@@ -193,4 +203,4 @@ class Fields:
 
 
 ArgSpec = (C | Fd | MapRef | PinRef | ProcFd | Flags | Num | Span | Choice | CString | NewFd
-           | MinFd | Harmless | IoVec | IoCnt | Bytes | Argv | Out | Fields)
+           | MinFd | Harmless | IoVec | IoCnt | Ptr | Bytes | Argv | Out | Fields)

@@ -163,6 +163,10 @@ def _c_call(op: Op, need: set[str]) -> str:
     if c == "munmap":
         need |= {"maps", "munmap"}
         return f"sys_munmap({o[0]}, {value(o[1])})"
+    if c == "copy_file_range":
+        offs = ["NULL" if x is None else f"&(loff_t){{ {value(x)}LL }}" for x in (o[1], o[3])]
+        return (f"res_of(copy_file_range(FD({o[0]}), {offs[0]}, FD({o[2]}), {offs[1]}, "
+                f"{value(o[4])}ULL, {value(o[5])}))")
     if c == "mremap":
         need |= {"maps", "mremap"}
         return (f"sys_mremap({o[0]}, {value(o[1])}, {value(o[2])}, {_c_flags(o[3])}, "

@@ -183,6 +183,13 @@ def _operand(p: Param, arg: Arg, where: str) -> Any:
             return stat_shown(arg, where)
         except TraceError as e:
             raise ExportError(str(e)) from None
+    if p.kind == "ptr":  # [N] as the Int N; NULL as None
+        if isinstance(arg, Lst) and len(arg.items) == 1:
+            int_arg(arg.items[0], where)
+            return arg.items[0]
+        if arg in (Sym("NULL"), Int(0)):
+            return None
+        raise ExportError(f"{where}: the {p.name} must be [N] or NULL")
     if p.kind in ("str", "str?"):
         if isinstance(arg, Str):
             return arg.text

@@ -91,6 +91,10 @@ def _py_call(op: Op) -> str:
         return f'sysc("mprotect", maps[{o[0]}], {value(o[1])}, {_py_value(o[2])})'
     if c == "munmap":
         return f"sys_munmap({o[0]}, {value(o[1])})"
+    if c == "copy_file_range":
+        offs = ["None" if x is None else str(value(x)) for x in (o[1], o[3])]
+        return (f"sys_copy_file_range({o[0]}, {offs[0]}, {o[2]}, {offs[1]}, {value(o[4])}, "
+                f"{value(o[5])})")
     if c == "mremap":
         return (f"sys_mremap({o[0]}, {value(o[1])}, {value(o[2])}, {_py_value(o[3])}, "
                 f"{o[4]})")

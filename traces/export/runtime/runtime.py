@@ -27,8 +27,9 @@ NR = {"read": 0, "write": 1, "open": 2, "close": 3, "fstat": 5, "lseek": 8, "mma
       "writev": 20, "pipe": 22, "mremap": 25, "dup": 32, "fcntl": 72, "ftruncate": 77,
       "fchmod": 91, "unshare": 272, "splice": 275, "vmsplice": 278, "fallocate": 285,
       "process_vm_writev": 311, "preadv": 295, "pwritev": 296, "memfd_create": 319,
-      "preadv2": 327, "pwritev2": 328, "newfstatat": 262, "execve": 59, "execveat": 322,
-      "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427}
+      "copy_file_range": 326, "preadv2": 327, "pwritev2": 328, "newfstatat": 262,
+      "execve": 59, "execveat": 322, "io_uring_setup": 425, "io_uring_enter": 426,
+      "io_uring_register": 427}
 PROT_NONE, PROT_RW, MAP_SHARED, MAP_PRIVATE = 0, 3, 1, 2
 MAP_FIXED, MAP_ANONYMOUS, MAP_POPULATE, MAP_NORESERVE = 0x10, 0x20, 0x8000, 0x4000
 CLONE_NEWPID, F_SETFL, O_NONBLOCK = 0x20000000, 4, 0o4000
@@ -293,6 +294,13 @@ def sys_mmap(m, length, prot, flags, tfd):
         maps[m] = r[0]
         return (0, 0, 0)
     return r
+
+
+def sys_copy_file_range(fd_in, off_in, fd_out, off_out, length, flags):
+    """copy_file_range() with its offsets in loff_t cells (None: NULL, the f_pos)."""
+    cells = [None if o is None else ctypes.c_int64(o) for o in (off_in, off_out)]
+    ptrs = [0 if c is None else ctypes.addressof(c) for c in cells]
+    return sysc("copy_file_range", FD(fd_in), ptrs[0], FD(fd_out), ptrs[1], length, flags)
 
 
 def sys_mremap(m, old_len, new_len, flags, slot):
