@@ -96,3 +96,15 @@ def test_copy_file_range_table_on_kernel(name: str) -> None:
 @pytest.mark.kernel
 def test_hugetlb_row_on_kernel() -> None:
     kernel_agrees(HUGE, hugepages=2)
+
+
+def test_the_kernel_designs_cut_a_copy_where_their_write_chunk_ends() -> None:
+    """The deltas that edit every write path (WRITE_PATHS) see the copy's own count at
+    off_out (memfd_rw.written()): under F_SEAL_GROW 6.18.44 writes 4 KiB chunks (a short
+    copy), 6.12's PMD chunks refuse the first (EPERM, as its pwrite64 does)."""
+    text = ('memfd_create("t", MFD_ALLOW_SEALING) = 3\nftruncate(3, 10000) = 0\n'
+            "fcntl(3, F_ADD_SEALS, F_SEAL_GROW) = 0\n")
+    assert replay_text(text + cfr(0, 8000, 4096, "192")) is None
+    assert replay_text(text + cfr(0, 8000, 4096, "-1 EPERM"), "memfd@6.12") is None
+    assert replay_text(text + "pwrite64(3, \"x\"..., 4096, 8000) = -1 EPERM", "memfd@6.12") \
+        is None

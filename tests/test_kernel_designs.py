@@ -54,8 +54,8 @@ MEM_WRITE_RULE = {"memfd@6.12": "force_hugetlb", "memfd@7.2": "no_foll_force",
 def test_the_later_kernels_are_the_618_rules_but_write_chunks(name: str) -> None:
     """The same schema, initial states and actions as memfd but pwrite, whose only change is
     F_SEAL_GROW's chunk (2 MiB: found by the scenario library run as a selftest in their
-    guests), splice_write and pwritev2 (the same shmem_write_begin() chunks: seen on 7.2.13,
-    NOTES), mem_write (one added rule, MEM_WRITE_RULE), and on 6.12 pwritev2/preadv2's
+    guests), splice_write, copy_file_range and pwritev2 (the same shmem_write_begin() chunks:
+    seen on 7.2.13, NOTES), mem_write (one added rule, MEM_WRITE_RULE), and on 6.12 pwritev2/preadv2's
     RWF_SUPPORTED (no RWF_DONTCACHE or RWF_NOSIGNAL: source-read)."""
     from checker.diff import rule_changes
 
@@ -63,11 +63,13 @@ def test_the_later_kernels_are_the_618_rules_but_write_chunks(name: str) -> None
     assert d.schema == m.schema and d.init == m.init and d.kernel != m.kernel
     rwf = name == "memfd@6.12"
     assert [a.name for a, b in zip(d.actions, m.actions, strict=True) if a != b] == [
-        "pwrite", "splice_write", "pwritev2", *(["preadv2"] if rwf else []), "pwritev",
+        "pwrite", "splice_write", "copy_file_range", "pwritev2",
+        *(["preadv2"] if rwf else []), "pwritev",
         "write", "writev", "pwritev2_fpos", *(["preadv2_fpos"] if rwf else []), "mem_write"]
     assert rule_changes(m, d) == [
         "pwrite: ~ grow_seal", "pwrite: ~ grow_seal_short", "splice_write: ~ grow_seal",
         "splice_write: ~ grow_seal_short",
+        "copy_file_range: ~ grow_seal", "copy_file_range: ~ grow_seal_short",
         *(["pwritev2: ~ unsupported_flags"] if rwf else []),
         "pwritev2: ~ grow_seal", "pwritev2: ~ grow_seal_short",
         *(["preadv2: ~ unsupported_flags"] if rwf else []),

@@ -45,7 +45,7 @@ from collections.abc import Callable
 from model.designs import get, register
 from model.designs.memfd import PR_RO, PR_RW, SH_RW, WRITE_PATHS
 from model.designs.memfd_517 import PRE_EXEC_EDITS
-from model.designs.memfd_rw import grow_seal_rules, write_pos
+from model.designs.memfd_rw import grow_seal_rules, written
 from model.lang import Design, E, fail
 from model.lang.action import Action, Rule
 from model.lang.schema import StateView
@@ -76,11 +76,12 @@ def _no_foll_force(s: StateView, m: E, off: E) -> Rule:
 
 
 def _pmd_write_chunks(a: Action) -> Action:
-    """A write path (pwrite, splice, pwritev[2]: the same shmem_write_begin()) under
-    F_SEAL_GROW in PMD-sized chunks (memfd_rw.grow_seal_rules), at memfd_rw.write_pos()."""
+    """A write path (pwrite, splice, copy_file_range, pwritev[2]: the same
+    shmem_write_begin()) under F_SEAL_GROW in PMD-sized chunks (memfd_rw.grow_seal_rules),
+    where memfd_rw.written() says its data lands."""
     for i, label in enumerate(("grow_seal", "grow_seal_short")):
-        a = a.replace_rule(label, lambda s, off, len, flags=None, i=i: grow_seal_rules(
-            s, write_pos(s, off, flags), len, HPAGE_SIZE)[i])
+        a = a.replace_rule(label, lambda s, i=i, **p: grow_seal_rules(
+            s, *written(s, p), HPAGE_SIZE)[i])
     return a
 
 

@@ -63,7 +63,7 @@ from model.designs.memfd import (
     pins,
 )
 from model.designs.memfd_517 import O_MEMFD, with_flags_word
-from model.designs.memfd_rw import write_begin_refusal, write_pos
+from model.designs.memfd_rw import write_begin_refusal, written
 from model.lang import Action, Design, E, Field, If, boolean, enum, fail, nat, ok, requires, word
 from model.lang.action import Rule, as_updates
 from model.lang.callspec import C, Fd
@@ -230,10 +230,10 @@ def not_in_transit(s: StateView) -> Rule:
 
 
 def _write_frozen(a: Action) -> Action:
-    """Every write path meets the check where its data lands (memfd_rw.write_pos())."""
+    """Every write path meets the check where its data lands (memfd_rw.written())."""
     for i in (1, 0):
-        a = a.insert_rule(lambda s, off, len, flags=None, i=i: write_frozen(
-            s, write_pos(s, off, flags), len)[i], after="grow_seal_short")
+        a = a.insert_rule(lambda s, i=i, **p: write_frozen(s, *written(s, p))[i],
+                          after="grow_seal_short")
     return a
 
 

@@ -6,6 +6,8 @@ checks come first, in the kernel's order; the seals of shmem_write_begin() are o
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from model.designs.memfd_pages import MAX_LFS_FILESIZE
 from model.designs.memfd_state import CHG_FD, FD_FIELDS, RW, count, have_fd, write_sealed
 from model.lang import E, If, Rule, fail, ok, requires
@@ -133,6 +135,23 @@ def wraps_u64(pos: E, count: E) -> E:
               & (count - MAX_LFS_FILESIZE - 1 > MAX_LFS_FILESIZE - pos))
 
 
+def copy_count(s: StateView, off_in: E, off_out: E, len: E) -> E:  # noqa: A002
+    """The count copy_file_range() copies: cut to the source's EOF (none from at or past it),
+    then to s_maxbytes past off_out (generic_copy_file_checks(),
+    generic_write_check_limits())."""
+    src = If(off_in >= s.size, 0, _min(len, s.size - off_in))
+    return If(off_out < 0, src, _min(src, MAX_LFS_FILESIZE - off_out))
+
+
+def written(s: StateView, p: Mapping[str, E]) -> tuple[E, E]:
+    """Where a write path's data lands and how many bytes it offers shmem_write_begin(), from
+    the action's parameters: write_pos() and len; copy_file_range's off_out and copy_count().
+    The deltas that edit every write path's seal rules (WRITE_PATHS) take it from here."""
+    if "off_out" in p:
+        return p["off_out"], copy_count(s, p["off_in"], p["off_out"], p["len"])
+    return write_pos(s, p["off"], p.get("flags")), p["len"]
+
+
 def copy_file_range_body(s: StateView, fd_in: E, off_in: E, fd_out: E, off_out: E,
                          len: E, flags: E) -> list[Rule]:  # noqa: A002
     """copy_file_range() within the memfd (both descriptors name it; probed on 6.18.44):
@@ -142,8 +161,7 @@ def copy_file_range_body(s: StateView, fd_in: E, off_in: E, fd_out: E, off_out: 
     (EFBIG at s_maxbytes), the overlap of the two ranges of one inode (EINVAL); then
     rw_verify_area() of both (a negative pos), nothing to copy (0), and do_splice_direct():
     hugetlbfs has no splice_read (EINVAL), shmem's write_iter takes the count at off_out."""
-    src = If(off_in >= s.size, 0, _min(len, s.size - off_in))
-    n = If(off_out < 0, src, _min(src, MAX_LFS_FILESIZE - off_out))  # the count copied
+    n = copy_count(s, off_in, off_out, len)
     return [
         have_fd(s, fd_in),
         requires(count(s, FD_FIELDS, fd_out) > 0, label="have_fd_out",
@@ -353,6 +371,7 @@ def lseek_body(s: StateView, fd: E, pos: E, off: E, whence: E) -> list[Rule]:
 __all__ = [
     "MAX_WRITE_COUNT",
     "PREAD_COUNT",
+    "copy_count",
     "copy_file_range_body",
     "f_pos_unmodelled",
     "grow_seal_rules",
@@ -379,4 +398,5 @@ __all__ = [
     "write_iter_rules",
     "write_pos",
     "writev_body",
+    "written",
 ]

@@ -349,8 +349,11 @@ def _call(make: Callable[..., Rule], s: StateView, p: Mapping[str, E]) -> Rule:
 
 
 def _call_any(make: Callable[..., Any], s: StateView, p: Mapping[str, E]) -> Any:
-    """Call a delta's function with the state and the parameters it names."""
+    """Call a delta's function with the state and the parameters it names (all of them when
+    it takes **params: a delta for several actions whose parameters differ)."""
     sig = inspect.signature(make)
+    if any(x.kind is inspect.Parameter.VAR_KEYWORD for x in sig.parameters.values()):
+        return make(s, **p)
     kw: dict[str, Any] = {k: v for k, v in p.items() if k in sig.parameters}
     return make(s, **kw)
 
