@@ -584,8 +584,8 @@ class _Follower:
         t = mf.tfd.get(self.key(p, fd))
         if second is not None and c.name in MODEL_CALLS:
             other = c.int_arg(second if at != second else 0)
-            t2 = mf.tfd.get(self.key(p, other)) if other is not None else None
-            if t2 is None or p.table.fds.get(other) is not mf:
+            if other is None or mf.tfd.get(self.key(p, other)) is None \
+                    or p.table.fds.get(other) is not mf:
                 self.add(mf, c.line, c.text, None, why=f"{c.name} between this memfd and "
                          "another file: the model holds one file")
                 return
