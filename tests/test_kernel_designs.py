@@ -55,8 +55,8 @@ def test_the_later_kernels_are_the_618_rules_but_write_chunks(name: str) -> None
     """The same schema, initial states and actions as memfd but pwrite, whose only change is
     F_SEAL_GROW's chunk (2 MiB: found by the scenario library run as a selftest in their
     guests), splice_write, copy_file_range and pwritev2 (the same shmem_write_begin() chunks:
-    seen on 7.2.13, NOTES), mem_write (one added rule, MEM_WRITE_RULE), and on 6.12 pwritev2/preadv2's
-    RWF_SUPPORTED (no RWF_DONTCACHE or RWF_NOSIGNAL: source-read)."""
+    seen on 7.2.13, NOTES), mem_write (one added rule, MEM_WRITE_RULE), and on 6.12
+    pwritev2/preadv2's RWF_SUPPORTED (no RWF_DONTCACHE or RWF_NOSIGNAL: source-read)."""
     from checker.diff import rule_changes
 
     d, m = designs.get(name), designs.get("memfd")
