@@ -140,6 +140,8 @@ def _observe_kind(op: Op) -> str:
         return "OBS_FD"
     if op.call == "mmap":
         return "OBS_MAP"
+    if op.call == "mremap":  # m itself or a new mapping, as sys_mremap() observed
+        return "OBS_REMAP"
     if op.call in ("pin", "gup_pin"):
         return "OBS_PIN"
     return "OBS_RET"

@@ -48,10 +48,13 @@
 #define OBS_PIN 3	/* the step makes pin p<k> */
 #define OBS_FILE 4	/* the step returns a new descriptor of the trace's file (memfd_create) */
 #define OBS_NEWFD 5	/* dup2/dup3: the new descriptor is the trace's newfd (cur_newfd) */
+#define OBS_REMAP 6	/* mremap: mapping m<k> itself, or a new one (remap_kept) */
 
 /* the trace's descriptor numbers -> this process's descriptors */
 static int fds[MAX_FDS];
 static int cur_step, cur_nsteps, failed;
+/* repro.c's sys_mremap(): the mapping the last mremap() returned (m, or 0: a new one) */
+static int remap_kept;
 /* traces that passed, were not ok, were skipped (the parent's counts, for the totals) */
 static int n_pass, n_not_ok, n_skip;
 /* per trace: it uses hugetlbfs / guest_memfd (NEEDS_GUEST_MEMFD) */
@@ -168,8 +171,10 @@ static __maybe_unused void observe(struct res r, int kind, const char *want)
 		}
 		fds[t] = (int)r.ret;
 		snprintf(got, sizeof(got), "R %d", t);
-	} else if (kind == OBS_MAP) {
+	} else if (kind == OBS_MAP || (kind == OBS_REMAP && !remap_kept)) {
 		snprintf(got, sizeof(got), "N m%d", ++n_maps);
+	} else if (kind == OBS_REMAP) {
+		snprintf(got, sizeof(got), "N m%d", remap_kept);
 	} else if (kind == OBS_PIN) {
 		snprintf(got, sizeof(got), "N p%d", ++n_pins);
 	} else {

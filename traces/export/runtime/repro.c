@@ -57,6 +57,11 @@ static const char *const step_text[NSTEPS + 1] = { NULL, "a step" };
 #define NEEDS_GUEST_MEMFD 0
 //@ section base
 
+/* what the last mremap() returned, as observed: m itself (resized or moved: its old
+ * place is the result, or is gone), or 0 for a new mapping (a duplicate, a
+ * MREMAP_DONTUNMAP copy: the source stays mapped); the guest batch reports it */
+static __maybe_unused int remap_kept;
+
 #define MAX_FDS 64
 #define BAD_FD (1 << 30)	/* a descriptor the trace does not hold: EBADF */
 
@@ -554,15 +559,18 @@ static __maybe_unused struct res sys_munmap(int m, size_t len)
 }
 //@ section mremap
 
-/* mremap() of mapping m; the mapping it returns (m itself, resized or moved, or
- * a new one: a duplicate, a MREMAP_DONTUNMAP copy) becomes maps[slot] */
+/* mremap() of mapping m; the mapping it returns becomes maps[slot], the trace's */
 static __maybe_unused struct res sys_mremap(int m, size_t old_len, size_t new_len, int flags,
 					    int slot)
 {
-	void *p = mremap(maps[m], old_len, new_len, flags, NULL); /* new_addr: read with DONTUNMAP */
+	/* new_addr: NULL, read with MREMAP_DONTUNMAP */
+	void *p = mremap(maps[m], old_len, new_len, flags, NULL);
 	struct res r = res_of(p == MAP_FAILED ? -1 : 0);
 
-	if (p != MAP_FAILED && slot > 0 && slot < MAX_MAPS)
+	if (p == MAP_FAILED)
+		return r;
+	remap_kept = (p == maps[m] || msync(maps[m], 4096, MS_ASYNC)) ? m : 0;
+	if (slot > 0 && slot < MAX_MAPS)
 		maps[slot] = p;
 	return r;
 }
