@@ -73,6 +73,11 @@ static const char *const step_text[NSTEPS + 1] = {
 	"fcntl(3, F_ADD_SEALS, F_SEAL_EXEC) = -1 EBUSY (Device or resource busy)"
 };
 
+/* what the last mremap() returned, as observed: m itself (resized or moved: its old
+ * place is the result, or is gone), or 0 for a new mapping (a duplicate, a
+ * MREMAP_DONTUNMAP copy: the source stays mapped); the guest batch reports it */
+static __maybe_unused int remap_kept;
+
 #define MAX_FDS 64
 #define BAD_FD (1 << 30)	/* a descriptor the trace does not hold: EBADF */
 
@@ -126,6 +131,8 @@ static __maybe_unused const char *errname(int e)
 	case ETXTBSY: return "ETXTBSY";
 	case ENOEXEC: return "ENOEXEC";
 	case ENOTDIR: return "ENOTDIR";
+	case EOVERFLOW: return "EOVERFLOW";
+	case EXDEV: return "EXDEV";
 	default: return "E?";
 	}
 }

@@ -79,6 +79,11 @@ static const char *const step_text[NSTEPS + 1] = {
 	"mmap(NULL, 2097152, PROT_READ|PROT_WRITE, MAP_SHARED, 3, 0) = m1"
 };
 
+/* what the last mremap() returned, as observed: m itself (resized or moved: its old
+ * place is the result, or is gone), or 0 for a new mapping (a duplicate, a
+ * MREMAP_DONTUNMAP copy: the source stays mapped); the guest batch reports it */
+static __maybe_unused int remap_kept;
+
 #define MAX_FDS 64
 #define BAD_FD (1 << 30)	/* a descriptor the trace does not hold: EBADF */
 
@@ -132,6 +137,8 @@ static __maybe_unused const char *errname(int e)
 	case ETXTBSY: return "ETXTBSY";
 	case ENOEXEC: return "ENOEXEC";
 	case ENOTDIR: return "ENOTDIR";
+	case EOVERFLOW: return "EOVERFLOW";
+	case EXDEV: return "EXDEV";
 	default: return "E?";
 	}
 }

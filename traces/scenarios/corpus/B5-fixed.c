@@ -65,6 +65,11 @@ static const char *const step_text[NSTEPS + 1] = {
 	"mem_write(m1, 0) = 1"
 };
 
+/* what the last mremap() returned, as observed: m itself (resized or moved: its old
+ * place is the result, or is gone), or 0 for a new mapping (a duplicate, a
+ * MREMAP_DONTUNMAP copy: the source stays mapped); the guest batch reports it */
+static __maybe_unused int remap_kept;
+
 #define MAX_FDS 64
 #define BAD_FD (1 << 30)	/* a descriptor the trace does not hold: EBADF */
 
@@ -118,6 +123,8 @@ static __maybe_unused const char *errname(int e)
 	case ETXTBSY: return "ETXTBSY";
 	case ENOEXEC: return "ENOEXEC";
 	case ENOTDIR: return "ENOTDIR";
+	case EOVERFLOW: return "EOVERFLOW";
+	case EXDEV: return "EXDEV";
 	default: return "E?";
 	}
 }

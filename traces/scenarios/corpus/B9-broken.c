@@ -70,6 +70,11 @@ static const char *const step_text[NSTEPS + 1] = {
 	"mmap(NULL, 4096, PROT_READ, MAP_SHARED, 3, 0) = -1 EPERM (Operation not permitted)"
 };
 
+/* what the last mremap() returned, as observed: m itself (resized or moved: its old
+ * place is the result, or is gone), or 0 for a new mapping (a duplicate, a
+ * MREMAP_DONTUNMAP copy: the source stays mapped); the guest batch reports it */
+static __maybe_unused int remap_kept;
+
 #define MAX_FDS 64
 #define BAD_FD (1 << 30)	/* a descriptor the trace does not hold: EBADF */
 
@@ -123,6 +128,8 @@ static __maybe_unused const char *errname(int e)
 	case ETXTBSY: return "ETXTBSY";
 	case ENOEXEC: return "ENOEXEC";
 	case ENOTDIR: return "ENOTDIR";
+	case EOVERFLOW: return "EOVERFLOW";
+	case EXDEV: return "EXDEV";
 	default: return "E?";
 	}
 }

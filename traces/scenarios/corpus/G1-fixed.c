@@ -74,6 +74,11 @@ static const char *const step_text[NSTEPS + 1] = {
 	"ioctl(4, KVM_SET_USER_MEMORY_REGION2, {slot=0, flags=KVM_MEM_READONLY|KVM_MEM_GUEST_MEMFD, guest_phys_addr=0, memory_size=4096, userspace_addr=0, guest_memfd_offset=0, guest_memfd=5}) = -1 EINVAL (Invalid argument)"
 };
 
+/* what the last mremap() returned, as observed: m itself (resized or moved: its old
+ * place is the result, or is gone), or 0 for a new mapping (a duplicate, a
+ * MREMAP_DONTUNMAP copy: the source stays mapped); the guest batch reports it */
+static __maybe_unused int remap_kept;
+
 #define MAX_FDS 64
 #define BAD_FD (1 << 30)	/* a descriptor the trace does not hold: EBADF */
 
@@ -127,6 +132,8 @@ static __maybe_unused const char *errname(int e)
 	case ETXTBSY: return "ETXTBSY";
 	case ENOEXEC: return "ENOEXEC";
 	case ENOTDIR: return "ENOTDIR";
+	case EOVERFLOW: return "EOVERFLOW";
+	case EXDEV: return "EXDEV";
 	default: return "E?";
 	}
 }
