@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from checker.cli import main
-from checker.strace_judge import judge_log
+from checker.strace_judge import Report, judge_log
 from traces.strace_log import LogCall, LogExit, LogSignal, parse_log
 from traces.textfmt import TraceSyntaxError, parse_trace
 from traces.trace import Err, Int, New, Ret, Str, Sym
@@ -276,18 +276,24 @@ def _tools() -> None:
             pytest.skip(f"{tool} is not installed")
 
 
-@pytest.mark.kernel
-def test_seal_ipc_program_under_strace(tmp_path: Path) -> None:
+def _traced(tmp_path: Path, prog: str) -> tuple[Report, Path]:
+    """tests/strace_progs/PROG.c built and run under `strace -f`: its judged log and the
+    log's path (skips where strace cannot trace)."""
     _tools()
-    exe, log = tmp_path / "seal_ipc", tmp_path / "seal_ipc.log"
-    subprocess.run(["gcc", "-Wall", "-Werror", "-o", str(exe), str(PROGS / "seal_ipc.c")],
+    exe, log = tmp_path / prog, tmp_path / f"{prog}.log"
+    subprocess.run(["gcc", "-Wall", "-Werror", "-o", str(exe), str(PROGS / f"{prog}.c")],
                    check=True, capture_output=True)
     r = subprocess.run(["strace", "-f", "-o", str(log), str(exe)], capture_output=True,
-                       check=False)
+                       check=False, timeout=60)
     if r.returncode != 0 and b"PTRACE" in r.stderr:
         pytest.skip(f"strace cannot trace here: {r.stderr.decode(errors='replace')[:200]}")
-    assert r.returncode == 0, r.stdout
-    rep = judge_log(parse_log(log.read_text(), str(log)), 0)
+    assert r.returncode == 0, (r.returncode, r.stdout, r.stderr)
+    return judge_log(parse_log(log.read_text(), str(log)), 0), log
+
+
+@pytest.mark.kernel
+def test_seal_ipc_program_under_strace(tmp_path: Path) -> None:
+    rep, log = _traced(tmp_path, "seal_ipc")
     assert rep.count("disagrees") == 0
     assert all(v.reason for v in rep.verdicts if v.verdict == "outside")
     text = log.read_text().splitlines()
@@ -337,16 +343,7 @@ def test_exec_of_a_memfd_under_strace(tmp_path: Path) -> None:
     (ENOEXEC, ETXTBSY while a description open()ed for writing lives, EACCES without an x
     bit) agree with the model; the #! script that then runs is outside it (the model holds no
     content), and so is what follows on that memfd (the running image holds it)."""
-    _tools()
-    exe, log = tmp_path / "exec_memfd", tmp_path / "exec_memfd.log"
-    subprocess.run(["gcc", "-Wall", "-Werror", "-o", str(exe), str(PROGS / "exec_memfd.c")],
-                   check=True, capture_output=True)
-    r = subprocess.run(["strace", "-f", "-o", str(log), str(exe)], capture_output=True,
-                       check=False, timeout=60)
-    if r.returncode != 0 and b"PTRACE" in r.stderr:
-        pytest.skip(f"strace cannot trace here: {r.stderr.decode(errors='replace')[:200]}")
-    assert r.returncode == 0, (r.returncode, r.stderr)
-    rep = judge_log(parse_log(log.read_text(), str(log)), 0)
+    rep, log = _traced(tmp_path, "exec_memfd")
     assert [v.verdict for v in rep.verdicts] == ["agrees"] * 12 + ["outside"] * 2, rep.verdicts
     text = log.read_text().splitlines()
     calls = [text[v.line - 1].split(None, 1)[1].split("(")[0] for v in rep.verdicts]
@@ -359,16 +356,7 @@ def test_mremap_of_memfd_mappings_under_strace(tmp_path: Path) -> None:
     """tests/strace_progs/mremap_memfd.c: strace prints mremap's addresses; the follower names
     the mapping it returns (the same mN when resized or moved, a new one for old_len 0 and
     MREMAP_DONTUNMAP, whose source stays mapped), and every call agrees with the model."""
-    _tools()
-    exe, log = tmp_path / "mremap_memfd", tmp_path / "mremap_memfd.log"
-    subprocess.run(["gcc", "-Wall", "-Werror", "-o", str(exe), str(PROGS / "mremap_memfd.c")],
-                   check=True, capture_output=True)
-    r = subprocess.run(["strace", "-f", "-o", str(log), str(exe)], capture_output=True,
-                       check=False, timeout=60)
-    if r.returncode != 0 and b"PTRACE" in r.stderr:
-        pytest.skip(f"strace cannot trace here: {r.stderr.decode(errors='replace')[:200]}")
-    assert r.returncode == 0, (r.returncode, r.stderr)
-    rep = judge_log(parse_log(log.read_text(), str(log)), 0)
+    rep, _ = _traced(tmp_path, "mremap_memfd")
     assert [v.verdict for v in rep.verdicts] == ["agrees"] * 14, rep.verdicts
     steps = rep.judged[0].steps
     assert [s.outcome for s in steps if s.call == "mremap"] == [
