@@ -32,8 +32,7 @@ from model.designs.memfd_access import (
 )
 from model.designs.memfd_exec import EXEC
 from model.designs.memfd_fpos import FPOS_ACTIONS
-from model.designs.memfd_mremap import FLAGS_DOMAIN as MREMAP_FLAGS_DOMAIN
-from model.designs.memfd_mremap import NEW, NEW_ADDR, OLD, mremap_body, resized
+from model.designs.memfd_mremap import MREMAP
 from model.designs.memfd_pages import (
     ACCESS_OFF,
     GPAGE_SIZE,
@@ -41,6 +40,8 @@ from model.designs.memfd_pages import (
     MAP_PAGES_HUGE,
     MAP_PAGES_SHMEM,
     MAX_LFS_FILESIZE,
+    MPAGES,
+    NPAGES,
     SIZE,
     _byte_param,
     _grid,
@@ -53,8 +54,8 @@ from model.designs.memfd_pages import (
     unaligned,
 )
 from model.designs.memfd_rw import (
+    COPY_FILE_RANGE,
     MAX_WRITE_COUNT,
-    copy_file_range_body,
     grow_seal_rules,
     pread_body,
     preadv2_body,
@@ -71,9 +72,11 @@ from model.designs.memfd_state import (
     EFFECTS,
     F_ALL_SEALS,
     FD,
+    FD_ALL,
     FD_FIELDS,
     FD_KINDS,
     GUP,
+    MAP_ALL,
     MAP_DOC,
     MAP_FIELDS,
     MAP_KINDS,
@@ -116,7 +119,6 @@ from model.lang import (
     enum,
     fail,
     integer,
-    nat,
     ok,
     requires,
     word,
@@ -140,7 +142,6 @@ from model.lang.callspec import (
     Out,
     PinRef,
     ProcFd,
-    Ptr,
 )
 from model.lang.expr import Or, bv
 from model.lang.schema import StateView
@@ -166,7 +167,6 @@ from model.vocab import (
     MFD_HUGETLB,
     MFD_NAME_MAX_LEN,
     MFD_NOEXEC_SEAL,
-    MREMAP_FLAGS,
     PAGE_SIZE,
     PIPE_BYTES,
     RWF_FLAGS,
@@ -474,7 +474,6 @@ def P(name: str, sort: Sort, domain: tuple[int, ...], doc: str = "") -> Param:  
 
 
 NAME_TEXT = {NAME_OK: '"t"', NAME_NULL: "NULL", NAME_LONG: '"' + "n" * 250 + '"'}
-FD_ALL = tuple(range(len(FD_KINDS)))
 #: open("/proc/self/fd/N", how): the path names an existing file, so O_CREAT creates nothing
 #: and the mode is not read (fs/namei.c open_last_lookups(): a positive dentry); O_CLOEXEC is a
 #: descriptor flag, and the model's exec never replaces the process (probed 6.18.44:
@@ -486,16 +485,6 @@ OPEN_MODE = Harmless("the mode of a file open() creates; /proc/self/fd/N exists"
 #: descriptor flag, and the model's exec never replaces the process
 CLOEXEC_FLAG = Harmless("close-on-exec; the model's exec never runs the file",
                         ("0", "O_CLOEXEC"))
-MAP_ALL = tuple(range(len(MAP_KINDS)))
-#: a mapping's length in pages of the file (4 KiB, or the huge page): explored as one page,
-#: symbolically too (symbolic_domain), so proofs speak of one-page mappings; replay judges
-#: any length up to MAP_PAGES_SHMEM (mmap's map_limit says why not more)
-NPAGES = Param("npages", nat(fixed=MAP_PAGES_SHMEM), (1,), "length, in pages of the file",
-               symbolic_domain=True)
-#: the length in pages of the mapping an action names: bound from the trace's handle table
-#: (Action.mapped), the npages of its mmap
-MPAGES = Param("mpages", nat(fixed=MAP_PAGES_SHMEM), (1,), "the mapping's length, in pages",
-               symbolic_domain=True)
 
 
 #: io_uring's IORING_OP_WRITE/READ/FALLOCATE are pwrite64's/pread64's/fallocate's rules:
@@ -506,11 +495,6 @@ MPAGES = Param("mpages", nat(fixed=MAP_PAGES_SHMEM), (1,), "the mapping's length
 URING_OFF = Num("off", refuse=((-1, "offset -1 is the description's f_pos for io_uring "
                                     "(io_kiocb_update_pos()), not pwrite64's EINVAL: use "
                                     "write()/read() for it"),))
-
-
-#: copy_file_range()'s NULL offset
-COPY_NULL = ("the description's f_pos, read and advanced; the model judges copies between "
-             "two given offsets ([N])")
 
 
 #: pwritev2()/preadv2()'s pos: -1 is the description's f_pos, another action's
@@ -557,18 +541,7 @@ ACTIONS: tuple[Action, ...] = (
                                         "many by default (F_SETPIPE_SZ is not modelled)")),
            splice_write_body, "splice_write", (Fd("fd"), Num("len"), Num("off")),
            "splice len bytes from a pipe into the memfd at byte offset off"),
-    # explored with the source's page and the page after it, and the target before, at and
-    # after them: EOF shortening, the overlap and the seals; flags and EFBIG are replay's
-    Action("copy_file_range", (P("fd_in", FD, (RW,)),
-                               _byte_param("off_in", LOFF, (0, 4096), "pos_in, in bytes"),
-                               P("fd_out", FD, FD_ALL),
-                               _byte_param("off_out", LOFF, (-1, 0, 4096), "pos_out, in bytes"),
-                               _byte_param("len", SIZE, (0, 4096), "len, in bytes (size_t)"),
-                               P("flags", word(32), (0,))),
-           copy_file_range_body, "copy_file_range",
-           (Fd("fd_in"), Ptr("off_in", COPY_NULL), Fd("fd_out"), Ptr("off_out", COPY_NULL),
-            Num("len"), Num("flags")),
-           "copy len bytes of the file from off_in to off_out (both descriptors name it)"),
+    COPY_FILE_RANGE,  # within the memfd (memfd_rw.py)
     Action("pwritev2", (P("fd", FD, FD_ALL), _byte_param("off", LOFF, (0,), "pos, in bytes"),
                         _byte_param("len", SIZE, (0, 4096), "the iovecs' total length (size_t)",
                                     MAX_WRITE_COUNT, f"more than {MAX_WRITE_COUNT} bytes: the "
@@ -640,13 +613,7 @@ ACTIONS: tuple[Action, ...] = (
            "mprotect a whole mapping", mapped="mpages"),
     Action("munmap", (P("m", MAPK, MAP_ALL), NPAGES, MPAGES), munmap_body, "munmap",
            (MapRef("m"), Num("npages", page_bytes)), "munmap a whole mapping", mapped="mpages"),
-    Action("mremap", (P("m", MAPK, MAP_ALL), OLD, NEW,
-                      P("flags", word(32, MREMAP_FLAGS), MREMAP_FLAGS_DOMAIN), MPAGES),
-           mremap_body, "mremap",
-           (MapRef("m"), Num("old", page_bytes), Num("new", page_bytes),
-            Flags("flags", MREMAP_FLAGS), NEW_ADDR),
-           "mremap a whole mapping: resize, move, duplicate (old_len 0) or copy "
-           "(MREMAP_DONTUNMAP)", mapped="mpages", extent="new", resizes=resized),
+    MREMAP,  # resize, move, copy a mapping (memfd_mremap.py)
     Action("madvise_remove", (P("m", MAPK, MAP_ALL),
                               _byte_param("len", SIZE, (0, PAGE_SIZE // 2, PAGE_SIZE,
                                                         HPAGE_SIZE // 2, HPAGE_SIZE,
@@ -738,8 +705,10 @@ WRITE_PATHS = ("pwrite", "splice_write", "copy_file_range", "pwritev2", "pwritev
 #: crossing i_size: grain 2): replay and the decision tables decide them (tests/test_bytes.py)
 REPLAY_ONLY = (("pwrite", "pos_overflow"), ("pwrite", "grow_seal_short"),
                ("splice_write", "pos_overflow"), ("splice_write", "grow_seal_short"),
-               # copy_file_range explores no flags and offsets far from s_maxbytes
-               ("copy_file_range", "flags"), ("copy_file_range", "efbig"),
+               # copy_file_range explores no flags, no negative offset and none near
+               # s_maxbytes
+               ("copy_file_range", "flags"), ("copy_file_range", "wraps"),
+               ("copy_file_range", "efbig"), ("copy_file_range", "negative_pos"),
                ("copy_file_range", "grow_seal_short"),
                # pwritev2/preadv2 explore offset 0, no flags and RWF_NOWAIT; their argument
                # checks (a negative offset, unknown or contradictory flags) refuse before
@@ -756,10 +725,11 @@ REPLAY_ONLY = (("pwrite", "pos_overflow"), ("pwrite", "grow_seal_short"),
                ("pread", "pos_overflow"), ("fallocate", "efbig"),
                # a mapping is explored one page long: a zero length is replay's
                ("mmap", "zero_len"), ("mprotect", "zero_len"), ("munmap", "zero_len"),
-               # mremap explores lengths that keep a mapping one page long: growing, shrinking
-               # and lengths past the mapping are replay's and tests/test_mremap.py's
-               ("mremap", "dontunmap_past_vma"), ("mremap", "shrink"), ("mremap", "past_vma"),
-               ("mremap", "grow"),
+               # mremap explores lengths that keep a mapping one page long and the known
+               # flags: growing, shrinking, lengths past the mapping and unknown flags are
+               # replay's and tests/test_mremap.py's
+               ("mremap", "unknown_flags"), ("mremap", "dontunmap_past_vma"),
+               ("mremap", "shrink"), ("mremap", "past_vma"), ("mremap", "grow"),
                ("madvise_remove", "len_wraps"), ("madvise", "unknown_advice"),
                ("madvise", "len_wraps"))
 

@@ -48,7 +48,6 @@ from __future__ import annotations
 from model.designs import get, register
 from model.designs.memfd import (
     FD,
-    FD_ALL,
     FD_FIELDS,
     MAP_FIELDS,
     PIN_FIELDS,
@@ -64,6 +63,7 @@ from model.designs.memfd import (
 )
 from model.designs.memfd_517 import O_MEMFD, with_flags_word
 from model.designs.memfd_rw import write_begin_refusal, written
+from model.designs.memfd_state import FD_ALL
 from model.lang import Action, Design, E, Field, If, boolean, enum, fail, nat, ok, requires, word
 from model.lang.action import Rule, as_updates
 from model.lang.callspec import C, Fd

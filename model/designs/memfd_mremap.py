@@ -15,26 +15,36 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from model.designs.memfd_pages import MAP_PAGES_HUGE, MAP_PAGES_SHMEM
-from model.designs.memfd_state import MAP_FIELDS, SH_RO, SH_RO_MW, SH_RW, bump, have_map
-from model.lang import E, If, Param, Rule, fail, nat, ok, requires
+from model.designs.memfd_pages import MAP_PAGES_HUGE, MAP_PAGES_SHMEM, MPAGES, page_bytes
+from model.designs.memfd_state import (
+    MAP_ALL,
+    MAP_FIELDS,
+    MAPK,
+    SH_RO,
+    SH_RO_MW,
+    SH_RW,
+    bump,
+    have_map,
+)
+from model.lang import Action, E, If, Param, Rule, fail, nat, ok, requires, word
 from model.lang.action import as_updates
-from model.lang.callspec import Harmless
+from model.lang.callspec import Flags, Harmless, MapRef, Num
 from model.lang.schema import StateView
-from model.vocab import MREMAP_DONTUNMAP, MREMAP_FIXED, MREMAP_MAYMOVE
+from model.vocab import MREMAP_DONTUNMAP, MREMAP_FIXED, MREMAP_FLAGS, MREMAP_MAYMOVE
 
 #: every flag check_mremap_params() knows on 6.18 (MREMAP_FIXED | MAYMOVE | DONTUNMAP)
 MREMAP_KNOWN = MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP
 
-#: old_len and new_len in pages of the file. Explored: old_len 0, 1, 2 and new_len 0, 1, so
-#: an explored mapping stays one page long (the engines' mappings are); replay judges any
-#: length up to MAP_PAGES_SHMEM
-OLD = Param("old", nat(fixed=MAP_PAGES_SHMEM), (0, 1, 2), "old_len, in pages of the file",
+#: old_len and new_len in pages of the file. Explored: 0 and 1 page each, so an explored
+#: mapping stays one page long (the engines' mappings are); replay judges any length up to
+#: MAP_PAGES_SHMEM
+OLD = Param("old", nat(fixed=MAP_PAGES_SHMEM), (0, 1), "old_len, in pages of the file",
             symbolic_domain=True)
 NEW = Param("new", nat(fixed=MAP_PAGES_SHMEM), (0, 1), "new_len, in pages of the file",
             symbolic_domain=True)
-#: explored: no flags, MREMAP_MAYMOVE, MREMAP_DONTUNMAP (alone: EINVAL), both, and an unknown bit
-FLAGS_DOMAIN = (0, MREMAP_MAYMOVE, MREMAP_DONTUNMAP, MREMAP_MAYMOVE | MREMAP_DONTUNMAP, 8)
+#: explored: no flags, MREMAP_MAYMOVE, MREMAP_DONTUNMAP (alone: EINVAL) and both; an unknown
+#: bit is replay's (the symbolic engines take every value)
+FLAGS_DOMAIN = (0, MREMAP_MAYMOVE, MREMAP_DONTUNMAP, MREMAP_MAYMOVE | MREMAP_DONTUNMAP)
 #: new_addr: read only with MREMAP_FIXED or MREMAP_DONTUNMAP (its page alignment; a hint for
 #: DONTUNMAP); NULL is aligned, and a fixed address is refused (mremap_body's fixed_address)
 NEW_ADDR = Harmless("new_addr: NULL is page-aligned and, without MREMAP_FIXED, only a hint",
@@ -119,4 +129,15 @@ def mremap_body(s: StateView, m: E, old: E, new: E, flags: E, mpages: E) -> list
     ]
 
 
-__all__ = ["FLAGS_DOMAIN", "MREMAP_KNOWN", "NEW", "NEW_ADDR", "OLD", "mremap_body", "resized"]
+MREMAP = Action(
+    "mremap", (Param("m", MAPK, MAP_ALL), OLD, NEW,
+               Param("flags", word(32, MREMAP_FLAGS), FLAGS_DOMAIN), MPAGES),
+    mremap_body, "mremap",
+    (MapRef("m"), Num("old", page_bytes), Num("new", page_bytes), Flags("flags", MREMAP_FLAGS),
+     NEW_ADDR),
+    "mremap a whole mapping: resize, move, duplicate (old_len 0) or copy (MREMAP_DONTUNMAP)",
+    mapped="mpages", extent="new", resizes=resized)
+
+
+__all__ = ["FLAGS_DOMAIN", "MREMAP", "MREMAP_KNOWN", "NEW", "NEW_ADDR", "OLD", "mremap_body",
+           "resized"]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from model.lang import E, If, Param, Sort, integer
+from model.lang import E, If, Param, Sort, integer, nat
 from model.lang.schema import LOFF_T, SIZE_T, StateView
 from model.vocab import HPAGE_SIZE, PAGE_SIZE
 
@@ -57,6 +57,17 @@ def unaligned(s: StateView, x: E) -> E:
 #: (shmem) or the hugetlb pool (replay reserves ALLOC_PAGES_HUGE free huge pages;
 #: hugetlb_reserve_pages()) has room is the machine's
 MAP_PAGES_SHMEM, MAP_PAGES_HUGE = 16384, 2
+
+
+#: a mapping's length in pages of the file (4 KiB, or the huge page): explored as one page,
+#: symbolically too (symbolic_domain), so proofs speak of one-page mappings; replay judges
+#: any length up to MAP_PAGES_SHMEM (mmap's map_limit says why not more)
+NPAGES = Param("npages", nat(fixed=MAP_PAGES_SHMEM), (1,), "length, in pages of the file",
+               symbolic_domain=True)
+#: the length in pages of the mapping an action names: bound from the trace's handle table
+#: (Action.mapped), the npages of its mmap
+MPAGES = Param("mpages", nat(fixed=MAP_PAGES_SHMEM), (1,), "the mapping's length, in pages",
+               symbolic_domain=True)
 
 
 #: the page sizes a file may have: shmem's, hugetlbfs's 2 MiB and 1 GiB hstates
@@ -113,6 +124,8 @@ __all__ = [
     "MAP_PAGES_HUGE",
     "MAP_PAGES_SHMEM",
     "MAX_LFS_FILESIZE",
+    "MPAGES",
+    "NPAGES",
     "PAGE_SIZES",
     "SIZE",
     "hpage",

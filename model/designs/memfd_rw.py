@@ -8,9 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from model.designs.memfd_pages import MAX_LFS_FILESIZE
-from model.designs.memfd_state import CHG_FD, FD_FIELDS, RW, count, have_fd, write_sealed
-from model.lang import E, If, Rule, fail, ok, requires
+from model.designs.memfd_pages import LOFF, MAX_LFS_FILESIZE, SIZE, _byte_param
+from model.designs.memfd_state import (
+    CHG_FD,
+    FD,
+    FD_ALL,
+    FD_FIELDS,
+    RW,
+    count,
+    have_fd,
+    write_sealed,
+)
+from model.lang import Action, E, If, Param, Rule, fail, ok, requires, word
+from model.lang.callspec import Fd, Num, Ptr
 from model.lang.schema import StateView
 from model.vocab import (
     F_SEAL_GROW,
@@ -184,6 +194,26 @@ def copy_file_range_body(s: StateView, fd_in: E, off_in: E, fd_out: E, off_out: 
              why="do_splice_direct() -> do_splice_read(): hugetlbfs has no splice_read"),
         *write_iter_rules(s, off_out, n),
     ]
+
+
+#: copy_file_range()'s NULL offset
+COPY_NULL = ("the description's f_pos, read and advanced; the model judges copies between "
+             "two given offsets ([N])")
+
+#: explored with the source's page and the page after it, and the target at and after them:
+#: EOF shortening, the overlap and the seals; flags, EFBIG, a negative or wrapping offset are
+#: replay's and tests/test_copy_file_range.py's (the symbolic engines take every value)
+COPY_FILE_RANGE = Action(
+    "copy_file_range", (Param("fd_in", FD, (RW,)),
+                        _byte_param("off_in", LOFF, (0, PAGE_SIZE), "pos_in, in bytes"),
+                        Param("fd_out", FD, FD_ALL),
+                        _byte_param("off_out", LOFF, (0, PAGE_SIZE), "pos_out, in bytes"),
+                        _byte_param("len", SIZE, (0, PAGE_SIZE), "len, in bytes (size_t)"),
+                        Param("flags", word(32), (0,))),
+    copy_file_range_body, "copy_file_range",
+    (Fd("fd_in"), Ptr("off_in", COPY_NULL), Fd("fd_out"), Ptr("off_out", COPY_NULL),
+     Num("len"), Num("flags")),
+    "copy len bytes of the file from off_in to off_out (both descriptors name it)")
 
 
 def rwf_pos(s: StateView, off: E, flags: E) -> E:
@@ -369,6 +399,8 @@ def lseek_body(s: StateView, fd: E, pos: E, off: E, whence: E) -> list[Rule]:
 
 
 __all__ = [
+    "COPY_FILE_RANGE",
+    "COPY_NULL",
     "MAX_WRITE_COUNT",
     "PREAD_COUNT",
     "copy_count",

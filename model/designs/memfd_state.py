@@ -97,6 +97,9 @@ SCHEMA = Schema((
 FD = enum(*FD_KINDS)
 MAPK = enum(*MAP_KINDS)
 PINK = enum(*PIN_KINDS)
+#: every descriptor kind, every mapping kind (an enum parameter's whole domain)
+FD_ALL = tuple(range(len(FD_KINDS)))
+MAP_ALL = tuple(range(len(MAP_KINDS)))
 
 
 # ---- small helpers over the counter abstraction -------------------------------------------
