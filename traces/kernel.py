@@ -216,11 +216,19 @@ class _Executor(PathCalls):
         if not entry.plain:
             raise TraceError(f"the executor cannot run {op.call}")
         args: list[int] = []
+        cells: list[ctypes.c_int64] = []  # the ptr arguments' cells, alive until the call
         for i, p in enumerate(entry.params):
             v = op.args[i] if i < len(op.args) else 0
             if p.kind == "map":
                 assert isinstance(v, str)
                 args.append(self.map_of(v).addr)
+            elif p.kind == "ptr":
+                if v is None:
+                    args.append(0)
+                else:
+                    assert isinstance(v, int)
+                    cells.append(ctypes.c_int64(v))
+                    args.append(ctypes.addressof(cells[-1]))
             else:
                 assert isinstance(v, int)
                 args.append(self.real(v) if p.kind == "fd" else v)
@@ -402,14 +410,6 @@ class _Executor(PathCalls):
                 if start <= mp.addr and mp.addr + mp.length <= start + length:
                     mp.live = False
         return self.result(r, e)
-
-    def do_copy_file_range(self, fd_in: int, off_in: int | None, fd_out: int,
-                           off_out: int | None, length: int, flags: int) -> Outcome:
-        """copy_file_range() with its offsets in loff_t cells (NULL: the f_pos)."""
-        cells = [None if o is None else ctypes.c_int64(o) for o in (off_in, off_out)]
-        ptrs = [0 if c is None else ctypes.addressof(c) for c in cells]
-        return self.result(*_sys(_nr("copy_file_range"), self.real(fd_in), ptrs[0],
-                                 self.real(fd_out), ptrs[1], length, flags))
 
     def do_mremap(self, m: str, old_len: int, new_len: int, flags: int,
                   new_addr: int = 0) -> Outcome:

@@ -133,7 +133,7 @@ Kind = Literal["fd", "newfd", "int", "flags", "str", "str?", "map", "pin", "ioct
 #: executor fills them, replay compares them with the trace's and the model's)
 STAT_SHOWN = ("st_mode", "st_size")
 #: argument kinds a plain call may have (see Syscall.plain)
-PLAIN_KINDS = frozenset({"fd", "newfd", "int", "flags", "map"})
+PLAIN_KINDS = frozenset({"fd", "newfd", "int", "flags", "map", "ptr"})
 #: a lowered operand: int (fd, int, flags, ioctl number), bytes | None (str, str?),
 #: "mN"/"pN" (map, pin), {field: int | "mN"} (ioctl struct), ((iov_base, iov_len), ...) (iov)
 Operand = (int | bytes | str | None | dict[str, int | str] | dict[str, int]
@@ -185,7 +185,8 @@ class Syscall:
     def plain(self) -> bool:
         """A system call the executor makes as written, with no code of its own: descriptors
         translated (a newfd to the real descriptor of that trace number, or a free one),
-        mappings as their addresses, a left-out optional argument 0."""
+        mappings as their addresses, a `ptr` as the address of a 64-bit cell holding its
+        number (NULL as 0), a left-out optional argument 0."""
         return self.nr is not None and self.returns in ("int", "fd") \
             and all(p.kind in PLAIN_KINDS for p in self.params)
 

@@ -163,10 +163,6 @@ def _c_call(op: Op, need: set[str]) -> str:
     if c == "munmap":
         need |= {"maps", "munmap"}
         return f"sys_munmap({o[0]}, {value(o[1])})"
-    if c == "copy_file_range":
-        offs = ["NULL" if x is None else f"&(loff_t){{ {value(x)}LL }}" for x in (o[1], o[3])]
-        return (f"res_of(copy_file_range(FD({o[0]}), {offs[0]}, FD({o[2]}), {offs[1]}, "
-                f"{value(o[4])}ULL, {value(o[5])}))")
     if c == "mremap":
         need |= {"maps", "mremap"}
         return (f"sys_mremap({o[0]}, {value(o[1])}, {value(o[2])}, {_c_flags(o[3])}, "
@@ -277,7 +273,9 @@ def _c_call(op: Op, need: set[str]) -> str:
         return f"sys_close({o[0]})"
     if SYSCALLS[c].plain:  # syscall(SYS_<name>, ...) from the registry entry alone
         args = [f"FD({v})" if p.kind == "fd" else f"NEWFD({v})" if p.kind == "newfd"
-                else f"maps[{v}]" if p.kind == "map" else _c_plain(v)
+                else f"maps[{v}]" if p.kind == "map"
+                else ("0" if v is None else f"(long)&(long long){{ {_c_plain(v)} }}")
+                if p.kind == "ptr" else _c_plain(v)
                 for p, v in plain_operands(op)]
         if any(p.kind == "map" for p in SYSCALLS[c].params):
             need.add("maps")

@@ -91,10 +91,6 @@ def _py_call(op: Op) -> str:
         return f'sysc("mprotect", maps[{o[0]}], {value(o[1])}, {_py_value(o[2])})'
     if c == "munmap":
         return f"sys_munmap({o[0]}, {value(o[1])})"
-    if c == "copy_file_range":
-        offs = ["None" if x is None else str(value(x)) for x in (o[1], o[3])]
-        return (f"sys_copy_file_range({o[0]}, {offs[0]}, {o[2]}, {offs[1]}, {value(o[4])}, "
-                f"{value(o[5])})")
     if c == "mremap":
         return (f"sys_mremap({o[0]}, {value(o[1])}, {value(o[2])}, {_py_value(o[3])}, "
                 f"{o[4]})")
@@ -171,7 +167,9 @@ def _py_call(op: Op) -> str:
         return f'sys_exec("execve", {path}, {", ".join(lists)})'
     if SYSCALLS[c].plain:  # sysc(name, ...) from the registry entry alone
         args = [f"FD({v})" if p.kind == "fd" else f"NEWFD({v})" if p.kind == "newfd"
-                else f"maps[{v}]" if p.kind == "map" else _py_value(v)
+                else f"maps[{v}]" if p.kind == "map"
+                else ("0" if v is None else f"PTR({_py_value(v)})") if p.kind == "ptr"
+                else _py_value(v)
                 for p, v in plain_operands(op)]
         return f'sysc("{c}", {", ".join(args)})'
     raise ExportError(f"step {op.n}: no Python for {c}")

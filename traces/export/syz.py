@@ -140,6 +140,8 @@ def _syz_plain(s: _Syz, p: Param, v: Any) -> str:
         return s.fd.get(v, f"{v:#x}")
     if p.kind == "map":
         return f"&({_syz_map(v):#x}/{s.maplen.get(v, 0x1000):#x})=nil"
+    if p.kind == "ptr":  # a pointer to the number, or NULL
+        return "0x0" if v is None else f"{s.ptr(8)}={_syz_hex(value(v))}"
     return _syz_hex(value(v))
 
 
@@ -215,11 +217,6 @@ def export_syz(design: Design, r: Replayed) -> str:
         elif c == "munmap":
             m, length = o[0], value(o[1])
             lines.append(f"munmap(&({_syz_map(m):#x}/{length:#x})=nil, {length:#x})")
-        elif c == "copy_file_range":
-            offs = ["0x0" if x is None else f"{s.ptr(8)}={_syz_hex(value(x))}"
-                    for x in (o[1], o[3])]
-            lines.append(f"copy_file_range({s.fdarg(o[0])}, {offs[0]}, {s.fdarg(o[2])}, "
-                         f"{offs[1]}, {_syz_hex(value(o[4]))}, {_syz_hex(value(o[5]))})")
         elif c == "mremap":
             lines.append(f"# mremap: syzkaller programs address mappings at fixed places, and "
                          f"a moved one goes where the kernel puts it: not rendered "

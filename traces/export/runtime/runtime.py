@@ -63,6 +63,11 @@ def FD(tfd):  # noqa: N802
     return fds.get(tfd, BAD_FD)
 
 
+def PTR(v):  # noqa: N802
+    """A pointer argument: a 64-bit cell holding v (passed by address)."""
+    return (ctypes.c_int64 * 1)(v)
+
+
 def NEWFD(tfd):  # noqa: N802
     """dup2/dup3's newfd: the descriptor the trace holds at tfd (the kernel closes it), else a
     free one from tfd up; a negative tfd as is (the kernel's EBADF)."""
@@ -294,13 +299,6 @@ def sys_mmap(m, length, prot, flags, tfd):
         maps[m] = r[0]
         return (0, 0, 0)
     return r
-
-
-def sys_copy_file_range(fd_in, off_in, fd_out, off_out, length, flags):
-    """copy_file_range() with its offsets in loff_t cells (None: NULL, the f_pos)."""
-    cells = [None if o is None else ctypes.c_int64(o) for o in (off_in, off_out)]
-    ptrs = [0 if c is None else ctypes.addressof(c) for c in cells]
-    return sysc("copy_file_range", FD(fd_in), ptrs[0], FD(fd_out), ptrs[1], length, flags)
 
 
 def sys_mremap(m, old_len, new_len, flags, slot):
