@@ -20,6 +20,7 @@ from model.designs.memfd import (  # the design declares its effects
     prot_writes,
 )
 from model.designs.memfd_access import MADV_LEN_WRAP
+from model.designs.memfd_state import append_only, immutable
 from model.lang.action import signal_code
 from model.lang.expr import E, If, Implies, false, true
 from model.lang.schema import StateView
@@ -34,9 +35,7 @@ from model.vocab import (
     HPAGE_SIZE,
     MFD_ALLOW_SEALING,
     MFD_CLOEXEC,
-    MFD_EXEC,
     MFD_HUGETLB,
-    MFD_NOEXEC_SEAL,
     PAGE_SIZE,
 )
 from properties.catalogue import HOLDS, NOT_WITNESSED, VIOLATED, prop
@@ -548,15 +547,19 @@ def w_create_plain_2(t: TransitionView) -> E:
 
 @prop("read-mapping-of-write-sealed-permitted", "action", """A mapping that cannot write the
       file — PROT_READ shared, or private — of a WRITE- or FUTURE_WRITE-sealed file is always
-      permitted, through any description. Not before the 6.7 series (bug-history B9):
+      permitted, through any description (but a shared one of an append-only file through an
+      O_RDWR one: do_mmap()'s EACCES). Not before the 6.7 series (bug-history B9):
       mapping_map_writable() refused every VM_SHARED mapping of a WRITE-sealed file.""",
       "memfd_check_seals_mmap(): only VM_SHARED|VM_WRITE is refused (e8e17ee90eaf, "
       "28464bbb2ddc, 158978945f31)", expect=dict.fromkeys(PRE_67, VIOLATED))
 def read_map_sealed_permitted(t: TransitionView) -> E:
     if not t.is_("mmap"):
         return true
-    shared_w = (t.param("share") == SHARED) & prot_writes(t.param("prot"))
-    return Implies(~shared_w & t.s.seals.has(F_SEAL_WRITE | F_SEAL_FUTURE_WRITE), t.ok)
+    shared = t.param("share") == SHARED
+    shared_w = shared & prot_writes(t.param("prot"))
+    appending = shared & (t.param("fd") == RW) & append_only(t.s)
+    return Implies(~shared_w & ~appending & t.s.seals.has(F_SEAL_WRITE | F_SEAL_FUTURE_WRITE),
+                   t.ok)
 
 
 @prop("sometimes-read-shared-mapping-of-write-sealed-attempt", "sometimes-action", """mmap(
@@ -571,14 +574,15 @@ def w_read_map_sealed(t: TransitionView) -> E:
 
 
 @prop("shared-write-mapping-permitted", "action", """mmap(PROT_READ|PROT_WRITE, MAP_SHARED)
-      through an O_RDWR description of a file without WRITE or FUTURE_WRITE seal (and not
-      inaccessible, on the v5 designs) succeeds.""",
+      through an O_RDWR description of a file without WRITE or FUTURE_WRITE seal, not
+      append-only (chattr +a) and not inaccessible (the v5 designs) succeeds.""",
       "do_mmap(), memfd_check_seals_mmap(), shmem_mmap()/hugetlbfs_file_mmap()")
 def shared_write_map_permitted(t: TransitionView) -> E:
     if not t.is_("mmap"):
         return true
     pre = ((t.param("share") == SHARED) & prot_writes(t.param("prot")) & (t.param("fd") == RW)
-           & ~t.s.seals.has(F_SEAL_WRITE | F_SEAL_FUTURE_WRITE) & ~_inaccessible(t.s))
+           & ~t.s.seals.has(F_SEAL_WRITE | F_SEAL_FUTURE_WRITE) & ~append_only(t.s)
+           & ~_inaccessible(t.s))
     return Implies(pre, t.ok)
 
 
@@ -626,8 +630,10 @@ def _huge_unaligned(s: StateView, n: E) -> E:
 
 @prop("ftruncate-permitted", "action", """ftruncate() through an O_RDWR description to a length
       >= 0 (a multiple of the huge page on hugetlbfs) succeeds unless F_SEAL_SHRINK forbids a
-      shrink or F_SEAL_GROW a growth (the v5 designs' inaccessible files excepted: their own
-      rule). Truncating away a pinned page is outside the model.""",
+      shrink, F_SEAL_GROW a growth or the file is append-only (the v5 designs' inaccessible
+      files excepted: their own rule). An immutable file is truncated all the same:
+      do_ftruncate() checks IS_APPEND only. Truncating away a pinned page is outside the
+      model.""",
       "do_ftruncate(), shmem_setattr()/hugetlbfs_setattr()")
 def ftruncate_permitted(t: TransitionView) -> E:
     if not t.is_("ftruncate"):
@@ -635,7 +641,7 @@ def ftruncate_permitted(t: TransitionView) -> E:
     s, n = t.s, t.param("len")
     pre = ((t.param("fd") == RW) & (n >= 0) & ~_huge_unaligned(s, n)
            & ~(s.seals.has(F_SEAL_SHRINK) & (n < s.size))
-           & ~(s.seals.has(F_SEAL_GROW) & (n > s.size)) & ~_inaccessible(s))
+           & ~(s.seals.has(F_SEAL_GROW) & (n > s.size)) & ~append_only(s) & ~_inaccessible(s))
     return Implies(pre, t.ok & (t.n.size == n))
 
 
@@ -731,15 +737,17 @@ def w_madvise_remove_ro(t: TransitionView) -> E:
 
 
 @prop("madvise-remove-permitted", "action", """MADV_REMOVE of a range within a writable shared
-      mapping (VM_SHARED|VM_WRITE) of a file without F_SEAL_WRITE or F_SEAL_FUTURE_WRITE
-      succeeds (a zero length does nothing and succeeds on any mapping).""",
+      mapping (VM_SHARED|VM_WRITE) of a file without F_SEAL_WRITE or F_SEAL_FUTURE_WRITE,
+      neither immutable nor append-only, succeeds (a zero length does nothing and succeeds on
+      any mapping).""",
       "madvise_remove() -> vfs_fallocate(FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE)")
 def madvise_remove_permitted(t: TransitionView) -> E:
     if not t.is_("madvise_remove"):
         return true
     n = t.param("len")
     pre = ((n == 0) | (_remove(t) & (t.param("m") == SH_RW)
-                       & ~t.s.seals.has(F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)))
+                       & ~t.s.seals.has(F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)
+                       & ~immutable(t.s) & ~append_only(t.s)))
     return Implies(pre, t.ok)
 
 
@@ -751,45 +759,6 @@ def w_madvise_remove(t: TransitionView) -> E:
     if not t.is_("madvise_remove"):
         return false
     return _remove(t) & (t.param("m") == SH_RW) & (t.s.seals == 0) & (t.s.size > 0)
-
-
-# ---- policy: vm.memfd_noexec -----------------------------------------------------------------
-@prop("noexec-2-never-creates-executable", "action", """Under vm.memfd_noexec = 2
-      (MEMFD_NOEXEC_SCOPE_NOEXEC_ENFORCED) no executable memfd is ever created: a
-      memfd_create() that succeeds yields mode 0666 with F_SEAL_EXEC (MFD_EXEC is refused
-      with EACCES; flag-less calls become MFD_NOEXEC_SEAL). Vacuous before 6.3: there is no
-      such sysctl (the sometimes witness shows it).""",
-      "check_sysctl_memfd_noexec(): !(flags & MFD_NOEXEC_SEAL) && scope >= "
-      "MEMFD_NOEXEC_SCOPE_NOEXEC_ENFORCED -> -EACCES")
-def noexec_2(t: TransitionView) -> E:
-    if not t.is_("memfd_create"):
-        return true
-    return Implies((t.s.noexec_scope >= 2) & t.ok,
-                   t.n.created_noexec & ((t.n.mode & 0o111) == 0)
-                   & t.n.seals.has(F_SEAL_EXEC))
-
-
-@prop("noexec-1-default-is-noexec-seal", "action", """Under vm.memfd_noexec >= 1 a memfd
-      created without MFD_EXEC or MFD_NOEXEC_SEAL is MFD_NOEXEC_SEAL: mode 0666, F_SEAL_EXEC
-      set, F_SEAL_SEAL clear.""",
-      "check_sysctl_memfd_noexec(): scope >= MEMFD_NOEXEC_SCOPE_NOEXEC_SEAL -> "
-      "flags |= MFD_NOEXEC_SEAL; alloc_file()")
-def noexec_1(t: TransitionView) -> E:
-    if not t.is_("memfd_create"):
-        return true
-    plain = ~t.param("flags").has(MFD_EXEC | MFD_NOEXEC_SEAL)
-    return Implies((t.s.noexec_scope >= 1) & plain & t.ok,
-                   t.n.created_noexec & (t.n.mode == 0o666) & (t.n.seals == F_SEAL_EXEC))
-
-
-@prop("sometimes-memfd-create-under-noexec-1", "sometimes-action", """memfd_create() without
-      exec flags under vm.memfd_noexec = 1 (the precondition of
-      noexec-1-default-is-noexec-seal). Not before 6.3.""", "check_sysctl_memfd_noexec()",
-      expect=dict.fromkeys(PRE_EXEC, NOT_WITNESSED))
-def w_noexec_1(t: TransitionView) -> E:
-    if not t.is_("memfd_create"):
-        return false
-    return (t.s.noexec_scope == 1) & ~t.param("flags").has(MFD_EXEC | MFD_NOEXEC_SEAL)
 
 
 __all__ = ["NOT_WITNESSED", "VIOLATED"]

@@ -119,7 +119,7 @@ PREFIXES = ["", "fcntl(3, F_ADD_SEALS, F_SEAL_GROW) = 0\n",
 
 def _line(rng: random.Random) -> str:
     a, b = _values(rng), _values(rng)
-    call = rng.randrange(17)
+    call = rng.randrange(18)
     if call == 0:
         return f"ftruncate(3, {a}) = ?"
     if call == 1:
@@ -164,6 +164,10 @@ def _line(rng: random.Random) -> str:
         flags = rng.choice(("0", "MREMAP_MAYMOVE", "MREMAP_DONTUNMAP", "0x8",
                             "MREMAP_MAYMOVE|MREMAP_DONTUNMAP"))
         return f"mremap(m1, {old}, {new}, {flags}) = ?"
+    if call == 17:  # chattr: what later lines meet (the flags bind every description)
+        flags = rng.choice(("0", "FS_IMMUTABLE_FL", "FS_APPEND_FL", "FS_NODUMP_FL",
+                            "FS_IMMUTABLE_FL|FS_APPEND_FL", "FS_SECRM_FL", str(abs(b) % (1 << 32))))
+        return f"ioctl(3, FS_IOC_SETFLAGS, [{flags}]) = ?"
     return f"load(m1, {rng.choice((0, 4095, 4096, 8191, abs(b) % 12288))}) = ?"
 
 

@@ -111,7 +111,7 @@ def test_state_graph_agrees_with_search() -> None:
 
 def test_state_graph_stops_the_search_at_max_states() -> None:
     """--max-states bounds the search itself: it stops at the first layer past the limit
-    instead of exploring the whole space (802,374 states for memfd) and refusing afterwards."""
+    instead of exploring the whole space (1,086,150 states for memfd) and refusing afterwards."""
     import re
 
     import pytest

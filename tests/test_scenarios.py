@@ -79,6 +79,8 @@ EXTRA = {  # not from the selftest
     "copy_file_range() within the memfd (issue 15)": ["copy-file-range"],
     "mremap(): resize, move, copy, and F_SEAL_FUTURE_WRITE's copies (issue 15)": [
         "mremap-resize-copy", "mremap-future-write-copy"],
+    "chattr (FS_IOC_SETFLAGS): immutable and append-only memfds (issue 15)": [
+        "chattr-append-only", "chattr-immutable-still-written"],
 }
 
 #: tools/testing/selftests/kvm/guest_memfd_test.c (6.18; selftests.md §2.1): the functions

@@ -243,7 +243,7 @@ def _render_arg(spec: object, params: Mapping[str, int], st: Mapping[str, int],
     if isinstance(spec, IoCnt):
         return Int(1)
     if isinstance(spec, Ptr):
-        return Lst((Int(params[spec.param]),))
+        return Lst((_render_arg(spec.inner(), params, st, used),))
     raise TypeError(spec)
 
 
@@ -594,7 +594,7 @@ def _match(spec: object, arg: Arg, st: Mapping[str, int], h: Handles,
             return Outside(f"{call} {spec.param} NULL: {spec.null}")
         if not (isinstance(arg, Lst) and len(arg.items) == 1):
             return "expected [N] (a pointer to a number, as strace prints it) or NULL"
-        return _match(Num(spec.param), arg.items[0], st, h, params, used, action, call, alts)
+        return _match(spec.inner(), arg.items[0], st, h, params, used, action, call, alts)
     if isinstance(spec, (Num, Span)):
         if not isinstance(arg, Int):
             return "expected a number"

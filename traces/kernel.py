@@ -57,6 +57,7 @@ from traces.syscalls import (
     FD_LIMIT,
     PAGE,
     SYSCALLS,
+    Cell,
     Op,
     TraceError,
     Unrunnable,
@@ -512,18 +513,19 @@ class _Executor(PathCalls):
             uring.release(pin.ring)
         else:
             os.set_blocking(pin.fds[0], False)
-            try:
+            with suppress(BlockingIOError):
                 while os.read(pin.fds[0], 1 << 16):
                     pass
-            except BlockingIOError:
-                pass
             for fd in pin.fds:
                 os.close(fd)
         pin.released = True
         return Ret(0)
 
-    def do_ioctl(self, fd: int, req: int, arg: int | dict[str, int | str]) -> Outcome:
+    def do_ioctl(self, fd: int, req: int, arg: int | dict[str, int | str] | Cell) -> Outcome:
         real = self.real(fd)
+        if isinstance(arg, Cell):  # the address of a 64-bit cell, as a `ptr` argument's
+            cell = ctypes.c_int64(arg.value)
+            return self.result(*_sys(_nr("ioctl"), real, req, ctypes.addressof(cell)))
         if isinstance(arg, int):
             r, e = _sys(_nr("ioctl"), real, req, arg)
             return self.fd_result(r, e) if req == vocab.KVM_CREATE_VM else self.result(r, e)

@@ -26,8 +26,8 @@ Argument kinds (`Param.kind`):
 * ``str?``   a C string, or NULL / 0 -> bytes | None
 * ``map``    a mapping handle mN -> "mN"
 * ``pin``    a pin handle pN -> "pN"
-* ``ioctl``  an ioctl argument: a number, a flag expression or a struct (`IOCTL_STRUCTS`)
-             -> int | {field: int | "mN"}
+* ``ioctl``  an ioctl argument: a number, a flag expression, a struct (`IOCTL_STRUCTS`) or a
+             pointer to a number `[N]` (`PTR_IOCTLS`) -> int | {field: int | "mN"} | Cell
 * ``iov``    an iovec array [{iov_base="..", iov_len=N}, ...] -> ((bytes, N), ...)
 * ``stat``   a struct stat the call fills, as strace printed it: not passed; its st_mode and
              st_size (the fields the model judges, `STAT_SHOWN`) -> {field: int}
@@ -59,6 +59,7 @@ __all__ = [
     "PLAIN_KINDS",
     "STAT_SHOWN",
     "SYSCALLS",
+    "Cell",
     "Op",
     "Param",
     "Syscall",
@@ -107,6 +108,10 @@ FD_FIELDS = frozenset({"guest_memfd"})
 IOCTL_FD_CREATORS = frozenset({vocab.KVM_CREATE_VM, vocab.KVM_CREATE_GUEST_MEMFD})
 #: ioctl requests that take a number (or nothing)
 INT_IOCTLS = frozenset({vocab.KVM_CREATE_VM, vocab.KVM_CHECK_EXTENSION, KVM_GET_API_VERSION})
+#: ioctl requests that take a pointer to a number, `[N]` as strace prints it
+PTR_IOCTLS = frozenset({vocab.FS_IOC_SETFLAGS})
+#: ioctl requests of /dev/kvm and its descriptors: the machine needs KVM
+KVM_IOCTLS = frozenset(IOCTL_STRUCTS) | IOCTL_FD_CREATORS | INT_IOCTLS
 #: fcntl commands that return a new descriptor: F_DUPFD, F_DUPFD_CLOEXEC (fs/fcntl.c f_dupfd())
 FCNTL_DUPFD_CMDS = frozenset({0, 1030})
 #: fcntl commands a trace may use: F_ADD_SEALS, F_GET_SEALS, F_GETFD, F_SETFD, F_GETFL, F_SETFL,
@@ -134,9 +139,17 @@ Kind = Literal["fd", "newfd", "int", "flags", "str", "str?", "map", "pin", "ioct
 STAT_SHOWN = ("st_mode", "st_size")
 #: argument kinds a plain call may have (see Syscall.plain)
 PLAIN_KINDS = frozenset({"fd", "newfd", "int", "flags", "map", "ptr"})
+@dataclass(frozen=True)
+class Cell:
+    """A pointer argument: the address of a 64-bit cell holding `value` (an ioctl's `[N]`;
+    the kernel reads the int or long there)."""
+
+    value: int
+
+
 #: a lowered operand: int (fd, int, flags, ioctl number), bytes | None (str, str?),
 #: "mN"/"pN" (map, pin), {field: int | "mN"} (ioctl struct), ((iov_base, iov_len), ...) (iov)
-Operand = (int | bytes | str | None | dict[str, int | str] | dict[str, int]
+Operand = (int | bytes | str | None | dict[str, int | str] | dict[str, int] | Cell
            | tuple[tuple[bytes, int], ...] | tuple[bytes, ...])
 
 
@@ -238,12 +251,18 @@ def _fcntl(v: list[Operand]) -> set[str]:
 
 
 def _ioctl(v: list[Operand]) -> set[str]:
-    """The KVM ioctls of the guest_memfd design; a struct request needs a struct of its own
-    fields, a number request a number (missing: 0)."""
+    """The KVM ioctls of the guest_memfd design and FS_IOC_SETFLAGS (chattr); a struct request
+    needs a struct of its own fields, a pointer request `[N]`, a number request a number
+    (missing: 0)."""
     req = v[1]
     assert isinstance(req, int)
     iarg = v[2] if len(v) > 2 else 0
-    if req in IOCTL_STRUCTS:
+    if req in PTR_IOCTLS:
+        if not isinstance(iarg, Cell):
+            raise TraceError(f"ioctl {req:#x} takes a pointer to a number, [N]")
+    elif isinstance(iarg, Cell):
+        raise TraceError(f"ioctl {req:#x} does not take a pointer to a number")
+    elif req in IOCTL_STRUCTS:
         if not isinstance(iarg, dict):
             raise TraceError(f"ioctl {req:#x} needs a struct argument")
         unknown = set(iarg) - {f for f, _ in IOCTL_STRUCTS[req][1]}
@@ -256,7 +275,7 @@ def _ioctl(v: list[Operand]) -> set[str]:
         raise TraceError(f"unsupported ioctl request {req:#x}")
     if len(v) == 2:
         v.append(0)
-    return set()
+    return {"kvm"} if req in KVM_IOCTLS else set()
 
 
 # ---- the registry ----------------------------------------------------------------------------
@@ -381,8 +400,8 @@ _ENTRIES: tuple[Syscall, ...] = (
             "allocate or punch a range", needs=_IO_URING,
             via="io_uring: one IORING_OP_FALLOCATE (the CQE's result)"),
     Syscall("ioctl", 16, (FD, _p("request", "int"), _p("arg", "ioctl", optional=True)),
-            "the KVM ioctls (KVM_CREATE_VM, KVM_CREATE_GUEST_MEMFD, ...)",
-            needs=frozenset({"kvm"}), check=_ioctl),
+            "the KVM ioctls (KVM_CREATE_VM, KVM_CREATE_GUEST_MEMFD, ...) and chattr's "
+            "FS_IOC_SETFLAGS", check=_ioctl),
 )
 
 #: call name -> its entry
@@ -503,6 +522,10 @@ def _operand(kind: Kind, arg: Arg, where: str, page: int) -> Operand:
         return tuple((string_bytes(b or ""), n) for b, n in iovec_items(arg, where))
     if isinstance(arg, Struct):  # ioctl
         return _struct(arg, where, page)
+    if isinstance(arg, Lst) and len(arg.items) == 1:  # ioctl's [N]
+        v = _operand("int", arg.items[0], where, page)
+        assert isinstance(v, int)
+        return Cell(v)
     if isinstance(arg, Int):
         return arg.value
     if isinstance(arg, Sym):

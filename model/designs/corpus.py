@@ -64,6 +64,7 @@ from model.designs.memfd import (
     writable_maps,
     write_sealed,
 )
+from model.designs.memfd_state import FSFLAG_FIELDS
 from model.lang import (
     Action,
     Design,
@@ -431,8 +432,10 @@ def with_two_sessions(name: str, doc: str, fixed: bool) -> Design:
     close2 = Action("luo_unpreserve2", (), _unpreserve2_body, "close", (C("SESSION2"),),
                     "close the second session before the reboot")
     # the bug needs no mapping or pin of the process (the preservation's pins are luo_pin):
-    # at memfd+luo's scope the broken design has 86.5 M states (200 s), here far fewer
+    # at memfd+luo's scope the broken design has 86.5 M states (200 s), here far fewer; nor
+    # chattr, which no rule of luo reads (and whose two bits the state has no room for)
     return _derive("memfd+luo", name, doc, fields=L1_FIELDS, add=(pres2, close2),
+                   drop=("fs_setflags",), drop_fields=FSFLAG_FIELDS,
                    default_scope={"maps": 0, "pins": 0},
                    edit={"luo_preserve": lambda a: pres,
                          "luo_unpreserve": lambda a: a.replace_rule("preserved", _own_session)

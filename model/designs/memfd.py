@@ -31,7 +31,9 @@ from model.designs.memfd_access import (
     vm_write_body,
 )
 from model.designs.memfd_exec import EXEC
+from model.designs.memfd_explored import REPLAY_ACTIONS, REPLAY_ONLY
 from model.designs.memfd_fpos import FPOS_ACTIONS
+from model.designs.memfd_fsflags import FS_SETFLAGS
 from model.designs.memfd_mremap import MREMAP
 from model.designs.memfd_pages import (
     ACCESS_OFF,
@@ -94,10 +96,13 @@ from model.designs.memfd_state import (
     SH_RO_MW,
     SH_RW,
     WX_SEALS,
+    append_only,
     bump,
     count,
+    fallocate_fsflags,
     have_fd,
     have_map,
+    immutable,
     past_eof,
     pinned_page0_kept,
     pins,
@@ -283,6 +288,8 @@ def ftruncate_body(s: StateView, fd: E, len: E) -> list[Rule]:  # noqa: A002
              why="do_sys_ftruncate(): length < 0, before the descriptor is looked at"),
         fail("EINVAL", unless=fd == RW, label="fmode_write",
              why="do_ftruncate(): !(f_mode & FMODE_WRITE)"),
+        fail("EPERM", when=append_only(s), label="append_only", why="do_ftruncate(): IS_APPEND; "
+             "not IS_IMMUTABLE: notify_change() checks it for mode, owner and times only"),
         fail("EINVAL", when=s.hugetlb & unaligned(s, len), label="huge_unaligned",
              why="hugetlbfs_setattr(): newsize & ~huge_page_mask(h), before the seals"),
         fail("EPERM", when=s.seals.has(F_SEAL_SHRINK) & (len < s.size), label="shrink_seal"),
@@ -326,6 +333,7 @@ def fallocate_body(s: StateView, fd: E, mode: E, off: E, len: E) -> list[Rule]: 
              why="vfs_fallocate(): PUNCH_HOLE without KEEP_SIZE, unknown bits or several "
                  "modes, before FMODE_WRITE"),
         fail("EBADF", unless=fd == RW, label="fmode_write", why="vfs_fallocate(): !FMODE_WRITE"),
+        *fallocate_fsflags(s, (mode & ~FALLOC_FL_KEEP_SIZE) != 0),
         fail("EFBIG", when=end > MAX_LFS_FILESIZE, label="efbig",
              why="vfs_fallocate(): offset + len > s_maxbytes or wraps past LLONG_MAX"),
         fail("EOPNOTSUPP", when=(mode & ~(FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE)) != 0,
@@ -380,6 +388,8 @@ def mmap_body(s: StateView, fd: E, share: E, prot: E, npages: E) -> list[Rule]:
                      "space or hugetlb pool, which the model does not hold"),
         fail("EACCES", when=shared & w & (fd != RW), label="shared_write_needs_fmode_write",
              why="do_mmap(): MAP_SHARED with PROT_WRITE on a file without FMODE_WRITE"),
+        fail("EACCES", when=shared_vma & append_only(s), label="append_only",
+             why="do_mmap(): MAP_SHARED of an IS_APPEND file through an FMODE_WRITE one"),
         fail("EPERM", when=shared_vma & w & write_sealed(s), label="write_seal",
              why="memfd_check_seals_mmap(): new shared writable mapping of a write-sealed file"),
         ok(0, size=If(grows, end, s.size), hpage0_cached=If(grows, 0, s.hpage0_cached),
@@ -432,6 +442,10 @@ def reopen_body(s: StateView, fd: E, how: E) -> list[Rule]:
     trunc = how == OPEN_RDWR_TRUNC
     return [
         have_fd(s, fd),
+        fail("EPERM", when=(how != OPEN_RDONLY) & immutable(s), label="immutable",
+             why="may_open() -> inode_permission(MAY_WRITE): IS_IMMUTABLE"),
+        fail("EPERM", when=(how != OPEN_RDONLY) & append_only(s), label="append_only",
+             why="may_open(): IS_APPEND needs O_APPEND for writing and refuses O_TRUNC"),
         fail("EPERM", when=trunc & s.seals.has(F_SEAL_SHRINK) & (s.size > 0),
              label="shrink_seal", why="handle_truncate() -> shmem_setattr(): SHRINK"),
         pinned_page0_kept(s, trunc & ((s.size > 0) | s.hpage0_cached)),
@@ -450,9 +464,12 @@ MODE_DOMAIN = (0o644, 0o755, 0o777, 0o666, 0o600, 0o700)
 
 def fchmod_body(s: StateView, fd: E, mode: E) -> list[Rule]:
     """shmem_setattr(): with F_SEAL_EXEC, a mode change that flips any x bit is EPERM.
-    hugetlbfs_setattr() has no such check (bug-history B15)."""
+    hugetlbfs_setattr() has no such check (bug-history B15). notify_change() refuses ATTR_MODE
+    on an immutable or append-only inode first."""
     return [
         have_fd(s, fd),
+        fail("EPERM", when=immutable(s) | append_only(s), label="fsflags",
+             why="notify_change(): IS_IMMUTABLE || IS_APPEND"),
         fail("EPERM", when=~s.hugetlb & s.seals.has(F_SEAL_EXEC) & ((s.mode ^ mode) & 0o111 != 0),
              label="exec_seal", why="shmem_setattr(): F_SEAL_EXEC"),
         ok(0, mode=mode),
@@ -665,6 +682,7 @@ ACTIONS: tuple[Action, ...] = (
                  ("fcntl", (Fd("fd"), C("F_DUPFD_CLOEXEC"), MinFd())))),
     Action("fchmod", (P("fd", FD, FD_ALL), P("mode", word(9), MODE_DOMAIN)), fchmod_body,
            "fchmod", (Fd("fd"), Num("mode", octal=True)), "fchmod"),
+    FS_SETFLAGS,  # chattr (memfd_fsflags.py)
     Action("fstat", (P("fd", FD, FD_ALL),), fstat_body, "newfstatat",
            (Fd("fd"), C('""'), STAT, C("AT_EMPTY_PATH")),
            "fstat (glibc's newfstatat(fd, \"\", &st, AT_EMPTY_PATH)): st_size and st_mode",
@@ -700,45 +718,6 @@ def build() -> Design:
 #: write path edits these (tests/test_kernel_designs.py checks the list against the rules)
 WRITE_PATHS = ("pwrite", "splice_write", "copy_file_range", "pwritev2", "pwritev", "write",
                "writev", "pwritev2_fpos")
-
-#: rules no explored value reaches at grain 1 (near LLONG_MAX or 2^64, or a sub-page write
-#: crossing i_size: grain 2): replay and the decision tables decide them (tests/test_bytes.py)
-REPLAY_ONLY = (("pwrite", "pos_overflow"), ("pwrite", "grow_seal_short"),
-               ("splice_write", "pos_overflow"), ("splice_write", "grow_seal_short"),
-               # copy_file_range explores no flags, no negative offset and none near
-               # s_maxbytes
-               ("copy_file_range", "flags"), ("copy_file_range", "wraps"),
-               ("copy_file_range", "efbig"), ("copy_file_range", "negative_pos"),
-               ("copy_file_range", "grow_seal_short"),
-               # pwritev2/preadv2 explore offset 0, no flags and RWF_NOWAIT; their argument
-               # checks (a negative offset, unknown or contradictory flags) refuse before
-               # anything is read, and are decided by replay and the decision table IOV's rows
-               ("pwritev2", "negative_pos"), ("pwritev2", "pos_overflow"),
-               ("pwritev2", "unsupported_flags"), ("pwritev2", "append_noappend"),
-               ("pwritev2", "grow_seal_short"),
-               ("preadv2", "negative_pos"), ("preadv2", "zero_len"), ("preadv2", "pos_overflow"),
-               ("preadv2", "unsupported_flags"), ("preadv2", "append_noappend"),
-               ("pwritev", "negative_pos"), ("pwritev", "fmode_write"),
-               ("pwritev", "zero_len"), ("pwritev", "pos_overflow"),
-               ("pwritev", "grow_seal_short"),
-               ("preadv", "negative_pos"), ("preadv", "zero_len"), ("preadv", "pos_overflow"),
-               ("pread", "pos_overflow"), ("fallocate", "efbig"),
-               # a mapping is explored one page long: a zero length is replay's
-               ("mmap", "zero_len"), ("mprotect", "zero_len"), ("munmap", "zero_len"),
-               # mremap explores lengths that keep a mapping one page long and the known
-               # flags: growing, shrinking, lengths past the mapping and unknown flags are
-               # replay's and tests/test_mremap.py's
-               ("mremap", "unknown_flags"), ("mremap", "dontunmap_past_vma"),
-               ("mremap", "shrink"), ("mremap", "past_vma"), ("mremap", "grow"),
-               ("madvise_remove", "len_wraps"), ("madvise", "unknown_advice"),
-               ("madvise", "len_wraps"))
-
-#: actions the search never takes: their f_pos is the trace's (Action.fpos), so a write,
-#: read or lseek is judged by replay and the decision tables; pwrite64/pread64 explore the
-#: same rules (vfs_write_rules(), vfs_read_rules()) at every offset of the grid. exec's
-#: write count is the trace's too (Action.writers; tests/test_exec.py)
-REPLAY_ACTIONS = ("write", "read", "writev", "readv", "lseek", "pwritev2_fpos", "preadv2_fpos",
-                  "exec")
 
 __all__ = [
     "ACTIONS",

@@ -34,6 +34,7 @@ from model.designs.memfd import (
     writable_maps,
     write_sealed,
 )
+from model.designs.memfd_state import FSFLAG_FIELDS
 from model.lang import Action, Design, E, Field, If, Param, boolean, enum, fail, ok, requires, word
 from model.lang.action import Rule, as_updates
 from model.lang.callspec import C, Choice, Flags
@@ -245,10 +246,11 @@ def build() -> Design:
         # advice set (MADV_DONTNEED_LOCKED is 5.18), process_vm_writev(), splice() and
         # copy_file_range() into a memfd (5.19 reworked the latter's splice fallback) and the
         # vectored calls (pwritev2()/preadv2()'s RWF_* set): those 6.18 paths are left out of
-        # the historical designs rather than assumed
+        # the historical designs rather than assumed. tmpfs took FS_IOC_SETFLAGS in 6.0
+        # (e408e695f5f1): 5.17's shmem has no ->fileattr_set (ENOTTY), dropped likewise
         drop=("mem_write", "madvise", "vm_write", "splice_write", "copy_file_range",
               "pwritev2", "preadv2", "pwritev2_fpos", "preadv2_fpos", "pwritev", "preadv",
-              "writev", "readv"),
+              "writev", "readv", "fs_setflags"), drop_fields=FSFLAG_FIELDS,
         edit={
             "memfd_create": lambda a: PRE_EXEC_EDITS["memfd_create"](a)
             .replace_rule("ok", create_ok_517),

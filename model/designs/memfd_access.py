@@ -18,6 +18,7 @@ from model.designs.memfd_state import (
     SH_RW,
     bump,
     count,
+    fallocate_fsflags,
     have_map,
     past_eof,
     pinned_page0_kept,
@@ -25,7 +26,7 @@ from model.designs.memfd_state import (
 )
 from model.lang import E, If, Rule, fail, ok, requires, signal
 from model.lang.action import as_updates
-from model.lang.expr import Or
+from model.lang.expr import Or, true
 from model.lang.schema import StateView
 from model.vocab import MADV_ADVICE, MADV_REMOVE, PAGE_SIZE
 
@@ -165,7 +166,8 @@ def madvise_remove_body(s: StateView, m: E, len: E) -> list[Rule]:  # noqa: A002
         *madvise_range(s, len),
         fail("EACCES", unless=(m == SH_RW) | (m == SH_RO_MW), label="not_shared_maywrite",
              why="madvise_remove(): !vma_is_shared_maywrite()"),
-        punch_write_seal(s),  # vfs_fallocate(PUNCH_HOLE|KEEP_SIZE), as fallocate() does
+        *fallocate_fsflags(s, true),  # vfs_fallocate(PUNCH_HOLE|KEEP_SIZE), as fallocate()
+        punch_write_seal(s),
         pinned_page0_kept(s, removes0 & (s.size > 0)),
         ok(0, effects=If(s.size > 0, CHG_FD, 0),
            hpage0_cached=If(removes0, 0, s.hpage0_cached),

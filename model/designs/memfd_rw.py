@@ -17,6 +17,7 @@ from model.designs.memfd_state import (
     RW,
     count,
     have_fd,
+    immutable,
     write_sealed,
 )
 from model.lang import Action, E, If, Param, Rule, fail, ok, requires, word
@@ -180,6 +181,8 @@ def copy_file_range_body(s: StateView, fd_in: E, off_in: E, fd_out: E, off_out: 
              why="vfs_copy_file_range(): flags (COPY_FILE_SPLICE is the kernel's own)"),
         fail("EBADF", unless=fd_out == RW, label="fmode_write",
              why="generic_file_rw_checks(): the out file lacks FMODE_WRITE"),
+        fail("EPERM", when=immutable(s), label="immutable",
+             why="generic_copy_file_checks(): IS_IMMUTABLE(inode_out); write_iter has no check"),
         fail("EOVERFLOW", when=wraps_u64(off_in, len) | wraps_u64(off_out, len), label="wraps",
              why="generic_copy_file_checks(): pos + count wraps"),
         fail("EFBIG", when=(off_out >= MAX_LFS_FILESIZE) & (off_out >= 0), label="efbig",

@@ -15,6 +15,7 @@ from model.lang import (
     boolean,
     enum,
     fail,
+    false,
     nat,
     nat_bytes,
     requires,
@@ -26,6 +27,10 @@ from model.vocab import (
     F_SEAL_GROW,
     F_SEAL_SHRINK,
     F_SEAL_WRITE,
+    FS_APPEND_FL,
+    FS_IMMUTABLE_FL,
+    FS_NOATIME_FL,
+    FS_NODUMP_FL,
     HPAGE_SIZE,
     PAGE_SIZE,
     SEALS,
@@ -34,6 +39,13 @@ from model.vocab import (
 
 F_ALL_SEALS = 0x3F
 WX_SEALS = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_FUTURE_WRITE
+
+#: shmem's inode flags (chattr): SHMEM_FL_USER_MODIFIABLE less FS_CASEFOLD_FL (directories only)
+SHMEM_FSFLAGS = {"FS_IMMUTABLE_FL": FS_IMMUTABLE_FL, "FS_APPEND_FL": FS_APPEND_FL,
+                 "FS_NODUMP_FL": FS_NODUMP_FL, "FS_NOATIME_FL": FS_NOATIME_FL}
+
+#: the state chattr adds (a design without FS_IOC_SETFLAGS drops these and the action)
+FSFLAG_FIELDS = ("s_immutable", "s_append")
 
 # Handle kinds. The order of each enum is the order of its counter fields below.
 FD_KINDS = ("rw", "ro")  # open file descriptions with / without FMODE_WRITE
@@ -73,6 +85,11 @@ SCHEMA = Schema((
           "in every size computation, is 1 GiB (else 2 MiB); 0 on shmem"),
     Field("seals", word(6, SEALS), "shmem_inode_info.seals / hugetlbfs_inode_info.seals"),
     Field("mode", word(9), "i_mode & 0777"),
+    Field("s_immutable", boolean(), "S_IMMUTABLE in i_flags: FS_IMMUTABLE_FL set by "
+          "FS_IOC_SETFLAGS (shmem_fileattr_set() -> shmem_set_inode_flags())"),
+    Field("s_append", boolean(), "S_APPEND in i_flags: FS_APPEND_FL set by FS_IOC_SETFLAGS. "
+          "FS_NODUMP_FL and FS_NOATIME_FL are not kept: no rule or output reads them "
+          "(FS_IOC_GETFLAGS is not modelled)"),
     Field("size", nat_bytes("pages", ("hugetlb", "huge_1g"),
                                    (PAGE_SIZE, HPAGE_SIZE, GPAGE_SIZE), grain="grain"),
           "i_size in bytes (at most MAX_LFS_FILESIZE, shmem's and hugetlbfs's s_maxbytes)"),
@@ -133,6 +150,28 @@ def past_eof(s: StateView) -> E:
     huge_page_shift(), i.e. size < one huge page for page 0), so a page already in the page
     cache is mapped even beyond i_size."""
     return If(s.hugetlb, (s.size < hpage(s)) & ~s.hpage0_cached, s.size == 0)
+
+
+def immutable(s: StateView) -> E:
+    """IS_IMMUTABLE(inode): FS_IMMUTABLE_FL (shmem_set_inode_flags() sets S_IMMUTABLE); never
+    in a design without chattr (`FSFLAG_FIELDS` dropped: shmem before 6.0)."""
+    return s.s_immutable if hasattr(s, "s_immutable") else false
+
+
+def append_only(s: StateView) -> E:
+    """IS_APPEND(inode): FS_APPEND_FL (shmem_set_inode_flags() sets S_APPEND); never in a
+    design without chattr."""
+    return s.s_append if hasattr(s, "s_append") else false
+
+
+def fallocate_fsflags(s: StateView, removes: E) -> list[Rule]:
+    """vfs_fallocate() after its FMODE_WRITE check: on an append-only inode only preallocation
+    (mode 0 or KEEP_SIZE) is allowed, on an immutable one nothing; both EPERM. Shared by
+    fallocate() and madvise(MADV_REMOVE) (a PUNCH_HOLE|KEEP_SIZE through the VMA's file)."""
+    return [fail("EPERM", when=removes & append_only(s), label="append_only",
+                 why="vfs_fallocate(): (mode & ~FALLOC_FL_KEEP_SIZE) && IS_APPEND(inode)"),
+            fail("EPERM", when=immutable(s), label="immutable",
+                 why="vfs_fallocate(): IS_IMMUTABLE(inode)")]
 
 
 def write_sealed(s: StateView) -> E:

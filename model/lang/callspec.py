@@ -154,11 +154,18 @@ class IoCnt:
 @dataclass(frozen=True)
 class Ptr:
     """A pointer to a number the call reads (copy_file_range's loff_t *off_in), as strace
-    prints it: `[N]`, judged as Num(param) would judge N. NULL means something else (the
-    description's f_pos), which `null` says why the model does not judge. Printed `[N]`."""
+    prints it: `[N]`, judged as Num(param) would judge N; with a `family`, a flag word
+    (FS_IOC_SETFLAGS's `[FS_IMMUTABLE_FL]`), judged as Flags(param, family). NULL means
+    something else (the description's f_pos) or EFAULT, which `null` says why the model does
+    not judge. Printed `[N]` or `[NAME|NAME]`."""
 
     param: str
     null: str
+    family: Mapping[str, int] | None = None
+
+    def inner(self) -> Num | Flags:
+        """How the number inside the brackets is read and printed."""
+        return Num(self.param) if self.family is None else Flags(self.param, self.family)
 
 
 @dataclass(frozen=True)

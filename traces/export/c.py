@@ -29,7 +29,7 @@ from traces.export.lower import (
 )
 from traces.replayed import Replayed
 from traces.syscalls import FD_FIELDS, IOCTL_STRUCTS, SYSCALLS
-from traces.trace import Arg, Int, Ref, Ret, Sym
+from traces.trace import Arg, Int, Lst, Ref, Ret, Sym
 
 
 def _c_string(s: str) -> str:
@@ -113,6 +113,9 @@ def _c_field(f: str, v: Arg, bits: int, need: set[str]) -> str:
 
 def _c_ioctl(op: Op, need: set[str]) -> str:
     fd, req, code, arg = op.ops
+    if isinstance(arg, Lst):  # a pointer to a number (PTR_IOCTLS: chattr's flags)
+        cell = f"&(long long){{ {_c_flags(arg.items[0])} }}"
+        return f"res_of(ioctl(FD({fd}), {_c_flags(req)}, {cell}))"
     need.add("kvm")
     if code == vocab.KVM_CREATE_GUEST_MEMFD:
         size, flags = (_c_field(f, v, b, need) for (f, v), (_, b) in

@@ -20,6 +20,7 @@ from traces.syscalls import (
     INT_IOCTLS,
     IOCTL_FD_CREATORS,
     IOCTL_STRUCTS,
+    PTR_IOCTLS,
     STAT_SHOWN,
     SYSCALLS,
     Param,
@@ -48,12 +49,14 @@ def const_value(word: str) -> int:
 
 
 def words(arg: Arg) -> list[str]:
-    """The names in a flag argument or a struct's fields (for the constant definitions a
-    reproducer needs)."""
+    """The names in a flag argument, a struct's fields or a pointer's `[N]` (for the constant
+    definitions a reproducer needs)."""
     if isinstance(arg, Sym):
         return [w for w in arg.text.split("|") if not w[:1].isdigit() and w != "NULL"]
     if isinstance(arg, Struct):
         return [w for _, v in arg.fields for w in words(v)]
+    if isinstance(arg, Lst) and len(arg.items) == 1:
+        return words(arg.items[0])
     return []
 
 
@@ -125,10 +128,17 @@ def _lower_struct(req: int, arg: Arg, where: str) -> StructOps:
 
 def _lower_ioctl(a: tuple[Arg, ...], where: str) -> tuple[Any, ...]:
     """(fd, request as written, request value, argument): the argument is StructOps for the
-    struct requests, else an Int or Sym."""
+    struct requests, the Lst [N] for a pointer to a number (PTR_IOCTLS), else an Int or
+    Sym."""
     fd = fd_arg(a[0], where)
     req = int_arg(a[1], f"{where}: request")
     arg = a[2] if len(a) > 2 else Int(0)
+    if req in PTR_IOCTLS:
+        if not (isinstance(arg, Lst) and len(arg.items) == 1
+                and isinstance(arg.items[0], (Int, Sym))):
+            raise ExportError(f"{where}: ioctl {req:#x} takes a pointer to a number, [N]")
+        int_arg(arg.items[0], where)
+        return (fd, a[1], req, arg)
     if req in IOCTL_STRUCTS:
         return (fd, a[1], req, _lower_struct(req, arg, where))
     if req not in IOCTL_NUMBERS:

@@ -24,8 +24,8 @@ from traces.export.lower import (
     value,
 )
 from traces.replayed import Replayed
-from traces.syscalls import FD_FIELDS, SYSCALLS
-from traces.trace import Arg, Int, Ref, Sym
+from traces.syscalls import FD_FIELDS, KVM_IOCTLS, SYSCALLS
+from traces.trace import Arg, Int, Lst, Ref, Sym
 
 
 def _runtime(section: str) -> str:
@@ -137,6 +137,8 @@ def _py_call(op: Op) -> str:
         if code == vocab.KVM_SET_USER_MEMORY_REGION2:
             return f"sys_set_memory_region2(FD({fd}), " \
                 f"{', '.join(_py_field(f, v) for f, v in arg)})"
+        if isinstance(arg, Lst):  # a pointer to a number (PTR_IOCTLS: chattr's flags)
+            return f'sysc("ioctl", FD({fd}), {_py_value(req)}, PTR({_py_value(arg.items[0])}))'
         return f'sysc("ioctl", FD({fd}), {_py_value(req)}, {_py_value(arg)})'
     if c == "read":
         return f"sys_read({o[0]}, {value(o[1])})"
@@ -197,7 +199,7 @@ def export_python(design: Design, r: Replayed) -> str:
            _runtime("base")]
     for c in dict.fromkeys(op.call for op in ops if op.call not in OWN):
         out.append(f'NR["{c}"] = {SYSCALLS[c].nr}  # x86_64, traces/syscalls.py')
-    if any(op.call == "ioctl" or is_kvm_open(op) for op in ops):
+    if any((op.call == "ioctl" and op.ops[2] in KVM_IOCTLS) or is_kvm_open(op) for op in ops):
         out.append(_py_kvm_runtime())
     out.append(f"USES_HUGETLB = {uses_hugetlb(ops)}")
     out.append(f"NEEDS_GUEST_MEMFD = {uses_gmem(ops)}")

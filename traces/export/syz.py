@@ -29,7 +29,7 @@ from traces.syscalls import (
     SYSCALLS,
     Param,
 )
-from traces.trace import Err, Outcome, Ref, Ret
+from traces.trace import Err, Lst, Outcome, Ref, Ret
 
 SYZ_DATA = 0x7F0000000000  # syzkaller's data area
 SYZ_MAPS = 0x7F0000200000  # where this program places its mappings (2 MiB apart)
@@ -102,6 +102,7 @@ _SYZ_IOCTLS: dict[int, dict[str, str]] = {
     0xAE00: {"": "KVM_GET_API_VERSION"},
     vocab.KVM_CREATE_GUEST_MEMFD: {"": "KVM_CREATE_GUEST_MEMFD"},
     vocab.KVM_SET_USER_MEMORY_REGION2: {"": "KVM_SET_USER_MEMORY_REGION2"},
+    vocab.FS_IOC_SETFLAGS: {"": "FS_IOC_SETFLAGS"},
 }
 
 
@@ -124,6 +125,8 @@ def _syz_ioctl(s: _Syz, op: Op) -> str:
                 vals.append(f"{int_arg(v, f) % (1 << bits):#x}")
         size = 64 if code == vocab.KVM_CREATE_GUEST_MEMFD else 160
         argtext = f"{s.ptr(size)}={{{', '.join(vals)}}}"
+    elif isinstance(arg, Lst):  # a pointer to a number (PTR_IOCTLS: chattr's flags)
+        argtext = f"{s.ptr(4)}={_syz_hex(int_arg(arg.items[0], name))}"
     else:
         argtext = _syz_hex(int_arg(arg, name))
     kind = {vocab.KVM_CREATE_VM: "vm", vocab.KVM_CREATE_GUEST_MEMFD: "gmem"}.get(code, "")

@@ -1,0 +1,45 @@
+"""What the explicit search of the memfd design leaves to replay: rules no explored value
+reaches and actions it never takes (tests/test_explicit.py checks that every other rule fires;
+tests/test_bytes.py and the decision tables judge these).
+"""
+
+from __future__ import annotations
+
+#: rules no explored value reaches at grain 1 (near LLONG_MAX or 2^64, or a sub-page write
+#: crossing i_size: grain 2): replay and the decision tables decide them (tests/test_bytes.py)
+REPLAY_ONLY = (("pwrite", "pos_overflow"), ("pwrite", "grow_seal_short"),
+               ("splice_write", "pos_overflow"), ("splice_write", "grow_seal_short"),
+               # copy_file_range explores no flags, no negative offset and none near
+               # s_maxbytes
+               ("copy_file_range", "flags"), ("copy_file_range", "wraps"),
+               ("copy_file_range", "efbig"), ("copy_file_range", "negative_pos"),
+               ("copy_file_range", "grow_seal_short"),
+               # pwritev2/preadv2 explore offset 0, no flags and RWF_NOWAIT; their argument
+               # checks (a negative offset, unknown or contradictory flags) refuse before
+               # anything is read, and are decided by replay and the decision table IOV's rows
+               ("pwritev2", "negative_pos"), ("pwritev2", "pos_overflow"),
+               ("pwritev2", "unsupported_flags"), ("pwritev2", "append_noappend"),
+               ("pwritev2", "grow_seal_short"),
+               ("preadv2", "negative_pos"), ("preadv2", "zero_len"), ("preadv2", "pos_overflow"),
+               ("preadv2", "unsupported_flags"), ("preadv2", "append_noappend"),
+               ("pwritev", "negative_pos"), ("pwritev", "fmode_write"),
+               ("pwritev", "zero_len"), ("pwritev", "pos_overflow"),
+               ("pwritev", "grow_seal_short"),
+               ("preadv", "negative_pos"), ("preadv", "zero_len"), ("preadv", "pos_overflow"),
+               ("pread", "pos_overflow"), ("fallocate", "efbig"),
+               # a mapping is explored one page long: a zero length is replay's
+               ("mmap", "zero_len"), ("mprotect", "zero_len"), ("munmap", "zero_len"),
+               # mremap explores lengths that keep a mapping one page long and the known
+               # flags: growing, shrinking, lengths past the mapping and unknown flags are
+               # replay's and tests/test_mremap.py's
+               ("mremap", "unknown_flags"), ("mremap", "dontunmap_past_vma"),
+               ("mremap", "shrink"), ("mremap", "past_vma"), ("mremap", "grow"),
+               ("madvise_remove", "len_wraps"), ("madvise", "unknown_advice"),
+               ("madvise", "len_wraps"))
+
+#: actions the search never takes: their f_pos is the trace's (Action.fpos), so a write,
+#: read or lseek is judged by replay and the decision tables; pwrite64/pread64 explore the
+#: same rules (vfs_write_rules(), vfs_read_rules()) at every offset of the grid. exec's
+#: write count is the trace's too (Action.writers; tests/test_exec.py)
+REPLAY_ACTIONS = ("write", "read", "writev", "readv", "lseek", "pwritev2_fpos", "preadv2_fpos",
+                  "exec")

@@ -1,0 +1,64 @@
+"""FS_IOC_SETFLAGS (chattr) on a memfd: shmem's inode flags since 6.0 (e408e695f5f1 "mm/shmem:
+support FS_IOC_[SG]ETFLAGS in tmpfs"), on the internal shm_mnt as on a tmpfs mount.
+
+The flags are the inode's (`s_immutable`, `s_append`: S_IMMUTABLE, S_APPEND), so they bind
+every description and mapping of the file. What they stop is decided where each path opens
+or changes the inode, not in shmem's write_iter (probed on 6.18.44, tests/test_fsflags.py):
+- FS_IMMUTABLE_FL: a new writable open (may_open(): EPERM), fchmod (notify_change()), fallocate
+  and MADV_REMOVE (vfs_fallocate()), copy_file_range (generic_copy_file_checks()). Not write(),
+  pwrite64(), splice, io_uring writes or stores through an existing writable description or
+  mapping, and not ftruncate() (do_ftruncate() checks IS_APPEND only; notify_change() checks
+  IS_IMMUTABLE for mode, owner and times): the file's size and content still change.
+- FS_APPEND_FL: ftruncate (EPERM), fallocate other than preallocation, MADV_REMOVE, fchmod, a
+  writable open without O_APPEND or with O_TRUNC (EPERM), MAP_SHARED through an FMODE_WRITE
+  description (do_mmap(): EACCES, even PROT_READ). pwrite64 through a description opened
+  before still writes at its offset.
+- FS_NODUMP_FL, FS_NOATIME_FL: accepted and not kept (FS_IOC_GETFLAGS, which would show
+  them, is not modelled; nothing else the model judges reads them).
+"""
+
+from __future__ import annotations
+
+from model.designs.memfd_state import FD, FD_ALL, SHMEM_FSFLAGS, have_fd
+from model.lang import Action, E, If, Param, Rule, fail, ok, word
+from model.lang.callspec import C, Fd, Ptr
+from model.lang.schema import StateView
+from model.vocab import FS_APPEND_FL, FS_FLAGS, FS_IMMUTABLE_FL
+
+#: SHMEM_FL_USER_MODIFIABLE less FS_CASEFOLD_FL, which only a directory of a tmpfs mounted with
+#: an encoding takes (shmem_set_inode_flags(): EOPNOTSUPP on shm_mnt, which has none)
+SHMEM_FL_MODIFIABLE = sum(SHMEM_FSFLAGS.values())
+FS_SECRM_FL = FS_FLAGS["FS_SECRM_FL"]
+
+
+def setflags_body(s: StateView, fd: E, flags: E) -> list[Rule]:
+    """ioctl(FS_IOC_SETFLAGS) -> ioctl_setflags() -> vfs_fileattr_set() (fs/file_attr.c): an
+    inode without ->fileattr_set (hugetlbfs) is ENOIOCTLCMD, ENOTTY to the caller;
+    inode_owner_or_capable() and fileattr_set_prepare()'s CAP_LINUX_IMMUTABLE (for a change of
+    IMMUTABLE or APPEND) hold for the model's caller, root; then shmem_fileattr_set(): bits
+    outside SHMEM_FL_USER_MODIFIABLE are EOPNOTSUPP, else info->fsflags = flags and
+    shmem_set_inode_flags() sets S_IMMUTABLE and S_APPEND as they say. Any description may
+    ask: no FMODE_WRITE check, and seals do not stop it."""
+    return [
+        have_fd(s, fd),
+        fail("ENOTTY", when=s.hugetlb, label="no_fileattr",
+             why="vfs_fileattr_set(): hugetlbfs has no ->fileattr_set"),
+        fail("EOPNOTSUPP", when=(flags & ~SHMEM_FL_MODIFIABLE) != 0, label="unsupported",
+             why="shmem_fileattr_set(): flags & ~SHMEM_FL_USER_MODIFIABLE"),
+        ok(0, s_immutable=If(flags.has(FS_IMMUTABLE_FL), 1, 0),
+           s_append=If(flags.has(FS_APPEND_FL), 1, 0)),
+    ]
+
+
+#: explored: clear, each flag that stops a path, and one bit shmem refuses; NODUMP, NOATIME
+#: and combinations are replay's (no rule reads them apart) and the symbolic engines' (every
+#: 32-bit value)
+SETFLAGS_DOMAIN = (0, FS_IMMUTABLE_FL, FS_APPEND_FL, FS_SECRM_FL)
+
+FS_SETFLAGS = Action(
+    "fs_setflags", (Param("fd", FD, FD_ALL), Param("flags", word(32, FS_FLAGS),
+                                                   SETFLAGS_DOMAIN, "the int the kernel reads")),
+    setflags_body, "ioctl",
+    (Fd("fd"), C("FS_IOC_SETFLAGS"),
+     Ptr("flags", "EFAULT (copy_from_user of the flags)", family=FS_FLAGS)),
+    "chattr: FS_IOC_SETFLAGS")
