@@ -364,6 +364,18 @@ def test_mremap_of_memfd_mappings_under_strace(tmp_path: Path) -> None:
 
 
 @pytest.mark.kernel
+def test_chattr_of_a_memfd_under_strace(tmp_path: Path) -> None:
+    """tests/strace_progs/chattr_memfd.c: strace prints FS_IOC_SETFLAGS's int as
+    `[FS_IMMUTABLE_FL]`; every call agrees with the model up to FS_IOC_GETFLAGS, which is
+    outside it (and so is what follows on that memfd)."""
+    rep, _ = _traced(tmp_path, "chattr_memfd")
+    assert [v.verdict for v in rep.verdicts] == ["agrees"] * 12 + ["outside"] * 2, rep.verdicts
+    steps = rep.judged[0].steps
+    assert sum(s.call == "ioctl" for s in steps) == 3
+    assert "FS_IOC_GETFLAGS" in (rep.verdicts[12].reason or "")
+
+
+@pytest.mark.kernel
 def test_strace_runs_the_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     _tools()
     exe = tmp_path / "seal_ipc"
