@@ -63,7 +63,7 @@ from model.designs.memfd import (
 )
 from model.designs.memfd_517 import O_MEMFD, with_flags_word
 from model.designs.memfd_rw import write_begin_refusal, written
-from model.designs.memfd_state import FD_ALL
+from model.designs.memfd_state import FD_ALL, fsflags_cleared
 from model.lang import Action, Design, E, Field, If, boolean, enum, fail, nat, ok, requires, word
 from model.lang.action import Rule, as_updates
 from model.lang.callspec import C, Fd
@@ -171,12 +171,13 @@ def kexec_body(s: StateView) -> list[Rule]:
 
 def retrieve_body(s: StateView) -> list[Rule]:
     """memfd_luo_retrieve(): memfd_alloc_file("", MFD_ALLOW_SEALING) (mode 0777, NORESERVE,
-    seals 0), memfd_add_seals(file, ser->seals) -- which adds SHRINK|GROW|WRITE|FUTURE_WRITE
-    to F_SEAL_EXEC on a mode with an x bit, and 0777 has them -- then i_size_write()."""
+    seals 0, no chattr flag: a new inode), memfd_add_seals(file, ser->seals) -- which adds
+    SHRINK|GROW|WRITE|FUTURE_WRITE to F_SEAL_EXEC on a mode with an x bit, and 0777 has them
+    -- then i_size_write()."""
     widened = If(s.luo_seals.has(F_SEAL_EXEC), s.luo_seals | WX_SEALS, s.luo_seals)
     return [requires(s.luo_phase == KEXEC, label="next_kernel"),
             ok(0, luo_phase=RETRIEVED, fd_rw=1, mode=0o777, seals=widened, origin=O_MEMFD,
-               luo_seals=0,
+               luo_seals=0, **as_updates(fsflags_cleared(s)),
                **as_updates(s.with_flag("NORESERVE", True, site="__shmem_get_inode")))]
 
 

@@ -164,6 +164,11 @@ def append_only(s: StateView) -> E:
     return s.s_append if hasattr(s, "s_append") else false
 
 
+def fsflags_cleared(s: StateView) -> dict[str, E | int]:
+    """The updates of a new inode: no chattr flag (none in a design without chattr)."""
+    return {f: 0 for f in FSFLAG_FIELDS if hasattr(s, f)}
+
+
 def fallocate_fsflags(s: StateView, removes: E) -> list[Rule]:
     """vfs_fallocate() after its FMODE_WRITE check: on an append-only inode only preallocation
     (mode 0 or KEEP_SIZE) is allowed, on an immutable one nothing; both EPERM. Shared by
