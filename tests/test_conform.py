@@ -218,7 +218,7 @@ BOUNDED_DOMAINS: dict[str, dict[str, tuple[int, ...]]] = {
     "mem_write": {"off": (0,)}, "vm_write": {"off": (0,)},
     # the flag that stops the most paths of the domains above (mmap, ftruncate, fallocate,
     # reopen, fchmod); IMMUTABLE and clearing are the decision table's (tests/test_fsflags.py)
-    "fs_setflags": {"flags": (vocab.FS_APPEND_FL,)},
+    "fs_setflags": {"fd": (0,), "flags": (vocab.FS_APPEND_FL,)},
 }
 
 
