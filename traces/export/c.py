@@ -111,11 +111,16 @@ def _c_field(f: str, v: Arg, bits: int, need: set[str]) -> str:
     return f"(uint{bits}_t){value % (1 << 64):#x}ULL"
 
 
+def _c_cell(value: str) -> str:
+    """A pointer argument: the address of a 64-bit cell holding `value` (a `ptr` argument,
+    an ioctl's `[N]`), as the executor passes it."""
+    return f"(long)&(long long){{ {value} }}"
+
+
 def _c_ioctl(op: Op, need: set[str]) -> str:
     fd, req, code, arg = op.ops
     if isinstance(arg, Lst):  # a pointer to a number (PTR_IOCTLS: chattr's flags)
-        cell = f"&(long long){{ {_c_flags(arg.items[0])} }}"
-        return f"res_of(ioctl(FD({fd}), {_c_flags(req)}, {cell}))"
+        return f"res_of(ioctl(FD({fd}), {_c_flags(req)}, {_c_cell(_c_flags(arg.items[0]))}))"
     need.add("kvm")
     if code == vocab.KVM_CREATE_GUEST_MEMFD:
         size, flags = (_c_field(f, v, b, need) for (f, v), (_, b) in
@@ -277,7 +282,7 @@ def _c_call(op: Op, need: set[str]) -> str:
     if SYSCALLS[c].plain:  # syscall(SYS_<name>, ...) from the registry entry alone
         args = [f"FD({v})" if p.kind == "fd" else f"NEWFD({v})" if p.kind == "newfd"
                 else f"maps[{v}]" if p.kind == "map"
-                else ("0" if v is None else f"(long)&(long long){{ {_c_plain(v)} }}")
+                else ("0" if v is None else _c_cell(_c_plain(v)))
                 if p.kind == "ptr" else _c_plain(v)
                 for p, v in plain_operands(op)]
         if any(p.kind == "map" for p in SYSCALLS[c].params):
