@@ -147,7 +147,7 @@ class Case:
 @dataclass
 class Mismatch:
     index: int  # 0-based step
-    aspect: str  # outcome | seals | size | mode | maps | mN read | mN write | executor
+    aspect: str  # outcome | an output (st_size) | seals | size | mode | maps | mN read | ...
     model: str
     kernel: str
 
@@ -316,12 +316,18 @@ def diff_observation(model: Observation, kernel: Observation,
 def compare(case: Case, run: KernelRun) -> Mismatch | None:
     """The first step whose outcome or following observation differs (run not skipped)."""
     from traces.concretize import outcome_str
+    from traces.outputs import shown_outputs
 
     obs = run.observations or []
     for i, got in enumerate(run.outcomes):
         want = case.steps[i].outcome
         if got != want:
             return Mismatch(i, "outcome", outcome_str(want), outcome_str(got))
+        # the outputs the call filled (fstat's, FS_IOC_GETFLAGS's), as the model printed them
+        shown = shown_outputs(case.steps[i])
+        filled = run.outputs[i] if i < len(run.outputs) else {}
+        for k in sorted(k for k in filled if k in shown and shown[k] != filled[k]):
+            return Mismatch(i, k, _val(shown[k]), _val(filled[k]))
         if i < len(obs):
             m = diff_observation(case.expect[i], obs[i], case.aspects)
             if m is not None:

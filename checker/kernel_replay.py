@@ -23,8 +23,8 @@ from traces.kernel import (
     hugepages_reserved,
     run_on_kernel,
 )
-from traces.outputs import output_text
-from traces.syscalls import SYSCALLS, TraceError, lower
+from traces.outputs import output_text, shown_outputs
+from traces.syscalls import TraceError, lower
 from traces.textfmt import format_arg
 from traces.trace import Any_, Outcome, Step, Trace
 
@@ -121,18 +121,6 @@ def _maybe_hugepages(need: bool, n: int = HUGEPAGES_FOR_REPLAY, *,
                 yield reason
                 return
         yield None
-
-
-def shown_outputs(step: Step) -> dict[str, int]:
-    """The outputs a trace line shows (a `stat` argument's st_mode, st_size), read by the
-    registry (traces.syscalls.lower)."""
-    try:
-        op = lower(step)
-    except TraceError:
-        return {}
-    return {k: v for p, a in zip(SYSCALLS[op.call].params, op.args, strict=False)
-            if p.kind == "stat" and isinstance(a, dict) for k, v in a.items()
-            if isinstance(v, int)}
 
 
 def _with_outs(design: Design, o: Outcome, vals: dict[str, int], names: list[str]) -> str:

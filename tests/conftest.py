@@ -100,6 +100,7 @@ def kernel_agrees(text: str, hugepages: int = 0) -> None:
     import contextlib
 
     from traces.kernel import hugepages_reserved, run_on_kernel
+    from traces.outputs import shown_outputs
 
     t = parse_trace("# shmemcheck trace 1\n" + text + "\n", "<table>")
     with (hugepages_reserved(hugepages) if hugepages and "MFD_HUGETLB" in text
@@ -111,6 +112,12 @@ def kernel_agrees(text: str, hugepages: int = 0) -> None:
         pytest.skip(run.skipped)
     assert run.error is None, run.error
     assert run.outcomes == [s.outcome for s in t.steps]
+    # and every output the text shows (fstat's st_size and st_mode, FS_IOC_GETFLAGS's [N])
+    shown = [shown_outputs(s) for s in t.steps]
+    assert [{k: v for k, v in got.items() if k in want} for got, want in
+            zip(run.outputs, shown, strict=True)] == \
+        [{k: v for k, v in want.items() if k in got} for got, want in
+         zip(run.outputs, shown, strict=True)]
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

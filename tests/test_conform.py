@@ -287,3 +287,20 @@ def test_conform_leaves_out_gigantic_files_unless_asked() -> None:
     assert dropped and all(is_gigantic(v) for v in dropped)
     assert not any(is_gigantic(v) for v in kept)
     assert any(v & vocab.MFD_HUGETLB for v in kept)
+
+
+def test_compare_reports_an_output_the_kernel_filled_otherwise() -> None:
+    """conform compares the outputs a step shows, as the model printed them, with those the
+    kernel filled (FS_IOC_GETFLAGS's flags here; fstat's st_size and st_mode alike)."""
+    from checker.conform import Case, compare
+    from traces.textfmt import parse_trace
+
+    t = parse_trace('# shmemcheck trace 1\nmemfd_create("t", 0) = 3\n'
+                    "ioctl(3, FS_IOC_GETFLAGS, [FS_APPEND_FL]) = 0\n", "<t>")
+    case = Case("t", {}, [], t.steps, [], None, False)
+    outcomes = [s.outcome for s in t.steps]
+    same = KernelRun(outcomes, None, None, None, [{}, {"fsflags": vocab.FS_APPEND_FL}])
+    assert compare(case, same) is None
+    mm = compare(case, KernelRun(outcomes, None, None, None, [{}, {"fsflags": 0}]))
+    assert mm is not None
+    assert (mm.index, mm.aspect, mm.model, mm.kernel) == (1, "fsflags", "0x20", "0x0")

@@ -8,7 +8,9 @@ open, fchmod, every fallocate, MADV_REMOVE and copy_file_range into the file EPE
 pwrite64, splice, stores or ftruncate through what was opened or mapped before.
 FS_APPEND_FL makes ftruncate, a writable open without O_APPEND or with O_TRUNC, fchmod,
 fallocate other than preallocation and MADV_REMOVE EPERM, and MAP_SHARED through an O_RDWR
-description EACCES (even PROT_READ).
+description EACCES (even PROT_READ). FS_IOC_GETFLAGS writes the four bits as last set, through
+any description (`[FS_APPEND_FL|FS_NODUMP_FL|FS_NOATIME_FL]`, `[0]`), and is ENOTTY on
+hugetlbfs, where strace prints the address instead.
 """
 
 from __future__ import annotations
@@ -77,11 +79,22 @@ TABLE = {
         "fcntl(3, F_ADD_SEALS, F_SEAL_SEAL|F_SEAL_WRITE|F_SEAL_GROW|F_SEAL_SHRINK) = 0\n"
         "ioctl(4, FS_IOC_SETFLAGS, [FS_IMMUTABLE_FL]) = 0\nfchmod(4, 0600) = -1 EPERM\n"
         "ioctl(4, FS_IOC_SETFLAGS, [0]) = 0",
+    "getting: the four bits as last set, through any description; a refused set keeps them":
+        MFD + "ioctl(3, FS_IOC_GETFLAGS, [0]) = 0\n"
+        "ioctl(3, FS_IOC_SETFLAGS, [FS_APPEND_FL|FS_NODUMP_FL|FS_NOATIME_FL]) = 0\n"
+        "ioctl(3, FS_IOC_GETFLAGS, [FS_APPEND_FL|FS_NODUMP_FL|FS_NOATIME_FL]) = 0\n"
+        'open("/proc/self/fd/3", O_RDONLY) = 4\n'
+        "ioctl(4, FS_IOC_GETFLAGS, [FS_APPEND_FL|FS_NODUMP_FL|FS_NOATIME_FL]) = 0\n"
+        "ioctl(4, FS_IOC_SETFLAGS, [FS_IMMUTABLE_FL]) = 0\n"
+        "ioctl(3, FS_IOC_SETFLAGS, [FS_SECRM_FL|FS_NODUMP_FL]) = -1 EOPNOTSUPP\n"
+        "ioctl(3, FS_IOC_GETFLAGS, [FS_IMMUTABLE_FL]) = 0\n"
+        "ioctl(4, FS_IOC_SETFLAGS, [0]) = 0\nioctl(4, FS_IOC_GETFLAGS, [0]) = 0",
 }
 
 HUGE = ('memfd_create("t", MFD_HUGETLB) = 3\n'
         "ioctl(3, FS_IOC_SETFLAGS, [FS_IMMUTABLE_FL]) = -1 ENOTTY\n"
-        "ioctl(3, FS_IOC_SETFLAGS, [0]) = -1 ENOTTY")
+        "ioctl(3, FS_IOC_SETFLAGS, [0]) = -1 ENOTTY\n"
+        "ioctl(3, FS_IOC_GETFLAGS, 0x7ffc3a1b2c40) = -1 ENOTTY")
 
 
 @pytest.mark.parametrize("name", list(TABLE))
@@ -98,6 +111,23 @@ def test_a_wrong_cell_is_reported() -> None:
     assert replay_text(text.replace("O_RDWR) = -1 EPERM", "O_RDWR) = 4")) is not None
 
 
+#: the getting row with one output the kernel does not write (NODUMP is not IMMUTABLE)
+WRONG_GET = TABLE["getting: the four bits as last set, through any description; a refused "
+                  "set keeps them"].replace("GETFLAGS, [FS_IMMUTABLE_FL]",
+                                            "GETFLAGS, [FS_NODUMP_FL]")
+
+
+def test_a_wrong_getflags_output_is_reported() -> None:
+    assert "[FS_NODUMP_FL]" in WRONG_GET
+    div = replay_text(WRONG_GET)
+    assert div is not None and "fsflags=[FS_IMMUTABLE_FL]" in div, div
+
+
+def test_getflags_to_null_is_outside_the_model() -> None:
+    with pytest.raises(TraceInputError, match=r"outside the model: .*NULL.*EFAULT"):
+        replay_text(MFD + "ioctl(3, FS_IOC_GETFLAGS, NULL) = -1 EFAULT")
+
+
 @pytest.mark.parametrize("arg, why", [("NULL", "EFAULT"), ("[0x100000010]", "32-bit"),
                                       ("[-1]", "negative")])
 def test_values_the_kernel_reads_otherwise_are_outside_the_model(arg: str, why: str) -> None:
@@ -107,15 +137,23 @@ def test_values_the_kernel_reads_otherwise_are_outside_the_model(arg: str, why: 
         replay_text(MFD + f"ioctl(3, FS_IOC_SETFLAGS, {arg}) = 0")
 
 
-def test_before_6_0_shmem_has_no_fs_ioc_setflags() -> None:
+@pytest.mark.parametrize("req", ["FS_IOC_SETFLAGS", "FS_IOC_GETFLAGS"])
+def test_before_6_0_shmem_has_no_fs_ioc_setflags(req: str) -> None:
     with pytest.raises(TraceInputError, match=r"has no call .ioctl."):
-        replay_text(MFD + "ioctl(3, FS_IOC_SETFLAGS, [FS_IMMUTABLE_FL]) = 0", "memfd@5.17")
+        replay_text(MFD + f"ioctl(3, {req}, [FS_IMMUTABLE_FL]) = 0", "memfd@5.17")
 
 
 @pytest.mark.kernel
 @pytest.mark.parametrize("name", list(TABLE))
 def test_fsflags_table_on_kernel(name: str) -> None:
     kernel_agrees(TABLE[name])
+
+
+@pytest.mark.kernel
+def test_a_wrong_getflags_output_fails_on_kernel() -> None:
+    """kernel_agrees compares the flags the kernel wrote with the trace's [N]."""
+    with pytest.raises(AssertionError):
+        kernel_agrees(WRONG_GET)
 
 
 @pytest.mark.kernel

@@ -42,8 +42,9 @@ from traces.trace import Any_, Int, Ref, Step, Str, Sym
 HANDLE = {"fd": "3", "map": "m1", "pin": "p1"}
 #: states to print the steps in: shmem and hugetlbfs pages; the state fields an output
 #: (fstat's st_mode, st_size) prints
-PAGE_SIZES = ({"hugetlb": 0, "mode": 0o777, "size": 0},
-              {"hugetlb": 1, "mode": 0o600, "size": 2 << 20})
+_FLAGS = {"s_immutable": 0, "s_append": 1, "s_nodump": 1, "s_noatime": 0}
+PAGE_SIZES = ({"hugetlb": 0, "mode": 0o777, "size": 0, **_FLAGS},
+              {"hugetlb": 1, "mode": 0o600, "size": 2 << 20, **dict.fromkeys(_FLAGS, 0)})
 
 
 def kernel_design_objects() -> list[Design]:

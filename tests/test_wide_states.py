@@ -87,10 +87,10 @@ def test_parse_size() -> None:
 
 
 def test_memory_bound_stops_check_inconclusive() -> None:
-    """`--scope maps=20,fds=20` grows past any small bound (pages above 3 are refused: memfd's
+    """`--scope maps=15,fds=20` grows past any small bound (pages above 3 are refused: memfd's
     domains reach 3 pages); a memory bound stops it: every property
     not yet decided is UNKNOWN (exit 3), never EXHAUSTED."""
-    p = run("check", "--design", "memfd", "--scope", "maps=20,fds=20", "--max-memory",
+    p = run("check", "--design", "memfd", "--scope", "maps=15,fds=20", "--max-memory",
             "400M", "--quiet", timeout=300)
     assert p.returncode == 3, (p.stdout[-2000:], p.stderr[-2000:])
     assert "memory bound 400.0 MiB reached" in p.stderr and "Traceback" not in p.stderr
@@ -102,7 +102,7 @@ def test_memory_bound_stops_check_inconclusive() -> None:
 
 @pytest.mark.slow
 def test_memory_bound_stops_diff_inconclusive() -> None:
-    p = run("diff", "memfd", "memfd", "--engine", "explicit", "--scope", "maps=20,fds=20",
+    p = run("diff", "memfd", "memfd", "--engine", "explicit", "--scope", "maps=15,fds=20",
             "--max-memory", "300M", "--quiet", timeout=300)
     assert p.returncode == 3, (p.stdout[-2000:], p.stderr[-2000:])
     assert "diff: UNKNOWN: memory bound" in p.stdout

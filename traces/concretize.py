@@ -206,9 +206,7 @@ def _render_arg(spec: object, params: Mapping[str, int], st: Mapping[str, int],
                 used: Mapping[str, str], after: Mapping[str, int] | None = None) -> Arg:
     if isinstance(spec, Out):
         return arg_from_text(out_text(spec, out_value(spec, st if after is None else after)))
-    if isinstance(spec, Bytes):
-        return arg_from_text(spec.text)
-    if isinstance(spec, C):
+    if isinstance(spec, (Bytes, C)):
         return arg_from_text(spec.text)
     if isinstance(spec, Fd):
         return Int(int(used[spec.param]))
@@ -657,6 +655,8 @@ def _match(spec: object, arg: Arg, st: Mapping[str, int], h: Handles,
                            "past UIO_MAXIOV, EFAULT past the array)")
         return None
     if isinstance(spec, Out):
+        if spec.cell and arg in (Sym("NULL"), Int(0)):  # a put_user() after the call's checks
+            return Outside(f"{call} {spec.source} to NULL: the kernel's put_user() faults (EFAULT)")
         return record_output(spec, spec.source, arg, used)
     if isinstance(spec, Bytes):
         return None if isinstance(arg, (Str, Int)) else "expected a buffer (a string)"

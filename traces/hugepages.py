@@ -33,8 +33,8 @@ GIGANTIC_KB = 1 << 20
 _HELD: dict[int, int] = {}
 
 __all__ = ["GIGANTIC_DIR", "GIGANTIC_KB", "GIGANTIC_STATE", "HUGEPAGES_STATE", "NR_HUGEPAGES",
-           "gigantic_reason", "hstate_1g_present", "hugepages_reserved", "hugetlb_reason",
-           "restore_hugepages"]
+           "gigantic_need", "gigantic_reason", "hstate_1g_present", "hugepages_reserved",
+           "hugetlb_reason", "restore_hugepages"]
 
 
 class _Pool:
@@ -118,6 +118,18 @@ def gigantic_reason(*, need_free: bool) -> str | None:
     if free == 0 and not os.access(f"{GIGANTIC_DIR}/nr_hugepages", os.W_OK):
         return "hugetlb 1 GiB: no free 1 GiB page and its nr_hugepages is not writable"
     return None
+
+
+def gigantic_need(hstate_1g: int | None) -> str | None:
+    """Why an MFD_HUGE_1GB trace cannot run here (None: it can): the trace's initial state
+    says the machine has (1) or lacks (0) a 1 GiB hstate, which this one must match; with
+    one, a free 1 GiB page is needed (hugepages_reserved(n, GIGANTIC_KB) makes one)."""
+    here = hstate_1g_present()
+    if hstate_1g is not None and bool(hstate_1g) != here:
+        return ("hugetlb 1 GiB: the trace starts with hstate_1g="
+                f"{hstate_1g} and this machine {'has' if here else 'has no'} a 1 GiB hstate "
+                "(hstates are fixed at boot)")
+    return gigantic_reason(need_free=True) if here else None
 
 
 def _alive(pid: int) -> bool:

@@ -33,8 +33,7 @@ from typing import Any
 from model import vocab
 from traces import uring
 from traces.hugepages import (
-    gigantic_reason,
-    hstate_1g_present,
+    gigantic_need,
     hugepages_reserved,
     hugetlb_reason,
     restore_hugepages,
@@ -55,6 +54,7 @@ from traces.syscalls import (
     EXTRA_CONSTANTS,
     FCNTL_DUPFD_CMDS,
     FD_LIMIT,
+    OUT_IOCTLS,
     PAGE,
     SYSCALLS,
     Cell,
@@ -523,9 +523,12 @@ class _Executor(PathCalls):
 
     def do_ioctl(self, fd: int, req: int, arg: int | dict[str, int | str] | Cell) -> Outcome:
         real = self.real(fd)
-        if isinstance(arg, Cell):  # the address of a 64-bit cell, as a `ptr` argument's
-            cell = ctypes.c_int64(arg.value)
-            return self.result(*_sys(_nr("ioctl"), real, req, ctypes.addressof(cell)))
+        if isinstance(arg, Cell) or req in OUT_IOCTLS:  # a 64-bit cell's address, as `ptr`'s
+            cell = ctypes.c_int64(arg.value if isinstance(arg, Cell) else 0)
+            r, e = _sys(_nr("ioctl"), real, req, ctypes.addressof(cell))
+            if r == 0 and req in OUT_IOCTLS:  # the int the kernel wrote: the step's output
+                self.filled[OUT_IOCTLS[req]] = cell.value & 0xFFFFFFFF
+            return self.result(r, e)
         if isinstance(arg, int):
             r, e = _sys(_nr("ioctl"), real, req, arg)
             return self.fd_result(r, e) if req == vocab.KVM_CREATE_VM else self.result(r, e)
@@ -672,7 +675,7 @@ def run_on_kernel(steps: Sequence[Step], *, observe: bool = False, timeout: floa
     needs: set[str] = set().union(*(op.needs for op in ops))
     for kind in sorted(needs):
         if kind == "hugetlb_1g":
-            reason = _gigantic_need(hstate_1g)
+            reason = gigantic_need(hstate_1g)
         else:
             reason = hugetlb_reason(need_free=True) if kind == "hugetlb" else capability(kind)
         if reason:
@@ -740,19 +743,6 @@ def run_on_kernel(steps: Sequence[Step], *, observe: bool = False, timeout: floa
 
 
 # ---- capabilities ----------------------------------------------------------------------------
-def _gigantic_need(hstate_1g: int | None) -> str | None:
-    """Why an MFD_HUGE_1GB trace cannot run here (None: it can): the trace's initial state
-    says the machine has (1) or lacks (0) a 1 GiB hstate, which this one must match; with
-    one, a free 1 GiB page is needed (hugepages_reserved(n, GIGANTIC_KB) makes one)."""
-    here = hstate_1g_present()
-    if hstate_1g is not None and bool(hstate_1g) != here:
-        return ("hugetlb 1 GiB: the trace starts with hstate_1g="
-                f"{hstate_1g} and this machine {'has' if here else 'has no'} a 1 GiB hstate "
-                "(hstates are fixed at boot)")
-    return gigantic_reason(need_free=True) if here else None
-
-
-
 _CAPS: dict[str, str | None] = {}
 
 

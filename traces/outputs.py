@@ -10,14 +10,18 @@ from model.lang.action import Action
 from model.lang.callspec import Fields, Out
 from model.lang.design import Design
 from model.vocab import parse_flags
-from traces.trace import Arg, Int, Sym
+from traces.syscalls import OUT_IOCTLS, SYSCALLS, Cell, TraceError, lower
+from traces.trace import Arg, Int, Lst, Step, Sym
 
 #: prefix of a `used` key holding an output value the trace shows (OUT + "st_size" -> "8192")
 OUT = "out:"
 
 
 def out_value(spec: Out, after: Mapping[str, int]) -> int:
-    """The model's value of an output: the state field after the call, ORed with its base."""
+    """The model's value of an output: the state field after the call, ORed with its base
+    (or the OR of the bits whose field is set, for an output made of flags)."""
+    if spec.bits:
+        return spec.base | sum(bit for f, bit in spec.bits if after[f])
     return spec.base | after[spec.source]
 
 
@@ -28,11 +32,17 @@ def out_text(spec: Out, value: int) -> str:
     for n in names:
         rest &= ~spec.family[n]
     num = ("0" + format(rest, "o") if rest else "0") if spec.octal else str(rest)
-    return "|".join([*names, num] if rest or not names else names)
+    text = "|".join([*names, num] if rest or not names else names)
+    return f"[{text}]" if spec.cell else text
 
 
 def record_output(spec: Out, label: str, arg: Arg, used: dict[str, str]) -> str | None:
-    """Record the value a trace shows for an output (compared by output_diffs)."""
+    """Record the value a trace shows for an output (compared by output_diffs). A cell's
+    `[N]`; an address instead (what strace prints when the call failed) shows no value."""
+    if spec.cell:
+        if not (isinstance(arg, Lst) and len(arg.items) == 1):
+            return None if isinstance(arg, Int) else "expected [N] or an address"
+        arg = arg.items[0]
     if isinstance(arg, Int):
         v = arg.value
     elif isinstance(arg, Sym):
@@ -87,10 +97,24 @@ def output_text(design: Design, label: str, value: int) -> str:
     return str(value)
 
 
+def shown_outputs(step: Step) -> dict[str, int]:
+    """The outputs a trace line shows (a `stat` argument's st_mode, st_size, FS_IOC_GETFLAGS's
+    `[N]`), read by the registry (traces.syscalls.lower)."""
+    try:
+        op = lower(step)
+    except TraceError:
+        return {}
+    if op.call == "ioctl" and op.args[1] in OUT_IOCTLS and isinstance(op.args[2], Cell):
+        return {OUT_IOCTLS[op.args[1]]: op.args[2].value}  # FS_IOC_GETFLAGS's [N]
+    return {k: v for p, a in zip(SYSCALLS[op.call].params, op.args, strict=False)
+            if p.kind == "stat" and isinstance(a, dict) for k, v in a.items()
+            if isinstance(v, int)}
+
+
 def outputs_of(used: Mapping[str, str]) -> dict[str, int]:
     """The output values a resolved trace line shows: label -> value."""
     return {k[len(OUT):]: int(v) for k, v in used.items() if k.startswith(OUT)}
 
 
 __all__ = ["OUT", "model_outputs", "out_text", "out_value", "output_diffs", "output_text",
-           "outputs_of", "record_output"]
+           "outputs_of", "record_output", "shown_outputs"]

@@ -55,6 +55,7 @@ __all__ = [
     "INT_IOCTLS",
     "IOCTL_FD_CREATORS",
     "IOCTL_STRUCTS",
+    "OUT_IOCTLS",
     "PAGE",
     "PLAIN_KINDS",
     "STAT_SHOWN",
@@ -108,8 +109,11 @@ FD_FIELDS = frozenset({"guest_memfd"})
 IOCTL_FD_CREATORS = frozenset({vocab.KVM_CREATE_VM, vocab.KVM_CREATE_GUEST_MEMFD})
 #: ioctl requests that take a number (or nothing)
 INT_IOCTLS = frozenset({vocab.KVM_CREATE_VM, vocab.KVM_CHECK_EXTENSION, KVM_GET_API_VERSION})
+#: ioctl requests that fill a pointer to a number (request -> the output's label): strace
+#: prints the value written, `[N]`, or the address when the call failed
+OUT_IOCTLS = {vocab.FS_IOC_GETFLAGS: "fsflags"}
 #: ioctl requests that take a pointer to a number, `[N]` as strace prints it
-PTR_IOCTLS = frozenset({vocab.FS_IOC_SETFLAGS})
+PTR_IOCTLS = frozenset({vocab.FS_IOC_SETFLAGS, *OUT_IOCTLS})
 #: ioctl requests of /dev/kvm and its descriptors: the machine needs KVM
 KVM_IOCTLS = frozenset(IOCTL_STRUCTS) | IOCTL_FD_CREATORS | INT_IOCTLS
 #: fcntl commands that return a new descriptor: F_DUPFD, F_DUPFD_CLOEXEC (fs/fcntl.c f_dupfd())
@@ -251,14 +255,15 @@ def _fcntl(v: list[Operand]) -> set[str]:
 
 
 def _ioctl(v: list[Operand]) -> set[str]:
-    """The KVM ioctls of the guest_memfd design and FS_IOC_SETFLAGS (chattr); a struct request
-    needs a struct of its own fields, a pointer request `[N]`, a number request a number
+    """The KVM ioctls of the guest_memfd design and FS_IOC_SETFLAGS/GETFLAGS (chattr); a
+    struct request needs a struct of its own fields, a pointer request `[N]` (an output
+    request an address too: strace's rendering of a failed call), a number request a number
     (missing: 0)."""
     req = v[1]
     assert isinstance(req, int)
     iarg = v[2] if len(v) > 2 else 0
     if req in PTR_IOCTLS:
-        if not isinstance(iarg, Cell):
+        if not isinstance(iarg, Cell) and not (req in OUT_IOCTLS and isinstance(iarg, int)):
             raise TraceError(f"ioctl {req:#x} takes a pointer to a number, [N]")
     elif isinstance(iarg, Cell):
         raise TraceError(f"ioctl {req:#x} does not take a pointer to a number")
@@ -401,7 +406,7 @@ _ENTRIES: tuple[Syscall, ...] = (
             via="io_uring: one IORING_OP_FALLOCATE (the CQE's result)"),
     Syscall("ioctl", 16, (FD, _p("request", "int"), _p("arg", "ioctl", optional=True)),
             "the KVM ioctls (KVM_CREATE_VM, KVM_CREATE_GUEST_MEMFD, ...) and chattr's "
-            "FS_IOC_SETFLAGS", check=_ioctl),
+            "FS_IOC_SETFLAGS and FS_IOC_GETFLAGS", check=_ioctl),
 )
 
 #: call name -> its entry

@@ -64,7 +64,6 @@ from model.designs.memfd import (
     writable_maps,
     write_sealed,
 )
-from model.designs.memfd_state import FSFLAG_FIELDS
 from model.lang import (
     Action,
     Design,
@@ -433,9 +432,10 @@ def with_two_sessions(name: str, doc: str, fixed: bool) -> Design:
                     "close the second session before the reboot")
     # the bug needs no mapping or pin of the process (the preservation's pins are luo_pin):
     # at memfd+luo's scope the broken design has 86.5 M states (200 s), here far fewer; nor
-    # chattr, which no rule of luo reads (and whose two bits the state has no room for)
+    # chattr, which no rule of luo reads (and whose two bits the state has no room for;
+    # memfd+luo has already dropped FS_IOC_GETFLAGS and its two)
     return _derive("memfd+luo", name, doc, fields=L1_FIELDS, add=(pres2, close2),
-                   drop=("fs_setflags",), drop_fields=FSFLAG_FIELDS,
+                   drop=("fs_setflags",), drop_fields=("s_immutable", "s_append"),
                    default_scope={"maps": 0, "pins": 0},
                    edit={"luo_preserve": lambda a: pres,
                          "luo_unpreserve": lambda a: a.replace_rule("preserved", _own_session)

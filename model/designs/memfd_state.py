@@ -44,8 +44,13 @@ WX_SEALS = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_FUTURE_WRITE
 SHMEM_FSFLAGS = {"FS_IMMUTABLE_FL": FS_IMMUTABLE_FL, "FS_APPEND_FL": FS_APPEND_FL,
                  "FS_NODUMP_FL": FS_NODUMP_FL, "FS_NOATIME_FL": FS_NOATIME_FL}
 
-#: the state chattr adds (a design without FS_IOC_SETFLAGS drops these and the action)
-FSFLAG_FIELDS = ("s_immutable", "s_append")
+#: the state chattr adds, each field with its FS_*_FL bit of info->fsflags (a design without
+#: FS_IOC_SETFLAGS drops these and the actions)
+FSFLAG_BITS = (("s_immutable", FS_IMMUTABLE_FL), ("s_append", FS_APPEND_FL),
+               ("s_nodump", FS_NODUMP_FL), ("s_noatime", FS_NOATIME_FL))
+FSFLAG_FIELDS = tuple(f for f, _ in FSFLAG_BITS)
+#: the fields only FS_IOC_GETFLAGS reads (a design short of state bits drops them with it)
+GETFLAGS_ONLY = ("s_nodump", "s_noatime")
 
 # Handle kinds. The order of each enum is the order of its counter fields below.
 FD_KINDS = ("rw", "ro")  # open file descriptions with / without FMODE_WRITE
@@ -87,9 +92,11 @@ SCHEMA = Schema((
     Field("mode", word(9), "i_mode & 0777"),
     Field("s_immutable", boolean(), "S_IMMUTABLE in i_flags: FS_IMMUTABLE_FL set by "
           "FS_IOC_SETFLAGS (shmem_fileattr_set() -> shmem_set_inode_flags())"),
-    Field("s_append", boolean(), "S_APPEND in i_flags: FS_APPEND_FL set by FS_IOC_SETFLAGS. "
-          "FS_NODUMP_FL and FS_NOATIME_FL are not kept: no rule or output reads them "
-          "(FS_IOC_GETFLAGS is not modelled)"),
+    Field("s_append", boolean(), "S_APPEND in i_flags: FS_APPEND_FL set by FS_IOC_SETFLAGS"),
+    Field("s_nodump", boolean(), "FS_NODUMP_FL in shmem_inode_info.fsflags: only "
+          "FS_IOC_GETFLAGS reads it (so the search, which computes no outputs, elides it)"),
+    Field("s_noatime", boolean(), "FS_NOATIME_FL in shmem_inode_info.fsflags (S_NOATIME): "
+          "only FS_IOC_GETFLAGS reads it; the model has no atime"),
     Field("size", nat_bytes("pages", ("hugetlb", "huge_1g"),
                                    (PAGE_SIZE, HPAGE_SIZE, GPAGE_SIZE), grain="grain"),
           "i_size in bytes (at most MAX_LFS_FILESIZE, shmem's and hugetlbfs's s_maxbytes)"),

@@ -191,13 +191,18 @@ class Argv:
 class Out:
     """An output the call fills in (a struct stat field): the state field `source` after the
     call, ORed with `base` (st_mode's S_IFREG), printed with the names of `family` and the
-    rest in octal (`octal`) or decimal. Not a parameter: replay compares the value a trace
-    shows with the model's (and the kernel's), a difference is a divergence."""
+    rest in octal (`octal`) or decimal. With `bits` ((field, bit), ...), the value is instead
+    the OR of the bits whose boolean field is set, and `source` only names the output. With
+    `cell`, the call writes it through a pointer that strace prints as `[N]` (an address when
+    the call failed). Not a parameter: replay compares the value a trace shows with the
+    model's (and the kernel's), a difference is a divergence."""
 
     source: str
     base: int = 0
     family: Mapping[str, int] = field(default_factory=dict)
     octal: bool = False
+    bits: tuple[tuple[str, int], ...] = ()
+    cell: bool = False
 
 
 @dataclass(frozen=True)

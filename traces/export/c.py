@@ -28,7 +28,7 @@ from traces.export.lower import (
     value,
 )
 from traces.replayed import Replayed
-from traces.syscalls import FD_FIELDS, IOCTL_STRUCTS, SYSCALLS
+from traces.syscalls import FD_FIELDS, IOCTL_STRUCTS, OUT_IOCTLS, SYSCALLS
 from traces.trace import Arg, Int, Lst, Ref, Ret, Sym
 
 
@@ -119,6 +119,10 @@ def _c_cell(value: str) -> str:
 
 def _c_ioctl(op: Op, need: set[str]) -> str:
     fd, req, code, arg = op.ops
+    if code in OUT_IOCTLS:  # the kernel fills the cell; checked after (runtime: cell_shown())
+        need.add("stat")
+        shown = _c_flags(arg.items[0]) if isinstance(arg, Lst) else "-1"
+        return f"cell_shown({shown}, res_of(ioctl(FD({fd}), {_c_flags(req)}, &out_cell)))"
     if isinstance(arg, Lst):  # a pointer to a number (PTR_IOCTLS: chattr's flags)
         return f"res_of(ioctl(FD({fd}), {_c_flags(req)}, {_c_cell(_c_flags(arg.items[0]))}))"
     need.add("kvm")

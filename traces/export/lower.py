@@ -20,6 +20,7 @@ from traces.syscalls import (
     INT_IOCTLS,
     IOCTL_FD_CREATORS,
     IOCTL_STRUCTS,
+    OUT_IOCTLS,
     PTR_IOCTLS,
     STAT_SHOWN,
     SYSCALLS,
@@ -133,6 +134,8 @@ def _lower_ioctl(a: tuple[Arg, ...], where: str) -> tuple[Any, ...]:
     fd = fd_arg(a[0], where)
     req = int_arg(a[1], f"{where}: request")
     arg = a[2] if len(a) > 2 else Int(0)
+    if req in OUT_IOCTLS and isinstance(arg, Int):  # an address: a failed call's output
+        return (fd, a[1], req, arg)
     if req in PTR_IOCTLS:
         if not (isinstance(arg, Lst) and len(arg.items) == 1
                 and isinstance(arg.items[0], (Int, Sym))):

@@ -24,7 +24,7 @@ from traces.export.lower import (
     value,
 )
 from traces.replayed import Replayed
-from traces.syscalls import FD_FIELDS, KVM_IOCTLS, SYSCALLS
+from traces.syscalls import FD_FIELDS, KVM_IOCTLS, OUT_IOCTLS, SYSCALLS
 from traces.trace import Arg, Int, Lst, Ref, Sym
 
 
@@ -137,6 +137,9 @@ def _py_call(op: Op) -> str:
         if code == vocab.KVM_SET_USER_MEMORY_REGION2:
             return f"sys_set_memory_region2(FD({fd}), " \
                 f"{', '.join(_py_field(f, v) for f, v in arg)})"
+        if code in OUT_IOCTLS:  # the kernel fills the cell; checked after the call
+            shown = _py_value(arg.items[0]) if isinstance(arg, Lst) else "None"
+            return f"sys_cell({fd}, {_py_value(req)}, {shown})"
         if isinstance(arg, Lst):  # a pointer to a number (PTR_IOCTLS: chattr's flags)
             return f'sysc("ioctl", FD({fd}), {_py_value(req)}, PTR({_py_value(arg.items[0])}))'
         return f'sysc("ioctl", FD({fd}), {_py_value(req)}, {_py_value(arg)})'

@@ -26,6 +26,7 @@ from traces.syscalls import (
     FD_FIELDS,
     IOCTL_FD_CREATORS,
     IOCTL_STRUCTS,
+    OUT_IOCTLS,
     SYSCALLS,
     Param,
 )
@@ -103,6 +104,7 @@ _SYZ_IOCTLS: dict[int, dict[str, str]] = {
     vocab.KVM_CREATE_GUEST_MEMFD: {"": "KVM_CREATE_GUEST_MEMFD"},
     vocab.KVM_SET_USER_MEMORY_REGION2: {"": "KVM_SET_USER_MEMORY_REGION2"},
     vocab.FS_IOC_SETFLAGS: {"": "FS_IOC_SETFLAGS"},
+    vocab.FS_IOC_GETFLAGS: {"": "FS_IOC_GETFLAGS"},
 }
 
 
@@ -125,6 +127,8 @@ def _syz_ioctl(s: _Syz, op: Op) -> str:
                 vals.append(f"{int_arg(v, f) % (1 << bits):#x}")
         size = 64 if code == vocab.KVM_CREATE_GUEST_MEMFD else 160
         argtext = f"{s.ptr(size)}={{{', '.join(vals)}}}"
+    elif code in OUT_IOCTLS:  # ptr[out, int32]: the pointee is the kernel's to fill
+        argtext = s.ptr(4)
     elif isinstance(arg, Lst):  # a pointer to a number (PTR_IOCTLS: chattr's flags)
         argtext = f"{s.ptr(4)}={_syz_hex(int_arg(arg.items[0], name))}"
     else:

@@ -356,6 +356,21 @@ static __maybe_unused struct res stat_shown(long long size, long mode, struct re
 	}
 	return r;
 }
+/* FS_IOC_GETFLAGS's int (the kernel writes 32 bits of the cell). After a successful call,
+ * the flags the trace shows (-1: an address, not shown) must be the kernel's. */
+static long long out_cell;
+
+static __maybe_unused struct res cell_shown(long long shown, struct res r)
+{
+	if (r.ret != 0 || r.sig || shown < 0)
+		return r;
+	if ((out_cell & 0xffffffffLL) != shown) {
+		printf("# step %d: the flags are %#llx, the trace shows %#llx\n", cur_step,
+			out_cell & 0xffffffffLL, shown);
+		r.ret = -1;
+	}
+	return r;
+}
 //@ section exec
 /* execve/execveat (nr) in a child, so the reproducer goes on: the exec's errno, or 0 once the
  * child runs the file (the close-on-exec pipe closes without a word; the new program is then

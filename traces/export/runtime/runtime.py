@@ -242,6 +242,22 @@ def sys_stat(name, tfd, shown, *rest):
     return r
 
 
+def sys_cell(tfd, req, shown):
+    """An ioctl that fills a 64-bit cell (FS_IOC_GETFLAGS writes an int into it): after a
+    successful call, the value the trace shows (None: an address, not shown) must be the
+    kernel's."""
+    global failed
+    cell = PTR(0)
+    r = sysc("ioctl", FD(tfd), req, cell)
+    got = cell[0] & 0xFFFFFFFF
+    if r[0] == 0 and not r[2] and shown is not None and got != shown:
+        print(f"# step {cur_step}: the flags are {got:#x}, the trace shows {shown:#x}")
+        print(f"not ok {cur_step} {STEPS[cur_step]}")
+        failed += 1
+        finish(KSFT_FAIL, "an earlier step failed")
+    return r
+
+
 def sys_exec(name, *args):
     """execve/execveat in a child, so the reproducer goes on: the exec's errno, or 0 once the
     child runs the file (the close-on-exec pipe closes without a word; the new program is then
