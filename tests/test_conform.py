@@ -219,6 +219,7 @@ BOUNDED_DOMAINS: dict[str, dict[str, tuple[int, ...]]] = {
     # the flag that stops the most paths of the domains above (mmap, ftruncate, fallocate,
     # reopen, fchmod); IMMUTABLE and clearing are the decision table's (tests/test_fsflags.py)
     "fs_setflags": {"fd": (0,), "flags": (vocab.FS_APPEND_FL,)},
+    "fs_getflags": {"fd": (0,)},  # any description shows them (tests/test_fsflags.py)
 }
 
 
