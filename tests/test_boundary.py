@@ -164,7 +164,7 @@ def probes(name: str) -> Iterator[Probe]:
                 ints = [t.value for t in texts if isinstance(t, Int)]
                 probe: Arg = (Int(max(ints) + 4096) if ints else
                               Str("u") if any(isinstance(t, Str) for t in texts) else
-                              Sym("PROT_EXEC|PROT_WRITE"))
+                              Sym("PROT_EXEC"))  # alone: no table has it (PKU)
                 yield Probe(name, a.name, p.name, None, probe, "not in the model's table", run)
                 continue
             for v in _values(p):

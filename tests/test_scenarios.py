@@ -81,6 +81,7 @@ EXTRA = {  # not from the selftest
         "mremap-resize-copy", "mremap-future-write-copy"],
     "chattr (FS_IOC_SETFLAGS): immutable and append-only memfds (issue 15)": [
         "chattr-append-only", "chattr-immutable-still-written"],
+    "PROT_EXEC mappings, MFD_NOEXEC_SEAL's reach (issue 15)": ["noexec-seal-exec-mapping"],
 }
 
 #: tools/testing/selftests/kvm/guest_memfd_test.c (6.18; selftests.md §2.1): the functions

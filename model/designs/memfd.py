@@ -362,6 +362,12 @@ def fallocate_body(s: StateView, fd: E, mode: E, off: E, len: E) -> list[Rule]: 
 #: vma_is_accessible(), VM_READ|VM_WRITE|VM_EXEC); explored: PROT_R and PROT_RW
 PROT_R, PROT_RW, PROT_W = 0, 1, 2
 PROT_TEXT = {PROT_R: "PROT_READ", PROT_RW: "PROT_READ|PROT_WRITE", PROT_W: "PROT_WRITE"}
+#: PROT_EXEC beside them adds VM_EXEC, which no rule reads: neither shm_mnt nor hugetlbfs's
+#: internal mount is noexec (do_mmap()'s path_noexec() passes, VM_MAYEXEC stays for
+#: mprotect()), and MFD_NOEXEC_SEAL/F_SEAL_EXEC govern the mode's x bits, not mappings
+#: (probed on 6.18.44, tests/test_prot_exec.py). PROT_EXEC alone is not accepted: x86-64 with
+#: PKU gives it an execute-only key (arch_override_mprotect_pkey()), so loads depend on the CPU
+PROT = Choice("prot", PROT_TEXT, extra=("PROT_EXEC",))
 
 
 def prot_writes(prot: E) -> E:
@@ -619,14 +625,14 @@ ACTIONS: tuple[Action, ...] = (
                     P("prot", enum("r", "rw", "w"), (PROT_R, PROT_RW)), NPAGES),
            mmap_body, "mmap",
            (C("NULL"), Num("npages", page_bytes),
-            Choice("prot", PROT_TEXT),
+            PROT,
             Choice("share", {SHARED: "MAP_SHARED", PRIVATE: "MAP_PRIVATE"}), Fd("fd"), C("0")),
            "map npages pages from file offset 0", extent="npages"),
     Action("mprotect", (P("m", MAPK, MAP_ALL),
                         P("prot", enum("r", "rw", "w"), (PROT_R, PROT_RW)), NPAGES, MPAGES),
            mprotect_body, "mprotect",
            (MapRef("m"), Num("npages", page_bytes),
-            Choice("prot", PROT_TEXT)),
+            PROT),
            "mprotect a whole mapping", mapped="mpages"),
     Action("munmap", (P("m", MAPK, MAP_ALL), NPAGES, MPAGES), munmap_body, "munmap",
            (MapRef("m"), Num("npages", page_bytes)), "munmap a whole mapping", mapped="mpages"),
