@@ -150,6 +150,7 @@ class Mismatch:
     aspect: str  # outcome | an output (st_size) | seals | size | mode | maps | mN read | ...
     model: str
     kernel: str
+    output: bool = False  # an output the call filled (st_size), not the state after it
 
     def signature(self, case: Case) -> tuple[str, str]:
         action = case.asteps[self.index].action if self.index < len(case.asteps) else "-"
@@ -159,7 +160,8 @@ class Mismatch:
 
     def text(self, case: Case) -> str:
         action = case.asteps[self.index].action if self.index < len(case.asteps) else "-"
-        what = "outcome" if self.aspect == "outcome" else f"{self.aspect} after the step"
+        what = ("outcome" if self.aspect == "outcome" else self.aspect if self.output
+                else f"{self.aspect} after the step")
         return (f"step {self.index + 1} ({action}): {what}: model {self.model}, "
                 f"kernel {self.kernel}")
 
@@ -327,7 +329,7 @@ def compare(case: Case, run: KernelRun) -> Mismatch | None:
         shown = shown_outputs(case.steps[i])
         filled = run.outputs[i] if i < len(run.outputs) else {}
         for k in sorted(k for k in filled if k in shown and shown[k] != filled[k]):
-            return Mismatch(i, k, _val(shown[k]), _val(filled[k]))
+            return Mismatch(i, k, _val(shown[k]), _val(filled[k]), output=True)
         if i < len(obs):
             m = diff_observation(case.expect[i], obs[i], case.aspects)
             if m is not None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import pytest
 
 from checker.replay import TraceInputError
+from model import vocab
 from tests.conftest import kernel_agrees, replay_text
 
 MFD = ('memfd_create("t", MFD_ALLOW_SEALING) = 3\nftruncate(3, 8192) = 0\n'
@@ -123,9 +124,24 @@ def test_a_wrong_getflags_output_is_reported() -> None:
     assert div is not None and "fsflags=[FS_IMMUTABLE_FL]" in div, div
 
 
-def test_getflags_to_null_is_outside_the_model() -> None:
+@pytest.mark.parametrize("null", ["NULL", "0", "0x0"])
+def test_getflags_to_null_is_outside_the_model(null: str) -> None:
     with pytest.raises(TraceInputError, match=r"outside the model: .*NULL.*EFAULT"):
-        replay_text(MFD + "ioctl(3, FS_IOC_GETFLAGS, NULL) = -1 EFAULT")
+        replay_text(MFD + f"ioctl(3, FS_IOC_GETFLAGS, {null}) = -1 EFAULT")
+
+
+def test_the_executor_fills_the_output_the_model_names() -> None:
+    """The model's output label is the one the executor (OUT_IOCTLS) fills and the trace's
+    [N] is read under: else nothing would be compared."""
+    from model.designs.memfd_fsflags import GETFLAGS_OUT
+    from traces.outputs import shown_outputs
+    from traces.syscalls import OUT_IOCTLS
+    from traces.textfmt import parse_trace
+
+    assert OUT_IOCTLS[vocab.FS_IOC_GETFLAGS] == GETFLAGS_OUT.source
+    t = parse_trace("# shmemcheck trace 1\nioctl(3, FS_IOC_GETFLAGS, [FS_NODUMP_FL]) = 0\n",
+                    "<t>")
+    assert shown_outputs(t.steps[0]) == {GETFLAGS_OUT.source: vocab.FS_NODUMP_FL}
 
 
 @pytest.mark.parametrize("arg, why", [("NULL", "EFAULT"), ("[0x100000010]", "32-bit"),
@@ -152,7 +168,7 @@ def test_fsflags_table_on_kernel(name: str) -> None:
 @pytest.mark.kernel
 def test_a_wrong_getflags_output_fails_on_kernel() -> None:
     """kernel_agrees compares the flags the kernel wrote with the trace's [N]."""
-    with pytest.raises(AssertionError):
+    with pytest.raises(AssertionError, match="fsflags"):
         kernel_agrees(WRONG_GET)
 
 

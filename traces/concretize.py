@@ -655,7 +655,7 @@ def _match(spec: object, arg: Arg, st: Mapping[str, int], h: Handles,
                            "past UIO_MAXIOV, EFAULT past the array)")
         return None
     if isinstance(spec, Out):
-        if spec.cell and arg in (Sym("NULL"), Int(0)):  # a put_user() after the call's checks
+        if spec.cell and (arg == Sym("NULL") or (isinstance(arg, Int) and arg.value == 0)):
             return Outside(f"{call} {spec.source} to NULL: the kernel's put_user() faults (EFAULT)")
         return record_output(spec, spec.source, arg, used)
     if isinstance(spec, Bytes):

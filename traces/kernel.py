@@ -55,6 +55,7 @@ from traces.syscalls import (
     FCNTL_DUPFD_CMDS,
     FD_LIMIT,
     OUT_IOCTLS,
+    OUT_POISON,
     PAGE,
     SYSCALLS,
     Cell,
@@ -524,7 +525,8 @@ class _Executor(PathCalls):
     def do_ioctl(self, fd: int, req: int, arg: int | dict[str, int | str] | Cell) -> Outcome:
         real = self.real(fd)
         if isinstance(arg, Cell) or req in OUT_IOCTLS:  # a 64-bit cell's address, as `ptr`'s
-            cell = ctypes.c_int64(arg.value if isinstance(arg, Cell) else 0)
+            seed = arg.value if isinstance(arg, Cell) and req not in OUT_IOCTLS else OUT_POISON
+            cell = ctypes.c_int64(seed)
             r, e = _sys(_nr("ioctl"), real, req, ctypes.addressof(cell))
             if r == 0 and req in OUT_IOCTLS:  # the int the kernel wrote: the step's output
                 self.filled[OUT_IOCTLS[req]] = cell.value & 0xFFFFFFFF

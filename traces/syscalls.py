@@ -56,6 +56,7 @@ __all__ = [
     "IOCTL_FD_CREATORS",
     "IOCTL_STRUCTS",
     "OUT_IOCTLS",
+    "OUT_POISON",
     "PAGE",
     "PLAIN_KINDS",
     "STAT_SHOWN",
@@ -112,6 +113,9 @@ INT_IOCTLS = frozenset({vocab.KVM_CREATE_VM, vocab.KVM_CHECK_EXTENSION, KVM_GET_
 #: ioctl requests that fill a pointer to a number (request -> the output's label): strace
 #: prints the value written, `[N]`, or the address when the call failed
 OUT_IOCTLS = {vocab.FS_IOC_GETFLAGS: "fsflags"}
+#: what an output cell holds before the call: no output's value, so a call that writes
+#: nothing shows as a difference (the reproducers' runtimes use the same pattern)
+OUT_POISON = 0x5A5A5A5A5A5A5A5A
 #: ioctl requests that take a pointer to a number, `[N]` as strace prints it
 PTR_IOCTLS = frozenset({vocab.FS_IOC_SETFLAGS, *OUT_IOCTLS})
 #: ioctl requests of /dev/kvm and its descriptors: the machine needs KVM

@@ -40,6 +40,12 @@ def _flag_updates(s: StateView, flags: E) -> dict[str, E | int]:
     return {f: If(flags.has(bit), 1, 0) for f, bit in FSFLAG_BITS if hasattr(s, f)}
 
 
+def no_fileattr(s: StateView, why: str) -> Rule:
+    """hugetlbfs's inode operations have neither ->fileattr_get nor ->fileattr_set: the
+    vfs_fileattr_*() call is ENOIOCTLCMD, which vfs_ioctl() turns into ENOTTY."""
+    return fail("ENOTTY", when=s.hugetlb, label="no_fileattr", why=why)
+
+
 def setflags_body(s: StateView, fd: E, flags: E) -> list[Rule]:
     """ioctl(FS_IOC_SETFLAGS) -> ioctl_setflags() -> vfs_fileattr_set() (fs/file_attr.c): an
     inode without ->fileattr_set (hugetlbfs) is ENOIOCTLCMD, ENOTTY to the caller;
@@ -50,8 +56,7 @@ def setflags_body(s: StateView, fd: E, flags: E) -> list[Rule]:
     description may ask: no FMODE_WRITE check, and seals do not stop it."""
     return [
         have_fd(s, fd),
-        fail("ENOTTY", when=s.hugetlb, label="no_fileattr",
-             why="vfs_fileattr_set(): hugetlbfs has no ->fileattr_set"),
+        no_fileattr(s, "vfs_fileattr_set(): hugetlbfs has no ->fileattr_set"),
         fail("EOPNOTSUPP", when=(flags & ~SHMEM_FL_MODIFIABLE) != 0, label="unsupported",
              why="shmem_fileattr_set(): flags & ~SHMEM_FL_USER_MODIFIABLE"),
         ok(0, **as_updates(_flag_updates(s, flags))),
@@ -63,12 +68,8 @@ def getflags_body(s: StateView, fd: E) -> list[Rule]:
     inode without ->fileattr_get (hugetlbfs) is ENOIOCTLCMD, ENOTTY to the caller; then
     shmem_fileattr_get() fills info->fsflags & SHMEM_FL_USER_VISIBLE, and put_user() writes
     it as an int (the output `GETFLAGS_OUT`). Any description may ask."""
-    return [
-        have_fd(s, fd),
-        fail("ENOTTY", when=s.hugetlb, label="no_fileattr",
-             why="vfs_fileattr_get(): hugetlbfs has no ->fileattr_get"),
-        ok(0),
-    ]
+    return [have_fd(s, fd),
+            no_fileattr(s, "vfs_fileattr_get(): hugetlbfs has no ->fileattr_get"), ok(0)]
 
 
 #: explored: clear, each flag that stops a path, and one bit shmem refuses; NODUMP, NOATIME

@@ -122,7 +122,7 @@ def _c_ioctl(op: Op, need: set[str]) -> str:
     if code in OUT_IOCTLS:  # the kernel fills the cell; checked after (runtime: cell_shown())
         need.add("stat")
         shown = _c_flags(arg.items[0]) if isinstance(arg, Lst) else "-1"
-        return f"cell_shown({shown}, res_of(ioctl(FD({fd}), {_c_flags(req)}, &out_cell)))"
+        return f"cell_shown({shown}, res_of(ioctl(FD({fd}), {_c_flags(req)}, out_cell_ptr())))"
     if isinstance(arg, Lst):  # a pointer to a number (PTR_IOCTLS: chattr's flags)
         return f"res_of(ioctl(FD({fd}), {_c_flags(req)}, {_c_cell(_c_flags(arg.items[0]))}))"
     need.add("kvm")

@@ -357,8 +357,15 @@ static __maybe_unused struct res stat_shown(long long size, long mode, struct re
 	return r;
 }
 /* FS_IOC_GETFLAGS's int (the kernel writes 32 bits of the cell). After a successful call,
- * the flags the trace shows (-1: an address, not shown) must be the kernel's. */
+ * the flags the trace shows (-1: an address, not shown) must be the kernel's. The cell is
+ * poisoned before each call (out_cell_ptr()), so a call that writes nothing shows. */
 static long long out_cell;
+
+static __maybe_unused long long *out_cell_ptr(void)
+{
+	out_cell = 0x5a5a5a5a5a5a5a5aLL;
+	return &out_cell;
+}
 
 static __maybe_unused struct res cell_shown(long long shown, struct res r)
 {

@@ -247,7 +247,7 @@ def sys_cell(tfd, req, shown):
     successful call, the value the trace shows (None: an address, not shown) must be the
     kernel's."""
     global failed
-    cell = PTR(0)
+    cell = PTR(0x5A5A5A5A5A5A5A5A)  # poisoned: a call that writes nothing shows
     r = sysc("ioctl", FD(tfd), req, cell)
     got = cell[0] & 0xFFFFFFFF
     if r[0] == 0 and not r[2] and shown is not None and got != shown:
