@@ -12,11 +12,11 @@ Two sources of traces, both replayed on the kernel from a fresh file in a forked
 
 After every step the kernel's outcome, the outputs the call filled (fstat's st_size and
 st_mode, FS_IOC_GETFLAGS's flags: traces/outputs.py) and its observable state are compared
-with the model's: F_GET_SEALS, the size in bytes, the mode, and for each live mapping whether a load and a
-load-then-store succeed (what the model's `load`/`store` actions say for that mapping's kind in
-that state; no rule is re-implemented here). A divergence is confirmed by a second run, shrunk to
-a minimal trace (dropping steps while the same divergence persists on model and kernel) and
-written in the trace format.
+with the model's: F_GET_SEALS, the size in bytes, the mode, and for each live mapping whether
+a load and a load-then-store succeed (what the model's `load`/`store` actions say for that
+mapping's kind in that state; no rule is re-implemented here). A divergence is confirmed by
+a second run, shrunk to a minimal trace (dropping steps while the same divergence persists on
+model and kernel) and written in the trace format.
 """
 
 from __future__ import annotations
