@@ -40,6 +40,9 @@ ENGINES = ("bmc", "kind", "pdr")
 PDR_RUN_DEPTH = 200  # BMC bound when re-finding a run Spacer reported reachable
 FALLBACK_STATES = 2_000_000  # the explicit search for a run bmc could not re-find stops here
 REFIND_PLAIN = 10.0  # seconds a query for the re-find's first try, without pre-image lemmas
+#: seconds a query for its second try, with them: the slowest second try that succeeded took
+#: 3.8 s; past this the explicit search gives the run (`_explicit_run`), as it did after 60 s
+REFIND_LEMMAS = 20.0
 
 
 class ReplayMismatch(RuntimeError):
@@ -313,17 +316,18 @@ class _Ctx:
 
     def _refind(self, stats: dict[str, Any]) -> SearchResult:
         """The shortest run to a goal Spacer called reachable: bmc first without the pre-image
-        lemmas for at most REFIND_PLAIN s a query, then with them. Each is heavy-tailed where
-        the other is not: v5-inaccessible inaccessible-size-fixed-once-set takes 0.5 s without
-        and ~280 s with them; sometimes-inaccessible-consumed-by-kvm 3.8 s with and past 60 s
-        a query without (NOTES "Spacer restarts too")."""
+        lemmas for at most REFIND_PLAIN s a query, then with them for at most REFIND_LEMMAS s.
+        Each is heavy-tailed where the other is not: v5-inaccessible
+        inaccessible-size-fixed-once-set takes 0.5 s without and ~280 s with them;
+        sometimes-inaccessible-consumed-by-kvm 3.8 s with and past 60 s a query without (NOTES
+        "Spacer restarts too")."""
         plain = self.timeout if self.timeout is None else min(self.timeout, REFIND_PLAIN)
         s = bmc(self.enc, self.goal, PDR_RUN_DEPTH, plain, violation=self.violation(),
                 use_pre=False)
         queries = s.queries
         if s.status == "unknown":
-            s = bmc(self.enc, self.goal, PDR_RUN_DEPTH, self.timeout,
-                    violation=self.violation())
+            capped = self.timeout if self.timeout is None else min(self.timeout, REFIND_LEMMAS)
+            s = bmc(self.enc, self.goal, PDR_RUN_DEPTH, capped, violation=self.violation())
             queries += s.queries
         stats["bmc_queries"] = queries
         return s
