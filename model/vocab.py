@@ -181,6 +181,18 @@ FS_FLAGS = {
 FS_IMMUTABLE_FL, FS_APPEND_FL, FS_NODUMP_FL, FS_NOATIME_FL = 0x10, 0x20, 0x40, 0x80
 #: _IOR('f', 1, long) and _IOW('f', 2, long); the kernel reads and writes an int there
 FS_IOC_GETFLAGS, FS_IOC_SETFLAGS = 0x80086601, 0x40086602
+#: include/uapi/linux/fs.h: struct fsxattr's fsx_xflags (FS_IOC_FSGETXATTR/FSSETXATTR, xfs_io's
+#: chattr), in bit order as strace names them
+FS_XFLAGS = {
+    "FS_XFLAG_REALTIME": 0x1, "FS_XFLAG_PREALLOC": 0x2, "FS_XFLAG_IMMUTABLE": 0x8,
+    "FS_XFLAG_APPEND": 0x10, "FS_XFLAG_SYNC": 0x20, "FS_XFLAG_NOATIME": 0x40,
+    "FS_XFLAG_NODUMP": 0x80, "FS_XFLAG_RTINHERIT": 0x100, "FS_XFLAG_PROJINHERIT": 0x200,
+    "FS_XFLAG_NOSYMLINKS": 0x400, "FS_XFLAG_EXTSIZE": 0x800, "FS_XFLAG_EXTSZINHERIT": 0x1000,
+    "FS_XFLAG_NODEFRAG": 0x2000, "FS_XFLAG_FILESTREAM": 0x4000, "FS_XFLAG_DAX": 0x8000,
+    "FS_XFLAG_COWEXTSIZE": 0x10000, "FS_XFLAG_HASATTR": 0x80000000,
+}
+#: _IOW('X', 32, struct fsxattr) (28 bytes: five __u32 and 8 bytes of padding)
+FS_IOC_FSSETXATTR = 0x401C5820
 
 #: Every named constant a trace may use, name -> value.
 CONSTANTS: dict[str, int] = {
@@ -191,6 +203,7 @@ CONSTANTS: dict[str, int] = {
     "KVM_CREATE_VM": KVM_CREATE_VM, "KVM_CREATE_GUEST_MEMFD": KVM_CREATE_GUEST_MEMFD,
     "KVM_SET_USER_MEMORY_REGION2": KVM_SET_USER_MEMORY_REGION2,
     **FS_FLAGS, "FS_IOC_GETFLAGS": FS_IOC_GETFLAGS, "FS_IOC_SETFLAGS": FS_IOC_SETFLAGS,
+    **FS_XFLAGS, "FS_IOC_FSSETXATTR": FS_IOC_FSSETXATTR,
 }
 
 

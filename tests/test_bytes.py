@@ -92,7 +92,9 @@ def test_every_rule_the_search_never_fires_is_decided_by_replay() -> None:
              ("mremap", m, {"m": 0, "old": 2, "new": 2, "flags": 5, "mpages": 1}),
              ("mremap", m, {"m": 0, "old": 2, "new": 1, "flags": 0, "mpages": 2}),
              ("mremap", m, {"m": 0, "old": 2, "new": 3, "flags": 1, "mpages": 1}),
-             ("mremap", m, {"m": 0, "old": 1, "new": 2, "flags": 1, "mpages": 1})]
+             ("mremap", m, {"m": 0, "old": 1, "new": 2, "flags": 1, "mpages": 1}),
+             ("fs_setxattr", st, {"fd": 0, "xflags": 0, "extsize": 0, "projid": (1 << 32) - 1,
+                                  "cowextsize": 0})]
     decided = {(a, ex.apply(ex.by_name[a], at, p).rule) for a, at, p in calls}
     assert decided == set(REPLAY_ONLY)
 
@@ -119,7 +121,7 @@ PREFIXES = ["", "fcntl(3, F_ADD_SEALS, F_SEAL_GROW) = 0\n",
 
 def _line(rng: random.Random) -> str:
     a, b = _values(rng), _values(rng)
-    call = rng.randrange(19)
+    call = rng.randrange(20)
     if call == 0:
         return f"ftruncate(3, {a}) = ?"
     if call == 1:
@@ -170,6 +172,14 @@ def _line(rng: random.Random) -> str:
         return f"ioctl(3, FS_IOC_SETFLAGS, [{flags}]) = ?"
     if call == 18:  # lsattr: the flags the lines before left, the model's against the kernel's
         return "ioctl(3, FS_IOC_GETFLAGS, 0x7ffd4a1c0e2c) = ?"
+    if call == 19:  # xfs_io chattr: struct fsxattr, each __u32 field any value
+        xflags = rng.choice(("0", "FS_XFLAG_IMMUTABLE", "FS_XFLAG_APPEND|FS_XFLAG_NODUMP",
+                             "FS_XFLAG_PREALLOC", "FS_XFLAG_EXTSIZE", "FS_XFLAG_SYNC",
+                             str(abs(a) % (1 << 32)), hex(1 << rng.randrange(32))))
+        ext, proj, cow = (rng.choice((0, 0, 1, 4096, 0xFFFFFFFF, abs(x) % (1 << 32)))
+                          for x in (a, b, _values(rng)))
+        return (f"ioctl(3, FS_IOC_FSSETXATTR, {{fsx_xflags={xflags}, fsx_extsize={ext}, "
+                f"fsx_projid={proj}, fsx_cowextsize={cow}}}) = ?")
     return f"load(m1, {rng.choice((0, 4095, 4096, 8191, abs(b) % 12288))}) = ?"
 
 

@@ -55,17 +55,23 @@ def test_the_later_kernels_are_the_618_rules_but_write_chunks(name: str) -> None
     """The same schema, initial states and actions as memfd but pwrite, whose only change is
     F_SEAL_GROW's chunk (2 MiB: found by the scenario library run as a selftest in their
     guests), splice_write, copy_file_range and pwritev2 (the same shmem_write_begin() chunks:
-    seen on 7.2.13, NOTES), mem_write (one added rule, MEM_WRITE_RULE), and on 6.12
-    pwritev2/preadv2's RWF_SUPPORTED (no RWF_DONTCACHE or RWF_NOSIGNAL: source-read)."""
+    seen on 7.2.13, NOTES), mem_write (one added rule, MEM_WRITE_RULE), on 6.12
+    pwritev2/preadv2's RWF_SUPPORTED (no RWF_DONTCACHE or RWF_NOSIGNAL: source-read), and
+    FS_IOC_FSSETXATTR's xflag masks (7.2's own; left out on 6.12 and 7.3-rc)."""
     from checker.diff import rule_changes
 
     d, m = designs.get(name), designs.get("memfd")
     assert d.schema == m.schema and d.init == m.init and d.kernel != m.kernel
     rwf = name == "memfd@6.12"
-    assert [a.name for a, b in zip(d.actions, m.actions, strict=True) if a != b] == [
+    # FS_IOC_FSSETXATTR's masks differ by release: 7.2's are its own (probed,
+    # tests/test_fssetxattr.py), the unprobed series leave the action out
+    xattr = name == "memfd@7.2"
+    mine = [a for a in m.actions if xattr or a.name != "fs_setxattr"]
+    assert [a.name for a, b in zip(d.actions, mine, strict=True) if a != b] == [
         "pwrite", "splice_write", "copy_file_range", "pwritev2",
         *(["preadv2"] if rwf else []), "pwritev",
-        "write", "writev", "pwritev2_fpos", *(["preadv2_fpos"] if rwf else []), "mem_write"]
+        "write", "writev", "pwritev2_fpos", *(["preadv2_fpos"] if rwf else []), "mem_write",
+        *(["fs_setxattr"] if xattr else [])]
     assert rule_changes(m, d) == [
         "pwrite: ~ grow_seal", "pwrite: ~ grow_seal_short", "splice_write: ~ grow_seal",
         "splice_write: ~ grow_seal_short",
@@ -79,7 +85,8 @@ def test_the_later_kernels_are_the_618_rules_but_write_chunks(name: str) -> None
         *(["pwritev2_fpos: ~ unsupported_flags"] if rwf else []),
         "pwritev2_fpos: ~ grow_seal", "pwritev2_fpos: ~ grow_seal_short",
         *(["preadv2_fpos: ~ unsupported_flags"] if rwf else []),
-        f"mem_write: + {MEM_WRITE_RULE[name]}"]
+        f"mem_write: + {MEM_WRITE_RULE[name]}",
+        *(["fs_setxattr: ~ xflags_mask", "fs_setxattr: ~ has_fsx"] if xattr else [])]
 
 
 def test_write_paths_are_the_actions_with_shmem_write_begin_rules() -> None:
@@ -145,17 +152,22 @@ def test_61_differs_from_618_exactly_in_the_63_calls() -> None:
     """The explicit product of memfd and memfd@6.1 (from the states both start in): every
     divergence is a memfd_create with MFD_NOEXEC_SEAL or MFD_EXEC, an F_ADD_SEALS asking
     for bit 0x20 (F_SEAL_EXEC), or a FOLL_FORCE write through a read-only private mapping of
-    a hugetlbfs file (6.1's check_vma_flags() refuses it): nothing else the delta touched
-    (fchmod's dropped exec-seal rule) is observable."""
+    a hugetlbfs file (6.1's check_vma_flags() refuses it), or an FS_IOC_FSSETXATTR of the
+    explored xflag outside 6.18's FS_XFLAGS_MASK (0x4) on hugetlbfs (6.1 has no mask: ENOTTY,
+    not EOPNOTSUPP): nothing else the delta touched (fchmod's dropped exec-seal rule) is
+    observable."""
     r = Differ(designs.get("memfd"), designs.get("memfd@6.1"),
                {"pages": 1, "maps": 1, "pins": 0, "fds": 1}).run()
     assert r.divergences
-    assert {d.action for d in r.divergences} == {"memfd_create", "fcntl_add_seals", "mem_write"}
+    assert {d.action for d in r.divergences} == {"memfd_create", "fcntl_add_seals", "mem_write",
+                                                 "fs_setxattr"}
     for d in r.divergences:
         run = d.example[1]
         p = run.steps[-1].params
         if d.action == "mem_write":
             assert run.states()[-2]["hugetlb"] and p["m"] == PR_RO, d
+        elif d.action == "fs_setxattr":
+            assert run.states()[-2]["hugetlb"] and p["xflags"] == 0x4, d
         else:
             assert (p["flags"] & 0x18) if d.action == "memfd_create" else (p["seals"] & 0x20), d
 

@@ -81,6 +81,8 @@ EXTRA = {  # not from the selftest
         "mremap-resize-copy", "mremap-future-write-copy"],
     "chattr (FS_IOC_SETFLAGS): immutable and append-only memfds (issue 15)": [
         "chattr-append-only", "chattr-immutable-still-written"],
+    "xfs_io's chattr (FS_IOC_FSSETXATTR): the same flags by struct fsxattr (issue 15)": [
+        "xfs-io-chattr-immutable"],
     "PROT_EXEC mappings, MFD_NOEXEC_SEAL's reach (issue 15)": ["noexec-seal-exec-mapping"],
 }
 

@@ -152,9 +152,7 @@ def _handle_param(action: Action) -> dict[str, str]:
         for spec in specs:
             if isinstance(spec, Fields):
                 walk(tuple(s for _, s in spec.items))
-                continue
-            fam = FAMILY_OF.get(type(spec))
-            if fam is not None:
+            elif (fam := FAMILY_OF.get(type(spec))) is not None:
                 out[spec.param] = fam  # type: ignore[attr-defined]
 
     for _, args in action.spellings():
@@ -665,8 +663,9 @@ def _match(spec: object, arg: Arg, st: Mapping[str, int], h: Handles,
             or isinstance(arg, Int) or (isinstance(arg, Sym) and arg.text == "NULL")
         return None if ok else 'expected a string list ["...", ...] or an address'
     if isinstance(spec, Fields):
-        if not isinstance(arg, Struct):
-            return "expected a struct {...}"
+        if not isinstance(arg, Struct):  # NULL: copy_{from,to}_user() faults, EFAULT
+            return Outside(f"{call} NULL: the kernel's copy of the struct is EFAULT, not "
+                           "judged") if same_constant(arg, "NULL") else "expected a struct {...}"
         given = dict(arg.fields)
         unknown = set(given) - {n for n, _ in spec.items}
         if unknown and not spec.others:

@@ -1,6 +1,7 @@
 """KVM for the live-kernel executor: the ioctl structs packed as include/uapi/linux/kvm.h lays
 them out (struct kvm_create_guest_memfd: 64 bytes; struct kvm_userspace_memory_region2: 160,
-padding and reserved words zero), and the /dev/kvm capability check."""
+padding and reserved words zero; and fs.h's struct fsxattr, 28 bytes), and the /dev/kvm
+capability check."""
 
 from __future__ import annotations
 
@@ -20,6 +21,9 @@ def pack_struct(req: int, vals: Mapping[str, int], real_fd: Callable[[int], int]
     """The struct argument of ioctl `req` (a key of traces.syscalls.IOCTL_STRUCTS): each field
     truncated to its width as the kernel reads it; mapping fields already resolved to addresses;
     `guest_memfd` is a trace descriptor, translated with `real_fd`."""
+    if req == vocab.FS_IOC_FSSETXATTR:  # struct fsxattr: five __u32, then 8 bytes of padding
+        return struct.pack("<5I8x", *(vals.get(k, 0) % (1 << 32) for k in (
+            "fsx_xflags", "fsx_extsize", "fsx_nextents", "fsx_projid", "fsx_cowextsize")))
     if req == vocab.KVM_CREATE_GUEST_MEMFD:
         return struct.pack("<QQ6Q", vals.get("size", 0) % (1 << 64),
                            vals.get("flags", 0) % (1 << 64), *[0] * 6)

@@ -96,14 +96,19 @@ EXTRA_CONSTANTS: dict[str, int] = {
     **vocab.MFD_HUGE_SIZES,
 }
 
-#: ioctl requests that take a struct: request -> (C struct name, (field, bits) in layout
-#: order) (include/uapi/linux/kvm.h; the padding and reserved words are zero)
-IOCTL_STRUCTS: dict[int, tuple[str, tuple[tuple[str, int], ...]]] = {
+#: KVM's ioctl requests that take a struct: request -> (C struct name, (field, bits) in
+#: layout order) (include/uapi/linux/kvm.h; the padding and reserved words are zero)
+KVM_STRUCTS: dict[int, tuple[str, tuple[tuple[str, int], ...]]] = {
     vocab.KVM_CREATE_GUEST_MEMFD: ("kvm_create_guest_memfd", (("size", 64), ("flags", 64))),
     vocab.KVM_SET_USER_MEMORY_REGION2: ("kvm_userspace_memory_region2", (
         ("slot", 32), ("flags", 32), ("guest_phys_addr", 64), ("memory_size", 64),
         ("userspace_addr", 64), ("guest_memfd_offset", 64), ("guest_memfd", 32))),
 }
+#: every ioctl request that takes a struct, as KVM_STRUCTS: KVM's and FS_IOC_FSSETXATTR's
+#: struct fsxattr (include/uapi/linux/fs.h; 8 bytes of padding, zero)
+IOCTL_STRUCTS = {**KVM_STRUCTS, vocab.FS_IOC_FSSETXATTR: ("fsxattr", (
+    ("fsx_xflags", 32), ("fsx_extsize", 32), ("fsx_nextents", 32), ("fsx_projid", 32),
+    ("fsx_cowextsize", 32)))}
 #: struct fields that hold a descriptor of the trace
 FD_FIELDS = frozenset({"guest_memfd"})
 #: ioctl requests that return a new descriptor
@@ -119,7 +124,7 @@ OUT_POISON = 0x5A5A5A5A5A5A5A5A
 #: ioctl requests that take a pointer to a number, `[N]` as strace prints it
 PTR_IOCTLS = frozenset({vocab.FS_IOC_SETFLAGS, *OUT_IOCTLS})
 #: ioctl requests of /dev/kvm and its descriptors: the machine needs KVM
-KVM_IOCTLS = frozenset(IOCTL_STRUCTS) | IOCTL_FD_CREATORS | INT_IOCTLS
+KVM_IOCTLS = frozenset(KVM_STRUCTS) | IOCTL_FD_CREATORS | INT_IOCTLS
 #: fcntl commands that return a new descriptor: F_DUPFD, F_DUPFD_CLOEXEC (fs/fcntl.c f_dupfd())
 FCNTL_DUPFD_CMDS = frozenset({0, 1030})
 #: fcntl commands a trace may use: F_ADD_SEALS, F_GET_SEALS, F_GETFD, F_SETFD, F_GETFL, F_SETFL,
@@ -259,7 +264,8 @@ def _fcntl(v: list[Operand]) -> set[str]:
 
 
 def _ioctl(v: list[Operand]) -> set[str]:
-    """The KVM ioctls of the guest_memfd design and FS_IOC_SETFLAGS/GETFLAGS (chattr); a
+    """The KVM ioctls of the guest_memfd design and FS_IOC_SETFLAGS/GETFLAGS/FSSETXATTR
+    (chattr); a
     struct request needs a struct of its own fields, a pointer request `[N]` (an output
     request an address too: strace's rendering of a failed call), a number request a number
     (missing: 0)."""

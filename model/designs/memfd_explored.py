@@ -35,7 +35,9 @@ REPLAY_ONLY = (("pwrite", "pos_overflow"), ("pwrite", "grow_seal_short"),
                ("mremap", "unknown_flags"), ("mremap", "dontunmap_past_vma"),
                ("mremap", "shrink"), ("mremap", "past_vma"), ("mremap", "grow"),
                ("madvise_remove", "len_wraps"), ("madvise", "unknown_advice"),
-               ("madvise", "len_wraps"))
+               ("madvise", "len_wraps"),
+               # FS_IOC_FSSETXATTR explores project id 0 only
+               ("fs_setxattr", "projid_invalid"))
 
 #: actions the search never takes: their f_pos is the trace's (Action.fpos), so a write,
 #: read or lseek is judged by replay and the decision tables; pwrite64/pread64 explore the

@@ -18,16 +18,28 @@ or changes the inode, not in shmem's write_iter (probed on 6.18.44, tests/test_f
   the model judges reads them.
 FS_IOC_GETFLAGS shows the four bits as they were last set, through any description (probed on
 6.18.44: `[FS_APPEND_FL|FS_NODUMP_FL|FS_NOATIME_FL]`, `[0]`; hugetlbfs ENOTTY).
+FS_IOC_FSSETXATTR (xfs_io's chattr) is a second way to the same four flags: the xflags
+FS_XFLAG_IMMUTABLE, _APPEND, _NODUMP, _NOATIME, through the same vfs_fileattr_set() (probed on
+6.18.44 bit by bit, tests/test_fsflags.py).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from model.designs.memfd_state import FD, FD_ALL, FSFLAG_BITS, SHMEM_FSFLAGS, have_fd
 from model.lang import Action, E, If, Param, Rule, fail, ok, word
 from model.lang.action import as_updates
-from model.lang.callspec import C, Fd, Out, Ptr
-from model.lang.schema import StateView
-from model.vocab import FS_APPEND_FL, FS_FLAGS, FS_IMMUTABLE_FL
+from model.lang.callspec import C, Fd, Fields, Flags, Num, Out, Ptr
+from model.lang.schema import StateView, integer
+from model.vocab import (
+    FS_APPEND_FL,
+    FS_FLAGS,
+    FS_IMMUTABLE_FL,
+    FS_NOATIME_FL,
+    FS_NODUMP_FL,
+    FS_XFLAGS,
+)
 
 #: SHMEM_FL_USER_MODIFIABLE less FS_CASEFOLD_FL, which only a directory of a tmpfs mounted with
 #: an encoding takes (shmem_set_inode_flags(): EOPNOTSUPP on shm_mnt, which has none)
@@ -35,9 +47,12 @@ SHMEM_FL_MODIFIABLE = sum(SHMEM_FSFLAGS.values())
 FS_SECRM_FL = FS_FLAGS["FS_SECRM_FL"]
 
 
-def _flag_updates(s: StateView, flags: E) -> dict[str, E | int]:
-    """info->fsflags = flags: each kept flag field from its bit (the fields the design has)."""
-    return {f: If(flags.has(bit), 1, 0) for f, bit in FSFLAG_BITS if hasattr(s, f)}
+def _flag_updates(s: StateView, flags: E, bit_of: dict[int, int] | None = None
+                  ) -> dict[str, E | int]:
+    """info->fsflags = flags: each kept flag field from its bit (the fields the design has);
+    with `bit_of` (FS_*_FL -> the bit of `flags` that sets it) from another flag family."""
+    return {f: If(flags.has(bit if bit_of is None else bit_of[bit]), 1, 0)
+            for f, bit in FSFLAG_BITS if hasattr(s, f)}
 
 
 def no_fileattr(s: StateView, why: str) -> Rule:
@@ -91,3 +106,101 @@ GETFLAGS_OUT = Out("fsflags", family=FS_FLAGS, bits=FSFLAG_BITS, cell=True)
 FS_GETFLAGS = Action(
     "fs_getflags", (Param("fd", FD, FD_ALL),), getflags_body, "ioctl",
     (Fd("fd"), C("FS_IOC_GETFLAGS"), GETFLAGS_OUT), "lsattr: FS_IOC_GETFLAGS")
+
+
+X = FS_XFLAGS
+#: fileattr_fill_xflags(): the xflag that sets each shmem flag (FS_*_FL -> FS_XFLAG_*)
+XFLAG_OF = {FS_IMMUTABLE_FL: X["FS_XFLAG_IMMUTABLE"], FS_APPEND_FL: X["FS_XFLAG_APPEND"],
+            FS_NODUMP_FL: X["FS_XFLAG_NODUMP"], FS_NOATIME_FL: X["FS_XFLAG_NOATIME"]}
+#: FS_XFLAGS_MASK on 6.18.44: every xflag but 0x4 and bits 17-30 (probed on hugetlbfs, where
+#: a bit outside it is EOPNOTSUPP and one inside ENOTTY); FS_XFLAG_VERITY (0x20000) is not in it
+XFLAGS_MASK = sum(X.values())
+#: FS_XFLAG_RDONLY_MASK: the xflags a set ignores (copy_fsxattr_from_user())
+XFLAG_RDONLY = X["FS_XFLAG_PREALLOC"] | X["FS_XFLAG_HASATTR"]
+#: FS_XFLAG_COMMON: the xflags that have an FS_*_FL twin (include/linux/fileattr.h); of them,
+#: SYNC, DAX and PROJINHERIT become flags shmem refuses (EOPNOTSUPP)
+XFLAG_COMMON = sum(X["FS_XFLAG_" + n] for n in ("SYNC", "IMMUTABLE", "APPEND", "NODUMP",
+                                                 "NOATIME", "DAX", "PROJINHERIT"))
+XFLAG_SHMEM = sum(XFLAG_OF.values())
+XFLAG_EXTSIZE, XFLAG_EXTSZINHERIT = X["FS_XFLAG_EXTSIZE"], X["FS_XFLAG_EXTSZINHERIT"]
+XFLAG_COWEXTSIZE = X["FS_XFLAG_COWEXTSIZE"]
+INVALID_PROJID = (1 << 32) - 1  # (projid_t)-1: projid_valid() is false for it
+U32 = integer(0, (1 << 32) - 1)
+
+
+def xflags_mask_rule(mask: int) -> Callable[..., Rule]:
+    """copy_fsxattr_from_user(): an xflag outside FS_XFLAGS_MASK (`mask`) is EOPNOTSUPP, before
+    any inode check (so on hugetlbfs too). The mask arrived with file_getattr/file_setattr
+    (v6.17); 6.1.192 has no such check (probed)."""
+    def rule(s: StateView, xflags: E, **_: E) -> Rule:
+        return fail("EOPNOTSUPP", when=(xflags & ~mask) != 0, label="xflags_mask",
+                    why=f"copy_fsxattr_from_user(): xflags & ~FS_XFLAGS_MASK ({mask:#x})")
+    return rule
+
+
+def has_fsx_rule(rdonly: int) -> Callable[..., Rule]:
+    """shmem_fileattr_set(): fileattr_has_fsx() is EOPNOTSUPP: an xflag without an FS_*_FL twin
+    (FS_XFLAG_COMMON), or a non-zero extsize, projid or cowextsize. The xflags in `rdonly`
+    (FS_XFLAG_RDONLY_MASK) were dropped by copy_fsxattr_from_user(); an extent size of zero
+    has cleared EXTSIZE/EXTSZINHERIT and a CoW extent size of zero COWEXTSIZE
+    (fileattr_set_prepare()), which leaves those three only with a non-zero size, already
+    refused."""
+    sized = XFLAG_EXTSIZE | XFLAG_EXTSZINHERIT | XFLAG_COWEXTSIZE
+
+    def rule(s: StateView, xflags: E, extsize: E, projid: E, cowextsize: E, **_: E) -> Rule:
+        no_twin = xflags & ~(XFLAG_COMMON | rdonly | sized)
+        return fail("EOPNOTSUPP", when=(no_twin != 0) | (extsize != 0) | (projid != 0)
+                    | (cowextsize != 0), label="has_fsx",
+                    why="shmem_fileattr_set(): fileattr_has_fsx()")
+    return rule
+
+
+def setxattr_body(s: StateView, fd: E, xflags: E, extsize: E, projid: E, cowextsize: E
+                  ) -> list[Rule]:
+    """ioctl(FS_IOC_FSSETXATTR) -> ioctl_fssetxattr() (fs/file_attr.c), as on 6.18.44:
+    copy_fsxattr_from_user() refuses an xflag outside FS_XFLAGS_MASK and drops
+    FS_XFLAG_RDONLY_MASK (PREALLOC, HASATTR); fsx_nextents is copied and never read.
+    vfs_fileattr_set(): hugetlbfs has no ->fileattr_set (ENOTTY); fileattr_set_prepare(): a
+    changed project id must be valid (INVALID_PROJID: EINVAL), FS_XFLAG_EXTSZINHERIT on a
+    non-directory is EINVAL. shmem_fileattr_set(): fileattr_has_fsx() is EOPNOTSUPP, and so
+    are the twins shmem does not keep (SYNC, DAX, PROJINHERIT: SHMEM_FL_USER_MODIFIABLE);
+    else info->fsflags takes the four flags, as FS_IOC_SETFLAGS sets them
+    (CAP_LINUX_IMMUTABLE: the model's caller is root). Any description may ask; seals do not
+    stop it."""
+    p = {"xflags": xflags, "extsize": extsize, "projid": projid, "cowextsize": cowextsize}
+    return [
+        have_fd(s, fd),
+        xflags_mask_rule(XFLAGS_MASK)(s, **p),
+        no_fileattr(s, "vfs_fileattr_set(): hugetlbfs has no ->fileattr_set"),
+        fail("EINVAL", when=projid == INVALID_PROJID, label="projid_invalid",
+             why="fileattr_set_prepare(): !projid_valid() for a changed project id"),
+        fail("EINVAL", when=xflags.has(XFLAG_EXTSZINHERIT), label="extszinherit",
+             why="fileattr_set_prepare(): FS_XFLAG_EXTSZINHERIT on a non-directory"),
+        has_fsx_rule(XFLAG_RDONLY)(s, **p),
+        fail("EOPNOTSUPP", when=(xflags & (XFLAG_COMMON & ~XFLAG_SHMEM)) != 0,
+             label="unsupported",
+             why="shmem_fileattr_set(): flags & ~SHMEM_FL_USER_MODIFIABLE (SYNC, DAX, "
+                 "PROJINHERIT)"),
+        ok(0, **as_updates(_flag_updates(s, xflags, XFLAG_OF))),
+    ]
+
+
+#: explored: clear, each xflag that stops a path, and one value for each refusal but the
+#: project id's (EXTSZINHERIT, REALTIME: no FS_*_FL twin, SYNC: a twin shmem refuses, 0x4: outside
+#: the mask); sizes and project ids are replay's and the symbolic engines' (every value)
+SETXATTR_DOMAIN = (0, XFLAG_OF[FS_IMMUTABLE_FL], XFLAG_OF[FS_APPEND_FL], XFLAG_EXTSZINHERIT,
+                   X["FS_XFLAG_REALTIME"], X["FS_XFLAG_SYNC"], 0x4)
+
+FS_FSSETXATTR = Action(
+    "fs_setxattr", (Param("fd", FD, FD_ALL),
+                    Param("xflags", word(32, FS_XFLAGS), SETXATTR_DOMAIN, "fsx_xflags"),
+                    Param("extsize", U32, (0,), "fsx_extsize"),
+                    Param("projid", U32, (0,), "fsx_projid"),
+                    Param("cowextsize", U32, (0,), "fsx_cowextsize")),
+    setxattr_body, "ioctl",
+    (Fd("fd"), C("FS_IOC_FSSETXATTR"),
+     Fields((("fsx_xflags", Flags("xflags", FS_XFLAGS)), ("fsx_extsize", Num("extsize")),
+             ("fsx_projid", Num("projid")), ("fsx_cowextsize", Num("cowextsize"))),
+            others="fsx_nextents (strace leaves it out): copy_fsxattr_from_user() copies it "
+                   "and nothing reads it")),
+    "xfs_io chattr: FS_IOC_FSSETXATTR")

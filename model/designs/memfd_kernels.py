@@ -45,6 +45,12 @@ from collections.abc import Callable
 from model.designs import get, register
 from model.designs.memfd import PR_RO, PR_RW, SH_RW, WRITE_PATHS
 from model.designs.memfd_517 import PRE_EXEC_EDITS
+from model.designs.memfd_fsflags import (
+    XFLAG_RDONLY,
+    XFLAGS_MASK,
+    has_fsx_rule,
+    xflags_mask_rule,
+)
 from model.designs.memfd_rw import grow_seal_rules, written
 from model.lang import Design, E, fail
 from model.lang.action import Action, Rule
@@ -101,6 +107,27 @@ RWF_61 = _rwf_supported(0x1F, "no RWF_NOAPPEND (6.9), RWF_ATOMIC (6.11), RWF_DON
 RWF_612 = _rwf_supported(0x7F, "no RWF_DONTCACHE (6.14) or RWF_NOSIGNAL (6.16)")
 
 
+def _xflags_61(a: Action) -> Action:
+    """FS_IOC_FSSETXATTR on 6.1.192 (probed bit by bit): no FS_XFLAGS_MASK check (an unknown
+    xflag on hugetlbfs is ENOTTY, not EOPNOTSUPP) and no FS_XFLAG_RDONLY_MASK (PREALLOC and
+    HASATTR are EOPNOTSUPP on shmem, fileattr_has_fsx()): both came with v6.17's
+    file_getattr/file_setattr."""
+    return a.drop_rule("xflags_mask").replace_rule("has_fsx", has_fsx_rule(0))
+
+
+#: FS_XFLAG_VERITY and two more bits above it that 7.2.13 takes as read-only xflags
+#: (probed: in its FS_XFLAGS_MASK, since hugetlbfs is ENOTTY, and ignored on shmem)
+XFLAGS_72 = 0xE0000
+
+
+def _xflags_72(a: Action) -> Action:
+    """FS_IOC_FSSETXATTR on 7.2.13 (probed bit by bit): 0x20000 (FS_XFLAG_VERITY), 0x40000
+    and 0x80000 are in FS_XFLAGS_MASK and FS_XFLAG_RDONLY_MASK (a set ignores them), which
+    6.18.44's mask lacks."""
+    return (a.replace_rule("xflags_mask", xflags_mask_rule(XFLAGS_MASK | XFLAGS_72))
+            .replace_rule("has_fsx", has_fsx_rule(XFLAG_RDONLY | XFLAGS_72)))
+
+
 @register("memfd@6.1", on_request=True)
 def build_61() -> Design:
     return get("memfd").derive(
@@ -109,7 +136,8 @@ def build_61() -> Design:
         "write into a read-only hugetlb mapping",
         kernel="6.1", init={"noexec_scope": 0},
         edit={**PRE_EXEC_EDITS, "mem_write": _force_hugetlb, "pwritev2": RWF_61,
-              "preadv2": RWF_61, "pwritev2_fpos": RWF_61, "preadv2_fpos": RWF_61})
+              "preadv2": RWF_61, "pwritev2_fpos": RWF_61, "preadv2_fpos": RWF_61,
+              "fs_setxattr": _xflags_61})
 
 
 def _hugetlb_no_force(s: StateView, m: E, off: E) -> Rule:
@@ -135,8 +163,13 @@ def _same(series: str) -> Design:
         edit["mem_write"] = lambda a: a.insert_rule(_no_foll_force, before="force_not_cow")
     else:
         edit["mem_write"] = _force_hugetlb
+    if series == "7.2":
+        edit["fs_setxattr"] = _xflags_72
+    # FS_IOC_FSSETXATTR's xflag masks differ by release (6.1, 6.18 and 7.2 each have their
+    # own, probed); on the unprobed series the action is left out rather than guessed
+    drop = () if series == "7.2" else ("fs_setxattr",)
     return get("memfd").derive(f"memfd@{series}", "memfd/shmem/hugetlbfs as on Linux "
-                               + SAME_AS_618[series], kernel=series, edit=edit)
+                               + SAME_AS_618[series], kernel=series, edit=edit, drop=drop)
 
 
 @register("memfd@6.12", on_request=True)

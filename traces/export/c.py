@@ -125,6 +125,11 @@ def _c_ioctl(op: Op, need: set[str]) -> str:
         return f"cell_shown({shown}, res_of(ioctl(FD({fd}), {_c_flags(req)}, out_cell_ptr())))"
     if isinstance(arg, Lst):  # a pointer to a number (PTR_IOCTLS: chattr's flags)
         return f"res_of(ioctl(FD({fd}), {_c_flags(req)}, {_c_cell(_c_flags(arg.items[0]))}))"
+    if code == vocab.FS_IOC_FSSETXATTR:  # struct fsxattr: five __u32, 8 bytes of padding
+        vals = [_c_field(f, v, b, need) for (f, v), (_, b) in
+                zip(arg, IOCTL_STRUCTS[code][1], strict=True)]
+        return (f"res_of(ioctl(FD({fd}), {_c_flags(req)}, "
+                f"(uint32_t[7]){{ {', '.join(vals)}, 0, 0 }}))")
     need.add("kvm")
     if code == vocab.KVM_CREATE_GUEST_MEMFD:
         size, flags = (_c_field(f, v, b, need) for (f, v), (_, b) in

@@ -137,6 +137,9 @@ def _py_call(op: Op) -> str:
         if code == vocab.KVM_SET_USER_MEMORY_REGION2:
             return f"sys_set_memory_region2(FD({fd}), " \
                 f"{', '.join(_py_field(f, v) for f, v in arg)})"
+        if code == vocab.FS_IOC_FSSETXATTR:  # struct fsxattr: five __u32, 8 bytes of padding
+            return f'sysc("ioctl", FD({fd}), {_py_value(req)}, ' \
+                f'U32S({", ".join(_py_field(f, v) for f, v in arg)}, 0, 0))'
         if code in OUT_IOCTLS:  # the kernel fills the cell; checked after the call
             shown = _py_value(arg.items[0]) if isinstance(arg, Lst) else "None"
             return f"sys_cell({fd}, {_py_value(req)}, {shown})"

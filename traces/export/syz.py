@@ -105,7 +105,11 @@ _SYZ_IOCTLS: dict[int, dict[str, str]] = {
     vocab.KVM_SET_USER_MEMORY_REGION2: {"": "KVM_SET_USER_MEMORY_REGION2"},
     vocab.FS_IOC_SETFLAGS: {"": "FS_IOC_SETFLAGS"},
     vocab.FS_IOC_GETFLAGS: {"": "FS_IOC_GETFLAGS"},
+    vocab.FS_IOC_FSSETXATTR: {"": "FS_IOC_FSSETXATTR"},
 }
+#: the size of each struct argument (its padding and reserved words left to syz's zero)
+_SYZ_STRUCT_SIZE = {vocab.KVM_CREATE_GUEST_MEMFD: 64, vocab.KVM_SET_USER_MEMORY_REGION2: 160,
+                    vocab.FS_IOC_FSSETXATTR: 28}
 
 
 def _syz_ioctl(s: _Syz, op: Op) -> str:
@@ -125,7 +129,7 @@ def _syz_ioctl(s: _Syz, op: Op) -> str:
                 vals.append(f"&({_syz_map(m):#x}/{s.maplen.get(m, 0x1000):#x})=nil")
             else:
                 vals.append(f"{int_arg(v, f) % (1 << bits):#x}")
-        size = 64 if code == vocab.KVM_CREATE_GUEST_MEMFD else 160
+        size = _SYZ_STRUCT_SIZE[code]
         argtext = f"{s.ptr(size)}={{{', '.join(vals)}}}"
     elif code in OUT_IOCTLS:  # ptr[out, int32]: the pointee is the kernel's to fill
         argtext = s.ptr(4)

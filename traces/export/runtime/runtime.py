@@ -68,6 +68,12 @@ def PTR(v):  # noqa: N802
     return (ctypes.c_int64 * 1)(v)
 
 
+def U32S(*v):  # noqa: N802
+    """A struct of __u32 fields (struct fsxattr, its padding as zero words), passed by
+    address; each value truncated to 32 bits, as the kernel reads it."""
+    return (ctypes.c_uint32 * len(v))(*(int(x) % (1 << 32) for x in v))
+
+
 def NEWFD(tfd):  # noqa: N802
     """dup2/dup3's newfd: the descriptor the trace holds at tfd (the kernel closes it), else a
     free one from tfd up; a negative tfd as is (the kernel's EBADF)."""

@@ -1,0 +1,182 @@
+"""FS_IOC_FSSETXATTR (xfs_io's chattr: struct fsxattr) on a memfd, a second way to chattr's
+flags (model/designs/memfd_fsflags.py), against a decision table.
+
+Probed on 6.18.44 with ctypes programs, bit by bit, as root: FS_XFLAG_IMMUTABLE, _APPEND,
+_NODUMP and _NOATIME set the four FS_*_FL flags (FS_IOC_GETFLAGS shows them; ftruncate is
+then EPERM on append-only); PREALLOC and HASATTR are ignored; EXTSIZE and COWEXTSIZE with a
+zero size are cleared and succeed; EXTSZINHERIT is EINVAL (not a directory), and so is
+project id 0xffffffff; a non-zero extsize, project id or cowextsize, SYNC, DAX, PROJINHERIT
+and the other xflags are EOPNOTSUPP; bits outside the kernel's mask (0x4, 0x20000 and up but
+the top bit) are EOPNOTSUPP even on hugetlbfs, where every other request is ENOTTY.
+fsx_nextents is not read. Any description may set them; seals do not stop it.
+6.1.192 and 7.2.13 (QEMU guests) differ in the masks: rows of their own below.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from checker.replay import TraceInputError
+from tests.conftest import kernel_agrees, replay_text
+
+MFD = 'memfd_create("t", MFD_ALLOW_SEALING) = 3\nftruncate(3, 8192) = 0\n'
+EOPNOTSUPP, EINVAL, ENOTTY = "-1 EOPNOTSUPP", "-1 EINVAL", "-1 ENOTTY"
+
+
+def setx(xflags: str, extsize: int = 0, projid: int = 0, cow: int = 0, fd: int = 3,
+         nextents: int | None = None) -> str:
+    """One FS_IOC_FSSETXATTR line as strace prints it (nextents only when given)."""
+    nx = "" if nextents is None else f", fsx_nextents={nextents}"
+    return (f"ioctl({fd}, FS_IOC_FSSETXATTR, {{fsx_xflags={xflags}, fsx_extsize={extsize}"
+            f"{nx}, fsx_projid={projid}, fsx_cowextsize={cow}}})")
+
+
+def get(flags: str) -> str:
+    return f"ioctl(3, FS_IOC_GETFLAGS, [{flags}]) = 0"
+
+
+TABLE = {
+    "append: FS_XFLAG_APPEND is FS_APPEND_FL: ftruncate EPERM, shared mappings EACCES":
+        MFD + f"{setx('FS_XFLAG_APPEND')} = 0\n{get('FS_APPEND_FL')}\n"
+        "ftruncate(3, 4096) = -1 EPERM\n"
+        "mmap(NULL, 4096, PROT_READ, MAP_SHARED, 3, 0) = -1 EACCES\n"
+        f"{setx('0')} = 0\n{get('0')}\nftruncate(3, 4096) = 0",
+    "immutable, nodump, noatime: the other three, set and cleared together":
+        MFD + f"{setx('FS_XFLAG_IMMUTABLE|FS_XFLAG_NODUMP|FS_XFLAG_NOATIME')} = 0\n"
+        f"{get('FS_IMMUTABLE_FL|FS_NODUMP_FL|FS_NOATIME_FL')}\n"
+        'fchmod(3, 0600) = -1 EPERM\nopen("/proc/self/fd/3", O_RDWR) = -1 EPERM\n'
+        f"{setx('FS_XFLAG_NOATIME')} = 0\n{get('FS_NOATIME_FL')}\nfchmod(3, 0600) = 0",
+    "ignored: read-only xflags, zero-size extent hints, fsx_nextents":
+        MFD + f"{setx('FS_XFLAG_PREALLOC')} = 0\n{setx('FS_XFLAG_HASATTR')} = 0\n"
+        f"{setx('FS_XFLAG_EXTSIZE|FS_XFLAG_COWEXTSIZE')} = 0\n"
+        f"{setx('FS_XFLAG_APPEND', nextents=5)} = 0\n{get('FS_APPEND_FL')}",
+    "refused: a refused set keeps the flags":
+        MFD + f"{setx('FS_XFLAG_APPEND')} = 0\n"
+        f"{setx('FS_XFLAG_EXTSZINHERIT')} = {EINVAL}\n"
+        f"{setx('0', projid=0xFFFFFFFF)} = {EINVAL}\n"
+        f"{setx('FS_XFLAG_EXTSZINHERIT', extsize=4096)} = {EINVAL}\n"
+        f"{setx('0', extsize=4096)} = {EOPNOTSUPP}\n"
+        f"{setx('FS_XFLAG_EXTSIZE', extsize=4096)} = {EOPNOTSUPP}\n"
+        f"{setx('0', projid=1)} = {EOPNOTSUPP}\n{setx('0', cow=1)} = {EOPNOTSUPP}\n"
+        f"{setx('FS_XFLAG_SYNC')} = {EOPNOTSUPP}\n{setx('FS_XFLAG_DAX')} = {EOPNOTSUPP}\n"
+        f"{setx('FS_XFLAG_PROJINHERIT')} = {EOPNOTSUPP}\n"
+        f"{setx('FS_XFLAG_REALTIME')} = {EOPNOTSUPP}\n"
+        f"{setx('FS_XFLAG_IMMUTABLE|FS_XFLAG_NODEFRAG')} = {EOPNOTSUPP}\n"
+        f"{setx('0x4')} = {EOPNOTSUPP}\n{setx('0x20000')} = {EOPNOTSUPP}\n"
+        f"{setx('0x40000000')} = {EOPNOTSUPP}\n{get('FS_APPEND_FL')}",
+    "any description, seals do not stop it; FS_IOC_SETFLAGS clears what it set":
+        'memfd_create("t", MFD_ALLOW_SEALING) = 3\nopen("/proc/self/fd/3", O_RDONLY) = 4\n'
+        "fcntl(3, F_ADD_SEALS, F_SEAL_SEAL|F_SEAL_WRITE|F_SEAL_GROW|F_SEAL_SHRINK) = 0\n"
+        f"{setx('FS_XFLAG_IMMUTABLE', fd=4)} = 0\n{get('FS_IMMUTABLE_FL')}\n"
+        f"ioctl(4, FS_IOC_SETFLAGS, [0]) = 0\n{get('0')}",
+}
+
+#: hugetlbfs has no ->fileattr_set (ENOTTY), but a bit outside the mask is refused first
+HUGE = ('memfd_create("t", MFD_HUGETLB) = 3\n'
+        f"{setx('FS_XFLAG_APPEND')} = {ENOTTY}\n{setx('FS_XFLAG_REALTIME')} = {ENOTTY}\n"
+        f"{setx('0', projid=0xFFFFFFFF)} = {ENOTTY}\n{setx('0x4')} = {EOPNOTSUPP}\n"
+        f"{setx('0x100000')} = {EOPNOTSUPP}")
+
+#: the same calls on other kernels (probed bit by bit in QEMU guests): 6.1.192 has no mask and
+#: no read-only xflags; 7.2.13 takes 0x20000 (FS_XFLAG_VERITY), 0x40000 and 0x80000 as
+#: read-only ones
+OTHER = {
+    "6.1": MFD + f"{setx('FS_XFLAG_PREALLOC')} = {EOPNOTSUPP}\n"
+    f"{setx('FS_XFLAG_HASATTR')} = {EOPNOTSUPP}\n{setx('0x4')} = {EOPNOTSUPP}\n"
+    f"{setx('FS_XFLAG_APPEND')} = 0\n{get('FS_APPEND_FL')}",
+    "6.1-huge": 'memfd_create("t", MFD_HUGETLB) = 3\n'
+    f"{setx('0x4')} = {ENOTTY}\n{setx('0x100000')} = {ENOTTY}",
+    "7.2": MFD + f"{setx('FS_XFLAG_PREALLOC')} = 0\n{setx('0x20000')} = 0\n"
+    f"{setx('0x40000')} = 0\n{setx('0x80000')} = 0\n{setx('0x100000')} = {EOPNOTSUPP}\n"
+    f"{setx('FS_XFLAG_APPEND')} = 0\n{get('FS_APPEND_FL')}",
+    "7.2-huge": 'memfd_create("t", MFD_HUGETLB) = 3\n'
+    f"{setx('0x20000')} = {ENOTTY}\n{setx('0x100000')} = {EOPNOTSUPP}",
+}
+
+
+@pytest.mark.parametrize("name", list(TABLE))
+def test_fssetxattr_table(name: str) -> None:
+    assert replay_text(TABLE[name]) is None
+
+
+def test_hugetlbfs_refuses_unknown_bits_before_enotty() -> None:
+    assert replay_text(HUGE) is None
+
+
+def test_a_wrong_outcome_is_reported() -> None:
+    text = TABLE["refused: a refused set keeps the flags"]
+    assert replay_text(text.replace(f"{setx('0', projid=1)} = {EOPNOTSUPP}",
+                                    f"{setx('0', projid=1)} = 0")) is not None
+    assert replay_text(text.replace(get("FS_APPEND_FL"), get("0"))) is not None
+
+
+@pytest.mark.parametrize("name", list(OTHER))
+def test_other_kernels_designs(name: str) -> None:
+    """memfd@6.1 and memfd@7.2 hold their kernels' masks; 6.18's rules judge the rows
+    otherwise."""
+    design = "memfd@" + name.removesuffix("-huge")
+    assert replay_text(OTHER[name], design) is None
+    assert replay_text(OTHER[name]) is not None
+
+
+@pytest.mark.parametrize("design", ["memfd@5.17", "memfd@6.12", "memfd@7.3-rc"])
+def test_left_out_where_not_probed(design: str) -> None:
+    """5.17's shmem has no ->fileattr_set; 6.12 and 7.3-rc were not probed and their masks
+    differ by release, so the action is left out rather than guessed."""
+    match = r"has no call .ioctl." if design == "memfd@5.17" else \
+        r"outside the model: ioctl argument FS_IOC_FSSETXATTR"
+    with pytest.raises(TraceInputError, match=match):
+        replay_text(MFD + f"{setx('0')} = 0", design)
+
+
+@pytest.mark.parametrize("value, why", [
+    ("NULL", "EFAULT"), ("{fsx_xflags=0x100000000, fsx_extsize=0, fsx_projid=0, "
+                         "fsx_cowextsize=0}", "32-bit"),
+    ("{fsx_xflags=0, fsx_extsize=-1, fsx_projid=0, fsx_cowextsize=0}", "0..4294967295"),
+    ("{fsx_xflags=0, fsx_extsize=0, fsx_projid=4294967296, fsx_cowextsize=0}",
+     "0..4294967295")])
+def test_values_the_kernel_reads_otherwise_are_outside_the_model(value: str, why: str) -> None:
+    """NULL is copy_from_user()'s EFAULT; each field is a __u32, so a value outside it would
+    be cut, not judged as written."""
+    with pytest.raises(TraceInputError, match=f"outside the model: .*{why}"):
+        replay_text(MFD + f"ioctl(3, FS_IOC_FSSETXATTR, {value}) = 0")
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("name", list(TABLE))
+def test_fssetxattr_table_on_kernel(name: str) -> None:
+    kernel_agrees(TABLE[name])
+
+
+@pytest.mark.kernel
+def test_hugetlb_row_on_kernel() -> None:
+    kernel_agrees(HUGE, hugepages=2)
+
+
+@pytest.mark.kernel
+def test_a_wrong_outcome_fails_on_kernel() -> None:
+    with pytest.raises(AssertionError):
+        kernel_agrees(TABLE["ignored: read-only xflags, zero-size extent hints, fsx_nextents"]
+                      .replace(f"{setx('FS_XFLAG_HASATTR')} = 0",
+                               f"{setx('FS_XFLAG_HASATTR')} = {EOPNOTSUPP}"))
+
+
+@pytest.mark.qemu
+@pytest.mark.slow
+@pytest.mark.parametrize("version", ["6.1", "7.2"])
+def test_other_kernels_rows_on_their_guests(version: str, tmp_path: Path) -> None:
+    """The rows of OTHER, replayed in the fetched guest of their kernel."""
+    from tests.test_kernel_designs import _guest
+
+    _guest(version)
+    for name in (version, version + "-huge"):
+        (tmp_path / f"{name}.trace").write_text(
+            f"# shmemcheck trace 1\n# design: memfd@{version}\n{OTHER[name]}\n")
+    p = subprocess.run([sys.executable, "-m", "checker.cli", "replay", str(tmp_path), "--on",
+                        f"kernel@{version}"], capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "2 agree, 0 diverge" in p.stdout, p.stdout
