@@ -223,6 +223,7 @@ BOUNDED_DOMAINS: dict[str, dict[str, tuple[int, ...]]] = {
     # xfs_io's chattr to the flag that stops reopen, fallocate and fchmod; the other xflags
     # are the decision table's (tests/test_fssetxattr.py)
     "fs_setxattr": {"fd": (0,), "xflags": (vocab.FS_XFLAGS["FS_XFLAG_IMMUTABLE"],)},
+    "fs_getxattr": {"fd": (0,)},
 }
 
 

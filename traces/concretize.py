@@ -182,9 +182,8 @@ def page_scale(design: Design) -> Callable[[Mapping[str, int]], int] | None:
 
 
 def size_scale(design: Design) -> Callable[[Mapping[str, int]], int] | None:
-    """Bytes per unit of the state's `size` field: 1 when it counts bytes (a nat_bytes
-    field, the memfd family since issue 14), else the model page (page_scale); None when
-    the design says nothing of bytes."""
+    """Bytes per unit of the state's `size` field: 1 when it counts bytes (nat_bytes: memfd's
+    since issue 14), else the model page (page_scale); None when nothing says bytes."""
     f = design.schema.by_name.get("size")
     if f is not None and f.sort.unit is not None:
         return lambda st: 1
@@ -653,7 +652,7 @@ def _match(spec: object, arg: Arg, st: Mapping[str, int], h: Handles,
                            "past UIO_MAXIOV, EFAULT past the array)")
         return None
     if isinstance(spec, Out):
-        if spec.cell and (arg == Sym("NULL") or (isinstance(arg, Int) and arg.value == 0)):
+        if spec.cell and same_constant(arg, "NULL"):
             return Outside(f"{call} {spec.source} to NULL: the kernel's put_user() faults (EFAULT)")
         return record_output(spec, spec.source, arg, used)
     if isinstance(spec, Bytes):
@@ -663,9 +662,11 @@ def _match(spec: object, arg: Arg, st: Mapping[str, int], h: Handles,
             or isinstance(arg, Int) or (isinstance(arg, Sym) and arg.text == "NULL")
         return None if ok else 'expected a string list ["...", ...] or an address'
     if isinstance(spec, Fields):
-        if not isinstance(arg, Struct):  # NULL: copy_{from,to}_user() faults, EFAULT
-            return Outside(f"{call} NULL: the kernel's copy of the struct is EFAULT, not "
-                           "judged") if same_constant(arg, "NULL") else "expected a struct {...}"
+        if same_constant(arg, "NULL"):
+            return Outside(f"{call} NULL: the kernel's copy of the struct faults (EFAULT)")
+        if not isinstance(arg, Struct):  # a struct the call fills: a failed one shows its address
+            return None if isinstance(arg, Int) and all(
+                isinstance(s, Out) for _, s in spec.items) else "expected a struct {...}"
         given = dict(arg.fields)
         unknown = set(given) - {n for n, _ in spec.items}
         if unknown and not spec.others:

@@ -39,7 +39,7 @@ from traces.hugepages import (
     restore_hugepages,
 )
 from traces.kernel_paths import PathCalls
-from traces.kvm import cap_kvm, pack_struct
+from traces.kvm import cap_kvm, fill_struct, pack_struct
 from traces.memaccess import Map as _Map
 from traces.memaccess import Pin as _Pin
 from traces.memaccess import in_grandchild as _in_grandchild
@@ -56,6 +56,7 @@ from traces.syscalls import (
     FD_LIMIT,
     OUT_IOCTLS,
     OUT_POISON,
+    OUT_STRUCTS,
     PAGE,
     SYSCALLS,
     Cell,
@@ -524,6 +525,10 @@ class _Executor(PathCalls):
 
     def do_ioctl(self, fd: int, req: int, arg: int | dict[str, int | str] | Cell) -> Outcome:
         real = self.real(fd)
+        if req in OUT_STRUCTS:  # a struct the kernel fills: the step's outputs
+            r, e, got = fill_struct(real, req, OUT_STRUCTS[req])
+            self.filled.update(got)
+            return self.result(r, e)
         if isinstance(arg, Cell) or req in OUT_IOCTLS:  # a 64-bit cell's address, as `ptr`'s
             seed = arg.value if isinstance(arg, Cell) and req not in OUT_IOCTLS else OUT_POISON
             cell = ctypes.c_int64(seed)

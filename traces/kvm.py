@@ -5,6 +5,7 @@ capability check."""
 
 from __future__ import annotations
 
+import ctypes
 import os
 import struct
 from collections.abc import Callable, Mapping
@@ -12,7 +13,7 @@ from collections.abc import Callable, Mapping
 from model import vocab
 from traces.rawsys import ename, syscall
 
-__all__ = ["cap_kvm", "pack_struct"]
+__all__ = ["cap_kvm", "fill_struct", "pack_struct"]
 
 SYS_IOCTL = 16
 
@@ -33,6 +34,15 @@ def pack_struct(req: int, vals: Mapping[str, int], real_fd: Callable[[int], int]
                          ("guest_phys_addr", "memory_size", "userspace_addr",
                           "guest_memfd_offset")),
                        real_fd(gfd) % (1 << 32), 0, *[0] * 14)
+
+
+def fill_struct(fd: int, req: int, fields: tuple[str, ...]) -> tuple[int, int, dict[str, int]]:
+    """ioctl(fd, req, buf) for a request that fills a struct of __u32 `fields` and 8 bytes of
+    padding (traces.syscalls.OUT_STRUCTS: struct fsxattr), the buffer poisoned first so that a
+    call that writes nothing shows: (result, errno, {field: value} when it succeeded)."""
+    buf = (ctypes.c_uint32 * (len(fields) + 2))(*[0x5A5A5A5A] * (len(fields) + 2))
+    r, e = syscall(SYS_IOCTL, fd, req, ctypes.addressof(buf))
+    return r, e, (dict(zip(fields, buf, strict=False)) if r == 0 else {})
 
 
 def cap_kvm() -> str | None:

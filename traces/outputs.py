@@ -10,7 +10,7 @@ from model.lang.action import Action
 from model.lang.callspec import Fields, Out
 from model.lang.design import Design
 from model.vocab import parse_flags
-from traces.syscalls import OUT_IOCTLS, SYSCALLS, Cell, TraceError, lower
+from traces.syscalls import OUT_IOCTLS, OUT_STRUCTS, SYSCALLS, Cell, TraceError, lower
 from traces.trace import Arg, Int, Lst, Step, Sym
 
 #: prefix of a `used` key holding an output value the trace shows (OUT + "st_size" -> "8192")
@@ -19,7 +19,10 @@ OUT = "out:"
 
 def out_value(spec: Out, after: Mapping[str, int]) -> int:
     """The model's value of an output: the state field after the call, ORed with its base
-    (or the OR of the bits whose field is set, for an output made of flags)."""
+    (or the OR of the bits whose field is set, for an output made of flags; or its fixed
+    value)."""
+    if spec.fixed is not None:
+        return spec.fixed
     if spec.bits:
         return spec.base | sum(bit for f, bit in spec.bits if after[f])
     return spec.base | after[spec.source]
@@ -99,13 +102,16 @@ def output_text(design: Design, label: str, value: int) -> str:
 
 def shown_outputs(step: Step) -> dict[str, int]:
     """The outputs a trace line shows (a `stat` argument's st_mode, st_size, FS_IOC_GETFLAGS's
-    `[N]`), read by the registry (traces.syscalls.lower)."""
+    `[N]`, FS_IOC_FSGETXATTR's struct fields), read by the registry (traces.syscalls.lower)."""
     try:
         op = lower(step)
     except TraceError:
         return {}
     if op.call == "ioctl" and op.args[1] in OUT_IOCTLS and isinstance(op.args[2], Cell):
         return {OUT_IOCTLS[op.args[1]]: op.args[2].value}  # FS_IOC_GETFLAGS's [N]
+    if op.call == "ioctl" and op.args[1] in OUT_STRUCTS:  # FS_IOC_FSGETXATTR's struct
+        a = op.args[2]
+        return {k: v for k, v in a.items() if isinstance(v, int)} if isinstance(a, dict) else {}
     return {k: v for p, a in zip(SYSCALLS[op.call].params, op.args, strict=False)
             if p.kind == "stat" and isinstance(a, dict) for k, v in a.items()
             if isinstance(v, int)}

@@ -57,6 +57,7 @@ __all__ = [
     "IOCTL_STRUCTS",
     "OUT_IOCTLS",
     "OUT_POISON",
+    "OUT_STRUCTS",
     "PAGE",
     "PLAIN_KINDS",
     "STAT_SHOWN",
@@ -118,6 +119,11 @@ INT_IOCTLS = frozenset({vocab.KVM_CREATE_VM, vocab.KVM_CHECK_EXTENSION, KVM_GET_
 #: ioctl requests that fill a pointer to a number (request -> the output's label): strace
 #: prints the value written, `[N]`, or the address when the call failed
 OUT_IOCTLS = {vocab.FS_IOC_GETFLAGS: "fsflags"}
+#: ioctl requests that fill a struct (request -> its __u32 fields in layout order, each an
+#: output labelled by its name): FS_IOC_FSGETXATTR's struct fsxattr (8 bytes of padding after);
+#: strace prints the struct, or the address when the call failed
+OUT_STRUCTS = {vocab.FS_IOC_FSGETXATTR: ("fsx_xflags", "fsx_extsize", "fsx_nextents",
+                                         "fsx_projid", "fsx_cowextsize")}
 #: what an output cell holds before the call: no output's value, so a call that writes
 #: nothing shows as a difference (the reproducers' runtimes use the same pattern)
 OUT_POISON = 0x5A5A5A5A5A5A5A5A
@@ -264,11 +270,10 @@ def _fcntl(v: list[Operand]) -> set[str]:
 
 
 def _ioctl(v: list[Operand]) -> set[str]:
-    """The KVM ioctls of the guest_memfd design and FS_IOC_SETFLAGS/GETFLAGS/FSSETXATTR
-    (chattr); a
-    struct request needs a struct of its own fields, a pointer request `[N]` (an output
-    request an address too: strace's rendering of a failed call), a number request a number
-    (missing: 0)."""
+    """The KVM ioctls of the guest_memfd design and FS_IOC_SETFLAGS/GETFLAGS/FSSETXATTR/
+    FSGETXATTR (chattr); a struct request needs a struct of its own fields, a pointer request
+    `[N]` (an output request an address too: strace's rendering of a failed call), a number
+    request a number (missing: 0)."""
     req = v[1]
     assert isinstance(req, int)
     iarg = v[2] if len(v) > 2 else 0
@@ -277,6 +282,11 @@ def _ioctl(v: list[Operand]) -> set[str]:
             raise TraceError(f"ioctl {req:#x} takes a pointer to a number, [N]")
     elif isinstance(iarg, Cell):
         raise TraceError(f"ioctl {req:#x} does not take a pointer to a number")
+    elif req in OUT_STRUCTS:  # the struct the kernel fills, or its address (a failed call)
+        if isinstance(iarg, dict):
+            unknown = set(iarg) - set(OUT_STRUCTS[req])
+            if unknown:
+                raise TraceError(f"ioctl {req:#x}: unknown struct fields {sorted(unknown)}")
     elif req in IOCTL_STRUCTS:
         if not isinstance(iarg, dict):
             raise TraceError(f"ioctl {req:#x} needs a struct argument")

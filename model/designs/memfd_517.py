@@ -250,7 +250,8 @@ def build() -> Design:
         # (e408e695f5f1): 5.17's shmem has no ->fileattr_set (ENOTTY), dropped likewise
         drop=("mem_write", "madvise", "vm_write", "splice_write", "copy_file_range",
               "pwritev2", "preadv2", "pwritev2_fpos", "preadv2_fpos", "pwritev", "preadv",
-              "writev", "readv", "fs_setflags", "fs_getflags", "fs_setxattr"),
+              "writev", "readv", "fs_setflags", "fs_getflags", "fs_setxattr",
+              "fs_getxattr"),
         drop_fields=FSFLAG_FIELDS,
         edit={
             "memfd_create": lambda a: PRE_EXEC_EDITS["memfd_create"](a)

@@ -204,3 +204,27 @@ FS_FSSETXATTR = Action(
             others="fsx_nextents (strace leaves it out): copy_fsxattr_from_user() copies it "
                    "and nothing reads it")),
     "xfs_io chattr: FS_IOC_FSSETXATTR")
+
+
+#: the xflag each kept flag field shows as (fileattr_fill_flags())
+XFLAG_BITS = tuple((f, XFLAG_OF[bit]) for f, bit in FSFLAG_BITS)
+
+
+def getxattr_body(s: StateView, fd: E) -> list[Rule]:
+    """ioctl(FS_IOC_FSGETXATTR) -> ioctl_fsgetxattr() (fs/file_attr.c): an inode without
+    ->fileattr_get (hugetlbfs) is ENOTTY; shmem_fileattr_get() fills the flags
+    (fileattr_fill_flags(): each as its xflag) and nothing else, so copy_fsxattr_to_user()
+    writes fsx_xflags and zeroes fsx_extsize, fsx_nextents, fsx_projid, fsx_cowextsize and the
+    padding (the outputs `GETXATTR_OUT`). Any description may ask."""
+    return [have_fd(s, fd),
+            no_fileattr(s, "vfs_fileattr_get(): hugetlbfs has no ->fileattr_get"), ok(0)]
+
+
+#: struct fsxattr as FS_IOC_FSGETXATTR fills it: the four flags as xflags, every size 0
+GETXATTR_OUT = Fields((("fsx_xflags", Out("fsx_xflags", family=FS_XFLAGS, bits=XFLAG_BITS)),
+                       *((n, Out(n, fixed=0)) for n in ("fsx_extsize", "fsx_nextents",
+                                                         "fsx_projid", "fsx_cowextsize"))))
+
+FS_FSGETXATTR = Action(
+    "fs_getxattr", (Param("fd", FD, FD_ALL),), getxattr_body, "ioctl",
+    (Fd("fd"), C("FS_IOC_FSGETXATTR"), GETXATTR_OUT), "xfs_io lsattr: FS_IOC_FSGETXATTR")

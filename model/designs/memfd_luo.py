@@ -275,9 +275,9 @@ def build_luo() -> Design:
         kernel=None, fields=LUO_FIELDS,
         layout={"MAPPING_FROZEN": ("iflags", SHMEM_F_MAPPING_FROZEN)},
         add=LUO_ACTIONS, families=("luo",), expect=EXPECT_LUO,
-        # FS_IOC_GETFLAGS's two bits that only it reads: the state has no room for them
-        # (64 > 63 bits at the default scope), and no luo rule reads chattr's flags
-        drop=("fs_getflags",), drop_fields=GETFLAGS_ONLY,
+        # the two bits only FS_IOC_GETFLAGS and FS_IOC_FSGETXATTR read: the state has no room
+        # for them (64 > 63 bits at the default scope), and no luo rule reads chattr's flags
+        drop=("fs_getflags", "fs_getxattr"), drop_fields=GETFLAGS_ONLY,
         edit={
             "memfd_create": lambda a: a.insert_rule(one_inode, before="one_inode"),
             "tmpfs_create": lambda a: a.insert_rule(one_inode, before="one_inode"),

@@ -194,8 +194,9 @@ class Out:
     rest in octal (`octal`) or decimal. With `bits` ((field, bit), ...), the value is instead
     the OR of the bits whose boolean field is set, and `source` only names the output. With
     `cell`, the call writes it through a pointer that strace prints as `[N]` (an address when
-    the call failed). Not a parameter: replay compares the value a trace shows with the
-    model's (and the kernel's), a difference is a divergence."""
+    the call failed). With `fixed`, the value is always that (a field the kernel zeroes, as
+    struct fsxattr's fsx_extsize on shmem). Not a parameter: replay compares the value a
+    trace shows with the model's (and the kernel's), a difference is a divergence."""
 
     source: str
     base: int = 0
@@ -203,6 +204,7 @@ class Out:
     octal: bool = False
     bits: tuple[tuple[str, int], ...] = ()
     cell: bool = False
+    fixed: int | None = None
 
 
 @dataclass(frozen=True)

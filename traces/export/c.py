@@ -28,7 +28,7 @@ from traces.export.lower import (
     value,
 )
 from traces.replayed import Replayed
-from traces.syscalls import FD_FIELDS, IOCTL_STRUCTS, OUT_IOCTLS, SYSCALLS
+from traces.syscalls import FD_FIELDS, IOCTL_STRUCTS, OUT_IOCTLS, OUT_STRUCTS, SYSCALLS
 from traces.trace import Arg, Int, Lst, Ref, Ret, Sym
 
 
@@ -123,6 +123,11 @@ def _c_ioctl(op: Op, need: set[str]) -> str:
         need.add("stat")
         shown = _c_flags(arg.items[0]) if isinstance(arg, Lst) else "-1"
         return f"cell_shown({shown}, res_of(ioctl(FD({fd}), {_c_flags(req)}, out_cell_ptr())))"
+    if code in OUT_STRUCTS:  # the kernel fills struct fsxattr; checked after (fsx_shown())
+        need.add("fsx")
+        shown = ", ".join("-1" if v is None else f"{v:#x}" for _, v in arg)
+        return (f"fsx_shown({shown}, res_of(ioctl(FD({fd}), {_c_flags(req)}, "
+                "out_fsx_ptr())))")
     if isinstance(arg, Lst):  # a pointer to a number (PTR_IOCTLS: chattr's flags)
         return f"res_of(ioctl(FD({fd}), {_c_flags(req)}, {_c_cell(_c_flags(arg.items[0]))}))"
     if code == vocab.FS_IOC_FSSETXATTR:  # struct fsxattr: five __u32, 8 bytes of padding
@@ -412,7 +417,8 @@ runtime_section = _section
 fill = _fill
 
 #: the runtime sections a step may need, in the order they are emitted (after "base")
-RUNTIME_SECTIONS = ("signal", "create", "payload", "iov", "stat", "exec", "buffer", "kvm", "open",
+RUNTIME_SECTIONS = ("signal", "create", "payload", "iov", "stat", "fsx", "exec", "buffer", "kvm",
+                    "open",
                     "close", "maps", "munmap", "mremap", "access", "memwrite", "vmwrite",
                     "splice", "pins", "pin", "uring", "uringop", "unpin", "noexec")
 

@@ -21,6 +21,7 @@ from traces.syscalls import (
     IOCTL_FD_CREATORS,
     IOCTL_STRUCTS,
     OUT_IOCTLS,
+    OUT_STRUCTS,
     PTR_IOCTLS,
     STAT_SHOWN,
     SYSCALLS,
@@ -129,13 +130,21 @@ def _lower_struct(req: int, arg: Arg, where: str) -> StructOps:
 
 def _lower_ioctl(a: tuple[Arg, ...], where: str) -> tuple[Any, ...]:
     """(fd, request as written, request value, argument): the argument is StructOps for the
-    struct requests, the Lst [N] for a pointer to a number (PTR_IOCTLS), else an Int or
-    Sym."""
+    struct requests, ((field, value shown or None), ...) for a struct the kernel fills
+    (OUT_STRUCTS), the Lst [N] for a pointer to a number (PTR_IOCTLS), else an Int or Sym."""
     fd = fd_arg(a[0], where)
     req = int_arg(a[1], f"{where}: request")
     arg = a[2] if len(a) > 2 else Int(0)
     if req in OUT_IOCTLS and isinstance(arg, Int):  # an address: a failed call's output
         return (fd, a[1], req, arg)
+    if req in OUT_STRUCTS:  # the struct the kernel fills: the values shown, or none (an address)
+        shown = dict(arg.fields) if isinstance(arg, Struct) else {}
+        unknown = set(shown) - set(OUT_STRUCTS[req])
+        if unknown or not isinstance(arg, (Struct, Int)):
+            raise ExportError(f"{where}: ioctl {req:#x} fills struct fields "
+                              f"{', '.join(OUT_STRUCTS[req])}, got {arg!r}")
+        return (fd, a[1], req, tuple((f, int_arg(shown[f], f"{where}: {f}") if f in shown
+                                      else None) for f in OUT_STRUCTS[req]))
     if req in PTR_IOCTLS:
         if not (isinstance(arg, Lst) and len(arg.items) == 1
                 and isinstance(arg.items[0], (Int, Sym))):

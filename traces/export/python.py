@@ -24,7 +24,7 @@ from traces.export.lower import (
     value,
 )
 from traces.replayed import Replayed
-from traces.syscalls import FD_FIELDS, KVM_IOCTLS, OUT_IOCTLS, SYSCALLS
+from traces.syscalls import FD_FIELDS, KVM_IOCTLS, OUT_IOCTLS, OUT_STRUCTS, SYSCALLS
 from traces.trace import Arg, Int, Lst, Ref, Sym
 
 
@@ -140,6 +140,8 @@ def _py_call(op: Op) -> str:
         if code == vocab.FS_IOC_FSSETXATTR:  # struct fsxattr: five __u32, 8 bytes of padding
             return f'sysc("ioctl", FD({fd}), {_py_value(req)}, ' \
                 f'U32S({", ".join(_py_field(f, v) for f, v in arg)}, 0, 0))'
+        if code in OUT_STRUCTS:  # the kernel fills struct fsxattr; checked after the call
+            return f"sys_fsx({fd}, {_py_value(req)}, {tuple(v for _, v in arg)!r})"
         if code in OUT_IOCTLS:  # the kernel fills the cell; checked after the call
             shown = _py_value(arg.items[0]) if isinstance(arg, Lst) else "None"
             return f"sys_cell({fd}, {_py_value(req)}, {shown})"

@@ -27,6 +27,7 @@ from traces.syscalls import (
     IOCTL_FD_CREATORS,
     IOCTL_STRUCTS,
     OUT_IOCTLS,
+    OUT_STRUCTS,
     SYSCALLS,
     Param,
 )
@@ -106,6 +107,7 @@ _SYZ_IOCTLS: dict[int, dict[str, str]] = {
     vocab.FS_IOC_SETFLAGS: {"": "FS_IOC_SETFLAGS"},
     vocab.FS_IOC_GETFLAGS: {"": "FS_IOC_GETFLAGS"},
     vocab.FS_IOC_FSSETXATTR: {"": "FS_IOC_FSSETXATTR"},
+    vocab.FS_IOC_FSGETXATTR: {"": "FS_IOC_FSGETXATTR"},
 }
 #: the size of each struct argument (its padding and reserved words left to syz's zero)
 _SYZ_STRUCT_SIZE = {vocab.KVM_CREATE_GUEST_MEMFD: 64, vocab.KVM_SET_USER_MEMORY_REGION2: 160,
@@ -119,7 +121,9 @@ def _syz_ioctl(s: _Syz, op: Op) -> str:
     fd, _, code, arg = op.ops
     names = _SYZ_IOCTLS[code]
     name = names.get(s.kind.get(fd, ""), names[""])
-    if isinstance(arg, tuple):
+    if code in OUT_STRUCTS:  # ptr[out, fsxattr]: the pointee is the kernel's to fill
+        argtext = s.ptr(28)
+    elif isinstance(arg, tuple):
         vals = []
         for (f, v), (_, bits) in zip(arg, IOCTL_STRUCTS[code][1], strict=True):
             if f in FD_FIELDS:

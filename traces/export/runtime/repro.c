@@ -378,6 +378,39 @@ static __maybe_unused struct res cell_shown(long long shown, struct res r)
 	}
 	return r;
 }
+//@ section fsx
+/* FS_IOC_FSGETXATTR's struct fsxattr: five __u32 (fsx_xflags, fsx_extsize, fsx_nextents,
+ * fsx_projid, fsx_cowextsize) and 8 bytes of padding. After a successful call, each field the
+ * trace shows (-1: not shown) must be the kernel's. The struct is poisoned before each call
+ * (out_fsx_ptr()), so a call that writes nothing shows. */
+static uint32_t out_fsx[7];
+
+static __maybe_unused uint32_t *out_fsx_ptr(void)
+{
+	memset(out_fsx, 0x5a, sizeof(out_fsx));
+	return out_fsx;
+}
+
+static __maybe_unused struct res fsx_shown(long long x, long long e, long long n, long long p,
+					   long long c, struct res r)
+{
+	static const char *const name[5] = { "fsx_xflags", "fsx_extsize", "fsx_nextents",
+					     "fsx_projid", "fsx_cowextsize" };
+	long long shown[5] = { x, e, n, p, c };
+	int i;
+
+	if (r.ret != 0 || r.sig)
+		return r;
+	for (i = 0; i < 5; i++) {
+		if (shown[i] >= 0 && (long long)out_fsx[i] != shown[i]) {
+			printf("# step %d: %s is %#x, the trace shows %#llx\n", cur_step, name[i],
+			       out_fsx[i], shown[i]);
+			r.ret = -1;
+			break;
+		}
+	}
+	return r;
+}
 //@ section exec
 /* execve/execveat (nr) in a child, so the reproducer goes on: the exec's errno, or 0 once the
  * child runs the file (the close-on-exec pipe closes without a word; the new program is then

@@ -264,6 +264,24 @@ def sys_cell(tfd, req, shown):
     return r
 
 
+def sys_fsx(tfd, req, shown):
+    """FS_IOC_FSGETXATTR: the kernel fills a struct fsxattr (five __u32 and 8 bytes of
+    padding, poisoned before the call); after a successful call, each field the trace shows
+    (None: not shown) must be the kernel's."""
+    global failed
+    buf = U32S(*[0x5A5A5A5A] * 7)
+    r = sysc("ioctl", FD(tfd), req, buf)
+    names = ("fsx_xflags", "fsx_extsize", "fsx_nextents", "fsx_projid", "fsx_cowextsize")
+    bad = [f"{n} is {g:#x}, the trace shows {w:#x}" for n, w, g in
+           zip(names, shown, buf[:5], strict=True) if w is not None and g != w]
+    if r[0] == 0 and not r[2] and bad:
+        print(f"# step {cur_step}: {'; '.join(bad)}")
+        print(f"not ok {cur_step} {STEPS[cur_step]}")
+        failed += 1
+        finish(KSFT_FAIL, "an earlier step failed")
+    return r
+
+
 def sys_exec(name, *args):
     """execve/execveat in a child, so the reproducer goes on: the exec's errno, or 0 once the
     child runs the file (the close-on-exec pipe closes without a word; the new program is then

@@ -1,5 +1,6 @@
-"""FS_IOC_FSSETXATTR (xfs_io's chattr: struct fsxattr) on a memfd, a second way to chattr's
-flags (model/designs/memfd_fsflags.py), against a decision table.
+"""FS_IOC_FSSETXATTR and FS_IOC_FSGETXATTR (xfs_io's chattr and lsattr: struct fsxattr) on a
+memfd, a second way to chattr's flags (model/designs/memfd_fsflags.py), against a decision
+table.
 
 Probed on 6.18.44 with ctypes programs, bit by bit, as root: FS_XFLAG_IMMUTABLE, _APPEND,
 _NODUMP and _NOATIME set the four FS_*_FL flags (FS_IOC_GETFLAGS shows them; ftruncate is
@@ -9,7 +10,10 @@ project id 0xffffffff; a non-zero extsize, project id or cowextsize, SYNC, DAX, 
 and the other xflags are EOPNOTSUPP; bits outside the kernel's mask (0x4, 0x20000 and up but
 the top bit) are EOPNOTSUPP even on hugetlbfs, where every other request is ENOTTY.
 fsx_nextents is not read. Any description may set them; seals do not stop it.
-6.1.192 and 7.2.13 (QEMU guests) differ in the masks: rows of their own below.
+FS_IOC_FSGETXATTR fills fsx_xflags with the four flags as xflags, however they were set, and
+zeroes the other four fields; hugetlbfs is ENOTTY (strace then prints the address).
+6.1.192 and 7.2.13 (QEMU guests) differ in the set masks: rows of their own below; their
+FS_IOC_FSGETXATTR is 6.18's.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from checker.replay import TraceInputError
+from model import vocab
 from tests.conftest import kernel_agrees, replay_text
 
 MFD = 'memfd_create("t", MFD_ALLOW_SEALING) = 3\nftruncate(3, 8192) = 0\n'
@@ -37,6 +42,12 @@ def setx(xflags: str, extsize: int = 0, projid: int = 0, cow: int = 0, fd: int =
 
 def get(flags: str) -> str:
     return f"ioctl(3, FS_IOC_GETFLAGS, [{flags}]) = 0"
+
+
+def getx(xflags: str, fd: int = 3, zero: str = "0") -> str:
+    """FS_IOC_FSGETXATTR as strace prints a successful one (`zero`: the other four fields)."""
+    return (f"ioctl({fd}, FS_IOC_FSGETXATTR, {{fsx_xflags={xflags}, fsx_extsize={zero}, "
+            f"fsx_nextents={zero}, fsx_projid={zero}, fsx_cowextsize={zero}}}) = 0")
 
 
 TABLE = {
@@ -73,13 +84,21 @@ TABLE = {
         "fcntl(3, F_ADD_SEALS, F_SEAL_SEAL|F_SEAL_WRITE|F_SEAL_GROW|F_SEAL_SHRINK) = 0\n"
         f"{setx('FS_XFLAG_IMMUTABLE', fd=4)} = 0\n{get('FS_IMMUTABLE_FL')}\n"
         f"ioctl(4, FS_IOC_SETFLAGS, [0]) = 0\n{get('0')}",
+    "getting: the four flags as xflags, set either way, through any description":
+        MFD + f"{getx('0')}\nioctl(3, FS_IOC_SETFLAGS, [FS_APPEND_FL|FS_NODUMP_FL]) = 0\n"
+        f"{getx('FS_XFLAG_APPEND|FS_XFLAG_NODUMP')}\n"
+        f"{setx('FS_XFLAG_IMMUTABLE|FS_XFLAG_NOATIME')} = 0\n"
+        'open("/proc/self/fd/3", O_RDONLY) = 4\n'
+        f"{getx('FS_XFLAG_IMMUTABLE|FS_XFLAG_NOATIME', fd=4)}\n"
+        f"{setx('FS_XFLAG_PREALLOC|FS_XFLAG_HASATTR')} = 0\n{getx('0')}",
 }
 
 #: hugetlbfs has no ->fileattr_set (ENOTTY), but a bit outside the mask is refused first
 HUGE = ('memfd_create("t", MFD_HUGETLB) = 3\n'
         f"{setx('FS_XFLAG_APPEND')} = {ENOTTY}\n{setx('FS_XFLAG_REALTIME')} = {ENOTTY}\n"
         f"{setx('0', projid=0xFFFFFFFF)} = {ENOTTY}\n{setx('0x4')} = {EOPNOTSUPP}\n"
-        f"{setx('0x100000')} = {EOPNOTSUPP}")
+        f"{setx('0x100000')} = {EOPNOTSUPP}\n"
+        "ioctl(3, FS_IOC_FSGETXATTR, 0x7ffc3a1b2c40) = -1 ENOTTY")
 
 #: the same calls on other kernels (probed bit by bit in QEMU guests): 6.1.192 has no mask and
 #: no read-only xflags; 7.2.13 takes 0x20000 (FS_XFLAG_VERITY), 0x40000 and 0x80000 as
@@ -87,12 +106,12 @@ HUGE = ('memfd_create("t", MFD_HUGETLB) = 3\n'
 OTHER = {
     "6.1": MFD + f"{setx('FS_XFLAG_PREALLOC')} = {EOPNOTSUPP}\n"
     f"{setx('FS_XFLAG_HASATTR')} = {EOPNOTSUPP}\n{setx('0x4')} = {EOPNOTSUPP}\n"
-    f"{setx('FS_XFLAG_APPEND')} = 0\n{get('FS_APPEND_FL')}",
+    f"{setx('FS_XFLAG_APPEND')} = 0\n{get('FS_APPEND_FL')}\n{getx('FS_XFLAG_APPEND')}",
     "6.1-huge": 'memfd_create("t", MFD_HUGETLB) = 3\n'
     f"{setx('0x4')} = {ENOTTY}\n{setx('0x100000')} = {ENOTTY}",
     "7.2": MFD + f"{setx('FS_XFLAG_PREALLOC')} = 0\n{setx('0x20000')} = 0\n"
     f"{setx('0x40000')} = 0\n{setx('0x80000')} = 0\n{setx('0x100000')} = {EOPNOTSUPP}\n"
-    f"{setx('FS_XFLAG_APPEND')} = 0\n{get('FS_APPEND_FL')}",
+    f"{setx('FS_XFLAG_APPEND')} = 0\n{get('FS_APPEND_FL')}\n{getx('FS_XFLAG_APPEND')}",
     "7.2-huge": 'memfd_create("t", MFD_HUGETLB) = 3\n'
     f"{setx('0x20000')} = {ENOTTY}\n{setx('0x100000')} = {EOPNOTSUPP}",
 }
@@ -114,6 +133,41 @@ def test_a_wrong_outcome_is_reported() -> None:
     assert replay_text(text.replace(get("FS_APPEND_FL"), get("0"))) is not None
 
 
+#: the getting row with one output the kernel does not write (NODUMP is not IMMUTABLE), and
+#: one with a non-zero size the kernel zeroes
+WRONG_GETX = [TABLE["getting: the four flags as xflags, set either way, through any "
+                    "description"].replace(old, new) for old, new in (
+    ("fsx_xflags=FS_XFLAG_APPEND|FS_XFLAG_NODUMP,", "fsx_xflags=FS_XFLAG_APPEND,"),
+    (getx("0"), getx("0", zero="1")))]
+
+
+@pytest.mark.parametrize("text", WRONG_GETX, ids=["xflags", "extsize"])
+def test_a_wrong_getxattr_output_is_reported(text: str) -> None:
+    div = replay_text(text)
+    assert div is not None and "fsx_" in div, div
+
+
+@pytest.mark.parametrize("null", ["NULL", "0"])
+def test_getxattr_to_null_is_outside_the_model(null: str) -> None:
+    with pytest.raises(TraceInputError, match=r"outside the model: .*NULL.*EFAULT"):
+        replay_text(MFD + f"ioctl(3, FS_IOC_FSGETXATTR, {null}) = -1 EFAULT")
+
+
+def test_the_executor_fills_the_outputs_the_model_names() -> None:
+    """The model's output labels are the fields the executor fills (OUT_STRUCTS), and a trace
+    line's struct is read under them: else nothing would be compared."""
+    from model.designs.memfd_fsflags import GETXATTR_OUT
+    from traces.outputs import shown_outputs
+    from traces.syscalls import OUT_STRUCTS
+    from traces.textfmt import parse_trace
+
+    assert OUT_STRUCTS[vocab.FS_IOC_FSGETXATTR] == tuple(n for n, _ in GETXATTR_OUT.items)
+    t = parse_trace("# shmemcheck trace 1\n" + getx("FS_XFLAG_NODUMP") + "\n", "<t>")
+    assert shown_outputs(t.steps[0]) == {"fsx_xflags": 0x80, "fsx_extsize": 0,
+                                         "fsx_nextents": 0, "fsx_projid": 0,
+                                         "fsx_cowextsize": 0}
+
+
 @pytest.mark.parametrize("name", list(OTHER))
 def test_other_kernels_designs(name: str) -> None:
     """memfd@6.1 and memfd@7.2 hold their kernels' masks; 6.18's rules judge the rows
@@ -121,6 +175,11 @@ def test_other_kernels_designs(name: str) -> None:
     design = "memfd@" + name.removesuffix("-huge")
     assert replay_text(OTHER[name], design) is None
     assert replay_text(OTHER[name]) is not None
+
+
+def test_before_6_0_shmem_has_no_fsgetxattr() -> None:
+    with pytest.raises(TraceInputError, match=r"has no call .ioctl."):
+        replay_text(MFD + getx("0"), "memfd@5.17")
 
 
 @pytest.mark.parametrize("design", ["memfd@5.17", "memfd@6.12", "memfd@7.3-rc"])
@@ -155,6 +214,14 @@ def test_fssetxattr_table_on_kernel(name: str) -> None:
 @pytest.mark.kernel
 def test_hugetlb_row_on_kernel() -> None:
     kernel_agrees(HUGE, hugepages=2)
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("text", WRONG_GETX, ids=["xflags", "extsize"])
+def test_a_wrong_getxattr_output_fails_on_kernel(text: str) -> None:
+    """kernel_agrees compares the struct the kernel filled with the trace's fields."""
+    with pytest.raises(AssertionError, match="fsx_"):
+        kernel_agrees(text)
 
 
 @pytest.mark.kernel
