@@ -11,6 +11,8 @@ from properties.views import TransitionView
 
 #: designs whose shmem has no ->fileattr_set (before 6.0): the flags are never set there
 PRE_FSFLAGS = ("memfd@5.17", "v5-inaccessible", "v5-flags")
+#: kernel designs that leave FS_IOC_FSSETXATTR out (its masks were not probed there)
+NO_SETXATTR = ("memfd@6.12", "memfd@7.3-rc")
 
 
 @prop("immutable-file-unchanged", "action", """While FS_IMMUTABLE_FL (chattr +i) is set,
@@ -64,3 +66,15 @@ def w_append_set(t: TransitionView) -> E:
     if not t.is_("fs_setflags"):
         return false
     return t.ok & append_only(t.n)
+
+
+@prop("sometimes-xattr-sets-immutable", "sometimes-action", """FS_IOC_FSSETXATTR (xfs_io's
+      chattr, FS_XFLAG_IMMUTABLE) makes a file immutable: the second path to the flag that
+      immutable-mode-fixed and immutable-file-unchanged speak of is not vacuous. Not before
+      6.0, nor in the kernel designs that leave the call out.""",
+      "ioctl_fssetxattr(), shmem_fileattr_set()",
+      expect=dict.fromkeys((*PRE_FSFLAGS, *NO_SETXATTR), NOT_WITNESSED))
+def w_xattr_immutable(t: TransitionView) -> E:
+    if not t.is_("fs_setxattr"):
+        return false
+    return t.ok & immutable(t.n)
