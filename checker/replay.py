@@ -28,7 +28,7 @@ from traces.concretize import (
     outcome_str,
     resolve_step,
 )
-from traces.outputs import model_outputs, output_diffs
+from traces.outputs import model_outputs, output_diffs, predicted_args
 from traces.replayed import Replayed
 from traces.run import ARun, AStep
 from traces.trace import Any_, Err, New, Outcome, Pos, Ret, Step, Trace
@@ -280,9 +280,10 @@ def replay_for_export(design: Design, trace: Trace, *, predict: bool = False) ->
     """The trace replayed on the model for the exporters (traces/export/): `?` outcomes take
     the model's value (and the action's note), the model states give the fields each step
     changed. A trace the model cannot replay (a call outside the design) comes back with no
-    model view; the reproducer formats still export it. With `predict`, *every* outcome is
-    the model's (a selftest expecting what `design` predicts for its kernel, whatever the
-    trace recorded) and a trace the model cannot replay raises TraceInputError."""
+    model view; the reproducer formats still export it. With `predict`, *every* outcome and
+    every output a line shows is the model's (a selftest expecting what `design` predicts
+    for its kernel, whatever the trace recorded) and a trace the model cannot replay raises
+    TraceInputError."""
     try:
         rep = model_outcomes(design, trace, stop_at_divergence=False)
     except TraceInputError:
@@ -292,7 +293,11 @@ def replay_for_export(design: Design, trace: Trace, *, predict: bool = False) ->
     assert rep.run is not None
     actions = [a.action for a in rep.run.steps]
     steps = []
-    for s, o, name in zip(trace.steps, rep.outcomes, actions, strict=True):
+    states = rep.run.states()
+    for i, (s, o, name) in enumerate(zip(trace.steps, rep.outcomes, actions, strict=True)):
+        if predict and isinstance(o, Ret):  # the outputs it shows are the model's too
+            s = Step(s.call, predicted_args(design.action(name), s.call, s.args, states[i + 1]),
+                     s.outcome, s.note, s.comment, s.pos)
         if predict and s.outcome != o:
             s = Step(s.call, s.args, o, None, s.comment, s.pos)
         elif isinstance(s.outcome, Any_):

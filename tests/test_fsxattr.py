@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from checker.replay import TraceInputError
-from model import vocab
+from model import designs, vocab
 from tests.conftest import kernel_agrees, replay_text
 
 MFD = 'memfd_create("t", MFD_ALLOW_SEALING) = 3\nftruncate(3, 8192) = 0\n'
@@ -247,3 +247,24 @@ def test_other_kernels_rows_on_their_guests(version: str, tmp_path: Path) -> Non
                         f"kernel@{version}"], capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stdout + p.stderr
     assert "2 agree, 0 diverge" in p.stdout, p.stdout
+
+
+def test_a_predicted_selftest_shows_the_designs_outputs() -> None:
+    """`export --selftest` for memfd@6.1 expects 6.1's outputs, not the trace's: there the
+    FS_XFLAG_PREALLOC set of the scenario is EOPNOTSUPP, so the flags stay and both
+    FS_IOC_GETFLAGS and FS_IOC_FSGETXATTR show FS_IMMUTABLE after it."""
+    from checker.replay import replay_for_export
+    from traces.textfmt import format_step, parse_trace
+
+    path = (Path(__file__).resolve().parent.parent / "traces" / "scenarios"
+            / "xfs-io-chattr-immutable.trace")
+    t = parse_trace(path.read_text(), str(path))
+    lines = [format_step(s) for s in replay_for_export(designs.get("memfd@6.1"), t,
+                                                        predict=True).steps]
+    pre = next(i for i, ln in enumerate(lines) if "FS_XFLAG_PREALLOC" in ln)
+    assert lines[pre].endswith("= -1 EOPNOTSUPP (Operation not supported)"), lines[pre]
+    assert "[FS_IMMUTABLE_FL]" in lines[pre + 1] and "fsx_xflags=FS_XFLAG_IMMUTABLE" in \
+        lines[pre + 2], lines[pre:]
+    same = [format_step(s) for s in replay_for_export(designs.get("memfd"), t,
+                                                       predict=True).steps]
+    assert same == [format_step(s) for s in t.steps]
