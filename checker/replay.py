@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from checker.interpreter import Interpreter, interpreter_for
 from model.lang.action import Action
-from model.lang.callspec import Fd, NewFd
+from model.lang.callspec import Fd, Fields, NewFd, Out
 from model.lang.design import Design, ScopeError
 from model.lang.expr import E, const, substitute
 from model.lang.schema import render_state
@@ -23,15 +23,16 @@ from traces.concretize import (
     Alternatives,
     Handles,
     ResolveError,
+    arg_from_text,
     expected_outcome,
     initial_state,
     outcome_str,
     resolve_step,
 )
-from traces.outputs import model_outputs, output_diffs, predicted_args
+from traces.outputs import model_outputs, out_text, out_value, output_diffs
 from traces.replayed import Replayed
 from traces.run import ARun, AStep
-from traces.trace import Any_, Err, New, Outcome, Pos, Ret, Step, Trace
+from traces.trace import Any_, Arg, Err, Lst, New, Outcome, Pos, Ret, Step, Struct, Trace
 
 REPLAY_SCOPE_VALUE = 1  # bounds do not apply when replaying (nothing is packed)
 
@@ -274,6 +275,26 @@ def kernel_noexec_scope(design: Design, trace: Trace) -> int | None:
 
 def state_text(design: Design, st: Mapping[str, int]) -> str:
     return render_state(design.schema, st)
+
+
+def predicted_args(action: Action, call: str, args: tuple[Arg, ...],
+                   after: Mapping[str, int]) -> tuple[Arg, ...]:
+    """A trace line's arguments with every output it shows replaced by the model's value after
+    the call (a selftest expecting what a design predicts for its kernel: the outputs as well
+    as the outcome); an address a failed call shows stays."""
+    def model(spec: Out) -> Arg:
+        return arg_from_text(out_text(spec, out_value(spec, after)))
+
+    specs = next((a for c, a in action.spellings() if c == call), action.args)
+    out = list(args)
+    for i, (spec, arg) in enumerate(zip(specs, args, strict=False)):
+        if isinstance(spec, Out) and spec.cell and isinstance(arg, Lst):
+            out[i] = model(spec)
+        elif isinstance(spec, Fields) and isinstance(arg, Struct):
+            outs = {n: s for n, s in spec.items if isinstance(s, Out)}
+            out[i] = Struct(tuple((n, model(outs[n]) if n in outs else v)
+                                  for n, v in arg.fields), more=arg.more)
+    return tuple(out)
 
 
 def replay_for_export(design: Design, trace: Trace, *, predict: bool = False) -> Replayed:

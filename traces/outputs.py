@@ -11,7 +11,7 @@ from model.lang.callspec import Fields, Out
 from model.lang.design import Design
 from model.vocab import parse_flags
 from traces.syscalls import OUT_IOCTLS, OUT_STRUCTS, SYSCALLS, Cell, TraceError, lower
-from traces.trace import Arg, Int, Lst, Step, Struct, Sym
+from traces.trace import Arg, Int, Lst, Step, Sym
 
 #: prefix of a `used` key holding an output value the trace shows (OUT + "st_size" -> "8192")
 OUT = "out:"
@@ -117,32 +117,10 @@ def shown_outputs(step: Step) -> dict[str, int]:
             if isinstance(v, int)}
 
 
-def predicted_args(action: Action, call: str, args: tuple[Arg, ...],
-                   after: Mapping[str, int]) -> tuple[Arg, ...]:
-    """A trace line's arguments with every output it shows replaced by the model's value after
-    the call (a selftest expecting what a design predicts for its kernel: the outputs as well
-    as the outcome); an address a failed call shows stays."""
-    from traces.concretize import arg_from_text
-
-    def model(spec: Out) -> Arg:
-        return arg_from_text(out_text(spec, out_value(spec, after)))
-
-    specs = next((a for c, a in action.spellings() if c == call), action.args)
-    out = list(args)
-    for i, (spec, arg) in enumerate(zip(specs, args, strict=False)):
-        if isinstance(spec, Out) and spec.cell and isinstance(arg, Lst):
-            out[i] = model(spec)
-        elif isinstance(spec, Fields) and isinstance(arg, Struct):
-            outs = {n: s for n, s in spec.items if isinstance(s, Out)}
-            out[i] = Struct(tuple((n, model(outs[n]) if n in outs else v)
-                                  for n, v in arg.fields), more=arg.more)
-    return tuple(out)
-
-
 def outputs_of(used: Mapping[str, str]) -> dict[str, int]:
     """The output values a resolved trace line shows: label -> value."""
     return {k[len(OUT):]: int(v) for k, v in used.items() if k.startswith(OUT)}
 
 
 __all__ = ["OUT", "model_outputs", "out_text", "out_value", "output_diffs", "output_text",
-           "outputs_of", "predicted_args", "record_output", "shown_outputs"]
+           "outputs_of", "record_output", "shown_outputs"]
