@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 
 from model import vocab
 from traces.rawsys import ename, syscall
+from traces.syscalls import IOCTL_STRUCTS
 
 __all__ = ["cap_kvm", "fill_struct", "pack_struct"]
 
@@ -22,9 +23,9 @@ def pack_struct(req: int, vals: Mapping[str, int], real_fd: Callable[[int], int]
     """The struct argument of ioctl `req` (a key of traces.syscalls.IOCTL_STRUCTS): each field
     truncated to its width as the kernel reads it; mapping fields already resolved to addresses;
     `guest_memfd` is a trace descriptor, translated with `real_fd`."""
-    if req == vocab.FS_IOC_FSSETXATTR:  # struct fsxattr: five __u32, then 8 bytes of padding
-        return struct.pack("<5I8x", *(vals.get(k, 0) % (1 << 32) for k in (
-            "fsx_xflags", "fsx_extsize", "fsx_nextents", "fsx_projid", "fsx_cowextsize")))
+    if req == vocab.FS_IOC_FSSETXATTR:  # struct fsxattr: its __u32 fields, 8 bytes of padding
+        return struct.pack("<5I8x", *(vals.get(k, 0) % (1 << 32)
+                                      for k, _ in IOCTL_STRUCTS[req][1]))
     if req == vocab.KVM_CREATE_GUEST_MEMFD:
         return struct.pack("<QQ6Q", vals.get("size", 0) % (1 << 64),
                            vals.get("flags", 0) % (1 << 64), *[0] * 6)
