@@ -84,6 +84,8 @@ EXTRA = {  # not from the selftest
     "xfs_io's chattr (FS_IOC_FSSETXATTR): the same flags by struct fsxattr (issue 15)": [
         "xfs-io-chattr-immutable"],
     "PROT_EXEC mappings, MFD_NOEXEC_SEAL's reach (issue 15)": ["noexec-seal-exec-mapping"],
+    "tmpfs files on /dev/shm (shm_open, shm_unlink): born F_SEAL_SEAL (issue 15)": [
+        "tmpfs-shm-open"],
 }
 
 #: tools/testing/selftests/kvm/guest_memfd_test.c (6.18; selftests.md §2.1): the functions

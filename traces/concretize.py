@@ -34,11 +34,14 @@ from model.lang.callspec import (
     PinRef,
     ProcFd,
     Ptr,
+    ShmPath,
     Span,
 )
 from model.lang.design import Design
 from model.vocab import ERRNO_NAME, SIGNAL_NAME, parse_flags, render_enum, render_flags
+from traces.initstate import init_choices, init_comment, init_line, initial_state
 from traces.outputs import OUT, out_text, out_value, record_output
+from traces.refusal import Outside, ResolveError
 from traces.run import ARun, AStep
 from traces.syscalls import FD_LIMIT, TraceError, const, iovec_items, string_bytes
 from traces.trace import (
@@ -63,15 +66,8 @@ PREFIX = {"map": "m", "pin": "p"}
 #: keys of a resolved step's `used` table beyond its handle parameters: the number a NewFd
 #: argument names (dup2/dup3's newfd) and the least number of a MinFd (F_DUPFD's arg)
 NEW_FD, MIN_FD = "=newfd", ">=fd"
-
-
-class ResolveError(Exception):
-    """A trace line that names no action of the design, or a handle that does not exist."""
-
-    def __init__(self, msg: str, step: Step | None = None) -> None:
-        super().__init__(msg)
-        self.msg = msg
-        self.step = step
+#: `used` key: the name a ShmPath argument spells (the file's name on /dev/shm)
+SHM_NAME = "#shm"
 
 
 @dataclass
@@ -88,6 +84,8 @@ class Handles:
     mpages: dict[str, int] = field(default_factory=dict)
     #: the descriptions that hold write access on the inode (Action.writer)
     writer: set[int] = field(default_factory=set)
+    #: the /dev/shm name of the trace's tmpfs file (ShmPath), once a call on it succeeded
+    shm: str | None = None
 
     def describe(self, hid: str, shares: str | None) -> None:
         """Descriptor `hid` is new: it shares the description of descriptor `shares` (dup),
@@ -209,6 +207,8 @@ def _render_arg(spec: object, params: Mapping[str, int], st: Mapping[str, int],
         return Int(int(used[spec.param]))
     if isinstance(spec, ProcFd):
         return Str(f"/proc/self/fd/{used[spec.param]}")
+    if isinstance(spec, ShmPath):
+        return Str(spec.prefix + used.get(SHM_NAME, spec.name))
     if isinstance(spec, (MapRef, PinRef)):
         return Ref(used[spec.param])
     if isinstance(spec, Flags):
@@ -292,6 +292,8 @@ def render_step(design: Design, h: Handles, step: AStep, before: Mapping[str, in
     action = design.action(step.action)
     hparams = _handle_param(action)
     used = {p: h.pick(fam, step.params[p]) for p, fam in hparams.items()}
+    if h.shm is not None:
+        used[SHM_NAME] = h.shm
     args = tuple(_render_arg(s, step.params, before, used, step.after) for s in action.args
                  if not (isinstance(s, Harmless) and s.optional))
     created = apply_handles(design, h, used, hparams, step.params, before, step.after)
@@ -315,55 +317,12 @@ def run_to_trace(design: Design, run: ARun, *, expect: str = "conforms",
                  comments=comments)
 
 
-def init_choices(design: Design, init: Mapping[str, int]) -> dict[str, int]:
-    """The run's value of every initial-state choice (a field with more than one possible
-    initial value, e.g. memfd's noexec_scope: vm.memfd_noexec)."""
-    ch = design.init.choices(design.schema)
-    return {n: int(init[n]) for n, vals in ch.items() if len(vals) > 1}
-
-
-def init_line(design: Design, init: Mapping[str, int]) -> str | None:
-    """`# init: noexec_scope=0`: every initial choice of a run, as a trace header line reads
-    it (the default too: a printed trace must not depend on the reader knowing it)."""
-    ch = init_choices(design, init)
-    return "# init: " + " ".join(f"{n}={v}" for n, v in ch.items()) if ch else None
-
-
-def init_comment(design: Design, init: Mapping[str, int]) -> str | None:
-    """`init: noexec_scope=1` for initial-state choices that differ from the first one."""
-    ch = design.init.choices(design.schema)
-    parts = [f"{n}={init[n]}" for n, vals in ch.items() if len(vals) > 1 and init[n] != vals[0]]
-    return "init: " + " ".join(parts) if parts else None
-
-
-def initial_state(design: Design, trace: Trace) -> dict[str, int]:
-    """The initial state a trace starts from: the first choice, overridden by `# init:`."""
-    st = next(iter(design.init.states(design.schema)))
-    ch = design.init.choices(design.schema)
-    for c in trace.comments:
-        c = c.strip()
-        if not c.startswith("init:"):
-            continue
-        for word in c[5:].split():
-            name, _, val = word.partition("=")
-            if name not in ch or not (val.isascii() and val.isdigit()) or int(val) not in ch[name]:
-                raise ResolveError(f"bad init choice {word!r} (choices: "
-                                   + ", ".join(f"{n}∈{set(v)}" for n, v in ch.items()
-                                               if len(v) > 1) + ")")
-            st[name] = int(val)
-    return st
-
-
 # ---- parsing a trace line into an action instance -----------------------------------------
 #: Byte values (offsets, lengths) from this bound up are refused: near loff_t's limit
 #: (LLONG_MAX, which is also shmem's and hugetlbfs's s_maxbytes) the kernel's overflow checks
 #: answer EINVAL or EFBIG (rw_verify_area(), generic_write_checks(), vfs_fallocate(),
 #: inode_newsize_ok()), and the model does not represent them.
 BYTE_LIMIT = 1 << 62
-
-
-class Outside(str):
-    """An argument the model cannot judge exactly: replay refuses it, "outside the model"."""
 
 
 def same_constant(arg: Arg, text: str) -> bool:
@@ -454,6 +413,22 @@ def _cstring(spec: CString, arg: Arg, call: str, params: dict[str, int],
     return None
 
 
+def _shm_path(spec: ShmPath, arg: Arg, h: Handles, used: dict[str, str]) -> str | None:
+    """A /dev/shm path: the trace's one tmpfs name (the first a successful call spelled)."""
+    if not isinstance(arg, Str) or not arg.text.startswith(spec.prefix):
+        return f'expected "{spec.prefix}NAME"'
+    name = arg.text[len(spec.prefix):]
+    raw = string_bytes(name)
+    if arg.truncated or not raw or b"/" in raw or b"\0" in raw or raw in (b".", b".."):
+        return Outside(f"path {_text(arg)}: the model knows a file directly on /dev/shm, by "
+                       "its whole name")
+    if h.shm is not None and name != h.shm:
+        return Outside(f"path {_text(arg)}: the trace's /dev/shm file is {h.shm!r}; another "
+                       "name is another file, and the model holds one inode")
+    used[SHM_NAME] = name
+    return None
+
+
 #: `used` key: the number of iovecs an IoVec argument listed (its IoCnt must say the same)
 IOV_COUNT = "#iovcnt"
 #: UIO_MAXIOV (include/uapi/linux/uio.h UIO_MAXIOV = 1024): import_iovec()'s EINVAL past it
@@ -522,7 +497,8 @@ def _match(spec: object, arg: Arg, st: Mapping[str, int], h: Handles,
         if isinstance(spec, ProcFd):
             if not (isinstance(arg, Str) and arg.text.startswith("/proc/self/fd/")
                     and arg.text[14:].isascii() and arg.text[14:].isdigit()):
-                return 'expected "/proc/self/fd/N"'
+                return Outside(f"path {_text(arg)}: the model opens /proc/self/fd/N here") \
+                    if isinstance(arg, Str) else 'expected "/proc/self/fd/N"'
             hid = str(int(arg.text[14:]))
             if hid not in h.live["fd"]:
                 return Outside(f"{call} {_text(arg)}: fd {hid} is not open at this point of "
@@ -560,6 +536,8 @@ def _match(spec: object, arg: Arg, st: Mapping[str, int], h: Handles,
         return None
     if isinstance(spec, CString):
         return _cstring(spec, arg, call, params, alts if alts is not None else {})
+    if isinstance(spec, ShmPath):
+        return _shm_path(spec, arg, h, used)
     if isinstance(spec, (MapRef, PinRef)):
         fam = "map" if isinstance(spec, MapRef) else "pin"
         if not isinstance(arg, Ref):
@@ -766,6 +744,9 @@ def after_step(action: Action, h: Handles, used: Mapping[str, str],
         h.mpages[created[1]] = params[action.extent]
     elif action.resizes is not None and out >= 0:
         h.mpages[used[_map_param(action)]] = action.resizes(params)
+    if out >= 0 and h.shm is None:
+        h.shm = next((used.get(SHM_NAME, s.name) for s in action.args
+                      if isinstance(s, ShmPath)), None)
     if action.fpos is not None and out >= 0:
         pname, how = action.fpos
         hid = used[_fd_param(action)]

@@ -40,7 +40,15 @@ from traces.export.c import (
     runtime_section,
 )
 from traces.export.common import ExportError, runtime_sections
-from traces.export.lower import Op, creates_fd, lower, plain_operands, uses_gmem, uses_hugetlb
+from traces.export.lower import (
+    Op,
+    creates_fd,
+    lower,
+    plain_operands,
+    uses_gmem,
+    uses_hugetlb,
+    uses_shm,
+)
 from traces.kernel import KernelRun, Observation
 from traces.rawsys import ename, sig_name
 from traces.replayed import Replayed
@@ -154,6 +162,9 @@ def _trace_fn(k: int, item: BatchItem, ops: Sequence[Op], need: set[str]) -> str
              f"\tcur_needs_gmem = {int(uses_gmem(ops))};"]
     if item.noexec is not None or any(op.call == "memfd_create" for op in ops):
         lines += ["\tcur_step = 1;", f"\tsetup_noexec({item.noexec or 0});"]
+    if uses_shm(ops):
+        need.add("shm")
+        lines += ["\tcur_step = 1;", "\tsetup_shm();"]
     for op in ops:
         call = c_call(op, need)
         nf = _newfd(op)

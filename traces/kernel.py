@@ -38,7 +38,7 @@ from traces.hugepages import (
     hugetlb_reason,
     restore_hugepages,
 )
-from traces.kernel_paths import PathCalls
+from traces.kernel_paths import SHM_DIR, PathCalls, created_paths, private_dev_shm
 from traces.kvm import cap_kvm, fill_struct, pack_struct
 from traces.memaccess import Map as _Map
 from traces.memaccess import Pin as _Pin
@@ -622,6 +622,12 @@ def _child(ops: list[Op], out: int, observe: bool, noexec_scope: int | None) -> 
                 _send(out, {"skipped": f"pidns: cannot set memfd_noexec={noexec_scope} in a "
                                        f"child pid namespace: {_ename(ex.errno or 0)}"})
                 os._exit(0)
+        shm = any(isinstance(a, bytes) and a.startswith(SHM_DIR) for op in ops for a in op.args)
+        why = private_dev_shm() if shm else None
+        if why:
+            _send(out, {"skipped": why})
+            os._exit(0)
+        os.umask(0o022)  # the model's process umask (model/designs/memfd_open.py UMASK)
         ex_ = _Executor(observe)
         for i, op in enumerate(ops, 1):
             try:
@@ -643,20 +649,6 @@ def _child(ops: list[Op], out: int, observe: bool, noexec_scope: int | None) -> 
 
 
 # ---- the parent side -------------------------------------------------------------------------
-def _created_paths(ops: Sequence[Op]) -> list[bytes]:
-    """Paths the ops open with O_CREAT that do not exist yet: removed after the run."""
-    out = []
-    for op in ops:
-        if op.call in ("open", "openat"):
-            path, flags = (op.args[0], op.args[1]) if op.call == "open" else (op.args[1],
-                                                                             op.args[2])
-            if (isinstance(path, bytes) and isinstance(flags, int) and flags & os.O_CREAT
-                    and not path.startswith((b"/proc/", b"/dev/fd/"))
-                    and not os.path.lexists(path)):
-                out.append(path)
-    return out
-
-
 def run_on_kernel(steps: Sequence[Step], *, observe: bool = False, timeout: float = 10.0,
                   noexec_scope: int | None = None, hstate_1g: int | None = None) -> KernelRun:
     """Execute `steps` in a forked child and return the kernel's outcome of each.
@@ -689,7 +681,7 @@ def run_on_kernel(steps: Sequence[Step], *, observe: bool = False, timeout: floa
             return KernelRun([], None, reason, None)
 
     rfd, wfd = os.pipe()
-    new_files = _created_paths(ops)
+    new_files = created_paths(ops)
     pid = os.fork()
     if pid == 0:
         os.close(rfd)

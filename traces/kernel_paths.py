@@ -8,7 +8,9 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
+from collections.abc import Sequence
 from contextlib import suppress
+from typing import Any
 
 from traces import uring
 from traces.rawsys import ename as _ename
@@ -16,7 +18,54 @@ from traces.rawsys import syscall as _syscall
 from traces.syscalls import SYSCALLS
 from traces.trace import Err, Outcome, Ret
 
-__all__ = ["PathCalls", "exec_in_child"]
+__all__ = ["SHM_DIR", "PathCalls", "created_paths", "exec_in_child", "private_dev_shm"]
+
+#: the tmpfs mount glibc's shm_open() uses; a trace's names there get a private one
+SHM_DIR = b"/dev/shm/"
+CLONE_NEWNS, MS_NOSUID, MS_NODEV, MS_REC, MS_PRIVATE = 0x20000, 0x2, 0x4, 0x4000, 0x40000
+SYS_UNSHARE, SYS_MOUNT = 272, 165  # x86_64; not trace calls, so not in SYSCALLS
+
+
+def private_dev_shm() -> str | None:
+    """A fresh tmpfs on /dev/shm in a new mount namespace of the executor's child, so the
+    trace's names meet none of the machine's and vanish with the child (the machine's
+    /dev/shm is untouched): None, or why it could not be made (the trace is then skipped)."""
+    steps: list[tuple[str, Any]] = [
+        ("unshare(CLONE_NEWNS)", lambda: _syscall(SYS_UNSHARE, CLONE_NEWNS)),
+        ("mount(/, MS_REC|MS_PRIVATE)", lambda: _syscall(SYS_MOUNT, 0, _c(b"/"), 0,
+                                                         MS_REC | MS_PRIVATE, 0)),
+        ("mount(tmpfs, /dev/shm)", lambda: _syscall(SYS_MOUNT, _c(b"tmpfs"),
+                                                    _c(SHM_DIR), _c(b"tmpfs"),
+                                                    MS_NOSUID | MS_NODEV, _c(b"mode=1777")))]
+    for what, call in steps:
+        r, e = call()
+        if r == -1:
+            return f"a private /dev/shm for the trace's tmpfs file: {what}: {_ename(e)}"
+    return None
+
+
+_keep: list[ctypes.Array[ctypes.c_char]] = []
+
+
+def _c(text: bytes) -> int:
+    """The address of a NUL-terminated copy of `text`, kept alive for the child's life."""
+    _keep.append(ctypes.create_string_buffer(text))
+    return ctypes.addressof(_keep[-1])
+
+
+def created_paths(ops: Sequence[Any]) -> list[bytes]:
+    """Paths the ops open with O_CREAT that do not exist yet: removed after the run (a
+    /dev/shm name is made in the child's private tmpfs, private_dev_shm())."""
+    out = []
+    for op in ops:
+        if op.call in ("open", "openat"):
+            path, flags = (op.args[0], op.args[1]) if op.call == "open" else (op.args[1],
+                                                                             op.args[2])
+            if (isinstance(path, bytes) and isinstance(flags, int) and flags & os.O_CREAT
+                    and not path.startswith((b"/proc/", b"/dev/fd/", SHM_DIR))
+                    and not os.path.lexists(path)):
+                out.append(path)
+    return out
 
 
 def exec_in_child(nr: int, *args: int) -> tuple[int, int]:
@@ -97,6 +146,10 @@ class PathCalls:
     def do_io_uring_read(self, fd: int, count: int, off: int) -> Outcome:
         buf = self.payload(b"", count)
         return self.uring_op(uring.IORING_OP_READ, fd, off, ctypes.addressof(buf), count)
+
+    def do_unlink(self, path: bytes) -> Outcome:
+        name = self.path(path)
+        return self.result(*_syscall(_nr("unlink"), ctypes.addressof(name)))
 
     def do_io_uring_fallocate(self, fd: int, mode: int, off: int, length: int) -> Outcome:
         return self.uring_op(uring.IORING_OP_FALLOCATE, fd, off, length, mode)

@@ -87,7 +87,7 @@ EXTRA_CONSTANTS: dict[str, int] = {
     "F_DUPFD": 0, "F_GETFD": 1, "F_SETFD": 2, "F_GETFL": 3, "F_SETFL": 4, "FD_CLOEXEC": 1,
     "F_DUPFD_CLOEXEC": 1030,
     "O_EXCL": 0o200, "O_APPEND": 0o2000, "O_NONBLOCK": 0o4000, "O_LARGEFILE": 0o100000,
-    "O_PATH": 0o10000000,
+    "O_PATH": 0o10000000, "O_NOFOLLOW": 0o400000,
     "MAP_SHARED_VALIDATE": 0x03, "MAP_FIXED": 0x10, "MAP_ANONYMOUS": 0x20,
     "MAP_NORESERVE": 0x4000, "MAP_POPULATE": 0x8000,
     "FALLOC_FL_INSERT_RANGE": 0x20, "FALLOC_FL_UNSHARE_RANGE": 0x40,
@@ -371,6 +371,8 @@ _ENTRIES: tuple[Syscall, ...] = (
     Syscall("openat", 257, (FD, _p("path", "str"), _p("flags", "flags", vocab.OPEN_FLAGS),
                             _p("mode", "int", optional=True)),
             "open a path relative to a directory descriptor", check=_open, returns="fd"),
+    Syscall("unlink", 87, (_p("path", "str"),), "remove a name (glibc's shm_unlink(): a "
+            "/dev/shm name)"),
     Syscall("fcntl", 72, (FD, _p("cmd", "int", vocab.FCNTL_CMDS), _p("arg", "int", optional=True)),
             "seals (F_ADD_SEALS, F_GET_SEALS), descriptor flags and F_DUPFD[_CLOEXEC] (a new "
             "descriptor, the lowest free number from arg)", check=_fcntl),

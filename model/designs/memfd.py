@@ -35,6 +35,7 @@ from model.designs.memfd_explored import REPLAY_ACTIONS, REPLAY_ONLY
 from model.designs.memfd_fpos import FPOS_ACTIONS
 from model.designs.memfd_fsflags import FS_FSGETXATTR, FS_FSSETXATTR, FS_GETFLAGS, FS_SETFLAGS
 from model.designs.memfd_mremap import MREMAP
+from model.designs.memfd_open import REOPEN, TMPFS_ACTIONS
 from model.designs.memfd_pages import (
     ACCESS_OFF,
     GPAGE_SIZE,
@@ -146,7 +147,6 @@ from model.lang.callspec import (
     Num,
     Out,
     PinRef,
-    ProcFd,
 )
 from model.lang.expr import Or, bv
 from model.lang.schema import StateView
@@ -439,28 +439,6 @@ def munmap_body(s: StateView, m: E, npages: E, mpages: E) -> list[Rule]:
             ok(0, **as_updates(bump(s, MAP_FIELDS, m, -1)))]
 
 
-OPEN_RDONLY, OPEN_RDWR, OPEN_RDWR_TRUNC = 0, 1, 2
-
-
-def reopen_body(s: StateView, fd: E, how: E) -> list[Rule]:
-    """open("/proc/self/fd/N"): a new open file description of the same inode; O_TRUNC goes
-    through do_truncate() -> shmem_setattr()."""
-    trunc = how == OPEN_RDWR_TRUNC
-    return [
-        have_fd(s, fd),
-        fail("EPERM", when=(how != OPEN_RDONLY) & immutable(s), label="immutable",
-             why="may_open() -> inode_permission(MAY_WRITE): IS_IMMUTABLE"),
-        fail("EPERM", when=(how != OPEN_RDONLY) & append_only(s), label="append_only",
-             why="may_open(): IS_APPEND needs O_APPEND for writing and refuses O_TRUNC"),
-        fail("EPERM", when=trunc & s.seals.has(F_SEAL_SHRINK) & (s.size > 0),
-             label="shrink_seal", why="handle_truncate() -> shmem_setattr(): SHRINK"),
-        pinned_page0_kept(s, trunc & ((s.size > 0) | s.hpage0_cached)),
-        ok(0, size=If(trunc, 0, s.size),
-           hpage0_cached=If(trunc, 0, s.hpage0_cached),
-           **as_updates(bump(s, FD_FIELDS, If(how == OPEN_RDONLY, RO, RW), +1))),
-    ]
-
-
 def dup_body(s: StateView, fd: E) -> list[Rule]:
     return [have_fd(s, fd), ok(0, **as_updates(bump(s, FD_FIELDS, fd, +1)))]
 
@@ -497,13 +475,6 @@ def P(name: str, sort: Sort, domain: tuple[int, ...], doc: str = "") -> Param:  
 
 
 NAME_TEXT = {NAME_OK: '"t"', NAME_NULL: "NULL", NAME_LONG: '"' + "n" * 250 + '"'}
-#: open("/proc/self/fd/N", how): the path names an existing file, so O_CREAT creates nothing
-#: and the mode is not read (fs/namei.c open_last_lookups(): a positive dentry); O_CLOEXEC is a
-#: descriptor flag, and the model's exec never replaces the process (probed 6.18.44:
-#: traces/scenarios/reopen-*.trace)
-REOPEN_HOW = Choice("how", {OPEN_RDONLY: "O_RDONLY", OPEN_RDWR: "O_RDWR",
-                            OPEN_RDWR_TRUNC: "O_RDWR|O_TRUNC"}, extra=("O_CREAT", "O_CLOEXEC"))
-OPEN_MODE = Harmless("the mode of a file open() creates; /proc/self/fd/N exists", optional=True)
 #: dup3's flags: O_CLOEXEC only (fs/file.c ksys_dup3(): others EINVAL, not modelled); a
 #: descriptor flag, and the model's exec never replaces the process
 CLOEXEC_FLAG = Harmless("close-on-exec; the model's exec never runs the file",
@@ -676,12 +647,8 @@ ACTIONS: tuple[Action, ...] = (
            "release a held page reference"),
     Action("dma_write", (P("p", PINK, (GUP,)),), dma_write_body, "dma_write",
            (PinRef("p"),), "write through a FOLL_WRITE pin"),
-    Action("reopen", (P("fd", FD, FD_ALL),
-                      P("how", enum("O_RDONLY", "O_RDWR", "O_RDWR|O_TRUNC"),
-                        (OPEN_RDONLY, OPEN_RDWR, OPEN_RDWR_TRUNC))),
-           reopen_body, "open", (ProcFd("fd"), REOPEN_HOW, OPEN_MODE),
-           "reopen through /proc/self/fd", writer=lambda p: p["how"] != OPEN_RDONLY,
-           also=(("openat", (C("AT_FDCWD"), ProcFd("fd"), REOPEN_HOW, OPEN_MODE)),)),
+    REOPEN,  # open("/proc/self/fd/N") (memfd_open.py)
+    *TMPFS_ACTIONS,  # open/unlink of a /dev/shm name
     Action("dup", (P("fd", FD, FD_ALL),), dup_body, "dup", (Fd("fd"),), "dup", shares="fd",
            also=(("dup2", (Fd("fd"), NewFd())), ("dup3", (Fd("fd"), NewFd(), CLOEXEC_FLAG)),
                  ("fcntl", (Fd("fd"), C("F_DUPFD"), MinFd())),

@@ -129,13 +129,6 @@ def mmap_seal_517(s: StateView, fd: E, share: E, prot: E) -> Rule:
 
 
 # ---- the flags-word paths -------------------------------------------------------------------
-def tmpfs_create_body(s: StateView) -> list[Rule]:
-    """shmem_mknod() on a tmpfs mount: __shmem_get_inode(..., VM_NORESERVE); seals {SEAL}."""
-    return [requires(~s.exists, label="one_inode"),
-            ok(0, exists=1, origin=O_TMPFS, fd_rw=1, mode=0o600, seals=F_SEAL_SEAL,
-               **as_updates(s.with_flag("NORESERVE", True, site="shmem_mknod")))]
-
-
 def shmget_body(s: StateView, noreserve: E) -> list[Rule]:
     """newseg(): VM_NORESERVE only for SHM_NORESERVE when overcommit is not "never", then
     shmem_kernel_file_setup() -> shmem_acct_size() pre-accounts the whole segment otherwise."""
@@ -191,9 +184,6 @@ RECLAIM_NOTE = {RECLAIM_SWAPPED: "swapped", RECLAIM_REDIRTIED: "redirtied",
                 RECLAIM_UNEVICTABLE: "unevictable LRU"}
 
 FLAG_ACTIONS = (
-    Action("tmpfs_create", (), tmpfs_create_body, "open",
-           (C('"/dev/shm/t"'), C("O_RDWR|O_CREAT"), C("0600")), "create a tmpfs file",
-           writer=lambda _: True),  # do_dentry_open(): FMODE_WRITE takes i_writecount
     Action("shmget", (Param("noreserve", boolean(), (0, 1)),), shmget_body, "shmget",
            (C("IPC_PRIVATE"), C("4096"),
             Choice("noreserve", {0: "IPC_CREAT|0600", 1: "IPC_CREAT|SHM_NORESERVE|0600"})),
@@ -215,7 +205,15 @@ def with_flags_word(d: Design, name: str, doc: str) -> Design:
     """The flags-word paths added to a memfd design (used by memfd@5.17)."""
     return d.derive(
         name, doc, fields=FLAG_FIELDS, layout=LAYOUT_VM, add=FLAG_ACTIONS,
-        init={"commit_full": (0, 1)}, families=("flags",))
+        init={"commit_full": (0, 1)}, families=("flags",),
+        edit={"shm_create": lambda a: a.amend_rule("create", tmpfs_flags)})
+
+
+def tmpfs_flags(s: StateView) -> dict[str, E | int]:
+    """A tmpfs file's creation (memfd_open.py shm_create): shmem_mknod() ->
+    __shmem_get_inode(..., VM_NORESERVE)."""
+    return {"origin": O_TMPFS,
+            **as_updates(s.with_flag("NORESERVE", True, site="shmem_mknod"))}
 
 
 #: Before 6.3 (105ff5339f49 "mm/memfd: add MFD_NOEXEC_SEAL and MFD_EXEC", 6fd7353829ca

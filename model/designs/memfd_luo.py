@@ -277,10 +277,12 @@ def build_luo() -> Design:
         add=LUO_ACTIONS, families=("luo",), expect=EXPECT_LUO,
         # the two bits only FS_IOC_GETFLAGS and FS_IOC_FSGETXATTR read: the state has no room
         # for them (64 > 63 bits at the default scope), and no luo rule reads chattr's flags
-        drop=("fs_getflags", "fs_getxattr"), drop_fields=GETFLAGS_ONLY,
+        # and a /dev/shm file: memfd_luo_can_preserve() takes shmem files with no link
+        # (!inode->i_nlink), and luo_preserve_file()'s refusal of a linked one was not read
+        drop=("fs_getflags", "fs_getxattr", "shm_create", "shm_open", "unlink"),
+        drop_fields=GETFLAGS_ONLY,
         edit={
             "memfd_create": lambda a: a.insert_rule(one_inode, before="one_inode"),
-            "tmpfs_create": lambda a: a.insert_rule(one_inode, before="one_inode"),
             "shmget": lambda a: a.insert_rule(one_inode, before="one_inode"),
             "reclaim": lambda a: a.insert_rule(not_in_transit, before="has_shmem_page"),
             "migrate": lambda a: a.insert_rule(not_in_transit, before="has_page"),

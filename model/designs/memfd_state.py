@@ -86,6 +86,8 @@ SCHEMA = Schema((
           "as noexec_scope is"),
     Field("exists", boolean(), "memfd_create has succeeded (one inode per model)"),
     Field("hugetlb", boolean(), "hugetlbfs-backed (MFD_HUGETLB)"),
+    Field("linked", boolean(), "the inode has a name on /dev/shm: created by open(O_CREAT) "
+          "there (a tmpfs file, shmem_mknod()) and not unlinked since; a memfd never has one"),
     Field("huge_1g", boolean(), "a hugetlbfs file of the 1 GiB hstate (MFD_HUGE_1GB): its page, "
           "in every size computation, is 1 GiB (else 2 MiB); 0 on shmem"),
     Field("seals", word(6, SEALS), "shmem_inode_info.seals / hugetlbfs_inode_info.seals"),

@@ -49,6 +49,16 @@ class ProcFd:
 
 
 @dataclass(frozen=True)
+class ShmPath:
+    """A path on the /dev/shm tmpfs mount, "/dev/shm/NAME" (glibc's shm_open()): no
+    parameter. A trace names one such file, the first name it opens or unlinks with success
+    (traces/concretize.py); `name` is what a generated trace prints."""
+
+    name: str = "t"
+    prefix: str = "/dev/shm/"
+
+
+@dataclass(frozen=True)
 class Flags:
     """A flag word printed with names from `family` (name -> bit); with `enum`, a value that
     is one name or none (madvise's advice): a value no name has is printed as a number, never
@@ -216,5 +226,5 @@ class Fields:
     others: str = ""
 
 
-ArgSpec = (C | Fd | MapRef | PinRef | ProcFd | Flags | Num | Span | Choice | CString | NewFd
-           | MinFd | Harmless | IoVec | IoCnt | Ptr | Bytes | Argv | Out | Fields)
+ArgSpec = (C | Fd | MapRef | PinRef | ProcFd | ShmPath | Flags | Num | Span | Choice | CString
+           | NewFd | MinFd | Harmless | IoVec | IoCnt | Ptr | Bytes | Argv | Out | Fields)

@@ -25,6 +25,7 @@ from traces.export.lower import (
     plain_operands,
     uses_gmem,
     uses_hugetlb,
+    uses_shm,
     value,
 )
 from traces.replayed import Replayed
@@ -290,6 +291,8 @@ def _c_call(op: Op, need: set[str]) -> str:
         return f"sys_exec(SYS_execve, (long){path}, {', '.join(lists)}, 0, 0)"
     if c == "dup":
         return f"res_of(dup(FD({o[0]})))"
+    if c == "unlink":
+        return f"res_of(unlink({_c_string(str(o[0]))}))"
     if c == "close":
         need.add("close")
         return f"sys_close({o[0]})"
@@ -339,7 +342,8 @@ def _file_fd(ops: Sequence[Op], upto: int) -> int | None:
             continue
         if op.call == "close" and op.ops[0] in live:
             live.remove(op.ops[0])
-        elif (op.call in ("memfd_create", "dup") or (op.call == "open" and op.ops[0] is not None)
+        elif (op.call in ("memfd_create", "dup") or (op.call == "open" and (
+                op.ops[0] is not None or str(op.ops[1]).startswith("/dev/shm/")))
               or (op.call == "ioctl" and op.ops[2] == vocab.KVM_CREATE_GUEST_MEMFD)):
             live.append(op.expect.value)
     return live[0] if live else None
@@ -420,7 +424,7 @@ fill = _fill
 RUNTIME_SECTIONS = ("signal", "create", "payload", "iov", "stat", "fsx", "exec", "buffer", "kvm",
                     "open",
                     "close", "maps", "munmap", "mremap", "access", "memwrite", "vmwrite",
-                    "splice", "pins", "pin", "uring", "uringop", "unpin", "noexec")
+                    "splice", "pins", "pin", "uring", "uringop", "unpin", "noexec", "shm")
 
 
 def export_c(design: Design, r: Replayed) -> str:
@@ -446,6 +450,8 @@ def export_c(design: Design, r: Replayed) -> str:
     hugetlb = uses_hugetlb(ops)
     if want_noexec is not None or any(op.call == "memfd_create" for op in ops):
         need.add("noexec")
+    if uses_shm(ops):
+        need.add("shm")
 
     title = _c_comment(trace.title or "a shmemcheck trace")
     head = ["// SPDX-License-Identifier: GPL-2.0", "/*"]
@@ -493,5 +499,7 @@ def export_c(design: Design, r: Replayed) -> str:
              '\tprintf("1..%d\\n", NSTEPS);']
     if "noexec" in need:
         main += ["\tcur_step = 1;", f"\tsetup_noexec({want_noexec or 0});"]
+    if "shm" in need:
+        main += ["\tcur_step = 1;", "\tsetup_shm();"]
     main += ["", *body, "", "\tfinish(KSFT_PASS, \"\");", "\treturn KSFT_PASS;", "}"]
     return "".join(parts) + "\n".join(main) + "\n"

@@ -332,6 +332,12 @@ def noexec_want(design: Design, r: Replayed) -> int | None:
     return init_choices(design, r.trace, r.states).get("noexec_scope")
 
 
+def uses_shm(ops: Sequence[Op]) -> bool:
+    """A step names a /dev/shm path: the reproducer mounts a private tmpfs there first."""
+    return any(op.call in ("open", "unlink") and str(op.ops[1 if op.call == "open" else 0])
+               .startswith("/dev/shm/") for op in ops)
+
+
 def uses_hugetlb(ops: Sequence[Op]) -> bool:
     return any(op.call == "memfd_create" and isinstance(op.ops[1], (Sym, Int))
                and int_arg(op.ops[1], "flags") & vocab.MFD_HUGETLB for op in ops)

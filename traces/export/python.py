@@ -21,6 +21,7 @@ from traces.export.lower import (
     plain_operands,
     uses_gmem,
     uses_hugetlb,
+    uses_shm,
     value,
 )
 from traces.replayed import Replayed
@@ -125,6 +126,8 @@ def _py_call(op: Op) -> str:
             return f"sys_open_kvm({_py_value(o[2])}, NEEDS_GUEST_MEMFD)"
         return (f"sys_open({str(o[1]).encode('latin-1', 'replace')!r}, {_py_value(o[2])}, "
                 f"{_py_value(o[3])})")
+    if c == "unlink":
+        return f"sys_unlink({str(o[0]).encode('latin-1', 'replace')!r})"
     if c == "dup":
         return f'sysc("dup", FD({o[0]}))'
     if c == "close":
@@ -228,6 +231,8 @@ def export_python(design: Design, r: Replayed) -> str:
             '    print(f"1..{len(STEPS) - 1}")']
     if want_noexec is not None or any(op.call == "memfd_create" for op in ops):
         main += ["    step(1)", f"    setup_noexec({want_noexec or 0})"]
+    if uses_shm(ops):
+        main += ["    step(1)", "    setup_shm()"]
     for op in ops:
         main.append(f"    # {ascii_text(op.text)}")
         main.append(f"    step({op.n})")

@@ -315,6 +315,9 @@ def export_syz(design: Design, r: Replayed) -> str:
         elif c == "dup":
             assign = s.new_fd(e, s.kind.get(o[0], ""))
             lines.append(f"dup({s.fdarg(o[0])})")
+        elif c == "unlink":
+            path = str(o[0])
+            lines.append(f"unlink({s.ptr(len(path) + 1)}={_syz_str(path)})")
         elif c == "close":
             lines.append(f"close({s.fdarg(o[0])})")
             s.close(o[0])

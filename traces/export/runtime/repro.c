@@ -27,6 +27,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -1035,4 +1036,20 @@ static __maybe_unused void setup_noexec(int want)
 	f = fopen(NOEXEC_SYSCTL, "w");
 	if (!f || fprintf(f, "%d\n", want) < 0 || fclose(f))
 		skip("cannot set vm.memfd_noexec in a child pid namespace");
+}
+//@ section shm
+
+/* The trace's /dev/shm names (glibc's shm_open()) on a fresh tmpfs in a mount
+ * namespace of its own: they meet none of the machine's and vanish with it.
+ * The umask is 022, the model's. */
+static __maybe_unused void setup_shm(void)
+{
+	umask(022);
+	if (unshare(CLONE_NEWNS))
+		skip("unshare(CLONE_NEWNS) failed: a private /dev/shm is needed");
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL))
+		skip("mount(\"/\", MS_REC | MS_PRIVATE) failed: a private /dev/shm is needed");
+	mkdir("/dev/shm", 01777);
+	if (mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777"))
+		skip("cannot mount a tmpfs on /dev/shm");
 }

@@ -25,7 +25,7 @@ PIN_PAGE = 4096
 NR = {"read": 0, "write": 1, "open": 2, "close": 3, "fstat": 5, "lseek": 8, "mmap": 9,
       "mprotect": 10, "munmap": 11, "ioctl": 16, "pread64": 17, "pwrite64": 18, "readv": 19,
       "writev": 20, "pipe": 22, "mremap": 25, "dup": 32, "fcntl": 72, "ftruncate": 77,
-      "fchmod": 91, "unshare": 272, "splice": 275, "vmsplice": 278, "fallocate": 285,
+      "fchmod": 91, "unlink": 87, "unshare": 272, "splice": 275, "vmsplice": 278, "fallocate": 285,
       "process_vm_writev": 311, "preadv": 295, "pwritev": 296, "memfd_create": 319,
       "copy_file_range": 326, "preadv2": 327, "pwritev2": 328, "newfstatat": 262,
       "execve": 59, "execveat": 322, "io_uring_setup": 425, "io_uring_enter": 426,
@@ -33,6 +33,7 @@ NR = {"read": 0, "write": 1, "open": 2, "close": 3, "fstat": 5, "lseek": 8, "mma
 PROT_NONE, PROT_RW, MAP_SHARED, MAP_PRIVATE = 0, 3, 1, 2
 MAP_FIXED, MAP_ANONYMOUS, MAP_POPULATE, MAP_NORESERVE = 0x10, 0x20, 0x8000, 0x4000
 CLONE_NEWPID, F_SETFL, O_NONBLOCK = 0x20000000, 4, 0o4000
+CLONE_NEWNS, MS_NOSUID, MS_NODEV, MS_REC, MS_PRIVATE = 0x20000, 0x2, 0x4, 0x4000, 0x40000
 
 libc = ctypes.CDLL(None, use_errno=True)
 libc.syscall.restype = ctypes.c_long
@@ -589,6 +590,25 @@ def setup_noexec(want):
             f.write(f"{want}\n")
     except OSError:
         skip("cannot set vm.memfd_noexec in a child pid namespace")
+
+
+def setup_shm():
+    """The trace's /dev/shm names on a fresh tmpfs in a mount namespace of its own (they
+    meet none of the machine's and vanish with it); umask 022, the model's."""
+    os.umask(0o022)
+    if libc.unshare(CLONE_NEWNS) != 0:
+        skip("unshare(CLONE_NEWNS) failed: a private /dev/shm is needed")
+    if libc.mount(None, b"/", None, ctypes.c_ulong(MS_REC | MS_PRIVATE), None) != 0:
+        skip('mount("/", MS_REC | MS_PRIVATE) failed: a private /dev/shm is needed')
+    os.makedirs("/dev/shm", mode=0o1777, exist_ok=True)
+    if libc.mount(b"tmpfs", b"/dev/shm", b"tmpfs", ctypes.c_ulong(MS_NOSUID | MS_NODEV),
+                  b"mode=1777") != 0:
+        skip("cannot mount a tmpfs on /dev/shm")
+
+
+def sys_unlink(path):
+    buf = c_str(path)
+    return sysc("unlink", ctypes.addressof(buf))
 # @section kvm
 
 

@@ -1,0 +1,173 @@
+"""open(): a new open file description of the one inode, through "/proc/self/fd/N" (a reopen)
+or through a name on /dev/shm (a tmpfs regular file: glibc's shm_open()/shm_unlink()).
+
+tmpfs files are the same shmem inode as a memfd's, reached through a name. Probed on 6.18.44
+in a private tmpfs mount (traces/scenarios/tmpfs-shm-open.trace, tests/test_tmpfs.py):
+- open(O_CREAT) makes the inode: shmem_mknod() -> __shmem_get_inode() sets info->seals to
+  F_SEAL_SEAL (only memfd_create(MFD_ALLOW_SEALING) clears it), so every F_ADD_SEALS is EPERM
+  and F_GET_SEALS says F_SEAL_SEAL; i_mode is the mode argument less the umask
+  (vfs_prepare_mode(): the model's process has umask 022, which the executor sets);
+- the name stays until unlink(), so a later open() of it is a new open file description
+  (may_open()'s FS_IMMUTABLE_FL/FS_APPEND_FL checks, as a reopen's), O_CREAT|O_EXCL on it is
+  EEXIST (before may_open()), and unlink() of an immutable or append-only file is EPERM
+  (may_delete());
+- after unlink() the file lives on through its descriptors and mappings, like a memfd.
+The model holds one inode: an O_CREAT of the name beside a memfd or after unlink() would make
+a second file and is refused (issue 14: several files).
+"""
+
+from __future__ import annotations
+
+from model.designs.memfd_state import (
+    FD,
+    FD_ALL,
+    FD_FIELDS,
+    RO,
+    RW,
+    append_only,
+    bump,
+    fsflags_cleared,
+    have_fd,
+    immutable,
+    pinned_page0_kept,
+)
+from model.lang import Action, E, If, Param, Rule, enum, fail, ok, requires, word
+from model.lang.action import as_updates
+from model.lang.callspec import C, Choice, Harmless, Num, ProcFd, ShmPath
+from model.lang.schema import StateView
+from model.vocab import F_SEAL_SEAL, F_SEAL_SHRINK
+
+OPEN_RDONLY, OPEN_RDWR, OPEN_RDWR_TRUNC = 0, 1, 2
+
+
+def open_rules(s: StateView, how: E, label: str) -> list[Rule]:
+    """do_open() on an existing inode: may_open() (FS_IMMUTABLE_FL/FS_APPEND_FL), then O_TRUNC
+    through handle_truncate() -> do_truncate() -> shmem_setattr(); a new open file
+    description of the access mode `how` asks for."""
+    trunc = how == OPEN_RDWR_TRUNC
+    return [
+        fail("EPERM", when=(how != OPEN_RDONLY) & immutable(s), label="immutable",
+             why="may_open() -> inode_permission(MAY_WRITE): IS_IMMUTABLE"),
+        fail("EPERM", when=(how != OPEN_RDONLY) & append_only(s), label="append_only",
+             why="may_open(): IS_APPEND needs O_APPEND for writing and refuses O_TRUNC"),
+        fail("EPERM", when=trunc & s.seals.has(F_SEAL_SHRINK) & (s.size > 0),
+             label="shrink_seal", why="handle_truncate() -> shmem_setattr(): SHRINK"),
+        pinned_page0_kept(s, trunc & ((s.size > 0) | s.hpage0_cached)),
+        ok(0, label=label, size=If(trunc, 0, s.size),
+           hpage0_cached=If(trunc, 0, s.hpage0_cached),
+           **as_updates(bump(s, FD_FIELDS, If(how == OPEN_RDONLY, RO, RW), +1))),
+    ]
+
+
+def reopen_body(s: StateView, fd: E, how: E) -> list[Rule]:
+    """open("/proc/self/fd/N"): a new open file description of the same inode."""
+    return [have_fd(s, fd), *open_rules(s, how, "ok")]
+
+
+#: open("/proc/self/fd/N", how): the path names an existing file, so O_CREAT creates nothing
+#: and the mode is not read (fs/namei.c open_last_lookups(): a positive dentry); O_CLOEXEC is a
+#: descriptor flag, and the model's exec never replaces the process (probed 6.18.44:
+#: traces/scenarios/reopen-*.trace)
+REOPEN_HOW = Choice("how", {OPEN_RDONLY: "O_RDONLY", OPEN_RDWR: "O_RDWR",
+                            OPEN_RDWR_TRUNC: "O_RDWR|O_TRUNC"}, extra=("O_CREAT", "O_CLOEXEC"))
+OPEN_MODE = Harmless("the mode of a file open() creates; /proc/self/fd/N exists", optional=True)
+
+REOPEN = Action("reopen", (Param("fd", FD, FD_ALL),
+                           Param("how", enum("O_RDONLY", "O_RDWR", "O_RDWR|O_TRUNC"),
+                                 (OPEN_RDONLY, OPEN_RDWR, OPEN_RDWR_TRUNC))),
+                reopen_body, "open", (ProcFd("fd"), REOPEN_HOW, OPEN_MODE),
+                "reopen through /proc/self/fd", writer=lambda p: p["how"] != OPEN_RDONLY,
+                also=(("openat", (C("AT_FDCWD"), ProcFd("fd"), REOPEN_HOW, OPEN_MODE)),))
+
+
+#: the model's process umask: the default of login shells and systemd units (the kernel
+#: executor and the reproducers set it); vfs_prepare_mode(): mode & ~umask without a default ACL
+UMASK = 0o022
+
+#: open(O_CREAT)'s flags: the description's access mode and whether O_EXCL asks for a new file
+#: (O_TRUNC on a file O_CREAT made does nothing: do_open() skips it for FMODE_CREATED)
+CR_RDONLY, CR_RDWR, CR_RDWR_TRUNC, EX_RDONLY, EX_RDWR = range(5)
+CREATE_TEXT = {CR_RDONLY: "O_RDONLY|O_CREAT", CR_RDWR: "O_RDWR|O_CREAT",
+               CR_RDWR_TRUNC: "O_RDWR|O_CREAT|O_TRUNC", EX_RDONLY: "O_RDONLY|O_CREAT|O_EXCL",
+               EX_RDWR: "O_RDWR|O_CREAT|O_EXCL"}
+#: O_CLOEXEC is a descriptor flag (the model's exec never replaces the process); O_NOFOLLOW
+#: (glibc's shm_open() adds it) refuses a symlink, and the model's /dev/shm holds none
+CREATE = Choice("oflags", CREATE_TEXT, extra=("O_CLOEXEC", "O_NOFOLLOW"))
+OPEN_AGAIN = Choice("how", REOPEN_HOW.table, extra=("O_CLOEXEC", "O_NOFOLLOW"))
+
+
+def _how(oflags: E) -> E:
+    """The reopen spelling of an existing file's open: O_RDONLY, O_RDWR, O_RDWR|O_TRUNC."""
+    return If((oflags == CR_RDONLY) | (oflags == EX_RDONLY), OPEN_RDONLY,
+              If(oflags == CR_RDWR_TRUNC, OPEN_RDWR_TRUNC, 1))
+
+
+def shm_created(s: StateView, oflags: E, mode: E) -> Rule:
+    """shmem_mknod() -> __shmem_get_inode(): a new shmem inode, seals {SEAL}, i_mode the
+    argument less the umask; the open that made it has its access mode."""
+    rdonly = (oflags == CR_RDONLY) | (oflags == EX_RDONLY)
+    return ok(0, when=~s.exists, label="create", exists=1, linked=1, hugetlb=0, huge_1g=0,
+              hstate_1g=0, noexec_scope=0, size=0, seals=F_SEAL_SEAL, mode=mode & (0o777 & ~UMASK),
+              created_noexec=0, **fsflags_cleared(s),
+              **as_updates(bump(s, FD_FIELDS, If(rdonly, RO, RW), +1)),
+              why="shmem_mknod(): __shmem_get_inode() sets info->seals = F_SEAL_SEAL")
+
+
+def shm_create_body(s: StateView, oflags: E, mode: E) -> list[Rule]:
+    """open("/dev/shm/NAME", O_CREAT...): path_openat() -> open_last_lookups(): a missing
+    name is created (lookup_open() -> vfs_create()); an existing one is EEXIST under O_EXCL,
+    else opened as it is (do_open() -> may_open(), O_TRUNC: handle_truncate())."""
+    excl = (oflags == EX_RDONLY) | (oflags == EX_RDWR)
+    return [
+        requires(~s.exists | s.linked, label="one_inode",
+                 why="the model holds one inode: the name beside a memfd, or after unlink(), "
+                     "would be a second file"),
+        shm_created(s, oflags, mode),
+        fail("EEXIST", when=excl, label="exists",
+             why="open_last_lookups(): O_CREAT|O_EXCL and a positive dentry"),
+        *open_rules(s, _how(oflags), "existing"),
+    ]
+
+
+def shm_open_body(s: StateView, how: E) -> list[Rule]:
+    """open("/dev/shm/NAME") without O_CREAT: ENOENT unless the name exists, then a new open
+    file description (may_open(), O_TRUNC: handle_truncate()), as a reopen."""
+    return [fail("ENOENT", when=~s.linked, label="no_name",
+                 why="lookup_fast()/lookup_slow(): no dentry of that name"),
+            *open_rules(s, how, "opened")]
+
+
+def unlink_body(s: StateView) -> list[Rule]:
+    """unlink("/dev/shm/NAME") (glibc's shm_unlink()): do_unlinkat() -> may_delete() refuses
+    an append-only or immutable inode (EPERM); then shmem_unlink() drops the name, and the
+    inode lives while a descriptor or mapping holds it."""
+    return [
+        fail("ENOENT", when=~s.linked, label="no_name",
+             why="do_unlinkat(): lookup_one_qstr_excl() finds no dentry"),
+        fail("EPERM", when=immutable(s) | append_only(s), label="fsflags",
+             why="may_delete(): IS_APPEND(inode) || IS_IMMUTABLE(inode)"),
+        ok(0, label="unlinked", linked=0),
+    ]
+
+
+#: explored: a new file (O_EXCL, mode 0600) and the same open without O_EXCL (a second
+#: description of the existing file); replay judges every flag spelling and mode
+TMPFS_ACTIONS: tuple[Action, ...] = (
+    Action("shm_create", (Param("oflags", enum(*CREATE_TEXT.values()), (EX_RDWR, CR_RDWR)),
+                          Param("mode", word(9), (0o600,))),
+           shm_create_body, "open", (ShmPath(), CREATE, Num("mode", octal=True)),
+           "create (or open) the /dev/shm file: glibc's shm_open(O_CREAT)",
+           writer=lambda p: p["oflags"] not in (CR_RDONLY, EX_RDONLY),
+           also=(("openat", (C("AT_FDCWD"), ShmPath(), CREATE, Num("mode", octal=True))),)),
+    Action("shm_open", (Param("how", enum(*REOPEN_HOW.table.values()),
+                              (OPEN_RDONLY, OPEN_RDWR_TRUNC)),),
+           shm_open_body, "open", (ShmPath(), OPEN_AGAIN),
+           "open the /dev/shm file by its name: glibc's shm_open() without O_CREAT",
+           writer=lambda p: p["how"] != OPEN_RDONLY,
+           also=(("openat", (C("AT_FDCWD"), ShmPath(), OPEN_AGAIN)),)),
+    Action("unlink", (), unlink_body, "unlink", (ShmPath(),),
+           "remove the /dev/shm name: glibc's shm_unlink()"),
+)
+
+__all__ = ["OPEN_RDONLY", "OPEN_RDWR", "OPEN_RDWR_TRUNC", "REOPEN", "REOPEN_HOW", "TMPFS_ACTIONS",
+           "UMASK", "open_rules"]
