@@ -7,12 +7,8 @@ from __future__ import annotations
 from model.lang.expr import E, Implies
 from model.lang.schema import StateView
 from model.vocab import F_SEAL_SEAL
-from properties.catalogue import NOT_WITNESSED, prop
+from properties.catalogue import prop
 from properties.views import TransitionView
-
-#: designs without the /dev/shm calls (memfd+luo: memfd_luo_can_preserve() refuses a linked
-#: file, and that refusal was not read)
-NO_SHM = ("memfd+luo",)
 
 
 @prop("tmpfs-file-never-sealed", "always", """A file open(O_CREAT) made on /dev/shm has
@@ -25,7 +21,6 @@ def tmpfs_file_never_sealed(s: StateView) -> E:
 
 @prop("sometimes-tmpfs-file-unlinked", "sometimes-action", """unlink() removes the /dev/shm
       name of a file open(O_CREAT) made there (the tmpfs paths are not vacuous: creation, and
-      a name that may_delete() lets go).""", "shmem_mknod(), may_delete(), shmem_unlink()",
-      expect=dict.fromkeys(NO_SHM, NOT_WITNESSED))
+      a name that may_delete() lets go).""", "shmem_mknod(), may_delete(), shmem_unlink()")
 def w_tmpfs_unlinked(t: TransitionView) -> E:
     return t.ok & t.is_("unlink")

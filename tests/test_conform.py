@@ -228,12 +228,18 @@ BOUNDED_DOMAINS: dict[str, dict[str, tuple[int, ...]]] = {
 }
 
 
-def bounded_design(flags: int) -> Design:
+#: the /dev/shm calls get a bounded conform of their own (a tmpfs file instead of the memfd:
+#: beside memfd_create they would double the memfd one's space)
+SHM_CALLS = ("shm_create", "shm_open", "unlink")
+
+
+def bounded_design(flags: int, tmpfs: bool = False) -> Design:
     doms = {k: dict(v) for k, v in BOUNDED_DOMAINS.items()}
     doms["memfd_create"]["flags"] = (flags,)
     base = designs.get("memfd")
     return base.derive("memfd", base.doc, kernel=base.kernel, edit={
-        k: (lambda a, v=v: a.with_params(**v)) for k, v in doms.items()})
+        k: (lambda a, v=v: a.with_params(**v)) for k, v in doms.items()},
+        drop=("memfd_create",) if tmpfs else SHM_CALLS)
 
 
 @pytest.mark.kernel
@@ -266,6 +272,24 @@ def test_bounded_conform_exercises_every_action(tmp_path: Path, flags: int) -> N
         f"{dv.where}\n{dv.trace}" for dv in rep.divergences)
     assert rep.traces == rep.transitions + rep.walks
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.kernel
+def test_bounded_conform_of_a_tmpfs_file(tmp_path: Path) -> None:
+    """The same every-action conform from a /dev/shm file (F_SEAL_SEAL from birth), to
+    depth 3: its own descriptors, names and unlink beside the memfd's paths."""
+    from checker.conform import ConformOptions, run_conform
+
+    need("io_uring", "pidns")
+    d = bounded_design(vocab.MFD_ALLOW_SEALING, tmpfs=True)
+    opts = ConformOptions(d.scope({}), 3, walks=100, seed=7, length=12,
+                          walk_scope=d.scope({"pages": 2, "maps": 2, "pins": 2, "fds": 2}),
+                          jobs=2, out=str(tmp_path))
+    rep = run_conform(d, opts)
+    assert not rep.skipped, rep.skipped
+    assert all(rep.tested[a] > 0 for a in SHM_CALLS), rep.tested
+    assert rep.divergent + rep.unconfirmed == 0, "\n".join(
+        f"{dv.where}\n{dv.trace}" for dv in rep.divergences)
 
 
 @pytest.mark.kernel

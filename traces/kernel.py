@@ -389,12 +389,18 @@ class _Executor(PathCalls):
 
     def do_open(self, path: bytes, flags: int, mode: int = 0) -> Outcome:
         buf = self.path(path)
-        return self.fd_result(*_sys(_nr("open"), ctypes.addressof(buf), flags, mode))
+        return self.opened(path, *_sys(_nr("open"), ctypes.addressof(buf), flags, mode))
 
     def do_openat(self, dirfd: int, path: bytes, flags: int, mode: int = 0) -> Outcome:
         buf = self.path(path)
-        return self.fd_result(*_sys(_nr("openat"), self.real(dirfd), ctypes.addressof(buf),
-                                    flags, mode))
+        return self.opened(path, *_sys(_nr("openat"), self.real(dirfd), ctypes.addressof(buf),
+                                       flags, mode))
+
+    def opened(self, path: bytes, r: int, e: int) -> Outcome:
+        """A /dev/shm name is the trace's file (a tmpfs one): observed from its first open."""
+        if r >= 0 and path.startswith(SHM_DIR):
+            self.note_file(r)
+        return self.fd_result(r, e)
 
     def do_mmap(self, addr: int, length: int, prot: int, flags: int, fd: int,
                 off: int) -> Outcome:

@@ -62,6 +62,7 @@ from model.designs.memfd import (
     pins,
 )
 from model.designs.memfd_517 import O_MEMFD, with_flags_word
+from model.designs.memfd_open import open_how
 from model.designs.memfd_rw import write_begin_refusal, written
 from model.designs.memfd_state import FD_ALL, GETFLAGS_ONLY, fsflags_cleared
 from model.lang import Action, Design, E, Field, If, boolean, enum, fail, nat, ok, requires, word
@@ -134,9 +135,10 @@ def preserve_body(s: StateView, fd: E) -> list[Rule]:
     """luo_preserve_file() then memfd_luo_preserve() (see the module's docstring)."""
     return [
         have_fd(s, fd),  # none after the kexec until the retrieve, none once discarded
-        fail("ENOENT", when=s.hugetlb | (s.origin != O_MEMFD), label="no_handler",
+        fail("ENOENT", when=s.hugetlb | s.linked, label="no_handler",
              why="memfd_luo_can_preserve(): shmem_file() && !i_nlink -- false on hugetlbfs, "
-                 "and a tmpfs file has a link"),
+                 "and for a tmpfs file until unlink() (shmem_file_setup()'s memfds have no "
+                 "link: clear_nlink())"),
         fail("EBUSY", when=managed(s), label="already_managed",
              why="luo_preserve_file(): xa_insert(&luo_preserved_files, inode) finds it"),
         fail("EFBIG", when=(s.size + PAGE_SIZE - 1) // PAGE_SIZE > UINT_MAX, label="too_large",
@@ -277,10 +279,7 @@ def build_luo() -> Design:
         add=LUO_ACTIONS, families=("luo",), expect=EXPECT_LUO,
         # the two bits only FS_IOC_GETFLAGS and FS_IOC_FSGETXATTR read: the state has no room
         # for them (64 > 63 bits at the default scope), and no luo rule reads chattr's flags
-        # and a /dev/shm file: memfd_luo_can_preserve() takes shmem files with no link
-        # (!inode->i_nlink), and luo_preserve_file()'s refusal of a linked one was not read
-        drop=("fs_getflags", "fs_getxattr", "shm_create", "shm_open", "unlink"),
-        drop_fields=GETFLAGS_ONLY,
+        drop=("fs_getflags", "fs_getxattr"), drop_fields=GETFLAGS_ONLY,
         edit={
             "memfd_create": lambda a: a.insert_rule(one_inode, before="one_inode"),
             "shmget": lambda a: a.insert_rule(one_inode, before="one_inode"),
@@ -288,6 +287,9 @@ def build_luo() -> Design:
             "migrate": lambda a: a.insert_rule(not_in_transit, before="has_page"),
             "ftruncate": lambda a: a.insert_rule(setattr_frozen, after="grow_seal"),
             "reopen": lambda a: a.insert_rule(otrunc_frozen, after="shrink_seal"),
+            "shm_open": lambda a: a.insert_rule(otrunc_frozen, after="shrink_seal"),
+            "shm_create": lambda a: a.insert_rule(one_inode, before="one_inode").insert_rule(
+                lambda s, oflags: otrunc_frozen(s, open_how(oflags)), after="shrink_seal"),
             **dict.fromkeys(WRITE_PATHS, _write_frozen),  # shmem_write_begin()
             "fallocate": lambda a: a.insert_rule(fallocate_frozen, after="unsupported_mode"),
             "madvise_remove": lambda a: a.insert_rule(fallocate_frozen,

@@ -96,7 +96,7 @@ CREATE = Choice("oflags", CREATE_TEXT, extra=("O_CLOEXEC", "O_NOFOLLOW"))
 OPEN_AGAIN = Choice("how", REOPEN_HOW.table, extra=("O_CLOEXEC", "O_NOFOLLOW"))
 
 
-def _how(oflags: E) -> E:
+def open_how(oflags: E) -> E:
     """The reopen spelling of an existing file's open: O_RDONLY, O_RDWR, O_RDWR|O_TRUNC."""
     return If((oflags == CR_RDONLY) | (oflags == EX_RDONLY), OPEN_RDONLY,
               If(oflags == CR_RDWR_TRUNC, OPEN_RDWR_TRUNC, 1))
@@ -125,7 +125,7 @@ def shm_create_body(s: StateView, oflags: E, mode: E) -> list[Rule]:
         shm_created(s, oflags, mode),
         fail("EEXIST", when=excl, label="exists",
              why="open_last_lookups(): O_CREAT|O_EXCL and a positive dentry"),
-        *open_rules(s, _how(oflags), "existing"),
+        *open_rules(s, open_how(oflags), "existing"),
     ]
 
 
@@ -170,4 +170,4 @@ TMPFS_ACTIONS: tuple[Action, ...] = (
 )
 
 __all__ = ["OPEN_RDONLY", "OPEN_RDWR", "OPEN_RDWR_TRUNC", "REOPEN", "REOPEN_HOW", "TMPFS_ACTIONS",
-           "UMASK", "open_rules"]
+           "UMASK", "open_how", "open_rules"]
