@@ -569,7 +569,7 @@ def shrink(model: Model, case: Case, mm: Mismatch,
 def divergence_trace(model: Model, case: Case, mm: Mismatch, run: KernelRun | None,
                      note: str) -> Trace:
     """The case up to the divergence, with the kernel's outcomes; the model's in a comment."""
-    from traces.concretize import init_comment
+    from traces.initstate import init_comment
 
     steps: list[Step] = []
     for i, s in enumerate(case.steps[:mm.index + 1]):

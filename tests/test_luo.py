@@ -112,7 +112,8 @@ def test_flags_word_landed_as_kirill_proposed_but_bit_2() -> None:
     assert uses["MAPPING_FROZEN"].writes == {"luo_preserve.ok", "luo_unpreserve.ok",
                                              "luo_kexec.ok"}
     assert uses["MAPPING_FROZEN"].reads == {
-        "ftruncate.frozen", "reopen.frozen", "pwrite.frozen", "pwrite.frozen_short",
+        "ftruncate.frozen", "reopen.frozen", "shm_open.frozen", "shm_create.frozen",
+        "pwrite.frozen", "pwrite.frozen_short",
         "splice_write.frozen", "splice_write.frozen_short", "copy_file_range.frozen",
         "copy_file_range.frozen_short", "pwritev2.frozen",
         "pwritev2.frozen_short", "pwritev2_fpos.frozen", "pwritev2_fpos.frozen_short",

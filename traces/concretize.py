@@ -415,8 +415,10 @@ def _cstring(spec: CString, arg: Arg, call: str, params: dict[str, int],
 
 def _shm_path(spec: ShmPath, arg: Arg, h: Handles, used: dict[str, str]) -> str | None:
     """A /dev/shm path: the trace's one tmpfs name (the first a successful call spelled)."""
-    if not isinstance(arg, Str) or not arg.text.startswith(spec.prefix):
+    if not isinstance(arg, Str):
         return f'expected "{spec.prefix}NAME"'
+    if not arg.text.startswith(spec.prefix):
+        return Outside(f"path {_text(arg)}: the model opens {spec.prefix}NAME here")
     name = arg.text[len(spec.prefix):]
     raw = string_bytes(name)
     if arg.truncated or not raw or b"/" in raw or b"\0" in raw or raw in (b".", b".."):

@@ -287,9 +287,9 @@ def build_luo() -> Design:
             "migrate": lambda a: a.insert_rule(not_in_transit, before="has_page"),
             "ftruncate": lambda a: a.insert_rule(setattr_frozen, after="grow_seal"),
             "reopen": lambda a: a.insert_rule(otrunc_frozen, after="shrink_seal"),
-            "shm_open": lambda a: a.insert_rule(otrunc_frozen, after="shrink_seal"),
+            "shm_open": lambda a: a.insert_rule(otrunc_frozen, after="append_only"),
             "shm_create": lambda a: a.insert_rule(one_inode, before="one_inode").insert_rule(
-                lambda s, oflags: otrunc_frozen(s, open_how(oflags)), after="shrink_seal"),
+                lambda s, oflags: otrunc_frozen(s, open_how(oflags)), after="append_only"),
             **dict.fromkeys(WRITE_PATHS, _write_frozen),  # shmem_write_begin()
             "fallocate": lambda a: a.insert_rule(fallocate_frozen, after="unsupported_mode"),
             "madvise_remove": lambda a: a.insert_rule(fallocate_frozen,

@@ -40,18 +40,20 @@ from model.vocab import F_SEAL_SEAL, F_SEAL_SHRINK
 OPEN_RDONLY, OPEN_RDWR, OPEN_RDWR_TRUNC = 0, 1, 2
 
 
-def open_rules(s: StateView, how: E, label: str) -> list[Rule]:
+def open_rules(s: StateView, how: E, label: str, sealable: bool = True) -> list[Rule]:
     """do_open() on an existing inode: may_open() (FS_IMMUTABLE_FL/FS_APPEND_FL), then O_TRUNC
-    through handle_truncate() -> do_truncate() -> shmem_setattr(); a new open file
-    description of the access mode `how` asks for."""
+    through handle_truncate() -> do_truncate() -> shmem_setattr() (its F_SEAL_SHRINK check
+    only where the file may have seals: a named tmpfs file has F_SEAL_SEAL alone); a new open
+    file description of the access mode `how` asks for."""
     trunc = how == OPEN_RDWR_TRUNC
+    seal = [fail("EPERM", when=trunc & s.seals.has(F_SEAL_SHRINK) & (s.size > 0),
+                 label="shrink_seal", why="handle_truncate() -> shmem_setattr(): SHRINK")]
     return [
         fail("EPERM", when=(how != OPEN_RDONLY) & immutable(s), label="immutable",
              why="may_open() -> inode_permission(MAY_WRITE): IS_IMMUTABLE"),
         fail("EPERM", when=(how != OPEN_RDONLY) & append_only(s), label="append_only",
              why="may_open(): IS_APPEND needs O_APPEND for writing and refuses O_TRUNC"),
-        fail("EPERM", when=trunc & s.seals.has(F_SEAL_SHRINK) & (s.size > 0),
-             label="shrink_seal", why="handle_truncate() -> shmem_setattr(): SHRINK"),
+        *(seal if sealable else []),
         pinned_page0_kept(s, trunc & ((s.size > 0) | s.hpage0_cached)),
         ok(0, label=label, size=If(trunc, 0, s.size),
            hpage0_cached=If(trunc, 0, s.hpage0_cached),
@@ -125,7 +127,7 @@ def shm_create_body(s: StateView, oflags: E, mode: E) -> list[Rule]:
         shm_created(s, oflags, mode),
         fail("EEXIST", when=excl, label="exists",
              why="open_last_lookups(): O_CREAT|O_EXCL and a positive dentry"),
-        *open_rules(s, open_how(oflags), "existing"),
+        *open_rules(s, open_how(oflags), "existing", sealable=False),
     ]
 
 
@@ -134,7 +136,7 @@ def shm_open_body(s: StateView, how: E) -> list[Rule]:
     file description (may_open(), O_TRUNC: handle_truncate()), as a reopen."""
     return [fail("ENOENT", when=~s.linked, label="no_name",
                  why="lookup_fast()/lookup_slow(): no dentry of that name"),
-            *open_rules(s, how, "opened")]
+            *open_rules(s, how, "opened", sealable=False)]
 
 
 def unlink_body(s: StateView) -> list[Rule]:
