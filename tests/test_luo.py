@@ -156,8 +156,13 @@ def test_symbolic_diff_refuses_different_calls_and_a_scope() -> None:
 
 @pytest.mark.slow
 def test_memfd_luo_catalogue_as_expected(explored: Callable[[str], ExploreResult]) -> None:
+    """Its verdicts, and its pinned counts (tests/manifest.json: the one search of it)."""
+    from tests import manifest
+
     r = explored("memfd+luo")
     assert r.complete
+    assert manifest.entry(r) == manifest.load()["memfd+luo"], \
+        "memfd+luo: regenerate with `python -m tests.manifest --update` if deliberate"
     wrong = [n for n, o in r.props.items()
              if o.holds != (o.prop.expected("memfd+luo") in ("holds", "witnessed"))]
     assert wrong == []
