@@ -219,12 +219,16 @@ class _Executor(PathCalls):
         if not entry.plain:
             raise TraceError(f"the executor cannot run {op.call}")
         args: list[int] = []
-        cells: list[ctypes.c_int64] = []  # the ptr arguments' cells, alive until the call
+        cells: list[Any] = []  # the ptr arguments' cells and paths' strings, alive until the call
         for i, p in enumerate(entry.params):
             v = op.args[i] if i < len(op.args) else 0
             if p.kind == "map":
                 assert isinstance(v, str)
                 args.append(self.map_of(v).addr)
+            elif p.kind == "path":
+                assert isinstance(v, bytes)
+                cells.append(self.path(v))
+                args.append(ctypes.addressof(cells[-1]))
             elif p.kind == "ptr":
                 if v is None:
                     args.append(0)

@@ -147,9 +147,5 @@ class PathCalls:
         buf = self.payload(b"", count)
         return self.uring_op(uring.IORING_OP_READ, fd, off, ctypes.addressof(buf), count)
 
-    def do_unlink(self, path: bytes) -> Outcome:
-        name = self.path(path)
-        return self.result(*_syscall(_nr("unlink"), ctypes.addressof(name)))
-
     def do_io_uring_fallocate(self, fd: int, mode: int, off: int, length: int) -> Outcome:
         return self.uring_op(uring.IORING_OP_FALLOCATE, fd, off, length, mode)

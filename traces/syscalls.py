@@ -24,6 +24,8 @@ Argument kinds (`Param.kind`):
 * ``flags``  a flag word; `table` is its uapi family from model/vocab.py -> int
 * ``str``    a C string -> bytes (latin-1, else UTF-8)
 * ``str?``   a C string, or NULL / 0 -> bytes | None
+* ``path``   a C string the call reads as a path name: plain (its address is passed; the
+             executor maps /proc/self/fd/N to its own N) -> bytes
 * ``map``    a mapping handle mN -> "mN"
 * ``pin``    a pin handle pN -> "pN"
 * ``ioctl``  an ioctl argument: a number, a flag expression, a struct (`IOCTL_STRUCTS`) or a
@@ -151,13 +153,13 @@ class Unrunnable(TraceError):
     trace does not show): the kernel run is skipped with this reason."""
 
 
-Kind = Literal["fd", "newfd", "int", "flags", "str", "str?", "map", "pin", "ioctl", "iov",
-               "stat", "argv", "ptr"]
+Kind = Literal["fd", "newfd", "int", "flags", "str", "str?", "path", "map", "pin", "ioctl",
+               "iov", "stat", "argv", "ptr"]
 #: the struct stat fields a `stat` argument carries (the fields the model judges: the
 #: executor fills them, replay compares them with the trace's and the model's)
 STAT_SHOWN = ("st_mode", "st_size")
 #: argument kinds a plain call may have (see Syscall.plain)
-PLAIN_KINDS = frozenset({"fd", "newfd", "int", "flags", "map", "ptr"})
+PLAIN_KINDS = frozenset({"fd", "newfd", "int", "flags", "map", "ptr", "path"})
 @dataclass(frozen=True)
 class Cell:
     """A pointer argument: the address of a 64-bit cell holding `value` (an ioctl's `[N]`;
@@ -218,7 +220,8 @@ class Syscall:
         """A system call the executor makes as written, with no code of its own: descriptors
         translated (a newfd to the real descriptor of that trace number, or a free one),
         mappings as their addresses, a `ptr` as the address of a 64-bit cell holding its
-        number (NULL as 0), a left-out optional argument 0."""
+        number (NULL as 0), a `path` as the address of its string, a left-out optional
+        argument 0."""
         return self.nr is not None and self.returns in ("int", "fd") \
             and all(p.kind in PLAIN_KINDS for p in self.params)
 
@@ -371,7 +374,7 @@ _ENTRIES: tuple[Syscall, ...] = (
     Syscall("openat", 257, (FD, _p("path", "str"), _p("flags", "flags", vocab.OPEN_FLAGS),
                             _p("mode", "int", optional=True)),
             "open a path relative to a directory descriptor", check=_open, returns="fd"),
-    Syscall("unlink", 87, (_p("path", "str"),), "remove a name (glibc's shm_unlink(): a "
+    Syscall("unlink", 87, (_p("path", "path"),), "remove a name (glibc's shm_unlink(): a "
             "/dev/shm name)"),
     Syscall("fcntl", 72, (FD, _p("cmd", "int", vocab.FCNTL_CMDS), _p("arg", "int", optional=True)),
             "seals (F_ADD_SEALS, F_GET_SEALS), descriptor flags and F_DUPFD[_CLOEXEC] (a new "
@@ -519,7 +522,7 @@ def _operand(kind: Kind, arg: Arg, where: str, page: int) -> Operand:
         if isinstance(arg, Sym):
             return const(arg.text, page)
         raise TraceError(f"{where}: expected a number, got {arg!r}")
-    if kind in ("str", "str?"):
+    if kind in ("str", "str?", "path"):
         if isinstance(arg, Str):
             return string_bytes(arg.text)
         if kind == "str?" and (arg == Sym("NULL") or (isinstance(arg, Int) and arg.value == 0)):

@@ -291,14 +291,12 @@ def _c_call(op: Op, need: set[str]) -> str:
         return f"sys_exec(SYS_execve, (long){path}, {', '.join(lists)}, 0, 0)"
     if c == "dup":
         return f"res_of(dup(FD({o[0]})))"
-    if c == "unlink":
-        return f"res_of(unlink({_c_string(str(o[0]))}))"
     if c == "close":
         need.add("close")
         return f"sys_close({o[0]})"
     if SYSCALLS[c].plain:  # syscall(SYS_<name>, ...) from the registry entry alone
         args = [f"FD({v})" if p.kind == "fd" else f"NEWFD({v})" if p.kind == "newfd"
-                else f"maps[{v}]" if p.kind == "map"
+                else f"maps[{v}]" if p.kind == "map" else _c_string(str(v)) if p.kind == "path"
                 else ("0" if v is None else _c_cell(_c_plain(v)))
                 if p.kind == "ptr" else _c_plain(v)
                 for p, v in plain_operands(op)]

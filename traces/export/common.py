@@ -22,7 +22,7 @@ OWN_CALLS = frozenset({
     "splice_write", "pin", "gup_pin", "unpin", "dma_write", "open", "ioctl", "read", "pread64",
     "write", "lseek", "dup", "close", "pwritev2", "preadv2", "pwritev", "preadv", "writev",
     "readv", "fstat", "newfstatat", "execveat", "execve", "io_uring_write", "io_uring_read",
-    "io_uring_fallocate", "unlink"})
+    "io_uring_fallocate"})
 
 
 class ExportError(Exception):

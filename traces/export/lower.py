@@ -212,7 +212,7 @@ def _operand(p: Param, arg: Arg, where: str) -> Any:
         if arg in (Sym("NULL"), Int(0)):
             return None
         raise ExportError(f"{where}: the {p.name} must be [N] or NULL")
-    if p.kind in ("str", "str?"):
+    if p.kind in ("str", "str?", "path"):
         if isinstance(arg, Str):
             return arg.text
         if p.kind == "str?" and arg in (Sym("NULL"), Int(0)):

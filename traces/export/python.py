@@ -126,8 +126,6 @@ def _py_call(op: Op) -> str:
             return f"sys_open_kvm({_py_value(o[2])}, NEEDS_GUEST_MEMFD)"
         return (f"sys_open({str(o[1]).encode('latin-1', 'replace')!r}, {_py_value(o[2])}, "
                 f"{_py_value(o[3])})")
-    if c == "unlink":
-        return f"sys_unlink({str(o[0]).encode('latin-1', 'replace')!r})"
     if c == "dup":
         return f'sysc("dup", FD({o[0]}))'
     if c == "close":
@@ -181,6 +179,7 @@ def _py_call(op: Op) -> str:
     if SYSCALLS[c].plain:  # sysc(name, ...) from the registry entry alone
         args = [f"FD({v})" if p.kind == "fd" else f"NEWFD({v})" if p.kind == "newfd"
                 else f"maps[{v}]" if p.kind == "map"
+                else repr(str(v).encode("latin-1", "replace")) if p.kind == "path"
                 else ("0" if v is None else f"PTR({_py_value(v)})") if p.kind == "ptr"
                 else _py_value(v)
                 for p, v in plain_operands(op)]

@@ -157,6 +157,8 @@ def _syz_plain(s: _Syz, p: Param, v: Any) -> str:
         return f"&({_syz_map(v):#x}/{s.maplen.get(v, 0x1000):#x})=nil"
     if p.kind == "ptr":  # a pointer to the number, or NULL
         return "0x0" if v is None else f"{s.ptr(8)}={_syz_hex(value(v))}"
+    if p.kind == "path":
+        return f"{s.ptr(len(str(v)) + 1)}={_syz_str(str(v))}"
     return _syz_hex(value(v))
 
 
@@ -315,9 +317,6 @@ def export_syz(design: Design, r: Replayed) -> str:
         elif c == "dup":
             assign = s.new_fd(e, s.kind.get(o[0], ""))
             lines.append(f"dup({s.fdarg(o[0])})")
-        elif c == "unlink":
-            path = str(o[0])
-            lines.append(f"unlink({s.ptr(len(path) + 1)}={_syz_str(path)})")
         elif c == "close":
             lines.append(f"close({s.fdarg(o[0])})")
             s.close(o[0])

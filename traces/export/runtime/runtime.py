@@ -25,7 +25,7 @@ PIN_PAGE = 4096
 NR = {"read": 0, "write": 1, "open": 2, "close": 3, "fstat": 5, "lseek": 8, "mmap": 9,
       "mprotect": 10, "munmap": 11, "ioctl": 16, "pread64": 17, "pwrite64": 18, "readv": 19,
       "writev": 20, "pipe": 22, "mremap": 25, "dup": 32, "fcntl": 72, "ftruncate": 77,
-      "fchmod": 91, "unlink": 87, "unshare": 272, "splice": 275, "vmsplice": 278, "fallocate": 285,
+      "fchmod": 91, "unshare": 272, "splice": 275, "vmsplice": 278, "fallocate": 285,
       "process_vm_writev": 311, "preadv": 295, "pwritev": 296, "memfd_create": 319,
       "copy_file_range": 326, "preadv2": 327, "pwritev2": 328, "newfstatat": 262,
       "execve": 59, "execveat": 322, "io_uring_setup": 425, "io_uring_enter": 426,
@@ -605,10 +605,6 @@ def setup_shm():
                   b"mode=1777") != 0:
         skip("cannot mount a tmpfs on /dev/shm")
 
-
-def sys_unlink(path):
-    buf = c_str(path)
-    return sysc("unlink", ctypes.addressof(buf))
 # @section kvm
 
 
