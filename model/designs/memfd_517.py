@@ -34,6 +34,7 @@ from model.designs.memfd import (
     writable_maps,
     write_sealed,
 )
+from model.designs.memfd_open import EX_RDWR
 from model.designs.memfd_state import FSFLAG_FIELDS
 from model.lang import Action, Design, E, Field, If, Param, boolean, enum, fail, ok, requires, word
 from model.lang.action import Rule, as_updates
@@ -249,9 +250,14 @@ def build() -> Design:
         drop=("mem_write", "madvise", "vm_write", "splice_write", "copy_file_range",
               "pwritev2", "preadv2", "pwritev2_fpos", "preadv2_fpos", "pwritev", "preadv",
               "writev", "readv", "fs_setflags", "fs_getflags", "fs_setxattr",
-              "fs_getxattr"),
+              "fs_getxattr",
+              # the one tmpfs path the historical designs had is the creation (shmem_mknod()'s
+              # VM_NORESERVE, below); the name's later life (open by name, unlink()) is
+              # 6.18's, not re-read for 5.17
+              "shm_open", "unlink"),
         drop_fields=FSFLAG_FIELDS,
         edit={
+            "shm_create": lambda a: a.with_params(oflags=(EX_RDWR,)),
             "memfd_create": lambda a: PRE_EXEC_EDITS["memfd_create"](a)
             .replace_rule("ok", create_ok_517),
             "fcntl_add_seals": lambda a: PRE_EXEC_EDITS["fcntl_add_seals"](a)
