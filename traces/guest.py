@@ -44,6 +44,7 @@ from traces.export.lower import (
     Op,
     creates_fd,
     lower,
+    names_shm,
     plain_operands,
     uses_gmem,
     uses_hugetlb,
@@ -142,8 +143,8 @@ def _newfd(op: Op) -> int | None:
 def _observe_kind(op: Op) -> str:
     if _newfd(op) is not None:
         return "OBS_NEWFD"
-    if op.call == "memfd_create" or (op.call == "open" and str(op.ops[1]).startswith(
-            "/dev/shm/")):  # the file the host's executor observes after each step
+    if op.call == "memfd_create" or (op.call == "open" and names_shm(op)):
+        # the file the host's executor observes after each step
         return "OBS_FILE"
     if creates_fd(op):
         return "OBS_FD"

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from contextlib import suppress
 from typing import Any
 
+from model.lang.callspec import ShmPath
 from traces import uring
 from traces.rawsys import ename as _ename
 from traces.rawsys import syscall as _syscall
@@ -21,7 +22,7 @@ from traces.trace import Err, Outcome, Ret
 __all__ = ["SHM_DIR", "PathCalls", "created_paths", "exec_in_child", "private_dev_shm"]
 
 #: the tmpfs mount glibc's shm_open() uses; a trace's names there get a private one
-SHM_DIR = b"/dev/shm/"
+SHM_DIR = ShmPath.prefix.encode()
 CLONE_NEWNS, MS_NOSUID, MS_NODEV, MS_REC, MS_PRIVATE = 0x20000, 0x2, 0x4, 0x4000, 0x40000
 SYS_UNSHARE, SYS_MOUNT = 272, 165  # x86_64; not trace calls, so not in SYSCALLS
 

@@ -21,6 +21,7 @@ from traces.export.lower import (
     int_arg,
     is_kvm_open,
     lower,
+    names_shm,
     noexec_want,
     plain_operands,
     uses_gmem,
@@ -340,8 +341,8 @@ def _file_fd(ops: Sequence[Op], upto: int) -> int | None:
             continue
         if op.call == "close" and op.ops[0] in live:
             live.remove(op.ops[0])
-        elif (op.call in ("memfd_create", "dup") or (op.call == "open" and (
-                op.ops[0] is not None or str(op.ops[1]).startswith("/dev/shm/")))
+        elif (op.call in ("memfd_create", "dup")
+              or (op.call == "open" and (op.ops[0] is not None or names_shm(op)))
               or (op.call == "ioctl" and op.ops[2] == vocab.KVM_CREATE_GUEST_MEMFD)):
             live.append(op.expect.value)
     return live[0] if live else None

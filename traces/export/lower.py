@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from model import vocab
+from model.lang.callspec import ShmPath
 from model.lang.design import Design
 from traces.export.common import ExportError, init_choices
 from traces.replayed import Replayed
@@ -332,10 +333,15 @@ def noexec_want(design: Design, r: Replayed) -> int | None:
     return init_choices(design, r.trace, r.states).get("noexec_scope")
 
 
+def names_shm(op: Op) -> bool:
+    """The step names the trace's /dev/shm file (model/lang/callspec.py ShmPath)."""
+    return op.call in ("open", "unlink") and str(op.ops[1 if op.call == "open" else 0]) \
+        .startswith(ShmPath.prefix)
+
+
 def uses_shm(ops: Sequence[Op]) -> bool:
     """A step names a /dev/shm path: the reproducer mounts a private tmpfs there first."""
-    return any(op.call in ("open", "unlink") and str(op.ops[1 if op.call == "open" else 0])
-               .startswith("/dev/shm/") for op in ops)
+    return any(names_shm(op) for op in ops)
 
 
 def uses_hugetlb(ops: Sequence[Op]) -> bool:
