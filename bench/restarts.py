@@ -1,6 +1,6 @@
 """How the restart schedule of checker/bmc.py `slices` copes with z3's heavy tail.
 
-Run: python bench/restarts.py [--schedule pairs|doubling] [--trials 12] [--seed 1]
+Run: python bench/restarts.py [--schedule pairs|doubling] [--first 1.0] [--trials 12] [--seed 1]
                               [--design v5-flags] [--property write-seal-content-frozen]
 
 z3's time on one unrolled query depends on the context's history (term ids): the same bmc
@@ -29,11 +29,14 @@ from properties.catalogue import for_design
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--schedule", choices=("pairs", "doubling"), default="pairs")
+    ap.add_argument("--first", type=float, default=bmc_mod.RESTART_FIRST,
+                    help="seconds of the first slice (checker/bmc.py RESTART_FIRST)")
     ap.add_argument("--trials", type=int, default=12)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--design", default="v5-flags")
     ap.add_argument("--property", default="write-seal-content-frozen")
     a = ap.parse_args()
+    bmc_mod.RESTART_FIRST = a.first
     if a.schedule == "doubling":  # each length once: 2, 4, 8 ... s
         bmc_mod.slices = partial(bmc_mod.slices, repeat=1)
     d = designs.get(a.design)
@@ -50,7 +53,7 @@ def main() -> None:
         times.append(time.perf_counter() - t)
         print(f"trial {i + 1:2}: after {before.name}: {r.verdict.name} in {times[-1]:.1f} s",
               flush=True)
-    print(f"{a.schedule}: {a.design} {a.property} bmc over {a.trials} trials: "
+    print(f"{a.schedule}, first slice {a.first} s: {a.design} {a.property} bmc over {a.trials} trials: "
           f"median {statistics.median(times):.1f} s, mean {statistics.mean(times):.1f} s, "
           f"worst {max(times):.1f} s")
 

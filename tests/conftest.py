@@ -12,6 +12,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -60,8 +62,7 @@ def corpus_markdown(tmp_path_factory: pytest.TempPathFactory
     """README's `shmemcheck corpus --format markdown`, run once per session with `--out DIR`
     added (which changes nothing on stdout) so that tests/test_readme.py checks its table and
     tests/test_corpus.py the traces and reproducers it writes: (the process, DIR)."""
-    return shared_run(tmp_path_factory, "corpus", "corpus", "--format", "markdown", "--out",
-                      "{dir}", timeout=1800)
+    return shared_run(tmp_path_factory, *SHARED["corpus"], timeout=1800)
 
 
 @pytest.fixture(scope="session")
@@ -71,8 +72,55 @@ def pdr_certificates(tmp_path_factory: pytest.TempPathFactory
     `--format json` added, so that tests/test_readme.py checks the certificate file and
     tests/test_engines_agree.py reads every pdr verdict from the same run: (the process, the
     directory holding c.smt2)."""
-    return shared_run(tmp_path_factory, "pdr", "check", "--engine", "pdr", "--certificate",
-                      "{dir}/c.smt2", "--format", "json", "--quiet", timeout=1800)
+    return shared_run(tmp_path_factory, *SHARED["pdr"], timeout=1800)
+
+
+#: the shared runs (shared_run: name, then shmemcheck's arguments), longest first; the
+#: fixture of the same name reads each
+SHARED: dict[str, tuple[str, ...]] = {
+    "pdr": ("pdr", "check", "--engine", "pdr", "--certificate", "{dir}/c.smt2", "--format",
+            "json", "--quiet"),
+    "corpus": ("corpus", "corpus", "--format", "markdown", "--out", "{dir}"),
+}
+FIXTURES_OF = {"pdr": ("pdr_certificates", "pdr_later"), "corpus": ("corpus_markdown",)}
+
+
+@pytest.fixture(scope="session")
+def pdr_later(tmp_path_factory: pytest.TempPathFactory
+              ) -> Callable[[], tuple[subprocess.CompletedProcess[str], Path]]:
+    """pdr_certificates, read when called: a test does its own work first while the run
+    finishes in the background."""
+    return functools.partial(shared_run, tmp_path_factory, *SHARED["pdr"], timeout=1800)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _shared_runs_in_background(request: pytest.FixtureRequest,
+                               tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Start the shared runs the selected tests need (README's pdr run: ~4 min alone) in a
+    thread of the first worker as soon as it starts, one after the other, so that no worker
+    sits waiting on a run's lock while the other one computes it (stop 32: the suite's
+    critical path). A test that asks first still runs it itself (shared_run's lock)."""
+    wanted = {f for item in request.session.items for f in getattr(item, "fixturenames", ())}
+    todo = [n for n in SHARED if wanted & set(FIXTURES_OF[n])]
+    if not todo or not _first_to_start(tmp_path_factory):
+        return
+
+    def work() -> None:
+        for n in todo:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                shared_run(tmp_path_factory, *SHARED[n], timeout=1800)
+
+    threading.Thread(target=work, name="shared-runs").start()
+
+
+def _first_to_start(factory: pytest.TempPathFactory) -> bool:
+    """True in exactly one process of the run (the first to create the marker file)."""
+    try:
+        fd = os.open(shared_dir(factory) / "shared-runs.started", os.O_CREAT | os.O_EXCL)
+    except FileExistsError:
+        return False
+    os.close(fd)
+    return True
 
 
 def explored_domains(d: Design) -> Design:
@@ -136,6 +184,24 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         print(f"\nshmemcheck tests: {msg}")
 
 
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter,
+                            config: pytest.Config) -> None:
+    """How long tests waited on another worker's lock (run_lock: the kernel tests, the shared
+    runs): time a core sat idle, which --durations counts as the waiting test's own."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    factory = getattr(config, "_tmp_path_factory", None)
+    log = shared_dir(factory) / "lock-waits.jsonl" if factory else None
+    if log is None or not log.exists():
+        return
+    waits: dict[str, list[float]] = {}
+    for line in log.read_text().splitlines():
+        name, secs, _ = json.loads(line)
+        waits.setdefault(name, []).append(secs)
+    terminalreporter.write_line("lock waits: " + ", ".join(
+        f"{n} {len(w)} × {sum(w):.0f} s" for n, w in sorted(waits.items())))
+
+
 #: modules whose every test touches the kernel's state without a `kernel` mark on each test
 #: (a kernel executor run, the huge-page state file)
 KERNEL_MODULES = frozenset({"test_conform_safety"})
@@ -151,7 +217,13 @@ def shared_dir(factory: pytest.TempPathFactory) -> Path:
 def run_lock(factory: pytest.TempPathFactory, name: str) -> Iterator[None]:
     """An exclusive lock held across the run's workers while the block runs."""
     with open(shared_dir(factory) / f"{name}.lock", "a") as f:
+        t0 = time.monotonic()
         fcntl.flock(f, fcntl.LOCK_EX)
+        waited = time.monotonic() - t0
+        if waited >= 1.0 and threading.current_thread() is threading.main_thread():
+            with open(shared_dir(factory) / "lock-waits.jsonl", "a") as log:
+                log.write(json.dumps([name, round(waited, 1),
+                                      os.environ.get("PYTEST_CURRENT_TEST", "")]) + "\n")
         try:
             yield
         finally:
