@@ -53,7 +53,8 @@ def main() -> None:
         times.append(time.perf_counter() - t)
         print(f"trial {i + 1:2}: after {before.name}: {r.verdict.name} in {times[-1]:.1f} s",
               flush=True)
-    print(f"{a.schedule}, first slice {a.first} s: {a.design} {a.property} bmc over {a.trials} trials: "
+    print(f"{a.schedule}, first slice {a.first} s: {a.design} {a.property} bmc over "
+          f"{a.trials} trials: "
           f"median {statistics.median(times):.1f} s, mean {statistics.mean(times):.1f} s, "
           f"worst {max(times):.1f} s")
 

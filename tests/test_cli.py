@@ -107,6 +107,7 @@ def test_list(capsys: pytest.CaptureFixture[str]) -> None:
     assert "memfd" in out and "write-seal-no-writable-mapping" in out and "fcntl_add_seals" in out
 
 
+@pytest.mark.slow
 def test_certificate_file_rechecks_in_a_fresh_solver(tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     """`--certificate FILE`: one SMT-LIB2 script, each certificate labelled and reset; a fresh

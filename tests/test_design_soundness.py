@@ -82,6 +82,7 @@ def _privstore_sym() -> tuple[str, str]:
             symbolic_diff(base, base, timeout=120, props=[]).verdict)
 
 
+@pytest.mark.slow
 def test_symbolic_diff_sees_a_changed_effect() -> None:
     from tests.test_diff_symbolic import in_fresh_process
 

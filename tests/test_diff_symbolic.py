@@ -7,6 +7,8 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from typing import TypeVar
 
+import pytest
+
 from checker.diff_symbolic import symbolic_diff
 from model import designs
 
@@ -37,10 +39,12 @@ def in_fresh_process(fn: Callable[[], T]) -> T:
         return ex.submit(fn).result()
 
 
+@pytest.mark.slow
 def test_reader_left_on_vm_locked_is_different() -> None:
     assert in_fresh_process(_reader_left_on_vm_locked) == "different"
 
 
+@pytest.mark.slow
 def test_patch_is_different_and_self_is_equivalent() -> None:
     assert symbolic_diff(designs.get("memfd@5.17"), designs.get("v5-inaccessible"),
                          timeout=120).verdict == "different"

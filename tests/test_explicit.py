@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
+
 from checker.explicit import Explorer, ExploreResult
 from model import designs
 from model.lang import fail
@@ -130,6 +132,7 @@ def test_state_graph_stops_the_search_at_max_states() -> None:
     assert r.states == visited  # exactly the layers up to the stop, nothing beyond
 
 
+@pytest.mark.slow
 def test_layers_do_not_depend_on_how_the_frontier_is_cut(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """Parents and counterexamples follow one fixed transition order, whatever the chunk size,
     whether (key, rank) pairs are sorted packed or by lexsort, and whether the memo is kept

@@ -104,6 +104,7 @@ def test_v5_decision_rows() -> None:
         assert replay_text(text, "v5-inaccessible") is None, text
 
 
+@pytest.mark.slow
 def test_self_diff_visits_exactly_the_reachable_states() -> None:
     """A design against itself: equivalent, and the product has one pair per reachable state."""
     d = designs.get("memfd@5.17")

@@ -89,6 +89,7 @@ def test_pdr_invariant_rendered_with_names(memfd: Design) -> None:
 
 
 # ---- bmc: shortest runs -----------------------------------------------------------------------
+@pytest.mark.slow
 def test_bmc_shortest_equals_explicit_shortest(memfd: Design, props: list[Property],
                                               explicit: ExploreResult) -> None:
     for p in props:
