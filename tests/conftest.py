@@ -204,12 +204,18 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter,
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """The kernel tests first, then the slow tests, then the rest, each in collection order:
+    """The kernel tests first, then the slow tests (last of them those that read the pdr run
+    started in the background: stop 33 waited 213 s for it), then the rest, each in
+    collection order:
     a long test left for the end keeps one core busy while the other has nothing left to do
     (stop 33: 36 min). A worker also writes which tests touch the kernel, for the
     controller's scheduler (`pytest_xdist_make_scheduler`)."""
     def rank(item: pytest.Item) -> int:
-        return 0 if touches_kernel(item) else 1 if item.get_closest_marker("slow") else 2
+        if touches_kernel(item):
+            return 0
+        if item.get_closest_marker("slow"):  # those that read the background pdr run last
+            return 2 if "pdr_later" in getattr(item, "fixturenames", ()) else 1
+        return 3
 
     items.sort(key=rank)
     factory = getattr(config, "_tmp_path_factory", None)
@@ -226,7 +232,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     runs them in turn (first: the largest unit goes first), so that no worker waits on the
     other's kernel lock (stop 33: 211 s of waits). (`--dist loadgroup` would do this with an
     xdist_group mark, but pytest 9 ignores the node id xdist 3.8 rewrites for it.)"""
-    from xdist.scheduler import LoadScopeScheduling
+    from xdist.scheduler import LoadScopeScheduling  # type: ignore[import-untyped]
 
     factory = getattr(config, "_tmp_path_factory", None)
 
@@ -245,7 +251,8 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
 def touches_kernel(item: pytest.Item) -> bool:
     """Marked kernel or qemu, or in a module whose every test touches the kernel's state."""
-    module = item.module.__name__.rpartition(".")[2] if getattr(item, "module", None) else ""
+    mod = getattr(item, "module", None)
+    module = mod.__name__.rpartition(".")[2] if mod is not None else ""
     return bool(item.get_closest_marker("kernel") or item.get_closest_marker("qemu")
                 or module in KERNEL_MODULES)
 
