@@ -76,8 +76,8 @@ def pdr_certificates(tmp_path_factory: pytest.TempPathFactory
     return shared_run(tmp_path_factory, *SHARED["pdr"], timeout=1800)
 
 
-#: the shared runs (shared_run: name, then shmemcheck's arguments), longest first; the
-#: fixture of the same name reads each
+#: the shared runs (shared_run: name, then shmemcheck's arguments), longest first;
+#: FIXTURES_OF: the fixtures that read each
 SHARED: dict[str, tuple[str, ...]] = {
     "pdr": ("pdr", "check", "--engine", "pdr", "--certificate", "{dir}/c.smt2", "--format",
             "json", "--quiet"),
@@ -206,9 +206,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter,
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """The kernel tests first, then the slow tests (last of them those that read the pdr run
     started in the background: stop 33 waited 213 s for it), then the rest, each in
-    collection order:
-    a long test left for the end keeps one core busy while the other has nothing left to do
-    (stop 33: 36 min). A worker also writes which tests touch the kernel, for the
+    collection order: a long test left for the end keeps one core busy while the other has
+    nothing left to do (stop 33: 36 min). A worker also writes which tests touch the kernel, for the
     controller's scheduler (`pytest_xdist_make_scheduler`)."""
     def rank(item: pytest.Item) -> int:
         if touches_kernel(item):

@@ -79,7 +79,7 @@ def _privstore_sym() -> tuple[str, str]:
     # every common property's value compared too, as `shmemcheck diff` does: the bounded
     # search finds the distinguishing run where Spacer alone took past 120 s (NOTES); 300 s a
     # query: at stop 33's clean-clone run, beside the background pdr run and the other
-    # worker, 120 s gave UNKNOWN (alone the test takes ~40 s)
+    # worker, 120 s gave UNKNOWN (alone the test takes ~21 s)
     return (symbolic_diff(base, mutant, timeout=300).verdict,
             symbolic_diff(base, base, timeout=300, props=[]).verdict)
 

@@ -70,6 +70,7 @@ def test_engines_agree(name: str, explored: Callable[[str], ExploreResult],
         if v in (Verdict.PROVED, Verdict.NOT_WITNESSED):
             assert j["certificate"] and "re-check" in j["method"], (name, p.name, "pdr")
 
+
 def test_primary_designs_listed() -> None:
     assert {"memfd", "memfd@5.17", "v5-inaccessible", "v5-flags", "guest_memfd",
             "guest_memfd@6.8-rc"} == set(designs.names())
