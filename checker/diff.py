@@ -17,15 +17,16 @@ The semantics is not re-implemented here: both sides are the designs' compiled a
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from checker.compile_np import Arr, CompiledAction
+from checker.compile_np import Arr, CompiledAction, live_fields
 from checker.explicit import Layer, trace_back
-from checker.interpreter import interpreter_for
+from checker.interpreter import Interpreter, interpreter_for
 from checker.memory import human, over, rss_bytes
+from checker.packer import Packer
 from model.lang.action import Action, outcome_text
 from model.lang.design import Design
 from properties.catalogue import Property
@@ -179,6 +180,7 @@ class Differ:
             (c.action.name, c, d) for c, d in self.common]
         self.steps += [(c.action.name, c, None) for c in self.only_a]
         self.steps += [(c.action.name, None, c) for c in self.only_b]
+        self._masks: dict[tuple[int, int], np.int64] = {}
 
     def run(self) -> DiffResult:
         """Breadth-first over pairs of states, a layer at a time (the explicit engine's layer
@@ -255,17 +257,16 @@ class Differ:
                               f"{human(rss_bytes())}); pairs within depth {depth} compared")
             ka, kb = ka_all[lo:lo + ROWS], kb_all[lo:lo + ROWS]
             taint = taint_all[lo:lo + ROWS]
-            SA, SB = self.ea.packer.fields(ka), self.eb.packer.fields(kb)
             for si in range(len(self.steps)):
-                got = self._step(si, lo, depth, ka, kb, SA, SB, taint, classes)
+                got = self._step(si, lo, depth, ka, kb, taint, classes)
                 if got is not None:
                     out.append(got)
         if not out:
             return None, None
         return tuple(np.concatenate(col) for col in zip(*out, strict=True)), None
 
-    def _step(self, si: int, lo: int, depth: int, ka: Arr, kb: Arr, SA: dict[str, Arr],
-              SB: dict[str, Arr], taint: Arr, classes: Classes) -> tuple[Arr, ...] | None:
+    def _step(self, si: int, lo: int, depth: int, ka: Arr, kb: Arr, taint: Arr,
+              classes: Classes) -> tuple[Arr, ...] | None:
         """Step `si` from the pairs (ka, kb) (frontier rows lo..): record where the designs
         disagree, and return the pairs both move to where they agree (or the one design that
         has the call moves), as (A keys, B keys, parent, step, parameter row, taint)."""
@@ -275,21 +276,19 @@ class Differ:
         P = (self.ea if ca else self.eb).pgrids[ref.index]
         on = np.zeros(ka.size, bool)
         if ca is not None:
-            on |= ca.enabled_fn(SA, P).any(axis=1)
+            ia, full_a, da, ena = self._evaluate(self.ea, ca, ka, P)
+            on |= np.asarray(full_a["en"]).any(axis=1).reshape(-1)[ia]
         if cb is not None:
-            on |= cb.enabled_fn(SB, P).any(axis=1)
+            ib, full_b, db, enb = self._evaluate(self.eb, cb, kb, P)
+            on |= np.asarray(full_b["en"]).any(axis=1).reshape(-1)[ib]
         if not on.any():
             return None
         idx = np.nonzero(on)[0]
-        sa = {n: v[idx] for n, v in SA.items()}
-        sb = {n: v[idx] for n, v in SB.items()}
         xa, xb = ka[idx], kb[idx]
         if ca is not None:
-            ra = ca.fn(sa, P)
-            na, en = self.ea.next_keys(ca, ra, xa, sa)
+            ra, na, en = _rows(full_a, ia[idx]), xa.reshape(-1, 1) + da[ia[idx]], ena[ia[idx]]
         if cb is not None:
-            rb = cb.fn(sb, P)
-            nb, enb = self.eb.next_keys(cb, rb, xb, sb)
+            rb, nb, enb = _rows(full_b, ib[idx]), xb.reshape(-1, 1) + db[ib[idx]], enb[ib[idx]]
         if ca is not None and cb is not None:
             differ = self._classify(si, lo, depth, idx, ra, rb, na, nb, en & enb,
                                     ~taint[idx].reshape(-1, 1), classes)
@@ -306,6 +305,22 @@ class Differ:
         return (na[rows, cols], nb[rows, cols], idx[rows].astype(np.int64) + lo,
                 np.full(rows.size, si, np.int16), cols.astype(np.int32),
                 np.ones(rows.size, bool) if one_sided else taint[idx[rows]])
+
+    def _evaluate(self, ex: Interpreter, ca: CompiledAction, keys: Arr, P: dict[str, Arr]
+                  ) -> tuple[Arr, dict[str, Arr], Arr, Arr]:
+        """`ca` evaluated once per distinct projection of `keys` onto the fields its results
+        (outcome and effects included) depend on, as the explicit engine's memo does
+        (checker/explicit.py): each key's projection row, the results per projection, and
+        per projection and parameter row the key delta of the successor and whether it is
+        enabled within the scope (Interpreter.next_keys)."""
+        m = self._masks.get((id(ex), ca.index))
+        if m is None:
+            m = self._masks[(id(ex), ca.index)] = result_mask(ex.packer, [ca])
+        proj, inv = np.unique(keys & m, return_inverse=True)
+        S = ex.packer.fields(proj)
+        r = ca.fn(S, P)
+        nk, en = ex.next_keys(ca, r, proj, S)
+        return inv.reshape(-1), r, nk - proj.reshape(-1, 1), en
 
     def _classify(self, si: int, lo: int, depth: int, idx: Arr, ra: dict[str, Arr],
                   rb: dict[str, Arr], na: Arr, nb: Arr, in_scope: Arr, clean: Arr,
@@ -404,6 +419,26 @@ class Differ:
         if all(fa.init.get(n) == fb.init.get(n) for n in set(fa.init) & set(fb.init)):
             return fa, fb
         return out[0], out[1]
+
+
+def result_mask(pk: Packer, acts: Sequence[CompiledAction]) -> np.int64:
+    """The key bits of the fields the actions' results depend on, outcome and effects
+    included (compile_np.live_fields), plus the fields they update: two states equal on these
+    bits get the same results and the same key delta for every parameter row. A byte count
+    is decoded, and bounded, with its page size's fields (Packer.per), so those count too."""
+    names = [n for n, _, _ in pk.layout]
+    used: set[str] = set()
+    for ca in acts:
+        used |= set(live_fields(ca.source, names)) | set(ca.updated)
+    used |= {b for f in list(used) if f in pk.per for b in pk.per[f][0]}
+    return np.int64(sum(((1 << b) - 1) << sh for n, sh, b in pk.layout if n in used))
+
+
+def _rows(r: Mapping[str, Arr], at: Arr) -> dict[str, Arr]:
+    """What the diff observes of results computed per projection (the rule, outcome,
+    effects, whether enabled, action properties), taken at projection rows `at`."""
+    return {n: np.asarray(v)[at] for n, v in r.items()
+            if n in ("en", "br", "out", "eff") or n.startswith("prop:")}
 
 
 def common_properties(a: Design, b: Design) -> list[Property]:
@@ -519,7 +554,7 @@ class OneActionDiff:
         `first_only`, the states are compared shallowest first and the comparison stops after
         the first block of states where they differ: the shortest distinguishing trace is
         among the divergences found, and their counts are those of the states compared."""
-        from checker.compile_np import compile_action, live_fields
+        from checker.compile_np import compile_action
         from checker.interpreter import param_arrays, scoped_grid
 
         t0 = time.perf_counter()
@@ -537,17 +572,9 @@ class OneActionDiff:
         if not _grid_match(ca, cb):
             raise ValueError(f"action {action} explores other parameter values in "
                              f"{other.name} than in {b.name}")
-        names = [f.name for f in b.schema.fields]
         updated = sorted(set(ca.updated) | set(cb.updated))
-        uses = set(live_fields(ca.source, names)) | set(live_fields(cb.source, names))
-        uses |= set(updated)
         pk = self.ex.packer
-        uses |= {f for u in list(uses) if u in pk.per for f in pk.per[u][0]}
-        mask = 0
-        for n, sh, bits in pk.layout:
-            if n in uses:
-                mask |= ((1 << bits) - 1) << sh
-        proj = self.keys & np.int64(mask)
+        proj = self.keys & result_mask(pk, [ca, cb])
         _, first, counts = np.unique(proj, return_index=True, return_counts=True)
         order = np.argsort(first, kind="stable")  # breadth-first: shallowest states first
         first, counts = first[order], counts[order]
