@@ -8,13 +8,17 @@ outcome, effects), `sometimes` (some reachable state satisfies it: a non-vacuity
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from checker.designcache import PerDesign
 from model.lang.design import Design
 from model.lang.expr import E
 from model.lang.schema import Schema, StateView
+
+if TYPE_CHECKING:
+    from properties.views import TransitionView
 
 HOLDS, VIOLATED, WITNESSED, NOT_WITNESSED = "holds", "violated", "witnessed", "not witnessed"
 
@@ -63,19 +67,18 @@ class Property:
             return None
         return design.base, self.expected(design.base)
 
-    def applies(self, design: Design) -> bool:
+    def applies(self, design: Design, views: Sequence[TransitionView] | None = None) -> bool:
         """The design belongs to the property's family (Design.families); a design that names
-        no family gets every property whose fields it has."""
-        from properties.views import TransitionView
-
+        no family gets every property whose fields it has. `views`: the design's transition
+        views, if the caller has them (for_design builds them once for every property)."""
         if design.families and self.family not in design.families:
             return False
         try:
             if self.kind in ("always", "sometimes"):
                 self.state_pred(design.schema)
             else:
-                for a in design.actions:
-                    self.pred(TransitionView(design.schema, a, a.semantics(design.schema)))
+                for v in transition_views(design) if views is None else views:
+                    self.pred(v)
         except (AttributeError, KeyError):
             return False
         return True
@@ -119,8 +122,28 @@ def load() -> dict[str, Property]:
     return CATALOGUE
 
 
+def transition_views(design: Design) -> list[TransitionView]:
+    """One view per action of the design's transition (its rules' semantics)."""
+    from properties.views import TransitionView
+
+    return [TransitionView(design.schema, a, a.semantics(design.schema)) for a in design.actions]
+
+
+#: design -> (catalogue size when computed, its properties): the catalogue only grows
+#: (prop() refuses a duplicate), so a longer one means a stale entry
+_FOR_DESIGN: PerDesign[tuple[int, list[Property]]] = PerDesign()
+
+
 def for_design(design: Design) -> list[Property]:
-    return [p for p in load().values() if p.applies(design)]
+    """The catalogue properties that apply to `design`, in catalogue order (computed once per
+    design object and catalogue size: the replay of every symbolic run asks)."""
+    cat = load()
+    hit = _FOR_DESIGN.get(design)
+    if hit is None or hit[0] != len(cat):
+        views = transition_views(design)
+        hit = _FOR_DESIGN.put(design, (len(cat), [p for p in cat.values()
+                                                  if p.applies(design, views)]))
+    return list(hit[1])
 
 
 __all__ = ["CATALOGUE", "HOLDS", "NOT_WITNESSED", "VIOLATED", "WITNESSED", "Property",
