@@ -9,6 +9,7 @@ translates operators.
 from __future__ import annotations
 
 import ast
+import functools
 import itertools
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -210,12 +211,29 @@ def compile_action(schema: Schema, action: Action, index: int,
     return c
 
 
+@functools.lru_cache(maxsize=8192)
+def _function(src: str, filename: str) -> Any:
+    """The function `fn` that generated source `src` defines (its only global is numpy).
+
+    Cached by source: designs derived from one another (what-ifs, the corpus, a mutation
+    run's hundred mutants) share most actions' code, and Python's compile() of it was most of
+    a mutation run's set-up."""
+    ns: dict[str, Any] = {"np": np}
+    exec(compile(src, filename, "exec"), ns)
+    return ns["fn"]
+
+
 def live_fields(src: str, fields: Sequence[str], unused: Sequence[str] = ()) -> list[str]:
     """The fields whose `s_<field>` variables the generated function's results depend on.
 
     Read off the generated straight-line code itself (a backwards liveness pass over its
     assignments), so it is exact for the code that runs; results named in `unused` are not
     counted."""
+    return list(_live_fields(src, tuple(fields), tuple(unused)))
+
+
+@functools.lru_cache(maxsize=8192)
+def _live_fields(src: str, fields: tuple[str, ...], unused: tuple[str, ...]) -> tuple[str, ...]:
     fn = ast.parse(src).body[0]
     assert isinstance(fn, ast.FunctionDef)
     ret = fn.body[-1]
@@ -231,7 +249,7 @@ def live_fields(src: str, fields: Sequence[str], unused: Sequence[str] = ()) -> 
         assert isinstance(tgt, ast.Name)
         if tgt.id in live:
             live |= {n.id for n in ast.walk(st.value) if isinstance(n, ast.Name)}
-    return [f for f in fields if f"s_{f}" in live]
+    return tuple(f for f in fields if f"s_{f}" in live)
 
 
 def _compile(schema: Schema, action: Action, index: int,
@@ -305,11 +323,10 @@ def _compile(schema: Schema, action: Action, index: int,
     head = _prologue(schema, action)
     src = "\n".join(head + ["    " + ln for ln in g.lines + body + g2.lines]
                     + ["    return {" + ", ".join(results) + "}"])
-    ns: dict[str, Any] = {"np": np}
-    exec(compile(src, f"<compiled {action.name}>", "exec"), ns)
+    fn = _function(src, f"<compiled {action.name}>")
     labels = [b.rule.label for b in sem.branches]
     names, grid = param_grid(action)
-    return CompiledAction(action, index, sem, names, grid, ns["fn"],
+    return CompiledAction(action, index, sem, names, grid, fn,
                           _enabled_fn(schema, action, sem), labels, src, list(nexts))
 
 
@@ -334,9 +351,9 @@ def _enabled_fn(schema: Schema, action: Action, sem: Semantics
     head = _prologue(schema, action)
     src = "\n".join(head + ["    " + ln for ln in g.lines]
                     + [f"    return np.broadcast_to({code}, SHAPE)"])
-    ns: dict[str, Any] = {"np": np}
-    exec(compile(src, f"<enabled {action.name}>", "exec"), ns)
-    return ns["fn"]  # type: ignore[no-any-return]
+    fn: Callable[[Mapping[str, Arr], Mapping[str, Arr]], Arr] = _function(
+        src, f"<enabled {action.name}>")
+    return fn
 
 
 def compile_state_pred_reads(schema: Schema, pred: E
@@ -354,6 +371,4 @@ def compile_state_pred_reads(schema: Schema, pred: E
             conv = " != 0" if f.sort.kind == "bool" else ""
             head.append(f"    s_{f.name} = S[{f.name!r}]{conv}")
     src = "\n".join(head + ["    " + ln for ln in body])
-    ns: dict[str, Any] = {"np": np}
-    exec(compile(src, "<compiled predicate>", "exec"), ns)
-    return ns["fn"], reads
+    return _function(src, "<compiled predicate>"), reads
