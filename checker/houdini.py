@@ -31,12 +31,12 @@ import z3
 
 from checker.bmc import set_timeout
 from checker.certificate import render
-from checker.designcache import PerDesign
 from checker.encode_z3 import Encoder
 from checker.explicit import Explorer
 from checker.interrupt import unknown_reason
 from checker.z3_terms import value_term
 from model.lang.design import Design
+from model.lang.designcache import PerDesign
 from model.lang.schema import Field
 
 

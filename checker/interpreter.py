@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 
 from checker.compile_np import Arr, CompiledAction, compile_action, compile_state_pred_reads
-from checker.designcache import PerDesign
 from checker.packer import Packer
 from model.lang.design import Design
+from model.lang.designcache import PerDesign
 from properties.catalogue import Property
 from traces.run import ARun, AStep
 

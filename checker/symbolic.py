@@ -20,7 +20,6 @@ import z3
 from checker.atomic import write_text
 from checker.bmc import SearchResult, bmc
 from checker.certificate import CertificateError, conjuncts_of, drop_implied, make, minimize
-from checker.designcache import PerDesign
 from checker.encode_z3 import Encoder, Goal, goal_for, is_action_kind, is_sometimes
 from checker.explicit import Explorer
 from checker.houdini import Lemmas, lemmas_for, support
@@ -31,6 +30,7 @@ from checker.pdr import pdr
 from checker.verdict import Result, Verdict
 from checker.z3_terms import Z
 from model.lang.design import Design, scope_text
+from model.lang.designcache import PerDesign
 from model.lang.expr import E
 from model.lang.schema import StateView, render_state
 from properties.catalogue import Property, for_design

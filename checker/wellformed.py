@@ -25,9 +25,9 @@ from typing import Any
 import z3
 
 from checker.compile_np import fit
-from checker.designcache import PerDesign
 from checker.z3_terms import domain, translate, z3_sort
 from model.lang.design import Design
+from model.lang.designcache import PerDesign
 from model.lang.errors import DesignError
 from model.lang.expr import INT, E, literal_like
 

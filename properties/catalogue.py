@@ -12,8 +12,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from checker.designcache import PerDesign
 from model.lang.design import Design
+from model.lang.designcache import PerDesign
 from model.lang.expr import E
 from model.lang.schema import Schema, StateView
 

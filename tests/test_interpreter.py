@@ -1,5 +1,5 @@
 """checker/interpreter.py (one step of a design's compiled actions, one cache) and
-checker/designcache.py (per-design caches keyed by identity, never by a reusable id)."""
+model/lang/designcache.py (per-design caches keyed by identity, never by a reusable id)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import gc
 
 import pytest
 
-from checker.designcache import PerDesign
 from checker.explicit import Explorer
 from checker.interpreter import Interpreter, interpreter_for
 from model import designs
 from model.lang.design import Design
+from model.lang.designcache import PerDesign
 from properties.catalogue import load
 
 
