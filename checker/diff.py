@@ -286,12 +286,14 @@ class Differ:
         idx = np.nonzero(on)[0]
         xa, xb = ka[idx], kb[idx]
         if ca is not None:
-            ra, na, en = _rows(full_a, ia[idx]), xa.reshape(-1, 1) + da[ia[idx]], ena[ia[idx]]
+            ja = ia[idx]
+            na, en = xa.reshape(-1, 1) + da[ja], ena[ja]
         if cb is not None:
-            rb, nb, enb = _rows(full_b, ib[idx]), xb.reshape(-1, 1) + db[ib[idx]], enb[ib[idx]]
+            jb = ib[idx]
+            nb, enb = xb.reshape(-1, 1) + db[jb], enb[jb]
         if ca is not None and cb is not None:
-            differ = self._classify(si, lo, depth, idx, ra, rb, na, nb, en & enb,
-                                    ~taint[idx].reshape(-1, 1), classes)
+            differ = self._classify(si, lo, depth, idx, (full_a, ja), (full_b, jb), na, nb,
+                                    en & enb, ~taint[idx].reshape(-1, 1), classes)
             move = en & enb & ~differ
         elif ca is not None:
             move, nb = en, np.repeat(xb.reshape(-1, 1), ref.k, axis=1)
@@ -322,75 +324,90 @@ class Differ:
         nk, en = ex.next_keys(ca, r, proj, S)
         return inv.reshape(-1), r, nk - proj.reshape(-1, 1), en
 
-    def _classify(self, si: int, lo: int, depth: int, idx: Arr, ra: dict[str, Arr],
-                  rb: dict[str, Arr], na: Arr, nb: Arr, in_scope: Arr, clean: Arr,
+    def _classify(self, si: int, lo: int, depth: int, idx: Arr, A: tuple[dict[str, Arr], Arr],
+                  B: tuple[dict[str, Arr], Arr], na: Arr, nb: Arr, in_scope: Arr, clean: Arr,
                   classes: Classes) -> Arr:
         """Where a common step's observables differ (a mask over (pair, parameter row)); each
-        difference counted in its class (action, rule in A, rule in B, what differs). The
-        model's own enabling condition decides "outside the model"; a successor pruned by the
-        explicit scope is not a divergence."""
+        difference counted in its class (action, rule in A, rule in B, what differs). A and B:
+        each design's results per projection and each pair's projection row. The model's own
+        enabling condition decides "outside the model"; a successor pruned by the explicit
+        scope is not a divergence."""
         name, ca, cb = self.steps[si]
         assert ca is not None and cb is not None
-        raw_a, raw_b = ra["en"], rb["en"]
-        whats = self._observe(ra, rb, na, nb, in_scope)
+        (fa, ia), (fb, ib) = A, B
+        raw_a, raw_b = np.asarray(fa["en"])[ia], np.asarray(fb["en"])[ib]
         both_raw = raw_a & raw_b
-        differ = (raw_a ^ raw_b) & clean
-        for _, dw in whats:
-            differ = differ | (both_raw & dw)
+        # the call's own observables are functions of the two projections: compared once per
+        # distinct pair of them, as the index of the first one that differs (0: none)
+        nu = int(np.asarray(fb["en"]).shape[0])
+        pairs, back = np.unique(ia.astype(np.int64) * nu + ib, return_inverse=True)
+        names, first = self._observe_call(fa, fb, pairs // nu, pairs % nu)
+        what = first[back.reshape(-1)]
+        # the state after: decoded only where both moved within the scope and the call's
+        # observables agree (most cells are disabled calls)
+        cells = np.flatnonzero(in_scope & (what == 0))
+        snames, sfirst = self._observe_states(na.reshape(-1)[cells], nb.reshape(-1)[cells])
+        if snames:
+            flat = what.reshape(-1).copy()
+            flat[cells] = np.where(sfirst > 0, sfirst + len(names), 0)
+            what, names = flat.reshape(what.shape), names + snames
+        differ: Arr = ((raw_a ^ raw_b) & clean) | (both_raw & (what > 0))
         for row, col in zip(*np.nonzero(differ), strict=True):
-            what = ("enabled" if not both_raw[row, col] else
-                    next(w for w, dw in whats if dw[row, col]))
-            key = (name, ca.labels[int(ra["br"][row, col])] if raw_a[row, col]
-                   else OUTSIDE, cb.labels[int(rb["br"][row, col])] if raw_b[row, col]
-                   else OUTSIDE, what)
+            w = ("enabled" if not both_raw[row, col] else names[int(what[row, col]) - 1])
+            key = (name, ca.labels[int(np.asarray(fa["br"])[ia[row], col])]
+                   if raw_a[row, col] else OUTSIDE,
+                   cb.labels[int(np.asarray(fb["br"])[ib[row], col])]
+                   if raw_b[row, col] else OUTSIDE, w)
             rec = classes.get(key)
             classes[key] = ((1, (depth, lo + int(idx[row]), si, int(col)))
                             if rec is None else (rec[0] + 1, rec[1]))
         return differ
 
-    def _observe(self, ra: dict[str, Arr], rb: dict[str, Arr], na: Arr, nb: Arr,
-                 in_scope: Arr) -> list[tuple[str, Arr]]:
-        """(what, where it differs) for each observable besides enabledness: the outcome,
-        the effects (by name), each common action property on the transition and each common
-        state property on the state after it."""
-        out = [("outcome", ra["out"] != rb["out"])]
-        ea, eb = np.asarray(ra["eff"], np.int64), np.asarray(rb["eff"], np.int64)
+    def _observe_call(self, fa: dict[str, Arr], fb: dict[str, Arr], ua: Arr, ub: Arr
+                      ) -> tuple[list[str], Arr]:
+        """The call's observables besides enabledness, in order: the outcome, the effects (by
+        name), each common action property on the transition; and for each pair of
+        projection rows (ua, ub) and parameter row, 1 + the index of the first that differs
+        (0: none)."""
+        def at(r: dict[str, Arr], key: str, u: Arr) -> Arr:
+            return np.asarray(r[key])[u]
+
+        ea, eb = at(fa, "eff", ua).astype(np.int64), at(fb, "eff", ub).astype(np.int64)
         if self._eff_b_to_a is not None:
             conv = np.zeros_like(eb)
             for bit_b, bit_a in self._eff_b_to_a:
                 conv |= np.where(eb & bit_b, bit_a, 0)
             eb = conv
-        out.append(("effects", ea != eb))
+        whats = [("outcome", at(fa, "out", ua) != at(fb, "out", ub)), ("effects", ea != eb)]
         for p in self.props:
             if p.kind in ("action", "sometimes-action"):
                 key = f"prop:{p.name}"
-                out.append((f"property {p.name}", np.asarray(ra[key]) != np.asarray(rb[key])))
+                whats.append((f"property {p.name}", at(fa, key, ua) != at(fb, key, ub)))
+        return [w for w, _ in whats], _first_true([dw for _, dw in whats])
+
+    def _observe_states(self, na: Arr, nb: Arr) -> tuple[list[str], Arr]:
+        """The successor states' observables, in order: with `states`, each shared field;
+        each common state property. For each pair of successor keys (na, nb), 1 + the index
+        of the first that differs (0: none)."""
         sp = [p for p in self.props if p.kind in ("always", "sometimes")]
-        if sp or self.states:
-            # only successors inside the explicit scope have a packed state to read: decode
-            # just those (most (pair, parameter row) cells are disabled calls)
-            shape = na.shape
-            cells = np.flatnonzero(in_scope)
+        if not (sp or self.states):
+            return [], np.zeros(na.size, np.int16)
+        SA = self.ea.packer.fields(na, self._reads_a)
+        SB = self.eb.packer.fields(nb, self._reads_b)
+        whats: list[tuple[str, Arr]] = []
+        if self.states:
+            for f in [n for n in SA if n in SB and n != "__shape__"]:
+                whats.append((f"state {f}", np.asarray(SA[f]) != np.asarray(SB[f])))
 
-            def spread(dv: Arr) -> Arr:
-                full = np.zeros(in_scope.size, bool)
-                full[cells] = np.asarray(dv, bool).reshape(-1)
-                return full.reshape(shape)
+        def col(v: object) -> Arr:  # a property's value per cell (it may fold to one)
+            a = np.asarray(v)
+            return np.broadcast_to(a.reshape(-1, 1) if a.ndim else a, (na.size, 1))
 
-            SA = self.ea.packer.fields(na.reshape(-1)[cells], self._reads_a)
-            SB = self.eb.packer.fields(nb.reshape(-1)[cells], self._reads_b)
-            if self.states:
-                for f in [n for n in SA if n in SB and n != "__shape__"]:
-                    out.append((f"state {f}", spread(np.asarray(SA[f]) != np.asarray(SB[f]))))
-
-            def col(v: object) -> Arr:  # a property's value per cell (it may fold to one)
-                a = np.asarray(v)
-                return np.broadcast_to(a.reshape(-1, 1) if a.ndim else a, (cells.size, 1))
-
-            for p in sp:
-                va, vb = col(self.ea.sprops[p.name](SA)), col(self.eb.sprops[p.name](SB))
-                out.append((f"property {p.name}", spread(va != vb)))
-        return out
+        for p in sp:
+            va, vb = col(self.ea.sprops[p.name](SA)), col(self.eb.sprops[p.name](SB))
+            whats.append((f"property {p.name}", va != vb))
+        return ([w for w, _ in whats],
+                _first_true([np.asarray(dw).reshape(-1) for _, dw in whats], na.size))
 
     def _runs(self, depth: int, row: int, si: int, col: int) -> tuple[ARun, ARun]:
         """The path to pair (depth, row) plus the diverging step, replayed in each design."""
@@ -434,11 +451,16 @@ def result_mask(pk: Packer, acts: Sequence[CompiledAction]) -> np.int64:
     return np.int64(sum(((1 << b) - 1) << sh for n, sh, b in pk.layout if n in used))
 
 
-def _rows(r: Mapping[str, Arr], at: Arr) -> dict[str, Arr]:
-    """What the diff observes of results computed per projection (the rule, outcome,
-    effects, whether enabled, action properties), taken at projection rows `at`."""
-    return {n: np.asarray(v)[at] for n, v in r.items()
-            if n in ("en", "br", "out", "eff") or n.startswith("prop:")}
+def _first_true(masks: Sequence[Arr], n: int | None = None) -> Arr:
+    """1 + the index of the first mask true at each cell, 0 where none is (int16; the masks
+    broadcast to one shape, or to n cells)."""
+    if not masks:
+        return np.zeros(n or 0, np.int16)
+    shape = np.broadcast_shapes(*(np.shape(m) for m in masks))
+    out = np.zeros(shape, np.int16)
+    for i in range(len(masks) - 1, -1, -1):
+        out = np.where(masks[i], np.int16(i + 1), out)
+    return out
 
 
 def common_properties(a: Design, b: Design) -> list[Property]:
