@@ -12,8 +12,8 @@ the top bit) are EOPNOTSUPP even on hugetlbfs, where every other request is ENOT
 fsx_nextents is not read. Any description may set them; seals do not stop it.
 FS_IOC_FSGETXATTR fills fsx_xflags with the four flags as xflags, however they were set, and
 zeroes the other four fields; hugetlbfs is ENOTTY (strace then prints the address).
-6.1.192 and 7.2.13 (QEMU guests) differ in the set masks: rows of their own below; their
-FS_IOC_FSGETXATTR is 6.18's.
+6.1.192 and 6.12.118, and 7.2.13 and 7.3-rc7 (QEMU guests), differ in the set masks: rows of
+their own below; their FS_IOC_FSGETXATTR is 6.18's.
 """
 
 from __future__ import annotations
@@ -100,9 +100,9 @@ HUGE = ('memfd_create("t", MFD_HUGETLB) = 3\n'
         f"{setx('0x100000')} = {EOPNOTSUPP}\n"
         "ioctl(3, FS_IOC_FSGETXATTR, 0x7ffc3a1b2c40) = -1 ENOTTY")
 
-#: the same calls on other kernels (probed bit by bit in QEMU guests): 6.1.192 has no mask and
-#: no read-only xflags; 7.2.13 takes 0x20000 (FS_XFLAG_VERITY), 0x40000 and 0x80000 as
-#: read-only ones
+#: the same calls on other kernels (probed bit by bit in QEMU guests): 6.1.192 and 6.12.118
+#: have no mask and no read-only xflags; 7.2.13 and 7.3-rc7 take 0x20000 (FS_XFLAG_VERITY),
+#: 0x40000 and 0x80000 as read-only ones
 OTHER = {
     "6.1": MFD + f"{setx('FS_XFLAG_PREALLOC')} = {EOPNOTSUPP}\n"
     f"{setx('FS_XFLAG_HASATTR')} = {EOPNOTSUPP}\n{setx('0x4')} = {EOPNOTSUPP}\n"
@@ -115,6 +115,10 @@ OTHER = {
     "7.2-huge": 'memfd_create("t", MFD_HUGETLB) = 3\n'
     f"{setx('0x20000')} = {ENOTTY}\n{setx('0x100000')} = {EOPNOTSUPP}",
 }
+#: the series probed to check as another does (one trace per xflag, on shmem and hugetlbfs)
+SAME_XFLAGS = {"6.12": "6.1", "7.3-rc": "7.2"}
+for _series, _as in SAME_XFLAGS.items():
+    OTHER[_series], OTHER[f"{_series}-huge"] = OTHER[_as], OTHER[f"{_as}-huge"]
 
 
 @pytest.mark.parametrize("name", list(TABLE))
@@ -170,7 +174,7 @@ def test_the_executor_fills_the_outputs_the_model_names() -> None:
 
 @pytest.mark.parametrize("name", list(OTHER))
 def test_other_kernels_designs(name: str) -> None:
-    """memfd@6.1 and memfd@7.2 hold their kernels' masks; 6.18's rules judge the rows
+    """memfd@6.1, 6.12, 7.2 and 7.3-rc hold their kernels' masks; 6.18's rules judge the rows
     otherwise."""
     design = "memfd@" + name.removesuffix("-huge")
     assert replay_text(OTHER[name], design) is None
@@ -182,14 +186,10 @@ def test_before_6_0_shmem_has_no_fsgetxattr() -> None:
         replay_text(MFD + getx("0"), "memfd@5.17")
 
 
-@pytest.mark.parametrize("design", ["memfd@5.17", "memfd@6.12", "memfd@7.3-rc"])
-def test_left_out_where_not_probed(design: str) -> None:
-    """5.17's shmem has no ->fileattr_set; 6.12 and 7.3-rc were not probed and their masks
-    differ by release, so the action is left out rather than guessed."""
-    match = r"has no call .ioctl." if design == "memfd@5.17" else \
-        r"outside the model: ioctl argument FS_IOC_FSSETXATTR"
-    with pytest.raises(TraceInputError, match=match):
-        replay_text(MFD + f"{setx('0')} = 0", design)
+def test_before_5_18_shmem_has_no_fssetxattr() -> None:
+    """5.17's shmem has no ->fileattr_set (memfd@5.17 leaves the action out)."""
+    with pytest.raises(TraceInputError, match=r"has no call .ioctl."):
+        replay_text(MFD + f"{setx('0')} = 0", "memfd@5.17")
 
 
 @pytest.mark.parametrize("value, why", [
@@ -234,7 +234,7 @@ def test_a_wrong_outcome_fails_on_kernel() -> None:
 
 @pytest.mark.qemu
 @pytest.mark.slow
-@pytest.mark.parametrize("version", ["6.1", "7.2"])
+@pytest.mark.parametrize("version", ["6.1", "6.12", "7.2", "7.3-rc"])
 def test_other_kernels_rows_on_their_guests(version: str, tmp_path: Path) -> None:
     """The rows of OTHER, replayed in the fetched guest of their kernel."""
     from tests.test_kernel_designs import _guest

@@ -57,21 +57,20 @@ def test_the_later_kernels_are_the_618_rules_but_write_chunks(name: str) -> None
     guests), splice_write, copy_file_range and pwritev2 (the same shmem_write_begin() chunks:
     seen on 7.2.13, NOTES), mem_write (one added rule, MEM_WRITE_RULE), on 6.12
     pwritev2/preadv2's RWF_SUPPORTED (no RWF_DONTCACHE or RWF_NOSIGNAL: source-read), and
-    FS_IOC_FSSETXATTR's xflag masks (7.2's own; left out on 6.12 and 7.3-rc)."""
+    FS_IOC_FSSETXATTR's xflag masks (probed: 6.12.118 has 6.1's, none; 7.3-rc7 has 7.2's)."""
     from checker.diff import rule_changes
 
     d, m = designs.get(name), designs.get("memfd")
     assert d.schema == m.schema and d.init == m.init and d.kernel != m.kernel
     rwf = name == "memfd@6.12"
-    # FS_IOC_FSSETXATTR's masks differ by release: 7.2's are its own (probed,
-    # tests/test_fssetxattr.py), the unprobed series leave the action out
-    xattr = name == "memfd@7.2"
-    mine = [a for a in m.actions if xattr or a.name != "fs_setxattr"]
-    assert [a.name for a, b in zip(d.actions, mine, strict=True) if a != b] == [
+    # FS_IOC_FSSETXATTR's masks differ by release (probed bit by bit, tests/test_fsxattr.py)
+    xattr = (["fs_setxattr: ~ has_fsx", "fs_setxattr: - xflags_mask"] if rwf else
+             ["fs_setxattr: ~ xflags_mask", "fs_setxattr: ~ has_fsx"])
+    assert [a.name for a, b in zip(d.actions, m.actions, strict=True) if a != b] == [
         "pwrite", "splice_write", "copy_file_range", "pwritev2",
         *(["preadv2"] if rwf else []), "pwritev",
         "write", "writev", "pwritev2_fpos", *(["preadv2_fpos"] if rwf else []), "mem_write",
-        *(["fs_setxattr"] if xattr else [])]
+        "fs_setxattr"]
     assert rule_changes(m, d) == [
         "pwrite: ~ grow_seal", "pwrite: ~ grow_seal_short", "splice_write: ~ grow_seal",
         "splice_write: ~ grow_seal_short",
@@ -85,8 +84,7 @@ def test_the_later_kernels_are_the_618_rules_but_write_chunks(name: str) -> None
         *(["pwritev2_fpos: ~ unsupported_flags"] if rwf else []),
         "pwritev2_fpos: ~ grow_seal", "pwritev2_fpos: ~ grow_seal_short",
         *(["preadv2_fpos: ~ unsupported_flags"] if rwf else []),
-        f"mem_write: + {MEM_WRITE_RULE[name]}",
-        *(["fs_setxattr: ~ xflags_mask", "fs_setxattr: ~ has_fsx"] if xattr else [])]
+        f"mem_write: + {MEM_WRITE_RULE[name]}", *xattr]
 
 
 def test_write_paths_are_the_actions_with_shmem_write_begin_rules() -> None:

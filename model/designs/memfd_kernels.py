@@ -35,7 +35,10 @@ kernels"), with the upstream commit that made the difference:
   mmap growing a GROW-sealed file), as on 6.18. memfd@7.2 and memfd@7.3-rc also write
   /proc/self/mem without FOLL_FORCE: their Debian configs set CONFIG_PROC_MEM_FORCE_PTRACE
   (a configuration, like the write chunk; found by the corpus's B5 trace on 7.2.13), so a
-  write through a mapping without VM_WRITE is EIO there.
+  write through a mapping without VM_WRITE is EIO there. FS_IOC_FSSETXATTR (probed bit by
+  bit, one trace per xflag on shmem and on hugetlbfs, on each guest): 6.12.118 checks the
+  xflags as 6.1.192 does (no FS_XFLAGS_MASK, no read-only xflags: both came with v6.17's
+  file_getattr/file_setattr), 7.3-rc7 as 7.2.13 does.
 """
 
 from __future__ import annotations
@@ -59,12 +62,12 @@ from model.vocab import HPAGE_SIZE
 
 #: the kernel series each design claims -> what conformance on it found (the design's doc)
 SAME_AS_618 = {
-    "6.12": "6.12.118: the 6.18 rules, with 2 MiB write chunks and no FOLL_FORCE write into "
-            "a read-only hugetlb mapping",
-    "7.2": "7.2.13: the 6.18 rules, with 2 MiB write chunks and /proc/self/mem writes "
-           "without FOLL_FORCE (CONFIG_PROC_MEM_FORCE_PTRACE)",
-    "7.3-rc": "7.3-rc7: the 6.18 rules, with 2 MiB write chunks and /proc/self/mem writes "
-              "without FOLL_FORCE (CONFIG_PROC_MEM_FORCE_PTRACE)",
+    "6.12": "6.12.118: the 6.18 rules, with 2 MiB write chunks, no FOLL_FORCE write into "
+            "a read-only hugetlb mapping and 6.1's FS_IOC_FSSETXATTR (no xflag masks)",
+    "7.2": "7.2.13: the 6.18 rules, with 2 MiB write chunks, /proc/self/mem writes "
+           "without FOLL_FORCE (CONFIG_PROC_MEM_FORCE_PTRACE) and three more read-only xflags",
+    "7.3-rc": "7.3-rc7: the 6.18 rules, with 2 MiB write chunks, /proc/self/mem writes "
+              "without FOLL_FORCE (CONFIG_PROC_MEM_FORCE_PTRACE) and 7.2's read-only xflags",
 }
 #: the series whose Debian build sets CONFIG_PROC_MEM_FORCE_PTRACE=y (6.1.192 and 6.12.118
 #: have CONFIG_PROC_MEM_ALWAYS_FORCE=y, as the 6.18.44 machine does; read from their configs)
@@ -108,10 +111,10 @@ RWF_612 = _rwf_supported(0x7F, "no RWF_DONTCACHE (6.14) or RWF_NOSIGNAL (6.16)")
 
 
 def _xflags_61(a: Action) -> Action:
-    """FS_IOC_FSSETXATTR on 6.1.192 (probed bit by bit): no FS_XFLAGS_MASK check (an unknown
-    xflag on hugetlbfs is ENOTTY, not EOPNOTSUPP) and no FS_XFLAG_RDONLY_MASK (PREALLOC and
-    HASATTR are EOPNOTSUPP on shmem, fileattr_has_fsx()): both came with v6.17's
-    file_getattr/file_setattr."""
+    """FS_IOC_FSSETXATTR on 6.1.192 and 6.12.118 (probed bit by bit on each): no
+    FS_XFLAGS_MASK check (an unknown xflag on hugetlbfs is ENOTTY, not EOPNOTSUPP) and no
+    FS_XFLAG_RDONLY_MASK (PREALLOC and HASATTR are EOPNOTSUPP on shmem, fileattr_has_fsx()):
+    both came with v6.17's file_getattr/file_setattr."""
     return a.drop_rule("xflags_mask").replace_rule("has_fsx", has_fsx_rule(0))
 
 
@@ -121,9 +124,9 @@ XFLAGS_72 = 0xE0000
 
 
 def _xflags_72(a: Action) -> Action:
-    """FS_IOC_FSSETXATTR on 7.2.13 (probed bit by bit): 0x20000 (FS_XFLAG_VERITY), 0x40000
-    and 0x80000 are in FS_XFLAGS_MASK and FS_XFLAG_RDONLY_MASK (a set ignores them), which
-    6.18.44's mask lacks."""
+    """FS_IOC_FSSETXATTR on 7.2.13 and 7.3-rc7 (probed bit by bit on each): 0x20000
+    (FS_XFLAG_VERITY), 0x40000 and 0x80000 are in FS_XFLAGS_MASK and FS_XFLAG_RDONLY_MASK (a
+    set ignores them), which 6.18.44's mask lacks."""
     return (a.replace_rule("xflags_mask", xflags_mask_rule(XFLAGS_MASK | XFLAGS_72))
             .replace_rule("has_fsx", has_fsx_rule(XFLAG_RDONLY | XFLAGS_72)))
 
@@ -163,13 +166,11 @@ def _same(series: str) -> Design:
         edit["mem_write"] = lambda a: a.insert_rule(_no_foll_force, before="force_not_cow")
     else:
         edit["mem_write"] = _force_hugetlb
-    if series == "7.2":
-        edit["fs_setxattr"] = _xflags_72
-    # FS_IOC_FSSETXATTR's xflag masks differ by release (6.1, 6.18 and 7.2 each have their
-    # own, probed); on the unprobed series the action is left out rather than guessed
-    drop = () if series == "7.2" else ("fs_setxattr",)
+    # FS_IOC_FSSETXATTR's xflag masks differ by release (probed bit by bit on each guest:
+    # 6.12.118 has 6.1.192's, 7.3-rc7 has 7.2.13's)
+    edit["fs_setxattr"] = _xflags_61 if series == "6.12" else _xflags_72
     return get("memfd").derive(f"memfd@{series}", "memfd/shmem/hugetlbfs as on Linux "
-                               + SAME_AS_618[series], kernel=series, edit=edit, drop=drop)
+                               + SAME_AS_618[series], kernel=series, edit=edit)
 
 
 @register("memfd@6.12", on_request=True)
