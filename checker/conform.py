@@ -34,7 +34,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from checker.conform_hugetlb import offers_hugetlb, restrict_hugetlb
+from checker.conform_restrict import offers_hugetlb, restrict_capabilities, restrict_hugetlb
 from traces.concretize import size_scale
 from traces.kernel import KernelRun, Observation, die_with_parent, run_on_kernel
 from traces.trace import Outcome, Ret, Step, Trace
@@ -112,6 +112,8 @@ class ConformReport:
     tested: Counter[str] = field(default_factory=Counter)  # action -> kernel steps compared
     seconds: float = 0.0
     kernel: str = ""  # where the traces ran: "kernel 6.1.192 (QEMU guest)"
+    #: actions left out of the run because this kernel cannot run their call -> why
+    left_out: dict[str, str] = field(default_factory=dict)
 
     def summary(self) -> str:
         flaky = f", {self.unconfirmed} unconfirmed" if self.unconfirmed else ""
@@ -627,7 +629,8 @@ def run_conform(design: Design, opts: ConformOptions) -> ConformReport:
         design = restrict_hugetlb(design)
     elif not opts.gigantic:
         design = restrict_hugetlb(design, gigantic_only=True)
-    rep = ConformReport(design.name, scope_text(opts.scope, opts.depth))
+    design, left_out = restrict_capabilities(design)  # the report names them
+    rep = ConformReport(design.name, scope_text(opts.scope, opts.depth), left_out=left_out)
     model = Model(design, {k: 1 for k in design.default_scope})  # apply packs nothing
     graph = None
     if opts.exhaustive:
@@ -779,6 +782,8 @@ def print_report(rep: ConformReport, file: Any = None) -> None:
     if rep.tested:
         print("conform: steps compared per action: " + ", ".join(
             f"{a} {n:,}" for a, n in sorted(rep.tested.items())), file=out)
+    for name, why in sorted(rep.left_out.items()):
+        print(f"conform: left out {name}: {why}", file=out)
     for reason, n in sorted(rep.skipped.items()):
         print(f"conform: SKIP {n:,} traces: {reason}", file=out)
     for d in rep.divergences:

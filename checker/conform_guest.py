@@ -32,7 +32,7 @@ from checker.conform import (
     random_walks,
     transition_cases,
 )
-from checker.conform_hugetlb import restrict_hugetlb
+from checker.conform_restrict import restrict_hugetlb
 
 if TYPE_CHECKING:
     from model.lang.design import Design

@@ -92,6 +92,11 @@ def _ioc(direction: int, type_: int, nr: int, size: int) -> int:
     return direction << 30 | size << 16 | type_ << 8 | nr
 
 
+# include/uapi/linux/udmabuf.h: struct udmabuf_create { __u32 memfd, flags; __u64 offset, size; }
+UDMABUF_DEV = "/dev/udmabuf"
+#: _IOW('u', 0x42, struct udmabuf_create): 24 bytes = 0x40187542
+UDMABUF_CREATE = _ioc(_IOC_WRITE, ord("u"), 0x42, 24)
+
 # include/uapi/linux/kvm.h (6.18)
 KVMIO = 0xAE
 KVM_CREATE_VM = _ioc(_IOC_NONE, KVMIO, 0x01, 0)  # _IO(KVMIO, 0x01) = 0xAE01

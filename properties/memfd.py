@@ -248,6 +248,39 @@ def w_dma(t: TransitionView) -> E:
     return t.eff.has(CHG_DMA)
 
 
+#: designs without UDMABUF_CREATE: before memfd_pin_folios() (6.11) udmabuf pinned with
+#: shmem_read_mapping_page() and other checks, not re-read; Debian's 6.1 build has no
+#: CONFIG_UDMABUF; memfd+luo's frozen mapping was not read for it
+NO_UDMABUF = ("memfd@5.17", "v5-inaccessible", "v5-flags", "memfd@6.1", "memfd+luo")
+
+
+@prop("udmabuf-only-of-shrink-sealed-unwritable-file", "action", """A udmabuf is made only of
+      a file sealed against shrinking and not write-sealed (F_SEAL_WRITE or
+      F_SEAL_FUTURE_WRITE), and only of pages before EOF: the seals promise the device that the
+      pages stay, and the range must be in the file.""",
+      "check_memfd_seals() (SEALS_WANTED, SEALS_DENIED); memfd_pin_folios(): end >= i_size "
+      "-> -EINVAL")
+def udmabuf_only_shrink_sealed(t: TransitionView) -> E:
+    if not t.is_("udmabuf"):
+        return true
+    fits = t.param("off") + t.param("size") <= t.s.size
+    return Implies(t.ok, t.s.seals.has(F_SEAL_SHRINK)
+                   & ~t.s.seals.has(F_SEAL_WRITE | F_SEAL_FUTURE_WRITE) & fits)
+
+
+@prop("sometimes-udmabuf-of-readonly-description", "sometimes-action", """A udmabuf is made
+      through an O_RDONLY description: udmabuf_create() does not look at the description's
+      f_mode, and the dmabuf it returns is O_RDWR, so a holder of a read-only descriptor gets
+      a long-term pin through which a device (or a mapping of the dmabuf) writes the
+      file.""", "udmabuf_create(): fget(list[i].memfd) and no FMODE_WRITE check; "
+      "export_udmabuf(): exp_info.flags = O_RDWR",
+      expect=dict.fromkeys(NO_UDMABUF, NOT_WITNESSED))
+def w_udmabuf_ro(t: TransitionView) -> E:
+    if not t.is_("udmabuf"):
+        return false
+    return t.ok & (t.param("fd") == RO)
+
+
 @prop("sometimes-splice-write-reaches-file", "sometimes-action", """Bytes spliced from a pipe
       change the file (the splice path is not vacuous: what write-seal-content-frozen then
       covers for it).""", "iter_file_splice_write() -> shmem_file_write_iter()",

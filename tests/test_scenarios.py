@@ -67,6 +67,8 @@ EXTRA = {  # not from the selftest
     "madvise() advice other than MADV_REMOVE (issue 15)": [
         "madvise-advice", "madvise-advice-hugetlb"],
     "splice() from a pipe into the memfd (issue 15)": ["splice-write"],
+    "udmabuf: a dmabuf of the memfd's pages, pinned (issue 15; kernel side on the 6.12, 7.2 and "
+    "7.3-rc guests: this kernel has no CONFIG_UDMABUF)": ["udmabuf", "udmabuf-hugetlb"],
     "pwritev2()/preadv2() with iovec arrays and RWF_* flags (issue 15)": ["pwritev2-preadv2"],
     "fstat()'s st_size and st_mode as outputs (issues 14, 16)": [
         "fstat-size-and-mode", "fstat-noexec-seal", "fstat-hugetlb"],

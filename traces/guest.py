@@ -152,7 +152,7 @@ def _observe_kind(op: Op) -> str:
         return "OBS_MAP"
     if op.call == "mremap":  # m itself or a new mapping, as sys_mremap() observed
         return "OBS_REMAP"
-    if op.call in ("pin", "gup_pin"):
+    if op.call in SYSCALLS and SYSCALLS[op.call].returns == "pin":
         return "OBS_PIN"
     return "OBS_RET"
 

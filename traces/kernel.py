@@ -39,6 +39,7 @@ from traces.hugepages import (
     restore_hugepages,
 )
 from traces.kernel_paths import SHM_DIR, PathCalls, created_paths, private_dev_shm
+from traces.kernel_pins import PinCalls, cap_udmabuf
 from traces.kvm import cap_kvm, fill_struct, pack_struct
 from traces.memaccess import Map as _Map
 from traces.memaccess import Pin as _Pin
@@ -108,7 +109,7 @@ def _nr(call: str) -> int:
 
 SYS_MMAP, SYS_MUNMAP, SYS_FCNTL = _nr("mmap"), _nr("munmap"), _nr("fcntl")
 SYS_MREMAP, SYS_MSYNC, MS_ASYNC = _nr("mremap"), 26, 1
-SYS_SPLICE, SYS_UNSHARE, SYS_VMSPLICE, SYS_PROCESS_VM_WRITEV = 275, 272, 278, 311
+SYS_SPLICE, SYS_UNSHARE, SYS_PROCESS_VM_WRITEV = 275, 272, 311
 
 CLONE_NEWPID = 0x20000000
 F_DUPFD = 0
@@ -128,7 +129,7 @@ def _mmap_anon(length: int) -> int | None:
 
 
 # ---- the executor (runs in the child) --------------------------------------------------------
-class _Executor(PathCalls):
+class _Executor(PathCalls, PinCalls):
     """Trace state of the child: handle tables and the private observation fd. One `do_<call>`
     method per traces.syscalls entry (tests/test_syscalls.py checks it), called with the Op's
     operands."""
@@ -184,14 +185,6 @@ class _Executor(PathCalls):
         if name not in self.maps:
             raise TraceError(f"{name} does not exist (no mmap produced it)")
         return self.maps[name]
-
-    def pin_of(self, name: str) -> _Pin:
-        if name not in self.pins:
-            raise TraceError(f"{name} does not exist (no pin produced it)")
-        pin = self.pins[name]
-        if pin.released:
-            raise TraceError(f"{name} was already unpinned")
-        return pin
 
     @staticmethod
     def result(r: int, e: int) -> Outcome:
@@ -490,49 +483,6 @@ class _Executor(PathCalls):
 
         return _own_write(mp, write)
 
-    def new_pin(self, pin: _Pin) -> Outcome:
-        name = f"p{len(self.pins) + 1}"
-        self.pins[name] = pin
-        return New(name)
-
-    def do_pin(self, m: str, off: int = 0) -> Outcome:
-        addr = (self.map_of(m).addr + off) & ~(PAGE - 1)
-        rfd, wfd = os.pipe()
-        iov = uring.Iovec(addr, PAGE)
-        r, e = _sys(SYS_VMSPLICE, wfd, ctypes.addressof(iov), 1, 0)
-        if r == -1:
-            os.close(rfd)
-            os.close(wfd)
-            return Err(_ename(e))
-        return self.new_pin(_Pin((rfd, wfd)))
-
-    def do_gup_pin(self, m: str, off: int = 0) -> Outcome:
-        ring, e = uring.pin_page((self.map_of(m).addr + off) & ~(PAGE - 1))
-        if e:
-            return Err(_ename(e))
-        return self.new_pin(_Pin(ring=ring))
-
-    def do_dma_write(self, p: str) -> Outcome:
-        pin = self.pin_of(p)
-        if pin.ring is None:
-            raise TraceError(f"dma_write needs a gup_pin handle, {p} is a pipe pin")
-        res = uring.read_fixed(pin.ring)
-        return Err(_ename(-res)) if res < 0 else Ret(0)
-
-    def do_unpin(self, p: str) -> Outcome:
-        pin = self.pin_of(p)
-        if pin.ring is not None:
-            uring.release(pin.ring)
-        else:
-            os.set_blocking(pin.fds[0], False)
-            with suppress(BlockingIOError):
-                while os.read(pin.fds[0], 1 << 16):
-                    pass
-            for fd in pin.fds:
-                os.close(fd)
-        pin.released = True
-        return Ret(0)
-
     def do_ioctl(self, fd: int, req: int, arg: int | dict[str, int | str] | Cell) -> Outcome:
         real = self.real(fd)
         if req in OUT_STRUCTS:  # a struct the kernel fills: the step's outputs
@@ -756,13 +706,13 @@ _CAPS: dict[str, str | None] = {}
 
 
 def capability(kind: str) -> str | None:
-    """None if `kind` ("kvm", "hugetlb", "pidns", "io_uring", "liveupdate") is usable here,
-    else a reason."""
+    """None if `kind` ("kvm", "hugetlb", "pidns", "io_uring", "liveupdate", "udmabuf") is
+    usable here, else a reason."""
     if kind == "hugetlb":
         return hugetlb_reason(need_free=False)
     checks: dict[str, Callable[[], str | None]] = {
         "kvm": cap_kvm, "pidns": _cap_pidns, "io_uring": uring.cap_io_uring,
-        "liveupdate": _cap_liveupdate}
+        "liveupdate": _cap_liveupdate, "udmabuf": cap_udmabuf}
     if kind not in checks:
         raise ValueError(f"unknown capability {kind!r}")
     if kind not in _CAPS:

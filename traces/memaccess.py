@@ -27,6 +27,7 @@ class Map:
 class Pin:
     fds: tuple[int, ...] = ()  # pipe (r, w) of a vmsplice pin
     ring: uring.Ring | None = None  # the io_uring of a gup_pin
+    dmabuf: int = -1  # the dmabuf fd of a udmabuf pin
     released: bool = False
 
 

@@ -27,6 +27,7 @@ from model.designs.memfd_access import (
     mem_write_body,
     pin_body,
     store_body,
+    udmabuf_body,
     unpin_body,
     vm_write_body,
 )
@@ -643,6 +644,14 @@ ACTIONS: tuple[Action, ...] = (
            "vmsplice the mapped page into a pipe (a held page reference)"),
     Action("gup_pin", (P("m", MAPK, SHARED_MAPS),), gup_pin_body, "gup_pin", (MapRef("m"),),
            "a long-term FOLL_WRITE pin of the mapped page"),
+    Action("udmabuf", (P("fd", FD, FD_ALL),
+                       # explored: an aligned and an unaligned offset, the first page and one
+                       # past it; the empty range, one and two pages (replay: any __u64)
+                       P("off", SIZE, (0, PAGE_SIZE // 2, PAGE_SIZE), "offset, in bytes (__u64)"),
+                       P("size", SIZE, (0, PAGE_SIZE, 2 * PAGE_SIZE), "size, in bytes (__u64)")),
+           udmabuf_body, "udmabuf", (Fd("fd"), Num("off"), Num("size")),
+           "UDMABUF_CREATE on /dev/udmabuf: a dmabuf of the file's pages, which stay pinned "
+           "until the next unpin (its close)"),
     Action("unpin", (P("p", PINK, (REF, GUP)),), unpin_body, "unpin", (PinRef("p"),),
            "release a held page reference"),
     Action("dma_write", (P("p", PINK, (GUP,)),), dma_write_body, "dma_write",

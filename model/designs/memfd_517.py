@@ -247,7 +247,8 @@ def build() -> Design:
         # vectored calls (pwritev2()/preadv2()'s RWF_* set): those 6.18 paths are left out of
         # the historical designs rather than assumed. tmpfs took FS_IOC_SETFLAGS in 6.0
         # (e408e695f5f1): 5.17's shmem has no ->fileattr_set (ENOTTY), dropped likewise
-        drop=("mem_write", "madvise", "vm_write", "splice_write", "copy_file_range",
+        # udmabuf (memfd_pin_folios() is 6.11) likewise
+        drop=("mem_write", "madvise", "vm_write", "splice_write", "copy_file_range", "udmabuf",
               "pwritev2", "preadv2", "pwritev2_fpos", "preadv2_fpos", "pwritev", "preadv",
               "writev", "readv", "fs_setflags", "fs_getflags", "fs_setxattr",
               "fs_getxattr",

@@ -5,7 +5,7 @@ long-term FOLL_WRITE pins). Rule bodies only; model/designs/memfd.py makes them 
 
 from __future__ import annotations
 
-from model.designs.memfd_pages import page, page_index, pages_bytes
+from model.designs.memfd_pages import hpage, page, page_index, pages_bytes
 from model.designs.memfd_state import (
     CHG_DMA,
     CHG_FD,
@@ -19,6 +19,7 @@ from model.designs.memfd_state import (
     bump,
     count,
     fallocate_fsflags,
+    have_fd,
     have_map,
     past_eof,
     pinned_page0_kept,
@@ -28,7 +29,14 @@ from model.lang import E, If, Rule, fail, ok, requires, signal
 from model.lang.action import as_updates
 from model.lang.expr import Or, true
 from model.lang.schema import StateView
-from model.vocab import MADV_ADVICE, MADV_REMOVE, PAGE_SIZE
+from model.vocab import (
+    F_SEAL_FUTURE_WRITE,
+    F_SEAL_SHRINK,
+    F_SEAL_WRITE,
+    MADV_ADVICE,
+    MADV_REMOVE,
+    PAGE_SIZE,
+)
 
 
 def within_mapping(s: StateView, off: E) -> Rule:
@@ -255,6 +263,41 @@ def gup_pin_body(s: StateView, m: E) -> list[Rule]:
              why="check_vma_flags(): FOLL_WRITE needs VM_WRITE"),
         fail("EFAULT", when=past_eof(s), label="past_eof"),
         ok(0, pin_gup=s.pin_gup + 1),
+    ]
+
+
+#: udmabuf's size_limit_mb module parameter (default 64): pglimit = 64 MiB of 4 KiB pages
+UDMABUF_LIMIT = 64 << 20
+#: check_memfd_seals(): SEALS_WANTED and SEALS_DENIED (F_SEAL_FUTURE_WRITE since 9cb189a882738c
+#: "udmabuf: also check for F_SEAL_FUTURE_WRITE", v6.13; memfd@6.12 takes it too: probed)
+UDMABUF_WANTED = F_SEAL_SHRINK
+UDMABUF_DENIED = F_SEAL_WRITE | F_SEAL_FUTURE_WRITE
+
+
+def udmabuf_body(s: StateView, fd: E, off: E, size: E) -> list[Rule]:
+    """ioctl(open("/dev/udmabuf"), UDMABUF_CREATE, {memfd=fd, offset=off, size=size}):
+    udmabuf_create() checks the range's alignment (PAGE_SIZE, also on hugetlbfs), pglimit and
+    a non-empty range (EINVAL), then check_memfd_seals() (F_SEAL_SHRINK wanted, F_SEAL_WRITE
+    and F_SEAL_FUTURE_WRITE denied: EINVAL) and memfd_pin_folios() (the range must end before
+    i_size: EINVAL; holes are allocated). The pages stay FOLL_PIN-pinned until the dmabuf's
+    last reference goes: a long-term pin like gup_pin's, which F_SEAL_WRITE waits for. No
+    FMODE_ check: an O_RDONLY description pins too, and the dmabuf is O_RDWR."""
+    return [
+        have_fd(s, fd),
+        fail("EINVAL", when=((off % PAGE_SIZE) != 0) | ((size % PAGE_SIZE) != 0), label="unaligned",
+             why="udmabuf_create(): !PAGE_ALIGNED(list[i].offset or list[i].size)"),
+        fail("EINVAL", when=(size == 0) | (size > UDMABUF_LIMIT), label="pglimit",
+             why="udmabuf_create(): pgcnt > pglimit (size_limit_mb) or !pgcnt"),
+        fail("EINVAL", when=~s.seals.has_all(UDMABUF_WANTED) | s.seals.has(UDMABUF_DENIED),
+             label="seals", why="check_memfd_seals(): SEALS_WANTED / SEALS_DENIED"),
+        fail("EINVAL", when=off + size > s.size, label="past_eof",
+             why="memfd_pin_folios(): end >= i_size_read(inode) (or start < 0)"),
+        requires(off == 0, label="page0",
+                 why="the model's pins hold the file's first page"),
+        ok(0, pin_gup=s.pin_gup + 1,
+           hpage0_cached=If(s.hugetlb & (s.size < hpage(s)), 1, s.hpage0_cached),
+           why="memfd_pin_folios() -> memfd_alloc_folio() fills a hole (hugetlbfs: a huge "
+               "page from the pool, which the model assumes has enough)"),
     ]
 
 

@@ -209,6 +209,9 @@ def _c_call(op: Op, need: set[str]) -> str:
     if c == "gup_pin":
         need |= {"maps", "pins", "uring"}
         return f"sys_gup_pin({o[0]}, {value(o[1])}, {o[2]})"
+    if c == "udmabuf":
+        need |= {"maps", "pins", "udmabuf"}
+        return f"sys_udmabuf(FD({o[0]}), {value(o[1])}ULL, {value(o[2])}ULL, {o[3]})"
     if c == "unpin":
         need |= {"pins", "unpin"}
         return f"sys_unpin({o[0]})"
@@ -423,7 +426,8 @@ fill = _fill
 RUNTIME_SECTIONS = ("signal", "create", "payload", "iov", "stat", "fsx", "exec", "buffer", "kvm",
                     "open",
                     "close", "maps", "munmap", "mremap", "access", "memwrite", "vmwrite",
-                    "splice", "pins", "pin", "uring", "uringop", "unpin", "noexec", "shm")
+                    "splice", "pins", "udmabuf", "pin", "uring", "uringop", "unpin", "noexec",
+                    "shm")
 
 
 def export_c(design: Design, r: Replayed) -> str:

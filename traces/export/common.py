@@ -19,7 +19,8 @@ from traces.trace import Err, New, Outcome, Ret, Sig, Trace
 OWN_CALLS = frozenset({
     "memfd_create", "fcntl", "pwrite64", "ftruncate", "fchmod", "fallocate", "mmap", "mprotect",
     "munmap", "mremap", "store", "load", "mem_write", "vm_write",
-    "splice_write", "pin", "gup_pin", "unpin", "dma_write", "open", "ioctl", "read", "pread64",
+    "splice_write", "pin", "gup_pin", "udmabuf", "unpin", "dma_write", "open", "ioctl", "read",
+    "pread64",
     "write", "lseek", "dup", "close", "pwritev2", "preadv2", "pwritev", "preadv", "writev",
     "readv", "fstat", "newfstatat", "execveat", "execve", "io_uring_write", "io_uring_read",
     "io_uring_fallocate"})

@@ -235,7 +235,7 @@ def lower(r: Replayed) -> list[Op]:
     entry; fds and handles as numbers, strings as text, numbers and flags as written (a
     left-out optional one is 0). Then what the reproducers add: mmap takes NULL and offset 0
     only and records its mapping's number (mremap, a NULL new_addr, the number of the mapping
-    it returns), pin/gup_pin their pin's, open of /proc/self/fd/N its
+    it returns), pin/gup_pin/udmabuf their pin's, open of /proc/self/fd/N its
     N, and an ioctl its request and struct (`_lower_ioctl`)."""
     ops: list[Op] = []
     for n, step in enumerate(r.steps, 1):
@@ -279,7 +279,7 @@ def lower(r: Replayed) -> list[Op]:
             if int_arg(a[4], where) if len(a) > 4 else 0:
                 raise ExportError(f"{where}: only a NULL new_addr is supported")
             o = (*o[:4], _slot(step, "m", where))
-        elif c in ("pin", "gup_pin"):
+        elif entry.returns == "pin":
             o = (*o, _slot(step, "p", where))
         elif c in ("open", "execve"):  # /proc/self/fd/N: the trace's descriptor N
             m = _PROC_FD.fullmatch(o[0])

@@ -107,6 +107,8 @@ def _py_call(op: Op) -> str:
         return f"sys_pin({o[0]}, {value(o[1])}, {o[2]})"
     if c == "gup_pin":
         return f"sys_gup_pin({o[0]}, {value(o[1])}, {o[2]})"
+    if c == "udmabuf":
+        return f"sys_udmabuf({o[0]}, {value(o[1])}, {value(o[2])}, {o[3]})"
     if c == "unpin":
         return f"sys_unpin({o[0]})"
     if c == "dma_write":

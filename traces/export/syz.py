@@ -61,6 +61,7 @@ class _Syz:
         self.fd: dict[int, str] = {}
         self.pipe: dict[int, tuple[str, str]] = {}
         self.ring: dict[int, str] = {}
+        self.dmabuf: dict[int, str] = {}  # pin number -> the udmabuf's dmabuf resource
         self.kind: dict[int, str] = {}  # trace fd -> "kvm", "vm", "gmem" (KVM descriptors)
         self.maplen: dict[int, int] = {}  # mapping number -> length
         self.data = SYZ_DATA
@@ -291,9 +292,22 @@ def export_syz(design: Design, r: Replayed) -> str:
             lines.append(f"io_uring_register$IORING_REGISTER_BUFFERS({ring}, 0x0, "
                          f"{s.ptr(16)}=[{{&({addr:#x}/0x1000)=nil, 0x1000}}], 0x1)" + tail)
             tail = ""
+        elif c == "udmabuf":
+            dev, dmabuf = s.res(), s.res()
+            s.dmabuf[o[3]] = dmabuf
+            path = vocab.UDMABUF_DEV
+            lines.append(f"{dev} = openat$udambuf(0xffffffffffffff9c, {s.ptr(len(path) + 1)}="
+                         f"{_syz_str(path)}, 0x2)")
+            lines.append(f"{dmabuf} = ioctl$UDMABUF_CREATE({dev}, {vocab.UDMABUF_CREATE:#x}, "
+                         f"{s.ptr(24)}={{{s.fdarg(o[0])}, 0x0, {value(o[1]) % (1 << 64):#x}, "
+                         f"{value(o[2]) % (1 << 64):#x}}})" + tail)
+            lines.append(f"close({dev})")
+            tail = ""
         elif c == "unpin":
             p = o[0]
-            if p in s.pipe:
+            if p in s.dmabuf:
+                lines.append(f"close({s.dmabuf.pop(p)})")
+            elif p in s.pipe:
                 rd, wr = s.pipe.pop(p)
                 lines.append(f"read({rd}, {s.ptr(0x1000)}=\"\"/4096, 0x1000)")
                 lines += [f"close({rd})", f"close({wr})"]
@@ -304,6 +318,9 @@ def export_syz(design: Design, r: Replayed) -> str:
         elif c in ("io_uring_write", "io_uring_read", "io_uring_fallocate"):
             lines.append(f"# {c}: one io_uring SQE (syz_io_uring_submit), not rendered "
                          f"= {outcome_text(e)}")
+        elif c == "dma_write" and o[0] in s.dmabuf:
+            lines.append("# dma_write: a store through a shared mapping of the dmabuf "
+                         f"{s.dmabuf[o[0]]} (not a system call) = {outcome_text(e)}")
         elif c == "dma_write":
             lines.append("# dma_write: an IORING_OP_READ_FIXED into the registered buffer "
                          f"(syz_io_uring_submit) = {outcome_text(e)}")

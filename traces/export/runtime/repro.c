@@ -734,18 +734,60 @@ static __maybe_unused struct res sys_splice_write(int fd, long count, long off)
 #define MAX_PINS 64
 #define PIN_PAGE 4096
 
-/* the trace's pins p1, p2, ...: a pipe holding the page, or an io_uring ring */
+/* the trace's pins p1, p2, ...: a pipe holding the page, an io_uring ring, or a dmabuf */
 static struct pin {
 	int pipe[2];
 	int ring;	/* io_uring fd, or 0 for a pipe */
 	void *sq, *cq, *sqes;
 	size_t sq_len, cq_len, sqes_len;
 	char *addr;
+	int dmabuf;	/* a udmabuf's dmabuf fd, or 0 */
 } pins[MAX_PINS];
 
 static __maybe_unused char *page_of(int m, long off)
 {
 	return (char *)(((uintptr_t)maps[m] + off) & ~(uintptr_t)(PIN_PAGE - 1));
+}
+
+/* dma_write through a udmabuf: one byte stored through a shared mapping of the
+ * dmabuf's first page (udmabuf_vm_fault() maps the pinned page of the file) */
+static __maybe_unused struct res dmabuf_write(struct pin *pn)
+{
+	struct res r = { 0, 0, 0 };
+	char *p = mmap(NULL, PIN_PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, pn->dmabuf, 0);
+
+	if (p == MAP_FAILED)
+		return res_of(-1);
+	*(volatile char *)p = 0x5a;
+	munmap(p, PIN_PAGE);
+	return r;
+}
+//@ section udmabuf
+
+/* udmabuf: ioctl(UDMABUF_CREATE) on /dev/udmabuf; the dmabuf holds the pins */
+#define UDMABUF_CREATE 0x40187542
+struct udmabuf_create {
+	uint32_t memfd, flags;
+	uint64_t offset, size;
+};
+
+static __maybe_unused struct res sys_udmabuf(int fd, unsigned long long off,
+					      unsigned long long size, int p)
+{
+	struct udmabuf_create c = { (uint32_t)fd, 0, off, size };
+	int dev = open("/dev/udmabuf", O_RDWR | O_CLOEXEC);
+	struct res r;
+
+	if (dev < 0)
+		skip("udmabuf: no /dev/udmabuf (CONFIG_UDMABUF)");
+	r = res_of(ioctl(dev, UDMABUF_CREATE, &c));
+	close(dev);
+	if (r.ret == -1)
+		return r;
+	pins[p].dmabuf = r.ret;
+	pins[p].ring = 0;
+	r.ret = 0;
+	return r;
 }
 //@ section pin
 
@@ -876,6 +918,8 @@ static __maybe_unused struct res sys_dma_write(int p)
 	struct res r = { 0, 0, 0 };
 	int fd[2];
 
+	if (pn->dmabuf > 0)
+		return dmabuf_write(pn);
 	if (pipe(fd) || write(fd[1], &byte, 1) != 1) {
 		perror("pipe");
 		exit(KSFT_FAIL);
@@ -983,7 +1027,7 @@ static __maybe_unused struct res sys_uring_op(int op, int tfd, long long off,
 }
 //@ section unpin
 
-/* unpin: drain and close the pipe (or unregister the io_uring buffer) */
+/* unpin: drain and close the pipe (or unregister the io_uring buffer, or close the dmabuf) */
 static __maybe_unused struct res sys_unpin(int p)
 {
 	struct res r = { 0, 0, 0 };
@@ -991,6 +1035,11 @@ static __maybe_unused struct res sys_unpin(int p)
 	char buf[4096];
 
 /* @RING_RELEASE@ */
+	if (pn->dmabuf > 0) {	/* release_udmabuf() unpins with the dmabuf's last reference */
+		close(pn->dmabuf);
+		pn->dmabuf = 0;
+		return r;
+	}
 	fcntl(pn->pipe[0], F_SETFL, O_NONBLOCK);
 	while (read(pn->pipe[0], buf, sizeof(buf)) > 0)
 		;

@@ -40,7 +40,7 @@ libc.syscall.restype = ctypes.c_long
 
 fds = {0: 0, 1: 1, 2: 2}  # the trace's descriptor numbers -> this process's
 maps = {}  # m1, m2, ... (by number) -> address
-pins = {}  # p1, p2, ... (by number) -> ("pipe", r, w) or ("ring", ...)
+pins = {}  # p1, p2, ... (by number) -> ("pipe", r, w), ("ring", ...) or ("dmabuf", fd)
 cur_step = 0
 passed = failed = 0
 lacking = None  # why the current step's failure may be this machine's (a missing feature)
@@ -509,8 +509,36 @@ def sys_gup_pin(m, off, p):
     return (0, 0, 0)
 
 
+UDMABUF_CREATE = 0x40187542  # _IOW('u', 0x42, struct udmabuf_create)
+
+
+def sys_udmabuf(tfd, off, size, p):
+    """ioctl(UDMABUF_CREATE) on /dev/udmabuf: {memfd, flags 0, offset, size}; the dmabuf
+    holds the pins."""
+    try:
+        dev = os.open("/dev/udmabuf", os.O_RDWR | os.O_CLOEXEC)
+    except OSError:
+        skip("udmabuf: no /dev/udmabuf (CONFIG_UDMABUF)")
+    arg = ctypes.create_string_buffer(struct.pack(
+        "=IIQQ", FD(tfd) & 0xFFFFFFFF, 0, off % (1 << 64), size % (1 << 64)))
+    r = sysc("ioctl", dev, UDMABUF_CREATE, ctypes.addressof(arg))
+    os.close(dev)
+    if r[0] == -1:
+        return r
+    pins[p] = ("dmabuf", r[0])
+    return (0, 0, 0)
+
+
 def sys_dma_write(p):
-    """The "device" (IORING_OP_READ_FIXED from a pipe) writes one byte through the pin."""
+    """The "device" (IORING_OP_READ_FIXED from a pipe) writes one byte through the pin; a
+    udmabuf's: one byte stored through a shared mapping of its dmabuf."""
+    if pins[p][0] == "dmabuf":
+        a, err, _ = sysc("mmap", 0, PIN_PAGE, PROT_RW, MAP_SHARED, pins[p][1], 0)
+        if a == -1:
+            return (-1, err, 0)
+        ctypes.c_char.from_address(a).value = b"\x5a"
+        sysc("munmap", a, PIN_PAGE)
+        return (0, 0, 0)
     _, ring, regions, par, addr = pins[p]
     rfd, wfd = os.pipe()
     try:
@@ -553,6 +581,9 @@ def sys_unpin(p):
     pin = pins.pop(p)
     if pin[0] == "ring":
         ring_release(pin)
+        return (0, 0, 0)
+    if pin[0] == "dmabuf":  # release_udmabuf() unpins with the dmabuf's last reference
+        os.close(pin[1])
         return (0, 0, 0)
     _, rfd, wfd = pin
     os.set_blocking(rfd, False)

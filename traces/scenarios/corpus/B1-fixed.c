@@ -367,18 +367,33 @@ static __maybe_unused struct res sys_munmap(int m, size_t len)
 #define MAX_PINS 64
 #define PIN_PAGE 4096
 
-/* the trace's pins p1, p2, ...: a pipe holding the page, or an io_uring ring */
+/* the trace's pins p1, p2, ...: a pipe holding the page, an io_uring ring, or a dmabuf */
 static struct pin {
 	int pipe[2];
 	int ring;	/* io_uring fd, or 0 for a pipe */
 	void *sq, *cq, *sqes;
 	size_t sq_len, cq_len, sqes_len;
 	char *addr;
+	int dmabuf;	/* a udmabuf's dmabuf fd, or 0 */
 } pins[MAX_PINS];
 
 static __maybe_unused char *page_of(int m, long off)
 {
 	return (char *)(((uintptr_t)maps[m] + off) & ~(uintptr_t)(PIN_PAGE - 1));
+}
+
+/* dma_write through a udmabuf: one byte stored through a shared mapping of the
+ * dmabuf's first page (udmabuf_vm_fault() maps the pinned page of the file) */
+static __maybe_unused struct res dmabuf_write(struct pin *pn)
+{
+	struct res r = { 0, 0, 0 };
+	char *p = mmap(NULL, PIN_PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, pn->dmabuf, 0);
+
+	if (p == MAP_FAILED)
+		return res_of(-1);
+	*(volatile char *)p = 0x5a;
+	munmap(p, PIN_PAGE);
+	return r;
 }
 
 /* gup_pin: a long-term FOLL_WRITE pin = an io_uring fixed buffer (the
@@ -483,6 +498,8 @@ static __maybe_unused struct res sys_dma_write(int p)
 	struct res r = { 0, 0, 0 };
 	int fd[2];
 
+	if (pn->dmabuf > 0)
+		return dmabuf_write(pn);
 	if (pipe(fd) || write(fd[1], &byte, 1) != 1) {
 		perror("pipe");
 		exit(KSFT_FAIL);

@@ -1,6 +1,7 @@
-"""Which memfd_create flags a conformance run explores on hugetlbfs: the design without
-MFD_HUGETLB (no free huge pages, `--no-hugetlb`) or without MFD_HUGE_1GB (1 GiB pages are
-left out unless asked: each job would need free 1 GiB pages)."""
+"""What a conformance run leaves out because the kernel cannot run it: memfd_create's
+MFD_HUGETLB (no free huge pages, `--no-hugetlb`) or MFD_HUGE_1GB (1 GiB pages are left out
+unless asked: each job would need free 1 GiB pages), and the actions whose call needs what
+the kernel lacks (/dev/udmabuf, io_uring)."""
 
 from __future__ import annotations
 
@@ -46,3 +47,23 @@ def restrict_hugetlb(design: Design, *, gigantic_only: bool = False) -> Design:
 
 
 __all__ = ["is_gigantic", "offers_hugetlb", "restrict_hugetlb"]
+
+
+def restrict_capabilities(design: Design) -> tuple[Design, dict[str, str]]:
+    """`design` without the actions whose call needs what this kernel lacks (the registry
+    entry's needs: /dev/udmabuf, io_uring, KVM; huge pages are restrict_hugetlb's), and why:
+    their traces would only be skipped."""
+    from traces.kernel import capability
+    from traces.syscalls import SYSCALLS
+
+    gone: dict[str, str] = {}
+    for a in design.actions:
+        entry = SYSCALLS.get(a.call)
+        for need in sorted(entry.needs if entry else ()):
+            why = None if need.startswith("hugetlb") else capability(need)
+            if why:
+                gone[a.name] = why
+                break
+    if gone:
+        design = design.derive(design.name, design.doc, kernel=design.kernel, drop=sorted(gone))
+    return design, gone
