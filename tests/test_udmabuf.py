@@ -58,6 +58,11 @@ TABLE = {
         "fcntl(3, F_ADD_SEALS, F_SEAL_FUTURE_WRITE) = 0\n"
         "dma_write(p1) = 0\nunpin(p1) = 0\n"
         "fcntl(3, F_ADD_SEALS, F_SEAL_WRITE) = 0",
+    "a /dev/shm file: F_SEAL_SEAL from birth, so never F_SEAL_SHRINK":
+        'open("/dev/shm/t", O_RDWR|O_CREAT|O_EXCL, 0600) = 3\nftruncate(3, 4096) = 0\n'
+        f"udmabuf(3, 0, 4096) = {EINVAL}\n"
+        "fcntl(3, F_ADD_SEALS, F_SEAL_SHRINK) = -1 EPERM\n"
+        f"udmabuf(3, 0, 4096) = {EINVAL}\nunlink(\"/dev/shm/t\") = 0",
     "hugetlbfs: 4 KiB alignment, the huge page holding the range pinned":
         'memfd_create("h", MFD_ALLOW_SEALING|MFD_HUGETLB) = 3\nftruncate(3, 2097152) = 0\n'
         "fcntl(3, F_ADD_SEALS, F_SEAL_SHRINK) = 0\n"
