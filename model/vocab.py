@@ -96,6 +96,8 @@ def _ioc(direction: int, type_: int, nr: int, size: int) -> int:
 UDMABUF_DEV = "/dev/udmabuf"
 #: _IOW('u', 0x42, struct udmabuf_create): 24 bytes = 0x40187542
 UDMABUF_CREATE = _ioc(_IOC_WRITE, ord("u"), 0x42, 24)
+#: _IOW('u', 0x43, struct udmabuf_create_list): the 8-byte header = 0x40087543
+UDMABUF_CREATE_LIST = _ioc(_IOC_WRITE, ord("u"), 0x43, 8)
 
 # include/uapi/linux/kvm.h (6.18)
 KVMIO = 0xAE

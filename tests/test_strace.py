@@ -451,3 +451,20 @@ def test_judged_prefixes_replay_on_the_kernel(tmp_path: Path) -> None:
     log = Path(__file__).parent.parent / "examples" / "seal-ipc.strace.log"
     assert main(["strace", str(log), "--out", str(tmp_path)]) == 0
     assert main(["replay", str(tmp_path), "--on", "both"]) == 0
+
+
+def test_a_udmabuf_stops_the_judging_of_the_memfds_it_may_pin() -> None:
+    """strace prints UDMABUF_CREATE's struct as an address: which memfd it pins is not in the
+    log, so the process's memfds are not judged after a successful one (the kernel's EBUSY
+    below is the pin the model would not know of); a failed one pins nothing."""
+    log = ('memfd_create("t", MFD_ALLOW_SEALING) = 3\nftruncate(3, 4096) = 0\n'
+           "fcntl(3, F_ADD_SEALS, F_SEAL_SHRINK) = 0\n"
+           'openat(AT_FDCWD, "/dev/udmabuf", O_RDWR) = 4\n'
+           "ioctl(4, UDMABUF_CREATE, 0x7ffd1000) = -1 EINVAL (Invalid argument)\n"
+           "fcntl(3, F_GET_SEALS) = 0x2 (seals F_SEAL_SHRINK)\n"
+           "ioctl(4, UDMABUF_CREATE, 0x7ffd1000) = 5\n"
+           "fcntl(3, F_ADD_SEALS, F_SEAL_WRITE) = -1 EBUSY (Device or resource busy)\n")
+    v = {x.line: x for x in judge_log(parse_log(log)).verdicts}
+    assert v[6].verdict == "agrees"
+    assert v[7].verdict == "outside" and "udmabuf" in (v[7].reason or "")
+    assert v[8].verdict == "outside" and v[8].reason == "after an unjudged call at 7"

@@ -58,6 +58,9 @@ ADDR_CALLS = frozenset({"munmap", "mprotect", "madvise", "mremap", "msync", "mlo
 MODEL_CALLS = frozenset(c for a in designs.get("memfd").actions for c, _ in a.spellings())
 _CMSG_FDS = re.compile(r"cmsg_type=SCM_RIGHTS, cmsg_data=\[([0-9, ]*)\]")
 FORKS = frozenset({"fork", "vfork", "clone", "clone2", "clone3"})
+#: /dev/udmabuf's requests, by name and as strace prints an unknown one
+UDMABUF_IOCTLS = frozenset({"UDMABUF_CREATE", hex(vocab.UDMABUF_CREATE), "UDMABUF_CREATE_LIST",
+                            hex(vocab.UDMABUF_CREATE_LIST)})
 
 
 @dataclass
@@ -368,6 +371,9 @@ class _Follower:
         if name == "ioctl" and len(c.args) > 1 and c.args[1] in (
                 "KVM_CREATE_GUEST_MEMFD", hex(vocab.KVM_CREATE_GUEST_MEMFD)):
             self.guest_memfd(p, c)
+            return
+        if name == "ioctl" and len(c.args) > 1 and c.args[1] in UDMABUF_IOCTLS:
+            self.udmabuf(p, c)
             return
         mf = self.about(p, c)
         if mf is None:
@@ -694,6 +700,19 @@ class _Follower:
             if "MSG_CMSG_CLOEXEC" in c.args[-1]:
                 p.table.cloexec.add(fd)
             mf.tfd[self.key(p, fd)] = mf.tfd.pop(key)
+
+    def udmabuf(self, p: _Proc, c: LogCall) -> None:
+        """ioctl(dev, UDMABUF_CREATE[_LIST], ...) = dmabuf: the dmabuf pins pages of the memfd
+        its struct names until its last reference goes. strace does not decode that struct,
+        so every memfd the process holds may be pinned from here on: their later calls are not
+        judged (a F_SEAL_WRITE would be EBUSY where the model, blind to the pin, says 0)."""
+        if c.ret is None or c.ret < 0:
+            return  # nothing was pinned
+        for mf in dict.fromkeys(p.table.fds.values()):
+            self.add(mf, c.line, c.text, None,
+                     why=f"a udmabuf made at line {c.line} may pin this memfd's pages (strace "
+                         "does not show which memfd; the model's udmabuf is the trace call "
+                         "`udmabuf(fd, offset, size)`)")
 
     def guest_memfd(self, p: _Proc, c: LogCall) -> None:
         """ioctl(vm, KVM_CREATE_GUEST_MEMFD, {...}) = fd: a guest_memfd inode."""
