@@ -153,6 +153,18 @@ def cmd_conform(args: argparse.Namespace) -> int:
                          "historical or proposed design); designs that are: "
                          + ", ".join(kernel_designs()))
 
+    only: tuple[str, ...] = ()
+    if args.actions is not None:
+        from checker.conform_restrict import only_actions
+
+        only = tuple(dict.fromkeys(n.strip() for n in args.actions.split(",") if n.strip()))
+        if not only:
+            raise UsageError("--actions: no action named (A,B,...: `shmemcheck list` has each "
+                             "design's)")
+        try:
+            d = only_actions(d, only)
+        except KeyError as e:
+            raise UsageError(f"--actions: {e.args[0]}") from None
     scope, depth, walk_scope = conform_scopes(d, args.scope, args.walk_scope)
     for flag, v, lo in (("--random", args.random, 0), ("--length", args.length, 1),
                         ("--jobs", args.jobs, 1)):
@@ -195,7 +207,7 @@ def cmd_conform(args: argparse.Namespace) -> int:
                          "included" if rep.steps else ""))
     except ScopeTooWide as e:
         raise UsageError(str(e)) from None
-    rep.kernel = target.label
+    rep.kernel, rep.actions = target.label, only
     print_report(rep)
     if rep.divergent:
         return EXIT_UNEXPECTED
@@ -532,6 +544,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "pages=3,maps=3,pins=2,fds=3)")
     k.add_argument("--no-exhaustive", action="store_true",
                    help="random walks only, not every transition of the conformance scope")
+    k.add_argument("--actions", metavar="A,B,...",
+                   help="only these actions of the design (`shmemcheck list` names them; "
+                   "include the one that creates the file): the calls around a patch, to a "
+                   "greater depth than every call allows")
     k.add_argument("--out", metavar="DIR", type=_path,
                    help="write each minimal divergent trace here")
     k.add_argument("--jobs", type=_int_at_least(1), default=2,

@@ -114,12 +114,15 @@ class ConformReport:
     kernel: str = ""  # where the traces ran: "kernel 6.1.192 (QEMU guest)"
     #: actions left out of the run because this kernel cannot run their call -> why
     left_out: dict[str, str] = field(default_factory=dict)
+    #: the only actions explored (`conform --actions`); empty: every action of the design
+    actions: tuple[str, ...] = ()
 
     def summary(self) -> str:
         flaky = f", {self.unconfirmed} unconfirmed" if self.unconfirmed else ""
         on = f" on {self.kernel}" if self.kernel else ""
+        only = f", actions {', '.join(self.actions)} only" if self.actions else ""
         return (f"conform: {self.traces:,} traces, {self.steps:,} steps, "
-                f"{self.divergent} divergences{flaky} ({self.seconds:.0f} s){on}")
+                f"{self.divergent} divergences{flaky} ({self.seconds:.0f} s){on}{only}")
 
     @property
     def divergent(self) -> int:

@@ -1,9 +1,12 @@
 """What a conformance run leaves out because the kernel cannot run it: memfd_create's
 MFD_HUGETLB (no free huge pages, `--no-hugetlb`) or MFD_HUGE_1GB (1 GiB pages are left out
 unless asked: each job would need free 1 GiB pages), and the actions whose call needs what
-the kernel lacks (/dev/udmabuf, io_uring)."""
+the kernel lacks (/dev/udmabuf, io_uring); and `--actions`, the actions a run is restricted
+to."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from model.lang.design import Design
 
@@ -67,3 +70,15 @@ def restrict_capabilities(design: Design) -> tuple[Design, dict[str, str]]:
     if gone:
         design = design.derive(design.name, design.doc, kernel=design.kernel, drop=sorted(gone))
     return design, gone
+
+
+def only_actions(design: Design, names: Sequence[str]) -> Design:
+    """`design` with the actions `names` alone (`conform --actions`): the calls around a
+    patch, explored deeper than every call could be. KeyError naming the unknown ones."""
+    have = [a.name for a in design.actions]
+    unknown = [n for n in names if n not in have]
+    if unknown:
+        raise KeyError(f"design {design.name} has no action {', '.join(unknown)} (its "
+                       f"actions: {', '.join(have)})")
+    drop = sorted(set(have) - set(names))
+    return design.derive(design.name, design.doc, kernel=design.kernel, drop=drop)

@@ -17,6 +17,7 @@ from checker import kernel_replay
 from checker.cli import main
 from model import designs, vocab
 from model.lang.design import Design
+from tests.conftest import run
 from traces import kernel
 from traces.kernel import KernelRun, capability
 from traces.trace import Err, Ret
@@ -326,6 +327,32 @@ def test_conform_cli_summary(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert re.search(r"^conform: [\d,]+ traces, [\d,]+ steps, 0 divergences \(\d+ s\) on "
                      r"kernel \S+ \(this machine\)$", out.splitlines()[-1]), out
+
+
+@pytest.mark.kernel
+def test_conform_actions_restricts_the_run_and_says_so(capsys: pytest.CaptureFixture[str]
+                                                       ) -> None:
+    """--actions explores those actions alone, to a depth every call would not reach, and
+    the summary names them."""
+    need("pidns")
+    only = "memfd_create,fcntl_add_seals,ftruncate,fchmod,close"
+    assert main(["conform", "--actions", only, "--scope", "pages=2,fds=1,depth=3", "--random",
+                 "10", "--length", "5", "--no-hugetlb", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    tested = re.search(r"^conform: steps compared per action: (.*)$", out, re.M)
+    assert tested is not None, out
+    assert {t.split()[0] for t in tested.group(1).split(", ")} <= set(only.split(",")), out
+    assert out.splitlines()[-1].endswith(f"actions {only.replace(',', ', ')} only"), out
+
+
+@pytest.mark.parametrize("actions, why", [
+    ("memfd_create,teleport", "has no action teleport"),
+    (" , ", "no action named"),
+])
+def test_conform_actions_refuses_what_the_design_lacks(actions: str, why: str) -> None:
+    p = run("conform", "--actions", actions, "--random", "1")
+    assert p.returncode == 2 and why in p.stderr and "Traceback" not in p.stderr, p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1, p.stderr
 
 
 def test_conform_leaves_out_gigantic_files_unless_asked() -> None:
