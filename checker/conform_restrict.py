@@ -49,9 +49,6 @@ def restrict_hugetlb(design: Design, *, gigantic_only: bool = False) -> Design:
                          kernel=design.kernel)
 
 
-__all__ = ["is_gigantic", "offers_hugetlb", "restrict_hugetlb"]
-
-
 def restrict_capabilities(design: Design) -> tuple[Design, dict[str, str]]:
     """`design` without the actions whose call needs what this kernel lacks (the registry
     entry's needs: /dev/udmabuf, io_uring, KVM; huge pages are restrict_hugetlb's), and why:
@@ -82,3 +79,7 @@ def only_actions(design: Design, names: Sequence[str]) -> Design:
                        f"actions: {', '.join(have)})")
     drop = sorted(set(have) - set(names))
     return design.derive(design.name, design.doc, kernel=design.kernel, drop=drop)
+
+
+__all__ = ["is_gigantic", "offers_hugetlb", "only_actions", "restrict_capabilities",
+           "restrict_hugetlb"]

@@ -42,11 +42,11 @@ Argument kinds (`Param.kind`):
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Literal
 
 from model import vocab
-from traces.trace import Arg, Int, Lst, New, Ref, Ret, Step, Str, Struct, Sym
+from traces.trace import Arg, Int, Lst, Ref, Ret, Step, Str, Struct, Sym
 
 __all__ = [
     "EXTRA_CONSTANTS",
@@ -421,9 +421,11 @@ _ENTRIES: tuple[Syscall, ...] = (
             via="ioctl(UDMABUF_CREATE) on /dev/udmabuf (flags 0)"),
     Syscall("unpin", None, (PIN,), "release a pin",
             via="drain and close the pipe, unregister the io_uring buffer, or close the dmabuf"),
+    # no needs of its own: the step that made the pin (gup_pin: io_uring, udmabuf:
+    # /dev/udmabuf) already needs what writing through it takes
     Syscall("dma_write", None, (PIN,), "a device write through a FOLL_WRITE pin",
-            needs=_IO_URING, via="an io_uring IORING_OP_READ_FIXED into the pinned buffer, or "
-            "a store through a shared mapping of a udmabuf pin's dmabuf"),
+            via="an io_uring IORING_OP_READ_FIXED into the pinned buffer, or a store through "
+            "a shared mapping of a udmabuf pin's dmabuf"),
     Syscall("io_uring_write", None, (FD, _p("buffer", "str"), _p("count", "int"),
                                      _p("offset", "int")),
             "write count bytes (buf repeated) at offset", needs=_IO_URING,
@@ -607,17 +609,11 @@ def lower_steps(steps: Sequence[Step]) -> list[Op]:
     TraceError "step N: ..." at the first step that cannot be lowered."""
     ops: list[Op] = []
     page, created = PAGE, False
-    dmabufs: set[str] = set()  # the pins a udmabuf step made
     for i, step in enumerate(steps, 1):
         try:
             ops.append(lower(step, page))
         except TraceError as err:
             raise type(err)(f"step {i}: {err}") from None
-        if step.call == "udmabuf" and isinstance(step.outcome, New):
-            dmabufs.add(step.outcome.name)
-        elif step.call == "dma_write" and ops[-1].args and ops[-1].args[0] in dmabufs:
-            # a device write through a dmabuf is a store through its mapping: no io_uring
-            ops[-1] = replace(ops[-1], needs=_UDMABUF)
         if step.call == "memfd_create" and not created:
             created = True
             page = (1 << 30 if "hugetlb_1g" in ops[-1].needs
