@@ -28,6 +28,15 @@ Arr = npt.NDArray[Any]
 
 _ATOM = re.compile(r"-?\d+|True|False|[A-Za-z_]\w*")
 _INT = re.compile(r"-?\d+")
+
+
+def _int64(v: int, sort: SortT) -> int:
+    """A 64-bit word's value as the int64 the arrays hold (two's complement: a word has
+    bitwise operations and equality only, which agree on either reading); any other value
+    as it is."""
+    if isinstance(sort, tuple) and sort[0] == "bv" and width_of(sort) == 64 and v >= 1 << 63:
+        return v - (1 << 64)
+    return v
 _LIT = {"True": True, "False": False}
 _FOLD: dict[str, Callable[[Any, Any], Any]] = {
     "band": lambda x, y: x & y, "bor": lambda x, y: x | y, "bxor": lambda x, y: x ^ y,
@@ -83,7 +92,9 @@ class CodeGen:
 
     def _code(self, e: E) -> str:
         if e.op == "const":
-            return repr(bool(e.val)) if e.sort == BOOL else repr(int(e.val))  # type: ignore[call-overload]
+            if e.sort == BOOL:
+                return repr(bool(e.val))
+            return repr(_int64(int(e.val), e.sort))  # type: ignore[call-overload]
         if e.op == "var":
             scope, name = var_key(e)
             return self.rename.get(f"{scope}_{name}", f"{scope}_{name}")
@@ -109,19 +120,22 @@ class CodeGen:
             return f"np.where({a[0]}, {a[1]}, {a[2]})"
         if op == "bnot":
             if _INT.fullmatch(a[0]):
-                return repr(~int(a[0]) & ((1 << width_of(e.sort)) - 1))
-            code = f"(np.invert({a[0]}) & {(1 << width_of(e.sort)) - 1})"
+                return repr(_int64(~int(a[0]) & ((1 << width_of(e.sort)) - 1), e.sort))
+            code = (f"np.invert({a[0]})" if width_of(e.sort) == 64 else
+                    f"(np.invert({a[0]}) & {(1 << width_of(e.sort)) - 1})")
             self.inverse[code] = a[0]
             return code
         if op == "resize":
             if _INT.fullmatch(a[0]):
-                return repr(int(a[0]) & ((1 << width_of(e.sort)) - 1))
+                return repr(_int64(int(a[0]) & ((1 << width_of(e.sort)) - 1), e.sort))
+            if width_of(e.sort) == 64:  # a narrower word's value, already within 64 bits
+                return a[0]
             return f"({a[0]} & {(1 << width_of(e.sort)) - 1})"
         x, y = a
         if x in _LIT and y in _LIT:
             return repr(_FOLD[op](_LIT[x], _LIT[y]))
         if _INT.fullmatch(x) and _INT.fullmatch(y):
-            return repr(_FOLD[op](int(x), int(y)))
+            return repr(_int64(_FOLD[op](int(x), int(y)), e.sort))
         if x == y and op in ("eq", "le"):
             return "True"
         if x == y and op in ("ne", "lt"):
