@@ -164,6 +164,9 @@ STAT_MODE = {"S_IFREG": S_IFREG}
 #: include/uapi/linux/fcntl.h: newfstatat()'s flag for "the descriptor itself"
 AT_EMPTY_PATH = 0x1000
 AT_FLAGS = {"AT_EMPTY_PATH": AT_EMPTY_PATH}
+#: file_getattr()/file_setattr()'s at_flags (fs/file_attr.c), as strace's file_attr_flags
+AT_SYMLINK_NOFOLLOW = 0x100
+FILE_ATTR_AT_FLAGS = {"AT_SYMLINK_NOFOLLOW": AT_SYMLINK_NOFOLLOW, "AT_EMPTY_PATH": AT_EMPTY_PATH}
 MADV_ADVICE = dict(sorted({"MADV_REMOVE": MADV_REMOVE, **MADV_OTHER}.items(),
                           key=lambda kv: -kv[1]))
 #: include/uapi/linux/mman.h: mremap()'s flags, in bit order
@@ -206,7 +209,7 @@ FS_IOC_FSGETXATTR, FS_IOC_FSSETXATTR = 0x801C581F, 0x401C5820
 CONSTANTS: dict[str, int] = {
     **MFD_FLAGS, **SEALS, **FALLOC_FLAGS, **PROT_FLAGS, **MAP_FLAGS, **OPEN_FLAGS,
     **GMEM_FLAGS, **MEMSLOT_FLAGS, **FCNTL_CMDS, **MADV_ADVICE, **MFD_HUGE_SIZES, **RWF_FLAGS,
-    **MREMAP_FLAGS, **STAT_MODE, **AT_FLAGS,
+    **MREMAP_FLAGS, **STAT_MODE, **FILE_ATTR_AT_FLAGS,
     "O_RDONLY": O_RDONLY, "PROT_NONE": PROT_NONE,
     "KVM_CREATE_VM": KVM_CREATE_VM, "KVM_CREATE_GUEST_MEMFD": KVM_CREATE_GUEST_MEMFD,
     "KVM_SET_USER_MEMORY_REGION2": KVM_SET_USER_MEMORY_REGION2,
@@ -263,7 +266,8 @@ def parse_flags(text: str, family: dict[str, int] | None = None) -> int:
 ERRNO: dict[str, int] = {name: getattr(_errno, name) for name in (
     "EPERM", "ENOENT", "EINTR", "EIO", "EBADF", "EAGAIN", "ENOMEM", "EACCES", "EFAULT",
     "EBUSY", "EEXIST", "ENODEV", "EINVAL", "EMFILE", "ENOSPC", "ESPIPE", "EFBIG",
-    "ENOTTY", "EOPNOTSUPP", "ENOSYS", "ETXTBSY", "ENOEXEC", "ENOTDIR", "EOVERFLOW", "EXDEV")}
+    "ENOTTY", "EOPNOTSUPP", "ENOSYS", "ETXTBSY", "ENOEXEC", "ENOTDIR", "EOVERFLOW", "EXDEV",
+    "E2BIG")}
 ERRNO_NAME: dict[int, str] = {v: k for k, v in ERRNO.items()}
 SIGNALS: dict[str, int] = {"SIGSEGV": 11, "SIGBUS": 7}
 SIGNAL_NAME: dict[int, str] = {v: k for k, v in SIGNALS.items()}
@@ -280,4 +284,5 @@ STRERROR: dict[str, str] = {
     "ENOSYS": "Function not implemented", "ETXTBSY": "Text file busy",
     "ENOEXEC": "Exec format error", "ENOTDIR": "Not a directory",
     "EOVERFLOW": "Value too large for defined data type", "EXDEV": "Invalid cross-device link",
+    "E2BIG": "Argument list too long",
 }

@@ -11,8 +11,8 @@ from properties.views import TransitionView
 
 #: designs whose shmem has no ->fileattr_set (before 6.0): the flags are never set there
 PRE_FSFLAGS = ("memfd@5.17", "v5-inaccessible", "v5-flags")
-#: kernel designs that leave FS_IOC_FSSETXATTR out (its masks were not probed there)
-NO_SETXATTR = ("memfd@6.12", "memfd@7.3-rc")
+#: kernel designs without file_setattr() (v6.17)
+NO_FILE_SETATTR = ("memfd@6.1", "memfd@6.12")
 
 
 @prop("immutable-file-unchanged", "action", """While FS_IMMUTABLE_FL (chattr +i) is set,
@@ -71,10 +71,21 @@ def w_append_set(t: TransitionView) -> E:
 @prop("sometimes-xattr-sets-immutable", "sometimes-action", """FS_IOC_FSSETXATTR (xfs_io's
       chattr, FS_XFLAG_IMMUTABLE) makes a file immutable: the second path to the flag that
       immutable-mode-fixed and immutable-file-unchanged speak of is not vacuous. Not before
-      6.0, nor in the kernel designs that leave the call out.""",
+      6.0.""",
       "ioctl_fssetxattr(), shmem_fileattr_set()",
-      expect=dict.fromkeys((*PRE_FSFLAGS, *NO_SETXATTR), NOT_WITNESSED))
+      expect=dict.fromkeys(PRE_FSFLAGS, NOT_WITNESSED))
 def w_xattr_immutable(t: TransitionView) -> E:
     if not t.is_("fs_setxattr"):
+        return false
+    return t.ok & immutable(t.n)
+
+
+@prop("sometimes-file-setattr-sets-immutable", "sometimes-action", """file_setattr(2)
+      (v6.17: fd, "", FS_XFLAG_IMMUTABLE, AT_EMPTY_PATH) makes a file immutable: the third
+      path to the flag is not vacuous. Not before 6.0, nor on 6.1 and 6.12 (no such call).""",
+      "file_setattr(), shmem_fileattr_set()",
+      expect=dict.fromkeys((*PRE_FSFLAGS, *NO_FILE_SETATTR), NOT_WITNESSED))
+def w_file_setattr_immutable(t: TransitionView) -> E:
+    if not t.is_("file_setattr"):
         return false
     return t.ok & immutable(t.n)

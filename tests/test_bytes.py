@@ -13,6 +13,7 @@ import pytest
 from checker.interpreter import interpreter_for
 from checker.replay import TraceInputError, model_outcomes
 from model import designs
+from model.vocab import AT_EMPTY_PATH
 from traces.textfmt import parse_trace
 
 LLONG_MAX = (1 << 63) - 1
@@ -94,7 +95,17 @@ def test_every_rule_the_search_never_fires_is_decided_by_replay() -> None:
              ("mremap", m, {"m": 0, "old": 2, "new": 3, "flags": 1, "mpages": 1}),
              ("mremap", m, {"m": 0, "old": 1, "new": 2, "flags": 1, "mpages": 1}),
              ("fs_setxattr", st, {"fd": 0, "xflags": 0, "extsize": 0, "projid": (1 << 32) - 1,
-                                  "cowextsize": 0})]
+                                  "cowextsize": 0}),
+             *(("file_setattr", st, {"fd": 0, "path": 0, "xflags": 0, "extsize": 0,
+                                     "projid": 0, "cowextsize": 0, "usize": 24,
+                                     "at_flags": AT_EMPTY_PATH, **p}) for p in (
+                 {"at_flags": AT_EMPTY_PATH | 1}, {"usize": 4097}, {"usize": 23},
+                 {"at_flags": 0}, {"at_flags": 0, "path": 1}, {"projid": (1 << 32) - 1},
+                 {"xflags": 0x1000}, {"projid": 1}, {"xflags": 0x20})),
+             *(("file_getattr", st, {"fd": 0, "path": 0, "usize": 24, "at_flags": AT_EMPTY_PATH,
+                                     **p}) for p in (
+                 {"at_flags": AT_EMPTY_PATH | 1}, {"usize": 4097}, {"usize": 23},
+                 {"at_flags": 0}, {"at_flags": 0, "path": 1}))]
     decided = {(a, ex.apply(ex.by_name[a], at, p).rule) for a, at, p in calls}
     assert decided == set(REPLAY_ONLY)
 
@@ -121,7 +132,7 @@ PREFIXES = ["", "fcntl(3, F_ADD_SEALS, F_SEAL_GROW) = 0\n",
 
 def _line(rng: random.Random) -> str:
     a, b = _values(rng), _values(rng)
-    call = rng.randrange(21)
+    call = rng.randrange(23)
     if call == 0:
         return f"ftruncate(3, {a}) = ?"
     if call == 1:
@@ -182,6 +193,19 @@ def _line(rng: random.Random) -> str:
                 f"fsx_projid={proj}, fsx_cowextsize={cow}}}) = ?")
     if call == 20:  # xfs_io lsattr: the flags as xflags, the model's against the kernel's
         return "ioctl(3, FS_IOC_FSGETXATTR, 0x7ffd4a1c0e40) = ?"
+    if call in (21, 22):  # file_setattr/file_getattr: their own checks, then the ioctl's
+        size = rng.choice((24, 24, 23, 32, 4096, 4097, abs(a) % (1 << 64)))
+        flags = rng.choice(("AT_EMPTY_PATH", "AT_EMPTY_PATH", "0", "AT_EMPTY_PATH|0x1",
+                            "AT_EMPTY_PATH|AT_SYMLINK_NOFOLLOW"))
+        path = rng.choice(('""', '""', "NULL"))
+        if call == 22:
+            return f"file_getattr(3, {path}, 0x7ffd4a1c0e40, {size}, {flags}) = ?"
+        xflags = rng.choice(("0", "FS_XFLAG_IMMUTABLE", "FS_XFLAG_APPEND|FS_XFLAG_NODUMP",
+                             "FS_XFLAG_HASATTR", "FS_XFLAG_SYNC", "0x20000",
+                             hex(1 << rng.randrange(64)), str(abs(b) % (1 << 64))))
+        ext, proj = (rng.choice((0, 0, 1, 0xFFFFFFFF)) for _ in range(2))
+        return (f"file_setattr(3, {path}, {{fa_xflags={xflags}, fa_extsize={ext}, "
+                f"fa_projid={proj}, fa_cowextsize=0}}, {size}, {flags}) = ?")
     return f"load(m1, {rng.choice((0, 4095, 4096, 8191, abs(b) % 12288))}) = ?"
 
 

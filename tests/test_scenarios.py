@@ -85,6 +85,8 @@ EXTRA = {  # not from the selftest
         "chattr-append-only", "chattr-immutable-still-written"],
     "xfs_io's chattr (FS_IOC_FSSETXATTR): the same flags by struct fsxattr (issue 15)": [
         "xfs-io-chattr-immutable"],
+    "file_setattr(2)/file_getattr(2) (v6.17): the same flags by struct file_attr "
+    "(issue 15)": ["file-setattr-immutable"],
     "PROT_EXEC mappings, MFD_NOEXEC_SEAL's reach (issue 15)": ["noexec-seal-exec-mapping"],
     "tmpfs files on /dev/shm (shm_open, shm_unlink): born F_SEAL_SEAL (issue 15)": [
         "tmpfs-shm-open"],

@@ -468,3 +468,23 @@ def test_a_udmabuf_stops_the_judging_of_the_memfds_it_may_pin() -> None:
     assert v[6].verdict == "agrees"
     assert v[7].verdict == "outside" and "udmabuf" in (v[7].reason or "")
     assert v[8].verdict == "outside" and v[8].reason == "after an unjudged call at 7"
+
+
+def test_file_setattr_is_judged_and_an_undecoded_one_stops_the_judging() -> None:
+    """strace 6.17 decodes file_setattr/file_getattr: judged as the model's calls (else the
+    EPERM of a later fchmod, the flag they set, would be a disagreement). An older strace prints
+    them as syscall_0x1d5/syscall_0x1d4 with the descriptor first: outside, and the set stops
+    the judging of the memfd (the get changes nothing)."""
+    set_ = ('file_setattr(3, "", {fa_xflags=FS_XFLAG_IMMUTABLE, fa_extsize=0, fa_projid=0, '
+            "fa_cowextsize=0}, 24, AT_EMPTY_PATH) = 0\n")
+    get = ('file_getattr(3, "", {fa_xflags=FS_XFLAG_IMMUTABLE, fa_extsize=0, fa_nextents=0, '
+           "fa_projid=0, fa_cowextsize=0}, 24, AT_EMPTY_PATH) = 0\n")
+    head = 'memfd_create("t", MFD_ALLOW_SEALING) = 3\n'
+    tail = "fchmod(3, 0600) = -1 EPERM (Operation not permitted)\n"
+    v = {x.line: x for x in judge_log(parse_log(head + set_ + get + tail)).verdicts}
+    assert [v[n].verdict for n in (1, 2, 3, 4)] == ["agrees"] * 4
+    old = (head + "syscall_0x1d4(0x3, 0x55d0c1a2b004, 0x7ffd3b1c2a40, 0x18, 0x1000, 0) = 0\n"
+           + "syscall_0x1d5(0x3, 0x55d0c1a2b004, 0x7ffd3b1c2a40, 0x18, 0x1000, 0) = 0\n" + tail)
+    v = {x.line: x for x in judge_log(parse_log(old)).verdicts}
+    assert v[2].verdict == "outside" and v[3].verdict == "outside"
+    assert v[4].verdict == "outside" and v[4].reason == "after an unjudged call at 3"

@@ -16,7 +16,7 @@ from model.lang.callspec import ShmPath
 from traces import uring
 from traces.rawsys import ename as _ename
 from traces.rawsys import syscall as _syscall
-from traces.syscalls import SYSCALLS
+from traces.syscalls import FILE_ATTR_FIELDS, SYSCALLS
 from traces.trace import Err, Outcome, Ret
 
 __all__ = ["SHM_DIR", "PathCalls", "created_paths", "exec_in_child", "private_dev_shm"]
@@ -105,8 +105,24 @@ def _nr(call: str) -> int:
     return nr
 
 
+def file_attr_buffer(vals: dict[str, int], usize: int, poison: bool) -> ctypes.Array[ctypes.c_char]:
+    """struct file_attr (traces.syscalls.FILE_ATTR_FIELDS) in a buffer of usize bytes (at least
+    the struct's 24, at most a page and one byte: the kernel refuses more before reading it)
+    and zero past the struct (copy_struct_from_user() refuses a non-zero tail: E2BIG); with
+    `poison`, every byte 0x5a (file_getattr's output: a field it does not write shows)."""
+    n = max(24, min(usize, 4097))
+    if poison:
+        return ctypes.create_string_buffer(b"\x5a" * n, n)
+    raw = b"".join((vals.get(f, 0) % (1 << bits)).to_bytes(bits // 8, "little")
+                   for f, bits in FILE_ATTR_FIELDS)
+    return ctypes.create_string_buffer(raw + bytes(n - len(raw)), n)
+
+
 class PathCalls:
-    """exec and io_uring calls; the executor provides real(), result(), path(), payload()."""
+    """exec, io_uring and file_[gs]etattr calls; the executor provides real(), result(),
+    path(), payload() and `filled` (the step's outputs)."""
+
+    filled: dict[str, int]
 
     def real(self, tfd: int) -> int:
         raise NotImplementedError
@@ -134,6 +150,27 @@ class PathCalls:
         name, av, ev = self.path(path), _strings(argv), _strings(envp)
         return self.result(*exec_in_child(_nr("execve"), ctypes.addressof(name),
                                           ctypes.addressof(av), ctypes.addressof(ev)))
+
+    def file_attr(self, call: str, fd: int, path: bytes | None, attr: dict[str, int],
+                  usize: int, flags: int) -> Outcome:
+        name = None if path is None else self.path(path)
+        buf = file_attr_buffer(attr, usize, poison=call == "file_getattr")
+        r, e = _syscall(_nr(call), self.real(fd), 0 if name is None else ctypes.addressof(name),
+                    ctypes.addressof(buf), usize, flags)
+        if r == 0 and call == "file_getattr":  # the struct it filled: the step's outputs
+            raw, at = buf.raw, 0
+            for f, bits in FILE_ATTR_FIELDS:
+                self.filled[f] = int.from_bytes(raw[at:at + bits // 8], "little")
+                at += bits // 8
+        return self.result(r, e)
+
+    def do_file_setattr(self, fd: int, path: bytes | None, attr: dict[str, int], usize: int,
+                        flags: int) -> Outcome:
+        return self.file_attr("file_setattr", fd, path, attr, usize, flags)
+
+    def do_file_getattr(self, fd: int, path: bytes | None, attr: dict[str, int], usize: int,
+                        flags: int) -> Outcome:
+        return self.file_attr("file_getattr", fd, path, attr, usize, flags)
 
     def uring_op(self, op: int, fd: int, off: int, addr: int, length: int) -> Outcome:
         """One io_uring operation on the trace's fd: the CQE's result."""

@@ -102,7 +102,8 @@ def output_text(design: Design, label: str, value: int) -> str:
 
 def shown_outputs(step: Step) -> dict[str, int]:
     """The outputs a trace line shows (a `stat` argument's st_mode, st_size, FS_IOC_GETFLAGS's
-    `[N]`, FS_IOC_FSGETXATTR's struct fields), read by the registry (traces.syscalls.lower)."""
+    `[N]`, FS_IOC_FSGETXATTR's and file_getattr's struct fields), read by the registry
+    (traces.syscalls.lower)."""
     try:
         op = lower(step)
     except TraceError:
@@ -113,7 +114,7 @@ def shown_outputs(step: Step) -> dict[str, int]:
         a = op.args[2]
         return {k: v for k, v in a.items() if isinstance(v, int)} if isinstance(a, dict) else {}
     return {k: v for p, a in zip(SYSCALLS[op.call].params, op.args, strict=False)
-            if p.kind == "stat" and isinstance(a, dict) for k, v in a.items()
+            if p.kind in ("stat", "attr_out") and isinstance(a, dict) for k, v in a.items()
             if isinstance(v, int)}
 
 

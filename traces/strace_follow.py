@@ -44,12 +44,14 @@ FD_FIRST = frozenset({
     "fdatasync", "fadvise64", "flock", "fgetxattr", "fsetxattr", "flistxattr", "fremovexattr",
     "sync_file_range", "readahead", "sendfile", "splice", "tee", "copy_file_range", "fchdir",
     "fstatfs64", "fexecve", "execveat", "getdents64", "linkat", "fchmodat", "fchmodat2",
-    "fchownat", "name_to_handle_at", "mmap"})
+    "fchownat", "name_to_handle_at", "mmap", "file_setattr", "file_getattr",
+    # file_getattr/file_setattr (468, 469) as a strace older than 6.17 prints them
+    "syscall_0x1d4", "syscall_0x1d5"})
 #: calls that change nothing the model represents (its state): refused as outside the model,
 #: they do not stop the judging of the memfd's later calls
 OBSERVERS = frozenset({"fstat", "newfstatat", "statx", "fstatfs", "fstatfs64", "fgetxattr",
                        "flistxattr", "readlink", "readlinkat", "fadvise64", "flock",
-                       "fsync", "fdatasync", "readahead"})
+                       "fsync", "fdatasync", "readahead", "syscall_0x1d4"})
 #: calls that take an address range first
 ADDR_CALLS = frozenset({"munmap", "mprotect", "madvise", "mremap", "msync", "mlock", "mlock2",
                         "munlock", "mbind", "pkey_mprotect", "remap_file_pages"})

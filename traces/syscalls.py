@@ -37,6 +37,11 @@ Argument kinds (`Param.kind`):
              strace showed instead (its envp) or NULL -> None: an empty list is passed
 * ``ptr``    a pointer to a number the call reads, `[N]` as strace prints it -> N; NULL
              -> None (copy_file_range's offsets)
+* ``attr``   a struct file_attr the call reads, as strace prints it ({fa_xflags=..., ...}):
+             file_setattr's fields -> {field: int}
+* ``attr_out`` a struct file_attr the call fills (file_getattr): the fields shown, as
+             ``stat``'s (each a step output named by its field, `FILE_ATTR_FIELDS`); an
+             address strace showed instead (a failed call) -> {}
 """
 
 from __future__ import annotations
@@ -54,6 +59,7 @@ __all__ = [
     "FCNTL_DUPFD_CMDS",
     "FD_FIELDS",
     "FD_LIMIT",
+    "FILE_ATTR_FIELDS",
     "INT_IOCTLS",
     "IOCTL_FD_CREATORS",
     "IOCTL_STRUCTS",
@@ -154,7 +160,11 @@ class Unrunnable(TraceError):
 
 
 Kind = Literal["fd", "newfd", "int", "flags", "str", "str?", "path", "map", "pin", "ioctl",
-               "iov", "stat", "argv", "ptr"]
+               "iov", "stat", "argv", "ptr", "attr", "attr_out"]
+#: struct file_attr (include/uapi/linux/fs.h, FILE_ATTR_SIZE_VER0 = 24 bytes): (field, bits) in
+#: layout order
+FILE_ATTR_FIELDS = (("fa_xflags", 64), ("fa_extsize", 32), ("fa_nextents", 32),
+                    ("fa_projid", 32), ("fa_cowextsize", 32))
 #: the struct stat fields a `stat` argument carries (the fields the model judges: the
 #: executor fills them, replay compares them with the trace's and the model's)
 STAT_SHOWN = ("st_mode", "st_size")
@@ -269,6 +279,15 @@ def _fcntl(v: list[Operand]) -> set[str]:
     """F_ADD_SEALS, F_GET_SEALS and the descriptor-flag commands only."""
     if not isinstance(v[1], int) or v[1] not in FCNTL_CMDS:
         raise TraceError(f"unsupported fcntl command {v[1]!r}")
+    return set()
+
+
+def _file_attr(v: list[Operand]) -> set[str]:
+    """struct file_attr's own fields only."""
+    attr = v[2]
+    unknown = set(attr) - {f for f, _ in FILE_ATTR_FIELDS} if isinstance(attr, dict) else set()
+    if unknown:
+        raise TraceError(f"struct file_attr: unknown fields {sorted(unknown)}")
     return set()
 
 
@@ -437,6 +456,15 @@ _ENTRIES: tuple[Syscall, ...] = (
                                          _p("offset", "int"), _p("len", "int")),
             "allocate or punch a range", needs=_IO_URING,
             via="io_uring: one IORING_OP_FALLOCATE (the CQE's result)"),
+    Syscall("file_setattr", 469, (FD, _p("path", "str?"), _p("attr", "attr"), _p("usize", "int"),
+                                  _p("at_flags", "flags", vocab.FILE_ATTR_AT_FLAGS)),
+            "set a file's xflags from a struct file_attr (zero past its 24 bytes, to usize)",
+            check=_file_attr),
+    Syscall("file_getattr", 468, (FD, _p("path", "str?"), _p("attr", "attr_out"),
+                                  _p("usize", "int"),
+                                  _p("at_flags", "flags", vocab.FILE_ATTR_AT_FLAGS)),
+            "read a file's xflags into a struct file_attr of usize bytes; its fields are "
+            "compared", check=_file_attr),
     Syscall("ioctl", 16, (FD, _p("request", "int"), _p("arg", "ioctl", optional=True)),
             "the KVM ioctls (KVM_CREATE_VM, KVM_CREATE_GUEST_MEMFD, ...) and chattr's "
             "FS_IOC_SETFLAGS and FS_IOC_GETFLAGS", check=_ioctl),
@@ -556,6 +584,12 @@ def _operand(kind: Kind, arg: Arg, where: str, page: int) -> Operand:
         if arg == Sym("NULL") or (isinstance(arg, Int) and arg.value == 0):
             return None
         raise TraceError(f"{where}: expected [N] (a pointer to a number) or NULL")
+    if kind in ("attr", "attr_out"):
+        if isinstance(arg, Struct):
+            return _struct(arg, where, page)
+        if isinstance(arg, Int) and kind == "attr_out":  # a failed call's: no fields
+            return {}
+        raise TraceError(f"{where}: expected a struct file_attr {{fa_xflags=..., ...}}")
     if kind == "iov":  # a write's iov_base repeated; an address or a read's: zeroed
         return tuple((string_bytes(b or ""), n) for b, n in iovec_items(arg, where))
     if isinstance(arg, Struct):  # ioctl

@@ -441,7 +441,8 @@ def with_two_sessions(name: str, doc: str, fixed: bool) -> Design:
     # chattr, which no rule of luo reads (and whose two bits the state has no room for;
     # memfd+luo has already dropped FS_IOC_GETFLAGS and its two)
     return _derive("memfd+luo", name, doc, fields=L1_FIELDS, add=(pres2, close2),
-                   drop=("fs_setflags", "fs_setxattr"), drop_fields=("s_immutable", "s_append"),
+                   drop=("fs_setflags", "fs_setxattr", "file_setattr"),
+                   drop_fields=("s_immutable", "s_append"),
                    default_scope={"maps": 0, "pins": 0},
                    edit={"luo_preserve": lambda a: pres,
                          "luo_unpreserve": lambda a: a.replace_rule("preserved", _own_session)

@@ -34,7 +34,14 @@ from model.designs.memfd_access import (
 from model.designs.memfd_exec import EXEC
 from model.designs.memfd_explored import REPLAY_ACTIONS, REPLAY_ONLY
 from model.designs.memfd_fpos import FPOS_ACTIONS
-from model.designs.memfd_fsflags import FS_FSGETXATTR, FS_FSSETXATTR, FS_GETFLAGS, FS_SETFLAGS
+from model.designs.memfd_fsflags import (
+    FILE_GETATTR,
+    FILE_SETATTR,
+    FS_FSGETXATTR,
+    FS_FSSETXATTR,
+    FS_GETFLAGS,
+    FS_SETFLAGS,
+)
 from model.designs.memfd_mremap import MREMAP
 from model.designs.memfd_open import REOPEN, TMPFS_ACTIONS
 from model.designs.memfd_pages import (
@@ -668,6 +675,8 @@ ACTIONS: tuple[Action, ...] = (
     FS_GETFLAGS,  # lsattr
     FS_FSSETXATTR,  # xfs_io chattr
     FS_FSGETXATTR,  # xfs_io lsattr
+    FILE_SETATTR,  # file_setattr(2), v6.17
+    FILE_GETATTR,  # file_getattr(2)
     Action("fstat", (P("fd", FD, FD_ALL),), fstat_body, "newfstatat",
            (Fd("fd"), C('""'), STAT, C("AT_EMPTY_PATH")),
            "fstat (glibc's newfstatat(fd, \"\", &st, AT_EMPTY_PATH)): st_size and st_mode",

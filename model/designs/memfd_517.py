@@ -246,12 +246,13 @@ def build() -> Design:
         # copy_file_range() into a memfd (5.19 reworked the latter's splice fallback) and the
         # vectored calls (pwritev2()/preadv2()'s RWF_* set): those 6.18 paths are left out of
         # the historical designs rather than assumed. tmpfs took FS_IOC_SETFLAGS in 6.0
-        # (e408e695f5f1): 5.17's shmem has no ->fileattr_set (ENOTTY), dropped likewise
+        # (e408e695f5f1): 5.17's shmem has no ->fileattr_set (ENOTTY), dropped likewise, and
+        # file_getattr()/file_setattr() are v6.17
         # udmabuf (memfd_pin_folios() is 6.11) likewise
         drop=("mem_write", "madvise", "vm_write", "splice_write", "copy_file_range", "udmabuf",
               "pwritev2", "preadv2", "pwritev2_fpos", "preadv2_fpos", "pwritev", "preadv",
               "writev", "readv", "fs_setflags", "fs_getflags", "fs_setxattr",
-              "fs_getxattr",
+              "fs_getxattr", "file_setattr", "file_getattr",
               # the one tmpfs path the historical designs had is the creation (shmem_mknod()'s
               # VM_NORESERVE, below); the name's later life (open by name, unlink()) is
               # 6.18's, not re-read for 5.17

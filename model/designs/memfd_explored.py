@@ -37,7 +37,16 @@ REPLAY_ONLY = (("pwrite", "pos_overflow"), ("pwrite", "grow_seal_short"),
                ("madvise_remove", "len_wraps"), ("madvise", "unknown_advice"),
                ("madvise", "len_wraps"),
                # FS_IOC_FSSETXATTR explores project id 0 only
-               ("fs_setxattr", "projid_invalid"))
+               ("fs_setxattr", "projid_invalid"),
+               # file_setattr/file_getattr explore "", usize 24 and AT_EMPTY_PATH, and of the
+               # xflags those that set a flag and one outside the mask: their other argument
+               # checks, and the ioctl's refusals (explored there), are replay's (decision
+               # table: tests/test_file_attr.py)
+               *(("file_setattr", r) for r in ("at_flags", "usize_big", "usize_small",
+                                                "empty_path", "null_path", "projid_invalid",
+                                                "extszinherit", "has_fsx", "unsupported")),
+               *(("file_getattr", r) for r in ("at_flags", "usize_big", "usize_small",
+                                                "empty_path", "null_path")))
 
 #: actions the search never takes: their f_pos is the trace's (Action.fpos), so a write,
 #: read or lseek is judged by replay and the decision tables; pwrite64/pread64 explore the

@@ -28,11 +28,14 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from model.designs.memfd_state import FD, FD_ALL, FSFLAG_BITS, SHMEM_FSFLAGS, have_fd
-from model.lang import Action, E, If, Param, Rule, fail, ok, word
+from model.lang import Action, E, If, Not, Param, Rule, enum, fail, ok, word
 from model.lang.action import as_updates
-from model.lang.callspec import C, Fd, Fields, Flags, Num, Out, Ptr
+from model.lang.callspec import C, Choice, Fd, Fields, Flags, Num, Out, Ptr
 from model.lang.schema import StateView, integer
 from model.vocab import (
+    AT_EMPTY_PATH,
+    AT_SYMLINK_NOFOLLOW,
+    FILE_ATTR_AT_FLAGS,
     FS_APPEND_FL,
     FS_FLAGS,
     FS_IMMUTABLE_FL,
@@ -128,13 +131,16 @@ INVALID_PROJID = (1 << 32) - 1  # (projid_t)-1: projid_valid() is false for it
 U32 = integer(0, (1 << 32) - 1)
 
 
-def xflags_mask_rule(mask: int) -> Callable[..., Rule]:
-    """copy_fsxattr_from_user(): an xflag outside FS_XFLAGS_MASK (`mask`) is EOPNOTSUPP, before
-    any inode check (so on hugetlbfs too). The mask arrived with file_getattr/file_setattr
-    (v6.17); 6.1.192 has no such check (probed)."""
+def xflags_mask_rule(mask: int, errno: str = "EOPNOTSUPP",
+                     where: str = "copy_fsxattr_from_user()") -> Callable[..., Rule]:
+    """An xflag outside FS_XFLAGS_MASK (`mask`) is refused before any inode check (so on
+    hugetlbfs too): EOPNOTSUPP in FS_IOC_FSSETXATTR's copy_fsxattr_from_user(), EINVAL in
+    file_setattr()'s file_attr_to_fileattr() (its fa_xflags is a __u64, so any upper bit
+    too). The mask arrived with file_getattr/file_setattr (v6.17); 6.1.192 has no such check
+    in the ioctl (probed)."""
     def rule(s: StateView, xflags: E, **_: E) -> Rule:
-        return fail("EOPNOTSUPP", when=(xflags & ~mask) != 0, label="xflags_mask",
-                    why=f"copy_fsxattr_from_user(): xflags & ~FS_XFLAGS_MASK ({mask:#x})")
+        return fail(errno, when=(xflags & ~mask) != 0, label="xflags_mask",
+                    why=f"{where}: xflags & ~FS_XFLAGS_MASK ({mask:#x})")
     return rule
 
 
@@ -155,23 +161,17 @@ def has_fsx_rule(rdonly: int) -> Callable[..., Rule]:
     return rule
 
 
-def setxattr_body(s: StateView, fd: E, xflags: E, extsize: E, projid: E, cowextsize: E
-                  ) -> list[Rule]:
-    """ioctl(FS_IOC_FSSETXATTR) -> ioctl_fssetxattr() (fs/file_attr.c), as on 6.18.44:
-    copy_fsxattr_from_user() refuses an xflag outside FS_XFLAGS_MASK and drops
-    FS_XFLAG_RDONLY_MASK (PREALLOC, HASATTR); fsx_nextents is copied and never read.
-    vfs_fileattr_set(): hugetlbfs has no ->fileattr_set (ENOTTY); fileattr_set_prepare(): a
-    changed project id must be valid (INVALID_PROJID: EINVAL), FS_XFLAG_EXTSZINHERIT on a
-    non-directory is EINVAL. shmem_fileattr_set(): fileattr_has_fsx() is EOPNOTSUPP, and so
-    are the twins shmem does not keep (SYNC, DAX, PROJINHERIT: SHMEM_FL_USER_MODIFIABLE);
-    else info->fsflags takes the four flags, as FS_IOC_SETFLAGS sets them
-    (CAP_LINUX_IMMUTABLE: the model's caller is root). Any description may ask; seals do not
-    stop it."""
+def fileattr_set_rules(s: StateView, xflags: E, extsize: E, projid: E, cowextsize: E
+                       ) -> list[Rule]:
+    """vfs_fileattr_set() past ->fileattr_set and inode_owner_or_capable() (root), for
+    FS_IOC_FSSETXATTR and file_setattr() alike: fileattr_set_prepare(): a changed project id
+    must be valid (INVALID_PROJID: EINVAL), FS_XFLAG_EXTSZINHERIT on a non-directory is
+    EINVAL; shmem_fileattr_set(): fileattr_has_fsx() is EOPNOTSUPP, and so are the twins shmem
+    does not keep (SYNC, DAX, PROJINHERIT: SHMEM_FL_USER_MODIFIABLE); else info->fsflags takes
+    the four flags, as FS_IOC_SETFLAGS sets them (CAP_LINUX_IMMUTABLE: the model's caller is
+    root). Any description may ask; seals do not stop it."""
     p = {"xflags": xflags, "extsize": extsize, "projid": projid, "cowextsize": cowextsize}
     return [
-        have_fd(s, fd),
-        xflags_mask_rule(XFLAGS_MASK)(s, **p),
-        no_fileattr(s, "vfs_fileattr_set(): hugetlbfs has no ->fileattr_set"),
         fail("EINVAL", when=projid == INVALID_PROJID, label="projid_invalid",
              why="fileattr_set_prepare(): !projid_valid() for a changed project id"),
         fail("EINVAL", when=xflags.has(XFLAG_EXTSZINHERIT), label="extszinherit",
@@ -182,6 +182,20 @@ def setxattr_body(s: StateView, fd: E, xflags: E, extsize: E, projid: E, cowexts
              why="shmem_fileattr_set(): flags & ~SHMEM_FL_USER_MODIFIABLE (SYNC, DAX, "
                  "PROJINHERIT)"),
         ok(0, **as_updates(_flag_updates(s, xflags, XFLAG_OF))),
+    ]
+
+
+def setxattr_body(s: StateView, fd: E, xflags: E, extsize: E, projid: E, cowextsize: E
+                  ) -> list[Rule]:
+    """ioctl(FS_IOC_FSSETXATTR) -> ioctl_fssetxattr() (fs/file_attr.c), as on 6.18.44:
+    copy_fsxattr_from_user() refuses an xflag outside FS_XFLAGS_MASK and drops
+    FS_XFLAG_RDONLY_MASK (PREALLOC, HASATTR); fsx_nextents is copied and never read.
+    vfs_fileattr_set(): hugetlbfs has no ->fileattr_set (ENOTTY); then fileattr_set_rules()."""
+    return [
+        have_fd(s, fd),
+        xflags_mask_rule(XFLAGS_MASK)(s, xflags=xflags),
+        no_fileattr(s, "vfs_fileattr_set(): hugetlbfs has no ->fileattr_set"),
+        *fileattr_set_rules(s, xflags, extsize, projid, cowextsize),
     ]
 
 
@@ -228,3 +242,99 @@ GETXATTR_OUT = Fields((("fsx_xflags", Out("fsx_xflags", family=FS_XFLAGS, bits=X
 FS_FSGETXATTR = Action(
     "fs_getxattr", (Param("fd", FD, FD_ALL),), getxattr_body, "ioctl",
     (Fd("fd"), C("FS_IOC_FSGETXATTR"), GETXATTR_OUT), "xfs_io lsattr: FS_IOC_FSGETXATTR")
+
+
+# ---- file_getattr(2) and file_setattr(2) (v6.17): the same inode flags through a path ------
+#: FILE_ATTR_SIZE_VER0: struct file_attr is {__u64 fa_xflags; __u32 fa_extsize, fa_nextents,
+#: fa_projid, fa_cowextsize} (include/uapi/linux/fs.h)
+FILE_ATTR_SIZE_VER0 = 24
+PAGE_SIZE = 4096
+U64 = integer(0, (1 << 64) - 1)
+#: the path argument: "" (the descriptor itself, with AT_EMPTY_PATH) or NULL; a real path
+#: (/proc/self/fd/N relative to AT_FDCWD) is outside the model
+PATH = Choice("path", {0: '""', 1: "NULL"})
+
+
+def file_attr_checks(s: StateView, path: E, usize: E, at_flags: E, call: str,
+                     *, xflags: E | None = None) -> list[Rule]:
+    """SYSCALL_DEFINE5(file_getattr / file_setattr) (fs/file_attr.c), before the inode: an
+    at_flags bit other than AT_SYMLINK_NOFOLLOW and AT_EMPTY_PATH is EINVAL, a usize over
+    PAGE_SIZE E2BIG and under FILE_ATTR_SIZE_VER0 EINVAL; file_setattr() then copies the
+    struct (copy_struct_from_user(): a larger usize's tail must be zero, which the model's
+    callers pass) and file_attr_to_fileattr() refuses an xflag outside FS_XFLAGS_MASK
+    (EINVAL); getname_maybe_null(): without AT_EMPTY_PATH the path is looked up, "" is
+    ENOENT and NULL EFAULT; with it, "" or NULL mean the descriptor."""
+    rules = [
+        fail("EINVAL", when=(at_flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH)) != 0,
+             label="at_flags", why=f"{call}(): at_flags & ~(AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH)"),
+        fail("E2BIG", when=usize > PAGE_SIZE, label="usize_big",
+             why=f"{call}(): usize > PAGE_SIZE"),
+        fail("EINVAL", when=usize < FILE_ATTR_SIZE_VER0, label="usize_small",
+             why=f"{call}(): usize < FILE_ATTR_SIZE_VER0 (24)"),
+    ]
+    if xflags is not None:
+        rules.append(xflags_mask_rule(XFLAGS_MASK, "EINVAL", "file_attr_to_fileattr()")(
+            s, xflags=xflags))
+    lookup = Not(at_flags.has(AT_EMPTY_PATH))
+    return [*rules,
+            fail("ENOENT", when=lookup & (path == 0), label="empty_path",
+                 why='getname_maybe_null(): "" without AT_EMPTY_PATH is a lookup of no name'),
+            fail("EFAULT", when=lookup & (path == 1), label="null_path",
+                 why="getname_maybe_null(): NULL without AT_EMPTY_PATH is getname(NULL)"),
+            fail("EOPNOTSUPP", when=s.hugetlb, label="no_fileattr",
+                 why=f"vfs_fileattr_{call[5:8]}(): hugetlbfs has no ->fileattr_{call[5:8]} "
+                     f"(ENOIOCTLCMD, which {call}() returns as EOPNOTSUPP)")]
+
+
+def file_setattr_body(s: StateView, fd: E, path: E, xflags: E, extsize: E, projid: E,
+                      cowextsize: E, usize: E, at_flags: E) -> list[Rule]:
+    """file_setattr(fd, "", &attr, usize, AT_EMPTY_PATH) (fs/file_attr.c, v6.17): the
+    argument checks (file_attr_checks()), then vfs_fileattr_set() as FS_IOC_FSSETXATTR does
+    (fileattr_set_rules(): FS_XFLAG_RDONLY_MASK dropped, fa_nextents not read). Probed on
+    6.18.44 (tests/test_file_attr.py)."""
+    return [have_fd(s, fd),
+            *file_attr_checks(s, path, usize, at_flags, "file_setattr", xflags=xflags),
+            *fileattr_set_rules(s, xflags, extsize, projid, cowextsize)]
+
+
+def file_getattr_body(s: StateView, fd: E, path: E, usize: E, at_flags: E) -> list[Rule]:
+    """file_getattr(fd, "", &attr, usize, AT_EMPTY_PATH) (fs/file_attr.c, v6.17): the
+    argument checks (file_attr_checks()), then shmem_fileattr_get() and
+    copy_struct_to_user(): fa_xflags holds the four flags as xflags, every other field 0
+    (the outputs `FILE_ATTR_OUT`; a larger usize's tail is zeroed, not judged)."""
+    return [have_fd(s, fd), *file_attr_checks(s, path, usize, at_flags, "file_getattr"),
+            ok(0)]
+
+
+#: explored: the usual size and flags, each xflag that stops a path, and one outside the mask;
+#: the other argument checks and refusals are replay's and the symbolic engines' (every value)
+FILE_SETATTR_DOMAIN = (0, XFLAG_OF[FS_IMMUTABLE_FL], XFLAG_OF[FS_APPEND_FL], 0x4)
+USIZE = Param("usize", U64, (FILE_ATTR_SIZE_VER0,), "size_t usize")
+AT_PARAM = Param("at_flags", word(32, FILE_ATTR_AT_FLAGS), (AT_EMPTY_PATH,), "at_flags")
+AT_ARG = Flags("at_flags", FILE_ATTR_AT_FLAGS)
+FD_PATH = (Param("fd", FD, FD_ALL), Param("path", enum("empty", "null"), (0,), '"" or NULL'))
+
+FILE_SETATTR = Action(
+    "file_setattr", (*FD_PATH,
+                     Param("xflags", word(64, FS_XFLAGS), FILE_SETATTR_DOMAIN, "fa_xflags"),
+                     Param("extsize", U32, (0,), "fa_extsize"),
+                     Param("projid", U32, (0,), "fa_projid"),
+                     Param("cowextsize", U32, (0,), "fa_cowextsize"), USIZE, AT_PARAM),
+    file_setattr_body, "file_setattr",
+    (Fd("fd"), PATH,
+     Fields((("fa_xflags", Flags("xflags", FS_XFLAGS)), ("fa_extsize", Num("extsize")),
+             ("fa_projid", Num("projid")), ("fa_cowextsize", Num("cowextsize"))),
+            others="fa_nextents (strace leaves it out of a set): file_attr_to_fileattr() "
+                   "does not read it"),
+     Num("usize"), AT_ARG),
+    "file_setattr(fd, \"\", &attr, usize, AT_EMPTY_PATH) (v6.17): FS_IOC_FSSETXATTR's rules")
+
+#: struct file_attr as file_getattr fills it: the four flags as xflags, every other field 0
+FILE_ATTR_OUT = Fields((("fa_xflags", Out("fa_xflags", family=FS_XFLAGS, bits=XFLAG_BITS)),
+                        *((n, Out(n, fixed=0)) for n in ("fa_extsize", "fa_nextents",
+                                                          "fa_projid", "fa_cowextsize"))))
+
+FILE_GETATTR = Action(
+    "file_getattr", (*FD_PATH, USIZE, AT_PARAM),
+    file_getattr_body, "file_getattr", (Fd("fd"), PATH, FILE_ATTR_OUT, Num("usize"), AT_ARG),
+    "file_getattr(fd, \"\", &attr, usize, AT_EMPTY_PATH) (v6.17): the four flags as xflags")

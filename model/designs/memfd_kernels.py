@@ -63,7 +63,8 @@ from model.vocab import HPAGE_SIZE
 #: the kernel series each design claims -> what conformance on it found (the design's doc)
 SAME_AS_618 = {
     "6.12": "6.12.118: the 6.18 rules, with 2 MiB write chunks, no FOLL_FORCE write into "
-            "a read-only hugetlb mapping and 6.1's FS_IOC_FSSETXATTR (no xflag masks)",
+            "a read-only hugetlb mapping and 6.1's FS_IOC_FSSETXATTR (no xflag masks), and no "
+            "file_getattr/file_setattr (6.17)",
     "7.2": "7.2.13: the 6.18 rules, with 2 MiB write chunks, /proc/self/mem writes "
            "without FOLL_FORCE (CONFIG_PROC_MEM_FORCE_PTRACE) and three more read-only xflags",
     "7.3-rc": "7.3-rc7: the 6.18 rules, with 2 MiB write chunks, /proc/self/mem writes "
@@ -131,6 +132,18 @@ def _xflags_72(a: Action) -> Action:
             .replace_rule("has_fsx", has_fsx_rule(XFLAG_RDONLY | XFLAGS_72)))
 
 
+def _file_xflags_72(a: Action) -> Action:
+    """file_setattr() on 7.2.13 and 7.3-rc7: FS_XFLAGS_MASK and FS_XFLAG_RDONLY_MASK as the
+    ioctl's there (`_xflags_72`), the mask's refusal EINVAL as on 6.18."""
+    return (a.replace_rule("xflags_mask", xflags_mask_rule(XFLAGS_MASK | XFLAGS_72, "EINVAL",
+                                                           "file_attr_to_fileattr()"))
+            .replace_rule("has_fsx", has_fsx_rule(XFLAG_RDONLY | XFLAGS_72)))
+
+
+#: file_getattr()/file_setattr() are v6.17: 6.1.192 and 6.12.118 have neither (ENOSYS)
+NO_FILE_ATTR = ("file_setattr", "file_getattr")
+
+
 @register("memfd@6.1", on_request=True)
 def build_61() -> Design:
     return get("memfd").derive(
@@ -143,7 +156,7 @@ def build_61() -> Design:
               "fs_setxattr": _xflags_61},
         # Debian's 6.1 build has no CONFIG_UDMABUF (nothing to probe), and 6.1's udmabuf
         # pinned with shmem_read_mapping_page(), without memfd_pin_folios()'s EOF check
-        drop=("udmabuf",))
+        drop=("udmabuf", *NO_FILE_ATTR))
 
 
 def _hugetlb_no_force(s: StateView, m: E, off: E) -> Rule:
@@ -172,8 +185,11 @@ def _same(series: str) -> Design:
     # FS_IOC_FSSETXATTR's xflag masks differ by release (probed bit by bit on each guest:
     # 6.12.118 has 6.1.192's, 7.3-rc7 has 7.2.13's)
     edit["fs_setxattr"] = _xflags_61 if series == "6.12" else _xflags_72
+    if series != "6.12":
+        edit["file_setattr"] = _file_xflags_72
     return get("memfd").derive(f"memfd@{series}", "memfd/shmem/hugetlbfs as on Linux "
-                               + SAME_AS_618[series], kernel=series, edit=edit)
+                               + SAME_AS_618[series], kernel=series, edit=edit,
+                               drop=NO_FILE_ATTR if series == "6.12" else ())
 
 
 @register("memfd@6.12", on_request=True)

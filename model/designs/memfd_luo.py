@@ -277,11 +277,12 @@ def build_luo() -> Design:
         kernel=None, fields=LUO_FIELDS,
         layout={"MAPPING_FROZEN": ("iflags", SHMEM_F_MAPPING_FROZEN)},
         add=LUO_ACTIONS, families=("luo",), expect=EXPECT_LUO,
-        # the two bits only FS_IOC_GETFLAGS and FS_IOC_FSGETXATTR read: the state has no room
-        # for them (64 > 63 bits at the default scope), and no luo rule reads chattr's flags
-        # and udmabuf: its pins and hole allocation were not re-read against a frozen or
-        # preserved mapping
-        drop=("fs_getflags", "fs_getxattr", "udmabuf"), drop_fields=GETFLAGS_ONLY,
+        # the two bits only FS_IOC_GETFLAGS, FS_IOC_FSGETXATTR and file_getattr read: the
+        # state has no room for them (64 > 63 bits at the default scope), and no luo rule
+        # reads chattr's flags; and udmabuf: its pins and hole allocation were not re-read
+        # against a frozen or preserved mapping
+        drop=("fs_getflags", "fs_getxattr", "file_getattr", "udmabuf"),
+        drop_fields=GETFLAGS_ONLY,
         edit={
             "memfd_create": lambda a: a.insert_rule(one_inode, before="one_inode"),
             "shmget": lambda a: a.insert_rule(one_inode, before="one_inode"),

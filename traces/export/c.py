@@ -30,7 +30,14 @@ from traces.export.lower import (
     value,
 )
 from traces.replayed import Replayed
-from traces.syscalls import FD_FIELDS, IOCTL_STRUCTS, OUT_IOCTLS, OUT_STRUCTS, SYSCALLS
+from traces.syscalls import (
+    FD_FIELDS,
+    FILE_ATTR_FIELDS,
+    IOCTL_STRUCTS,
+    OUT_IOCTLS,
+    OUT_STRUCTS,
+    SYSCALLS,
+)
 from traces.trace import Arg, Int, Lst, Ref, Ret, Sym
 
 
@@ -284,6 +291,17 @@ def _c_call(op: Op, need: set[str]) -> str:
         return f"stat_shown({shown.get('st_size', -1)}, {mode}, res_of({call}))"
     if c == "lseek":
         return f"res_of(lseek(FD({o[0]}), {value(o[1])}, {_c_flags(o[2])}))"
+    if c in ("file_setattr", "file_getattr"):  # struct file_attr (runtime: section fattr)
+        need.add("fattr")
+        head = (f"syscall(SYS_{c}, FD({o[0]}), "
+                f"{'NULL' if o[1] is None else _c_string(str(o[1]))}, ")
+        tail = f", (size_t){value(o[3])}, {_c_flags(o[4])})"
+        if c == "file_setattr":  # fa_nextents, which a set does not read, as 0
+            vals = ["0" if v is None else _c_field(f, v, b, need)
+                    for (f, v), (_, b) in zip(o[2], FILE_ATTR_FIELDS, strict=True)]
+            return f"res_of({head}in_fattr({', '.join(vals)}){tail})"
+        shown = ", ".join("-1" if v is None else f"{int_arg(v, f):#x}" for f, v in o[2])
+        return f"fattr_shown({shown}, res_of({head}out_fattr(){tail}))"
     if c in ("execveat", "execve"):  # in a child (runtime: sys_exec())
         need.add("exec")
         lists = [f"(long)(char *[]){{{''.join(_c_string(x) + ', ' for x in v)}NULL}}"
@@ -423,8 +441,8 @@ runtime_section = _section
 fill = _fill
 
 #: the runtime sections a step may need, in the order they are emitted (after "base")
-RUNTIME_SECTIONS = ("signal", "create", "payload", "iov", "stat", "fsx", "exec", "buffer", "kvm",
-                    "open",
+RUNTIME_SECTIONS = ("signal", "create", "payload", "iov", "stat", "fsx", "fattr", "exec",
+                    "buffer", "kvm", "open",
                     "close", "maps", "munmap", "mremap", "access", "memwrite", "vmwrite",
                     "splice", "pins", "udmabuf", "pin", "uring", "uringop", "unpin", "noexec",
                     "shm")

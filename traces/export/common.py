@@ -23,7 +23,7 @@ OWN_CALLS = frozenset({
     "pread64",
     "write", "lseek", "dup", "close", "pwritev2", "preadv2", "pwritev", "preadv", "writev",
     "readv", "fstat", "newfstatat", "execveat", "execve", "io_uring_write", "io_uring_read",
-    "io_uring_fallocate"})
+    "io_uring_fallocate", "file_setattr", "file_getattr"})
 
 
 class ExportError(Exception):

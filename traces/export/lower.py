@@ -18,6 +18,7 @@ from traces.replayed import Replayed
 from traces.syscalls import (
     FCNTL_DUPFD_CMDS,
     FD_FIELDS,
+    FILE_ATTR_FIELDS,
     INT_IOCTLS,
     IOCTL_FD_CREATORS,
     IOCTL_STRUCTS,
@@ -206,6 +207,15 @@ def _operand(p: Param, arg: Arg, where: str) -> Any:
             return stat_shown(arg, where)
         except TraceError as e:
             raise ExportError(str(e)) from None
+    if p.kind in ("attr", "attr_out"):  # struct file_attr: ((field, as written or None), ...)
+        shown = dict(arg.fields) if isinstance(arg, Struct) else {}
+        unknown = set(shown) - {f for f, _ in FILE_ATTR_FIELDS}
+        if unknown or not isinstance(arg, (Struct, Int)):
+            raise ExportError(f"{where}: expected a struct file_attr {{fa_xflags=..., ...}} "
+                              f"or an address, got {arg!r}")
+        for f, v in shown.items():
+            int_arg(v, f"{where}: {f}")
+        return tuple((f, shown.get(f)) for f, _ in FILE_ATTR_FIELDS)
     if p.kind == "ptr":  # [N] as the Int N; NULL as None
         if isinstance(arg, Lst) and len(arg.items) == 1:
             int_arg(arg.items[0], where)

@@ -169,6 +169,11 @@ def _py_call(op: Op) -> str:
                 f'{str(o[1]).encode("latin-1", "replace")!r}, {_py_value(o[3])})')
     if c == "lseek":
         return f'sysc("lseek", FD({o[0]}), {value(o[1])}, {_py_value(o[2])})'
+    if c in ("file_setattr", "file_getattr"):  # struct file_attr (runtime: sys_fattr())
+        path = "None" if o[1] is None else repr(str(o[1]).encode("latin-1", "replace"))
+        vals = ", ".join("None" if v is None else _py_value(v) for _, v in o[2])
+        return (f'sys_fattr("{c}", {o[0]}, {path}, ({vals},), {value(o[3])}, '
+                f'{_py_value(o[4])})')
     if c in ("execveat", "execve"):  # in a child (runtime: sys_exec())
         lists = [repr([x.encode("latin-1", "replace") for x in v]) for v in o[2:4]]
         if c == "execveat":

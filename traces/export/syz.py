@@ -372,6 +372,9 @@ def export_syz(design: Design, r: Replayed) -> str:
         elif c == "lseek":
             lines.append(f"lseek({s.fdarg(o[0])}, {_syz_hex(value(o[1]))}, "
                          f"{int_arg(o[2], 'whence'):#x})")
+        elif c in ("file_setattr", "file_getattr"):
+            lines.append(f"# {c}: not in the syzkaller descriptions this exporter follows "
+                         f"(v6.17) = {outcome_text(e)}")
         elif c in ("execveat", "execve"):
             lines.append(f"# {c}: syzkaller describes no exec (it would replace the executor) "
                          f"= {outcome_text(e)}")

@@ -412,6 +412,62 @@ static __maybe_unused struct res fsx_shown(long long x, long long e, long long n
 	}
 	return r;
 }
+//@ section fattr
+/* file_getattr/file_setattr (v6.17; glibc may not name them): struct file_attr is a __u64
+ * fa_xflags and four __u32 (fa_extsize, fa_nextents, fa_projid, fa_cowextsize), 24 bytes
+ * (FILE_ATTR_SIZE_VER0). The buffer is a page and a byte, as large as any usize the kernel
+ * reads: zero past the struct for file_setattr (copy_struct_from_user() refuses a non-zero
+ * tail), poisoned for file_getattr (a field it does not write shows). After a successful
+ * file_getattr, each field the trace shows (-1: not shown) must be the kernel's. */
+#ifndef SYS_file_getattr
+#define SYS_file_getattr 468
+#define SYS_file_setattr 469
+#endif
+static unsigned char fattr_buf[4097];
+
+static __maybe_unused unsigned char *in_fattr(uint64_t x, uint32_t e, uint32_t n, uint32_t p,
+					       uint32_t c)
+{
+	uint32_t w[4] = { e, n, p, c };
+
+	memset(fattr_buf, 0, sizeof(fattr_buf));
+	memcpy(fattr_buf, &x, sizeof(x));
+	memcpy(fattr_buf + sizeof(x), w, sizeof(w));
+	return fattr_buf;
+}
+
+static __maybe_unused unsigned char *out_fattr(void)
+{
+	memset(fattr_buf, 0x5a, sizeof(fattr_buf));
+	return fattr_buf;
+}
+
+static __maybe_unused struct res fattr_shown(long long x, long long e, long long n, long long p,
+					     long long c, struct res r)
+{
+	static const char *const name[5] = { "fa_xflags", "fa_extsize", "fa_nextents",
+					     "fa_projid", "fa_cowextsize" };
+	long long shown[5] = { x, e, n, p, c };
+	unsigned long long got[5];
+	uint32_t w[4];
+	int i;
+
+	if (r.ret != 0 || r.sig)
+		return r;
+	memcpy(&got[0], fattr_buf, sizeof(got[0]));
+	memcpy(w, fattr_buf + 8, sizeof(w));
+	for (i = 1; i < 5; i++)
+		got[i] = w[i - 1];
+	for (i = 0; i < 5; i++) {
+		if (shown[i] >= 0 && got[i] != (unsigned long long)shown[i]) {
+			printf("# step %d: %s is %#llx, the trace shows %#llx\n", cur_step, name[i],
+			       got[i], shown[i]);
+			r.ret = -1;
+			break;
+		}
+	}
+	return r;
+}
 //@ section exec
 /* execve/execveat (nr) in a child, so the reproducer goes on: the exec's errno, or 0 once the
  * child runs the file (the close-on-exec pipe closes without a word; the new program is then

@@ -29,7 +29,7 @@ NR = {"read": 0, "write": 1, "open": 2, "close": 3, "fstat": 5, "lseek": 8, "mma
       "process_vm_writev": 311, "preadv": 295, "pwritev": 296, "memfd_create": 319,
       "copy_file_range": 326, "preadv2": 327, "pwritev2": 328, "newfstatat": 262,
       "execve": 59, "execveat": 322, "io_uring_setup": 425, "io_uring_enter": 426,
-      "io_uring_register": 427}
+      "io_uring_register": 427, "file_getattr": 468, "file_setattr": 469}
 PROT_NONE, PROT_RW, MAP_SHARED, MAP_PRIVATE = 0, 3, 1, 2
 MAP_FIXED, MAP_ANONYMOUS, MAP_POPULATE, MAP_NORESERVE = 0x10, 0x20, 0x8000, 0x4000
 CLONE_NEWPID, F_SETFL, O_NONBLOCK = 0x20000000, 4, 0o4000
@@ -280,6 +280,38 @@ def sys_fsx(tfd, req, shown):
         print(f"not ok {cur_step} {STEPS[cur_step]}")
         failed += 1
         finish(KSFT_FAIL, "an earlier step failed")
+    return r
+
+
+FATTR_FIELDS = (("fa_xflags", 8), ("fa_extsize", 4), ("fa_nextents", 4), ("fa_projid", 4),
+                ("fa_cowextsize", 4))
+
+
+def sys_fattr(name, tfd, path, vals, usize, flags):
+    """file_setattr/file_getattr (v6.17): struct file_attr (a __u64 fa_xflags, four __u32; 24
+    bytes) in a buffer of a page and a byte, as large as any usize the kernel reads: for a
+    set, the fields (None: 0) and zero past them (copy_struct_from_user() refuses a non-zero
+    tail); for a get, poisoned, and after a successful call each field the trace shows
+    (None: not shown) must be the kernel's."""
+    global failed
+    get = name == "file_getattr"
+    raw = b"\x5a" * 4097 if get else b"".join(
+        (int(v or 0) % (1 << (8 * n))).to_bytes(n, "little")
+        for v, (_, n) in zip(vals, FATTR_FIELDS, strict=True)).ljust(4097, b"\0")
+    buf = ctypes.create_string_buffer(raw, len(raw))
+    r = sysc(name, FD(tfd), 0 if path is None else path, buf, usize, flags)
+    if get and r[0] == 0:
+        got, at = [], 0
+        for _, n in FATTR_FIELDS:
+            got.append(int.from_bytes(buf.raw[at:at + n], "little"))
+            at += n
+        bad = [f"{f} is {g:#x}, the trace shows {w:#x}" for (f, _), w, g in
+               zip(FATTR_FIELDS, vals, got, strict=True) if w is not None and g != w]
+        if bad:
+            print(f"# step {cur_step}: {'; '.join(bad)}")
+            print(f"not ok {cur_step} {STEPS[cur_step]}")
+            failed += 1
+            finish(KSFT_FAIL, "an earlier step failed")
     return r
 
 

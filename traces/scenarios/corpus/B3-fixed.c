@@ -134,6 +134,7 @@ static __maybe_unused const char *errname(int e)
 	case ENOTDIR: return "ENOTDIR";
 	case EOVERFLOW: return "EOVERFLOW";
 	case EXDEV: return "EXDEV";
+	case E2BIG: return "E2BIG";
 	default: return "E?";
 	}
 }
