@@ -98,18 +98,20 @@ class _ActMemo:
     def clear(self) -> None:
         nq = len(self.ex.aprops)
         ca = self.ca
-        # per slot (counts are at most the action's parameter rows)
-        self.ens = Grow(np.int32)  # enabled parameter rows
-        self.prn = Grow(np.int32)  # enabled rows whose successor leaves the scope
-        self.cov = Grow(np.int32, len(ca.labels))  # enabled rows per deciding rule
-        self.cnt = Grow(np.int32)  # successors (CSR row length) ...
+        # per slot: counts are at most the action's parameter rows, so they are held in the
+        # narrowest integer that holds that many (the memo is most of the search's memory)
+        small = _count_dtype(ca.k)
+        self.ens = Grow(small)  # enabled parameter rows
+        self.prn = Grow(small)  # enabled rows whose successor leaves the scope
+        self.cov = Grow(small, len(ca.labels))  # enabled rows per deciding rule
+        self.cnt = Grow(small)  # successors (CSR row length) ...
         self.start = Grow(np.int64)  # ... and where they start in fd/fj
-        self.hb = Grow(np.bool_, max(nq, 1))  # which properties some row hits
+        self.hb = Grow(np.uint8, (max(nq, 1) + 7) // 8)  # which properties some row hits, as bits
         self.hitany = Grow(np.bool_)  # some row hits a property not found yet
         self.succ = False  # some slot has a successor
         # per successor
         self.fd = Grow(np.int64)  # key delta
-        self.fj = Grow(np.int32)  # parameter row
+        self.fj = Grow(small)  # parameter row
         self.hit_live = False
 
     def evaluate(self, proj: Arr, unfound: list[int]) -> None:
@@ -168,7 +170,7 @@ class _ActMemo:
         self.prn.append(prn)
         self.cov.append(cov)
         if nq:
-            self.hb.append(hb)
+            self.hb.append(np.packbits(hb, axis=1))
             ha: Arr = np.asarray(hb[:, unfound].any(axis=1))
             self.hitany.append(ha)
             self.hit_live = self.hit_live or bool(ha.any())
@@ -193,7 +195,9 @@ class _ActMemo:
     def refresh_hits(self, unfound: list[int]) -> None:
         if self.ex.aprops:
             n = self.hb.n
-            self.hitany.buf[:n] = self.hb.buf[:n][:, unfound].any(axis=1)
+            live = np.zeros(len(self.ex.aprops), bool)
+            live[unfound] = True
+            self.hitany.buf[:n] = (self.hb.buf[:n] & np.packbits(live)).any(axis=1)
             self.hit_live = bool(self.hitany.buf[:n].any())
 
 
@@ -380,7 +384,7 @@ class _Memo:
             return
         hb = am.hb.buf[sl[rows]]
         for q in self.unfound:
-            w = np.flatnonzero(hb[:, q])
+            w = np.flatnonzero(hb[:, q >> 3] & (0x80 >> (q & 7)))  # np.packbits: big-endian
             if not w.size:
                 continue
             row = int(rows[w[0]])
@@ -412,6 +416,14 @@ class _Memo:
                 cv[lab] += int(am.coverage[i])
             coverage[am.ca.action.name] = cv
         return transitions, pruned, coverage
+
+
+def _count_dtype(k: int) -> type[np.signedinteger[Any]]:
+    """The narrowest signed integer that holds 0..k (an action's parameter rows)."""
+    for t in (np.int8, np.int16):
+        if k <= np.iinfo(t).max:
+            return t
+    return np.int32
 
 
 def _run_starts(sk: Arr) -> Arr:
