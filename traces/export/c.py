@@ -133,7 +133,7 @@ def _c_ioctl(op: Op, need: set[str]) -> str:
         shown = _c_flags(arg.items[0]) if isinstance(arg, Lst) else "-1"
         return f"cell_shown({shown}, res_of(ioctl(FD({fd}), {_c_flags(req)}, out_cell_ptr())))"
     if code in OUT_STRUCTS:  # the kernel fills struct fsxattr; checked after (fsx_shown())
-        need.add("fsx")
+        need |= {"fields", "fsx"}
         shown = ", ".join("-1" if v is None else f"{v:#x}" for _, v in arg)
         return (f"fsx_shown({shown}, res_of(ioctl(FD({fd}), {_c_flags(req)}, "
                 "out_fsx_ptr())))")
@@ -292,7 +292,7 @@ def _c_call(op: Op, need: set[str]) -> str:
     if c == "lseek":
         return f"res_of(lseek(FD({o[0]}), {value(o[1])}, {_c_flags(o[2])}))"
     if c in ("file_setattr", "file_getattr"):  # struct file_attr (runtime: section fattr)
-        need.add("fattr")
+        need |= {"fields", "fattr"}
         head = (f"syscall(SYS_{c}, FD({o[0]}), "
                 f"{'NULL' if o[1] is None else _c_string(str(o[1]))}, ")
         tail = f", (size_t){value(o[3])}, {_c_flags(o[4])})"
@@ -441,11 +441,10 @@ runtime_section = _section
 fill = _fill
 
 #: the runtime sections a step may need, in the order they are emitted (after "base")
-RUNTIME_SECTIONS = ("signal", "create", "payload", "iov", "stat", "fsx", "fattr", "exec",
-                    "buffer", "kvm", "open",
-                    "close", "maps", "munmap", "mremap", "access", "memwrite", "vmwrite",
-                    "splice", "pins", "udmabuf", "pin", "uring", "uringop", "unpin", "noexec",
-                    "shm")
+RUNTIME_SECTIONS = ("signal", "create", "payload", "iov", "stat", "fields", "fsx", "fattr",
+                    "exec", "buffer", "kvm", "open", "close", "maps", "munmap", "mremap",
+                    "access", "memwrite", "vmwrite", "splice", "pins", "udmabuf", "pin", "uring",
+                    "uringop", "unpin", "noexec", "shm")
 
 
 def export_c(design: Design, r: Replayed) -> str:

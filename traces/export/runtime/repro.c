@@ -379,6 +379,27 @@ static __maybe_unused struct res cell_shown(long long shown, struct res r)
 	}
 	return r;
 }
+//@ section fields
+/* After a successful call, each of the five fields the trace shows (-1: not shown) must be
+ * what the kernel wrote (got); else the step fails, naming the first that differs. */
+static __maybe_unused struct res fields_shown(const char *const name[5],
+					      const long long shown[5],
+					      const unsigned long long got[5], struct res r)
+{
+	int i;
+
+	if (r.ret != 0 || r.sig)
+		return r;
+	for (i = 0; i < 5; i++) {
+		if (shown[i] >= 0 && got[i] != (unsigned long long)shown[i]) {
+			printf("# step %d: %s is %#llx, the trace shows %#llx\n", cur_step, name[i],
+			       got[i], shown[i]);
+			r.ret = -1;
+			break;
+		}
+	}
+	return r;
+}
 //@ section fsx
 /* FS_IOC_FSGETXATTR's struct fsxattr: five __u32 (fsx_xflags, fsx_extsize, fsx_nextents,
  * fsx_projid, fsx_cowextsize) and 8 bytes of padding. After a successful call, each field the
@@ -397,20 +418,13 @@ static __maybe_unused struct res fsx_shown(long long x, long long e, long long n
 {
 	static const char *const name[5] = { "fsx_xflags", "fsx_extsize", "fsx_nextents",
 					     "fsx_projid", "fsx_cowextsize" };
-	long long shown[5] = { x, e, n, p, c };
+	const long long shown[5] = { x, e, n, p, c };
+	unsigned long long got[5];
 	int i;
 
-	if (r.ret != 0 || r.sig)
-		return r;
-	for (i = 0; i < 5; i++) {
-		if (shown[i] >= 0 && (long long)out_fsx[i] != shown[i]) {
-			printf("# step %d: %s is %#x, the trace shows %#llx\n", cur_step, name[i],
-			       out_fsx[i], shown[i]);
-			r.ret = -1;
-			break;
-		}
-	}
-	return r;
+	for (i = 0; i < 5; i++)
+		got[i] = out_fsx[i];
+	return fields_shown(name, shown, got, r);
 }
 //@ section fattr
 /* file_getattr/file_setattr (v6.17; glibc may not name them): struct file_attr is a __u64
@@ -447,26 +461,16 @@ static __maybe_unused struct res fattr_shown(long long x, long long e, long long
 {
 	static const char *const name[5] = { "fa_xflags", "fa_extsize", "fa_nextents",
 					     "fa_projid", "fa_cowextsize" };
-	long long shown[5] = { x, e, n, p, c };
+	const long long shown[5] = { x, e, n, p, c };
 	unsigned long long got[5];
 	uint32_t w[4];
 	int i;
 
-	if (r.ret != 0 || r.sig)
-		return r;
 	memcpy(&got[0], fattr_buf, sizeof(got[0]));
 	memcpy(w, fattr_buf + 8, sizeof(w));
 	for (i = 1; i < 5; i++)
 		got[i] = w[i - 1];
-	for (i = 0; i < 5; i++) {
-		if (shown[i] >= 0 && got[i] != (unsigned long long)shown[i]) {
-			printf("# step %d: %s is %#llx, the trace shows %#llx\n", cur_step, name[i],
-			       got[i], shown[i]);
-			r.ret = -1;
-			break;
-		}
-	}
-	return r;
+	return fields_shown(name, shown, got, r);
 }
 //@ section exec
 /* execve/execveat (nr) in a child, so the reproducer goes on: the exec's errno, or 0 once the

@@ -112,8 +112,17 @@ def skip(why):
     finish(KSFT_SKIP, why)
 
 
+def step_failed(why):
+    """The current step is `not ok` (why, as a KTAP diagnostic): the run ends there."""
+    global failed
+    print(f"# step {cur_step}: {why}")
+    print(f"not ok {cur_step} {STEPS[cur_step]}")
+    failed += 1
+    finish(KSFT_FAIL, "an earlier step failed")
+
+
 def result(ok, r, want):
-    global passed, failed, lacking
+    global passed, lacking
     why, lacking = lacking, None
     if ok:
         print(f"ok {cur_step} {STEPS[cur_step]}")
@@ -124,10 +133,7 @@ def result(ok, r, want):
         skip("hugetlbfs: no free huge pages (raise /proc/sys/vm/nr_hugepages)")
     if r[0] == -1 and not r[2] and not want.startswith("-1 ") and why:
         skip(why)
-    print(f"# step {cur_step}: the trace says {want}, the kernel gave {describe(r)}")
-    print(f"not ok {cur_step} {STEPS[cur_step]}")
-    failed += 1
-    finish(KSFT_FAIL, "an earlier step failed")
+    step_failed(f"the trace says {want}, the kernel gave {describe(r)}")
 
 
 def step(n):
@@ -232,7 +238,6 @@ def sys_iov(name, tfd, iov, cnt, *pos_flags):
 def sys_stat(name, tfd, shown, *rest):
     """fstat/newfstatat (name) into a struct stat (x86_64: st_mode a u32 at 24, st_size an
     s64 at 48); the fields the trace shows must be the kernel's."""
-    global failed
     buf = ctypes.create_string_buffer(144)
     path = ctypes.create_string_buffer(rest[0]) if rest else None
     r = sysc(name, FD(tfd), path, buf, rest[1]) if rest else sysc(name, FD(tfd), buf)
@@ -242,10 +247,7 @@ def sys_stat(name, tfd, shown, *rest):
         bad = [f"{k} is {got[k]:#o}, the trace says {v:#o}" if k == "st_mode" else
                f"{k} is {got[k]}, the trace says {v}" for k, v in shown.items() if got[k] != v]
         if bad:
-            print(f"# step {cur_step}: {'; '.join(bad)}")
-            print(f"not ok {cur_step} {STEPS[cur_step]}")
-            failed += 1
-            finish(KSFT_FAIL, "an earlier step failed")
+            step_failed("; ".join(bad))
     return r
 
 
@@ -253,15 +255,11 @@ def sys_cell(tfd, req, shown):
     """An ioctl that fills a 64-bit cell (FS_IOC_GETFLAGS writes an int into it): after a
     successful call, the value the trace shows (None: an address, not shown) must be the
     kernel's."""
-    global failed
     cell = PTR(0x5A5A5A5A5A5A5A5A)  # poisoned: a call that writes nothing shows
     r = sysc("ioctl", FD(tfd), req, cell)
     got = cell[0] & 0xFFFFFFFF
     if r[0] == 0 and not r[2] and shown is not None and got != shown:
-        print(f"# step {cur_step}: the flags are {got:#x}, the trace shows {shown:#x}")
-        print(f"not ok {cur_step} {STEPS[cur_step]}")
-        failed += 1
-        finish(KSFT_FAIL, "an earlier step failed")
+        step_failed(f"the flags are {got:#x}, the trace shows {shown:#x}")
     return r
 
 
@@ -269,17 +267,13 @@ def sys_fsx(tfd, req, shown):
     """FS_IOC_FSGETXATTR: the kernel fills a struct fsxattr (five __u32 and 8 bytes of
     padding, poisoned before the call); after a successful call, each field the trace shows
     (None: not shown) must be the kernel's."""
-    global failed
     buf = U32S(*[0x5A5A5A5A] * 7)
     r = sysc("ioctl", FD(tfd), req, buf)
     names = ("fsx_xflags", "fsx_extsize", "fsx_nextents", "fsx_projid", "fsx_cowextsize")
     bad = [f"{n} is {g:#x}, the trace shows {w:#x}" for n, w, g in
            zip(names, shown, buf[:5], strict=True) if w is not None and g != w]
     if r[0] == 0 and not r[2] and bad:
-        print(f"# step {cur_step}: {'; '.join(bad)}")
-        print(f"not ok {cur_step} {STEPS[cur_step]}")
-        failed += 1
-        finish(KSFT_FAIL, "an earlier step failed")
+        step_failed("; ".join(bad))
     return r
 
 
@@ -293,7 +287,6 @@ def sys_fattr(name, tfd, path, vals, usize, flags):
     set, the fields (None: 0) and zero past them (copy_struct_from_user() refuses a non-zero
     tail); for a get, poisoned, and after a successful call each field the trace shows
     (None: not shown) must be the kernel's."""
-    global failed
     get = name == "file_getattr"
     raw = b"\x5a" * 4097 if get else b"".join(
         (int(v or 0) % (1 << (8 * n))).to_bytes(n, "little")
@@ -308,10 +301,7 @@ def sys_fattr(name, tfd, path, vals, usize, flags):
         bad = [f"{f} is {g:#x}, the trace shows {w:#x}" for (f, _), w, g in
                zip(FATTR_FIELDS, vals, got, strict=True) if w is not None and g != w]
         if bad:
-            print(f"# step {cur_step}: {'; '.join(bad)}")
-            print(f"not ok {cur_step} {STEPS[cur_step]}")
-            failed += 1
-            finish(KSFT_FAIL, "an earlier step failed")
+            step_failed("; ".join(bad))
     return r
 
 
