@@ -31,12 +31,21 @@ _INT = re.compile(r"-?\d+")
 
 
 def _int64(v: int, sort: SortT) -> int:
-    """A 64-bit word's value as the int64 the arrays hold (two's complement: a word has
-    bitwise operations and equality only, which agree on either reading); any other value
-    as it is."""
+    """A 64-bit word's value as the int64 the arrays hold: its two's complement reading. A
+    word has bitwise operations and (in)equality only, which agree on that reading as long
+    as every operand has it: the constants here, the parameters (`word_values`) in the
+    search's grid and in replay's exact evaluation alike. Any other value as it is."""
     if isinstance(sort, tuple) and sort[0] == "bv" and width_of(sort) == 64 and v >= 1 << 63:
         return v - (1 << 64)
     return v
+
+
+def word_values(action: Action, params: Mapping[str, int]) -> dict[str, int]:
+    """The action's parameter values as the compiled code reads them (a 64-bit word's in
+    its two's complement reading, `_int64`)."""
+    sorts = {p.name: p.sort for p in action.params}
+    return {n: (v - (1 << 64) if n in sorts and sorts[n].kind == "word"
+                and sorts[n].width == 64 and v >= 1 << 63 else v) for n, v in params.items()}
 _LIT = {"True": True, "False": False}
 _FOLD: dict[str, Callable[[Any, Any], Any]] = {
     "band": lambda x, y: x & y, "bor": lambda x, y: x | y, "bxor": lambda x, y: x ^ y,
@@ -177,7 +186,8 @@ def fit(e: E, sort: SortT) -> E:
 def param_grid(action: Action) -> tuple[list[str], Arr]:
     """All parameter combinations of an action's explored domains: (names, (K, nparams))."""
     names = [p.name for p in action.params]
-    combos = list(itertools.product(*(p.domain for p in action.params)))
+    combos = [tuple(word_values(action, dict(zip(names, c, strict=True))).values())
+              for c in itertools.product(*(p.domain for p in action.params))]
     if not names:
         return names, np.zeros((1, 0), dtype=np.int64)
     return names, np.array(combos, dtype=np.int64).reshape(len(combos), len(names))
@@ -206,7 +216,14 @@ class CompiledAction:
         return int(self.pgrid.shape[0])
 
     def params_at(self, j: int) -> dict[str, int]:
-        return {n: int(self.pgrid[j, i]) for i, n in enumerate(self.pnames)}
+        """Row j's parameter values (a 64-bit word's as the unsigned value it is)."""
+        return {n: int(self.pgrid[j, i]) % (1 << 64) if self.wide[i] else int(self.pgrid[j, i])
+                for i, n in enumerate(self.pnames)}
+
+    @property
+    def wide(self) -> list[bool]:
+        """Which parameters are 64-bit words (held in pgrid as two's complement)."""
+        return [p.sort.kind == "word" and p.sort.width == 64 for p in self.action.params]
 
 
 def compile_action(schema: Schema, action: Action, index: int,

@@ -16,7 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from checker.compile_np import Arr, CompiledAction, compile_action, compile_state_pred_reads
+from checker.compile_np import (
+    Arr,
+    CompiledAction,
+    compile_action,
+    compile_state_pred_reads,
+    word_values,
+)
 from checker.packer import Packer
 from model.lang.design import Design
 from model.lang.designcache import PerDesign
@@ -183,7 +189,8 @@ def evaluate(pk: Packer, ca: CompiledAction, st: Mapping[str, int],
     held); the search, which holds small values only, runs the same code over int64."""
     S: dict[str, Arr] = {n: _exact([[int(st[n])]]) for n in pk.shift}
     S["__shape__"] = np.zeros((1, 1), dtype=np.int8)
-    P: dict[str, Arr] = {n: _exact([[int(v)]]) for n, v in params.items()}
+    P: dict[str, Arr] = {n: _exact([[int(v)]])
+                         for n, v in word_values(ca.action, params).items()}
     P["__shape__"] = np.zeros((1, 1), dtype=np.int8)
     r = ca.fn(S, P)
     return r, bool(np.asarray(r["en"]).reshape(-1)[0])
@@ -208,7 +215,7 @@ def scoped_grid(ca: CompiledAction, scope: Mapping[str, int]) -> Arr:
     keep = np.ones(ca.k, dtype=bool)
     for i, p in enumerate(ca.action.params):
         if p.at_scope is not None:
-            col = ca.pgrid[:, i]
+            col = ca.pgrid[:, i] % (1 << 64) if ca.wide[i] else ca.pgrid[:, i]
             keep &= np.array([p.at_scope(int(v), scope) for v in col], dtype=bool)
     out: Arr = ca.pgrid[keep]
     return out

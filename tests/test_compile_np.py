@@ -79,3 +79,36 @@ def test_the_search_in_int64_computes_what_exact_evaluation_does() -> None:
             a = np.broadcast_to(np.asarray(fast[name]), shape)[en].astype(object)
             b = np.broadcast_to(np.asarray(exact[name]), shape)[en]
             assert list(a) == list(b), (ca.action.name, name)
+
+
+def test_a_64_bit_word_reads_alike_in_the_search_and_in_replay() -> None:
+    """A __u64 parameter (file_setattr's fa_xflags) is held in the int64 arrays as its two's
+    complement, and so are the constants it meets: ==, has_all and & against values at or
+    above 2^63 decide the same rule in the search's grid and in replay's exact evaluation,
+    and a row's parameters read back as the unsigned values they are."""
+    from checker.interpreter import evaluate, param_arrays
+    from checker.packer import Packer
+    from model.lang import Action, Design, Field, Init, Param, Schema, boolean, fail, ok, word
+    from model.lang.schema import StateView
+
+    top = 1 << 63
+    sch = Schema((Field("on", boolean()),))
+
+    def body(s: StateView, x: object) -> list[object]:
+        return [fail("EINVAL", when=x == top | 8, label="eq"),  # type: ignore[operator]
+                fail("E2BIG", when=x.has_all(top | 1), label="all"),  # type: ignore[attr-defined]
+                fail("EPERM", when=(x & ~0xFF) != 0, label="high"),  # type: ignore[operator]
+                ok(0, on=True)]
+
+    values = (0, 8, top | 8, top | 1, top, (1 << 64) - 1)
+    act = Action("set", (Param("x", word(64), values, "a __u64"),), body, "set",  # type: ignore[arg-type]
+                 ())
+    ca = compile_action(sch, act, 0)
+    r = ca.fn({"on": np.zeros((1, 1), np.int64), "__shape__": np.zeros((1, 1), np.int8)},
+              param_arrays(ca))
+    grid = [ca.labels[int(b)] for b in np.broadcast_to(np.asarray(r["br"]), (1, ca.k))[0]]
+    pk = Packer(Design("u64", "test fixture", sch, Init({"on": False}), (act,)), {})
+    exact = [ca.labels[int(np.asarray(evaluate(pk, ca, {"on": 0}, {"x": v})[0]["br"])
+                           .reshape(-1)[0])] for v in values]
+    assert grid == exact == ["ok", "ok", "eq", "all", "high", "all"]
+    assert [ca.params_at(j)["x"] for j in range(ca.k)] == list(values)

@@ -488,3 +488,25 @@ def test_file_setattr_is_judged_and_an_undecoded_one_stops_the_judging() -> None
     v = {x.line: x for x in judge_log(parse_log(old)).verdicts}
     assert v[2].verdict == "outside" and v[3].verdict == "outside"
     assert v[4].verdict == "outside" and v[4].reason == "after an unjudged call at 3"
+
+
+def test_a_memfd_named_by_a_path_is_outside_and_a_failed_get_is_an_observer() -> None:
+    """A call naming the memfd by /proc/self/fd/N (not open or execve) is not judged: one
+    that changes the inode (file_setattr, truncate) stops the judging, one that only reads
+    (newfstatat, a refused file_getattr) does not."""
+    log = ('memfd_create("t", MFD_ALLOW_SEALING) = 3\n'
+           'file_getattr(3, "", NULL, 24, AT_EMPTY_PATH) = -1 EFAULT (Bad address)\n'
+           "fcntl(3, F_ADD_SEALS, F_SEAL_WRITE) = 0\n"
+           'newfstatat(AT_FDCWD, "/proc/self/fd/3", {st_mode=S_IFREG|0777, st_size=0, ...}, '
+           "0) = 0\nftruncate(3, 0) = 0\n"
+           'file_setattr(AT_FDCWD, "/proc/self/fd/3", {fa_xflags=FS_XFLAG_IMMUTABLE, '
+           "fa_extsize=0, fa_projid=0, fa_cowextsize=0}, 24, 0) = 0\n"
+           "fchmod(3, 0600) = -1 EPERM (Operation not permitted)\n"
+           'truncate("/proc/self/fd/4", 0) = -1 ENOENT (No such file or directory)\n')
+    v = {x.line: x for x in judge_log(parse_log(log)).verdicts}
+    assert v[2].verdict == "outside" and v[3].verdict == "agrees"
+    assert v[4].verdict == "outside" and "by a path" in (v[4].reason or "")
+    assert v[5].verdict == "agrees"
+    assert v[6].verdict == "outside" and "by a path" in (v[6].reason or "")
+    assert v[7].verdict == "outside" and v[7].reason == "after an unjudged call at 6"
+    assert 8 not in v  # /proc/self/fd/4 names no followed memfd

@@ -51,7 +51,17 @@ FD_FIRST = frozenset({
 #: they do not stop the judging of the memfd's later calls
 OBSERVERS = frozenset({"fstat", "newfstatat", "statx", "fstatfs", "fstatfs64", "fgetxattr",
                        "flistxattr", "readlink", "readlinkat", "fadvise64", "flock",
-                       "fsync", "fdatasync", "readahead", "syscall_0x1d4"})
+                       "fsync", "fdatasync", "readahead", "syscall_0x1d4", "file_getattr",
+                       "access", "faccessat", "faccessat2", "stat", "lstat", "getxattr",
+                       "lgetxattr", "listxattr", "llistxattr"})
+#: calls other than open and execve that may name a memfd by a path, /proc/self/fd/N, at this
+#: argument: not judged (the model judges its calls on the descriptor itself)
+PATH_ARG = {"file_setattr": 1, "file_getattr": 1, "newfstatat": 1, "statx": 1,
+            "fchmodat": 1, "fchmodat2": 1, "fchownat": 1, "utimensat": 1, "faccessat": 1,
+            "faccessat2": 1, "truncate": 0, "chmod": 0, "chown": 0, "lchown": 0, "stat": 0,
+            "lstat": 0, "access": 0, "setxattr": 0, "lsetxattr": 0, "getxattr": 0,
+            "lgetxattr": 0, "listxattr": 0, "llistxattr": 0, "removexattr": 0,
+            "lremovexattr": 0, "utime": 0, "utimes": 0}
 #: calls that take an address range first
 ADDR_CALLS = frozenset({"munmap", "mprotect", "madvise", "mremap", "msync", "mlock", "mlock2",
                         "munlock", "mbind", "pkey_mprotect", "remap_file_pages"})
@@ -377,10 +387,30 @@ class _Follower:
         if name == "ioctl" and len(c.args) > 1 and c.args[1] in UDMABUF_IOCTLS:
             self.udmabuf(p, c)
             return
+        if (i := PATH_ARG.get(name)) is not None and len(c.args) > i \
+                and c.args[i].startswith('"') and self.path_named(p, c, i):
+            return
         mf = self.about(p, c)
         if mf is None:
             return
         self.fd_call(p, c, mf)
+
+    def path_named(self, p: _Proc, c: LogCall, i: int) -> bool:
+        """A call naming a followed memfd by a path (`truncate("/proc/self/fd/3", 0)`,
+        `file_setattr(AT_FDCWD, "/proc/self/fd/3", ...)`): outside the model, which judges
+        calls on the descriptor; one that changes nothing (OBSERVERS) does not stop the
+        judging of the memfd's later calls. False when the path names no followed memfd."""
+        found = self.proc_fd(p, c.args[i].strip('"'))
+        if found is None:
+            return False
+        owner, num = found
+        observer = c.name in OBSERVERS
+        self.add(owner.table.fds[num], c.line, c.text, None, observer=observer,
+                 why=f"{c.name} of the memfd by a path (/proc/self/fd/N): the model judges "
+                     "the call on a descriptor" + ("; it changes nothing the model "
+                                                   "represents, so later calls are still "
+                                                   "judged" if observer else ""))
+        return True
 
     def about(self, p: _Proc, c: LogCall) -> Memfd | None:
         """The memfd a descriptor call is about, if any."""

@@ -58,10 +58,11 @@ def _flag_updates(s: StateView, flags: E, bit_of: dict[int, int] | None = None
             for f, bit in FSFLAG_BITS if hasattr(s, f)}
 
 
-def no_fileattr(s: StateView, why: str) -> Rule:
+def no_fileattr(s: StateView, why: str, errno: str = "ENOTTY") -> Rule:
     """hugetlbfs's inode operations have neither ->fileattr_get nor ->fileattr_set: the
-    vfs_fileattr_*() call is ENOIOCTLCMD, which vfs_ioctl() turns into ENOTTY."""
-    return fail("ENOTTY", when=s.hugetlb, label="no_fileattr", why=why)
+    vfs_fileattr_*() call is ENOIOCTLCMD, which vfs_ioctl() turns into ENOTTY (and
+    file_getattr()/file_setattr() into EOPNOTSUPP)."""
+    return fail(errno, when=s.hugetlb, label="no_fileattr", why=why)
 
 
 def setflags_body(s: StateView, fd: E, flags: E) -> list[Rule]:
@@ -142,6 +143,11 @@ def xflags_mask_rule(mask: int, errno: str = "EOPNOTSUPP",
         return fail(errno, when=(xflags & ~mask) != 0, label="xflags_mask",
                     why=f"{where}: xflags & ~FS_XFLAGS_MASK ({mask:#x})")
     return rule
+
+
+def file_xflags_mask_rule(mask: int) -> Callable[..., Rule]:
+    """file_setattr()'s xflags_mask rule: EINVAL from file_attr_to_fileattr()."""
+    return xflags_mask_rule(mask, "EINVAL", "file_attr_to_fileattr()")
 
 
 def has_fsx_rule(rdonly: int) -> Callable[..., Rule]:
@@ -273,17 +279,16 @@ def file_attr_checks(s: StateView, path: E, usize: E, at_flags: E, call: str,
              why=f"{call}(): usize < FILE_ATTR_SIZE_VER0 (24)"),
     ]
     if xflags is not None:
-        rules.append(xflags_mask_rule(XFLAGS_MASK, "EINVAL", "file_attr_to_fileattr()")(
-            s, xflags=xflags))
+        rules.append(file_xflags_mask_rule(XFLAGS_MASK)(s, xflags=xflags))
     lookup = Not(at_flags.has(AT_EMPTY_PATH))
     return [*rules,
             fail("ENOENT", when=lookup & (path == 0), label="empty_path",
                  why='getname_maybe_null(): "" without AT_EMPTY_PATH is a lookup of no name'),
             fail("EFAULT", when=lookup & (path == 1), label="null_path",
                  why="getname_maybe_null(): NULL without AT_EMPTY_PATH is getname(NULL)"),
-            fail("EOPNOTSUPP", when=s.hugetlb, label="no_fileattr",
-                 why=f"vfs_fileattr_{call[5:8]}(): hugetlbfs has no ->fileattr_{call[5:8]} "
-                     f"(ENOIOCTLCMD, which {call}() returns as EOPNOTSUPP)")]
+            no_fileattr(s, f"vfs_fileattr_{call[5:8]}(): hugetlbfs has no "
+                           f"->fileattr_{call[5:8]} (ENOIOCTLCMD, which {call}() returns as "
+                           "EOPNOTSUPP)", "EOPNOTSUPP")]
 
 
 def file_setattr_body(s: StateView, fd: E, path: E, xflags: E, extsize: E, projid: E,

@@ -51,6 +51,7 @@ from model.designs.memfd_517 import PRE_EXEC_EDITS
 from model.designs.memfd_fsflags import (
     XFLAG_RDONLY,
     XFLAGS_MASK,
+    file_xflags_mask_rule,
     has_fsx_rule,
     xflags_mask_rule,
 )
@@ -124,20 +125,23 @@ def _xflags_61(a: Action) -> Action:
 XFLAGS_72 = 0xE0000
 
 
+#: 7.2's FS_XFLAGS_MASK and FS_XFLAG_RDONLY_MASK
+MASK_72, RDONLY_72 = XFLAGS_MASK | XFLAGS_72, XFLAG_RDONLY | XFLAGS_72
+
+
 def _xflags_72(a: Action) -> Action:
     """FS_IOC_FSSETXATTR on 7.2.13 and 7.3-rc7 (probed bit by bit on each): 0x20000
     (FS_XFLAG_VERITY), 0x40000 and 0x80000 are in FS_XFLAGS_MASK and FS_XFLAG_RDONLY_MASK (a
     set ignores them), which 6.18.44's mask lacks."""
-    return (a.replace_rule("xflags_mask", xflags_mask_rule(XFLAGS_MASK | XFLAGS_72))
-            .replace_rule("has_fsx", has_fsx_rule(XFLAG_RDONLY | XFLAGS_72)))
+    return (a.replace_rule("xflags_mask", xflags_mask_rule(MASK_72))
+            .replace_rule("has_fsx", has_fsx_rule(RDONLY_72)))
 
 
 def _file_xflags_72(a: Action) -> Action:
-    """file_setattr() on 7.2.13 and 7.3-rc7: FS_XFLAGS_MASK and FS_XFLAG_RDONLY_MASK as the
-    ioctl's there (`_xflags_72`), the mask's refusal EINVAL as on 6.18."""
-    return (a.replace_rule("xflags_mask", xflags_mask_rule(XFLAGS_MASK | XFLAGS_72, "EINVAL",
-                                                           "file_attr_to_fileattr()"))
-            .replace_rule("has_fsx", has_fsx_rule(XFLAG_RDONLY | XFLAGS_72)))
+    """file_setattr() on 7.2.13 and 7.3-rc7 (probed): the same two masks as the ioctl's
+    there."""
+    return (a.replace_rule("xflags_mask", file_xflags_mask_rule(MASK_72))
+            .replace_rule("has_fsx", has_fsx_rule(RDONLY_72)))
 
 
 #: file_getattr()/file_setattr() are v6.17: 6.1.192 and 6.12.118 have neither (ENOSYS)

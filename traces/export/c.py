@@ -295,7 +295,7 @@ def _c_call(op: Op, need: set[str]) -> str:
         need |= {"fields", "fattr"}
         head = (f"syscall(SYS_{c}, FD({o[0]}), "
                 f"{'NULL' if o[1] is None else _c_string(str(o[1]))}, ")
-        tail = f", (size_t){value(o[3])}, {_c_flags(o[4])})"
+        tail = f", {_c_plain(o[3])}, {_c_flags(o[4])})"
         if c == "file_setattr":  # fa_nextents, which a set does not read, as 0
             vals = ["0" if v is None else _c_field(f, v, b, need)
                     for (f, v), (_, b) in zip(o[2], FILE_ATTR_FIELDS, strict=True)]
