@@ -230,7 +230,8 @@ def _render_arg(spec: object, params: Mapping[str, int], st: Mapping[str, int],
     if isinstance(spec, Argv):
         return arg_from_text(spec.text)
     if isinstance(spec, Fields):
-        return Struct(tuple((n, _render_arg(s, params, st, used, after)) for n, s in spec.items),
+        return Struct(tuple((n, _render_arg(s, params, st, used, after)) for n, s in spec.items
+                            if not (isinstance(s, Harmless) and s.optional)),
                       more=bool(spec.others))
     if isinstance(spec, IoVec):
         return Lst((Struct((("iov_base", arg_from_text(spec.data)),
@@ -655,7 +656,8 @@ def _match(spec: object, arg: Arg, st: Mapping[str, int], h: Handles,
             return "expected every field of the struct, not '...'"
         for n, s in spec.items:
             if n not in given:
-                if isinstance(s, (C, Out)):  # an output the trace does not show: not judged
+                # an output the trace does not show, or a field strace leaves out: not judged
+                if isinstance(s, (C, Out)) or (isinstance(s, Harmless) and s.optional):
                     continue
                 return f"struct field {n} missing"
             if isinstance(s, Out):

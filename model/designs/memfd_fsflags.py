@@ -30,7 +30,7 @@ from collections.abc import Callable
 from model.designs.memfd_state import FD, FD_ALL, FSFLAG_BITS, SHMEM_FSFLAGS, have_fd
 from model.lang import Action, E, If, Not, Param, Rule, enum, fail, ok, word
 from model.lang.action import as_updates
-from model.lang.callspec import C, Choice, Fd, Fields, Flags, Num, Out, Ptr
+from model.lang.callspec import C, Choice, Fd, Fields, Flags, Harmless, Num, Out, Ptr
 from model.lang.schema import StateView, integer
 from model.vocab import (
     AT_EMPTY_PATH,
@@ -220,9 +220,9 @@ FS_FSSETXATTR = Action(
     setxattr_body, "ioctl",
     (Fd("fd"), C("FS_IOC_FSSETXATTR"),
      Fields((("fsx_xflags", Flags("xflags", FS_XFLAGS)), ("fsx_extsize", Num("extsize")),
-             ("fsx_projid", Num("projid")), ("fsx_cowextsize", Num("cowextsize"))),
-            others="fsx_nextents (strace leaves it out): copy_fsxattr_from_user() copies it "
-                   "and nothing reads it")),
+             ("fsx_nextents", Harmless("copy_fsxattr_from_user() copies it and nothing reads "
+                                       "it; strace leaves it out", optional=True)),
+             ("fsx_projid", Num("projid")), ("fsx_cowextsize", Num("cowextsize"))))),
     "xfs_io chattr: FS_IOC_FSSETXATTR")
 
 
@@ -328,9 +328,9 @@ FILE_SETATTR = Action(
     file_setattr_body, "file_setattr",
     (Fd("fd"), PATH,
      Fields((("fa_xflags", Flags("xflags", FS_XFLAGS)), ("fa_extsize", Num("extsize")),
-             ("fa_projid", Num("projid")), ("fa_cowextsize", Num("cowextsize"))),
-            others="fa_nextents (strace leaves it out of a set): file_attr_to_fileattr() "
-                   "does not read it"),
+             ("fa_nextents", Harmless("file_attr_to_fileattr() does not read it; strace "
+                                      "leaves it out of a set", optional=True)),
+             ("fa_projid", Num("projid")), ("fa_cowextsize", Num("cowextsize")))),
      Num("usize"), AT_ARG),
     "file_setattr(fd, \"\", &attr, usize, AT_EMPTY_PATH) (v6.17): FS_IOC_FSSETXATTR's rules")
 
