@@ -143,8 +143,8 @@ class Encoder:
         env.update({("p", k): v for k, v in params.items()})
         pdom = []
         for p in a.params:
-            if p.symbolic_domain:
-                pdom.append(z3.Or(*[params[p.name] == value_term(p.sort, v) for v in p.domain]))
+            if (sv := p.symbolic_values()) is not None:
+                pdom.append(z3.Or(*[params[p.name] == value_term(p.sort, v) for v in sv]))
             else:
                 pdom.append(domain(p.sort, params[p.name]))
         enabled = translate(sem.enabled, env)
@@ -375,8 +375,8 @@ def _project(ae: ActionEnc, body: Z, max_cases: int) -> Z:
     """∃ params. body, over-approximated as described in preimage()."""
     fin, doms = [], []
     for p in ae.action.params:
-        if p.symbolic_domain:
-            d: Sequence[int] = p.domain
+        if (sv := p.symbolic_values()) is not None:
+            d: Sequence[int] = sv
         elif p.sort.kind == "enum":
             d = range(len(p.sort.values))
         elif p.sort.kind == "bool":

@@ -94,8 +94,9 @@ def _check(design: Design) -> None:
         p = {q.name: z3.Const(f"p.{q.name}", z3_sort(q.sort.expr_sort)) for q in a.params}
         pdom = []
         for q in a.params:
-            if q.symbolic_domain and q.domain:  # (none: replay-only, as f_pos: every value)
-                pdom.append(z3.Or(*[p[q.name] == _lit(q.sort.expr_sort, v) for v in q.domain]))
+            sv = q.symbolic_values()
+            if sv:  # (none: replay-only, as f_pos: every value)
+                pdom.append(z3.Or(*[p[q.name] == _lit(q.sort.expr_sort, v) for v in sv]))
             else:
                 pdom.append(domain(q.sort, p[q.name]))
         explored = [z3.Or(*[p[q.name] == _lit(q.sort.expr_sort, v) for v in q.domain])

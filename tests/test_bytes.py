@@ -7,16 +7,26 @@ are judged as the live kernel judges them (marker `kernel`)."""
 from __future__ import annotations
 
 import random
+from typing import Any
 
 import pytest
 
 from checker.interpreter import interpreter_for
 from checker.replay import TraceInputError, model_outcomes
 from model import designs
-from model.vocab import AT_EMPTY_PATH
+from model.designs.memfd_open import HOW_TEXT
+from model.lang.action import DESC_DEFAULT
+from model.vocab import AT_EMPTY_PATH, FS_APPEND_FL
 from traces.textfmt import parse_trace
 
 LLONG_MAX = (1 << 63) - 1
+
+
+def _apply(ex: Any, name: str, st: Any, p: dict[str, int]) -> Any:
+    """The interpreter's step, the description's attributes (Action.from_desc) defaulting to
+    an O_RDWR description's unless `p` gives them."""
+    a = ex.by_name[name]
+    return ex.apply(a, st, {**{q: DESC_DEFAULT[attr] for q, _, attr in a.action.from_desc}, **p})
 
 
 def test_replay_is_exact_past_int64() -> None:
@@ -25,14 +35,14 @@ def test_replay_is_exact_past_int64() -> None:
     d = designs.get("memfd")
     ex = interpreter_for(d)
     st = next(iter(d.init.states(d.schema)))
-    st = ex.apply(ex.by_name["memfd_create"], st, {"name": 0, "flags": 2}).after
-    ok = ex.apply(ex.by_name["pwrite"], st, {"fd": 0, "off": LLONG_MAX - 4096, "len": 4096})
+    st = _apply(ex, "memfd_create", st, {"name": 0, "flags": 2}).after
+    ok = _apply(ex, "pwrite", st, {"fd": 0, "off": LLONG_MAX - 4096, "len": 4096})
     assert (ok.out, ok.after["size"]) == (4096, LLONG_MAX)
-    bad = ex.apply(ex.by_name["pwrite"], st, {"fd": 0, "off": LLONG_MAX - 4095, "len": 4096})
+    bad = _apply(ex, "pwrite", st, {"fd": 0, "off": LLONG_MAX - 4095, "len": 4096})
     assert (bad.out, bad.rule) == (-22, "pos_overflow")
     assert bad.after["size"] == st["size"]
-    st = ex.apply(ex.by_name["mmap"], st, {"fd": 0, "share": 0, "prot": 1, "npages": 1}).after
-    big = ex.apply(ex.by_name["madvise_remove"], st, {"m": 0, "len": (1 << 64) - 1})
+    st = _apply(ex, "mmap", st, {"fd": 0, "share": 0, "prot": 1, "npages": 1}).after
+    big = _apply(ex, "madvise_remove", st, {"m": 0, "len": (1 << 64) - 1})
     assert (big.out, big.rule) == (-22, "len_wraps")
 
 
@@ -44,11 +54,12 @@ def test_every_rule_the_search_never_fires_is_decided_by_replay() -> None:
     d = designs.get("memfd")
     ex = interpreter_for(d)
     st = next(iter(d.init.states(d.schema)))
-    st = ex.apply(ex.by_name["memfd_create"], st, {"name": 0, "flags": 2}).after
-    st = ex.apply(ex.by_name["ftruncate"], st, {"fd": 0, "len": 4096}).after
-    st = ex.apply(ex.by_name["fcntl_add_seals"], st, {"fd": 0, "seals": 4}).after  # GROW
-    m = ex.apply(ex.by_name["mmap"], st, {"fd": 0, "share": 0, "prot": 1, "npages": 1}).after
-    ro = ex.apply(ex.by_name["reopen"], st, {"fd": 0, "how": 0}).after  # O_RDONLY
+    st = _apply(ex, "memfd_create", st, {"name": 0, "flags": 2}).after
+    st = _apply(ex, "ftruncate", st, {"fd": 0, "len": 4096}).after
+    st = _apply(ex, "fcntl_add_seals", st, {"fd": 0, "seals": 4}).after  # GROW
+    m = _apply(ex, "mmap", st, {"fd": 0, "share": 0, "prot": 1, "npages": 1}).after
+    ro = _apply(ex, "reopen", st, {"fd": 0, "how": 0}).after  # O_RDONLY
+    app = _apply(ex, "fs_setflags", st, {"fd": 0, "flags": FS_APPEND_FL}).after  # chattr +a
     calls = [("pwrite", st, {"fd": 0, "off": LLONG_MAX - 4095, "len": 4096}),
              ("pwrite", st, {"fd": 0, "off": 3997, "len": 100}),
              ("splice_write", st, {"fd": 0, "off": LLONG_MAX - 4095, "len": 4096}),
@@ -82,6 +93,14 @@ def test_every_rule_the_search_never_fires_is_decided_by_replay() -> None:
              ("preadv", st, {"fd": 0, "off": 0, "len": 0}),
              ("preadv", st, {"fd": 0, "off": LLONG_MAX - 4095, "len": 4096}),
              ("pread", st, {"fd": 0, "off": LLONG_MAX}),
+             # an O_WRONLY description (fmode_read 0), an O_APPEND one (o_append 1)
+             ("pread", st, {"fd": 0, "off": 0, "fmode_read": 0}),
+             ("preadv", st, {"fd": 0, "off": 0, "len": 0, "fmode_read": 0}),
+             ("preadv2", st, {"fd": 0, "off": 0, "len": 0, "flags": 0, "fmode_read": 0}),
+             ("mmap", st, {"fd": 0, "share": 1, "prot": 0, "npages": 1, "fmode_read": 0}),
+             ("splice_write", st, {"fd": 0, "off": 0, "len": 1, "o_append": 1}),
+             ("pwritev2", app, {"fd": 0, "off": 0, "len": 1, "flags": 0x20, "o_append": 1}),
+             ("preadv2", app, {"fd": 0, "off": 0, "len": 1, "flags": 0x20, "o_append": 1}),
              ("fallocate", st, {"fd": 0, "mode": 1, "off": LLONG_MAX, "len": 4096}),
              ("madvise_remove", m, {"m": 0, "len": (1 << 64) - 1}),
              ("madvise", m, {"m": 0, "len": (1 << 64) - 1, "advice": 4}),
@@ -106,7 +125,7 @@ def test_every_rule_the_search_never_fires_is_decided_by_replay() -> None:
                                      **p}) for p in (
                  {"at_flags": AT_EMPTY_PATH | 1}, {"usize": 4097}, {"usize": 23},
                  {"at_flags": 0}, {"at_flags": 0, "path": 1}))]
-    decided = {(a, ex.apply(ex.by_name[a], at, p).rule) for a, at, p in calls}
+    decided = {(a, _apply(ex, a, at, p).rule) for a, at, p in calls}
     assert decided == set(REPLAY_ONLY)
 
 
@@ -130,18 +149,18 @@ PREFIXES = ["", "fcntl(3, F_ADD_SEALS, F_SEAL_GROW) = 0\n",
             "fcntl(3, F_ADD_SEALS, F_SEAL_FUTURE_WRITE) = 0\n"]
 
 
-def _line(rng: random.Random) -> str:
+def _line(rng: random.Random, fd: int = 3) -> str:
     a, b = _values(rng), _values(rng)
     call = rng.randrange(23)
     if call == 0:
-        return f"ftruncate(3, {a}) = ?"
+        return f"ftruncate({fd}, {a}) = ?"
     if call == 1:
-        return f'pwrite64(3, "x"..., {abs(b) % (1 << 17)}, {a}) = ?'
+        return f'pwrite64({fd}, "x"..., {abs(b) % (1 << 17)}, {a}) = ?'
     if call == 2:
-        return f"pread64(3, 4096, {a}) = ?"
+        return f"pread64({fd}, 4096, {a}) = ?"
     if call == 3:
         mode = rng.choice(("0", "FALLOC_FL_KEEP_SIZE", "FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE"))
-        return f"fallocate(3, {mode}, {a}, {b}) = ?"
+        return f"fallocate({fd}, {mode}, {a}, {b}) = ?"
     if call == 4:
         return f"madvise(m1, {rng.choice((0, 1, 4095, 4096, b))}, MADV_REMOVE) = ?"
     if call in (5, 6):
@@ -149,29 +168,29 @@ def _line(rng: random.Random) -> str:
         lens = [abs(x) % (1 << 16) for x in (b, _values(rng))][:rng.randrange(3)]
         iov = ", ".join(f'{{iov_base="x"..., iov_len={n}}}' for n in lens)
         verb = "pwritev2" if call == 5 else "preadv2"
-        return f"{verb}(3, [{iov}], {len(lens)}, {a}, {flags}) = ?"
+        return f"{verb}({fd}, [{iov}], {len(lens)}, {a}, {flags}) = ?"
     if call == 8:  # at the description's f_pos, which lseek moves
-        return f'write(3, "x"..., {abs(b) % (1 << 17)}) = ?'
+        return f'write({fd}, "x"..., {abs(b) % (1 << 17)}) = ?'
     if call == 9:
-        return f'read(3, "", {abs(b) % (1 << 17)}) = ?'
+        return f'read({fd}, "", {abs(b) % (1 << 17)}) = ?'
     if call == 10:
-        return f"lseek(3, {a}, {rng.choice(('SEEK_SET', 'SEEK_CUR', 'SEEK_END', '7'))}) = ?"
+        return f"lseek({fd}, {a}, {rng.choice(('SEEK_SET', 'SEEK_CUR', 'SEEK_END', '7'))}) = ?"
     if call in (11, 12):
         lens = [abs(x) % (1 << 16) for x in (b, _values(rng))][:rng.randrange(3)]
         verb = "writev" if call == 11 else "readv"
         base = '"x"...' if call == 11 else '""'
         iov = ", ".join(f"{{iov_base={base}, iov_len={n}}}" for n in lens)
-        return f"{verb}(3, [{iov}], {len(lens)}) = ?"
+        return f"{verb}({fd}, [{iov}], {len(lens)}) = ?"
     if call == 14:  # pwrite64's rules through io_uring (-1 there is f_pos: another value)
-        return f'io_uring_write(3, "x"..., {abs(b) % (1 << 17)}, {-2 if a == -1 else a}) = ?'
+        return f'io_uring_write({fd}, "x"..., {abs(b) % (1 << 17)}, {-2 if a == -1 else a}) = ?'
     if call == 15:
         mode = rng.choice(("0", "FALLOC_FL_KEEP_SIZE", "FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE"))
-        return f"io_uring_fallocate(3, {mode}, {a}, {b}) = ?"
+        return f"io_uring_fallocate({fd}, {mode}, {a}, {b}) = ?"
     if call == 13:  # exec after what decides it: the x bits, the write count
         before = rng.choice((
-            "", f"fchmod(3, 0{rng.choice((0o644, 0o600, 0o010, 0o001, 0o755)):o}) = ?\n",
+            "", f"fchmod({fd}, 0{rng.choice((0o644, 0o600, 0o010, 0o001, 0o755)):o}) = ?\n",
             'open("/proc/self/fd/3", O_RDWR) = ?\n', 'open("/proc/self/fd/3", O_RDONLY) = ?\n'))
-        return before + 'execveat(3, "", ["memfd"], NULL, AT_EMPTY_PATH) = ?'
+        return before + f'execveat({fd}, "", ["memfd"], NULL, AT_EMPTY_PATH) = ?'
     if call == 16:  # whole pages or not, within the mapping or past it, any flags
         old, new = (rng.choice((0, 4096, 8192, 12288, abs(x) % 20000)) for x in (a, b))
         flags = rng.choice(("0", "MREMAP_MAYMOVE", "MREMAP_DONTUNMAP", "0x8",
@@ -180,31 +199,31 @@ def _line(rng: random.Random) -> str:
     if call == 17:  # chattr: what later lines meet (the flags bind every description)
         flags = rng.choice(("0", "FS_IMMUTABLE_FL", "FS_APPEND_FL", "FS_NODUMP_FL",
                             "FS_IMMUTABLE_FL|FS_APPEND_FL", "FS_SECRM_FL", str(abs(b) % (1 << 32))))
-        return f"ioctl(3, FS_IOC_SETFLAGS, [{flags}]) = ?"
+        return f"ioctl({fd}, FS_IOC_SETFLAGS, [{flags}]) = ?"
     if call == 18:  # lsattr: the flags the lines before left, the model's against the kernel's
-        return "ioctl(3, FS_IOC_GETFLAGS, 0x7ffd4a1c0e2c) = ?"
+        return f"ioctl({fd}, FS_IOC_GETFLAGS, 0x7ffd4a1c0e2c) = ?"
     if call == 19:  # xfs_io chattr: struct fsxattr, each __u32 field any value
         xflags = rng.choice(("0", "FS_XFLAG_IMMUTABLE", "FS_XFLAG_APPEND|FS_XFLAG_NODUMP",
                              "FS_XFLAG_PREALLOC", "FS_XFLAG_EXTSIZE", "FS_XFLAG_SYNC",
                              str(abs(a) % (1 << 32)), hex(1 << rng.randrange(32))))
         ext, proj, cow = (rng.choice((0, 0, 1, 4096, 0xFFFFFFFF, abs(x) % (1 << 32)))
                           for x in (a, b, _values(rng)))
-        return (f"ioctl(3, FS_IOC_FSSETXATTR, {{fsx_xflags={xflags}, fsx_extsize={ext}, "
+        return (f"ioctl({fd}, FS_IOC_FSSETXATTR, {{fsx_xflags={xflags}, fsx_extsize={ext}, "
                 f"fsx_projid={proj}, fsx_cowextsize={cow}}}) = ?")
     if call == 20:  # xfs_io lsattr: the flags as xflags, the model's against the kernel's
-        return "ioctl(3, FS_IOC_FSGETXATTR, 0x7ffd4a1c0e40) = ?"
+        return f"ioctl({fd}, FS_IOC_FSGETXATTR, 0x7ffd4a1c0e40) = ?"
     if call in (21, 22):  # file_setattr/file_getattr: their own checks, then the ioctl's
         size = rng.choice((24, 24, 23, 32, 4096, 4097, abs(a) % (1 << 64)))
         flags = rng.choice(("AT_EMPTY_PATH", "AT_EMPTY_PATH", "0", "AT_EMPTY_PATH|0x1",
                             "AT_EMPTY_PATH|AT_SYMLINK_NOFOLLOW"))
         path = rng.choice(('""', '""', "NULL"))
         if call == 22:
-            return f"file_getattr(3, {path}, 0x7ffd4a1c0e40, {size}, {flags}) = ?"
+            return f"file_getattr({fd}, {path}, 0x7ffd4a1c0e40, {size}, {flags}) = ?"
         xflags = rng.choice(("0", "FS_XFLAG_IMMUTABLE", "FS_XFLAG_APPEND|FS_XFLAG_NODUMP",
                              "FS_XFLAG_HASATTR", "FS_XFLAG_SYNC", "0x20000",
                              hex(1 << rng.randrange(64)), str(abs(b) % (1 << 64))))
         ext, proj = (rng.choice((0, 0, 1, 0xFFFFFFFF)) for _ in range(2))
-        return (f"file_setattr(3, {path}, {{fa_xflags={xflags}, fa_extsize={ext}, "
+        return (f"file_setattr({fd}, {path}, {{fa_xflags={xflags}, fa_extsize={ext}, "
                 f"fa_projid={proj}, fa_cowextsize=0}}, {size}, {flags}) = ?")
     return f"load(m1, {rng.choice((0, 4095, 4096, 8191, abs(b) % 12288))}) = ?"
 
@@ -214,11 +233,15 @@ def random_traces(n: int, seed: int = 14) -> list[str]:
     out = []
     for _ in range(n):
         size = rng.choice((0, 1, 4095, 4096, 6144, 8192))
+        # a second description of the file, in any access mode, with O_APPEND or not
+        how = rng.choice((None, None, *HOW_TEXT.values()))
+        fds = (3,) if how is None else (3, 4)
         body = (f'memfd_create("t", MFD_ALLOW_SEALING) = 3\nftruncate(3, {size}) = 0\n'
                 f"mmap(NULL, {rng.choice((4096, 8192, 12288))}, PROT_READ|PROT_WRITE, "
                 "MAP_SHARED, 3, 0) = m1\n"
+                + ("" if how is None else f'openat(AT_FDCWD, "/proc/self/fd/3", {how}) = 4\n')
                 + rng.choice(PREFIXES)
-                + "".join(_line(rng) + "\n" for _ in range(4)))
+                + "".join(_line(rng, rng.choice(fds)) + "\n" for _ in range(4)))
         out.append("# shmemcheck trace 1\n# design: memfd\n" + body)
     return out
 

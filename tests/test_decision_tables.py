@@ -632,13 +632,15 @@ def test_pwritev2_preadv2_on_kernel(name: str) -> None:
 
 def test_pwritev2_at_f_pos_writes_at_the_descriptions_f_pos() -> None:
     """Offset -1 is the description's f_pos (do_writev() with the flags; probed on 6.18.44:
-    traces/scenarios/pwritev2-preadv2-fpos.trace); with RWF_APPEND it would move f_pos to
-    the end of the appended bytes, which the handle table does not follow: refused."""
+    traces/scenarios/pwritev2-preadv2-fpos.trace); with RWF_APPEND the write lands at i_size
+    and f_pos ends at the new i_size (tests/test_open_modes.py)."""
     from checker.replay import TraceInputError
 
     assert replay_text(ONE_PAGE + f"pwritev2(3, {_v(2)}, -1, 0) = 2\n"
                        f"pwritev2(3, {_v(2)}, -1, 0) = 2\nlseek(3, 0, SEEK_CUR) = 4") is None
-    with pytest.raises(TraceInputError, match=r"outside the model: .*RWF_APPEND moves f_pos"):
-        replay_text(ONE_PAGE + f"pwritev2(3, {_v(2)}, -1, RWF_APPEND) = 2")
+    assert replay_text(ONE_PAGE + f"pwritev2(3, {_v(2)}, -1, RWF_APPEND) = 2\n"
+                       "lseek(3, 0, SEEK_CUR) = 4098") is None
+    assert replay_text(ONE_PAGE + f"pwritev2(3, {_v(2)}, -1, RWF_APPEND) = 2\n"
+                       "lseek(3, 0, SEEK_CUR) = 2") is not None
     with pytest.raises(TraceInputError, match=r"outside the model: .*lists 1 iovecs"):
         replay_text(ONE_PAGE + 'pwritev2(3, [{iov_base="ab", iov_len=2}], 2, 0, 0) = 2')

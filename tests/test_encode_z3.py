@@ -39,8 +39,8 @@ def test_encoding_matches_interpreter_on_random_states(memfd: Design) -> None:
         for _ in range(40):
             st = {f.name: value(f.sort) for f in memfd.schema.fields}
             # a parameter with a symbolic domain ranges over it in the encoding too
-            ps = {p.name: rng.choice(p.domain) if p.symbolic_domain else value(p.sort, p.domain)
-                  for p in ca.action.params}
+            ps = {p.name: rng.choice(sv) if (sv := p.symbolic_values()) is not None
+                  else value(p.sort, p.domain) for p in ca.action.params}
             en, out, eff, rule, nxt = concrete_step(enc, ca.index, st, ps)
             _, en_x = evaluate(ex.packer, ca, st, ps)
             assert en == en_x, (ca.action.name, st, ps)

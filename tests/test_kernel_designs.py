@@ -73,12 +73,13 @@ def test_the_later_kernels_are_the_618_rules_but_write_chunks(name: str) -> None
     xattr = (["fs_setxattr: ~ has_fsx", "fs_setxattr: - xflags_mask"] if rwf else
              ["fs_setxattr: ~ xflags_mask", "fs_setxattr: ~ has_fsx"])
     assert [a.name for a, b in zip(d.actions, m.actions, strict=True) if a != b] == [
-        "pwrite", "splice_write", "copy_file_range", "pwritev2",
+        "pwrite", "uring_write", "splice_write", "copy_file_range", "pwritev2",
         *(["preadv2"] if rwf else []), "pwritev",
         "write", "writev", "pwritev2_fpos", *(["preadv2_fpos"] if rwf else []), "mem_write",
         "fs_setxattr", *([] if rwf else ["file_setattr"])]
     assert rule_changes(m, d) == [
-        "pwrite: ~ grow_seal", "pwrite: ~ grow_seal_short", "splice_write: ~ grow_seal",
+        "pwrite: ~ grow_seal", "pwrite: ~ grow_seal_short", "uring_write: ~ grow_seal",
+        "uring_write: ~ grow_seal_short", "splice_write: ~ grow_seal",
         "splice_write: ~ grow_seal_short",
         "copy_file_range: ~ grow_seal", "copy_file_range: ~ grow_seal_short",
         *(["pwritev2: ~ unsupported_flags"] if rwf else []),

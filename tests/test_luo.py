@@ -117,7 +117,8 @@ def test_flags_word_landed_as_kirill_proposed_but_bit_2() -> None:
         "splice_write.frozen", "splice_write.frozen_short", "copy_file_range.frozen",
         "copy_file_range.frozen_short", "pwritev2.frozen",
         "pwritev2.frozen_short", "pwritev2_fpos.frozen", "pwritev2_fpos.frozen_short",
-        "pwritev.frozen", "pwritev.frozen_short", "write.frozen",
+        "pwritev.frozen", "pwritev.frozen_short", "uring_write.frozen",
+        "uring_write.frozen_short", "write.frozen",
         "write.frozen_short", "writev.frozen", "writev.frozen_short", "fallocate.frozen",
         "madvise_remove.frozen"}
 

@@ -90,6 +90,8 @@ EXTRA = {  # not from the selftest
     "PROT_EXEC mappings, MFD_NOEXEC_SEAL's reach (issue 15)": ["noexec-seal-exec-mapping"],
     "tmpfs files on /dev/shm (shm_open, shm_unlink): born F_SEAL_SEAL (issue 15)": [
         "tmpfs-shm-open"],
+    "O_WRONLY and O_APPEND descriptions, and FS_APPEND_FL's rules for them (issues 14, 15)": [
+        "open-wronly", "open-append"],
 }
 
 #: tools/testing/selftests/kvm/guest_memfd_test.c (6.18; selftests.md §2.1): the functions
@@ -270,3 +272,21 @@ def test_scenario_is_what_the_kernel_does(path: Path, request: pytest.FixtureReq
     assert run.error is None, f"{path.name}: {run.error}"
     for i, (step, got) in enumerate(zip(t.steps, run.outcomes, strict=True), 1):
         assert step.outcome == got, f"{path.name}:{step.pos.line}: step {i}: kernel {got}"
+
+
+#: traces/scenarios/regressions/: one trace per divergence conformance found and the model
+#: fixed (NOTES.md "Divergences found by conformance testing")
+REGRESSIONS = sorted((SCENARIOS / "regressions").glob("*.trace"))
+
+
+def test_regressions_replay_on_the_model(capsys: pytest.CaptureFixture[str]) -> None:
+    assert len(REGRESSIONS) >= 3
+    rc = main(["replay", *map(str, REGRESSIONS)])
+    out = capsys.readouterr().out.splitlines()
+    assert rc == 0 and out[-1].endswith("everything verified as expected"), "\n".join(out)
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("path", REGRESSIONS, ids=[p.stem for p in REGRESSIONS])
+def test_regression_is_what_the_kernel_does(path: Path, request: pytest.FixtureRequest) -> None:
+    test_scenario_is_what_the_kernel_does(path, request)

@@ -27,12 +27,13 @@ from model.lang.action import Action
 from model.lang.callspec import ArgSpec, MinFd, NewFd
 from model.lang.design import Design
 from traces import syscalls
-from traces.concretize import FAMILY_OF, PREFIX, _handle_param, _render_arg
+from traces.concretize import FAMILY_OF, _handle_param, _render_arg
 from traces.export import EXPORTERS, ExportError
 from traces.export import c as export_c
 from traces.export import python as export_python
 from traces.export import syz as export_syz
 from traces.export.lower import UNSUPPORTED
+from traces.handles import PREFIX
 from traces.kernel import _Executor
 from traces.syscalls import SYSCALLS, TraceError, lower
 from traces.textfmt import load_trace, parse_trace

@@ -10,10 +10,9 @@ retagged or destroyed is read off the design's handle counters (fields with `han
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from functools import cache
 
-from model.lang.action import Action, Param, outcome_text
+from model.lang.action import DESC_DEFAULT, Action, Param, outcome_text
 from model.lang.callspec import (
     Argv,
     Bytes,
@@ -39,6 +38,7 @@ from model.lang.callspec import (
 )
 from model.lang.design import Design
 from model.vocab import ERRNO_NAME, SIGNAL_NAME, parse_flags, render_enum, render_flags
+from traces.handles import Handles
 from traces.initstate import init_choices, init_comment, init_line, initial_state
 from traces.outputs import OUT, out_text, out_value, record_output
 from traces.refusal import Outside, ResolveError
@@ -62,80 +62,11 @@ from traces.trace import (
 )
 
 FAMILY_OF = {Fd: "fd", ProcFd: "fd", MapRef: "map", PinRef: "pin"}
-PREFIX = {"map": "m", "pin": "p"}
 #: keys of a resolved step's `used` table beyond its handle parameters: the number a NewFd
 #: argument names (dup2/dup3's newfd) and the least number of a MinFd (F_DUPFD's arg)
 NEW_FD, MIN_FD = "=newfd", ">=fd"
 #: `used` key: the name a ShmPath argument spells (the file's name on /dev/shm)
 SHM_NAME = "#shm"
-
-
-@dataclass
-class Handles:
-    """Live handles: fd number / mapping name / pin name -> kind index (enum value)."""
-
-    live: dict[str, dict[str, int]] = field(
-        default_factory=lambda: {"fd": {}, "map": {}, "pin": {}})
-    serial: dict[str, int] = field(default_factory=lambda: {"map": 0, "pin": 0})
-    #: fd number -> its open file description (a number); description -> its f_pos
-    desc: dict[str, int] = field(default_factory=dict)
-    fpos: dict[int, int] = field(default_factory=dict)
-    #: mapping name -> its length in pages (Action.extent; 1 unless its mmap said)
-    mpages: dict[str, int] = field(default_factory=dict)
-    #: the descriptions that hold write access on the inode (Action.writer)
-    writer: set[int] = field(default_factory=set)
-    #: the /dev/shm name of the trace's tmpfs file (ShmPath), once a call on it succeeded
-    shm: str | None = None
-
-    def describe(self, hid: str, shares: str | None) -> None:
-        """Descriptor `hid` is new: it shares the description of descriptor `shares` (dup),
-        or has a new one at f_pos 0 (memfd_create, open)."""
-        if shares is not None and shares in self.desc:
-            self.desc[hid] = self.desc[shares]
-        else:
-            self.desc[hid] = len(self.fpos)
-            self.fpos[self.desc[hid]] = 0
-
-    def pos(self, hid: str) -> int:
-        """The f_pos of the description descriptor `hid` names (every descriptor a trace
-        creates has one: after_step); an unknown one is refused, never taken as 0."""
-        if hid not in self.desc:
-            raise ResolveError(f"outside the model: descriptor {hid}'s open file description "
-                               "(and its f_pos) is not known at this point of the trace")
-        return self.fpos[self.desc[hid]]
-
-    def writers(self) -> int:
-        """How many live open file descriptions hold write access on the inode (its
-        i_writecount): a description lives while a descriptor names it."""
-        return len({self.desc[f] for f in self.live["fd"] if f in self.desc} & self.writer)
-
-    def pick(self, family: str, kind: int) -> str:
-        for hid, k in self.live[family].items():
-            if k == kind:
-                return hid
-        raise ResolveError(f"no live {family} handle of kind {kind}")
-
-    def new(self, family: str, kind: int, want: int | None = None, least: int = 3) -> str:
-        """A new handle of `kind`. A descriptor takes the number the trace gives it (`want`)
-        when that number is free, at least `least` and below FD_LIMIT (RLIMIT_NOFILE's default:
-        the kernel gives no higher one, fs/file.c alloc_fd()); otherwise the lowest free number
-        from max(3, least) (a generated trace: 3, 4, ...). The trace's process may hold numbers
-        the trace never shows, so any free number is as good as the lowest."""
-        if family == "fd":
-            n = max(3, least)
-            if want is not None and least <= want < FD_LIMIT and str(want) not in self.live["fd"]:
-                n = want
-            while str(n) in self.live["fd"]:
-                n += 1
-            hid = str(n)
-            # keep fds ordered by number so pick() prefers the lowest
-            self.live["fd"][hid] = kind
-            self.live["fd"] = dict(sorted(self.live["fd"].items(), key=lambda kv: int(kv[0])))
-            return hid
-        self.serial[family] += 1
-        hid = f"{PREFIX[family]}{self.serial[family]}"
-        self.live[family][hid] = kind
-        return hid
 
 
 def _family_fields(design: Design, family: str) -> list[str]:
@@ -298,7 +229,7 @@ def render_step(design: Design, h: Handles, step: AStep, before: Mapping[str, in
     args = tuple(_render_arg(s, step.params, before, used, step.after) for s in action.args
                  if not (isinstance(s, Harmless) and s.optional))
     created = apply_handles(design, h, used, hparams, step.params, before, step.after)
-    after_step(action, h, used, step.params, step.out, created)
+    after_step(action, h, used, step.params, step.out, created, step.after)
     out = _outcome(action, used, step.out, created)
     note = action.note(step.out) if action.note and step.out >= 0 else None
     return Step(action.call, args, out, note)
@@ -705,6 +636,8 @@ def resolve_step(design: Design, h: Handles, step: Step, st: Mapping[str, int],
                     alts.update(mine)
                 if action.fpos is not None:  # the description's f_pos, from the table
                     params[action.fpos[0]] = h.pos(used[_fd_param(action)])
+                for pname, fdp, attr in action.from_desc:  # its mode, from the table
+                    params[pname] = h.attr(used[fdp], attr)
                 if action.mapped is not None:  # the mapping's length, from the table
                     m = next(s.param for s in specs if isinstance(s, MapRef))
                     params[action.mapped] = h.mpages.get(used[m], 1)
@@ -732,16 +665,19 @@ def expected_outcome(design: Design, h: Handles, action: Action, used: Mapping[s
     descriptor gets the trace's number `want` if that number is free (Handles.new)."""
     created = apply_handles(design, h, used, _handle_param(action), params, before, step.after,
                             want)
-    after_step(action, h, used, params, step.out, created)
+    after_step(action, h, used, params, step.out, created, step.after)
     return _outcome(action, used, step.out, created)
 
 
 def after_step(action: Action, h: Handles, used: Mapping[str, str],
-               params: Mapping[str, int], out: int, created: tuple[str, str] | None) -> None:
+               params: Mapping[str, int], out: int, created: tuple[str, str] | None,
+               after: Mapping[str, int]) -> None:
     """The handle table's open file descriptions after a step: a new descriptor's (shared
-    with the one `Action.shares` names, or new), and the f_pos an `Action.fpos` step moves."""
+    with the one `Action.shares` names, or new with `Action.describes`' attributes), and the
+    f_pos an `Action.fpos` step moves (an appending write's: to the new i_size, `after`'s)."""
     if created is not None and created[0] == "fd":
-        h.describe(created[1], used.get(action.shares) if action.shares else None)
+        h.describe(created[1], used.get(action.shares) if action.shares else None,
+                   action.describes(params) if action.describes else DESC_DEFAULT)
         if action.writer is not None and action.writer(params):
             h.writer.add(h.desc[created[1]])
     if created is not None and created[0] == "map" and action.extent is not None:
@@ -754,7 +690,12 @@ def after_step(action: Action, h: Handles, used: Mapping[str, str],
     if action.fpos is not None and out >= 0:
         pname, how = action.fpos
         hid = used[_fd_param(action)]
-        h.fpos[h.desc[hid]] = params[pname] + out if how == "advance" else out
+        if how != "advance":
+            h.fpos[h.desc[hid]] = out
+        elif out > 0 and action.appends is not None and action.appends(params):
+            h.fpos[h.desc[hid]] = after["size"]
+        else:
+            h.fpos[h.desc[hid]] = params[pname] + out
 
 
 def _map_param(action: Action) -> str:

@@ -66,8 +66,12 @@ from model.designs.memfd_pages import (
 )
 from model.designs.memfd_rw import (
     COPY_FILE_RANGE,
+    DESC_APPEND,
+    DESC_READ,
     MAX_WRITE_COUNT,
+    fmode_read_param,
     grow_seal_rules,
+    o_append_param,
     pread_body,
     preadv2_body,
     preadv_body,
@@ -75,6 +79,8 @@ from model.designs.memfd_rw import (
     pwritev2_body,
     pwritev_body,
     splice_write_body,
+    uring_read_body,
+    uring_write_body,
 )
 from model.designs.memfd_state import (
     CHG_DMA,
@@ -384,8 +390,10 @@ def prot_writes(prot: E) -> E:
 SHARED, PRIVATE = 0, 1
 
 
-def mmap_body(s: StateView, fd: E, share: E, prot: E, npages: E) -> list[Rule]:
-    """do_mmap() of npages pages at file offset 0 (len 0: EINVAL), memfd_check_seals_mmap(),
+def mmap_body(s: StateView, fd: E, share: E, prot: E, npages: E,
+              fmode_read: E) -> list[Rule]:
+    """do_mmap() of npages pages at file offset 0 (len 0: EINVAL; any mapping needs
+    FMODE_READ: an O_WRONLY description's is EACCES), memfd_check_seals_mmap(),
     mmap_region(), hugetlbfs_file_mmap() (§3.1)."""
     shared = share == SHARED
     w = prot_writes(prot)
@@ -404,6 +412,8 @@ def mmap_body(s: StateView, fd: E, share: E, prot: E, npages: E) -> list[Rule]:
              why="do_mmap(): MAP_SHARED with PROT_WRITE on a file without FMODE_WRITE"),
         fail("EACCES", when=shared_vma & append_only(s), label="append_only",
              why="do_mmap(): MAP_SHARED of an IS_APPEND file through an FMODE_WRITE one"),
+        fail("EACCES", unless=fmode_read, label="fmode_read",
+             why="do_mmap(): MAP_PRIVATE (and MAP_SHARED falling through) without FMODE_READ"),
         fail("EPERM", when=shared_vma & w & write_sealed(s), label="write_seal",
              why="memfd_check_seals_mmap(): new shared writable mapping of a write-sealed file"),
         ok(0, size=If(grows, end, s.size), hpage0_cached=If(grows, 0, s.hpage0_cached),
@@ -489,11 +499,11 @@ CLOEXEC_FLAG = Harmless("close-on-exec; the model's exec never runs the file",
                         ("0", "O_CLOEXEC"))
 
 
-#: io_uring's IORING_OP_WRITE/READ/FALLOCATE are pwrite64's/pread64's/fallocate's rules:
-#: io_write() and io_read() check FMODE_WRITE/FMODE_READ (EBADF), rw_verify_area() and call
-#: the file's write_iter/read_iter at sqe->off, io_fallocate() calls vfs_fallocate() (probed
-#: on 6.18.44, tests/test_uring.py); an offset of -1 is the description's f_pos there
-#: (io_kiocb_update_pos())
+#: io_uring's IORING_OP_WRITE/READ/FALLOCATE: io_write() and io_read() check
+#: FMODE_WRITE/FMODE_READ (EBADF), then rw_verify_area() at sqe->off, and call the file's
+#: write_iter/read_iter (memfd_rw.uring_write_body()); io_fallocate() calls vfs_fallocate(),
+#: fallocate's rules (probed on 6.18.44, tests/test_uring.py); an offset of -1 is the
+#: description's f_pos there (io_kiocb_update_pos())
 URING_OFF = Num("off", refuse=((-1, "offset -1 is the description's f_pos for io_uring "
                                     "(io_kiocb_update_pos()), not pwrite64's EINVAL: use "
                                     "write()/read() for it"),))
@@ -529,20 +539,35 @@ ACTIONS: tuple[Action, ...] = (
                                   "pos, in bytes (loff_t)"),
                       _byte_param("len", SIZE, (0, 2048, 4096), "count, in bytes (size_t)",
                                   MAX_WRITE_COUNT, f"more than {MAX_WRITE_COUNT} bytes: the "
-                                  "outcome depends on the memory past the executor's buffer")),
+                                  "outcome depends on the memory past the executor's buffer"),
+                      o_append_param()),
            pwrite_body, "pwrite64",
            (Fd("fd"), Bytes(), Num("len"), Num("off")),
-           "pwrite len bytes at byte offset off",
-           also=(("io_uring_write", (Fd("fd"), Bytes(), Num("len"), URING_OFF)),)),
+           "pwrite len bytes at byte offset off", from_desc=DESC_APPEND),
+    # io_uring's IORING_OP_WRITE/READ: pwrite64's/pread64's rules with the descriptor's
+    # check first; not explored (pwrite/pread explore the same rules), judged by replay
+    Action("uring_write", (P("fd", FD, FD_ALL), _byte_param("off", LOFF, (), "sqe->off"),
+                           _byte_param("len", SIZE, (), "sqe->len, in bytes",
+                                       MAX_WRITE_COUNT, f"more than {MAX_WRITE_COUNT} "
+                                       "bytes: the outcome depends on the memory past the "
+                                       "executor's buffer"), o_append_param()),
+           uring_write_body, "io_uring_write", (Fd("fd"), Bytes(), Num("len"), URING_OFF),
+           "IORING_OP_WRITE of len bytes at byte offset off", from_desc=DESC_APPEND),
+    Action("uring_read", (P("fd", FD, FD_ALL), _byte_param("off", LOFF, (), "sqe->off"),
+                          fmode_read_param()),
+           uring_read_body, "io_uring_read", (Fd("fd"), C("4096"), URING_OFF),
+           "IORING_OP_READ of 4096 bytes at byte offset off", from_desc=DESC_READ),
     Action("splice_write", (P("fd", FD, FD_ALL),
                             _byte_param("off", LOFF, (-1, 0, 2048, 4096, 6144, 8192),
                                         "pos, in bytes (loff_t)"),
                             _byte_param("len", SIZE, (0, 2048, 4096),
                                         "count, in bytes (size_t)", PIPE_BYTES,
                                         f"more than {PIPE_BYTES} bytes: a pipe holds that "
-                                        "many by default (F_SETPIPE_SZ is not modelled)")),
+                                        "many by default (F_SETPIPE_SZ is not modelled)"),
+                            o_append_param()),
            splice_write_body, "splice_write", (Fd("fd"), Num("len"), Num("off")),
-           "splice len bytes from a pipe into the memfd at byte offset off"),
+           "splice len bytes from a pipe into the memfd at byte offset off",
+           from_desc=DESC_APPEND),
     COPY_FILE_RANGE,  # within the memfd (memfd_rw.py)
     Action("pwritev2", (P("fd", FD, FD_ALL), _byte_param("off", LOFF, (0,), "pos, in bytes"),
                         _byte_param("len", SIZE, (0, 4096), "the iovecs' total length (size_t)",
@@ -553,38 +578,42 @@ ACTIONS: tuple[Action, ...] = (
                         # range over every flags value): an append at i_size grows the file a
                         # page at a time past the byte grid, so `pages` (scope_max) would no
                         # longer bound the space
-                        P("flags", word(32, RWF_FLAGS), (0, RWF_NOWAIT))),
+                        P("flags", word(32, RWF_FLAGS), (0, RWF_NOWAIT)), o_append_param()),
            pwritev2_body, "pwritev2",
            (Fd("fd"), IoVec("len"), IoCnt(), V2_OFF, Flags("flags", RWF_FLAGS)),
-           "pwritev2 an iovec array at byte offset off (RWF_APPEND: at i_size)"),
+           "pwritev2 an iovec array at byte offset off (RWF_APPEND: at i_size)",
+           from_desc=DESC_APPEND),
     Action("preadv2", (P("fd", FD, FD_ALL), _byte_param("off", LOFF, (0,), "pos, in bytes"),
                        _byte_param("len", SIZE, (4096,), "the iovecs' total length (size_t)",
                                    MAX_WRITE_COUNT, f"more than {MAX_WRITE_COUNT} bytes: the "
                                    "executor's buffer"),
-                       P("flags", word(32, RWF_FLAGS), (0, RWF_NOWAIT))),
+                       P("flags", word(32, RWF_FLAGS), (0, RWF_NOWAIT)), fmode_read_param(),
+                       o_append_param()),
            preadv2_body, "preadv2",
            (Fd("fd"), IoVec("len", '""'), IoCnt(), V2_OFF, Flags("flags", RWF_FLAGS)),
-           "preadv2 into an iovec array at byte offset off"),
+           "preadv2 into an iovec array at byte offset off", from_desc=DESC_READ + DESC_APPEND),
     # pwritev()/preadv(): the same paths with no flags (and pos -1 EINVAL, no f_pos case);
     # explored once each (an O_RDWR description, offset 0, one page): every other value is
     # pwrite64's or pwritev2's
     Action("pwritev", (P("fd", FD, (RW,)), _byte_param("off", LOFF, (0,), "pos, in bytes"),
                        _byte_param("len", SIZE, (4096,), "the iovecs' total length (size_t)",
                                    MAX_WRITE_COUNT, f"more than {MAX_WRITE_COUNT} bytes: the "
-                                   "outcome depends on the memory past the executor's buffer")),
+                                   "outcome depends on the memory past the executor's buffer"),
+                       o_append_param()),
            pwritev_body, "pwritev", (Fd("fd"), IoVec("len"), IoCnt(), Num("off")),
-           "pwritev an iovec array at byte offset off"),
+           "pwritev an iovec array at byte offset off", from_desc=DESC_APPEND),
     Action("preadv", (P("fd", FD, (RW,)), _byte_param("off", LOFF, (0,), "pos, in bytes"),
                       _byte_param("len", SIZE, (4096,), "the iovecs' total length (size_t)",
                                   MAX_WRITE_COUNT, f"more than {MAX_WRITE_COUNT} bytes: the "
-                                  "executor's buffer")),
+                                  "executor's buffer"), fmode_read_param()),
            preadv_body, "preadv", (Fd("fd"), IoVec("len", '""'), IoCnt(), Num("off")),
-           "preadv into an iovec array at byte offset off"),
+           "preadv into an iovec array at byte offset off", from_desc=DESC_READ),
     *FPOS_ACTIONS,  # write/read/writev/readv/lseek at f_pos (memfd_fpos.py)
-    Action("pread", (P("fd", FD, FD_ALL), _byte_param("off", LOFF, _grid(2), "pos, in bytes")),
+    Action("pread", (P("fd", FD, FD_ALL), _byte_param("off", LOFF, _grid(2), "pos, in bytes"),
+                     fmode_read_param()),
            pread_body, "pread64",
            (Fd("fd"), C("4096"), Num("off")), "pread 4096 bytes at a byte offset",
-           also=(("io_uring_read", (Fd("fd"), C("4096"), URING_OFF)),)),
+           from_desc=DESC_READ),
     Action("ftruncate", (P("fd", FD, FD_ALL),
                          _byte_param("len", LOFF, _grid(2), "length, in bytes")),
            ftruncate_body, "ftruncate", (Fd("fd"), Num("len")), "ftruncate"),
@@ -601,12 +630,13 @@ ACTIONS: tuple[Action, ...] = (
            also=(("io_uring_fallocate", (Fd("fd"), Flags("mode", FALLOC_FLAGS), Num("off"),
                                          Num("len"))),)),
     Action("mmap", (P("fd", FD, FD_ALL), P("share", enum("shared", "private"), (SHARED, PRIVATE)),
-                    P("prot", enum("r", "rw", "w"), (PROT_R, PROT_RW)), NPAGES),
+                    P("prot", enum("r", "rw", "w"), (PROT_R, PROT_RW)), NPAGES,
+                    fmode_read_param()),
            mmap_body, "mmap",
            (C("NULL"), Num("npages", page_bytes),
             PROT,
             Choice("share", {SHARED: "MAP_SHARED", PRIVATE: "MAP_PRIVATE"}), Fd("fd"), C("0")),
-           "map npages pages from file offset 0", extent="npages"),
+           "map npages pages from file offset 0", extent="npages", from_desc=DESC_READ),
     Action("mprotect", (P("m", MAPK, MAP_ALL),
                         P("prot", enum("r", "rw", "w"), (PROT_R, PROT_RW)), NPAGES, MPAGES),
            mprotect_body, "mprotect",
@@ -708,10 +738,10 @@ def build() -> Design:
 
 
 #: every action whose data goes through shmem_write_begin() (memfd_rw.write_iter_rules(): the
-#: grow_seal and grow_seal_short rules; io_uring_write is pwrite's spelling): a delta on the
+#: grow_seal and grow_seal_short rules): a delta on the
 #: write path edits these (tests/test_kernel_designs.py checks the list against the rules)
 WRITE_PATHS = ("pwrite", "splice_write", "copy_file_range", "pwritev2", "pwritev", "write",
-               "writev", "pwritev2_fpos")
+               "writev", "pwritev2_fpos", "uring_write")
 
 __all__ = [
     "ACTIONS",

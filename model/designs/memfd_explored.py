@@ -8,6 +8,9 @@ from __future__ import annotations
 #: rules no explored value reaches at grain 1 (near LLONG_MAX or 2^64, or a sub-page write
 #: crossing i_size: grain 2): replay and the decision tables decide them (tests/test_bytes.py)
 REPLAY_ONLY = (("pwrite", "pos_overflow"), ("pwrite", "grow_seal_short"),
+               # the search's descriptions are O_RDONLY or O_RDWR, without O_APPEND (an
+               # O_WRONLY or O_APPEND one is the trace's handle table's: Action.from_desc)
+               ("splice_write", "o_append"),
                ("splice_write", "pos_overflow"), ("splice_write", "grow_seal_short"),
                # copy_file_range explores no flags, no negative offset and none near
                # s_maxbytes
@@ -19,16 +22,19 @@ REPLAY_ONLY = (("pwrite", "pos_overflow"), ("pwrite", "grow_seal_short"),
                # anything is read, and are decided by replay and the decision table IOV's rows
                ("pwritev2", "negative_pos"), ("pwritev2", "pos_overflow"),
                ("pwritev2", "unsupported_flags"), ("pwritev2", "append_noappend"),
-               ("pwritev2", "grow_seal_short"),
-               ("preadv2", "negative_pos"), ("preadv2", "zero_len"), ("preadv2", "pos_overflow"),
-               ("preadv2", "unsupported_flags"), ("preadv2", "append_noappend"),
+               ("pwritev2", "noappend_append_only"), ("pwritev2", "grow_seal_short"),
+               ("preadv2", "negative_pos"), ("preadv2", "fmode_read"), ("preadv2", "zero_len"),
+               ("preadv2", "pos_overflow"), ("preadv2", "unsupported_flags"),
+               ("preadv2", "append_noappend"), ("preadv2", "noappend_append_only"),
                ("pwritev", "negative_pos"), ("pwritev", "fmode_write"),
                ("pwritev", "zero_len"), ("pwritev", "pos_overflow"),
                ("pwritev", "grow_seal_short"),
-               ("preadv", "negative_pos"), ("preadv", "zero_len"), ("preadv", "pos_overflow"),
-               ("pread", "pos_overflow"), ("fallocate", "efbig"),
+               ("preadv", "negative_pos"), ("preadv", "fmode_read"), ("preadv", "zero_len"),
+               ("preadv", "pos_overflow"), ("pread", "fmode_read"), ("pread", "pos_overflow"),
+               ("fallocate", "efbig"),
                # a mapping is explored one page long: a zero length is replay's
-               ("mmap", "zero_len"), ("mprotect", "zero_len"), ("munmap", "zero_len"),
+               ("mmap", "zero_len"), ("mmap", "fmode_read"), ("mprotect", "zero_len"),
+               ("munmap", "zero_len"),
                # mremap explores lengths that keep a mapping one page long and the known
                # flags: growing, shrinking, lengths past the mapping and unknown flags are
                # replay's and tests/test_mremap.py's
@@ -51,6 +57,7 @@ REPLAY_ONLY = (("pwrite", "pos_overflow"), ("pwrite", "grow_seal_short"),
 #: actions the search never takes: their f_pos is the trace's (Action.fpos), so a write,
 #: read or lseek is judged by replay and the decision tables; pwrite64/pread64 explore the
 #: same rules (vfs_write_rules(), vfs_read_rules()) at every offset of the grid. exec's
-#: write count is the trace's too (Action.writers; tests/test_exec.py)
+#: write count is the trace's too (Action.writers; tests/test_exec.py). io_uring's write and
+#: read are pwrite64's and pread64's rules with the descriptor's check first
 REPLAY_ACTIONS = ("write", "read", "writev", "readv", "lseek", "pwritev2_fpos", "preadv2_fpos",
-                  "exec")
+                  "exec", "uring_write", "uring_read")

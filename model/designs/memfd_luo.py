@@ -62,7 +62,7 @@ from model.designs.memfd import (
     pins,
 )
 from model.designs.memfd_517 import O_MEMFD, with_flags_word
-from model.designs.memfd_open import open_how
+from model.designs.memfd_open import open_how, truncates
 from model.designs.memfd_rw import write_begin_refusal, written
 from model.designs.memfd_state import FD_ALL, GETFLAGS_ONLY, fsflags_cleared
 from model.lang import Action, Design, E, Field, If, boolean, enum, fail, nat, ok, requires, word
@@ -197,7 +197,7 @@ def setattr_frozen(s: StateView, len: E) -> Rule:  # noqa: A002
 
 
 def otrunc_frozen(s: StateView, how: E) -> Rule:
-    return fail("EPERM", when=(how == 2) & frozen(s, "shmem_setattr") & (s.size > 0),
+    return fail("EPERM", when=truncates(how) & frozen(s, "shmem_setattr") & (s.size > 0),
                 label="frozen", why="O_TRUNC -> shmem_setattr(): frozen")
 
 

@@ -18,6 +18,8 @@ a second file and is refused (issue 14: several files).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from model.designs.memfd_state import (
     FD,
     FD_ALL,
@@ -37,27 +39,74 @@ from model.lang.callspec import C, Choice, Harmless, Num, ProcFd, ShmPath
 from model.lang.schema import StateView
 from model.vocab import F_SEAL_SEAL, F_SEAL_SHRINK
 
-OPEN_RDONLY, OPEN_RDWR, OPEN_RDWR_TRUNC = 0, 1, 2
+#: open()'s flags on an existing file, as the `how` of a reopen: the access mode, O_TRUNC and
+#: O_APPEND. The first three are explored; the others (issue 14: O_WRONLY and O_APPEND
+#: descriptions) are judged in replay, since the handle table, not the state, knows which
+#: description has which (Action.describes, NOTES.md "Descriptions")
+(OPEN_RDONLY, OPEN_RDWR, OPEN_RDWR_TRUNC, OPEN_WRONLY, OPEN_WRONLY_TRUNC, OPEN_RDWR_APPEND,
+ OPEN_WRONLY_APPEND, OPEN_RDONLY_APPEND, OPEN_RDWR_APPEND_TRUNC,
+ OPEN_WRONLY_APPEND_TRUNC) = range(10)
+HOW_TEXT = {OPEN_RDONLY: "O_RDONLY", OPEN_RDWR: "O_RDWR", OPEN_RDWR_TRUNC: "O_RDWR|O_TRUNC",
+            OPEN_WRONLY: "O_WRONLY", OPEN_WRONLY_TRUNC: "O_WRONLY|O_TRUNC",
+            OPEN_RDWR_APPEND: "O_RDWR|O_APPEND", OPEN_WRONLY_APPEND: "O_WRONLY|O_APPEND",
+            OPEN_RDONLY_APPEND: "O_RDONLY|O_APPEND",
+            OPEN_RDWR_APPEND_TRUNC: "O_RDWR|O_APPEND|O_TRUNC",
+            OPEN_WRONLY_APPEND_TRUNC: "O_WRONLY|O_APPEND|O_TRUNC"}
+#: the explored values (and the symbolic engines': their traces' descriptions must be ones
+#: the handle table describes as the search assumed, readable and not appending)
+HOW_EXPLORED = (OPEN_RDONLY, OPEN_RDWR, OPEN_RDWR_TRUNC)
+#: FMODE_WRITE's absence (O_RDONLY), FMODE_READ's (O_WRONLY), O_TRUNC, O_APPEND
+HOW_RDONLY = (OPEN_RDONLY, OPEN_RDONLY_APPEND)
+HOW_WRONLY = (OPEN_WRONLY, OPEN_WRONLY_TRUNC, OPEN_WRONLY_APPEND, OPEN_WRONLY_APPEND_TRUNC)
+HOW_TRUNC = (OPEN_RDWR_TRUNC, OPEN_WRONLY_TRUNC, OPEN_RDWR_APPEND_TRUNC,
+             OPEN_WRONLY_APPEND_TRUNC)
+HOW_APPEND = (OPEN_RDWR_APPEND, OPEN_WRONLY_APPEND, OPEN_RDONLY_APPEND,
+              OPEN_RDWR_APPEND_TRUNC, OPEN_WRONLY_APPEND_TRUNC)
+
+
+def _among(how: E, values: tuple[int, ...]) -> E:
+    out: E = how == values[0]
+    for v in values[1:]:
+        out = out | (how == v)
+    return out
+
+
+def truncates(how: E) -> E:
+    """The open of `how` has O_TRUNC (a design's extra O_TRUNC rule reads it)."""
+    return _among(how, HOW_TRUNC)
+
+
+def how_writes(p: Mapping[str, int], name: str = "how") -> bool:
+    """The description an open of these parameters makes has FMODE_WRITE (Action.writer)."""
+    return p[name] not in HOW_RDONLY
+
+
+def how_describes(p: Mapping[str, int]) -> dict[str, int]:
+    """The description an open of `how` makes: FMODE_READ unless O_WRONLY; O_APPEND."""
+    return {"read": int(p["how"] not in HOW_WRONLY), "append": int(p["how"] in HOW_APPEND)}
 
 
 def open_rules(s: StateView, how: E, label: str, sealable: bool = True) -> list[Rule]:
-    """do_open() on an existing inode: may_open() (FS_IMMUTABLE_FL/FS_APPEND_FL), then O_TRUNC
-    through handle_truncate() -> do_truncate() -> shmem_setattr() (its F_SEAL_SHRINK check
-    only where the file may have seals: a named tmpfs file has F_SEAL_SEAL alone); a new open
-    file description of the access mode `how` asks for."""
-    trunc = how == OPEN_RDWR_TRUNC
+    """do_open() on an existing inode: may_open() (FS_IMMUTABLE_FL; FS_APPEND_FL: a writable
+    open needs O_APPEND, and O_TRUNC is refused), then O_TRUNC through handle_truncate() ->
+    do_truncate() -> shmem_setattr() (its F_SEAL_SHRINK check only where the file may have
+    seals: a named tmpfs file has F_SEAL_SEAL alone); a new open file description of the
+    access mode `how` asks for (probed on 6.18.44, tests/test_open_modes.py)."""
+    trunc = truncates(how)
+    writes = ~_among(how, HOW_RDONLY)
     seal = [fail("EPERM", when=trunc & s.seals.has(F_SEAL_SHRINK) & (s.size > 0),
                  label="shrink_seal", why="handle_truncate() -> shmem_setattr(): SHRINK")]
     return [
-        fail("EPERM", when=(how != OPEN_RDONLY) & immutable(s), label="immutable",
+        fail("EPERM", when=writes & immutable(s), label="immutable",
              why="may_open() -> inode_permission(MAY_WRITE): IS_IMMUTABLE"),
-        fail("EPERM", when=(how != OPEN_RDONLY) & append_only(s), label="append_only",
+        fail("EPERM", when=((writes & ~_among(how, HOW_APPEND)) | trunc) & append_only(s),
+             label="append_only",
              why="may_open(): IS_APPEND needs O_APPEND for writing and refuses O_TRUNC"),
         *(seal if sealable else []),
         pinned_page0_kept(s, trunc & ((s.size > 0) | s.hpage0_cached)),
         ok(0, label=label, size=If(trunc, 0, s.size),
            hpage0_cached=If(trunc, 0, s.hpage0_cached),
-           **as_updates(bump(s, FD_FIELDS, If(how == OPEN_RDONLY, RO, RW), +1))),
+           **as_updates(bump(s, FD_FIELDS, If(writes, RW, RO), +1))),
     ]
 
 
@@ -70,15 +119,13 @@ def reopen_body(s: StateView, fd: E, how: E) -> list[Rule]:
 #: and the mode is not read (fs/namei.c open_last_lookups(): a positive dentry); O_CLOEXEC is a
 #: descriptor flag, and the model's exec never replaces the process (probed 6.18.44:
 #: traces/scenarios/reopen-*.trace)
-REOPEN_HOW = Choice("how", {OPEN_RDONLY: "O_RDONLY", OPEN_RDWR: "O_RDWR",
-                            OPEN_RDWR_TRUNC: "O_RDWR|O_TRUNC"}, extra=("O_CREAT", "O_CLOEXEC"))
+REOPEN_HOW = Choice("how", HOW_TEXT, extra=("O_CREAT", "O_CLOEXEC"))
 OPEN_MODE = Harmless("the mode of a file open() creates; /proc/self/fd/N exists", optional=True)
+HOW = Param("how", enum(*HOW_TEXT.values()), HOW_EXPLORED, symbolic_domain=HOW_EXPLORED)
 
-REOPEN = Action("reopen", (Param("fd", FD, FD_ALL),
-                           Param("how", enum("O_RDONLY", "O_RDWR", "O_RDWR|O_TRUNC"),
-                                 (OPEN_RDONLY, OPEN_RDWR, OPEN_RDWR_TRUNC))),
+REOPEN = Action("reopen", (Param("fd", FD, FD_ALL), HOW),
                 reopen_body, "open", (ProcFd("fd"), REOPEN_HOW, OPEN_MODE),
-                "reopen through /proc/self/fd", writer=lambda p: p["how"] != OPEN_RDONLY,
+                "reopen through /proc/self/fd", writer=how_writes, describes=how_describes,
                 also=(("openat", (C("AT_FDCWD"), ProcFd("fd"), REOPEN_HOW, OPEN_MODE)),))
 
 
@@ -162,14 +209,15 @@ TMPFS_ACTIONS: tuple[Action, ...] = (
            writer=lambda p: p["oflags"] not in (CR_RDONLY, EX_RDONLY),
            also=(("openat", (C("AT_FDCWD"), ShmPath(), CREATE, Num("mode", octal=True))),)),
     Action("shm_open", (Param("how", enum(*REOPEN_HOW.table.values()),
-                              (OPEN_RDONLY, OPEN_RDWR_TRUNC)),),
+                              (OPEN_RDONLY, OPEN_RDWR_TRUNC), symbolic_domain=HOW_EXPLORED),),
            shm_open_body, "open", (ShmPath(), OPEN_AGAIN),
            "open the /dev/shm file by its name: glibc's shm_open() without O_CREAT",
-           writer=lambda p: p["how"] != OPEN_RDONLY,
+           writer=how_writes, describes=how_describes,
            also=(("openat", (C("AT_FDCWD"), ShmPath(), OPEN_AGAIN)),)),
     Action("unlink", (), unlink_body, "unlink", (ShmPath(),),
            "remove the /dev/shm name: glibc's shm_unlink()"),
 )
 
-__all__ = ["OPEN_RDONLY", "OPEN_RDWR", "OPEN_RDWR_TRUNC", "REOPEN", "REOPEN_HOW", "TMPFS_ACTIONS",
-           "UMASK", "open_how", "open_rules"]
+__all__ = ["HOW_APPEND", "HOW_RDONLY", "HOW_TEXT", "HOW_TRUNC", "HOW_WRONLY", "OPEN_RDONLY",
+           "OPEN_RDWR", "OPEN_RDWR_TRUNC", "REOPEN", "REOPEN_HOW", "TMPFS_ACTIONS", "UMASK",
+           "how_describes", "how_writes", "open_how", "open_rules", "truncates"]

@@ -15,13 +15,15 @@ from model.designs.memfd_state import (
     FD_ALL,
     FD_FIELDS,
     RW,
+    append_only,
     count,
     have_fd,
     immutable,
     write_sealed,
 )
-from model.lang import Action, E, If, Param, Rule, fail, ok, requires, word
+from model.lang import Action, E, If, Param, Rule, boolean, fail, ok, requires, word
 from model.lang.callspec import Fd, Num, Ptr
+from model.lang.expr import BOOL, BV, const
 from model.lang.schema import StateView
 from model.vocab import (
     F_SEAL_GROW,
@@ -38,6 +40,45 @@ from model.vocab import (
 #: trace's data describes (traces/kernel.py _MAX_BUF); a larger count's outcome depends on
 #: what lies beyond a buffer (EFAULT or a short write), which is not the model's.
 MAX_WRITE_COUNT = 64 << 20
+
+
+#: Action.from_desc of a call on descriptor `fd`: its description's FMODE_READ, O_APPEND
+DESC_READ = (("fmode_read", "fd", "read"),)
+DESC_APPEND = (("o_append", "fd", "append"),)
+
+
+def fmode_read_param(name: str = "fmode_read") -> Param:
+    """Whether the descriptor's open file description has FMODE_READ (it was not opened
+    O_WRONLY): bound from the trace's handle table (Action.from_desc). The search and the
+    symbolic engines take readable descriptions only, as their opens are (NOTES.md
+    "Descriptions")."""
+    return Param(name, boolean(), (1,), "FMODE_READ of the description (the handle table)",
+                 symbolic_domain=True)
+
+
+def o_append_param(name: str = "o_append") -> Param:
+    """Whether the descriptor's open file description has O_APPEND (IOCB_APPEND for its
+    writes, iocb_flags()): bound from the handle table, as fmode_read_param()."""
+    return Param(name, boolean(), (0,), "O_APPEND of the description (the handle table)",
+                 symbolic_domain=True)
+
+
+def appends(flags: E | None, o_append: E | None) -> E | None:
+    """The write has IOCB_APPEND: the description's O_APPEND (iocb_flags()) unless
+    RWF_NOAPPEND clears it, or RWF_APPEND (kiocb_set_rw_flags()); None: it cannot."""
+    out: E | None = None
+    if o_append is not None:
+        out = o_append if flags is None else o_append & ~flags.has(RWF_NOAPPEND)
+    if flags is not None:
+        out = flags.has(RWF_APPEND) if out is None else out | flags.has(RWF_APPEND)
+    return out
+
+
+def appends_now(p: Mapping[str, int]) -> bool:
+    """appends() of a step's concrete parameters (Action.appends: where f_pos ends)."""
+    e = appends(const(p["flags"], BV(32)) if "flags" in p else None,
+                const(p["o_append"], BOOL) if "o_append" in p else None)
+    return e is not None and bool(e.val)
 
 
 def write_begin_refusal(s: StateView, off: E, len: E, chunk: int, refuses: E,  # noqa: A002
@@ -63,30 +104,55 @@ def grow_seal_rules(s: StateView, off: E, len: E, chunk: int) -> list[Rule]:  # 
                                "shmem_write_begin(): GROW and pos + len > i_size")
 
 
-def pwrite_body(s: StateView, fd: E, off: E, len: E) -> list[Rule]:  # noqa: A002
+def pwrite_body(s: StateView, fd: E, off: E, len: E, o_append: E) -> list[Rule]:  # noqa: A002
     """ksys_pwrite64(), vfs_write(), rw_verify_area(), then shmem_file_write_iter():
-    generic_write_checks() and generic_perform_write() -> shmem_write_begin() per page (§3).
+    generic_write_checks() and generic_perform_write() -> shmem_write_begin() per page (§3);
+    an O_APPEND description's write lands at i_size whatever pos says (probed on 6.18.44).
     The file is O_LARGEFILE (memfd_create(), and open() on 64-bit), so max_size is
     s_maxbytes = MAX_LFS_FILESIZE; pos + count cannot exceed it without the overflow EINVAL
     of rw_verify_area() first, so generic_write_check_limits()'s EFBIG is unreachable."""
     return [
         have_fd(s, fd),
         fail("EINVAL", when=off < 0, label="negative_pos", why="ksys_pwrite64(): pos < 0"),
-        *vfs_write_rules(s, fd, off, len),
+        *vfs_write_rules(s, fd, off, len, o_append),
     ]
 
 
-def write_body(s: StateView, fd: E, off: E, len: E) -> list[Rule]:  # noqa: A002
+def uring_write_body(s: StateView, fd: E, off: E, len: E,  # noqa: A002
+                     o_append: E) -> list[Rule]:
+    """io_uring's IORING_OP_WRITE at sqe->off: io_write() -> io_rw_init_file() checks
+    FMODE_WRITE (EBADF) before rw_verify_area() refuses a negative offset (EINVAL), where
+    ksys_pwrite64() checks the offset first (probed on 6.18.44: an O_RDONLY description at
+    offset -4096 is EBADF); then vfs_write()'s rules, the file's write_iter (hugetlbfs has
+    none: EINVAL either way)."""
+    rules = vfs_write_rules(s, fd, off, len, o_append)
+    return [have_fd(s, fd), rules[0],
+            fail("EINVAL", when=off < 0, label="negative_pos",
+                 why="io_write() -> rw_verify_area(): pos < 0"), *rules[1:]]
+
+
+def write_body(s: StateView, fd: E, off: E, len: E, o_append: E) -> list[Rule]:  # noqa: A002
     """ksys_write() at the description's f_pos `off` (file_ppos(); f_pos += the bytes
     written, Action.fpos): vfs_write() as pwrite64 at pos, whose only other check is pos < 0,
-    which f_pos never is (vfs_setpos() refuses it). A description with O_APPEND (IOCB_APPEND:
-    at i_size) is not modelled: open() takes no O_APPEND here."""
-    return [have_fd(s, fd), *vfs_write_rules(s, fd, off, len)]
+    which f_pos never is (vfs_setpos() refuses it). An O_APPEND description writes at i_size
+    and f_pos ends at the new i_size (Action.appends)."""
+    return [have_fd(s, fd), *vfs_write_rules(s, fd, off, len, o_append)]
 
 
-def vfs_write_rules(s: StateView, fd: E, off: E, len: E) -> list[Rule]:  # noqa: A002
-    """vfs_write() at off: FMODE_WRITE, FMODE_CAN_WRITE, rw_verify_area(), then
-    shmem_file_write_iter()."""
+def append_limits(s: StateView, appending: E | None, len: E) -> list[Rule]:  # noqa: A002
+    """An appending write past LLONG_MAX (generic_write_check_limits() shortens it) is not
+    modelled."""
+    if appending is None:
+        return []
+    return [requires(~(appending & (s.size + len > MAX_LFS_FILESIZE)), label="append_limits",
+                     why="an appending write past LLONG_MAX (generic_write_check_limits()) "
+                         "is not modelled")]
+
+
+def vfs_write_rules(s: StateView, fd: E, off: E, len: E,  # noqa: A002
+                    o_append: E) -> list[Rule]:
+    """vfs_write() at off: FMODE_WRITE, FMODE_CAN_WRITE, rw_verify_area() (at off, even
+    for an O_APPEND description), then shmem_file_write_iter() at write_pos()."""
     end = off + len
     return [
         fail("EBADF", unless=fd == RW, label="fmode_write", why="vfs_write(): !FMODE_WRITE"),
@@ -96,7 +162,8 @@ def vfs_write_rules(s: StateView, fd: E, off: E, len: E) -> list[Rule]:  # noqa:
              why="rw_verify_area(): (loff_t)(pos + count) < 0"),
         ok(0, when=len == 0, label="zero_len",
            why="generic_write_checks(): nothing to write, before write_begin"),
-        *write_iter_rules(s, off, len),
+        *append_limits(s, o_append, len),
+        *write_iter_rules(s, write_pos(s, off, None, o_append), len),
     ]
 
 
@@ -112,16 +179,20 @@ def write_iter_rules(s: StateView, off: E, len: E) -> list[Rule]:  # noqa: A002
     ]
 
 
-def splice_write_body(s: StateView, fd: E, off: E, len: E) -> list[Rule]:  # noqa: A002
+def splice_write_body(s: StateView, fd: E, off: E, len: E,  # noqa: A002
+                      o_append: E) -> list[Rule]:
     """splice() from a pipe holding len bytes into the memfd at off (probed on 6.18.44):
     the syscall returns 0 for len 0 before anything else; do_splice() checks FMODE_WRITE
-    (EBADF) before rw_verify_area() (EINVAL: pos < 0 or pos + len past LLONG_MAX), unlike
-    pwrite64; hugetlbfs has no splice_write (do_splice_from(): EINVAL); then
+    (EBADF), then O_APPEND (EINVAL), before rw_verify_area() (EINVAL: pos < 0 or pos + len
+    past LLONG_MAX), unlike pwrite64; hugetlbfs has no splice_write (do_splice_from():
+    EINVAL); then
     iter_file_splice_write() -> vfs_iter_write() -> shmem_file_write_iter(), as pwrite64."""
     return [
         have_fd(s, fd),
         ok(0, when=len == 0, label="zero_len", why="splice(): !len, before the descriptors"),
         fail("EBADF", unless=fd == RW, label="fmode_write", why="do_splice(): !FMODE_WRITE"),
+        fail("EINVAL", when=o_append, label="o_append",
+             why="do_splice(): the out file has O_APPEND"),
         fail("EINVAL", when=off < 0, label="negative_pos", why="rw_verify_area(): pos < 0"),
         fail("EINVAL", when=off + len > MAX_LFS_FILESIZE, label="pos_overflow",
              why="rw_verify_area(): (loff_t)(pos + count) < 0"),
@@ -160,14 +231,15 @@ def written(s: StateView, p: Mapping[str, E]) -> tuple[E, E]:
     The deltas that edit every write path's seal rules (WRITE_PATHS) take it from here."""
     if "off_out" in p:
         return p["off_out"], copy_count(s, p["off_in"], p["off_out"], p["len"])
-    return write_pos(s, p["off"], p.get("flags")), p["len"]
+    return write_pos(s, p["off"], p.get("flags"), p.get("o_append")), p["len"]
 
 
 def copy_file_range_body(s: StateView, fd_in: E, off_in: E, fd_out: E, off_out: E,
-                         len: E, flags: E) -> list[Rule]:  # noqa: A002
+                         len: E, flags: E, fmode_read: E,  # noqa: A002
+                         o_append: E) -> list[Rule]:
     """copy_file_range() within the memfd (both descriptors name it; probed on 6.18.44):
-    vfs_copy_file_range() -> generic_copy_file_checks(): generic_file_rw_checks() (the out
-    file's FMODE_WRITE; every description the model has can read), the offsets' wrap
+    vfs_copy_file_range() -> generic_copy_file_checks(): generic_file_rw_checks() (EBADF:
+    the in file's FMODE_READ, the out file's FMODE_WRITE and O_APPEND), the offsets' wrap
     (EOVERFLOW), the count shortened to the source's EOF and by generic_write_check_limits()
     (EFBIG at s_maxbytes), the overlap of the two ranges of one inode (EINVAL); then
     rw_verify_area() of both (a negative pos), nothing to copy (0), and do_splice_direct():
@@ -179,8 +251,9 @@ def copy_file_range_body(s: StateView, fd_in: E, off_in: E, fd_out: E, off_out: 
                  why="the caller holds a descriptor of this kind"),
         fail("EINVAL", when=flags != 0, label="flags",
              why="vfs_copy_file_range(): flags (COPY_FILE_SPLICE is the kernel's own)"),
-        fail("EBADF", unless=fd_out == RW, label="fmode_write",
-             why="generic_file_rw_checks(): the out file lacks FMODE_WRITE"),
+        fail("EBADF", unless=(fd_out == RW) & fmode_read & ~o_append, label="fmode_write",
+             why="generic_file_rw_checks(): the in file lacks FMODE_READ, or the out file "
+                 "FMODE_WRITE, or it has O_APPEND"),
         fail("EPERM", when=immutable(s), label="immutable",
              why="generic_copy_file_checks(): IS_IMMUTABLE(inode_out); write_iter has no check"),
         fail("EOVERFLOW", when=wraps_u64(off_in, len) | wraps_u64(off_out, len), label="wraps",
@@ -212,30 +285,30 @@ COPY_FILE_RANGE = Action(
                         Param("fd_out", FD, FD_ALL),
                         _byte_param("off_out", LOFF, (0, PAGE_SIZE), "pos_out, in bytes"),
                         _byte_param("len", SIZE, (0, PAGE_SIZE), "len, in bytes (size_t)"),
-                        Param("flags", word(32), (0,))),
+                        Param("flags", word(32), (0,)), fmode_read_param(), o_append_param()),
     copy_file_range_body, "copy_file_range",
     (Fd("fd_in"), Ptr("off_in", COPY_NULL), Fd("fd_out"), Ptr("off_out", COPY_NULL),
      Num("len"), Num("flags")),
-    "copy len bytes of the file from off_in to off_out (both descriptors name it)")
+    "copy len bytes of the file from off_in to off_out (both descriptors name it)",
+    from_desc=(("fmode_read", "fd_in", "read"), ("o_append", "fd_out", "append")))
 
 
-def rwf_pos(s: StateView, off: E, flags: E) -> E:
-    """Where pwritev2() writes: at i_size with RWF_APPEND (kiocb_set_rw_flags() sets
-    IOCB_APPEND, generic_write_checks() moves ki_pos to i_size), else at off."""
-    return If(flags.has(RWF_APPEND), s.size, off)
+def write_pos(s: StateView, off: E, flags: E | None = None,
+              o_append: E | None = None) -> E:
+    """Where a write path's data lands: at i_size when it appends (appends():
+    generic_write_checks_count() moves ki_pos to i_size for IOCB_APPEND), else at off (a
+    delta on every write path names `flags` and `o_append` with these defaults, so one delta
+    fits them all)."""
+    a = appends(flags, o_append)
+    return off if a is None else If(a, s.size, off)
 
 
-def write_pos(s: StateView, off: E, flags: E | None = None) -> E:
-    """Where a write path's data lands: at off, or rwf_pos() for a call with rwf_t flags (a
-    delta on every write path names `flags` with this default, so one delta fits them all)."""
-    return off if flags is None else rwf_pos(s, off, flags)
-
-
-def rwf_rules(flags: E) -> list[Rule]:
+def rwf_rules(s: StateView, flags: E, o_append: E | None = None) -> list[Rule]:
     """kiocb_set_rw_flags() (include/linux/fs.h), from do_iter_readv_writev(): unknown bits,
     then RWF_APPEND with RWF_NOAPPEND, then what the file must support: shmem and hugetlbfs
     files have no FMODE_NOWAIT, no FMODE_CAN_ATOMIC_WRITE (and a read is never atomic), no
-    FOP_DONTCACHE."""
+    FOP_DONTCACHE; then RWF_NOAPPEND on an O_APPEND description (IOCB_APPEND) of an
+    append-only inode (EPERM), for reads too (probed on 6.18.44)."""
     return [
         fail("EOPNOTSUPP", when=(flags & ~RWF_SUPPORTED_6_18) != 0,
              label="unsupported_flags", why="kiocb_set_rw_flags(): flags & ~RWF_SUPPORTED"),
@@ -245,6 +318,10 @@ def rwf_rules(flags: E) -> list[Rule]:
              label="file_lacks_support", why="kiocb_set_rw_flags(): RWF_NOWAIT without "
              "FMODE_NOWAIT, RWF_ATOMIC without FMODE_CAN_ATOMIC_WRITE, RWF_DONTCACHE without "
              "FOP_DONTCACHE"),
+        *([fail("EPERM", when=flags.has(RWF_NOAPPEND) & o_append & append_only(s),
+                label="noappend_append_only",
+                why="kiocb_set_rw_flags(): RWF_NOAPPEND clears IOCB_APPEND, not on IS_APPEND")]
+          if o_append is not None else []),
     ]
 
 
@@ -255,7 +332,7 @@ def f_pos_unmodelled(off: E) -> Rule:
 
 
 def vectored_write(s: StateView, fd: E, off: E, len: E,  # noqa: A002
-                   flags: E | None, explicit: bool = True) -> list[Rule]:
+                   flags: E | None, o_append: E, explicit: bool = True) -> list[Rule]:
     """pwritev2() (flags: its rwf_t) or pwritev() (flags None: do_pwritev() with no flags,
     and no f_pos case: pos -1 is EINVAL there) at an explicit pos, probed on 6.18.44:
     do_pwritev() (pos < 0, before the descriptor), vfs_writev() (FMODE_WRITE, FMODE_CAN_WRITE;
@@ -275,104 +352,111 @@ def vectored_write(s: StateView, fd: E, off: E, len: E,  # noqa: A002
            why="vfs_writev(): !tot_len, before rw_verify_area() and the flags"),
         fail("EINVAL", when=off + len > MAX_LFS_FILESIZE, label="pos_overflow",
              why="rw_verify_area(): (loff_t)(pos + count) < 0, at the given pos"),
-        *(rwf_rules(flags) if flags is not None else []),
-        *([requires(~(flags.has(RWF_APPEND) & (s.size + len > MAX_LFS_FILESIZE)),
-                    label="append_limits", why="an appending write past LLONG_MAX "
-                    "(generic_write_check_limits()) is not modelled")]
-          if flags is not None else []),
-        *write_iter_rules(s, write_pos(s, off, flags), len),
+        *(rwf_rules(s, flags, o_append) if flags is not None else []),
+        *append_limits(s, appends(flags, o_append), len),
+        *write_iter_rules(s, write_pos(s, off, flags, o_append), len),
     ]
 
 
-def pwritev2_body(s: StateView, fd: E, off: E, len: E, flags: E) -> list[Rule]:  # noqa: A002
-    return vectored_write(s, fd, off, len, flags)
+def pwritev2_body(s: StateView, fd: E, off: E, len: E, flags: E,  # noqa: A002
+                  o_append: E) -> list[Rule]:
+    return vectored_write(s, fd, off, len, flags, o_append)
 
 
-def pwritev_body(s: StateView, fd: E, off: E, len: E) -> list[Rule]:  # noqa: A002
-    return vectored_write(s, fd, off, len, None)
+def pwritev_body(s: StateView, fd: E, off: E, len: E, o_append: E) -> list[Rule]:  # noqa: A002
+    return vectored_write(s, fd, off, len, None, o_append)
 
 
 def vectored_read(s: StateView, fd: E, off: E, len: E,  # noqa: A002
-                  flags: E | None, explicit: bool = True) -> list[Rule]:
+                  flags: E | None, fmode_read: E, o_append: E | None = None,
+                  explicit: bool = True) -> list[Rule]:
     """preadv2() (flags: its rwf_t) or preadv() (None: no flags, pos -1 EINVAL) at an explicit
-    pos: do_preadv(), vfs_readv() (every description here is readable, and hugetlbfs has
-    read_iter), an empty iovec array returns 0, rw_verify_area(), kiocb_set_rw_flags()
-    (RWF_APPEND is accepted and ignored), then the bytes up to i_size
-    (shmem_file_read_iter()/hugetlbfs_read_iter()). Not `explicit`: readv() (do_readv()) at
-    the description's f_pos `off`."""
+    pos: do_preadv(), vfs_readv() (FMODE_READ: EBADF, before an empty iovec array's 0;
+    hugetlbfs has read_iter), rw_verify_area(), kiocb_set_rw_flags() (RWF_APPEND is accepted
+    and ignored), then the bytes up to i_size (shmem_file_read_iter()/hugetlbfs_read_iter()).
+    Not `explicit`: readv() (do_readv()) at the description's f_pos `off`."""
     left = s.size - off
     return [
         have_fd(s, fd),
         *([f_pos_unmodelled(off)] if flags is not None else []),
         *([fail("EINVAL", when=off < 0, label="negative_pos", why="do_preadv(): pos < 0")]
           if explicit else []),
+        fail("EBADF", unless=fmode_read, label="fmode_read", why="vfs_readv(): !FMODE_READ"),
         ok(0, when=len == 0, label="zero_len", why="vfs_readv(): !tot_len"),
         fail("EINVAL", when=off + len > MAX_LFS_FILESIZE, label="pos_overflow",
              why="rw_verify_area(): (loff_t)(pos + count) < 0"),
-        *(rwf_rules(flags) if flags is not None else []),
+        *(rwf_rules(s, flags, o_append) if flags is not None else []),
         ok(0, when=off >= s.size, label="eof"),
         ok(If(left < len, left, len)),
     ]
 
 
 def pwritev2_fpos_body(s: StateView, fd: E, off: E, len: E,  # noqa: A002
-                       flags: E) -> list[Rule]:
+                       flags: E, o_append: E) -> list[Rule]:
     """pwritev2() at pos -1: do_writev() with the flags, at the description's f_pos `off`
-    (no pos check). With RWF_APPEND the write lands at i_size and f_pos moves past it, which
-    Action.fpos's "advance" (f_pos + the bytes written) does not say: refused."""
-    rules = vectored_write(s, fd, off, len, flags, explicit=False)
-    at = next(i for i, r in enumerate(rules) if r.label == "append_limits")
-    return [*rules[:at], requires(~flags.has(RWF_APPEND), label="append_at_f_pos",
-                                  why="pos -1 with RWF_APPEND moves f_pos to the end of the "
-                                      "appended bytes, which the handle table does not "
-                                      "follow"), *rules[at:]]
+    (no pos check); an appending write (RWF_APPEND, or O_APPEND without RWF_NOAPPEND) lands
+    at i_size and f_pos ends at the new i_size (Action.appends; probed on 6.18.44)."""
+    return vectored_write(s, fd, off, len, flags, o_append, explicit=False)
 
 
 def preadv2_fpos_body(s: StateView, fd: E, off: E, len: E,  # noqa: A002
-                      flags: E) -> list[Rule]:
+                      flags: E, fmode_read: E, o_append: E) -> list[Rule]:
     """preadv2() at pos -1: do_readv() with the flags, at the description's f_pos `off`."""
-    return vectored_read(s, fd, off, len, flags, explicit=False)
+    return vectored_read(s, fd, off, len, flags, fmode_read, o_append, explicit=False)
 
 
-def writev_body(s: StateView, fd: E, off: E, len: E) -> list[Rule]:  # noqa: A002
-    return vectored_write(s, fd, off, len, None, explicit=False)
+def writev_body(s: StateView, fd: E, off: E, len: E, o_append: E) -> list[Rule]:  # noqa: A002
+    return vectored_write(s, fd, off, len, None, o_append, explicit=False)
 
 
-def readv_body(s: StateView, fd: E, off: E, len: E) -> list[Rule]:  # noqa: A002
-    return vectored_read(s, fd, off, len, None, explicit=False)
+def readv_body(s: StateView, fd: E, off: E, len: E, fmode_read: E) -> list[Rule]:  # noqa: A002
+    return vectored_read(s, fd, off, len, None, fmode_read, explicit=False)
 
 
-def preadv2_body(s: StateView, fd: E, off: E, len: E, flags: E) -> list[Rule]:  # noqa: A002
-    return vectored_read(s, fd, off, len, flags)
+def preadv2_body(s: StateView, fd: E, off: E, len: E, flags: E,  # noqa: A002
+                 fmode_read: E, o_append: E) -> list[Rule]:
+    return vectored_read(s, fd, off, len, flags, fmode_read, o_append)
 
 
-def preadv_body(s: StateView, fd: E, off: E, len: E) -> list[Rule]:  # noqa: A002
-    return vectored_read(s, fd, off, len, None)
+def preadv_body(s: StateView, fd: E, off: E, len: E, fmode_read: E) -> list[Rule]:  # noqa: A002
+    return vectored_read(s, fd, off, len, None, fmode_read)
 
 
 PREAD_COUNT = 4096
 
 
-def pread_body(s: StateView, fd: E, off: E) -> list[Rule]:
-    """ksys_pread64(), then vfs_read() at off: a 4096-byte read returns the bytes up to
-    i_size, 0 at or past EOF."""
+def pread_body(s: StateView, fd: E, off: E, fmode_read: E) -> list[Rule]:
+    """ksys_pread64() (pos < 0 first), then vfs_read() at off: a 4096-byte read returns the
+    bytes up to i_size, 0 at or past EOF."""
     return [have_fd(s, fd),
             fail("EINVAL", when=off < 0, label="negative_pos", why="ksys_pread64(): pos < 0"),
-            *vfs_read_rules(s, off, PREAD_COUNT)]
+            *vfs_read_rules(s, off, PREAD_COUNT, fmode_read)]
 
 
-def read_body(s: StateView, fd: E, off: E, len: E) -> list[Rule]:  # noqa: A002
+def uring_read_body(s: StateView, fd: E, off: E, fmode_read: E) -> list[Rule]:
+    """io_uring's IORING_OP_READ of 4096 bytes at sqe->off: io_read() -> io_rw_init_file()
+    checks FMODE_READ (EBADF) before rw_verify_area()'s negative offset (EINVAL), unlike
+    ksys_pread64(); then vfs_read()'s rules (probed on 6.18.44)."""
+    rules = vfs_read_rules(s, off, PREAD_COUNT, fmode_read)
+    return [have_fd(s, fd), rules[0],
+            fail("EINVAL", when=off < 0, label="negative_pos",
+                 why="io_read() -> rw_verify_area(): pos < 0"), *rules[1:]]
+
+
+def read_body(s: StateView, fd: E, off: E, len: E, fmode_read: E) -> list[Rule]:  # noqa: A002
     """ksys_read() at the description's f_pos `off` (f_pos += the bytes read, Action.fpos):
     vfs_read() as pread64 at off (which is never negative)."""
-    return [have_fd(s, fd), *vfs_read_rules(s, off, len)]
+    return [have_fd(s, fd), *vfs_read_rules(s, off, len, fmode_read)]
 
 
-def vfs_read_rules(s: StateView, off: E, len: E | int) -> list[Rule]:  # noqa: A002
-    """vfs_read() at off: every description here is readable (O_RDONLY or O_RDWR) and
-    hugetlbfs has read_iter; rw_verify_area(), then shmem_file_read_iter()/
-    hugetlbfs_read_iter(): the bytes up to i_size, 0 for a zero count or at/past EOF."""
+def vfs_read_rules(s: StateView, off: E, len: E | int,  # noqa: A002
+                   fmode_read: E) -> list[Rule]:
+    """vfs_read() at off: FMODE_READ (EBADF: an O_WRONLY description; hugetlbfs has
+    read_iter); rw_verify_area(), then shmem_file_read_iter()/hugetlbfs_read_iter(): the
+    bytes up to i_size, 0 for a zero count or at/past EOF."""
     left = s.size - off
-    return [fail("EINVAL", when=off + len > MAX_LFS_FILESIZE, label="pos_overflow",
+    return [fail("EBADF", unless=fmode_read, label="fmode_read", why="vfs_read(): !FMODE_READ"),
+            fail("EINVAL", when=off + len > MAX_LFS_FILESIZE, label="pos_overflow",
                  why="rw_verify_area(): (loff_t)(pos + count) < 0"),
             ok(0, when=(off >= s.size) | (len == 0), label="eof"),
             ok(If(left < len, left, len))]
@@ -404,13 +488,19 @@ def lseek_body(s: StateView, fd: E, pos: E, off: E, whence: E) -> list[Rule]:
 __all__ = [
     "COPY_FILE_RANGE",
     "COPY_NULL",
+    "DESC_APPEND",
+    "DESC_READ",
     "MAX_WRITE_COUNT",
     "PREAD_COUNT",
+    "appends",
+    "appends_now",
     "copy_count",
     "copy_file_range_body",
     "f_pos_unmodelled",
+    "fmode_read_param",
     "grow_seal_rules",
     "lseek_body",
+    "o_append_param",
     "pread_body",
     "preadv2_body",
     "preadv2_fpos_body",
@@ -421,9 +511,10 @@ __all__ = [
     "pwritev_body",
     "read_body",
     "readv_body",
-    "rwf_pos",
     "rwf_rules",
     "splice_write_body",
+    "uring_read_body",
+    "uring_write_body",
     "vectored_read",
     "vectored_write",
     "vfs_read_rules",

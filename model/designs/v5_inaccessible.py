@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from model.designs import get, register
 from model.designs.memfd_517 import MFD_FLAGS_517, RECLAIM_REDIRTIED, with_vocabulary
+from model.designs.memfd_open import truncates
 from model.lang import Action, Design, E, Field, If, Param, Rule, boolean, fail, ok, requires, word
 from model.lang.expr import bv
 from model.lang.schema import StateView
@@ -109,7 +110,7 @@ def punch_align_rule(s: StateView, mode: E, off: E, len: E) -> Rule:  # noqa: A0
 
 
 def otrunc_rule(s: StateView, how: E) -> Rule:
-    return fail("EPERM", when=(how == 2) & inacc(s, "shmem_setattr") & (s.size > 0),
+    return fail("EPERM", when=truncates(how) & inacc(s, "shmem_setattr") & (s.size > 0),
                 label="inaccessible_resize", why="O_TRUNC -> shmem_setattr()")
 
 

@@ -24,6 +24,9 @@ from model.vocab import ERRNO, SIGNALS
 
 #: Outcome encoding shared by all engines: ret >= 0; -errno; -(1000 + signo).
 SIG_BASE = 1000
+#: the attributes of an open file description no action describes (memfd_create()'s: O_RDWR,
+#: so FMODE_READ, and no O_APPEND): Action.describes
+DESC_DEFAULT: Mapping[str, int] = {"read": 1, "append": 0}
 
 
 def errno_code(name: str) -> int:
@@ -57,13 +60,20 @@ class Param:
     sort: Sort
     domain: tuple[int, ...]
     doc: str = ""
-    symbolic_domain: bool = False
+    #: True: the symbolic engines take the explored domain only; a tuple: those values
+    symbolic_domain: bool | tuple[int, ...] = False
     #: Why a value of the sort is still outside what the rule body judges exactly (None:
     #: judged exactly). Unset: every value of the sort is judged exactly.
     exact: Callable[[int], str | None] | None = None
     #: Which domain values a scope explores (None: all): a byte value is explored only on the
     #: grid of the scope's grain (issue 14: grain 1 explores whole pages, as before bytes).
     at_scope: Callable[[int, Mapping[str, int]], bool] | None = None
+
+    def symbolic_values(self) -> tuple[int, ...] | None:
+        """The values the symbolic engines take (None: every value of the sort)."""
+        if isinstance(self.symbolic_domain, tuple):
+            return self.symbolic_domain
+        return self.domain if self.symbolic_domain else None
 
     def outside(self, v: int) -> str | None:
         """Why the value `v` is outside the model (None: the rule body judges it exactly).
@@ -189,9 +199,21 @@ class Action:
     #: becomes param + the return value (how "advance": read, write) or the return value
     #: ("set": lseek). The explicit engine does not explore such an action (see NOTES.md).
     fpos: tuple[str, str] | None = None
+    #: with fpos "advance": whether a write of these parameters lands at i_size (IOCB_APPEND:
+    #: an O_APPEND description or RWF_APPEND; generic_write_checks_count()), so that after a
+    #: success of n > 0 bytes f_pos is the new i_size, not param + n
+    appends: Callable[[Mapping[str, int]], bool] | None = field(default=None, compare=False)
     #: the parameter naming the descriptor whose open file description a descriptor this
     #: action creates shares (dup: the same f_pos); None: a new description
     shares: str | None = None
+    #: the attributes of an open file description this action creates (open(): "read",
+    #: FMODE_READ; "append", O_APPEND), from the action's parameters; None: DESC_DEFAULT,
+    #: memfd_create()'s O_RDWR. A trace's handle table keeps them with the description
+    describes: Callable[[Mapping[str, int]], Mapping[str, int]] | None = field(
+        default=None, compare=False)
+    #: parameters bound from the handle table, each (param, descriptor param, attribute): the
+    #: attribute of the description the descriptor argument names (not printed)
+    from_desc: tuple[tuple[str, str, str], ...] = ()
     #: the parameter that is the length (in pages) of the mapping this action creates (mmap):
     #: a trace's handle table keeps it with the mapping's name
     extent: str | None = None

@@ -1,0 +1,191 @@
+"""O_WRONLY and O_APPEND open file descriptions of a memfd (issue 14: descriptions as objects),
+against a decision table.
+
+Probed on 6.18.44 with a ctypes program (raw syscalls, as root) and written down here from
+its output:
+- an O_WRONLY description (no FMODE_READ): pread64/read/readv/preadv/preadv2 are EBADF, after
+  pread64's and preadv2's own negative-offset EINVAL and before readv's empty-array 0; every
+  mmap() is EACCES (after a zero length's EINVAL); copy_file_range() from it is EBADF (after
+  its flags' EINVAL, before a zero count's 0); F_ADD_SEALS and pwrite64 work (FMODE_WRITE);
+- an O_APPEND description: pwrite64 writes at i_size whatever its offset (a negative one is
+  still EINVAL) and leaves f_pos alone; write/writev/pwritev2 at f_pos move it to the new
+  i_size; a zero-length write moves nothing; RWF_NOAPPEND writes at the offset given;
+  splice() into it is EINVAL (EBADF first for a read-only one), copy_file_range() into it
+  EBADF; a write refused by a seal leaves f_pos where it was;
+- FS_APPEND_FL: a writable open needs O_APPEND and refuses O_TRUNC (EPERM); RWF_NOAPPEND on an
+  O_APPEND description is EPERM, for reads too, after RWF_NOWAIT's EOPNOTSUPP, and not on a
+  description opened without O_APPEND (which keeps writing where it says);
+- O_TRUNC with F_SEAL_SHRINK is EPERM whatever the access mode;
+- io_uring's IORING_OP_WRITE/READ check the descriptor before the offset: EBADF where
+  pwrite64/pread64 say EINVAL.
+The search explores O_RDONLY and O_RDWR descriptions only; these rows are replay's.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from checker.replay import TraceInputError
+from tests.conftest import kernel_agrees, replay_text
+
+MFD = 'memfd_create("t", MFD_ALLOW_SEALING) = 3\nftruncate(3, 5) = 0\n'
+EBADF, EINVAL, EACCES, EPERM = "-1 EBADF", "-1 EINVAL", "-1 EACCES", "-1 EPERM"
+
+
+def reopen(how: str, out: str) -> str:
+    return f'openat(AT_FDCWD, "/proc/self/fd/3", {how}) = {out}\n'
+
+
+def size(n: int) -> str:
+    return f"fstat(3, {{st_mode=S_IFREG|0777, st_size={n}, ...}}) = 0\n"
+
+
+def iov(n: int, base: str = '"ab"') -> str:
+    return f"[{{iov_base={base}, iov_len={n}}}], 1"
+
+
+TABLE = {
+    "O_WRONLY: no read, no mapping, no copy from it; writes and seals work":
+        MFD + reopen("O_WRONLY", "4")
+        + f"pread64(4, 4096, 0) = {EBADF}\npread64(4, 4096, -1) = {EINVAL}\n"
+        f'read(4, "", 0) = {EBADF}\nreadv(4, [], 0) = {EBADF}\n'
+        f"preadv2(4, [], 0, -5, 0) = {EINVAL}\n"
+        f"preadv2(4, {iov(4, chr(34) * 2)}, 0, RWF_APPEND) = {EBADF}\n"
+        f"preadv(4, {iov(4, chr(34) * 2)}, 0) = {EBADF}\n"
+        f"mmap(NULL, 4096, PROT_READ, MAP_SHARED, 4, 0) = {EACCES}\n"
+        f"mmap(NULL, 4096, PROT_READ|PROT_WRITE, MAP_SHARED, 4, 0) = {EACCES}\n"
+        f"mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, 4, 0) = {EACCES}\n"
+        f"mmap(NULL, 4096, PROT_READ|PROT_WRITE, MAP_PRIVATE, 4, 0) = {EACCES}\n"
+        f"mmap(NULL, 0, PROT_READ, MAP_PRIVATE, 4, 0) = {EINVAL}\n"
+        f"copy_file_range(4, [0], 3, [100], 3, 0) = {EBADF}\n"
+        f"copy_file_range(4, [0], 3, [100], 0, 0) = {EBADF}\n"
+        f"copy_file_range(4, [0], 3, [100], 3, 1) = {EINVAL}\n"
+        'pwrite64(4, "ab", 2, 0) = 2\nfcntl(4, F_ADD_SEALS, F_SEAL_SHRINK) = 0\n' + size(5),
+    "O_APPEND: every write lands at i_size; f_pos follows the writes at f_pos":
+        MFD + reopen("O_RDWR|O_APPEND", "4")
+        + 'pwrite64(4, "ab", 2, 0) = 2\n' + size(7)
+        + f'lseek(4, 0, SEEK_CUR) = 0\npwrite64(4, "ab", 2, -1) = {EINVAL}\n'
+        'write(4, "abc", 3) = 3\nlseek(4, 0, SEEK_CUR) = 10\nwrite(4, "", 0) = 0\n'
+        'lseek(4, 0, SEEK_CUR) = 10\nlseek(4, 1, SEEK_SET) = 1\nwrite(4, "", 0) = 0\n'
+        "lseek(4, 0, SEEK_CUR) = 1\n"
+        f"pwritev2(4, {iov(2)}, 0, RWF_NOAPPEND) = 2\n" + size(10)
+        + f"pwritev2(4, {iov(2)}, 0, 0) = 2\n" + size(12)
+        + f"pwritev2(4, {iov(2)}, -1, 0) = 2\nlseek(4, 0, SEEK_CUR) = 14\n"
+        "lseek(4, 1, SEEK_SET) = 1\n"
+        f"pwritev2(4, {iov(2)}, -1, RWF_NOAPPEND) = 2\nlseek(4, 0, SEEK_CUR) = 3\n" + size(14)
+        + f"writev(4, {iov(2)}) = 2\nlseek(4, 0, SEEK_CUR) = 16\n"
+        f'io_uring_write(4, "ab", 2, 0) = 2\n' + size(18),
+    "RWF_APPEND at f_pos moves f_pos to the new i_size too":
+        MFD + f"pwritev2(3, {iov(2)}, -1, RWF_APPEND) = 2\nlseek(3, 0, SEEK_CUR) = 7\n"
+        + f"pwritev2(3, {iov(2)}, -5, RWF_APPEND) = {EINVAL}\n" + size(7),
+    "splice and copy_file_range refuse an O_APPEND target":
+        MFD + reopen("O_RDWR|O_APPEND", "4") + reopen("O_RDONLY|O_APPEND", "5")
+        + f"splice_write(4, 3, 0) = {EINVAL}\nsplice_write(4, 3, -1) = {EINVAL}\n"
+        f"splice_write(5, 3, 0) = {EBADF}\nsplice_write(4, 0, 0) = 0\n"
+        f"copy_file_range(3, [0], 4, [100], 3, 0) = {EBADF}\n"
+        f"copy_file_range(3, [0], 4, [100], 0, 0) = {EBADF}\n"
+        f"copy_file_range(3, [0], 4, [100], 3, 1) = {EINVAL}\n"
+        f'pwrite64(5, "a", 1, 0) = {EBADF}\n' + size(5),
+    "a write refused by a seal leaves f_pos where it was":
+        MFD + reopen("O_RDWR|O_APPEND", "4") + "fcntl(3, F_ADD_SEALS, F_SEAL_WRITE) = 0\n"
+        f"lseek(4, 2, SEEK_SET) = 2\nwrite(4, \"abc\", 3) = {EPERM}\n"
+        f"lseek(4, 0, SEEK_CUR) = 2\nwritev(4, {iov(3)}) = {EPERM}\nlseek(4, 0, SEEK_CUR) = 2\n",
+    "FS_APPEND_FL: writable opens need O_APPEND and no O_TRUNC; RWF_NOAPPEND is refused":
+        MFD + "ioctl(3, FS_IOC_SETFLAGS, [FS_APPEND_FL]) = 0\n"
+        + reopen("O_RDWR", EPERM) + reopen("O_WRONLY", EPERM)
+        + reopen("O_RDWR|O_APPEND", "4") + reopen("O_WRONLY|O_APPEND", "5")
+        + reopen("O_RDONLY|O_APPEND", "6") + reopen("O_WRONLY|O_APPEND|O_TRUNC", EPERM)
+        + reopen("O_RDONLY", "7")
+        + 'pwrite64(4, "ab", 2, 0) = 2\n' + size(7)
+        + f"pwritev2(4, {iov(2)}, 0, RWF_NOAPPEND) = {EPERM}\n"
+        f"pwritev2(4, {iov(2)}, 0, RWF_NOWAIT|RWF_NOAPPEND) = -1 EOPNOTSUPP\n"
+        f"pwritev2(3, {iov(2)}, 0, RWF_NOAPPEND) = 2\n" + size(7)
+        + 'pwrite64(3, "ab", 2, 0) = 2\n' + size(7)
+        + f"preadv2(6, {iov(2, chr(34) * 2)}, 0, RWF_NOAPPEND) = {EPERM}\n"
+        f"preadv2(4, {iov(2, chr(34) * 2)}, -1, RWF_NOAPPEND) = {EPERM}\n"
+        f"preadv2(3, {iov(2, chr(34) * 2)}, 0, RWF_NOAPPEND) = 2\n"
+        f"preadv2(4, [], 0, 0, RWF_NOAPPEND) = 0\npwritev2(4, [], 0, 0, RWF_NOAPPEND) = 0\n"
+        f"mmap(NULL, 4096, PROT_READ, MAP_SHARED, 4, 0) = {EACCES}\n"
+        f"mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, 5, 0) = {EACCES}\n"
+        "mmap(NULL, 4096, PROT_READ, MAP_SHARED, 7, 0) = m1",
+    "O_TRUNC under F_SEAL_SHRINK, whatever the access mode":
+        MFD + "fcntl(3, F_ADD_SEALS, F_SEAL_SHRINK) = 0\n"
+        + reopen("O_WRONLY|O_TRUNC", EPERM) + reopen("O_RDWR|O_APPEND|O_TRUNC", EPERM)
+        + reopen("O_WRONLY|O_APPEND", "4") + size(5),
+    "io_uring checks the descriptor before the offset, pwrite64/pread64 the offset first":
+        MFD + reopen("O_RDONLY", "4") + reopen("O_WRONLY", "5")
+        + f'io_uring_write(4, "ab", 2, -4096) = {EBADF}\npwrite64(4, "ab", 2, -4096) = {EINVAL}\n'
+        f"io_uring_read(5, 4096, -2) = {EBADF}\npread64(5, 4096, -2) = {EINVAL}\n"
+        f'io_uring_write(3, "ab", 2, -2) = {EINVAL}\nio_uring_read(4, 4096, 0) = 5',
+}
+
+#: hugetlbfs: no write_iter (EINVAL) for an O_APPEND description too; O_WRONLY as on shmem
+HUGE = ('memfd_create("t", MFD_HUGETLB) = 3\n'
+        'openat(AT_FDCWD, "/proc/self/fd/3", O_RDWR|O_APPEND) = 4\n'
+        f'pwrite64(4, "a", 1, 0) = {EINVAL}\n'
+        'openat(AT_FDCWD, "/proc/self/fd/3", O_WRONLY) = 5\n'
+        f"pread64(5, 4096, 0) = {EBADF}\n"
+        f"mmap(NULL, 2097152, PROT_READ, MAP_SHARED, 5, 0) = {EACCES}")
+
+
+@pytest.mark.parametrize("name", list(TABLE))
+def test_open_modes_table(name: str) -> None:
+    assert replay_text(TABLE[name]) is None
+
+
+def test_hugetlbfs_row() -> None:
+    assert replay_text(HUGE) is None
+
+
+@pytest.mark.parametrize("old, new", [
+    ("lseek(4, 0, SEEK_CUR) = 10", "lseek(4, 0, SEEK_CUR) = 5"),  # f_pos as if not appended
+    ('pwrite64(4, "ab", 2, 0) = 2\n' + size(7), 'pwrite64(4, "ab", 2, 0) = 2\n' + size(5)),
+])
+def test_a_wrong_position_is_reported(old: str, new: str) -> None:
+    text = TABLE["O_APPEND: every write lands at i_size; f_pos follows the writes at f_pos"]
+    assert old in text
+    assert replay_text(text.replace(old, new, 1)) is not None
+
+
+def test_a_wrong_access_mode_outcome_is_reported() -> None:
+    text = TABLE["O_WRONLY: no read, no mapping, no copy from it; writes and seals work"]
+    assert replay_text(text.replace(f"pread64(4, 4096, 0) = {EBADF}",
+                                    "pread64(4, 4096, 0) = 5")) is not None
+
+
+def test_the_search_takes_readable_descriptions_without_o_append() -> None:
+    """The explored (and symbolic) open modes are the three whose descriptions the search's
+    rules assume (FMODE_READ, no O_APPEND); the others are replay's."""
+    from model import designs
+    from model.designs.memfd_open import HOW_APPEND, HOW_WRONLY
+
+    d = designs.get("memfd")
+    how = next(p for p in d.action("reopen").params if p.name == "how")
+    assert not set(how.domain) & {*HOW_WRONLY, *HOW_APPEND}
+    assert how.symbolic_values() == how.domain
+    for a in d.actions:
+        for p in a.params:
+            if p.name in ("fmode_read", "o_append"):
+                assert p.domain == ((1,) if p.name == "fmode_read" else (0,)), a.name
+                assert p.symbolic_values() == p.domain, a.name
+
+
+@pytest.mark.parametrize("line, why", [
+    ("fcntl(4, F_SETFL, O_APPEND) = 0", "F_SETFL"),
+    ('openat(AT_FDCWD, "/proc/self/fd/3", O_RDONLY|O_TRUNC) = 5', "O_RDONLY|O_TRUNC"),
+])
+def test_outside_the_model_is_refused(line: str, why: str) -> None:
+    """F_SETFL (which would add or clear O_APPEND) and O_RDONLY|O_TRUNC are not modelled."""
+    with pytest.raises(TraceInputError, match=why):
+        replay_text(MFD + reopen("O_RDWR", "4") + line)
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("name", list(TABLE))
+def test_open_modes_table_on_kernel(name: str) -> None:
+    kernel_agrees(TABLE[name])
+
+
+@pytest.mark.kernel
+def test_hugetlbfs_row_on_kernel() -> None:
+    kernel_agrees(HUGE, hugepages=2)

@@ -1,0 +1,97 @@
+"""The handle table of a trace being replayed: live descriptors, mappings and pins by the
+names the trace gives them, and what the state does not hold about them: each descriptor's
+open file description (its f_pos, FMODE_READ and O_APPEND), each mapping's length, which
+descriptions hold write access, the /dev/shm name (NOTES.md "f_pos belongs to the trace",
+"Descriptions")."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from model.lang.action import DESC_DEFAULT
+from traces.refusal import ResolveError
+from traces.syscalls import FD_LIMIT
+
+PREFIX = {"map": "m", "pin": "p"}
+
+
+@dataclass
+class Handles:
+    """Live handles: fd number / mapping name / pin name -> kind index (enum value)."""
+
+    live: dict[str, dict[str, int]] = field(
+        default_factory=lambda: {"fd": {}, "map": {}, "pin": {}})
+    serial: dict[str, int] = field(default_factory=lambda: {"map": 0, "pin": 0})
+    #: fd number -> its open file description (a number); description -> its f_pos
+    desc: dict[str, int] = field(default_factory=dict)
+    fpos: dict[int, int] = field(default_factory=dict)
+    #: description -> its attributes (Action.describes: "read", "append")
+    attrs: dict[int, Mapping[str, int]] = field(default_factory=dict)
+    #: mapping name -> its length in pages (Action.extent; 1 unless its mmap said)
+    mpages: dict[str, int] = field(default_factory=dict)
+    #: the descriptions that hold write access on the inode (Action.writer)
+    writer: set[int] = field(default_factory=set)
+    #: the /dev/shm name of the trace's tmpfs file (ShmPath), once a call on it succeeded
+    shm: str | None = None
+
+    def describe(self, hid: str, shares: str | None,
+                 attrs: Mapping[str, int] = DESC_DEFAULT) -> None:
+        """Descriptor `hid` is new: it shares the description of descriptor `shares` (dup),
+        or has a new one at f_pos 0 with `attrs` (memfd_create, open)."""
+        if shares is not None and shares in self.desc:
+            self.desc[hid] = self.desc[shares]
+        else:
+            self.desc[hid] = len(self.fpos)
+            self.fpos[self.desc[hid]] = 0
+            self.attrs[self.desc[hid]] = dict(attrs)
+
+    def attr(self, hid: str, name: str) -> int:
+        """An attribute of the description descriptor `hid` names (Action.from_desc); an
+        unknown description is refused, never given the default."""
+        if hid not in self.desc:
+            raise ResolveError(f"outside the model: descriptor {hid}'s open file description "
+                               "(its access mode and O_APPEND) is not known at this point of "
+                               "the trace")
+        return self.attrs[self.desc[hid]][name]
+
+    def pos(self, hid: str) -> int:
+        """The f_pos of the description descriptor `hid` names (every descriptor a trace
+        creates has one: after_step); an unknown one is refused, never taken as 0."""
+        if hid not in self.desc:
+            raise ResolveError(f"outside the model: descriptor {hid}'s open file description "
+                               "(and its f_pos) is not known at this point of the trace")
+        return self.fpos[self.desc[hid]]
+
+    def writers(self) -> int:
+        """How many live open file descriptions hold write access on the inode (its
+        i_writecount): a description lives while a descriptor names it."""
+        return len({self.desc[f] for f in self.live["fd"] if f in self.desc} & self.writer)
+
+    def pick(self, family: str, kind: int) -> str:
+        for hid, k in self.live[family].items():
+            if k == kind:
+                return hid
+        raise ResolveError(f"no live {family} handle of kind {kind}")
+
+    def new(self, family: str, kind: int, want: int | None = None, least: int = 3) -> str:
+        """A new handle of `kind`. A descriptor takes the number the trace gives it (`want`)
+        when that number is free, at least `least` and below FD_LIMIT (RLIMIT_NOFILE's default:
+        the kernel gives no higher one, fs/file.c alloc_fd()); otherwise the lowest free number
+        from max(3, least) (a generated trace: 3, 4, ...). The trace's process may hold numbers
+        the trace never shows, so any free number is as good as the lowest."""
+        if family == "fd":
+            n = max(3, least)
+            if want is not None and least <= want < FD_LIMIT and str(want) not in self.live["fd"]:
+                n = want
+            while str(n) in self.live["fd"]:
+                n += 1
+            hid = str(n)
+            # keep fds ordered by number so pick() prefers the lowest
+            self.live["fd"][hid] = kind
+            self.live["fd"] = dict(sorted(self.live["fd"].items(), key=lambda kv: int(kv[0])))
+            return hid
+        self.serial[family] += 1
+        hid = f"{PREFIX[family]}{self.serial[family]}"
+        self.live[family][hid] = kind
+        return hid
