@@ -252,8 +252,12 @@ def test_cli_json_and_min_score(capsys: pytest.CaptureFixture[str]) -> None:
 
 @pytest.mark.slow
 def test_mutate_guest_memfd_at_a_small_scope(capsys: pytest.CaptureFixture[str]) -> None:
-    """The whole measurement on one design at a small scope, scenarios included."""
+    """The whole measurement on one design at a small scope, scenarios included, with two of
+    the three operators (all four statuses still occur: 75 non-equivalent mutants, 73 killed,
+    2 survived, 3 equivalent, 9 stillborn; with fire-too-often too the run took 40 % longer,
+    the suite's longest non-engine test)."""
     code, out, _ = _main(capsys, "--design", "guest_memfd", "--scope", "pages=1",
+                           "--operator", "drop", "--operator", "negate",
                            "--format", "json", "--quiet")
     assert code == 0
     (d,) = json.loads(out)["designs"]
@@ -261,7 +265,8 @@ def test_mutate_guest_memfd_at_a_small_scope(capsys: pytest.CaptureFixture[str])
     assert d["nonequivalent"] > 0
     assert 0 < d["score_properties"] <= d["score_with_scenarios"] <= 1
     statuses = {r["status"] for r in d["results"]}
-    assert statuses <= {"stillborn", "equivalent", "killed", "survived", "inconclusive"}
+    assert {"stillborn", "equivalent", "killed", "survived"} <= statuses <= {
+        "stillborn", "equivalent", "killed", "survived", "inconclusive"}
     for r in d["results"]:
         if r["status"] == "equivalent":
             assert "equivalent within scope" in r["reason"] and r["divergence"] is None
