@@ -151,7 +151,7 @@ PREFIXES = ["", "fcntl(3, F_ADD_SEALS, F_SEAL_GROW) = 0\n",
 
 def _line(rng: random.Random, fd: int = 3) -> str:
     a, b = _values(rng), _values(rng)
-    call = rng.randrange(23)
+    call = rng.randrange(24)
     if call == 0:
         return f"ftruncate({fd}, {a}) = ?"
     if call == 1:
@@ -225,6 +225,10 @@ def _line(rng: random.Random, fd: int = 3) -> str:
         ext, proj = (rng.choice((0, 0, 1, 0xFFFFFFFF)) for _ in range(2))
         return (f"file_setattr({fd}, {path}, {{fa_xflags={xflags}, fa_extsize={ext}, "
                 f"fa_projid={proj}, fa_cowextsize=0}}, {size}, {flags}) = ?")
+    if call == 23:  # the description's O_APPEND, which later writes through it follow
+        flags = rng.choice(("0", "O_APPEND", "O_RDWR|O_NONBLOCK|O_LARGEFILE", "O_DIRECT",
+                            "O_APPEND|O_NOATIME", str(abs(b) % (1 << 32))))
+        return f"fcntl({fd}, F_SETFL, {flags}) = ?"
     return f"load(m1, {rng.choice((0, 4095, 4096, 8191, abs(b) % 12288))}) = ?"
 
 

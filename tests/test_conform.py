@@ -300,7 +300,8 @@ def test_bounded_conform_exercises_every_action(tmp_path: Path, flags: int) -> N
     assert {a.name for a in d.actions if not a.explored} == {"write", "read", "writev", "readv",
                                                              "lseek", "exec",
                                                              "pwritev2_fpos", "preadv2_fpos",
-                                                             "uring_write", "uring_read"}
+                                                             "uring_write", "uring_read",
+                                                             "setfl"}
     assert rep.divergent + rep.unconfirmed == 0, "\n".join(
         f"{dv.where}\n{dv.trace}" for dv in rep.divergences)
     assert rep.traces == rep.transitions + rep.walks

@@ -17,7 +17,12 @@ its output:
   description opened without O_APPEND (which keeps writing where it says);
 - O_TRUNC with F_SEAL_SHRINK is EPERM whatever the access mode;
 - io_uring's IORING_OP_WRITE/READ check the descriptor before the offset: EBADF where
-  pwrite64/pread64 say EINVAL.
+  pwrite64/pread64 say EINVAL;
+- fcntl(F_SETFL) sets or clears the description's O_APPEND (any change of it on an
+  append-only file is EPERM, first), O_DIRECT is EINVAL (no FMODE_CAN_ODIRECT), O_ASYNC is
+  dropped without ->fasync, the access mode and O_LARGEFILE are ignored; O_DIRECT is EINVAL on
+  memfd_create()'s description and on hugetlbfs, 0 on a shmem reopen (shmem_file_open() sets
+  FMODE_CAN_ODIRECT).
 The search explores O_RDONLY and O_RDWR descriptions only; these rows are replay's.
 """
 
@@ -112,6 +117,18 @@ TABLE = {
         MFD + "fcntl(3, F_ADD_SEALS, F_SEAL_SHRINK) = 0\n"
         + reopen("O_WRONLY|O_TRUNC", EPERM) + reopen("O_RDWR|O_APPEND|O_TRUNC", EPERM)
         + reopen("O_WRONLY|O_APPEND", "4") + size(5),
+    "F_SETFL sets and clears O_APPEND; not on an append-only file; O_DIRECT is EINVAL":
+        MFD + "fcntl(3, F_SETFL, O_APPEND) = 0\n" + 'pwrite64(3, "a", 1, 0) = 1\n' + size(6)
+        + 'dup(3) = 4\nwrite(4, "ab", 2) = 2\nlseek(4, 0, SEEK_CUR) = 8\n'
+        "fcntl(4, F_SETFL, O_RDWR|O_NONBLOCK|O_LARGEFILE) = 0\n"
+        'pwrite64(3, "a", 1, 0) = 1\n' + size(8)
+        + f"fcntl(3, F_SETFL, O_DIRECT) = {EINVAL}\nfcntl(3, F_SETFL, 0xffffffff) = {EINVAL}\n"
+        "fcntl(3, F_SETFL, O_ASYNC|O_NOATIME) = 0\n" + reopen("O_RDWR|O_APPEND", "5")
+        + "ioctl(3, FS_IOC_SETFLAGS, [FS_APPEND_FL]) = 0\n"
+        f"fcntl(5, F_SETFL, 0) = {EPERM}\nfcntl(3, F_SETFL, O_APPEND) = {EPERM}\n"
+        f"fcntl(3, F_SETFL, 0xffffffff) = {EPERM}\nfcntl(3, F_SETFL, O_NONBLOCK) = 0\n"
+        "fcntl(5, F_SETFL, O_APPEND|O_NONBLOCK) = 0\n" + 'pwrite64(5, "a", 1, 0) = 1\n'
+        + size(9),
     "io_uring checks the descriptor before the offset, pwrite64/pread64 the offset first":
         MFD + reopen("O_RDONLY", "4") + reopen("O_WRONLY", "5")
         + f'io_uring_write(4, "ab", 2, -4096) = {EBADF}\npwrite64(4, "ab", 2, -4096) = {EINVAL}\n'
@@ -121,6 +138,8 @@ TABLE = {
 
 #: hugetlbfs: no write_iter (EINVAL) for an O_APPEND description too; O_WRONLY as on shmem
 HUGE = ('memfd_create("t", MFD_HUGETLB) = 3\n'
+        'openat(AT_FDCWD, "/proc/self/fd/3", O_RDWR) = 6\n'
+        f"fcntl(6, F_SETFL, O_DIRECT) = {EINVAL}\n"
         'openat(AT_FDCWD, "/proc/self/fd/3", O_RDWR|O_APPEND) = 4\n'
         f'pwrite64(4, "a", 1, 0) = {EINVAL}\n'
         'openat(AT_FDCWD, "/proc/self/fd/3", O_WRONLY) = 5\n'
@@ -171,11 +190,14 @@ def test_the_search_takes_readable_descriptions_without_o_append() -> None:
 
 
 @pytest.mark.parametrize("line, why", [
-    ("fcntl(4, F_SETFL, O_APPEND) = 0", "F_SETFL"),
+    ("fcntl(4, F_GETFL) = 0x8002 (flags O_RDWR|O_LARGEFILE)", "F_GETFL"),
+    # a reopen has FMODE_CAN_ODIRECT (shmem_file_open()); I/O through O_DIRECT is not modelled
+    ("fcntl(4, F_SETFL, O_DIRECT) = 0", "O_DIRECT description"),
     ('openat(AT_FDCWD, "/proc/self/fd/3", O_RDONLY|O_TRUNC) = 5', "O_RDONLY|O_TRUNC"),
 ])
 def test_outside_the_model_is_refused(line: str, why: str) -> None:
-    """F_SETFL (which would add or clear O_APPEND) and O_RDONLY|O_TRUNC are not modelled."""
+    """F_GETFL (its value has bits no rule reads: O_NONBLOCK, O_NOATIME), O_RDONLY|O_TRUNC and
+    a description with O_DIRECT are not modelled."""
     with pytest.raises(TraceInputError, match=why):
         replay_text(MFD + reopen("O_RDWR", "4") + line)
 

@@ -118,6 +118,8 @@ UPSTREAM_6_18 = {
     # (tests/test_decision_tables.py IOV)
     "RWF_NOAPPEND": 0x20, "RWF_ATOMIC": 0x40, "RWF_DONTCACHE": 0x80,
     "RWF_SUPPORTED_6_18": 0x1FF,
+    # include/uapi/asm-generic/fcntl.h names it FASYNC; glibc's O_ASYNC needs _GNU_SOURCE
+    "O_ASYNC": 0o20000,
 }
 
 

@@ -687,6 +687,9 @@ def after_step(action: Action, h: Handles, used: Mapping[str, str],
     if out >= 0 and h.shm is None:
         h.shm = next((used.get(SHM_NAME, s.name) for s in action.args
                       if isinstance(s, ShmPath)), None)
+    if action.redescribes is not None and out >= 0:
+        h.attrs[h.desc[used[_fd_param(action)]]] = {
+            **h.attrs[h.desc[used[_fd_param(action)]]], **action.redescribes(params)}
     if action.fpos is not None and out >= 0:
         pname, how = action.fpos
         hid = used[_fd_param(action)]

@@ -43,7 +43,7 @@ from model.designs.memfd_fsflags import (
     FS_SETFLAGS,
 )
 from model.designs.memfd_mremap import MREMAP
-from model.designs.memfd_open import REOPEN, TMPFS_ACTIONS
+from model.designs.memfd_open import REOPEN, SETFL, TMPFS_ACTIONS
 from model.designs.memfd_pages import (
     ACCESS_OFF,
     GPAGE_SIZE,
@@ -694,6 +694,7 @@ ACTIONS: tuple[Action, ...] = (
     Action("dma_write", (P("p", PINK, (GUP,)),), dma_write_body, "dma_write",
            (PinRef("p"),), "write through a FOLL_WRITE pin"),
     REOPEN,  # open("/proc/self/fd/N") (memfd_open.py)
+    SETFL,  # fcntl(F_SETFL): the description's O_APPEND
     *TMPFS_ACTIONS,  # open/unlink of a /dev/shm name
     Action("dup", (P("fd", FD, FD_ALL),), dup_body, "dup", (Fd("fd"),), "dup", shares="fd",
            also=(("dup2", (Fd("fd"), NewFd())), ("dup3", (Fd("fd"), NewFd(), CLOEXEC_FLAG)),

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from model.designs.memfd_rw import DESC_APPEND, o_append_param
 from model.designs.memfd_state import (
     FD,
     FD_ALL,
@@ -33,11 +34,11 @@ from model.designs.memfd_state import (
     immutable,
     pinned_page0_kept,
 )
-from model.lang import Action, E, If, Param, Rule, enum, fail, ok, requires, word
+from model.lang import Action, E, If, Param, Rule, boolean, enum, fail, ok, requires, word
 from model.lang.action import as_updates
-from model.lang.callspec import C, Choice, Harmless, Num, ProcFd, ShmPath
+from model.lang.callspec import C, Choice, Fd, Flags, Harmless, Num, ProcFd, ShmPath
 from model.lang.schema import StateView
-from model.vocab import F_SEAL_SEAL, F_SEAL_SHRINK
+from model.vocab import F_SEAL_SEAL, F_SEAL_SHRINK, O_APPEND, O_DIRECT, SETFL_FLAGS
 
 #: open()'s flags on an existing file, as the `how` of a reopen: the access mode, O_TRUNC and
 #: O_APPEND. The first three are explored; the others (issue 14: O_WRONLY and O_APPEND
@@ -82,8 +83,11 @@ def how_writes(p: Mapping[str, int], name: str = "how") -> bool:
 
 
 def how_describes(p: Mapping[str, int]) -> dict[str, int]:
-    """The description an open of `how` makes: FMODE_READ unless O_WRONLY; O_APPEND."""
-    return {"read": int(p["how"] not in HOW_WRONLY), "append": int(p["how"] in HOW_APPEND)}
+    """The description an open of `how` makes: FMODE_READ unless O_WRONLY; O_APPEND; and
+    FMODE_CAN_ODIRECT, which shmem_file_open() sets (a memfd_create() description has none:
+    probed on 6.18.44, F_SETFL O_DIRECT is EINVAL there and 0 on a reopen)."""
+    return {"read": int(p["how"] not in HOW_WRONLY), "append": int(p["how"] in HOW_APPEND),
+            "odirect": 1}
 
 
 def open_rules(s: StateView, how: E, label: str, sealable: bool = True) -> list[Rule]:
@@ -127,6 +131,44 @@ REOPEN = Action("reopen", (Param("fd", FD, FD_ALL), HOW),
                 reopen_body, "open", (ProcFd("fd"), REOPEN_HOW, OPEN_MODE),
                 "reopen through /proc/self/fd", writer=how_writes, describes=how_describes,
                 also=(("openat", (C("AT_FDCWD"), ProcFd("fd"), REOPEN_HOW, OPEN_MODE)),))
+
+
+#: fcntl(F_SETFL)'s argument (model.vocab.SETFL_FLAGS): SETFL_MASK's bits (O_APPEND,
+#: O_NONBLOCK, O_DIRECT, O_NOATIME) change the description; O_ASYNC needs ->fasync, which
+#: shmem and hugetlbfs lack, so it is dropped; the access mode and O_LARGEFILE are ignored
+#: (fs/fcntl.c setfl())
+
+
+def setfl_body(s: StateView, fd: E, flags: E, o_append: E, can_odirect: E) -> list[Rule]:
+    """fcntl(F_SETFL) -> setfl(), probed on 6.18.44: a change of O_APPEND on an append-only
+    inode is EPERM (either way), then O_DIRECT is EINVAL without FMODE_CAN_ODIRECT (a
+    memfd_create() description, any hugetlbfs one; shmem_file_open() sets it for a reopen);
+    O_NOATIME needs the owner or CAP_FOWNER, which the model's caller (root) has. The
+    description's O_APPEND becomes the argument's (Action.redescribes); O_NONBLOCK and
+    O_NOATIME change nothing the model holds (F_GETFL is not modelled)."""
+    return [
+        have_fd(s, fd),
+        fail("EPERM", when=(flags.has(O_APPEND) != o_append) & append_only(s),
+             label="append_only", why="setfl(): O_APPEND changed on an IS_APPEND inode"),
+        fail("EINVAL", when=flags.has(O_DIRECT) & ~(can_odirect & ~s.hugetlb),
+             label="o_direct", why="setfl(): O_DIRECT without FMODE_CAN_ODIRECT"),
+        requires(~flags.has(O_DIRECT), label="direct_io",
+                 why="an O_DIRECT description's reads and writes (IOCB_DIRECT) are not "
+                     "modelled"),
+        ok(0),
+    ]
+
+
+#: fcntl(fd, F_SETFL, flags): not explored (the search's descriptions have no O_APPEND:
+#: o_append_param()); replay follows the description's O_APPEND
+SETFL = Action("setfl", (Param("fd", FD, FD_ALL), Param("flags", word(32, SETFL_FLAGS), ()),
+                         o_append_param(),
+                         Param("can_odirect", boolean(), (0,), "FMODE_CAN_ODIRECT of the "
+                               "description (the handle table)", symbolic_domain=True)),
+               setfl_body, "fcntl", (Fd("fd"), C("F_SETFL"), Flags("flags", SETFL_FLAGS)),
+               "fcntl(F_SETFL): the description's O_APPEND, O_NONBLOCK, O_NOATIME",
+               from_desc=(*DESC_APPEND, ("can_odirect", "fd", "odirect")),
+               redescribes=lambda p: {"append": int(bool(p["flags"] & O_APPEND))})
 
 
 #: the model's process umask: the default of login shells and systemd units (the kernel
@@ -207,6 +249,7 @@ TMPFS_ACTIONS: tuple[Action, ...] = (
            shm_create_body, "open", (ShmPath(), CREATE, Num("mode", octal=True)),
            "create (or open) the /dev/shm file: glibc's shm_open(O_CREAT)",
            writer=lambda p: p["oflags"] not in (CR_RDONLY, EX_RDONLY),
+           describes=lambda p: {"read": 1, "append": 0, "odirect": 1},
            also=(("openat", (C("AT_FDCWD"), ShmPath(), CREATE, Num("mode", octal=True))),)),
     Action("shm_open", (Param("how", enum(*REOPEN_HOW.table.values()),
                               (OPEN_RDONLY, OPEN_RDWR_TRUNC), symbolic_domain=HOW_EXPLORED),),
@@ -218,6 +261,23 @@ TMPFS_ACTIONS: tuple[Action, ...] = (
            "remove the /dev/shm name: glibc's shm_unlink()"),
 )
 
-__all__ = ["HOW_APPEND", "HOW_RDONLY", "HOW_TEXT", "HOW_TRUNC", "HOW_WRONLY", "OPEN_RDONLY",
-           "OPEN_RDWR", "OPEN_RDWR_TRUNC", "REOPEN", "REOPEN_HOW", "TMPFS_ACTIONS", "UMASK",
-           "how_describes", "how_writes", "open_how", "open_rules", "truncates"]
+__all__ = [
+    "HOW_APPEND",
+    "HOW_RDONLY",
+    "HOW_TEXT",
+    "HOW_TRUNC",
+    "HOW_WRONLY",
+    "OPEN_RDONLY",
+    "OPEN_RDWR",
+    "OPEN_RDWR_TRUNC",
+    "REOPEN",
+    "REOPEN_HOW",
+    "SETFL",
+    "TMPFS_ACTIONS",
+    "UMASK",
+    "how_describes",
+    "how_writes",
+    "open_how",
+    "open_rules",
+    "truncates",
+]

@@ -25,8 +25,9 @@ from model.vocab import ERRNO, SIGNALS
 #: Outcome encoding shared by all engines: ret >= 0; -errno; -(1000 + signo).
 SIG_BASE = 1000
 #: the attributes of an open file description no action describes (memfd_create()'s: O_RDWR,
-#: so FMODE_READ, and no O_APPEND): Action.describes
-DESC_DEFAULT: Mapping[str, int] = {"read": 1, "append": 0}
+#: so FMODE_READ, no O_APPEND, and no FMODE_CAN_ODIRECT: alloc_file_pseudo() calls no
+#: ->open): Action.describes
+DESC_DEFAULT: Mapping[str, int] = {"read": 1, "append": 0, "odirect": 0}
 
 
 def errno_code(name: str) -> int:
@@ -214,6 +215,10 @@ class Action:
     #: parameters bound from the handle table, each (param, descriptor param, attribute): the
     #: attribute of the description the descriptor argument names (not printed)
     from_desc: tuple[tuple[str, str, str], ...] = ()
+    #: after a success, the attributes of the description the action's descriptor names
+    #: (fcntl(F_SETFL): "append"), from the parameters
+    redescribes: Callable[[Mapping[str, int]], Mapping[str, int]] | None = field(
+        default=None, compare=False)
     #: the parameter that is the length (in pages) of the mapping this action creates (mmap):
     #: a trace's handle table keeps it with the mapping's name
     extent: str | None = None

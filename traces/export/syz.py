@@ -22,6 +22,7 @@ from traces.export.lower import (
 )
 from traces.replayed import Replayed
 from traces.syscalls import (
+    EXTRA_CONSTANTS,
     FCNTL_DUPFD_CMDS,
     FD_FIELDS,
     IOCTL_FD_CREATORS,
@@ -200,6 +201,8 @@ def export_syz(design: Design, r: Replayed) -> str:
             arg = int_arg(o[2], "arg")
             if cmd == vocab.F_ADD_SEALS:
                 lines.append(f"fcntl$addseals({s.fdarg(o[0])}, {cmd:#x}, {arg:#x})")
+            elif cmd == EXTRA_CONSTANTS["F_SETFL"]:  # sys/linux/fs.txt: flags[fcntl_status]
+                lines.append(f"fcntl$setstatus({s.fdarg(o[0])}, {cmd:#x}, {arg:#x})")
             elif cmd in FCNTL_DUPFD_CMDS:
                 assign = s.new_fd(e, s.kind.get(o[0], ""))
                 lines.append(f"fcntl$dupfd({s.fdarg(o[0])}, {cmd:#x}, {arg:#x})")
