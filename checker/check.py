@@ -72,13 +72,19 @@ def run_explicit(design: Design, props: Sequence[Property], scope: dict[str, int
                    + ", ".join(f"{a}.{lab}" for a, lab in unc))
     else:
         cov.append(f"{design.name}: coverage: every rule of every action fired")
-    if replay_only:  # each with the parameter a trace's handle table binds
-        def bound(a: Action) -> str:
+    if replay_only:  # each with the parameters it has no explored value for, and why
+        def why(a: Action) -> str:
             held = {a.fpos[0] if a.fpos else None, a.writers, a.mapped}
-            return ", ".join(p.name for p in a.params if not p.domain and p.name in held)
-        cov.append(f"{design.name}: not explored (judged by replay: a trace's handle table "
-                   "holds the parameter): " + ", ".join(
-                       f"{a.name} ({bound(a)})" for a in design.actions if not a.explored))
+            none = [p.name for p in a.params if not p.domain]
+            out = []
+            if [n for n in none if n in held]:
+                out.append("the trace's handle table holds "
+                           + ", ".join(n for n in none if n in held))
+            if [n for n in none if n not in held]:
+                out.append("no explored value: " + ", ".join(n for n in none if n not in held))
+            return "; ".join(out)
+        cov.append(f"{design.name}: not explored (judged by replay): " + ", ".join(
+            f"{a.name} ({why(a)})" for a in design.actions if not a.explored))
     return results, cov
 
 

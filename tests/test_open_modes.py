@@ -211,3 +211,17 @@ def test_open_modes_table_on_kernel(name: str) -> None:
 @pytest.mark.kernel
 def test_hugetlbfs_row_on_kernel() -> None:
     kernel_agrees(HUGE, hugepages=2)
+
+
+def test_check_names_what_it_did_not_explore_and_why() -> None:
+    """`check` lists the replay-only actions with the parameters the search had no value for,
+    and says which of them a trace's handle table holds (f_pos) and which it does not."""
+    from tests.conftest import run
+
+    p = run("check", "--design", "memfd", "--property", "seals-only-grow", "--quiet")
+    assert p.returncode == 0, p.stdout + p.stderr
+    line = next(x for x in p.stdout.splitlines() if "not explored" in x)
+    assert "setfl (no explored value: flags)" in line
+    assert "uring_read (no explored value: off)" in line
+    assert "write (the trace's handle table holds off; no explored value: len)" in line
+    assert "exec (the trace's handle table holds writers)" in line
