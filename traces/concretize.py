@@ -678,8 +678,6 @@ def after_step(action: Action, h: Handles, used: Mapping[str, str],
     if created is not None and created[0] == "fd":
         h.describe(created[1], used.get(action.shares) if action.shares else None,
                    action.describes(params) if action.describes else DESC_DEFAULT)
-        if action.writer is not None and action.writer(params):
-            h.writer.add(h.desc[created[1]])
     if created is not None and created[0] == "map" and action.extent is not None:
         h.mpages[created[1]] = params[action.extent]
     elif action.resizes is not None and out >= 0:

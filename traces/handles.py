@@ -30,8 +30,6 @@ class Handles:
     attrs: dict[int, Mapping[str, int]] = field(default_factory=dict)
     #: mapping name -> its length in pages (Action.extent; 1 unless its mmap said)
     mpages: dict[str, int] = field(default_factory=dict)
-    #: the descriptions that hold write access on the inode (Action.writer)
-    writer: set[int] = field(default_factory=set)
     #: the /dev/shm name of the trace's tmpfs file (ShmPath), once a call on it succeeded
     shm: str | None = None
 
@@ -66,7 +64,8 @@ class Handles:
     def writers(self) -> int:
         """How many live open file descriptions hold write access on the inode (its
         i_writecount): a description lives while a descriptor names it."""
-        return len({self.desc[f] for f in self.live["fd"] if f in self.desc} & self.writer)
+        return len({self.desc[f] for f in self.live["fd"] if f in self.desc
+                    and self.attrs[self.desc[f]]["writecount"]})
 
     def pick(self, family: str, kind: int) -> str:
         for hid, k in self.live[family].items():

@@ -7,8 +7,9 @@ takes it); an exec that runs the file, or a #! script that fails later, is outsi
 
 The write count (i_writecount) is not a state field: it counts the open file descriptions that
 open() made with write access (do_dentry_open(): FMODE_WRITER), which the trace's handle table
-knows (Action.writer, Action.writers); memfd_create()'s own description holds none
-(alloc_file_pseudo() skips it). So, like the calls at f_pos, the engines do not explore exec.
+knows (its descriptions' "writecount", Action.describes; Action.writers); memfd_create()'s
+own description holds none (alloc_file_pseudo() skips it). So, like the calls at f_pos, the
+engines do not explore exec.
 """
 
 from __future__ import annotations

@@ -77,17 +77,14 @@ def truncates(how: E) -> E:
     return _among(how, HOW_TRUNC)
 
 
-def how_writes(p: Mapping[str, int], name: str = "how") -> bool:
-    """The description an open of these parameters makes has FMODE_WRITE (Action.writer)."""
-    return p[name] not in HOW_RDONLY
-
 
 def how_describes(p: Mapping[str, int]) -> dict[str, int]:
-    """The description an open of `how` makes: FMODE_READ unless O_WRONLY; O_APPEND; and
+    """The description an open of `how` makes: FMODE_READ unless O_WRONLY; O_APPEND;
     FMODE_CAN_ODIRECT, which shmem_file_open() sets (a memfd_create() description has none:
-    probed on 6.18.44, F_SETFL O_DIRECT is EINVAL there and 0 on a reopen)."""
+    probed on 6.18.44, F_SETFL O_DIRECT is EINVAL there and 0 on a reopen); and the write
+    count do_dentry_open() takes for FMODE_WRITE."""
     return {"read": int(p["how"] not in HOW_WRONLY), "append": int(p["how"] in HOW_APPEND),
-            "odirect": 1}
+            "odirect": 1, "writecount": int(p["how"] not in HOW_RDONLY)}
 
 
 def open_rules(s: StateView, how: E, label: str, sealable: bool = True) -> list[Rule]:
@@ -129,7 +126,7 @@ HOW = Param("how", enum(*HOW_TEXT.values()), HOW_EXPLORED, symbolic_domain=HOW_E
 
 REOPEN = Action("reopen", (Param("fd", FD, FD_ALL), HOW),
                 reopen_body, "open", (ProcFd("fd"), REOPEN_HOW, OPEN_MODE),
-                "reopen through /proc/self/fd", writer=how_writes, describes=how_describes,
+                "reopen through /proc/self/fd", describes=how_describes,
                 also=(("openat", (C("AT_FDCWD"), ProcFd("fd"), REOPEN_HOW, OPEN_MODE)),))
 
 
@@ -248,14 +245,14 @@ TMPFS_ACTIONS: tuple[Action, ...] = (
                           Param("mode", word(9), (0o600,))),
            shm_create_body, "open", (ShmPath(), CREATE, Num("mode", octal=True)),
            "create (or open) the /dev/shm file: glibc's shm_open(O_CREAT)",
-           writer=lambda p: p["oflags"] not in (CR_RDONLY, EX_RDONLY),
-           describes=lambda p: {"read": 1, "append": 0, "odirect": 1},
+           describes=lambda p: {"read": 1, "append": 0, "odirect": 1,
+                                "writecount": int(p["oflags"] not in (CR_RDONLY, EX_RDONLY))},
            also=(("openat", (C("AT_FDCWD"), ShmPath(), CREATE, Num("mode", octal=True))),)),
     Action("shm_open", (Param("how", enum(*REOPEN_HOW.table.values()),
                               (OPEN_RDONLY, OPEN_RDWR_TRUNC), symbolic_domain=HOW_EXPLORED),),
            shm_open_body, "open", (ShmPath(), OPEN_AGAIN),
            "open the /dev/shm file by its name: glibc's shm_open() without O_CREAT",
-           writer=how_writes, describes=how_describes,
+           describes=how_describes,
            also=(("openat", (C("AT_FDCWD"), ShmPath(), OPEN_AGAIN)),)),
     Action("unlink", (), unlink_body, "unlink", (ShmPath(),),
            "remove the /dev/shm name: glibc's shm_unlink()"),
@@ -276,7 +273,6 @@ __all__ = [
     "TMPFS_ACTIONS",
     "UMASK",
     "how_describes",
-    "how_writes",
     "open_how",
     "open_rules",
     "truncates",

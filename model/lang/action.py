@@ -25,9 +25,9 @@ from model.vocab import ERRNO, SIGNALS
 #: Outcome encoding shared by all engines: ret >= 0; -errno; -(1000 + signo).
 SIG_BASE = 1000
 #: the attributes of an open file description no action describes (memfd_create()'s: O_RDWR,
-#: so FMODE_READ, no O_APPEND, and no FMODE_CAN_ODIRECT: alloc_file_pseudo() calls no
-#: ->open): Action.describes
-DESC_DEFAULT: Mapping[str, int] = {"read": 1, "append": 0, "odirect": 0}
+#: so FMODE_READ; no O_APPEND; and, as alloc_file_pseudo() calls no ->open and takes no
+#: i_writecount, no FMODE_CAN_ODIRECT and no write count): Action.describes
+DESC_DEFAULT: Mapping[str, int] = {"read": 1, "append": 0, "odirect": 0, "writecount": 0}
 
 
 def errno_code(name: str) -> int:
@@ -208,7 +208,9 @@ class Action:
     #: action creates shares (dup: the same f_pos); None: a new description
     shares: str | None = None
     #: the attributes of an open file description this action creates (open(): "read",
-    #: FMODE_READ; "append", O_APPEND), from the action's parameters; None: DESC_DEFAULT,
+    #: FMODE_READ; "append", O_APPEND; "odirect", FMODE_CAN_ODIRECT; "writecount", whether it
+    #: holds i_writecount, which do_dentry_open() takes for FMODE_WRITE), from the action's
+    #: parameters; None: DESC_DEFAULT,
     #: memfd_create()'s O_RDWR. A trace's handle table keeps them with the description
     describes: Callable[[Mapping[str, int]], Mapping[str, int]] | None = field(
         default=None, compare=False)
@@ -229,12 +231,9 @@ class Action:
     #: success that creates no mapping, from the parameters (mremap: resized or moved, it
     #: keeps its name); such a success returns that mapping (`= mN`), not a number
     resizes: Callable[[Mapping[str, int]], int] | None = field(default=None, compare=False)
-    #: whether a description this action creates holds write access on the inode (open():
-    #: do_dentry_open() takes i_writecount for FMODE_WRITE; memfd_create() does not), from the
-    #: action's parameters; the trace's handle table keeps it (Action.writers reads it)
-    writer: Callable[[Mapping[str, int]], bool] | None = field(default=None, compare=False)
     #: the parameter bound from the handle table: how many live open file descriptions hold
-    #: write access on the inode (exec's ETXTBSY; not printed)
+    #: write access on the inode (their "writecount" attribute, Action.describes; exec's
+    #: ETXTBSY; not printed)
     writers: str | None = None
     #: (outcomes, why): trace outcomes of this call the model does not judge ("ok": any
     #: success; errno names) and why (exec runs content the model does not hold): replay
