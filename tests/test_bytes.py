@@ -92,9 +92,9 @@ def test_every_rule_the_search_never_fires_is_decided_by_replay() -> None:
              ("preadv", st, {"fd": 0, "off": -1, "len": 1}),
              ("preadv", st, {"fd": 0, "off": 0, "len": 0}),
              ("preadv", st, {"fd": 0, "off": LLONG_MAX - 4095, "len": 4096}),
-             ("pread", st, {"fd": 0, "off": LLONG_MAX}),
+             ("pread", st, {"fd": 0, "off": LLONG_MAX, "len": 4096}),
              # an O_WRONLY description (fmode_read 0), an O_APPEND one (o_append 1)
-             ("pread", st, {"fd": 0, "off": 0, "fmode_read": 0}),
+             ("pread", st, {"fd": 0, "off": 0, "len": 4096, "fmode_read": 0}),
              ("preadv", st, {"fd": 0, "off": 0, "len": 0, "fmode_read": 0}),
              ("preadv2", st, {"fd": 0, "off": 0, "len": 0, "flags": 0, "fmode_read": 0}),
              ("mmap", st, {"fd": 0, "share": 1, "prot": 0, "npages": 1, "fmode_read": 0}),
@@ -157,7 +157,8 @@ def _line(rng: random.Random, fd: int = 3) -> str:
     if call == 1:
         return f'pwrite64({fd}, "x"..., {abs(b) % (1 << 17)}, {a}) = ?'
     if call == 2:
-        return f"pread64({fd}, 4096, {a}) = ?"
+        count = rng.choice((4096, 0, 1, abs(b) % (1 << 17)))
+        return f'pread64({fd}, "", {count}, {a}) = ?'
     if call == 3:
         mode = rng.choice(("0", "FALLOC_FL_KEEP_SIZE", "FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE"))
         return f"fallocate({fd}, {mode}, {a}, {b}) = ?"
@@ -183,6 +184,9 @@ def _line(rng: random.Random, fd: int = 3) -> str:
         return f"{verb}({fd}, [{iov}], {len(lens)}) = ?"
     if call == 14:  # pwrite64's rules through io_uring (-1 there is f_pos: another value)
         return f'io_uring_write({fd}, "x"..., {abs(b) % (1 << 17)}, {-2 if a == -1 else a}) = ?'
+    if call == 7:  # pread64's rules through io_uring, with the mode checked first
+        count = rng.choice((4096, 0, abs(b) % (1 << 17)))
+        return f"io_uring_read({fd}, {count}, {-2 if a == -1 else a}) = ?"
     if call == 15:
         mode = rng.choice(("0", "FALLOC_FL_KEEP_SIZE", "FALLOC_FL_PUNCH_HOLE|FALLOC_FL_KEEP_SIZE"))
         return f"io_uring_fallocate({fd}, {mode}, {a}, {b}) = ?"

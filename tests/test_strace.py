@@ -388,6 +388,24 @@ def test_strace_runs_the_command(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "0 disagree" in text and "(the command exited with status 0)" in text
 
 
+def test_pread64_with_any_count_is_judged() -> None:
+    """Python's os.pread() under strace (6.18.44): pread64 with the data read, or the
+    buffer's address where it failed, and a count other than a page; each line is judged."""
+    log = """\
+7426  memfd_create("dev", MFD_ALLOW_SEALING) = 3
+7426  write(3, "hello world", 11)       = 11
+7426  pread64(3, "hello", 5, 0)         = 5
+7426  pread64(3, "world", 100, 6)       = 5
+7426  pread64(3, "", 10, 50)            = 0
+7426  pread64(3, 0x7f1a41111a30, 10, -1) = -1 EINVAL (Invalid argument)
+7426  fcntl(3, F_ADD_SEALS, F_SEAL_WRITE) = 0
+7426  close(3)                          = 0
+"""
+    assert verdicts(log) == [(i, "agrees") for i in range(1, 9)]
+    wrong = log.replace('"world", 100, 6)       = 5', '"world", 100, 6)       = 6')
+    assert (4, "disagrees") in verdicts(wrong)
+
+
 def test_err_outcomes_are_kept() -> None:
     rep = judge_log(parse_log(SEALED))
     assert rep.judged[0].steps[3].outcome == Err("EBUSY")

@@ -51,6 +51,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from model import vocab
+from traces.textfmt import format_arg
 from traces.trace import Arg, Int, Lst, Ref, Ret, Step, Str, Struct, Sym
 
 __all__ = [
@@ -510,7 +511,7 @@ def _struct(arg: Struct, where: str, page: int) -> dict[str, int | str]:
         elif isinstance(v, Ref) and v.name.startswith("m"):
             out[name] = v.name
         else:
-            raise TraceError(f"{where}: field {name}: unsupported value {v!r}")
+            raise TraceError(f"{where}: field {name}: unsupported value {format_arg(v)}")
     return out
 
 
@@ -557,18 +558,18 @@ def _operand(kind: Kind, arg: Arg, where: str, page: int) -> Operand:
             return arg.value
         if isinstance(arg, Sym):
             return const(arg.text, page)
-        raise TraceError(f"{where}: expected a number, got {arg!r}")
+        raise TraceError(f"{where}: expected a number, got {format_arg(arg)}")
     if kind in ("str", "str?", "path"):
         if isinstance(arg, Str):
             return string_bytes(arg.text)
         if kind == "str?" and (arg == Sym("NULL") or (isinstance(arg, Int) and arg.value == 0)):
             return None
-        raise TraceError(f"{where}: expected a string, got {arg!r}")
+        raise TraceError(f"{where}: expected a string, got {format_arg(arg)}")
     if kind in ("map", "pin"):
         prefix = kind[0]
         if not (isinstance(arg, Ref) and arg.name.startswith(prefix)):
             raise TraceError(f"{where}: expected a {'mapping' if kind == 'map' else 'pin'} "
-                             f"handle {prefix}N, got {arg!r}")
+                             f"handle {prefix}N, got {format_arg(arg)}")
         return arg.name
     if kind == "stat":  # output only: what the trace shows of the judged fields
         return stat_shown(arg, where)
@@ -602,7 +603,19 @@ def _operand(kind: Kind, arg: Arg, where: str, page: int) -> Operand:
         return arg.value
     if isinstance(arg, Sym):
         return const(arg.text, page)
-    raise TraceError(f"{where}: expected a number or struct, got {arg!r}")
+    raise TraceError(f"{where}: expected a number or struct, got {format_arg(arg)}")
+
+
+def without_out_buffer(entry: Syscall, args: Sequence[Arg]) -> list[Arg]:
+    """The arguments without the buffer a read fills (Syscall.out_buffer), which is output
+    only: strace's `read(fd, "data", count)`, or the buffer's address it prints where the
+    call failed. A line that leaves it out (`read(fd, count)`) is returned as it is."""
+    out = list(args)
+    at = entry.out_buffer
+    if at is not None and len(out) > at \
+            and (isinstance(out[at], Str) or len(out) == entry.arity[1] + 1):
+        del out[at]
+    return out
 
 
 def lower(step: Step, page: int = PAGE) -> Op:
@@ -612,9 +625,7 @@ def lower(step: Step, page: int = PAGE) -> Op:
     if entry is None:
         raise TraceError(f"unsupported call {step.call}")
     args = list(step.args)
-    if entry.out_buffer is not None and len(args) > entry.out_buffer \
-            and isinstance(args[entry.out_buffer], Str):
-        del args[entry.out_buffer]  # strace form read(fd, "buf", count): output only
+    args = without_out_buffer(entry, args)
     lo, hi = entry.arity
     if not lo <= len(args) <= hi:
         raise TraceError(f"{entry.name} takes {lo}..{hi} arguments, got {len(args)}")

@@ -68,7 +68,7 @@ from model.designs.memfd_rw import (
     COPY_FILE_RANGE,
     DESC_APPEND,
     DESC_READ,
-    MAX_WRITE_COUNT,
+    count_param,
     fmode_read_param,
     grow_seal_rules,
     o_append_param,
@@ -537,9 +537,7 @@ ACTIONS: tuple[Action, ...] = (
     Action("pwrite", (P("fd", FD, FD_ALL),
                       _byte_param("off", LOFF, (-1, 0, 2048, 4096, 6144, 8192),
                                   "pos, in bytes (loff_t)"),
-                      _byte_param("len", SIZE, (0, 2048, 4096), "count, in bytes (size_t)",
-                                  MAX_WRITE_COUNT, f"more than {MAX_WRITE_COUNT} bytes: the "
-                                  "outcome depends on the memory past the executor's buffer"),
+                      count_param((0, 2048, 4096)),
                       o_append_param()),
            pwrite_body, "pwrite64",
            (Fd("fd"), Bytes(), Num("len"), Num("off")),
@@ -547,16 +545,14 @@ ACTIONS: tuple[Action, ...] = (
     # io_uring's IORING_OP_WRITE/READ: pwrite64's/pread64's rules with the descriptor's
     # check first; not explored (pwrite/pread explore the same rules), judged by replay
     Action("uring_write", (P("fd", FD, FD_ALL), _byte_param("off", LOFF, (), "sqe->off"),
-                           _byte_param("len", SIZE, (), "sqe->len, in bytes",
-                                       MAX_WRITE_COUNT, f"more than {MAX_WRITE_COUNT} "
-                                       "bytes: the outcome depends on the memory past the "
-                                       "executor's buffer"), o_append_param()),
+                           count_param((), "sqe->len, in bytes"), o_append_param()),
            uring_write_body, "io_uring_write", (Fd("fd"), Bytes(), Num("len"), URING_OFF),
            "IORING_OP_WRITE of len bytes at byte offset off", from_desc=DESC_APPEND),
     Action("uring_read", (P("fd", FD, FD_ALL), _byte_param("off", LOFF, (), "sqe->off"),
+                          count_param((), "sqe->len, in bytes", reads=True),
                           fmode_read_param()),
-           uring_read_body, "io_uring_read", (Fd("fd"), C("4096"), URING_OFF),
-           "IORING_OP_READ of 4096 bytes at byte offset off", from_desc=DESC_READ),
+           uring_read_body, "io_uring_read", (Fd("fd"), Num("len"), URING_OFF),
+           "IORING_OP_READ of len bytes at byte offset off", from_desc=DESC_READ),
     Action("splice_write", (P("fd", FD, FD_ALL),
                             _byte_param("off", LOFF, (-1, 0, 2048, 4096, 6144, 8192),
                                         "pos, in bytes (loff_t)"),
@@ -570,9 +566,7 @@ ACTIONS: tuple[Action, ...] = (
            from_desc=DESC_APPEND),
     COPY_FILE_RANGE,  # within the memfd (memfd_rw.py)
     Action("pwritev2", (P("fd", FD, FD_ALL), _byte_param("off", LOFF, (0,), "pos, in bytes"),
-                        _byte_param("len", SIZE, (0, 4096), "the iovecs' total length (size_t)",
-                                    MAX_WRITE_COUNT, f"more than {MAX_WRITE_COUNT} bytes: the "
-                                    "outcome depends on the memory past the executor's buffer"),
+                        count_param((0, 4096), "the iovecs' total length (size_t)"),
                         # explored: no flags and RWF_NOWAIT (refused on a memfd). RWF_APPEND
                         # is left to replay, the kernel tables and the symbolic engines (which
                         # range over every flags value): an append at i_size grows the file a
@@ -584,9 +578,7 @@ ACTIONS: tuple[Action, ...] = (
            "pwritev2 an iovec array at byte offset off (RWF_APPEND: at i_size)",
            from_desc=DESC_APPEND),
     Action("preadv2", (P("fd", FD, FD_ALL), _byte_param("off", LOFF, (0,), "pos, in bytes"),
-                       _byte_param("len", SIZE, (4096,), "the iovecs' total length (size_t)",
-                                   MAX_WRITE_COUNT, f"more than {MAX_WRITE_COUNT} bytes: the "
-                                   "executor's buffer"),
+                       count_param((4096,), "the iovecs' total length (size_t)", reads=True),
                        P("flags", word(32, RWF_FLAGS), (0, RWF_NOWAIT)), fmode_read_param(),
                        o_append_param()),
            preadv2_body, "preadv2",
@@ -596,24 +588,24 @@ ACTIONS: tuple[Action, ...] = (
     # explored once each (an O_RDWR description, offset 0, one page): every other value is
     # pwrite64's or pwritev2's
     Action("pwritev", (P("fd", FD, (RW,)), _byte_param("off", LOFF, (0,), "pos, in bytes"),
-                       _byte_param("len", SIZE, (4096,), "the iovecs' total length (size_t)",
-                                   MAX_WRITE_COUNT, f"more than {MAX_WRITE_COUNT} bytes: the "
-                                   "outcome depends on the memory past the executor's buffer"),
+                       count_param((4096,), "the iovecs' total length (size_t)"),
                        o_append_param()),
            pwritev_body, "pwritev", (Fd("fd"), IoVec("len"), IoCnt(), Num("off")),
            "pwritev an iovec array at byte offset off", from_desc=DESC_APPEND),
     Action("preadv", (P("fd", FD, (RW,)), _byte_param("off", LOFF, (0,), "pos, in bytes"),
-                      _byte_param("len", SIZE, (4096,), "the iovecs' total length (size_t)",
-                                  MAX_WRITE_COUNT, f"more than {MAX_WRITE_COUNT} bytes: the "
-                                  "executor's buffer"), fmode_read_param()),
+                      count_param((4096,), "the iovecs' total length (size_t)", reads=True),
+                      fmode_read_param()),
            preadv_body, "preadv", (Fd("fd"), IoVec("len", '""'), IoCnt(), Num("off")),
            "preadv into an iovec array at byte offset off", from_desc=DESC_READ),
     *FPOS_ACTIONS,  # write/read/writev/readv/lseek at f_pos (memfd_fpos.py)
+    # pread64: explored with one page's count (the byte grid of `off` fires every rule);
+    # replay judges any count. `pread64(fd, count, pos)`, without the buffer, is the
+    # model's older spelling, still read
     Action("pread", (P("fd", FD, FD_ALL), _byte_param("off", LOFF, _grid(2), "pos, in bytes"),
-                     fmode_read_param()),
-           pread_body, "pread64",
-           (Fd("fd"), C("4096"), Num("off")), "pread 4096 bytes at a byte offset",
-           from_desc=DESC_READ),
+                     count_param((PAGE_SIZE,), reads=True), fmode_read_param()),
+           pread_body, "pread64", (Fd("fd"), Bytes('""'), Num("len"), Num("off")),
+           "pread len bytes at a byte offset", from_desc=DESC_READ,
+           also=(("pread64", (Fd("fd"), Num("len"), Num("off"))),)),
     Action("ftruncate", (P("fd", FD, FD_ALL),
                          _byte_param("len", LOFF, _grid(2), "length, in bytes")),
            ftruncate_body, "ftruncate", (Fd("fd"), Num("len")), "ftruncate"),

@@ -5,15 +5,15 @@ lseek. f_pos is not a state field: a trace's handle table keeps it (Action.fpos,
 
 from __future__ import annotations
 
-from model.designs.memfd_pages import LOFF, SIZE, _byte_param
+from model.designs.memfd_pages import LOFF
 from model.designs.memfd_rw import (
     DESC_APPEND,
     DESC_READ,
-    MAX_WRITE_COUNT,
     SEEK_CUR,
     SEEK_END,
     SEEK_SET,
     appends_now,
+    count_param,
     fmode_read_param,
     lseek_body,
     o_append_param,
@@ -48,40 +48,31 @@ FPOS_ACTIONS: tuple[Action, ...] = (
     # (Action.fpos): judged in replay, not explored (FPOS has no values to explore);
     # pwrite64/pread64 explore the same rules at every offset of the grid (NOTES.md)
     Action("write", (FD_PARAM, fpos_param("off"),
-                     _byte_param("len", SIZE, (), "count, in bytes (size_t)", MAX_WRITE_COUNT,
-                                 f"more than {MAX_WRITE_COUNT} bytes: the outcome depends on "
-                                 "the memory past the executor's buffer"), o_append_param()),
+                     count_param(()), o_append_param()),
            write_body, "write", (Fd("fd"), Bytes(), Num("len")),
            "write count bytes at the description's f_pos", fpos=("off", "advance"),
            appends=appends_now, from_desc=DESC_APPEND),
     Action("read", (FD_PARAM, fpos_param("off"),
-                    _byte_param("len", SIZE, (), "count, in bytes (size_t)", MAX_WRITE_COUNT,
-                                f"more than {MAX_WRITE_COUNT} bytes: the executor's buffer"),
+                    count_param((), reads=True),
                     fmode_read_param()),
            read_body, "read", (Fd("fd"), Bytes('""'), Num("len")),
            "read count bytes at the description's f_pos", fpos=("off", "advance"),
            from_desc=DESC_READ),
     Action("writev", (FD_PARAM, fpos_param("off"),
-                      _byte_param("len", SIZE, (), "the iovecs' total length (size_t)",
-                                  MAX_WRITE_COUNT, f"more than {MAX_WRITE_COUNT} bytes: the "
-                                  "outcome depends on the memory past the executor's buffer"),
+                      count_param((), "the iovecs' total length (size_t)"),
                       o_append_param()),
            writev_body, "writev", (Fd("fd"), IoVec("len"), IoCnt()),
            "writev an iovec array at the description's f_pos", fpos=("off", "advance"),
            appends=appends_now, from_desc=DESC_APPEND),
     Action("readv", (FD_PARAM, fpos_param("off"),
-                     _byte_param("len", SIZE, (), "the iovecs' total length (size_t)",
-                                 MAX_WRITE_COUNT, f"more than {MAX_WRITE_COUNT} bytes: the "
-                                 "executor's buffer"), fmode_read_param()),
+                     count_param((), "the iovecs' total length (size_t)", reads=True),
+                     fmode_read_param()),
            readv_body, "readv", (Fd("fd"), IoVec("len", '""'), IoCnt()),
            "readv into an iovec array at the description's f_pos", fpos=("off", "advance"),
            from_desc=DESC_READ),
     # pwritev2()/preadv2() at pos -1: do_writev()/do_readv() with the rwf_t flags at f_pos
     Action("pwritev2_fpos", (FD_PARAM, fpos_param("off"),
-                             _byte_param("len", SIZE, (), "the iovecs' total length (size_t)",
-                                         MAX_WRITE_COUNT, f"more than {MAX_WRITE_COUNT} "
-                                         "bytes: the outcome depends on the memory past the "
-                                         "executor's buffer"),
+                             count_param((), "the iovecs' total length (size_t)"),
                              Param("flags", word(32, RWF_FLAGS), (), "rwf_t"),
                              o_append_param()),
            pwritev2_fpos_body, "pwritev2",
@@ -90,9 +81,7 @@ FPOS_ACTIONS: tuple[Action, ...] = (
            fpos=("off", "advance"),
            appends=appends_now, from_desc=DESC_APPEND),
     Action("preadv2_fpos", (FD_PARAM, fpos_param("off"),
-                            _byte_param("len", SIZE, (), "the iovecs' total length (size_t)",
-                                        MAX_WRITE_COUNT, f"more than {MAX_WRITE_COUNT} "
-                                        "bytes: the executor's buffer"),
+                            count_param((), "the iovecs' total length (size_t)", reads=True),
                             Param("flags", word(32, RWF_FLAGS), (), "rwf_t"),
                             fmode_read_param(), o_append_param()),
            preadv2_fpos_body, "preadv2",

@@ -42,6 +42,17 @@ from model.vocab import (
 MAX_WRITE_COUNT = 64 << 20
 
 
+def count_param(domain: tuple[int, ...], doc: str = "count, in bytes (size_t)", *,
+                reads: bool = False) -> Param:
+    """A byte count `len` of a write or read path, judged up to MAX_WRITE_COUNT: beyond it a
+    write's outcome depends on the memory past the executor's buffer, and a read would
+    overrun that buffer (outside the model, with that reason)."""
+    why = "the executor's buffer" if reads else \
+        "the outcome depends on the memory past the executor's buffer"
+    return _byte_param("len", SIZE, domain, doc, MAX_WRITE_COUNT,
+                       f"more than {MAX_WRITE_COUNT} bytes: {why}")
+
+
 #: Action.from_desc of a call on descriptor `fd`: its description's FMODE_READ, O_APPEND
 DESC_READ = (("fmode_read", "fd", "read"),)
 DESC_APPEND = (("o_append", "fd", "append"),)
@@ -422,22 +433,20 @@ def preadv_body(s: StateView, fd: E, off: E, len: E, fmode_read: E) -> list[Rule
     return vectored_read(s, fd, off, len, None, fmode_read)
 
 
-PREAD_COUNT = 4096
-
-
-def pread_body(s: StateView, fd: E, off: E, fmode_read: E) -> list[Rule]:
-    """ksys_pread64() (pos < 0 first), then vfs_read() at off: a 4096-byte read returns the
-    bytes up to i_size, 0 at or past EOF."""
+def pread_body(s: StateView, fd: E, off: E, len: E, fmode_read: E) -> list[Rule]:  # noqa: A002
+    """ksys_pread64() (pos < 0 first), then vfs_read() at off: the bytes up to i_size, 0 at
+    or past EOF."""
     return [have_fd(s, fd),
             fail("EINVAL", when=off < 0, label="negative_pos", why="ksys_pread64(): pos < 0"),
-            *vfs_read_rules(s, off, PREAD_COUNT, fmode_read)]
+            *vfs_read_rules(s, off, len, fmode_read)]
 
 
-def uring_read_body(s: StateView, fd: E, off: E, fmode_read: E) -> list[Rule]:
-    """io_uring's IORING_OP_READ of 4096 bytes at sqe->off: io_read() -> io_rw_init_file()
+def uring_read_body(s: StateView, fd: E, off: E, len: E,  # noqa: A002
+                    fmode_read: E) -> list[Rule]:
+    """io_uring's IORING_OP_READ of len bytes at sqe->off: io_read() -> io_rw_init_file()
     checks FMODE_READ (EBADF) before rw_verify_area()'s negative offset (EINVAL), unlike
     ksys_pread64(); then vfs_read()'s rules (probed on 6.18.44)."""
-    rules = vfs_read_rules(s, off, PREAD_COUNT, fmode_read)
+    rules = vfs_read_rules(s, off, len, fmode_read)
     return [have_fd(s, fd), rules[0],
             fail("EINVAL", when=off < 0, label="negative_pos",
                  why="io_read() -> rw_verify_area(): pos < 0"), *rules[1:]]
@@ -491,11 +500,11 @@ __all__ = [
     "DESC_APPEND",
     "DESC_READ",
     "MAX_WRITE_COUNT",
-    "PREAD_COUNT",
     "appends",
     "appends_now",
     "copy_count",
     "copy_file_range_body",
+    "count_param",
     "f_pos_unmodelled",
     "fmode_read_param",
     "grow_seal_rules",

@@ -32,6 +32,7 @@ from traces.syscalls import (
     const,
     iovec_items,
     stat_shown,
+    without_out_buffer,
 )
 from traces.textfmt import format_arg, format_step
 from traces.trace import Arg, Err, Int, Lst, New, Outcome, Ref, Ret, Sig, Step, Str, Struct, Sym
@@ -72,13 +73,13 @@ def int_arg(arg: Arg, what: str) -> int:
         for w in arg.text.split("|"):
             v |= const_value(w)
         return v
-    raise ExportError(f"{what}: expected a number, got {arg!r}")
+    raise ExportError(f"{what}: expected a number, got {format_arg(arg)}")
 
 
 def handle_arg(arg: Arg, prefix: str, what: str) -> int:
     if isinstance(arg, Ref) and arg.name.startswith(prefix) and arg.name[1:].isdigit():
         return int(arg.name[1:])
-    raise ExportError(f"{what}: expected a handle {prefix}N, got {arg!r}")
+    raise ExportError(f"{what}: expected a handle {prefix}N, got {format_arg(arg)}")
 
 
 def iov_arg(arg: Arg, what: str) -> tuple[tuple[str, int], ...]:
@@ -107,7 +108,7 @@ StructOps = tuple[tuple[str, Arg], ...]
 def _lower_struct(req: int, arg: Arg, where: str) -> StructOps:
     name, layout = IOCTL_STRUCTS[req]
     if not isinstance(arg, Struct):
-        raise ExportError(f"{where}: struct {name} expected, got {arg!r}")
+        raise ExportError(f"{where}: struct {name} expected, got {format_arg(arg)}")
     given = dict(arg.fields)
     known = {f for f, _ in layout}
     unknown = [f for f, _ in arg.fields if f not in known]
@@ -123,7 +124,7 @@ def _lower_struct(req: int, arg: Arg, where: str) -> StructOps:
         elif isinstance(v, Ref):
             handle_arg(v, "m", f"{where}: {f}")
         elif not isinstance(v, (Int, Sym)):
-            raise ExportError(f"{where}: {f}: expected a number, got {v!r}")
+            raise ExportError(f"{where}: {f}: expected a number, got {format_arg(v)}")
         else:
             int_arg(v, f"{where}: {f}")  # every name known
         out.append((f, v))
@@ -144,7 +145,7 @@ def _lower_ioctl(a: tuple[Arg, ...], where: str) -> tuple[Any, ...]:
         unknown = set(shown) - set(OUT_STRUCTS[req])
         if unknown or not isinstance(arg, (Struct, Int)):
             raise ExportError(f"{where}: ioctl {req:#x} fills struct fields "
-                              f"{', '.join(OUT_STRUCTS[req])}, got {arg!r}")
+                              f"{', '.join(OUT_STRUCTS[req])}, got {format_arg(arg)}")
         return (fd, a[1], req, tuple((f, int_arg(shown[f], f"{where}: {f}") if f in shown
                                       else None) for f in OUT_STRUCTS[req]))
     if req in PTR_IOCTLS:
@@ -158,7 +159,7 @@ def _lower_ioctl(a: tuple[Arg, ...], where: str) -> tuple[Any, ...]:
     if req not in IOCTL_NUMBERS:
         raise ExportError(f"{where}: no reproducer for ioctl request {req:#x}")
     if not isinstance(arg, (Int, Sym)):
-        raise ExportError(f"{where}: ioctl {req:#x} takes a number, got {arg!r}")
+        raise ExportError(f"{where}: ioctl {req:#x} takes a number, got {format_arg(arg)}")
     int_arg(arg, where)
     return (fd, a[1], req, arg)
 
@@ -212,7 +213,7 @@ def _operand(p: Param, arg: Arg, where: str) -> Any:
         unknown = set(shown) - {f for f, _ in FILE_ATTR_FIELDS}
         if unknown or not isinstance(arg, (Struct, Int)):
             raise ExportError(f"{where}: expected a struct file_attr {{fa_xflags=..., ...}} "
-                              f"or an address, got {arg!r}")
+                              f"or an address, got {format_arg(arg)}")
         for f, v in shown.items():
             int_arg(v, f"{where}: {f}")
         return tuple((f, shown.get(f)) for f, _ in FILE_ATTR_FIELDS)
@@ -270,10 +271,7 @@ def lower(r: Replayed) -> list[Op]:
                 x = Struct(tuple((k, v) for k, v in x.fields if k in STAT_SHOWN))
             names += words(x)
         o: tuple[Any, ...]
-        if entry.out_buffer is not None and len(a) == hi:
-            if not isinstance(a[entry.out_buffer], Str):  # strace's read(fd, "data", count)
-                raise ExportError(f"{where}: the buffer must be a string")
-            a = (*a[:entry.out_buffer], *a[entry.out_buffer + 1:])
+        a = tuple(without_out_buffer(entry, a))  # strace's read(fd, "data", count)
         if c == "ioctl":
             o = _lower_ioctl(a, where)
         else:
