@@ -216,6 +216,12 @@ FS_XFLAGS = {
 #: _IOR('X', 31, struct fsxattr) and _IOW('X', 32, struct fsxattr) (28 bytes: five __u32 and 8
 #: bytes of padding)
 FS_IOC_FSGETXATTR, FS_IOC_FSSETXATTR = 0x801C581F, 0x401C5820
+#: the ioctl requests do_vfs_ioctl() answers for any file (include/uapi/asm-generic/ioctls.h):
+#: close-on-exec, O_NONBLOCK; and terminal requests a shmem file has no handler for (isatty()'s
+#: TCGETS, a terminal size's TIOCGWINSZ)
+VFS_IOCTLS = {"FIOCLEX": 0x5451, "FIONCLEX": 0x5450, "FIONBIO": 0x5421}
+TTY_IOCTLS = {"TCGETS": 0x5401, "TIOCGWINSZ": 0x5413}
+FIOCLEX, FIONCLEX, FIONBIO = VFS_IOCTLS["FIOCLEX"], VFS_IOCTLS["FIONCLEX"], VFS_IOCTLS["FIONBIO"]
 
 #: Every named constant a trace may use, name -> value.
 CONSTANTS: dict[str, int] = {
@@ -226,6 +232,7 @@ CONSTANTS: dict[str, int] = {
     "KVM_SET_USER_MEMORY_REGION2": KVM_SET_USER_MEMORY_REGION2,
     **FS_FLAGS, "FS_IOC_GETFLAGS": FS_IOC_GETFLAGS, "FS_IOC_SETFLAGS": FS_IOC_SETFLAGS,
     **FS_XFLAGS, "FS_IOC_FSGETXATTR": FS_IOC_FSGETXATTR, "FS_IOC_FSSETXATTR": FS_IOC_FSSETXATTR,
+    **VFS_IOCTLS, **TTY_IOCTLS,
 }
 
 

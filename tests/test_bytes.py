@@ -232,7 +232,10 @@ def _line(rng: random.Random, fd: int = 3) -> str:
     if call == 23:  # the description's O_APPEND, which later writes through it follow
         flags = rng.choice(("0", "O_APPEND", "O_RDWR|O_NONBLOCK|O_LARGEFILE", "O_DIRECT",
                             "O_APPEND|O_NOATIME", str(abs(b) % (1 << 32))))
-        return f"fcntl({fd}, F_SETFL, {flags}) = ?"
+        more = rng.choice(("", f"\nfcntl({fd}, F_GETFL) = ?",
+                           f"\nioctl({fd}, FIONBIO, [{rng.choice((0, 1, a % 3))}]) = ?"
+                           f"\nfcntl({fd}, F_GETFL) = ?"))
+        return f"fcntl({fd}, F_SETFL, {flags}) = ?" + more
     return f"load(m1, {rng.choice((0, 4095, 4096, 8191, abs(b) % 12288))}) = ?"
 
 

@@ -22,7 +22,12 @@ its output:
   append-only file is EPERM, first), O_DIRECT is EINVAL (no FMODE_CAN_ODIRECT), O_ASYNC is
   dropped without ->fasync, the access mode and O_LARGEFILE are ignored; O_DIRECT is EINVAL on
   memfd_create()'s description and on hugetlbfs, 0 on a shmem reopen (shmem_file_open() sets
-  FMODE_CAN_ODIRECT).
+  FMODE_CAN_ODIRECT);
+- fcntl(F_GETFL) is f_flags: the access mode, O_LARGEFILE (memfd_create() sets it, open()
+  forces it), O_APPEND and what F_SETFL or FIONBIO left of O_NONBLOCK and O_NOATIME; not
+  O_CLOEXEC, O_CREAT or O_TRUNC; F_SETFL(O_ASYNC) sets nothing (no ->fasync);
+- ioctl(FIONBIO, [n]) sets O_NONBLOCK for any non-zero int, clears it for 0; FIOCLEX and
+  FIONCLEX are 0; a terminal's TCGETS and TIOCGWINSZ are ENOTTY (no ->unlocked_ioctl).
 The search explores O_RDONLY and O_RDWR descriptions only; these rows are replay's.
 """
 
@@ -134,6 +139,27 @@ TABLE = {
         + f'io_uring_write(4, "ab", 2, -4096) = {EBADF}\npwrite64(4, "ab", 2, -4096) = {EINVAL}\n'
         f"io_uring_read(5, 4096, -2) = {EBADF}\npread64(5, 4096, -2) = {EINVAL}\n"
         f'io_uring_write(3, "ab", 2, -2) = {EINVAL}\nio_uring_read(4, 4096, 0) = 5',
+    "F_GETFL: the access mode, O_LARGEFILE, O_APPEND, and F_SETFL's O_NONBLOCK/O_NOATIME":
+        'memfd_create("t", MFD_CLOEXEC) = 3\n'
+        "fcntl(3, F_GETFL) = 0x8002 (flags O_RDWR|O_LARGEFILE)\n"
+        + reopen("O_RDONLY|O_CLOEXEC", "4") + "fcntl(4, F_GETFL) = 0x8000\n"
+        + reopen("O_WRONLY|O_APPEND", "5") + "fcntl(5, F_GETFL) = 0x8401\n"
+        + reopen("O_RDWR|O_TRUNC|O_CREAT", "6") + "fcntl(6, F_GETFL) = 0x8002\n"
+        "fcntl(3, F_SETFL, O_RDWR|O_NONBLOCK|O_NOATIME|O_APPEND|O_ASYNC) = 0\n"
+        "dup(3) = 7\nfcntl(7, F_GETFL) = 0x48c02\n"
+        "fcntl(3, F_SETFL, O_ASYNC) = 0\nfcntl(7, F_GETFL) = 0x8002\n"
+        "fcntl(5, F_SETFL, O_NONBLOCK|O_APPEND) = 0\nfcntl(5, F_GETFL) = 0x8c01\n"
+        "fcntl(4, F_GETFL) = 0x8000\n",
+    "ioctl: FIONBIO sets and clears O_NONBLOCK, FIOCLEX is 0, a terminal's request ENOTTY":
+        MFD + "ioctl(3, TCGETS, 0x7ffe3ddc7ef0) = -1 ENOTTY\n"
+        "ioctl(3, TIOCGWINSZ, 0x7ffe3ddc7ef0) = -1 ENOTTY\n"
+        "ioctl(3, FIOCLEX) = 0\nioctl(3, FIONCLEX) = 0\n"
+        "ioctl(3, FIONBIO, [1]) = 0\nfcntl(3, F_GETFL) = 0x8802\n"
+        + reopen("O_RDONLY", "4") + "ioctl(4, FIONBIO, [-7]) = 0\n"
+        "fcntl(4, F_GETFL) = 0x8800\nioctl(3, FIONBIO, [0]) = 0\n"
+        "fcntl(3, F_GETFL) = 0x8002\nfcntl(4, F_GETFL) = 0x8800\n"
+        "fcntl(4, F_SETFL, O_NOATIME) = 0\nioctl(4, FIONBIO, [1]) = 0\n"
+        "fcntl(4, F_GETFL) = 0x48800\n",
 }
 
 #: hugetlbfs: no write_iter (EINVAL) for an O_APPEND description too; O_WRONLY as on shmem
@@ -144,7 +170,10 @@ HUGE = ('memfd_create("t", MFD_HUGETLB) = 3\n'
         f'pwrite64(4, "a", 1, 0) = {EINVAL}\n'
         'openat(AT_FDCWD, "/proc/self/fd/3", O_WRONLY) = 5\n'
         f"pread64(5, 4096, 0) = {EBADF}\n"
-        f"mmap(NULL, 2097152, PROT_READ, MAP_SHARED, 5, 0) = {EACCES}")
+        f"mmap(NULL, 2097152, PROT_READ, MAP_SHARED, 5, 0) = {EACCES}\n"
+        "fcntl(3, F_GETFL) = 0x8002\nfcntl(4, F_GETFL) = 0x8402\n"
+        "ioctl(5, FIONBIO, [1]) = 0\nfcntl(5, F_GETFL) = 0x8801\n"
+        "ioctl(5, TCGETS, 0x7ffe3ddc7ef0) = -1 ENOTTY")
 
 
 @pytest.mark.parametrize("name", list(TABLE))
@@ -190,14 +219,12 @@ def test_the_search_takes_readable_descriptions_without_o_append() -> None:
 
 
 @pytest.mark.parametrize("line, why", [
-    ("fcntl(4, F_GETFL) = 0x8002 (flags O_RDWR|O_LARGEFILE)", "F_GETFL"),
     # a reopen has FMODE_CAN_ODIRECT (shmem_file_open()); I/O through O_DIRECT is not modelled
     ("fcntl(4, F_SETFL, O_DIRECT) = 0", "O_DIRECT description"),
     ('openat(AT_FDCWD, "/proc/self/fd/3", O_RDONLY|O_TRUNC) = 5', "O_RDONLY|O_TRUNC"),
 ])
 def test_outside_the_model_is_refused(line: str, why: str) -> None:
-    """F_GETFL (its value has bits no rule reads: O_NONBLOCK, O_NOATIME), O_RDONLY|O_TRUNC and
-    a description with O_DIRECT are not modelled."""
+    """O_RDONLY|O_TRUNC and a description with O_DIRECT are not modelled."""
     with pytest.raises(TraceInputError, match=why):
         replay_text(MFD + reopen("O_RDWR", "4") + line)
 
@@ -222,6 +249,7 @@ def test_check_names_what_it_did_not_explore_and_why() -> None:
     assert p.returncode == 0, p.stdout + p.stderr
     line = next(x for x in p.stdout.splitlines() if "not explored" in x)
     assert "setfl (no explored value: flags)" in line
-    assert "uring_read (no explored value: off)" in line
+    assert "uring_read (no explored value: off, len)" in line
+    assert "fionbio (the trace's handle table holds status; no explored value: on)" in line
     assert "write (the trace's handle table holds off; no explored value: len)" in line
     assert "exec (the trace's handle table holds writers)" in line

@@ -94,6 +94,8 @@ EXTRA = {  # not from the selftest
         "open-wronly", "open-append"],
     "pread64 and io_uring's read with any count, as strace prints them (issue 14)": [
         "pread-counts"],
+    "F_GETFL, FIONBIO, FIOCLEX and isatty()'s ENOTTY: the description's status flags "
+    "(issue 14)": ["getfl-fionbio"],
 }
 
 #: tools/testing/selftests/kvm/guest_memfd_test.c (6.18; selftests.md §2.1): the functions

@@ -16,7 +16,7 @@ from model import vocab
 
 HEADERS = ["linux/memfd.h", "linux/fcntl.h", "linux/falloc.h", "linux/mman.h",
            "linux/kvm.h", "linux/fs.h", "sys/stat.h", "asm-generic/errno.h", "signal.h",
-           "linux/udmabuf.h"]
+           "linux/udmabuf.h", "asm/ioctls.h"]
 
 #: Present in every header set this project supports (memfd sealing is 3.17, F_SEAL_EXEC 6.3):
 #: these must be checked, not skipped.

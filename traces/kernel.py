@@ -59,6 +59,8 @@ from traces.syscalls import (
     OUT_POISON,
     OUT_STRUCTS,
     PAGE,
+    SCRATCH_BYTES,
+    SCRATCH_IOCTLS,
     SYSCALLS,
     Cell,
     Op,
@@ -496,6 +498,9 @@ class _Executor(PathCalls, PinCalls):
             if r == 0 and req in OUT_IOCTLS:  # the int the kernel wrote: the step's output
                 self.filled[OUT_IOCTLS[req]] = cell.value & 0xFFFFFFFF
             return self.result(r, e)
+        if req in SCRATCH_IOCTLS:  # a buffer the call may fill: ours, not the trace's address
+            scratch = ctypes.create_string_buffer(SCRATCH_BYTES)
+            return self.result(*_sys(_nr("ioctl"), real, req, ctypes.addressof(scratch)))
         if isinstance(arg, int):
             r, e = _sys(_nr("ioctl"), real, req, arg)
             return self.fd_result(r, e) if req == vocab.KVM_CREATE_VM else self.result(r, e)

@@ -69,6 +69,8 @@ __all__ = [
     "OUT_STRUCTS",
     "PAGE",
     "PLAIN_KINDS",
+    "SCRATCH_BYTES",
+    "SCRATCH_IOCTLS",
     "STAT_SHOWN",
     "SYSCALLS",
     "Cell",
@@ -123,8 +125,14 @@ IOCTL_STRUCTS = {**KVM_STRUCTS, vocab.FS_IOC_FSSETXATTR: ("fsxattr", (
 FD_FIELDS = frozenset({"guest_memfd"})
 #: ioctl requests that return a new descriptor
 IOCTL_FD_CREATORS = frozenset({vocab.KVM_CREATE_VM, vocab.KVM_CREATE_GUEST_MEMFD})
-#: ioctl requests that take a number (or nothing)
-INT_IOCTLS = frozenset({vocab.KVM_CREATE_VM, vocab.KVM_CHECK_EXTENSION, KVM_GET_API_VERSION})
+#: ioctl requests that take a number (or nothing): KVM's, and FIOCLEX/FIONCLEX (nothing)
+KVM_INT_IOCTLS = frozenset({vocab.KVM_CREATE_VM, vocab.KVM_CHECK_EXTENSION, KVM_GET_API_VERSION})
+INT_IOCTLS = KVM_INT_IOCTLS | {vocab.FIOCLEX, vocab.FIONCLEX}
+#: ioctl requests whose argument is a buffer the call may fill and no step compares (a
+#: terminal's struct termios, struct winsize): strace prints its address; the executor and
+#: the reproducers pass a zeroed buffer of SCRATCH_BYTES of their own
+SCRATCH_IOCTLS = frozenset(vocab.TTY_IOCTLS.values())
+SCRATCH_BYTES = 256
 #: ioctl requests that fill a pointer to a number (request -> the output's label): strace
 #: prints the value written, `[N]`, or the address when the call failed
 OUT_IOCTLS = {vocab.FS_IOC_GETFLAGS: "fsflags"}
@@ -137,9 +145,9 @@ OUT_STRUCTS = {vocab.FS_IOC_FSGETXATTR: ("fsx_xflags", "fsx_extsize", "fsx_nexte
 #: nothing shows as a difference (the reproducers' runtimes use the same pattern)
 OUT_POISON = 0x5A5A5A5A5A5A5A5A
 #: ioctl requests that take a pointer to a number, `[N]` as strace prints it
-PTR_IOCTLS = frozenset({vocab.FS_IOC_SETFLAGS, *OUT_IOCTLS})
+PTR_IOCTLS = frozenset({vocab.FS_IOC_SETFLAGS, vocab.FIONBIO, *OUT_IOCTLS})
 #: ioctl requests of /dev/kvm and its descriptors: the machine needs KVM
-KVM_IOCTLS = frozenset(KVM_STRUCTS) | IOCTL_FD_CREATORS | INT_IOCTLS
+KVM_IOCTLS = frozenset(KVM_STRUCTS) | IOCTL_FD_CREATORS | KVM_INT_IOCTLS
 #: fcntl commands that return a new descriptor: F_DUPFD, F_DUPFD_CLOEXEC (fs/fcntl.c f_dupfd())
 FCNTL_DUPFD_CMDS = frozenset({0, 1030})
 #: fcntl commands a trace may use: F_ADD_SEALS, F_GET_SEALS, F_GETFD, F_SETFD, F_GETFL, F_SETFL,
@@ -319,6 +327,10 @@ def _ioctl(v: list[Operand]) -> set[str]:
     elif req in INT_IOCTLS:
         if isinstance(iarg, dict):
             raise TraceError(f"ioctl {req:#x} takes a number, not a struct")
+    elif req in SCRATCH_IOCTLS:
+        if isinstance(iarg, dict):
+            raise TraceError(f"ioctl {req:#x}: the buffer it fills is not compared: write "
+                             "its address")
     else:
         raise TraceError(f"unsupported ioctl request {req:#x}")
     if len(v) == 2:
@@ -467,8 +479,9 @@ _ENTRIES: tuple[Syscall, ...] = (
             "read a file's xflags into a struct file_attr of usize bytes; its fields are "
             "compared", check=_file_attr),
     Syscall("ioctl", 16, (FD, _p("request", "int"), _p("arg", "ioctl", optional=True)),
-            "the KVM ioctls (KVM_CREATE_VM, KVM_CREATE_GUEST_MEMFD, ...) and chattr's "
-            "FS_IOC_SETFLAGS and FS_IOC_GETFLAGS", check=_ioctl),
+            "the KVM ioctls (KVM_CREATE_VM, KVM_CREATE_GUEST_MEMFD, ...), chattr's "
+            "FS_IOC_SETFLAGS and FS_IOC_GETFLAGS, FIOCLEX/FIONCLEX, FIONBIO, and a "
+            "terminal's TCGETS/TIOCGWINSZ (into a buffer of the executor's)", check=_ioctl),
 )
 
 #: call name -> its entry

@@ -676,8 +676,8 @@ def format_arg(arg: Arg) -> str:
 
 def _format_outcome(outcome: Outcome, note: str | None) -> str:
     if isinstance(outcome, Ret):
-        if note is not None and note.startswith("seals") and outcome.value != 0:
-            return hex(outcome.value)  # like strace's %#x: F_GET_SEALS results in hex
+        if note is not None and note.startswith(("seals", "flags")) and outcome.value != 0:
+            return hex(outcome.value)  # like strace's %#x: F_GET_SEALS, F_GETFL in hex
         return str(outcome.value)
     if isinstance(outcome, Err):
         strerror = vocab.STRERROR.get(outcome.errno)

@@ -42,8 +42,9 @@ from model.designs.memfd_fsflags import (
     FS_GETFLAGS,
     FS_SETFLAGS,
 )
+from model.designs.memfd_ioctl import IOCTL_ACTIONS
 from model.designs.memfd_mremap import MREMAP
-from model.designs.memfd_open import REOPEN, SETFL, TMPFS_ACTIONS
+from model.designs.memfd_open import GETFL, REOPEN, SETFL, TMPFS_ACTIONS
 from model.designs.memfd_pages import (
     ACCESS_OFF,
     GPAGE_SIZE,
@@ -686,7 +687,9 @@ ACTIONS: tuple[Action, ...] = (
     Action("dma_write", (P("p", PINK, (GUP,)),), dma_write_body, "dma_write",
            (PinRef("p"),), "write through a FOLL_WRITE pin"),
     REOPEN,  # open("/proc/self/fd/N") (memfd_open.py)
-    SETFL,  # fcntl(F_SETFL): the description's O_APPEND
+    SETFL,  # fcntl(F_SETFL): the description's O_APPEND, O_NONBLOCK, O_NOATIME
+    GETFL,  # fcntl(F_GETFL)
+    *IOCTL_ACTIONS,  # FIOCLEX, FIONBIO, a terminal's ENOTTY (memfd_ioctl.py)
     *TMPFS_ACTIONS,  # open/unlink of a /dev/shm name
     Action("dup", (P("fd", FD, FD_ALL),), dup_body, "dup", (Fd("fd"),), "dup", shares="fd",
            also=(("dup2", (Fd("fd"), NewFd())), ("dup3", (Fd("fd"), NewFd(), CLOEXEC_FLAG)),

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from model.designs.memfd_rw import DESC_APPEND, o_append_param
+from model.designs.memfd_rw import DESC_APPEND, DESC_READ, fmode_read_param, o_append_param
 from model.designs.memfd_state import (
     FD,
     FD_ALL,
@@ -37,8 +37,22 @@ from model.designs.memfd_state import (
 from model.lang import Action, E, If, Param, Rule, boolean, enum, fail, ok, requires, word
 from model.lang.action import as_updates
 from model.lang.callspec import C, Choice, Fd, Flags, Harmless, Num, ProcFd, ShmPath
+from model.lang.expr import bv
 from model.lang.schema import StateView
-from model.vocab import F_SEAL_SEAL, F_SEAL_SHRINK, O_APPEND, O_DIRECT, SETFL_FLAGS
+from model.vocab import (
+    F_SEAL_SEAL,
+    F_SEAL_SHRINK,
+    O_APPEND,
+    O_DIRECT,
+    O_LARGEFILE,
+    O_NOATIME,
+    O_NONBLOCK,
+    O_RDONLY,
+    O_RDWR,
+    O_WRONLY,
+    SETFL_FLAGS,
+    render_flags,
+)
 
 #: open()'s flags on an existing file, as the `how` of a reopen: the access mode, O_TRUNC and
 #: O_APPEND. The first three are explored; the others (issue 14: O_WRONLY and O_APPEND
@@ -84,7 +98,7 @@ def how_describes(p: Mapping[str, int]) -> dict[str, int]:
     probed on 6.18.44, F_SETFL O_DIRECT is EINVAL there and 0 on a reopen); and the write
     count do_dentry_open() takes for FMODE_WRITE."""
     return {"read": int(p["how"] not in HOW_WRONLY), "append": int(p["how"] in HOW_APPEND),
-            "odirect": 1, "writecount": int(p["how"] not in HOW_RDONLY)}
+            "odirect": 1, "writecount": int(p["how"] not in HOW_RDONLY), "status": 0}
 
 
 def open_rules(s: StateView, how: E, label: str, sealable: bool = True) -> list[Rule]:
@@ -156,6 +170,13 @@ def setfl_body(s: StateView, fd: E, flags: E, o_append: E, can_odirect: E) -> li
     ]
 
 
+#: the f_flags bits besides the access mode and O_APPEND that F_SETFL sets and clears
+#: (SETFL_MASK less O_APPEND and O_DIRECT, whose success is refused: `direct_io`); a
+#: description's "status" attribute (Action.describes). An open's O_NONBLOCK, O_NOATIME,
+#: O_SYNC, O_DSYNC and O_ASYNC, which F_GETFL would show too, are outside the model
+SETFL_STATUS = O_NONBLOCK | O_NOATIME
+
+
 #: fcntl(fd, F_SETFL, flags): not explored (the search's descriptions have no O_APPEND:
 #: o_append_param()); replay follows the description's O_APPEND
 SETFL = Action("setfl", (Param("fd", FD, FD_ALL), Param("flags", word(32, SETFL_FLAGS), ()),
@@ -165,7 +186,37 @@ SETFL = Action("setfl", (Param("fd", FD, FD_ALL), Param("flags", word(32, SETFL_
                setfl_body, "fcntl", (Fd("fd"), C("F_SETFL"), Flags("flags", SETFL_FLAGS)),
                "fcntl(F_SETFL): the description's O_APPEND, O_NONBLOCK, O_NOATIME",
                from_desc=(*DESC_APPEND, ("can_odirect", "fd", "odirect")),
-               redescribes=lambda p: {"append": int(bool(p["flags"] & O_APPEND))})
+               redescribes=lambda p: {"append": int(bool(p["flags"] & O_APPEND)),
+                                      "status": p["flags"] & SETFL_STATUS})
+
+
+def getfl_body(s: StateView, fd: E, fmode_read: E, o_append: E, status: E) -> list[Rule]:
+    """fcntl(F_GETFL) -> filp->f_flags (fs/fcntl.c do_fcntl()): the access mode, O_LARGEFILE
+    (memfd_alloc_file() sets it; open() forces it on 64-bit: force_o_largefile()), O_APPEND
+    and the status flags F_SETFL left; not O_CLOEXEC (a descriptor flag) nor O_CREAT, O_EXCL,
+    O_NOCTTY, O_TRUNC (do_dentry_open() clears them). Probed on 6.18.44."""
+    acc = If(fd == RO, bv(O_RDONLY, 32), If(fmode_read, bv(O_RDWR, 32), bv(O_WRONLY, 32)))
+    app = If(o_append, bv(O_APPEND, 32), bv(0, 32))
+    return [have_fd(s, fd), ok(acc | O_LARGEFILE | app | status)]
+
+
+def getfl_note(v: int) -> str | None:
+    """strace's `(flags O_RDWR|O_LARGEFILE)` after F_GETFL's value."""
+    acc = {O_RDONLY: "O_RDONLY", O_WRONLY: "O_WRONLY", O_RDWR: "O_RDWR"}.get(v & 3, hex(v & 3))
+    rest = render_flags(v & ~3, {k: x for k, x in SETFL_FLAGS.items() if x & ~3})
+    return "flags " + acc + ("" if rest == "0" else "|" + rest)
+
+
+#: fcntl(fd, F_GETFL): not explored (it changes nothing and the search's descriptions are
+#: O_RDWR or O_RDONLY without status flags); replay judges it from the handle table
+GETFL = Action("getfl", (Param("fd", FD, FD_ALL), fmode_read_param(), o_append_param(),
+                         Param("status", word(32, SETFL_FLAGS), (), "the description's "
+                               "O_NONBLOCK and O_NOATIME (the handle table)",
+                               symbolic_domain=(0,))),
+               getfl_body, "fcntl", (Fd("fd"), C("F_GETFL")),
+               "fcntl(F_GETFL): the description's file status flags and access mode",
+               from_desc=(*DESC_READ, *DESC_APPEND, ("status", "fd", "status")),
+               note=getfl_note)
 
 
 #: the model's process umask: the default of login shells and systemd units (the kernel
@@ -259,6 +310,7 @@ TMPFS_ACTIONS: tuple[Action, ...] = (
 )
 
 __all__ = [
+    "GETFL",
     "HOW_APPEND",
     "HOW_RDONLY",
     "HOW_TEXT",

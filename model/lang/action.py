@@ -26,8 +26,9 @@ from model.vocab import ERRNO, SIGNALS
 SIG_BASE = 1000
 #: the attributes of an open file description no action describes (memfd_create()'s: O_RDWR,
 #: so FMODE_READ; no O_APPEND; and, as alloc_file_pseudo() calls no ->open and takes no
-#: i_writecount, no FMODE_CAN_ODIRECT and no write count): Action.describes
-DESC_DEFAULT: Mapping[str, int] = {"read": 1, "append": 0, "odirect": 0, "writecount": 0}
+#: i_writecount, no FMODE_CAN_ODIRECT and no write count; no status flags): Action.describes
+DESC_DEFAULT: Mapping[str, int] = {"read": 1, "append": 0, "odirect": 0, "writecount": 0,
+                                   "status": 0}
 
 
 def errno_code(name: str) -> int:
@@ -209,7 +210,8 @@ class Action:
     shares: str | None = None
     #: the attributes of an open file description this action creates (open(): "read",
     #: FMODE_READ; "append", O_APPEND; "odirect", FMODE_CAN_ODIRECT; "writecount", whether it
-    #: holds i_writecount, which do_dentry_open() takes for FMODE_WRITE), from the action's
+    #: holds i_writecount, which do_dentry_open() takes for FMODE_WRITE; "status", the other
+    #: f_flags bits F_GETFL shows: O_NONBLOCK, O_NOATIME), from the action's
     #: parameters; None: DESC_DEFAULT,
     #: memfd_create()'s O_RDWR. A trace's handle table keeps them with the description
     describes: Callable[[Mapping[str, int]], Mapping[str, int]] | None = field(

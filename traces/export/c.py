@@ -36,6 +36,8 @@ from traces.syscalls import (
     IOCTL_STRUCTS,
     OUT_IOCTLS,
     OUT_STRUCTS,
+    SCRATCH_BYTES,
+    SCRATCH_IOCTLS,
     SYSCALLS,
 )
 from traces.trace import Arg, Int, Lst, Ref, Ret, Sym
@@ -144,6 +146,11 @@ def _c_ioctl(op: Op, need: set[str]) -> str:
                 zip(arg, IOCTL_STRUCTS[code][1], strict=True)]
         return (f"res_of(ioctl(FD({fd}), {_c_flags(req)}, "
                 f"(uint32_t[7]){{ {', '.join(vals)}, 0, 0 }}))")
+    if code in SCRATCH_IOCTLS:  # a zeroed buffer the call may fill (a terminal's struct)
+        return (f"res_of(ioctl(FD({fd}), {_c_flags(req)}, "
+                f"(char[{SCRATCH_BYTES}]){{ 0 }}))")
+    if code in (vocab.FIOCLEX, vocab.FIONCLEX):
+        return f"res_of(ioctl(FD({fd}), {_c_flags(req)}))"
     need.add("kvm")
     if code == vocab.KVM_CREATE_GUEST_MEMFD:
         size, flags = (_c_field(f, v, b, need) for (f, v), (_, b) in

@@ -25,6 +25,7 @@ from traces.syscalls import (
     OUT_IOCTLS,
     OUT_STRUCTS,
     PTR_IOCTLS,
+    SCRATCH_IOCTLS,
     STAT_SHOWN,
     SYSCALLS,
     Param,
@@ -156,6 +157,8 @@ def _lower_ioctl(a: tuple[Arg, ...], where: str) -> tuple[Any, ...]:
         return (fd, a[1], req, arg)
     if req in IOCTL_STRUCTS:
         return (fd, a[1], req, _lower_struct(req, arg, where))
+    if req in SCRATCH_IOCTLS:  # a buffer of the reproducer's, whatever address strace showed
+        return (fd, a[1], req, Int(0))
     if req not in IOCTL_NUMBERS:
         raise ExportError(f"{where}: no reproducer for ioctl request {req:#x}")
     if not isinstance(arg, (Int, Sym)):

@@ -25,7 +25,15 @@ from traces.export.lower import (
     value,
 )
 from traces.replayed import Replayed
-from traces.syscalls import FD_FIELDS, KVM_IOCTLS, OUT_IOCTLS, OUT_STRUCTS, SYSCALLS
+from traces.syscalls import (
+    FD_FIELDS,
+    KVM_IOCTLS,
+    OUT_IOCTLS,
+    OUT_STRUCTS,
+    SCRATCH_BYTES,
+    SCRATCH_IOCTLS,
+    SYSCALLS,
+)
 from traces.trace import Arg, Int, Lst, Ref, Sym
 
 
@@ -150,6 +158,9 @@ def _py_call(op: Op) -> str:
             return f"sys_cell({fd}, {_py_value(req)}, {shown})"
         if isinstance(arg, Lst):  # a pointer to a number (PTR_IOCTLS: chattr's flags)
             return f'sysc("ioctl", FD({fd}), {_py_value(req)}, PTR({_py_value(arg.items[0])}))'
+        if code in SCRATCH_IOCTLS:  # a zeroed buffer the call may fill (a terminal's struct)
+            return f'sysc("ioctl", FD({fd}), {_py_value(req)}, ' \
+                f'ctypes.create_string_buffer({SCRATCH_BYTES}))'
         return f'sysc("ioctl", FD({fd}), {_py_value(req)}, {_py_value(arg)})'
     if c == "read":
         return f"sys_read({o[0]}, {value(o[1])})"

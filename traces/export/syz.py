@@ -29,6 +29,8 @@ from traces.syscalls import (
     IOCTL_STRUCTS,
     OUT_IOCTLS,
     OUT_STRUCTS,
+    SCRATCH_BYTES,
+    SCRATCH_IOCTLS,
     SYSCALLS,
     Param,
 )
@@ -110,6 +112,12 @@ _SYZ_IOCTLS: dict[int, dict[str, str]] = {
     vocab.FS_IOC_GETFLAGS: {"": "FS_IOC_GETFLAGS"},
     vocab.FS_IOC_FSSETXATTR: {"": "FS_IOC_FSSETXATTR"},
     vocab.FS_IOC_FSGETXATTR: {"": "FS_IOC_FSGETXATTR"},
+    # sys/linux/sys.txt: ioctl$FIOCLEX, ioctl$int_in (FIONBIO's int), ioctl$TCGETS,
+    # ioctl$TIOCGWINSZ (their descriptor is a tty's there; the call is the same)
+    vocab.FIOCLEX: {"": "FIOCLEX"}, vocab.FIONCLEX: {"": "FIONCLEX"},
+    vocab.FIONBIO: {"": "int_in"},
+    vocab.TTY_IOCTLS["TCGETS"]: {"": "TCGETS"},
+    vocab.TTY_IOCTLS["TIOCGWINSZ"]: {"": "TIOCGWINSZ"},
 }
 #: the size of each struct argument (its padding and reserved words left to syz's zero)
 _SYZ_STRUCT_SIZE = {vocab.KVM_CREATE_GUEST_MEMFD: 64, vocab.KVM_SET_USER_MEMORY_REGION2: 160,
@@ -140,7 +148,12 @@ def _syz_ioctl(s: _Syz, op: Op) -> str:
     elif code in OUT_IOCTLS:  # ptr[out, int32]: the pointee is the kernel's to fill
         argtext = s.ptr(4)
     elif isinstance(arg, Lst):  # a pointer to a number (PTR_IOCTLS: chattr's flags)
-        argtext = f"{s.ptr(4)}={_syz_hex(int_arg(arg.items[0], name))}"
+        size = 8 if code == vocab.FIONBIO else 4  # int_in's ptr[in, int64]
+        argtext = f"{s.ptr(size)}={_syz_hex(int_arg(arg.items[0], name))}"
+    elif code in SCRATCH_IOCTLS:  # ptr[out, termios or winsize]: the kernel's to fill
+        argtext = s.ptr(SCRATCH_BYTES)
+    elif code in (vocab.FIOCLEX, vocab.FIONCLEX):
+        return f"ioctl${name}({s.fdarg(fd)}, {code:#x})"
     else:
         argtext = _syz_hex(int_arg(arg, name))
     kind = {vocab.KVM_CREATE_VM: "vm", vocab.KVM_CREATE_GUEST_MEMFD: "gmem"}.get(code, "")
