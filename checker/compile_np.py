@@ -323,7 +323,7 @@ def _compile(schema: Schema, action: Action, index: int,
         for i, code in reversed(chain):
             expr = f"np.where(br == {i}, {code}, {expr})"
         nm = f"u_{f.name}"
-        body.append(f"{nm} = np.broadcast_to(np.asarray({expr}, dtype=np.int64), SHAPE)")
+        body.append(f"{nm} = np.broadcast_to(np.asarray({expr}, dtype=INT), SHAPE)")
         nexts[f.name] = nm
         results.append(f"{f.name!r}: {nm}")
     # action properties over (s, n, params, outcome, effects), after the next state exists
@@ -371,6 +371,9 @@ def _prologue(schema: Schema, action: Action) -> list[str]:
         conv = " != 0" if p.sort.kind == "bool" else ""
         head.append(f"    p_{p.name} = P[{p.name!r}]{conv}")
     head.append("    SHAPE = np.broadcast_shapes(S['__shape__'].shape, P['__shape__'].shape)")
+    # exact evaluation (interpreter.evaluate(): Python ints) keeps the updates exact too: a
+    # disabled instance may compute one past int64 (an appending write's i_size + count)
+    head.append("    INT = object if '__exact__' in S else np.int64")
     return head
 
 

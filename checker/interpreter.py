@@ -189,6 +189,7 @@ def evaluate(pk: Packer, ca: CompiledAction, st: Mapping[str, int],
     held); the search, which holds small values only, runs the same code over int64."""
     S: dict[str, Arr] = {n: _exact([[int(st[n])]]) for n in pk.shift}
     S["__shape__"] = np.zeros((1, 1), dtype=np.int8)
+    S["__exact__"] = S["__shape__"]  # the compiled code's updates stay Python ints
     P: dict[str, Arr] = {n: _exact([[int(v)]])
                          for n, v in word_values(ca.action, params).items()}
     P["__shape__"] = np.zeros((1, 1), dtype=np.int8)

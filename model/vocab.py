@@ -55,6 +55,12 @@ O_CLOEXEC = 0o2000000
 O_APPEND = 0o2000
 O_NONBLOCK = 0o4000
 O_ASYNC = 0o20000
+#: O_DSYNC, and O_SYNC (__O_SYNC|O_DSYNC: build_open_flags() adds O_DSYNC to __O_SYNC)
+O_DSYNC, O_SYNC = 0o10000, 0o4010000
+#: open()'s flags that stay in f_flags (F_GETFL shows them) and change no outcome on shmem
+#: or hugetlbfs (iocb_flags(): O_DSYNC/__O_SYNC make a write sync, and their fsync is a no-op)
+OPEN_STATUS_FLAGS = {"O_NONBLOCK": 0o4000, "O_DSYNC": O_DSYNC, "O_ASYNC": O_ASYNC,
+                     "O_NOATIME": 0o1000000, "O_SYNC": O_SYNC}
 O_DIRECT = 0o40000
 O_LARGEFILE = 0o100000
 O_NOATIME = 0o1000000
@@ -232,7 +238,7 @@ CONSTANTS: dict[str, int] = {
     "KVM_SET_USER_MEMORY_REGION2": KVM_SET_USER_MEMORY_REGION2,
     **FS_FLAGS, "FS_IOC_GETFLAGS": FS_IOC_GETFLAGS, "FS_IOC_SETFLAGS": FS_IOC_SETFLAGS,
     **FS_XFLAGS, "FS_IOC_FSGETXATTR": FS_IOC_FSGETXATTR, "FS_IOC_FSSETXATTR": FS_IOC_FSSETXATTR,
-    **VFS_IOCTLS, **TTY_IOCTLS,
+    **VFS_IOCTLS, **TTY_IOCTLS, **OPEN_STATUS_FLAGS,
 }
 
 

@@ -7,6 +7,7 @@ are judged as the live kernel judges them (marker `kernel`)."""
 from __future__ import annotations
 
 import random
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from model import designs
 from model.designs.memfd_open import HOW_TEXT
 from model.lang.action import DESC_DEFAULT
 from model.vocab import AT_EMPTY_PATH, FS_APPEND_FL
+from tests.conftest import run
 from traces.textfmt import parse_trace
 
 LLONG_MAX = (1 << 63) - 1
@@ -46,6 +48,23 @@ def test_replay_is_exact_past_int64() -> None:
     assert (big.out, big.rule) == (-22, "len_wraps")
 
 
+def test_an_appending_write_past_llong_max_is_refused_not_a_crash(tmp_path: Path) -> None:
+    """fallocate() near LLONG_MAX makes i_size huge; an O_APPEND write there would end past
+    LLONG_MAX (generic_write_check_limits() shortens it: not modelled). The compiled rules
+    computed that i_size as int64 for the disabled instance and raised OverflowError (found
+    by the random traces below); replay now refuses the line with the reason."""
+    t = tmp_path / "a.trace"
+    t.write_text("# shmemcheck trace 1\n# design: memfd\n"
+                 'memfd_create("t", MFD_ALLOW_SEALING) = 3\n'
+                 "fallocate(3, 0, 9223372036854770363, 4096) = 0\n"
+                 "fcntl(3, F_SETFL, O_APPEND) = 0\n"
+                 'pwrite64(3, "x"..., 63194, 123023625968) = 1348\n')
+    p = run("replay", str(t))
+    assert p.returncode == 2, p.stdout + p.stderr
+    assert f"{t}:6:1: outside the model: pwrite64: an appending write past LLONG_MAX" \
+        in p.stderr and "Traceback" not in p.stderr
+
+
 def test_every_rule_the_search_never_fires_is_decided_by_replay() -> None:
     """model.designs.memfd.REPLAY_ONLY: the search's grid cannot reach these rules; exact
     replay decides each of them (and the search at grain 2 reaches the short write)."""
@@ -58,7 +77,7 @@ def test_every_rule_the_search_never_fires_is_decided_by_replay() -> None:
     st = _apply(ex, "ftruncate", st, {"fd": 0, "len": 4096}).after
     st = _apply(ex, "fcntl_add_seals", st, {"fd": 0, "seals": 4}).after  # GROW
     m = _apply(ex, "mmap", st, {"fd": 0, "share": 0, "prot": 1, "npages": 1}).after
-    ro = _apply(ex, "reopen", st, {"fd": 0, "how": 0}).after  # O_RDONLY
+    ro = _apply(ex, "reopen", st, {"fd": 0, "how": 0, "ostatus": 0}).after  # O_RDONLY
     app = _apply(ex, "fs_setflags", st, {"fd": 0, "flags": FS_APPEND_FL}).after  # chattr +a
     calls = [("pwrite", st, {"fd": 0, "off": LLONG_MAX - 4095, "len": 4096}),
              ("pwrite", st, {"fd": 0, "off": 3997, "len": 100}),
@@ -246,6 +265,8 @@ def random_traces(n: int, seed: int = 14) -> list[str]:
         size = rng.choice((0, 1, 4095, 4096, 6144, 8192))
         # a second description of the file, in any access mode, with O_APPEND or not
         how = rng.choice((None, None, *HOW_TEXT.values()))
+        if how is not None and rng.randrange(3) == 0:  # status flags F_GETFL shows
+            how += "|" + rng.choice(("O_NONBLOCK", "O_SYNC", "O_DSYNC|O_ASYNC", "O_NOATIME"))
         fds = (3,) if how is None else (3, 4)
         body = (f'memfd_create("t", MFD_ALLOW_SEALING) = 3\nftruncate(3, {size}) = 0\n'
                 f"mmap(NULL, {rng.choice((4096, 8192, 12288))}, PROT_READ|PROT_WRITE, "

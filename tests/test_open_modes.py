@@ -26,6 +26,8 @@ its output:
 - fcntl(F_GETFL) is f_flags: the access mode, O_LARGEFILE (memfd_create() sets it, open()
   forces it), O_APPEND and what F_SETFL or FIONBIO left of O_NONBLOCK and O_NOATIME; not
   O_CLOEXEC, O_CREAT or O_TRUNC; F_SETFL(O_ASYNC) sets nothing (no ->fasync);
+- open()'s O_NONBLOCK, O_NOATIME, O_DSYNC, O_SYNC (with O_DSYNC, also for __O_SYNC alone)
+  and O_ASYNC stay in f_flags, and F_SETFL keeps the last three;
 - ioctl(FIONBIO, [n]) sets O_NONBLOCK for any non-zero int, clears it for 0; FIOCLEX and
   FIONCLEX are 0; a terminal's TCGETS and TIOCGWINSZ are ENOTTY (no ->unlocked_ioctl).
 The search explores O_RDONLY and O_RDWR descriptions only; these rows are replay's.
@@ -150,6 +152,24 @@ TABLE = {
         "fcntl(3, F_SETFL, O_ASYNC) = 0\nfcntl(7, F_GETFL) = 0x8002\n"
         "fcntl(5, F_SETFL, O_NONBLOCK|O_APPEND) = 0\nfcntl(5, F_GETFL) = 0x8c01\n"
         "fcntl(4, F_GETFL) = 0x8000\n",
+    "open()'s O_NONBLOCK, O_NOATIME, O_SYNC, O_DSYNC, O_ASYNC stay in f_flags; F_SETFL keeps "
+    "the last three":
+        MFD + reopen("O_RDWR|O_NONBLOCK|O_CLOEXEC", "4") + "fcntl(4, F_GETFL) = 0x8802\n"
+        + reopen("O_RDONLY|O_NOATIME", "5") + "fcntl(5, F_GETFL) = 0x48000\n"
+        + reopen("O_WRONLY|O_APPEND|O_SYNC", "6") + "fcntl(6, F_GETFL) = 0x109401\n"
+        + reopen("O_RDWR|O_DSYNC|O_ASYNC", "7") + "fcntl(7, F_GETFL) = 0xb002\n"
+        "fcntl(7, F_SETFL, O_NONBLOCK) = 0\nfcntl(7, F_GETFL) = 0xb802\n"
+        "fcntl(7, F_SETFL, 0) = 0\nfcntl(7, F_GETFL) = 0xb002\n"
+        "ioctl(6, FIONBIO, [1]) = 0\nfcntl(6, F_GETFL) = 0x109c01\n"
+        'pwrite64(6, "abc", 3, 0) = 3\npwrite64(7, "abc", 3, 1) = 3\n'
+        'pread64(5, "", 10, 0) = 8\n'
+        # __O_SYNC alone: build_open_flags() adds O_DSYNC
+        + reopen("O_RDWR|0x100000", "8") + "fcntl(8, F_GETFL) = 0x109002\n",
+    "a /dev/shm file's descriptions: F_GETFL from its creating open and a later one":
+        'openat(AT_FDCWD, "/dev/shm/t", O_RDWR|O_CREAT|O_EXCL, 0600) = 3\n'
+        "fcntl(3, F_GETFL) = 0x8002\n"
+        'openat(AT_FDCWD, "/dev/shm/t", O_RDONLY|O_NONBLOCK) = 4\n'
+        "fcntl(4, F_GETFL) = 0x8800\n",
     "ioctl: FIONBIO sets and clears O_NONBLOCK, FIOCLEX is 0, a terminal's request ENOTTY":
         MFD + "ioctl(3, TCGETS, 0x7ffe3ddc7ef0) = -1 ENOTTY\n"
         "ioctl(3, TIOCGWINSZ, 0x7ffe3ddc7ef0) = -1 ENOTTY\n"
@@ -248,7 +268,7 @@ def test_check_names_what_it_did_not_explore_and_why() -> None:
     p = run("check", "--design", "memfd", "--property", "seals-only-grow", "--quiet")
     assert p.returncode == 0, p.stdout + p.stderr
     line = next(x for x in p.stdout.splitlines() if "not explored" in x)
-    assert "setfl (no explored value: flags)" in line
+    assert "setfl (the trace's handle table holds status; no explored value: flags)" in line
     assert "uring_read (no explored value: off, len)" in line
     assert "fionbio (the trace's handle table holds status; no explored value: on)" in line
     assert "write (the trace's handle table holds off; no explored value: len)" in line

@@ -153,7 +153,9 @@ def _render_arg(spec: object, params: Mapping[str, int], st: Mapping[str, int],
     if isinstance(spec, Span):
         return Int(spec.pages * _scale(spec, st))
     if isinstance(spec, Choice):
-        return arg_from_text(spec.table[params[spec.param]])
+        kept = params.get(spec.into, 0) if spec.into else 0
+        names = [n for n in spec.keep if kept & const(n) == const(n)]
+        return arg_from_text("|".join([spec.table[params[spec.param]], *names]))
     if isinstance(spec, CString):
         return arg_from_text(spec.text[params[spec.param]])
     if isinstance(spec, Harmless):
@@ -392,20 +394,22 @@ def _iovec(spec: IoVec, arg: Arg, call: str, params: dict[str, int], used: dict[
     return None
 
 
-def _choice(spec: Choice, arg: Arg) -> int | None:
-    """The choice value the argument spells: as written, or (with `extra` flags) by its value
-    with those flags taken out."""
+def _choice(spec: Choice, arg: Arg) -> tuple[int, int] | None:
+    """The choice value the argument spells and the `keep` flags it adds (Choice.into): as
+    written, or (with `extra` or `keep` flags) by its value with those flags taken out."""
     for v, text in spec.table.items():
         if arg == arg_from_text(text):
-            return v
-    if not spec.extra or not isinstance(arg, (Sym, Int)):
+            return v, 0
+    if not (spec.extra or spec.keep) or not isinstance(arg, (Sym, Int)):
         return None
     try:
-        mask = const("|".join(spec.extra))
+        keep = const("|".join(spec.keep)) if spec.keep else 0
+        mask = (const("|".join(spec.extra)) if spec.extra else 0) | keep
         got = arg.value if isinstance(arg, Int) else const(arg.text)
         for v, text in spec.table.items():
             if got & ~mask == const(text) & ~mask:
-                return v
+                # a kept name whose bits are all there (O_SYNC holds O_DSYNC's)
+                return v, got & keep
     except TraceError:
         return None
     return None
@@ -545,7 +549,9 @@ def _match(spec: object, arg: Arg, st: Mapping[str, int], h: Handles,
     if isinstance(spec, Choice):
         got = _choice(spec, arg)
         if got is not None:
-            params[spec.param] = got
+            params[spec.param] = got[0]
+            if spec.into is not None:
+                params[spec.into] = got[1]
             return None
         shown = [t if len(t) <= 20 else t[:17] + "..." for t in spec.table.values()]
         if len(shown) > 6:
@@ -677,7 +683,7 @@ def after_step(action: Action, h: Handles, used: Mapping[str, str],
     f_pos an `Action.fpos` step moves (an appending write's: to the new i_size, `after`'s)."""
     if created is not None and created[0] == "fd":
         h.describe(created[1], used.get(action.shares) if action.shares else None,
-                   action.describes(params) if action.describes else DESC_DEFAULT)
+                   {**DESC_DEFAULT, **(action.describes(params) if action.describes else {})})
     if created is not None and created[0] == "map" and action.extent is not None:
         h.mpages[created[1]] = params[action.extent]
     elif action.resizes is not None and out >= 0:

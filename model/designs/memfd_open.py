@@ -44,12 +44,15 @@ from model.vocab import (
     F_SEAL_SHRINK,
     O_APPEND,
     O_DIRECT,
+    O_DSYNC,
     O_LARGEFILE,
     O_NOATIME,
     O_NONBLOCK,
     O_RDONLY,
     O_RDWR,
+    O_SYNC,
     O_WRONLY,
+    OPEN_STATUS_FLAGS,
     SETFL_FLAGS,
     render_flags,
 )
@@ -96,9 +99,16 @@ def how_describes(p: Mapping[str, int]) -> dict[str, int]:
     """The description an open of `how` makes: FMODE_READ unless O_WRONLY; O_APPEND;
     FMODE_CAN_ODIRECT, which shmem_file_open() sets (a memfd_create() description has none:
     probed on 6.18.44, F_SETFL O_DIRECT is EINVAL there and 0 on a reopen); and the write
-    count do_dentry_open() takes for FMODE_WRITE."""
+    count do_dentry_open() takes for FMODE_WRITE; and the status flags it was opened with
+    (`ostatus`: O_NONBLOCK, O_NOATIME, O_DSYNC, O_SYNC, O_ASYNC stay in f_flags)."""
     return {"read": int(p["how"] not in HOW_WRONLY), "append": int(p["how"] in HOW_APPEND),
-            "odirect": 1, "writecount": int(p["how"] not in HOW_RDONLY), "status": 0}
+            "odirect": 1, "writecount": int(p["how"] not in HOW_RDONLY),
+            "status": _with_dsync(p.get("ostatus", 0))}
+
+
+def _with_dsync(status: int) -> int:
+    """build_open_flags(): `if (flags & __O_SYNC) flags |= O_DSYNC`."""
+    return status | O_DSYNC if status & (O_SYNC & ~O_DSYNC) else status
 
 
 def open_rules(s: StateView, how: E, label: str, sealable: bool = True) -> list[Rule]:
@@ -125,8 +135,9 @@ def open_rules(s: StateView, how: E, label: str, sealable: bool = True) -> list[
     ]
 
 
-def reopen_body(s: StateView, fd: E, how: E) -> list[Rule]:
-    """open("/proc/self/fd/N"): a new open file description of the same inode."""
+def reopen_body(s: StateView, fd: E, how: E, ostatus: E) -> list[Rule]:
+    """open("/proc/self/fd/N"): a new open file description of the same inode (its status
+    flags, `ostatus`, decide no outcome: the handle table keeps them)."""
     return [have_fd(s, fd), *open_rules(s, how, "ok")]
 
 
@@ -134,11 +145,18 @@ def reopen_body(s: StateView, fd: E, how: E) -> list[Rule]:
 #: and the mode is not read (fs/namei.c open_last_lookups(): a positive dentry); O_CLOEXEC is a
 #: descriptor flag, and the model's exec never replaces the process (probed 6.18.44:
 #: traces/scenarios/reopen-*.trace)
-REOPEN_HOW = Choice("how", HOW_TEXT, extra=("O_CREAT", "O_CLOEXEC"))
+#: The status flags (OPEN_STATUS_FLAGS) are kept with the description as `ostatus`: no rule
+#: reads them, F_GETFL shows them (build_open_flags() has made O_SYNC's __O_SYNC carry
+#: O_DSYNC, as the value O_SYNC does)
+REOPEN_HOW = Choice("how", HOW_TEXT, extra=("O_CREAT", "O_CLOEXEC"),
+                    keep=tuple(OPEN_STATUS_FLAGS), into="ostatus")
 OPEN_MODE = Harmless("the mode of a file open() creates; /proc/self/fd/N exists", optional=True)
 HOW = Param("how", enum(*HOW_TEXT.values()), HOW_EXPLORED, symbolic_domain=HOW_EXPLORED)
+#: the status flags an open names: explored as none (the search's descriptions have none)
+OSTATUS = Param("ostatus", word(32, OPEN_STATUS_FLAGS), (0,),
+                "open()'s status flags, kept with the description", symbolic_domain=(0,))
 
-REOPEN = Action("reopen", (Param("fd", FD, FD_ALL), HOW),
+REOPEN = Action("reopen", (Param("fd", FD, FD_ALL), HOW, OSTATUS),
                 reopen_body, "open", (ProcFd("fd"), REOPEN_HOW, OPEN_MODE),
                 "reopen through /proc/self/fd", describes=how_describes,
                 also=(("openat", (C("AT_FDCWD"), ProcFd("fd"), REOPEN_HOW, OPEN_MODE)),))
@@ -150,7 +168,8 @@ REOPEN = Action("reopen", (Param("fd", FD, FD_ALL), HOW),
 #: (fs/fcntl.c setfl())
 
 
-def setfl_body(s: StateView, fd: E, flags: E, o_append: E, can_odirect: E) -> list[Rule]:
+def setfl_body(s: StateView, fd: E, flags: E, o_append: E, can_odirect: E,
+               status: E) -> list[Rule]:
     """fcntl(F_SETFL) -> setfl(), probed on 6.18.44: a change of O_APPEND on an append-only
     inode is EPERM (either way), then O_DIRECT is EINVAL without FMODE_CAN_ODIRECT (a
     memfd_create() description, any hugetlbfs one; shmem_file_open() sets it for a reopen);
@@ -171,9 +190,9 @@ def setfl_body(s: StateView, fd: E, flags: E, o_append: E, can_odirect: E) -> li
 
 
 #: the f_flags bits besides the access mode and O_APPEND that F_SETFL sets and clears
-#: (SETFL_MASK less O_APPEND and O_DIRECT, whose success is refused: `direct_io`); a
-#: description's "status" attribute (Action.describes). An open's O_NONBLOCK, O_NOATIME,
-#: O_SYNC, O_DSYNC and O_ASYNC, which F_GETFL would show too, are outside the model
+#: (SETFL_MASK less O_APPEND and O_DIRECT, whose success is refused: `direct_io`), of a
+#: description's "status" attribute (Action.describes), which an open's O_DSYNC, O_SYNC and
+#: O_ASYNC also hold (F_SETFL keeps those)
 SETFL_STATUS = O_NONBLOCK | O_NOATIME
 
 
@@ -182,12 +201,16 @@ SETFL_STATUS = O_NONBLOCK | O_NOATIME
 SETFL = Action("setfl", (Param("fd", FD, FD_ALL), Param("flags", word(32, SETFL_FLAGS), ()),
                          o_append_param(),
                          Param("can_odirect", boolean(), (0,), "FMODE_CAN_ODIRECT of the "
-                               "description (the handle table)", symbolic_domain=True)),
+                               "description (the handle table)", symbolic_domain=True),
+                         Param("status", word(32, SETFL_FLAGS), (), "the description's "
+                               "status flags (the handle table)", symbolic_domain=(0,))),
                setfl_body, "fcntl", (Fd("fd"), C("F_SETFL"), Flags("flags", SETFL_FLAGS)),
                "fcntl(F_SETFL): the description's O_APPEND, O_NONBLOCK, O_NOATIME",
-               from_desc=(*DESC_APPEND, ("can_odirect", "fd", "odirect")),
+               from_desc=(*DESC_APPEND, ("can_odirect", "fd", "odirect"),
+                          ("status", "fd", "status")),
                redescribes=lambda p: {"append": int(bool(p["flags"] & O_APPEND)),
-                                      "status": p["flags"] & SETFL_STATUS})
+                                      "status": (p["status"] & ~SETFL_STATUS)
+                                      | (p["flags"] & SETFL_STATUS)})
 
 
 def getfl_body(s: StateView, fd: E, fmode_read: E, o_append: E, status: E) -> list[Rule]:
@@ -232,7 +255,8 @@ CREATE_TEXT = {CR_RDONLY: "O_RDONLY|O_CREAT", CR_RDWR: "O_RDWR|O_CREAT",
 #: O_CLOEXEC is a descriptor flag (the model's exec never replaces the process); O_NOFOLLOW
 #: (glibc's shm_open() adds it) refuses a symlink, and the model's /dev/shm holds none
 CREATE = Choice("oflags", CREATE_TEXT, extra=("O_CLOEXEC", "O_NOFOLLOW"))
-OPEN_AGAIN = Choice("how", REOPEN_HOW.table, extra=("O_CLOEXEC", "O_NOFOLLOW"))
+OPEN_AGAIN = Choice("how", REOPEN_HOW.table, extra=("O_CLOEXEC", "O_NOFOLLOW"),
+                    keep=REOPEN_HOW.keep, into="ostatus")
 
 
 def open_how(oflags: E) -> E:
@@ -268,7 +292,7 @@ def shm_create_body(s: StateView, oflags: E, mode: E) -> list[Rule]:
     ]
 
 
-def shm_open_body(s: StateView, how: E) -> list[Rule]:
+def shm_open_body(s: StateView, how: E, ostatus: E) -> list[Rule]:
     """open("/dev/shm/NAME") without O_CREAT: ENOENT unless the name exists, then a new open
     file description (may_open(), O_TRUNC: handle_truncate()), as a reopen."""
     return [fail("ENOENT", when=~s.linked, label="no_name",
@@ -300,7 +324,8 @@ TMPFS_ACTIONS: tuple[Action, ...] = (
                                 "writecount": int(p["oflags"] not in (CR_RDONLY, EX_RDONLY))},
            also=(("openat", (C("AT_FDCWD"), ShmPath(), CREATE, Num("mode", octal=True))),)),
     Action("shm_open", (Param("how", enum(*REOPEN_HOW.table.values()),
-                              (OPEN_RDONLY, OPEN_RDWR_TRUNC), symbolic_domain=HOW_EXPLORED),),
+                              (OPEN_RDONLY, OPEN_RDWR_TRUNC), symbolic_domain=HOW_EXPLORED),
+                        OSTATUS),
            shm_open_body, "open", (ShmPath(), OPEN_AGAIN),
            "open the /dev/shm file by its name: glibc's shm_open() without O_CREAT",
            describes=how_describes,

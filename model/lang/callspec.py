@@ -95,11 +95,15 @@ class Choice:
     """The parameter's values printed as fixed arguments (strace text: '"t"', "NULL").
 
     `extra`: flag names a trace may add to a value's flag expression without changing the
-    parameter (open's O_CREAT on an existing file, O_CLOEXEC); the action says why."""
+    parameter (open's O_CREAT on an existing file, O_CLOEXEC); the action says why.
+    `keep`: flag names a trace may add that parameter `into` holds, ORed (open's O_NONBLOCK:
+    the description's status flags); printed after the value's text when set."""
 
     param: str
     table: Mapping[int, str]
     extra: tuple[str, ...] = ()
+    keep: tuple[str, ...] = ()
+    into: str | None = None
 
 
 @dataclass(frozen=True)
