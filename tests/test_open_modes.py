@@ -48,6 +48,11 @@ def reopen(how: str, out: str) -> str:
     return f'openat(AT_FDCWD, "/proc/self/fd/3", {how}) = {out}\n'
 
 
+def opened(how: str, fd: int, flags: str) -> str:
+    """A reopen as descriptor fd, and what F_GETFL says of its description."""
+    return reopen(how, str(fd)) + f"fcntl({fd}, F_GETFL) = {flags}\n"
+
+
 def size(n: int) -> str:
     return f"fstat(3, {{st_mode=S_IFREG|0777, st_size={n}, ...}}) = 0\n"
 
@@ -144,27 +149,27 @@ TABLE = {
     "F_GETFL: the access mode, O_LARGEFILE, O_APPEND, and F_SETFL's O_NONBLOCK/O_NOATIME":
         'memfd_create("t", MFD_CLOEXEC) = 3\n'
         "fcntl(3, F_GETFL) = 0x8002 (flags O_RDWR|O_LARGEFILE)\n"
-        + reopen("O_RDONLY|O_CLOEXEC", "4") + "fcntl(4, F_GETFL) = 0x8000\n"
-        + reopen("O_WRONLY|O_APPEND", "5") + "fcntl(5, F_GETFL) = 0x8401\n"
-        + reopen("O_RDWR|O_TRUNC|O_CREAT", "6") + "fcntl(6, F_GETFL) = 0x8002\n"
-        "fcntl(3, F_SETFL, O_RDWR|O_NONBLOCK|O_NOATIME|O_APPEND|O_ASYNC) = 0\n"
+        + opened("O_RDONLY|O_CLOEXEC", 4, "0x8000")
+        + opened("O_WRONLY|O_APPEND", 5, "0x8401")
+        + opened("O_RDWR|O_TRUNC|O_CREAT", 6, "0x8002")
+        + "fcntl(3, F_SETFL, O_RDWR|O_NONBLOCK|O_NOATIME|O_APPEND|O_ASYNC) = 0\n"
         "dup(3) = 7\nfcntl(7, F_GETFL) = 0x48c02\n"
         "fcntl(3, F_SETFL, O_ASYNC) = 0\nfcntl(7, F_GETFL) = 0x8002\n"
         "fcntl(5, F_SETFL, O_NONBLOCK|O_APPEND) = 0\nfcntl(5, F_GETFL) = 0x8c01\n"
         "fcntl(4, F_GETFL) = 0x8000\n",
     "open()'s O_NONBLOCK, O_NOATIME, O_SYNC, O_DSYNC, O_ASYNC stay in f_flags; F_SETFL keeps "
     "the last three":
-        MFD + reopen("O_RDWR|O_NONBLOCK|O_CLOEXEC", "4") + "fcntl(4, F_GETFL) = 0x8802\n"
-        + reopen("O_RDONLY|O_NOATIME", "5") + "fcntl(5, F_GETFL) = 0x48000\n"
-        + reopen("O_WRONLY|O_APPEND|O_SYNC", "6") + "fcntl(6, F_GETFL) = 0x109401\n"
-        + reopen("O_RDWR|O_DSYNC|O_ASYNC", "7") + "fcntl(7, F_GETFL) = 0xb002\n"
-        "fcntl(7, F_SETFL, O_NONBLOCK) = 0\nfcntl(7, F_GETFL) = 0xb802\n"
+        MFD + opened("O_RDWR|O_NONBLOCK|O_CLOEXEC", 4, "0x8802")
+        + opened("O_RDONLY|O_NOATIME", 5, "0x48000")
+        + opened("O_WRONLY|O_APPEND|O_SYNC", 6, "0x109401")
+        + opened("O_RDWR|O_DSYNC|O_ASYNC", 7, "0xb002")
+        + "fcntl(7, F_SETFL, O_NONBLOCK) = 0\nfcntl(7, F_GETFL) = 0xb802\n"
         "fcntl(7, F_SETFL, 0) = 0\nfcntl(7, F_GETFL) = 0xb002\n"
         "ioctl(6, FIONBIO, [1]) = 0\nfcntl(6, F_GETFL) = 0x109c01\n"
         'pwrite64(6, "abc", 3, 0) = 3\npwrite64(7, "abc", 3, 1) = 3\n'
         'pread64(5, "", 10, 0) = 8\n'
         # __O_SYNC alone: build_open_flags() adds O_DSYNC
-        + reopen("O_RDWR|0x100000", "8") + "fcntl(8, F_GETFL) = 0x109002\n",
+        + opened("O_RDWR|0x100000", 8, "0x109002"),
     "a /dev/shm file's descriptions: F_GETFL from its creating open and a later one":
         'openat(AT_FDCWD, "/dev/shm/t", O_RDWR|O_CREAT|O_EXCL, 0600) = 3\n'
         "fcntl(3, F_GETFL) = 0x8002\n"
