@@ -7,6 +7,7 @@ checks come first, in the kernel's order; the seals of shmem_write_begin() are o
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 from model.designs.memfd_pages import LOFF, MAX_LFS_FILESIZE, SIZE, _byte_param
 from model.designs.memfd_state import (
@@ -43,14 +44,16 @@ MAX_WRITE_COUNT = 64 << 20
 
 
 def count_param(domain: tuple[int, ...], doc: str = "count, in bytes (size_t)", *,
-                reads: bool = False) -> Param:
+                reads: bool = False, symbolic_domain: bool = False) -> Param:
     """A byte count `len` of a write or read path, judged up to MAX_WRITE_COUNT: beyond it a
     write's outcome depends on the memory past the executor's buffer, and a read would
-    overrun that buffer (outside the model, with that reason)."""
+    overrun that buffer (outside the model, with that reason). `symbolic_domain`: the
+    symbolic engines take the explored counts only (Param.symbolic_domain)."""
     why = "the executor's buffer" if reads else \
         "the outcome depends on the memory past the executor's buffer"
-    return _byte_param("len", SIZE, domain, doc, MAX_WRITE_COUNT,
-                       f"more than {MAX_WRITE_COUNT} bytes: {why}")
+    p = _byte_param("len", SIZE, domain, doc, MAX_WRITE_COUNT,
+                    f"more than {MAX_WRITE_COUNT} bytes: {why}")
+    return replace(p, symbolic_domain=symbolic_domain)
 
 
 #: Action.from_desc of a call on descriptor `fd`: its description's FMODE_READ, O_APPEND
