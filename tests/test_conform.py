@@ -301,7 +301,8 @@ def test_bounded_conform_exercises_every_action(tmp_path: Path, flags: int) -> N
                                                              "lseek", "exec",
                                                              "pwritev2_fpos", "preadv2_fpos",
                                                              "uring_write", "uring_read",
-                                                             "setfl"}
+                                                             "setfl", "getfl", "fioclex",
+                                                             "fionbio", "ioctl_notty"}
     assert rep.divergent + rep.unconfirmed == 0, "\n".join(
         f"{dv.where}\n{dv.trace}" for dv in rep.divergences)
     assert rep.traces == rep.transitions + rep.walks
