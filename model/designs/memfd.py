@@ -601,8 +601,8 @@ ACTIONS: tuple[Action, ...] = (
     *FPOS_ACTIONS,  # write/read/writev/readv/lseek at f_pos (memfd_fpos.py)
     # pread64: explored, and taken by the symbolic engines, with one page's count (the byte
     # grid of `off` fires every rule; a free 64-bit count slowed the whole catalogue's pdr
-    # past 9 minutes); replay judges any count. `pread64(fd, count, pos)`, without the buffer, is the
-    # model's older spelling, still read
+    # past 9 minutes); replay judges any count. `pread64(fd, count, pos)`, without the
+    # buffer, is the model's older spelling, still read
     Action("pread", (P("fd", FD, FD_ALL), _byte_param("off", LOFF, _grid(2), "pos, in bytes"),
                      count_param((PAGE_SIZE,), reads=True, symbolic_domain=True),
                      fmode_read_param()),
