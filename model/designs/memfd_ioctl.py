@@ -10,7 +10,7 @@ from model.designs.memfd_state import FD, FD_ALL, have_fd
 from model.lang import Action, E, Param, Rule, boolean, enum, fail, integer, ok, word
 from model.lang.callspec import C, Choice, Fd, Harmless, Ptr
 from model.lang.schema import StateView
-from model.vocab import FIOCLEX, FIONCLEX, O_NONBLOCK, SETFL_FLAGS, TTY_IOCTLS
+from model.vocab import O_NONBLOCK, SETFL_FLAGS, TTY_IOCTLS
 
 
 def fioclex_body(s: StateView, fd: E, on: E) -> list[Rule]:
@@ -63,4 +63,4 @@ IOCTL_ACTIONS = (
            "ioctl(TCGETS, TIOCGWINSZ...): a terminal request, ENOTTY"),
 )
 
-__all__ = ["FIOCLEX", "FIONCLEX", "IOCTL_ACTIONS"]
+__all__ = ["IOCTL_ACTIONS"]
