@@ -74,8 +74,8 @@ def run_explicit(design: Design, props: Sequence[Property], scope: dict[str, int
         cov.append(f"{design.name}: coverage: every rule of every action fired")
     if replay_only:  # each with the parameters it has no explored value for, and why
         def why(a: Action) -> str:
-            held = {a.fpos[0] if a.fpos else None, a.writers, a.mapped,
-                    *(p for p, _, _ in a.from_desc)}
+            held = {a.fpos[0] if a.fpos else None, a.writers,
+                    *(p for p, _, _ in a.from_desc), *(p for p, _ in a.from_map)}
             none = [p.name for p in a.params if not p.domain]
             out = []
             if [n for n in none if n in held]:

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from checker.conform_restrict import offers_hugetlb, restrict_capabilities, restrict_hugetlb
+from model.lang.action import MAP_DEFAULT
 from traces.concretize import size_scale
 from traces.kernel import KernelRun, Observation, die_with_parent, run_on_kernel
 from traces.trace import Outcome, Ret, Step, Trace
@@ -198,7 +199,8 @@ class Model:
             mref = [s.param for s in ca.action.args if isinstance(s, MapRef)]
             if mref:
                 self.probes[name] = (ca, mref[0])
-        self._probe_cache: dict[tuple[tuple[int, ...], int], tuple[str, str]] = {}
+        self._probe_cache: dict[tuple[tuple[int, ...], int, tuple[tuple[str, int], ...]],
+                                tuple[str, str]] = {}
         self._noexec: dict[int | None, int | None] = {}
         fields = design.schema.by_name
         #: the observations this design predicts (others are not compared)
@@ -209,24 +211,29 @@ class Model:
             self.aspects.discard("size")
 
     # -- observations
-    def _probe(self, name: str, st: Mapping[str, int], kind: int) -> str:
+    def _probe(self, name: str, st: Mapping[str, int], kind: int,
+               attrs: Mapping[str, int]) -> str:
         from model.lang.action import outcome_text
 
         ca, param = self.probes[name]
-        # the executor probes the mapping's first byte: any other parameter (a page offset,
-        # say) takes its first explored value, which is page 0
+        # the executor probes the mapping's first byte: the mapping's own attributes (its
+        # length and file offset) from the handle table; any other parameter (the byte
+        # offset in the mapping) takes its first explored value, 0
         params = {p.name: p.domain[0] for p in ca.action.params}
+        params.update({p: attrs[a] for p, a in ca.action.from_map})
         params[param] = kind
         out = self.ex.apply(ca, st, params).out
         return "ok" if out >= 0 else outcome_text(out)
 
-    def probe(self, st: Mapping[str, int], kind: int) -> tuple[str, str]:
-        """(read, write) for a mapping of `kind`: load; load then store (the executor's touch)."""
-        key = (tuple(st[n] for n in sorted(st)), kind)
+    def probe(self, st: Mapping[str, int], kind: int,
+              attrs: Mapping[str, int] = MAP_DEFAULT) -> tuple[str, str]:
+        """(read, write) for a mapping of `kind` with `attrs` (Handles.maps): load; load then
+        store (the executor's touch)."""
+        key = (tuple(st[n] for n in sorted(st)), kind, tuple(sorted(attrs.items())))
         hit = self._probe_cache.get(key)
         if hit is None:
-            read = self._probe("load", st, kind)
-            write = read if read != "ok" else self._probe("store", st, kind)
+            read = self._probe("load", st, kind, attrs)
+            write = read if read != "ok" else self._probe("store", st, kind, attrs)
             hit = self._probe_cache[key] = (read, write)
         return hit
 
@@ -240,7 +247,8 @@ class Model:
             size = st["size"] * self.scale(st)
         if exists and "mode" in self.aspects:
             mode = st["mode"]
-        maps = ({n: self.probe(st, k) for n, k in h.live["map"].items()}
+        maps = ({n: self.probe(st, k, h.maps.get(n, MAP_DEFAULT))
+                 for n, k in h.live["map"].items()}
                 if "maps" in self.aspects else {})
         return Observation(seals, size, mode, maps)
 

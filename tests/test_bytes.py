@@ -16,7 +16,7 @@ from checker.interpreter import interpreter_for
 from checker.replay import TraceInputError, model_outcomes
 from model import designs
 from model.designs.memfd_open import HOW_TEXT
-from model.lang.action import DESC_DEFAULT
+from model.lang.action import DESC_DEFAULT, MAP_DEFAULT
 from model.vocab import AT_EMPTY_PATH, FS_APPEND_FL
 from tests.conftest import run
 from traces.textfmt import parse_trace
@@ -26,9 +26,11 @@ LLONG_MAX = (1 << 63) - 1
 
 def _apply(ex: Any, name: str, st: Any, p: dict[str, int]) -> Any:
     """The interpreter's step, the description's attributes (Action.from_desc) defaulting to
-    an O_RDWR description's unless `p` gives them."""
+    an O_RDWR description's, and the mapping's (Action.from_map) to MAP_DEFAULT's, unless `p`
+    gives them."""
     a = ex.by_name[name]
-    return ex.apply(a, st, {**{q: DESC_DEFAULT[attr] for q, _, attr in a.action.from_desc}, **p})
+    return ex.apply(a, st, {**{q: DESC_DEFAULT[attr] for q, _, attr in a.action.from_desc},
+                            **{q: MAP_DEFAULT[attr] for q, attr in a.action.from_map}, **p})
 
 
 def test_replay_is_exact_past_int64() -> None:
@@ -43,7 +45,8 @@ def test_replay_is_exact_past_int64() -> None:
     bad = _apply(ex, "pwrite", st, {"fd": 0, "off": LLONG_MAX - 4095, "len": 4096})
     assert (bad.out, bad.rule) == (-22, "pos_overflow")
     assert bad.after["size"] == st["size"]
-    st = _apply(ex, "mmap", st, {"fd": 0, "share": 0, "prot": 1, "npages": 1}).after
+    st = _apply(ex, "mmap", st, {"fd": 0, "share": 0, "prot": 1, "npages": 1,
+                                "moff": 0}).after
     big = _apply(ex, "madvise_remove", st, {"m": 0, "len": (1 << 64) - 1})
     assert (big.out, big.rule) == (-22, "len_wraps")
 
@@ -76,9 +79,11 @@ def test_every_rule_the_search_never_fires_is_decided_by_replay() -> None:
     st = _apply(ex, "memfd_create", st, {"name": 0, "flags": 2}).after
     st = _apply(ex, "ftruncate", st, {"fd": 0, "len": 4096}).after
     st = _apply(ex, "fcntl_add_seals", st, {"fd": 0, "seals": 4}).after  # GROW
-    m = _apply(ex, "mmap", st, {"fd": 0, "share": 0, "prot": 1, "npages": 1}).after
+    m = _apply(ex, "mmap", st, {"fd": 0, "share": 0, "prot": 1, "npages": 1, "moff": 0}).after
     ro = _apply(ex, "reopen", st, {"fd": 0, "how": 0, "ostatus": 0}).after  # O_RDONLY
     app = _apply(ex, "fs_setflags", st, {"fd": 0, "flags": FS_APPEND_FL}).after  # chattr +a
+    huge = _apply(ex, "memfd_create", next(iter(d.init.states(d.schema))),
+                  {"name": 0, "flags": 2 | 4}).after  # MFD_HUGETLB
     calls = [("pwrite", st, {"fd": 0, "off": LLONG_MAX - 4095, "len": 4096}),
              ("pwrite", st, {"fd": 0, "off": 3997, "len": 100}),
              ("splice_write", st, {"fd": 0, "off": LLONG_MAX - 4095, "len": 4096}),
@@ -116,7 +121,9 @@ def test_every_rule_the_search_never_fires_is_decided_by_replay() -> None:
              ("pread", st, {"fd": 0, "off": 0, "len": 4096, "fmode_read": 0}),
              ("preadv", st, {"fd": 0, "off": 0, "len": 0, "fmode_read": 0}),
              ("preadv2", st, {"fd": 0, "off": 0, "len": 0, "flags": 0, "fmode_read": 0}),
-             ("mmap", st, {"fd": 0, "share": 1, "prot": 0, "npages": 1, "fmode_read": 0}),
+             ("mmap", st, {"fd": 0, "share": 1, "prot": 0, "npages": 1, "moff": 0,
+                           "fmode_read": 0}),
+             ("mmap", huge, {"fd": 0, "share": 0, "prot": 0, "npages": 1, "moff": 4096}),
              ("splice_write", st, {"fd": 0, "off": 0, "len": 1, "o_append": 1}),
              ("pwritev2", app, {"fd": 0, "off": 0, "len": 1, "flags": 0x20, "o_append": 1}),
              ("preadv2", app, {"fd": 0, "off": 0, "len": 1, "flags": 0x20, "o_append": 1}),
@@ -124,7 +131,7 @@ def test_every_rule_the_search_never_fires_is_decided_by_replay() -> None:
              ("madvise_remove", m, {"m": 0, "len": (1 << 64) - 1}),
              ("madvise", m, {"m": 0, "len": (1 << 64) - 1, "advice": 4}),
              ("madvise", m, {"m": 0, "len": 4096, "advice": 5}),  # 5: no such advice
-             ("mmap", st, {"fd": 0, "share": 0, "prot": 1, "npages": 0}),
+             ("mmap", st, {"fd": 0, "share": 0, "prot": 1, "npages": 0, "moff": 0}),
              ("mprotect", m, {"m": 0, "prot": 0, "npages": 0, "mpages": 1}),
              ("munmap", m, {"m": 0, "npages": 0, "mpages": 1}),
              ("mremap", m, {"m": 0, "old": 1, "new": 1, "flags": 8, "mpages": 1}),
@@ -170,7 +177,7 @@ PREFIXES = ["", "fcntl(3, F_ADD_SEALS, F_SEAL_GROW) = 0\n",
 
 def _line(rng: random.Random, fd: int = 3) -> str:
     a, b = _values(rng), _values(rng)
-    call = rng.randrange(24)
+    call = rng.randrange(25)
     if call == 0:
         return f"ftruncate({fd}, {a}) = ?"
     if call == 1:
@@ -255,6 +262,10 @@ def _line(rng: random.Random, fd: int = 3) -> str:
                            f"\nioctl({fd}, FIONBIO, [{rng.choice((0, 1, a % 3))}]) = ?"
                            f"\nfcntl({fd}, F_GETFL) = ?"))
         return f"fcntl({fd}, F_SETFL, {flags}) = ?" + more
+    if call == 24:  # a mapping at any offset (unsigned long): aligned or not, past EOF or not
+        off = rng.choice((0x1000, 0x2000, 0x800, 0x7FFFFFFFFFFFF000, 1 << 63, abs(a) % (1 << 64)))
+        share = rng.choice(("MAP_SHARED", "MAP_PRIVATE"))
+        return f"mmap(NULL, 4096, PROT_READ, {share}, {fd}, {off:#x}) = ?"
     return f"load(m1, {rng.choice((0, 4095, 4096, 8191, abs(b) % 12288))}) = ?"
 
 
@@ -270,7 +281,7 @@ def random_traces(n: int, seed: int = 14) -> list[str]:
         fds = (3,) if how is None else (3, 4)
         body = (f'memfd_create("t", MFD_ALLOW_SEALING) = 3\nftruncate(3, {size}) = 0\n'
                 f"mmap(NULL, {rng.choice((4096, 8192, 12288))}, PROT_READ|PROT_WRITE, "
-                "MAP_SHARED, 3, 0) = m1\n"
+                f"MAP_SHARED, 3, {rng.choice(('0', '0', '0x1000', '0x2000'))}) = m1\n"
                 + ("" if how is None else f'openat(AT_FDCWD, "/proc/self/fd/3", {how}) = 4\n')
                 + rng.choice(PREFIXES)
                 + "".join(_line(rng, rng.choice(fds)) + "\n" for _ in range(4)))

@@ -75,6 +75,7 @@ EXTRA = {  # not from the selftest
     "write()/read()/lseek() at the description's f_pos (issues 14, 15)": [
         "write-read-fpos", "writev-readv-fpos", "pwritev2-preadv2-fpos"],
     "mappings of several pages (issue 14)": ["mmap-multipage", "mmap-multipage-hugetlb"],
+    "mappings at file offsets (issue 14)": ["mmap-offsets", "mmap-offsets-hugetlb"],
     "exec of a memfd: x bits, the write count, B15 (issue 15)": [
         "exec-permission", "exec-noexec-seal-hugetlb"],
     "io_uring WRITE/READ/FALLOCATE against the seals (issue 15)": ["io-uring-seals"],

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from functools import cache
 
-from model.lang.action import DESC_DEFAULT, Action, Param, outcome_text
+from model.lang.action import DESC_DEFAULT, MAP_DEFAULT, Action, Param, outcome_text
 from model.lang.callspec import (
     Argv,
     Bytes,
@@ -644,9 +644,10 @@ def resolve_step(design: Design, h: Handles, step: Step, st: Mapping[str, int],
                     params[action.fpos[0]] = h.pos(used[_fd_param(action)])
                 for pname, fdp, attr in action.from_desc:  # its mode, from the table
                     params[pname] = h.attr(used[fdp], attr)
-                if action.mapped is not None:  # the mapping's length, from the table
+                if action.from_map:  # the mapping's length and offset, from the table
                     m = next(s.param for s in specs if isinstance(s, MapRef))
-                    params[action.mapped] = h.mpages.get(used[m], 1)
+                    for pname, attr in action.from_map:
+                        params[pname] = h.map_attr(used[m], attr)
                 if action.writers is not None:  # the inode's write count, from the table
                     params[action.writers] = h.writers()
                 return action, params, used
@@ -684,10 +685,11 @@ def after_step(action: Action, h: Handles, used: Mapping[str, str],
     if created is not None and created[0] == "fd":
         h.describe(created[1], used.get(action.shares) if action.shares else None,
                    {**DESC_DEFAULT, **(action.describes(params) if action.describes else {})})
-    if created is not None and created[0] == "map" and action.extent is not None:
-        h.mpages[created[1]] = params[action.extent]
+    if created is not None and created[0] == "map" and action.maps_as:
+        h.maps[created[1]] = {**MAP_DEFAULT, **{a: params[p] for a, p in action.maps_as}}
     elif action.resizes is not None and out >= 0:
-        h.mpages[used[_map_param(action)]] = action.resizes(params)
+        hid = used[_map_param(action)]
+        h.maps[hid] = {**h.maps.get(hid, MAP_DEFAULT), "pages": action.resizes(params)}
     if out >= 0 and h.shm is None:
         h.shm = next((used.get(SHM_NAME, s.name) for s in action.args
                       if isinstance(s, ShmPath)), None)

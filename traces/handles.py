@@ -1,6 +1,7 @@
 """The handle table of a trace being replayed: live descriptors, mappings and pins by the
 names the trace gives them, and what the state does not hold about them: each descriptor's
-open file description (its f_pos, FMODE_READ and O_APPEND), each mapping's length, which
+open file description (its f_pos, FMODE_READ and O_APPEND), each mapping's length and file
+offset, which
 descriptions hold write access, the /dev/shm name (NOTES.md "f_pos belongs to the trace",
 "Descriptions")."""
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from model.lang.action import DESC_DEFAULT
+from model.lang.action import DESC_DEFAULT, MAP_DEFAULT
 from traces.refusal import ResolveError
 from traces.syscalls import FD_LIMIT
 
@@ -28,8 +29,9 @@ class Handles:
     fpos: dict[int, int] = field(default_factory=dict)
     #: description -> its attributes (Action.describes: "read", "append")
     attrs: dict[int, Mapping[str, int]] = field(default_factory=dict)
-    #: mapping name -> its length in pages (Action.extent; 1 unless its mmap said)
-    mpages: dict[str, int] = field(default_factory=dict)
+    #: mapping name -> its attributes (Action.maps_as: "pages", "off"; MAP_DEFAULT unless
+    #: its mmap said)
+    maps: dict[str, dict[str, int]] = field(default_factory=dict)
     #: the /dev/shm name of the trace's tmpfs file (ShmPath), once a call on it succeeded
     shm: str | None = None
 
@@ -52,6 +54,10 @@ class Handles:
                                "(its access mode and O_APPEND) is not known at this point of "
                                "the trace")
         return self.attrs[self.desc[hid]][name]
+
+    def map_attr(self, hid: str, name: str) -> int:
+        """An attribute of mapping `hid` (Action.from_map): its mmap's, else MAP_DEFAULT's."""
+        return self.maps.get(hid, MAP_DEFAULT).get(name, MAP_DEFAULT[name])
 
     def pos(self, hid: str) -> int:
         """The f_pos of the description descriptor `hid` names (every descriptor a trace

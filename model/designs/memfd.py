@@ -4,7 +4,7 @@ One inode, created by memfd_create. Descriptors, mappings and held page referenc
 per kind (a counter abstraction; NOTES.md). The size and the byte arguments of ftruncate,
 pwrite64, pread64, fallocate and madvise(MADV_REMOVE) are in bytes, judged exactly for any value
 of the syscall's argument type; the page is 4 KiB on shmem, 2 MiB on hugetlbfs. Every mapping
-covers the file's first page (page 0).
+maps the file from the byte offset its mmap gave (explored: 0; NOTES.md "Mappings").
 
 Exploration keeps a finite grid of byte values (the scope's `pages` and `grain`: multiples of a
 page / grain, up to `pages` pages, plus a negative value): NOTES.md "Sizes in bytes" says why
@@ -43,15 +43,29 @@ from model.designs.memfd_fsflags import (
     FS_SETFLAGS,
 )
 from model.designs.memfd_ioctl import IOCTL_ACTIONS
+from model.designs.memfd_mmap import (
+    PRIVATE,
+    PROT,
+    PROT_R,
+    PROT_RW,
+    SHARED,
+    mmap_body,
+    mprotect_body,
+    munmap_body,
+    prot_writes,
+)
 from model.designs.memfd_mremap import MREMAP
 from model.designs.memfd_open import GETFL, REOPEN, SETFL, TMPFS_ACTIONS
 from model.designs.memfd_pages import (
     ACCESS_OFF,
+    FROM_MAP,
+    FROM_MAP_OFF,
+    FROM_MAP_PAGES,
     GPAGE_SIZE,
     LOFF,
-    MAP_PAGES_HUGE,
-    MAP_PAGES_SHMEM,
     MAX_LFS_FILESIZE,
+    MMAP_OFF,
+    MOFF,
     MPAGES,
     NPAGES,
     SIZE,
@@ -62,7 +76,6 @@ from model.designs.memfd_pages import (
     page,
     page_bytes,
     page_index,
-    pages_bytes,
     unaligned,
 )
 from model.designs.memfd_rw import (
@@ -372,92 +385,6 @@ def fallocate_body(s: StateView, fd: E, mode: E, off: E, len: E) -> list[Rule]: 
     ]
 
 
-#: mmap()/mprotect() protections: PROT_WRITE alone is the PROT_READ|PROT_WRITE kind on x86-64
-#: (a write-only page is readable: calc_vm_prot_bits() sets VM_WRITE, and a read fault checks
-#: vma_is_accessible(), VM_READ|VM_WRITE|VM_EXEC); explored: PROT_R and PROT_RW
-PROT_R, PROT_RW, PROT_W = 0, 1, 2
-PROT_TEXT = {PROT_R: "PROT_READ", PROT_RW: "PROT_READ|PROT_WRITE", PROT_W: "PROT_WRITE"}
-#: PROT_EXEC beside them adds VM_EXEC, which no rule reads: neither shm_mnt nor hugetlbfs's
-#: internal mount is noexec (do_mmap()'s path_noexec() passes, VM_MAYEXEC stays for
-#: mprotect()), and MFD_NOEXEC_SEAL/F_SEAL_EXEC govern the mode's x bits, not mappings
-#: (probed on 6.18.44, tests/test_prot_exec.py). PROT_EXEC alone is not accepted: x86-64 with
-#: PKU gives it an execute-only key (arch_override_mprotect_pkey()), so loads depend on the CPU
-PROT = Choice("prot", PROT_TEXT, extra=("PROT_EXEC",))
-
-
-def prot_writes(prot: E) -> E:
-    """The protection has PROT_WRITE (VM_WRITE)."""
-    return (prot == PROT_RW) | (prot == PROT_W)
-SHARED, PRIVATE = 0, 1
-
-
-def mmap_body(s: StateView, fd: E, share: E, prot: E, npages: E,
-              fmode_read: E) -> list[Rule]:
-    """do_mmap() of npages pages at file offset 0 (len 0: EINVAL; any mapping needs
-    FMODE_READ: an O_WRONLY description's is EACCES), memfd_check_seals_mmap(),
-    mmap_region(), hugetlbfs_file_mmap() (§3.1)."""
-    shared = share == SHARED
-    w = prot_writes(prot)
-    shared_vma = shared & (fd == RW)  # !FMODE_WRITE strips VM_SHARED|VM_MAYWRITE
-    kind = If(~shared, If(w, PR_RW, PR_RO),
-              If(w, SH_RW, If(shared_vma & ~write_sealed(s), SH_RO_MW, SH_RO)))
-    end = pages_bytes(s, npages)
-    grows = s.hugetlb & w & (s.size < end)
-    return [
-        have_fd(s, fd),
-        fail("EINVAL", when=npages == 0, label="zero_len", why="do_mmap(): !len"),
-        requires(npages <= If(s.hugetlb, MAP_PAGES_HUGE, MAP_PAGES_SHMEM), label="map_limit",
-                 why="a longer mapping succeeds or fails (ENOMEM) by the machine's address "
-                     "space or hugetlb pool, which the model does not hold"),
-        fail("EACCES", when=shared & w & (fd != RW), label="shared_write_needs_fmode_write",
-             why="do_mmap(): MAP_SHARED with PROT_WRITE on a file without FMODE_WRITE"),
-        fail("EACCES", when=shared_vma & append_only(s), label="append_only",
-             why="do_mmap(): MAP_SHARED of an IS_APPEND file through an FMODE_WRITE one"),
-        fail("EACCES", unless=fmode_read, label="fmode_read",
-             why="do_mmap(): MAP_PRIVATE (and MAP_SHARED falling through) without FMODE_READ"),
-        fail("EPERM", when=shared_vma & w & write_sealed(s), label="write_seal",
-             why="memfd_check_seals_mmap(): new shared writable mapping of a write-sealed file"),
-        ok(0, size=If(grows, end, s.size), hpage0_cached=If(grows, 0, s.hpage0_cached),
-           **as_updates(bump(s, MAP_FIELDS, kind, +1)),
-           why="hugetlbfs_file_mmap() raises i_size to the mapping's end for VM_WRITE "
-               "mappings, without looking at F_SEAL_GROW (probed on 6.18.44)"),
-    ]
-
-
-def whole_mapping(npages: E, mpages: E) -> Rule:
-    return requires(npages == mpages, label="whole_mapping",
-                    why="a range that is not the whole mapping splits its VMA (or reaches the "
-                        "caller's other memory), which the model does not hold")
-
-
-def mprotect_body(s: StateView, m: E, prot: E, npages: E, mpages: E) -> list[Rule]:
-    """do_mprotect_pkey() over the whole mapping (len 0: nothing to do), mprotect_fixup():
-    adding PROT_WRITE needs VM_MAYWRITE."""
-    w = prot_writes(prot)
-    new = If(m == SH_RW, If(w, SH_RW, SH_RO_MW),
-             If(m == SH_RO_MW, If(w, SH_RW, SH_RO_MW),
-                If(m == SH_RO, SH_RO, If(w, PR_RW, PR_RO))))
-    moves = {f: If(m == i, s[f] - 1, s[f]) for i, f in enumerate(MAP_FIELDS)}
-    after = {f: If(new == i, moves[f] + 1, moves[f]) for i, f in enumerate(MAP_FIELDS)}
-    return [
-        have_map(s, m),
-        ok(0, when=npages == 0, label="zero_len", why="do_mprotect_pkey(): !len"),
-        whole_mapping(npages, mpages),
-        fail("EACCES", when=w & (m == SH_RO), label="no_maywrite",
-             why="mprotect_fixup(): VM_MAYWRITE cleared (O_RDONLY fd or write seal)"),
-        ok(0, **as_updates(after)),
-    ]
-
-
-def munmap_body(s: StateView, m: E, npages: E, mpages: E) -> list[Rule]:
-    """do_vmi_munmap() of the whole mapping (len 0: EINVAL)."""
-    return [have_map(s, m),
-            fail("EINVAL", when=npages == 0, label="zero_len",
-                 why="do_vmi_munmap(): PAGE_ALIGN(len) == 0"),
-            whole_mapping(npages, mpages),
-            ok(0, **as_updates(bump(s, MAP_FIELDS, m, -1)))]
-
-
 def dup_body(s: StateView, fd: E) -> list[Rule]:
     return [have_fd(s, fd), ok(0, **as_updates(bump(s, FD_FIELDS, fd, +1)))]
 
@@ -625,57 +552,65 @@ ACTIONS: tuple[Action, ...] = (
            also=(("io_uring_fallocate", (Fd("fd"), Flags("mode", FALLOC_FLAGS), Num("off"),
                                          Num("len"))),)),
     Action("mmap", (P("fd", FD, FD_ALL), P("share", enum("shared", "private"), (SHARED, PRIVATE)),
-                    P("prot", enum("r", "rw", "w"), (PROT_R, PROT_RW)), NPAGES,
+                    P("prot", enum("r", "rw", "w"), (PROT_R, PROT_RW)), NPAGES, MMAP_OFF,
                     fmode_read_param()),
            mmap_body, "mmap",
            (C("NULL"), Num("npages", page_bytes),
             PROT,
-            Choice("share", {SHARED: "MAP_SHARED", PRIVATE: "MAP_PRIVATE"}), Fd("fd"), C("0")),
-           "map npages pages from file offset 0", extent="npages", from_desc=DESC_READ),
+            Choice("share", {SHARED: "MAP_SHARED", PRIVATE: "MAP_PRIVATE"}), Fd("fd"),
+            Num("moff")),
+           "map npages pages from a file offset", maps_as=(("pages", "npages"), ("off", "moff")),
+           from_desc=DESC_READ),
     Action("mprotect", (P("m", MAPK, MAP_ALL),
                         P("prot", enum("r", "rw", "w"), (PROT_R, PROT_RW)), NPAGES, MPAGES),
            mprotect_body, "mprotect",
            (MapRef("m"), Num("npages", page_bytes),
             PROT),
-           "mprotect a whole mapping", mapped="mpages"),
+           "mprotect a whole mapping", from_map=FROM_MAP_PAGES),
     Action("munmap", (P("m", MAPK, MAP_ALL), NPAGES, MPAGES), munmap_body, "munmap",
-           (MapRef("m"), Num("npages", page_bytes)), "munmap a whole mapping", mapped="mpages"),
+           (MapRef("m"), Num("npages", page_bytes)), "munmap a whole mapping",
+           from_map=FROM_MAP_PAGES),
     MREMAP,  # resize, move, copy a mapping (memfd_mremap.py)
     Action("madvise_remove", (P("m", MAPK, MAP_ALL),
                               _byte_param("len", SIZE, (0, PAGE_SIZE // 2, PAGE_SIZE,
                                                         HPAGE_SIZE // 2, HPAGE_SIZE,
                                                    GPAGE_SIZE // 2, GPAGE_SIZE),
-                                          "length, in bytes (size_t)")),
+                                          "length, in bytes (size_t)"), MOFF),
            madvise_remove_body, "madvise",
            (MapRef("m"), Num("len"), C("MADV_REMOVE")),
-           "madvise(MADV_REMOVE): punch a range of the mapped page out of the file"),
+           "madvise(MADV_REMOVE): punch a range of the mapped page out of the file",
+           from_map=FROM_MAP_OFF),
     Action("madvise", (P("m", MAPK, MAP_ALL),
                        # explored: 0 and one 4 KiB page fire every rule (any range inside
                        # the mapping's page is alike); replay judges any size_t
                        _byte_param("len", SIZE, (0, PAGE_SIZE), "length, in bytes (size_t)"),
                        Param("advice", integer(-(1 << 31), (1 << 31) - 1), MADV_EXPLORED,
-                             "the advice (int)")),
+                             "the advice (int)"), MOFF),
            madvise_body, "madvise",
            (MapRef("m"), Num("len"),
             Flags("advice", MADV_ADVICE, zero="MADV_NORMAL", enum=True)),
-           "madvise() with another advice: hints, population, fork behaviour"),
-    Action("store", (P("m", MAPK, MAP_ALL), ACCESS_OFF, MPAGES), store_body, "store",
+           "madvise() with another advice: hints, population, fork behaviour",
+           from_map=FROM_MAP_OFF),
+    Action("store", (P("m", MAPK, MAP_ALL), ACCESS_OFF, MPAGES, MOFF), store_body, "store",
            (MapRef("m"), Num("off")), "store one byte at a byte offset of a mapping",
-           mapped="mpages"),
-    Action("load", (P("m", MAPK, MAP_ALL), ACCESS_OFF, MPAGES), load_body, "load",
+           from_map=FROM_MAP),
+    Action("load", (P("m", MAPK, MAP_ALL), ACCESS_OFF, MPAGES, MOFF), load_body, "load",
            (MapRef("m"), Num("off")), "load one byte at a byte offset of a mapping",
-           mapped="mpages"),
-    Action("mem_write", (P("m", MAPK, MAP_ALL), WRITE_OFF), mem_write_body, "mem_write",
+           from_map=FROM_MAP),
+    Action("mem_write", (P("m", MAPK, MAP_ALL), WRITE_OFF, MOFF), mem_write_body, "mem_write",
            (MapRef("m"), Num("off")),
            "a FOLL_FORCE write of one byte through /proc/self/mem at a byte offset of a "
-           "mapping"),
-    Action("vm_write", (P("m", MAPK, MAP_ALL), WRITE_OFF), vm_write_body, "vm_write",
+           "mapping", from_map=FROM_MAP_OFF),
+    Action("vm_write", (P("m", MAPK, MAP_ALL), WRITE_OFF, MOFF), vm_write_body, "vm_write",
            (MapRef("m"), Num("off")),
-           "process_vm_writev() of one byte into the caller's own mapping at a byte offset"),
-    Action("pin", (P("m", MAPK, SHARED_MAPS),), pin_body, "pin", (MapRef("m"),),
-           "vmsplice the mapped page into a pipe (a held page reference)"),
-    Action("gup_pin", (P("m", MAPK, SHARED_MAPS),), gup_pin_body, "gup_pin", (MapRef("m"),),
-           "a long-term FOLL_WRITE pin of the mapped page"),
+           "process_vm_writev() of one byte into the caller's own mapping at a byte offset",
+           from_map=FROM_MAP_OFF),
+    Action("pin", (P("m", MAPK, SHARED_MAPS), MOFF), pin_body, "pin", (MapRef("m"),),
+           "vmsplice the mapped page into a pipe (a held page reference)",
+           from_map=FROM_MAP_OFF),
+    Action("gup_pin", (P("m", MAPK, SHARED_MAPS), MOFF), gup_pin_body, "gup_pin",
+           (MapRef("m"),), "a long-term FOLL_WRITE pin of the mapped page",
+           from_map=FROM_MAP_OFF),
     Action("udmabuf", (P("fd", FD, FD_ALL),
                        # explored: an aligned and an unaligned offset, the first page and one
                        # past it; the empty range, one and two pages (replay: any __u64)
@@ -761,6 +696,9 @@ __all__ = [
     "PINK",
     "PIN_FIELDS",
     "PIN_KINDS",
+    "PRIVATE",
+    "PROT_R",
+    "PROT_RW",
     "PR_RO",
     "PR_RW",
     "REF",
@@ -769,6 +707,7 @@ __all__ = [
     "RO",
     "RW",
     "SCHEMA",
+    "SHARED",
     "SH_RO",
     "SH_RO_MW",
     "SH_RW",

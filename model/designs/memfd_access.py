@@ -47,53 +47,67 @@ def within_mapping(s: StateView, off: E) -> Rule:
                         "page 0 (past a one-page mapping, the caller's other memory)")
 
 
-def within_pages(s: StateView, off: E, mpages: E) -> list[Rule]:
-    """An access at byte `off` of a mapping `mpages` pages long (at file offset 0): an offset
-    outside it is another address; on hugetlbfs, a page past the first and past EOF is
-    refused, since whether fallocate(KEEP_SIZE) put it in the page cache (then it maps,
-    hpage0_cached's finding) is held for page 0 only."""
-    index = page_index(s, off)
+def beyond_cached(s: StateView, at: E) -> E:
+    """The page holding file byte `at` is a hugetlbfs page past the first and past EOF:
+    whether fallocate(KEEP_SIZE) put it in the page cache (then it maps, hpage0_cached's
+    finding) is held for page 0 only, so a fault there is refused."""
+    index = page_index(s, at)
+    return s.hugetlb & (index >= 1) & (pages_bytes(s, index) >= s.size)
+
+
+CACHED_UNKNOWN = ("a hugetlbfs page past the first and past EOF maps if fallocate() cached it, "
+                  "which the model holds for page 0 only")
+
+
+def cached_unknown(s: StateView, at: E) -> Rule:
+    """A fault on the page holding file byte `at`, refused where beyond_cached() says."""
+    return requires(~beyond_cached(s, at), label="hugetlb_cached_beyond", why=CACHED_UNKNOWN)
+
+
+def within_pages(s: StateView, off: E, mpages: E, moff: E) -> list[Rule]:
+    """An access at byte `off` of a mapping `mpages` pages long at file offset `moff`: an
+    offset outside it is another address; the page it hits as cached_unknown() says."""
     return [
         requires((off >= 0) & (off < pages_bytes(s, mpages)), label="within_mapping",
                  why="an access outside the mapping hits the caller's other memory (or none: "
                      "SIGSEGV), which the model does not hold"),
-        requires(~(s.hugetlb & (index >= 1) & (pages_bytes(s, index) >= s.size)),
-                 label="hugetlb_cached_beyond",
-                 why="a hugetlbfs page past the first and past EOF maps if fallocate() cached "
-                     "it, which the model holds for page 0 only"),
+        cached_unknown(s, moff + off),
     ]
 
 
-def page_past_eof(s: StateView, off: E) -> E:
-    """The page holding byte `off` of a mapping at file offset 0 faults past EOF: page 0 as
-    past_eof() says; a later page (shmem; hugetlbfs within i_size, within_pages()) when it
-    starts at or after i_size (shmem_fault(): index >= DIV_ROUND_UP(i_size, PAGE_SIZE))."""
-    index = page_index(s, off)
+def page_past_eof(s: StateView, at: E) -> E:
+    """The page holding file byte `at` faults past EOF: page 0 as past_eof() says; a later
+    page (shmem; hugetlbfs within i_size, cached_unknown()) when it starts at or after i_size
+    (shmem_fault(): index >= DIV_ROUND_UP(i_size, PAGE_SIZE); hugetlb_no_page(): idx >=
+    i_size >> huge_page_shift(), i_size being a multiple of the huge page there)."""
+    index = page_index(s, at)
     return If(index == 0, past_eof(s), pages_bytes(s, index) >= s.size)
 
 
-def store_body(s: StateView, m: E, off: E, mpages: E) -> list[Rule]:
-    """A one-byte store at byte `off` of a mapping `mpages` pages long: permission fault,
-    then the file fault handler for the page it hits (mappings are at file offset 0)."""
+def store_body(s: StateView, m: E, off: E, mpages: E, moff: E) -> list[Rule]:
+    """A one-byte store at byte `off` of a mapping `mpages` pages long at file offset `moff`:
+    permission fault, then the file fault handler for the page it hits (file byte moff +
+    off)."""
     return [
         have_map(s, m),
-        *within_pages(s, off, mpages),
+        *within_pages(s, off, mpages, moff),
         signal("SIGSEGV", unless=(m == SH_RW) | (m == PR_RW), label="no_vm_write",
                why="access_error(): the VMA lacks VM_WRITE"),
-        signal("SIGBUS", when=page_past_eof(s, off), label="past_eof",
+        signal("SIGBUS", when=page_past_eof(s, moff + off), label="past_eof",
                why="shmem_fault()/hugetlb_no_page(): page beyond i_size"),
         ok(0, effects=If(m == SH_RW, CHG_MAP, 0),
            why="a shared store changes the file; a private one copies the page"),
     ]
 
 
-def load_body(s: StateView, m: E, off: E, mpages: E) -> list[Rule]:
-    """A one-byte load at byte `off` of a mapping: the fault on the page it hits."""
-    return [have_map(s, m), *within_pages(s, off, mpages),
-            signal("SIGBUS", when=page_past_eof(s, off), label="past_eof"), ok(0)]
+def load_body(s: StateView, m: E, off: E, mpages: E, moff: E) -> list[Rule]:
+    """A one-byte load at byte `off` of a mapping at file offset `moff`: the fault on the
+    page it hits."""
+    return [have_map(s, m), *within_pages(s, off, mpages, moff),
+            signal("SIGBUS", when=page_past_eof(s, moff + off), label="past_eof"), ok(0)]
 
 
-def mem_write_body(s: StateView, m: E, off: E) -> list[Rule]:
+def mem_write_body(s: StateView, m: E, off: E, moff: E) -> list[Rule]:
     """pwrite64() of one byte on /proc/self/mem at byte `off` of a mapping (fs/proc/base.c
     mem_rw() -> access_remote_vm() -> get_user_pages_remote(FOLL_FORCE|FOLL_WRITE)).
     check_vma_flags() (mm/gup.c, since 5535be309971, v6.0): without VM_WRITE a FOLL_FORCE
@@ -102,14 +116,16 @@ def mem_write_body(s: StateView, m: E, off: E) -> list[Rule]:
     CVE-2022-2590). On hugetlbfs too: 6.18.44 COWs a read-only private hugetlb mapping
     (v6.0's refusal "hugetlb does not support FOLL_FORCE|FOLL_WRITE" is gone; probed). A
     refused VMA or a fault that fails (SIGBUS past EOF) copies nothing, and mem_rw() returns
-    EIO. Probed on 6.18.44 (traces/scenarios/mem-write.trace)."""
+    EIO. The page is the file's at the mapping's offset `moff`. Probed on 6.18.44
+    (traces/scenarios/mem-write.trace)."""
     return [
         have_map(s, m),
         within_mapping(s, off),
+        cached_unknown(s, moff),
         fail("EIO", when=(m == SH_RO) | (m == SH_RO_MW), label="force_not_cow",
              why="check_vma_flags(): FOLL_FORCE without VM_WRITE needs is_cow_mapping(); a "
                  "shared mapping is not one"),
-        fail("EIO", when=past_eof(s), label="past_eof",
+        fail("EIO", when=page_past_eof(s, moff), label="past_eof",
              why="the fault fails (SIGBUS beyond EOF): nothing copied"),
         ok(1, effects=If(m == SH_RW, CHG_MAP, 0), label="ok",
            why="through VM_WRITE|VM_SHARED the page-cache page is written, as a store; "
@@ -120,7 +136,7 @@ def mem_write_body(s: StateView, m: E, off: E) -> list[Rule]:
 SHARED_MAPS = (SH_RW, SH_RO_MW, SH_RO)
 
 
-def vm_write_body(s: StateView, m: E, off: E) -> list[Rule]:
+def vm_write_body(s: StateView, m: E, off: E, moff: E) -> list[Rule]:
     """process_vm_writev() of one byte into the caller's own mapping at byte `off`
     (mm/process_vm_access.c process_vm_rw_single_vec(): pin_user_pages_remote() with
     FOLL_WRITE and no FOLL_FORCE): check_vma_flags() refuses a VMA without VM_WRITE, and a fault
@@ -130,9 +146,10 @@ def vm_write_body(s: StateView, m: E, off: E) -> list[Rule]:
     return [
         have_map(s, m),
         within_mapping(s, off),
+        cached_unknown(s, moff),
         fail("EFAULT", unless=(m == SH_RW) | (m == PR_RW), label="no_vm_write",
              why="check_vma_flags(): FOLL_WRITE without FOLL_FORCE needs VM_WRITE"),
-        fail("EFAULT", when=past_eof(s), label="past_eof",
+        fail("EFAULT", when=page_past_eof(s, moff), label="past_eof",
              why="the fault fails (SIGBUS beyond EOF): nothing copied"),
         ok(1, effects=If(m == SH_RW, CHG_MAP, 0), label="ok",
            why="a shared writable mapping's page is the file's; a private one is copied"),
@@ -159,16 +176,17 @@ def madvise_range(s: StateView, len: E) -> list[Rule]:  # noqa: A002
     ]
 
 
-def madvise_remove_body(s: StateView, m: E, len: E) -> list[Rule]:  # noqa: A002
+def madvise_remove_body(s: StateView, m: E, len: E, moff: E) -> list[Rule]:  # noqa: A002
     """madvise(addr of the mapping, len, MADV_REMOVE) (mm/madvise.c, 6.18): is_valid_madvise()
     (EINVAL when PAGE_ALIGN(len) wraps to 0), nothing to do for len 0, then for the mapping's
     VMA madvise_remove(): EINVAL on a VM_LOCKED VMA (none here: the model has no mlock),
     EACCES unless vma_is_shared_maywrite() (VM_SHARED and VM_MAYWRITE, not VM_WRITE: a
     PROT_READ shared map that may be upgraded qualifies), then vfs_fallocate(PUNCH_HOLE|
-    KEEP_SIZE, 0, PAGE_ALIGN(len)) on the VMA's file, whose FMODE_WRITE such a VMA implies.
-    Probed on 6.18.44 (traces/scenarios/madvise-remove.trace)."""
+    KEEP_SIZE, moff, PAGE_ALIGN(len)) on the VMA's file (moff: the mapping's file offset),
+    whose FMODE_WRITE such a VMA implies. Probed on 6.18.44
+    (traces/scenarios/madvise-remove.trace)."""
     span = ((len + PAGE_SIZE - 1) // PAGE_SIZE) * PAGE_SIZE  # PAGE_ALIGN(len), 4 KiB pages
-    removes0 = span >= page(s)  # the punched range covers all of page 0
+    removes0 = (moff == 0) & (span >= page(s))  # the punched range covers all of page 0
     return [
         have_map(s, m),
         *madvise_range(s, len),
@@ -177,7 +195,7 @@ def madvise_remove_body(s: StateView, m: E, len: E) -> list[Rule]:  # noqa: A002
         *fallocate_fsflags(s, true),  # vfs_fallocate(PUNCH_HOLE|KEEP_SIZE), as fallocate()
         punch_write_seal(s),
         pinned_page0_kept(s, removes0 & (s.size > 0)),
-        ok(0, effects=If(s.size > 0, CHG_FD, 0),
+        ok(0, effects=If(s.size > moff, CHG_FD, 0),
            hpage0_cached=If(removes0, 0, s.hpage0_cached),
            why="the range is punched out of the file, as fallocate() through a descriptor "
                "does (seal-checked like it), even past EOF (nothing to remove)"),
@@ -199,7 +217,7 @@ MADV_OUTSIDE = {
 }
 
 
-def madvise_body(s: StateView, m: E, len: E, advice: E) -> list[Rule]:  # noqa: A002
+def madvise_body(s: StateView, m: E, len: E, advice: E, moff: E) -> list[Rule]:  # noqa: A002
     """madvise(addr of the mapping, len, advice) for the advice values other than MADV_REMOVE
     (mm/madvise.c, 6.18): is_valid_madvise() (EINVAL for an unknown advice, or when
     PAGE_ALIGN(len) wraps to 0), nothing to do for len 0, then per VMA: MADV_FREE only on
@@ -231,7 +249,9 @@ def madvise_body(s: StateView, m: E, len: E, advice: E) -> list[Rule]:  # noqa: 
         fail("EINVAL", when=(advice == MADV_ADVICE["MADV_POPULATE_WRITE"])
              & (m != SH_RW) & (m != PR_RW), label="populate_no_write",
              why="madvise_populate(): check_vma_flags() refuses FOLL_WRITE without VM_WRITE"),
-        fail("EFAULT", when=populate & past_eof(s), label="populate_past_eof",
+        requires(~(populate & beyond_cached(s, moff)), label="hugetlb_cached_beyond",
+                 why=CACHED_UNKNOWN),
+        fail("EFAULT", when=populate & page_past_eof(s, moff), label="populate_past_eof",
              why="madvise_populate(): the fault beyond EOF is VM_FAULT_SIGBUS"),
         ok(0, why="advice only: no content, size or seal changes"),
     ]
@@ -242,23 +262,30 @@ MADV_EXPLORED = tuple(MADV_ADVICE[n] for n in (
     "MADV_FREE", "MADV_COLD", "MADV_POPULATE_READ", "MADV_POPULATE_WRITE"))
 
 
-def pin_body(s: StateView, m: E) -> list[Rule]:
+#: a pin of a mapping at a file offset other than 0 (the model's pin counts are page 0's)
+PAGE0_ONLY = ("the model's pins hold the file's first page (a mapping at another offset pins "
+              "another)")
+
+
+def pin_body(s: StateView, m: E, moff: E) -> list[Rule]:
     """vmsplice() of the mapped page into a pipe: the pipe holds a page reference."""
     return [
         have_map(s, m),
         requires((m == SH_RW) | (m == SH_RO_MW) | (m == SH_RO), label="shared_only",
                  why="pins through private mappings are not modelled (COW state)"),
+        requires(moff == 0, label="page0", why=PAGE0_ONLY),
         fail("EFAULT", when=past_eof(s), label="past_eof",
              why="get_user_pages() cannot fault the page in"),
         ok(0, pin_ref=s.pin_ref + 1),
     ]
 
 
-def gup_pin_body(s: StateView, m: E) -> list[Rule]:
+def gup_pin_body(s: StateView, m: E, moff: E) -> list[Rule]:
     """pin_user_pages(FOLL_WRITE|FOLL_LONGTERM) of the mapped page (io_uring fixed buffer)."""
     return [
         have_map(s, m),
         requires((m == SH_RW) | (m == SH_RO_MW) | (m == SH_RO), label="shared_only"),
+        requires(moff == 0, label="page0", why=PAGE0_ONLY),
         fail("EFAULT", unless=m == SH_RW, label="no_vm_write",
              why="check_vma_flags(): FOLL_WRITE needs VM_WRITE"),
         fail("EFAULT", when=past_eof(s), label="past_eof"),
@@ -292,8 +319,7 @@ def udmabuf_body(s: StateView, fd: E, off: E, size: E) -> list[Rule]:
              label="seals", why="check_memfd_seals(): SEALS_WANTED / SEALS_DENIED"),
         fail("EINVAL", when=off + size > s.size, label="past_eof",
              why="memfd_pin_folios(): end >= i_size_read(inode) (or start < 0)"),
-        requires(off == 0, label="page0",
-                 why="the model's pins hold the file's first page"),
+        requires(off == 0, label="page0", why=PAGE0_ONLY),
         ok(0, pin_gup=s.pin_gup + 1,
            hpage0_cached=If(s.hugetlb & (s.size < hpage(s)), 1, s.hpage0_cached),
            why="memfd_pin_folios() -> memfd_alloc_folio() fills a hole (hugetlbfs: a huge "

@@ -33,8 +33,12 @@ REPLAY_ONLY = (("pwrite", "pos_overflow"), ("pwrite", "grow_seal_short"),
                ("preadv", "pos_overflow"), ("pread", "fmode_read"), ("pread", "pos_overflow"),
                ("fallocate", "efbig"),
                # a mapping is explored one page long: a zero length is replay's
-               ("mmap", "zero_len"), ("mmap", "fmode_read"), ("mprotect", "zero_len"),
-               ("munmap", "zero_len"),
+               ("mmap", "zero_len"), ("mmap", "fmode_read"),
+               # a mapping the search makes maps the file from offset 0 (memfd_pages.py
+               # MMAP_OFF): hugetlbfs's refusal of a page-aligned offset that is not
+               # huge-aligned is replay's and tests/test_mmap_offset.py's
+               ("mmap", "hugetlb_pgoff"),
+               ("mprotect", "zero_len"), ("munmap", "zero_len"),
                # mremap explores lengths that keep a mapping one page long and the known
                # flags: growing, shrinking, lengths past the mapping and unknown flags are
                # replay's and tests/test_mremap.py's

@@ -7,15 +7,23 @@ A mapping is named, not placed: the trace names it (mN) and the model holds its 
 its address. So a call whose outcome depends on the caller's other memory is outside the
 model: growing in place without MREMAP_MAYMOVE (vma_expandable()), MREMAP_FIXED (it replaces
 what is mapped at new_addr), and ranges that split a mapping (a part moved or unmapped).
-A mapping that is resized or moved keeps its name (Action.resizes gives its new length); a
-duplicate or a MREMAP_DONTUNMAP copy is a new mapping of the same kind (Action.extent).
+A mapping that is resized or moved keeps its name and file offset (Action.resizes gives its
+new length); a duplicate or a MREMAP_DONTUNMAP copy is a new mapping of the same kind and
+offset (Action.maps_as).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from model.designs.memfd_pages import MAP_PAGES_HUGE, MAP_PAGES_SHMEM, MPAGES, page_bytes
+from model.designs.memfd_pages import (
+    FROM_MAP,
+    MAP_PAGES_HUGE,
+    MAP_PAGES_SHMEM,
+    MOFF,
+    MPAGES,
+    page_bytes,
+)
 from model.designs.memfd_state import (
     MAP_ALL,
     MAP_FIELDS,
@@ -58,9 +66,11 @@ def resized(params: Mapping[str, int]) -> int:
     return params["mpages"] - params["old"] + params["new"]
 
 
-def mremap_body(s: StateView, m: E, old: E, new: E, flags: E, mpages: E) -> list[Rule]:
+def mremap_body(s: StateView, m: E, old: E, new: E, flags: E, mpages: E,
+                moff: E) -> list[Rule]:
     """do_mremap() of a whole mapping `mpages` pages long, at its start (addr is page-aligned,
-    and no mapping is mseal()ed)."""
+    and no mapping is mseal()ed). Its file offset `moff` matters to no check: it is what a
+    copy maps."""
     maymove = flags.has(MREMAP_MAYMOVE)
     fixed = flags.has(MREMAP_FIXED)
     dontunmap = flags.has(MREMAP_DONTUNMAP)
@@ -131,12 +141,12 @@ def mremap_body(s: StateView, m: E, old: E, new: E, flags: E, mpages: E) -> list
 
 MREMAP = Action(
     "mremap", (Param("m", MAPK, MAP_ALL), OLD, NEW,
-               Param("flags", word(32, MREMAP_FLAGS), FLAGS_DOMAIN), MPAGES),
+               Param("flags", word(32, MREMAP_FLAGS), FLAGS_DOMAIN), MPAGES, MOFF),
     mremap_body, "mremap",
     (MapRef("m"), Num("old", page_bytes), Num("new", page_bytes), Flags("flags", MREMAP_FLAGS),
      NEW_ADDR),
     "mremap a whole mapping: resize, move, duplicate (old_len 0) or copy (MREMAP_DONTUNMAP)",
-    mapped="mpages", extent="new", resizes=resized)
+    from_map=FROM_MAP, maps_as=(("pages", "new"), ("off", "moff")), resizes=resized)
 
 
 __all__ = ["FLAGS_DOMAIN", "MREMAP", "MREMAP_KNOWN", "NEW", "NEW_ADDR", "OLD", "mremap_body",

@@ -70,6 +70,22 @@ MPAGES = Param("mpages", nat(fixed=MAP_PAGES_SHMEM), (1,), "the mapping's length
                symbolic_domain=True)
 
 
+#: the file offset of a mapping, in bytes (mmap's off, an unsigned long): explored at 0 for
+#: a mapping that is made (every explored mapping maps the file from its start), and at two
+#: offsets mmap refuses: one not page-aligned (EINVAL) and one whose end passes
+#: MAX_LFS_FILESIZE (EOVERFLOW); replay judges any value
+MMAP_OFF = Param("moff", integer(0, (1 << 64) - 1), (0, PAGE_SIZE // 2, (1 << 63) - PAGE_SIZE),
+                 "offset, in bytes (unsigned long)", symbolic_domain=True)
+#: the file offset of the mapping an action names, in bytes: bound from the trace's handle
+#: table (Action.from_map), its mmap's offset; 0 in exploration (see MMAP_OFF)
+MOFF = Param("moff", integer(0, (1 << 64) - 1), (0,), "the mapping's file offset, in bytes",
+             symbolic_domain=True)
+#: an action's parameters bound from the mapping it names (Action.from_map): its length,
+#: its offset, or both
+FROM_MAP_PAGES, FROM_MAP_OFF = (("mpages", "pages"),), (("moff", "off"),)
+FROM_MAP = FROM_MAP_PAGES + FROM_MAP_OFF
+
+
 #: the page sizes a file may have: shmem's, hugetlbfs's 2 MiB and 1 GiB hstates
 PAGE_SIZES = (PAGE_SIZE, HPAGE_SIZE, GPAGE_SIZE)
 
@@ -119,11 +135,16 @@ ACCESS_OFF = Param("off", LOFF, (0, PAGE_SIZE - 1, HPAGE_SIZE - 1, GPAGE_SIZE - 
 
 __all__ = [
     "ACCESS_OFF",
+    "FROM_MAP",
+    "FROM_MAP_OFF",
+    "FROM_MAP_PAGES",
     "GPAGE_SIZE",
     "LOFF",
     "MAP_PAGES_HUGE",
     "MAP_PAGES_SHMEM",
     "MAX_LFS_FILESIZE",
+    "MMAP_OFF",
+    "MOFF",
     "MPAGES",
     "NPAGES",
     "PAGE_SIZES",

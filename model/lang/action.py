@@ -29,6 +29,10 @@ SIG_BASE = 1000
 #: i_writecount, no FMODE_CAN_ODIRECT and no write count; no status flags): Action.describes
 DESC_DEFAULT: Mapping[str, int] = {"read": 1, "append": 0, "odirect": 0, "writecount": 0,
                                    "status": 0}
+#: a mapping's attributes that the state does not hold, kept with its name in a trace's
+#: handle table (Action.maps_as, Action.from_map): "pages", its length in pages of the file;
+#: "off", the file offset it maps from, in bytes (vm_pgoff << PAGE_SHIFT)
+MAP_DEFAULT: Mapping[str, int] = {"pages": 1, "off": 0}
 
 
 def errno_code(name: str) -> int:
@@ -223,15 +227,16 @@ class Action:
     #: (fcntl(F_SETFL): "append"), from the parameters
     redescribes: Callable[[Mapping[str, int]], Mapping[str, int]] | None = field(
         default=None, compare=False)
-    #: the parameter that is the length (in pages) of the mapping this action creates (mmap):
-    #: a trace's handle table keeps it with the mapping's name
-    extent: str | None = None
-    #: the parameter bound from the handle table: the length (in pages) of the mapping the
-    #: action's mapping argument names (not printed)
-    mapped: str | None = None
+    #: the attributes (MAP_DEFAULT's names) of the mapping this action creates, each
+    #: (attribute, parameter) (mmap: its length and file offset): a trace's handle table
+    #: keeps them with the mapping's name
+    maps_as: tuple[tuple[str, str], ...] = ()
+    #: parameters bound from the handle table, each (parameter, attribute): the attribute of
+    #: the mapping the action's mapping argument names (not printed)
+    from_map: tuple[tuple[str, str], ...] = ()
     #: the length (in pages) the mapping the action's mapping argument names has after a
     #: success that creates no mapping, from the parameters (mremap: resized or moved, it
-    #: keeps its name); such a success returns that mapping (`= mN`), not a number
+    #: keeps its name and offset); such a success returns that mapping (`= mN`), not a number
     resizes: Callable[[Mapping[str, int]], int] | None = field(default=None, compare=False)
     #: the parameter bound from the handle table: how many live open file descriptions hold
     #: write access on the inode (their "writecount" attribute, Action.describes; exec's

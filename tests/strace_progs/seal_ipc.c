@@ -118,7 +118,7 @@ int main(void)
 	}
 	munmap(p, page);
 
-	/* a mapping at an offset (the model maps page 0 only: outside it) */
+	/* a mapping at an offset: judged (it maps the file from page 1) */
 	if (ftruncate(fd3, 2 * page) < 0)
 		return fail("ftruncate 2 pages");
 	p = mmap(NULL, page, PROT_READ, MAP_SHARED, fd3, page);

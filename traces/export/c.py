@@ -194,7 +194,8 @@ def _c_call(op: Op, need: set[str]) -> str:
         return f"res_of(fallocate(FD({o[0]}), {_c_flags(o[1])}, {value(o[2])}, {value(o[3])}))"
     if c == "mmap":
         need.add("maps")
-        return f"sys_mmap({o[0]}, {value(o[1])}, {_c_flags(o[2])}, {_c_flags(o[3])}, FD({o[4]}))"
+        return (f"sys_mmap({o[0]}, {value(o[1])}, {_c_flags(o[2])}, {_c_flags(o[3])}, "
+                f"FD({o[4]}), {value(o[5])})")
     if c == "mprotect":
         need.add("maps")
         return f"res_of(mprotect(maps[{o[0]}], {value(o[1])}, {_c_flags(o[2])}))"

@@ -283,9 +283,7 @@ def lower(r: Replayed) -> list[Op]:
         if c == "mmap":
             if int_arg(a[0], where) != 0:
                 raise ExportError(f"{where}: only NULL addresses are supported")
-            if int_arg(a[5], where) != 0:
-                raise ExportError(f"{where}: only offset 0 is supported")
-            o = (_slot(step, "m", where), *o[1:5])
+            o = (_slot(step, "m", where), *o[1:6])
         elif c == "mremap":  # the mapping it returns: mN itself, or a new one
             if int_arg(a[4], where) if len(a) > 4 else 0:
                 raise ExportError(f"{where}: only a NULL new_addr is supported")

@@ -95,7 +95,8 @@ def _py_call(op: Op) -> str:
     if c == "fallocate":
         return f'sysc("fallocate", FD({o[0]}), {_py_value(o[1])}, {value(o[2])}, {value(o[3])})'
     if c == "mmap":
-        return f"sys_mmap({o[0]}, {value(o[1])}, {_py_value(o[2])}, {_py_value(o[3])}, {o[4]})"
+        return (f"sys_mmap({o[0]}, {value(o[1])}, {_py_value(o[2])}, {_py_value(o[3])}, "
+                f"{o[4]}, {value(o[5])})")
     if c == "mprotect":
         return f'sysc("mprotect", maps[{o[0]}], {value(o[1])}, {_py_value(o[2])})'
     if c == "munmap":

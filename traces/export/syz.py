@@ -243,7 +243,7 @@ def export_syz(design: Design, r: Replayed) -> str:
             if m:
                 s.maplen[m] = length
             lines.append(f"mmap(&({where:#x}/{length:#x})=nil, {length:#x}, {prot:#x}, "
-                         f"{flags:#x}, {s.fdarg(o[4])}, 0x0)")
+                         f"{flags:#x}, {s.fdarg(o[4])}, {value(o[5]):#x})")
         elif c == "mprotect":
             m, length = o[0], value(o[1])
             prot = int_arg(o[2], "prot")

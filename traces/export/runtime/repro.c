@@ -653,9 +653,10 @@ static __maybe_unused struct res sys_close(int tfd)
 /* the trace's mappings m1, m2, ... -> addresses */
 static char *maps[MAX_MAPS];
 
-static __maybe_unused struct res sys_mmap(int m, size_t len, int prot, int flags, int fd)
+static __maybe_unused struct res sys_mmap(int m, size_t len, int prot, int flags, int fd,
+					  unsigned long off)
 {
-	void *p = mmap(NULL, len, prot, flags, fd, 0);
+	void *p = (void *)syscall(SYS_mmap, 0UL, len, prot, flags, fd, off);
 	struct res r = res_of(p == MAP_FAILED ? -1 : 0);
 
 	if (p != MAP_FAILED && m > 0 && m < MAX_MAPS)

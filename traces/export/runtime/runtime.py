@@ -356,8 +356,8 @@ def sys_close(tfd):
     return r
 
 
-def sys_mmap(m, length, prot, flags, tfd):
-    r = sysc("mmap", 0, length, prot, flags, FD(tfd), 0)
+def sys_mmap(m, length, prot, flags, tfd, off=0):
+    r = sysc("mmap", 0, length, prot, flags, FD(tfd), off)
     if r[0] != -1:
         maps[m] = r[0]
         return (0, 0, 0)
