@@ -13,10 +13,9 @@ Two sources of traces, both replayed on the kernel from a fresh file in a forked
 After every step the kernel's outcome, the outputs the call filled (fstat's st_size and
 st_mode, FS_IOC_GETFLAGS's flags: traces/outputs.py) and its observable state are compared
 with the model's: F_GET_SEALS, the size in bytes, the mode, and for each live mapping whether
-a load and a load-then-store succeed (what the model's `load`/`store` actions say for that
-mapping's kind in that state; no rule is re-implemented here). A divergence is confirmed by
-a second run, shrunk to a minimal trace (dropping steps while the same divergence persists on
-model and kernel) and written in the trace format.
+a load and a load-then-store succeed (the model's `load`/`store` for that mapping in that
+state: no rule is re-implemented here). A divergence is confirmed by a second run, shrunk
+(dropping steps while it persists on model and kernel) and written in the trace format.
 """
 
 from __future__ import annotations
@@ -56,10 +55,8 @@ DEFAULT_WALK_SCOPES: dict[str, str] = {"memfd": "pages=3,maps=3,pins=2,fds=3"}
 KERNEL_TIMEOUT = 20.0  # seconds per trace; a pinned F_SEAL_WRITE costs ~0.17 s
 BATCH = 24  # traces per task sent to a worker
 HUGEPAGES_PER_JOB = 8  # a file of up to `pages` huge pages, private copies, stragglers
-#: 1 GiB pages per job for MFD_HUGE_1GB files (--hugetlb-1g): fallocate allocates up to 2
-#: (alloc_limit), a private writable mapping's store copies one, and a finished case's
-#: pages may not be free yet when the next starts; with 2 a job, a run at pages=1,maps=1
-#: saw ENOSPC from fallocate and SIGBUS from the probes (60 of 27,896 traces on 6.18.44)
+#: 1 GiB pages per job for MFD_HUGE_1GB files (--hugetlb-1g): fallocate takes up to 2, a
+#: private store copies one, a finished case's may not be free yet (with 2: ENOSPC/SIGBUS)
 GIGANTIC_PER_JOB = 4
 
 
@@ -199,8 +196,7 @@ class Model:
             mref = [s.param for s in ca.action.args if isinstance(s, MapRef)]
             if mref:
                 self.probes[name] = (ca, mref[0])
-        self._probe_cache: dict[tuple[tuple[int, ...], int, tuple[tuple[str, int], ...]],
-                                tuple[str, str]] = {}
+        self._probe_cache: dict[tuple[object, ...], tuple[str, str]] = {}
         self._noexec: dict[int | None, int | None] = {}
         fields = design.schema.by_name
         #: the observations this design predicts (others are not compared)
@@ -211,14 +207,12 @@ class Model:
             self.aspects.discard("size")
 
     # -- observations
-    def _probe(self, name: str, st: Mapping[str, int], kind: int,
-               attrs: Mapping[str, int]) -> str:
+    def _probe(self, name: str, st: Mapping[str, int], kind: int, attrs: Mapping[str, int]) -> str:
         from model.lang.action import outcome_text
 
         ca, param = self.probes[name]
-        # the executor probes the mapping's first byte: the mapping's own attributes (its
-        # length and file offset) from the handle table; any other parameter (the byte
-        # offset in the mapping) takes its first explored value, 0
+        # the executor probes the mapping's first byte: its length and offset from the
+        # handle table, any other parameter its first explored value (byte 0)
         params = {p.name: p.domain[0] for p in ca.action.params}
         params.update({p: attrs[a] for p, a in ca.action.from_map})
         params[param] = kind
@@ -227,8 +221,7 @@ class Model:
 
     def probe(self, st: Mapping[str, int], kind: int,
               attrs: Mapping[str, int] = MAP_DEFAULT) -> tuple[str, str]:
-        """(read, write) for a mapping of `kind` with `attrs` (Handles.maps): load; load then
-        store (the executor's touch)."""
+        """(read, write) for a mapping of `kind`, `attrs` (Handles.maps): load; load, store."""
         key = (tuple(st[n] for n in sorted(st)), kind, tuple(sorted(attrs.items())))
         hit = self._probe_cache.get(key)
         if hit is None:
@@ -247,8 +240,7 @@ class Model:
             size = st["size"] * self.scale(st)
         if exists and "mode" in self.aspects:
             mode = st["mode"]
-        maps = ({n: self.probe(st, k, h.maps.get(n, MAP_DEFAULT))
-                 for n, k in h.live["map"].items()}
+        maps = ({n: self.probe(st, k, h.maps.get(n, MAP_DEFAULT)) for n, k in h.live["map"].items()}
                 if "maps" in self.aspects else {})
         return Observation(seals, size, mode, maps)
 

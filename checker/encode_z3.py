@@ -141,6 +141,9 @@ class Encoder:
         params = {p.name: self._var(f"p.{a.name}.{p.name}", p.sort) for p in a.params}
         env: dict[tuple[str, str], Z] = {("s", f): v for f, v in self.s.items()}
         env.update({("p", k): v for k, v in params.items()})
+        for p in a.params:  # one symbolic value (a mapping's offset, which replay binds): the
+            if (sv := p.symbolic_values()) is not None and len(sv) == 1:  # terms take the
+                env[("p", p.name)] = value_term(p.sort, sv[0])  # constant and fold
         pdom = []
         for p in a.params:
             if (sv := p.symbolic_values()) is not None:

@@ -20,7 +20,7 @@ from model.designs.memfd import (  # the design declares its effects
     prot_writes,
 )
 from model.designs.memfd_access import MADV_LEN_WRAP
-from model.designs.memfd_pages import unaligned
+from model.designs.memfd_mmap import offset_fine
 from model.designs.memfd_state import append_only, immutable
 from model.lang.action import signal_code
 from model.lang.expr import E, If, Implies, false, true
@@ -579,15 +579,6 @@ def w_create_plain_2(t: TransitionView) -> E:
             & (t.s.noexec_scope == 2))
 
 
-def _offset_fine(t: TransitionView) -> E:
-    """mmap()'s file offset is one every mapping may have: a multiple of the file's page
-    (sys_mmap(): PAGE_SIZE; hugetlbfs_file_mmap(): the huge page) and far below
-    MAX_LFS_FILESIZE (file_mmap_ok()). A design without the parameter maps from 0."""
-    if not t.has_param("moff"):
-        return true
-    return ~unaligned(t.s, t.param("moff")) & (t.param("moff") < (1 << 62))
-
-
 @prop("read-mapping-of-write-sealed-permitted", "action", """A mapping that cannot write the
       file — PROT_READ shared, or private — of a WRITE- or FUTURE_WRITE-sealed file is always
       permitted, through any description (but a shared one of an append-only file through an
@@ -602,7 +593,7 @@ def read_map_sealed_permitted(t: TransitionView) -> E:
     shared_w = shared & prot_writes(t.param("prot"))
     appending = shared & (t.param("fd") == RW) & append_only(t.s)
     return Implies(~shared_w & ~appending & t.s.seals.has(F_SEAL_WRITE | F_SEAL_FUTURE_WRITE)
-                   & _offset_fine(t), t.ok)
+                   & (offset_fine(t.s, t.param("moff")) if t.has_param("moff") else true), t.ok)
 
 
 @prop("sometimes-read-shared-mapping-of-write-sealed-attempt", "sometimes-action", """mmap(
@@ -625,7 +616,8 @@ def shared_write_map_permitted(t: TransitionView) -> E:
         return true
     pre = ((t.param("share") == SHARED) & prot_writes(t.param("prot")) & (t.param("fd") == RW)
            & ~t.s.seals.has(F_SEAL_WRITE | F_SEAL_FUTURE_WRITE) & ~append_only(t.s)
-           & ~_inaccessible(t.s) & _offset_fine(t))
+           & ~_inaccessible(t.s)
+           & (offset_fine(t.s, t.param("moff")) if t.has_param("moff") else true))
     return Implies(pre, t.ok)
 
 

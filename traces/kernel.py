@@ -614,6 +614,10 @@ def _child(ops: list[Op], out: int, observe: bool, noexec_scope: int | None) -> 
 
 
 # ---- the parent side -------------------------------------------------------------------------
+#: the whole-trace timeout of a trace that makes an MFD_HUGE_1GB file (at least)
+GIGANTIC_TIMEOUT = 60.0
+
+
 def run_on_kernel(steps: Sequence[Step], *, observe: bool = False, timeout: float = 10.0,
                   noexec_scope: int | None = None, hstate_1g: int | None = None) -> KernelRun:
     """Execute `steps` in a forked child and return the kernel's outcome of each.
@@ -663,6 +667,8 @@ def run_on_kernel(steps: Sequence[Step], *, observe: bool = False, timeout: floa
     observations: list[Observation] = []
     skipped = error = None
     final = False
+    if "hugetlb_1g" in needs:  # each 1 GiB page is zeroed when first allocated (seconds on
+        timeout = max(timeout, GIGANTIC_TIMEOUT)  # a loaded machine: it timed out at 10 s)
     deadline = time.monotonic() + timeout
     pending = b""
     try:

@@ -53,6 +53,12 @@ def prot_writes(prot: E) -> E:
     return (prot == PROT_RW) | (prot == PROT_W)
 
 
+def offset_fine(s: StateView, moff: E) -> E:
+    """An mmap() offset every mapping may have (for properties): a multiple of the file's page,
+    far below MAX_LFS_FILESIZE."""
+    return ~unaligned(s, moff) & (moff < (1 << 62))
+
+
 #: mmap()'s MAP_SHARED and MAP_PRIVATE
 SHARED, PRIVATE = 0, 1
 
@@ -80,8 +86,10 @@ def mmap_body(s: StateView, fd: E, share: E, prot: E, npages: E, moff: E,
         requires(npages <= If(s.hugetlb, MAP_PAGES_HUGE, MAP_PAGES_SHMEM), label="map_limit",
                  why="a longer mapping succeeds or fails (ENOMEM) by the machine's address "
                      "space or hugetlb pool, which the model does not hold"),
-        fail("EOVERFLOW", when=moff // PAGE_SIZE > (MAX_LFS_FILESIZE - length) // PAGE_SIZE,
-             label="off_overflow",
+        # pgoff > (MAX_LFS_FILESIZE - len) >> PAGE_SHIFT, with off and len multiples of
+        # PAGE_SIZE and MAX_LFS_FILESIZE = 2^63 - 1: exactly off + len > MAX_LFS_FILESIZE
+        # (no division for the solvers)
+        fail("EOVERFLOW", when=end > MAX_LFS_FILESIZE, label="off_overflow",
              why="file_mmap_ok(): pgoff > (MAX_LFS_FILESIZE - len) >> PAGE_SHIFT"),
         fail("EACCES", when=shared & w & (fd != RW), label="shared_write_needs_fmode_write",
              why="do_mmap(): MAP_SHARED with PROT_WRITE on a file without FMODE_WRITE"),
@@ -140,4 +148,4 @@ def munmap_body(s: StateView, m: E, npages: E, mpages: E) -> list[Rule]:
 
 
 __all__ = ["PRIVATE", "PROT", "PROT_R", "PROT_RW", "PROT_TEXT", "PROT_W", "SHARED", "mmap_body",
-           "mprotect_body", "munmap_body", "prot_writes", "whole_mapping"]
+           "mprotect_body", "munmap_body", "offset_fine", "prot_writes", "whole_mapping"]

@@ -65,7 +65,7 @@ MAP_PAGES_SHMEM, MAP_PAGES_HUGE = 16384, 2
 NPAGES = Param("npages", nat(fixed=MAP_PAGES_SHMEM), (1,), "length, in pages of the file",
                symbolic_domain=True)
 #: the length in pages of the mapping an action names: bound from the trace's handle table
-#: (Action.mapped), the npages of its mmap
+#: (Action.from_map), the npages of its mmap
 MPAGES = Param("mpages", nat(fixed=MAP_PAGES_SHMEM), (1,), "the mapping's length, in pages",
                symbolic_domain=True)
 

@@ -329,9 +329,10 @@ static __maybe_unused struct res sys_memfd_create(const char *name, unsigned int
 /* the trace's mappings m1, m2, ... -> addresses */
 static char *maps[MAX_MAPS];
 
-static __maybe_unused struct res sys_mmap(int m, size_t len, int prot, int flags, int fd)
+static __maybe_unused struct res sys_mmap(int m, size_t len, int prot, int flags, int fd,
+					  unsigned long off)
 {
-	void *p = mmap(NULL, len, prot, flags, fd, 0);
+	void *p = (void *)syscall(SYS_mmap, 0UL, len, prot, flags, fd, off);
 	struct res r = res_of(p == MAP_FAILED ? -1 : 0);
 
 	if (p != MAP_FAILED && m > 0 && m < MAX_MAPS)
@@ -394,7 +395,7 @@ int main(void)
 	mfd_assert_fd(sys_memfd_create("t", MFD_ALLOW_SEALING), 3);
 	/* mmap(NULL, 4096, PROT_READ|PROT_WRITE, MAP_SHARED, 3, 0) = m1 */
 	cur_step = 2;
-	mfd_assert_ok(sys_mmap(1, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, FD(3)));
+	mfd_assert_ok(sys_mmap(1, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, FD(3), 0));
 	/* fcntl(3, F_ADD_SEALS, F_SEAL_EXEC) = 0 */
 	cur_step = 3;
 	check_before((struct observe){ 3, -1, 0, -1 });

@@ -330,9 +330,10 @@ static __maybe_unused struct res sys_memfd_create(const char *name, unsigned int
 /* the trace's mappings m1, m2, ... -> addresses */
 static char *maps[MAX_MAPS];
 
-static __maybe_unused struct res sys_mmap(int m, size_t len, int prot, int flags, int fd)
+static __maybe_unused struct res sys_mmap(int m, size_t len, int prot, int flags, int fd,
+					  unsigned long off)
 {
-	void *p = mmap(NULL, len, prot, flags, fd, 0);
+	void *p = (void *)syscall(SYS_mmap, 0UL, len, prot, flags, fd, off);
 	struct res r = res_of(p == MAP_FAILED ? -1 : 0);
 
 	if (p != MAP_FAILED && m > 0 && m < MAX_MAPS)
@@ -400,7 +401,7 @@ int main(void)
 	cur_step = 3;
 	check_before((struct observe){ 3, -1, 16, -1 });
 	want_after = (struct observe){ 3, -1, 16, -1 };
-	mfd_assert_ok(sys_mmap(1, 2097152, PROT_READ | PROT_WRITE, MAP_SHARED, FD(3)));
+	mfd_assert_ok(sys_mmap(1, 2097152, PROT_READ | PROT_WRITE, MAP_SHARED, FD(3), 0));
 
 	finish(KSFT_PASS, "");
 	return KSFT_PASS;

@@ -324,9 +324,10 @@ static __maybe_unused struct res sys_memfd_create(const char *name, unsigned int
 /* the trace's mappings m1, m2, ... -> addresses */
 static char *maps[MAX_MAPS];
 
-static __maybe_unused struct res sys_mmap(int m, size_t len, int prot, int flags, int fd)
+static __maybe_unused struct res sys_mmap(int m, size_t len, int prot, int flags, int fd,
+					  unsigned long off)
 {
-	void *p = mmap(NULL, len, prot, flags, fd, 0);
+	void *p = (void *)syscall(SYS_mmap, 0UL, len, prot, flags, fd, off);
 	struct res r = res_of(p == MAP_FAILED ? -1 : 0);
 
 	if (p != MAP_FAILED && m > 0 && m < MAX_MAPS)
@@ -392,7 +393,7 @@ int main(void)
 	mfd_assert_ret(res_of(fcntl(FD(3), F_ADD_SEALS, F_SEAL_FUTURE_WRITE)), 0);
 	/* mmap(NULL, 2097152, PROT_READ|PROT_WRITE, MAP_SHARED, 3, 0) = -1 EPERM (Operation not permitted) */
 	cur_step = 3;
-	mfd_fail_errno(sys_mmap(0, 2097152, PROT_READ | PROT_WRITE, MAP_SHARED, FD(3)), EPERM);
+	mfd_fail_errno(sys_mmap(0, 2097152, PROT_READ | PROT_WRITE, MAP_SHARED, FD(3), 0), EPERM);
 
 	finish(KSFT_PASS, "");
 	return KSFT_PASS;

@@ -333,9 +333,10 @@ static __maybe_unused const char *payload(const char *unit, size_t unit_len, siz
 /* the trace's mappings m1, m2, ... -> addresses */
 static char *maps[MAX_MAPS];
 
-static __maybe_unused struct res sys_mmap(int m, size_t len, int prot, int flags, int fd)
+static __maybe_unused struct res sys_mmap(int m, size_t len, int prot, int flags, int fd,
+					  unsigned long off)
 {
-	void *p = mmap(NULL, len, prot, flags, fd, 0);
+	void *p = (void *)syscall(SYS_mmap, 0UL, len, prot, flags, fd, off);
 	struct res r = res_of(p == MAP_FAILED ? -1 : 0);
 
 	if (p != MAP_FAILED && m > 0 && m < MAX_MAPS)
@@ -416,7 +417,7 @@ int main(void)
 	mfd_assert_fd(sys_memfd_create("t", MFD_ALLOW_SEALING), 3);
 	/* mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, 3, 0) = m1 */
 	cur_step = 2;
-	mfd_assert_ok(sys_mmap(1, 4096, PROT_READ, MAP_PRIVATE, FD(3)));
+	mfd_assert_ok(sys_mmap(1, 4096, PROT_READ, MAP_PRIVATE, FD(3), 0));
 	/* pwrite64(3, "x"..., 4096, 0) = 4096 */
 	cur_step = 3;
 	mfd_assert_ret(res_of(pwrite(FD(3), payload("x", 1, 4096), 4096, 0)), 4096);
