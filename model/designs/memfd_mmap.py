@@ -87,9 +87,9 @@ def mmap_body(s: StateView, fd: E, share: E, prot: E, npages: E, moff: E,
                  why="a longer mapping succeeds or fails (ENOMEM) by the machine's address "
                      "space or hugetlb pool, which the model does not hold"),
         # pgoff > (MAX_LFS_FILESIZE - len) >> PAGE_SHIFT, with off and len multiples of
-        # PAGE_SIZE and MAX_LFS_FILESIZE = 2^63 - 1: exactly off + len > MAX_LFS_FILESIZE
-        # (no division for the solvers)
-        fail("EOVERFLOW", when=end > MAX_LFS_FILESIZE, label="off_overflow",
+        # PAGE_SIZE and MAX_LFS_FILESIZE = 2^63 - 1: exactly off > MAX_LFS_FILESIZE - len (no
+        # division for the solvers; off + len would wrap in the search's int64)
+        fail("EOVERFLOW", when=moff > MAX_LFS_FILESIZE - length, label="off_overflow",
              why="file_mmap_ok(): pgoff > (MAX_LFS_FILESIZE - len) >> PAGE_SHIFT"),
         fail("EACCES", when=shared & w & (fd != RW), label="shared_write_needs_fmode_write",
              why="do_mmap(): MAP_SHARED with PROT_WRITE on a file without FMODE_WRITE"),
