@@ -141,9 +141,11 @@ class Encoder:
         params = {p.name: self._var(f"p.{a.name}.{p.name}", p.sort) for p in a.params}
         env: dict[tuple[str, str], Z] = {("s", f): v for f, v in self.s.items()}
         env.update({("p", k): v for k, v in params.items()})
-        for p in a.params:  # one symbolic value (a mapping's offset, which replay binds): the
-            if (sv := p.symbolic_values()) is not None and len(sv) == 1:  # terms take the
-                env[("p", p.name)] = value_term(p.sort, sv[0])  # constant and fold
+        # a parameter with one symbolic value (a mapping's offset, which replay binds) enters
+        # the terms as that constant, so they fold before the solver sees them
+        for p in a.params:
+            if (sv := p.symbolic_values()) is not None and len(sv) == 1:
+                env[("p", p.name)] = value_term(p.sort, sv[0])
         pdom = []
         for p in a.params:
             if (sv := p.symbolic_values()) is not None:

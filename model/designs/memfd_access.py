@@ -40,11 +40,11 @@ from model.vocab import (
 
 
 def within_mapping(s: StateView, off: E) -> Rule:
-    """A FOLL_FORCE/process_vm_writev() write at byte `off` of a mapping, judged on its first
-    page (page 0)."""
+    """A FOLL_FORCE/process_vm_writev() write at byte `off` of a mapping, judged on the
+    mapping's first page (the file's page at the mapping's offset)."""
     return requires((off >= 0) & (off < page(s)), label="within_mapping",
                     why="a write past the mapping's first page: these writes are judged on "
-                        "page 0 (past a one-page mapping, the caller's other memory)")
+                        "its first page (past a one-page mapping, the caller's other memory)")
 
 
 def beyond_cached(s: StateView, at: E) -> E:
