@@ -101,12 +101,12 @@ def _kind(enc: Encoder, goal: Goal, max_k: int, timeout: float | None, strengthe
     base.add(enc.dom(base_u.s(0)), enc.init(base_u.s(0)))
     on_t = goal.on_transition and not use_pre
     for k in range(max_k + 1):
-        # base case: no bad position k on a run from Init
-        base.push()
-        base.add(base_pos.bad(k))
-        r = base.check()
+        # base case: no bad position k on a run from Init, asked under an assumption literal
+        # (as bmc asks: z3 keeps what it learnt about the unrolling across k)
+        at_k = z3.FreshBool("bad")
+        base.add(z3.Implies(at_k, base_pos.bad(k)))
+        r = base.check(at_k)
         if r == z3.sat:
-            base.pop()
             hit = _confirm(base, base_u, k, strengthen, violation)
             if hit is None:
                 return KindResult("unknown", k, reason=unknown_reason(base), on_transitions=on_t)
@@ -115,10 +115,10 @@ def _kind(enc: Encoder, goal: Goal, max_k: int, timeout: float | None, strengthe
                     return KindResult("spurious", k)
                 return KindResult("unknown", k, reason=hit, on_transitions=on_t)
             return KindResult("found", base_u.run_length(k), hit, on_transitions=on_t)
-        base.pop()
         if r == z3.unknown:
             return KindResult("unknown", k, reason=unknown_reason(base), on_transitions=on_t)
-        base.add(base_u.trans(k), base_pos.good(k))
+        # a shortest run never stutters (bmc's strengthening): the first hit stays shortest
+        base.add(base_u.trans(k), base_pos.good(k), base_u.distinct(k, k + 1))
         # inductive step
         asserts, u = step_query(enc, goal, k, strengthen, use_pre)
         step = unrolling_solver(timeout)

@@ -101,8 +101,8 @@ def test_bmc_shortest_equals_explicit_shortest(memfd: Design, props: list[Proper
             assert "depth 6" in r.method
             continue
         assert o.run is not None
-        # on the explored parameter domains bmc's run is exactly the explicit shortest length:
-        # tests/test_engines_agree.py (memfd too)
+        # on the explored parameter domains a run of the explicit shortest length is found:
+        # tests/test_engines_agree.py (memfd too, by k-induction's base case)
         # every parameter value: never longer (shorter only through values explicit skips)
         r2 = check_symbolic(memfd, p, "bmc", depth=20, timeout=TIMEOUT)
         assert r2.run is not None and len(r2.run) <= len(o.run), p.name
