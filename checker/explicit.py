@@ -519,7 +519,7 @@ class Explorer(Interpreter):
                  *, max_depth: int | None = None, keep_layers: bool = False,
                  progress: Callable[[str], None] | None = None,
                  max_memory: int | None = None, max_states: int | None = None,
-                 elide: bool = False) -> None:
+                 elide: bool = False, until_found: bool = False) -> None:
         super().__init__(design, scope, props)
         # the key the search stores: with `elide`, without the fields nothing it computes
         # reads (unread_fields); self.packer stays the full state's, for replaying runs
@@ -553,6 +553,9 @@ class Explorer(Interpreter):
         self.max_depth = max_depth
         self.keep_layers = keep_layers
         self.progress = progress
+        # stop after the first layer by which every property has its run (a shortest one:
+        # the search is breadth-first); the result is then not complete
+        self.until_found = until_found
 
     # -- the search -------------------------------------------------------------------------
     def run(self) -> ExploreResult:
@@ -574,8 +577,9 @@ class Explorer(Interpreter):
         depth = 0
         last_report = t0
         frontier = init
-        stopped: str | None = None
-        while frontier.size and (self.max_depth is None or depth < self.max_depth):
+        stopped: str | None = self._all_found(found, 0)
+        while (not stopped and frontier.size
+               and (self.max_depth is None or depth < self.max_depth)):
             new_k: list[Arr] = []
             new_p: list[Arr] = []
             new_a: list[Arr] = []
@@ -617,6 +621,9 @@ class Explorer(Interpreter):
                 layers[depth - 1] = (_NONE, *layers[depth - 1][1:])
             self._check_states(uk, depth, found)
             frontier = uk
+            stopped = self._all_found(found, depth)
+            if stopped:
+                break
             if self.max_states is not None and nstates > self.max_states:
                 stopped = (f"more than {self.max_states:,} states ({nstates:,} by depth "
                            f"{depth}, where the search stopped)")
@@ -643,6 +650,13 @@ class Explorer(Interpreter):
                              seconds, pruned, coverage, props, stored, complete,
                              layers if self.keep_layers else [], memo.nbytes(), stopped,
                              list(self.elided))
+
+    def _all_found(self, found: dict[str, tuple[int, int, int, int] | None], depth: int
+                   ) -> str | None:
+        """With `until_found`, why the search stops once every property has its run."""
+        if self.until_found and all(w is not None for w in found.values()):
+            return f"every property's run found by depth {depth}, where the search stopped"
+        return None
 
     def _check_states(self, keys: Arr, depth: int,
                       found: dict[str, tuple[int, int, int, int] | None]) -> None:
