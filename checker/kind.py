@@ -8,6 +8,10 @@ I, bad(i) also includes ¬I(s_i), so I is proved together with the property.
     base(k):  Init(s_0) ∧ T(0..k-1) ∧ bad(k)                               (a real run)
     step(k):  dom(s_0) ∧ T(0..k-1) ∧ ¬bad(0..k-1) ∧ bad(k) ∧ distinct(s_0..s_k)
 
+The base solver also asserts, once base(i) is refuted, that step i changes the state (bmc's
+strengthening: a run reaching bad has one without stuttering steps, no longer, so base(k)
+asks only for those).
+
 step(k) unsat with base(0..k) unsat proves the goal unreachable; step unsat at k = 0 means the
 goal is impossible in every state of the domain, at k = 1 that ¬bad is inductive. If step(K)
 is sat, its model is a counterexample to induction (CTI): a path of states not known to be
