@@ -88,13 +88,14 @@ def write_seal_content_frozen(t: TransitionView) -> E:
       write access is granted: write/pwrite and hole punching fail, no new writable-capable
       shared mapping appears from the file (a new PROT_READ shared map loses VM_MAYWRITE), so
       mprotect can upgrade only mappings that existed before the seal. mremap()'s copy of a
-      mapping the caller already has (old_len 0, MREMAP_DONTUNMAP) gives no access the caller
-      lacked: future-write-no-writable-vma-added says what it does.""",
+      mapping the caller already has (old_len 0, MREMAP_DONTUNMAP) and fork()'s copy into a
+      child (dup_mmap()) give no access the caller lacked: future-write-no-writable-vma-added
+      says what they do.""",
       "shmem_write_begin(), shmem_fallocate(), memfd_check_seals_mmap()")
 def future_write_no_new_write_access(t: TransitionView) -> E:
     before = t.s.map_sh_rw + t.s.map_sh_ro_mw
     after = t.n.map_sh_rw + t.n.map_sh_ro_mw
-    no_new_map = true if t.is_("mremap") else after <= before
+    no_new_map = true if t.is_("mremap", "fork_vma") else after <= before
     return Implies(t.s.seals.has(F_SEAL_FUTURE_WRITE), ~t.eff.has(CHG_FD) & no_new_map)
 
 
@@ -104,8 +105,8 @@ def future_write_no_new_write_access(t: TransitionView) -> E:
       (copy_vma()) without a seal check, since memfd_check_seals_mmap() runs in mmap_region()
       only, and a store through the copy changes the file after the first mapping is gone
       (found by this model, confirmed on 6.18.44:
-      traces/scenarios/mremap-future-write-copy.trace).""",
-      "memfd_check_seals_mmap() (mmap only); NOT mremap()'s move_vma() -> copy_vma()",
+      traces/scenarios/mremap-future-write-copy.trace); fork() too (fork-future-write-copy).""",
+      "memfd_check_seals_mmap() (mmap only); NOT mremap()'s copy_vma(), fork()'s dup_mmap()",
       expect={"memfd": VIOLATED})
 def future_write_no_writable_vma_added(t: TransitionView) -> E:
     before = t.s.map_sh_rw + t.s.map_sh_ro_mw

@@ -82,6 +82,8 @@ EXTRA = {  # not from the selftest
     "copy_file_range() within the memfd (issue 15)": ["copy-file-range"],
     "mremap(): resize, move, copy, and F_SEAL_FUTURE_WRITE's copies (issue 15)": [
         "mremap-resize-copy", "mremap-future-write-copy"],
+    "fork(): a child's copy of a mapping (fork_vma), and F_SEAL_FUTURE_WRITE's (issue 15)": [
+        "fork", "fork-future-write-copy"],
     "chattr (FS_IOC_SETFLAGS): immutable and append-only memfds (issue 15)": [
         "chattr-append-only", "chattr-immutable-still-written"],
     "xfs_io's chattr (FS_IOC_FSSETXATTR): the same flags by struct fsxattr (issue 15)": [

@@ -690,6 +690,9 @@ def after_step(action: Action, h: Handles, used: Mapping[str, str],
     elif action.resizes is not None and out >= 0:
         hid = used[_map_param(action)]
         h.maps[hid] = {**h.maps.get(hid, MAP_DEFAULT), "pages": action.resizes(params)}
+    if action.remaps is not None and out >= 0:
+        hid = used[_map_param(action)]
+        h.maps[hid] = {**h.maps.get(hid, MAP_DEFAULT), **action.remaps(params)}
     if out >= 0 and h.shm is None:
         h.shm = next((used.get(SHM_NAME, s.name) for s in action.args
                       if isinstance(s, ShmPath)), None)

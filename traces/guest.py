@@ -168,6 +168,9 @@ def _trace_fn(k: int, item: BatchItem, ops: Sequence[Op], need: set[str]) -> str
         need.add("shm")
         lines += ["\tcur_step = 1;", "\tsetup_shm();"]
     for op in ops:
+        if op.call == "fork_vma":
+            raise ExportError(f"step {op.n}: fork_vma: the batch program runs no fork's child "
+                              "(its traces share one process, one after another)")
         call = c_call(op, need)
         nf = _newfd(op)
         if nf is not None:

@@ -38,6 +38,7 @@ from traces.hugepages import (
     hugetlb_reason,
     restore_hugepages,
 )
+from traces.kernel_fork import ForkCalls, Holder
 from traces.kernel_paths import SHM_DIR, PathCalls, created_paths, private_dev_shm
 from traces.kernel_pins import PinCalls, cap_udmabuf
 from traces.kvm import cap_kvm, fill_struct, pack_struct
@@ -131,7 +132,7 @@ def _mmap_anon(length: int) -> int | None:
 
 
 # ---- the executor (runs in the child) --------------------------------------------------------
-class _Executor(PathCalls, PinCalls):
+class _Executor(PathCalls, PinCalls, ForkCalls):
     """Trace state of the child: handle tables and the private observation fd. One `do_<call>`
     method per traces.syscalls entry (tests/test_syscalls.py checks it), called with the Op's
     operands."""
@@ -140,6 +141,7 @@ class _Executor(PathCalls, PinCalls):
         self.fds: dict[int, int] = {0: 0, 1: 1, 2: 2}
         self.maps: dict[str, _Map] = {}
         self.pins: dict[str, _Pin] = {}
+        self.remote: dict[str, tuple[Holder, str]] = {}  # handles a fork's child holds
         self.observe = observe
         self.file_seen = False
         self.file_fd: int | None = None
@@ -201,9 +203,13 @@ class _Executor(PathCalls, PinCalls):
 
     # -- dispatch
     def run(self, op: Op) -> Outcome:
-        """`do_<call>` if the executor has one, else the registry's plain system call."""
+        """`do_<call>` if the executor has one, else the registry's plain system call; a
+        step naming a handle a fork's child holds runs there (traces/kernel_fork.py)."""
         self.want = op.want
         self.filled = {}
+        holder = self.held_by(op)
+        if holder is not None:
+            return self.forward(op, holder)
         method: Callable[..., Outcome] | None = getattr(self, "do_" + op.call, None)
         return self.plain(op) if method is None else method(*op.args)
 
@@ -526,11 +532,16 @@ class _Executor(PathCalls, PinCalls):
             with suppress(OSError):  # a guest_memfd has no read
                 got = os.pread(self.file_fd, 1, 0)
                 byte0 = got[0] if got else None
-        # Probes run in grandchildren; the write probe stores back the byte it read, so it
-        # changes no content even through a shared mapping (a private one COWs in the probe).
+        return {"seals": seals, "size": size, "mode": mode, "maps": self.map_probes(),
+                "byte0": byte0}
+
+    def map_probes(self) -> dict[str, list[str]]:
+        """Each live mapping's (load, store) probe, the ones a fork's child holds too.
+        Probes run in grandchildren; the write probe stores back the byte it read, so it
+        changes no content even through a shared mapping (a private one COWs in the probe)."""
         maps = {name: [_in_grandchild(_peek(mp.addr)), _in_grandchild(_touch(mp.addr))]
                 for name, mp in self.maps.items() if mp.live}
-        return {"seals": seals, "size": size, "mode": mode, "maps": maps, "byte0": byte0}
+        return {**maps, **self.remote_probes()}
 
 
 # ---- the child process -----------------------------------------------------------------------

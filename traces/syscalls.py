@@ -429,6 +429,10 @@ _ENTRIES: tuple[Syscall, ...] = (
             "change a mapping's protection"),
     Syscall("madvise", 28, (MAP, _p("length", "int"), _p("advice", "int", vocab.MADV_ADVICE)),
             "advice on a mapped range (MADV_REMOVE: punch a hole in the file)"),
+    Syscall("fork_vma", None, (MAP,),
+            "fork()'s copy of the mapping into a child: the next handle mN (the steps that "
+            "name it run in the child; munmap of it is the child's exit)", returns="map",
+            via="fork(2): the child drops every other mapping and descriptor the trace made"),
     Syscall("store", None, (MAP, OFF), "store one byte (0x5a) at mN + offset",
             via="a memory access (SIGSEGV/SIGBUS are the outcome)"),
     Syscall("load", None, (MAP, OFF), "load one byte at mN + offset",

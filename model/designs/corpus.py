@@ -211,6 +211,9 @@ def with_cow(d: Design, name: str, doc: str,
     is a further delta on the mmap action."""
     return d.derive(
         name, doc, fields=COW_FIELDS, add=COW_ACTIONS, effects=("CHG_PEER",),
+        # their fork is `fork` above (one private writable mapping, its ghost COW state);
+        # mainline's per-mapping fork_vma would make a second one
+        drop=("fork_vma",),
         edit={
             "mmap": lambda a: mmap(a.insert_rule(_one_private_rw, before="have_fd")),
             "mprotect": lambda a: a.insert_rule(_private_mprotect, after="have_map"),

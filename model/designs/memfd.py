@@ -33,6 +33,7 @@ from model.designs.memfd_access import (
 )
 from model.designs.memfd_exec import EXEC
 from model.designs.memfd_explored import REPLAY_ACTIONS, REPLAY_ONLY
+from model.designs.memfd_fork import FORK_VMA, dontfork_remaps
 from model.designs.memfd_fpos import FPOS_ACTIONS
 from model.designs.memfd_fsflags import (
     FILE_GETATTR,
@@ -571,6 +572,7 @@ ACTIONS: tuple[Action, ...] = (
            (MapRef("m"), Num("npages", page_bytes)), "munmap a whole mapping",
            from_map=FROM_MAP_PAGES),
     MREMAP,  # resize, move, copy a mapping (memfd_mremap.py)
+    FORK_VMA,  # fork()'s copy of a mapping into the child (memfd_fork.py)
     Action("madvise_remove", (P("m", MAPK, MAP_ALL),
                               _byte_param("len", SIZE, (0, PAGE_SIZE // 2, PAGE_SIZE,
                                                         HPAGE_SIZE // 2, HPAGE_SIZE,
@@ -590,7 +592,7 @@ ACTIONS: tuple[Action, ...] = (
            (MapRef("m"), Num("len"),
             Flags("advice", MADV_ADVICE, zero="MADV_NORMAL", enum=True)),
            "madvise() with another advice: hints, population, fork behaviour",
-           from_map=FROM_MAP_OFF),
+           from_map=FROM_MAP_OFF, remaps=dontfork_remaps),
     Action("store", (P("m", MAPK, MAP_ALL), ACCESS_OFF, MPAGES, MOFF), store_body, "store",
            (MapRef("m"), Num("off")), "store one byte at a byte offset of a mapping",
            from_map=FROM_MAP),

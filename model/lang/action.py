@@ -31,8 +31,9 @@ DESC_DEFAULT: Mapping[str, int] = {"read": 1, "append": 0, "odirect": 0, "writec
                                    "status": 0}
 #: a mapping's attributes that the state does not hold, kept with its name in a trace's
 #: handle table (Action.maps_as, Action.from_map): "pages", its length in pages of the file;
-#: "off", the file offset it maps from, in bytes (vm_pgoff << PAGE_SHIFT)
-MAP_DEFAULT: Mapping[str, int] = {"pages": 1, "off": 0}
+#: "off", the file offset it maps from, in bytes (vm_pgoff << PAGE_SHIFT); "dontcopy",
+#: MADV_DONTFORK was applied to it (VM_DONTCOPY: a fork does not copy it)
+MAP_DEFAULT: Mapping[str, int] = {"pages": 1, "off": 0, "dontcopy": 0}
 
 
 def errno_code(name: str) -> int:
@@ -234,6 +235,10 @@ class Action:
     #: parameters bound from the handle table, each (parameter, attribute): the attribute of
     #: the mapping the action's mapping argument names (not printed)
     from_map: tuple[tuple[str, str], ...] = ()
+    #: after a success, attributes (MAP_DEFAULT's names) of the mapping the action's mapping
+    #: argument names, from the parameters (madvise(MADV_DONTFORK): "dontcopy")
+    remaps: Callable[[Mapping[str, int]], Mapping[str, int]] | None = field(
+        default=None, compare=False)
     #: the length (in pages) the mapping the action's mapping argument names has after a
     #: success that creates no mapping, from the parameters (mremap: resized or moved, it
     #: keeps its name and offset); such a success returns that mapping (`= mN`), not a number

@@ -206,6 +206,9 @@ def _c_call(op: Op, need: set[str]) -> str:
         need |= {"maps", "mremap"}
         return (f"sys_mremap({o[0]}, {value(o[1])}, {value(o[2])}, {_c_flags(o[3])}, "
                 f"{o[4]})")
+    if c == "fork_vma":
+        need |= {"maps", "fork"}
+        return f"sys_fork_vma({o[0]}, {o[1]})"
     if c in ("store", "load"):
         need |= {"maps", "access", "signal"}
         return f"sys_access({o[0]}, {value(o[1])}, {1 if c == 'store' else 0})"
@@ -450,7 +453,7 @@ fill = _fill
 
 #: the runtime sections a step may need, in the order they are emitted (after "base")
 RUNTIME_SECTIONS = ("signal", "create", "payload", "iov", "stat", "fields", "fsx", "fattr",
-                    "exec", "buffer", "kvm", "open", "close", "maps", "munmap", "mremap",
+                    "exec", "buffer", "kvm", "open", "close", "maps", "fork", "munmap", "mremap",
                     "access", "memwrite", "vmwrite", "splice", "pins", "udmabuf", "pin", "uring",
                     "uringop", "unpin", "noexec", "shm")
 
@@ -464,8 +467,12 @@ def export_c(design: Design, r: Replayed) -> str:
     kind, pname = expect_of(trace)
     checks, claim = _observe_last(design, r, ops, pname) if kind in (
         "violates", "witnesses") else ({}, "")
+    held: list[str] = []  # held_step()'s cases: the steps a fork's child runs
     for op in ops:
         call = _c_call(op, need)
+        if op.holder:
+            held.append(f"\tcase {op.n}:\n\t\treturn {call};")
+            call = f"in_child({op.holder}, {op.n})"
         body.append(f"\t/* {_c_comment(op.text)} */")
         body.append(f"\tcur_step = {op.n};")
         for when, (tfd, size, seals, mode) in checks.items() if op is ops[-1] else ():
@@ -521,8 +528,14 @@ def export_c(design: Design, r: Replayed) -> str:
                        if "uring" in need else "")
             text = _fill(text, "RING_RELEASE", release)
         parts.append(text)
+    if "fork" in need:
+        parts.append("\n/* the steps a fork's child runs (sys_fork_vma()), by number */\n"
+                     "static struct res held_steps(int n)\n{\n\tswitch (n) {\n"
+                     + "\n".join(held) + "\n\t}\n\treturn res_of(-1);\n}\n")
     main = ["", "int main(void)", "{", "\tint i;", "",
             "\tfor (i = 0; i < MAX_FDS; i++)", "\t\tfds[i] = i < 3 ? i : -1;"]
+    if "fork" in need:
+        main.append("\theld_step = held_steps;")
     main += ["\tsetvbuf(stdout, NULL, _IOLBF, 0);", '\tprintf("TAP version 13\\n");',
              '\tprintf("1..%d\\n", NSTEPS);']
     if "noexec" in need:

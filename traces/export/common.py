@@ -18,7 +18,7 @@ from traces.trace import Err, New, Outcome, Ret, Sig, Trace
 #: lower.UNSUPPORTED's not at all
 OWN_CALLS = frozenset({
     "memfd_create", "fcntl", "pwrite64", "ftruncate", "fchmod", "fallocate", "mmap", "mprotect",
-    "munmap", "mremap", "store", "load", "mem_write", "vm_write",
+    "munmap", "mremap", "fork_vma", "store", "load", "mem_write", "vm_write",
     "splice_write", "pin", "gup_pin", "udmabuf", "unpin", "dma_write", "open", "ioctl", "read",
     "pread64",
     "write", "lseek", "dup", "close", "pwritev2", "preadv2", "pwritev", "preadv", "writev",

@@ -177,6 +177,9 @@ class Op:
     ops: tuple[Any, ...]
     names: tuple[str, ...]  # symbolic constants used
     expect: Outcome
+    #: 0: this process runs the step; else the number of the mapping a fork_vma made, whose
+    #: child runs it (the step names that mapping, or a mapping or pin made through it)
+    holder: int = 0
 
 
 #: registry calls the reproducers (C, Python, syz) do not render, with the reason (said once)
@@ -252,6 +255,8 @@ def lower(r: Replayed) -> list[Op]:
     it returns), pin/gup_pin/udmabuf their pin's, open of /proc/self/fd/N its
     N, and an ioctl its request and struct (`_lower_ioctl`)."""
     ops: list[Op] = []
+    #: (prefix, number) of a handle a fork's child holds -> that child (its fork_vma's mN)
+    held: dict[tuple[str, int], int] = {}
     for n, step in enumerate(r.steps, 1):
         c, a = step.call, step.args
         if c == "openat" and a and _is_at_fdcwd(a[0]):  # what glibc's open() makes
@@ -293,8 +298,18 @@ def lower(r: Replayed) -> list[Op]:
         elif c in ("open", "execve"):  # /proc/self/fd/N: the trace's descriptor N
             m = _PROC_FD.fullmatch(o[0])
             o = (int(m.group(1)) if m else None, *o)
+        holder = next((held[(p.kind[0], v)] for p, v in zip(entry.params, o, strict=False)
+                       if p.kind in ("map", "pin") and (p.kind[0], v) in held), 0)
+        if c == "fork_vma":
+            if holder:
+                raise ExportError(f"{where}: a fork of a fork's copy: the reproducers' "
+                                  "children fork no further (`replay --on kernel` runs it)")
+            o = (*o, _slot(step, "m", where))
+            held[("m", o[1])] = o[1]
+        elif holder and isinstance(step.outcome, New):  # made through a child's mapping
+            held[(step.outcome.name[0], _slot(step, step.outcome.name[0], where))] = holder
         text = format_step(Step(step.call, step.args, step.outcome, step.note))
-        ops.append(Op(n, text, c, o, tuple(dict.fromkeys(names)), step.outcome))
+        ops.append(Op(n, text, c, o, tuple(dict.fromkeys(names)), step.outcome, holder))
     return ops
 
 

@@ -104,6 +104,8 @@ def _py_call(op: Op) -> str:
     if c == "mremap":
         return (f"sys_mremap({o[0]}, {value(o[1])}, {value(o[2])}, {_py_value(o[3])}, "
                 f"{o[4]})")
+    if c == "fork_vma":
+        return f"sys_fork_vma({o[0]}, {o[1]})"
     if c in ("store", "load"):
         return f"sys_access({o[0]}, {value(o[1])}, {c == 'store'})"
     if c == "mem_write":
@@ -251,10 +253,16 @@ def export_python(design: Design, r: Replayed) -> str:
         main += ["    step(1)", f"    setup_noexec({want_noexec or 0})"]
     if uses_shm(ops):
         main += ["    step(1)", "    setup_shm()"]
+    held = []  # the steps a fork's child runs (runtime: sys_fork_vma(), in_child())
     for op in ops:
+        call = _py_call(op)
+        if op.holder:
+            held.append(f"HELD[{op.n}] = lambda: {call}")
+            call = f"in_child({op.holder}, {op.n})"
         main.append(f"    # {ascii_text(op.text)}")
         main.append(f"    step({op.n})")
-        main.append(f"    {_py_expect(op, _py_call(op))}")
+        main.append(f"    {_py_expect(op, call)}")
+    out += [*held, *([""] * 2 * bool(held))]
     main += ['    finish(KSFT_PASS, "")', "", "", 'if __name__ == "__main__":', "    main()"]
     out += main
     return "\n".join(out) + "\n"

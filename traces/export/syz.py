@@ -204,7 +204,10 @@ def export_syz(design: Design, r: Replayed) -> str:
         lines: list[str] = []
         assign = ""
         c = op.call
-        if c == "memfd_create":
+        if c == "fork_vma" or op.holder:  # syzkaller programs run in one process
+            lines.append(f"# {c}: in a fork's child holding one mapping (syzkaller programs "
+                         f"run in one process): not rendered = {outcome_text(e)}")
+        elif c == "memfd_create":
             name = "0x0" if o[0] is None else f"{s.ptr(len(str(o[0])) + 1)}={_syz_str(str(o[0]))}"
             flags = int_arg(o[1], "flags")
             assign = s.new_fd(e)

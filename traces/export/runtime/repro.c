@@ -663,6 +663,86 @@ static __maybe_unused struct res sys_mmap(int m, size_t len, int prot, int flags
 		maps[m] = p;
 	return r;
 }
+//@ section fork
+
+/*
+ * fork()'s copy of a mapping (fork_vma): a child keeps its copy of maps[m] as maps[slot] and
+ * nothing else the trace made (the other mappings of the file, io_uring rings, dmabufs, every
+ * descriptor), then runs the steps that name its mapping when asked (held_step) until this
+ * process exits.
+ */
+static int holder_cmd[MAX_MAPS], holder_res[MAX_MAPS];
+/* the generated program's steps a child runs, by number (set by its main()) */
+static struct res (*held_step)(int n);
+
+/* unmap every mapping of the file, of an io_uring or a dmabuf, and of /dev/shm but `keep` */
+static __maybe_unused void drop_mappings_but(char *keep)
+{
+	unsigned long lo[256], hi[256];
+	char line[512], path[256];
+	int n = 0, i;
+	FILE *f = fopen("/proc/self/maps", "r");
+
+	if (!f)
+		_exit(1);
+	while (n < 256 && fgets(line, sizeof(line), f)) {
+		path[0] = 0;
+		if (sscanf(line, "%lx-%lx %*s %*s %*s %*s %255s", &lo[n], &hi[n], path) < 2)
+			continue;
+		if ((char *)lo[n] != keep && (strstr(path, "/memfd:") || strstr(path, "io_uring") ||
+		    strstr(path, "dmabuf") || !strncmp(path, "/dev/shm/", 9)))
+			n++;
+	}
+	fclose(f);
+	for (i = 0; i < n; i++)
+		munmap((void *)lo[i], hi[i] - lo[i]);
+}
+
+static __maybe_unused struct res sys_fork_vma(int m, int slot)
+{
+	struct res r = { 0, 0, 0 };
+	int cmd[2], res[2], n;
+	pid_t pid;
+
+	if (pipe(cmd) || pipe(res))
+		return res_of(-1);
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		drop_mappings_but(maps[m]);
+		for (n = 3; n < 1024; n++)
+			if (n != cmd[0] && n != res[1])
+				close(n);
+		maps[slot] = maps[m];
+		if (write(res[1], &r, sizeof(r)) != sizeof(r))
+			_exit(1);
+		while (read(cmd[0], &n, sizeof(n)) == sizeof(n)) {
+			r = held_step(n);
+			if (write(res[1], &r, sizeof(r)) != sizeof(r))
+				break;
+		}
+		_exit(0);
+	}
+	close(cmd[0]);
+	close(res[1]);
+	if (pid < 0 || read(res[0], &r, sizeof(r)) != sizeof(r))
+		return res_of(-1);
+	holder_cmd[slot] = cmd[1];
+	holder_res[slot] = res[0];
+	return r;
+}
+
+/* step n, which names a mapping (or a pin made through one) the child of fork_vma mN holds */
+static __maybe_unused struct res in_child(int slot, int n)
+{
+	struct res r = { -1, EIO, 0 };
+
+	fflush(stdout);
+	if (write(holder_cmd[slot], &n, sizeof(n)) != sizeof(n) ||
+	    read(holder_res[slot], &r, sizeof(r)) != sizeof(r))
+		printf("# step %d: the fork's child holding m%d is gone\n", n, slot);
+	return r;
+}
 //@ section munmap
 
 static __maybe_unused struct res sys_munmap(int m, size_t len)

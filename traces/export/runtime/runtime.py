@@ -380,6 +380,66 @@ def sys_munmap(m, length):
     return r
 
 
+holders = {}  # mN made by fork_vma -> (its child's pid, command pipe, result pipe)
+HELD = {}  # step number -> the step a fork's child runs (filled by the generated script)
+
+
+def _drop_mappings_but(keep):
+    """Unmap every mapping of the file, of an io_uring or a dmabuf, and of /dev/shm but the
+    one at `keep` (a fork's child keeps only its copy)."""
+    ranges = []
+    with open("/proc/self/maps") as f:
+        for line in f:
+            parts = line.split()
+            path = parts[5] if len(parts) > 5 else ""
+            lo, hi = (int(x, 16) for x in parts[0].split("-"))
+            if lo != keep and ("/memfd:" in path or "io_uring" in path or "dmabuf" in path
+                               or path.startswith("/dev/shm/")):
+                ranges.append((lo, hi))
+    for lo, hi in ranges:
+        sysc("munmap", lo, hi - lo)
+
+
+def sys_fork_vma(m, slot):
+    """fork()'s copy of mapping m: a child keeps it as maps[slot] and nothing else the trace
+    made (other mappings of the file, rings, dmabufs, descriptors), and runs the steps that
+    name it when asked (HELD) until this process exits."""
+    cr, cw = os.pipe()
+    rr, rw = os.pipe()
+    sys.stdout.flush()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            _drop_mappings_but(maps[m])
+            os.closerange(3, min(cr, rw))
+            os.closerange(max(cr, rw) + 1, 1024)
+            os.closerange(min(cr, rw) + 1, max(cr, rw))
+            maps[slot] = maps[m]
+            w, r = os.fdopen(rw, "wb"), os.fdopen(cr, "rb")
+            w.write(b"ready\n")
+            w.flush()
+            for line in r:
+                w.write(repr(HELD[int(line)]()).encode() + b"\n")
+                w.flush()
+        finally:
+            os._exit(0)
+    os.close(cr)
+    os.close(rw)
+    holders[slot] = (pid, os.fdopen(cw, "wb"), os.fdopen(rr, "rb"))
+    return (0, 0, 0) if holders[slot][2].readline() == b"ready\n" else (-1, 5, 0)
+
+
+def in_child(slot, n):
+    """Step n, which names a mapping (or a pin made through one) the child of fork_vma mN
+    holds: run there."""
+    _, w, r = holders[slot]
+    sys.stdout.flush()
+    w.write(f"{n}\n".encode())
+    w.flush()
+    line = r.readline()
+    return tuple(int(x) for x in line.strip(b"()\n").split(b",")) if line else (-1, 5, 0)
+
+
 def sys_access(m, off, store):
     """A one-byte store or load, first in a child so a SIGSEGV/SIGBUS is observed."""
     addr = maps[m] + off
