@@ -283,11 +283,13 @@ class _Follower:
             mm = parent.mm
         else:
             mm = _Mm()
-            for m in parent.mm.maps:
-                self.add(m.memfd, line, f"fork: {who} inherits {m.handle}", None,
-                         counted=False, why=f"fork at line {line} copies mapping {m.handle} "
-                         f"into {who}; the model has no fork of a mapping")
-            mm.maps = list(parent.mm.maps)
+            for m in parent.mm.maps:  # dup_mmap(): the child's copy, a mapping of its own
+                m.memfd.maps += 1
+                handle = f"m{m.memfd.maps}"
+                self.add(m.memfd, line, f"fork: {who} inherits {m.handle}",
+                         Step("fork_vma", (Ref(m.handle),), New(handle),
+                              comment=f"{who}: {m.handle} (fork)"), counted=False)
+                mm.maps.append(Mapping(m.start, m.end, m.memfd, handle))
         mm.users.add(child)
         self.procs[child] = _Proc(child, table, mm, ns)
 
