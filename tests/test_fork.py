@@ -151,3 +151,4 @@ def test_the_reproducers_run_the_childs_steps_in_the_child(tmp_path: Path) -> No
     bad = good.replace("store(m2, 4097) = 0\n", "store(m2, 4097) = SIGBUS\n")
     for fmt, p in _reproducers(tmp_path, bad).items():
         assert p.returncode == 1 and "not ok 7 store(m2, 4097)" in p.stdout, (fmt, p.stdout)
+

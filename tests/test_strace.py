@@ -151,15 +151,20 @@ def test_fork_copies_the_table_and_exit_closes_it() -> None:
     assert calls == ["memfd_create", "dup", "fcntl", "close", "fcntl", "close"]
 
 
+#: a memfd mapped shared and writable, a fork, and the parent's munmap of its own copy
+FORKED_MAP = ('1 memfd_create("t", MFD_ALLOW_SEALING) = 3\n'
+              "1 mmap(NULL, 4096, PROT_READ|PROT_WRITE, MAP_SHARED, 3, 0) = 0x7f0000000000\n"
+              "1 clone(child_stack=NULL, flags=CLONE_CHILD_SETTID|SIGCHLD, "
+              "child_tidptr=0x1) = 2\n"
+              "1 munmap(0x7f0000000000, 4096) = 0\n")
+
+
 def test_fork_copies_a_mapping_and_exit_unmaps_it() -> None:
     """dup_mmap(): the child's copy of a shared writable mapping is a mapping of its own
     (fork_vma), so F_SEAL_WRITE stays EBUSY after the parent unmaps its own until the child
     exits (memfd_test's SEAL-FUTURE-WRITE forks with live mappings)."""
-    log = ('1 memfd_create("t", MFD_ALLOW_SEALING) = 3\n'
-           "1 mmap(NULL, 4096, PROT_READ|PROT_WRITE, MAP_SHARED, 3, 0) = 0x7f0000000000\n"
-           "1 clone(child_stack=NULL, flags=CLONE_CHILD_SETTID|SIGCHLD, child_tidptr=0x1) = 2\n"
-           "1 munmap(0x7f0000000000, 4096) = 0\n"
-           "1 fcntl(3, F_ADD_SEALS, F_SEAL_WRITE) = -1 EBUSY (Device or resource busy)\n"
+    log = (FORKED_MAP
+           + "1 fcntl(3, F_ADD_SEALS, F_SEAL_WRITE) = -1 EBUSY (Device or resource busy)\n"
            "2 +++ exited with 0 +++\n"
            "1 fcntl(3, F_ADD_SEALS, F_SEAL_WRITE) = 0\n")
     rep = judge_log(parse_log(log))
@@ -171,12 +176,7 @@ def test_fork_copies_a_mapping_and_exit_unmaps_it() -> None:
 
 
 def test_a_claimed_seal_under_a_childs_copy_disagrees() -> None:
-    log = ('1 memfd_create("t", MFD_ALLOW_SEALING) = 3\n'
-           "1 mmap(NULL, 4096, PROT_READ|PROT_WRITE, MAP_SHARED, 3, 0) = 0x7f0000000000\n"
-           "1 clone(child_stack=NULL, flags=CLONE_CHILD_SETTID|SIGCHLD, child_tidptr=0x1) = 2\n"
-           "1 munmap(0x7f0000000000, 4096) = 0\n"
-           "1 fcntl(3, F_ADD_SEALS, F_SEAL_WRITE) = 0\n")
-    rep = judge_log(parse_log(log))
+    rep = judge_log(parse_log(FORKED_MAP + "1 fcntl(3, F_ADD_SEALS, F_SEAL_WRITE) = 0\n"))
     assert [v.verdict for v in rep.verdicts][-1] == "disagrees"
 
 

@@ -615,6 +615,7 @@ def _child(ops: list[Op], out: int, observe: bool, noexec_scope: int | None) -> 
                 _send(out, {"error": f"step {i}: {text}"})
                 os._exit(0)
             _send(out, msg)
+        ex_.reap_holders()  # a fork's children end with the trace (traces/kernel_fork.py)
         _send(out, {"done": True})
     except BaseException as err:  # report, never fall back into the caller's code
         try:

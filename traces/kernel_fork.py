@@ -115,6 +115,7 @@ class ForkCalls:
                 try:
                     msg = _recv(cmd)
                 except EOFError:
+                    self.reap_holders()
                     os._exit(0)
                 try:
                     if msg[0] == "run":
@@ -129,6 +130,17 @@ class ForkCalls:
         except BaseException:
             os._exit(1)
         os._exit(0)
+
+    def reap_holders(self) -> None:
+        """End every child holding a mapping and wait for it (its own children first), so
+        that nothing of this trace (a huge page, say) outlives it."""
+        for holder in {h for h, _ in self.remote.values()}:
+            try:
+                os.close(holder.cmd)
+                os.waitpid(holder.pid, 0)
+            except OSError:
+                pass
+        self.remote = {}
 
     def held_by(self, op: Op) -> Holder | None:
         """The holder of a handle the step names (None: the executor's own)."""
