@@ -136,7 +136,9 @@ def test_state_graph_stops_the_search_at_max_states() -> None:
 def test_layers_do_not_depend_on_how_the_frontier_is_cut(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """Parents and counterexamples follow one fixed transition order, whatever the chunk size,
     whether (key, rank) pairs are sorted packed or by lexsort, and whether the memo is kept
-    or forgotten after every chunk."""
+    or forgotten after every chunk. At pins=0: 376,710 states in layers of up to 75,791,
+    which every chunk size below but 2^20 cuts (15 s alone; five searches of the default
+    scope took 61 s of the suite)."""
     import numpy as np
 
     import checker.explicit as explicit
@@ -145,7 +147,7 @@ def test_layers_do_not_depend_on_how_the_frontier_is_cut(monkeypatch) -> None:  
     props = for_design(d)
 
     def run():  # type: ignore[no-untyped-def]
-        r = Explorer(d, d.scope(), props, keep_layers=True).run()
+        r = Explorer(d, d.scope({"pins": 0}), props, keep_layers=True).run()
         traces = {n: o.run and [(s.action, s.params) for s in o.run.steps]
                   for n, o in r.props.items()}
         return r, traces
