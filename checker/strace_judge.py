@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from checker.replay import TraceInputError, model_outcomes
 from model import designs
@@ -165,13 +165,11 @@ def _judge_memfd(mf: Memfd, out: Report) -> Judged:
 def _at(ev: Event) -> Step | None:
     if ev.step is None:
         return None
-    s = ev.step
-    return Step(s.call, s.args, s.outcome, s.note, s.comment, Pos(ev.line, 1))
+    return replace(ev.step, pos=Pos(ev.line, 1))
 
 
 def _alts(ev: Event) -> tuple[Step, ...]:
-    return tuple(Step(s.call, s.args, s.outcome, s.note, s.comment, Pos(ev.line, 1))
-                 for s in ev.alts)
+    return tuple(replace(s, pos=Pos(ev.line, 1)) for s in ev.alts)
 
 
 def _record(out: Report, ev: Event, mf: Memfd, verdict: str, reason: str | None,

@@ -177,7 +177,7 @@ PREFIXES = ["", "fcntl(3, F_ADD_SEALS, F_SEAL_GROW) = 0\n",
 
 def _line(rng: random.Random, fd: int = 3) -> str:
     a, b = _values(rng), _values(rng)
-    call = rng.randrange(25)
+    call = rng.randrange(26)
     if call == 0:
         return f"ftruncate({fd}, {a}) = ?"
     if call == 1:
@@ -266,6 +266,9 @@ def _line(rng: random.Random, fd: int = 3) -> str:
         off = rng.choice((0x1000, 0x2000, 0x800, 0x7FFFFFFFFFFFF000, 1 << 63, abs(a) % (1 << 64)))
         share = rng.choice(("MAP_SHARED", "MAP_PRIVATE"))
         return f"mmap(NULL, 4096, PROT_READ, {share}, {fd}, {off:#x}) = ?"
+    if call == 25:  # from any offset to the description's f_pos, any count (size_t)
+        count = rng.choice((0, 1, 4096, 70000, abs(b) % (1 << 17), 1 << 63, LLONG_MAX))
+        return f"sendfile({fd}, {rng.choice((3, fd))}, [{a}], {count}) = ?"
     return f"load(m1, {rng.choice((0, 4095, 4096, 8191, abs(b) % 12288))}) = ?"
 
 

@@ -289,7 +289,8 @@ def test_bounded_conform_exercises_every_action(tmp_path: Path, flags: int) -> N
         for a in PIN_CALLS:
             rep.tested[a] += prep.tested[a]
     # every action the search takes; write/read/lseek (f_pos is the trace's, Action.fpos)
-    # are compared with the kernel by the scenarios and tests/test_bytes.py instead, exec
+    # are compared with the kernel by the scenarios and tests/test_bytes.py instead (sendfile
+    # by tests/test_sendfile.py), exec
     # (its write count is the trace's, Action.writers) by tests/test_exec.py; udmabuf, where
     # this kernel has no /dev/udmabuf, in the 6.12/7.2/7.3-rc guests (tests/test_udmabuf.py)
     assert set(rep.left_out) <= {"udmabuf"}, rep.left_out
@@ -302,7 +303,8 @@ def test_bounded_conform_exercises_every_action(tmp_path: Path, flags: int) -> N
                                                              "pwritev2_fpos", "preadv2_fpos",
                                                              "uring_write", "uring_read",
                                                              "setfl", "getfl", "fioclex",
-                                                             "fionbio", "ioctl_notty"}
+                                                             "fionbio", "ioctl_notty",
+                                                             "sendfile"}
     assert rep.divergent + rep.unconfirmed == 0, "\n".join(
         f"{dv.where}\n{dv.trace}" for dv in rep.divergences)
     assert rep.traces == rep.transitions + rep.walks

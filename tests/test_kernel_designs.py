@@ -54,12 +54,12 @@ MEM_WRITE_RULE = {"memfd@6.12": "force_hugetlb", "memfd@7.2": "no_foll_force",
 def test_the_later_kernels_are_the_618_rules_but_write_chunks(name: str) -> None:
     """The same schema, initial states and actions as memfd but pwrite, whose only change is
     F_SEAL_GROW's chunk (2 MiB: found by the scenario library run as a selftest in their
-    guests), splice_write, copy_file_range and pwritev2 (the same shmem_write_begin() chunks:
-    seen on 7.2.13, NOTES), mem_write (one added rule, MEM_WRITE_RULE), on 6.12
-    pwritev2/preadv2's RWF_SUPPORTED (no RWF_DONTCACHE or RWF_NOSIGNAL: source-read), and
-    FS_IOC_FSSETXATTR's xflag masks (probed: 6.12.118 has 6.1's, none; 7.3-rc7 has 7.2's),
-    and file_setattr()'s (7.2, 7.3-rc: their masks; 6.12 has neither it nor file_getattr, both
-    v6.17, and leaves them out)."""
+    guests), splice_write, copy_file_range, sendfile and pwritev2 (the same
+    shmem_write_begin() chunks: seen on 7.2.13, NOTES), mem_write (one added rule,
+    MEM_WRITE_RULE), on 6.12 pwritev2/preadv2's RWF_SUPPORTED (no RWF_DONTCACHE or
+    RWF_NOSIGNAL: source-read), and FS_IOC_FSSETXATTR's xflag masks (probed: 6.12.118 has
+    6.1's, none; 7.3-rc7 has 7.2's), and file_setattr()'s (7.2, 7.3-rc: their masks; 6.12
+    has neither it nor file_getattr, both v6.17, and leaves them out)."""
     from checker.diff import rule_changes
 
     d, m = designs.get(name), designs.get("memfd")
@@ -75,8 +75,8 @@ def test_the_later_kernels_are_the_618_rules_but_write_chunks(name: str) -> None
     assert [a.name for a, b in zip(d.actions, m.actions, strict=True) if a != b] == [
         "pwrite", "uring_write", "splice_write", "copy_file_range", "pwritev2",
         *(["preadv2"] if rwf else []), "pwritev",
-        "write", "writev", "pwritev2_fpos", *(["preadv2_fpos"] if rwf else []), "mem_write",
-        "fs_setxattr", *([] if rwf else ["file_setattr"])]
+        "write", "writev", "pwritev2_fpos", *(["preadv2_fpos"] if rwf else []), "sendfile",
+        "mem_write", "fs_setxattr", *([] if rwf else ["file_setattr"])]
     assert rule_changes(m, d) == [
         "pwrite: ~ grow_seal", "pwrite: ~ grow_seal_short", "uring_write: ~ grow_seal",
         "uring_write: ~ grow_seal_short", "splice_write: ~ grow_seal",
@@ -91,6 +91,7 @@ def test_the_later_kernels_are_the_618_rules_but_write_chunks(name: str) -> None
         *(["pwritev2_fpos: ~ unsupported_flags"] if rwf else []),
         "pwritev2_fpos: ~ grow_seal", "pwritev2_fpos: ~ grow_seal_short",
         *(["preadv2_fpos: ~ unsupported_flags"] if rwf else []),
+        "sendfile: ~ grow_seal", "sendfile: ~ grow_seal_short",
         f"mem_write: + {MEM_WRITE_RULE[name]}", *xattr,
         *([] if rwf else ["file_setattr: ~ xflags_mask", "file_setattr: ~ has_fsx"])]
 

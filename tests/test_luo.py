@@ -119,8 +119,8 @@ def test_flags_word_landed_as_kirill_proposed_but_bit_2() -> None:
         "pwritev2.frozen_short", "pwritev2_fpos.frozen", "pwritev2_fpos.frozen_short",
         "pwritev.frozen", "pwritev.frozen_short", "uring_write.frozen",
         "uring_write.frozen_short", "write.frozen",
-        "write.frozen_short", "writev.frozen", "writev.frozen_short", "fallocate.frozen",
-        "madvise_remove.frozen"}
+        "write.frozen_short", "writev.frozen", "writev.frozen_short", "sendfile.frozen",
+        "sendfile.frozen_short", "fallocate.frozen", "madvise_remove.frozen"}
 
 
 def test_a_moved_reader_is_a_difference_in_the_flags_word() -> None:

@@ -80,6 +80,8 @@ EXTRA = {  # not from the selftest
         "exec-permission", "exec-noexec-seal-hugetlb"],
     "io_uring WRITE/READ/FALLOCATE against the seals (issue 15)": ["io-uring-seals"],
     "copy_file_range() within the memfd (issue 15)": ["copy-file-range"],
+    "sendfile() within the memfd: a read the writes feed, pipe fills under F_SEAL_GROW "
+    "(issue 15)": ["sendfile"],
     "mremap(): resize, move, copy, and F_SEAL_FUTURE_WRITE's copies (issue 15)": [
         "mremap-resize-copy", "mremap-future-write-copy"],
     "fork(): a child's copy of a mapping (fork_vma), and F_SEAL_FUTURE_WRITE's (issue 15)": [

@@ -15,7 +15,7 @@ from checker.cli import main
 from checker.strace_judge import Report, judge_log
 from traces.strace_log import LogCall, LogExit, LogSignal, parse_log
 from traces.textfmt import TraceSyntaxError, format_arg, parse_trace
-from traces.trace import Err, Int, New, Ret, Str, Sym
+from traces.trace import Err, Int, Lst, New, Ret, Str, Sym
 
 PROGS = Path(__file__).parent / "strace_progs"
 
@@ -406,6 +406,29 @@ def test_chattr_of_a_memfd_under_strace(tmp_path: Path) -> None:
     gets = [format_arg(s.args[2]) for s in steps if s.call == "ioctl" and
             format_arg(s.args[1]) == "FS_IOC_GETFLAGS"]
     assert gets == ["[FS_APPEND_FL|FS_NODUMP_FL]", "[0]"]
+
+
+@pytest.mark.kernel
+def test_sendfile_within_a_memfd_under_strace(tmp_path: Path) -> None:
+    """tests/strace_progs/sendfile_memfd.c: strace prints the offset sendfile wrote back as
+    `[0] => [20000]`; the follower keeps it (judged against the outcome) and every call
+    agrees with the model up to the NULL offset, outside the model with its reason."""
+    rep, _ = _traced(tmp_path, "sendfile_memfd")
+    assert [v.verdict for v in rep.verdicts] == ["agrees"] * 8 + ["outside"] * 2, \
+        rep.verdicts
+    assert "sendfile off_in NULL" in rep.verdicts[8].reason
+    sends = [s for s in rep.judged[0].steps if s.call == "sendfile"]
+    assert [(s.outcome, s.updated) for s in sends] == [
+        (Ret(20000), ((2, Lst((Int(20000),))),)), (Ret(384), ((2, Lst((Int(384),))),))]
+
+
+def test_a_written_back_value_in_a_log_is_checked() -> None:
+    """A log whose `=>` value is not the offset plus the bytes moved contradicts itself: the
+    call is outside the model with that reason, not judged."""
+    log = 'memfd_create("t", 0) = 3\nsendfile(3, 3, [0] => [5], 10) = 0\n'
+    rep = judge_log(parse_log(log), 0)
+    assert rep.verdicts[-1].verdict == "outside"
+    assert "writes back [0]" in rep.verdicts[-1].reason
 
 
 @pytest.mark.kernel

@@ -650,6 +650,7 @@ def resolve_step(design: Design, h: Handles, step: Step, st: Mapping[str, int],
                         params[pname] = h.map_attr(used[m], attr)
                 if action.writers is not None:  # the inode's write count, from the table
                     params[action.writers] = h.writers()
+                _written_back(step, specs, params)
                 return action, params, used
     if not errors and not failed:
         calls = sorted({c for a in design.actions for c, _ in a.spellings()})
@@ -663,6 +664,24 @@ def resolve_step(design: Design, h: Handles, step: Step, st: Mapping[str, int],
                            step)
     errors += [f"{name}: argument {far + 1}: {e}" for name, e in best]
     raise ResolveError("; ".join(errors), step)
+
+
+def _written_back(step: Step, specs: tuple[object, ...], params: Mapping[str, int]) -> None:
+    """strace's `[N] => [M]`: the offset a call wrote back (copy_file_range(), sendfile():
+    the position it reached, N plus the bytes it moved; do_sendfile(), copy_file_range()).
+    M is what the outcome implies, so a trace whose M says otherwise contradicts itself."""
+    for i, after in step.updated:
+        spec = specs[i]
+        if not isinstance(spec, Ptr):
+            raise ResolveError(f"argument {i + 1}: '=> ...' follows a pointer the call writes "
+                               "back ([N] => [M]) only", step)
+        moved = step.outcome.value if isinstance(step.outcome, Ret) else 0
+        want = params[spec.param] + moved
+        if not (isinstance(after, Lst) and len(after.items) == 1
+                and isinstance(after.items[0], Int) and after.items[0].value == want):
+            raise ResolveError(f"argument {i + 1}: {step.call} writes back [{want}] (the "
+                               f"offset plus the {moved} bytes the outcome says it moved), "
+                               f"not {_text(after)}", step)
 
 
 def expected_outcome(design: Design, h: Handles, action: Action, used: Mapping[str, str],

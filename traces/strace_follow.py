@@ -424,14 +424,23 @@ class _Follower:
                 return p.table.fds[fd]
         return None
 
-    def parsed(self, c: LogCall, skip: set[int]) -> list[Arg] | str:
+    def parsed(self, c: LogCall, skip: set[int],
+               updated: list[tuple[int, Arg]] | None = None) -> list[Arg] | str:
+        """The arguments in the trace grammar (those in `skip`: 0, set by the caller); the
+        values strace shows written back go to `updated` (an error where none is asked)."""
         out: list[Arg] = []
         for i in range(len(c.args)):
             if i in skip:
                 out.append(Int(0))
                 continue
             try:
-                out.append(c.arg(i))
+                arg, after = c.arg_result(i)
+                if after is not None:
+                    if updated is None:
+                        raise TraceSyntaxError(c.path, c.line, c.cols[i],
+                                               "a value written back ('=>') is not read here")
+                    updated.append((i, after))
+                out.append(arg)
             except TraceSyntaxError as e:
                 return f"{c.name} argument {i + 1} is not in the trace grammar ({e.msg})"
         return out
@@ -640,7 +649,8 @@ class _Follower:
             if name == "close":
                 self.close_fd(p, fd, c.line, None)
             return
-        args = self.parsed(c, {at})
+        updated: list[tuple[int, Arg]] = []
+        args = self.parsed(c, {at}, updated)
         out = _outcome(c)
         if t is None or isinstance(args, str) or isinstance(out, str):
             why = args if isinstance(args, str) else out if isinstance(out, str) else \
@@ -694,7 +704,8 @@ class _Follower:
         if name == "close":
             self.close_fd(p, fd, c.line, None)
         note = c.note if c.note is not None and c.note.startswith("seals") else None
-        self.add(mf, c.line, c.text, Step(name, tuple(args), out, note), observer=observer)
+        self.add(mf, c.line, c.text, Step(name, tuple(args), out, note,
+                                          updated=tuple(updated)), observer=observer)
 
     def scm_rights(self, p: _Proc, c: LogCall) -> None:
         """SCM_RIGHTS: a sent memfd descriptor is a reference in flight (judged as a `dup` of

@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, field
 
 from model import vocab
-from traces.textfmt import TraceSyntaxError, parse_arg
+from traces.textfmt import TraceSyntaxError, parse_value_result
 from traces.trace import Arg
 
 __all__ = ["LogCall", "LogExit", "LogSignal", "StraceLog", "TraceSyntaxError", "load_log",
@@ -61,6 +61,10 @@ class LogCall:
     def arg(self, i: int) -> Arg:
         """Argument i in the trace grammar (TraceSyntaxError at its column); strace's
         `N<<MFD_HUGE_SHIFT` is read as the number it is."""
+        return self.arg_result(i)[0]
+
+    def arg_result(self, i: int) -> tuple[Arg, Arg | None]:
+        """arg(), and the value written back (strace's `[0] => [4096]`), if shown."""
         text = self.args[i]
         if "<<" in text and '"' not in text:
             text = _SHIFT.sub(_shift, text)
@@ -70,7 +74,7 @@ class LogCall:
             # columns stay), in fields the model does not judge
             text = _COMMENT.sub(lambda m: " " * len(m.group()), text)
             text = _MAKEDEV.sub(lambda m: re.sub(r"[^A-Za-z0-9_]", "_", m.group()), text)
-        return parse_arg(text, self.path, self.line, self.cols[i])
+        return parse_value_result(text, self.path, self.line, self.cols[i])
 
     def int_arg(self, i: int) -> int | None:
         """Argument i as a plain number, or None."""

@@ -415,6 +415,9 @@ _ENTRIES: tuple[Syscall, ...] = (
     Syscall("copy_file_range", 326, (FD, _p("off_in", "ptr"), FD, _p("off_out", "ptr"),
                                      _p("len", "int"), _p("flags", "int")),
             "copy a range of one file to another (here: within the memfd)"),
+    Syscall("sendfile", 40, (FD, FD, _p("offset", "ptr"), _p("count", "int")),
+            "copy from the in descriptor at *offset to the out descriptor's file position "
+            "(here: within the memfd)"),
     Syscall("mmap", 9, (_p("addr", "int"), _p("length", "int"),
                         _p("prot", "flags", vocab.PROT_FLAGS),
                         _p("flags", "flags", vocab.MAP_FLAGS), FD, _p("offset", "int")),

@@ -62,6 +62,7 @@ __all__ = [
     "parse_arg",
     "parse_step",
     "parse_trace",
+    "parse_value_result",
 ]
 
 FORMAT_VERSION = 1
@@ -119,10 +120,11 @@ def _describe(c: str) -> str:
 class _LineParser:
     """Recursive descent over one step line. `i` is the index of the next unread character."""
 
-    __slots__ = ("depth", "i", "lineno", "n", "path", "text")
+    __slots__ = ("depth", "i", "lineno", "n", "path", "text", "updated")
 
     def __init__(self, path: str) -> None:
         self.path = path
+        self.updated: list[tuple[int, Arg]] = []
         self.text = ""
         self.n = 0
         self.i = 0
@@ -159,6 +161,7 @@ class _LineParser:
         if self.peek() != "(":
             raise self.error(f"expected '(' after call name '{call}', {self.found()}")
         self.i += 1
+        self.updated = []
         args = self.args()
         self.skip_ws()
         if self.peek() != "=":
@@ -182,7 +185,8 @@ class _LineParser:
             what = "'#' comment or end of line" if note is not None else \
                 "'(' note, '#' comment or end of line"
             raise self.error(f"expected {what} after the outcome, {self.found()}")
-        return Step(call, args, outcome, note, comment, Pos(lineno, start + 1))
+        return Step(call, args, outcome, note, comment, Pos(lineno, start + 1),
+                    tuple(self.updated))
 
     def args(self) -> tuple[Arg, ...]:
         """After '(': arguments up to and including the closing ')'."""
@@ -194,6 +198,11 @@ class _LineParser:
         while True:
             args.append(self.arg())
             self.skip_ws()
+            if self.text.startswith("=>", self.i):  # strace's value-result: `[0] => [4096]`
+                self.i += 2
+                self.skip_ws()
+                self.updated.append((len(args) - 1, self.arg()))
+                self.skip_ws()
             c = self.peek()
             if c == ",":
                 self.i += 1
@@ -619,14 +628,31 @@ def parse_arg(text: str, path: str = DEFAULT_PATH, lineno: int = 1, col: int = 1
     """Parse exactly one argument (a number, flag expression, string or struct) that starts at
     column `col` of line `lineno`; raises `TraceSyntaxError` at the column of the problem.
     The strace log reader (traces/strace_log.py) reads a call's arguments with it."""
+    arg, after = parse_value_result(text, path, lineno, col)
+    if after is not None:
+        raise TraceSyntaxError(path, lineno, col + text.index("=>"),
+                               "expected end of argument, found '=>'")
+    return arg
+
+
+def parse_value_result(text: str, path: str = DEFAULT_PATH, lineno: int = 1,
+                       col: int = 1) -> tuple[Arg, Arg | None]:
+    """parse_arg(), and the value written back after strace's `=>` (`[0] => [4096]`), if
+    any."""
     p = _LineParser(path)
     pad = " " * (col - 1)  # columns in errors count from the start of the log line
     p.text, p.n, p.i, p.lineno, p.depth = pad + text, col - 1 + len(text), col - 1, lineno, 0
     arg = p.arg()
     p.skip_ws()
+    after = None
+    if p.text.startswith("=>", p.i):
+        p.i += 2
+        p.skip_ws()
+        after = p.arg()
+        p.skip_ws()
     if p.i < p.n:
         raise p.error(f"expected end of argument, {p.found()}")
-    return arg
+    return arg, after
 
 
 def load_trace(path: str) -> Trace:
@@ -689,7 +715,9 @@ def _format_outcome(outcome: Outcome, note: str | None) -> str:
 
 def format_step(step: Step) -> str:
     """One canonical step line (no trailing newline)."""
-    args = ", ".join(format_arg(a) for a in step.args)
+    after = dict(step.updated)
+    args = ", ".join(format_arg(a) + (f" => {format_arg(after[i])}" if i in after else "")
+                     for i, a in enumerate(step.args))
     line = f"{step.call}({args}) = {_format_outcome(step.outcome, step.note)}"
     if step.note is not None:
         line += f" ({step.note})"

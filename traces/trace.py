@@ -118,6 +118,9 @@ class Step:
     note: str | None = None  # strace's parenthesised text after the result, e.g. "(seals ...)"
     comment: str | None = None
     pos: Pos = field(default=Pos(), compare=False)
+    #: strace's value-result arguments, `[0] => [4096]`: (argument index, the value the call
+    #: wrote back); the argument itself is the value passed in
+    updated: tuple[tuple[int, Arg], ...] = ()
 
 
 @dataclass

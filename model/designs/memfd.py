@@ -676,7 +676,7 @@ def build() -> Design:
 #: grow_seal and grow_seal_short rules): a delta on the
 #: write path edits these (tests/test_kernel_designs.py checks the list against the rules)
 WRITE_PATHS = ("pwrite", "splice_write", "copy_file_range", "pwritev2", "pwritev", "write",
-               "writev", "pwritev2_fpos", "uring_write")
+               "writev", "pwritev2_fpos", "uring_write", "sendfile")
 
 __all__ = [
     "ACTIONS",

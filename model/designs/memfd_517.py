@@ -242,14 +242,15 @@ def build() -> Design:
         # FOLL_FORCE writes (/proc/self/mem) are not modelled for 5.17: 5.16-5.19 had B5
         # (CVE-2022-2590, a race with UFFDIO_CONTINUE: the corpus's B5-broken), and the
         # hugetlbfs FOLL_FORCE rules of that time were not re-read; nor were 5.17's madvise()
-        # advice set (MADV_DONTNEED_LOCKED is 5.18), process_vm_writev(), splice() and
-        # copy_file_range() into a memfd (5.19 reworked the latter's splice fallback) and the
-        # vectored calls (pwritev2()/preadv2()'s RWF_* set): those 6.18 paths are left out of
-        # the historical designs rather than assumed. tmpfs took FS_IOC_SETFLAGS in 6.0
-        # (e408e695f5f1): 5.17's shmem has no ->fileattr_set (ENOTTY), dropped likewise, and
-        # file_getattr()/file_setattr() are v6.17
-        # udmabuf (memfd_pin_folios() is 6.11) likewise
-        drop=("mem_write", "madvise", "vm_write", "splice_write", "copy_file_range", "udmabuf",
+        # advice set (MADV_DONTNEED_LOCKED is 5.18), process_vm_writev(), splice(),
+        # copy_file_range() and sendfile() into a memfd (5.19 reworked copy_file_range's splice
+        # fallback) and the vectored calls (pwritev2()/preadv2()'s RWF_* set): those 6.18
+        # paths are left out of the historical designs rather than assumed. tmpfs took
+        # FS_IOC_SETFLAGS in 6.0 (e408e695f5f1): 5.17's shmem has no ->fileattr_set (ENOTTY),
+        # dropped likewise, and file_getattr()/file_setattr() are v6.17; udmabuf
+        # (memfd_pin_folios() is 6.11) likewise
+        drop=("mem_write", "madvise", "vm_write", "splice_write", "copy_file_range", "sendfile",
+              "udmabuf",
               "pwritev2", "preadv2", "pwritev2_fpos", "preadv2_fpos", "pwritev", "preadv",
               "writev", "readv", "fs_setflags", "fs_getflags", "fs_setxattr",
               "fs_getxattr", "file_setattr", "file_getattr",

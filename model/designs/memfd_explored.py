@@ -64,5 +64,6 @@ REPLAY_ONLY = (("pwrite", "pos_overflow"), ("pwrite", "grow_seal_short"),
 #: write count is the trace's too (Action.writers; tests/test_exec.py). io_uring's write and
 #: read are pwrite64's and pread64's rules with the descriptor's check first
 REPLAY_ACTIONS = ("write", "read", "writev", "readv", "lseek", "pwritev2_fpos", "preadv2_fpos",
+                  "sendfile",
                   "exec", "uring_write", "uring_read", "setfl", "getfl",
                   "fioclex", "fionbio", "ioctl_notty")

@@ -1,11 +1,12 @@
 """The memfd design's calls at the open file description's f_pos: write, read, writev,
-readv (the rules of pwrite64, pread64, pwritev, preadv at that offset: memfd_rw.py) and
-lseek. f_pos is not a state field: a trace's handle table keeps it (Action.fpos, NOTES.md
-"f_pos belongs to the trace"), so the engines do not explore these actions."""
+readv (the rules of pwrite64, pread64, pwritev, preadv at that offset: memfd_rw.py),
+sendfile within the memfd (to the out description's f_pos) and lseek. f_pos is not a state
+field: a trace's handle table keeps it (Action.fpos, NOTES.md "f_pos belongs to the trace"),
+so the engines do not explore these actions."""
 
 from __future__ import annotations
 
-from model.designs.memfd_pages import LOFF
+from model.designs.memfd_pages import LOFF, SIZE
 from model.designs.memfd_rw import (
     DESC_APPEND,
     DESC_READ,
@@ -21,12 +22,13 @@ from model.designs.memfd_rw import (
     pwritev2_fpos_body,
     read_body,
     readv_body,
+    sendfile_body,
     write_body,
     writev_body,
 )
 from model.designs.memfd_state import FD, FD_KINDS
 from model.lang import Action, Param, integer, word
-from model.lang.callspec import Bytes, C, Fd, Flags, IoCnt, IoVec, Num
+from model.lang.callspec import Bytes, C, Fd, Flags, IoCnt, IoVec, Num, Ptr
 from model.vocab import RWF_FLAGS
 
 FD_PARAM = Param("fd", FD, tuple(range(len(FD_KINDS))))
@@ -39,6 +41,10 @@ def fpos_param(name: str) -> Param:
     return Param(name, LOFF, (), "the description's f_pos (the trace's handle table holds it)",
                  symbolic_domain=True)
 
+
+#: sendfile()'s NULL offset
+SENDFILE_NULL = ("the in description's f_pos, read and advanced beside the out one's; the "
+                 "model judges sendfile from a given offset ([N])")
 
 SEEK_WHENCE = {"SEEK_SET": SEEK_SET, "SEEK_CUR": SEEK_CUR, "SEEK_END": SEEK_END,
                "SEEK_DATA": 3, "SEEK_HOLE": 4}
@@ -89,6 +95,16 @@ FPOS_ACTIONS: tuple[Action, ...] = (
            "preadv2 at pos -1: into an iovec array at the description's f_pos",
            fpos=("off", "advance"),
            from_desc=DESC_READ + DESC_APPEND),
+    # sendfile() within the memfd: in at an explicit offset ([N]), out at its f_pos
+    Action("sendfile", (FD_PARAM, fpos_param("off"), Param("fd_in", FD, ()),
+                        Param("off_in", LOFF, (), "*offset: where the in file is read"),
+                        Param("len", SIZE, (), "count, in bytes (size_t)"),
+                        fmode_read_param(), o_append_param()),
+           sendfile_body, "sendfile",
+           (Fd("fd"), Fd("fd_in"), Ptr("off_in", SENDFILE_NULL), Num("len")),
+           "copy count bytes of the file from *offset to the out description's f_pos "
+           "(both descriptors name it)", fpos=("off", "advance"),
+           from_desc=(("fmode_read", "fd_in", "read"), ("o_append", "fd", "append"))),
     Action("lseek", (FD_PARAM, fpos_param("pos"),
                      Param("off", LOFF, (), "offset (loff_t)"),
                      Param("whence", integer(0, (1 << 32) - 1), (), "whence (unsigned int)")),

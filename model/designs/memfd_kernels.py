@@ -87,12 +87,15 @@ def _no_foll_force(s: StateView, m: E, off: E) -> Rule:
 
 
 def _pmd_write_chunks(a: Action) -> Action:
-    """A write path (pwrite, splice, copy_file_range, pwritev[2]: the same
+    """A write path (pwrite, splice, copy_file_range, sendfile, pwritev[2]: the same
     shmem_write_begin()) under F_SEAL_GROW in PMD-sized chunks (memfd_rw.grow_seal_rules),
     where memfd_rw.written() says its data lands."""
+    def rule(s: StateView, i: int, p: dict[str, E]) -> Rule:
+        off, n, piece = written(s, p)
+        return grow_seal_rules(s, off, n, HPAGE_SIZE, piece)[i]
+
     for i, label in enumerate(("grow_seal", "grow_seal_short")):
-        a = a.replace_rule(label, lambda s, i=i, **p: grow_seal_rules(
-            s, *written(s, p), HPAGE_SIZE)[i])
+        a = a.replace_rule(label, lambda s, i=i, **p: rule(s, i, p))
     return a
 
 

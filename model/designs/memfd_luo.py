@@ -201,12 +201,13 @@ def otrunc_frozen(s: StateView, how: E) -> Rule:
                 label="frozen", why="O_TRUNC -> shmem_setattr(): frozen")
 
 
-def write_frozen(s: StateView, off: E, len: E) -> list[Rule]:  # noqa: A002
+def write_frozen(s: StateView, off: E, len: E,  # noqa: A002
+                 piece: E | None = None) -> list[Rule]:
     """shmem_write_begin(), after the seal checks: a chunk ending past i_size on a frozen inode
     is refused as F_SEAL_GROW refuses it (memfd.write_begin_refusal)."""
     return write_begin_refusal(s, off, len, PAGE_SIZE, frozen(s, "shmem_write_begin"),
                                "frozen", "shmem_write_begin(): SHMEM_F_MAPPING_FROZEN and "
-                               "pos + len > i_size")
+                               "pos + len > i_size", piece)
 
 
 def fallocate_frozen(s: StateView) -> Rule:

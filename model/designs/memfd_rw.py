@@ -95,27 +95,43 @@ def appends_now(p: Mapping[str, int]) -> bool:
     return e is not None and bool(e.val)
 
 
+#: the internal pipe of do_splice_direct(): PIPE_DEF_BUFFERS page-sized buffers, so one
+#: fill by shmem_file_splice_read() carries at most 64 KiB (less the first page's offset)
+SPLICE_PIPE = 16 * PAGE_SIZE
+
+
 def write_begin_refusal(s: StateView, off: E, len: E, chunk: int, refuses: E,  # noqa: A002
-                        label: str, why: str) -> list[Rule]:
+                        label: str, why: str, piece: E | None = None) -> list[Rule]:
     """A shmem_write_begin() check that refuses a chunk ending past i_size. generic_perform_write()
     copies in chunks that end at multiples of `chunk` (the mapping's largest folio: PAGE_SIZE on
     the 6.18.44 machine, whose shmem mapping has no large folios; PMD_SIZE, 2 MiB, on Debian's
     6.12, 7.2 and 7.3-rc builds, probed under QEMU: memfd_kernels.py); the first chunk refused
     ends the write: EPERM when it is the first chunk, else the bytes written before it (the
-    chunk boundary at or below i_size, less off). Rules `label` and `label`_short."""
-    boundary = (s.size // chunk) * chunk
+    chunk boundary at or below i_size, less off). Rules `label` and `label`_short.
+
+    `piece`: the data comes through do_splice_direct()'s pipe (sendfile), one write_iter call
+    per fill: the first carries `piece` bytes, every later one SPLICE_PIPE, and each call's
+    first chunk starts where the call does, so a fill's start at or below i_size is a chunk
+    start too (probed on 6.18.44: 65,536 bytes where pwrite64 writes 65,432)."""
+    stop = (s.size // chunk) * chunk
+    if piece is not None:
+        second = off + piece
+        fill = If(second <= s.size,
+                  second + ((s.size - second) // SPLICE_PIPE) * SPLICE_PIPE, off)
+        stop = If(fill > stop, fill, stop)
     past = refuses & (off + len > s.size)
     return [
-        fail("EPERM", when=past & (boundary <= off), label=label, why=why + ", first chunk"),
-        ok(boundary - off, when=past, label=f"{label}_short", effects=CHG_FD,
+        fail("EPERM", when=past & (stop <= off), label=label, why=why + ", first chunk"),
+        ok(stop - off, when=past, label=f"{label}_short", effects=CHG_FD,
            why=why + "; generic_perform_write() returns the bytes written before it"),
     ]
 
 
-def grow_seal_rules(s: StateView, off: E, len: E, chunk: int) -> list[Rule]:  # noqa: A002
+def grow_seal_rules(s: StateView, off: E, len: E, chunk: int,  # noqa: A002
+                    piece: E | None = None) -> list[Rule]:
     """F_SEAL_GROW against a write crossing i_size (write_begin_refusal)."""
     return write_begin_refusal(s, off, len, chunk, s.seals.has(F_SEAL_GROW), "grow_seal",
-                               "shmem_write_begin(): GROW and pos + len > i_size")
+                               "shmem_write_begin(): GROW and pos + len > i_size", piece)
 
 
 def pwrite_body(s: StateView, fd: E, off: E, len: E, o_append: E) -> list[Rule]:  # noqa: A002
@@ -181,14 +197,16 @@ def vfs_write_rules(s: StateView, fd: E, off: E, len: E,  # noqa: A002
     ]
 
 
-def write_iter_rules(s: StateView, off: E, len: E) -> list[Rule]:  # noqa: A002
+def write_iter_rules(s: StateView, off: E, len: E,  # noqa: A002
+                     piece: E | None = None) -> list[Rule]:
     """shmem_file_write_iter() for len > 0 bytes at off, once the caller's checks passed:
-    generic_perform_write() -> shmem_write_begin() per page-sized chunk (the seals)."""
+    generic_perform_write() -> shmem_write_begin() per page-sized chunk (the seals); `piece`:
+    through a splice pipe (write_begin_refusal)."""
     end = off + len
     return [
         fail("EPERM", when=write_sealed(s), label="write_seal",
              why="shmem_write_begin(): WRITE or FUTURE_WRITE"),
-        *grow_seal_rules(s, off, len, PAGE_SIZE),
+        *grow_seal_rules(s, off, len, PAGE_SIZE, piece),
         ok(len, effects=CHG_FD, size=If(end > s.size, end, s.size)),
     ]
 
@@ -216,7 +234,7 @@ def splice_write_body(s: StateView, fd: E, off: E, len: E,  # noqa: A002
     ]
 
 
-def _min(a: E, b: E) -> E:
+def _min(a: E, b: E | int) -> E:
     return If(a < b, a, b)
 
 
@@ -239,13 +257,18 @@ def copy_count(s: StateView, off_in: E, off_out: E, len: E) -> E:  # noqa: A002
     return If(off_out < 0, src, _min(src, MAX_LFS_FILESIZE - off_out))
 
 
-def written(s: StateView, p: Mapping[str, E]) -> tuple[E, E]:
-    """Where a write path's data lands and how many bytes it offers shmem_write_begin(), from
-    the action's parameters: write_pos() and len; copy_file_range's off_out and copy_count().
-    The deltas that edit every write path's seal rules (WRITE_PATHS) take it from here."""
+def written(s: StateView, p: Mapping[str, E]) -> tuple[E, E, E | None]:
+    """Where a write path's data lands, how many bytes it offers shmem_write_begin() and, for
+    data through a splice pipe, the first fill's (write_begin_refusal()), from the action's
+    parameters: write_pos() and len; copy_file_range's off_out and copy_count(); sendfile's
+    f_pos and sendfile_count(). The deltas that edit every write path's seal rules
+    (WRITE_PATHS) take it from here."""
     if "off_out" in p:
-        return p["off_out"], copy_count(s, p["off_in"], p["off_out"], p["len"])
-    return write_pos(s, p["off"], p.get("flags"), p.get("o_append")), p["len"]
+        return p["off_out"], copy_count(s, p["off_in"], p["off_out"], p["len"]), None
+    if "off_in" in p:
+        n = sendfile_count(s, p["off_in"], p["off"], p["len"])
+        return p["off"], n, first_fill(s, p["off_in"], n)
+    return write_pos(s, p["off"], p.get("flags"), p.get("o_append")), p["len"], None
 
 
 def copy_file_range_body(s: StateView, fd_in: E, off_in: E, fd_out: E, off_out: E,
@@ -283,6 +306,72 @@ def copy_file_range_body(s: StateView, fd_in: E, off_in: E, fd_out: E, off_out: 
         fail("EINVAL", when=s.hugetlb, label="no_splice_read",
              why="do_splice_direct() -> do_splice_read(): hugetlbfs has no splice_read"),
         *write_iter_rules(s, off_out, n),
+    ]
+
+
+#: rw_verify_area()'s cap on one transfer (INT_MAX & PAGE_MASK)
+MAX_RW_COUNT = 0x7FFFF000
+
+
+def sendfile_count(s: StateView, off_in: E, off_out: E, len: E) -> E:  # noqa: A002
+    """The bytes sendfile() moves within the memfd: do_sendfile() caps the count at
+    MAX_RW_COUNT; splice_direct_to_actor() reads from off_in until it has the count or meets
+    i_size. When the data lands after where it is read from (off_out > off_in) and the count
+    reaches past i_size, every write grows the file before the read gets there, so the read
+    never meets EOF: the whole count is moved (probed on 6.18.44: 20,000 bytes from a 4,096-byte
+    file written 100 bytes on)."""
+    n = _min(len, MAX_RW_COUNT)
+    feeds = (off_in < s.size) & (off_out > off_in) & (n > s.size - off_in)
+    return If(feeds, n, If(off_in >= s.size, 0, _min(n, s.size - off_in)))
+
+
+def first_fill(s: StateView, off_in: E, n: E) -> E:
+    """What shmem_file_splice_read() puts in do_splice_direct()'s empty pipe first: page-sized
+    buffers up to SPLICE_PIPE, the first from off_in to its page's end, and no further than
+    i_size or the n bytes asked for."""
+    return _min(_min(SPLICE_PIPE - off_in % PAGE_SIZE, s.size - off_in), n)
+
+
+def sendfile_body(s: StateView, fd: E, off: E, fd_in: E, off_in: E, len: E,  # noqa: A002
+                  fmode_read: E, o_append: E) -> list[Rule]:
+    """sendfile(out_fd, in_fd, &off_in, count) within the memfd (both descriptors name it),
+    the data landing at the out description's f_pos `off` (Action.fpos; probed on 6.18.44):
+    do_sendfile() checks the in file's FMODE_READ (EBADF), rw_verify_area() of the read
+    (EINVAL: a count past SSIZE_MAX, a negative off_in or one whose sum wraps), caps the count
+    at MAX_RW_COUNT, checks the out file's FMODE_WRITE (EBADF) and rw_verify_area() of the
+    write at f_pos (EINVAL); do_splice_direct() refuses an O_APPEND out file (EINVAL);
+    splice_direct_to_actor() moves nothing for a count of 0; hugetlbfs has no splice_read
+    (EINVAL); then sendfile_count() bytes go to shmem's write_iter at f_pos, a pipe's fill at
+    a time (first_fill(); the seals of write_iter_rules()). The inode's IMMUTABLE and APPEND
+    flags are not checked on this path (probed)."""
+    n = sendfile_count(s, off_in, off, len)
+    capped = _min(len, MAX_RW_COUNT)
+    return [
+        have_fd(s, fd_in),
+        requires(count(s, FD_FIELDS, fd) > 0, label="have_fd_out",
+                 why="the caller holds a descriptor of this kind"),
+        fail("EBADF", unless=fmode_read, label="fmode_read",
+             why="do_sendfile(): the in file lacks FMODE_READ"),
+        fail("EINVAL", when=len > MAX_LFS_FILESIZE, label="count_signed",
+             why="rw_verify_area(): (ssize_t)count < 0"),
+        fail("EINVAL", when=off_in < 0, label="negative_pos", why="rw_verify_area(): pos < 0"),
+        fail("EINVAL", when=off_in + len > MAX_LFS_FILESIZE, label="pos_overflow",
+             why="rw_verify_area(): (loff_t)(pos + count) < 0"),
+        fail("EBADF", unless=fd == RW, label="fmode_write",
+             why="do_sendfile(): the out file lacks FMODE_WRITE"),
+        fail("EINVAL", when=off + capped > MAX_LFS_FILESIZE, label="out_pos_overflow",
+             why="rw_verify_area() of the write at f_pos: (loff_t)(pos + count) < 0"),
+        fail("EINVAL", when=o_append, label="o_append",
+             why="do_splice_direct(): the out file has O_APPEND"),
+        ok(0, when=len == 0, label="zero_len",
+           why="splice_direct_to_actor(): nothing to move"),
+        fail("EINVAL", when=s.hugetlb, label="no_splice_read",
+             why="vfs_splice_read(): hugetlbfs has no splice_read"),
+        ok(0, when=n == 0, label="eof", why="shmem_file_splice_read(): off_in at or past EOF"),
+        requires(n <= MAX_WRITE_COUNT, label="feed_limit",
+                 why=f"more than {MAX_WRITE_COUNT} bytes written: memory the machine may not "
+                     "have (ENOMEM and the OOM killer are not modelled)"),
+        *write_iter_rules(s, off, n, first_fill(s, off_in, n)),
     ]
 
 
