@@ -346,7 +346,7 @@ def test_conform_actions_restricts_the_run_and_says_so(capsys: pytest.CaptureFix
     the summary names them."""
     need("pidns")
     only = "memfd_create,fcntl_add_seals,ftruncate,fchmod,close"
-    assert main(["conform", "--actions", only, "--scope", "pages=2,fds=1,depth=3", "--random",
+    assert main(["conform", "--actions", only, "--scope", "pages=1,fds=1,depth=3", "--random",
                  "10", "--length", "5", "--no-hugetlb", "--quiet"]) == 0
     out = capsys.readouterr().out
     tested = re.search(r"^conform: steps compared per action: (.*)$", out, re.M)
