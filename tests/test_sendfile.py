@@ -138,6 +138,12 @@ def test_the_kernel_designs_cut_where_their_write_chunk_ends() -> None:
             "fcntl(3, F_ADD_SEALS, F_SEAL_GROW) = 0\n" + at(8000))
     assert replay_text(text + sf(0, 4096, "192")) is None
     assert replay_text(text + sf(0, 4096, "-1 EPERM"), "memfd@6.12") is None
+    # a pipe fill's start is a write's start in any chunk: 7.2.13 moved 65,536 bytes here
+    # where its pwrite64 is EPERM (`replay --on kernel@7.2` of the scenario, stop 42)
+    big = ('memfd_create("t", MFD_ALLOW_SEALING) = 3\npwrite64(3, "x"..., 70000, 0) = 70000\n'
+           "fcntl(3, F_ADD_SEALS, F_SEAL_GROW) = 0\n" + at(4200))
+    assert replay_text(big + sf(0, 65900, "65536") + '\npwrite64(3, "x"..., 65900, 4200) = '
+                       "-1 EPERM", "memfd@7.2") is None
 
 
 @pytest.mark.kernel
