@@ -29,7 +29,7 @@ NR = {"read": 0, "write": 1, "open": 2, "close": 3, "fstat": 5, "lseek": 8, "mma
       "process_vm_writev": 311, "preadv": 295, "pwritev": 296, "memfd_create": 319,
       "copy_file_range": 326, "preadv2": 327, "pwritev2": 328, "newfstatat": 262,
       "execve": 59, "execveat": 322, "io_uring_setup": 425, "io_uring_enter": 426,
-      "io_uring_register": 427, "file_getattr": 468, "file_setattr": 469, "sendfile": 40}
+      "io_uring_register": 427, "file_getattr": 468, "file_setattr": 469}
 PROT_NONE, PROT_RW, MAP_SHARED, MAP_PRIVATE = 0, 3, 1, 2
 MAP_FIXED, MAP_ANONYMOUS, MAP_POPULATE, MAP_NORESERVE = 0x10, 0x20, 0x8000, 0x4000
 CLONE_NEWPID, F_SETFL, O_NONBLOCK = 0x20000000, 4, 0o4000
