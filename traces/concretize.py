@@ -45,6 +45,7 @@ from traces.refusal import Outside, ResolveError
 from traces.run import ARun, AStep
 from traces.syscalls import FD_LIMIT, TraceError, const, iovec_items, string_bytes
 from traces.trace import (
+    Any_,
     Arg,
     Err,
     Int,
@@ -675,6 +676,10 @@ def _written_back(step: Step, specs: tuple[object, ...], params: Mapping[str, in
         if not isinstance(spec, Ptr):
             raise ResolveError(f"argument {i + 1}: '=> ...' follows a pointer the call writes "
                                "back ([N] => [M]) only", step)
+        if isinstance(step.outcome, Any_):
+            raise ResolveError(f"argument {i + 1}: '=> ...' with '= ?': the value written back "
+                               "follows the outcome, which the line leaves to the model; write "
+                               "the outcome, or the pointer as [N] alone", step)
         moved = step.outcome.value if isinstance(step.outcome, Ret) else 0
         want = params[spec.param] + moved
         if not (isinstance(after, Lst) and len(after.items) == 1
