@@ -412,9 +412,11 @@ def _close_session(s: StateView, left: E, more: Mapping[str, E | int] | None = N
     """Closing a session: luo_file_unpreserve_files() -> memfd_luo_unpreserve() for each of its
     preservations: shmem_freeze(false) clears SHMEM_F_MAPPING_FROZEN (a bit, not a count) and
     unpin_folio() drops that preservation's own pins; `left` preservations (the other
-    session's) keep theirs."""
-    updates: dict[str, E | int] = {"luo_n": left, "luo_pin": If(left > 0, s.luo_pin, 0),
-                                   **(more or {})}
+    session's) keep theirs; the serialization's copies (luo_seals, luo_mode) go with the
+    last one."""
+    updates: dict[str, E | int] = {
+        "luo_n": left, "luo_pin": If(left > 0, s.luo_pin, 0),
+        **memfd_luo.serialization_left(s, left), **(more or {})}
     updates.update(s.with_flag("MAPPING_FROZEN", False, site="shmem_freeze"))
     return ok(0, **as_updates(updates))
 

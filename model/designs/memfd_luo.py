@@ -116,9 +116,11 @@ LUO_FIELDS = (
     Field("luo_pin", boolean(), "memfd_pin_folios() pins of the preservation (every page up to "
           "i_size, holes filled)"),
     Field("luo_seals", word(6, SEALS), "ser->seals: the seal word when preserved (what the "
-          "next kernel re-applies; memfd_luo_freeze() records only f_pos)"),
-    Field("luo_mode", word(9), "i_mode & 0777 when preserved (not preserved by LUO)",
-          ghost=True),
+          "next kernel re-applies; memfd_luo_freeze() records only f_pos); 0 once the "
+          "serialization is gone (unpreserve, retrieve, finish), so that states differing "
+          "only in a dead copy are one state"),
+    Field("luo_mode", word(9), "i_mode & 0777 when preserved (not preserved by LUO); 0 once "
+          "the serialization is gone, as luo_seals", ghost=True),
 )
 
 
@@ -129,6 +131,14 @@ def frozen(s: StateView, site: str) -> E:
 def managed(s: StateView) -> E:
     """The inode is in luo_preserved_files: preserved, or retrieved and not finished."""
     return (s.luo_n > 0) | (s.luo_phase == RETRIEVED)
+
+
+def serialization_left(s: StateView, left: E) -> dict[str, E]:
+    """luo_seals and luo_mode once `left` preservations remain and no kexec is pending: kept
+    while one does, else 0 (the serialization is freed; nothing reads a stale copy, and
+    states differing only in one would be distinct states: memfd+luo had 48 M, 23 M
+    without)."""
+    return {f: If(left > 0, s[f], 0) for f in ("luo_seals", "luo_mode")}
 
 
 def preserve_body(s: StateView, fd: E) -> list[Rule]:
@@ -155,7 +165,7 @@ def unpreserve_body(s: StateView) -> list[Rule]:
     """Closing the outgoing session: luo_file_unpreserve_files() -> memfd_luo_unpreserve():
     shmem_freeze(false), unpin_folio() of every pinned folio."""
     return [requires((s.luo_phase == LIVE) & (s.luo_n > 0), label="preserved"),
-            ok(0, luo_n=s.luo_n - 1, luo_pin=0,
+            ok(0, luo_n=s.luo_n - 1, luo_pin=0, **serialization_left(s, s.luo_n - 1),
                **as_updates(s.with_flag("MAPPING_FROZEN", False, site="shmem_freeze")))]
 
 
@@ -179,7 +189,7 @@ def retrieve_body(s: StateView) -> list[Rule]:
     widened = If(s.luo_seals.has(F_SEAL_EXEC), s.luo_seals | WX_SEALS, s.luo_seals)
     return [requires(s.luo_phase == KEXEC, label="next_kernel"),
             ok(0, luo_phase=RETRIEVED, fd_rw=1, mode=0o777, seals=widened, origin=O_MEMFD,
-               luo_seals=0, **as_updates(fsflags_cleared(s)),
+               luo_seals=0, luo_mode=0, **as_updates(fsflags_cleared(s)),
                **as_updates(s.with_flag("NORESERVE", True, site="__shmem_get_inode")))]
 
 
@@ -187,7 +197,8 @@ def finish_body(s: StateView) -> list[Rule]:
     """LIVEUPDATE_SESSION_FINISH: memfd_luo_finish() lets go of a retrieved file, or discards
     the folios of one never retrieved (the file is gone: the model's one inode is used up)."""
     return [requires((s.luo_phase == KEXEC) | (s.luo_phase == RETRIEVED), label="next_kernel"),
-            ok(0, luo_phase=If(s.luo_phase == RETRIEVED, LIVE, DISCARDED))]
+            ok(0, luo_phase=If(s.luo_phase == RETRIEVED, LIVE, DISCARDED),
+               **serialization_left(s, s.luo_n))]
 
 
 # the SHMEM_F_MAPPING_FROZEN checks, each after the checks the kernel makes before it
