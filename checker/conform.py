@@ -21,22 +21,21 @@ state: no rule is re-implemented here). A divergence is confirmed by a second ru
 from __future__ import annotations
 
 import copy
-import multiprocessing
 import os
 import random
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from checker.conform_pool import BATCH, Pool, run_one
 from checker.conform_restrict import offers_hugetlb, restrict_capabilities, restrict_hugetlb
 from model.lang.action import MAP_DEFAULT
 from traces.concretize import size_scale
-from traces.kernel import KernelRun, Observation, die_with_parent, run_on_kernel
+from traces.kernel import KernelRun, Observation
 from traces.trace import Outcome, Ret, Step, Trace
 
 if TYPE_CHECKING:
@@ -52,8 +51,6 @@ __all__ = ["DEFAULT_SCOPES", "ConformOptions", "ConformReport", "Divergence", "r
 #: Conformance scopes (counter bounds and a depth bound) and random-walk scopes per design.
 DEFAULT_SCOPES: dict[str, str] = {"memfd": "pages=2,maps=2,pins=2,fds=2,depth=3"}
 DEFAULT_WALK_SCOPES: dict[str, str] = {"memfd": "pages=3,maps=3,pins=2,fds=3"}
-KERNEL_TIMEOUT = 20.0  # seconds per trace; a pinned F_SEAL_WRITE costs ~0.17 s
-BATCH = 24  # traces per task sent to a worker
 HUGEPAGES_PER_JOB = 8  # a file of up to `pages` huge pages, private copies, stragglers
 #: 1 GiB pages per job for MFD_HUGE_1GB files (--hugetlb-1g): fallocate takes up to 2, a
 #: private store copies one, a finished case's may not be free yet (with 2: ENOSPC/SIGBUS)
@@ -146,6 +143,8 @@ class Case:
     noexec: int | None  # run_on_kernel's noexec_scope
     hugetlb: bool
     aspects: frozenset[str] = frozenset(("seals", "size", "mode", "maps"))  # compared
+    #: the steps before this one are not observed (run_on_kernel's observe_from)
+    observe_from: int = 0
 
 
 @dataclass
@@ -336,8 +335,9 @@ def compare(case: Case, run: KernelRun) -> Mismatch | None:
         filled = run.outputs[i] if i < len(run.outputs) else {}
         for k in sorted(k for k in filled if k in shown and shown[k] != filled[k]):
             return Mismatch(i, k, _val(shown[k]), _val(filled[k]), output=True)
-        if i < len(obs):
-            m = diff_observation(case.expect[i], obs[i], case.aspects)
+        seen = obs[i] if i < len(obs) else None
+        if seen is not None:
+            m = diff_observation(case.expect[i], seen, case.aspects)
             if m is not None:
                 m.index = i
                 return m
@@ -354,6 +354,9 @@ class Graph:
     ex: Explorer
     reps: list[tuple[int, int]]  # (depth, index) in the BFS layers
     transitions: int  # enabled action instances from the reps
+    #: reps every state of whose path before it is a rep too: each step of the path is then
+    #: some chunk's last step (transition_cases)
+    covered: set[tuple[int, int]] = field(default_factory=set)
 
 
 def explore(design: Design, scope: Mapping[str, int], depth: int | None,
@@ -372,14 +375,26 @@ def explore(design: Design, scope: Mapping[str, int], depth: int | None,
         gmask |= pk.mask[n] << pk.shift[n]
     seen: set[int] = set()
     reps: list[tuple[int, int]] = []
+    covered: set[tuple[int, int]] = set()
     transitions = 0
+    # per layer, whether each state's path is through reps only (its own rep-ness aside)
+    through_reps = prev_rep = np.ones(0, dtype=bool)
     for d, layer in enumerate(res.layers):
         keys = layer[0]
+        is_rep = np.zeros(len(keys), dtype=bool)
         rows = []
         for i, k in enumerate((keys & ~np.int64(gmask)).tolist()):
             if k not in seen:
                 seen.add(k)
                 rows.append(i)
+        is_rep[rows] = True
+        if d == 0:
+            through = np.ones(len(keys), dtype=bool)
+        else:
+            par = layer[1]
+            through = through_reps[par] & prev_rep[par]
+        covered.update((d, i) for i in rows if through[i])
+        through_reps, prev_rep = through, is_rep
         if not rows:
             continue
         S = pk.fields(keys[np.array(rows, dtype=np.int64)])
@@ -387,11 +402,16 @@ def explore(design: Design, scope: Mapping[str, int], depth: int | None,
             transitions += int(np.broadcast_to(ca.fn(S, param_arrays(ca))["en"],
                                                (len(rows), ca.k)).sum())
         reps.extend((d, i) for i in rows)
-    return Graph(ex, reps, transitions)
+    return Graph(ex, reps, transitions, covered)
 
 
 def transition_cases(model: Model, g: Graph) -> Iterator[list[Case]]:
-    """One chunk per state: its path plus each enabled instance, one trace each."""
+    """One chunk per state: its path plus each enabled instance, one trace each. Where the
+    path runs through reps only (Graph.covered), only the last step is observed: the state
+    after each step of the path was observed in the trace whose last step it is (the search's
+    path of a state runs through its parent's, and a rep parent's chunk has every successor),
+    and the same steps from the same start leave the kernel in the same observable state.
+    Elsewhere every step is observed, as a rerun (run_one: shrinking, reproducing) does."""
     from checker.kernel_replay import needs_hugetlb
     from traces.concretize import Handles
 
@@ -415,7 +435,8 @@ def transition_cases(model: Model, g: Graph) -> Iterator[list[Case]]:
             s, o = model.extend(h2, st, a)
             n += 1
             chunk.append(Case(f"transition {n}", dict(run.init), [*run.steps, a], [*steps, s],
-                              [*obs, o], noexec, huge or needs_hugetlb([s]), aspects))
+                              [*obs, o], noexec, huge or needs_hugetlb([s]), aspects,
+                              observe_from=len(run.steps) if (d, i) in g.covered else 0))
         yield chunk
 
 
@@ -457,78 +478,6 @@ def random_walks(model: Model, design: Design, scope: Mapping[str, int], n: int,
             for w in range(n) if runs[w]]
 
 
-# ---- the kernel side ----------------------------------------------------------------------
-def _kernel_batch(batch: list[tuple[list[Step], int | None, int | None]]) -> list[KernelRun]:
-    """Worker: run each trace in its own forked child, with observations. A run from an
-    initial state whose 1 GiB hstate (hstate_1g) is not this machine's is skipped by
-    run_on_kernel when it creates an MFD_HUGE_1GB file (and so is one with no free 1 GiB
-    page: with --hugetlb-1g run_conform reserves GIGANTIC_PER_JOB a job, when the kernel can
-    allocate them)."""
-    return [run_on_kernel(steps, observe=True, noexec_scope=noexec, hstate_1g=hstate,
-                          timeout=KERNEL_TIMEOUT)
-            for steps, noexec, hstate in batch]
-
-
-def _run_one(case: Case) -> KernelRun:
-    return run_on_kernel(case.steps, observe=True, noexec_scope=case.noexec,
-                         hstate_1g=case.init.get("hstate_1g"), timeout=KERNEL_TIMEOUT)
-
-
-def _worker_init() -> None:
-    """A pool worker dies with its parent and leaves Ctrl-C to it: a terminal's SIGINT reaches
-    the whole process group, and one landing in a worker's os.fork() made Python print
-    "Exception ignored in ... _releaseLock" with a traceback; the parent stops the run
-    (checker/interrupt.py) and the workers with it."""
-    import signal
-
-    die_with_parent()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-class _Pool:
-    """Workers started fresh (spawn), so that their forks stay cheap."""
-
-    def __init__(self, jobs: int) -> None:
-        self.jobs = jobs
-        self.pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
-                                        initializer=_worker_init)
-
-    def run(self, chunks: Iterator[list[Case]], done: Callable[[Case, KernelRun], None]) -> None:
-        pending: dict[Future[list[KernelRun]], list[Case]] = {}
-        buf: list[Case] = []
-
-        def submit(cases: list[Case]) -> None:
-            fut = self.pool.submit(_kernel_batch, [(c.steps, c.noexec, c.init.get("hstate_1g"))
-                                                   for c in cases])
-            pending[fut] = cases
-
-        def drain(limit: int) -> None:
-            while len(pending) > limit:
-                ready, _ = wait(list(pending), return_when=FIRST_COMPLETED)
-                for fut in ready:
-                    cases = pending.pop(fut)
-                    try:
-                        runs = fut.result()
-                    except Exception as e:  # a dead worker: each case fails, loudly
-                        runs = [KernelRun([], None, None, f"worker failed: {e!r}")] * len(cases)
-                    for c, r in zip(cases, runs, strict=True):
-                        done(c, r)
-
-        for chunk in chunks:
-            buf.extend(chunk)
-            while len(buf) >= BATCH:
-                submit(buf[:BATCH])
-                del buf[:BATCH]
-                drain(4 * self.jobs)
-        if buf:
-            submit(buf)
-        drain(0)
-
-    def close(self) -> None:
-        self.pool.shutdown(cancel_futures=True)
-
-
-# ---- shrinking and writing ----------------------------------------------------------------
 def shrink(model: Model, case: Case, mm: Mismatch,
            run: Callable[[Case], KernelRun]) -> tuple[Case, Mismatch, KernelRun | None]:
     """Drop steps while the same divergence (action and aspect) persists on model and kernel."""
@@ -709,7 +658,7 @@ def run_conform(design: Design, opts: ConformOptions) -> ConformReport:
             say(f"traces with MFD_HUGETLB are skipped: {huge_reason}")
         if giga_reason:
             say(f"traces with MFD_HUGE_1GB are skipped: {giga_reason}")
-        pool = _Pool(opts.jobs)
+        pool = Pool(opts.jobs)
         try:
             pool.run(filtered(), done)
         finally:
@@ -727,7 +676,7 @@ def run_conform(design: Design, opts: ConformOptions) -> ConformReport:
 def _reproduces(case: Case, sig: tuple[str, str], tries: int = 2) -> KernelRun | None:
     """A run of `case` that diverges with signature `sig`, within `tries` runs."""
     for _ in range(tries):
-        run = _run_one(case)
+        run = run_one(case)
         m = None if run.skipped else compare(case, run)
         if m is not None and m.signature(case) == sig:
             return run
@@ -755,7 +704,7 @@ def _minimise(model: Model, sig: tuple[str, str],
         small, smm, srun = first, first_mm, first_run
     else:
         case, mm, crun = confirmed
-        small, smm, srun = shrink(model, case, mm, _run_one)
+        small, smm, srun = shrink(model, case, mm, run_one)
         check = _reproduces(small, sig)
         if check is None:  # the shrinker was misled by a flaky run: keep the original
             small, smm, srun = case, mm, crun

@@ -9,6 +9,7 @@ import glob
 import os
 import re
 from collections.abc import Sequence
+from typing import Any
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,8 @@ from model import designs, vocab
 from model.lang.design import Design
 from tests.conftest import run
 from traces import kernel
-from traces.kernel import KernelRun, capability
+from traces.kernel import KernelRun, Observation, capability
+from traces.textfmt import parse_trace
 from traces.trace import Err, Ret
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "traces" / "scenarios"
@@ -154,6 +156,56 @@ def test_conformance_scope_has_what_it_must() -> None:
                 vocab.F_SEAL_FUTURE_WRITE, vocab.F_SEAL_EXEC):
         assert bit in seals
     assert g.transitions > 10 * len(states)
+
+
+def test_each_unobserved_step_is_another_traces_observed_last_step() -> None:
+    """transition_cases observes only a trace's last step where the path runs through reps:
+    every step before it must then be the observed last step of another trace from the same
+    initial state (its prefix), so no state after a step goes unobserved."""
+    from checker.conform import Model, explore, transition_cases
+
+    d = bounded_design(vocab.MFD_ALLOW_SEALING, only=(
+        "memfd_create", "ftruncate", "fcntl_add_seals", "mmap", "store", "close"))
+    m = Model(d, {k: 1 for k in d.default_scope})
+    g = explore(d, d.scope({}), 3, m.ghost)
+    cases = [c for chunk in transition_cases(m, g) for c in chunk]
+
+    def key(c_init: dict[str, int], asteps: list[Any]) -> tuple[object, ...]:
+        return (tuple(sorted(c_init.items())),
+                *((a.action, tuple(sorted(a.params.items()))) for a in asteps))
+
+    ran = {key(c.init, c.asteps) for c in cases}
+    short = [c for c in cases if c.observe_from]
+    assert short and all(c.observe_from == len(c.asteps) - 1 for c in short)
+    assert len(short) > len(cases) // 2  # most traces share their path's observations
+    for c in short:
+        for j in range(1, c.observe_from + 1):
+            assert key(c.init, c.asteps[:j]) in ran, (c.label, j)
+    # a trace observed whole is one whose path leaves the reps (a ghost-equal state)
+    assert all(c.observe_from == 0 for c in cases if len(c.asteps) == 1)
+
+
+def test_observe_from_skips_the_probes_before_it() -> None:
+    """run_on_kernel(observe_from=k): no observation for steps 1..k (None), one after each
+    later step; compare() checks only the observed ones."""
+    from checker.conform import Case, compare
+    from traces.kernel import run_on_kernel
+
+    t = parse_trace("# shmemcheck trace 1\nmemfd_create(\"t\", MFD_ALLOW_SEALING) = 3\n"
+                    "ftruncate(3, 4096) = 0\nfcntl(3, F_ADD_SEALS, F_SEAL_GROW) = 0\n", "<t>")
+    run = run_on_kernel(t.steps, observe=True, observe_from=2)
+    if run.skipped:
+        pytest.skip(run.skipped)
+    assert run.error is None and run.observations is not None
+    assert run.observations[:2] == [None, None]
+    assert run.observations[2] == Observation(vocab.F_SEAL_GROW, 4096, 0o777, {}, 0)
+    wrong = [Observation(0x99, 1, 0o1, {}), Observation(0x99, 1, 0o1, {}),
+             run.observations[2]]
+    c = Case("t", {}, [], list(t.steps), wrong, None, False)
+    assert compare(c, run) is None
+    c.expect = [*wrong[:2], Observation(0, 4096, 0o777, {}, 0)]
+    mm = compare(c, run)
+    assert mm is not None and (mm.index, mm.aspect) == (2, "seals")
 
 
 def test_walks_are_seeded_and_predict_probes() -> None:

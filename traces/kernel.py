@@ -94,7 +94,8 @@ class KernelRun:
     """The kernel's outcomes for the executed steps (see run_on_kernel)."""
 
     outcomes: list[Outcome]
-    observations: list[Observation] | None
+    #: with observe_from, None for the steps before it
+    observations: Sequence[Observation | None] | None
     skipped: str | None
     error: str | None
     #: per step, the outputs the call filled (fstat's st_mode and st_size; {} for others)
@@ -568,7 +569,8 @@ def _decode(v: list[Any]) -> Outcome:
     return kinds[v[0]](v[1])
 
 
-def _child(ops: list[Op], out: int, observe: bool, noexec_scope: int | None) -> None:
+def _child(ops: list[Op], out: int, observe: bool, noexec_scope: int | None,
+           observe_from: int = 0) -> None:
     """Body of the forked child; never returns."""
     try:
         faulthandler.disable()
@@ -608,7 +610,7 @@ def _child(ops: list[Op], out: int, observe: bool, noexec_scope: int | None) -> 
         for i, op in enumerate(ops, 1):
             try:
                 msg: dict[str, Any] = {"o": _encode(ex_.run(op)), "out": ex_.filled}
-                if observe:
+                if observe and i > observe_from:
                     msg["obs"] = ex_.observation()
             except Exception as err:
                 text = str(err) if isinstance(err, TraceError) else f"executor failed: {err!r}"
@@ -631,12 +633,15 @@ GIGANTIC_TIMEOUT = 60.0
 
 
 def run_on_kernel(steps: Sequence[Step], *, observe: bool = False, timeout: float = 10.0,
-                  noexec_scope: int | None = None, hstate_1g: int | None = None) -> KernelRun:
+                  noexec_scope: int | None = None, hstate_1g: int | None = None,
+                  observe_from: int = 0) -> KernelRun:
     """Execute `steps` in a forked child and return the kernel's outcome of each.
 
     Nothing runs when a call is unsupported (error) or a needed capability is missing (skipped).
-    With `observe`, an Observation is recorded after every step.  With `noexec_scope`, the steps
-    run in a new pid namespace whose vm.memfd_noexec is set to that value (the host's is kept).
+    With `observe`, an Observation is recorded after every step (with `observe_from` = k,
+    after steps k+1 onwards: None before, whose probes were not run).  With `noexec_scope`,
+    the steps run in a new pid namespace whose vm.memfd_noexec is set to that value (the
+    host's is kept).
     With `hstate_1g` (the model's initial choice: whether the machine has a 1 GiB hstate), a
     trace that creates an MFD_HUGE_1GB file is skipped when this machine differs (hstates are
     fixed at boot); None runs it on the machine as it is.
@@ -670,13 +675,13 @@ def run_on_kernel(steps: Sequence[Step], *, observe: bool = False, timeout: floa
             os.setpgid(0, 0)
         with suppress(Exception):
             die_with_parent()
-        _child(ops, wfd, observe, noexec_scope)
+        _child(ops, wfd, observe, noexec_scope, observe_from)
     os.close(wfd)
     with suppress(OSError):  # the child may have done it already
         os.setpgid(pid, pid)
     outcomes: list[Outcome] = []
     outputs: list[dict[str, int]] = []
-    observations: list[Observation] = []
+    observations: list[Observation | None] = []
     skipped = error = None
     final = False
     if "hugetlb_1g" in needs:  # each 1 GiB page is zeroed when first allocated (seconds on
@@ -706,6 +711,8 @@ def run_on_kernel(steps: Sequence[Step], *, observe: bool = False, timeout: floa
                         observations.append(Observation(
                             ob["seals"], ob["size"], ob["mode"],
                             {k: (v[0], v[1]) for k, v in ob["maps"].items()}, ob.get("byte0")))
+                    elif observe:
+                        observations.append(None)
                 else:
                     final = True
                     skipped, error = msg.get("skipped"), msg.get("error")

@@ -45,6 +45,8 @@ dirty/uptodate flags are not modelled (NOTES.md LIMITATIONS).
 
 from __future__ import annotations
 
+from typing import Any
+
 from model.designs import get, register
 from model.designs.memfd import (
     FD,
@@ -133,12 +135,12 @@ def managed(s: StateView) -> E:
     return (s.luo_n > 0) | (s.luo_phase == RETRIEVED)
 
 
-def serialization_left(s: StateView, left: E) -> dict[str, E]:
+def serialization_left(s: StateView, left: E) -> dict[str, Any]:
     """luo_seals and luo_mode once `left` preservations remain and no kexec is pending: kept
     while one does, else 0 (the serialization is freed; nothing reads a stale copy, and
     states differing only in one would be distinct states: memfd+luo had 48 M, 23 M
     without)."""
-    return {f: If(left > 0, s[f], 0) for f in ("luo_seals", "luo_mode")}
+    return as_updates({f: If(left > 0, s[f], 0) for f in ("luo_seals", "luo_mode")})
 
 
 def preserve_body(s: StateView, fd: E) -> list[Rule]:
