@@ -9,8 +9,8 @@ import glob
 import os
 import re
 from collections.abc import Sequence
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import pytest
 
