@@ -45,10 +45,10 @@ from traces.kvm import cap_kvm, fill_struct, pack_struct
 from traces.memaccess import Map as _Map
 from traces.memaccess import Pin as _Pin
 from traces.memaccess import in_grandchild as _in_grandchild
+from traces.memaccess import load_then_store
 from traces.memaccess import own_write as _own_write
 from traces.memaccess import peek as _peek
 from traces.memaccess import poke as _poke
-from traces.memaccess import touch as _touch
 from traces.rawsys import ename as _ename
 from traces.rawsys import sig_name as _sig_name
 from traces.rawsys import syscall as _sys
@@ -538,10 +538,11 @@ class _Executor(PathCalls, PinCalls, ForkCalls):
 
     def map_probes(self) -> dict[str, list[str]]:
         """Each live mapping's (load, store) probe, the ones a fork's child holds too.
-        Probes run in grandchildren; the write probe stores back the byte it read, so it
-        changes no content even through a shared mapping (a private one COWs in the probe)."""
-        maps = {name: [_in_grandchild(_peek(mp.addr)), _in_grandchild(_touch(mp.addr))]
-                for name, mp in self.maps.items() if mp.live}
+        Probes run in a grandchild per mapping (load_then_store); the store writes back the
+        byte it read, so it changes no content even through a shared mapping (a private one
+        COWs in the probe)."""
+        maps = {name: list(load_then_store(mp.addr)) for name, mp in self.maps.items()
+                if mp.live}
         return {**maps, **self.remote_probes()}
 
 

@@ -64,6 +64,38 @@ def in_grandchild(fn: Callable[[], None]) -> str:
     return "ok"
 
 
+def load_then_store(addr: int) -> tuple[str, str]:
+    """The (load, load-then-store) probes of `addr` in one forked process: it loads the byte,
+    says so on a pipe, and stores it back; each is "ok" or the signal's name. A load that
+    kills the process fails the load-then-store the same way, as a process of its own would
+    (forked from the same state, it would load first). The same answers as in_grandchild(
+    peek(addr)) and a load-then-store in a grandchild of its own, with one fork instead of
+    two."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(r)
+            b = ctypes.string_at(addr, 1)
+            os.write(w, b"L")
+            ctypes.memmove(addr, b, 1)
+        except BaseException:
+            os._exit(99)
+        os._exit(0)
+    os.close(w)
+    try:
+        _, status = os.waitpid(pid, 0)
+        loaded = os.read(r, 1) == b"L"
+    finally:
+        os.close(r)
+    if os.WIFSIGNALED(status):
+        sig = _sig_name(os.WTERMSIG(status))
+        return ("ok" if loaded else sig), sig
+    if os.WEXITSTATUS(status) != 0:
+        raise TraceError(f"probe process exited with status {os.WEXITSTATUS(status)}")
+    return "ok", "ok"
+
+
 def poke(addr: int) -> Callable[[], None]:
     """Store 0x5a at addr."""
     def fn() -> None:
@@ -78,12 +110,5 @@ def peek(addr: int) -> Callable[[], None]:
     return fn
 
 
-def touch(addr: int) -> Callable[[], None]:
-    """Load the byte at addr and store it back (a write that changes no content)."""
-    def fn() -> None:
-        ctypes.memmove(addr, ctypes.string_at(addr, 1), 1)
-    return fn
-
-
-__all__ = ["Map", "Pin", "in_grandchild", "own_write", "peek", "poke", "touch"]
+__all__ = ["Map", "Pin", "in_grandchild", "load_then_store", "own_write", "peek", "poke"]
 
