@@ -14,7 +14,7 @@ from tests import manifest
 
 PINNED = manifest.load()
 BUILTIN = designs.names()
-#: memfd+luo's counts are checked by tests/test_luo.py on its catalogue exploration (48 M
+#: memfd+luo's counts are checked by tests/test_luo.py on its catalogue exploration (23 M
 #: states: a second search here cost a minute of the suite)
 CORPUS = [n for n in designs.names(include_corpus=True)
           if n not in BUILTIN and n != "memfd+luo"]
