@@ -14,7 +14,8 @@ After every step the kernel's outcome, the outputs the call filled (fstat's st_s
 st_mode, FS_IOC_GETFLAGS's flags: traces/outputs.py) and its observable state are compared
 with the model's: F_GET_SEALS, the size in bytes, the mode, and for each live mapping whether
 a load and a load-then-store succeed (the model's `load`/`store` for that mapping in that
-state: no rule is re-implemented here). A divergence is confirmed by a second run, shrunk
+state: no rule is re-implemented here); a transition's trace observes its last step only
+(transition_cases says why). A divergence is confirmed by a second run, shrunk
 (dropping steps while it persists on model and kernel) and written in the trace format.
 """
 
