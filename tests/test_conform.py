@@ -208,11 +208,8 @@ def test_observe_from_skips_the_probes_before_it() -> None:
     assert mm is not None and (mm.index, mm.aspect) == (2, "seals")
 
 
-@pytest.mark.kernel
-def test_one_probe_process_answers_as_two() -> None:
-    """load_then_store(addr) (one forked process) gives what a load and a load-then-store
-    each in a process of its own give, for a shared, a read-only, a PROT_NONE and a
-    past-EOF page of a memfd."""
+def _probe_kinds() -> dict[str, tuple[tuple[str, str], tuple[str, str]]]:
+    """In this process: each kind of mapping's (load_then_store, two separate probes)."""
     import ctypes
     import mmap
 
@@ -222,23 +219,44 @@ def test_one_probe_process_answers_as_two() -> None:
         return lambda: ctypes.memmove(addr, ctypes.string_at(addr, 1), 1)
 
     fd = os.memfd_create("t")
-    try:
-        os.ftruncate(fd, 4096)
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.mmap.restype = ctypes.c_void_p
-        libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
-                              ctypes.c_int, ctypes.c_long]
-        got = {}
-        for what, prot, off in (("rw", mmap.PROT_READ | mmap.PROT_WRITE, 0),
-                                ("ro", mmap.PROT_READ, 0), ("none", 0, 0),  # PROT_NONE
-                                ("past EOF", mmap.PROT_READ | mmap.PROT_WRITE, 4096)):
-            a = libc.mmap(None, 4096, prot, mmap.MAP_SHARED, fd, off)
-            assert a not in (None, ctypes.c_void_p(-1).value)
-            got[what] = (load_then_store(a), (in_grandchild(peek(a)),
-                                              in_grandchild(own_touch(a))))
-            libc.munmap(ctypes.c_void_p(a), 4096)
-    finally:
-        os.close(fd)
+    os.ftruncate(fd, 4096)
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                          ctypes.c_int, ctypes.c_long]
+    got = {}
+    for what, prot, off in (("rw", mmap.PROT_READ | mmap.PROT_WRITE, 0),
+                            ("ro", mmap.PROT_READ, 0), ("none", 0, 0),  # PROT_NONE
+                            ("past EOF", mmap.PROT_READ | mmap.PROT_WRITE, 4096)):
+        a = libc.mmap(None, 4096, prot, mmap.MAP_SHARED, fd, off)
+        assert a not in (None, ctypes.c_void_p(-1).value)
+        got[what] = (load_then_store(a), (in_grandchild(peek(a)), in_grandchild(own_touch(a))))
+    return got
+
+
+@pytest.mark.kernel
+def test_one_probe_process_answers_as_two() -> None:
+    """load_then_store(addr) (one forked process) gives what a load and a load-then-store
+    each in a process of its own give, for a shared, a read-only, a PROT_NONE and a
+    past-EOF page of a memfd. Run in a child without pytest's faulthandler (a probe's
+    fault would print a traceback), as the executor's child runs them."""
+    import faulthandler
+    import json
+
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        faulthandler.disable()
+        try:
+            os.write(w, json.dumps(_probe_kinds()).encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r) as f:
+        text = f.read()
+    os.waitpid(pid, 0)
+    got = {k: (tuple(one), tuple(two)) for k, (one, two) in json.loads(text).items()}
     assert {w: one for w, (one, _) in got.items()} == {
         "rw": ("ok", "ok"), "ro": ("ok", "SIGSEGV"), "none": ("SIGSEGV", "SIGSEGV"),
         "past EOF": ("SIGBUS", "SIGBUS")}
