@@ -6,13 +6,26 @@ from __future__ import annotations
 import multiprocessing
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from typing import TYPE_CHECKING
+from typing import Protocol, TypeVar
 
 from traces.kernel import KernelRun, die_with_parent, run_on_kernel
 from traces.trace import Step
 
-if TYPE_CHECKING:
-    from checker.conform import Case
+
+class Case(Protocol):
+    """What the pool reads of checker.conform.Case."""
+
+    @property
+    def steps(self) -> list[Step]: ...
+    @property
+    def noexec(self) -> int | None: ...
+    @property
+    def init(self) -> dict[str, int]: ...
+    @property
+    def observe_from(self) -> int: ...
+
+
+C = TypeVar("C", bound=Case)
 
 __all__ = ["BATCH", "KERNEL_TIMEOUT", "Pool", "run_one"]
 
@@ -57,11 +70,11 @@ class Pool:
         self.pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"),
                                         initializer=_worker_init)
 
-    def run(self, chunks: Iterator[list[Case]], done: Callable[[Case, KernelRun], None]) -> None:
-        pending: dict[Future[list[KernelRun]], list[Case]] = {}
-        buf: list[Case] = []
+    def run(self, chunks: Iterator[list[C]], done: Callable[[C, KernelRun], None]) -> None:
+        pending: dict[Future[list[KernelRun]], list[C]] = {}
+        buf: list[C] = []
 
-        def submit(cases: list[Case]) -> None:
+        def submit(cases: list[C]) -> None:
             fut = self.pool.submit(_kernel_batch, [(c.steps, c.noexec, c.init.get("hstate_1g"),
                                                     c.observe_from) for c in cases])
             pending[fut] = cases
