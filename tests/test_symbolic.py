@@ -102,13 +102,15 @@ def test_bmc_shortest_equals_explicit_shortest(memfd: Design, props: list[Proper
             continue
         assert o.run is not None
         # on the explored parameter domains a run of the explicit shortest length is found:
-        # tests/test_engines_agree.py (memfd too, by k-induction's base case)
-        # every parameter value: never longer (shorter only through values explicit skips)
+        # tests/test_engines_agree.py (memfd too, by k-induction's base case), witnesses
+        # included; here every parameter value, on the violations: the same length. (The
+        # witnesses' "never longer" over every value was 87 s of this test's 99 s alone,
+        # stop 43, and is implied by the explored-domain runs engines-agree finds.)
+        if p.kind not in ("always", "action"):
+            continue
         r2 = check_symbolic(memfd, p, "bmc", depth=20, timeout=TIMEOUT)
-        assert r2.run is not None and len(r2.run) <= len(o.run), p.name
-        if p.kind in ("always", "action"):
-            assert len(r2.run) == len(o.run), p.name
-            assert r2.verdict is Verdict.VIOLATED and r2.run.violation == p.name
+        assert r2.run is not None and len(r2.run) == len(o.run), p.name
+        assert r2.verdict is Verdict.VIOLATED and r2.run.violation == p.name
 
 
 def test_bmc_uses_whole_parameter_sorts(memfd: Design) -> None:
