@@ -84,7 +84,8 @@ def test_engines_agree(name: str, explored: Callable[[str], ExploreResult],
         run = violated or (p.kind.startswith("sometimes") and o.holds)
         # a run is looked for on the explored domains, where the shortest one has the explicit
         # length, by k-induction's base case: bmc's unrolling, asked once rather than twice
-        # (bmc itself: every memfd property in tests/test_symbolic.py); the lemmas only
+        # (bmc over every parameter value: memfd's violations and the properties without a
+        # run, tests/test_symbolic.py); the lemmas only
         # strengthen the step case, which a run makes moot
         r = check_symbolic(same if run else d, p, "kind", depth=8, timeout=TIMEOUT,
                            lemmas=not run)
