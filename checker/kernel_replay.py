@@ -136,6 +136,7 @@ def replay_on_kernel(design: Design, trace: Trace, model_replay: ModelReplay, *,
     `model_replay` is checker.replay's result for the same trace (its outcomes and run)."""
     if against not in ("kernel", "both"):
         raise ValueError(f"against must be 'kernel' or 'both', not {against!r}")
+    trace = model_replay.trace  # flattened, if it named processes (checker/processes.py)
     run = run_trace(design, trace, against)
     return judge(design, trace, model_replay, run, against=against, path=trace.path or "<trace>")
 
@@ -143,8 +144,11 @@ def replay_on_kernel(design: Design, trace: Trace, model_replay: ModelReplay, *,
 def run_trace(design: Design, trace: Trace, against: str = "kernel") -> KernelRun:
     """Run `trace` on this kernel as `replay --on kernel|both` does: its vm.memfd_noexec in
     a new pid namespace, free huge pages reserved (and restored) when it needs them, 1 GiB
-    pages as `kernel_hstate_1g` says; a reason to skip when the machine cannot."""
-    steps = trace.steps
+    pages as `kernel_hstate_1g` says; a reason to skip when the machine cannot. A trace
+    naming processes runs flattened (checker/processes.py)."""
+    from checker.processes import flatten
+
+    steps = flatten(design, trace).steps
     noexec = kernel_noexec_arg(kernel_noexec_scope(design, trace))
     giga = needs_hugetlb_1g(steps)
     hstate = kernel_hstate_1g(design, trace, against) if giga else None

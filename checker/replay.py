@@ -8,43 +8,31 @@ before the step.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from checker.interpreter import Interpreter, interpreter_for
+from checker.interpreter import Interpreter
+from checker.judge import (
+    TraceInputError,
+    judge_step,
+    replay_interpreter,
+)
 from model.lang.action import Action
-from model.lang.callspec import Fd, Fields, NewFd, Out
+from model.lang.callspec import Fields, Out
 from model.lang.design import Design, ScopeError
-from model.lang.expr import E, const, substitute
 from model.lang.schema import render_state
 from properties.catalogue import Property, load
 from traces.concretize import (
-    NEW_FD,
-    Alternatives,
     Handles,
     ResolveError,
     arg_from_text,
-    expected_outcome,
     initial_state,
     outcome_str,
-    resolve_step,
 )
 from traces.outputs import model_outputs, out_text, out_value, output_diffs
 from traces.replayed import Replayed
-from traces.run import ARun, AStep
-from traces.trace import Any_, Arg, Err, Lst, New, Outcome, Pos, Ret, Step, Struct, Trace
-
-REPLAY_SCOPE_VALUE = 1  # bounds do not apply when replaying (nothing is packed)
-
-
-class TraceInputError(Exception):
-    """A trace that cannot be replayed at all (unknown call, handle never created, ...)."""
-
-    def __init__(self, path: str, step: Step | None, msg: str, at: Pos | None = None) -> None:
-        pos = step.pos if step else at
-        line = pos.line if pos and pos.line else 1
-        col = pos.col if pos and pos.col else 1
-        super().__init__(f"{path}:{line}:{col}: {msg}")
+from traces.run import ARun
+from traces.trace import Any_, Arg, Lst, Outcome, Ret, Step, Struct, Trace
 
 
 @dataclass
@@ -74,19 +62,18 @@ class ModelReplay:
     message: str = ""
 
 
-def replay_interpreter(design: Design, props: Sequence[Property] = ()) -> Interpreter:
-    """The design's shared model interpreter for replay (checker/interpreter.py's cache)."""
-    return interpreter_for(design, {k: REPLAY_SCOPE_VALUE for k in design.default_scope}, props)
-
-
 def model_outcomes(design: Design, trace: Trace, *, stop_at_divergence: bool = True,
                    props: list[Property] | None = None, ex: Interpreter | None = None
                    ) -> ModelReplay:
     """Run the trace's steps on the model; compare with the trace's outcomes. `ex` is the
-    interpreter to use (default: the shared replay interpreter knowing `props`)."""
+    interpreter to use (default: the shared replay interpreter knowing `props`). A trace
+    naming processes is judged flattened (checker/processes.py; ModelReplay.trace is the
+    flat one)."""
+    from checker.processes import flatten
+
+    trace = flatten(design, trace)
     path = trace.path or "<trace>"
     ex = ex or replay_interpreter(design, props or [])
-    compiled = ex.by_name
     try:
         st = initial_state(design, trace)
     except ResolveError as e:
@@ -94,36 +81,7 @@ def model_outcomes(design: Design, trace: Trace, *, stop_at_divergence: bool = T
     h = Handles()
     rep = ModelReplay(trace, run=ARun(dict(st)))
     for i, step in enumerate(trace.steps):
-        alts: Alternatives = {}
-        try:
-            action, params, used = resolve_step(design, h, step, st, alts)
-        except ResolveError as e:
-            raise TraceInputError(path, step, e.msg) from None
-        beyond = _unjudged(action, step)
-        if beyond is not None:
-            raise TraceInputError(path, step, f"outside the model: {beyond}")
-        ca = compiled[action.name]
-        if not ex.enabled(ca, st, params):
-            raise TraceInputError(path, step, "outside the model: "
-                                  + failed_preconditions(design, action, st, params))
-        a = ex.apply(ca, st, params)
-        for pname, (others, why) in alts.items():  # a parameter the line leaves open
-            for v in others:
-                other = {**params, pname: v}
-                b = ex.apply(ca, st, other) if ex.enabled(ca, st, other) else None
-                if b is None or (b.out, b.eff, b.after) != (a.out, a.eff, a.after):
-                    raise TraceInputError(path, step, f"outside the model: {why}")
-        displaced = used.get(NEW_FD)
-        whole = a  # the step's transition, with a displaced descriptor's close
-        if displaced is not None and displaced in h.live["fd"] and a.out >= 0:
-            whole = _close_displaced(design, ex, h, action, step, a, displaced, path)
-        want = step.outcome.value if isinstance(step.outcome, Ret) else None
-        got = expected_outcome(design, h, action, used, params, a, st, want)
-        if isinstance(step.outcome, Ret) and isinstance(got, New):
-            raise TraceInputError(path, step, f"outside the model: {step.call} returns "
-                                  f"{step.outcome.value:#x}, an address; the model names "
-                                  "mappings and pins (m1, m2, ... in the order they are made; "
-                                  "p1, ...): write the name instead")
+        action, used, a, whole, got = judge_step(design, ex, h, st, step, path)
         rep.outcomes.append(got)
         rep.outputs.append(model_outputs(action, step.call, whole.after) if a.out >= 0 else {})
         assert rep.run is not None
@@ -141,30 +99,6 @@ def model_outcomes(design: Design, trace: Trace, *, stop_at_divergence: bool = T
                 return rep
         st = whole.after
     return rep
-
-
-def _close_displaced(design: Design, ex: Interpreter, h: Handles, action: Action, step: Step,
-                     a: AStep, hid: str, path: str) -> AStep:
-    """dup2/dup3 onto an open descriptor: the kernel installs the new one, then closes the one
-    it displaced (fs/file.c do_dup2() -> filp_close()). That is the spelling's `closes` action
-    (close) on the displaced descriptor after the step's own: one step with both updates. The
-    handle table forgets the displaced number (the new descriptor takes it)."""
-    closes = next(s.closes for c, specs in action.spellings() if c == step.call
-                  for s in specs if isinstance(s, NewFd))
-    close = design.action(closes)
-    fd_param = next(s.param for s in close.args if isinstance(s, Fd))
-    cparams = {fd_param: h.live["fd"][hid]}
-    cc = ex.by_name[close.name]
-    if not ex.enabled(cc, a.after, cparams):
-        raise TraceInputError(path, step, "outside the model: closing the displaced "
-                              f"descriptor {hid}: "
-                              + failed_preconditions(design, close, a.after, cparams))
-    b = ex.apply(cc, a.after, cparams)
-    if b.out < 0:
-        raise TraceInputError(path, step, f"outside the model: closing the displaced "
-                              f"descriptor {hid} fails in the model ({b.out})")
-    del h.live["fd"][hid]
-    return AStep(a.action, a.params, a.out, a.eff | b.eff, b.after, a.rule)
 
 
 def check_scope_header(design: Design, trace: Trace) -> dict[str, int]:
@@ -185,38 +119,6 @@ def check_scope_header(design: Design, trace: Trace) -> dict[str, int]:
                               at) from None
     except ScopeError as e:
         raise TraceInputError(path, None, f"scope: {e}", at) from None
-
-
-def failed_preconditions(design: Design, action: Action, st: Mapping[str, int],
-                         params: Mapping[str, int]) -> str:
-    """The modelling preconditions (`requires` rules) that fail for this step, with why."""
-    env: dict[tuple[str, str], E] = {("s", f.name): const(st[f.name], f.sort.expr_sort)
-                                     for f in design.schema.fields}
-    env.update({("p", p.name): const(params[p.name], p.sort.expr_sort) for p in action.params})
-    bad = []
-    for r in action.rules(design.schema.state_vars("s"), action.param_vars()):
-        c = substitute(r.cond, env)
-        if r.kind == "requires" and c.is_const and not c.val:
-            bad.append(f"{r.why or 'a modelling precondition fails'} (requires {r.label})")
-        elif r.kind != "requires" and c.is_const and c.val:
-            break  # an earlier rule decided; later preconditions do not apply
-    text = "; ".join(bad) or "a modelling precondition fails"
-    if "NOTES.md" not in text:
-        text += "; see NOTES.md LIMITATIONS"
-    return f"{action.call}: {text}"
-
-
-def _unjudged(action: Action, step: Step) -> str | None:
-    """Why the trace's outcome of this step is one the model does not judge
-    (Action.unjudged: exec's success runs content the model does not hold), or None."""
-    if action.unjudged is None:
-        return None
-    outs, why = action.unjudged
-    o = step.outcome
-    if (isinstance(o, Ret) and "ok" in outs) or (isinstance(o, Err) and o.errno in outs):
-        shown = o.value if isinstance(o, Ret) else f"-1 {o.errno}"
-        return f"{step.call} returns {shown}: {why}"
-    return None
 
 
 def check_expectation(design: Design, trace: Trace) -> ModelReplay:
@@ -241,7 +143,9 @@ def check_expectation(design: Design, trace: Trace) -> ModelReplay:
         return rep
     if kind == "conforms":
         rep.expectation_met = True
-        rep.message = f"{path}: conforms ({len(trace.steps)} steps)"
+        lowered = "" if rep.trace is trace else \
+            f" from {len(trace.steps)} lines, with their processes lowered"
+        rep.message = f"{path}: conforms ({len(rep.trace.steps)} steps{lowered})"
         return rep
     p = props[0]
     hit = _property_hits(ex, p, rep.run)  # type: ignore[arg-type]
@@ -305,13 +209,16 @@ def replay_for_export(design: Design, trace: Trace, *, predict: bool = False) ->
     every output a line shows is the model's (a selftest expecting what `design` predicts
     for its kernel, whatever the trace recorded) and a trace the model cannot replay raises
     TraceInputError."""
+    from checker.processes import has_processes
+
     try:
         rep = model_outcomes(design, trace, stop_at_divergence=False)
     except TraceInputError:
-        if predict:
+        if predict or has_processes(trace, design):  # processes are lowered by the model's handles
             raise
         return Replayed(trace, list(trace.steps), None, None, None)
     assert rep.run is not None
+    trace = rep.trace  # flattened, if it named processes
     actions = [a.action for a in rep.run.steps]
     steps = []
     states = rep.run.states()
@@ -329,3 +236,9 @@ def replay_for_export(design: Design, trace: Trace, *, predict: bool = False) ->
             s = Step(s.call, s.args, o, note, s.comment, s.pos)
         steps.append(s)
     return Replayed(trace, steps, rep.run.states(), list(rep.outcomes), actions)
+
+
+__all__ = ["Divergence", "ModelReplay", "TraceInputError",
+           "check_expectation", "check_scope_header", "judge_step",
+           "kernel_noexec_scope", "model_outcomes", "predicted_args", "replay_for_export",
+           "replay_interpreter", "state_text"]

@@ -90,7 +90,8 @@ class TraceSyntaxError(Exception):
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _TERM = re.compile(r"-?[A-Za-z0-9_]+")  # one word of an atom: name, number or handle
 _NUMBER = re.compile(r"(-?)(?:0[xX]([0-9a-fA-F]+)|(0[0-7]*)|([1-9][0-9]*))")  # fullmatch
-_HANDLE = re.compile(r"[mp][0-9]+")  # fullmatch
+_HANDLE = re.compile(r"[mpc][0-9]+")  # fullmatch
+_PROC = re.compile(r"\[[ \t]*(?:pid[ \t]+)?(c[0-9]+|[1-9][0-9]*)[ \t]*\][ \t]*")
 _DIGITS = re.compile(r"[0-9]+")
 _STR_RUN = re.compile(r'[^"\\\x00-\x08\x0a-\x1f\x7f]*')  # plain characters inside "..."
 _OCTAL_ESC = re.compile(r"[0-7]{1,3}")
@@ -151,6 +152,15 @@ class _LineParser:
     # -- a step line -------------------------------------------------------------------------
     def step(self, text: str, lineno: int, start: int) -> Step:
         self.text, self.n, self.i, self.lineno, self.depth = text, len(text), start, lineno, 0
+        proc: str | None = None
+        if self.peek() == "[":  # the acting process: `[c1]`, `[pid c1]`, strace's `[pid 1234]`
+            tag = _PROC.match(text, start)
+            if tag is None:
+                raise self.error("expected a process after '[': a name fork() returned "
+                                 "('[c1]', '[pid c1]') or a pid ('[pid 1234]'), then ']'",
+                                 start + 1)
+            proc = tag.group(1)
+            start = self.i = tag.end()
         m = _IDENT.match(text, start)
         if m is None:
             raise self.error("expected system call name, '#' comment or blank line, "
@@ -186,7 +196,7 @@ class _LineParser:
                 "'(' note, '#' comment or end of line"
             raise self.error(f"expected {what} after the outcome, {self.found()}")
         return Step(call, args, outcome, note, comment, Pos(lineno, start + 1),
-                    tuple(self.updated))
+                    tuple(self.updated), proc)
 
     def args(self) -> tuple[Arg, ...]:
         """After '(': arguments up to and including the closing ')'."""
@@ -719,6 +729,8 @@ def format_step(step: Step) -> str:
     args = ", ".join(format_arg(a) + (f" => {format_arg(after[i])}" if i in after else "")
                      for i, a in enumerate(step.args))
     line = f"{step.call}({args}) = {_format_outcome(step.outcome, step.note)}"
+    if step.proc is not None:  # strace's `[pid 1234]`, or the name fork() gave: `[c1]`
+        line = f"[{step.proc}] {line}" if step.proc[0] == "c" else f"[pid {step.proc}] {line}"
     if step.note is not None:
         line += f" ({step.note})"
     if step.comment is not None:

@@ -121,6 +121,9 @@ class Step:
     #: strace's value-result arguments, `[0] => [4096]`: (argument index, the value the call
     #: wrote back); the argument itself is the value passed in
     updated: tuple[tuple[int, Arg], ...] = ()
+    #: the process that makes the call, as the line's `[c1]` or `[pid 1234]` names it (the
+    #: name `fork() = c1` or `fork() = 1234` gave it); None: the trace's first process
+    proc: str | None = None
 
 
 @dataclass

@@ -1,0 +1,323 @@
+"""A trace's processes, lowered to the one-process steps the model and the executor take.
+
+A hand-written trace may say which process makes each call, as `strace -f` does: a line
+`fork() = c1` (or `fork() = 1234`) makes a child, and a line beginning `[c1]` (`[pid c1]`,
+strace's `[pid 1234]`) is a call of that child; `exit_group(0) = ?` ends a process and
+`wait4(c1, NULL, 0, NULL) = c1` reaps it. Each process names its descriptors and mappings as
+its own program would: the child's fd 3 and mapping m1 are its copies of the parent's.
+
+The model has no processes (NOTES.md, "fork() is a copy per mapping"): what a fork does to
+the inode is kernel/fork.c dup_mmap()'s copy of each VMA (`fork_vma`) and dup_fd()'s copy of
+each descriptor (`dup`: the same open file description); an exit is exit_mmap()'s munmap of
+each mapping and exit_files()'s close of each descriptor. `flatten` rewrites such a trace
+into those steps, judging each on the model as it goes (the handle table says which
+descriptors and mappings are live), and renames every process's handles to the one table's.
+The result is an ordinary trace: model replay, the kernel executor (whose `fork_vma` forks
+a child that keeps the copy) and the exporters read it; each rewritten line keeps its
+position and says in its comment what it was. `shmemcheck strace` makes the same steps from
+a log's pid column (traces/strace_follow.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from checker.judge import TraceInputError, judge_step, replay_interpreter
+from model.lang.callspec import Fd, Fields, NewFd, ProcFd
+from model.lang.design import Design
+from traces.concretize import initial_state, page_scale
+from traces.handles import Handles
+from traces.refusal import ResolveError
+from traces.textfmt import format_step
+from traces.trace import Any_, Arg, Int, Lst, New, Outcome, Ref, Ret, Step, Str, Struct, Trace
+
+#: the calls that make, end and reap processes (not model actions)
+PROC_CALLS = frozenset({"fork", "exit_group", "wait4"})
+FIRST = "the first process"
+PROC_FD = "/proc/self/fd/"
+FAMILIES = ("fd", "map", "pin")
+
+
+def proc_calls(design: Design) -> frozenset[str]:
+    """The process calls a design leaves to the lowering (a corpus design that models fork()
+    itself, B2's, keeps its own)."""
+    return PROC_CALLS - {c for a in design.actions for c, _ in a.spellings()}
+
+
+def has_processes(trace: Trace, design: Design) -> bool:
+    """Whether a trace names processes (then it must be flattened before it is judged)."""
+    calls = proc_calls(design)
+    return any(s.proc is not None or s.call in calls for s in trace.steps)
+
+
+@dataclass
+class _Proc:
+    """A process: its names for the live handles (its own -> the flat table's)."""
+
+    name: str
+    parent: str | None
+    names: dict[str, dict[str, str]] = field(
+        default_factory=lambda: {fam: {} for fam in FAMILIES})
+    exited: int = 0  # the line of its exit_group
+    reaped: bool = False
+
+
+def _roles(design: Design) -> dict[str, dict[int, str]]:
+    """Per call, the argument positions that name a descriptor (`fd`, `newfd`: dup2's target,
+    `procfd`: "/proc/self/fd/N", `nested`: inside a struct), from the design's call specs. The
+    actions spelled by one call agree on them (tests/test_processes.py)."""
+    kinds: dict[type, str] = {Fd: "fd", NewFd: "newfd", ProcFd: "procfd"}
+    roles: dict[str, dict[int, str]] = {}
+
+    def nested(spec: object) -> bool:
+        return isinstance(spec, Fields) and any(
+            type(s) in kinds or nested(s) for _, s in spec.items)
+
+    for a in design.actions:
+        for call, specs in a.spellings():
+            r = roles.setdefault(call, {})
+            for i, spec in enumerate(specs):
+                if type(spec) in kinds:
+                    r[i] = kinds[type(spec)]
+                elif nested(spec):
+                    r[i] = "nested"
+    return roles
+
+
+class _Flattener:
+    def __init__(self, design: Design, trace: Trace) -> None:
+        self.design, self.trace = design, trace
+        self.path = trace.path or "<trace>"
+        self.ex = replay_interpreter(design)
+        self.h = Handles()
+        self.roles = _roles(design)
+        self.scale = page_scale(design)
+        self.calls = {c for a in design.actions for c, _ in a.spellings()}
+        self.lowered = proc_calls(design)
+        self.procs: dict[str | None, _Proc] = {None: _Proc(FIRST, None)}
+        self.out: list[Step] = []
+        self.diverged = False
+        try:
+            self.st = initial_state(design, trace)
+        except ResolveError as e:
+            raise TraceInputError(self.path, None, e.msg, trace.header_pos.get("init")) from None
+
+    def refuse(self, step: Step, why: str) -> TraceInputError:
+        return TraceInputError(self.path, step, f"outside the model: {why}")
+
+    # -- the handle tables -------------------------------------------------------------------
+    def flat(self, p: _Proc, fam: str, name: str, step: Step) -> str:
+        """The flat table's name for process p's handle `name`; a live handle of another
+        process is refused (an unknown one is left for the resolver to refuse)."""
+        got = p.names[fam].get(name)
+        if got is not None:
+            return got
+        if name in self.h.live[fam]:
+            what = {"fd": "descriptor", "map": "mapping", "pin": "pin"}[fam]
+            raise self.refuse(step, f"{what} {name} is not one of {p.name}'s (another process "
+                              "holds it)")
+        return name
+
+    def free_fd(self, want: int) -> str:
+        """A number no live descriptor has: `want` when free, else the lowest from 3."""
+        n = want if want >= 0 and str(want) not in self.h.live["fd"] else 3
+        while str(n) in self.h.live["fd"]:
+            n += 1
+        return str(n)
+
+    def rename_arg(self, p: _Proc, arg: Arg, step: Step) -> Arg:
+        """Mapping and pin names anywhere in an argument, through p's table."""
+        if isinstance(arg, Ref) and arg.name[:1] in ("m", "p"):
+            return Ref(self.flat(p, "map" if arg.name[0] == "m" else "pin", arg.name, step))
+        if isinstance(arg, Struct):
+            return replace(arg, fields=tuple((k, self.rename_arg(p, v, step))
+                                             for k, v in arg.fields))
+        if isinstance(arg, Lst):
+            return replace(arg, items=tuple(self.rename_arg(p, v, step) for v in arg.items))
+        return arg
+
+    def rename(self, p: _Proc, step: Step) -> Step:
+        """The step in the flat table's names."""
+        args = [self.rename_arg(p, a, step) for a in step.args]
+        for i, role in self.roles.get(step.call, {}).items():
+            if i >= len(args):
+                continue
+            arg = args[i]
+            if role == "fd" and isinstance(arg, Int) and arg.value >= 0:
+                args[i] = Int(int(self.flat(p, "fd", str(arg.value), step)))
+            elif role == "newfd" and isinstance(arg, Int) and arg.value >= 0:
+                mine = p.names["fd"].get(str(arg.value))
+                args[i] = Int(int(mine if mine is not None else self.free_fd(arg.value)))
+            elif role == "procfd" and isinstance(arg, Str) and arg.text.startswith(PROC_FD) \
+                    and arg.text[len(PROC_FD):].isdigit():
+                n = self.flat(p, "fd", str(int(arg.text[len(PROC_FD):])), step)
+                args[i] = replace(arg, text=PROC_FD + n)
+            elif role == "nested" and any(k != v for k, v in p.names["fd"].items()):
+                raise self.refuse(step, f"{step.call}() names a descriptor inside a struct, "
+                                  f"and {p.name}'s descriptors are not the numbers the model "
+                                  "has (write this call in the first process)")
+        return replace(step, args=tuple(args), proc=None)
+
+    # -- judging -----------------------------------------------------------------------------
+    def judge(self, p: _Proc, step: Step, named: Step | None, comment: str | None) -> None:
+        """Judge one flat step; record it with its outcome in flat names, and give the
+        handles it made their names in p's table (`named`: the line as the trace wrote it;
+        None: a synthetic step, named as its source says)."""
+        before = {fam: set(self.h.live[fam]) for fam in FAMILIES}
+        serial = dict(self.h.serial)
+        _, _, _, whole, got = judge_step(self.design, self.ex, self.h, self.st, step, self.path)
+        self.st = whole.after
+        made = {fam: [x for x in self.h.live[fam] if x not in before[fam]] for fam in FAMILIES}
+        gone = {fam: before[fam] - set(self.h.live[fam]) for fam in FAMILIES}
+        for q in self.procs.values():  # a closed or unmapped handle leaves every table
+            for fam in FAMILIES:
+                for k in [k for k, v in q.names[fam].items() if v in gone[fam]]:
+                    del q.names[fam][k]
+        outcome = got
+        if named is not None:
+            outcome = self.flat_outcome(p, named, made, serial)
+            for fam in FAMILIES:
+                for x in made[fam]:
+                    p.names[fam][self.own_name(named, fam, x)] = x
+            if not isinstance(outcome, Any_) and outcome != got:
+                self.diverged = True
+        self.out.append(replace(step, outcome=outcome, comment=comment))
+
+    @staticmethod
+    def own_name(named: Step, fam: str, flat: str) -> str:
+        """What the process calls a handle its line made: the outcome's name or number."""
+        o = named.outcome
+        if fam == "fd" and isinstance(o, Ret):
+            return str(o.value)
+        if fam != "fd" and isinstance(o, New) and o.name[0] == ("m" if fam == "map" else "p"):
+            return o.name
+        return flat
+
+    def flat_outcome(self, p: _Proc, named: Step, made: dict[str, list[str]],
+                     serial: dict[str, int]) -> Outcome:
+        o = named.outcome
+        if isinstance(o, Ret) and made["fd"]:
+            return Ret(int(made["fd"][0]))
+        if isinstance(o, New):
+            fam = "map" if o.name[0] == "m" else "pin"
+            if made[fam]:
+                return New(made[fam][0])
+            if o.name in p.names[fam]:
+                return New(p.names[fam][o.name])
+            return New(f"{o.name[0]}{serial[fam] + 1}")  # what the model would call it
+        return o
+
+    # -- processes ---------------------------------------------------------------------------
+    def fork(self, p: _Proc, step: Step) -> None:
+        """kernel/fork.c: dup_mmap() copies each VMA (fork_vma; a VM_DONTCOPY one is refused
+        by the model), dup_fd() each descriptor (dup). Pins stay with their pipes and rings,
+        which the model does not hold (NOTES.md LIMITATIONS, fork)."""
+        o = step.outcome
+        name = o.name if isinstance(o, New) and o.name[0] == "c" else \
+            str(o.value) if isinstance(o, Ret) and o.value > 0 else None
+        if step.args or name is None:
+            raise self.refuse(step, "fork() takes no arguments and returns the child's name "
+                              "(= c1) or pid (= 1234); a failed fork is not modelled")
+        if any(q.name == name for q in self.procs.values()):
+            raise self.refuse(step, f"process {name} exists already")
+        child = _Proc(name, p.name)
+        for fam, call in (("map", "fork_vma"), ("fd", "dup")):
+            for own, x in list(p.names[fam].items()):
+                if call not in self.calls:
+                    raise self.refuse(step, f"design {self.design.name} has no {call}: its "
+                                      f"{'mappings' if fam == 'map' else 'descriptors'} cannot "
+                                      "be copied into a child")
+                arg: Arg = Ref(x) if fam == "map" else Int(int(x))
+                made = self.synth(p, step, Step(call, (arg,), Any_(), pos=step.pos),
+                                  f"fork() = {name}: {name}'s copy of {own}", fam)
+                if made is not None:
+                    child.names[fam][own] = made
+        self.procs[name] = child
+
+    def synth(self, p: _Proc, source: Step, step: Step, comment: str, fam: str) -> str | None:
+        """Judge a step the trace implies; the handle of `fam` it made, if any."""
+        before = set(self.h.live[fam])
+        self.judge(p, step, None, comment)
+        return next((x for x in self.h.live[fam] if x not in before), None)
+
+    def exit(self, p: _Proc, step: Step) -> None:
+        """exit_group(): exit_mmap() unmaps every mapping, exit_files() closes every
+        descriptor (a pin's pipe or ring among them: not held by the model, so refused)."""
+        if not isinstance(step.outcome, Any_):
+            raise self.refuse(step, "exit_group() does not return: write '= ?'")
+        if p.names["pin"]:
+            raise self.refuse(step, f"{p.name} holds {', '.join(p.names['pin'])}: its exit "
+                              "closes the pipe or ring that holds the pin, which the model "
+                              "does not hold (write unpin() before)")
+        st = self.st
+        for own, x in list(p.names["map"].items()):
+            if self.scale is None:
+                raise self.refuse(step, f"design {self.design.name}'s munmap has no length")
+            length = self.h.map_attr(x, "pages") * self.scale(st)
+            self.synth(p, step, Step("munmap", (Ref(x), Int(length)), Any_(), pos=step.pos),
+                       f"exit_group() of {p.name} unmaps its {own}", "map")
+        for own, x in list(p.names["fd"].items()):
+            self.synth(p, step, Step("close", (Int(int(x)),), Any_(), pos=step.pos),
+                       f"exit_group() of {p.name} closes its fd {own}", "fd")
+        p.exited = step.pos.line or 1
+
+    def wait(self, p: _Proc, step: Step) -> None:
+        """wait4() reaps an exited child (and returns its pid); one still running would make
+        the trace block, so it is refused."""
+        o = step.outcome
+        name = o.name if isinstance(o, New) else str(o.value) if isinstance(o, Ret) else None
+        child = self.procs.get(name) if name is not None else None
+        if child is None or child.parent != p.name:
+            raise self.refuse(step, f"wait4() must return a child of {p.name} (= c1, or its "
+                              "pid)")
+        if not child.exited or child.reaped:
+            raise self.refuse(step, f"wait4() would block: {name} has not exited"
+                              if not child.exited else f"{name} was reaped already")
+        child.reaped = True
+
+    def run(self) -> Trace:
+        for step in self.trace.steps:
+            try:
+                self.one(step)
+            except TraceInputError:
+                if self.diverged:  # the replay reports the divergence this follows from
+                    break
+                raise
+        return replace(self.trace, steps=self.out)
+
+    def one(self, step: Step) -> None:
+        p = self.procs.get(step.proc)
+        if p is None:
+            raise TraceInputError(self.path, step, f"no process {step.proc}: a process is "
+                                  "named by the fork() that makes it (fork() = c1)")
+        if p.exited:
+            raise self.refuse(step, f"{p.name} has exited (line {p.exited})")
+        if step.call == "fork" and step.call in self.lowered:
+            self.fork(p, step)
+        elif step.call == "exit_group" and step.call in self.lowered:
+            self.exit(p, step)
+        elif step.call == "wait4" and step.call in self.lowered:
+            self.wait(p, step)
+        else:
+            try:
+                flat = self.rename(p, step)
+            except ResolveError as e:
+                raise TraceInputError(self.path, step, e.msg) from None
+            comment = step.comment
+            if step.proc is not None or flat.args != step.args:
+                was = format_step(replace(step, comment=None, note=None))
+                comment = was if comment is None else f"{was}: {comment}"
+            self.judge(p, flat, step, comment)
+
+
+def flatten(design: Design, trace: Trace) -> Trace:
+    """The trace with its processes lowered (see the module's doc); a trace without any is
+    returned as it is. A line the model cannot take is a TraceInputError at its position,
+    unless an earlier line diverged (the flat trace then ends there: its replay reports the
+    divergence)."""
+    if not has_processes(trace, design):
+        return trace
+    return _Flattener(design, trace).run()
+
+
+__all__ = ["PROC_CALLS", "flatten", "has_processes", "proc_calls"]
