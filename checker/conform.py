@@ -662,6 +662,11 @@ def run_conform(design: Design, opts: ConformOptions) -> ConformReport:
         pool = Pool(opts.jobs)
         try:
             pool.run(filtered(), done)
+        except KeyboardInterrupt:  # Ctrl-C: say how far it got; the CLI exits 130, no verdict
+            n = rep.traces + sum(rep.skipped.values())
+            say(f"interrupted after {n:,}/{total:,} traces, {rep.steps:,} steps: "
+                f"{len(found)} divergences seen (not confirmed); no verdict")
+            raise
         finally:
             pool.close()
         groups: dict[tuple[str, str], list[tuple[Case, Mismatch, KernelRun]]] = {}

@@ -348,6 +348,32 @@ def test_ctrl_c_stops_the_whole_run_and_writes_nothing(tmp_path: Path) -> None:
     assert took < 30
 
 
+@pytest.mark.kernel
+def test_ctrl_c_stops_conform_and_says_how_far_it_got() -> None:
+    """SIGINT during `conform`, while its pool runs traces in forked children: exit 130, a line
+    saying how many traces ran and that there is no verdict, and no executor left behind."""
+    p = subprocess.Popen([sys.executable, "-m", "checker.cli", "conform", "--design", "memfd",
+                          "--scope", "depth=2", "--random", "0", "--jobs", "1"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert p.stderr is not None
+    for line in p.stderr:  # the first progress line: traces are running
+        if "traces, 0 divergences" in line or "SKIP" in line:
+            break
+    if p.poll() is not None:
+        pytest.skip(f"conform ended before the signal: {p.communicate()}")
+    p.send_signal(signal.SIGINT)
+    rc = p.wait(timeout=30)
+    out, err = p.communicate()
+    assert rc == 130, err
+    assert re.search(r"interrupted after [0-9,]+/[0-9,]+ traces, [0-9,]+ steps: "
+                     r"0 divergences seen \(not confirmed\); no verdict", err), err
+    assert "shmemcheck: interrupted" in err and "Traceback" not in err
+    assert "conform:" not in out  # no summary line: nothing was judged as a whole
+    time.sleep(0.5)
+    left = subprocess.run(["pgrep", "-P", str(p.pid)], capture_output=True, text=True)
+    assert left.stdout == ""
+
+
 def test_ctrl_c_reaches_into_a_running_z3_query() -> None:
     """A query that would run for minutes (pigeonhole 14 into 13) is stopped by SIGINT and
     KeyboardInterrupt is raised in the caller."""
