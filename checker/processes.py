@@ -95,6 +95,8 @@ class _Flattener:
         self.calls = {c for a in design.actions for c, _ in a.spellings()}
         self.lowered = proc_calls(design)
         self.procs: dict[str | None, _Proc] = {None: _Proc(FIRST, None)}
+        #: the processes holding each live pin's pipe, ring or dmabuf (by flat name)
+        self.holders: dict[str, set[str]] = {}
         self.out: list[Step] = []
         self.diverged = False
         try:
@@ -179,6 +181,8 @@ class _Flattener:
             for fam in FAMILIES:
                 for x in made[fam]:
                     p.names[fam][self.own_name(named, fam, x)] = x
+            for x in made["pin"]:
+                self.holders[x] = {p.name}
             if not isinstance(outcome, Any_) and outcome != got:
                 self.diverged = True
         self.out.append(replace(step, outcome=outcome, comment=comment))
@@ -210,8 +214,8 @@ class _Flattener:
     # -- processes ---------------------------------------------------------------------------
     def fork(self, p: _Proc, step: Step) -> None:
         """kernel/fork.c: dup_mmap() copies each VMA (fork_vma; a VM_DONTCOPY one is refused
-        by the model), dup_fd() each descriptor (dup). Pins stay with their pipes and rings,
-        which the model does not hold (NOTES.md LIMITATIONS, fork)."""
+        by the model), dup_fd() each descriptor (dup), and so the pipe, ring or dmabuf that
+        holds a pin: the child holds the parent's pins too (the same page references)."""
         o = step.outcome
         name = o.name if isinstance(o, New) and o.name[0] == "c" else \
             str(o.value) if isinstance(o, Ret) and o.value > 0 else None
@@ -221,6 +225,11 @@ class _Flattener:
         if any(q.name == name for q in self.procs.values()):
             raise self.refuse(step, f"process {name} exists already")
         child = _Proc(name, p.name)
+        # a pin is held by a pipe, an io_uring ring or a dmabuf, whose descriptor the child
+        # inherits: the same reference, held until its last holder lets it go
+        child.names["pin"] = dict(p.names["pin"])
+        for x in p.names["pin"].values():
+            self.holders.setdefault(x, set()).add(name)
         for fam, call in (("map", "fork_vma"), ("fd", "dup")):
             for own, x in list(p.names[fam].items()):
                 if call not in self.calls:
@@ -242,13 +251,10 @@ class _Flattener:
 
     def exit(self, p: _Proc, step: Step) -> None:
         """exit_group(): exit_mmap() unmaps every mapping, exit_files() closes every
-        descriptor (a pin's pipe or ring among them: not held by the model, so refused)."""
+        descriptor; a pin's pipe, ring or dmabuf goes with the last process holding it (then
+        the page reference is dropped: unpin)."""
         if not isinstance(step.outcome, Any_):
             raise self.refuse(step, "exit_group() does not return: write '= ?'")
-        if p.names["pin"]:
-            raise self.refuse(step, f"{p.name} holds {', '.join(p.names['pin'])}: its exit "
-                              "closes the pipe or ring that holds the pin, which the model "
-                              "does not hold (write unpin() before)")
         st = self.st
         for own, x in list(p.names["map"].items()):
             if self.scale is None:
@@ -259,6 +265,13 @@ class _Flattener:
         for own, x in list(p.names["fd"].items()):
             self.synth(p, step, Step("close", (Int(int(x)),), Any_(), pos=step.pos),
                        f"exit_group() of {p.name} closes its fd {own}", "fd")
+        for own, x in list(p.names["pin"].items()):
+            held = self.holders.get(x, set())
+            held.discard(p.name)
+            if not held and x in self.h.live["pin"]:
+                self.synth(p, step, Step("unpin", (Ref(x),), Any_(), pos=step.pos),
+                           f"exit_group() of {p.name} closes the last holder of its {own}",
+                           "pin")
         p.exited = step.pos.line or 1
 
     def wait(self, p: _Proc, step: Step) -> None:
