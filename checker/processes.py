@@ -20,6 +20,7 @@ a log's pid column (traces/strace_follow.py).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 
 from checker.judge import TraceInputError, judge_step, replay_interpreter
@@ -95,8 +96,12 @@ class _Flattener:
         self.calls = {c for a in design.actions for c, _ in a.spellings()}
         self.lowered = proc_calls(design)
         self.procs: dict[str | None, _Proc] = {None: _Proc(FIRST, None)}
-        #: the processes holding each live pin's pipe, ring or dmabuf (by flat name)
+        #: the processes holding each live pin's pipe, ring or dmabuf (by flat name), and
+        #: the call that made it
         self.holders: dict[str, set[str]] = {}
+        self.pin_call: dict[str, str] = {}
+        #: this line's dup2/dup3 target: (the process's number, the flat one)
+        self.newfd: tuple[str, str] | None = None
         self.out: list[Step] = []
         self.diverged = False
         try:
@@ -114,10 +119,10 @@ class _Flattener:
         got = p.names[fam].get(name)
         if got is not None:
             return got
-        if name in self.h.live[fam]:
-            what = {"fd": "descriptor", "map": "mapping", "pin": "pin"}[fam]
-            raise self.refuse(step, f"{what} {name} is not one of {p.name}'s (another process "
-                              "holds it)")
+        if name in self.h.live[fam]:  # the number or name is the flat table's for another
+            what = {"fd": "descriptor {} is not open in {}", "map": "{} is not mapped in {}",
+                    "pin": "pin {} is not held by {}"}[fam]
+            raise self.refuse(step, what.format(name, p.name))
         return name
 
     def free_fd(self, want: int) -> str:
@@ -140,6 +145,7 @@ class _Flattener:
 
     def rename(self, p: _Proc, step: Step) -> Step:
         """The step in the flat table's names."""
+        self.newfd = None
         args = [self.rename_arg(p, a, step) for a in step.args]
         for i, role in self.roles.get(step.call, {}).items():
             if i >= len(args):
@@ -149,15 +155,17 @@ class _Flattener:
                 args[i] = Int(int(self.flat(p, "fd", str(arg.value), step)))
             elif role == "newfd" and isinstance(arg, Int) and arg.value >= 0:
                 mine = p.names["fd"].get(str(arg.value))
-                args[i] = Int(int(mine if mine is not None else self.free_fd(arg.value)))
+                flat = mine if mine is not None else self.free_fd(arg.value)
+                self.newfd = (str(arg.value), flat)
+                args[i] = Int(int(flat))
             elif role == "procfd" and isinstance(arg, Str) and arg.text.startswith(PROC_FD) \
-                    and arg.text[len(PROC_FD):].isdigit():
+                    and re.fullmatch(r"[0-9]+", arg.text[len(PROC_FD):]):
                 n = self.flat(p, "fd", str(int(arg.text[len(PROC_FD):])), step)
                 args[i] = replace(arg, text=PROC_FD + n)
             elif role == "nested" and any(k != v for k, v in p.names["fd"].items()):
                 raise self.refuse(step, f"{step.call}() names a descriptor inside a struct, "
-                                  f"and {p.name}'s descriptors are not the numbers the model "
-                                  "has (write this call in the first process)")
+                                  f"and {p.name}'s descriptors have other numbers in the "
+                                  "lowered trace (another process's copies took them)")
         return replace(step, args=tuple(args), proc=None)
 
     # -- judging -----------------------------------------------------------------------------
@@ -166,6 +174,7 @@ class _Flattener:
         handles it made their names in p's table (`named`: the line as the trace wrote it;
         None: a synthetic step, named as its source says)."""
         before = {fam: set(self.h.live[fam]) for fam in FAMILIES}
+        held = {fam: dict(p.names[fam]) for fam in FAMILIES}  # p's names before the step
         serial = dict(self.h.serial)
         _, _, _, whole, got = judge_step(self.design, self.ex, self.h, self.st, step, self.path)
         self.st = whole.after
@@ -177,14 +186,21 @@ class _Flattener:
                     del q.names[fam][k]
         outcome = got
         if named is not None:
-            outcome = self.flat_outcome(p, named, made, serial)
+            outcome = self.flat_outcome(p, named, made, serial, held)
             for fam in FAMILIES:
                 for x in made[fam]:
-                    p.names[fam][self.own_name(named, fam, x)] = x
+                    own = self.own_name(named, fam, x)
+                    if own in held[fam]:  # a wrong claim (it diverges): keep p's handle
+                        own = x
+                    p.names[fam][own] = x
+            if self.newfd is not None and self.newfd[1] in self.h.live["fd"]:
+                p.names["fd"][self.newfd[0]] = self.newfd[1]  # dup2's target, maybe displaced
             for x in made["pin"]:
                 self.holders[x] = {p.name}
+                self.pin_call[x] = named.call
             if not isinstance(outcome, Any_) and outcome != got:
                 self.diverged = True
+        self.newfd = None
         self.out.append(replace(step, outcome=outcome, comment=comment))
 
     @staticmethod
@@ -198,14 +214,22 @@ class _Flattener:
         return flat
 
     def flat_outcome(self, p: _Proc, named: Step, made: dict[str, list[str]],
-                     serial: dict[str, int]) -> Outcome:
+                     serial: dict[str, int], held: dict[str, dict[str, str]]) -> Outcome:
+        """The line's outcome in flat names. A claim that names a handle p held before the
+        step as the one it made is wrong: it becomes that handle's flat name, which the
+        model's new one cannot be (so the replay reports the divergence)."""
         o = named.outcome
-        if isinstance(o, Ret) and made["fd"]:
-            return Ret(int(made["fd"][0]))
-        if isinstance(o, New):
+        if isinstance(o, Ret):
+            own = str(o.value)
+            if self.newfd is not None and own == self.newfd[0]:
+                return Ret(int(self.newfd[1]))
+            if made["fd"]:
+                return Ret(int(held["fd"].get(own, made["fd"][0])))
+            return o
+        if isinstance(o, New) and o.name[0] in ("m", "p"):
             fam = "map" if o.name[0] == "m" else "pin"
             if made[fam]:
-                return New(made[fam][0])
+                return New(held[fam].get(o.name, made[fam][0]))
             if o.name in p.names[fam]:
                 return New(p.names[fam][o.name])
             return New(f"{o.name[0]}{serial[fam] + 1}")  # what the model would call it
@@ -222,7 +246,7 @@ class _Flattener:
         if step.args or name is None:
             raise self.refuse(step, "fork() takes no arguments and returns the child's name "
                               "(= c1) or pid (= 1234); a failed fork is not modelled")
-        if any(q.name == name for q in self.procs.values()):
+        if any(q.name == name and not q.reaped for q in self.procs.values()):
             raise self.refuse(step, f"process {name} exists already")
         child = _Proc(name, p.name)
         # a pin is held by a pipe, an io_uring ring or a dmabuf, whose descriptor the child
@@ -280,6 +304,12 @@ class _Flattener:
         o = step.outcome
         name = o.name if isinstance(o, New) else str(o.value) if isinstance(o, Ret) else None
         child = self.procs.get(name) if name is not None else None
+        who = step.args[0] if step.args else None
+        asked = who.name if isinstance(who, Ref) else str(who.value) if isinstance(who, Int) \
+            else None
+        if asked not in ("-1", name):
+            raise self.refuse(step, "wait4()'s first argument is the child it returns (c1, or "
+                              "its pid) or -1 (any child)")
         if child is None or child.parent != p.name:
             raise self.refuse(step, f"wait4() must return a child of {p.name} (= c1, or its "
                               "pid)")
@@ -289,14 +319,18 @@ class _Flattener:
         child.reaped = True
 
     def run(self) -> Trace:
+        comments = self.trace.comments
         for step in self.trace.steps:
             try:
                 self.one(step)
-            except TraceInputError:
-                if self.diverged:  # the replay reports the divergence this follows from
-                    break
-                raise
-        return replace(self.trace, steps=self.out)
+            except TraceInputError as e:
+                if not self.diverged:
+                    raise
+                # the replay reports the divergence this follows from; say where it stopped
+                comments += (f"lowering stopped at line {step.pos.line}, after a divergence: "
+                             + str(e).split(": ", 1)[-1],)
+                break
+        return replace(self.trace, steps=self.out, comments=comments)
 
     def one(self, step: Step) -> None:
         p = self.procs.get(step.proc)
@@ -316,6 +350,13 @@ class _Flattener:
                 flat = self.rename(p, step)
             except ResolveError as e:
                 raise TraceInputError(self.path, step, e.msg) from None
+            if flat.call == "unpin" and flat.args and isinstance(flat.args[0], Ref):
+                x = flat.args[0].name
+                others = self.holders.get(x, set()) - {p.name}
+                if self.pin_call.get(x) == "udmabuf" and others:
+                    raise self.refuse(step, f"unpin() closes {p.name}'s dmabuf descriptor, and "
+                                      f"{', '.join(sorted(others))} still hold(s) it: the pin "
+                                      "stays until the last one closes it (not lowered)")
             comment = step.comment
             if step.proc is not None or flat.args != step.args:
                 was = format_step(replace(step, comment=None, note=None))

@@ -101,6 +101,28 @@ def test_a_wrong_claim_in_the_child_is_reported_at_its_line() -> None:
     assert out is not None and "<table>:6:6:" in out and "model says -1 EPERM" in out
 
 
+@pytest.mark.parametrize(("text", "line", "says"), [
+    # a new handle claimed under a name the process holds (its inherited copy): wrong
+    (CREATE + "fork() = c1\n[c1] dup(3) = 3", 5, "trace says 4"),
+    (CREATE + "ftruncate(3, 8192) = 0\n" + SH_RW + "fork() = c1\nmunmap(m1, 4096) = 0\n"
+     "[c1] mremap(m1, 0, 4096, MREMAP_MAYMOVE) = m1", 8, "model says m3, trace says m2"),
+])
+def test_a_new_handle_under_a_held_name_diverges(text: str, line: int, says: str) -> None:
+    """As in one process (the kernel gives a free number, never one the caller holds), and
+    the process's inherited copy is kept (its exit still closes or unmaps it)."""
+    out = replay_text(text)
+    assert out is not None and f"<table>:{line}:" in out and says in out, out
+
+
+@pytest.mark.parametrize("who", ["", "[c1] "])
+def test_dup2_onto_a_renamed_number(who: str) -> None:
+    """dup2 onto a number the process holds under another flat number: its own number."""
+    assert replay_text(CREATE + "dup(3) = 4\nfork() = c1\nopen(\"/proc/self/fd/3\", O_RDWR) = 5\n"
+                       + who + "dup2(3, 4) = 4\n" + who + "close(4) = 0") is None
+    assert replay_text(CREATE + "fork() = c1\ndup(3) = 4\n" + who + "dup2(3, 4) = 4\n"
+                       + who + "pwrite64(4, \"x\", 1, 0) = 1") is None
+
+
 def test_the_lowering() -> None:
     """fork() is a fork_vma of each mapping and a dup of each descriptor; the child's lines
     name the copies; exit_group unmaps and closes what the process holds."""
@@ -132,8 +154,12 @@ def test_a_flat_trace_is_the_same_trace() -> None:
      "a failed fork is not modelled"),
     (CREATE + "fork() = c1\nfork() = c1", "process c1 exists already"),
     (CREATE + "fork() = c1\n[c1] exit_group(0) = 0", "does not return"),
+    (CREATE + "fork() = c1\n[c1] exit_group(0) = ?\nwait4(c2, NULL, 0, NULL) = c1",
+     "wait4()'s first argument is the child it returns"),
+    (CREATE + 'fork() = c1\nopen("/proc/self/fd/\u00b2", O_RDWR) = 4', "/proc/self/fd/\u00b2"),
+    (CREATE + "fork() = c1\n[c1] close(4) = 0", "descriptor 4 is not open in c1"),
     (CREATE + "fork() = c1\n[c1] " + SH_RW + "store(m1, 0) = SIGBUS",
-     "mapping m1 is not one of the first process's"),
+     "m1 is not mapped in the first process"),
 ])
 def test_what_the_lowering_refuses(text: str, why: str) -> None:
     t = parse_trace("# shmemcheck trace 1\n" + text + "\n", "<t>")
@@ -142,13 +168,20 @@ def test_what_the_lowering_refuses(text: str, why: str) -> None:
     assert why in str(e.value)
 
 
+def test_a_reaped_pid_may_come_again() -> None:
+    assert replay_text(CREATE + "fork() = 77\n[pid 77] exit_group(0) = ?\n"
+                       "wait4(-1, NULL, 0, NULL) = 77\nfork() = 77\n[pid 77] close(3) = 0") is None
+
+
 def test_after_a_divergence_the_flat_trace_stops() -> None:
     """A line naming a mapping whose mmap the model refused is not lowered: the replay
     reports the mmap's divergence instead."""
     text = (CREATE + WSEAL + " = 0\n" + SH_RW + "fork() = c1\n[c1] store(m1, 0) = 0")
     t = parse_trace("# shmemcheck trace 1\n" + text + "\n", "<t>")
-    assert [s.call for s in flatten(designs.get("memfd"), t).steps] == \
-        ["memfd_create", "fcntl", "mmap", "dup"]
+    flat = flatten(designs.get("memfd"), t)
+    assert [s.call for s in flat.steps] == ["memfd_create", "fcntl", "mmap", "dup"]
+    assert flat.comments[-1].startswith("lowering stopped at line 6, after a divergence: ")
+    assert "m1 does not exist" in flat.comments[-1]
     out = replay_text(text)
     assert out is not None and "<table>:5:1:" in out and "model says -1 EPERM" in out
 
