@@ -113,7 +113,7 @@ def replay_on_guests(on: str, traces: Sequence[Trace]) -> int:
             print(f"ok   {rep.message}; kernels: SKIP design {d.name} is not a model of a live "
                   "kernel (a historical or proposed design)")
         else:
-            ok_model.append((t, d, rep))
+            ok_model.append((rep.trace, d, rep))  # lowered, if it names processes
     items = [BatchItem(t.path or "<trace>", replay_for_export(d, t), kernel_noexec_scope(d, t))
              for t, d, _ in ok_model]
     stats: dict[str, _PerKernel] = {}
