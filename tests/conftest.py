@@ -149,10 +149,12 @@ def kernel_agrees(text: str, hugepages: int = 0) -> None:
     skips with the kernel's reason when it cannot run it."""
     import contextlib
 
+    from checker.processes import flatten
     from traces.kernel import hugepages_reserved, run_on_kernel
     from traces.outputs import shown_outputs
 
     t = parse_trace("# shmemcheck trace 1\n" + text + "\n", "<table>")
+    t = flatten(designs.get(t.design), t)  # processes, lowered as replay runs them
     with (hugepages_reserved(hugepages) if hugepages and "MFD_HUGETLB" in text
           else contextlib.nullcontext()) as why:
         if why:

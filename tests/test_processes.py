@@ -20,7 +20,7 @@ from checker.processes import _roles, flatten
 from checker.replay import TraceInputError
 from model import designs
 from model.lang.callspec import Fd, MapRef, NewFd, PinRef
-from tests.conftest import replay_text
+from tests.conftest import kernel_agrees, replay_text
 from traces.textfmt import TraceSyntaxError, format_step, format_trace, parse_step, parse_trace
 from traces.trace import New, Ret
 
@@ -83,15 +83,7 @@ def test_processes(name: str) -> None:
 def test_processes_on_kernel(name: str) -> None:
     """The same rows, lowered, on the live kernel: every outcome the trace writes (and the
     model's for the lowered copies, unmaps and closes)."""
-    from traces.kernel import run_on_kernel
-
-    t = flatten(designs.get("memfd"),
-                parse_trace("# shmemcheck trace 1\n" + PROCS[name] + "\n", "<t>"))
-    run = run_on_kernel(t.steps)
-    if run.skipped:
-        pytest.skip(run.skipped)
-    assert run.error is None, run.error
-    assert run.outcomes == [s.outcome for s in t.steps]
+    kernel_agrees(PROCS[name])
 
 
 def test_a_wrong_claim_in_the_child_is_reported_at_its_line() -> None:
