@@ -261,13 +261,13 @@ class _Flattener:
                                       f"{'mappings' if fam == 'map' else 'descriptors'} cannot "
                                       "be copied into a child")
                 arg: Arg = Ref(x) if fam == "map" else Int(int(x))
-                made = self.synth(p, step, Step(call, (arg,), Any_(), pos=step.pos),
+                made = self.synth(p, Step(call, (arg,), Any_(), pos=step.pos),
                                   f"fork() = {name}: {name}'s copy of {own}", fam)
                 if made is not None:
                     child.names[fam][own] = made
         self.procs[name] = child
 
-    def synth(self, p: _Proc, source: Step, step: Step, comment: str, fam: str) -> str | None:
+    def synth(self, p: _Proc, step: Step, comment: str, fam: str) -> str | None:
         """Judge a step the trace implies; the handle of `fam` it made, if any."""
         before = set(self.h.live[fam])
         self.judge(p, step, None, comment)
@@ -284,16 +284,16 @@ class _Flattener:
             if self.scale is None:
                 raise self.refuse(step, f"design {self.design.name}'s munmap has no length")
             length = self.h.map_attr(x, "pages") * self.scale(st)
-            self.synth(p, step, Step("munmap", (Ref(x), Int(length)), Any_(), pos=step.pos),
+            self.synth(p, Step("munmap", (Ref(x), Int(length)), Any_(), pos=step.pos),
                        f"exit_group() of {p.name} unmaps its {own}", "map")
         for own, x in list(p.names["fd"].items()):
-            self.synth(p, step, Step("close", (Int(int(x)),), Any_(), pos=step.pos),
+            self.synth(p, Step("close", (Int(int(x)),), Any_(), pos=step.pos),
                        f"exit_group() of {p.name} closes its fd {own}", "fd")
         for own, x in list(p.names["pin"].items()):
             held = self.holders.get(x, set())
             held.discard(p.name)
             if not held and x in self.h.live["pin"]:
-                self.synth(p, step, Step("unpin", (Ref(x),), Any_(), pos=step.pos),
+                self.synth(p, Step("unpin", (Ref(x),), Any_(), pos=step.pos),
                            f"exit_group() of {p.name} closes the last holder of its {own}",
                            "pin")
         p.exited = step.pos.line or 1
