@@ -144,11 +144,10 @@ def replay_on_kernel(design: Design, trace: Trace, model_replay: ModelReplay, *,
 def run_trace(design: Design, trace: Trace, against: str = "kernel") -> KernelRun:
     """Run `trace` on this kernel as `replay --on kernel|both` does: its vm.memfd_noexec in
     a new pid namespace, free huge pages reserved (and restored) when it needs them, 1 GiB
-    pages as `kernel_hstate_1g` says; a reason to skip when the machine cannot. A trace
-    naming processes runs flattened (checker/processes.py)."""
-    from checker.processes import flatten
-
-    steps = flatten(design, trace).steps
+    pages as `kernel_hstate_1g` says; a reason to skip when the machine cannot. `trace` is
+    one the model took: a trace naming processes lowered (ModelReplay.trace,
+    checker/processes.py), as replay_on_kernel passes it."""
+    steps = trace.steps
     noexec = kernel_noexec_arg(kernel_noexec_scope(design, trace))
     giga = needs_hugetlb_1g(steps)
     hstate = kernel_hstate_1g(design, trace, against) if giga else None
