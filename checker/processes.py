@@ -22,14 +22,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
+from itertools import pairwise
 
 from checker.judge import TraceInputError, judge_step, replay_interpreter
-from model.lang.callspec import Fd, Fields, NewFd, ProcFd
+from model.lang.callspec import Fd, Fields, MapRef, NewFd, ProcFd
 from model.lang.design import Design
 from traces.concretize import initial_state, page_scale
 from traces.handles import Handles
 from traces.refusal import ResolveError
-from traces.textfmt import format_step
+from traces.textfmt import format_arg, format_step
 from traces.trace import Any_, Arg, Int, Lst, New, Outcome, Ref, Ret, Step, Str, Struct, Trace
 
 #: the calls that make, end and reap processes (not model actions)
@@ -49,6 +50,39 @@ def has_processes(trace: Trace, design: Design) -> bool:
     """Whether a trace names processes (then it must be flattened before it is judged)."""
     calls = proc_calls(design)
     return any(s.proc is not None or s.call in calls for s in trace.steps)
+
+
+#: the calls whose range may cover several pieces of a mapping (NOTES.md "VMA splits")
+RANGE_CALLS = ("munmap", "mprotect")
+
+
+def lowering(design: Design, trace: Trace, grew: bool) -> str:
+    """What the flattening lowered in a trace, in words ("" for nothing; `grew`: the
+    lowered trace has more steps), for replay's verdict line."""
+    what = ["their processes"] if has_processes(trace, design) else []
+    if grew and may_split(design, trace):
+        what.append("ranges over pieces of a mapping")
+    return " and ".join(what)
+
+
+def may_split(design: Design, trace: Trace) -> bool:
+    """Whether a trace may take a part of a mapping (then a later range may cover several
+    of its pieces, which the flattening lowers): a munmap or mprotect at an address inside
+    a mapping (m1+8192), or of another length than the mmap that made the mapping said, in
+    a design whose munmap takes a part (MapRef.at)."""
+    if not any(isinstance(sp, MapRef) and sp.at for a in design.actions
+               for _, specs in a.spellings() for sp in specs):
+        return False
+    made: dict[str, int | None] = {}
+    for s in trace.steps:
+        if s.call in RANGE_CALLS and s.args and isinstance(s.args[0], Ref):
+            n = s.args[1] if len(s.args) > 1 else None
+            if s.args[0].plus or not isinstance(n, Int) or made.get(s.args[0].name) != n.value:
+                return True
+        if isinstance(s.outcome, New):
+            n = s.args[1] if s.call == "mmap" and len(s.args) > 1 else None
+            made[s.outcome.name] = n.value if isinstance(n, Int) else None
+    return False
 
 
 @dataclass
@@ -135,7 +169,8 @@ class _Flattener:
     def rename_arg(self, p: _Proc, arg: Arg, step: Step) -> Arg:
         """Mapping and pin names anywhere in an argument, through p's table."""
         if isinstance(arg, Ref) and arg.name[:1] in ("m", "p"):
-            return Ref(self.flat(p, "map" if arg.name[0] == "m" else "pin", arg.name, step))
+            return Ref(self.flat(p, "map" if arg.name[0] == "m" else "pin", arg.name, step),
+                       arg.plus)
         if isinstance(arg, Struct):
             return replace(arg, fields=tuple((k, self.rename_arg(p, v, step))
                                              for k, v in arg.fields))
@@ -178,8 +213,12 @@ class _Flattener:
         serial = dict(self.h.serial)
         _, _, _, whole, got = judge_step(self.design, self.ex, self.h, self.st, step, self.path)
         self.st = whole.after
-        made = {fam: [x for x in self.h.live[fam] if x not in before[fam]] for fam in FAMILIES}
-        gone = {fam: before[fam] - set(self.h.live[fam]) for fam in FAMILIES}
+        # a mapping's pieces (Handles.pieces) are the mapping's: a new piece is not a new
+        # handle, and a mapping lives while a piece of it does
+        made = {fam: [x for x in self.h.live[fam] if x not in before[fam] and "+" not in x]
+                for fam in FAMILIES}
+        gone = {fam: {x for x in before[fam] - set(self.h.live[fam])
+                      if "+" not in x and x not in self.h.pieces} for fam in FAMILIES}
         for q in self.procs.values():  # a closed or unmapped handle leaves every table
             for fam in FAMILIES:
                 for k in [k for k, v in q.names[fam].items() if v in gone[fam]]:
@@ -283,9 +322,14 @@ class _Flattener:
         for own, x in list(p.names["map"].items()):
             if self.scale is None:
                 raise self.refuse(step, f"design {self.design.name}'s munmap has no length")
-            length = self.h.map_attr(x, "pages") * self.scale(st)
-            self.synth(p, Step("munmap", (Ref(x), Int(length)), Any_(), pos=step.pos),
-                       f"exit_group() of {p.name} unmaps its {own}", "map")
+            page = self.scale(st)
+            parts = self.h.pieces[x][1] if x in self.h.pieces else [(0, x)]
+            for start, piece in list(parts):
+                length = self.h.map_attr(piece, "pages") * page
+                self.synth(p, Step("munmap", (Ref(x, start), Int(length)), Any_(),
+                                   pos=step.pos),
+                           f"exit_group() of {p.name} unmaps its {own}"
+                           + (f"+{start}" if start else ""), "map")
         for own, x in list(p.names["fd"].items()):
             self.synth(p, Step("close", (Int(int(x)),), Any_(), pos=step.pos),
                        f"exit_group() of {p.name} closes its fd {own}", "fd")
@@ -297,6 +341,55 @@ class _Flattener:
                            f"exit_group() of {p.name} closes the last holder of its {own}",
                            "pin")
         p.exited = step.pos.line or 1
+
+    def parts(self, step: Step) -> list[tuple[int, int]] | None:
+        """A munmap or mprotect over more than one piece of a mapping held in pieces: the
+        [start, end) of each piece's part it covers (bytes past the mapping's address), in
+        address order. None for any other step (a range inside one piece is the model's
+        own); a range reaching a part unmapped, or memory past the mapping, is refused."""
+        if step.call not in RANGE_CALLS or len(step.args) < 2 or self.scale is None:
+            return None
+        ref, n = step.args[0], step.args[1]
+        if not (isinstance(ref, Ref) and isinstance(n, Int)) or ref.name not in self.h.pieces:
+            return None
+        page = self.scale(self.st)
+        lo, hi = ref.plus, ref.plus + n.value
+        if n.value <= 0 or lo % page or n.value % page:  # the model's rules say what it is
+            return None
+        out = []
+        for start, piece in self.h.pieces[ref.name][1]:
+            a, b = max(lo, start), min(hi, start + self.h.map_attr(piece, "pages") * page)
+            if a < b:
+                out.append((a, b))
+        if len(out) < 2:
+            return None
+        if out[0][0] != lo or out[-1][1] != hi or any(x[1] != y[0] for x, y in pairwise(out)):
+            raise self.refuse(step, f"{step.call} of {n.value} bytes at {format_arg(ref)} "
+                              "reaches a part of the mapping that was unmapped, or memory past "
+                              "it: what lies there is the caller's, which the model does not "
+                              "hold")
+        return out
+
+    def by_piece(self, p: _Proc, named: Step, flat: Step, parts: list[tuple[int, int]]) -> None:
+        """A munmap or mprotect over several pieces, lowered to one per piece, in address
+        order: the kernel's loop over the range's VMAs (do_vmi_munmap(): each is unmapped;
+        do_mprotect_pkey(): each is changed until the first it refuses, EACCES, which is the
+        call's result, the ones before it staying changed). The line's outcome is the last
+        lowered step's; the ones before it are the model's (0)."""
+        ref = flat.args[0]
+        assert isinstance(ref, Ref)
+        was = format_step(replace(named, comment=None, note=None))
+        for i, (a, b) in enumerate(parts):
+            sub = replace(flat, args=(Ref(ref.name, a), Int(b - a), *flat.args[2:]),
+                          outcome=Any_(), comment=None, note=None, proc=None)
+            self.judge(p, sub, None, f"{was}: its part in piece {i + 1} of {len(parts)}")
+            got = self.out[-1].outcome
+            if i == len(parts) - 1 or not (isinstance(got, Ret) and got.value == 0):
+                want = named.outcome
+                if not isinstance(want, Any_):
+                    self.diverged |= want != got
+                    self.out[-1] = replace(self.out[-1], outcome=want)
+                return
 
     def wait(self, p: _Proc, step: Step) -> None:
         """wait4() reaps an exited child (and returns its pid); one still running would make
@@ -350,6 +443,10 @@ class _Flattener:
                 flat = self.rename(p, step)
             except ResolveError as e:
                 raise TraceInputError(self.path, step, e.msg) from None
+            parts = self.parts(flat)
+            if parts is not None:
+                self.by_piece(p, step, flat, parts)
+                return
             if flat.call == "unpin" and flat.args and isinstance(flat.args[0], Ref):
                 x = flat.args[0].name
                 others = self.holders.get(x, set()) - {p.name}
@@ -369,9 +466,10 @@ def flatten(design: Design, trace: Trace) -> Trace:
     returned as it is. A line the model cannot take is a TraceInputError at its position,
     unless an earlier line diverged (the flat trace then ends there: its replay reports the
     divergence)."""
-    if not has_processes(trace, design):
+    if not has_processes(trace, design) and not may_split(design, trace):
         return trace
     return _Flattener(design, trace).run()
 
 
-__all__ = ["PROC_CALLS", "flatten", "has_processes", "proc_calls"]
+__all__ = ["PROC_CALLS", "RANGE_CALLS", "flatten", "has_processes", "lowering", "may_split",
+           "proc_calls"]

@@ -135,6 +135,8 @@ def check_expectation(design: Design, trace: Trace) -> ModelReplay:
     elif kind != "conforms":
         raise TraceInputError(path, None, f"expect: {trace.expect!r} (want conforms, "
                               "violates PROPERTY or witnesses PROPERTY)", at)
+    from checker.processes import lowering
+
     check_scope_header(design, trace)
     ex = replay_interpreter(design, props)
     rep = model_outcomes(design, trace, props=props, ex=ex)
@@ -143,8 +145,8 @@ def check_expectation(design: Design, trace: Trace) -> ModelReplay:
         return rep
     if kind == "conforms":
         rep.expectation_met = True
-        lowered = "" if rep.trace is trace else \
-            f" from {len(trace.steps)} lines, with their processes lowered"
+        what = lowering(design, trace, len(rep.trace.steps) != len(trace.steps))
+        lowered = f" from {len(trace.steps)} lines, with {what} lowered" if what else ""
         rep.message = f"{path}: conforms ({len(rep.trace.steps)} steps{lowered})"
         return rep
     p = props[0]

@@ -132,8 +132,8 @@ def test_every_rule_the_search_never_fires_is_decided_by_replay() -> None:
              ("madvise", m, {"m": 0, "len": (1 << 64) - 1, "advice": 4}),
              ("madvise", m, {"m": 0, "len": 4096, "advice": 5}),  # 5: no such advice
              ("mmap", st, {"fd": 0, "share": 0, "prot": 1, "npages": 0, "moff": 0}),
-             ("mprotect", m, {"m": 0, "prot": 0, "npages": 0, "mpages": 1}),
-             ("munmap", m, {"m": 0, "npages": 0, "mpages": 1}),
+             ("mprotect", m, {"m": 0, "prot": 0, "npages": 0, "mpages": 1, "at": 0}),
+             ("munmap", m, {"m": 0, "npages": 0, "mpages": 1, "at": 0}),
              ("mremap", m, {"m": 0, "old": 1, "new": 1, "flags": 8, "mpages": 1}),
              ("mremap", m, {"m": 0, "old": 2, "new": 2, "flags": 5, "mpages": 1}),
              ("mremap", m, {"m": 0, "old": 2, "new": 1, "flags": 0, "mpages": 2}),

@@ -77,6 +77,7 @@ EXTRA = {  # not from the selftest
         "write-read-fpos", "writev-readv-fpos", "pwritev2-preadv2-fpos"],
     "mappings of several pages (issue 14)": ["mmap-multipage", "mmap-multipage-hugetlb"],
     "mappings at file offsets (issue 14)": ["mmap-offsets", "mmap-offsets-hugetlb"],
+    "munmap and mprotect of a part of a mapping: VMA splits (issue 14)": ["vma-split"],
     "exec of a memfd: x bits, the write count, B15 (issue 15)": [
         "exec-permission", "exec-noexec-seal-hugetlb"],
     "io_uring WRITE/READ/FALLOCATE against the seals (issue 15)": ["io-uring-seals"],

@@ -41,6 +41,7 @@ from model.vocab import ERRNO_NAME, SIGNAL_NAME, parse_flags, render_enum, rende
 from traces.handles import Handles
 from traces.initstate import init_choices, init_comment, init_line, initial_state
 from traces.outputs import OUT, out_text, out_value, record_output
+from traces.pieces import map_ref, rebase, reshape
 from traces.refusal import Outside, ResolveError
 from traces.run import ARun, AStep
 from traces.syscalls import FD_LIMIT, TraceError, const, iovec_items, string_bytes
@@ -195,14 +196,17 @@ def _outcome(action: Action, used: Mapping[str, str], code: int,
 def apply_handles(design: Design, h: Handles, used: Mapping[str, str],
                   hparams: Mapping[str, str], params: Mapping[str, int],
                   before: Mapping[str, int], after: Mapping[str, int],
-                  want: int | None = None) -> tuple[str, str] | None:
+                  want: int | None = None, *, action: Action | None = None,
+                  out: int = 0) -> tuple[str, str] | None:
     """Update the handle table from the counter changes of one step; return a created handle.
     A created descriptor gets the number `used` fixes (NEW_FD), else the trace's `want` when
     free and at least MIN_FD (see Handles.new)."""
     created: tuple[str, str] | None = None
+    reshaped = reshape(h, action, out, used, params, before, after,
+                       _family_fields(design, "map"))
     for fam in ("fd", "map", "pin"):
         fields = _family_fields(design, fam)
-        if not fields:
+        if not fields or (fam == "map" and reshaped):
             continue
         ups = [i for i, f in enumerate(fields) for _ in range(max(0, after[f] - before[f]))]
         downs = [i for i, f in enumerate(fields) for _ in range(max(0, before[f] - after[f]))]
@@ -215,6 +219,8 @@ def apply_handles(design: Design, h: Handles, used: Mapping[str, str],
                 h.live[fam][victim] = ups.pop(0)  # retagged (mprotect)
             else:
                 del h.live[fam][victim]
+                if fam == "map":
+                    h.drop_map(victim)
         for k in ups:
             if fam == "fd" and NEW_FD in used:
                 created = (fam, h.new(fam, k, int(used[NEW_FD]), int(used[NEW_FD])))
@@ -231,7 +237,8 @@ def render_step(design: Design, h: Handles, step: AStep, before: Mapping[str, in
         used[SHM_NAME] = h.shm
     args = tuple(_render_arg(s, step.params, before, used, step.after) for s in action.args
                  if not (isinstance(s, Harmless) and s.optional))
-    created = apply_handles(design, h, used, hparams, step.params, before, step.after)
+    created = apply_handles(design, h, used, hparams, step.params, before, step.after,
+                            action=action, out=step.out)
     after_step(action, h, used, step.params, step.out, created, step.after)
     out = _outcome(action, used, step.out, created)
     note = action.note(step.out) if action.note and step.out >= 0 else None
@@ -477,13 +484,14 @@ def _match(spec: object, arg: Arg, st: Mapping[str, int], h: Handles,
         return _cstring(spec, arg, call, params, alts if alts is not None else {})
     if isinstance(spec, ShmPath):
         return _shm_path(spec, arg, h, used)
-    if isinstance(spec, (MapRef, PinRef)):
-        fam = "map" if isinstance(spec, MapRef) else "pin"
+    if isinstance(spec, MapRef):
+        return map_ref(spec, arg, st, h, params, used, call)
+    if isinstance(spec, PinRef):
         if not isinstance(arg, Ref):
-            return f"expected a {'mapping (m1, ...)' if fam == 'map' else 'pin (p1, ...)'}"
-        if arg.name not in h.live[fam]:
+            return "expected a pin (p1, ...)"
+        if arg.name not in h.live["pin"]:
             return f"{arg.name} does not exist at this point of the trace"
-        params[spec.param] = h.live[fam][arg.name]
+        params[spec.param] = h.live["pin"][arg.name]
         used[spec.param] = arg.name
         return None
     if isinstance(spec, Flags):
@@ -645,6 +653,7 @@ def resolve_step(design: Design, h: Handles, step: Step, st: Mapping[str, int],
                     params[action.fpos[0]] = h.pos(used[_fd_param(action)])
                 for pname, fdp, attr in action.from_desc:  # its mode, from the table
                     params[pname] = h.attr(used[fdp], attr)
+                rebase(specs, st, h, params, used, step)
                 if action.from_map:  # the mapping's length and offset, from the table
                     m = next(s.param for s in specs if isinstance(s, MapRef))
                     for pname, attr in action.from_map:
@@ -695,7 +704,7 @@ def expected_outcome(design: Design, h: Handles, action: Action, used: Mapping[s
     """The model's outcome in trace form; updates the handle table like render_step. A new
     descriptor gets the trace's number `want` if that number is free (Handles.new)."""
     created = apply_handles(design, h, used, _handle_param(action), params, before, step.after,
-                            want)
+                            want, action=action, out=step.out)
     after_step(action, h, used, params, step.out, created, step.after)
     return _outcome(action, used, step.out, created)
 

@@ -34,6 +34,80 @@ class Handles:
     maps: dict[str, dict[str, int]] = field(default_factory=dict)
     #: the /dev/shm name of the trace's tmpfs file (ShmPath), once a call on it succeeded
     shm: str | None = None
+    #: a mapping held in pieces since munmap or mprotect of a part of it (NOTES.md "VMA
+    #: splits"): its name -> (its length in bytes, [(where a piece starts, in bytes from the
+    #: mapping's address, the piece's name)] in address order). Each piece is a mapping of
+    #: its own in `live` and `maps`: the first keeps the mapping's name, the others are named
+    #: by where they start ("m1+8192", a name no trace line can give)
+    pieces: dict[str, tuple[int, list[tuple[int, str]]]] = field(default_factory=dict)
+
+    def has_map(self, name: str) -> bool:
+        """Mapping `name` (or a piece of it) is live."""
+        return name in self.live["map"] or name in self.pieces
+
+    def piece(self, name: str, at: int, page: int, *, hole_ok: bool = False) -> tuple[str, int]:
+        """The piece of mapping `name` holding its byte `at`, and where that piece starts: the
+        mapping itself, at 0, while it is whole. Outside the mapping's first length, the first
+        or the last piece (the rules judge what lies past it); inside, a byte no piece holds
+        was unmapped, and is refused: another mapping may lie there now."""
+        if name not in self.pieces:
+            return name, 0
+        length, parts = self.pieces[name]
+        for start, pid in parts:
+            if start <= at < start + self.maps[pid]["pages"] * page:
+                return pid, start
+        if 0 <= at < length and not hole_ok:
+            raise ResolveError(f"outside the model: {name}+{at} was unmapped (munmap of a "
+                               "part of the mapping): whether another mapping lies there now "
+                               "is the caller's address space, which the model does not hold")
+        start, pid = parts[0] if at < 0 else parts[-1]
+        return pid, start
+
+    def reshape(self, pid: str, at: int, n: int, page: int, kind: int | None) -> list[int]:
+        """Pages at..at+n of piece `pid` are unmapped (`kind` None) or become a mapping of
+        `kind` (mprotect): the piece splits where the range starts and ends. Returns the
+        kinds of the pieces now covering the piece's old range, in address order (for the
+        caller to check against the model's counters)."""
+        name = pid.split("+")[0]
+        if name not in self.pieces:
+            self.pieces[name] = (self.maps.get(pid, MAP_DEFAULT).get("pages", 1) * page,
+                                 [(0, pid)])
+        length, parts = self.pieces[name]
+        start = next(s for s, p in parts if p == pid)
+        old, attrs = self.live["map"][pid], dict(self.maps.get(pid, MAP_DEFAULT))
+        pages = attrs["pages"]
+        cuts = [(0, at, old), (at, at + n, kind), (at + n, pages, old)]
+        new: list[tuple[int, str]] = []
+        del self.live["map"][pid]
+        self.maps.pop(pid, None)
+        kinds = []
+        for lo, hi, k in cuts:
+            if hi <= lo or k is None:
+                continue
+            here = start + lo * page
+            nid = pid if not new else f"{name}+{here}"
+            new.append((here, nid))
+            self.live["map"][nid] = k
+            self.maps[nid] = {**attrs, "pages": hi - lo, "off": attrs["off"] + lo * page}
+            kinds.append(k)
+        i = parts.index((start, pid))
+        parts = [*parts[:i], *new, *parts[i + 1:]]
+        if parts:
+            self.pieces[name] = (length, parts)
+        else:
+            del self.pieces[name]
+        return kinds
+
+    def drop_map(self, name: str) -> None:
+        """Forget a whole mapping's piece (munmap or mremap of it)."""
+        base = name.split("+")[0]
+        if base in self.pieces:
+            length, parts = self.pieces[base]
+            parts = [(s, p) for s, p in parts if p != name]
+            if parts:
+                self.pieces[base] = (length, parts)
+            else:
+                del self.pieces[base]
 
     def describe(self, hid: str, shares: str | None,
                  attrs: Mapping[str, int] = DESC_DEFAULT) -> None:

@@ -45,7 +45,7 @@ from traces.kvm import cap_kvm, fill_struct, pack_struct
 from traces.memaccess import Map as _Map
 from traces.memaccess import Pin as _Pin
 from traces.memaccess import in_grandchild as _in_grandchild
-from traces.memaccess import load_then_store
+from traces.memaccess import load_then_store, map_ref
 from traces.memaccess import own_write as _own_write
 from traces.memaccess import peek as _peek
 from traces.memaccess import poke as _poke
@@ -191,6 +191,11 @@ class _Executor(PathCalls, PinCalls, ForkCalls):
             raise TraceError(f"{name} does not exist (no mmap produced it)")
         return self.maps[name]
 
+    def address(self, ref: str) -> int:
+        """The address a mapping operand names: mN's, or bytes past it (`m1+8192`)."""
+        name, plus = map_ref(ref)
+        return self.map_of(name).addr + plus
+
     @staticmethod
     def result(r: int, e: int) -> Outcome:
         return Err(_ename(e)) if r == -1 else Ret(r)
@@ -226,7 +231,7 @@ class _Executor(PathCalls, PinCalls, ForkCalls):
             v = op.args[i] if i < len(op.args) else 0
             if p.kind == "map":
                 assert isinstance(v, str)
-                args.append(self.map_of(v).addr)
+                args.append(self.address(v))
             elif p.kind == "path":
                 assert isinstance(v, bytes)
                 cells.append(self.path(v))
@@ -418,12 +423,15 @@ class _Executor(PathCalls, PinCalls, ForkCalls):
         return New(name)
 
     def do_munmap(self, m: str, length: int) -> Outcome:
-        start = self.map_of(m).addr
+        start = self.address(m)
         r, e = _sys(SYS_MUNMAP, start, length)
         if r == 0:
+            end = start + -(-length // PAGE) * PAGE
             for mp in self.maps.values():
-                if start <= mp.addr and mp.addr + mp.length <= start + length:
+                if start <= mp.addr and mp.addr + mp.length <= end:
                     mp.live = False
+                elif start < mp.addr + mp.length and mp.addr < end:  # a part of it
+                    mp.gone.append((max(start, mp.addr), min(end, mp.addr + mp.length)))
         return self.result(r, e)
 
     def do_mremap(self, m: str, old_len: int, new_len: int, flags: int,
@@ -450,7 +458,7 @@ class _Executor(PathCalls, PinCalls, ForkCalls):
         res = _in_grandchild(fn(addr))
         if res != "ok":
             return Sig(res)
-        if mp.live:  # never touch an address the trace unmapped (it may be reused)
+        if mp.holds(addr):  # never touch an address the trace unmapped (it may be reused)
             fn(addr)()
         return Ret(0)
 
@@ -475,7 +483,7 @@ class _Executor(PathCalls, PinCalls, ForkCalls):
             finally:
                 os.close(fd)
 
-        return _own_write(mp, write)
+        return _own_write(mp, write, addr)
 
     def do_vm_write(self, m: str, off: int = 0) -> Outcome:
         """One byte (0x5a) written with process_vm_writev() from this process to itself at
@@ -483,14 +491,15 @@ class _Executor(PathCalls, PinCalls, ForkCalls):
         mp = self.map_of(m)
         src = ctypes.create_string_buffer(b"\x5a", 1)
         local = uring.Iovec(ctypes.addressof(src), 1)
-        remote = uring.Iovec(mp.addr + off, 1)
+        addr = mp.addr + off
+        remote = uring.Iovec(addr, 1)
 
         def write() -> int:
             r, e = _sys(SYS_PROCESS_VM_WRITEV, os.getpid(), ctypes.addressof(local), 1,
                         ctypes.addressof(remote), 1, 0)
             return -(e or 1) if r == -1 else r
 
-        return _own_write(mp, write)
+        return _own_write(mp, write, addr)
 
     def do_ioctl(self, fd: int, req: int, arg: int | dict[str, int | str] | Cell) -> Outcome:
         real = self.real(fd)
@@ -542,7 +551,7 @@ class _Executor(PathCalls, PinCalls, ForkCalls):
         byte it read, so it changes no content even through a shared mapping (a private one
         COWs in the probe)."""
         maps = {name: list(load_then_store(mp.addr)) for name, mp in self.maps.items()
-                if mp.live}
+                if mp.holds(mp.addr)}
         return {**maps, **self.remote_probes()}
 
 

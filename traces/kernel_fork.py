@@ -17,6 +17,7 @@ from typing import Any, cast
 
 from traces.memaccess import Map as _Map
 from traces.memaccess import Pin as _Pin
+from traces.memaccess import map_ref
 from traces.rawsys import syscall as _sys
 from traces.syscalls import Op, TraceError
 from traces.trace import New, Outcome
@@ -95,8 +96,9 @@ class ForkCalls:
         """The holder's body; never returns."""
         try:
             for other in self.maps.values():
-                if other.live and other.addr != mp.addr:
-                    _sys(SYS_MUNMAP, other.addr, other.length)
+                if other.addr != mp.addr:
+                    for lo, hi in other.parts():
+                        _sys(SYS_MUNMAP, lo, hi - lo)
             for pin in self.pins.values():
                 for addr, length in pin.ring.regions if pin.ring is not None else ():
                     _sys(SYS_MUNMAP, addr, length)
@@ -108,7 +110,7 @@ class ForkCalls:
                         pass
             # the holder's own records: names stay unique (the old ones kept, dead)
             self.maps = {k: replace(v, live=False) for k, v in self.maps.items()}
-            self.maps[name] = _Map(mp.addr, mp.length, mp.live)
+            self.maps[name] = _Map(mp.addr, mp.length, mp.live, list(mp.gone))
             self.pins = {k: replace(v, released=True) for k, v in self.pins.items()}
             self.remote = {}
             while True:
@@ -145,8 +147,8 @@ class ForkCalls:
     def held_by(self, op: Op) -> Holder | None:
         """The holder of a handle the step names (None: the executor's own)."""
         for a in op.args:
-            if isinstance(a, str) and a in self.remote:
-                return self.remote[a][0]
+            if isinstance(a, str) and map_ref(a)[0] in self.remote:
+                return self.remote[map_ref(a)[0]][0]
         return None
 
     @staticmethod
@@ -165,7 +167,7 @@ class ForkCalls:
         """Run `op` in the holder, its handle names as the holder knows them; a handle it
         makes gets the executor's next name."""
         there = {k: n for k, (h, n) in self.remote.items() if h == holder}
-        args = tuple(there.get(a, a) if isinstance(a, str) else a for a in op.args)
+        args = tuple(_there(there, a) if isinstance(a, str) else a for a in op.args)
         out, self.filled = self.ask(holder, ("run", replace(op, args=args)))
         if not isinstance(out, New):
             return cast(Outcome, out)  # the holder's run()
@@ -193,3 +195,11 @@ class ForkCalls:
 
 
 __all__ = ["ForkCalls", "Holder"]
+
+
+def _there(there: dict[str, str], a: str) -> str:
+    """A handle operand by the holder's name for it (a mapping's `+bytes` kept)."""
+    name, plus = map_ref(a)
+    if name not in there:
+        return a
+    return f"{there[name]}+{plus}" if plus else there[name]

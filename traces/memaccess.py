@@ -7,7 +7,7 @@ from __future__ import annotations
 import ctypes
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from traces import uring
 from traces.rawsys import ename as _ename
@@ -21,6 +21,31 @@ class Map:
     addr: int
     length: int
     live: bool = True
+    #: address ranges [lo, hi) of it the trace unmapped (munmap of a part): the executor
+    #: never touches them (another mapping may lie there now)
+    gone: list[tuple[int, int]] = field(default_factory=list)
+
+    def holds(self, addr: int) -> bool:
+        """addr is still this mapping's (it was never unmapped)."""
+        return self.live and not any(lo <= addr < hi for lo, hi in self.gone)
+
+    def parts(self) -> list[tuple[int, int]]:
+        """The address ranges [lo, hi) of it still mapped by the trace."""
+        if not self.live:
+            return []
+        out, lo = [], self.addr
+        for glo, ghi in sorted(self.gone):
+            if glo > lo:
+                out.append((lo, glo))
+            lo = max(lo, ghi)
+        return [*out, (lo, self.addr + self.length)] if lo < self.addr + self.length else out
+
+
+def map_ref(v: str) -> tuple[str, int]:
+    """A mapping operand (traces/syscalls.py): its name and the bytes past its start
+    (`m1+8192` -> ("m1", 8192))."""
+    name, _, plus = v.partition("+")
+    return name, int(plus or 0)
 
 
 @dataclass
@@ -31,11 +56,11 @@ class Pin:
     released: bool = False
 
 
-def own_write(mp: Map, write: Callable[[], int]) -> Outcome:
+def own_write(mp: Map, write: Callable[[], int], addr: int) -> Outcome:
     """A write into this process's own memory at a mapping (`write`: bytes written, or a
     negative errno). At an address the trace unmapped it runs in a forked process (the
     address may have been reused here), which reports the errno as its exit status."""
-    if mp.live:
+    if mp.holds(addr):
         r = write()
     else:
         pid = os.fork()
@@ -110,5 +135,5 @@ def peek(addr: int) -> Callable[[], None]:
     return fn
 
 
-__all__ = ["Map", "Pin", "in_grandchild", "load_then_store", "own_write", "peek", "poke"]
+__all__ = ["Map", "Pin", "in_grandchild", "load_then_store", "map_ref", "own_write", "peek", "poke"]
 

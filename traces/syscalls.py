@@ -590,7 +590,7 @@ def _operand(kind: Kind, arg: Arg, where: str, page: int) -> Operand:
         if not (isinstance(arg, Ref) and arg.name.startswith(prefix)):
             raise TraceError(f"{where}: expected a {'mapping' if kind == 'map' else 'pin'} "
                              f"handle {prefix}N, got {format_arg(arg)}")
-        return arg.name
+        return f"{arg.name}+{arg.plus}" if arg.plus else arg.name
     if kind == "stat":  # output only: what the trace shows of the judged fields
         return stat_shown(arg, where)
     if kind == "argv":

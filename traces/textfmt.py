@@ -252,7 +252,7 @@ class _LineParser:
                 value, spelling = self.number(word, start)
                 return Int(value, spelling)
             if _HANDLE.fullmatch(word):
-                return Ref(word)
+                return self.handle_plus(word)
             return Sym(word)
         # flag expression: every term a name or an unsigned number
         term_start = start
@@ -271,6 +271,24 @@ class _LineParser:
                 hint = " (no spaces inside flag expressions)" if self.peek() in (" ", "\t") else ""
                 raise self.error(f"expected flag name or number after '|', {self.found()}{hint}")
             self.i = m.end()
+
+    def handle_plus(self, word: str) -> Ref:
+        """A handle, and for a mapping an address inside it: `m1+8192` (bytes, decimal or
+        hex; no spaces)."""
+        if self.peek() != "+":
+            return Ref(word)
+        at = self.i + 1
+        if word[0] != "m":
+            raise self.error("only a mapping (mN) takes '+bytes' (an address inside it)", at - 1)
+        m = _TERM.match(self.text, at)
+        if m is None or m.group()[0] not in _DEC_START or m.group()[0] == "-":
+            raise self.error(f"expected a number of bytes after '{word}+', found "
+                             f"{_describe(self.peek_at(at))}", at)
+        self.i = m.end()
+        value, _ = self.number(m.group(), at)
+        if value <= 0:
+            raise self.error(f"'{word}+{m.group()}': the offset must be positive", at)
+        return Ref(word, value)
 
     def peek_at(self, index: int) -> str:
         return self.text[index] if index < self.n else ""
@@ -703,7 +721,7 @@ def format_arg(arg: Arg) -> str:
         quoted = '"' + arg.text.translate(_ESCAPES) + '"'
         return quoted + "..." if arg.truncated else quoted
     if isinstance(arg, Ref):
-        return arg.name
+        return f"{arg.name}+{arg.plus}" if arg.plus else arg.name
     if isinstance(arg, Lst):
         return "[" + ", ".join(format_arg(a) for a in arg.items) + "]"
     items = [f"{name}={format_arg(value)}" for name, value in arg.fields]

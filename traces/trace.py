@@ -46,9 +46,12 @@ class Str:
 
 @dataclass(frozen=True)
 class Ref:
-    """A named handle produced by an earlier step: m1 (mapping), p1 (pin)."""
+    """A named handle produced by an earlier step: m1 (mapping), p1 (pin). `plus` is an
+    address inside a mapping, bytes past its start (`m1+8192`: munmap and mprotect of a
+    part of it)."""
 
     name: str
+    plus: int = 0
 
 
 @dataclass(frozen=True)

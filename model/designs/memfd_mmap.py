@@ -113,39 +113,57 @@ def mmap_body(s: StateView, fd: E, share: E, prot: E, npages: E, moff: E,
     ]
 
 
-def whole_mapping(npages: E, mpages: E) -> Rule:
-    return requires(npages == mpages, label="whole_mapping",
-                    why="a range that is not the whole mapping splits its VMA (or reaches the "
-                        "caller's other memory), which the model does not hold")
+def within_piece(at: E, npages: E, mpages: E) -> Rule:
+    """The range lies inside one piece of the mapping (NOTES.md "VMA splits")."""
+    return requires(at + npages <= mpages, label="within_piece",
+                    why="a range past the end of the mapping's piece reaches another piece of "
+                        "it, an unmapped hole or the caller's other memory, which the model "
+                        "does not hold")
 
 
-def mprotect_body(s: StateView, m: E, prot: E, npages: E, mpages: E) -> list[Rule]:
-    """do_mprotect_pkey() over the whole mapping (len 0: nothing to do), mprotect_fixup():
-    adding PROT_WRITE needs VM_MAYWRITE."""
+def piece_counts(at: E, npages: E, mpages: E) -> tuple[E, E]:
+    """(the range covers the whole piece, the range leaves a part on each side of it)."""
+    return (at == 0) & (npages == mpages), (at > 0) & (at + npages < mpages)
+
+
+def mprotect_body(s: StateView, m: E, prot: E, npages: E, mpages: E, at: E) -> list[Rule]:
+    """do_mprotect_pkey() over pages at..at+npages of a mapping's piece (len 0: nothing to do),
+    mprotect_fixup(): adding PROT_WRITE needs VM_MAYWRITE; a new protection for part of a
+    VMA splits it (vma_modify_flags(): the part keeps its side's VMA, the range gets one of
+    its own), one equal to the old changes nothing (newflags == oldflags)."""
     w = prot_writes(prot)
     new = If(m == SH_RW, If(w, SH_RW, SH_RO_MW),
              If(m == SH_RO_MW, If(w, SH_RW, SH_RO_MW),
                 If(m == SH_RO, SH_RO, If(w, PR_RW, PR_RO))))
-    moves = {f: If(m == i, s[f] - 1, s[f]) for i, f in enumerate(MAP_FIELDS)}
-    after = {f: If(new == i, moves[f] + 1, moves[f]) for i, f in enumerate(MAP_FIELDS)}
+    whole, middle = piece_counts(at, npages, mpages)
+    # the old kind keeps the parts on either side of the range; the range becomes the new
+    keeps = If(whole, 0, If(middle, 2, 1))
+    after = {f: If(new == m, s[f],
+                   If(m == i, s[f] - 1 + keeps, s[f]) + If(new == i, 1, 0))
+             for i, f in enumerate(MAP_FIELDS)}
     return [
         have_map(s, m),
         ok(0, when=npages == 0, label="zero_len", why="do_mprotect_pkey(): !len"),
-        whole_mapping(npages, mpages),
+        within_piece(at, npages, mpages),
         fail("EACCES", when=w & (m == SH_RO), label="no_maywrite",
              why="mprotect_fixup(): VM_MAYWRITE cleared (O_RDONLY fd or write seal)"),
         ok(0, **as_updates(after)),
     ]
 
 
-def munmap_body(s: StateView, m: E, npages: E, mpages: E) -> list[Rule]:
-    """do_vmi_munmap() of the whole mapping (len 0: EINVAL)."""
+def munmap_body(s: StateView, m: E, npages: E, mpages: E, at: E) -> list[Rule]:
+    """do_vmi_munmap() of pages at..at+npages of a mapping's piece (len 0: EINVAL): the whole
+    piece's VMA goes; a part in its middle splits it in two (vms_gather_munmap_vmas():
+    __split_vma() at both ends), a part at one end leaves one VMA."""
+    whole, middle = piece_counts(at, npages, mpages)
     return [have_map(s, m),
             fail("EINVAL", when=npages == 0, label="zero_len",
                  why="do_vmi_munmap(): PAGE_ALIGN(len) == 0"),
-            whole_mapping(npages, mpages),
-            ok(0, **as_updates(bump(s, MAP_FIELDS, m, -1)))]
+            within_piece(at, npages, mpages),
+            ok(0, **as_updates({f: If(m == i, If(whole, s[f] - 1, If(middle, s[f] + 1, s[f])),
+                                      s[f]) for i, f in enumerate(MAP_FIELDS)}))]
 
 
 __all__ = ["PRIVATE", "PROT", "PROT_R", "PROT_RW", "PROT_TEXT", "PROT_W", "SHARED", "mmap_body",
-           "mprotect_body", "munmap_body", "offset_fine", "prot_writes", "whole_mapping"]
+           "mprotect_body", "munmap_body", "offset_fine", "piece_counts", "prot_writes",
+           "within_piece"]

@@ -70,6 +70,14 @@ MPAGES = Param("mpages", nat(fixed=MAP_PAGES_SHMEM), (1,), "the mapping's length
                symbolic_domain=True)
 
 
+#: the page of a mapping's piece where a munmap/mprotect range starts (the address `m1+8192`
+#: less the piece's start, in pages of the file): explored at 0, symbolically too, as the
+#: mappings are one page long there; replay binds it from the trace's address (NOTES.md
+#: "VMA splits")
+AT_PAGE = Param("at", nat(fixed=MAP_PAGES_SHMEM), (0,), "the range's first page in the piece",
+                symbolic_domain=True)
+
+
 #: the file offset of a mapping, in bytes (mmap's off, an unsigned long): explored at 0 for
 #: a mapping that is made (every explored mapping maps the file from its start), and at two
 #: offsets mmap refuses: one not page-aligned (EINVAL) and one whose end passes
@@ -135,6 +143,7 @@ ACCESS_OFF = Param("off", LOFF, (0, PAGE_SIZE - 1, HPAGE_SIZE - 1, GPAGE_SIZE - 
 
 __all__ = [
     "ACCESS_OFF",
+    "AT_PAGE",
     "FROM_MAP",
     "FROM_MAP_OFF",
     "FROM_MAP_PAGES",

@@ -31,9 +31,20 @@ class Fd:
 
 @dataclass(frozen=True)
 class MapRef:
-    """A mapping name (m1, ...); the parameter is the mapping kind."""
+    """A mapping name (m1, ...); the parameter is the mapping kind.
+
+    A mapping a part of which was unmapped or reprotected is held in pieces (NOTES.md "VMA
+    splits"); the piece a call reaches is bound, not the mapping: `at` names the parameter
+    that gets the address's page within its piece (`m1+8192`: munmap, mprotect; the page
+    size of the state's file is `scale`'s), `reach` the one holding a byte offset into the
+    mapping (store, load), which is rebased to the piece. `unmaps`: the range is unmapped
+    (munmap), else reprotected (mprotect)."""
 
     param: str
+    at: str | None = None
+    reach: str | None = None
+    unmaps: bool = False
+    scale: Callable[[Mapping[str, int]], int] | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from traces.export.lower import (
     int_arg,
     is_kvm_open,
     lower,
+    map_at,
     names_shm,
     noexec_want,
     plain_operands,
@@ -198,10 +199,13 @@ def _c_call(op: Op, need: set[str]) -> str:
                 f"FD({o[4]}), {value(o[5])})")
     if c == "mprotect":
         need.add("maps")
-        return f"res_of(mprotect(maps[{o[0]}], {value(o[1])}, {_c_flags(o[2])}))"
+        m, plus = map_at(o[0], c)
+        addr = f"(char *)maps[{m}] + {plus}" if plus else f"maps[{m}]"
+        return f"res_of(mprotect({addr}, {value(o[1])}, {_c_flags(o[2])}))"
     if c == "munmap":
         need |= {"maps", "munmap"}
-        return f"sys_munmap({o[0]}, {value(o[1])})"
+        m, plus = map_at(o[0], c)
+        return f"sys_munmap({m}, {plus}, {value(o[1])})"
     if c == "mremap":
         need |= {"maps", "mremap"}
         return (f"sys_mremap({o[0]}, {value(o[1])}, {value(o[2])}, {_c_flags(o[3])}, "

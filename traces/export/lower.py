@@ -77,6 +77,31 @@ def int_arg(arg: Arg, what: str) -> int:
     raise ExportError(f"{what}: expected a number, got {format_arg(arg)}")
 
 
+@dataclass(frozen=True)
+class MapAt:
+    """An address inside mapping number `m`, `plus` bytes past its start (`m1+8192`:
+    munmap and mprotect of a part; NOTES.md "VMA splits")."""
+
+    m: int
+    plus: int
+
+
+def map_at(v: Any, call: str) -> tuple[int, int]:
+    """(mapping number, bytes past its start) of a mapping operand; only munmap and mprotect
+    take an address inside a mapping."""
+    if isinstance(v, MapAt):
+        if call not in ("munmap", "mprotect"):
+            raise ExportError(f"{call}: an address inside a mapping (m{v.m}+{v.plus}) is "
+                              "taken by munmap and mprotect only")
+        return v.m, v.plus
+    return int(v), 0
+
+
+def _handle_no(v: Any) -> Any:
+    """A handle operand's number (a MapAt's mapping)."""
+    return v.m if isinstance(v, MapAt) else v
+
+
 def handle_arg(arg: Arg, prefix: str, what: str) -> int:
     if isinstance(arg, Ref) and arg.name.startswith(prefix) and arg.name[1:].isdigit():
         return int(arg.name[1:])
@@ -200,6 +225,8 @@ def _operand(p: Param, arg: Arg, where: str) -> Any:
     if p.kind in ("fd", "newfd"):
         return fd_arg(arg, where)
     if p.kind in ("map", "pin"):
+        if isinstance(arg, Ref) and arg.plus:
+            return MapAt(handle_arg(Ref(arg.name), "m", where), arg.plus)
         return handle_arg(arg, p.kind[0], where)
     if p.kind == "iov":
         return iov_arg(arg, where)
@@ -285,6 +312,9 @@ def lower(r: Replayed) -> list[Op]:
         else:
             o = tuple(_operand(p, x, where) for p, x in zip(entry.params, a, strict=False))
             o += tuple(Int(0) for _ in entry.params[len(a):])
+            for v in o:
+                if isinstance(v, MapAt):
+                    map_at(v, c)  # an address inside a mapping: munmap and mprotect only
         if c == "mmap":
             if int_arg(a[0], where) != 0:
                 raise ExportError(f"{where}: only NULL addresses are supported")
@@ -298,8 +328,9 @@ def lower(r: Replayed) -> list[Op]:
         elif c in ("open", "execve"):  # /proc/self/fd/N: the trace's descriptor N
             m = _PROC_FD.fullmatch(o[0])
             o = (int(m.group(1)) if m else None, *o)
-        holder = next((held[(p.kind[0], v)] for p, v in zip(entry.params, o, strict=False)
-                       if p.kind in ("map", "pin") and (p.kind[0], v) in held), 0)
+        holder = next((held[(p.kind[0], _handle_no(v))]
+                       for p, v in zip(entry.params, o, strict=False)
+                       if p.kind in ("map", "pin") and (p.kind[0], _handle_no(v)) in held), 0)
         if c == "fork_vma":
             if holder:
                 raise ExportError(f"{where}: a fork of a fork's copy: the reproducers' "

@@ -17,6 +17,7 @@ from traces.export.lower import (
     handle_arg,
     is_kvm_open,
     lower,
+    map_at,
     noexec_want,
     plain_operands,
     uses_gmem,
@@ -98,9 +99,12 @@ def _py_call(op: Op) -> str:
         return (f"sys_mmap({o[0]}, {value(o[1])}, {_py_value(o[2])}, {_py_value(o[3])}, "
                 f"{o[4]}, {value(o[5])})")
     if c == "mprotect":
-        return f'sysc("mprotect", maps[{o[0]}], {value(o[1])}, {_py_value(o[2])})'
+        m, plus = map_at(o[0], c)
+        addr = f"maps[{m}] + {plus}" if plus else f"maps[{m}]"
+        return f'sysc("mprotect", {addr}, {value(o[1])}, {_py_value(o[2])})'
     if c == "munmap":
-        return f"sys_munmap({o[0]}, {value(o[1])})"
+        m, plus = map_at(o[0], c)
+        return f"sys_munmap({m}, {plus}, {value(o[1])})"
     if c == "mremap":
         return (f"sys_mremap({o[0]}, {value(o[1])}, {value(o[2])}, {_py_value(o[3])}, "
                 f"{o[4]})")

@@ -16,6 +16,7 @@ from traces.export.lower import (
     handle_arg,
     int_arg,
     lower,
+    map_at,
     noexec_want,
     plain_operands,
     value,
@@ -248,12 +249,13 @@ def export_syz(design: Design, r: Replayed) -> str:
             lines.append(f"mmap(&({where:#x}/{length:#x})=nil, {length:#x}, {prot:#x}, "
                          f"{flags:#x}, {s.fdarg(o[4])}, {value(o[5]):#x})")
         elif c == "mprotect":
-            m, length = o[0], value(o[1])
+            (m, plus), length = map_at(o[0], c), value(o[1])
             prot = int_arg(o[2], "prot")
-            lines.append(f"mprotect(&({_syz_map(m):#x}/{length:#x})=nil, {length:#x}, {prot:#x})")
+            lines.append(f"mprotect(&({_syz_map(m) + plus:#x}/{length:#x})=nil, {length:#x}, "
+                         f"{prot:#x})")
         elif c == "munmap":
-            m, length = o[0], value(o[1])
-            lines.append(f"munmap(&({_syz_map(m):#x}/{length:#x})=nil, {length:#x})")
+            (m, plus), length = map_at(o[0], c), value(o[1])
+            lines.append(f"munmap(&({_syz_map(m) + plus:#x}/{length:#x})=nil, {length:#x})")
         elif c == "mremap":
             lines.append(f"# mremap: syzkaller programs address mappings at fixed places, and "
                          f"a moved one goes where the kernel puts it: not rendered "

@@ -745,13 +745,14 @@ static __maybe_unused struct res in_child(int slot, int n)
 }
 //@ section munmap
 
-static __maybe_unused struct res sys_munmap(int m, size_t len)
+static __maybe_unused struct res sys_munmap(int m, size_t off, size_t len)
 {
-	struct res r = res_of(munmap(maps[m], len));
+	char *addr = (char *)maps[m] + off;
+	struct res r = res_of(munmap(addr, len));
 
 	/* keep the range reserved, so a later access through m faults as unmapped */
 	if (r.ret == 0)
-		mmap(maps[m], len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+		mmap(addr, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
 	return r;
 }
 //@ section mremap

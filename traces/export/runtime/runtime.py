@@ -373,10 +373,11 @@ def sys_mremap(m, old_len, new_len, flags, slot):
     return r
 
 
-def sys_munmap(m, length):
-    r = sysc("munmap", maps[m], length)
+def sys_munmap(m, off, length):
+    r = sysc("munmap", maps[m] + off, length)
     if r[0] == 0:  # keep the range reserved, so a later access through m faults
-        sysc("mmap", maps[m], length, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0)
+        sysc("mmap", maps[m] + off, length, PROT_NONE,
+             MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0)
     return r
 
 
