@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from checker.cli import main
 from checker.strace_judge import Report, judge_log
 from traces.strace_log import LogCall, LogExit, LogSignal, parse_log
-from traces.textfmt import TraceSyntaxError, format_arg, parse_trace
+from traces.textfmt import TraceSyntaxError, format_arg, format_step, parse_trace
 from traces.trace import Err, Int, Lst, New, Ret, Str, Sym
 
 PROGS = Path(__file__).parent / "strace_progs"
@@ -221,6 +221,25 @@ def test_partial_munmap_is_outside_with_a_reason_and_blocks_later_calls() -> Non
     v = {x.line: x for x in rep.verdicts}
     assert v[5].verdict == "outside" and "4096" in (v[5].reason or "")
     assert v[6].verdict == "outside" and v[6].reason == "after an unjudged call at 5"
+
+
+def test_a_part_of_a_mapping_is_named_by_its_address() -> None:
+    """munmap and mprotect of a part of a mapping (a VMA split) are judged: the trace names
+    the part by its address (m1+4096), a fault by its offset from the mapping's start, and
+    an exit unmaps each piece."""
+    log = ('memfd_create("t", MFD_ALLOW_SEALING) = 3\nftruncate(3, 12288) = 0\n'
+           "mmap(NULL, 12288, PROT_READ|PROT_WRITE, MAP_SHARED, 3, 0) = 0x7f0000000000\n"
+           "mprotect(0x7f0000001000, 4096, PROT_READ) = 0\n"
+           "munmap(0x7f0000000000, 4096) = 0\n"
+           "fcntl(3, F_ADD_SEALS, F_SEAL_WRITE) = -1 EBUSY (Device or resource busy)\n"
+           "--- SIGSEGV {si_signo=SIGSEGV, si_code=SEGV_ACCERR, si_addr=0x7f0000001000} ---\n"
+           "+++ killed by SIGSEGV +++\n")
+    rep = judge_log(parse_log(log))
+    assert {v.verdict for v in rep.verdicts} == {"agrees"}, rep.verdicts
+    text = [format_step(s) for s in rep.judged[0].steps]
+    assert "mprotect(m1+4096, 4096, PROT_READ) = 0" in text
+    assert any(t.startswith("store(m1, 4096) = SIGSEGV") for t in text), text
+    assert any(t.startswith("munmap(m1+8192, 4096) = 0") for t in text), text
 
 
 def test_noexec_sysctl_writes_follow_pid_namespaces() -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 from model import designs, vocab
 from traces.strace_log import LogCall, LogExit, LogSignal, StraceLog
@@ -112,10 +113,20 @@ class Memfd:
 
 @dataclass
 class Mapping:
+    """[start, end) of the memfd mapping `handle` its mmap placed at `base` (a part unmapped or
+    reprotected leaves records of the handle: its pieces, named by address, `m1+8192`)."""
+
     start: int
     end: int
     memfd: Memfd
     handle: str
+    base: int
+
+    def ref(self, at: int | None = None) -> Ref:  # the trace's name of an address in it
+        return Ref(self.handle, (self.start if at is None else at) - self.base)
+
+    def part(self, start: int, end: int) -> Mapping:
+        return Mapping(start, end, self.memfd, self.handle, self.base)
 
 
 @dataclass
@@ -258,7 +269,7 @@ class _Follower:
 
     def drop_maps(self, mm: _Mm, line: int, what: str) -> None:
         for m in mm.maps:
-            self.synth(m.memfd, line, what, "munmap", (Ref(m.handle), Int(m.end - m.start)))
+            self.synth(m.memfd, line, what, "munmap", (m.ref(), Int(m.end - m.start)))
         mm.maps.clear()
 
     def fork(self, parent: _Proc, child: int, flags: int, line: int, ns: _Ns) -> None:
@@ -289,7 +300,7 @@ class _Follower:
                 self.add(m.memfd, line, f"fork: {who} inherits {m.handle}",
                          Step("fork_vma", (Ref(m.handle),), New(handle),
                               comment=f"{who}: {m.handle} (fork)"), counted=False)
-                mm.maps.append(Mapping(m.start, m.end, m.memfd, handle))
+                mm.maps.append(Mapping(m.start, m.end, m.memfd, handle, m.base))
         mm.users.add(child)
         self.procs[child] = _Proc(child, table, mm, ns)
 
@@ -320,7 +331,7 @@ class _Follower:
         p = self.proc(ev.pid)
         for m in p.mm.maps:
             if m.start <= ev.addr < m.end:
-                off = Int(ev.addr - m.start)
+                off = Int(ev.addr - m.base)
                 sig = Sig(ev.signal)
                 self.add(m.memfd, ev.line, f"{ev.signal} at {ev.addr:#x}",
                          Step("store", (Ref(m.handle), off), sig),
@@ -565,9 +576,9 @@ class _Follower:
             self.add(m.memfd, c.line, c.text, None, counted=False,
                      why=f"{m.handle} {what} at line {c.line}; the model has no rule for it")
             if m.start < lo:
-                keep.append(Mapping(m.start, lo, m.memfd, m.handle))
+                keep.append(m.part(m.start, lo))
             if m.end > hi:
-                keep.append(Mapping(hi, m.end, m.memfd, m.handle))
+                keep.append(m.part(hi, m.end))
         p.mm.maps = keep
 
     def addr_call(self, p: _Proc, c: LogCall) -> None:
@@ -586,14 +597,17 @@ class _Follower:
         made: dict[str, str] = {}  # mapping -> the mapping an mremap returned
         for mf in dict.fromkeys(m.memfd for m in hit):
             mine = [m for m in hit if m.memfd is mf]
-            if len(mine) == 1 and mine[0].start == lo:
+            # munmap and mprotect of a part of one record name its address (m1+8192)
+            part = c.name in ("munmap", "mprotect") and len(mine) == 1 \
+                and mine[0].start <= lo and hi <= mine[0].end
+            if part or (len(mine) == 1 and mine[0].start == lo == mine[0].base):
                 args = self.parsed(c, {0})
                 out = _outcome(c)
                 if isinstance(args, str) or isinstance(out, str):
                     self.add(mf, c.line, c.text, None,
                              why=args if isinstance(args, str) else str(out))
                     continue
-                args[0] = Ref(mine[0].handle)
+                args[0] = mine[0].ref(lo)
                 if c.name == "mremap" and ok:
                     if copy:
                         mf.maps += 1
@@ -603,16 +617,22 @@ class _Follower:
             else:
                 names = ", ".join(m.handle for m in mine)
                 self.add(mf, c.line, c.text, None, why=f"{c.name} [{lo:#x}, +{length:#x}) "
-                         f"covers part of {names}; the model's calls take one whole mapping")
+                         f"covers {names} in part or more than one piece of it; the model's "
+                         "calls take a range within one piece of one mapping")
         if not ok:
             return
         if c.name == "munmap":
             p.mm.maps = [m for m in p.mm.maps if m.end <= lo or m.start >= hi]
             for m in hit:  # what is left of a partly unmapped mapping
                 if m.start < lo:
-                    p.mm.maps.append(Mapping(m.start, lo, m.memfd, m.handle))
+                    p.mm.maps.append(m.part(m.start, lo))
                 if m.end > hi:
-                    p.mm.maps.append(Mapping(hi, m.end, m.memfd, m.handle))
+                    p.mm.maps.append(m.part(hi, m.end))
+        elif c.name == "mprotect":  # a part reprotected is a piece of its own (a VMA split)
+            for m in hit:
+                p.mm.maps.remove(m)
+                cuts = (m.start, max(lo, m.start), min(hi, m.end), m.end)
+                p.mm.maps += [m.part(a, b) for a, b in pairwise(cuts) if a < b]
         elif c.name == "mremap" and c.ret is not None:
             new_len = c.int_arg(2) or 0
             if not copy:
@@ -621,7 +641,7 @@ class _Follower:
             self.unmap(p, c.ret, c.ret + -(-new_len // PAGE) * PAGE, c, "replaced by mremap")
             for m in hit[:1]:
                 p.mm.maps.append(Mapping(c.ret, c.ret + -(-new_len // PAGE) * PAGE, m.memfd,
-                                         made.get(m.handle, m.handle)))
+                                         made.get(m.handle, m.handle), c.ret))
 
     def fd_call(self, p: _Proc, c: LogCall, mf: Memfd) -> None:
         at = FD_AT.get(c.name, 0)
@@ -672,7 +692,7 @@ class _Follower:
             self.unmap(p, out.value, out.value + -(-length // PAGE) * PAGE, c,
                        "replaced by the mapping")
             p.mm.maps.append(Mapping(out.value, out.value + -(-length // PAGE) * PAGE, mf,
-                                     handle))
+                                     handle, out.value))
             out = New(handle)
         if new_fd and isinstance(out, Ret):
             nfd = out.value
