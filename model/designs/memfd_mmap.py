@@ -136,11 +136,13 @@ def mprotect_body(s: StateView, m: E, prot: E, npages: E, mpages: E, at: E) -> l
              If(m == SH_RO_MW, If(w, SH_RW, SH_RO_MW),
                 If(m == SH_RO, SH_RO, If(w, PR_RW, PR_RO))))
     whole, middle = piece_counts(at, npages, mpages)
-    # the old kind keeps the parts on either side of the range; the range becomes the new
-    keeps = If(whole, 0, If(middle, 2, 1))
-    after = {f: If(new == m, s[f],
-                   If(m == i, s[f] - 1 + keeps, s[f]) + If(new == i, 1, 0))
-             for i, f in enumerate(MAP_FIELDS)}
+    # the old kind keeps the parts on either side of the range (none when the protection is
+    # the one it has: then -1 and +1 cancel); the range becomes the new kind. Over a whole
+    # piece `keeps` is 0, and the terms are the retagging's alone (the symbolic engines take
+    # whole one-page mappings, where `whole` folds to true)
+    keeps = If(whole | (new == m), 0, If(middle, 2, 1))
+    moves = {f: If(m == i, s[f] - 1 + keeps, s[f]) for i, f in enumerate(MAP_FIELDS)}
+    after = {f: If(new == i, moves[f] + 1, moves[f]) for i, f in enumerate(MAP_FIELDS)}
     return [
         have_map(s, m),
         ok(0, when=npages == 0, label="zero_len", why="do_mprotect_pkey(): !len"),
