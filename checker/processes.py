@@ -31,7 +31,21 @@ from traces.concretize import initial_state, page_scale
 from traces.handles import Handles
 from traces.refusal import ResolveError
 from traces.textfmt import format_arg, format_step
-from traces.trace import Any_, Arg, Int, Lst, New, Outcome, Ref, Ret, Step, Str, Struct, Trace
+from traces.trace import (
+    Any_,
+    Arg,
+    Int,
+    Lst,
+    New,
+    Outcome,
+    Ref,
+    Ret,
+    Step,
+    Str,
+    Struct,
+    Sym,
+    Trace,
+)
 
 #: the calls that make, end and reap processes (not model actions)
 PROC_CALLS = frozenset({"fork", "exit_group", "wait4"})
@@ -61,7 +75,7 @@ def lowering(design: Design, trace: Trace, grew: bool) -> str:
     lowered trace has more steps), for replay's verdict line."""
     what = ["their processes"] if has_processes(trace, design) else []
     if grew and may_split(design, trace):
-        what.append("ranges over pieces of a mapping")
+        what.append("calls on parts of mappings")
     return " and ".join(what)
 
 
@@ -75,6 +89,8 @@ def may_split(design: Design, trace: Trace) -> bool:
         return False
     made: dict[str, int | None] = {}
     for s in trace.steps:
+        if s.call == "mmap" and s.args and isinstance(s.args[0], Ref):  # MAP_FIXED over one
+            return True
         if s.call in RANGE_CALLS and s.args and isinstance(s.args[0], Ref):
             n = s.args[1] if len(s.args) > 1 else None
             if s.args[0].plus or not isinstance(n, Int) or made.get(s.args[0].name) != n.value:
@@ -353,22 +369,62 @@ class _Flattener:
         if not (isinstance(ref, Ref) and isinstance(n, Int)) or ref.name not in self.h.pieces:
             return None
         page = self.scale(self.st)
-        lo, hi = ref.plus, ref.plus + n.value
-        if n.value <= 0 or lo % page or n.value % page:  # the model's rules say what it is
+        if n.value <= 0 or ref.plus % page or n.value % page:  # the model's rules judge it
             return None
+        out = self.cover(step, ref, n.value)
+        return out if len(out) > 1 else None
+
+    def cover(self, step: Step, ref: Ref, n: int) -> list[tuple[int, int]]:
+        """The [start, end) of each piece's part the n bytes at `ref` cover, in address order;
+        a range reaching a part unmapped, or memory past the mapping, is refused."""
+        assert self.scale is not None
+        page, lo, hi = self.scale(self.st), ref.plus, ref.plus + n
+        pieces = self.h.pieces[ref.name][1] if ref.name in self.h.pieces else [(0, ref.name)]
         out = []
-        for start, piece in self.h.pieces[ref.name][1]:
+        for start, piece in pieces:
             a, b = max(lo, start), min(hi, start + self.h.map_attr(piece, "pages") * page)
             if a < b:
                 out.append((a, b))
-        if len(out) < 2:
-            return None
-        if out[0][0] != lo or out[-1][1] != hi or any(x[1] != y[0] for x, y in pairwise(out)):
-            raise self.refuse(step, f"{step.call} of {n.value} bytes at {format_arg(ref)} "
-                              "reaches a part of the mapping that was unmapped, or memory past "
-                              "it: what lies there is the caller's, which the model does not "
-                              "hold")
+        if not out or out[0][0] != lo or out[-1][1] != hi \
+                or any(x[1] != y[0] for x, y in pairwise(out)):
+            raise self.refuse(step, f"{step.call} of {n} bytes at {format_arg(ref)} reaches a "
+                              "part of the mapping that was unmapped, or memory past it: what "
+                              "lies there is the caller's, which the model does not hold")
         return out
+
+    def fixed(self, p: _Proc, named: Step, flat: Step) -> None:
+        """mmap(MAP_FIXED) at an address inside a mapping: do_mmap() -> mmap_region() maps the
+        file there and unmaps what the range held (vms_gather_munmap_vmas(), completed only
+        once the new mapping stands: a failed mmap leaves the old VMAs,
+        vms_abort_munmap_vmas()). Lowered to the mmap (at an address of the kernel's
+        choosing: the same VMA for the file) and, if it succeeded, a munmap of each piece's
+        part it replaced."""
+        ref, n, flags = flat.args[0], flat.args[1] if len(flat.args) > 1 else None, \
+            flat.args[3] if len(flat.args) > 3 else None
+        names = flags.text.split("|") if isinstance(flags, Sym) else []
+        share = [x for x in names if x != "MAP_FIXED"]
+        if "MAP_FIXED" not in names or len(share) != 1:
+            raise self.refuse(named, "mmap at an address inside a mapping is modelled with "
+                              "MAP_FIXED and MAP_SHARED or MAP_PRIVATE alone (without "
+                              "MAP_FIXED the address is a hint the kernel may not take; "
+                              "MAP_FIXED_NOREPLACE is EEXIST over a mapping)")
+        assert isinstance(ref, Ref)
+        if self.scale is None or not isinstance(n, Int) or n.value <= 0 \
+                or ref.plus % self.scale(self.st) or n.value % self.scale(self.st):
+            raise self.refuse(named, "mmap(MAP_FIXED) of whole pages of the file at a "
+                              "page-aligned address is modelled (else EINVAL, or the kernel "
+                              "rounds the length up)")
+        parts = self.cover(named, ref, n.value)
+        was = format_step(replace(named, comment=None, note=None))
+        before = set(self.h.live["map"])
+        self.judge(p, replace(flat, args=(Sym("NULL"), n, flat.args[2], Sym(share[0]),
+                                          *flat.args[4:])), named, was)
+        if set(self.h.live["map"]) <= before:
+            return  # it failed: the old VMAs stay
+        for i, (a, b) in enumerate(parts):
+            self.synth(p, Step("munmap", (Ref(ref.name, a), Int(b - a)), Any_(), pos=named.pos),
+                       f"{was}: it replaces {format_arg(Ref(ref.name, a))}"
+                       + (f" (piece {i + 1} of {len(parts)})" if len(parts) > 1 else ""), "map")
 
     def by_piece(self, p: _Proc, named: Step, flat: Step, parts: list[tuple[int, int]]) -> None:
         """A munmap or mprotect over several pieces, lowered to one per piece, in address
@@ -443,6 +499,9 @@ class _Flattener:
                 flat = self.rename(p, step)
             except ResolveError as e:
                 raise TraceInputError(self.path, step, e.msg) from None
+            if flat.call == "mmap" and flat.args and isinstance(flat.args[0], Ref):
+                self.fixed(p, step, flat)
+                return
             parts = self.parts(flat)
             if parts is not None:
                 self.by_piece(p, step, flat, parts)

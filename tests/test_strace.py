@@ -242,6 +242,27 @@ def test_a_part_of_a_mapping_is_named_by_its_address() -> None:
     assert any(t.startswith("munmap(m1+8192, 4096) = 0") for t in text), text
 
 
+def test_map_fixed_over_a_part_and_a_munmap_over_pieces() -> None:
+    """mmap(MAP_FIXED) of the memfd over a part of its mapping is a new mapping and a munmap
+    of the part it replaced; a munmap over several pieces is one munmap per piece."""
+    log = ('memfd_create("t", MFD_ALLOW_SEALING) = 3\nftruncate(3, 12288) = 0\n'
+           "mmap(NULL, 12288, PROT_READ|PROT_WRITE, MAP_SHARED, 3, 0) = 0x7f0000000000\n"
+           "mmap(0x7f0000001000, 4096, PROT_READ, MAP_PRIVATE|MAP_FIXED, 3, 0) = 0x7f0000001000\n"
+           "fcntl(3, F_ADD_SEALS, F_SEAL_WRITE) = -1 EBUSY (Device or resource busy)\n"
+           "munmap(0x7f0000000000, 12288) = 0\n"
+           "fcntl(3, F_ADD_SEALS, F_SEAL_WRITE) = 0\n")
+    rep = judge_log(parse_log(log))
+    assert {v.verdict for v in rep.verdicts} == {"agrees"}, rep.verdicts
+    text = [format_step(s).split("  #")[0] for s in rep.judged[0].steps]
+    assert text[2:] == [
+        "mmap(NULL, 12288, PROT_READ|PROT_WRITE, MAP_SHARED, 3, 0) = m1",
+        "munmap(m1+4096, 4096) = 0",
+        "mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, 3, 0) = m2",
+        "fcntl(3, F_ADD_SEALS, F_SEAL_WRITE) = -1 EBUSY (Device or resource busy)",
+        "munmap(m1, 4096) = 0", "munmap(m2, 4096) = 0", "munmap(m1+8192, 4096) = 0",
+        "fcntl(3, F_ADD_SEALS, F_SEAL_WRITE) = 0"], text
+
+
 def test_noexec_sysctl_writes_follow_pid_namespaces() -> None:
     log = ('1 openat(AT_FDCWD, "/proc/sys/vm/memfd_noexec", O_WRONLY|O_CLOEXEC) = 4\n'
            '1 write(4, "2", 1) = 1\n'

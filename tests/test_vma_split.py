@@ -102,6 +102,62 @@ def test_a_wrong_cell_is_reported() -> None:
     assert out is not None and "model says -1 EBUSY" in out
 
 
+#: mmap(MAP_FIXED) over a part of a mapping (mm/vma.c __mmap_region(): the old VMAs in the
+#: range are gathered, and unmapped once the new mapping stands; a failed mmap keeps them)
+FIXED = {
+    "a private mapping over the middle of a shared one":
+        THREE + SH_RW3 + "mmap(m1+4096, 4096, PROT_READ, MAP_PRIVATE|MAP_FIXED, 3, 8192) = m2\n"
+        "store(m2, 0) = SIGSEGV\nstore(m1, 8192) = 0\nmunmap(m1, 4096) = 0\n"
+        "munmap(m1+8192, 4096) = 0\n" + SEAL + "0\nload(m2, 0) = 0",
+    "a failed one (F_SEAL_WRITE) keeps the old mapping":
+        THREE + SH_RW3 + "munmap(m1+4096, 8192) = 0\n"
+        "mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, 3, 0) = m2\n"
+        "munmap(m1, 4096) = 0\n" + SEAL + "0\n"
+        "mmap(m2, 4096, PROT_READ|PROT_WRITE, MAP_SHARED|MAP_FIXED, 3, 0) = -1 EPERM\n"
+        "load(m2, 0) = 0\nmunmap(m2, 4096) = 0",
+    "over two pieces of a mapping, which F_SEAL_WRITE then no longer counts":
+        THREE + SH_RW3 + "mprotect(m1+4096, 4096, PROT_READ) = 0\n"
+        "mmap(m1, 8192, PROT_READ, MAP_PRIVATE|MAP_FIXED, 3, 0) = m2\n"
+        + SEAL + "-1 EBUSY\nmunmap(m1+8192, 4096) = 0\n" + SEAL + "0\nstore(m2, 4096) = SIGSEGV",
+}
+
+
+@pytest.mark.parametrize("name", list(FIXED))
+def test_map_fixed(name: str) -> None:
+    assert replay_text(FIXED[name]) is None
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("name", list(FIXED))
+def test_map_fixed_on_kernel(name: str) -> None:
+    """Lowered (mmap, then munmap of what it replaced) and as written (one MAP_FIXED mmap at
+    the address), the kernel gives the trace's outcomes."""
+    from traces.kernel import run_on_kernel
+
+    kernel_agrees("# design: memfd\n" + FIXED[name])
+    steps = parse_trace("# shmemcheck trace 1\n# design: memfd\n" + FIXED[name], "<t>").steps
+    run = run_on_kernel(steps)
+    assert (run.skipped, run.error) == (None, None)
+    assert run.outcomes == [st.outcome for st in steps]
+
+
+def test_map_fixed_refusals() -> None:
+    from checker.replay import model_outcomes
+    from model import designs
+
+    for line, why in (
+            ("mmap(m1+4096, 4096, PROT_READ, MAP_PRIVATE, 3, 0) = m2", "with MAP_FIXED"),
+            ("mmap(m1+2048, 4096, PROT_READ, MAP_PRIVATE|MAP_FIXED, 3, 0) = m2", "page-aligned"),
+            ("mmap(m1+8192, 8192, PROT_READ, MAP_PRIVATE|MAP_FIXED, 3, 0) = m2", "memory past"),
+            ("mmap(m1, 4096, PROT_READ, MAP_PRIVATE|MAP_FIXED_NOREPLACE, 3, 0) = m2",
+             "MAP_FIXED")):
+        t = parse_trace("# shmemcheck trace 1\n# design: memfd\n" + THREE + SH_RW3 + line
+                        + "\n", "<t>")
+        with pytest.raises(TraceInputError, match=why) as e:
+            model_outcomes(designs.get("memfd"), t)
+        assert "outside the model" in str(e.value)
+
+
 def test_a_range_over_pieces_is_judged_piece_by_piece() -> None:
     """The line's outcome is the last lowered step's: a wrong one is reported at the line,
     and the lowered steps say what they were."""

@@ -413,9 +413,14 @@ class _Executor(PathCalls, PinCalls, ForkCalls):
             self.note_file(r)
         return self.fd_result(r, e)
 
-    def do_mmap(self, addr: int, length: int, prot: int, flags: int, fd: int,
+    def do_mmap(self, addr: int | str, length: int, prot: int, flags: int, fd: int,
                 off: int) -> Outcome:
-        r, e = _sys(SYS_MMAP, addr, length, prot, flags, self.real(fd), off)
+        """mmap(); at an address inside a trace mapping (MAP_FIXED over it: `m1+4096`) the
+        part it replaces is the trace's no longer (Map.gone)."""
+        at = self.address(addr) if isinstance(addr, str) else addr
+        r, e = _sys(SYS_MMAP, at, length, prot, flags, self.real(fd), off)
+        if r != -1 and isinstance(addr, str):
+            self.forget(at, at + -(-length // PAGE) * PAGE)
         if r == -1:
             return Err(_ename(e))
         name = f"m{len(self.maps) + 1}"
@@ -426,13 +431,16 @@ class _Executor(PathCalls, PinCalls, ForkCalls):
         start = self.address(m)
         r, e = _sys(SYS_MUNMAP, start, length)
         if r == 0:
-            end = start + -(-length // PAGE) * PAGE
-            for mp in self.maps.values():
-                if start <= mp.addr and mp.addr + mp.length <= end:
-                    mp.live = False
-                elif start < mp.addr + mp.length and mp.addr < end:  # a part of it
-                    mp.gone.append((max(start, mp.addr), min(end, mp.addr + mp.length)))
+            self.forget(start, start + -(-length // PAGE) * PAGE)
         return self.result(r, e)
+
+    def forget(self, start: int, end: int) -> None:
+        """[start, end) is no longer any trace mapping's (munmap; MAP_FIXED over it)."""
+        for mp in self.maps.values():
+            if start <= mp.addr and mp.addr + mp.length <= end:
+                mp.live = False
+            elif start < mp.addr + mp.length and mp.addr < end:  # a part of it
+                mp.gone.append((max(start, mp.addr), min(end, mp.addr + mp.length)))
 
     def do_mremap(self, m: str, old_len: int, new_len: int, flags: int,
                   new_addr: int = 0) -> Outcome:

@@ -23,6 +23,7 @@ from itertools import pairwise
 
 from model import designs, vocab
 from traces.strace_log import LogCall, LogExit, LogSignal, StraceLog
+from traces.strace_records import Event, Mapping, Memfd
 from traces.syscalls import TraceError, const
 from traces.textfmt import TraceSyntaxError
 from traces.trace import Arg, Err, Int, New, Outcome, Ref, Ret, Sig, Step, Str, Sym
@@ -74,59 +75,6 @@ FORKS = frozenset({"fork", "vfork", "clone", "clone2", "clone3"})
 #: /dev/udmabuf's requests, by name and as strace prints an unknown one
 UDMABUF_IOCTLS = frozenset({"UDMABUF_CREATE", hex(vocab.UDMABUF_CREATE), "UDMABUF_CREATE_LIST",
                             hex(vocab.UDMABUF_CREATE_LIST)})
-
-
-@dataclass
-class Event:
-    """One step of a memfd's history: `step` to judge (None: outside as followed, `why`),
-    `alts` other readings of the same log event (a fault: a store, else a load)."""
-
-    line: int
-    text: str
-    step: Step | None
-    counted: bool = True
-    why: str | None = None
-    alts: tuple[Step, ...] = ()
-    observer: bool = False
-
-
-@dataclass(eq=False)
-class Memfd:
-    serial: int
-    design: str
-    name: str
-    line: int
-    noexec: int
-    events: list[Event] = field(default_factory=list)
-    tfd: dict[tuple[int, int], int] = field(default_factory=dict)
-    maps: int = 0
-
-    def new_tfd(self, key: tuple[int, int], want: int, least: int = 0) -> int:
-        """The trace's number for a new descriptor: the log's when free in this trace."""
-        live = set(self.tfd.values())
-        n = want if least <= want < 1024 and want not in live else max(3, least)
-        while n in live:
-            n += 1
-        self.tfd[key] = n
-        return n
-
-
-@dataclass
-class Mapping:
-    """[start, end) of the memfd mapping `handle` its mmap placed at `base` (a part unmapped or
-    reprotected leaves records of the handle: its pieces, named by address, `m1+8192`)."""
-
-    start: int
-    end: int
-    memfd: Memfd
-    handle: str
-    base: int
-
-    def ref(self, at: int | None = None) -> Ref:  # the trace's name of an address in it
-        return Ref(self.handle, (self.start if at is None else at) - self.base)
-
-    def part(self, start: int, end: int) -> Mapping:
-        return Mapping(start, end, self.memfd, self.handle, self.base)
 
 
 @dataclass
@@ -573,8 +521,9 @@ class _Follower:
             if m.end <= lo or m.start >= hi:
                 keep.append(m)
                 continue
-            self.add(m.memfd, c.line, c.text, None, counted=False,
-                     why=f"{m.handle} {what} at line {c.line}; the model has no rule for it")
+            a, b = max(lo, m.start), min(hi, m.end)  # its part the new mapping replaces
+            self.synth(m.memfd, c.line, f"{m.handle} {what} at line {c.line}", "munmap",
+                       (m.ref(a), Int(b - a)))
             if m.start < lo:
                 keep.append(m.part(m.start, lo))
             if m.end > hi:
@@ -614,6 +563,11 @@ class _Follower:
                     made[mine[0].handle] = f"m{mf.maps}" if copy else mine[0].handle
                     out = New(made[mine[0].handle])
                 self.add(mf, c.line, c.text, Step(c.name, tuple(args), out))
+            elif c.name == "munmap" and ok:  # each record's part: do_vmi_munmap()'s loop
+                for i, m in enumerate(sorted(mine, key=lambda m: m.start)):
+                    a, b = max(lo, m.start), min(hi, m.end)
+                    self.add(mf, c.line, c.text, Step("munmap", (m.ref(a), Int(b - a)), Ret(0)),
+                             counted=i == 0)
             else:
                 names = ", ".join(m.handle for m in mine)
                 self.add(mf, c.line, c.text, None, why=f"{c.name} [{lo:#x}, +{length:#x}) "
@@ -685,6 +639,11 @@ class _Follower:
             args[other_at] = Int(mf.tfd[self.key(p, c.int_arg(other_at) or 0)])
         new_fd = isinstance(out, Ret) and (name in ("dup", "dup2", "dup3") or (
             name == "fcntl" and fcntl_cmd in (0, 1030)))
+        fixed = args[3] if name == "mmap" and len(args) > 3 else None
+        if isinstance(fixed, Sym) and "MAP_FIXED" in fixed.text.split("|"):
+            # over a part of a mapping: its munmap (unmap() below) and a mapping of its own
+            args[0] = Sym("NULL")
+            args[3] = Sym("|".join(x for x in fixed.text.split("|") if x != "MAP_FIXED"))
         if name == "mmap" and isinstance(out, Ret):
             mf.maps += 1
             handle = f"m{mf.maps}"

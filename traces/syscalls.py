@@ -169,7 +169,7 @@ class Unrunnable(TraceError):
 
 
 Kind = Literal["fd", "newfd", "int", "flags", "str", "str?", "path", "map", "pin", "ioctl",
-               "iov", "stat", "argv", "ptr", "attr", "attr_out"]
+               "iov", "stat", "argv", "ptr", "attr", "attr_out", "addr"]
 #: struct file_attr (include/uapi/linux/fs.h, FILE_ATTR_SIZE_VER0 = 24 bytes): (field, bits) in
 #: layout order
 FILE_ATTR_FIELDS = (("fa_xflags", 64), ("fa_extsize", 32), ("fa_nextents", 32),
@@ -418,7 +418,7 @@ _ENTRIES: tuple[Syscall, ...] = (
     Syscall("sendfile", 40, (FD, FD, _p("offset", "ptr"), _p("count", "int")),
             "copy from the in descriptor at *offset to the out descriptor's file position "
             "(here: within the memfd)"),
-    Syscall("mmap", 9, (_p("addr", "int"), _p("length", "int"),
+    Syscall("mmap", 9, (_p("addr", "addr"), _p("length", "int"),
                         _p("prot", "flags", vocab.PROT_FLAGS),
                         _p("flags", "flags", vocab.MAP_FLAGS), FD, _p("offset", "int")),
             "map the file; the mapping becomes the next handle mN", returns="map"),
@@ -585,6 +585,8 @@ def _operand(kind: Kind, arg: Arg, where: str, page: int) -> Operand:
         if kind == "str?" and (arg == Sym("NULL") or (isinstance(arg, Int) and arg.value == 0)):
             return None
         raise TraceError(f"{where}: expected a string, got {format_arg(arg)}")
+    if kind == "addr":  # NULL, a number, or an address inside a mapping (MAP_FIXED: m1+4096)
+        return _operand("map" if isinstance(arg, Ref) else "int", arg, where, page)
     if kind in ("map", "pin"):
         prefix = kind[0]
         if not (isinstance(arg, Ref) and arg.name.startswith(prefix)):
