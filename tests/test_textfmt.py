@@ -335,13 +335,16 @@ def test_load_trace_bad_utf8(tmp_path: Path) -> None:
 
 
 # ---- hypothesis: the printable domain ------------------------------------------------------------
-HANDLE = re.compile(r"[mp][0-9]+")
+HANDLE = re.compile(r"[mpc][0-9]+")  # textfmt._HANDLE: mappings, pins, processes
 HEADER_KEY = re.compile(r"[a-z][a-z0-9_-]*:(?=[ \t]|$)")
 
 IDENT_START = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_"
 idents = st.builds(lambda a, b: a + b, st.sampled_from(IDENT_START),
                    st.text(IDENT_START + "0123456789", max_size=10))
-handles = st.builds(lambda a, b: a + str(b), st.sampled_from("mp"), st.integers(0, 9999))
+handles = st.builds(lambda a, b: a + str(b), st.sampled_from("mpc"), st.integers(0, 9999))
+#: an address inside a mapping: m1+8192
+addresses = st.builds(lambda n, plus: Ref(f"m{n}", plus), st.integers(0, 9999),
+                      st.integers(1, 2**64))
 line_text = st.text(st.characters(exclude_characters="\n\r"), max_size=20)
 
 
@@ -372,7 +375,8 @@ syms = st.one_of(
     st.lists(flag_term(), min_size=2, max_size=4).map("|".join),
 ).map(Sym)
 strs = st.builds(Str, st.text(max_size=12), st.booleans())
-leaf_args: st.SearchStrategy[Arg] = st.one_of(number_spellings(), syms, strs, handles.map(Ref))
+leaf_args: st.SearchStrategy[Arg] = st.one_of(number_spellings(), syms, strs, handles.map(Ref),
+                                              addresses)
 args: st.SearchStrategy[Arg] = st.recursive(
     leaf_args,
     lambda inner: st.lists(st.tuples(idents, inner), max_size=4).map(
@@ -497,3 +501,16 @@ def test_parses_ten_thousand_lines() -> None:
     assert text.count("\n") > 10_000
     t = parse_trace(text)
     assert len(t.steps) > 10_000
+
+
+def test_an_address_inside_a_mapping() -> None:
+    """`m1+8192` (decimal or hex bytes, no spaces) is an address inside mapping m1; it prints
+    back in decimal. A pin, a zero or a missing offset is a syntax error at its column."""
+    s = parse_step("munmap(m1+0x2000, 4096) = 0")
+    assert s.args[0] == Ref("m1", 8192) and format_step(s) == "munmap(m1+8192, 4096) = 0"
+    for line, col, msg in (("unpin(p1+4096) = 0", 9, "only a mapping"),
+                           ("munmap(m1+0, 4096) = 0", 11, "must be positive"),
+                           ("munmap(m1+, 4096) = 0", 11, "expected a number of bytes")):
+        with pytest.raises(TraceSyntaxError) as e:
+            parse_step(line)
+        assert (e.value.col, msg in str(e.value)) == (col, True), str(e.value)
