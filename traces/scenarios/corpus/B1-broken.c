@@ -361,13 +361,14 @@ static __maybe_unused struct res sys_mmap(int m, size_t len, int prot, int flags
 	return r;
 }
 
-static __maybe_unused struct res sys_munmap(int m, size_t len)
+static __maybe_unused struct res sys_munmap(int m, size_t off, size_t len)
 {
-	struct res r = res_of(munmap(maps[m], len));
+	char *addr = (char *)maps[m] + off;
+	struct res r = res_of(munmap(addr, len));
 
 	/* keep the range reserved, so a later access through m faults as unmapped */
 	if (r.ret == 0)
-		mmap(maps[m], len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+		mmap(addr, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
 	return r;
 }
 
@@ -611,7 +612,7 @@ int main(void)
 	mfd_assert_ok(sys_gup_pin(1, 0, 1));
 	/* munmap(m1, 4096) = 0 */
 	cur_step = 5;
-	mfd_assert_ret(sys_munmap(1, 4096), 0);
+	mfd_assert_ret(sys_munmap(1, 0, 4096), 0);
 	/* fcntl(3, F_ADD_SEALS, F_SEAL_WRITE) = 0 */
 	cur_step = 6;
 	mfd_assert_ret(res_of(fcntl(FD(3), F_ADD_SEALS, F_SEAL_WRITE)), 0);
