@@ -235,6 +235,9 @@ class _Flattener:
                 for fam in FAMILIES}
         gone = {fam: {x for x in before[fam] - set(self.h.live[fam])
                       if "+" not in x and x not in self.h.pieces} for fam in FAMILIES}
+        # a mapping whose last piece went (its name's own piece went earlier)
+        gone["map"] |= {x for q in self.procs.values() for x in q.names["map"].values()
+                        if x not in self.h.live["map"] and x not in self.h.pieces}
         for q in self.procs.values():  # a closed or unmapped handle leaves every table
             for fam in FAMILIES:
                 for k in [k for k, v in q.names[fam].items() if v in gone[fam]]:

@@ -263,6 +263,22 @@ def test_map_fixed_over_a_part_and_a_munmap_over_pieces() -> None:
         "fcntl(3, F_ADD_SEALS, F_SEAL_WRITE) = 0"], text
 
 
+def test_a_fork_copies_a_mapping_once_whatever_its_records() -> None:
+    """mprotect to the protection a part has splits no VMA; the follower's records of it are
+    still one mapping, which a fork copies once (found by review: three copies, and a false
+    DISAGREES on the seal after the child's exit)."""
+    log = ('1 memfd_create("t", MFD_ALLOW_SEALING) = 3\n1 ftruncate(3, 12288) = 0\n'
+           "1 mmap(NULL, 12288, PROT_READ|PROT_WRITE, MAP_SHARED, 3, 0) = 0x7f0000000000\n"
+           "1 mprotect(0x7f0000001000, 4096, PROT_READ|PROT_WRITE) = 0\n"
+           "1 clone(child_stack=NULL, flags=SIGCHLD) = 2\n2 +++ exited with 0 +++\n"
+           "1 munmap(0x7f0000000000, 12288) = 0\n"
+           "1 fcntl(3, F_ADD_SEALS, F_SEAL_WRITE) = 0\n")
+    rep = judge_log(parse_log(log))
+    assert {v.verdict for v in rep.verdicts} == {"agrees"}, rep.verdicts
+    text = [format_step(s).split("  #")[0] for s in rep.judged[0].steps]
+    assert sum(t.startswith("fork_vma") for t in text) == 1, text
+
+
 def test_noexec_sysctl_writes_follow_pid_namespaces() -> None:
     log = ('1 openat(AT_FDCWD, "/proc/sys/vm/memfd_noexec", O_WRONLY|O_CLOEXEC) = 4\n'
            '1 write(4, "2", 1) = 1\n'

@@ -45,7 +45,7 @@ class Handles:
         """Mapping `name` (or a piece of it) is live."""
         return name in self.live["map"] or name in self.pieces
 
-    def piece(self, name: str, at: int, page: int, *, hole_ok: bool = False) -> tuple[str, int]:
+    def piece(self, name: str, at: int, page: int) -> tuple[str, int]:
         """The piece of mapping `name` holding its byte `at`, and where that piece starts: the
         mapping itself, at 0, while it is whole. Outside the mapping's first length, the first
         or the last piece (the rules judge what lies past it); inside, a byte no piece holds
@@ -56,7 +56,7 @@ class Handles:
         for start, pid in parts:
             if start <= at < start + self.maps[pid]["pages"] * page:
                 return pid, start
-        if 0 <= at < length and not hole_ok:
+        if 0 <= at < length:
             raise ResolveError(f"outside the model: {name}+{at} was unmapped (munmap of a "
                                "part of the mapping): whether another mapping lies there now "
                                "is the caller's address space, which the model does not hold")

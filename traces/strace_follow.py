@@ -242,13 +242,15 @@ class _Follower:
             mm = parent.mm
         else:
             mm = _Mm()
+            copies: dict[str, str] = {}  # a mapping's records (its pieces) are one copy
             for m in parent.mm.maps:  # dup_mmap(): the child's copy, a mapping of its own
-                m.memfd.maps += 1
-                handle = f"m{m.memfd.maps}"
-                self.add(m.memfd, line, f"fork: {who} inherits {m.handle}",
-                         Step("fork_vma", (Ref(m.handle),), New(handle),
-                              comment=f"{who}: {m.handle} (fork)"), counted=False)
-                mm.maps.append(Mapping(m.start, m.end, m.memfd, handle, m.base))
+                if m.handle not in copies:
+                    m.memfd.maps += 1
+                    copies[m.handle] = f"m{m.memfd.maps}"
+                    self.add(m.memfd, line, f"fork: {who} inherits {m.handle}",
+                             Step("fork_vma", (Ref(m.handle),), New(copies[m.handle]),
+                                  comment=f"{who}: {m.handle} (fork)"), counted=False)
+                mm.maps.append(Mapping(m.start, m.end, m.memfd, copies[m.handle], m.base))
         mm.users.add(child)
         self.procs[child] = _Proc(child, table, mm, ns)
 
