@@ -532,9 +532,13 @@ class Explorer(Interpreter):
             np.int8 if len(self.actions) <= 127 else np.int16)
         self.pj_dtype: type[np.signedinteger[Any]] = (
             np.int16 if max((ca.k for ca in self.actions), default=1) <= 32767 else np.int32)
+        # the replayed fields are never in a key (Interpreter.packer omits them), and no
+        # explored action reads them (checked: interpreter.replayed_fields)
+        self.elided = list(self.replayed)
+        self.search_reads = [[f for f in r if f not in self.replayed] for r in self.search_reads]
         if elide:
             elided, reads = unread_fields(self)
-            if elided:
+            if elided != self.elided:
                 self.elided, self.search_reads = elided, reads
                 self.kp = Packer(design, scope, elided)
         # the scope check of a byte counter's new value reads the fields that set its bound

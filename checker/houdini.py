@@ -172,8 +172,9 @@ def houdini(design: Design, enc: Encoder, timeout: float | None = 60.0) -> Lemma
     nats = [f.name for f in design.schema.fields if f.sort.kind == "nat"]
     # only "a + b ≠ 0": a clause with "a + b = 0" is two clauses already among the candidates
     sums: list[Lit] = [(Atom(a, "sum0", 0, b), False) for a, b in combinations(nats, 2)]
-    lits: list[Lit] = [(a, pos) for f in design.schema.fields for a in atoms(f)
-                       for pos in (True, False)] + sums
+    # a replayed field is never packed (Packer.omitted): the mined states do not hold it
+    lits: list[Lit] = [(a, pos) for f in design.schema.fields if not f.replayed
+                       for a in atoms(f) for pos in (True, False)] + sums
     cands, mined = mine(design, lits)
     t_mine = time.perf_counter() - t0
 

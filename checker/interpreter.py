@@ -21,6 +21,7 @@ from checker.compile_np import (
     CompiledAction,
     compile_action,
     compile_state_pred_reads,
+    live_fields,
     word_values,
 )
 from checker.packer import Packer
@@ -28,6 +29,39 @@ from model.lang.design import Design
 from model.lang.designcache import PerDesign
 from properties.catalogue import Property
 from traces.run import ARun, AStep
+
+
+class ReplayedFieldRead(ValueError):
+    """A field declared `replayed` that an explored action or a property reads."""
+
+
+def replayed_fields(design: Design, actions: Sequence[CompiledAction],
+                    sreads: Mapping[str, Sequence[str]]) -> list[str]:
+    """The fields declared `replayed` (model/lang/schema.py Field), checked: an explored
+    action may update one, from itself and other replayed fields, and read it for nothing
+    else (its enabling, outcome, effects and every other update do not depend on one), and
+    no state property reads one. So states that differ only in them have the same successors
+    modulo them and the same observations, and the explicit engines leave them out of their
+    keys: they explore the quotient graph, exactly. Replay evaluates them (`evaluate`)."""
+    names = [f.name for f in design.schema.fields]
+    declared = [f.name for f in design.schema.fields if f.replayed]
+    if not declared:
+        return []
+    for ca in actions:
+        if not ca.action.explored:
+            continue
+        bad = set(live_fields(ca.source, names, tuple(declared))) & set(declared)
+        if bad:
+            raise ReplayedFieldRead(
+                f"design {design.name}: action {ca.action.name} reads the replayed "
+                f"field(s) {', '.join(sorted(bad))}, which the explicit engines do not store")
+    for prop, reads in sreads.items():
+        bad = set(reads) & set(declared)
+        if bad:
+            raise ReplayedFieldRead(
+                f"design {design.name}: property {prop} reads the replayed field(s) "
+                f"{', '.join(sorted(bad))}, which the explicit engines do not store")
+    return declared
 
 
 class Interpreter:
@@ -44,7 +78,6 @@ class Interpreter:
         self.design = design
         self.scope = dict(scope)
         self.props = list(props)
-        self.packer = Packer(design, scope)
         aprops = [p for p in self.props if p.kind in ("action", "sometimes-action")]
         extras = [(f"prop:{p.name}", p.pred) for p in aprops]
         # outcomes and effects matter to the search only through action properties
@@ -59,6 +92,10 @@ class Interpreter:
         self.sprops = {n: fn for n, (fn, _) in spreds.items()}
         self.sreads = {n: reads for n, (_, reads) in spreds.items()}
         self.aprops = aprops
+        # the state as the explicit engines pack it: without the replayed fields, which
+        # nothing they compute reads (checked here)
+        self.replayed = replayed_fields(design, self.actions, self.sreads)
+        self.packer = Packer(design, scope)  # without them (Packer.omitted)
 
     def initial_states(self) -> list[dict[str, int]]:
         return [dict(s) for s in self.design.init.states(self.design.schema)]
@@ -124,7 +161,7 @@ class Interpreter:
         """Every enabled action instance from st, as `apply` gives it (vectorised over each
         action's parameter grid), in action then parameter-row order."""
         pk = self.packer
-        S = state_arrays([st], list(pk.shift))
+        S = state_arrays([st], list(pk.shift), pk.omitted)
         out: list[AStep] = []
         for ca in self.actions:
             r = ca.fn(S, self.pgrids[ca.index])
@@ -148,7 +185,7 @@ class Interpreter:
     def in_scope_instances(self, states: Sequence[Mapping[str, int]]) -> list[Arr]:
         """Per action, a (states, parameter rows) mask: the instances enabled in each state
         whose successor keeps every counter within the scope."""
-        S = state_arrays(states, list(self.packer.shift))
+        S = state_arrays(states, list(self.packer.shift), self.packer.omitted)
         out = []
         for ca in self.actions:
             r = ca.fn(S, self.pgrids[ca.index])
@@ -173,6 +210,8 @@ class Interpreter:
         nk = np.repeat(keys.reshape(-1, 1), ca.k, axis=1)
         en = r["en"].copy()
         for fname in ca.updated:
+            if fname not in pk.shift:
+                continue  # a field the key does not store (Packer.omitted)
             u = r[fname]
             if fname in pk.nat:
                 en &= pk.in_bounds(fname, u, S)
@@ -188,6 +227,7 @@ def evaluate(pk: Packer, ca: CompiledAction, st: Mapping[str, int],
     holds (an offset of 2**63-1 plus a length does not wrap as int64 would, and 2**64-1 is
     held); the search, which holds small values only, runs the same code over int64."""
     S: dict[str, Arr] = {n: _exact([[int(st[n])]]) for n in pk.shift}
+    S.update({n: _exact([[int(st.get(n, 0))]]) for n in pk.omitted})  # a replay's full state
     S["__shape__"] = np.zeros((1, 1), dtype=np.int8)
     S["__exact__"] = S["__shape__"]  # the compiled code's updates stay Python ints
     P: dict[str, Arr] = {n: _exact([[int(v)]])
@@ -204,9 +244,12 @@ def _exact(rows: list[list[int]]) -> Arr:
     return a
 
 
-def state_arrays(states: Sequence[Mapping[str, int]], names: Sequence[str]) -> dict[str, Any]:
-    """States as the compiled code's S: one (states, 1) column per field."""
+def state_arrays(states: Sequence[Mapping[str, int]], names: Sequence[str],
+                 omitted: Sequence[str] = ()) -> dict[str, Any]:
+    """States as the compiled code's S: one (states, 1) column per field; an `omitted` field
+    (the packer's: replayed ones) from the state when it has it, else 0."""
     S: dict[str, Any] = {n: np.array([[st[n]] for st in states], dtype=np.int64) for n in names}
+    S.update({n: np.array([[st.get(n, 0)] for st in states], dtype=np.int64) for n in omitted})
     S["__shape__"] = np.zeros((len(states), 1), dtype=np.int8)
     return S
 

@@ -33,13 +33,15 @@ class Packer:
     If even that does not fit, ScopeTooWide names the largest scope that does.
 
     `omit` are fields the key does not store (the explicit search's unread fields,
-    checker/explicit.py unread_fields): `fields` gives them as 0, and nothing that reads
-    them may run on these keys."""
+    checker/explicit.py unread_fields), and the replayed ones are never stored: `fields`
+    gives them as 0, and nothing that reads them may run on these keys."""
 
     def __init__(self, design: Design, scope: Mapping[str, int],
                  omit: Sequence[str] = ()) -> None:
         self.schema = schema = design.schema
-        self.omitted = [f.name for f in schema.fields if f.name in omit]
+        # a replayed field (model/lang/schema.py) is never packed: nothing the explicit
+        # engines compute reads it (checker/interpreter.py replayed_fields)
+        self.omitted = [f.name for f in schema.fields if f.name in omit or f.replayed]
         self.bound = {f.name: f.sort.bound(scope) for f in schema.fields}
         # a byte count is stored in steps of its quantum; its bound and step follow the page
         # size of the state (field, page bytes per value, scope pages, scope grain)
@@ -239,8 +241,10 @@ def _runs(mask: int, at: int) -> list[tuple[int, int, int]]:
 
 
 def packed_bits(design: Design, scope: Mapping[str, int]) -> int:
-    """Bits a state of `design` takes at `scope` (words sparse where that is needed)."""
-    plain = _widths(design, scope)
+    """Bits a state of `design` takes at `scope` (words sparse where that is needed; the
+    replayed fields are never packed)."""
+    replayed = {f.name for f in design.schema.fields if f.replayed}
+    plain = {n: b for n, b in _widths(design, scope).items() if n not in replayed}
     if sum(plain.values()) <= KEY_BITS:
         return sum(plain.values())
     keep = may_set_bits(design)

@@ -291,7 +291,7 @@ ERRNO: dict[str, int] = {name: getattr(_errno, name) for name in (
     "EPERM", "ENOENT", "EINTR", "EIO", "EBADF", "EAGAIN", "ENOMEM", "EACCES", "EFAULT",
     "EBUSY", "EEXIST", "ENODEV", "EINVAL", "EMFILE", "ENOSPC", "ESPIPE", "EFBIG",
     "ENOTTY", "EOPNOTSUPP", "ENOSYS", "ETXTBSY", "ENOEXEC", "ENOTDIR", "EOVERFLOW", "EXDEV",
-    "E2BIG")}
+    "E2BIG", "ENXIO")}
 ERRNO_NAME: dict[int, str] = {v: k for k, v in ERRNO.items()}
 SIGNALS: dict[str, int] = {"SIGSEGV": 11, "SIGBUS": 7}
 SIGNAL_NAME: dict[int, str] = {v: k for k, v in SIGNALS.items()}
@@ -308,5 +308,6 @@ STRERROR: dict[str, str] = {
     "ENOSYS": "Function not implemented", "ETXTBSY": "Text file busy",
     "ENOEXEC": "Exec format error", "ENOTDIR": "Not a directory",
     "EOVERFLOW": "Value too large for defined data type", "EXDEV": "Invalid cross-device link",
+    "ENXIO": "No such device or address",
     "E2BIG": "Argument list too long",
 }

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from checker.explicit import Explorer, ExploreResult, unread_fields
+from checker.interpreter import ReplayedFieldRead
 from checker.packer import Packer
 from checker.replay import check_expectation
 from model import designs
@@ -27,13 +28,15 @@ def _explore(d: Design, props: list[Property], elide: bool) -> tuple[Explorer, E
     return ex, ex.run()
 
 
-#: s_nodump and s_noatime: only FS_IOC_GETFLAGS's output reads them (memfd@5.17 has none)
-UNREAD = ["s_nodump", "s_noatime", "created_noexec"]
+#: s_nodump and s_noatime: only FS_IOC_GETFLAGS's output reads them (memfd@5.17 has none);
+#: the pages that hold data: only lseek(SEEK_DATA/SEEK_HOLE), which the search does not take
+PAGES = ["data0", "data1", "data2", "falloc0", "falloc1", "falloc2", "data_far"]
+UNREAD = ["s_nodump", "s_noatime", "created_noexec", *PAGES]
 CASES = [  # (design, property, the fields it leaves out)
     ("memfd", "seals-only-grow", UNREAD),
     ("memfd", "exec-seal-mode-fixed", UNREAD),  # violated on hugetlbfs
     ("memfd", "sometimes-all-seals", UNREAD),
-    ("memfd@5.17", "write-seal-no-writable-mapping", ["mode", "created_noexec"]),
+    ("memfd@5.17", "write-seal-no-writable-mapping", ["mode", "created_noexec", *PAGES]),
     ("no-deny-writable", "write-seal-no-writable-mapping", UNREAD),
 ]
 
@@ -47,10 +50,11 @@ def test_elision_explores_the_quotient_graph(dname: str, pname: str, unread: lis
     full_ex, full = _explore(d, props, elide=False)
     ex, r = _explore(d, props, elide=True)
     assert r.elided == ex.elided == unread
-    assert full.elided == []
+    # without elision the search leaves out the replayed fields only (replayed_fields)
+    assert full.elided == [n for n in PAGES if n in unread]
     # the full search's states, each with the left-out fields cleared: one per collapsed state
     keys = np.concatenate([layer[0] for layer in full.layers])
-    pk, kp = full_ex.packer, ex.kp
+    pk, kp = full_ex.kp, ex.kp
     assert list(kp.shift) == [n for n in pk.shift if n not in unread]
     proj, first = np.unique(kp.keys_of({n: pk.decode(n, keys) for n in pk.shift}),
                             return_index=True)
@@ -76,15 +80,17 @@ def test_elision_explores_the_quotient_graph(dname: str, pname: str, unread: lis
 def test_a_field_the_properties_read_is_stored() -> None:
     d = designs.get("memfd")
     cat = load()
-    # only an output reads these two (FS_IOC_GETFLAGS's): the search leaves them out always
-    out_only = ["s_nodump", "s_noatime"]
+    # only an output reads these two (FS_IOC_GETFLAGS's), and only lseek (not explored)
+    # the pages that hold data: the search leaves them out always
+    out_only = ["s_nodump", "s_noatime", *PAGES]
     ex = Explorer(d, d.scope(), [cat["noexec-seal-never-executable"]], elide=True)
+    # (the interpreter's packing already leaves the replayed fields out)
     assert ex.elided == out_only and ex.kp.bits == ex.packer.bits - 2
     # the whole catalogue (what `shmemcheck check` runs) reads it: its counts stay
     assert Explorer(d, d.scope(), for_design(d), elide=True).elided == out_only
     ex = Explorer(d, d.scope(), [cat["seals-only-grow"]], elide=True)
     unread, reads = unread_fields(ex)
-    assert unread == [*out_only, "created_noexec"] and ex.kp.bits == ex.packer.bits - 3
+    assert unread == UNREAD and ex.kp.bits == ex.packer.bits - len(UNREAD) + len(PAGES)
     assert all("created_noexec" not in per for per in reads)
     assert not any(f.sort.kind == "nat" and f.name in unread for f in d.schema.fields)
 
@@ -107,7 +113,32 @@ def test_a_field_a_rule_reads_is_stored(how: str) -> None:
     assert "created_noexec" in Explorer(base, base.scope(), [load()["seals-only-grow"]],
                                         elide=True).elided
     ex = Explorer(d, d.scope(), [load()["seals-only-grow"]], elide=True)
-    assert ex.elided == ["s_nodump", "s_noatime"]
+    assert ex.elided == ["s_nodump", "s_noatime", *PAGES]
+
+
+@pytest.mark.parametrize("how", ["condition", "update"])
+def test_a_replayed_field_an_explored_action_reads_is_refused(how: str) -> None:
+    """A field declared `replayed` (the pages that hold data) must not decide anything the
+    search computes: an explored action whose rule, or whose update of a stored field, reads
+    one is a design error, never a smaller search."""
+    base = designs.get("memfd")
+    assert Explorer(base, base.scope(), []).elided == PAGES
+    act = next(a for a in base.actions if a.name == "fchmod")
+    last = act.semantics(base.schema).branches[-1].rule.label
+    if how == "condition":
+        def edit(a: Action) -> Action:
+            return a.insert_rule(lambda s: fail("EPERM", when=s.data0, label="reads_data"),
+                                 before=last)
+    else:
+        def edit(a: Action) -> Action:
+            return a.amend_rule(last, lambda s: {"mode": If(s.data_far, 0, s.mode)})
+    d = base.derive("memfd-reads-pages", "", edit={"fchmod": edit})
+    with pytest.raises(ReplayedFieldRead, match="action fchmod reads the replayed field"):
+        Explorer(d, d.scope(), [])
+    # an update of a replayed field from replayed fields is fine: it is never stored
+    ok_edit = base.derive("memfd-moves-pages", "", edit={"fchmod": lambda a: a.amend_rule(
+        last, lambda s: {"data1": s.data0 | s.data_far})})
+    assert Explorer(ok_edit, ok_edit.scope(), []).elided == PAGES
 
 
 def test_packer_without_a_field() -> None:
@@ -125,12 +156,12 @@ def test_packer_without_a_field() -> None:
 def test_check_names_what_it_explored() -> None:
     one = run("check", "--design", "memfd", "--property", "seals-only-grow", "--quiet")
     assert one.returncode == 0, one.stderr
-    assert "modulo s_nodump, s_noatime, created_noexec (read by no selected property or rule)" \
-        in one.stdout
+    assert ("modulo s_nodump, s_noatime, created_noexec, data0, data1, data2, falloc0, "
+            "falloc1, falloc2, data_far (read by no selected property or rule)") in one.stdout
     assert "states=828,870 " in one.stdout
     both = run("check", "--design", "memfd", "--property", "seals-only-grow",
                "--property", "noexec-seal-never-executable", "--quiet")
     assert both.returncode == 0, both.stderr
-    assert "modulo s_nodump, s_noatime (read by" in both.stdout
+    assert "modulo s_nodump, s_noatime, data0, " in both.stdout
     assert "states=1,097,670 " in both.stdout
 

@@ -78,6 +78,8 @@ EXTRA = {  # not from the selftest
     "mappings of several pages (issue 14)": ["mmap-multipage", "mmap-multipage-hugetlb"],
     "mappings at file offsets (issue 14)": ["mmap-offsets", "mmap-offsets-hugetlb"],
     "munmap and mprotect of a part of a mapping: VMA splits (issue 14)": ["vma-split"],
+    "lseek SEEK_DATA/SEEK_HOLE: which pages hold data (issue 14)": [
+        "seek-data-hole", "seek-data-hole-hugetlb"],
     "exec of a memfd: x bits, the write count, B15 (issue 15)": [
         "exec-permission", "exec-noexec-seal-hugetlb"],
     "io_uring WRITE/READ/FALLOCATE against the seals (issue 15)": ["io-uring-seals"],

@@ -31,6 +31,7 @@ from model.designs.memfd_access import (
     unpin_body,
     vm_write_body,
 )
+from model.designs.memfd_data import allocates, cut_to, removes
 from model.designs.memfd_exec import EXEC
 from model.designs.memfd_explored import REPLAY_ACTIONS, REPLAY_ONLY
 from model.designs.memfd_fork import FORK_VMA, dontfork_remaps
@@ -325,7 +326,7 @@ def ftruncate_body(s: StateView, fd: E, len: E) -> list[Rule]:  # noqa: A002
         fail("EPERM", when=s.seals.has(F_SEAL_SHRINK) & (len < s.size), label="shrink_seal"),
         fail("EPERM", when=s.seals.has(F_SEAL_GROW) & (len > s.size), label="grow_seal"),
         pinned_page0_kept(s, (len == 0) & ((s.size > 0) | s.hpage0_cached)),
-        ok(0, size=len, hpage0_cached=0,
+        ok(0, size=len, hpage0_cached=0, **as_updates(cut_to(s, len)),
            why="truncation removes the pages past the new size (a partial page is zeroed "
                "past it); hugetlbfs_setattr() truncates even when the size does not change "
                "(probed on 6.18.44)"),
@@ -372,7 +373,7 @@ def fallocate_body(s: StateView, fd: E, mode: E, off: E, len: E) -> list[Rule]: 
         punch_write_seal(s, punch),
         pinned_page0_kept(s, punch & removes0 & (s.size > 0)),
         ok(0, when=punch, label="punched", effects=If(off < s.size, CHG_FD, 0),
-           hpage0_cached=If(removes0, 0, s.hpage0_cached)),
+           hpage0_cached=If(removes0, 0, s.hpage0_cached), **as_updates(removes(s, off, end))),
         fail("EPERM", when=s.seals.has(F_SEAL_GROW) & (end > s.size), label="grow_seal",
              why="shmem_fallocate(): GROW and offset + len > i_size (also with KEEP_SIZE)"),
         requires(npages <= If(s.hugetlb, ALLOC_PAGES_HUGE, ALLOC_PAGES_SHMEM),
@@ -382,6 +383,7 @@ def fallocate_body(s: StateView, fd: E, mode: E, off: E, len: E) -> list[Rule]: 
         ok(0, size=newsize,
            hpage0_cached=If(~s.hugetlb | (newsize >= hpage(s)), 0,
                             If(off < hpage(s), 1, s.hpage0_cached)),
+           **as_updates(allocates(s, off, end)),
            why="allocation puts the pages in the page cache, also past EOF with KEEP_SIZE; "
                "without it i_size becomes offset + len, unaligned on hugetlbfs too"),
     ]

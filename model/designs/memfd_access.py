@@ -5,6 +5,7 @@ long-term FOLL_WRITE pins). Rule bodies only; model/designs/memfd.py makes them 
 
 from __future__ import annotations
 
+from model.designs.memfd_data import faults, fills, removes
 from model.designs.memfd_pages import hpage, page, page_index, pages_bytes
 from model.designs.memfd_state import (
     CHG_DMA,
@@ -95,8 +96,9 @@ def store_body(s: StateView, m: E, off: E, mpages: E, moff: E) -> list[Rule]:
                why="access_error(): the VMA lacks VM_WRITE"),
         signal("SIGBUS", when=page_past_eof(s, moff + off), label="past_eof",
                why="shmem_fault()/hugetlb_no_page(): page beyond i_size"),
-        ok(0, effects=If(m == SH_RW, CHG_MAP, 0),
-           why="a shared store changes the file; a private one copies the page"),
+        ok(0, effects=If(m == SH_RW, CHG_MAP, 0), **as_updates(faults(s, moff + off)),
+           why="a shared store changes the file; a private one copies the page (do_cow_fault() "
+               "reads the file's page in first)"),
     ]
 
 
@@ -104,7 +106,8 @@ def load_body(s: StateView, m: E, off: E, mpages: E, moff: E) -> list[Rule]:
     """A one-byte load at byte `off` of a mapping at file offset `moff`: the fault on the
     page it hits."""
     return [have_map(s, m), *within_pages(s, off, mpages, moff),
-            signal("SIGBUS", when=page_past_eof(s, moff + off), label="past_eof"), ok(0)]
+            signal("SIGBUS", when=page_past_eof(s, moff + off), label="past_eof"),
+            ok(0, **as_updates(faults(s, moff + off)))]
 
 
 def mem_write_body(s: StateView, m: E, off: E, moff: E) -> list[Rule]:
@@ -127,7 +130,7 @@ def mem_write_body(s: StateView, m: E, off: E, moff: E) -> list[Rule]:
                  "shared mapping is not one"),
         fail("EIO", when=page_past_eof(s, moff), label="past_eof",
              why="the fault fails (SIGBUS beyond EOF): nothing copied"),
-        ok(1, effects=If(m == SH_RW, CHG_MAP, 0), label="ok",
+        ok(1, effects=If(m == SH_RW, CHG_MAP, 0), label="ok", **as_updates(faults(s, moff)),
            why="through VM_WRITE|VM_SHARED the page-cache page is written, as a store; "
                "through a private mapping COW is broken first and the file is unchanged"),
     ]
@@ -151,7 +154,7 @@ def vm_write_body(s: StateView, m: E, off: E, moff: E) -> list[Rule]:
              why="check_vma_flags(): FOLL_WRITE without FOLL_FORCE needs VM_WRITE"),
         fail("EFAULT", when=page_past_eof(s, moff), label="past_eof",
              why="the fault fails (SIGBUS beyond EOF): nothing copied"),
-        ok(1, effects=If(m == SH_RW, CHG_MAP, 0), label="ok",
+        ok(1, effects=If(m == SH_RW, CHG_MAP, 0), label="ok", **as_updates(faults(s, moff)),
            why="a shared writable mapping's page is the file's; a private one is copied"),
     ]
 
@@ -197,6 +200,7 @@ def madvise_remove_body(s: StateView, m: E, len: E, moff: E) -> list[Rule]:  # n
         pinned_page0_kept(s, removes0 & (s.size > 0)),
         ok(0, effects=If(s.size > moff, CHG_FD, 0),
            hpage0_cached=If(removes0, 0, s.hpage0_cached),
+           **as_updates(removes(s, moff, moff + span)),
            why="the range is punched out of the file, as fallocate() through a descriptor "
                "does (seal-checked like it), even past EOF (nothing to remove)"),
     ]
@@ -253,6 +257,8 @@ def madvise_body(s: StateView, m: E, len: E, advice: E, moff: E) -> list[Rule]: 
                  why=CACHED_UNKNOWN),
         fail("EFAULT", when=populate & page_past_eof(s, moff), label="populate_past_eof",
              why="madvise_populate(): the fault beyond EOF is VM_FAULT_SIGBUS"),
+        ok(0, when=populate, label="populated", **as_updates(faults(s, moff)),
+           why="the fault maps the page in: data (memfd_data.py)"),
         ok(0, why="advice only: no content, size or seal changes"),
     ]
 
@@ -276,7 +282,8 @@ def pin_body(s: StateView, m: E, moff: E) -> list[Rule]:
         requires(moff == 0, label="page0", why=PAGE0_ONLY),
         fail("EFAULT", when=past_eof(s), label="past_eof",
              why="get_user_pages() cannot fault the page in"),
-        ok(0, pin_ref=s.pin_ref + 1),
+        ok(0, pin_ref=s.pin_ref + 1, **as_updates(faults(s, moff)),
+           why="get_user_pages() faults the page in"),
     ]
 
 
@@ -289,7 +296,7 @@ def gup_pin_body(s: StateView, m: E, moff: E) -> list[Rule]:
         fail("EFAULT", unless=m == SH_RW, label="no_vm_write",
              why="check_vma_flags(): FOLL_WRITE needs VM_WRITE"),
         fail("EFAULT", when=past_eof(s), label="past_eof"),
-        ok(0, pin_gup=s.pin_gup + 1),
+        ok(0, pin_gup=s.pin_gup + 1, **as_updates(faults(s, moff))),
     ]
 
 
@@ -322,6 +329,7 @@ def udmabuf_body(s: StateView, fd: E, off: E, size: E) -> list[Rule]:
         requires(off == 0, label="page0", why=PAGE0_ONLY),
         ok(0, pin_gup=s.pin_gup + 1,
            hpage0_cached=If(s.hugetlb & (s.size < hpage(s)), 1, s.hpage0_cached),
+           **as_updates(fills(s, off, off + size, keep_falloc=True)),
            why="memfd_pin_folios() -> memfd_alloc_folio() fills a hole (hugetlbfs: a huge "
                "page from the pool, which the model assumes has enough)"),
     ]

@@ -64,6 +64,7 @@ from model.designs.memfd import (
     pins,
 )
 from model.designs.memfd_517 import O_MEMFD, with_flags_word
+from model.designs.memfd_data import fills
 from model.designs.memfd_open import open_how, truncates
 from model.designs.memfd_rw import write_begin_refusal, written
 from model.designs.memfd_state import FD_ALL, GETFLAGS_ONLY, fsflags_cleared
@@ -156,7 +157,7 @@ def preserve_body(s: StateView, fd: E) -> list[Rule]:
         fail("EFBIG", when=(s.size + PAGE_SIZE - 1) // PAGE_SIZE > UINT_MAX, label="too_large",
              why="memfd_luo_preserve(): more than UINT_MAX pages; shmem_freeze(false)"),
         ok(0, luo_n=s.luo_n + 1, luo_pin=If(s.size > 0, 1, s.luo_pin), luo_mode=s.mode,
-           luo_seals=s.seals,
+           luo_seals=s.seals, **as_updates(fills(s, 0, s.size, keep_falloc=True)),
            **as_updates(s.with_flag("MAPPING_FROZEN", True, site="shmem_freeze")),
            why="shmem_freeze(true); memfd_pin_folios() over [0, i_size); seals and size "
                "recorded in the serialization"),

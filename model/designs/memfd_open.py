@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from model.designs.memfd_data import cut_to
 from model.designs.memfd_rw import DESC_APPEND, DESC_READ, fmode_read_param, o_append_param
 from model.designs.memfd_state import (
     FD,
@@ -131,6 +132,7 @@ def open_rules(s: StateView, how: E, label: str, sealable: bool = True) -> list[
         pinned_page0_kept(s, trunc & ((s.size > 0) | s.hpage0_cached)),
         ok(0, label=label, size=If(trunc, 0, s.size),
            hpage0_cached=If(trunc, 0, s.hpage0_cached),
+           **as_updates(cut_to(s, If(trunc, 0, s.size))),
            **as_updates(bump(s, FD_FIELDS, If(writes, RW, RO), +1))),
     ]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
+from model.designs.memfd_data import fills, seek_rules
 from model.designs.memfd_pages import LOFF, MAX_LFS_FILESIZE, SIZE, _byte_param
 from model.designs.memfd_state import (
     CHG_FD,
@@ -23,6 +24,7 @@ from model.designs.memfd_state import (
     write_sealed,
 )
 from model.lang import Action, E, If, Param, Rule, boolean, fail, ok, requires, word
+from model.lang.action import as_updates
 from model.lang.callspec import Fd, Num, Ptr
 from model.lang.expr import BOOL, BV, const
 from model.lang.schema import StateView
@@ -123,7 +125,8 @@ def write_begin_refusal(s: StateView, off: E, len: E, chunk: int, refuses: E,  #
     return [
         fail("EPERM", when=past & (stop <= off), label=label, why=why + ", first chunk"),
         ok(stop - off, when=past, label=f"{label}_short", effects=CHG_FD,
-           why=why + "; generic_perform_write() returns the bytes written before it"),
+           why=why + "; generic_perform_write() returns the bytes written before it",
+           **as_updates(fills(s, off, stop))),
     ]
 
 
@@ -207,7 +210,8 @@ def write_iter_rules(s: StateView, off: E, len: E,  # noqa: A002
         fail("EPERM", when=write_sealed(s), label="write_seal",
              why="shmem_write_begin(): WRITE or FUTURE_WRITE"),
         *grow_seal_rules(s, off, len, PAGE_SIZE, piece),
-        ok(len, effects=CHG_FD, size=If(end > s.size, end, s.size)),
+        ok(len, effects=CHG_FD, size=If(end > s.size, end, s.size),
+           **as_updates(fills(s, off, end))),
     ]
 
 
@@ -571,15 +575,17 @@ def lseek_body(s: StateView, fd: E, pos: E, off: E, whence: E) -> list[Rule]:
     """ksys_lseek() then shmem_file_llseek() (generic_file_llseek_size() with s_maxbytes
     MAX_LFS_FILESIZE and i_size) or hugetlbfs's default_llseek(): SEEK_SET off, SEEK_CUR
     f_pos + off, SEEK_END i_size + off; a result below 0 (a sum past LLONG_MAX wraps below
-    0) is EINVAL (vfs_setpos()); the result becomes f_pos (Action.fpos "set")."""
+    0) is EINVAL (vfs_setpos()); SEEK_DATA/SEEK_HOLE as memfd_data.seek_rules() says; the
+    result becomes f_pos (Action.fpos "set")."""
     new = If(whence == SEEK_SET, off, If(whence == SEEK_CUR, pos + off, s.size + off))
+    seeks, found = seek_rules(s, off, whence)
     return [
         have_fd(s, fd),
         fail("EINVAL", when=whence > SEEK_MAX, label="bad_whence",
              why="ksys_lseek(): whence > SEEK_MAX"),
-        requires(whence <= SEEK_END, label="seek_data_hole",
-                 why="SEEK_DATA/SEEK_HOLE look for the page cache's holes "
-                     "(mapping_seek_hole_data()), which the model does not hold page by page"),
+        *seeks,
+        ok(found, when=whence > SEEK_END, label="seek_data_hole",
+           why="the offset found becomes f_pos (vfs_setpos())"),
         fail("EINVAL", when=(new < 0) | (new > MAX_LFS_FILESIZE), label="bad_pos",
              why="vfs_setpos(): a negative position"),
         ok(new),

@@ -5,6 +5,7 @@ rule bodies share (model/designs/memfd.py, and the designs derived from it).
 
 from __future__ import annotations
 
+from model.designs.memfd_data import DATA_FIELDS
 from model.designs.memfd_pages import GPAGE_SIZE, hpage
 from model.lang import (
     E,
@@ -118,6 +119,7 @@ SCHEMA = Schema((
           "index is below i_size >> HPAGE_SHIFT (hugetlb_no_page()). Kept at 0 whenever "
           "size >= one huge page, where no rule reads it (a canonical form: fewer states, "
           "same behaviour)"),
+    *DATA_FIELDS,
 ))
 
 FD = enum(*FD_KINDS)

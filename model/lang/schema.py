@@ -151,13 +151,18 @@ def enum(*values: str) -> Sort:
 class Field:
     """A state variable. `ghost` fields are bookkeeping for properties, not kernel state: the
     conformance engine never compares them. `handle` marks a counter of open handles of one
-    kind ("fd", "map", "pin") so traces can name individual handles (traces/concretize.py)."""
+    kind ("fd", "map", "pin") so traces can name individual handles (traces/concretize.py).
+    `replayed` fields are kernel state only calls the search does not take read (lseek's
+    SEEK_DATA reads which pages hold data): explored actions update them, from themselves,
+    and read them for nothing else (checked, checker/explicit.py replayed_fields), so the
+    explicit search never stores them; replay and the symbolic engines hold them."""
 
     name: str
     sort: Sort
     doc: str = ""
     ghost: bool = False
     handle: tuple[str, str] | None = None  # (family, kind), e.g. ("map", "shared_rw")
+    replayed: bool = False
 
 
 @dataclass

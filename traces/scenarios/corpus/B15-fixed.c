@@ -119,6 +119,7 @@ static __maybe_unused const char *errname(int e)
 	case EOVERFLOW: return "EOVERFLOW";
 	case EXDEV: return "EXDEV";
 	case E2BIG: return "E2BIG";
+	case ENXIO: return "ENXIO";
 	default: return "E?";
 	}
 }
