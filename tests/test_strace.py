@@ -640,3 +640,19 @@ def test_a_memfd_named_by_a_path_is_outside_and_a_failed_get_is_an_observer() ->
     assert v[6].verdict == "outside" and "by a path" in (v[6].reason or "")
     assert v[7].verdict == "outside" and v[7].reason == "after an unjudged call at 6"
     assert 8 not in v  # /proc/self/fd/4 names no followed memfd
+
+
+def test_seek_data_is_judged_until_the_memfd_is_mapped() -> None:
+    """A log shows no load or store, and a fault makes a page data (NOTES.md "Pages that
+    hold data"): SEEK_DATA/SEEK_HOLE are judged before the memfd's first mapping, and
+    outside the model after it (here the kernel's 12288 follows a load strace did not show)."""
+    log = ('memfd_create("seek", MFD_ALLOW_SEALING) = 3\nftruncate(3, 12288) = 0\n'
+           'pwrite64(3, "abc", 3, 4096) = 3\nfallocate(3, 0, 8192, 4096) = 0\n'
+           "lseek(3, 4096, SEEK_HOLE) = 8192\nlseek(3, 0, SEEK_DATA) = 4096\n"
+           "mmap(NULL, 12288, PROT_READ, MAP_PRIVATE, 3, 0) = 0x7f63125fd000\n"
+           "lseek(3, 4096, SEEK_HOLE) = 12288\n")
+    v = {x.line: x for x in judge_log(parse_log(log)).verdicts}
+    assert v[5].verdict == v[6].verdict == "agrees"
+    assert v[8].verdict == "outside" and "strace does not show" in (v[8].reason or "")
+    wrong = judge_log(parse_log(log.replace("= 4096\nmmap", "= 0\nmmap"))).verdicts
+    assert {x.line: x for x in wrong}[6].verdict == "disagrees"

@@ -64,6 +64,11 @@ PATH_ARG = {"file_setattr": 1, "file_getattr": 1, "newfstatat": 1, "statx": 1,
             "lstat": 0, "access": 0, "setxattr": 0, "lsetxattr": 0, "getxattr": 0,
             "lgetxattr": 0, "listxattr": 0, "llistxattr": 0, "removexattr": 0,
             "lremovexattr": 0, "utime": 0, "utimes": 0}
+#: lseek's whence values that read which pages hold data, and why they are not judged once
+#: the memfd was mapped (NOTES.md "Pages that hold data")
+SEEKS = frozenset({"SEEK_DATA", "SEEK_HOLE", "3", "4"})
+SEEK_UNSHOWN = ("SEEK_DATA/SEEK_HOLE after the memfd was mapped: a load or store through a "
+                "mapping, which strace does not show, may have put data in a page")
 #: calls that take an address range first
 ADDR_CALLS = frozenset({"munmap", "mprotect", "madvise", "mremap", "msync", "mlock", "mlock2",
                         "munlock", "mbind", "pkey_mprotect", "remap_file_pages"})
@@ -624,6 +629,9 @@ class _Follower:
                         "still judged" if observer else ""), observer=observer)
             if name == "close":
                 self.close_fd(p, fd, c.line, None)
+            return
+        if name == "lseek" and mf.maps and len(c.args) > 2 and c.args[2].strip() in SEEKS:
+            self.add(mf, c.line, c.text, None, why=SEEK_UNSHOWN)
             return
         updated: list[tuple[int, Arg]] = []
         args = self.parsed(c, {at}, updated)
