@@ -416,7 +416,8 @@ class Differ:
         out = []
         for ex, key in ((self.ea, int(self._layers[0][0][root])),
                         (self.eb, int(self._bkeys[0][root]))):
-            st = ex.packer.unpack(key)
+            # the full initial state (a key does not hold the replayed fields)
+            st = next(s for s in ex.initial_states() if ex.packer.pack(s) == key)
             run = ARun(dict(st))
             for s, j in chain:
                 c = ex.by_name.get(self.steps[s][0])

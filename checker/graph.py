@@ -49,8 +49,9 @@ def to_dot(design: Design, g: nx.DiGraph) -> str:
     out = [f'digraph "{design.name}" {{', "  rankdir=LR;", "  node [shape=box, fontsize=9];"]
     for n, data in g.nodes(data=True):
         st = data["state"]
+        # a node is a packed state: the replayed fields are not in it (Packer.omitted)
         label = render_state(design.schema, st, only=[f.name for f in design.schema.fields
-                                                      if st[f.name] and not f.ghost])
+                                                      if st.get(f.name) and not f.ghost])
         style = ", style=bold" if data.get("initial") else ""
         out.append(f'  s{ids[n]} [label="{label or "initial"}"{style}];')
     for a, b, data in g.edges(data=True):

@@ -76,7 +76,7 @@ def witnesses(name: str) -> dict[str, ARun]:
         nxt: list[ARun] = []
         for run in frontier:
             st = run.steps[-1].after if run.steps else run.init
-            S = {n: np.array([[int(st[n])]], dtype=np.int64) for n in ex.packer.shift}
+            S = {n: np.array([[int(st[n])]], dtype=np.int64) for n in st}
             S["__shape__"] = np.zeros((1, 1), dtype=np.int8)
             for ca in ex.actions:
                 P = ex.pgrids[ca.index]
