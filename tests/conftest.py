@@ -131,6 +131,34 @@ def explored_domains(d: Design) -> Design:
     return dataclasses.replace(d, name=d.name, actions=acts)
 
 
+def judged(text: str, design: str = "memfd") -> Any:
+    """A random trace's text judged on the model, every step (design, trace, ModelReplay),
+    or the refusal's message when the model refuses a line as outside it."""
+    from checker.judge import TraceInputError
+
+    d = designs.get(design)
+    t = parse_trace(text, "<random>")
+    try:
+        return d, t, model_outcomes(d, t, stop_at_divergence=False)
+    except TraceInputError as e:
+        return str(e)
+
+
+def random_trace_agrees_on_kernel(text: str) -> None:
+    """The kernel gives every outcome the model gives the trace (skipped, with the reason,
+    when the model refuses a line or the kernel cannot run it)."""
+    from checker.kernel_replay import replay_on_kernel
+
+    r = judged(text)
+    if isinstance(r, str):
+        pytest.skip(f"refused: {r}")
+    d, t, rep = r
+    k = replay_on_kernel(d, t, rep, against="both")
+    if k.skipped:
+        pytest.skip(k.skipped)
+    assert k.divergence is None, (text, k.divergence)
+
+
 def replay_text(text: str, design: str = "memfd") -> str | None:
     """None when every outcome written in `text` is the model's; else the divergence."""
     t = parse_trace("# shmemcheck trace 1\n# design: " + design + "\n" + text, "<table>")

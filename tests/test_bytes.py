@@ -13,13 +13,11 @@ from typing import Any
 import pytest
 
 from checker.interpreter import interpreter_for
-from checker.replay import TraceInputError, model_outcomes
 from model import designs
 from model.designs.memfd_open import HOW_TEXT
 from model.lang.action import DESC_DEFAULT, MAP_DEFAULT
 from model.vocab import AT_EMPTY_PATH, FS_APPEND_FL
-from tests.conftest import run
-from traces.textfmt import parse_trace
+from tests.conftest import judged, random_trace_agrees_on_kernel, run
 
 LLONG_MAX = (1 << 63) - 1
 
@@ -295,36 +293,14 @@ def random_traces(n: int, seed: int = 14) -> list[str]:
 TRACES = random_traces(40)
 
 
-def _judge(text: str) -> object:
-    d = designs.get("memfd")
-    t = parse_trace(text, "<random>")
-    try:
-        return d, t, model_outcomes(d, t, stop_at_divergence=False)
-    except TraceInputError as e:
-        return str(e)
-
-
 def test_random_byte_arguments_are_judged_or_refused_with_a_reason() -> None:
-    judged = 0
-    for text in TRACES:
-        r = _judge(text)
-        if isinstance(r, str):
-            assert "outside the model: " in r, r
-        else:
-            judged += 1
-    assert judged >= len(TRACES) // 2, judged
+    results = [judged(text) for text in TRACES]
+    for r in results:
+        assert not isinstance(r, str) or "outside the model: " in r, r
+    assert sum(not isinstance(r, str) for r in results) >= len(TRACES) // 2
 
 
 @pytest.mark.kernel
 @pytest.mark.parametrize("i", range(len(TRACES)))
 def test_random_byte_arguments_agree_with_the_kernel(i: int) -> None:
-    from checker.kernel_replay import replay_on_kernel
-
-    r = _judge(TRACES[i])
-    if isinstance(r, str):
-        pytest.skip(f"refused: {r}")
-    d, t, rep = r  # type: ignore[misc]
-    k = replay_on_kernel(d, t, rep, against="both")
-    if k.skipped:
-        pytest.skip(k.skipped)
-    assert k.divergence is None, (TRACES[i], k.divergence)
+    random_trace_agrees_on_kernel(TRACES[i])

@@ -21,8 +21,7 @@ import random
 import pytest
 
 from checker.judge import TraceInputError
-from tests.conftest import kernel_agrees, replay_text
-from traces.textfmt import parse_trace
+from tests.conftest import judged, kernel_agrees, random_trace_agrees_on_kernel, replay_text
 
 THREE = 'memfd_create("t", MFD_ALLOW_SEALING) = 3\nftruncate(3, 12288) = 0\n'
 SH = "mmap(NULL, 12288, PROT_READ|PROT_WRITE, MAP_SHARED, 3, 0) = m1\n"
@@ -175,35 +174,14 @@ def random_seek_traces(n: int, seed: int = 46) -> list[str]:
 SEEK_TRACES = random_seek_traces(30)
 
 
-def _judged(text: str) -> object:
-    from checker.replay import model_outcomes
-    from model import designs
-
-    d = designs.get("memfd")
-    t = parse_trace(text, "<random>")
-    try:
-        return d, t, model_outcomes(d, t, stop_at_divergence=False)
-    except TraceInputError as e:
-        return str(e)
-
-
 def test_random_seeks_are_judged_or_refused_with_a_reason() -> None:
-    judged = [r for r in map(_judged, SEEK_TRACES) if not isinstance(r, str)]
-    for r in map(_judged, SEEK_TRACES):
+    results = [judged(text) for text in SEEK_TRACES]
+    for r in results:
         assert not isinstance(r, str) or "outside the model: " in r, r
-    assert len(judged) >= len(SEEK_TRACES) // 2, len(judged)
+    assert sum(not isinstance(r, str) for r in results) >= len(SEEK_TRACES) // 2
 
 
 @pytest.mark.kernel
 @pytest.mark.parametrize("i", range(len(SEEK_TRACES)))
 def test_random_seeks_agree_with_the_kernel(i: int) -> None:
-    from checker.kernel_replay import replay_on_kernel
-
-    r = _judged(SEEK_TRACES[i])
-    if isinstance(r, str):
-        pytest.skip(f"refused: {r}")
-    d, t, rep = r  # type: ignore[misc]
-    k = replay_on_kernel(d, t, rep, against="both")
-    if k.skipped:
-        pytest.skip(k.skipped)
-    assert k.divergence is None, (SEEK_TRACES[i], k.divergence)
+    random_trace_agrees_on_kernel(SEEK_TRACES[i])

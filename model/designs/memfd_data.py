@@ -57,9 +57,10 @@ def holds_pages(s: StateView) -> bool:
     return hasattr(s, "data_far")
 
 
-def _overlaps(i: int, start: E | int, end: E) -> E:
-    """Page i (4 KiB) holds a byte of [start, end)."""
-    return (start < (i + 1) * PAGE_SIZE) & (end > i * PAGE_SIZE)
+def _hits(s: StateView, start: E | int, end: E) -> list[E]:
+    """Per held page: a shmem page (4 KiB) holding a byte of [start, end)."""
+    return [~s.hugetlb & (start < (i + 1) * PAGE_SIZE) & (end > i * PAGE_SIZE)
+            for i in range(DATA_PAGES)]
 
 
 def fills(s: StateView, start: E | int, end: E, *, keep_falloc: bool = False) -> dict[str, E]:
@@ -68,16 +69,14 @@ def fills(s: StateView, start: E | int, end: E, *, keep_falloc: bool = False) ->
     holes but leaves a fallocated folio as it is."""
     if not holds_pages(s):
         return {}
-    shm = ~s.hugetlb
     out: dict[str, E] = {}
-    for i in range(DATA_PAGES):
-        hit = shm & _overlaps(i, start, end)
+    for i, hit in enumerate(_hits(s, start, end)):
         if keep_falloc:
             out[DATA[i]] = s[DATA[i]] | (hit & ~s[FALLOC[i]])
         else:
             out[DATA[i]] = s[DATA[i]] | hit
             out[FALLOC[i]] = s[FALLOC[i]] & ~hit
-    out["data_far"] = s.data_far | (shm & (end > FAR))
+    out["data_far"] = s.data_far | (~s.hugetlb & (end > FAR))
     return out
 
 
@@ -95,14 +94,12 @@ def allocates(s: StateView, start: E, end: E) -> dict[str, E]:
     seek traces (tests/test_seek_data.py) on 6.18.44."""
     if not holds_pages(s):
         return {}
-    shm = ~s.hugetlb
     out: dict[str, E] = {}
-    for i in range(DATA_PAGES):
-        hit = shm & _overlaps(i, start, end)
+    for i, hit in enumerate(_hits(s, start, end)):
         out[DATA[i]] = s[DATA[i]] | (hit & s[FALLOC[i]])
         out[FALLOC[i]] = If(hit, ~s[DATA[i]] & ~s[FALLOC[i]], s[FALLOC[i]])
     # past the held pages whether a folio was fallocated before is not held: it may be data
-    out["data_far"] = s.data_far | (shm & (end > FAR))
+    out["data_far"] = s.data_far | (~s.hugetlb & (end > FAR))
     return out
 
 
