@@ -194,7 +194,7 @@ class Unroller:
 
     def decode(self, model: z3.ModelRef, steps: int, violation: str | None = None) -> ARun:
         enc = self.enc
-        run = ARun(enc.decode_state(model, self.s(0)), violation=violation)
+        run = ARun(enc.decode_init(model, self.s(0)), violation=violation)
         for i in range(steps):
             a, params, out, eff, label = enc.decode_step(model, self.s(i), self.st(i))
             run.steps.append(AStep(enc.action_at(a).action.name, params, out, eff,

@@ -72,7 +72,11 @@ class Encoder:
         validate(design)  # a design that is not well formed is refused, never masked
         self.design = design
         self.schema: Schema = design.schema
-        self.fields: tuple[Field, ...] = self.schema.fields
+        # the replayed fields (model/lang/schema.py) are left out, as the packer leaves them:
+        # no explored action and no property reads them (checker/interpreter.py
+        # replayed_fields), so the encoded system is the exact quotient
+        self.fields: tuple[Field, ...] = tuple(f for f in self.schema.fields if not f.replayed)
+        self.replayed = tuple(f.name for f in self.schema.fields if f.replayed)
         self.s = {f.name: self._var(f"s.{f.name}", f.sort) for f in self.fields}
         self.n = {f.name: self._var(f"n.{f.name}", f.sort) for f in self.fields}
         self.out = z3.Int("out")
@@ -264,7 +268,16 @@ class Encoder:
         return self._prop_cache[key]
 
     def decode_state(self, model: z3.ModelRef, s: Mapping[str, Z]) -> dict[str, int]:
+        """The encoded fields' values (not the replayed ones)."""
         return {f.name: as_int(model, s[f.name]) for f in self.fields}
+
+    def decode_init(self, model: z3.ModelRef, s: Mapping[str, Z]) -> dict[str, int]:
+        """An initial state, whole: the replayed fields at their one initial value."""
+        ch = self.design.init.choices(self.schema)
+        out = self.decode_state(model, s)
+        for n in self.replayed:
+            (out[n],) = ch[n]
+        return out
 
     def decode_step(self, model: z3.ModelRef, s: Mapping[str, Z], st: Mapping[str, Z]
                     ) -> tuple[int, dict[str, int], int, int, str]:

@@ -103,7 +103,7 @@ class Replayer:
                 diffs.append(f"effects {step.eff:#x} vs z3 {zs.eff:#x}")
             if step.rule != zs.rule:
                 diffs.append(f"rule {step.rule} vs z3 {zs.rule}")
-            for k in st:
+            for k in zs.after:  # the encoded fields (Encoder.fields)
                 if step.after[k] != zs.after[k]:
                     diffs.append(f"{k}' = {step.after[k]} vs z3 {zs.after[k]}")
             if diffs:

@@ -155,7 +155,7 @@ class Field:
     `replayed` fields are kernel state only calls the search does not take read (lseek's
     SEEK_DATA reads which pages hold data): explored actions update them, from themselves,
     and read them for nothing else (checked, checker/explicit.py replayed_fields), so the
-    explicit search never stores them; replay and the symbolic engines hold them."""
+    explicit engines never pack them and the z3 encoding leaves them out; replay holds them."""
 
     name: str
     sort: Sort
