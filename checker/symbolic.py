@@ -371,11 +371,13 @@ class _Ctx:
 
     def cti_text(self, run: ARun) -> str:
         sch = self.design.schema
+        # the encoded fields: a replayed one is not in the encoding (Encoder.fields)
+        shown = [f.name for f in sch.fields if not f.replayed]
         lines = ["counterexample to induction (states NOT known to be reachable; not a bug):",
-                 f"  s0: {render_state(sch, run.init)}"]
+                 f"  s0: {render_state(sch, run.init, only=shown)}"]
         for i, st in enumerate(run.steps, 1):
             lines.append(f"  --{st.action}{st.params} -> {st.rule}-->")
-            lines.append(f"  s{i}: {render_state(sch, st.after)}")
+            lines.append(f"  s{i}: {render_state(sch, st.after, only=shown)}")
         lines.append("  the last state "
                      + ("has a transition violating the property"
                         if self.goal.on_transition else "violates the property")

@@ -154,7 +154,7 @@ class Field:
     kind ("fd", "map", "pin") so traces can name individual handles (traces/concretize.py).
     `replayed` fields are kernel state only calls the search does not take read (lseek's
     SEEK_DATA reads which pages hold data): explored actions update them, from themselves,
-    and read them for nothing else (checked, checker/explicit.py replayed_fields), so the
+    and read them for nothing else (checked, checker/interpreter.py replayed_fields), so the
     explicit engines never pack them and the z3 encoding leaves them out; replay holds them."""
 
     name: str
