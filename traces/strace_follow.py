@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 
 from model import designs, vocab
+from model.designs.memfd_data import SEEK_DATA, SEEK_HOLE
+from model.designs.memfd_fpos import SEEK_WHENCE
 from traces.strace_log import LogCall, LogExit, LogSignal, StraceLog
 from traces.strace_records import Event, Mapping, Memfd
 from traces.syscalls import TraceError, const
@@ -66,7 +68,8 @@ PATH_ARG = {"file_setattr": 1, "file_getattr": 1, "newfstatat": 1, "statx": 1,
             "lremovexattr": 0, "utime": 0, "utimes": 0}
 #: lseek's whence values that read which pages hold data, and why they are not judged once
 #: the memfd was mapped (NOTES.md "Pages that hold data")
-SEEKS = frozenset({"SEEK_DATA", "SEEK_HOLE", "3", "4"})
+SEEKS = frozenset({n for n, v in SEEK_WHENCE.items() if v in (SEEK_DATA, SEEK_HOLE)}
+                  | {str(SEEK_DATA), str(SEEK_HOLE)})
 SEEK_UNSHOWN = ("SEEK_DATA/SEEK_HOLE after the memfd was mapped: a load or store through a "
                 "mapping, which strace does not show, may have put data in a page")
 #: calls that take an address range first

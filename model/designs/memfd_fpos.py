@@ -6,6 +6,7 @@ so the engines do not explore these actions."""
 
 from __future__ import annotations
 
+from model.designs.memfd_data import SEEK_DATA, SEEK_HOLE
 from model.designs.memfd_pages import LOFF, SIZE
 from model.designs.memfd_rw import (
     DESC_APPEND,
@@ -47,7 +48,7 @@ SENDFILE_NULL = ("the in description's f_pos, read and advanced beside the out o
                  "model judges sendfile from a given offset ([N])")
 
 SEEK_WHENCE = {"SEEK_SET": SEEK_SET, "SEEK_CUR": SEEK_CUR, "SEEK_END": SEEK_END,
-               "SEEK_DATA": 3, "SEEK_HOLE": 4}
+               "SEEK_DATA": SEEK_DATA, "SEEK_HOLE": SEEK_HOLE}
 
 FPOS_ACTIONS: tuple[Action, ...] = (
     # write/read/lseek at the description's f_pos, which the handle table of a trace holds
